@@ -1,0 +1,63 @@
+// swift-tools-version:6.0
+// pathkernel: turn a gradient-descent training run into an explicit kernel machine.
+//
+// Dependencies point one way (top depends on bottom, never back):
+//
+//   pathkernel (CLI) ── PKTraining ── PKNetworks, PKOptim, PKData ── PKNumerics ── CBLAS
+//                     └─ PKTrace ── CSQLite            (the trace store knows SQLite alone)
+//
+// The analyzer (a later module) depends on PKNetworks, PKOptim and PKTrace, never on PKTraining.
+import PackageDescription
+
+let package = Package(
+    name: "pathkernel",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "pathkernel", targets: ["pathkernel"]),
+        .library(name: "PathKernel", targets: ["PKNumerics", "PKNetworks", "PKData", "PKOptim", "PKTrace", "PKTraining"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-numerics", from: "1.1.1"),
+    ],
+    targets: [
+        // MARK: - System libraries
+        .systemLibrary(name: "CBLAS", pkgConfig: "openblas",
+                       providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3",
+                       providers: [.apt(["libsqlite3-dev"]), .brew(["sqlite"])]),
+        .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
+
+        // MARK: - Public API
+        /// Dense matrices, GEMM through CBLAS, Gauss–Legendre rules, the portable RNG.
+        .target(name: "PKNumerics", dependencies: [
+            .target(name: "CBLAS", condition: .when(platforms: [.linux])),
+            .product(name: "RealModule", package: "swift-numerics"),
+        ]),
+        /// Model specs, MLPs, forward/backward passes, Jacobians.
+        .target(name: "PKNetworks", dependencies: ["PKNumerics"]),
+        /// Losses, optimizers (pure value transformations) and learning-rate schedules.
+        .target(name: "PKOptim", dependencies: ["PKNumerics"]),
+        /// Dataset generators and file loaders (CSV, IDX).
+        .target(name: "PKData", dependencies: ["PKNumerics", "CZlib"]),
+        /// The SQLite trace store. Depends on SQLite alone.
+        .target(name: "PKTrace", dependencies: ["CSQLite"]),
+        /// Run configs, presets, the training loop and its observers (progress, recording).
+        .target(name: "PKTraining", dependencies: ["PKNumerics", "PKNetworks", "PKOptim", "PKData", "PKTrace"]),
+        /// The command line: thin, calls library code only.
+        .executableTarget(name: "pathkernel", dependencies: [
+            "PKTraining", "PKTrace",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+
+        // MARK: - Unit test bundles
+        .testTarget(name: "PKNumericsTests", dependencies: ["PKNumerics"]),
+        .testTarget(name: "PKNetworksTests", dependencies: ["PKNetworks", "PKOptim"]),
+        .testTarget(name: "PKOptimTests", dependencies: ["PKOptim"]),
+        .testTarget(name: "PKDataTests", dependencies: ["PKData"]),
+        .testTarget(name: "PKTraceTests", dependencies: ["PKTrace"]),
+        .testTarget(name: "PKTrainingTests", dependencies: ["PKTraining"]),
+        .testTarget(name: "CLITests", dependencies: ["PKTraining", "PKTrace"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

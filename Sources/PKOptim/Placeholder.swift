@@ -1,0 +1,1 @@
+// module — placeholder, replaced by the module's sources.

@@ -1,0 +1,117 @@
+import Testing
+import RealModule
+@testable import PKNumerics
+
+/// Relative closeness with a named tolerance: |a − b| ≤ tol · max(1, |a|, |b|).
+func close(_ a: Double, _ b: Double, tol: Double) -> Bool {
+    abs(a - b) <= tol * max(1, abs(a), abs(b))
+}
+
+@Suite("GEMM against the triple loop")
+struct GemmTests {
+    @Test(arguments: [(1, 1, 1), (3, 5, 2), (17, 9, 33), (64, 1, 7)])
+    func matchesNaive(shape: (Int, Int, Int)) {
+        var rng = PortableRandom(seed: 7)
+        let (m, k, n) = shape
+        let a = Matrix(rows: m, cols: k, data: (0..<(m * k)).map { _ in rng.normal() })
+        let b = Matrix(rows: k, cols: n, data: (0..<(k * n)).map { _ in rng.normal() })
+        let fast = a * b
+        let slow = Matrix.naiveProduct(a, b)
+        for (x, y) in zip(fast.data, slow.data) { #expect(close(x, y, tol: 1e-12)) }
+        // Transposed operands against explicitly transposed matrices.
+        let t = Matrix.product(a.transposed, transposeA: true, b.transposed, transposeB: true)
+        for (x, y) in zip(t.data, slow.data) { #expect(close(x, y, tol: 1e-12)) }
+    }
+
+    @Test func betaAccumulates() {
+        let a = Matrix([[1, 2], [3, 4]])
+        var c = Matrix([[1, 1], [1, 1]])
+        Matrix.gemm(a, Matrix.identity(2), alpha: 2, beta: 3, into: &c)
+        #expect(c.data.elementsEqual([5, 7, 9, 11]) { close($0, $1, tol: 1e-15) })
+    }
+}
+
+@Suite("Gauss–Legendre on [0, 1]")
+struct GaussLegendreTests {
+    /// Exact for every monomial of degree ≤ 2q − 1: ∫₀¹ sᵏ ds = 1/(k + 1).
+    @Test(arguments: [1, 2, 3, 4, 5, 8, 16, 31, 32, 48, 64])
+    func polynomialExactness(q: Int) {
+        let rule = GaussLegendre(nodes: q)
+        #expect(rule.nodes.count == q)
+        #expect(close(rule.weights.reduce(0, +), 1, tol: 1e-14))
+        #expect(rule.nodes.allSatisfy { $0 > 0 && $0 < 1 })
+        #expect(zip(rule.nodes, rule.nodes.dropFirst()).allSatisfy { $0 < $1 })
+        for k in 0...(2 * q - 1) {
+            let exact = 1.0 / Double(k + 1)
+            let got = rule.integrate { Double.pow($0, k) }
+            #expect(close(got, exact, tol: 1e-13), "q=\(q) k=\(k): \(got) vs \(exact)")
+        }
+    }
+
+    /// And not exact at degree 2q (the rule is no better than claimed, so the test can fail).
+    @Test(arguments: [1, 2, 3, 4])
+    func notExactBeyond(q: Int) {
+        let rule = GaussLegendre(nodes: q)
+        let k = 2 * q
+        #expect(abs(rule.integrate { Double.pow($0, k) } - 1.0 / Double(k + 1)) > 1e-6)
+    }
+
+    @Test func knownTwoPointRule() {
+        let r = GaussLegendre(nodes: 2)
+        #expect(close(r.nodes[0], 0.5 - 0.5 / 3.0.squareRoot(), tol: 1e-15))
+        #expect(close(r.weights[0], 0.5, tol: 1e-15))
+    }
+}
+
+@Suite("Portable random generator")
+struct PortableRandomTests {
+    /// Reference values from the published C code (splitmix64 seeding + xoshiro256**),
+    /// reproduced by Tools/reference/xoshiro.py.
+    @Test func matchesReferenceStream() {
+        var r = PortableRandom(seed: 42)
+        let got = (0..<4).map { _ in r.nextUInt64() }
+        #expect(got == PortableRandomTests.reference42)
+    }
+
+    static let reference42: [UInt64] = [1546998764402558742, 6990951692964543102, 12544586762248559009, 17057574109182124193]
+
+    @Test func uniformMoments() {
+        var r = PortableRandom(seed: 1)
+        let xs = (0..<200_000).map { _ in r.uniform() }
+        let mean = xs.reduce(0, +) / Double(xs.count)
+        #expect(abs(mean - 0.5) < 0.005)
+        #expect(xs.allSatisfy { $0 >= 0 && $0 < 1 })
+    }
+
+    @Test func normalMoments() {
+        var r = PortableRandom(seed: 2)
+        let xs = (0..<200_000).map { _ in r.normal() }
+        let mean = xs.reduce(0, +) / Double(xs.count)
+        let varc = xs.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(xs.count)
+        #expect(abs(mean) < 0.01)
+        #expect(abs(varc - 1) < 0.02)
+    }
+
+    @Test func portableLogMatchesLibm() {
+        var r = PortableRandom(seed: 3)
+        for _ in 0..<10_000 {
+            let x = r.uniform() * 10 + 1e-300
+            #expect(close(PortableRandom.log(x), Double.log(x), tol: 4e-16))
+        }
+        for x in [1e-300, 1e-5, 0.5, 1.0, 2.0, 1e300, 5e-324] {
+            #expect(close(PortableRandom.log(x), Double.log(x), tol: 4e-16), "\(x)")
+        }
+    }
+
+    @Test func sameSeedSameStream() {
+        var a = PortableRandom(seed: 99), b = PortableRandom(seed: 99)
+        for _ in 0..<1000 { #expect(a.normal().bitPattern == b.normal().bitPattern) }
+    }
+
+    @Test func permutationIsAPermutation() {
+        var r = PortableRandom(seed: 5)
+        let p = r.permutation(1000)
+        #expect(p.sorted() == Array(0..<1000))
+        #expect(p != Array(0..<1000))
+    }
+}
