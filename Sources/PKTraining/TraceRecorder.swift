@@ -1,0 +1,89 @@
+import Foundation
+import PKData
+import PKNetworks
+import PKNumerics
+import PKTrace
+
+/// The observer that writes a run into a trace file.
+///
+/// Creating the file, the run row, the data and the parameter layout happens on `started`
+/// (on the training thread, once). Step rows and checkpoints go to a `BackgroundTraceWriter`,
+/// which writes on its own thread, so the training thread never waits on the disk. A write
+/// failure (disk full, for instance) makes `stopReason` non-nil and the loop stops with status
+/// `aborted`; everything committed before stays valid.
+public final class TraceRecorder: TrainingObserver {
+    public let path: String
+    private var writer: BackgroundTraceWriter?
+    public private(set) var error: String?
+    /// Testing hook: cap the SQLite file at this many pages (simulates a full disk).
+    var maxPageCount: Int? = nil
+
+    public init(path: String) { self.path = path }
+
+    public var stopReason: String? {
+        if let error { return error }
+        if let e = writer?.firstError { return "\(e)" }
+        return nil
+    }
+
+    public func observe(_ event: TrainingEvent) {
+        switch event {
+        case .started(let start):
+            do {
+                let tw = try TraceWriter.create(at: path, run: TraceRecorder.runInfo(start),
+                                                data: TraceRecorder.traceData(start.data),
+                                                layout: start.model.layout.map {
+                                                    TensorLayout(name: $0.name, shape: $0.shape, offset: $0.offset, count: $0.count)
+                                                }, maxPageCount: maxPageCount)
+                writer = BackgroundTraceWriter(writer: tw)
+            } catch {
+                self.error = "\(error)"
+            }
+        case .step(let s):
+            writer?.enqueueStep(StepRecord(step: s.step, epoch: s.epoch, learningRate: s.learningRate,
+                                           batch: s.batch.map { Int32($0) }, loss: s.loss))
+        case .checkpoint(let step, let parameters):
+            writer?.enqueueCheckpoint(step: step, parameters: parameters)
+        case .finished(let outcome):
+            writer?.enqueueStatus(outcome.status, message: outcome.message)
+        }
+    }
+
+    /// Waits until everything is on disk and closes the file; throws the first write error.
+    public func finish() throws {
+        if let error { throw RecorderError(error) }
+        try writer?.finish()
+        writer = nil
+    }
+
+    static func runInfo(_ start: TrainingStart) -> RunInfo {
+        let now = ISO8601DateFormatter().string(from: Date())
+        let c = start.config
+        func json<T: Encodable>(_ v: T) -> String {
+            let enc = JSONEncoder()
+            enc.outputFormatting = [.sortedKeys]
+            return String(decoding: (try? enc.encode(v)) ?? Data(), as: UTF8.self)
+        }
+        return RunInfo(toolVersion: ToolInfo.version, name: c.name, seed: c.seed, status: .running,
+                       statusMessage: nil, createdAt: now, updatedAt: now, finishedAt: nil,
+                       task: start.data.train.task.rawValue, numOutputs: start.data.train.outputDim,
+                       modelJSON: json(c.model), lossJSON: json(c.loss), optimizerJSON: json(c.optimizer),
+                       configJSON: c.encoded(), precision: c.training.precision,
+                       checkpointEvery: c.training.checkpointEvery, plannedSteps: start.plannedSteps)
+    }
+
+    /// Inputs as `[n, d]`; targets as `[n]` (class indices) for classification, `[n, C]` for regression.
+    static func traceData(_ split: DataSplit) -> TraceData {
+        func x(_ d: Dataset) -> DataArray { DataArray(shape: [d.x.rows, d.x.cols], values: d.x.data) }
+        func y(_ d: Dataset) -> DataArray {
+            d.task == .regression ? DataArray(shape: [d.y.rows, d.y.cols], values: d.y.data)
+                                  : DataArray(shape: [d.y.rows], values: d.y.data)
+        }
+        return TraceData(trainX: x(split.train), trainY: y(split.train), testX: x(split.test), testY: y(split.test))
+    }
+}
+
+public struct RecorderError: Error, CustomStringConvertible {
+    public let description: String
+    init(_ d: String) { description = d }
+}

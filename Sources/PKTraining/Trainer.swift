@@ -1,0 +1,97 @@
+import Foundation
+import PKData
+import PKNetworks
+import PKNumerics
+import PKOptim
+import PKTrace
+
+/// The training loop: (S)GD on the mean batch loss, emitting typed events.
+///
+/// Update `t`: `w_{t+1} = w_t − η_t (∇_w (1/|B_t|) Σ_{i∈B_t} ℓ(f(x_i; w_t), y_i) + λ w_t)`.
+/// A non-finite loss or parameter stops the run with status `diverged`; the last finite
+/// weights are checkpointed so the trace keeps everything up to that point.
+public struct Trainer: Sendable {
+    public let config: RunConfig
+    public let data: DataSplit
+    public let model: MLP
+
+    public init(config: RunConfig, data: DataSplit) throws {
+        try config.validate()
+        try config.validate(against: data)
+        self.config = config
+        self.data = data
+        self.model = try MLP(spec: config.model)
+    }
+
+    /// Loads the config's data and builds the trainer.
+    public init(config: RunConfig) throws {
+        try config.validate()
+        let split = try config.data.load(seed: config.seed)
+        try self.init(config: config, data: split)
+    }
+
+    /// Runs the loop. `shouldStop` is polled once per step (for example set by SIGINT); a stop
+    /// ends the run with status `aborted`.
+    @discardableResult
+    public func run(observers: [TrainingObserver], shouldStop: () -> Bool = { false }) -> TrainingOutcome {
+        let T = config.training.steps
+        let k = config.training.checkpointEvery
+        let train = data.train
+        let loss = config.loss.kind
+        let gd = GradientDescent(weightDecay: config.optimizer.weightDecay)
+        var batches = BatchSchedule(count: train.count, batchSize: config.training.batchSize,
+                                    dropLast: config.training.dropLast,
+                                    fullBatch: config.optimizer.kind == .gd, seed: config.seed)
+        var w = model.initialParameters(seed: config.seed)
+        var lastCheckpoint = 0
+        var lastLoss: Double? = nil
+
+        func emit(_ e: TrainingEvent) { for o in observers { o.observe(e) } }
+        func finish(_ status: RunStatus, _ message: String?, _ done: Int) -> TrainingOutcome {
+            let outcome = TrainingOutcome(status: status, message: message, stepsDone: done,
+                                          finalParameters: w, lastLoss: lastLoss)
+            emit(.finished(outcome))
+            return outcome
+        }
+
+        emit(.started(TrainingStart(config: config, model: model, data: data, plannedSteps: T)))
+        emit(.checkpoint(step: 0, parameters: w))
+
+        for t in 0..<T {
+            if let reason = observers.lazy.compactMap({ $0.stopReason }).first {
+                if lastCheckpoint != t { emit(.checkpoint(step: t, parameters: w)) }
+                return finish(.aborted, reason, t)
+            }
+            if shouldStop() {
+                if lastCheckpoint != t { emit(.checkpoint(step: t, parameters: w)) }
+                return finish(.aborted, "stopped by the user at step \(t)", t)
+            }
+            let (epoch, batch) = batches.next()
+            let eta = config.optimizer.schedule.learningRate(step: t, totalSteps: T, base: config.optimizer.learningRate)
+            let xb = batch.count == train.count && config.optimizer.kind == .gd ? train.x : train.x.rows(at: batch)
+            let yb = batch.count == train.count && config.optimizer.kind == .gd ? train.y : train.y.rows(at: batch)
+            let (output, pullback) = model.forwardWithPullback(w, xb)
+            let (batchLoss, g) = loss.evaluate(outputs: output, targets: yb)
+            emit(.step(StepInfo(step: t, epoch: epoch, learningRate: eta, batch: batch, loss: batchLoss)))
+            guard batchLoss.isFinite else {
+                if lastCheckpoint != t { emit(.checkpoint(step: t, parameters: w)) }
+                return finish(.diverged, "non-finite loss (\(batchLoss)) at step \(t)", t)
+            }
+            lastLoss = batchLoss
+            let grad = pullback((1.0 / Double(batch.count)) * g)
+            let delta = gd.delta(gradient: grad, parameters: w, learningRate: eta)
+            var next = w
+            Vec.axpy(1, delta, &next)
+            guard next.allSatisfy({ $0.isFinite }) else {
+                if lastCheckpoint != t { emit(.checkpoint(step: t, parameters: w)) }
+                return finish(.diverged, "non-finite parameters after update \(t)", t)
+            }
+            w = next
+            if (t + 1) % k == 0 || t + 1 == T {
+                emit(.checkpoint(step: t + 1, parameters: w))
+                lastCheckpoint = t + 1
+            }
+        }
+        return finish(.finished, nil, T)
+    }
+}

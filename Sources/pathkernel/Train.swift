@@ -1,0 +1,94 @@
+import ArgumentParser
+import Foundation
+import PKTraining
+
+struct Train: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Train a network and record the run into a trace file.",
+        discussion: """
+        The trace (SQLite) holds the model, the data, every step's learning rate, batch and loss,
+        and parameter checkpoints; its format is in Docs/trace-format.md. A run stopped at any
+        moment (Ctrl-C, kill -9, a full disk) leaves a valid trace of what was committed.
+        """)
+
+    @Option(help: "A built-in preset (see `pathkernel presets`).")
+    var preset: String?
+
+    @Option(help: "A run config JSON file (see Docs/config.md).")
+    var config: String?
+
+    @Option(help: "Where to write the trace. Default: NAME.sqlite in the current folder.")
+    var out: String?
+
+    @Option(help: "Override the config's seed.")
+    var seed: UInt64?
+
+    @Option(help: "Override the number of steps.")
+    var steps: Int?
+
+    @Option(help: "Override the checkpoint interval k (a checkpoint every k steps).")
+    var checkpointEvery: Int?
+
+    @Flag(help: "Replace the output file if it exists.")
+    var force = false
+
+    @Flag(help: "Print no progress.")
+    var quiet = false
+
+    func validate() throws {
+        if (preset == nil) == (config == nil) {
+            throw ValidationError("give exactly one of --preset NAME or --config FILE.json")
+        }
+    }
+
+    func run() throws {
+        do {
+            var cfg = try preset.map(Presets.load) ?? RunConfig.load(path: config!)
+            if let seed { cfg.seed = seed }
+            if let steps { cfg.training.steps = steps }
+            if let checkpointEvery { cfg.training.checkpointEvery = checkpointEvery }
+            let path = out ?? "\(cfg.name).sqlite"
+            let fm = FileManager.default
+            if fm.fileExists(atPath: path) {
+                guard force else { throw ConfigError("\(path) exists; choose another --out or pass --force to replace it") }
+                for suffix in ["", "-wal", "-shm"] { try? fm.removeItem(atPath: path + suffix) }
+            }
+            let trainer = try Trainer(config: cfg)
+            let recorder = TraceRecorder(path: path)
+            var observers: [TrainingObserver] = [recorder]
+            if !quiet { observers.append(ProgressPrinter(label: cfg.name)) }
+            let stop = StopFlag.installSIGINT()
+            let outcome = trainer.run(observers: observers, shouldStop: { stop.isSet })
+            try recorder.finish()
+            if !quiet { FileHandle.standardError.write(Data("trace written to \(path)\n".utf8)) }
+            switch outcome.status {
+            case .finished: return
+            case .diverged: throw fail("run diverged: \(outcome.message ?? "")")
+            case .aborted, .running: throw fail("run aborted: \(outcome.message ?? "")")
+            }
+        } catch let e as ExitCode {
+            throw e
+        } catch {
+            throw fail("\(error)")
+        }
+    }
+}
+
+/// Set by SIGINT so the loop can stop cleanly and mark the trace `aborted`.
+final class StopFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+    private var source: DispatchSourceSignal?
+
+    var isSet: Bool { lock.lock(); defer { lock.unlock() }; return value }
+
+    static func installSIGINT() -> StopFlag {
+        let flag = StopFlag()
+        signal(SIGINT, SIG_IGN)
+        let src = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
+        src.setEventHandler { flag.lock.lock(); flag.value = true; flag.lock.unlock() }
+        src.resume()
+        flag.source = src
+        return flag
+    }
+}

@@ -1,0 +1,98 @@
+import Foundation
+import Testing
+
+/// Runs the built `pathkernel` executable as a child process.
+enum CLI {
+    /// `$PATHKERNEL_BIN`, else `pathkernel` next to the test bundle, else `.build/debug/pathkernel`.
+    static var binary: String {
+        let fm = FileManager.default
+        if let env = ProcessInfo.processInfo.environment["PATHKERNEL_BIN"], fm.isExecutableFile(atPath: env) { return env }
+        var dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        for _ in 0..<3 {
+            let c = dir.appendingPathComponent("pathkernel").path
+            if fm.isExecutableFile(atPath: c) { return c }
+            dir = dir.deletingLastPathComponent()
+        }
+        return repoRoot.appendingPathComponent(".build/debug/pathkernel").path
+    }
+
+    static var repoRoot: URL {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    }
+
+    struct Result {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+        var terminatedBySignal: Bool
+    }
+
+    /// Runs to completion (or kills after `timeout` seconds and records a failure).
+    @discardableResult
+    static func run(_ args: [String], timeout: Double = 120, cwd: URL? = nil, environment: [String: String] = [:]) throws -> Result {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: binary)
+        p.arguments = args
+        if let cwd { p.currentDirectoryURL = cwd }
+        var env = ProcessInfo.processInfo.environment
+        env["PATHKERNEL_PRESETS"] = repoRoot.appendingPathComponent("Traces/presets").path
+        for (k, v) in environment { env[k] = v }
+        p.environment = env
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        try p.run()
+        // Drain pipes concurrently so a chatty child never blocks.
+        let outData = LockedData(), errData = LockedData()
+        let group = DispatchGroup()
+        for (pipe, sink) in [(out, outData), (err, errData)] {
+            group.enter()
+            DispatchQueue.global().async {
+                sink.set(pipe.fileHandleForReading.readDataToEndOfFile())
+                group.leave()
+            }
+        }
+        let deadline = Date().addingTimeInterval(timeout)
+        while p.isRunning && Date() < deadline { usleep(10_000) }
+        if p.isRunning {
+            kill(p.processIdentifier, SIGKILL)
+            Issue.record("pathkernel \(args.joined(separator: " ")) did not finish within \(timeout) s")
+        }
+        p.waitUntilExit()
+        group.wait()
+        return Result(status: p.terminationStatus, stdout: outData.string, stderr: errData.string,
+                      terminatedBySignal: p.terminationReason == .uncaughtSignal)
+    }
+
+    /// Runs `sqlite3 FILE SQL` (the Debian `sqlite3` tool), for corrupting traces in tests.
+    @discardableResult
+    static func sqlite(_ file: String, _ sql: String) throws -> String {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["sqlite3", file, sql]
+        let out = Pipe()
+        p.standardOutput = out
+        try p.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    static var hasSQLite3: Bool {
+        ["/usr/bin/sqlite3", "/usr/local/bin/sqlite3", "/opt/homebrew/bin/sqlite3"].contains { FileManager.default.isExecutableFile(atPath: $0) }
+    }
+}
+
+final class LockedData: @unchecked Sendable {
+    private let lock = NSLock()
+    private var data = Data()
+    func set(_ d: Data) { lock.lock(); data = d; lock.unlock() }
+    var string: String { lock.lock(); defer { lock.unlock() }; return String(decoding: data, as: UTF8.self) }
+}
+
+/// A fresh temporary folder per test.
+func temporaryDirectory() throws -> URL {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("pathkernel-test-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    return dir
+}

@@ -1,0 +1,185 @@
+import Foundation
+import Testing
+import PKTrace
+
+@Suite("pathkernel command line", .serialized)
+struct CLITests {
+    @Test func presetsListsTheFourRequired() throws {
+        let r = try CLI.run(["presets"])
+        #expect(r.status == 0, "\(r.stderr)")
+        for name in ["moons-mlp", "sine-tanh", "teacher-relu", "fmnist-mlp"] {
+            #expect(r.stdout.contains(name), "missing preset \(name)")
+        }
+    }
+
+    @Test func trainThenInspectJSON() throws {
+        let dir = try temporaryDirectory()
+        let path = dir.appendingPathComponent("m.sqlite").path
+        let t = try CLI.run(["train", "--preset", "moons-mlp", "--steps", "25", "--checkpoint-every", "10", "--out", path])
+        #expect(t.status == 0, "\(t.stderr)")
+        let i = try CLI.run(["inspect", path, "--json"])
+        #expect(i.status == 0, "\(i.stderr)")
+        let obj = try #require(try JSONSerialization.jsonObject(with: Data(i.stdout.utf8)) as? [String: Any])
+        #expect(obj["status"] as? String == "finished")
+        #expect(obj["steps"] as? Int == 25)
+        #expect(obj["checkpoints"] as? Int == 4)   // 0, 10, 20, 25
+        #expect(obj["parameterCount"] as? Int == 2 * 64 + 64 + 64 * 64 + 64 + 64 + 1)
+        #expect((obj["problems"] as? [Any])?.isEmpty == true)
+        let train = try #require(obj["train"] as? [String: Any])
+        #expect(train["count"] as? Int == 200)
+        // The text form names the same things.
+        let text = try CLI.run(["inspect", path])
+        #expect(text.status == 0)
+        #expect(text.stdout.contains("finished") && text.stdout.contains("MLP 2-64-64-1"))
+    }
+
+    @Test func trainRefusesToOverwrite() throws {
+        let dir = try temporaryDirectory()
+        let path = dir.appendingPathComponent("m.sqlite").path
+        try CLI.run(["train", "--preset", "moons-mlp", "--steps", "2", "--out", path, "--quiet"])
+        let again = try CLI.run(["train", "--preset", "moons-mlp", "--steps", "2", "--out", path, "--quiet"])
+        #expect(again.status != 0)
+        #expect(again.stderr.contains("--force"))
+    }
+
+    /// The schema a fresh trace has is the one Docs/trace-format.md documents, statement by statement.
+    @Test(.enabled(if: CLI.hasSQLite3, "needs the sqlite3 tool (Tools/apt-packages.txt)"))
+    func schemaMatchesTheDocs() throws {
+        let dir = try temporaryDirectory()
+        let path = dir.appendingPathComponent("m.sqlite").path
+        try CLI.run(["train", "--preset", "moons-mlp", "--steps", "2", "--out", path, "--quiet"])
+        let actual = try CLI.sqlite(path, ".schema")
+        let doc = try String(contentsOf: CLI.repoRoot.appendingPathComponent("Docs/trace-format.md"), encoding: .utf8)
+        func statements(_ s: String) -> [String] {
+            s.components(separatedBy: ";").map { $0.split(whereSeparator: \.isWhitespace).joined(separator: " ") }
+                .filter { $0.hasPrefix("CREATE") }
+        }
+        let got = statements(actual)
+        #expect(!got.isEmpty)
+        let documented = Set(statements(doc))
+        for stmt in got { #expect(documented.contains(stmt), "undocumented schema statement: \(stmt)") }
+    }
+
+    /// A child killed with SIGKILL mid-run leaves a trace that `inspect` opens, and every
+    /// committed checkpoint passes its checksum.
+    @Test func crashSafetyUnderSIGKILL() throws {
+        let dir = try temporaryDirectory()
+        let path = dir.appendingPathComponent("killed.sqlite").path
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: CLI.binary)
+        p.arguments = ["train", "--preset", "teacher-relu", "--steps", "100000", "--out", path, "--quiet"]
+        var env = ProcessInfo.processInfo.environment
+        env["PATHKERNEL_PRESETS"] = CLI.repoRoot.appendingPathComponent("Traces/presets").path
+        p.environment = env
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        // Wait until a few checkpoints are committed, then kill without warning.
+        let deadline = Date().addingTimeInterval(60)
+        var seen = 0
+        while Date() < deadline {
+            usleep(100_000)
+            if let r = try? TraceReader.open(path), let c = try? r.checkpointSteps() { seen = c.count }
+            if seen >= 5 { break }
+        }
+        kill(p.processIdentifier, SIGKILL)
+        p.waitUntilExit()
+        #expect(seen >= 5, "the child never committed 5 checkpoints")
+        let inspect = try CLI.run(["inspect", path])
+        #expect(inspect.status == 0, "\(inspect.stderr)")
+        #expect(inspect.stdout.contains("running"))
+        let reader = try TraceReader.open(path)
+        let checkpoints = try reader.checkpointSteps()
+        #expect(checkpoints.count >= 5)
+        for s in checkpoints { _ = try reader.checkpoint(step: s) }   // throws on a checksum mismatch
+        let validation = try reader.validate()
+        #expect(validation.problems.isEmpty, "\(validation.problems)")
+    }
+}
+
+/// Bad input: a one-line error naming the problem and a non-zero exit, never a crash or a hang.
+@Suite("bad input to the command line", .serialized)
+struct CLIBadInputTests {
+    static func assertCleanFailure(_ r: CLI.Result, mentions words: [String]) {
+        #expect(!r.terminatedBySignal, "crashed: \(r.stderr)")
+        #expect(r.status != 0)
+        let lines = r.stderr.split(separator: "\n").filter { !$0.isEmpty }
+        #expect(lines.count == 1, "expected one line, got: \(r.stderr)")
+        for w in words { #expect(r.stderr.lowercased().contains(w.lowercased()), "'\(w)' not in: \(r.stderr)") }
+    }
+
+    static func goodTrace(in dir: URL) throws -> String {
+        let path = dir.appendingPathComponent("good.sqlite").path
+        let r = try CLI.run(["train", "--preset", "moons-mlp", "--steps", "5", "--out", path, "--quiet"])
+        #expect(r.status == 0, "\(r.stderr)")
+        return path
+    }
+
+    @Test func missingFile() throws {
+        let r = try CLI.run(["inspect", "/nonexistent/x.sqlite"])
+        Self.assertCleanFailure(r, mentions: ["x.sqlite"])
+    }
+
+    @Test func emptyFile() throws {
+        let dir = try temporaryDirectory()
+        let path = dir.appendingPathComponent("empty.sqlite").path
+        FileManager.default.createFile(atPath: path, contents: Data())
+        Self.assertCleanFailure(try CLI.run(["inspect", path]), mentions: ["empty.sqlite"])
+    }
+
+    @Test func randomBytes() throws {
+        let dir = try temporaryDirectory()
+        let path = dir.appendingPathComponent("random.sqlite").path
+        var g = SystemRandomNumberGenerator()
+        FileManager.default.createFile(atPath: path, contents: Data((0..<65536).map { _ in UInt8.random(in: 0...255, using: &g) }))
+        Self.assertCleanFailure(try CLI.run(["inspect", path]), mentions: ["random.sqlite"])
+    }
+
+    @Test func truncatedTrace() throws {
+        let dir = try temporaryDirectory()
+        let path = try Self.goodTrace(in: dir)
+        let data = try Data(contentsOf: URL(fileURLWithPath: path))
+        try data.prefix(data.count / 2).write(to: URL(fileURLWithPath: path))
+        for s in ["-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + s) }
+        Self.assertCleanFailure(try CLI.run(["inspect", path]), mentions: ["good.sqlite"])
+    }
+
+    @Test(.enabled(if: CLI.hasSQLite3, "needs the sqlite3 tool"))
+    func blobLengthMismatch() throws {
+        let dir = try temporaryDirectory()
+        let path = try Self.goodTrace(in: dir)
+        try CLI.sqlite(path, "UPDATE checkpoint SET params = substr(params, 1, 100) WHERE step = 5;")
+        let r = try CLI.run(["inspect", path])
+        // inspect lists the problem, or fails cleanly; either way the problem is named.
+        #expect(!r.terminatedBySignal)
+        #expect((r.stdout + r.stderr).contains("5"))
+        #expect(r.status != 0 || r.stdout.contains("problem"))
+    }
+
+    @Test(.enabled(if: CLI.hasSQLite3, "needs the sqlite3 tool"))
+    func schemaFromTheFuture() throws {
+        let dir = try temporaryDirectory()
+        let path = try Self.goodTrace(in: dir)
+        try CLI.sqlite(path, "INSERT INTO schema_migrations(version, name, applied_at) VALUES (999, 'future', '2100-01-01T00:00:00Z');")
+        Self.assertCleanFailure(try CLI.run(["inspect", path]), mentions: ["999"])
+    }
+
+    @Test func nanInDataset() throws {
+        let dir = try temporaryDirectory()
+        let csv = dir.appendingPathComponent("bad.csv")
+        try "x1,x2,y\n0.1,0.2,1.0\n0.3,nan,2.0\n0.5,0.6,3.0\n0.7,0.8,4.0\n".write(to: csv, atomically: true, encoding: .utf8)
+        let config = """
+        {"name":"nan","seed":1,
+         "data":{"kind":"csv","path":"\(csv.path)","task":"regression","testFraction":0.25},
+         "model":{"layers":[2,4,1],"activation":"tanh"},
+         "loss":{"kind":"mse"},"optimizer":{"kind":"gd","learningRate":0.1},"training":{"steps":3}}
+        """
+        let cfg = dir.appendingPathComponent("nan.json")
+        try config.write(to: cfg, atomically: true, encoding: .utf8)
+        let r = try CLI.run(["train", "--config", cfg.path, "--out", dir.appendingPathComponent("o.sqlite").path])
+        Self.assertCleanFailure(r, mentions: ["bad.csv"])
+    }
+
+    @Test func unknownPreset() throws {
+        Self.assertCleanFailure(try CLI.run(["train", "--preset", "nope", "--out", "/tmp/x.sqlite"]), mentions: ["nope"])
+    }
+}
