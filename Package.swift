@@ -3,7 +3,8 @@
 //
 // Dependencies point one way (top depends on bottom, never back):
 //
-//   pathkernel (CLI) ── PKTraining ── PKNetworks, PKOptim, PKData ── PKNumerics ── CBLAS
+//   pathkernel (CLI) ── PKTraining ── PKOptim ── PKNetworks ── PKNumerics ── CBLAS
+//                                  └─ PKData ── PKNumerics
 //                     └─ PKTrace ── CSQLite            (the trace store knows SQLite alone)
 //
 // The analyzer (a later module) depends on PKNetworks, PKOptim and PKTrace, never on PKTraining.
@@ -36,8 +37,9 @@ let package = Package(
         ]),
         /// Model specs, MLPs, forward/backward passes, Jacobians.
         .target(name: "PKNetworks", dependencies: ["PKNumerics"]),
-        /// Losses, optimizers (pure value transformations) and learning-rate schedules.
-        .target(name: "PKOptim", dependencies: ["PKNumerics"]),
+        /// Losses, optimizers (pure value transformations), learning-rate schedules, and the one
+        /// (S)GD step that training and the analyzer's replay share.
+        .target(name: "PKOptim", dependencies: ["PKNumerics", "PKNetworks"]),
         /// Dataset generators and file loaders (CSV, IDX).
         .target(name: "PKData", dependencies: ["PKNumerics", "CZlib"]),
         /// The SQLite trace store. Depends on SQLite alone.

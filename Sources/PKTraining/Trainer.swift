@@ -68,20 +68,15 @@ public struct Trainer: Sendable {
             }
             let (epoch, batch) = batches.next()
             let eta = config.optimizer.schedule.learningRate(step: t, totalSteps: T, base: config.optimizer.learningRate)
-            let xb = batch.count == train.count && config.optimizer.kind == .gd ? train.x : train.x.rows(at: batch)
-            let yb = batch.count == train.count && config.optimizer.kind == .gd ? train.y : train.y.rows(at: batch)
-            let (output, pullback) = model.forwardWithPullback(w, xb)
-            let (batchLoss, g) = loss.evaluate(outputs: output, targets: yb)
-            emit(.step(StepInfo(step: t, epoch: epoch, learningRate: eta, batch: batch, loss: batchLoss)))
-            guard batchLoss.isFinite else {
+            let xb = batches.fullBatch ? train.x : train.x.rows(at: batch)
+            let yb = batches.fullBatch ? train.y : train.y.rows(at: batch)
+            let result = gd.step(model: model, parameters: w, inputs: xb, targets: yb, loss: loss, learningRate: eta)
+            emit(.step(StepInfo(step: t, epoch: epoch, learningRate: eta, batch: batch, loss: result.loss)))
+            guard let next = result.next else {
                 if lastCheckpoint != t { emit(.checkpoint(step: t, parameters: w)) }
-                return finish(.diverged, "non-finite loss (\(batchLoss)) at step \(t)", t)
+                return finish(.diverged, "non-finite loss (\(result.loss)) at step \(t)", t)
             }
-            lastLoss = batchLoss
-            let grad = pullback((1.0 / Double(batch.count)) * g)
-            let delta = gd.delta(gradient: grad, parameters: w, learningRate: eta)
-            var next = w
-            Vec.axpy(1, delta, &next)
+            lastLoss = result.loss
             guard next.allSatisfy({ $0.isFinite }) else {
                 if lastCheckpoint != t { emit(.checkpoint(step: t, parameters: w)) }
                 return finish(.diverged, "non-finite parameters after update \(t)", t)
