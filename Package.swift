@@ -7,7 +7,8 @@
 //                                  └─ PKData ── PKNumerics
 //                     └─ PKTrace ── CSQLite            (the trace store knows SQLite alone)
 //
-// The analyzer (a later module) depends on PKNetworks, PKOptim and PKTrace, never on PKTraining.
+// PKAnalysis depends on PKNetworks, PKOptim and PKTrace, never on PKTraining;
+// PKReport depends on PKAnalysis alone (reports are pure functions of analysis results).
 import PackageDescription
 
 let package = Package(
@@ -15,7 +16,8 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "pathkernel", targets: ["pathkernel"]),
-        .library(name: "PathKernel", targets: ["PKNumerics", "PKNetworks", "PKData", "PKOptim", "PKTrace", "PKTraining"]),
+        .library(name: "PathKernel", targets: ["PKNumerics", "PKNetworks", "PKData", "PKOptim", "PKTrace", "PKTraining",
+                                               "PKAnalysis", "PKReport"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -46,9 +48,14 @@ let package = Package(
         .target(name: "PKTrace", dependencies: ["CSQLite"]),
         /// Run configs, presets, the training loop and its observers (progress, recording).
         .target(name: "PKTraining", dependencies: ["PKNumerics", "PKNetworks", "PKOptim", "PKData", "PKTrace"]),
+        /// The path-kernel analyzer: replay, path integration, kernel machines, fidelity.
+        /// Never links the training loop.
+        .target(name: "PKAnalysis", dependencies: ["PKNumerics", "PKNetworks", "PKOptim", "PKTrace"]),
+        /// Reports: pure functions of analysis results (text, Markdown, JSON).
+        .target(name: "PKReport", dependencies: ["PKAnalysis"]),
         /// The command line: thin, calls library code only.
         .executableTarget(name: "pathkernel", dependencies: [
-            "PKTraining", "PKTrace",
+            "PKTraining", "PKTrace", "PKAnalysis", "PKReport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -59,6 +66,8 @@ let package = Package(
         .testTarget(name: "PKDataTests", dependencies: ["PKData"]),
         .testTarget(name: "PKTraceTests", dependencies: ["PKTrace"]),
         .testTarget(name: "PKTrainingTests", dependencies: ["PKTraining"]),
+        .testTarget(name: "PKAnalysisTests", dependencies: ["PKAnalysis", "PKTraining"]),
+        .testTarget(name: "PKReportTests", dependencies: ["PKReport"], resources: [.copy("Golden")]),
         .testTarget(name: "CLITests", dependencies: ["PKTraining", "PKTrace"]),
     ],
     swiftLanguageModes: [.v6]

@@ -115,3 +115,40 @@ struct PortableRandomTests {
         #expect(p != Array(0..<1000))
     }
 }
+
+@Suite("Linear solves")
+struct LinearAlgebraTests {
+    /// A random SPD system: the residual ‖AX − B‖ is at round-off, and an indefinite matrix throws.
+    @Test(arguments: [1, 3, 20, 64])
+    func choleskySolvesSPD(n: Int) throws {
+        var rng = PortableRandom(seed: UInt64(n))
+        let g = Matrix(rows: n, cols: n, data: (0..<(n * n)).map { _ in rng.normal() })
+        var a = Matrix.product(g, g, transposeB: true)
+        for i in 0..<n { a[i, i] += 0.5 }
+        let b = Matrix(rows: n, cols: 3, data: (0..<(n * 3)).map { _ in rng.normal() })
+        let x = try LinearAlgebra.choleskySolve(a, b)
+        let r = a * x - b
+        #expect(r.frobeniusNorm <= 1e-10 * max(1, b.frobeniusNorm))
+        let y = try LinearAlgebra.solve(a, b)
+        #expect((a * y - b).frobeniusNorm <= 1e-9 * max(1, b.frobeniusNorm))
+    }
+
+    @Test func indefiniteThrows() {
+        let a = Matrix([[1, 2], [2, 1]])
+        #expect(throws: LinearAlgebra.Failure.self) { try LinearAlgebra.choleskySolve(a, Matrix([[1], [1]])) }
+        #expect(throws: LinearAlgebra.Failure.self) { try LinearAlgebra.solve(Matrix([[1, 2], [2, 4]]), Matrix([[1], [1]])) }
+    }
+}
+
+@Suite("Symmetric eigenvalues")
+struct EigenTests {
+    /// Q diag(λ) Qᵀ with Q from a rotation has eigenvalues λ; trace and Frobenius norm are kept.
+    @Test func knownSpectrum() throws {
+        let c = 0.6, s = 0.8
+        let q = Matrix([[c, -s, 0], [s, c, 0], [0, 0, 1]])
+        let d = Matrix([[3, 0, 0], [0, -1, 0], [0, 0, 0.5]])
+        let a = q * d * q.transposed
+        let e = try LinearAlgebra.symmetricEigenvalues(a)
+        for (x, y) in zip(e, [-1, 0.5, 3]) { #expect(abs(x - y) <= 1e-13) }
+    }
+}

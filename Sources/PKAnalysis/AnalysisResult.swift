@@ -1,0 +1,116 @@
+/// Everything an analysis found: what `pathkernel report` prints and what the trace stores.
+/// Encoded with snake_case keys (see `Docs/report.md`). Every number is defined in
+/// `Docs/path-kernel.md` (the math contract).
+public struct AnalysisResult: Codable, Sendable {
+    public struct Settings: Codable, Sendable, Equatable {
+        public var nodes: Int
+        public var adaptiveTolerance: Double?
+        public var queries: String
+        public var maxQueries: Int?
+        public var kernel: String
+        public var ridge: Double
+    }
+
+    public struct Run: Codable, Sendable {
+        public var name: String
+        public var model: String
+        public var parameterCount: Int
+        public var task: String
+        public var loss: String
+        public var optimizer: String
+        public var status: String
+        public var precision: String
+        public var steps: Int
+        public var trainCount: Int
+        public var testQueries: Int
+        public var outputs: Int
+        public var networkTrainAccuracy: Double?
+        public var networkTestAccuracy: Double?
+        public var notes: [String]
+    }
+
+    public struct Replay: Codable, Sendable {
+        /// "every step stored" or "replayed between checkpoints every k steps".
+        public var mode: String
+        public var checkpointEvery: Int
+        /// Largest relative mismatch between a replayed and a stored checkpoint (0 when nothing was replayed).
+        public var largestMismatch: Double
+        public var tolerance: Double
+    }
+
+    public struct Residual: Codable, Sendable {
+        /// ‖f_T − f_0 − Σ_t J̄_t Δw_t‖_F / ‖f_T − f_0‖_F over the split's queries.
+        public var relativeResidual: Double
+        /// max |f_T − f_0 − Σ_t J̄_t Δw_t|.
+        public var maxAbsResidual: Double
+        /// max |f_T − exact| where `exact` is the kernel form f_0 − Σ_i K̄g + R_wd (checks the
+        /// kernel accumulation against the JVP form).
+        public var kernelFormMaxAbs: Double
+    }
+
+    public struct Reconstruction: Codable, Sendable {
+        public var train: Residual?
+        public var test: Residual?
+        /// Gauss–Legendre evaluations per segment (mean) and the largest split depth (adaptive).
+        public var meanNodesPerStep: Double
+        public var maxDepth: Int
+    }
+
+    public struct Fidelity: Codable, Sendable {
+        public var relativeError: Double
+        public var rmse: Double
+        public var maxAbsError: Double
+        public var r2: Double
+        public var pearson: Double
+        public var argmaxAgreement: Double?
+        public var accuracy: Double?
+    }
+
+    public struct KernelMachine: Codable, Sendable {
+        public var name: String
+        public var description: String
+        public var train: Fidelity?
+        public var test: Fidelity?
+        /// The ridge λ actually used (ridge machines), after any increase for a failed Cholesky.
+        public var ridge: Double?
+    }
+
+    public struct DynamicsPoint: Codable, Sendable {
+        public var step: Int
+        /// 1 − ⟨Θ_0, Θ_t⟩_F / (‖Θ_0‖‖Θ_t‖) on the dynamics subset.
+        public var kernelDistance: Double
+        /// ⟨Θ_t, YYᵀ⟩_F / (‖Θ_t‖‖YYᵀ‖).
+        public var alignment: Double
+        /// ‖w_t − w_0‖ / ‖w_0‖.
+        public var weightTravel: Double
+        /// Relative error of `path-km` built from steps 0..<t against the network at w_t
+        /// (held-out queries, or training points when there are none).
+        public var pathKMError: Double?
+    }
+
+    public struct Support: Codable, Sendable {
+        public var trainIndex: Int
+        /// ⟨K^p(x, x_i) a_i(x), Δf(x)⟩ / ‖Δf(x)‖²: the part of the change f_T(x) − f_0(x) this example carries.
+        public var share: Double
+        public var label: Double
+    }
+
+    public struct Attribution: Codable, Sendable {
+        public var split: String
+        public var query: Int
+        public var output: [Double]
+        public var change: [Double]
+        public var top: [Support]
+    }
+
+    public var settings: Settings
+    public var run: Run
+    public var replay: Replay
+    public var reconstruction: Reconstruction
+    public var kernelMachines: [KernelMachine]
+    public var dynamics: [DynamicsPoint]
+    public var dynamicsSubset: Int
+    public var attribution: [Attribution]
+    public var seconds: Double
+    public var toolVersion: String
+}

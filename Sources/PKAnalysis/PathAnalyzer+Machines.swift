@@ -1,0 +1,213 @@
+import PKNetworks
+import PKNumerics
+
+extension PathAnalyzer {
+    /// `full` when the accumulated C×C path kernel stays under about 200 MB, else `trace`.
+    static func defaultKernel(queries: Int, train: Int, outputs C: Int) -> KernelMode {
+        if C == 1 { return .full }
+        return Double(queries * C) * Double(train * C) <= 2.5e7 ? .full : .trace
+    }
+
+    /// `count` indices spread evenly over `0..<n`.
+    static func evenlySpaced(_ n: Int, count: Int) -> [Int] {
+        guard count < n else { return Array(0..<n) }
+        return (0..<count).map { $0 * n / count }
+    }
+
+    /// `YYᵀ` with Y the targets as vectors: regression values, ±1 for binary, one-hot for multiclass.
+    static func targetGram(_ y: Matrix, task: String, outputs C: Int) -> Matrix {
+        var v: Matrix
+        switch task {
+        case "binary": v = y.map { $0 > 0.5 ? 1 : -1 }
+        case "multiclass":
+            v = Matrix(rows: y.rows, cols: C)
+            for r in 0..<y.rows { v[r, Int(y[r, 0].rounded())] = 1 }
+        default: v = y
+        }
+        return Matrix.product(v, v, transposeB: true)
+    }
+
+    /// `⟨A, B⟩_F / (‖A‖_F ‖B‖_F)`.
+    static func cosine(_ a: Matrix, _ b: Matrix) -> Double {
+        let d = Vec.dot(a.data, b.data)
+        let na = a.frobeniusNorm, nb = b.frobeniusNorm
+        return na > 0 && nb > 0 ? d / (na * nb) : 0
+    }
+
+    /// Domingos' fixed coefficients `ā_i = −Σ_t c_{i,t} g_{i,t} / Σ_t c_{i,t}` (0 for a point never in a batch), n × C.
+    static func fixedCoefficients(cSum: [Double], gSum: Matrix) -> Matrix {
+        var a = Matrix(rows: gSum.rows, cols: gSum.cols)
+        for i in 0..<gSum.rows where cSum[i] > 0 {
+            for c in 0..<gSum.cols { a[i, c] = -gSum[i, c] / cSum[i] }
+        }
+        return a
+    }
+
+    /// `a_i(x_i) = −K^p(x_i, x_i)⁻¹ N(x_i, i)`: the exact coefficient evaluated at the training point itself.
+    static func selfCoefficients(kp: Matrix, nAcc: Matrix, nT: Int, n: Int, outputs C: Int, blocks: Int) -> Matrix {
+        var a = Matrix(rows: n, cols: C)
+        for i in 0..<n {
+            let q = nT + i
+            let rhs = (0..<C).map { -nAcc[q * C + $0, i] }
+            if blocks == 1 {
+                // Trace kernel (or C = 1): the block is (tr/C)·I.
+                let k = kp[q, i] / Double(C)
+                if abs(k) > 0 { for c in 0..<C { a[i, c] = rhs[c] / k } }
+            } else {
+                var block = Matrix(rows: C, cols: C)
+                for c in 0..<C { for k in 0..<C { block[c, k] = kp[q * C + c, i * C + k] } }
+                if let sol = try? LinearAlgebra.solve(block, Matrix(rows: C, cols: 1, data: rhs)) {
+                    for c in 0..<C { a[i, c] = sol[c, 0] }
+                }
+            }
+        }
+        return a
+    }
+
+    /// `Σ_i K(x_q, x_i) a_i` for query row q: C×C blocks (`blocks` = C) or trace/C scalars (`blocks` = 1).
+    static func kernelTimes(_ k: Matrix, row q: Int, coefficients a: Matrix, blocks: Int, outputs C: Int) -> [Double] {
+        var out = [Double](repeating: 0, count: C)
+        let n = a.rows
+        if blocks == 1 {
+            let base = q * k.cols
+            for c in 0..<C {
+                var s = 0.0
+                for i in 0..<n { s += k.data[base + i] * a.data[i * C + c] }
+                out[c] = s / (C == 1 ? 1 : Double(C))
+            }
+        } else {
+            for c in 0..<C {
+                let base = (q * C + c) * k.cols
+                var s = 0.0
+                for i in 0..<n { for kk in 0..<C { s += k.data[base + i * C + kk] * a.data[i * C + kk] } }
+                out[c] = s
+            }
+        }
+        return out
+    }
+
+    /// Kernel ridge regression `f_0(x) + K(x, X)(K(X, X) + λI)⁻¹(f_T(X) − f_0(X))` with
+    /// `λ = ρ·tr(K(X, X))/m`. K(X, X) is symmetrized first (the path kernel is not symmetric:
+    /// its query side is integrated along the segment). If Cholesky fails, λ grows tenfold
+    /// (at most 8 times); the λ used is returned.
+    static func ridgeMachine(kqx: Matrix, kxx: Matrix, target: Matrix, f0: Matrix, blocks: Int, outputs C: Int,
+                             rho: Double) throws -> (Matrix, Double) {
+        let m = kxx.rows
+        var sym = kxx
+        for i in 0..<m { for j in 0..<m { sym[i, j] = 0.5 * (kxx[i, j] + kxx[j, i]) } }
+        if blocks == 1 && C > 1 { sym = (1.0 / Double(C)) * sym }
+        var trace = 0.0
+        for i in 0..<m { trace += sym[i, i] }
+        var lambda = rho * trace / Double(m)
+        if lambda <= 0 { lambda = 1e-12 * max(trace / Double(m), 1) }
+        // Right-hand side: (n·C) × 1 for full blocks, n × C for trace.
+        let rhs = blocks == 1 ? target : Matrix(rows: m, cols: 1, data: target.data)
+        var alpha: Matrix? = nil
+        for _ in 0..<9 {
+            var a = sym
+            for i in 0..<m { a[i, i] += lambda }
+            if let sol = try? LinearAlgebra.choleskySolve(a, rhs) { alpha = sol; break }
+            lambda *= 10
+        }
+        guard let alpha else { throw AnalysisError("kernel ridge regression failed: the kernel matrix is not positive definite even with ridge \(lambda)") }
+        var kq = kqx
+        if blocks == 1 && C > 1 { kq = (1.0 / Double(C)) * kq }
+        let fit = Matrix.product(kq, alpha)   // (nQ·blocks) × (C or 1)
+        let pred = f0 + Matrix(rows: f0.rows, cols: C, data: fit.data)
+        return (pred, lambda)
+    }
+
+    static func accuracy(_ f: Matrix, labels: [Double], task: String) -> Double {
+        var correct = 0
+        for r in 0..<f.rows {
+            let predicted = task == "binary" ? (f[r, 0] > 0 ? 1 : 0) : PathAnalyzer.argmax(f, r)
+            if predicted == Int(labels[r].rounded()) { correct += 1 }
+        }
+        return Double(correct) / Double(max(f.rows, 1))
+    }
+
+    static func argmax(_ f: Matrix, _ r: Int) -> Int {
+        var best = 0
+        for c in 1..<max(f.cols, 1) where f[r, c] > f[r, best] { best = c }
+        return best
+    }
+
+    /// Fidelity of a kernel machine's predictions against the network (path-kernel math §4).
+    static func fidelity(pred: Matrix, network fT: Matrix, initial f0: Matrix, labels: [Double], task: String) -> AnalysisResult.Fidelity {
+        let m = Double(pred.data.count)
+        var ss = 0.0, mx = 0.0, den = 0.0
+        for i in pred.data.indices {
+            let e = pred.data[i] - fT.data[i]
+            ss += e * e
+            mx = max(mx, abs(e))
+            let d = fT.data[i] - f0.data[i]
+            den += d * d
+        }
+        var tot = 0.0
+        for c in 0..<fT.cols {
+            var mean = 0.0
+            for r in 0..<fT.rows { mean += fT[r, c] }
+            mean /= Double(fT.rows)
+            for r in 0..<fT.rows { tot += (fT[r, c] - mean) * (fT[r, c] - mean) }
+        }
+        let mp = pred.data.reduce(0, +) / m, mf = fT.data.reduce(0, +) / m
+        var sxy = 0.0, sxx = 0.0, syy = 0.0
+        for i in pred.data.indices {
+            let a = pred.data[i] - mp, b = fT.data[i] - mf
+            sxy += a * b; sxx += a * a; syy += b * b
+        }
+        var agreement: Double? = nil, acc: Double? = nil
+        if task != "regression" {
+            var agree = 0
+            for r in 0..<pred.rows {
+                let a = task == "binary" ? (pred[r, 0] > 0 ? 1 : 0) : argmax(pred, r)
+                let b = task == "binary" ? (fT[r, 0] > 0 ? 1 : 0) : argmax(fT, r)
+                if a == b { agree += 1 }
+            }
+            agreement = Double(agree) / Double(pred.rows)
+            acc = accuracy(pred, labels: labels, task: task)
+        }
+        return .init(relativeError: den > 0 ? (ss / den).squareRoot() : (ss > 0 ? .infinity : 0),
+                     rmse: (ss / m).squareRoot(), maxAbsError: mx,
+                     r2: tot > 0 ? 1 - ss / tot : (ss > 0 ? -.infinity : 1),
+                     pearson: sxx > 0 && syy > 0 ? sxy / (sxx * syy).squareRoot() : 0,
+                     argmaxAgreement: agreement, accuracy: acc)
+    }
+
+    /// Adaptive Gauss–Legendre nodes for one segment: an interval is accepted when the q-node
+    /// rule on it and the q-node rules on its two halves agree on `J̄Δw` for every query within
+    /// `tolerance · (interval length)` (max-abs); otherwise both halves are refined, to depth 12.
+    /// Returns the composite rule (nodes in [0, 1], weights summing to 1) and the depth reached.
+    static func adaptiveNodes(model: MLP, start: [Double], delta: [Double], x: Matrix, rule: GaussLegendre,
+                              tolerance: Double) -> ([(s: Double, w: Double)], Int) {
+        func integral(_ a: Double, _ b: Double) -> Matrix {
+            var sum = Matrix(rows: x.rows, cols: model.outputDim)
+            for (s, w) in zip(rule.nodes, rule.weights) {
+                var ws = start
+                Vec.axpy(a + (b - a) * s, delta, &ws)
+                let jv = model.jvp(ws, x, tangent: delta)
+                for i in sum.data.indices { sum.data[i] += (b - a) * w * jv.data[i] }
+            }
+            return sum
+        }
+        var out: [(s: Double, w: Double)] = []
+        var depth = 0
+        func refine(_ a: Double, _ b: Double, _ whole: Matrix, _ level: Int) {
+            let mid = 0.5 * (a + b)
+            let left = integral(a, mid), right = integral(mid, b)
+            var diff = 0.0
+            for i in whole.data.indices { diff = max(diff, abs(whole.data[i] - left.data[i] - right.data[i])) }
+            if diff <= tolerance * (b - a) || level >= 12 {
+                depth = max(depth, level)
+                for (lo, hi) in [(a, mid), (mid, b)] {
+                    for (s, w) in zip(rule.nodes, rule.weights) { out.append((lo + (hi - lo) * s, (hi - lo) * w)) }
+                }
+            } else {
+                refine(a, mid, left, level + 1)
+                refine(mid, b, right, level + 1)
+            }
+        }
+        refine(0, 1, integral(0, 1), 1)
+        return (out, depth)
+    }
+}

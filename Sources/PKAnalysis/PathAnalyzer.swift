@@ -1,0 +1,278 @@
+import Foundation
+import PKNetworks
+import PKNumerics
+import PKOptim
+import PKTrace
+
+/// The path-kernel analysis of a recorded run (path-kernel math §1–4).
+///
+/// Priorities: exactness of the decomposition first (the reconstruction residual is reported and
+/// must sit at round-off on smooth networks), then memory (streams over steps, holding only the
+/// accumulators and one step's factors), then speed (tangent kernels by structured GEMMs).
+///
+/// For each step t, with Δw_t = w_{t+1} − w_t and a Gauss–Legendre rule (s_j, ω_j) on [0, 1]:
+///   J̄_t(x)Δw_t = Σ_j ω_j J(x; w_t + s_j Δw_t) Δw_t               (forward-mode JVPs)
+///   K̄_t(x, x_i) = Σ_j ω_j Θ(x, x_i; w_t + s_j Δw_t, w_t)          (structured kernels)
+///   K^p += c_t K̄_t,  N(x, i) += c_t K̄_t(x, x_i) g_{i,t},  c_t = η_t / |B_t|
+/// so that `exact(x) = f_0(x) − Σ_i N(x, i) + R_wd(x)` equals f_T(x) up to quadrature error.
+public struct PathAnalyzer {
+    public let settings: AnalysisSettings
+
+    public init(settings: AnalysisSettings) { self.settings = settings }
+
+    /// Runs the analysis; `progress(done, total)` is called after each step.
+    public func analyze(reader: TraceReader, progress: (Int, Int) -> Void = { _, _ in }) throws -> AnalysisResult {
+        try analyzeWithKernel(reader: reader, progress: progress).result
+    }
+
+    /// The analysis and the accumulated path kernel `K^p` (rows: held-out queries, then every
+    /// training point; `full`: (n_q·C) × (n·C) in C×C blocks, `trace`: n_q × n).
+    public func analyzeWithKernel(reader: TraceReader, progress: (Int, Int) -> Void = { _, _ in }) throws
+        -> (result: AnalysisResult, kernel: Matrix) {
+        try settings.validate()
+        let started = Date()
+        let run = try TraceRun.load(reader)
+        let model = run.model
+        let C = model.outputDim
+        let n = run.trainX.rows
+        let T = run.steps
+        let nT = settings.queries == .train ? 0 : min(run.testX.rows, settings.maxQueries ?? run.testX.rows)
+        let nQ = nT + n
+        var xq = Matrix(rows: nQ, cols: run.trainX.cols)
+        if nT > 0 { xq.data.replaceSubrange(0..<(nT * xq.cols), with: run.testX.data[0..<(nT * xq.cols)]) }
+        xq.data.replaceSubrange((nT * xq.cols)..<(nQ * xq.cols), with: run.trainX.data)
+        let mode = settings.kernel ?? PathAnalyzer.defaultKernel(queries: nQ, train: n, outputs: C)
+        let blocks = mode == .full ? C : 1
+        let lambdaWD = run.optimizer.weightDecay
+
+        // Accumulators (see the type's doc).
+        var kp = Matrix(rows: nQ * blocks, cols: n * blocks)
+        var nAcc = Matrix(rows: nQ * C, cols: n)
+        var jvpSum = Matrix(rows: nQ, cols: C)
+        var rwd = Matrix(rows: nQ, cols: C)
+        var cSum = [Double](repeating: 0, count: n)
+        var gSum = Matrix(rows: n, cols: C)
+        var path = try WeightPath(run: run, reader: reader)
+        let w0 = path.current
+        let f0Train = model.forward(w0, run.trainX)
+        var wLin = w0
+        let lin = GradientDescent(weightDecay: lambdaWD)
+
+        // Dynamics on a subset of training points, at about 40 sampled steps.
+        let dynIdx = PathAnalyzer.evenlySpaced(n, count: min(n, 100))
+        let xDyn = run.trainX.rows(at: dynIdx)
+        let yyT = PathAnalyzer.targetGram(run.trainY.rows(at: dynIdx), task: run.info.task, outputs: C)
+        let sampleEvery = max(1, T / 40)
+        var theta0: Matrix? = nil
+        var dynamics: [AnalysisResult.DynamicsPoint] = []
+        let fidelityRows = nT > 0 ? Array(0..<nT) : Array(0..<n).map { $0 + nT }
+        func sampleDynamics(step: Int, w: [Double]) {
+            let f = model.tangentFeatures(w, xDyn)
+            let theta = TangentFeatures.kernel(f, f, mode: .trace)
+            if theta0 == nil { theta0 = theta }
+            let dist = 1 - PathAnalyzer.cosine(theta0!, theta)
+            let align = PathAnalyzer.cosine(theta, yyT)
+            let travel = Vec.norm(zip(w, w0).map { $0 - $1 }) / max(Vec.norm(w0), .leastNormalMagnitude)
+            var pkm: Double? = nil
+            if step > 0 {
+                let a = PathAnalyzer.fixedCoefficients(cSum: cSum, gSum: gSum)
+                var num = 0.0, den = 0.0
+                for q in fidelityRows {
+                    let pred = PathAnalyzer.kernelTimes(kp, row: q, coefficients: a, blocks: blocks, outputs: C)
+                    for c in 0..<C {
+                        let ft = jvpSum[q, c]   // f_t − f_0 up to quadrature
+                        num += (pred[c] - ft) * (pred[c] - ft)
+                        den += ft * ft
+                    }
+                }
+                pkm = den > 0 ? (num / den).squareRoot() : nil
+            }
+            dynamics.append(.init(step: step, kernelDistance: dist, alignment: align, weightTravel: travel, pathKMError: pkm))
+        }
+
+        var nodeCount = 0, maxDepth = 0
+        let rule = GaussLegendre(nodes: settings.nodes)
+        while let seg = try path.next() {
+            let t = seg.step
+            if t % sampleEvery == 0 { sampleDynamics(step: t, w: seg.start) }
+            let delta = seg.delta
+            let batch = seg.record.batch.map(Int.init)
+            let xb = run.trainX.rows(at: batch)
+            let eta = seg.record.learningRate
+            let ct = eta / Double(batch.count)
+
+            // Quadrature nodes for this segment.
+            var nodes: [(s: Double, w: Double)]
+            if let tol = settings.adaptiveTolerance {
+                let (ns, depth) = PathAnalyzer.adaptiveNodes(model: model, start: seg.start, delta: delta, x: xq, rule: rule,
+                                                              tolerance: tol / Double(T))
+                nodes = ns
+                maxDepth = max(maxDepth, depth)
+            } else {
+                nodes = zip(rule.nodes, rule.weights).map { ($0, $1) }
+            }
+            nodeCount += nodes.count
+
+            let cache = model.forwardCache(seg.start, xb)
+            let fb = cache.tangentFeatures()
+            let fbg = cache.tangentFeatures(cotangents: [seg.outputGradient])
+            var kbar = Matrix(rows: nQ * blocks, cols: batch.count * blocks)
+            var nbar = Matrix(rows: nQ * C, cols: batch.count)
+            let decay = lambdaWD > 0 ? seg.start.map { -eta * lambdaWD * $0 } : nil
+            for (s, omega) in nodes {
+                var ws = seg.start
+                Vec.axpy(s, delta, &ws)
+                let fq = model.tangentFeatures(ws, xq)
+                let kk = TangentFeatures.kernel(fq, fb, mode: mode)
+                for i in kbar.data.indices { kbar.data[i] += omega * kk.data[i] }
+                let nk = TangentFeatures.kernel(fq, fbg, mode: .full)
+                for i in nbar.data.indices { nbar.data[i] += omega * nk.data[i] }
+                let jv = model.jvp(ws, xq, tangent: delta)
+                for i in jvpSum.data.indices { jvpSum.data[i] += omega * jv.data[i] }
+                if let decay {
+                    let jd = model.jvp(ws, xq, tangent: decay)
+                    for i in rwd.data.indices { rwd.data[i] += omega * jd.data[i] }
+                }
+            }
+            // Scatter the batch columns into the path-kernel accumulators.
+            for r in 0..<(nQ * blocks) {
+                for (b, i) in batch.enumerated() {
+                    for k in 0..<blocks { kp[r, i * blocks + k] += ct * kbar[r, b * blocks + k] }
+                }
+            }
+            for r in 0..<(nQ * C) {
+                for (b, i) in batch.enumerated() { nAcc[r, i] += ct * nbar[r, b] }
+            }
+            for (b, i) in batch.enumerated() {
+                cSum[i] += ct
+                for c in 0..<C { gSum[i, c] += ct * seg.outputGradient[b, c] }
+            }
+
+            // The linearized network (ntk0-km), trained with the same batches and rates.
+            let fLin = f0Train.rows(at: batch) + model.jvp(w0, xb, tangent: zip(wLin, w0).map { $0 - $1 })
+            let (_, gLin) = run.loss.evaluate(outputs: fLin, targets: run.trainY.rows(at: batch))
+            let gradLin = model.vjp(w0, xb, cotangent: (1.0 / Double(batch.count)) * gLin)
+            Vec.axpy(1, lin.delta(gradient: gradLin, parameters: wLin, learningRate: eta), &wLin)
+            progress(t + 1, T)
+        }
+        let wT = path.current
+        sampleDynamics(step: T, w: wT)
+
+        // Network outputs at both ends.
+        let f0 = model.forward(w0, xq)
+        let fT = model.forward(wT, xq)
+        let change = fT - f0
+
+        // Kernel machines.
+        var exact = f0
+        for q in 0..<nQ {
+            for c in 0..<C {
+                var s = 0.0
+                let row = (q * C + c) * n
+                for i in 0..<n { s += nAcc.data[row + i] }
+                exact[q, c] += -s + rwd[q, c]
+            }
+        }
+        let aFixed = PathAnalyzer.fixedCoefficients(cSum: cSum, gSum: gSum)
+        var pathKM = f0, pathKMSelf = f0
+        let aSelf = PathAnalyzer.selfCoefficients(kp: kp, nAcc: nAcc, nT: nT, n: n, outputs: C, blocks: blocks)
+        for q in 0..<nQ {
+            let p = PathAnalyzer.kernelTimes(kp, row: q, coefficients: aFixed, blocks: blocks, outputs: C)
+            let ps = PathAnalyzer.kernelTimes(kp, row: q, coefficients: aSelf, blocks: blocks, outputs: C)
+            for c in 0..<C { pathKM[q, c] += p[c]; pathKMSelf[q, c] += ps[c] }
+        }
+        // path-krr on the square block K^p(X, X) (training queries are rows nT..<nQ).
+        let target = change.rows(at: Array(nT..<nQ))
+        let kpTrain = kp.rows(at: Array((nT * blocks)..<(nQ * blocks)))
+        let (pathKRR, pathRidge) = try PathAnalyzer.ridgeMachine(kqx: kp, kxx: kpTrain, target: target, f0: f0,
+                                                                  blocks: blocks, outputs: C, rho: settings.ridge)
+        let ntk0Lin = f0 + model.jvp(w0, xq, tangent: zip(wT, w0).map { $0 - $1 })
+        let ntk0KM = f0 + model.jvp(w0, xq, tangent: zip(wLin, w0).map { $0 - $1 })
+        let ftX = model.tangentFeatures(wT, run.trainX)
+        let ftQ = model.tangentFeatures(wT, xq)
+        let (ntkTKRR, ntkRidge) = try PathAnalyzer.ridgeMachine(
+            kqx: TangentFeatures.kernel(ftQ, ftX, mode: mode), kxx: TangentFeatures.kernel(ftX, ftX, mode: mode),
+            target: target, f0: f0, blocks: blocks, outputs: C, rho: settings.ridge)
+
+        // Fidelity per machine and split.
+        let labels: [Double] = (0..<nT).map { run.testY[$0, 0] } + (0..<n).map { run.trainY[$0, 0] }
+        let splits: [(String, [Int])] = [("test", Array(0..<nT)), ("train", Array(nT..<nQ))]
+        func fid(_ pred: Matrix, _ rows: [Int]) -> AnalysisResult.Fidelity? {
+            guard !rows.isEmpty else { return nil }
+            return PathAnalyzer.fidelity(pred: pred.rows(at: rows), network: fT.rows(at: rows), initial: f0.rows(at: rows),
+                                         labels: rows.map { labels[$0] }, task: run.info.task)
+        }
+        let showTrain = settings.queries != .test, showTest = settings.queries != .train && nT > 0
+        func machine(_ name: String, _ desc: String, _ pred: Matrix, ridge: Double? = nil) -> AnalysisResult.KernelMachine {
+            .init(name: name, description: desc, train: showTrain ? fid(pred, splits[1].1) : nil,
+                  test: showTest ? fid(pred, splits[0].1) : nil, ridge: ridge)
+        }
+        let machines = [
+            machine("exact", "f0 + path decomposition (x-dependent coefficients)", exact),
+            machine("path-km", "path kernel, fixed coefficients (Domingos)", pathKM),
+            machine("path-km-self", "path kernel, coefficients a_i(x_i)", pathKMSelf),
+            machine("path-krr", "ridge regression with the path kernel", pathKRR, ridge: pathRidge),
+            machine("ntk0-lin", "linearization at w_0, evaluated at w_T", ntk0Lin),
+            machine("ntk0-km", "kernel GD with the initial NTK", ntk0KM),
+            machine("ntkT-krr", "ridge regression with the final NTK", ntkTKRR, ridge: ntkRidge),
+        ]
+
+        // Reconstruction residuals.
+        func residual(_ rows: [Int]) -> AnalysisResult.Residual? {
+            guard !rows.isEmpty else { return nil }
+            var num = 0.0, den = 0.0, mx = 0.0, km = 0.0
+            for q in rows {
+                for c in 0..<C {
+                    let r = change[q, c] - jvpSum[q, c]
+                    num += r * r
+                    den += change[q, c] * change[q, c]
+                    mx = max(mx, abs(r))
+                    km = max(km, abs(fT[q, c] - exact[q, c]))
+                }
+            }
+            return .init(relativeResidual: den > 0 ? (num / den).squareRoot() : (num > 0 ? .infinity : 0), maxAbsResidual: mx, kernelFormMaxAbs: km)
+        }
+
+        // Attribution for the first few queries.
+        var attribution: [AnalysisResult.Attribution] = []
+        let attrRows: [(String, Int, Int)] = nT > 0 ? (0..<min(nT, 3)).map { ("test", $0, $0) }
+                                                  : (0..<min(n, 3)).map { ("train", $0, nT + $0) }
+        for (split, index, q) in attrRows {
+            let d = (0..<C).map { change[q, $0] }
+            let dd = d.reduce(0) { $0 + $1 * $1 }
+            var shares: [(Int, Double)] = []
+            for i in 0..<n {
+                var dot = 0.0
+                for c in 0..<C { dot += -nAcc[q * C + c, i] * d[c] }
+                shares.append((i, dd > 0 ? dot / dd : 0))
+            }
+            shares.sort { abs($0.1) > abs($1.1) }
+            attribution.append(.init(split: split, query: index, output: (0..<C).map { fT[q, $0] }, change: d,
+                                     top: shares.prefix(5).map { .init(trainIndex: $0.0, share: $0.1, label: run.trainY[$0.0, 0]) }))
+        }
+
+        let netAcc: (Matrix, [Int]) -> Double? = { f, rows in
+            guard !rows.isEmpty, run.isClassification else { return nil }
+            return PathAnalyzer.accuracy(f.rows(at: rows), labels: rows.map { labels[$0] }, task: run.info.task)
+        }
+        let spec = model.spec
+        let resolved = AnalysisResult.Settings(nodes: settings.nodes, adaptiveTolerance: settings.adaptiveTolerance,
+                                               queries: settings.queries.rawValue, maxQueries: settings.maxQueries,
+                                               kernel: mode.rawValue, ridge: settings.ridge)
+        let result = AnalysisResult(
+            settings: resolved,
+            run: .init(name: run.info.name, model: "MLP \(spec.layers.map(String.init).joined(separator: "-")) \(spec.activation.rawValue)",
+                       parameterCount: model.parameterCount, task: run.info.task, loss: run.loss.rawValue,
+                       optimizer: run.optimizer.summary, status: run.info.status.rawValue, precision: run.info.precision.rawValue,
+                       steps: T, trainCount: n, testQueries: nT, outputs: C,
+                       networkTrainAccuracy: netAcc(fT, splits[1].1), networkTestAccuracy: netAcc(fT, splits[0].1),
+                       notes: run.notes),
+            replay: .init(mode: run.info.checkpointEvery == 1 ? "every step stored" : "replayed between checkpoints every \(run.info.checkpointEvery) steps",
+                          checkpointEvery: run.info.checkpointEvery, largestMismatch: path.largestMismatch, tolerance: path.tolerance),
+            reconstruction: .init(train: showTrain ? residual(splits[1].1) : nil, test: showTest ? residual(splits[0].1) : nil,
+                                  meanNodesPerStep: Double(nodeCount) / Double(max(T, 1)), maxDepth: maxDepth),
+            kernelMachines: machines, dynamics: dynamics, dynamicsSubset: dynIdx.count, attribution: attribution,
+            seconds: Date().timeIntervalSince(started), toolVersion: "")
+        return (result, kp)
+    }
+}

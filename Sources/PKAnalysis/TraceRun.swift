@@ -1,0 +1,92 @@
+import Foundation
+import PKNetworks
+import PKNumerics
+import PKOptim
+import PKTrace
+
+/// A recorded run as the analyzer sees it: the model, loss, optimizer, data and the usable
+/// prefix of steps (everything committed up to the last valid checkpoint).
+public struct TraceRun: Sendable {
+    public let path: String
+    public let info: RunInfo
+    public let model: MLP
+    public let loss: LossKind
+    public let optimizer: OptimizerSpec
+    public let trainX: Matrix
+    /// Targets in the loss's format: regression n × C, classification n × 1 (class index / 0-1).
+    public let trainY: Matrix
+    public let testX: Matrix
+    public let testY: Matrix
+    /// Stored checkpoint steps within the usable prefix, ascending; first is 0, last is `steps`.
+    public let checkpoints: [Int]
+    /// Step rows `0..<steps`.
+    public let stepRecords: [StepRecord]
+    /// Number of updates analyzed (the last usable checkpoint).
+    public var steps: Int { checkpoints.last ?? 0 }
+    /// Notes for the report (committed prefix of a running trace, diverged run, …).
+    public let notes: [String]
+
+    public var isClassification: Bool { info.task != "regression" }
+
+    public static func load(_ reader: TraceReader) throws -> TraceRun {
+        let info = reader.run
+        let dec = JSONDecoder()
+        func decode<T: Decodable>(_ t: T.Type, _ json: String, _ what: String) throws -> T {
+            do { return try dec.decode(t, from: Data(json.utf8)) } catch {
+                throw AnalysisError("\(reader.path): cannot read the run's \(what) (\(error)); was it written by a newer pathkernel?")
+            }
+        }
+        let spec = try decode(ModelSpec.self, info.modelJSON, "model spec")
+        let lossSpec = try decode(LossSpec.self, info.lossJSON, "loss spec")
+        let optimizer = try decode(OptimizerSpec.self, info.optimizerJSON, "optimizer spec")
+        let model = try MLP(spec: spec)
+        guard model.parameterCount == reader.parameterCount else {
+            throw AnalysisError("\(reader.path): the model spec has \(model.parameterCount) parameters but the trace's layout has \(reader.parameterCount)")
+        }
+        let data = try reader.data()
+        func matrix(_ a: DataArray) -> Matrix {
+            let n = a.shape.first ?? 0
+            let d = a.shape.count > 1 ? a.shape[1...].reduce(1, *) : 1
+            return Matrix(rows: n, cols: d, data: a.values)
+        }
+        let steps = try reader.steps()
+        let stored = try reader.checkpointSteps()
+        var notes: [String] = []
+        switch info.status {
+        case .running:
+            notes.append("the trace is still being written (or its writer was killed): analyzing the committed prefix")
+        case .diverged:
+            notes.append("the run diverged (\(info.statusMessage ?? "")): analyzing up to the last finite checkpoint")
+        case .aborted:
+            notes.append("the run was aborted (\(info.statusMessage ?? "")): analyzing what was committed")
+        case .finished:
+            break
+        }
+        // Usable prefix: checkpoints whose preceding step rows all exist.
+        var present = Set<Int>()
+        for s in steps { present.insert(s.step) }
+        var firstMissing = 0
+        while present.contains(firstMissing) { firstMissing += 1 }
+        let usable = stored.filter { $0 <= firstMissing }
+        guard usable.first == 0 else {
+            throw AnalysisError("\(reader.path): the trace has no initial checkpoint (step 0); nothing to analyze")
+        }
+        guard let last = usable.last, last > 0 else {
+            throw AnalysisError("\(reader.path): the trace has no update with a checkpoint after it yet; nothing to analyze (train longer, or wait for the first checkpoint)")
+        }
+        if let lastStored = stored.last, lastStored > last {
+            notes.append("step \(firstMissing) is missing from the trace: analyzing steps 0..<\(last) only")
+        }
+        return TraceRun(path: reader.path, info: info, model: model, loss: lossSpec.kind, optimizer: optimizer,
+                        trainX: matrix(data.trainX), trainY: matrix(data.trainY),
+                        testX: matrix(data.testX), testY: matrix(data.testY),
+                        checkpoints: usable, stepRecords: Array(steps.filter { $0.step < last }.sorted { $0.step < $1.step }),
+                        notes: notes)
+    }
+}
+
+/// A trace the analyzer cannot use, in one line that says what to do.
+public struct AnalysisError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,75 @@
+import PKNetworks
+import PKNumerics
+import PKOptim
+import PKTrace
+
+/// The weights at every step of a recorded run, one segment `(w_t, w_{t+1})` at a time.
+///
+/// Between stored checkpoints the recorded steps are replayed (same batch, learning rate, loss
+/// and update rule, through the very function training used), and the replay is checked against
+/// the next stored checkpoint; the path then continues from the stored weights. The largest
+/// relative mismatch `max|w_replay − w_stored| / max(1, max|w_stored|)` is kept for the report.
+/// Only two weight vectors are held at a time.
+public struct WeightPath {
+    public let run: TraceRun
+    private let reader: TraceReader
+    private let gd: GradientDescent
+    private var checkpointIndex = 0
+    public private(set) var t = 0
+    public private(set) var current: [Double]
+    public private(set) var largestMismatch = 0.0
+    /// Relative mismatch above which the trace is declared inconsistent.
+    public let tolerance: Double
+
+    public init(run: TraceRun, reader: TraceReader) throws {
+        self.run = run
+        self.reader = reader
+        gd = GradientDescent(weightDecay: run.optimizer.weightDecay)
+        current = try reader.checkpoint(step: 0)
+        tolerance = run.info.precision == .float32 ? 1e-4 : 1e-8
+    }
+
+    public struct Segment {
+        public let step: Int
+        public let start: [Double]
+        public let end: [Double]
+        public let record: StepRecord
+        /// Per-example output gradients `g_i` at `start` on the batch, |B| × C (computed by the replay
+        /// or recomputed when the end point is a stored checkpoint).
+        public let outputGradient: Matrix
+        public var delta: [Double] { zip(end, start).map { $0 - $1 } }
+    }
+
+    /// The next segment, or nil after the last analyzed step.
+    public mutating func next() throws -> Segment? {
+        guard t < run.steps else { return nil }
+        let record = run.stepRecords[t]
+        let batch = record.batch.map(Int.init)
+        let x = run.trainX.rows(at: batch)
+        let y = run.trainY.rows(at: batch)
+        let result = gd.step(model: run.model, parameters: current, inputs: x, targets: y, loss: run.loss,
+                             learningRate: record.learningRate)
+        guard var end = result.next else {
+            throw AnalysisError("\(run.path): replaying step \(t) gives a non-finite loss; the trace is inconsistent with its model and data")
+        }
+        if checkpointIndex + 1 < run.checkpoints.count && run.checkpoints[checkpointIndex + 1] == t + 1 {
+            let stored = try reader.checkpoint(step: t + 1)
+            var diff = 0.0, scale = 1.0
+            for i in stored.indices {
+                diff = max(diff, abs(stored[i] - end[i]))
+                scale = max(scale, abs(stored[i]))
+            }
+            let rel = diff / scale
+            largestMismatch = max(largestMismatch, rel)
+            guard rel <= tolerance else {
+                throw AnalysisError("\(run.path): replaying the recorded steps does not reach the checkpoint at step \(t + 1) (relative mismatch \(rel), tolerance \(tolerance)); the trace is inconsistent")
+            }
+            end = stored
+            checkpointIndex += 1
+        }
+        let seg = Segment(step: t, start: current, end: end, record: record, outputGradient: result.outputGradient)
+        current = end
+        t += 1
+        return seg
+    }
+}

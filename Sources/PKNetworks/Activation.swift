@@ -1,0 +1,128 @@
+import Foundation
+import PKNumerics
+
+/// Pointwise nonlinearities of the hidden layers, with their derivatives.
+///
+/// Priorities, in order: values and derivatives that agree to round-off with the closed forms
+/// below, no overflow or NaN for any finite input, then speed.
+///
+/// | case | `φ(x)` | `φ'(x)` |
+/// | --- | --- | --- |
+/// | `identity` | `x` | `1` |
+/// | `relu` | `max(x, 0)` | `1` if `x > 0`, else `0` (so `φ'(0) = 0`) |
+/// | `leakyRelu` | `x` if `x > 0`, else `α x` | `1` if `x > 0`, else `α` (so `φ'(0) = α`) |
+/// | `tanh` | `tanh x` | `1 − tanh² x` |
+/// | `sigmoid` | `1 / (1 + e^{−x})` | `σ(x)(1 − σ(x))` |
+/// | `gelu` | `x Φ(x)`, `Φ(x) = ½(1 + erf(x/√2))` (exact, not the tanh approximation; Hendrycks & Gimpel 2016) | `Φ(x) + x φ_N(x)`, `φ_N(x) = e^{−x²/2}/√(2π)` |
+/// | `erf` | `erf x` | `(2/√π) e^{−x²}` |
+/// | `softplus` | `log(1 + eˣ)`, computed as `max(x, 0) + log1p(e^{−|x|})` | `σ(x)` |
+///
+/// `α` is the spec's `leakySlope` (default 0.01). At the kink `x = 0` ReLU and leaky ReLU take
+/// the left derivative. Does *not* hold: `derivative` is not a limit of finite differences at
+/// `x = 0` for ReLU and leaky ReLU (none exists there).
+public enum Activation: String, Codable, Sendable, CaseIterable {
+    case identity, relu, leakyRelu = "leaky-relu", tanh, sigmoid, gelu, erf, softplus
+
+    /// `φ(x)`.
+    @inlinable
+    public func value(_ x: Double, leakySlope alpha: Double = 0.01) -> Double {
+        switch self {
+        case .identity: return x
+        case .relu: return x > 0 ? x : 0
+        case .leakyRelu: return x > 0 ? x : alpha * x
+        case .tanh: return Foundation.tanh(x)
+        case .sigmoid: return Activation.logistic(x)
+        case .gelu: return x * Activation.normalCDF(x)
+        case .erf: return Foundation.erf(x)
+        case .softplus: return max(x, 0) + Foundation.log1p(Foundation.exp(-abs(x)))
+        }
+    }
+
+    /// `φ'(x)`, with the conventions at kinks stated on the type.
+    @inlinable
+    public func derivative(_ x: Double, leakySlope alpha: Double = 0.01) -> Double {
+        switch self {
+        case .identity: return 1
+        case .relu: return x > 0 ? 1 : 0
+        case .leakyRelu: return x > 0 ? 1 : alpha
+        case .tanh:
+            let t = Foundation.tanh(x)
+            return 1 - t * t
+        case .sigmoid:
+            let s = Activation.logistic(x)
+            return s * (1 - s)
+        case .gelu:
+            return Activation.normalCDF(x) + x * Foundation.exp(-0.5 * x * x) * Activation.inverseSqrt2Pi
+        case .erf:
+            return Activation.twoOverSqrtPi * Foundation.exp(-x * x)
+        case .softplus:
+            return Activation.logistic(x)
+        }
+    }
+
+    /// `(φ(x), φ'(x))`, sharing the expensive part (one `tanh`, `exp` or `erfc` per call).
+    /// Agrees with `value` and `derivative` to round-off (bit-identical for the piecewise-linear
+    /// cases, `tanh`, `sigmoid` and `erf`).
+    @inlinable
+    public func valueAndDerivative(_ x: Double, leakySlope alpha: Double = 0.01) -> (value: Double, derivative: Double) {
+        switch self {
+        case .identity: return (x, 1)
+        case .relu: return x > 0 ? (x, 1) : (0, 0)
+        case .leakyRelu: return x > 0 ? (x, 1) : (alpha * x, alpha)
+        case .tanh:
+            let t = Foundation.tanh(x)
+            return (t, 1 - t * t)
+        case .sigmoid:
+            let s = Activation.logistic(x)
+            return (s, s * (1 - s))
+        case .gelu:
+            let p = Activation.normalCDF(x)
+            return (x * p, p + x * Foundation.exp(-0.5 * x * x) * Activation.inverseSqrt2Pi)
+        case .erf:
+            return (Foundation.erf(x), Activation.twoOverSqrtPi * Foundation.exp(-x * x))
+        case .softplus:
+            let e = Foundation.exp(-abs(x))
+            return (max(x, 0) + Foundation.log1p(e), x >= 0 ? 1 / (1 + e) : e / (1 + e))
+        }
+    }
+
+    /// `φ` and `φ'` at every element of `z`, in one pass.
+    public func valuesAndDerivatives(_ z: Matrix, leakySlope alpha: Double = 0.01) -> (values: Matrix, derivatives: Matrix) {
+        var values = z, derivatives = z
+        values.data.withUnsafeMutableBufferPointer { vp in
+            derivatives.data.withUnsafeMutableBufferPointer { dp in
+                for k in 0..<vp.count { (vp[k], dp[k]) = valueAndDerivative(vp[k], leakySlope: alpha) }
+            }
+        }
+        return (values, derivatives)
+    }
+
+    /// `φ` applied to every element.
+    public func values(_ z: Matrix, leakySlope alpha: Double = 0.01) -> Matrix {
+        if self == .identity { return z }
+        return z.map { value($0, leakySlope: alpha) }
+    }
+
+    /// `φ'` at every element.
+    public func derivatives(_ z: Matrix, leakySlope alpha: Double = 0.01) -> Matrix {
+        z.map { derivative($0, leakySlope: alpha) }
+    }
+
+    // MARK: Helpers
+
+    /// `σ(x) = 1/(1 + e^{−x})` without overflow: the exponential is always of `−|x|`.
+    @usableFromInline
+    static func logistic(_ x: Double) -> Double {
+        if x >= 0 { return 1 / (1 + Foundation.exp(-x)) }
+        let e = Foundation.exp(x)
+        return e / (1 + e)
+    }
+
+    /// The standard normal CDF `Φ(x) = ½ erfc(−x/√2)` (erfc keeps the left tail accurate).
+    @usableFromInline
+    static func normalCDF(_ x: Double) -> Double { 0.5 * Foundation.erfc(-x * inverseSqrt2) }
+
+    @usableFromInline static let inverseSqrt2 = 0.70710678118654752440
+    @usableFromInline static let inverseSqrt2Pi = 0.39894228040143267794
+    @usableFromInline static let twoOverSqrtPi = 1.12837916709551257390
+}

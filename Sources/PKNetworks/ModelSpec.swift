@@ -1,0 +1,124 @@
+/// How initial weights and the forward pass share the scale `σ_w/√fan-in`
+/// (Jacot et al. 2018, "Neural Tangent Kernel"; neural-tangents `stax.Dense`).
+///
+/// For a dense layer with fan-in `n`:
+/// - `ntk`: `W_ij ~ N(0, 1)`, `b_i ~ N(0, 1)`, `z = (σ_w/√n)·W a + σ_b·b`.
+/// - `standard`: `W_ij ~ N(0, σ_w²/n)`, `b_i ~ N(0, σ_b²)`, `z = W a + b`.
+///
+/// Both give the same function at initialization (with the same seed this package draws the same
+/// standard normals for both); they differ in the gradient, hence in training and in the kernel.
+public enum Parameterization: String, Codable, Sendable, CaseIterable {
+    case standard, ntk
+}
+
+/// A network description as it appears in run configs and traces (`Docs/networks.md`).
+///
+/// Decoding fills missing optional keys with the defaults below and rejects unknown `kind`s;
+/// encoding writes every key. Shape and range checks are in `validate()`.
+public struct ModelSpec: Codable, Sendable, Equatable {
+    /// The architecture family; only `"mlp"` exists.
+    public var kind: String = "mlp"
+    /// Widths `[input, hidden…, output]`, for example `[2, 64, 64, 1]`: at least two, all positive.
+    public var layers: [Int]
+    /// Nonlinearity of every hidden layer; the output layer is linear.
+    public var activation: Activation
+    public var parameterization: Parameterization = .ntk
+    /// Weight scale `σ_w` (> 0).
+    public var sigmaW: Double = 1.0
+    /// Bias scale `σ_b` (≥ 0).
+    public var sigmaB: Double = 0.1
+    /// Whether the dense layers have biases.
+    public var bias: Bool = true
+    /// Slope `α` of leaky ReLU for negative inputs.
+    public var leakySlope: Double = 0.01
+
+    public static let supportedKinds = ["mlp"]
+
+    public init(layers: [Int], activation: Activation, parameterization: Parameterization = .ntk,
+                sigmaW: Double = 1.0, sigmaB: Double = 0.1, bias: Bool = true, leakySlope: Double = 0.01,
+                kind: String = "mlp") {
+        self.kind = kind
+        self.layers = layers
+        self.activation = activation
+        self.parameterization = parameterization
+        self.sigmaW = sigmaW
+        self.sigmaB = sigmaB
+        self.bias = bias
+        self.leakySlope = leakySlope
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case kind, layers, activation, parameterization, sigmaW, sigmaB, bias, leakySlope
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let kind = try c.decodeIfPresent(String.self, forKey: .kind) ?? "mlp"
+        guard ModelSpec.supportedKinds.contains(kind) else {
+            throw DecodingError.dataCorruptedError(
+                forKey: .kind, in: c,
+                debugDescription: "unknown model kind \"\(kind)\" (supported: \(ModelSpec.supportedKinds.joined(separator: ", ")))")
+        }
+        self.kind = kind
+        layers = try c.decode([Int].self, forKey: .layers)
+        let name = try c.decode(String.self, forKey: .activation)
+        guard let activation = Activation(rawValue: name) else {
+            throw DecodingError.dataCorruptedError(
+                forKey: .activation, in: c,
+                debugDescription: "unknown activation \"\(name)\" (supported: \(Activation.allCases.map(\.rawValue).joined(separator: ", ")))")
+        }
+        self.activation = activation
+        if let p = try c.decodeIfPresent(String.self, forKey: .parameterization) {
+            guard let value = Parameterization(rawValue: p) else {
+                throw DecodingError.dataCorruptedError(
+                    forKey: .parameterization, in: c,
+                    debugDescription: "unknown parameterization \"\(p)\" (supported: standard, ntk)")
+            }
+            parameterization = value
+        }
+        sigmaW = try c.decodeIfPresent(Double.self, forKey: .sigmaW) ?? sigmaW
+        sigmaB = try c.decodeIfPresent(Double.self, forKey: .sigmaB) ?? sigmaB
+        bias = try c.decodeIfPresent(Bool.self, forKey: .bias) ?? bias
+        leakySlope = try c.decodeIfPresent(Double.self, forKey: .leakySlope) ?? leakySlope
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(kind, forKey: .kind)
+        try c.encode(layers, forKey: .layers)
+        try c.encode(activation, forKey: .activation)
+        try c.encode(parameterization, forKey: .parameterization)
+        try c.encode(sigmaW, forKey: .sigmaW)
+        try c.encode(sigmaB, forKey: .sigmaB)
+        try c.encode(bias, forKey: .bias)
+        try c.encode(leakySlope, forKey: .leakySlope)
+    }
+
+    /// Throws a `ModelSpecError` naming the first bad field.
+    public func validate() throws {
+        guard ModelSpec.supportedKinds.contains(kind) else {
+            throw ModelSpecError("model.kind \"\(kind)\" is not supported (supported: \(ModelSpec.supportedKinds.joined(separator: ", ")))")
+        }
+        guard layers.count >= 2 else {
+            throw ModelSpecError("model.layers needs at least an input and an output width, got \(layers)")
+        }
+        if let i = layers.firstIndex(where: { $0 <= 0 }) {
+            throw ModelSpecError("model.layers[\(i)] must be positive, got \(layers[i]) in \(layers)")
+        }
+        guard sigmaW > 0, sigmaW.isFinite else {
+            throw ModelSpecError("model.sigmaW must be a positive number, got \(sigmaW)")
+        }
+        guard sigmaB >= 0, sigmaB.isFinite else {
+            throw ModelSpecError("model.sigmaB must be ≥ 0, got \(sigmaB)")
+        }
+        guard leakySlope.isFinite else {
+            throw ModelSpecError("model.leakySlope must be finite, got \(leakySlope)")
+        }
+    }
+}
+
+/// An invalid model spec, described in one line.
+public struct ModelSpecError: Error, CustomStringConvertible, Sendable, Equatable {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}

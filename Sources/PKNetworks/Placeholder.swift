@@ -1,1 +1,0 @@
-// module — placeholder, replaced by the module's sources.

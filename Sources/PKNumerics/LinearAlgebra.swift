@@ -1,0 +1,88 @@
+#if canImport(Accelerate)
+import Accelerate
+#else
+import CBLAS
+#endif
+
+/// Dense solves: Cholesky through LAPACK (`dpotrf`/`dpotrs`), and a small general solve by
+/// Gaussian elimination with partial pivoting (for C×C blocks).
+public enum LinearAlgebra {
+    public struct Failure: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    /// Solves `A X = B` for symmetric positive-definite `A` (n × n) and `B` (n × m).
+    /// Throws when `A` is not positive definite (LAPACK `info > 0`).
+    public static func choleskySolve(_ a: Matrix, _ b: Matrix) throws -> Matrix {
+        precondition(a.rows == a.cols && b.rows == a.rows, "choleskySolve shapes \(a.rows)×\(a.cols), \(b.rows)×\(b.cols)")
+        var n = Int32(a.rows), nrhs = Int32(b.cols), info: Int32 = 0
+        if a.rows == 0 { return b }
+        // A is symmetric, so its row-major storage is also its column-major storage.
+        var factor = a.data
+        var uplo: CChar = 76 // "L"
+        var lda = n
+        dpotrf_(&uplo, &n, &factor, &lda, &info, 1)
+        guard info == 0 else { throw Failure(description: "matrix is not positive definite (leading minor \(info))") }
+        var rhs = b.transposed.data    // column-major B
+        var ldb = n
+        dpotrs_(&uplo, &n, &nrhs, factor, &lda, &rhs, &ldb, &info, 1)
+        guard info == 0 else { throw Failure(description: "dpotrs failed (info \(info))") }
+        return Matrix(rows: b.cols, cols: b.rows, data: rhs).transposed
+    }
+
+    /// Eigenvalues of a symmetric matrix, ascending (LAPACK `dsyevd`, no vectors).
+    public static func symmetricEigenvalues(_ a: Matrix) throws -> [Double] {
+        precondition(a.rows == a.cols, "eigenvalues of a non-square matrix")
+        var n = Int32(a.rows)
+        if n == 0 { return [] }
+        var m = a.data
+        var jobz: CChar = 78 // "N"
+        var uplo: CChar = 76 // "L"
+        var lda = n, info: Int32 = 0
+        var w = [Double](repeating: 0, count: a.rows)
+        var lwork: Int32 = -1, liwork: Int32 = -1
+        var wq = [Double](repeating: 0, count: 1)
+        var iwq = [Int32](repeating: 0, count: 1)
+        dsyevd_(&jobz, &uplo, &n, &m, &lda, &w, &wq, &lwork, &iwq, &liwork, &info, 1, 1)
+        lwork = Int32(wq[0])
+        liwork = iwq[0]
+        var work = [Double](repeating: 0, count: Int(lwork))
+        var iwork = [Int32](repeating: 0, count: Int(max(liwork, 1)))
+        dsyevd_(&jobz, &uplo, &n, &m, &lda, &w, &work, &lwork, &iwork, &liwork, &info, 1, 1)
+        guard info == 0 else { throw Failure(description: "dsyevd failed (info \(info))") }
+        return w
+    }
+
+    /// Solves `A X = B` for a small general square `A` (partial pivoting). Throws when singular.
+    public static func solve(_ a: Matrix, _ b: Matrix) throws -> Matrix {
+        precondition(a.rows == a.cols && b.rows == a.rows)
+        let n = a.rows
+        var m = a, x = b
+        for col in 0..<n {
+            var piv = col
+            for r in (col + 1)..<max(n, col + 1) where abs(m[r, col]) > abs(m[piv, col]) { piv = r }
+            let scale = (0..<n).map { abs(m[$0, col]) }.max() ?? 0
+            guard abs(m[piv, col]) > 1e-300 && abs(m[piv, col]) > 1e-14 * scale else {
+                throw Failure(description: "singular matrix")
+            }
+            if piv != col {
+                for c in 0..<n { let t = m[col, c]; m[col, c] = m[piv, c]; m[piv, c] = t }
+                for c in 0..<x.cols { let t = x[col, c]; x[col, c] = x[piv, c]; x[piv, c] = t }
+            }
+            for r in (col + 1)..<max(n, col + 1) {
+                let f = m[r, col] / m[col, col]
+                if f == 0 { continue }
+                for c in col..<n { m[r, c] -= f * m[col, c] }
+                for c in 0..<x.cols { x[r, c] -= f * x[col, c] }
+            }
+        }
+        for r in stride(from: n - 1, through: 0, by: -1) {
+            for c in 0..<x.cols {
+                var s = x[r, c]
+                for k in (r + 1)..<max(n, r + 1) { s -= m[r, k] * x[k, c] }
+                x[r, c] = s / m[r, r]
+            }
+        }
+        return x
+    }
+}

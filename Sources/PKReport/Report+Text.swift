@@ -1,0 +1,167 @@
+import Foundation
+import PKAnalysis
+
+extension Report {
+    /// The text report: fits an 80-column terminal. With `markdown`, the same content as Markdown.
+    static func text(_ r: AnalysisResult, markdown md: Bool) -> String {
+        var out: [String] = []
+        func h(_ s: String) {
+            if md { out.append("## \(s)"); out.append("") } else { out.append(s); out.append(String(repeating: "─", count: min(s.count, 78))) }
+        }
+        func blank() { out.append("") }
+        func table(_ header: [String], _ rows: [[String]]) {
+            if md {
+                out.append("| " + header.joined(separator: " | ") + " |")
+                out.append("|" + header.map { _ in " --- |" }.joined())
+                for row in rows { out.append("| " + row.joined(separator: " | ") + " |") }
+            } else {
+                var widths = header.map(\.count)
+                for row in rows { for (i, c) in row.enumerated() { widths[i] = max(widths[i], c.count) } }
+                func line(_ cells: [String]) -> String {
+                    cells.enumerated().map { i, c in
+                        i == 0 ? c.padding(toLength: widths[i], withPad: " ", startingAt: 0)
+                               : String(repeating: " ", count: widths[i] - c.count) + c
+                    }.joined(separator: "  ")
+                }
+                out.append(line(header))
+                for row in rows { out.append(line(row)) }
+            }
+        }
+        let run = r.run
+        let classification = run.task != "regression"
+
+        if md { out.append("# pathkernel report: \(run.name)"); blank() } else {
+            out.append("pathkernel report: \(run.name)")
+            out.append(String(repeating: "═", count: min(20 + run.name.count, 78)))
+        }
+        var summary = [
+            "model      \(run.model), \(run.parameterCount) parameters",
+            "task       \(run.task), loss \(run.loss), \(run.outputs) output\(run.outputs == 1 ? "" : "s")",
+            "training   \(run.optimizer), \(run.steps) steps, status \(run.status)",
+            "queries    \(run.testQueries) held out, \(run.trainCount) training points",
+            "settings   q = \(r.settings.nodes) Gauss–Legendre nodes\(r.settings.adaptiveTolerance.map { ", adaptive to \(sci($0))" } ?? ""), kernel \(r.settings.kernel), ridge ρ = \(sci(r.settings.ridge)), \(run.precision)",
+            "replay     \(r.replay.mode)\(r.replay.checkpointEvery > 1 ? ", largest mismatch \(sci(r.replay.largestMismatch))" : "")",
+        ]
+        if classification {
+            summary.append("network    accuracy \(pct(run.networkTrainAccuracy)) train, \(pct(run.networkTestAccuracy)) held out")
+        }
+        if md { out.append(contentsOf: summary.map { "    " + $0 }) } else { out.append(contentsOf: summary) }
+        for note in run.notes { out.append((md ? "> " : "note: ") + note) }
+        blank()
+
+        h("Reconstruction (f_T − f_0 − Σ_t J̄_t Δw_t)")
+        var rec: [[String]] = []
+        for (name, res) in [("train", r.reconstruction.train), ("held out", r.reconstruction.test)] {
+            guard let res else { continue }
+            rec.append([name, sci(res.relativeResidual), sci(res.maxAbsResidual), sci(res.kernelFormMaxAbs)])
+        }
+        table(["split", "relative", "max abs", "kernel form max abs"], rec)
+        out.append(md ? "" : "")
+        out.append("mean nodes per step \(num(r.reconstruction.meanNodesPerStep, 1))\(r.reconstruction.maxDepth > 0 ? ", deepest split \(r.reconstruction.maxDepth)" : "")")
+        blank()
+
+        h("Kernel machines against the network")
+        var rows: [[String]] = []
+        for km in r.kernelMachines {
+            var row = [km.name]
+            for f in [km.test, km.train] {
+                row.append(pct(f?.relativeError))
+                row.append(num(f?.r2))
+                if classification { row.append(pct(f?.argmaxAgreement)) }
+            }
+            rows.append(row)
+        }
+        var header = ["machine", "rel err", "R²"]
+        if classification { header.append("agree") }
+        header += ["rel err", "R²"]
+        if classification { header.append("agree") }
+        if md {
+            header = header.enumerated().map { i, s in i == 0 ? s : (i <= (classification ? 3 : 2) ? "held out \(s)" : "train \(s)") }
+        } else {
+            out.append("                held out" + String(repeating: " ", count: classification ? 18 : 10) + "train")
+        }
+        table(header, rows)
+        blank()
+        if !md {
+            out.append("rel err = ‖KM − f_T‖/‖f_T − f_0‖ (0 = the network itself, 1 = no better")
+            out.append("than the untrained network); agree = same predicted class as the network.")
+            blank()
+        }
+
+        h("Along training (\(r.dynamics.count) points, \(r.dynamicsSubset) training points)")
+        let d = r.dynamics
+        if !d.isEmpty {
+            let first = d.first!, last = d.last!
+            func series(_ name: String, _ values: [Double], _ fmt: (Double?) -> String) {
+                let line = "\(name.padding(toLength: 16, withPad: " ", startingAt: 0)) \(sparkline(values)) \(fmt(values.first)) → \(fmt(values.last))"
+                out.append(md ? "    " + line : line)
+            }
+            series("kernel distance", d.map(\.kernelDistance), { num($0) })
+            series("alignment", d.map(\.alignment), { num($0) })
+            series("weight travel", d.map(\.weightTravel), { num($0) })
+            let fidelity = d.compactMap(\.pathKMError)
+            if !fidelity.isEmpty { series("path-km rel err", fidelity, { pct($0) }) }
+            out.append((md ? "    " : "") + "steps \(first.step) … \(last.step)")
+        }
+        blank()
+
+        if !r.attribution.isEmpty {
+            h("Training examples behind predictions")
+            for a in r.attribution {
+                let outStr = a.output.count == 1 ? num(a.output[0]) : "[\(a.output.prefix(4).map { num($0, 2) }.joined(separator: ", "))\(a.output.count > 4 ? ", …" : "")]"
+                out.append("\(a.split) #\(a.query): output \(outStr); top examples (share of f_T − f_0):")
+                let cells = a.top.map { "#\($0.trainIndex) (y=\(num($0.label, classification ? 0 : 2))) \(pct($0.share))" }
+                out.append((md ? "- " : "  ") + cells.joined(separator: ", "))
+            }
+            blank()
+        }
+
+        h("What the numbers say")
+        out.append(contentsOf: wrap(paragraph(r), width: 78))
+        blank()
+        return out.joined(separator: "\n")
+    }
+
+    /// One plain paragraph; every number comes from the analysis.
+    static func paragraph(_ r: AnalysisResult) -> String {
+        let split = r.reconstruction.test != nil ? "held-out" : "training"
+        func machine(_ name: String) -> AnalysisResult.Fidelity? {
+            let km = r.kernelMachines.first { $0.name == name }
+            return r.reconstruction.test != nil ? km?.test : km?.train
+        }
+        var s: [String] = []
+        if let res = r.reconstruction.test ?? r.reconstruction.train {
+            let ok = res.relativeResidual < 1e-6
+            s.append("The path decomposition rebuilds the network's \(split) outputs to a relative residual of \(sci(res.relativeResidual))\(ok ? " (round-off level)" : " (quadrature error: raise --nodes or use --adaptive)").")
+        }
+        if let pkm = machine("path-km") {
+            s.append("The path kernel machine with fixed coefficients reproduces the network to \(pct(pkm.relativeError)) on \(split) points")
+            if let self_ = machine("path-km-self") {
+                s[s.count - 1] += " (\(pct(self_.relativeError)) with coefficients taken at each training point)."
+            } else { s[s.count - 1] += "." }
+        }
+        if let n0 = machine("ntk0-km"), let lin = machine("ntk0-lin") {
+            let lazy = n0.relativeError < 0.1
+            s.append("Kernel gradient descent with the initial NTK is \(pct(n0.relativeError)) off and the linearization at w_0 \(pct(lin.relativeError)): \(lazy ? "the run stayed close to the lazy (NTK) regime." : "this run left the lazy regime.")")
+        }
+        if let krr = machine("path-krr"), let ntkT = machine("ntkT-krr") {
+            s.append("Ridge regression on the network's own changes is \(pct(krr.relativeError)) off with the path kernel and \(pct(ntkT.relativeError)) with the final NTK.")
+        }
+        if let last = r.dynamics.last {
+            s.append("By the end the tangent kernel moved a distance \(num(last.kernelDistance)) from its start and the weights travelled \(pct(last.weightTravel)) of their initial norm.")
+        }
+        return s.joined(separator: " ")
+    }
+
+    static func wrap(_ text: String, width: Int) -> [String] {
+        var lines: [String] = []
+        var line = ""
+        for word in text.split(separator: " ") {
+            if line.isEmpty { line = String(word) }
+            else if line.count + 1 + word.count <= width { line += " " + word }
+            else { lines.append(line); line = String(word) }
+        }
+        if !line.isEmpty { lines.append(line) }
+        return lines
+    }
+}

@@ -1,0 +1,61 @@
+import Foundation
+import PKAnalysis
+
+/// Reports are pure functions of an `AnalysisResult`: the same result gives the same bytes.
+public enum ReportFormat: String, CaseIterable, Sendable { case text, markdown, json }
+
+public enum Report {
+    public static func render(_ r: AnalysisResult, format: ReportFormat) -> String {
+        switch format {
+        case .json: return json(r)
+        case .text: return text(r, markdown: false)
+        case .markdown: return text(r, markdown: true)
+        }
+    }
+
+    /// The JSON form: the analysis result with snake_case keys; non-finite numbers become null.
+    public static func json(_ r: AnalysisResult) -> String {
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+        enc.keyEncodingStrategy = .convertToSnakeCase
+        enc.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        return String(decoding: (try? enc.encode(r)) ?? Data(), as: UTF8.self) + "\n"
+    }
+
+    // MARK: Number formatting
+
+    static func sci(_ x: Double?) -> String {
+        guard let x else { return "–" }
+        guard x.isFinite else { return x.isNaN ? "nan" : (x > 0 ? "inf" : "-inf") }
+        if x == 0 { return "0" }
+        return String(format: "%.1e", x)
+    }
+
+    static func pct(_ x: Double?) -> String {
+        guard let x, x.isFinite else { return x == nil ? "–" : "inf" }
+        if x >= 10 { return String(format: "%.0f×", x) }
+        if x < 0.001 { return String(format: "%.0e", x * 100) + "%" }
+        return String(format: x < 0.1 ? "%.2f%%" : "%.1f%%", 100 * x)
+    }
+
+    static func num(_ x: Double?, _ digits: Int = 3) -> String {
+        guard let x else { return "–" }
+        guard x.isFinite else { return x.isNaN ? "nan" : (x > 0 ? "inf" : "-inf") }
+        return String(format: "%.\(digits)f", x)
+    }
+
+    /// A sparkline of `values` scaled to their own range, with the range printed.
+    static func sparkline(_ values: [Double], width: Int = 40) -> String {
+        let bars = Array("▁▂▃▄▅▆▇█")
+        let v = values.filter { $0.isFinite }
+        guard let lo = v.min(), let hi = v.max(), !values.isEmpty else { return "" }
+        // Resample to `width` points.
+        let m = min(width, values.count)
+        let sampled = (0..<m).map { values[$0 * values.count / m] }
+        return String(sampled.map { x -> Character in
+            guard x.isFinite else { return " " }
+            let f = hi > lo ? (x - lo) / (hi - lo) : 0
+            return bars[min(bars.count - 1, Int(f * Double(bars.count - 1) + 0.5))]
+        })
+    }
+}

@@ -1,0 +1,173 @@
+import Foundation
+import Testing
+import PKData
+import PKNetworks
+import PKNumerics
+import PKOptim
+import PKTrace
+@testable import PKAnalysis
+import PKTraining
+
+private func tempPath(_ name: String) throws -> String {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("pk-an-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    return dir.appendingPathComponent(name).path
+}
+
+private func decode<T: Decodable>(_ t: T.Type, _ json: String) -> T {
+    try! JSONDecoder().decode(t, from: Data(json.utf8))
+}
+
+/// Trains `config` into a fresh trace and returns its path.
+func recordTrace(_ config: RunConfig, name: String = "t.sqlite") throws -> String {
+    let path = try tempPath(name)
+    let trainer = try Trainer(config: config)
+    let recorder = TraceRecorder(path: path)
+    trainer.run(observers: [recorder])
+    try recorder.finish()
+    return path
+}
+
+func analyze(_ path: String, _ settings: AnalysisSettings = AnalysisSettings()) throws -> AnalysisResult {
+    try PathAnalyzer(settings: settings).analyze(reader: TraceReader.open(path))
+}
+
+func config(name: String, data: String, model: String, loss: LossKind, optimizer: OptimizerSpec,
+            steps: Int, batchSize: Int? = nil, checkpointEvery: Int = 1, seed: UInt64 = 7) -> RunConfig {
+    RunConfig(name: name, seed: seed, data: decode(DataSpec.self, data), model: decode(ModelSpec.self, model),
+              loss: LossSpec(kind: loss), optimizer: optimizer,
+              training: TrainingSpec(steps: steps, batchSize: batchSize, checkpointEvery: checkpointEvery))
+}
+
+@Suite("Structured tangent kernels against explicit Jacobians")
+struct TangentKernelTests {
+    static let specs = [
+        #"{"layers":[3,5,4,2],"activation":"tanh","parameterization":"ntk"}"#,
+        #"{"layers":[3,6,1],"activation":"relu","parameterization":"standard"}"#,
+        #"{"layers":[2,4,4,3],"activation":"gelu","parameterization":"ntk","bias":false}"#,
+        #"{"layers":[4,3],"activation":"identity"}"#,
+    ]
+
+    @Test(arguments: specs)
+    func crossWeightKernelEqualsJacobianProduct(spec: String) throws {
+        let model = try MLP(spec: decode(ModelSpec.self, spec))
+        var rng = PortableRandom(seed: 3)
+        let u = model.initialParameters(seed: 1), v = model.initialParameters(seed: 2)
+        let x1 = Matrix(rows: 4, cols: model.inputDim, data: (0..<(4 * model.inputDim)).map { _ in rng.normal() })
+        let x2 = Matrix(rows: 3, cols: model.inputDim, data: (0..<(3 * model.inputDim)).map { _ in rng.normal() })
+        let explicit = Matrix.product(model.jacobians(u, x1), model.jacobians(v, x2), transposeB: true)
+        let fa = model.tangentFeatures(u, x1), fb = model.tangentFeatures(v, x2)
+        let full = TangentFeatures.kernel(fa, fb, mode: .full)
+        #expect(full.rows == explicit.rows && full.cols == explicit.cols)
+        let scale = max(1, explicit.data.map(abs).max()!)
+        for (a, b) in zip(full.data, explicit.data) { #expect(abs(a - b) <= 1e-12 * scale) }
+        // Trace mode is the sum of each block's diagonal.
+        let tr = TangentFeatures.kernel(fa, fb, mode: .trace)
+        let C = model.outputDim
+        for r in 0..<4 { for s in 0..<3 {
+            let expected = (0..<C).reduce(0.0) { $0 + explicit[r * C + $1, s * C + $1] }
+            #expect(abs(tr[r, s] - expected) <= 1e-12 * scale)
+        } }
+        // Contracted features give Θ·g.
+        let g = Matrix(rows: 3, cols: C, data: (0..<(3 * C)).map { _ in rng.normal() })
+        let kg = TangentFeatures.kernel(fa, model.forwardCache(v, x2).tangentFeatures(cotangents: [g]), mode: .full)
+        for row in 0..<(4 * C) { for s in 0..<3 {
+            let expected = (0..<C).reduce(0.0) { $0 + explicit[row, s * C + $1] * g[s, $1] }
+            #expect(abs(kg[row, s] - expected) <= 1e-11 * scale)
+        } }
+    }
+}
+
+@Suite("Path analysis", .serialized)
+struct PathAnalysisTests {
+    /// f(x) = wᵀx + b (one dense layer, standard parameterization) trained by full-batch GD:
+    /// K^p(x, x_i) = Σ_t η_t/|B_t| (xᵀx_i + 1) in closed form.
+    @Test func linearModelMatchesClosedForm() throws {
+        let cfg = config(name: "lin", data: #"{"kind":"teacher","train":12,"test":5,"inputDim":3}"#,
+                         model: #"{"layers":[3,1],"activation":"identity","parameterization":"standard"}"#,
+                         loss: .mse, optimizer: OptimizerSpec(kind: .gd, learningRate: 0.1, schedule: ScheduleSpec(kind: .cosine)),
+                         steps: 15)
+        let path = try recordTrace(cfg)
+        let reader = try TraceReader.open(path)
+        let run = try TraceRun.load(reader)
+        let (result, kp) = try PathAnalyzer(settings: AnalysisSettings(nodes: 2)).analyzeWithKernel(reader: reader)
+        let cSum = run.stepRecords.reduce(0.0) { $0 + $1.learningRate / Double($1.batch.count) }
+        let nT = result.run.testQueries
+        let xq = run.testX.rows(at: Array(0..<nT))
+        for q in 0..<nT {
+            for i in 0..<run.trainX.rows {
+                var dot = 1.0
+                for j in 0..<3 { dot += xq[q, j] * run.trainX[i, j] }
+                #expect(abs(kp[q, i] - cSum * dot) <= 1e-13 * max(1, abs(cSum * dot)))
+            }
+        }
+        #expect(result.reconstruction.test!.maxAbsResidual < 1e-12)
+    }
+
+    @Test func sineTanhReconstructsAtRoundOff() throws {
+        var cfg = try Presets.load("sine-tanh")
+        cfg.training.steps = 60
+        let result = try analyze(try recordTrace(cfg))
+        #expect(result.reconstruction.train!.relativeResidual < 1e-9)
+        #expect(result.reconstruction.test!.relativeResidual < 1e-9)
+        #expect(result.reconstruction.test!.kernelFormMaxAbs < 1e-9)
+        let exact = result.kernelMachines.first { $0.name == "exact" }!
+        #expect(exact.test!.relativeError < 1e-9)
+        // Other machines are approximations: their errors are positive and finite.
+        for km in result.kernelMachines where km.name != "exact" { #expect(km.test!.relativeError.isFinite) }
+    }
+
+    /// One step, one node: K^p = (η/|B|) Θ(x, x_i; w_0 + ½Δw, w_0) from explicit Jacobians; the
+    /// NTK at each checkpoint is symmetric and positive semi-definite.
+    @Test func singleStepOneNodeEqualsExplicitKernel() throws {
+        let cfg = config(name: "one", data: #"{"kind":"moons","train":10,"test":6,"noise":0.1}"#,
+                         model: #"{"layers":[2,6,6,1],"activation":"tanh"}"#, loss: .logistic,
+                         optimizer: OptimizerSpec(kind: .gd, learningRate: 0.5), steps: 1)
+        let path = try recordTrace(cfg)
+        let reader = try TraceReader.open(path)
+        let run = try TraceRun.load(reader)
+        let (_, kp) = try PathAnalyzer(settings: AnalysisSettings(nodes: 1)).analyzeWithKernel(reader: reader)
+        let w0 = try reader.checkpoint(step: 0), w1 = try reader.checkpoint(step: 1)
+        let mid = zip(w0, w1).map { 0.5 * ($0 + $1) }
+        let xq = Matrix(rows: 16, cols: 2, data: run.testX.data + run.trainX.data)
+        let explicit = Matrix.product(run.model.jacobians(mid, xq), run.model.jacobians(w0, run.trainX), transposeB: true)
+        let c = run.stepRecords[0].learningRate / 10
+        for i in kp.data.indices { #expect(abs(kp.data[i] - c * explicit.data[i]) <= 1e-13 * max(1, abs(c * explicit.data[i]))) }
+        for step in [0, 1] {
+            let w = try reader.checkpoint(step: step)
+            let f = run.model.tangentFeatures(w, run.trainX)
+            let theta = TangentFeatures.kernel(f, f)
+            for i in 0..<10 { for j in 0..<10 { #expect(abs(theta[i, j] - theta[j, i]) <= 1e-13 * max(1, abs(theta[i, j]))) } }
+            let eig = try LinearAlgebra.symmetricEigenvalues(theta)
+            #expect(eig.min()! >= -1e-10 * eig.max()!)
+        }
+    }
+
+    @Test func replayFromSparseCheckpointsMatchesDenseTrace() throws {
+        var cfg = config(name: "rep", data: #"{"kind":"moons","train":24,"test":8,"noise":0.1}"#,
+                         model: #"{"layers":[2,8,1],"activation":"tanh"}"#, loss: .logistic,
+                         optimizer: OptimizerSpec(kind: .sgd, learningRate: 0.4, weightDecay: 1e-3), steps: 25, batchSize: 8)
+        let dense = try analyze(try recordTrace(cfg, name: "dense.sqlite"))
+        cfg.training.checkpointEvery = 10
+        let sparse = try analyze(try recordTrace(cfg, name: "sparse.sqlite"))
+        #expect(sparse.replay.largestMismatch < 1e-12)
+        #expect(sparse.replay.checkpointEvery == 10)
+        for (a, b) in zip(dense.kernelMachines, sparse.kernelMachines) {
+            #expect(abs(a.test!.relativeError - b.test!.relativeError) <= 1e-9 * max(1, a.test!.relativeError), "\(a.name)")
+        }
+        #expect(sparse.reconstruction.test!.relativeResidual < 1e-9)
+    }
+
+    @Test func adaptiveReachesToleranceWhereTwoNodesDoNot() throws {
+        let cfg = config(name: "relu", data: #"{"kind":"teacher","train":32,"test":16,"inputDim":4}"#,
+                         model: #"{"layers":[4,32,32,1],"activation":"relu","sigmaW":1.4142135623730951}"#, loss: .mse,
+                         optimizer: OptimizerSpec(kind: .sgd, learningRate: 0.5), steps: 20, batchSize: 16)
+        let path = try recordTrace(cfg)
+        let tol = 1e-7
+        let fixed = try analyze(path, AnalysisSettings(nodes: 2))
+        let adaptive = try analyze(path, AnalysisSettings(nodes: 2, adaptiveTolerance: tol))
+        #expect(fixed.reconstruction.test!.maxAbsResidual > tol)
+        #expect(adaptive.reconstruction.test!.maxAbsResidual <= tol)
+        #expect(adaptive.reconstruction.train!.maxAbsResidual <= tol)
+    }
+}
