@@ -1,0 +1,66 @@
+import Foundation
+
+/// Opens an existing trace for writing analyses (the only writer of an already-created trace).
+///
+/// `open` runs the reader's checks, then applies any schema migration the trace lacks (a trace
+/// written by an older pathkernel is upgraded in place; one written by a newer one is refused).
+/// It never touches the run, data, layout, step or checkpoint tables, and may run while a
+/// `TraceWriter` still appends (SQLite serializes the two writers; the busy timeout waits).
+public final class AnalysisWriter: @unchecked Sendable {
+    public let path: String
+    private let lock = NSLock()
+    private var db: SQLiteConnection?
+
+    private init(path: String, db: SQLiteConnection) {
+        self.path = path
+        self.db = db
+    }
+
+    deinit { close() }
+
+    public static func open(_ path: String) throws -> AnalysisWriter {
+        try open(path, migrations: TraceSchema.migrations)
+    }
+
+    /// `open` with an explicit schema history (tests exercise migrations with it).
+    static func open(_ path: String, migrations: [Migration]) throws -> AnalysisWriter {
+        _ = try TraceReader.open(path)   // every read-side check, including "schema too new"
+        let db = try SQLiteConnection(path: path, readOnly: false)
+        try TraceSchema.migrate(db, migrations: migrations)
+        return AnalysisWriter(path: path, db: db)
+    }
+
+    /// Stores `analysis`, replacing any stored under the same key (one transaction).
+    public func save(_ analysis: StoredAnalysis) throws {
+        lock.lock()
+        defer { lock.unlock() }
+        guard let db else { throw TraceError.closed(path: path) }
+        do {
+            try db.transaction("saving an analysis") {
+                // Delete then insert, so that rowid order is save order (`analyses()` relies on it).
+                let del = try db.prepare("DELETE FROM analysis WHERE key = ?", "replacing a stored analysis")
+                try del.bind(1, analysis.key)
+                try del.step()
+                let ins = try db.prepare("INSERT INTO analysis (key, settings_json, result_json, created_at, tool_version) VALUES (?, ?, ?, ?, ?)",
+                                         "saving an analysis")
+                try ins.bind(1, analysis.key)
+                try ins.bind(2, analysis.settingsJSON)
+                try ins.bind(3, analysis.resultJSON)
+                try ins.bind(4, analysis.createdAt)
+                try ins.bind(5, analysis.toolVersion)
+                try ins.step()
+            }
+        } catch {
+            db.rollbackIfNeeded()
+            throw error
+        }
+    }
+
+    /// Idempotent.
+    public func close() {
+        lock.lock()
+        defer { lock.unlock() }
+        db?.close()
+        db = nil
+    }
+}

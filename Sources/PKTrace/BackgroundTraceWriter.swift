@@ -1,0 +1,180 @@
+import Foundation
+
+/// Runs a `TraceWriter` on its own thread so the training thread never waits on the disk.
+///
+/// Order is preserved: work is executed exactly in enqueue order. Step rows are buffered and
+/// committed in batches (at least every 0.25 s, when 256 rows are pending, and always before a
+/// checkpoint or status that follows them); each checkpoint commits in its own transaction after
+/// the step rows enqueued before it. The enqueue methods copy their arguments and return at once.
+///
+/// Failure: the first write error (a full disk, say) is kept in `firstError`; from then on
+/// queued and newly enqueued work is dropped, and `finish()` rethrows it. The trace still holds
+/// everything committed before the failure.
+///
+/// Does not hold: "never waits" has one exception. If more than `maxPendingBytes` of checkpoint
+/// data is queued (the disk is far slower than training), `enqueueCheckpoint` blocks until the
+/// writer catches up, rather than letting memory grow without bound.
+/// Call `finish()` exactly once when done; without it the writer thread keeps running.
+public final class BackgroundTraceWriter: @unchecked Sendable {
+    private enum Work {
+        case steps([StepRecord])
+        case checkpoint(Int, [Double])
+        case status(RunStatus, String?)
+    }
+
+    /// Checkpoint bytes (as Double) that may be queued before `enqueueCheckpoint` blocks.
+    public let maxPendingBytes: Int
+    /// Pending step rows that trigger a flush.
+    let stepBatch = 256
+    /// Longest time step rows wait in memory.
+    let flushInterval: TimeInterval = 0.25
+
+    private let writer: TraceWriter
+    private let condition = NSCondition()
+    // Guarded by `condition`:
+    private var queue: [Work] = []
+    private var pendingSteps = 0
+    private var pendingBytes = 0
+    private var failure: TraceError?
+    private var finishing = false
+    private var workerDone = false
+    private var finished = false
+
+    /// Takes ownership of `writer`: use it only through this object from now on.
+    public init(writer: TraceWriter, maxPendingBytes: Int = 512 << 20) {
+        self.writer = writer
+        self.maxPendingBytes = maxPendingBytes
+        let thread = Thread { [self] in self.work() }
+        thread.name = "pathkernel.trace-writer"
+        thread.start()
+    }
+
+    /// The first write failure, if any.
+    public var firstError: TraceError? {
+        condition.lock()
+        defer { condition.unlock() }
+        return failure
+    }
+
+    /// Queues a step row (dropped after a failure or after `finish()`).
+    public func enqueueStep(_ s: StepRecord) {
+        condition.lock()
+        defer { condition.unlock() }
+        guard failure == nil, !finishing else { return }
+        if case .steps(var rows)? = queue.last {
+            queue.removeLast()
+            rows.append(s)
+            queue.append(.steps(rows))
+        } else {
+            queue.append(.steps([s]))
+        }
+        pendingSteps += 1
+        if pendingSteps >= stepBatch { condition.broadcast() }
+    }
+
+    /// Queues a checkpoint; it commits after every step row enqueued before it.
+    public func enqueueCheckpoint(step: Int, parameters: [Double]) {
+        condition.lock()
+        defer { condition.unlock() }
+        let bytes = parameters.count * 8
+        while failure == nil && !finishing && pendingBytes > 0 && pendingBytes + bytes > maxPendingBytes {
+            condition.wait()
+        }
+        guard failure == nil, !finishing else { return }
+        queue.append(.checkpoint(step, parameters))
+        pendingBytes += bytes
+        condition.broadcast()
+    }
+
+    /// Queues a status change; it commits after everything enqueued before it.
+    public func enqueueStatus(_ status: RunStatus, message: String?) {
+        condition.lock()
+        defer { condition.unlock() }
+        guard failure == nil, !finishing else { return }
+        queue.append(.status(status, message))
+        condition.broadcast()
+    }
+
+    /// Writes everything queued, closes the trace and rethrows the first failure.
+    /// Later calls only rethrow it.
+    public func finish() throws {
+        condition.lock()
+        finishing = true
+        condition.broadcast()
+        while !workerDone { condition.wait() }
+        let alreadyFinished = finished
+        finished = true
+        let error = failure
+        condition.unlock()
+        if !alreadyFinished { writer.close() }
+        if let error { throw error }
+    }
+
+    // MARK: - Worker
+
+    private func work() {
+        while true {
+            condition.lock()
+            var deadline = Date().addingTimeInterval(flushInterval)
+            while !finishing && !urgentWorkLocked() {
+                if !condition.wait(until: deadline) {
+                    if !queue.isEmpty { break }   // flush buffered steps on the timer
+                    deadline = Date().addingTimeInterval(flushInterval)
+                }
+            }
+            let batch = queue
+            queue.removeAll(keepingCapacity: true)
+            pendingSteps = 0
+            let stop = finishing
+            condition.unlock()
+
+            for item in batch { execute(item) }
+
+            if stop {
+                condition.lock()
+                // Anything enqueued between the take and `finishing` was refused; the queue is empty.
+                workerDone = true
+                condition.broadcast()
+                condition.unlock()
+                return
+            }
+        }
+    }
+
+    /// Something other than a small run of step rows is waiting.
+    private func urgentWorkLocked() -> Bool {
+        if pendingSteps >= stepBatch { return true }
+        return queue.contains { if case .steps = $0 { return false } else { return true } }
+    }
+
+    private func execute(_ item: Work) {
+        condition.lock()
+        let failed = failure != nil
+        condition.unlock()
+        var released = 0
+        if case .checkpoint(_, let p) = item { released = p.count * 8 }
+        if !failed {
+            do {
+                switch item {
+                case .steps(let rows): try writer.appendSteps(rows)
+                case .checkpoint(let step, let p): try writer.appendCheckpoint(step: step, parameters: p)
+                case .status(let s, let m): try writer.setStatus(s, message: m)
+                }
+            } catch {
+                let e = error as? TraceError
+                    ?? .sqlite(path: writer.path, operation: "writing in the background", code: 0, message: "\(error)")
+                condition.lock()
+                if failure == nil { failure = e }
+                queue.removeAll()
+                pendingSteps = 0
+                condition.unlock()
+            }
+        }
+        if released > 0 {
+            condition.lock()
+            pendingBytes -= released
+            condition.broadcast()
+            condition.unlock()
+        }
+    }
+}
