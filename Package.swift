@@ -67,7 +67,7 @@ let package = Package(
         .testTarget(name: "PKTraceTests", dependencies: ["PKTrace"]),
         .testTarget(name: "PKTrainingTests", dependencies: ["PKTraining"]),
         .testTarget(name: "PKAnalysisTests", dependencies: ["PKAnalysis", "PKTraining"]),
-        .testTarget(name: "PKReportTests", dependencies: ["PKReport"], resources: [.copy("Golden")]),
+        .testTarget(name: "PKReportTests", dependencies: ["PKReport"], exclude: ["Golden"]),
         .testTarget(name: "CLITests", dependencies: ["PKTraining", "PKTrace"]),
     ],
     swiftLanguageModes: [.v6]

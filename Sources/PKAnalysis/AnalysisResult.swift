@@ -85,7 +85,7 @@ public struct AnalysisResult: Codable, Sendable {
         public var weightTravel: Double
         /// Relative error of `path-km` built from steps 0..<t against the network at w_t
         /// (held-out queries, or training points when there are none).
-        public var pathKMError: Double?
+        public var pathKmError: Double?
     }
 
     public struct Support: Codable, Sendable {

@@ -2,6 +2,9 @@ import PKNetworks
 import PKNumerics
 
 extension PathAnalyzer {
+    /// The deepest bisection of a segment in adaptive mode (intervals of length 2⁻⁴⁰).
+    public static let maxAdaptiveDepth = 40
+
     /// `full` when the accumulated C×C path kernel stays under about 200 MB, else `trace`.
     static func defaultKernel(queries: Int, train: Int, outputs C: Int) -> KernelMode {
         if C == 1 { return .full }
@@ -174,40 +177,68 @@ extension PathAnalyzer {
                      argmaxAgreement: agreement, accuracy: acc)
     }
 
-    /// Adaptive Gauss–Legendre nodes for one segment: an interval is accepted when the q-node
-    /// rule on it and the q-node rules on its two halves agree on `J̄Δw` for every query within
-    /// `tolerance · (interval length)` (max-abs); otherwise both halves are refined, to depth 12.
+    /// Adaptive Gauss–Legendre nodes for one segment.
+    ///
+    /// An interval [a, b] is accepted when its error estimate is within budget, otherwise both
+    /// halves are refined (to depth `maxAdaptiveDepth`). The estimate is `max_x |I_q(a, b) − I_q(a, m)
+    /// − I_q(m, b)|` (the q-node rule against the composite rule on the halves, budget
+    /// `tolerance · (b − a)`). For piecewise-linear activations (relu, leaky-relu) the integrand
+    /// `J(x; w_t + sΔw)Δw` jumps where a unit's pre-activation changes sign, and two Gauss rules can
+    /// both miss a jump near an interval's end; there an interval whose activation pattern differs
+    /// between a and b is estimated instead by `max_x |J(b)Δw − J(a)Δw| · (b − a)` (the worst error of
+    /// a jump of that size) with an absolute budget `tolerance / 16`. Between kinks the network is
+    /// polynomial in s and the rule's own estimate applies.
     /// Returns the composite rule (nodes in [0, 1], weights summing to 1) and the depth reached.
     static func adaptiveNodes(model: MLP, start: [Double], delta: [Double], x: Matrix, rule: GaussLegendre,
                               tolerance: Double) -> ([(s: Double, w: Double)], Int) {
+        let piecewiseLinear = [.relu, .leakyRelu].contains(model.spec.activation)
+        func point(_ s: Double) -> [Double] {
+            var ws = start
+            Vec.axpy(s, delta, &ws)
+            return ws
+        }
         func integral(_ a: Double, _ b: Double) -> Matrix {
             var sum = Matrix(rows: x.rows, cols: model.outputDim)
             for (s, w) in zip(rule.nodes, rule.weights) {
-                var ws = start
-                Vec.axpy(a + (b - a) * s, delta, &ws)
-                let jv = model.jvp(ws, x, tangent: delta)
+                let jv = model.jvp(point(a + (b - a) * s), x, tangent: delta)
                 for i in sum.data.indices { sum.data[i] += (b - a) * w * jv.data[i] }
             }
             return sum
         }
+        /// Activation pattern (φ' at every hidden unit of every query) and JΔw at s.
+        func endpoint(_ s: Double) -> (pattern: [[Double]], jv: Matrix) {
+            let w = point(s)
+            let pattern = piecewiseLinear ? model.forwardCache(w, x).activationDerivatives.map(\.data) : []
+            return (pattern, piecewiseLinear ? model.jvp(w, x, tangent: delta) : Matrix(rows: 0, cols: 0))
+        }
         var out: [(s: Double, w: Double)] = []
         var depth = 0
-        func refine(_ a: Double, _ b: Double, _ whole: Matrix, _ level: Int) {
+        func refine(_ a: Double, _ b: Double, _ whole: Matrix, _ ea: (pattern: [[Double]], jv: Matrix),
+                    _ eb: (pattern: [[Double]], jv: Matrix), _ level: Int) {
             let mid = 0.5 * (a + b)
             let left = integral(a, mid), right = integral(mid, b)
-            var diff = 0.0
-            for i in whole.data.indices { diff = max(diff, abs(whole.data[i] - left.data[i] - right.data[i])) }
-            if diff <= tolerance * (b - a) || level >= 12 {
+            var accept: Bool
+            if piecewiseLinear && ea.pattern != eb.pattern {
+                var jump = 0.0
+                for i in ea.jv.data.indices { jump = max(jump, abs(eb.jv.data[i] - ea.jv.data[i])) }
+                accept = jump * (b - a) <= tolerance / 16
+            } else {
+                var diff = 0.0
+                for i in whole.data.indices { diff = max(diff, abs(whole.data[i] - left.data[i] - right.data[i])) }
+                accept = diff <= tolerance * (b - a)
+            }
+            if accept || level >= PathAnalyzer.maxAdaptiveDepth {
                 depth = max(depth, level)
                 for (lo, hi) in [(a, mid), (mid, b)] {
                     for (s, w) in zip(rule.nodes, rule.weights) { out.append((lo + (hi - lo) * s, (hi - lo) * w)) }
                 }
             } else {
-                refine(a, mid, left, level + 1)
-                refine(mid, b, right, level + 1)
+                let em = endpoint(mid)
+                refine(a, mid, left, ea, em, level + 1)
+                refine(mid, b, right, em, eb, level + 1)
             }
         }
-        refine(0, 1, integral(0, 1), 1)
+        refine(0, 1, integral(0, 1), endpoint(0), endpoint(1), 1)
         return (out, depth)
     }
 }

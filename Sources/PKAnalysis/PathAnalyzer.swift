@@ -30,6 +30,8 @@ public struct PathAnalyzer {
     public func analyzeWithKernel(reader: TraceReader, progress: (Int, Int) -> Void = { _, _ in }) throws
         -> (result: AnalysisResult, kernel: Matrix) {
         try settings.validate()
+        // Many small GEMMs: one BLAS thread (see `BLASThreads`).
+        BLASThreads.set(1)
         let started = Date()
         let run = try TraceRun.load(reader)
         let model = run.model
@@ -87,7 +89,7 @@ public struct PathAnalyzer {
                 }
                 pkm = den > 0 ? (num / den).squareRoot() : nil
             }
-            dynamics.append(.init(step: step, kernelDistance: dist, alignment: align, weightTravel: travel, pathKMError: pkm))
+            dynamics.append(.init(step: step, kernelDistance: dist, alignment: align, weightTravel: travel, pathKmError: pkm))
         }
 
         var nodeCount = 0, maxDepth = 0

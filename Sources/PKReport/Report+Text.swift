@@ -99,7 +99,7 @@ extension Report {
             series("kernel distance", d.map(\.kernelDistance), { num($0) })
             series("alignment", d.map(\.alignment), { num($0) })
             series("weight travel", d.map(\.weightTravel), { num($0) })
-            let fidelity = d.compactMap(\.pathKMError)
+            let fidelity = d.compactMap(\.pathKmError)
             if !fidelity.isEmpty { series("path-km rel err", fidelity, { pct($0) }) }
             out.append((md ? "    " : "") + "steps \(first.step) … \(last.step)")
         }
@@ -110,8 +110,8 @@ extension Report {
             for a in r.attribution {
                 let outStr = a.output.count == 1 ? num(a.output[0]) : "[\(a.output.prefix(4).map { num($0, 2) }.joined(separator: ", "))\(a.output.count > 4 ? ", …" : "")]"
                 out.append("\(a.split) #\(a.query): output \(outStr); top examples (share of f_T − f_0):")
-                let cells = a.top.map { "#\($0.trainIndex) (y=\(num($0.label, classification ? 0 : 2))) \(pct($0.share))" }
-                out.append((md ? "- " : "  ") + cells.joined(separator: ", "))
+                let cells = a.top.prefix(4).map { "#\($0.trainIndex) y=\(num($0.label, classification ? 0 : 2)) \(pct($0.share))" }
+                out.append((md ? "- " : "  ") + cells.joined(separator: ",  "))
             }
             blank()
         }

@@ -32,10 +32,14 @@ public enum Report {
     }
 
     static func pct(_ x: Double?) -> String {
-        guard let x, x.isFinite else { return x == nil ? "–" : "inf" }
-        if x >= 10 { return String(format: "%.0f×", x) }
-        if x < 0.001 { return String(format: "%.0e", x * 100) + "%" }
-        return String(format: x < 0.1 ? "%.2f%%" : "%.1f%%", 100 * x)
+        guard let x else { return "–" }
+        guard x.isFinite else { return x.isNaN ? "nan" : (x > 0 ? "inf" : "-inf") }
+        let p = 100 * x, a = abs(p)
+        if a == 0 { return "0%" }
+        if a < 0.01 { return String(format: "%.0e%%", p) }
+        if a < 10 { return String(format: "%.2f%%", p) }
+        if a < 1000 { return String(format: "%.1f%%", p) }
+        return String(format: "%.0f%%", p)
     }
 
     static func num(_ x: Double?, _ digits: Int = 3) -> String {

@@ -13,7 +13,7 @@ struct PathKernel: ParsableCommand {
         Start with:  pathkernel train --preset moons-mlp --out moons.sqlite && pathkernel inspect moons.sqlite
         """,
         version: ToolInfo.version,
-        subcommands: [Train.self, Inspect.self, ListPresets.self, Bench.self]
+        subcommands: [Demo.self, Train.self, Inspect.self, Analyze.self, ReportCommand.self, ListPresets.self, Bench.self]
     )
 }
 

@@ -157,7 +157,12 @@ struct TrainingTests {
     }
 
     @Test func divergedRunKeepsEverythingUpToIt() throws {
-        let config = smallConfig(steps: 200, optimizer: OptimizerSpec(kind: .gd, learningRate: 1e30), checkpointEvery: 50)
+        // A linear regression with a learning rate far beyond 2/λ_max: the weights grow geometrically to ±∞.
+        let config = RunConfig(name: "div", seed: 3,
+                               data: try JSONDecoder().decode(DataSpec.self, from: Data(#"{"kind":"sine","train":16,"test":4}"#.utf8)),
+                               model: try JSONDecoder().decode(ModelSpec.self, from: Data(#"{"layers":[1,4,1],"activation":"identity"}"#.utf8)),
+                               loss: LossSpec(kind: .mse), optimizer: OptimizerSpec(kind: .gd, learningRate: 1e3),
+                               training: TrainingSpec(steps: 500, checkpointEvery: 50))
         let path = try tempPath("div.sqlite")
         let outcome = try record(config, to: path)
         #expect(outcome.status == .diverged)

@@ -1,0 +1,37 @@
+import Foundation
+import PKTrace
+
+/// Stores analyses in their trace, keyed by their settings (canonical JSON), through PKTrace's
+/// analysis tables.
+public enum AnalysisStore {
+    /// The canonical key of a settings value: key-sorted JSON.
+    public static func key(_ s: AnalysisSettings) -> String {
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys]
+        return String(decoding: (try? enc.encode(s)) ?? Data(), as: UTF8.self)
+    }
+
+    public static func encode(_ r: AnalysisResult) -> String {
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys]
+        enc.keyEncodingStrategy = .convertToSnakeCase
+        enc.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        return String(decoding: (try? enc.encode(r)) ?? Data(), as: UTF8.self)
+    }
+
+    public static func decode(_ json: String) throws -> AnalysisResult {
+        let dec = JSONDecoder()
+        dec.keyDecodingStrategy = .convertFromSnakeCase
+        dec.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        do { return try dec.decode(AnalysisResult.self, from: Data(json.utf8)) } catch {
+            throw AnalysisError("the stored analysis cannot be read (\(error)); run `pathkernel analyze --force` to recompute it")
+        }
+    }
+
+    public static func save(_ r: AnalysisResult, key: String, settings: AnalysisSettings, path: String) throws {
+        let writer = try AnalysisWriter.open(path)
+        defer { writer.close() }
+        try writer.save(StoredAnalysis(key: key, settingsJSON: key, resultJSON: encode(r),
+                                       createdAt: ISO8601DateFormatter().string(from: Date()), toolVersion: r.toolVersion))
+    }
+}

@@ -1,0 +1,159 @@
+import ArgumentParser
+import Foundation
+import PKAnalysis
+import PKNetworks
+import PKReport
+import PKTrace
+import PKTraining
+
+struct AnalysisOptions: ParsableArguments {
+    @Option(help: "Gauss–Legendre nodes per step (1…64).")
+    var nodes: Int = 4
+
+    @Option(name: .customLong("adaptive"), help: ArgumentHelp("Adaptive quadrature: split segments until the total reconstruction error is below TOL (output units). For ReLU-like networks.", valueName: "TOL"))
+    var adaptive: Double?
+
+    @Option(help: "Which splits to report: test, train or both.")
+    var queries: AnalysisSettings.Queries = .both
+
+    @Option(help: "At most N held-out queries (the first N).")
+    var maxQueries: Int?
+
+    @Option(help: "Keep full C×C kernel blocks or only their trace (default: full when it fits in about 200 MB).")
+    var kernel: KernelMode?
+
+    @Option(help: "Relative ridge ρ for the ridge machines: λ = ρ·tr(K)/n.")
+    var ridge: Double = 1e-6
+
+    var settings: AnalysisSettings {
+        AnalysisSettings(nodes: nodes, adaptiveTolerance: adaptive, queries: queries, maxQueries: maxQueries,
+                         kernel: kernel, ridge: ridge)
+    }
+}
+
+extension AnalysisSettings.Queries: ExpressibleByArgument {}
+extension KernelMode: ExpressibleByArgument {}
+extension ReportFormat: ExpressibleByArgument {}
+
+/// Shared by `analyze` and `demo`: reuse a stored analysis with the same settings, or compute and store one.
+enum AnalysisRunner {
+    static func run(path: String, settings: AnalysisSettings, force: Bool, quiet: Bool) throws -> AnalysisResult {
+        let key = AnalysisStore.key(settings)
+        if !force, let stored = try TraceReader.open(path).analysis(key: key) {
+            if !quiet { FileHandle.standardError.write(Data("using the stored analysis with these settings (pass --force to recompute)\n".utf8)) }
+            return try AnalysisStore.decode(stored.resultJSON)
+        }
+        let reader = try TraceReader.open(path)
+        let bar = quiet ? nil : ProgressBar(total: max(reader.run.plannedSteps, 1))
+        var result = try PathAnalyzer(settings: settings).analyze(reader: reader) { done, total in
+            bar?.restart(total: total) ; bar?.update(done, "steps")
+        }
+        bar?.finish("analyzed \(result.run.steps) steps in \(ProgressBar.duration(result.seconds))")
+        result.toolVersion = ToolInfo.version
+        try AnalysisStore.save(result, key: key, settings: settings, path: path)
+        return result
+    }
+}
+
+struct Analyze: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Integrate the path kernel along a trace and build its kernel machines.",
+        discussion: """
+        Computes the exact path decomposition of the network's outputs (reconstruction residual),
+        the path kernel K^p, Domingos' coefficients, the kernel machines exact, path-km,
+        path-km-self, path-krr, ntk0-lin, ntk0-km and ntkT-krr, their fidelity to the network, the
+        kernel dynamics and the top training examples behind a few predictions (Docs/path-kernel.md).
+        The result is stored in the trace, keyed by its settings; `pathkernel report` prints it.
+        """)
+
+    @Argument(help: "The trace file.")
+    var path: String
+
+    @OptionGroup var options: AnalysisOptions
+
+    @Flag(help: "Recompute even if an analysis with these settings is stored.")
+    var force = false
+
+    @Flag(help: "Print no progress.")
+    var quiet = false
+
+    func validate() throws {
+        do { try options.settings.validate() } catch { throw ValidationError("\(error)") }
+    }
+
+    func run() throws {
+        do {
+            let result = try AnalysisRunner.run(path: path, settings: options.settings, force: force, quiet: quiet)
+            let rec = result.reconstruction.test ?? result.reconstruction.train
+            print("analysis stored in \(path): reconstruction residual \(String(format: "%.1e", rec?.relativeResidual ?? .nan)); see `pathkernel report \(path)`")
+        } catch {
+            throw fail("\(error)")
+        }
+    }
+}
+
+struct ReportCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "report",
+        abstract: "Print the stored analysis of a trace as text, Markdown or JSON.",
+        discussion: "With several stored analyses, the newest is shown unless analysis options select one.")
+
+    @Argument(help: "The trace file.")
+    var path: String
+
+    @Option(help: "text (80 columns), markdown or json.")
+    var format: ReportFormat = .text
+
+    @Option(help: "Write the report to FILE instead of standard output.")
+    var out: String?
+
+    func run() throws {
+        do {
+            let reader = try TraceReader.open(path)
+            guard let stored = try reader.analyses().last else {
+                throw AnalysisError("\(path) holds no analysis yet; run `pathkernel analyze \(path)` first")
+            }
+            let text = Report.render(try AnalysisStore.decode(stored.resultJSON), format: format)
+            if let out {
+                try text.write(toFile: out, atomically: true, encoding: .utf8)
+            } else {
+                print(text, terminator: "")
+            }
+        } catch {
+            throw fail("\(error)")
+        }
+    }
+}
+
+struct Demo: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Train the default preset, analyze it and print the report (under a minute).")
+
+    @Option(help: "The preset to train.")
+    var preset: String = Presets.defaultPreset
+
+    @Option(help: "Where to keep the trace.")
+    var out: String = "out/demo.sqlite"
+
+    func run() throws {
+        do {
+            let cfg = try Presets.load(preset)
+            let fm = FileManager.default
+            let dir = URL(fileURLWithPath: out).deletingLastPathComponent()
+            try fm.createDirectory(at: dir, withIntermediateDirectories: true)
+            for suffix in ["", "-wal", "-shm"] { try? fm.removeItem(atPath: out + suffix) }
+            let trainer = try Trainer(config: cfg)
+            let recorder = TraceRecorder(path: out)
+            let outcome = trainer.run(observers: [recorder, ProgressPrinter(label: cfg.name)])
+            try recorder.finish()
+            guard outcome.status == .finished else { throw fail("training \(outcome.status.rawValue): \(outcome.message ?? "")") }
+            let result = try AnalysisRunner.run(path: out, settings: AnalysisSettings(), force: true, quiet: false)
+            print(Report.render(result, format: .text), terminator: "")
+            FileHandle.standardError.write(Data("trace and analysis kept in \(out) (pathkernel report \(out) --format json)\n".utf8))
+        } catch let e as ExitCode {
+            throw e
+        } catch {
+            throw fail("\(error)")
+        }
+    }
+}

@@ -1,0 +1,91 @@
+import Foundation
+import Testing
+@testable import PKAnalysis
+@testable import PKReport
+
+/// Golden files live next to this file in `Golden/`. They are re-recorded only on request:
+/// `PATHKERNEL_RECORD_GOLDEN=1 swift test --filter PKReportTests`, never silently.
+enum Golden {
+    static let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Golden")
+    static var recording: Bool { ProcessInfo.processInfo.environment["PATHKERNEL_RECORD_GOLDEN"] == "1" }
+
+    static func result() throws -> AnalysisResult {
+        let data = try Data(contentsOf: directory.appendingPathComponent("result.json"))
+        let dec = JSONDecoder()
+        dec.keyDecodingStrategy = .convertFromSnakeCase
+        dec.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        return try dec.decode(AnalysisResult.self, from: data)
+    }
+
+    static func check(_ text: String, against name: String) throws {
+        let url = directory.appendingPathComponent(name)
+        if recording {
+            try text.write(to: url, atomically: true, encoding: .utf8)
+            return
+        }
+        let expected = try String(contentsOf: url, encoding: .utf8)
+        if text != expected {
+            let a = text.split(separator: "\n", omittingEmptySubsequences: false)
+            let b = expected.split(separator: "\n", omittingEmptySubsequences: false)
+            let first = zip(a, b).enumerated().first { $0.element.0 != $0.element.1 }
+            Issue.record("report differs from Golden/\(name) at line \((first?.offset ?? min(a.count, b.count)) + 1): got '\(first?.element.0 ?? "")', expected '\(first?.element.1 ?? "")' (re-record with PATHKERNEL_RECORD_GOLDEN=1 if the change is intended)")
+        }
+    }
+}
+
+@Suite("Reports")
+struct ReportTests {
+    @Test func textReportMatchesGolden() throws {
+        let text = Report.render(try Golden.result(), format: .text)
+        try Golden.check(text, against: "report.txt")
+        for line in text.split(separator: "\n") { #expect(line.count <= 80, "line wider than 80 columns: \(line)") }
+    }
+
+    @Test func markdownReportMatchesGolden() throws {
+        try Golden.check(Report.render(try Golden.result(), format: .markdown), against: "report.md")
+    }
+
+    @Test func jsonReportHasTheDocumentedKeys() throws {
+        let json = Report.render(try Golden.result(), format: .json)
+        let obj = try #require(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
+        let rec = try #require(obj["reconstruction"] as? [String: Any])
+        for split in ["train", "test"] {
+            let s = try #require(rec[split] as? [String: Any], "reconstruction.\(split)")
+            #expect(s["relative_residual"] is Double && s["max_abs_residual"] is Double)
+        }
+        let kms = try #require(obj["kernel_machines"] as? [[String: Any]])
+        #expect(Set(kms.compactMap { $0["name"] as? String }).isSuperset(of: ["exact", "path-km", "path-krr", "ntk0-lin", "ntk0-km", "ntkT-krr"]))
+        for km in kms {
+            for split in ["train", "test"] {
+                let f = try #require(km[split] as? [String: Any])
+                for key in ["relative_error", "rmse", "max_abs_error", "r2", "pearson"] { #expect(f[key] is Double, "\(key)") }
+                for key in ["argmax_agreement", "accuracy"] { #expect(f[key] is Double, "\(key) (classification)") }
+            }
+        }
+        let dyn = try #require(obj["dynamics"] as? [[String: Any]])
+        #expect(!dyn.isEmpty)
+        for d in dyn { for key in ["step", "kernel_distance", "alignment", "weight_travel"] { #expect(d[key] != nil, "\(key)") } }
+        let attr = try #require(obj["attribution"] as? [[String: Any]])
+        let top = try #require(attr.first?["top"] as? [[String: Any]])
+        #expect(attr.first?["query"] is Int && top.first?["train_index"] is Int && top.first?["share"] is Double)
+        let settings = try #require(obj["settings"] as? [String: Any])
+        #expect(settings["nodes"] is Int && settings["queries"] is String && settings["kernel"] is String)
+    }
+
+    /// The paragraph's numbers come from the result: change one and the text changes.
+    @Test func paragraphUsesTheNumbers() throws {
+        var r = try Golden.result()
+        let before = Report.paragraph(r)
+        let i = r.kernelMachines.firstIndex { $0.name == "path-km" }!
+        r.kernelMachines[i].test!.relativeError = 0.4321
+        let after = Report.paragraph(r)
+        #expect(before != after)
+        #expect(after.contains("43.2%"))
+    }
+
+    @Test func sparklineSpansTheRange() {
+        let s = Report.sparkline([0, 1, 2, 3, 4, 5, 6, 7])
+        #expect(s == "▁▂▃▄▅▆▇█")
+        #expect(Report.sparkline([1, 1, 1]) == "▁▁▁")
+    }
+}
