@@ -92,9 +92,9 @@ extension PathAnalyzer {
     /// Kernel ridge regression `f_0(x) + K(x, X)(K(X, X) + λI)⁻¹(f_T(X) − f_0(X))` with
     /// `λ = ρ·tr(K(X, X))/m`. K(X, X) is symmetrized first (the path kernel is not symmetric:
     /// its query side is integrated along the segment). If Cholesky fails, λ grows tenfold
-    /// (at most 8 times); the λ used is returned.
+    /// (at most 8 times); the λ used is returned, or nil when the matrix stays indefinite.
     static func ridgeMachine(kqx: Matrix, kxx: Matrix, target: Matrix, f0: Matrix, blocks: Int, outputs C: Int,
-                             rho: Double) throws -> (Matrix, Double) {
+                             rho: Double) -> (prediction: Matrix, ridge: Double)? {
         let m = kxx.rows
         var sym = kxx
         for i in 0..<m { for j in 0..<m { sym[i, j] = 0.5 * (kxx[i, j] + kxx[j, i]) } }
@@ -112,7 +112,7 @@ extension PathAnalyzer {
             if let sol = try? LinearAlgebra.choleskySolve(a, rhs) { alpha = sol; break }
             lambda *= 10
         }
-        guard let alpha else { throw AnalysisError("kernel ridge regression failed: the kernel matrix is not positive definite even with ridge \(lambda)") }
+        guard let alpha else { return nil }
         var kq = kqx
         if blocks == 1 && C > 1 { kq = (1.0 / Double(C)) * kq }
         let fit = Matrix.product(kq, alpha)   // (nQ·blocks) × (C or 1)

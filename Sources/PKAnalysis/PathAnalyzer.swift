@@ -186,13 +186,13 @@ public struct PathAnalyzer {
         // path-krr on the square block K^p(X, X) (training queries are rows nT..<nQ).
         let target = change.rows(at: Array(nT..<nQ))
         let kpTrain = kp.rows(at: Array((nT * blocks)..<(nQ * blocks)))
-        let (pathKRR, pathRidge) = try PathAnalyzer.ridgeMachine(kqx: kp, kxx: kpTrain, target: target, f0: f0,
+        let pathKRR = PathAnalyzer.ridgeMachine(kqx: kp, kxx: kpTrain, target: target, f0: f0,
                                                                   blocks: blocks, outputs: C, rho: settings.ridge)
         let ntk0Lin = f0 + model.jvp(w0, xq, tangent: zip(wT, w0).map { $0 - $1 })
         let ntk0KM = f0 + model.jvp(w0, xq, tangent: zip(wLin, w0).map { $0 - $1 })
         let ftX = model.tangentFeatures(wT, run.trainX)
         let ftQ = model.tangentFeatures(wT, xq)
-        let (ntkTKRR, ntkRidge) = try PathAnalyzer.ridgeMachine(
+        let ntkTKRR = PathAnalyzer.ridgeMachine(
             kqx: TangentFeatures.kernel(ftQ, ftX, mode: mode), kxx: TangentFeatures.kernel(ftX, ftX, mode: mode),
             target: target, f0: f0, blocks: blocks, outputs: C, rho: settings.ridge)
 
@@ -205,18 +205,26 @@ public struct PathAnalyzer {
                                          labels: rows.map { labels[$0] }, task: run.info.task)
         }
         let showTrain = settings.queries != .test, showTest = settings.queries != .train && nT > 0
+        var notes = run.notes
         func machine(_ name: String, _ desc: String, _ pred: Matrix, ridge: Double? = nil) -> AnalysisResult.KernelMachine {
             .init(name: name, description: desc, train: showTrain ? fid(pred, splits[1].1) : nil,
                   test: showTest ? fid(pred, splits[0].1) : nil, ridge: ridge)
+        }
+        func ridgeMachine(_ name: String, _ desc: String, _ fit: (prediction: Matrix, ridge: Double)?) -> AnalysisResult.KernelMachine {
+            guard let fit else {
+                notes.append("\(name) skipped: its kernel matrix on the training points is not positive definite even with a large ridge")
+                return .init(name: name, description: desc, train: nil, test: nil, ridge: nil)
+            }
+            return machine(name, desc, fit.prediction, ridge: fit.ridge)
         }
         let machines = [
             machine("exact", "f0 + path decomposition (x-dependent coefficients)", exact),
             machine("path-km", "path kernel, fixed coefficients (Domingos)", pathKM),
             machine("path-km-self", "path kernel, coefficients a_i(x_i)", pathKMSelf),
-            machine("path-krr", "ridge regression with the path kernel", pathKRR, ridge: pathRidge),
+            ridgeMachine("path-krr", "ridge regression with the path kernel", pathKRR),
             machine("ntk0-lin", "linearization at w_0, evaluated at w_T", ntk0Lin),
             machine("ntk0-km", "kernel GD with the initial NTK", ntk0KM),
-            machine("ntkT-krr", "ridge regression with the final NTK", ntkTKRR, ridge: ntkRidge),
+            ridgeMachine("ntkT-krr", "ridge regression with the final NTK", ntkTKRR),
         ]
 
         // Reconstruction residuals.
@@ -268,7 +276,7 @@ public struct PathAnalyzer {
                        optimizer: run.optimizer.summary, status: run.info.status.rawValue, precision: run.info.precision.rawValue,
                        steps: T, trainCount: n, testQueries: nT, outputs: C,
                        networkTrainAccuracy: netAcc(fT, splits[1].1), networkTestAccuracy: netAcc(fT, splits[0].1),
-                       notes: run.notes),
+                       notes: notes),
             replay: .init(mode: run.info.checkpointEvery == 1 ? "every step stored" : "replayed between checkpoints every \(run.info.checkpointEvery) steps",
                           checkpointEvery: run.info.checkpointEvery, largestMismatch: path.largestMismatch, tolerance: path.tolerance),
             reconstruction: .init(train: showTrain ? residual(splits[1].1) : nil, test: showTest ? residual(splits[0].1) : nil,

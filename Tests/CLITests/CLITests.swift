@@ -183,3 +183,35 @@ struct CLIBadInputTests {
         Self.assertCleanFailure(try CLI.run(["train", "--preset", "nope", "--out", "/tmp/x.sqlite"]), mentions: ["nope"])
     }
 }
+
+@Suite("analyze and report on the command line", .serialized)
+struct CLIAnalyzeTests {
+    @Test func analyzeThenReportInEveryFormat() throws {
+        let dir = try temporaryDirectory()
+        let path = dir.appendingPathComponent("m.sqlite").path
+        try CLI.run(["train", "--preset", "moons-mlp", "--steps", "8", "--out", path, "--quiet"])
+        let none = try CLI.run(["report", path])
+        #expect(none.status != 0 && none.stderr.contains("pathkernel analyze"))
+        let a = try CLI.run(["analyze", path, "--max-queries", "20", "--quiet"])
+        #expect(a.status == 0, "\(a.stderr)")
+        // The same settings again reuse the stored analysis.
+        let again = try CLI.run(["analyze", path, "--max-queries", "20"])
+        #expect(again.stderr.contains("stored analysis"))
+        let text = try CLI.run(["report", path])
+        #expect(text.status == 0 && text.stdout.contains("Kernel machines") && text.stdout.contains("path-km"))
+        let md = try CLI.run(["report", path, "--format", "markdown"])
+        #expect(md.stdout.hasPrefix("# pathkernel report"))
+        let out = dir.appendingPathComponent("r.json").path
+        let j = try CLI.run(["report", path, "--format", "json", "--out", out])
+        #expect(j.status == 0)
+        let obj = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out))) as? [String: Any])
+        let rec = try #require((obj["reconstruction"] as? [String: Any])?["test"] as? [String: Any])
+        #expect(try #require(rec["relative_residual"] as? Double) < 1e-9)
+        #expect((obj["settings"] as? [String: Any])?["max_queries"] as? Int == 20)
+    }
+
+    @Test func badAnalysisOptionsAreRefused() throws {
+        let r = try CLI.run(["analyze", "/nonexistent.sqlite", "--nodes", "0"])
+        #expect(r.status != 0 && r.stderr.contains("--nodes"))
+    }
+}
