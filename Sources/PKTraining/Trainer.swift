@@ -34,6 +34,9 @@ public struct Trainer: Sendable {
     /// ends the run with status `aborted`.
     @discardableResult
     public func run(observers: [TrainingObserver], shouldStop: () -> Bool = { false }) -> TrainingOutcome {
+        // One BLAS thread: the GEMMs of these presets are small, OpenBLAS's second thread spins
+        // more than it computes, and the trace writer needs the other core (Docs/benchmarks.md).
+        BLASThreads.set(1)
         let T = config.training.steps
         let k = config.training.checkpointEvery
         let train = data.train
