@@ -46,7 +46,8 @@ enum AnalysisRunner {
         let reader = try TraceReader.open(path)
         let bar = quiet ? nil : ProgressBar(total: max(reader.run.plannedSteps, 1))
         var result = try PathAnalyzer(settings: settings).analyze(reader: reader) { done, total in
-            bar?.restart(total: total) ; bar?.update(done, "steps")
+            if done == 1 { bar?.restart(total: total) }
+            bar?.update(done, "steps")
         }
         bar?.finish("analyzed \(result.run.steps) steps in \(ProgressBar.duration(result.seconds))")
         result.toolVersion = ToolInfo.version
