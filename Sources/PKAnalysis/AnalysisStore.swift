@@ -11,12 +11,17 @@ public enum AnalysisStore {
         return String(decoding: (try? enc.encode(s)) ?? Data(), as: UTF8.self)
     }
 
-    public static func encode(_ r: AnalysisResult) -> String {
+    /// The JSON encoder of analysis results: snake_case keys, non-finite numbers as strings.
+    public static func encoder(pretty: Bool = false) -> JSONEncoder {
         let enc = JSONEncoder()
-        enc.outputFormatting = [.sortedKeys]
+        enc.outputFormatting = pretty ? [.prettyPrinted, .sortedKeys] : [.sortedKeys]
         enc.keyEncodingStrategy = .convertToSnakeCase
         enc.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
-        return String(decoding: (try? enc.encode(r)) ?? Data(), as: UTF8.self)
+        return enc
+    }
+
+    public static func encode(_ r: AnalysisResult, pretty: Bool = false) -> String {
+        String(decoding: (try? encoder(pretty: pretty).encode(r)) ?? Data(), as: UTF8.self)
     }
 
     public static func decode(_ json: String) throws -> AnalysisResult {

@@ -76,7 +76,7 @@ extension PathAnalyzer {
             for c in 0..<C {
                 var s = 0.0
                 for i in 0..<n { s += k.data[base + i] * a.data[i * C + c] }
-                out[c] = s / (C == 1 ? 1 : Double(C))
+                out[c] = s / Double(C)
             }
         } else {
             for c in 0..<C {

@@ -15,11 +15,7 @@ public enum Report {
 
     /// The JSON form: the analysis result with snake_case keys; non-finite numbers become null.
     public static func json(_ r: AnalysisResult) -> String {
-        let enc = JSONEncoder()
-        enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-        enc.keyEncodingStrategy = .convertToSnakeCase
-        enc.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
-        return String(decoding: (try? enc.encode(r)) ?? Data(), as: UTF8.self) + "\n"
+        AnalysisStore.encode(r, pretty: true) + "\n"
     }
 
     // MARK: Number formatting

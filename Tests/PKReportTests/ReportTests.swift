@@ -10,11 +10,7 @@ enum Golden {
     static var recording: Bool { ProcessInfo.processInfo.environment["PATHKERNEL_RECORD_GOLDEN"] == "1" }
 
     static func result() throws -> AnalysisResult {
-        let data = try Data(contentsOf: directory.appendingPathComponent("result.json"))
-        let dec = JSONDecoder()
-        dec.keyDecodingStrategy = .convertFromSnakeCase
-        dec.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
-        return try dec.decode(AnalysisResult.self, from: data)
+        try AnalysisStore.decode(String(contentsOf: directory.appendingPathComponent("result.json"), encoding: .utf8))
     }
 
     static func check(_ text: String, against name: String) throws {
