@@ -172,3 +172,24 @@ struct PathAnalysisTests {
         #expect(adaptive.reconstruction.maxDepth > 1)
     }
 }
+
+@Suite("Multiclass analysis")
+struct MulticlassAnalysisTests {
+    /// Full C×C blocks and traces: `exact` is independent of the choice, and every machine gives finite figures.
+    @Test(arguments: [KernelMode.full, .trace])
+    func bothKernelModes(mode: KernelMode) throws {
+        let cfg = config(name: "spirals", data: #"{"kind":"spirals","train":24,"test":9,"classes":3}"#,
+                         model: #"{"layers":[2,8,3],"activation":"tanh"}"#, loss: .crossEntropy,
+                         optimizer: OptimizerSpec(kind: .gd, learningRate: 0.5), steps: 6)
+        let r = try analyze(try recordTrace(cfg), AnalysisSettings(kernel: mode))
+        #expect(r.settings.kernel == mode.rawValue)
+        #expect(r.reconstruction.test!.relativeResidual < 1e-9)
+        #expect(r.reconstruction.test!.kernelFormMaxAbs < 1e-9)
+        for km in r.kernelMachines {
+            let f = try #require(km.test, "\(km.name)")
+            #expect(f.relativeError.isFinite && f.argmaxAgreement != nil && f.accuracy != nil, "\(km.name)")
+        }
+        // ntkT-krr fits the training points almost exactly with a tiny ridge.
+        #expect(r.kernelMachines.first { $0.name == "ntkT-krr" }!.train!.relativeError < 1e-2)
+    }
+}
