@@ -123,16 +123,10 @@ extension PathAnalyzer {
     static func accuracy(_ f: Matrix, labels: [Double], task: String) -> Double {
         var correct = 0
         for r in 0..<f.rows {
-            let predicted = task == "binary" ? (f[r, 0] > 0 ? 1 : 0) : PathAnalyzer.argmax(f, r)
+            let predicted = task == "binary" ? (f[r, 0] > 0 ? 1 : 0) : f.argmax(row: r)
             if predicted == Int(labels[r].rounded()) { correct += 1 }
         }
         return Double(correct) / Double(max(f.rows, 1))
-    }
-
-    static func argmax(_ f: Matrix, _ r: Int) -> Int {
-        var best = 0
-        for c in 1..<max(f.cols, 1) where f[r, c] > f[r, best] { best = c }
-        return best
     }
 
     /// Fidelity of a kernel machine's predictions against the network (path-kernel math §4).
@@ -163,8 +157,8 @@ extension PathAnalyzer {
         if task != "regression" {
             var agree = 0
             for r in 0..<pred.rows {
-                let a = task == "binary" ? (pred[r, 0] > 0 ? 1 : 0) : argmax(pred, r)
-                let b = task == "binary" ? (fT[r, 0] > 0 ? 1 : 0) : argmax(fT, r)
+                let a = task == "binary" ? (pred[r, 0] > 0 ? 1 : 0) : pred.argmax(row: r)
+                let b = task == "binary" ? (fT[r, 0] > 0 ? 1 : 0) : fT.argmax(row: r)
                 if a == b { agree += 1 }
             }
             agreement = Double(agree) / Double(pred.rows)

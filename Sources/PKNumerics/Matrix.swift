@@ -113,6 +113,13 @@ public struct Matrix: Sendable, Equatable, CustomStringConvertible {
         return s
     }
 
+    /// The column of the largest entry in row `r` (the first one on ties).
+    public func argmax(row r: Int) -> Int {
+        var best = 0
+        for c in 1..<max(cols, 1) where self[r, c] > self[r, best] { best = c }
+        return best
+    }
+
     /// True when every element is finite.
     public var isFinite: Bool { data.allSatisfy { $0.isFinite } }
 }

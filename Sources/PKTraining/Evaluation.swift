@@ -26,9 +26,7 @@ public struct Evaluation: Sendable, Codable, Equatable {
         case .multiclass:
             var correct = 0
             for r in 0..<data.count {
-                var best = 0
-                for c in 1..<f.cols where f[r, c] > f[r, best] { best = c }
-                if best == Int(data.y[r, 0].rounded()) { correct += 1 }
+                if f.argmax(row: r) == Int(data.y[r, 0].rounded()) { correct += 1 }
             }
             return Evaluation(loss: l, accuracy: Double(correct) / Double(data.count), rmse: nil)
         }

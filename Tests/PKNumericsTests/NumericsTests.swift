@@ -152,3 +152,8 @@ struct EigenTests {
         for (x, y) in zip(e, [-1, 0.5, 3]) { #expect(abs(x - y) <= 1e-13) }
     }
 }
+
+@Test func argmaxTakesTheFirstLargest() {
+    let m = Matrix([[0.1, 0.7, 0.2], [3, 3, -1], [-2, -5, -1]])
+    #expect(m.argmax(row: 0) == 1 && m.argmax(row: 1) == 0 && m.argmax(row: 2) == 2)
+}
