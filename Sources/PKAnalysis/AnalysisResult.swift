@@ -9,6 +9,10 @@ public struct AnalysisResult: Codable, Sendable {
         public var maxQueries: Int?
         public var kernel: String
         public var ridge: Double
+        /// Compute precision ("f64" or "f32"); nil in results from before it existed (f64).
+        public var precision: String?
+        /// "full" or "exact" (see `AnalysisSettings.Scope`); nil in older results (full).
+        public var scope: String?
     }
 
     public struct Run: Codable, Sendable {

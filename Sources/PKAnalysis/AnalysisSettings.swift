@@ -3,6 +3,22 @@ import PKNetworks
 /// What an analysis computes; the key under which its result is stored in the trace.
 public struct AnalysisSettings: Codable, Sendable, Equatable, Hashable {
     public enum Queries: String, Codable, Sendable, CaseIterable { case test, train, both }
+    /// Compute precision of the kernel side.
+    public enum Precision: String, Codable, Sendable, CaseIterable {
+        /// Everything in float64.
+        case f64
+        /// Tangent features, kernels and the reconstruction's JVPs in float32; every path sum
+        /// (K^p, N, the reconstruction) accumulated in float64.
+        case f32
+    }
+    /// How much is computed.
+    public enum Scope: String, Codable, Sendable, CaseIterable {
+        /// Every kernel machine, the dynamics and the attribution; training points are queries too.
+        case full
+        /// The exact decomposition, the path kernel K^p(test, X) and path-km on held-out queries
+        /// only: no training-point queries, no NTK machines, no dynamics.
+        case exact
+    }
     /// Gauss–Legendre nodes per segment (or per sub-segment in adaptive mode).
     public var nodes: Int = 4
     /// Adaptive mode: target for the reconstruction error summed over all steps (output units);
@@ -17,15 +33,19 @@ public struct AnalysisSettings: Codable, Sendable, Equatable, Hashable {
     public var kernel: KernelMode? = nil
     /// Relative ridge ρ: λ = ρ · tr(K(X, X))/n.
     public var ridge: Double = 1e-6
+    public var precision: Precision = .f64
+    public var scope: Scope = .full
 
     public init(nodes: Int = 4, adaptiveTolerance: Double? = nil, queries: Queries = .both, maxQueries: Int? = nil,
-                kernel: KernelMode? = nil, ridge: Double = 1e-6) {
+                kernel: KernelMode? = nil, ridge: Double = 1e-6, precision: Precision = .f64, scope: Scope = .full) {
         self.nodes = nodes
         self.adaptiveTolerance = adaptiveTolerance
         self.queries = queries
         self.maxQueries = maxQueries
         self.kernel = kernel
         self.ridge = ridge
+        self.precision = precision
+        self.scope = scope
     }
 
     public func validate() throws {
@@ -33,5 +53,6 @@ public struct AnalysisSettings: Codable, Sendable, Equatable, Hashable {
         if let t = adaptiveTolerance, !(t > 0 && t.isFinite) { throw AnalysisError("--adaptive needs a positive tolerance, got \(t)") }
         if let m = maxQueries, m < 1 { throw AnalysisError("--max-queries must be ≥ 1, got \(m)") }
         guard ridge >= 0, ridge.isFinite else { throw AnalysisError("--ridge must be ≥ 0, got \(ridge)") }
+        if scope == .exact && queries != .test { throw AnalysisError("--scope exact analyzes held-out queries only: pass --queries test") }
     }
 }

@@ -46,12 +46,14 @@ extension PathAnalyzer {
         return a
     }
 
-    /// `a_i(x_i) = −K^p(x_i, x_i)⁻¹ N(x_i, i)`: the exact coefficient evaluated at the training point itself.
-    static func selfCoefficients(kp: Matrix, nAcc: Matrix, nT: Int, n: Int, outputs C: Int, blocks: Int) -> Matrix {
+    /// `a_i(x_i) = −K^p(x_i, x_i)⁻¹ N(x_i, i)`: the exact coefficient evaluated at the training point
+    /// itself (`nDiag` row i is `N(x_i, i)`, n × C).
+    static func selfCoefficients(kp: Matrix, nDiag: Matrix, nT: Int, outputs C: Int, blocks: Int) -> Matrix {
+        let n = nDiag.rows
         var a = Matrix(rows: n, cols: C)
         for i in 0..<n {
             let q = nT + i
-            let rhs = (0..<C).map { -nAcc[q * C + $0, i] }
+            let rhs = (0..<C).map { -nDiag[i, $0] }
             if blocks == 1 {
                 // Trace kernel (or C = 1): the block is (tr/C)·I.
                 let k = kp[q, i] / Double(C)

@@ -38,25 +38,34 @@ public struct PathAnalyzer {
         let C = model.outputDim
         let n = run.trainX.rows
         let T = run.steps
+        let exactOnly = settings.scope == .exact
         let nT = settings.queries == .train ? 0 : min(run.testX.rows, settings.maxQueries ?? run.testX.rows)
-        let nQ = nT + n
+        if exactOnly && nT == 0 { throw AnalysisError("--scope exact needs held-out queries, and \(run.path) has none") }
+        // Queries: the held-out ones, then (scope full) every training point.
+        let nQ = nT + (exactOnly ? 0 : n)
         var xq = Matrix(rows: nQ, cols: run.trainX.cols)
         if nT > 0 { xq.data.replaceSubrange(0..<(nT * xq.cols), with: run.testX.data[0..<(nT * xq.cols)]) }
-        xq.data.replaceSubrange((nT * xq.cols)..<(nQ * xq.cols), with: run.trainX.data)
+        if !exactOnly { xq.data.replaceSubrange((nT * xq.cols)..<(nQ * xq.cols), with: run.trainX.data) }
         let mode = settings.kernel ?? PathAnalyzer.defaultKernel(queries: nQ, train: n, outputs: C)
         let blocks = mode == .full ? C : 1
         let lambdaWD = run.optimizer.weightDecay
+        let attrRows: [(String, Int, Int)] = nT > 0 ? (0..<min(nT, 3)).map { ("test", $0, $0) }
+                                                    : (0..<min(n, 3)).map { ("train", $0, nT + $0) }
 
-        // Accumulators (see the type's doc).
+        // Accumulators (see the type's doc). N(x, i) is kept only as far as it is read: its row
+        // sums (the exact decomposition), its diagonal N(x_i, i) (path-km-self) and the rows of
+        // the attributed queries.
         var kp = Matrix(rows: nQ * blocks, cols: n * blocks)
-        var nAcc = Matrix(rows: nQ * C, cols: n)
+        var nSum = Matrix(rows: nQ, cols: C)
+        var nDiag = Matrix(rows: exactOnly ? 0 : n, cols: C)
+        var nAttr = attrRows.map { _ in Matrix(rows: C, cols: n) }
         var jvpSum = Matrix(rows: nQ, cols: C)
         var rwd = Matrix(rows: nQ, cols: C)
         var cSum = [Double](repeating: 0, count: n)
         var gSum = Matrix(rows: n, cols: C)
         var path = try WeightPath(run: run, reader: reader)
         let w0 = path.current
-        let f0Train = model.forward(w0, run.trainX)
+        let f0Train = exactOnly ? Matrix(rows: 0, cols: 0) : model.forward(w0, run.trainX)
         var wLin = w0
         let lin = GradientDescent(weightDecay: lambdaWD)
 
@@ -69,6 +78,7 @@ public struct PathAnalyzer {
         var dynamics: [AnalysisResult.DynamicsPoint] = []
         let fidelityRows = nT > 0 ? Array(0..<nT) : Array(0..<n).map { $0 + nT }
         func sampleDynamics(step: Int, w: [Double]) {
+            guard !exactOnly else { return }
             let f = model.tangentFeatures(w, xDyn)
             let theta = TangentFeatures.kernel(f, f, mode: .trace)
             if theta0 == nil { theta0 = theta }
@@ -92,6 +102,77 @@ public struct PathAnalyzer {
             dynamics.append(.init(step: step, kernelDistance: dist, alignment: align, weightTravel: travel, pathKmError: pkm))
         }
 
+        // Query rows per block: each block's kernels (K̄ and, for trace, N) stay under about 128 MB.
+        let rowBytes = 8 * n * blocks * blocks + (mode == .trace ? 8 * C * n : 0)
+        let chunk = max(64, min(nQ, 128 << 20 / max(rowBytes, 1)))
+        let queryBlocks = stride(from: 0, to: nQ, by: chunk).map { $0..<min($0 + chunk, nQ) }
+        let xqBlocks = queryBlocks.map { xq.rows($0) }
+        let attrIndex = Dictionary(uniqueKeysWithValues: attrRows.enumerated().map { ($1.2, $0) })
+
+        /// One segment's quadrature in precision S: training-side features once, then per node the
+        /// query features (with the fused JVPs) and their kernels against them, accumulated in f64.
+        func integrate<S: BLASScalar>(_: S.Type, seg: WeightPath.Segment, batch: [Int], xb: Matrix, yb: Matrix,
+                                      nodes: [(s: Double, w: Double)], ct: Double, tangents: [[Double]]) -> Matrix {
+            let fb = model.tangentFeatures(seg.start, xb, as: S.self)
+            let g = seg.outputGradient ?? run.loss.evaluate(outputs: Matrix(fb.outputs), targets: yb).perExampleGradient
+            let fbg = mode == .trace ? fb.contracted(with: g) : nil
+            let nb = batch.count
+            for (s, omega) in nodes {
+                var ws = seg.start
+                Vec.axpy(s, seg.delta, &ws)
+                let w = ct * omega
+                for (qb, rows) in queryBlocks.enumerated() {
+                    let fq = model.tangentFeatures(ws, xqBlocks[qb], as: S.self, tangents: tangents)
+                    // JΔw (reconstruction) and J·(−ηλw_t) (the decay term R_wd) from the same pass.
+                    for (j, jv) in fq.outputTangents.enumerated() {
+                        for r in 0..<rows.count { for c in 0..<C {
+                            let v = omega * Double(jv[r, c])
+                            if j == 0 { jvpSum[rows.lowerBound + r, c] += v } else { rwd[rows.lowerBound + r, c] += v }
+                        } }
+                    }
+                    let ks = TangentFeatures.kernels(fq, mode == .trace ? [(fb, .trace), (fbg!, .full)] : [(fb, .full)])
+                    let kk = ks[0]
+                    kk.data.withUnsafeBufferPointer { kkp in
+                        kp.data.withUnsafeMutableBufferPointer { kpp in
+                            for r in 0..<(rows.count * blocks) {
+                                let src = r * nb * blocks, dst = (rows.lowerBound * blocks + r) * n * blocks
+                                for (b, i) in batch.enumerated() {
+                                    let to = dst + i * blocks, from = src + b * blocks
+                                    for k in 0..<blocks {
+                                        let v: Double = Double(kkp[from + k])
+                                        kpp[to + k] += w * v
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    // N's contributions: Σ_k K̄_ck(x, x_b) g_bk, from K̄ (full) or the contracted kernel (trace).
+                    for r in 0..<rows.count {
+                        let q = rows.lowerBound + r
+                        let diag = (!exactOnly && q >= nT) ? q - nT : -1
+                        let attr = attrIndex[q]
+                        for c in 0..<C {
+                            var rowSum = 0.0
+                            for (b, i) in batch.enumerated() {
+                                var v = 0.0
+                                if mode == .trace {
+                                    v = Double(ks[1][r * C + c, b])
+                                } else {
+                                    let base = (r * C + c) * nb * C + b * C
+                                    for k in 0..<C { v += Double(kk.data[base + k]) * g[b, k] }
+                                }
+                                rowSum += v
+                                if i == diag { nDiag[i, c] += w * v }
+                                if let attr { nAttr[attr][c, i] += w * v }
+                            }
+                            nSum[q, c] += w * rowSum
+                        }
+                    }
+                }
+            }
+            return g
+        }
+
         var nodeCount = 0, maxDepth = 0
         let rule = GaussLegendre(nodes: settings.nodes)
         while let seg = try path.next() {
@@ -100,6 +181,7 @@ public struct PathAnalyzer {
             let delta = seg.delta
             let batch = seg.record.batch.map(Int.init)
             let xb = run.trainX.rows(at: batch)
+            let yb = run.trainY.rows(at: batch)
             let eta = seg.record.learningRate
             let ct = eta / Double(batch.count)
 
@@ -115,46 +197,24 @@ public struct PathAnalyzer {
             }
             nodeCount += nodes.count
 
-            let cache = model.forwardCache(seg.start, xb)
-            let fb = cache.tangentFeatures()
-            let fbg = cache.tangentFeatures(cotangents: [seg.outputGradient])
-            var kbar = Matrix(rows: nQ * blocks, cols: batch.count * blocks)
-            var nbar = Matrix(rows: nQ * C, cols: batch.count)
-            let decay = lambdaWD > 0 ? seg.start.map { -eta * lambdaWD * $0 } : nil
-            for (s, omega) in nodes {
-                var ws = seg.start
-                Vec.axpy(s, delta, &ws)
-                let fq = model.tangentFeatures(ws, xq)
-                let kk = TangentFeatures.kernel(fq, fb, mode: mode)
-                for i in kbar.data.indices { kbar.data[i] += omega * kk.data[i] }
-                let nk = TangentFeatures.kernel(fq, fbg, mode: .full)
-                for i in nbar.data.indices { nbar.data[i] += omega * nk.data[i] }
-                let jv = model.jvp(ws, xq, tangent: delta)
-                for i in jvpSum.data.indices { jvpSum.data[i] += omega * jv.data[i] }
-                if let decay {
-                    let jd = model.jvp(ws, xq, tangent: decay)
-                    for i in rwd.data.indices { rwd.data[i] += omega * jd.data[i] }
-                }
-            }
-            // Scatter the batch columns into the path-kernel accumulators.
-            for r in 0..<(nQ * blocks) {
-                for (b, i) in batch.enumerated() {
-                    for k in 0..<blocks { kp[r, i * blocks + k] += ct * kbar[r, b * blocks + k] }
-                }
-            }
-            for r in 0..<(nQ * C) {
-                for (b, i) in batch.enumerated() { nAcc[r, i] += ct * nbar[r, b] }
+            let tangents = lambdaWD > 0 ? [delta, seg.start.map { -eta * lambdaWD * $0 }] : [delta]
+            let g: Matrix
+            switch settings.precision {
+            case .f64: g = integrate(Double.self, seg: seg, batch: batch, xb: xb, yb: yb, nodes: nodes, ct: ct, tangents: tangents)
+            case .f32: g = integrate(Float.self, seg: seg, batch: batch, xb: xb, yb: yb, nodes: nodes, ct: ct, tangents: tangents)
             }
             for (b, i) in batch.enumerated() {
                 cSum[i] += ct
-                for c in 0..<C { gSum[i, c] += ct * seg.outputGradient[b, c] }
+                for c in 0..<C { gSum[i, c] += ct * g[b, c] }
             }
 
             // The linearized network (ntk0-km), trained with the same batches and rates.
-            let fLin = f0Train.rows(at: batch) + model.jvp(w0, xb, tangent: zip(wLin, w0).map { $0 - $1 })
-            let (_, gLin) = run.loss.evaluate(outputs: fLin, targets: run.trainY.rows(at: batch))
-            let gradLin = model.vjp(w0, xb, cotangent: (1.0 / Double(batch.count)) * gLin)
-            Vec.axpy(1, lin.delta(gradient: gradLin, parameters: wLin, learningRate: eta), &wLin)
+            if !exactOnly {
+                let fLin = f0Train.rows(at: batch) + model.jvp(w0, xb, tangent: zip(wLin, w0).map { $0 - $1 })
+                let (_, gLin) = run.loss.evaluate(outputs: fLin, targets: yb)
+                let gradLin = model.vjp(w0, xb, cotangent: (1.0 / Double(batch.count)) * gLin)
+                Vec.axpy(1, lin.delta(gradient: gradLin, parameters: wLin, learningRate: eta), &wLin)
+            }
             progress(t + 1, T)
         }
         let wT = path.current
@@ -168,37 +228,41 @@ public struct PathAnalyzer {
         // Kernel machines.
         var exact = f0
         for q in 0..<nQ {
-            for c in 0..<C {
-                var s = 0.0
-                let row = (q * C + c) * n
-                for i in 0..<n { s += nAcc.data[row + i] }
-                exact[q, c] += -s + rwd[q, c]
-            }
+            for c in 0..<C { exact[q, c] += -nSum[q, c] + rwd[q, c] }
         }
         let aFixed = PathAnalyzer.fixedCoefficients(cSum: cSum, gSum: gSum)
-        var pathKM = f0, pathKMSelf = f0
-        let aSelf = PathAnalyzer.selfCoefficients(kp: kp, nAcc: nAcc, nT: nT, n: n, outputs: C, blocks: blocks)
+        var pathKM = f0
         for q in 0..<nQ {
             let p = PathAnalyzer.kernelTimes(kp, row: q, coefficients: aFixed, blocks: blocks, outputs: C)
-            let ps = PathAnalyzer.kernelTimes(kp, row: q, coefficients: aSelf, blocks: blocks, outputs: C)
-            for c in 0..<C { pathKM[q, c] += p[c]; pathKMSelf[q, c] += ps[c] }
+            for c in 0..<C { pathKM[q, c] += p[c] }
         }
-        // path-krr on the square block K^p(X, X) (training queries are rows nT..<nQ).
-        let target = change.rows(at: Array(nT..<nQ))
-        let kpTrain = kp.rows(at: Array((nT * blocks)..<(nQ * blocks)))
-        let pathKRR = PathAnalyzer.ridgeMachine(kqx: kp, kxx: kpTrain, target: target, f0: f0,
-                                                                  blocks: blocks, outputs: C, rho: settings.ridge)
-        let ntk0Lin = f0 + model.jvp(w0, xq, tangent: zip(wT, w0).map { $0 - $1 })
-        let ntk0KM = f0 + model.jvp(w0, xq, tangent: zip(wLin, w0).map { $0 - $1 })
-        let ftX = model.tangentFeatures(wT, run.trainX)
-        let ftQ = model.tangentFeatures(wT, xq)
-        let ntkTKRR = PathAnalyzer.ridgeMachine(
-            kqx: TangentFeatures.kernel(ftQ, ftX, mode: mode), kxx: TangentFeatures.kernel(ftX, ftX, mode: mode),
-            target: target, f0: f0, blocks: blocks, outputs: C, rho: settings.ridge)
+        var pathKMSelf: Matrix? = nil, pathKRR: (prediction: Matrix, ridge: Double)?? = nil
+        var ntk0Lin: Matrix? = nil, ntk0KM: Matrix? = nil, ntkTKRR: (prediction: Matrix, ridge: Double)?? = nil
+        if !exactOnly {
+            var selfKM = f0
+            let aSelf = PathAnalyzer.selfCoefficients(kp: kp, nDiag: nDiag, nT: nT, outputs: C, blocks: blocks)
+            for q in 0..<nQ {
+                let ps = PathAnalyzer.kernelTimes(kp, row: q, coefficients: aSelf, blocks: blocks, outputs: C)
+                for c in 0..<C { selfKM[q, c] += ps[c] }
+            }
+            pathKMSelf = selfKM
+            // path-krr on the square block K^p(X, X) (training queries are rows nT..<nQ).
+            let target = change.rows(at: Array(nT..<nQ))
+            let kpTrain = kp.rows(at: Array((nT * blocks)..<(nQ * blocks)))
+            pathKRR = .some(PathAnalyzer.ridgeMachine(kqx: kp, kxx: kpTrain, target: target, f0: f0,
+                                                      blocks: blocks, outputs: C, rho: settings.ridge))
+            ntk0Lin = f0 + model.jvp(w0, xq, tangent: zip(wT, w0).map { $0 - $1 })
+            ntk0KM = f0 + model.jvp(w0, xq, tangent: zip(wLin, w0).map { $0 - $1 })
+            let ftX = model.tangentFeatures(wT, run.trainX)
+            let ftQ = model.tangentFeatures(wT, xq)
+            ntkTKRR = .some(PathAnalyzer.ridgeMachine(
+                kqx: TangentFeatures.kernel(ftQ, ftX, mode: mode), kxx: TangentFeatures.kernel(ftX, ftX, mode: mode),
+                target: target, f0: f0, blocks: blocks, outputs: C, rho: settings.ridge))
+        }
 
         // Fidelity per machine and split.
         let labels: [Double] = (0..<nT).map { run.testY[$0, 0] } + (0..<n).map { run.trainY[$0, 0] }
-        let splits: [(String, [Int])] = [("test", Array(0..<nT)), ("train", Array(nT..<nQ))]
+        let splits: [(String, [Int])] = [("test", Array(0..<nT)), ("train", Array(nT..<nQ))]   // train empty in scope exact
         func fid(_ pred: Matrix, _ rows: [Int]) -> AnalysisResult.Fidelity? {
             guard !rows.isEmpty else { return nil }
             return PathAnalyzer.fidelity(pred: pred.rows(at: rows), network: fT.rows(at: rows), initial: f0.rows(at: rows),
@@ -217,15 +281,21 @@ public struct PathAnalyzer {
             }
             return machine(name, desc, fit.prediction, ridge: fit.ridge)
         }
-        let machines = [
+        var machines = [
             machine("exact", "f0 + path decomposition (x-dependent coefficients)", exact),
             machine("path-km", "path kernel, fixed coefficients (Domingos)", pathKM),
-            machine("path-km-self", "path kernel, coefficients a_i(x_i)", pathKMSelf),
-            ridgeMachine("path-krr", "ridge regression with the path kernel", pathKRR),
-            machine("ntk0-lin", "linearization at w_0, evaluated at w_T", ntk0Lin),
-            machine("ntk0-km", "kernel GD with the initial NTK", ntk0KM),
-            ridgeMachine("ntkT-krr", "ridge regression with the final NTK", ntkTKRR),
         ]
+        if let pathKMSelf, let pathKRR, let ntk0Lin, let ntk0KM, let ntkTKRR {
+            machines += [
+                machine("path-km-self", "path kernel, coefficients a_i(x_i)", pathKMSelf),
+                ridgeMachine("path-krr", "ridge regression with the path kernel", pathKRR),
+                machine("ntk0-lin", "linearization at w_0, evaluated at w_T", ntk0Lin),
+                machine("ntk0-km", "kernel GD with the initial NTK", ntk0KM),
+                ridgeMachine("ntkT-krr", "ridge regression with the final NTK", ntkTKRR),
+            ]
+        } else {
+            notes.append("scope exact: only the exact decomposition, the path kernel and path-km on held-out queries were computed")
+        }
 
         // Reconstruction residuals.
         func residual(_ rows: [Int]) -> AnalysisResult.Residual? {
@@ -245,15 +315,13 @@ public struct PathAnalyzer {
 
         // Attribution for the first few queries.
         var attribution: [AnalysisResult.Attribution] = []
-        let attrRows: [(String, Int, Int)] = nT > 0 ? (0..<min(nT, 3)).map { ("test", $0, $0) }
-                                                  : (0..<min(n, 3)).map { ("train", $0, nT + $0) }
-        for (split, index, q) in attrRows {
+        for (a, (split, index, q)) in attrRows.enumerated() {
             let d = (0..<C).map { change[q, $0] }
             let dd = d.reduce(0) { $0 + $1 * $1 }
             var shares: [(Int, Double)] = []
             for i in 0..<n {
                 var dot = 0.0
-                for c in 0..<C { dot += -nAcc[q * C + c, i] * d[c] }
+                for c in 0..<C { dot += -nAttr[a][c, i] * d[c] }
                 shares.append((i, dd > 0 ? dot / dd : 0))
             }
             shares.sort { abs($0.1) > abs($1.1) }
@@ -268,7 +336,8 @@ public struct PathAnalyzer {
         let spec = model.spec
         let resolved = AnalysisResult.Settings(nodes: settings.nodes, adaptiveTolerance: settings.adaptiveTolerance,
                                                queries: settings.queries.rawValue, maxQueries: settings.maxQueries,
-                                               kernel: mode.rawValue, ridge: settings.ridge)
+                                               kernel: mode.rawValue, ridge: settings.ridge,
+                                               precision: settings.precision.rawValue, scope: settings.scope.rawValue)
         let result = AnalysisResult(
             settings: resolved,
             run: .init(name: run.info.name, model: "MLP \(spec.layers.map(String.init).joined(separator: "-")) \(spec.activation.rawValue)",

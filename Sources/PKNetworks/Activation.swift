@@ -86,12 +86,26 @@ public enum Activation: String, Codable, Sendable, CaseIterable {
         }
     }
 
-    /// `φ` and `φ'` at every element of `z`, in one pass.
-    public func valuesAndDerivatives(_ z: Matrix, leakySlope alpha: Double = 0.01) -> (values: Matrix, derivatives: Matrix) {
+    /// `φ` and `φ'` at every element of `z`, in one pass (in `z`'s precision; `Float` goes
+    /// through the `Double` formulas and rounds once, except for the piecewise-linear cases).
+    public func valuesAndDerivatives<S: BLASScalar>(_ z: DenseMatrix<S>, leakySlope alpha: Double = 0.01)
+        -> (values: DenseMatrix<S>, derivatives: DenseMatrix<S>) {
         var values = z, derivatives = z
         values.data.withUnsafeMutableBufferPointer { vp in
             derivatives.data.withUnsafeMutableBufferPointer { dp in
-                for k in 0..<vp.count { (vp[k], dp[k]) = valueAndDerivative(vp[k], leakySlope: alpha) }
+                switch self {
+                case .relu:
+                    for k in 0..<vp.count {
+                        if vp[k] > 0 { dp[k] = 1 } else { vp[k] = 0; dp[k] = 0 }
+                    }
+                case .identity:
+                    for k in 0..<vp.count { dp[k] = 1 }
+                default:
+                    for k in 0..<vp.count {
+                        let (v, d) = valueAndDerivative(Double(vp[k]), leakySlope: alpha)
+                        vp[k] = S(v); dp[k] = S(d)
+                    }
+                }
             }
         }
         return (values, derivatives)

@@ -4,14 +4,43 @@ import Accelerate
 import CBLAS
 #endif
 
+/// A scalar type BLAS computes with: `Double` (`dgemm`) and `Float` (`sgemm`).
+public protocol BLASScalar: BinaryFloatingPoint, Sendable, Codable {
+    /// Row-major `C ← α·op(A)·op(B) + β·C` on raw storage (`m×n` result, inner dimension `k`).
+    static func gemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Self,
+                     a: UnsafePointer<Self>, lda: Int, b: UnsafePointer<Self>, ldb: Int,
+                     beta: Self, c: UnsafeMutablePointer<Self>, ldc: Int)
+}
+
+extension Double: BLASScalar {
+    @inlinable
+    public static func gemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Double,
+                            a: UnsafePointer<Double>, lda: Int, b: UnsafePointer<Double>, ldb: Int,
+                            beta: Double, c: UnsafeMutablePointer<Double>, ldc: Int) {
+        cblas_dgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
+                    Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    }
+}
+
+extension Float: BLASScalar {
+    @inlinable
+    public static func gemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float,
+                            a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+                            beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        cblas_sgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
+                    Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    }
+}
+
 /// Matrix products through CBLAS (OpenBLAS on Linux, Accelerate on Apple platforms).
-extension Matrix {
-    /// `C ← α·op(A)·op(B) + β·C` with row-major storage (`dgemm`).
+extension DenseMatrix {
+    /// `C ← α·op(A)·op(B) + β·C` with row-major storage (`dgemm` / `sgemm`).
     ///
     /// - Parameters: `transposeA`/`transposeB` select `op(X) = Xᵀ`. Shapes are checked.
-    public static func gemm(_ a: Matrix, transposeA: Bool = false,
-                            _ b: Matrix, transposeB: Bool = false,
-                            alpha: Double = 1, beta: Double = 0, into c: inout Matrix) {
+    @inlinable
+    public static func gemm(_ a: DenseMatrix, transposeA: Bool = false,
+                            _ b: DenseMatrix, transposeB: Bool = false,
+                            alpha: Scalar = 1, beta: Scalar = 0, into c: inout DenseMatrix) {
         let m = transposeA ? a.cols : a.rows
         let k = transposeA ? a.rows : a.cols
         let kb = transposeB ? b.cols : b.rows
@@ -26,36 +55,58 @@ extension Matrix {
         a.data.withUnsafeBufferPointer { pa in
             b.data.withUnsafeBufferPointer { pb in
                 c.data.withUnsafeMutableBufferPointer { pc in
-                    cblas_dgemm(CblasRowMajor,
-                                transposeA ? CblasTrans : CblasNoTrans,
-                                transposeB ? CblasTrans : CblasNoTrans,
-                                Int32(m), Int32(n), Int32(k), alpha,
-                                pa.baseAddress, Int32(max(a.cols, 1)),
-                                pb.baseAddress, Int32(max(b.cols, 1)),
-                                beta, pc.baseAddress, Int32(max(n, 1)))
+                    Scalar.gemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha,
+                                a: pa.baseAddress!, lda: max(a.cols, 1), b: pb.baseAddress!, ldb: max(b.cols, 1),
+                                beta: beta, c: pc.baseAddress!, ldc: max(n, 1))
+                }
+            }
+        }
+    }
+
+    /// `C ← α·A[rowsA]·B[rowsB]ᵀ + β·C`: a Gram block between row ranges, without copies.
+    @inlinable
+    public static func gemm(_ a: DenseMatrix, rows ra: Range<Int>, _ b: DenseMatrix, rows rb: Range<Int>,
+                            alpha: Scalar = 1, beta: Scalar = 0, into c: inout DenseMatrix) {
+        precondition(a.cols == b.cols, "gemm inner dimensions differ: \(a.cols) vs \(b.cols)")
+        precondition(ra.lowerBound >= 0 && ra.upperBound <= a.rows && rb.lowerBound >= 0 && rb.upperBound <= b.rows, "row range out of bounds")
+        precondition(c.rows == ra.count && c.cols == rb.count, "gemm output is \(c.rows)×\(c.cols), expected \(ra.count)×\(rb.count)")
+        if ra.isEmpty || rb.isEmpty { return }
+        if a.cols == 0 {
+            for i in c.data.indices { c.data[i] *= beta }
+            return
+        }
+        a.data.withUnsafeBufferPointer { pa in
+            b.data.withUnsafeBufferPointer { pb in
+                c.data.withUnsafeMutableBufferPointer { pc in
+                    Scalar.gemm(transposeA: false, transposeB: true, m: ra.count, n: rb.count, k: a.cols, alpha: alpha,
+                                a: pa.baseAddress! + ra.lowerBound * a.cols, lda: a.cols,
+                                b: pb.baseAddress! + rb.lowerBound * b.cols, ldb: b.cols,
+                                beta: beta, c: pc.baseAddress!, ldc: rb.count)
                 }
             }
         }
     }
 
     /// `op(A)·op(B)` as a new matrix.
-    public static func product(_ a: Matrix, transposeA: Bool = false,
-                               _ b: Matrix, transposeB: Bool = false) -> Matrix {
-        var c = Matrix(rows: transposeA ? a.cols : a.rows, cols: transposeB ? b.rows : b.cols)
+    @inlinable
+    public static func product(_ a: DenseMatrix, transposeA: Bool = false,
+                               _ b: DenseMatrix, transposeB: Bool = false) -> DenseMatrix {
+        var c = DenseMatrix(rows: transposeA ? a.cols : a.rows, cols: transposeB ? b.rows : b.cols)
         gemm(a, transposeA: transposeA, b, transposeB: transposeB, into: &c)
         return c
     }
 
     /// `A·B`.
-    public static func * (a: Matrix, b: Matrix) -> Matrix { product(a, b) }
+    @inlinable
+    public static func * (a: DenseMatrix, b: DenseMatrix) -> DenseMatrix { product(a, b) }
 
     /// The reference triple loop, used as the oracle for `gemm` in tests.
-    public static func naiveProduct(_ a: Matrix, _ b: Matrix) -> Matrix {
+    public static func naiveProduct(_ a: DenseMatrix, _ b: DenseMatrix) -> DenseMatrix {
         precondition(a.cols == b.rows)
-        var c = Matrix(rows: a.rows, cols: b.cols)
+        var c = DenseMatrix(rows: a.rows, cols: b.cols)
         for i in 0..<a.rows {
             for j in 0..<b.cols {
-                var s = 0.0
+                var s: Scalar = 0
                 for k in 0..<a.cols { s += a[i, k] * b[k, j] }
                 c[i, j] = s
             }

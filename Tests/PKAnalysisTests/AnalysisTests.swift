@@ -70,7 +70,7 @@ struct TangentKernelTests {
         } }
         // Contracted features give Θ·g.
         let g = Matrix(rows: 3, cols: C, data: (0..<(3 * C)).map { _ in rng.normal() })
-        let kg = TangentFeatures.kernel(fa, model.forwardCache(v, x2).tangentFeatures(cotangents: [g]), mode: .full)
+        let kg = TangentFeatures.kernel(fa, fb.contracted(with: g), mode: .full)
         for row in 0..<(4 * C) { for s in 0..<3 {
             let expected = (0..<C).reduce(0.0) { $0 + explicit[row, s * C + $1] * g[s, $1] }
             #expect(abs(kg[row, s] - expected) <= 1e-11 * scale)

@@ -1,0 +1,51 @@
+import Foundation
+
+/// Work split over the machine's cores by Swift threads, each calling single-threaded BLAS.
+///
+/// One policy for the whole analysis: OpenBLAS runs with one thread (`BLASThreads.set(1)`) and
+/// independent row blocks run side by side here, so the two never oversubscribe the cores.
+/// Measured on 2 cores: OpenBLAS's own threads lose 4× on the many small GEMMs of a path
+/// analysis (spin-waiting), while row blocks keep every GEMM single-threaded and busy.
+public enum Parallel {
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var configured: Int? = nil
+
+    /// Threads used by `forEach`: `PATHKERNEL_THREADS` when set, else the active processor count,
+    /// unless `threads` was assigned.
+    public static var threads: Int {
+        get {
+            lock.lock(); defer { lock.unlock() }
+            if let configured { return configured }
+            if let env = ProcessInfo.processInfo.environment["PATHKERNEL_THREADS"], let n = Int(env), n > 0 { return n }
+            return max(ProcessInfo.processInfo.activeProcessorCount, 1)
+        }
+        set {
+            lock.lock(); defer { lock.unlock() }
+            configured = max(newValue, 1)
+        }
+    }
+
+    /// Runs `body(i)` for `i in 0..<count`, on up to `threads` threads at once; returns when all are done.
+    /// Iterations must touch disjoint memory.
+    public static func forEach(_ count: Int, _ body: (Int) -> Void) {
+        if count <= 0 { return }
+        if count == 1 || threads == 1 {
+            for i in 0..<count { body(i) }
+            return
+        }
+        // The iterations write disjoint memory (the caller's contract), so the body may cross threads.
+        withoutActuallyEscaping(body) { escaping in
+            let box = UncheckedBody(run: escaping)
+            DispatchQueue.concurrentPerform(iterations: count) { box.run($0) }
+        }
+    }
+
+    private struct UncheckedBody: @unchecked Sendable { let run: (Int) -> Void }
+
+    /// `0..<n` cut into at most `threads` contiguous ranges of at least `minimum` elements each
+    /// (one range when `n` is small).
+    public static func ranges(_ n: Int, minimum: Int = 1) -> [Range<Int>] {
+        let parts = max(1, min(threads, n / max(minimum, 1)))
+        return (0..<parts).map { p in (p * n / parts)..<((p + 1) * n / parts) }
+    }
+}
