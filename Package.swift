@@ -6,6 +6,7 @@
 //   pathkernel (CLI) ── PKTraining ── PKOptim ── PKNetworks ── PKNumerics ── CBLAS
 //                                  └─ PKData ── PKNumerics
 //                     └─ PKTrace ── CSQLite            (the trace store knows SQLite alone)
+//                     └─ PKBench ── PKTraining, PKAnalysis  (benchmarks only)
 //
 // PKAnalysis depends on PKNetworks, PKOptim and PKTrace, never on PKTraining;
 // PKReport depends on PKAnalysis alone (reports are pure functions of analysis results).
@@ -17,7 +18,7 @@ let package = Package(
     products: [
         .executable(name: "pathkernel", targets: ["pathkernel"]),
         .library(name: "PathKernel", targets: ["PKNumerics", "PKNetworks", "PKData", "PKOptim", "PKTrace", "PKTraining",
-                                               "PKAnalysis", "PKReport"]),
+                                               "PKAnalysis", "PKReport", "PKBench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -51,11 +52,13 @@ let package = Package(
         /// The path-kernel analyzer: replay, path integration, kernel machines, fidelity.
         /// Never links the training loop.
         .target(name: "PKAnalysis", dependencies: ["PKNumerics", "PKNetworks", "PKOptim", "PKTrace"]),
+        /// Benchmarks (`pathkernel bench`): W1–W3 and their export for peer tools. Never in tests' timing.
+        .target(name: "PKBench", dependencies: ["PKNumerics", "PKNetworks", "PKTrace", "PKTraining", "PKAnalysis"]),
         /// Reports: pure functions of analysis results (text, Markdown, JSON).
         .target(name: "PKReport", dependencies: ["PKAnalysis"]),
         /// The command line: thin, calls library code only.
         .executableTarget(name: "pathkernel", dependencies: [
-            "PKTraining", "PKTrace", "PKAnalysis", "PKReport",
+            "PKTraining", "PKTrace", "PKAnalysis", "PKReport", "PKBench",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 

@@ -34,40 +34,51 @@ public struct WeightPath {
         public let start: [Double]
         public let end: [Double]
         public let record: StepRecord
-        /// Per-example output gradients `g_i` at `start` on the batch, |B| × C (computed by the replay
-        /// or recomputed when the end point is a stored checkpoint).
-        public let outputGradient: Matrix
+        /// Per-example output gradients `g_i` at `start` on the batch, |B| × C, when the step was
+        /// replayed; nil when both ends are stored checkpoints.
+        public let outputGradient: Matrix?
         public var delta: [Double] { zip(end, start).map { $0 - $1 } }
     }
 
     /// The next segment, or nil after the last analyzed step.
+    ///
+    /// When `w_{t+1}` is a stored checkpoint the segment reads it and computes nothing (the
+    /// analyzer gets `g_i` from its own forward pass at `w_t`; the kernel-form reconstruction checks
+    /// that the stored step is the recorded update). Otherwise the step is replayed.
     public mutating func next() throws -> Segment? {
         guard t < run.steps else { return nil }
         let record = run.stepRecords[t]
-        let batch = record.batch.map(Int.init)
-        let x = run.trainX.rows(at: batch)
-        let y = run.trainY.rows(at: batch)
-        let result = gd.step(model: run.model, parameters: current, inputs: x, targets: y, loss: run.loss,
-                             learningRate: record.learningRate)
-        guard var end = result.next else {
-            throw AnalysisError("\(run.path): replaying step \(t) gives a non-finite loss; the trace is inconsistent with its model and data")
-        }
-        if checkpointIndex + 1 < run.checkpoints.count && run.checkpoints[checkpointIndex + 1] == t + 1 {
-            let stored = try reader.checkpoint(step: t + 1)
-            var diff = 0.0, scale = 1.0
-            for i in stored.indices {
-                diff = max(diff, abs(stored[i] - end[i]))
-                scale = max(scale, abs(stored[i]))
+        let storedNext = checkpointIndex + 1 < run.checkpoints.count && run.checkpoints[checkpointIndex + 1] == t + 1
+        var end: [Double]
+        var gradient: Matrix? = nil
+        if storedNext && run.info.checkpointEvery == 1 {
+            end = try reader.checkpoint(step: t + 1)
+        } else {
+            let batch = record.batch.map(Int.init)
+            let result = gd.step(model: run.model, parameters: current, inputs: run.trainX.rows(at: batch),
+                                 targets: run.trainY.rows(at: batch), loss: run.loss, learningRate: record.learningRate)
+            guard let next = result.next else {
+                throw AnalysisError("\(run.path): replaying step \(t) gives a non-finite loss; the trace is inconsistent with its model and data")
             }
-            let rel = diff / scale
-            largestMismatch = max(largestMismatch, rel)
-            guard rel <= tolerance else {
-                throw AnalysisError("\(run.path): replaying the recorded steps does not reach the checkpoint at step \(t + 1) (relative mismatch \(rel), tolerance \(tolerance)); the trace is inconsistent")
+            end = next
+            gradient = result.outputGradient
+            if storedNext {
+                let stored = try reader.checkpoint(step: t + 1)
+                var diff = 0.0, scale = 1.0
+                for i in stored.indices {
+                    diff = max(diff, abs(stored[i] - end[i]))
+                    scale = max(scale, abs(stored[i]))
+                }
+                let rel = diff / scale
+                largestMismatch = max(largestMismatch, rel)
+                guard rel <= tolerance else {
+                    throw AnalysisError("\(run.path): replaying the recorded steps does not reach the checkpoint at step \(t + 1) (relative mismatch \(rel), tolerance \(tolerance)); the trace is inconsistent")
+                }
+                end = stored
             }
-            end = stored
-            checkpointIndex += 1
         }
-        let seg = Segment(step: t, start: current, end: end, record: record, outputGradient: result.outputGradient)
+        if storedNext { checkpointIndex += 1 }
+        let seg = Segment(step: t, start: current, end: end, record: record, outputGradient: gradient)
         current = end
         t += 1
         return seg

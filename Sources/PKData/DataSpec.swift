@@ -150,7 +150,7 @@ public struct DataSpec: Codable, Sendable, Equatable {
         "spirals": [.noise, .classes, .turns, .task],
         "xor": [.noise],
         "sine": [.noise, .xMin, .xMax, .frequency],
-        "teacher": [.noise, .inputDim, .teacherWidths, .teacherActivation, .outputDim],
+        "teacher": [.noise, .inputDim, .teacherWidths, .teacherActivation, .outputDim, .task],
         "csv": [.path, .targetColumn, .header, .task, .testFraction, .delimiter, .shuffle],
         "idx": [.directory, .trainImages, .trainLabels, .testImages, .testLabels, .classes, .normalize,
                 .shuffle, .labelCount, .task],

@@ -27,6 +27,11 @@ extension DataSpec {
         guard kind != "csv", let task, task != d.task else { return d }
         var out = d
         switch (d.task, task) {
+        case (.regression, .multiclass) where kind == "teacher" && d.y.cols >= 2:
+            // Teacher classification: the label is the argmax of the (noisy) teacher outputs.
+            out.y = Matrix(rows: d.y.rows, cols: 1, data: (0..<d.y.rows).map { Double(d.y.argmax(row: $0)) })
+            out.task = .multiclass
+            out.numClasses = d.y.cols
         case (.binary, .multiclass):
             out.task = .multiclass
         case (.multiclass, .binary) where d.numClasses == 2:

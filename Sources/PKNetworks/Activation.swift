@@ -88,6 +88,8 @@ public enum Activation: String, Codable, Sendable, CaseIterable {
 
     /// `φ` and `φ'` at every element of `z`, in one pass (in `z`'s precision; `Float` goes
     /// through the `Double` formulas and rounds once, except for the piecewise-linear cases).
+    @_specialize(where S == Double)
+    @_specialize(where S == Float)
     public func valuesAndDerivatives<S: BLASScalar>(_ z: DenseMatrix<S>, leakySlope alpha: Double = 0.01)
         -> (values: DenseMatrix<S>, derivatives: DenseMatrix<S>) {
         var values = z, derivatives = z

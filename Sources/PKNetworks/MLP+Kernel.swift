@@ -32,6 +32,8 @@ public struct TangentFeatures<Scalar: BLASScalar>: Sendable {
 
     /// One channel: the signals of `Σ_c g[r, c] f_c(x_r)` from the C output channels, i.e. what a
     /// backward pass with cotangent `g` (n × C) gives, without one (a linear combination).
+    @_specialize(where Scalar == Double)
+    @_specialize(where Scalar == Float)
     public func contracted(with g: Matrix) -> TangentFeatures {
         precondition(g.rows == count && g.cols == channels, "cotangent is \(g.rows)×\(g.cols), features have \(count) rows and \(channels) channels")
         let n = count, C = channels
@@ -71,12 +73,16 @@ extension TangentFeatures {
     /// entry `Σ_c Θ_cc(a_r, b_r')`.
     ///
     /// Row blocks of `A` run on `Parallel.threads` threads (single-threaded BLAS each).
+    @_specialize(where Scalar == Double)
+    @_specialize(where Scalar == Float)
     public static func kernel(_ a: TangentFeatures, _ b: TangentFeatures, mode: KernelMode = .full) -> DenseMatrix<Scalar> {
         kernels(a, [(b, mode)])[0]
     }
 
     /// Several kernels of `A` against feature sets of the same examples (for instance `B` and
     /// `B.contracted(with: g)`), sharing the activation Grams: one `kernel(a, b, mode:)` per request.
+    @_specialize(where Scalar == Double)
+    @_specialize(where Scalar == Float)
     public static func kernels(_ a: TangentFeatures, _ requests: [(TangentFeatures, KernelMode)]) -> [DenseMatrix<Scalar>] {
         for (b, mode) in requests {
             precondition(a.signals.count == b.signals.count, "features of different networks")
@@ -101,6 +107,8 @@ extension TangentFeatures {
     }
 
     /// Rows `range` of each requested kernel (in `kernel`'s layout), on the calling thread.
+    @_specialize(where Scalar == Double)
+    @_specialize(where Scalar == Float)
     static func kernelBlock(_ a: TangentFeatures, rows range: Range<Int>, _ requests: [(TangentFeatures, KernelMode)]) -> [DenseMatrix<Scalar>] {
         let m = range.count, nA = a.count, Ca = a.channels, nB = requests[0].0.count
         var ga = DenseMatrix<Scalar>(rows: m, cols: nB)
@@ -167,6 +175,8 @@ extension MLP {
     /// backward pass (all C channels in one GEMM per layer), row blocks on `Parallel.threads`.
     /// Each of `tangents` (length P) also gets its JVP `J(x; w) v` from the same forward pass
     /// (`outputTangents`; two more GEMMs per layer and tangent).
+    @_specialize(where Scalar == Double)
+    @_specialize(where Scalar == Float)
     public func tangentFeatures<Scalar: BLASScalar>(_ w: [Double], _ x: Matrix, as _: Scalar.Type = Double.self,
                                                     tangents: [[Double]] = []) -> TangentFeatures<Scalar> {
         checkShapes(w, x)
@@ -193,6 +203,8 @@ extension MLP {
     }
 
     /// `tangentFeatures` of one row block, on the calling thread.
+    @_specialize(where Scalar == Double)
+    @_specialize(where Scalar == Float)
     func featureBlock<Scalar: BLASScalar>(weights: [DenseMatrix<Scalar>], biases: [[Scalar]?],
                                           tangentWeights: [[DenseMatrix<Scalar>]], tangentBiases: [[[Scalar]?]],
                                           _ x: DenseMatrix<Scalar>) -> TangentFeatures<Scalar> {
@@ -253,6 +265,8 @@ extension MLP {
 
 extension TangentFeatures {
     /// The features of the examples of `parts`, in order (same network and channels).
+    @_specialize(where Scalar == Double)
+    @_specialize(where Scalar == Float)
     static func concatenating(_ parts: [TangentFeatures]) -> TangentFeatures {
         let n = parts.reduce(0) { $0 + $1.count }, C = parts[0].channels
         let inputs = parts[0].scaledInputs.indices.map { l in

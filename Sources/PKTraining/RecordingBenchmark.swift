@@ -47,7 +47,7 @@ public struct RecordingBenchmark: Sendable, Codable {
         return RecordingBenchmark(preset: config.name, steps: config.training.steps,
                                   parameterCount: trainer.model.parameterCount, repeats: repeats,
                                   secondsWithout: median(without), secondsWith: median(with),
-                                  traceBytes: bytes, dgemmGFLOPS: GemmRate.measureDGEMM())
+                                  traceBytes: bytes, dgemmGFLOPS: GemmRate.measure(Double.self, n: 1024, threads: 1))
     }
 
     static func fileSize(_ path: String) -> Int {
@@ -64,25 +64,5 @@ public struct RecordingBenchmark: Sendable, Codable {
           machine DGEMM   \(String(format: "%8.1f", dgemmGFLOPS)) GFLOP/s (1024³, same run)
 
         """
-    }
-}
-
-/// The machine's GEMM rate, measured now.
-public enum GemmRate {
-    /// Median GFLOP/s of a `n×n·n×n` DGEMM over a few runs.
-    public static func measureDGEMM(n: Int = 1024, runs: Int = 5) -> Double {
-        var rng = PortableRandom(seed: 1)
-        let a = Matrix(rows: n, cols: n, data: (0..<(n * n)).map { _ in rng.uniform() })
-        let b = Matrix(rows: n, cols: n, data: (0..<(n * n)).map { _ in rng.uniform() })
-        var c = Matrix(rows: n, cols: n)
-        Matrix.gemm(a, b, into: &c)
-        var rates: [Double] = []
-        for _ in 0..<runs {
-            let t0 = DispatchTime.now().uptimeNanoseconds
-            Matrix.gemm(a, b, into: &c)
-            let s = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
-            rates.append(2 * Double(n * n * n) / s / 1e9)
-        }
-        return rates.sorted()[runs / 2]
     }
 }

@@ -128,7 +128,7 @@ public struct TraceSummary: Codable, Sendable {
         return lines.joined(separator: "\n") + "\n"
     }
 
-    static func bytes(_ n: Int) -> String {
+    public static func bytes(_ n: Int) -> String {
         let units = ["B", "KiB", "MiB", "GiB"]
         var v = Double(n)
         var u = 0

@@ -34,9 +34,12 @@ public struct Trainer: Sendable {
     /// ends the run with status `aborted`.
     @discardableResult
     public func run(observers: [TrainingObserver], shouldStop: () -> Bool = { false }) -> TrainingOutcome {
-        // One BLAS thread: the GEMMs of these presets are small, OpenBLAS's second thread spins
-        // more than it computes, and the trace writer needs the other core (Docs/benchmarks.md).
-        BLASThreads.set(1)
+        // Small GEMMs (the presets): one BLAS thread; OpenBLAS's second thread spins more than it
+        // computes and the trace writer needs the other core. Large ones (batch × width² ≥ 2²⁶,
+        // e.g. bench W2's 1000 × 512²): every core (Docs/benchmarks.md).
+        let widest = model.spec.layers.max() ?? 1
+        let batchRows = config.optimizer.kind == .gd ? data.train.count : min(config.training.batchSize ?? data.train.count, data.train.count)
+        BLASThreads.set(batchRows * widest * widest >= 1 << 26 ? Parallel.threads : 1)
         let T = config.training.steps
         let k = config.training.checkpointEvery
         let train = data.train

@@ -104,6 +104,43 @@ struct PathAnalysisTests {
         #expect(result.reconstruction.test!.maxAbsResidual < 1e-12)
     }
 
+    /// `--scope exact` computes the held-out rows of the same K^p and the same exact machine;
+    /// `--precision f32` stays within single-precision round-off of the float64 analysis.
+    @Test func scopeExactAndFloat32AgreeWithTheFullAnalysis() throws {
+        var cfg = try Presets.load("sine-tanh")
+        cfg.training.steps = 30
+        let reader = try TraceReader.open(try recordTrace(cfg))
+        let (full, kFull) = try PathAnalyzer(settings: AnalysisSettings(nodes: 3)).analyzeWithKernel(reader: reader)
+        let (ex, kEx) = try PathAnalyzer(settings: AnalysisSettings(nodes: 3, queries: .test, scope: .exact)).analyzeWithKernel(reader: reader)
+        let nT = full.run.testQueries
+        #expect(kEx.rows == nT && kEx.cols == kFull.cols)
+        let scale = kFull.data.map(abs).max()!
+        for q in 0..<nT { for i in 0..<kEx.cols { #expect(abs(kEx[q, i] - kFull[q, i]) <= 1e-12 * scale) } }
+        #expect(ex.kernelMachines.map(\.name) == ["exact", "path-km"])
+        let e1 = full.kernelMachines[0].test!, e2 = ex.kernelMachines[0].test!
+        #expect(abs(e1.maxAbsError - e2.maxAbsError) <= 1e-12)
+        #expect(abs(ex.reconstruction.test!.relativeResidual - full.reconstruction.test!.relativeResidual) <= 1e-12)
+        #expect(ex.settings.scope == "exact")
+
+        let (f32, k32) = try PathAnalyzer(settings: AnalysisSettings(nodes: 3, precision: .f32)).analyzeWithKernel(reader: reader)
+        #expect(f32.settings.precision == "f32")
+        for i in kFull.data.indices { #expect(abs(k32.data[i] - kFull.data[i]) <= 1e-5 * scale) }
+        // Float32 JVPs: the residual is single-precision round-off, not quadrature error.
+        #expect(f32.reconstruction.test!.relativeResidual < 1e-4)
+        #expect(f32.reconstruction.test!.relativeResidual > full.reconstruction.test!.relativeResidual)
+    }
+
+    @Test func scopeExactNeedsHeldOutQueries() throws {
+        #expect(throws: AnalysisError.self) { try AnalysisSettings(queries: .both, scope: .exact).validate() }
+        var cfg = try Presets.load("sine-tanh")
+        cfg.training.steps = 2
+        cfg.data.test = 0
+        let reader = try TraceReader.open(try recordTrace(cfg))
+        #expect(throws: AnalysisError.self) {
+            try PathAnalyzer(settings: AnalysisSettings(queries: .test, scope: .exact)).analyze(reader: reader)
+        }
+    }
+
     @Test func sineTanhReconstructsAtRoundOff() throws {
         var cfg = try Presets.load("sine-tanh")
         cfg.training.steps = 60

@@ -157,3 +157,35 @@ struct EigenTests {
     let m = Matrix([[0.1, 0.7, 0.2], [3, 3, -1], [-2, -5, -1]])
     #expect(m.argmax(row: 0) == 1 && m.argmax(row: 1) == 0 && m.argmax(row: 2) == 2)
 }
+
+
+@Suite("Float matrices and row-range GEMM")
+struct FloatMatrixTests {
+    @Test func floatGemmAndRowRangesAgreeWithTheTripleLoop() {
+        var rng = PortableRandom(seed: 4)
+        let a = Matrix(rows: 9, cols: 5, data: (0..<45).map { _ in rng.normal() })
+        let b = Matrix(rows: 7, cols: 5, data: (0..<35).map { _ in rng.normal() })
+        let exact = Matrix.naiveProduct(a.rows(2..<8), b.rows(1..<6).transposed)
+        var c = Matrix(rows: 6, cols: 5)
+        Matrix.gemm(a, rows: 2..<8, b, rows: 1..<6, into: &c)
+        for (x, y) in zip(c.data, exact.data) { #expect(abs(x - y) <= 1e-13 * max(1, abs(y))) }
+        var cf = FloatMatrix(rows: 6, cols: 5)
+        FloatMatrix.gemm(FloatMatrix(a), rows: 2..<8, FloatMatrix(b), rows: 1..<6, into: &cf)
+        // float32: 5-term dot products of O(1) numbers, relative round-off about 1e-7.
+        for (x, y) in zip(cf.data, exact.data) { #expect(abs(Double(x) - y) <= 1e-5 * max(1, abs(y))) }
+    }
+
+    @Test func rangesCoverEachIndexOnce() {
+        for n in [0, 1, 5, 31, 32, 33, 64, 100, 1000] {
+            let r = Parallel.ranges(n, minimum: 32)
+            #expect(r.flatMap { Array($0) } == Array(0..<n))
+            #expect(r.count == 1 || r.allSatisfy { $0.count >= 32 })
+        }
+    }
+
+    @Test func forEachRunsEveryIterationOnce() {
+        var hits = [Int](repeating: 0, count: 16)
+        hits.withUnsafeMutableBufferPointer { h in Parallel.forEach(16) { h[$0] += 1 } }
+        #expect(hits == [Int](repeating: 1, count: 16))
+    }
+}

@@ -64,7 +64,7 @@ pins=(
   "neural-tangents==0.6.5"
   "numpy<2"
   "tensorflow>=2.15,<2.16"
-  "tf2jax"            # neural_tangents imports it at import time (through its TF model converter)
+  "tf2jax==0.3.6"     # neural_tangents imports it at import time (through its TF model converter)
 )
 extra=()
 if ((with_torch)); then

@@ -1,0 +1,170 @@
+import Foundation
+import PKNetworks
+import PKNumerics
+
+/// W1: the empirical NTK between 200 queries and 1,000 training points of an MLP
+/// 64-512-512-512-1 (relu, NTK parameterization, 559,105 parameters), as measured for
+/// neural-tangents in issue 4. pathkernel's structured kernel (`TangentFeatures`) against the
+/// explicit Jacobian contraction `J_Q J_Xᵀ` in the same run, in float64 and float32.
+public enum KernelBenchmark {
+    public static let spec = ModelSpec(layers: [64, 512, 512, 512, 1], activation: .relu, parameterization: .ntk,
+                                       sigmaW: 2.0.squareRoot(), sigmaB: 0.1)
+
+    /// A fixed problem: weights from `MLP.initialParameters(seed:)`, inputs `N(0, I)`.
+    public struct Problem: Sendable {
+        public let model: MLP
+        public let weights: [Double]
+        public let queries: Matrix
+        public let train: Matrix
+
+        public init(spec: ModelSpec = KernelBenchmark.spec, queries nq: Int = 200, train nt: Int = 1000, seed: UInt64 = 1) {
+            model = try! MLP(spec: spec)
+            weights = model.initialParameters(seed: seed)
+            var rng = PortableRandom.stream(seed: seed, label: 0x57_31)
+            let d = model.inputDim
+            queries = Matrix(rows: nq, cols: d, data: (0..<(nq * d)).map { _ in rng.normal() })
+            train = Matrix(rows: nt, cols: d, data: (0..<(nt * d)).map { _ in rng.normal() })
+        }
+    }
+
+    /// Θ(Q, X) by structured derivatives, in `S`: features of both sides, then per-layer Grams.
+    public static func structured<S: BLASScalar>(_ p: Problem, as _: S.Type) -> DenseMatrix<S> {
+        let fq = p.model.tangentFeatures(p.weights, p.queries, as: S.self)
+        let fx = p.model.tangentFeatures(p.weights, p.train, as: S.self)
+        return TangentFeatures.kernel(fq, fx, mode: .full)
+    }
+
+    /// Θ(Q, X) by explicit Jacobian contraction (the reference): `J_Q` whole, `J_X` in blocks of
+    /// `blockRows` rows, one GEMM per block on every BLAS thread.
+    public static func reference<S: BLASScalar>(_ p: Problem, as _: S.Type, blockRows: Int = 100) -> DenseMatrix<S> {
+        BLASThreads.set(Parallel.threads)
+        defer { BLASThreads.set(1) }
+        let C = p.model.outputDim
+        let jq = DenseMatrix<S>(p.model.jacobians(p.weights, p.queries))
+        var k = DenseMatrix<S>(rows: p.queries.rows * C, cols: p.train.rows * C)
+        for start in stride(from: 0, to: p.train.rows, by: blockRows) {
+            let rows = start..<min(start + blockRows, p.train.rows)
+            let jx = DenseMatrix<S>(p.model.jacobians(p.weights, p.train.rows(rows)))
+            var block = DenseMatrix<S>(rows: jq.rows, cols: jx.rows)
+            DenseMatrix.gemm(jq, rows: 0..<jq.rows, jx, rows: 0..<jx.rows, into: &block)
+            for r in 0..<block.rows {
+                k.data.replaceSubrange((r * k.cols + rows.lowerBound * C)..<(r * k.cols + rows.upperBound * C),
+                                       with: block.data[(r * block.cols)..<((r + 1) * block.cols)])
+            }
+        }
+        return k
+    }
+
+    /// Floating-point operations of `structured` (multiply–adds count two): forward passes of
+    /// both sides, the stacked backward passes, and the per-layer activation and signal Grams.
+    public static func flops(model: MLP, queries nq: Int, train nt: Int) -> Double {
+        let n = Double(nq + nt), C = Double(model.outputDim)
+        var f = 0.0
+        for layer in model.layers {
+            let io = Double(layer.inputs * layer.outputs)
+            f += 2 * n * io                                  // forward
+            if layer.index > 0 { f += 2 * n * C * io }        // backward into the layer's input
+            f += 2 * Double(nq) * Double(nt) * (Double(layer.inputs) + C * C * Double(layer.outputs))   // Grams
+        }
+        return f
+    }
+
+    /// ‖A − B‖_F / ‖B‖_F in float64.
+    public static func relativeError<S: BLASScalar, T: BLASScalar>(_ a: DenseMatrix<S>, _ b: DenseMatrix<T>) -> Double {
+        var num = 0.0, den = 0.0
+        for (x, y) in zip(a.data, b.data) {
+            let d = Double(x) - Double(y)
+            num += d * d
+            den += Double(y) * Double(y)
+        }
+        return den > 0 ? (num / den).squareRoot() : num.squareRoot()
+    }
+
+    public struct Precision: Codable, Sendable {
+        /// Median seconds of `structured` over `runs` runs after one warm-up.
+        public var seconds: Double
+        public var runs: Int
+        /// `flops / seconds / 1e9`.
+        public var gflops: Double
+        /// Seconds of the explicit Jacobian contraction (one run).
+        public var referenceSeconds: Double
+        /// `seconds / referenceSeconds`.
+        public var referenceRatio: Double
+        /// The machine's GEMM rate in this precision, every core, same run.
+        public var gemmGflops: Double
+        /// `gflops / gemmGflops`.
+        public var gemmFraction: Double
+        /// ‖structured − reference‖_F / ‖reference‖_F (reference in the same precision).
+        public var relativeErrorVsReference: Double
+        /// ‖structured − structured f64‖_F / ‖structured f64‖_F (0 for f64).
+        public var relativeErrorVsF64: Double
+    }
+
+    public struct Result: Codable, Sendable {
+        public var model: String
+        public var parameters: Int
+        public var queries: Int
+        public var train: Int
+        public var threads: Int
+        public var flops: Double
+        public var f64: Precision
+        public var f32: Precision
+    }
+
+    /// Runs W1 in both precisions. `export`: also writes the problem and both kernels for
+    /// `Tools/compare/neural_tangents_w1.py`.
+    public static func run(repeats: Int = 7, export: URL? = nil, log: (String) -> Void = { _ in }) throws -> Result {
+        BLASThreads.set(1)
+        let p = Problem()
+        let flops = flops(model: p.model, queries: p.queries.rows, train: p.train.rows)
+        log("W1: GEMM rates")
+        let dgemm = GemmRate.measure(Double.self, threads: Parallel.threads)
+        let sgemm = GemmRate.measure(Float.self, threads: Parallel.threads)
+        func measure<S: BLASScalar>(_: S.Type, gemm: Double, f64: DenseMatrix<Double>?) -> (Precision, DenseMatrix<S>) {
+            log("W1 \(S.self == Float.self ? "f32" : "f64"): structured kernel, \(repeats) runs")
+            var k = structured(p, as: S.self)
+            let seconds = Measure.median(repeats: repeats) { k = structured(p, as: S.self) }
+            log("W1 \(S.self == Float.self ? "f32" : "f64"): explicit Jacobian contraction")
+            var ref = DenseMatrix<S>(rows: 0, cols: 0)
+            // PATHKERNEL_BENCH_SKIP_REFERENCE=1 (development only): compare with the kernel itself.
+            let skip = ProcessInfo.processInfo.environment["PATHKERNEL_BENCH_SKIP_REFERENCE"] == "1"
+            let refSeconds = skip ? Double.nan : Measure.seconds { ref = reference(p, as: S.self) }
+            if skip { ref = k }
+            let gflops = flops / seconds / 1e9
+            return (Precision(seconds: seconds, runs: repeats, gflops: gflops, referenceSeconds: refSeconds,
+                              referenceRatio: seconds / refSeconds, gemmGflops: gemm, gemmFraction: gflops / gemm,
+                              relativeErrorVsReference: relativeError(k, ref),
+                              relativeErrorVsF64: f64.map { relativeError(k, $0) } ?? 0), k)
+        }
+        let (r64, k64) = measure(Double.self, gemm: dgemm, f64: nil)
+        let (r32, k32) = measure(Float.self, gemm: sgemm, f64: k64)
+        let result = Result(model: "MLP \(spec.layers.map(String.init).joined(separator: "-")) relu ntk", parameters: p.model.parameterCount,
+                            queries: p.queries.rows, train: p.train.rows, threads: Parallel.threads, flops: flops, f64: r64, f32: r32)
+        if let export { try write(p, k64, k32, result, to: export) }
+        return result
+    }
+
+    static func write(_ p: Problem, _ k64: Matrix, _ k32: FloatMatrix, _ r: Result, to dir: URL) throws {
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        try Npy.write(p.queries, to: dir.appendingPathComponent("x_query.npy"))
+        try Npy.write(p.train, to: dir.appendingPathComponent("x_train.npy"))
+        for layer in p.model.layers {
+            try Npy.write(layer.weight(p.weights), to: dir.appendingPathComponent("layers.\(layer.index).weight.npy"))
+            if let bo = layer.biasOffset {
+                try Npy.write(Array(p.weights[bo..<(bo + layer.outputs)]), to: dir.appendingPathComponent("layers.\(layer.index).bias.npy"))
+            }
+        }
+        try Npy.write(k64, to: dir.appendingPathComponent("kernel_f64.npy"))
+        try Npy.write(k32, to: dir.appendingPathComponent("kernel_f32.npy"))
+        let meta: [String: Any] = [
+            "layers": p.model.spec.layers, "activation": p.model.spec.activation.rawValue,
+            "parameterization": p.model.spec.parameterization.rawValue, "sigma_w": p.model.spec.sigmaW,
+            "sigma_b": p.model.spec.sigmaB, "bias": p.model.spec.bias, "queries": p.queries.rows, "train": p.train.rows,
+            "pathkernel": ["f64": ["seconds": r.f64.seconds, "reference_seconds": r.f64.referenceSeconds],
+                           "f32": ["seconds": r.f32.seconds, "reference_seconds": r.f32.referenceSeconds]],
+            "gemm_gflops": ["f64": r.f64.gemmGflops, "f32": r.f32.gemmGflops],
+        ]
+        try JSONSerialization.data(withJSONObject: meta, options: [.prettyPrinted, .sortedKeys])
+            .write(to: dir.appendingPathComponent("w1.json"))
+    }
+}

@@ -1,0 +1,68 @@
+import ArgumentParser
+import Foundation
+import PKBench
+import PKTraining
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run benchmarks and print their table (never part of the tests).",
+        discussion: """
+        W1: the empirical NTK of an MLP 64-512-512-512-1 (relu, NTK parameterization) between 200 \
+        queries and 1,000 training points, float64 and float32, against the explicit Jacobian \
+        contraction and the machine's GEMM rate measured in the same run.
+        W2: a full-batch GD run of that model on 1,000 points (100 steps), then its path analysis \
+        (q = 4, 200 held-out queries, the exact decomposition and the path kernel matrix), against \
+        the training run's own time; float64 and float32.
+        W3: W2 with 10 outputs and cross-entropy, --kernel trace and --kernel full.
+        recording: the cost of recording a preset with a checkpoint every step.
+        Without --workload, W1, W2 and W3 run in turn (about 5 minutes on 2 cores).
+        """)
+
+    @Option(help: "W1, W2, W3 or recording (default: W1, W2 and W3).")
+    var workload: String?
+
+    @Option(help: "recording: the preset to train.")
+    var preset: String = "fmnist-mlp"
+
+    @Option(help: "Timed repeats (after one warm-up): W1's kernels, the recording runs.")
+    var repeats: Int?
+
+    @Option(help: ArgumentHelp("W1: also write the problem (weights, inputs) and both kernels as .npy files for Tools/compare.", valueName: "DIR"))
+    var export: String?
+
+    @Flag(help: "Print JSON.")
+    var json = false
+
+    func run() throws {
+        let log: (String) -> Void = { FileHandle.standardError.write(Data("bench: \($0)\n".utf8)) }
+        let known = ["W1", "W2", "W3", "recording"]
+        let chosen = workload.map { [$0.uppercased() == "RECORDING" ? "recording" : $0.uppercased()] } ?? ["W1", "W2", "W3"]
+        for w in chosen where !known.contains(w) {
+            throw fail("unknown workload '\(w)'; known: \(known.joined(separator: ", "))")
+        }
+        if export != nil && !chosen.contains("W1") { throw fail("--export writes W1's problem: run it with --workload W1") }
+        do {
+            var report = BenchReport()
+            for w in chosen {
+                switch w {
+                case "W1":
+                    report.w1 = try KernelBenchmark.run(repeats: repeats ?? 7,
+                                                        export: export.map { URL(fileURLWithPath: $0) }, log: log)
+                case "W2":
+                    report.w2 = try PathBenchmark.runW2(log: log)
+                case "W3":
+                    report.w3 = try PathBenchmark.runW3(log: log)
+                default:
+                    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("pathkernel-bench-\(getpid())")
+                    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+                    defer { try? FileManager.default.removeItem(at: dir) }
+                    report.recording = try RecordingBenchmark.run(config: try Presets.load(preset), repeats: repeats ?? 3,
+                                                                  directory: dir, log: log)
+                }
+            }
+            print(json ? try report.json() : report.text(), terminator: json ? "\n" : "")
+        } catch {
+            throw fail("\(error)")
+        }
+    }
+}
