@@ -39,7 +39,8 @@ extension Report {
             "task       \(run.task), loss \(run.loss), \(run.outputs) output\(run.outputs == 1 ? "" : "s")",
             "training   \(run.optimizer), \(run.steps) steps, status \(run.status)",
             "queries    \(run.testQueries) held out, \(run.trainCount) training points",
-            "settings   q = \(r.settings.nodes) Gauss–Legendre nodes\(r.settings.adaptiveTolerance.map { ", adaptive to \(sci($0))" } ?? ""), kernel \(r.settings.kernel), ridge ρ = \(sci(r.settings.ridge)), \(run.precision)",
+            "settings   q = \(r.settings.nodes) Gauss–Legendre nodes\(r.settings.adaptiveTolerance.map { ", adaptive to \(sci($0))" } ?? ""), kernel \(r.settings.kernel), ridge ρ = \(sci(r.settings.ridge))",
+            "precision  trace stored in \(run.precision), computed in \(r.settings.precision ?? "f64")\(r.settings.scope == "exact" ? "; scope exact (held-out queries only)" : "")",
             "replay     \(r.replay.mode)\(r.replay.checkpointEvery > 1 ? ", largest mismatch \(sci(r.replay.largestMismatch))" : "")",
         ]
         if classification {

@@ -25,13 +25,21 @@ struct AnalysisOptions: ParsableArguments {
     @Option(help: "Relative ridge ρ for the ridge machines: λ = ρ·tr(K)/n.")
     var ridge: Double = 1e-6
 
+    @Option(help: "Compute precision: f64, or f32 (features, kernels and JVPs in float32; every path sum accumulated in float64).")
+    var precision: AnalysisSettings.Precision = .f64
+
+    @Option(help: "full: every kernel machine, dynamics, training points as queries. exact: only the exact decomposition, K^p and path-km on held-out queries (needs --queries test).")
+    var scope: AnalysisSettings.Scope = .full
+
     var settings: AnalysisSettings {
         AnalysisSettings(nodes: nodes, adaptiveTolerance: adaptive, queries: queries, maxQueries: maxQueries,
-                         kernel: kernel, ridge: ridge)
+                         kernel: kernel, ridge: ridge, precision: precision, scope: scope)
     }
 }
 
 extension AnalysisSettings.Queries: ExpressibleByArgument {}
+extension AnalysisSettings.Precision: ExpressibleByArgument {}
+extension AnalysisSettings.Scope: ExpressibleByArgument {}
 extension KernelMode: ExpressibleByArgument {}
 extension ReportFormat: ExpressibleByArgument {}
 

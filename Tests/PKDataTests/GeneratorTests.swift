@@ -203,6 +203,24 @@ struct GeneratorLawTests {
         #expect(bits(try spec.load(seed: 21).train.y) == bits(d.train.y))
     }
 
+    @Test func teacherClassificationLabelsAreTheArgmaxOfTheTeacher() throws {
+        let reg = try decodeSpec(#"{"kind":"teacher","train":200,"test":20,"inputDim":6,"outputDim":4,"noise":0.1}"#).load(seed: 3)
+        let cls = try decodeSpec(#"{"kind":"teacher","train":200,"test":20,"inputDim":6,"outputDim":4,"noise":0.1,"task":"multiclass"}"#).load(seed: 3)
+        #expect(cls.train.task == .multiclass && cls.train.numClasses == 4 && cls.train.y.cols == 1)
+        #expect(bits(cls.train.x) == bits(reg.train.x))
+        var seen = Set<Int>()
+        for r in 0..<cls.train.count {
+            let row = reg.train.y.row(r)
+            let best = row.indices.max { row[$0] < row[$1] }!
+            #expect(Int(cls.train.y[r, 0]) == best)
+            seen.insert(best)
+        }
+        #expect(seen.count == 4)
+        #expect(throws: (any Error).self) {
+            try decodeSpec(#"{"kind":"teacher","train":10,"test":0,"outputDim":1,"task":"multiclass"}"#).load(seed: 1)
+        }
+    }
+
     @Test(arguments: ["tanh", "relu"])
     func teacherScaleGivesUnitSecondMoment(activation: String) throws {
         let d = try DataSpec(kind: "teacher", train: 3000, test: 0, noise: 0, inputDim: 16, teacherWidths: [32],

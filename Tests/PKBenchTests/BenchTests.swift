@@ -1,0 +1,54 @@
+import Foundation
+import Testing
+import PKNetworks
+import PKNumerics
+@testable import PKBench
+
+/// The benchmark's building blocks, on small problems (benchmarks themselves are never timed in tests).
+@Suite("Benchmark building blocks")
+struct BenchTests {
+    @Test func npyHeaderIsAlignedAndDescribesTheArray() {
+        let m = Matrix(rows: 2, cols: 3, data: [1, 2, 3, 4, 5, 6])
+        let bytes = [UInt8](Npy.encode(m.data, shape: [2, 3]))
+        #expect(Array(bytes[0..<6]) == [0x93] + Array("NUMPY".utf8))
+        let headerLength = Int(bytes[8]) | Int(bytes[9]) << 8
+        #expect((10 + headerLength) % 64 == 0)
+        let header = String(decoding: bytes[10..<(10 + headerLength)], as: UTF8.self)
+        #expect(header.contains("'descr': '<f8'") && header.contains("'shape': (2, 3)") && header.hasSuffix("\n"))
+        #expect(bytes.count == 10 + headerLength + 6 * 8)
+        let first = bytes[(10 + headerLength)..<(18 + headerLength)].enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * $1.offset) }
+        #expect(Double(bitPattern: first) == 1)
+        let f = [UInt8](Npy.encode([Float(1), 2], shape: [2]))
+        #expect(String(decoding: f, as: UTF8.self).contains("'descr': '<f4'") && String(decoding: f, as: UTF8.self).contains("(2,)"))
+    }
+
+    /// W1's two routes on a small problem: structured equals explicit contraction (f64 to
+    /// round-off, f32 to single precision).
+    @Test func structuredEqualsReferenceOnASmallProblem() {
+        let spec = ModelSpec(layers: [5, 16, 16, 1], activation: .relu, parameterization: .ntk)
+        let p = KernelBenchmark.Problem(spec: spec, queries: 7, train: 40, seed: 2)
+        let ref = KernelBenchmark.reference(p, as: Double.self, blockRows: 16)
+        #expect(KernelBenchmark.relativeError(KernelBenchmark.structured(p, as: Double.self), ref) <= 1e-13)
+        #expect(KernelBenchmark.relativeError(KernelBenchmark.structured(p, as: Float.self), ref) <= 1e-5)
+        #expect(KernelBenchmark.relativeError(KernelBenchmark.reference(p, as: Float.self, blockRows: 16), ref) <= 1e-5)
+    }
+
+    /// The FLOP count is what the formula in its doc says, for the W1 network.
+    @Test func flopCountOfW1() {
+        let p = KernelBenchmark.Problem(spec: KernelBenchmark.spec, queries: 2, train: 3)
+        #expect(p.model.parameterCount == 559_105)
+        // forward 2·n·Σ in·out, backward 2·n·Σ_{l>0} in·out, Grams 2·nq·nt·Σ(in + out).
+        let io = [64 * 512, 512 * 512, 512 * 512, 512].map(Double.init)
+        let expected = 2 * 1200 * io.reduce(0, +) + 2 * 1200 * io.dropFirst().reduce(0, +)
+            + 2 * 200 * 1000 * Double((64 + 512) + (512 + 512) + (512 + 512) + (512 + 1))
+        #expect(abs(KernelBenchmark.flops(model: p.model, queries: 200, train: 1000) - expected) <= 1e-9 * expected)
+    }
+
+    @Test func peakMemoryIsReadable() {
+        #if os(Linux)
+        Measure.resetPeakMemory()
+        let peak = Measure.peakMemory()
+        #expect(peak != nil && peak! > 0)
+        #endif
+    }
+}
