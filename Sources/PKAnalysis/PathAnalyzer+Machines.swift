@@ -1,3 +1,4 @@
+import Foundation
 import PKNetworks
 import PKNumerics
 
@@ -91,35 +92,38 @@ extension PathAnalyzer {
         return out
     }
 
-    /// Kernel ridge regression `f_0(x) + K(x, X)(K(X, X) + λI)⁻¹(f_T(X) − f_0(X))` with
-    /// `λ = ρ·tr(K(X, X))/m`. K(X, X) is symmetrized first (the path kernel is not symmetric:
-    /// its query side is integrated along the segment). If Cholesky fails, λ grows tenfold
-    /// (at most 8 times); the λ used is returned, or nil when the matrix stays indefinite.
-    static func ridgeMachine(kqx: Matrix, kxx: Matrix, target: Matrix, f0: Matrix, blocks: Int, outputs C: Int,
-                             rho: Double) -> (prediction: Matrix, ridge: Double)? {
-        let m = kxx.rows
-        var sym = kxx
-        for i in 0..<m { for j in 0..<m { sym[i, j] = 0.5 * (kxx[i, j] + kxx[j, i]) } }
-        if blocks == 1 && C > 1 { sym = (1.0 / Double(C)) * sym }
+    /// The fit of kernel ridge regression: `α = (sym(K(X, X)) + λI)⁻¹ (f_T(X) − f_0(X))` with
+    /// `λ = ρ·tr(K(X, X))/m`. `work` holds K(X, X) (m × m, m = n·blocks) on entry and is
+    /// symmetrized in place, `(K + Kᵀ)/2` (the path kernel is not symmetric: its query side is
+    /// integrated along the segment); with the trace kernel and C > 1 it is scaled by 1/C (the
+    /// block read as `trace/C · I`). If Cholesky fails, λ grows tenfold (at most 8 times). On
+    /// return `work`'s lower triangle holds the scaled symmetric kernel (see
+    /// `LinearAlgebra.ridgeSolveInPlace`). Nil when the matrix stays indefinite.
+    static func ridgeFit(_ work: inout Matrix, target: Matrix, blocks: Int, outputs C: Int, rho: Double)
+        -> (alpha: Matrix, ridge: Double, scale: Double)? {
+        let m = work.rows
+        let scale = blocks == 1 && C > 1 ? 1 / Double(C) : 1
         var trace = 0.0
-        for i in 0..<m { trace += sym[i, i] }
-        var lambda = rho * trace / Double(m)
-        if lambda <= 0 { lambda = 1e-12 * max(trace / Double(m), 1) }
+        work.data.withUnsafeMutableBufferPointer { p in
+            for i in 0..<m {
+                for j in 0..<i { p[i * m + j] = scale * 0.5 * (p[i * m + j] + p[j * m + i]) }
+                p[i * m + i] *= scale
+                trace += p[i * m + i]
+            }
+        }
+        var lambda = rho * trace / Double(max(m, 1))
+        if lambda <= 0 { lambda = 1e-12 * max(trace / Double(max(m, 1)), 1) }
         // Right-hand side: (n·C) × 1 for full blocks, n × C for trace.
         let rhs = blocks == 1 ? target : Matrix(rows: m, cols: 1, data: target.data)
-        var alpha: Matrix? = nil
-        for _ in 0..<9 {
-            var a = sym
-            for i in 0..<m { a[i, i] += lambda }
-            if let sol = try? LinearAlgebra.choleskySolve(a, rhs) { alpha = sol; break }
-            lambda *= 10
-        }
-        guard let alpha else { return nil }
-        var kq = kqx
-        if blocks == 1 && C > 1 { kq = (1.0 / Double(C)) * kq }
-        let fit = Matrix.product(kq, alpha)   // (nQ·blocks) × (C or 1)
-        let pred = f0 + Matrix(rows: f0.rows, cols: C, data: fit.data)
-        return (pred, lambda)
+        let lambdas = (0..<9).map { lambda * pow(10, Double($0)) }
+        guard let (alpha, used) = LinearAlgebra.ridgeSolveInPlace(&work, rhs, lambdas: lambdas) else { return nil }
+        return (alpha, used, scale)
+    }
+
+    /// `f_0 + scale·K(x, X)·α` reshaped to the outputs (`kqx` rows: queries × blocks).
+    static func ridgePrediction(kqx: Matrix, alpha: Matrix, scale: Double, f0: Matrix, outputs C: Int) -> Matrix {
+        let fit = scale * Matrix.product(kqx, alpha)   // (n_q·blocks) × (C or 1)
+        return f0 + Matrix(rows: f0.rows, cols: C, data: fit.data)
     }
 
     static func accuracy(_ f: Matrix, labels: [Double], task: String) -> Double {

@@ -246,18 +246,28 @@ public struct PathAnalyzer {
                 for c in 0..<C { selfKM[q, c] += ps[c] }
             }
             pathKMSelf = selfKM
-            // path-krr on the square block K^p(X, X) (training queries are rows nT..<nQ).
+            // path-krr on the square block K^p(X, X) (training queries are rows nT..<nQ), copied
+            // once into the solver's work matrix; predictions for every query from K^p's rows.
             let target = change.rows(at: Array(nT..<nQ))
-            let kpTrain = kp.rows(at: Array((nT * blocks)..<(nQ * blocks)))
-            pathKRR = .some(PathAnalyzer.ridgeMachine(kqx: kp, kxx: kpTrain, target: target, f0: f0,
-                                                      blocks: blocks, outputs: C, rho: settings.ridge))
+            var work = kp.rows((nT * blocks)..<(nQ * blocks))
+            pathKRR = .some(PathAnalyzer.ridgeFit(&work, target: target, blocks: blocks, outputs: C, rho: settings.ridge).map {
+                (PathAnalyzer.ridgePrediction(kqx: kp, alpha: $0.alpha, scale: $0.scale, f0: f0, outputs: C), $0.ridge)
+            })
+            work = Matrix(rows: 0, cols: 0)
             ntk0Lin = f0 + model.jvp(w0, xq, tangent: zip(wT, w0).map { $0 - $1 })
             ntk0KM = f0 + model.jvp(w0, xq, tangent: zip(wLin, w0).map { $0 - $1 })
+            // ntkT-krr: K_T(X, X) is solved in place; the training rows' predictions reuse its
+            // lower triangle (symmetric), the held-out rows need K_T(test, X) only.
             let ftX = model.tangentFeatures(wT, run.trainX)
-            let ftQ = model.tangentFeatures(wT, xq)
-            ntkTKRR = .some(PathAnalyzer.ridgeMachine(
-                kqx: TangentFeatures.kernel(ftQ, ftX, mode: mode), kxx: TangentFeatures.kernel(ftX, ftX, mode: mode),
-                target: target, f0: f0, blocks: blocks, outputs: C, rho: settings.ridge))
+            var kxx = TangentFeatures.kernel(ftX, ftX, mode: mode)
+            ntkTKRR = .some(PathAnalyzer.ridgeFit(&kxx, target: target, blocks: blocks, outputs: C, rho: settings.ridge).map { fit in
+                let train = Matrix.symmetricProduct(lowerOf: kxx, fit.alpha)   // already scaled
+                var fitted = nT > 0
+                    ? fit.scale * Matrix.product(TangentFeatures.kernel(model.tangentFeatures(wT, xq.rows(0..<nT)), ftX, mode: mode), fit.alpha)
+                    : Matrix(rows: 0, cols: fit.alpha.cols)
+                fitted = Matrix(rows: fitted.rows + train.rows, cols: fit.alpha.cols, data: fitted.data + train.data)
+                return (f0 + Matrix(rows: nQ, cols: C, data: fitted.data), fit.ridge)
+            })
         }
 
         // Fidelity per machine and split.

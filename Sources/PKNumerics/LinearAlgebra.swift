@@ -30,6 +30,40 @@ public enum LinearAlgebra {
         return Matrix(rows: b.cols, cols: b.rows, data: rhs).transposed
     }
 
+    /// Ridge solve in place: `(A + λI) X = B` for the symmetric matrix whose strictly lower
+    /// triangle and diagonal are stored in `a` (row-major; the upper triangle is ignored). Tries
+    /// `lambdas` in order and returns the first λ whose Cholesky factorization succeeds, with X;
+    /// nil when none does. On return `a`'s strictly lower triangle and diagonal hold A again (the
+    /// upper triangle holds the factor), so `symmetricProduct(lowerOf:)` can reuse it. One n×n
+    /// buffer in all: large kernel systems are never copied.
+    public static func ridgeSolveInPlace(_ a: inout Matrix, _ b: Matrix, lambdas: [Double]) -> (x: Matrix, lambda: Double)? {
+        precondition(a.rows == a.cols && b.rows == a.rows, "ridgeSolveInPlace shapes \(a.rows)×\(a.cols), \(b.rows)×\(b.cols)")
+        let m = a.rows
+        if m == 0 { return (b, lambdas.first ?? 0) }
+        let diagonal = (0..<m).map { a[$0, $0] }
+        var n = Int32(m), nrhs = Int32(b.cols), info: Int32 = 0, lda = n, ldb = n
+        // Row-major upper = column-major lower: LAPACK factors "L" there and leaves the row-major
+        // lower triangle (the source of truth, copied up before each attempt) alone.
+        var uplo: CChar = 76 // "L"
+        for lambda in lambdas {
+            a.data.withUnsafeMutableBufferPointer { p in
+                for i in 0..<m {
+                    for j in (i + 1)..<max(m, i + 1) { p[i * m + j] = p[j * m + i] }   // upper ← lower
+                    p[i * m + i] = diagonal[i] + lambda
+                }
+                dpotrf_(&uplo, &n, p.baseAddress, &lda, &info, 1)
+            }
+            guard info == 0 else { continue }
+            var rhs = b.transposed.data    // column-major B
+            a.data.withUnsafeBufferPointer { p in dpotrs_(&uplo, &n, &nrhs, p.baseAddress, &lda, &rhs, &ldb, &info, 1) }
+            for i in 0..<m { a[i, i] = diagonal[i] }
+            guard info == 0 else { return nil }
+            return (Matrix(rows: b.cols, cols: b.rows, data: rhs).transposed, lambda)
+        }
+        for i in 0..<m { a[i, i] = diagonal[i] }
+        return nil
+    }
+
     /// Eigenvalues of a symmetric matrix, ascending (LAPACK `dsyevd`, no vectors).
     public static func symmetricEigenvalues(_ a: Matrix) throws -> [Double] {
         precondition(a.rows == a.cols, "eigenvalues of a non-square matrix")

@@ -115,6 +115,25 @@ extension DenseMatrix {
     }
 }
 
+extension Matrix {
+    /// `S·B` for the symmetric `S` whose lower triangle and diagonal are stored in `a` (the upper
+    /// triangle is not read: `dsymm`). Pairs with `LinearAlgebra.ridgeSolveInPlace`.
+    public static func symmetricProduct(lowerOf a: Matrix, _ b: Matrix) -> Matrix {
+        precondition(a.rows == a.cols && b.rows == a.rows, "symmetricProduct shapes \(a.rows)×\(a.cols), \(b.rows)×\(b.cols)")
+        var c = Matrix(rows: a.rows, cols: b.cols)
+        if a.rows == 0 || b.cols == 0 { return c }
+        a.data.withUnsafeBufferPointer { pa in
+            b.data.withUnsafeBufferPointer { pb in
+                c.data.withUnsafeMutableBufferPointer { pc in
+                    cblas_dsymm(CblasRowMajor, CblasLeft, CblasLower, Int32(a.rows), Int32(b.cols), 1,
+                                pa.baseAddress, Int32(a.cols), pb.baseAddress, Int32(b.cols), 0, pc.baseAddress, Int32(b.cols))
+                }
+            }
+        }
+        return c
+    }
+}
+
 /// Vector helpers on `[Double]` (BLAS level 1 where it matters).
 public enum Vec {
     public static func dot(_ x: [Double], _ y: [Double]) -> Double {

@@ -189,3 +189,38 @@ struct FloatMatrixTests {
         #expect(hits == [Int](repeating: 1, count: 16))
     }
 }
+
+
+@Suite("Ridge solve in place")
+struct RidgeSolveTests {
+    /// Against `choleskySolve` on a copy, for a λ that works at once and for a matrix that needs
+    /// a larger λ (indefinite with small λ); the lower triangle survives for `symmetricProduct`.
+    @Test func matchesCholeskyOnACopyAndKeepsTheLowerTriangle() throws {
+        var rng = PortableRandom(seed: 9)
+        let m = 6
+        let b = Matrix(rows: m, cols: 2, data: (0..<(2 * m)).map { _ in rng.normal() })
+        let g = Matrix(rows: m, cols: m, data: (0..<(m * m)).map { _ in rng.normal() })
+        var s = Matrix.product(g, g, transposeB: true)          // SPD
+        for i in 0..<m { s[i, i] -= 3 }                          // now indefinite for small λ
+        var work = s
+        for i in 0..<m { for j in (i + 1)..<m { work[i, j] = .nan } }   // the upper triangle is never read
+        let lambdas = [1e-3, 1e-2, 1e-1, 1, 10]
+        let (x, lambda) = try #require(LinearAlgebra.ridgeSolveInPlace(&work, b, lambdas: lambdas))
+        var shifted = s
+        for i in 0..<m { shifted[i, i] += lambda }
+        let reference = try LinearAlgebra.choleskySolve(shifted, b)
+        for (u, v) in zip(x.data, reference.data) { #expect(abs(u - v) <= 1e-10 * max(1, abs(v))) }
+        #expect(throws: LinearAlgebra.Failure.self) {
+            var smaller = s
+            for i in 0..<m { smaller[i, i] += lambdas[lambdas.firstIndex(of: lambda)! - 1] }
+            _ = try LinearAlgebra.choleskySolve(smaller, b)
+        }
+        // Lower triangle and diagonal restored: S·X through dsymm equals the plain product.
+        let viaSymm = Matrix.symmetricProduct(lowerOf: work, x)
+        let plain = Matrix.product(s, x)
+        for (u, v) in zip(viaSymm.data, plain.data) { #expect(abs(u - v) <= 1e-10 * max(1, abs(v))) }
+        // No λ works: nil.
+        var hopeless = Matrix(rows: 2, cols: 2, data: [-5, 0, 0, -5])
+        #expect(LinearAlgebra.ridgeSolveInPlace(&hopeless, Matrix(rows: 2, cols: 1), lambdas: [1, 2]) == nil)
+    }
+}

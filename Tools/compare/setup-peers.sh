@@ -19,7 +19,7 @@
 #                               already hold a torch-2.13.0+cpu wheel; set it to "" for none)
 #
 # Idempotent: when the venv already imports neural_tangents (and torch and captum with
-# --with-torch) it does nothing. About a minute and about 3 GiB (plus about 1 GiB with torch).
+# --with-torch) it does nothing. About 2 minutes and 2.1 GiB (3 minutes and 3.1 GiB with torch).
 # Prints the venv's python path as its last line of standard output.
 set -euo pipefail
 
