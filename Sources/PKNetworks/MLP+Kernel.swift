@@ -18,10 +18,12 @@ public struct TangentFeatures<Scalar: BLASScalar>: Sendable {
     public let count: Int
     /// Number of signal channels: C for a network's outputs, or one per cotangent.
     public let channels: Int
-    /// Per layer: `s_l · a_l`, n × in_l, row r = example r.
-    public let scaledInputs: [DenseMatrix<Scalar>]
+    /// Per layer: the input activations `a_l`, n × in_l, row r = example r.
+    public let inputs: [DenseMatrix<Scalar>]
     /// Per layer: `δ_{l,c}` stacked channel-major, (channels·n) × out_l, row `c·n + r`.
     public let signals: [DenseMatrix<Scalar>]
+    /// Per layer: `s_l²` (the weight scale, folded into the activation Grams' GEMM).
+    public let weightScaleSquared: [Double]
     /// Per layer: `β_l²` (0 without biases).
     public let biasScaleSquared: [Double]
     /// The network's outputs `f(x_r)` (n × C) from the same forward pass.
@@ -54,7 +56,7 @@ public struct TangentFeatures<Scalar: BLASScalar>: Sendable {
             }
             return out
         }
-        return TangentFeatures(count: n, channels: 1, scaledInputs: scaledInputs, signals: combined,
+        return TangentFeatures(count: n, channels: 1, inputs: inputs, signals: combined, weightScaleSquared: weightScaleSquared,
                                biasScaleSquared: biasScaleSquared, outputs: outputs, outputTangents: outputTangents)
     }
 }
@@ -87,6 +89,7 @@ extension TangentFeatures {
         for (b, mode) in requests {
             precondition(a.signals.count == b.signals.count, "features of different networks")
             precondition(b.count == requests[0].0.count, "the requests must share their examples")
+            precondition(b.weightScaleSquared == a.weightScaleSquared, "features of different networks")
             if mode == .trace { precondition(a.channels == b.channels, "a trace kernel needs the same channels on both sides") }
         }
         let blocks = Parallel.ranges(a.count, minimum: 16)
@@ -117,7 +120,8 @@ extension TangentFeatures {
         }
         var gd = DenseMatrix<Scalar>(rows: 0, cols: 0)
         for l in a.signals.indices {
-            DenseMatrix.gemm(a.scaledInputs[l], rows: range, requests[0].0.scaledInputs[l], rows: 0..<nB, into: &ga)
+            DenseMatrix.gemm(a.inputs[l], rows: range, requests[0].0.inputs[l], rows: 0..<nB,
+                             alpha: Scalar(a.weightScaleSquared[l]), into: &ga)
             let beta2 = Scalar(a.biasScaleSquared[l])
             for (j, (b, mode)) in requests.enumerated() {
                 let Cb = b.channels
@@ -209,13 +213,17 @@ extension MLP {
                                           tangentWeights: [[DenseMatrix<Scalar>]], tangentBiases: [[[Scalar]?]],
                                           _ x: DenseMatrix<Scalar>) -> TangentFeatures<Scalar> {
         let m = x.rows, C = outputDim, L = depth
-        func affine(_ a: DenseMatrix<Scalar>, _ W: DenseMatrix<Scalar>, _ b: [Scalar]?) -> DenseMatrix<Scalar> {
+        func affine(_ a: DenseMatrix<Scalar>, _ W: DenseMatrix<Scalar>, _ b: [Scalar]?, scale s: Scalar) -> DenseMatrix<Scalar> {
             var z = DenseMatrix<Scalar>(rows: m, cols: W.rows)
-            if let b { for r in 0..<m { z.data.replaceSubrange((r * W.rows)..<((r + 1) * W.rows), with: b) } }
-            DenseMatrix.gemm(a, W, transposeB: true, beta: 1, into: &z)
+            if let b {
+                z.data.withUnsafeMutableBufferPointer { zp in
+                    for r in 0..<m { for j in 0..<W.rows { zp[r * W.rows + j] = b[j] } }
+                }
+            }
+            DenseMatrix.gemm(a, W, transposeB: true, alpha: s, beta: 1, into: &z)
             return z
         }
-        // Forward, keeping s_l·a_l and φ'(z_l); tangents ż = s(a Ẇᵀ + ȧ Wᵀ) + β ḃ, ȧ = φ'(z) ⊙ ż.
+        // Forward, keeping a_l and φ'(z_l); tangents ż = s(a Ẇᵀ + ȧ Wᵀ) + β ḃ, ȧ = φ'(z) ⊙ ż.
         var inputs: [DenseMatrix<Scalar>] = [], slopes: [DenseMatrix<Scalar>] = []
         var a = x
         var da = [DenseMatrix<Scalar>?](repeating: nil, count: tangentWeights.count)
@@ -223,11 +231,10 @@ extension MLP {
         var outputTangents: [DenseMatrix<Scalar>] = []
         for layer in layers {
             let l = layer.index, s = Scalar(layer.weightScale)
-            a = s * a
             inputs.append(a)
-            let z = affine(a, weights[l], biases[l])
+            let z = affine(a, weights[l], biases[l], scale: s)
             let dz = tangentWeights.indices.map { t in
-                var dz = affine(a, tangentWeights[t][l], tangentBiases[t][l])
+                var dz = affine(a, tangentWeights[t][l], tangentBiases[t][l], scale: s)
                 if let dat = da[t] { DenseMatrix.gemm(dat, weights[l], transposeB: true, alpha: s, beta: 1, into: &dz) }
                 return dz
             }
@@ -257,7 +264,8 @@ extension MLP {
             }
             delta = next
         }
-        return TangentFeatures(count: m, channels: C, scaledInputs: inputs, signals: signals,
+        return TangentFeatures(count: m, channels: C, inputs: inputs, signals: signals,
+                               weightScaleSquared: layers.map { $0.weightScale * $0.weightScale },
                                biasScaleSquared: layers.map { $0.biasOffset == nil ? 0 : $0.biasScale * $0.biasScale },
                                outputs: output, outputTangents: outputTangents)
     }
@@ -269,8 +277,8 @@ extension TangentFeatures {
     @_specialize(where Scalar == Float)
     static func concatenating(_ parts: [TangentFeatures]) -> TangentFeatures {
         let n = parts.reduce(0) { $0 + $1.count }, C = parts[0].channels
-        let inputs = parts[0].scaledInputs.indices.map { l in
-            DenseMatrix(rows: n, cols: parts[0].scaledInputs[l].cols, data: parts.flatMap { $0.scaledInputs[l].data })
+        let inputs = parts[0].inputs.indices.map { l in
+            DenseMatrix(rows: n, cols: parts[0].inputs[l].cols, data: parts.flatMap { $0.inputs[l].data })
         }
         let signals = parts[0].signals.indices.map { l -> DenseMatrix<Scalar> in
             let width = parts[0].signals[l].cols
@@ -284,7 +292,8 @@ extension TangentFeatures {
             }
             return DenseMatrix(rows: C * n, cols: width, data: data)
         }
-        return TangentFeatures(count: n, channels: C, scaledInputs: inputs, signals: signals, biasScaleSquared: parts[0].biasScaleSquared,
+        return TangentFeatures(count: n, channels: C, inputs: inputs, signals: signals,
+                               weightScaleSquared: parts[0].weightScaleSquared, biasScaleSquared: parts[0].biasScaleSquared,
                                outputs: DenseMatrix(rows: n, cols: parts[0].outputs.cols, data: parts.flatMap { $0.outputs.data }),
                                outputTangents: parts[0].outputTangents.indices.map { t in
                                    DenseMatrix(rows: n, cols: parts[0].outputs.cols, data: parts.flatMap { $0.outputTangents[t].data })

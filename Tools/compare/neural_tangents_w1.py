@@ -210,15 +210,35 @@ def rel_fro(a, ref):
     return float(np.linalg.norm(a - ref) / np.linalg.norm(ref))
 
 
-def time_fn(fn, args, repeats, max_seconds=None):
-    """(first-call seconds incl. compile, median seconds, all seconds, result).
+def busy_cpu_seconds():
+    """CPU seconds all processes of the machine have been busy (Linux /proc/stat), or None."""
+    try:
+        with open("/proc/stat") as f:
+            fields = f.readline().split()
+        # user nice system idle iowait irq softirq steal ...
+        ticks = [int(v) for v in fields[1:9]]
+        return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
 
-    With max_seconds, stops after the call that brings the timed total past it (at least one call)."""
+
+def own_cpu_seconds():
+    t = os.times()
+    return t.user + t.system
+
+
+def time_fn(fn, args, repeats, max_seconds=None):
+    """(first-call seconds incl. compile, median seconds, all seconds, other load, result).
+
+    With max_seconds, stops after the call that brings the timed total past it (at least one
+    call). `other load` is the CPU time other processes used during the timed calls, in cores
+    (0 on an idle machine; 1 means another process kept a whole core busy): the machine is shared."""
     start = time.perf_counter()
     result = fn(*args)
     result.block_until_ready()
     first = time.perf_counter() - start
     times = []
+    busy0, own0, wall0 = busy_cpu_seconds(), own_cpu_seconds(), time.perf_counter()
     for _ in range(repeats):
         if max_seconds is not None and times and sum(times) >= max_seconds:
             break
@@ -226,7 +246,11 @@ def time_fn(fn, args, repeats, max_seconds=None):
         result = fn(*args)
         result.block_until_ready()
         times.append(time.perf_counter() - start)
-    return first, statistics.median(times), times, result
+    busy1, own1, wall1 = busy_cpu_seconds(), own_cpu_seconds(), time.perf_counter()
+    other = None
+    if busy0 is not None and busy1 is not None and wall1 > wall0:
+        other = max(0.0, ((busy1 - busy0) - (own1 - own0)) / (wall1 - wall0))
+    return first, statistics.median(times), times, other, result
 
 
 def gemm_gflops(jax, jnp, dtype, n=2048, repeats=3):
@@ -331,7 +355,7 @@ def main():
             # recommends for speed. trace_axes=(-1,): the kernel is the mean over the outputs.
             ntk_fn = jax.jit(nt.empirical_ntk_fn(apply_fn, trace_axes=(-1,), vmap_axes=0,
                                                  implementation=implementation))
-            first, median, times, kernel = time_fn(ntk_fn, (x1, x2, params), args.repeats, args.max_seconds)
+            first, median, times, other, kernel = time_fn(ntk_fn, (x1, x2, params), args.repeats, args.max_seconds)
             kernel = np.asarray(kernel)
             out_dtype = kernel.dtype.name
             if kernel.dtype != dtype:
@@ -340,7 +364,7 @@ def main():
             kernels[(label, precision)] = kernel
             rows.append({"implementation": f"neural-tangents {label}", "precision": precision,
                          "seconds": median, "first_call_seconds": first, "times": times,
-                         "output_dtype": out_dtype})
+                         "other_load_cores": other, "output_dtype": out_dtype})
             err = rel_fro(kernel, references["f64"])
             tol = args.f64_tol if precision == "f64" else args.f32_tol
             checks.append({"kernel": f"neural-tangents {label} {precision}", "against": "pathkernel f64",
@@ -373,7 +397,7 @@ def main():
              ("f32", "pathkernel reference"): 3}
     for (precision, label), seconds in sorted(pk_times.items(), key=lambda item: order[item[0]]):
         rows.append({"implementation": label, "precision": precision, "seconds": seconds,
-                     "first_call_seconds": None, "times": None,
+                     "first_call_seconds": None, "times": None, "other_load_cores": None,
                      "pathkernel_seconds": pk_times.get((precision, "pathkernel")),
                      "pathkernel_over_this": (pk_times[(precision, "pathkernel")] / seconds
                                               if (precision, "pathkernel") in pk_times else None)})
@@ -406,7 +430,9 @@ def main():
 def fmt_s(x):
     if x is None:
         return "—"
-    return f"{x:.3f}" if x >= 0.1 else f"{x * 1e3:.1f} ms"
+    if x >= 0.1:
+        return f"{x:.3f}"
+    return f"{x * 1e3:.1f} ms" if x >= 1e-3 else f"{x * 1e6:.0f} µs"
 
 
 def print_report(r):
@@ -433,8 +459,12 @@ def print_report(r):
     calls = "/".join(map(str, counts)) if counts else str(r["repeats"])
     print(f"Times: median of {calls} calls after one warm-up call (which includes XLA's compile); "
           f"load average {env['load_average_start'][0]:.2f} at the start, {env['load_average_end'][0]:.2f} at the end")
-    header = ("implementation", "precision", "seconds", "first call", "pathkernel s / this s")
-    lines = [(row["implementation"], row["precision"], fmt_s(row["seconds"]), fmt_s(row["first_call_seconds"]),
+    header = ("implementation", "precision", "seconds", "min", "max", "first call", "other load",
+              "pathkernel s / this s")
+    lines = [(row["implementation"], row["precision"], fmt_s(row["seconds"]),
+              fmt_s(min(row["times"])) if row["times"] else "—", fmt_s(max(row["times"])) if row["times"] else "—",
+              fmt_s(row["first_call_seconds"]),
+              "—" if row["other_load_cores"] is None else f"{row['other_load_cores']:.2f}",
               "—" if row["pathkernel_over_this"] is None else f"{row['pathkernel_over_this']:.2f}")
              for row in r["rows"]]
     widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(header)]
@@ -442,6 +472,8 @@ def print_report(r):
     print("  ".join("─" * wd for wd in widths))
     for line in lines:
         print("  ".join(c.ljust(widths[i]) if i < 2 else c.rjust(widths[i]) for i, c in enumerate(line)))
+    print("(other load: cores kept busy by other processes during the timed calls; above about 0.1 "
+          "the times are not clean)")
     if not any(row["pathkernel_seconds"] for row in r["rows"]):
         print("(no pathkernel timings in w1.json)")
     else:
