@@ -92,16 +92,24 @@ public enum Activation: String, Codable, Sendable, CaseIterable {
     @_specialize(where S == Float)
     public func valuesAndDerivatives<S: BLASScalar>(_ z: DenseMatrix<S>, leakySlope alpha: Double = 0.01)
         -> (values: DenseMatrix<S>, derivatives: DenseMatrix<S>) {
-        var values = z, derivatives = z
-        values.data.withUnsafeMutableBufferPointer { vp in
+        var values = z
+        let derivatives = applyInPlace(&values, leakySlope: alpha)
+        return (values, derivatives)
+    }
+
+    /// Replaces `z` by `φ(z)` and returns `φ'(z)`: `valuesAndDerivatives` without a copy of `z`.
+    @_specialize(where S == Double)
+    @_specialize(where S == Float)
+    public func applyInPlace<S: BLASScalar>(_ z: inout DenseMatrix<S>, leakySlope alpha: Double = 0.01) -> DenseMatrix<S> {
+        var derivatives = DenseMatrix<S>(rows: z.rows, cols: z.cols, repeating: self == .identity ? 1 : 0)
+        if self == .identity { return derivatives }
+        z.data.withUnsafeMutableBufferPointer { vp in
             derivatives.data.withUnsafeMutableBufferPointer { dp in
                 switch self {
                 case .relu:
                     for k in 0..<vp.count {
-                        if vp[k] > 0 { dp[k] = 1 } else { vp[k] = 0; dp[k] = 0 }
+                        if vp[k] > 0 { dp[k] = 1 } else { vp[k] = 0 }
                     }
-                case .identity:
-                    for k in 0..<vp.count { dp[k] = 1 }
                 default:
                     for k in 0..<vp.count {
                         let (v, d) = valueAndDerivative(Double(vp[k]), leakySlope: alpha)
@@ -110,7 +118,7 @@ public enum Activation: String, Codable, Sendable, CaseIterable {
                 }
             }
         }
-        return (values, derivatives)
+        return derivatives
     }
 
     /// `φ` applied to every element.

@@ -232,17 +232,17 @@ extension MLP {
         for layer in layers {
             let l = layer.index, s = Scalar(layer.weightScale)
             inputs.append(a)
-            let z = affine(a, weights[l], biases[l], scale: s)
+            var z = affine(a, weights[l], biases[l], scale: s)
             let dz = tangentWeights.indices.map { t in
                 var dz = affine(a, tangentWeights[t][l], tangentBiases[t][l], scale: s)
                 if let dat = da[t] { DenseMatrix.gemm(dat, weights[l], transposeB: true, alpha: s, beta: 1, into: &dz) }
                 return dz
             }
             if l == L - 1 { output = z; outputTangents = dz; break }
-            let (values, d) = activation.valuesAndDerivatives(z, leakySlope: spec.leakySlope)
+            let d = activation.applyInPlace(&z, leakySlope: spec.leakySlope)
             slopes.append(d)
             for t in dz.indices { da[t] = dz[t].hadamard(d) }
-            a = values
+            a = z
         }
         // Backward with the C channels stacked: δ_{L−1} = e_c, δ_{l−1} = s_l (δ_l W_l) ⊙ φ'(z_{l−1}).
         var signals = [DenseMatrix<Scalar>](repeating: DenseMatrix(rows: 0, cols: 0), count: L)
