@@ -18,7 +18,7 @@ import Foundation
 public final class BackgroundTraceWriter: @unchecked Sendable {
     private enum Work {
         case steps([StepRecord])
-        case checkpoint(Int, [Double])
+        case checkpoint(Int, [Double], StoredOptimizerState?)
         case status(RunStatus, String?)
     }
 
@@ -73,15 +73,15 @@ public final class BackgroundTraceWriter: @unchecked Sendable {
     }
 
     /// Queues a checkpoint; it commits after every step row enqueued before it.
-    public func enqueueCheckpoint(step: Int, parameters: [Double]) {
+    public func enqueueCheckpoint(step: Int, parameters: [Double], optimizerState: StoredOptimizerState? = nil) {
         condition.lock()
         defer { condition.unlock() }
-        let bytes = parameters.count * 8
+        let bytes = (parameters.count + (optimizerState?.values.count ?? 0)) * 8
         while failure == nil && !finishing && pendingBytes > 0 && pendingBytes + bytes > maxPendingBytes {
             condition.wait()
         }
         guard failure == nil, !finishing else { return }
-        queue.append(.checkpoint(step, parameters))
+        queue.append(.checkpoint(step, parameters, optimizerState))
         pendingBytes += bytes
         condition.broadcast()
     }
@@ -152,12 +152,12 @@ public final class BackgroundTraceWriter: @unchecked Sendable {
         let failed = failure != nil
         condition.unlock()
         var released = 0
-        if case .checkpoint(_, let p) = item { released = p.count * 8 }
+        if case .checkpoint(_, let p, let o) = item { released = (p.count + (o?.values.count ?? 0)) * 8 }
         if !failed {
             do {
                 switch item {
                 case .steps(let rows): try writer.appendSteps(rows)
-                case .checkpoint(let step, let p): try writer.appendCheckpoint(step: step, parameters: p)
+                case .checkpoint(let step, let p, let o): try writer.appendCheckpoint(step: step, parameters: p, optimizerState: o)
                 case .status(let s, let m): try writer.setStatus(s, message: m)
                 }
             } catch {

@@ -153,6 +153,9 @@ final class SQLiteStatement {
     func bind(_ i: Int32, _ v: Double) throws {
         try check(v.isNaN ? sqlite3_bind_null(stmt, i) : sqlite3_bind_double(stmt, i, v))
     }
+    func bind(_ i: Int32, _ v: Double?) throws {
+        if let v { try bind(i, v) } else { try check(sqlite3_bind_null(stmt, i)) }
+    }
     func bind(_ i: Int32, _ v: String?) throws {
         guard let v else { try check(sqlite3_bind_null(stmt, i)); return }
         try check(sqlite3_bind_text(stmt, i, v, -1, pk_sqlite_transient()))

@@ -123,12 +123,35 @@ public final class TraceReader: @unchecked Sendable {
         throw TraceError.noSuchCheckpoint(path: path, step: step, available: try checkpointSteps())
     }
 
+    /// The optimizer state stored with the checkpoint at `step`, or nil when none was stored.
+    public func optimizerState(step: Int) throws -> StoredOptimizerState? {
+        try locked {
+            let q = try db.prepare("SELECT names, count, data, checksum FROM optimizer_state WHERE step = ?", "reading the optimizer state at step \(step)")
+            try q.bind(1, step)
+            guard try q.step() else { return nil }
+            guard let names = try? JSONDecoder().decode([String].self, from: Data((q.text(0) ?? "").utf8)) else {
+                throw TraceError.corrupt(path: path, detail: "optimizer state at step \(step): its buffer names are not a JSON list of strings")
+            }
+            let count = q.int(1), checksum = q.int64(3)
+            let values = try q.blob(2) { bytes -> [Double] in
+                guard bytes.count == 8 * names.count * parameterCount else {
+                    throw TraceError.corrupt(path: path, detail: "optimizer state at step \(step) has \(bytes.count) bytes, \(names.count) buffers of \(parameterCount) float64 need \(8 * names.count * parameterCount)")
+                }
+                guard Int64(CRC32.checksum(bytes)) == checksum else {
+                    throw TraceError.corrupt(path: path, detail: "optimizer state at step \(step) fails its checksum")
+                }
+                return BlobCoding.float64s(bytes)
+            }
+            return StoredOptimizerState(names: names, count: count, values: values)
+        }
+    }
+
     // MARK: - Steps
 
     /// All step rows, ordered by step (gaps are not filled; `validate()` reports them).
     public func steps() throws -> [StepRecord] {
         try locked {
-            let q = try db.prepare("SELECT step, epoch, learning_rate, batch_size, batch, loss FROM step ORDER BY step",
+            let q = try db.prepare("SELECT step, epoch, learning_rate, batch_size, batch, loss, clip_scale FROM step ORDER BY step",
                                    "reading step rows")
             var out: [StepRecord] = []
             while try q.step() {
@@ -139,7 +162,8 @@ public final class TraceReader: @unchecked Sendable {
                     }
                     return BlobCoding.int32s(bytes)
                 }
-                out.append(StepRecord(step: step, epoch: q.int(1), learningRate: q.double(2), batch: batch, loss: q.double(5)))
+                out.append(StepRecord(step: step, epoch: q.int(1), learningRate: q.double(2), batch: batch, loss: q.double(5),
+                                      clipScale: q.isNull(6) ? nil : q.double(6)))
             }
             return out
         }

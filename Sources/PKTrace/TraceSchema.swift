@@ -82,6 +82,17 @@ enum TraceSchema {
                 tool_version  TEXT NOT NULL
             );
             """),
+        Migration(version: 2, name: "v2-optimizer-state", sql: """
+            CREATE TABLE optimizer_state (
+                step     INTEGER PRIMARY KEY CHECK (step >= 0),
+                names    TEXT NOT NULL,
+                count    INTEGER NOT NULL CHECK (count >= 0),
+                dtype    TEXT NOT NULL CHECK (dtype = 'float64'),
+                data     BLOB NOT NULL,
+                checksum INTEGER NOT NULL
+            );
+            ALTER TABLE step ADD COLUMN clip_scale REAL;
+            """),
     ]
 
     static var latestVersion: Int { migrations.last?.version ?? 0 }

@@ -117,6 +117,7 @@ public final class TraceWriter: @unchecked Sendable {
                     try ins.bind(4, s.batch.count)
                     try ins.bind(5, blob: BlobCoding.int32Bytes(s.batch))
                     try ins.bind(6, s.loss)
+                    try ins.bind(7, s.clipScale)
                     do { try ins.step() } catch let e as TraceError {
                         if case .sqlite(_, _, let code, _) = e, code & 0xFF == SQLITE_CONSTRAINT {
                             throw TraceError.invalidInput(path: path, detail: "step \(s.step) is already recorded")
@@ -132,15 +133,20 @@ public final class TraceWriter: @unchecked Sendable {
     /// Stores the parameters before update `step` (its own transaction), rounded to Float32 if
     /// the run's precision is `.float32`, with their CRC-32. Also sets `run.updated_at`.
     /// `parameters.count` must equal `parameterCount`; non-finite values are stored as given.
-    public func appendCheckpoint(step: Int, parameters: [Double]) throws {
+    /// `optimizerState`, when given, is stored in the same transaction (always float64).
+    public func appendCheckpoint(step: Int, parameters: [Double], optimizerState: StoredOptimizerState? = nil) throws {
         guard step >= 0 else {
             throw TraceError.invalidInput(path: path, detail: "checkpoint step \(step) is negative")
         }
         guard parameters.count == parameterCount else {
             throw TraceError.invalidInput(path: path, detail: "checkpoint at step \(step) has \(parameters.count) parameters but the layout has \(parameterCount)")
         }
+        if let o = optimizerState, o.values.count != o.names.count * parameterCount || o.count < 0 {
+            throw TraceError.invalidInput(path: path, detail: "optimizer state at step \(step) has \(o.values.count) values for \(o.names.count) buffers of \(parameterCount) parameters")
+        }
         let bytes = precision == .float64 ? BlobCoding.float64Bytes(parameters) : BlobCoding.float32Bytes(parameters)
         let crc = CRC32.checksum(bytes)
+        let stateBytes = optimizerState.map { BlobCoding.float64Bytes($0.values) }
         let now = TraceSchema.timestamp()
         try locked { db in
             try db.transaction("writing the checkpoint at step \(step)") {
@@ -160,6 +166,17 @@ public final class TraceWriter: @unchecked Sendable {
                     throw e
                 }
                 ins.reset()
+                if let o = optimizerState, let stateBytes {
+                    let names = String(decoding: try JSONEncoder().encode(o.names), as: UTF8.self)
+                    let st = try db.prepare("INSERT INTO optimizer_state (step, names, count, dtype, data, checksum) VALUES (?, ?, ?, 'float64', ?, ?)",
+                                            "writing the optimizer state at step \(step)")
+                    try st.bind(1, step)
+                    try st.bind(2, names)
+                    try st.bind(3, o.count)
+                    try st.bind(4, blob: stateBytes)
+                    try st.bind(5, Int(CRC32.checksum(stateBytes)))
+                    try st.step()
+                }
                 let upd = try db.prepare("UPDATE run SET updated_at = ? WHERE id = 1", "updating the run's timestamp")
                 try upd.bind(1, now)
                 try upd.step()
@@ -221,7 +238,7 @@ public final class TraceWriter: @unchecked Sendable {
 
     private func stepStatement(_ db: SQLiteConnection) throws -> SQLiteStatement {
         if let s = insertStepStatement { return s }
-        let s = try db.prepare("INSERT INTO step (step, epoch, learning_rate, batch_size, batch, loss) VALUES (?, ?, ?, ?, ?, ?)",
+        let s = try db.prepare("INSERT INTO step (step, epoch, learning_rate, batch_size, batch, loss, clip_scale) VALUES (?, ?, ?, ?, ?, ?, ?)",
                                "writing a step row")
         insertStepStatement = s
         return s

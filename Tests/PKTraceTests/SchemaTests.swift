@@ -4,7 +4,7 @@ import Testing
 
 @Suite("Schema migrations and stored analyses")
 struct SchemaTests {
-    static let fake = Migration(version: 2, name: "v2-test-extra", sql: "CREATE TABLE extra (id INTEGER PRIMARY KEY, note TEXT);")
+    static let fake = Migration(version: 3, name: "v3-test-extra", sql: "CREATE TABLE extra (id INTEGER PRIMARY KEY, note TEXT);")
 
     /// A writer opening an older trace applies the missing migrations, each recorded by name.
     @Test func openingAnOlderTraceAppliesMissingMigrations() throws {
@@ -16,11 +16,11 @@ struct SchemaTests {
         let q = try db.prepare("SELECT version, name FROM schema_migrations ORDER BY version", "test")
         var rows: [String] = []
         while try q.step() { rows.append("\(q.int(0)) \(q.text(1) ?? "")") }
-        #expect(rows == ["1 v1-initial", "2 v2-test-extra"])
+        #expect(rows == ["1 v1-initial", "2 v2-optimizer-state", "3 v3-test-extra"])
         #expect(try db.scalarInt("SELECT count(*) FROM sqlite_master WHERE name = 'extra'", "test") == 1)
-        // This build knows version 1 only, so its reader now refuses the trace.
+        // This build knows versions 1 and 2 only, so its reader now refuses the trace.
         let e = expectTraceError { _ = try TraceReader.open(path) }
-        #expect(e == .schemaTooNew(path: path, found: 2, supported: 1))
+        #expect(e == .schemaTooNew(path: path, found: 3, supported: 2))
     }
 
     /// Migrating an up-to-date trace is a no-op; a newer one is refused by writers too.
@@ -28,7 +28,7 @@ struct SchemaTests {
         let path = try freshPath()
         try Fixture.trace(at: path)
         try AnalysisWriter.open(path).close()
-        #expect(try TraceReader.open(path).schemaVersion == 1)
+        #expect(try TraceReader.open(path).schemaVersion == 2)
         try rawSQL(path, "INSERT INTO schema_migrations VALUES (999, 'future', '2100-01-01T00:00:00Z')")
         let e = expectTraceError { _ = try AnalysisWriter.open(path) }
         expectOneLine(e, mentions: ["t.sqlite", "999", "upgrade"])
@@ -41,7 +41,7 @@ struct SchemaTests {
                                        maxPageCount: nil, migrations: TraceSchema.migrations + [Self.fake])
         w.close()
         let db = try SQLiteConnection(path: path, readOnly: true)
-        #expect(try TraceSchema.currentVersion(db) == 2)
+        #expect(try TraceSchema.currentVersion(db) == 3)
     }
 
     /// Analyses: saved, replaced by key, listed oldest first.
@@ -63,5 +63,49 @@ struct SchemaTests {
         #expect(try r.analysis(key: a.key) == a2)
         #expect(try r.analysis(key: "nope") == nil)
         #expect(try r.validate().problems == [])
+    }
+}
+
+@Suite("Optimizer state and clip scales (schema v2)")
+struct OptimizerStateTests {
+    @Test func stateAndClipScaleRoundTrip() throws {
+        let path = try freshPath()
+        let w = try TraceWriter.create(at: path, run: Fixture.run(), data: Fixture.data(), layout: Fixture.layout)
+        try w.appendCheckpoint(step: 0, parameters: Fixture.parameters(step: 0))
+        var s0 = Fixture.step(0), s1 = Fixture.step(1)
+        s0.clipScale = 0.25
+        s1.clipScale = 1
+        try w.appendSteps([s0, s1])
+        let P = Fixture.parameterCount
+        let state = StoredOptimizerState(names: ["m", "v"], count: 2, values: (0..<(2 * P)).map { Double($0) / 7 })
+        try w.appendCheckpoint(step: 2, parameters: Fixture.parameters(step: 2), optimizerState: state)
+        let bad = StoredOptimizerState(names: ["m"], count: 1, values: [1, 2])
+        let e = expectTraceError { try w.appendCheckpoint(step: 3, parameters: Fixture.parameters(step: 3), optimizerState: bad) }
+        expectOneLine(e, mentions: ["optimizer state", "step 3"])
+        w.close()
+        let r = try TraceReader.open(path)
+        #expect(try r.optimizerState(step: 2) == state)
+        #expect(try r.optimizerState(step: 0) == nil)
+        #expect(try r.steps().map(\.clipScale) == [0.25, 1])
+        // A damaged state blob is reported, not returned.
+        try rawSQL(path, "UPDATE optimizer_state SET data = zeroblob(length(data)) WHERE step = 2")
+        let c = expectTraceError { _ = try TraceReader.open(path).optimizerState(step: 2) }
+        expectOneLine(c, mentions: ["optimizer state", "checksum"])
+    }
+
+    /// A version-1 trace (no optimizer_state table, no clip_scale column) reads as "no state, no
+    /// clipping"; a writer opening it applies migration 2.
+    @Test func versionOneTracesReadAndMigrate() throws {
+        let path = try freshPath()
+        let w = try TraceWriter.create(at: path, run: Fixture.run(), data: Fixture.data(), layout: Fixture.layout,
+                                       maxPageCount: nil, migrations: [TraceSchema.migrations[0]])
+        w.close()
+        #expect(try TraceReader.open(path).schemaVersion == 1)
+        try rawSQL(path, "INSERT INTO step (step, epoch, learning_rate, batch_size, batch, loss) VALUES (0, 0, 0.1, 1, x'00000000', 1.0)")
+        try AnalysisWriter.open(path).close()
+        let r = try TraceReader.open(path)
+        #expect(r.schemaVersion == 2)
+        #expect(try r.steps().map(\.clipScale) == [nil])
+        #expect(try r.optimizerState(step: 0) == nil)
     }
 }

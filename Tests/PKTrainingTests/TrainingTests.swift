@@ -145,7 +145,7 @@ struct TrainingTests {
         let steps = try r.steps()
         #expect(steps.count == collector.steps.count)
         for (a, b) in zip(steps, collector.steps) {
-            #expect(a.step == b.step && a.epoch == b.epoch && a.batch.map(Int.init) == b.batch)
+            #expect(a.step == b.step && a.epoch == b.epoch && a.batch.map(Int.init) == b.batch, "\(a) vs \(b)")
             #expect(a.learningRate.bitPattern == b.learningRate.bitPattern && a.loss.bitPattern == b.loss.bitPattern)
         }
         #expect(try r.checkpointSteps() == [0, 4, 8, 10])

@@ -1,0 +1,276 @@
+import Foundation
+
+// The components optimizers are chained from. Each follows PyTorch's arithmetic (torch.optim,
+// single-tensor code path) where PyTorch has the same operation; Docs/optimizers.md gives the
+// formulas and where each deviates.
+
+/// Rescales the updates so that their global 2-norm is at most `maxNorm`: `u ← κ u` with
+/// `κ = maxNorm/‖u‖` when `‖u‖ > maxNorm` and `κ = 1` otherwise (optax's `clip_by_global_norm`;
+/// PyTorch's `clip_grad_norm_` uses `maxNorm/(‖u‖ + 1e-6)` instead). `κ` is reported as
+/// `UpdateInfo.clipScale`, `‖u‖` as `gradientNorm`. A non-finite norm leaves the updates as they
+/// are (κ = 1), so a diverged gradient stays visible to the trainer.
+public struct ClipByGlobalNorm: GradientTransformation {
+    public let maxNorm: Double
+
+    public init(maxNorm: Double) {
+        precondition(maxNorm > 0 && maxNorm.isFinite, "clipByGlobalNorm: maxNorm must be positive, got \(maxNorm)")
+        self.maxNorm = maxNorm
+    }
+
+    public var bufferNames: [String] { [] }
+    public var description: String { "clipByGlobalNorm(\(maxNorm))" }
+
+    /// `‖u‖₂`, summed in index order (deterministic on every machine), rescaled when the plain
+    /// sum of squares overflows.
+    public static func globalNorm(_ u: [Double]) -> Double {
+        var s = 0.0
+        for x in u { s += x * x }
+        if s.isFinite { return s.squareRoot() }
+        var m = 0.0
+        for x in u { m = Swift.max(m, Swift.abs(x)) }
+        guard m.isFinite, m > 0 else { return s.isNaN ? .nan : m }
+        var r = 0.0
+        for x in u { let y = x / m; r += y * y }
+        return m * r.squareRoot()
+    }
+
+    public func update(_ updates: [Double], state: OptimizerState, parameters w: [Double], learningRate eta: Double) -> UpdateResult {
+        checkShapes(updates, state, w)
+        let norm = Self.globalNorm(updates)
+        guard norm.isFinite, norm > maxNorm else {
+            return UpdateResult(updates: updates, state: advanced(state), info: UpdateInfo(clipScale: 1, gradientNorm: norm))
+        }
+        let scale = maxNorm / norm
+        return UpdateResult(updates: updates.map { $0 * scale }, state: advanced(state),
+                            info: UpdateInfo(clipScale: scale, gradientNorm: norm))
+    }
+}
+
+/// Coupled L2 weight decay: `u ← u + λ w` (PyTorch's `weight_decay` of SGD, Adam and RMSprop,
+/// added to the gradient before anything else the optimizer does). λ = 0 leaves `u` untouched.
+public struct AddDecayedWeights: GradientTransformation {
+    public let weightDecay: Double
+
+    public init(weightDecay: Double) {
+        precondition(weightDecay >= 0 && weightDecay.isFinite, "addDecayedWeights: λ must be ≥ 0, got \(weightDecay)")
+        self.weightDecay = weightDecay
+    }
+
+    public var bufferNames: [String] { [] }
+    public var description: String { "addDecayedWeights(\(weightDecay))" }
+
+    public func update(_ updates: [Double], state: OptimizerState, parameters w: [Double], learningRate eta: Double) -> UpdateResult {
+        checkShapes(updates, state, w)
+        guard weightDecay != 0 else { return UpdateResult(updates: updates, state: advanced(state)) }
+        var u = updates
+        for i in u.indices { u[i] = updates[i] + weightDecay * w[i] }
+        return UpdateResult(updates: u, state: advanced(state))
+    }
+}
+
+/// `u ← −η_t u`: turns a descent direction into the parameter change. The last component of
+/// every optimizer (before `AddDecoupledWeightDecay`).
+public struct ScaleByLearningRate: GradientTransformation {
+    public init() {}
+
+    public var bufferNames: [String] { [] }
+    public var description: String { "scaleByLearningRate()" }
+
+    public func update(_ updates: [Double], state: OptimizerState, parameters w: [Double], learningRate eta: Double) -> UpdateResult {
+        checkShapes(updates, state, w)
+        var u = updates
+        for i in u.indices { u[i] = -eta * updates[i] }
+        return UpdateResult(updates: u, state: advanced(state))
+    }
+}
+
+/// Decoupled weight decay (Loshchilov & Hutter; PyTorch's AdamW): adds `−η_t λ w_t` to an update
+/// that already includes the learning rate, so it goes after `ScaleByLearningRate`. PyTorch
+/// applies it as `w ← w(1 − ηλ)` before the Adam step; the sum is the same change. The term is
+/// reported as `UpdateInfo.decoupledDecay`. λ = 0 leaves `u` untouched (and reports nil).
+public struct AddDecoupledWeightDecay: GradientTransformation {
+    public let weightDecay: Double
+
+    public init(weightDecay: Double) {
+        precondition(weightDecay >= 0 && weightDecay.isFinite, "addDecoupledWeightDecay: λ must be ≥ 0, got \(weightDecay)")
+        self.weightDecay = weightDecay
+    }
+
+    public var bufferNames: [String] { [] }
+    public var description: String { "addDecoupledWeightDecay(\(weightDecay))" }
+
+    public func update(_ updates: [Double], state: OptimizerState, parameters w: [Double], learningRate eta: Double) -> UpdateResult {
+        checkShapes(updates, state, w)
+        guard weightDecay != 0 else { return UpdateResult(updates: updates, state: advanced(state)) }
+        let c = eta * weightDecay
+        var decay = w
+        var u = updates
+        for i in u.indices {
+            decay[i] = -c * w[i]
+            u[i] = updates[i] + decay[i]
+        }
+        return UpdateResult(updates: u, state: advanced(state), info: UpdateInfo(decoupledDecay: decay))
+    }
+}
+
+/// Momentum with torch.optim.SGD's conventions. Buffer `momentum_buffer`:
+///
+///     b_0 = u_0                                   (first update: no dampening)
+///     b_t = μ b_{t−1} + (1 − dampening) u_t
+///     out_t = b_t                  (heavy ball)   or   u_t + μ b_t   (Nesterov)
+public struct ScaleByMomentum: GradientTransformation {
+    public let momentum: Double
+    public let dampening: Double
+    public let nesterov: Bool
+
+    public init(momentum: Double, dampening: Double = 0, nesterov: Bool = false) {
+        precondition(momentum >= 0 && momentum.isFinite, "scaleByMomentum: μ must be ≥ 0, got \(momentum)")
+        precondition(dampening >= 0 && dampening <= 1, "scaleByMomentum: dampening must be in [0, 1], got \(dampening)")
+        precondition(!nesterov || (momentum > 0 && dampening == 0), "scaleByMomentum: Nesterov needs μ > 0 and zero dampening")
+        self.momentum = momentum
+        self.dampening = dampening
+        self.nesterov = nesterov
+    }
+
+    public var bufferNames: [String] { ["momentum_buffer"] }
+    public var description: String { "scaleByMomentum(\(momentum), dampening: \(dampening), nesterov: \(nesterov))" }
+
+    public func update(_ updates: [Double], state: OptimizerState, parameters w: [Double], learningRate eta: Double) -> UpdateResult {
+        checkShapes(updates, state, w)
+        var buf: [Double]
+        if state.count == 0 {
+            buf = updates
+        } else {
+            buf = state.buffer(0)
+            let mu = momentum, a = 1 - dampening
+            for i in buf.indices { buf[i] = mu * buf[i] + a * updates[i] }
+        }
+        var out = buf
+        if nesterov {
+            for i in out.indices { out[i] = updates[i] + momentum * buf[i] }
+        }
+        return UpdateResult(updates: out, state: advanced(state, [buf]))
+    }
+
+    /// The output of update `t` (0-based) as a combination of this component's inputs:
+    /// `out_t = Σ_{s≤t} c_s u_s`, returned as `[c_0, …, c_t]`. Heavy ball: `c_0 = μ^t`,
+    /// `c_s = (1 − dampening) μ^{t−s}` for `s ≥ 1`; Nesterov: `μ` times those, plus 1 at `s = t`.
+    public func weights(step t: Int) -> [Double] {
+        precondition(t >= 0, "weights(step:): negative step \(t)")
+        var c = [1.0]
+        for _ in 0..<t {
+            for s in c.indices { c[s] *= momentum }
+            c.append(1 - dampening)
+        }
+        if nesterov {
+            for s in c.indices { c[s] *= momentum }
+            c[t] += 1
+        }
+        return c
+    }
+}
+
+/// Adam's scaling with torch.optim.Adam's conventions (the learning rate and the sign come from
+/// `ScaleByLearningRate`). Buffers `exp_avg` (m) and `exp_avg_sq` (v), zero at the start; at update
+/// `t` (0-based, PyTorch's `step = t + 1`):
+///
+///     m ← β₁ m + (1 − β₁) u,   v ← β₂ v + (1 − β₂) u²
+///     denom = √v / √(1 − β₂^{t+1}) + ε                (ε after the square root)
+///     out   = (m / denom) / (1 − β₁^{t+1})
+///
+/// so `Δw = −η · D_t ⊙ m̂_t` with `D_t = 1/(√v̂_t + ε)` (`preconditioner`) and
+/// `m̂_t = m_t/(1 − β₁^{t+1})` (`UpdateInfo.firstMomentScale` = `1/(1 − β₁^{t+1})`).
+public struct ScaleByAdam: GradientTransformation {
+    public let beta1: Double
+    public let beta2: Double
+    public let eps: Double
+
+    public init(beta1: Double = 0.9, beta2: Double = 0.999, eps: Double = 1e-8) {
+        precondition(beta1 >= 0 && beta1 < 1, "scaleByAdam: β₁ must be in [0, 1), got \(beta1)")
+        precondition(beta2 >= 0 && beta2 < 1, "scaleByAdam: β₂ must be in [0, 1), got \(beta2)")
+        precondition(eps >= 0 && eps.isFinite, "scaleByAdam: ε must be ≥ 0, got \(eps)")
+        self.beta1 = beta1
+        self.beta2 = beta2
+        self.eps = eps
+    }
+
+    public var bufferNames: [String] { ["exp_avg", "exp_avg_sq"] }
+    public var description: String { "scaleByAdam(beta1: \(beta1), beta2: \(beta2), eps: \(eps))" }
+
+    /// `1 − β^step`, PyTorch's bias correction (`step` = updates applied, counting this one).
+    static func biasCorrection(_ beta: Double, _ step: Int) -> Double { 1 - Foundation.pow(beta, Double(step)) }
+
+    public func update(_ updates: [Double], state: OptimizerState, parameters w: [Double], learningRate eta: Double) -> UpdateResult {
+        checkShapes(updates, state, w)
+        var m = state.buffer(0), v = state.buffer(1)
+        let step = state.count + 1
+        let bc1 = Self.biasCorrection(beta1, step)
+        let sqrtBC2 = Self.biasCorrection(beta2, step).squareRoot()
+        let a1 = 1 - beta1, a2 = 1 - beta2
+        var out = updates
+        for i in out.indices {
+            let g = updates[i]
+            m[i] = beta1 * m[i] + a1 * g
+            v[i] = beta2 * v[i] + a2 * (g * g)
+            let denom = v[i].squareRoot() / sqrtBC2 + eps
+            out[i] = (m[i] / denom) / bc1
+        }
+        return UpdateResult(updates: out, state: advanced(state, [m, v]), info: UpdateInfo(firstMomentScale: 1 / bc1))
+    }
+
+    /// `D_t = 1/(√v̂_t + ε)` with `v̂_t = v_t/(1 − β₂^{count})`, from a state after `count ≥ 1`
+    /// updates (a fresh state gives `1/ε`). Computed as the update computes `denom`.
+    public func preconditioner(_ state: OptimizerState) -> [Double]? {
+        let v = state.buffer(1)
+        guard state.count > 0 else { return v.map { _ in 1 / eps } }
+        let sqrtBC2 = Self.biasCorrection(beta2, state.count).squareRoot()
+        return v.map { 1 / ($0.squareRoot() / sqrtBC2 + eps) }
+    }
+
+    /// `m̂` after update `t` (0-based) as a combination of this component's inputs:
+    /// `m̂_t = Σ_{s≤t} c_s u_s` with `c_s = (1 − β₁) β₁^{t−s} / (1 − β₁^{t+1})`; the weights sum to 1.
+    public func firstMomentWeights(step t: Int) -> [Double] {
+        precondition(t >= 0, "firstMomentWeights(step:): negative step \(t)")
+        let bc1 = Self.biasCorrection(beta1, t + 1)
+        return (0...t).map { s in (1 - beta1) * Foundation.pow(beta1, Double(t - s)) / bc1 }
+    }
+}
+
+/// RMSProp's scaling with torch.optim.RMSprop's conventions (not centered; momentum is a separate
+/// `ScaleByMomentum` after it). Buffer `square_avg`, zero at the start, no bias correction:
+///
+///     v ← α v + (1 − α) u²,   out = u / (√v + ε)      (ε after the square root)
+///
+/// so `Δw = −η D_t ⊙ u_t` with `D_t = 1/(√v_t + ε)` (`preconditioner`).
+public struct ScaleByRMS: GradientTransformation {
+    public let alpha: Double
+    public let eps: Double
+
+    public init(alpha: Double = 0.99, eps: Double = 1e-8) {
+        precondition(alpha >= 0 && alpha < 1, "scaleByRMS: α must be in [0, 1), got \(alpha)")
+        precondition(eps >= 0 && eps.isFinite, "scaleByRMS: ε must be ≥ 0, got \(eps)")
+        self.alpha = alpha
+        self.eps = eps
+    }
+
+    public var bufferNames: [String] { ["square_avg"] }
+    public var description: String { "scaleByRMS(alpha: \(alpha), eps: \(eps))" }
+
+    public func update(_ updates: [Double], state: OptimizerState, parameters w: [Double], learningRate eta: Double) -> UpdateResult {
+        checkShapes(updates, state, w)
+        var v = state.buffer(0)
+        let a = 1 - alpha
+        var out = updates
+        for i in out.indices {
+            let g = updates[i]
+            v[i] = alpha * v[i] + a * (g * g)
+            out[i] = g / (v[i].squareRoot() + eps)
+        }
+        return UpdateResult(updates: out, state: advanced(state, [v]))
+    }
+
+    /// `D_t = 1/(√v_t + ε)` from the state after update t.
+    public func preconditioner(_ state: OptimizerState) -> [Double]? {
+        state.buffer(0).map { 1 / ($0.squareRoot() + eps) }
+    }
+}
