@@ -67,7 +67,12 @@ public struct PathAnalyzer {
         let w0 = path.current
         let f0Train = exactOnly ? Matrix(rows: 0, cols: 0) : model.forward(w0, run.trainX)
         var wLin = w0
-        let lin = GradientDescent(weightDecay: lambdaWD)
+        // The update rule, for the linearized network (ntk0-km) trained like the network.
+        let optimizer = try run.optimizer.transformation()
+        var linState = optimizer.initialState(parameterCount: model.parameterCount)
+        // (S)GD, clipped or not, has the kernel form of math §2; momentum and adaptive updates
+        // (math §5) are analyzed by the JVP route only for now.
+        let kernelForm = run.optimizer.isPlainGradientDescent
 
         // Dynamics on a subset of training points, at about 40 sampled steps.
         let dynIdx = PathAnalyzer.evenlySpaced(n, count: min(n, 100))
@@ -86,7 +91,7 @@ public struct PathAnalyzer {
             let align = PathAnalyzer.cosine(theta, yyT)
             let travel = Vec.norm(zip(w, w0).map { $0 - $1 }) / max(Vec.norm(w0), .leastNormalMagnitude)
             var pkm: Double? = nil
-            if step > 0 {
+            if step > 0 && kernelForm {
                 let a = PathAnalyzer.fixedCoefficients(cSum: cSum, gSum: gSum)
                 var num = 0.0, den = 0.0
                 for q in fidelityRows {
@@ -183,7 +188,8 @@ public struct PathAnalyzer {
             let xb = run.trainX.rows(at: batch)
             let yb = run.trainY.rows(at: batch)
             let eta = seg.record.learningRate
-            let ct = eta / Double(batch.count)
+            // Clipping scales the whole gradient: c_t = η_t s_t / |B_t|.
+            let ct = eta * (seg.record.clipScale ?? 1) / Double(batch.count)
 
             // Quadrature nodes for this segment.
             var nodes: [(s: Double, w: Double)]
@@ -199,9 +205,20 @@ public struct PathAnalyzer {
 
             let tangents = lambdaWD > 0 ? [delta, seg.start.map { -eta * lambdaWD * $0 }] : [delta]
             let g: Matrix
+            if !kernelForm {
+                // Σ_j ω_j J(x; w_t + s_jΔw_t)Δw_t only: the whole update is the decomposition's term.
+                for (s, omega) in nodes {
+                    var ws = seg.start
+                    Vec.axpy(s, delta, &ws)
+                    let jv = model.jvp(ws, xq, tangent: delta)
+                    for i in jvpSum.data.indices { jvpSum.data[i] += omega * jv.data[i] }
+                }
+                g = Matrix(rows: batch.count, cols: C)
+            } else {
             switch settings.precision {
             case .f64: g = integrate(Double.self, seg: seg, batch: batch, xb: xb, yb: yb, nodes: nodes, ct: ct, tangents: tangents)
             case .f32: g = integrate(Float.self, seg: seg, batch: batch, xb: xb, yb: yb, nodes: nodes, ct: ct, tangents: tangents)
+            }
             }
             for (b, i) in batch.enumerated() {
                 cSum[i] += ct
@@ -213,7 +230,9 @@ public struct PathAnalyzer {
                 let fLin = f0Train.rows(at: batch) + model.jvp(w0, xb, tangent: zip(wLin, w0).map { $0 - $1 })
                 let (_, gLin) = run.loss.evaluate(outputs: fLin, targets: yb)
                 let gradLin = model.vjp(w0, xb, cotangent: (1.0 / Double(batch.count)) * gLin)
-                Vec.axpy(1, lin.delta(gradient: gradLin, parameters: wLin, learningRate: eta), &wLin)
+                let u = optimizer.update(gradLin, state: linState, parameters: wLin, learningRate: eta)
+                linState = u.state
+                Vec.axpy(1, u.updates, &wLin)
             }
             progress(t + 1, T)
         }
@@ -228,7 +247,7 @@ public struct PathAnalyzer {
         // Kernel machines.
         var exact = f0
         for q in 0..<nQ {
-            for c in 0..<C { exact[q, c] += -nSum[q, c] + rwd[q, c] }
+            for c in 0..<C { exact[q, c] += kernelForm ? -nSum[q, c] + rwd[q, c] : jvpSum[q, c] }
         }
         let aFixed = PathAnalyzer.fixedCoefficients(cSum: cSum, gSum: gSum)
         var pathKM = f0
@@ -291,16 +310,23 @@ public struct PathAnalyzer {
             }
             return machine(name, desc, fit.prediction, ridge: fit.ridge)
         }
-        var machines = [
+        var machines = kernelForm ? [
             machine("exact", "f0 + path decomposition (x-dependent coefficients)", exact),
             machine("path-km", "path kernel, fixed coefficients (Domingos)", pathKM),
-        ]
+        ] : [machine("exact", "f0 + Σ_t J̄_t Δw_t (JVP route)", exact)]
+        if !kernelForm {
+            notes.append("\(run.optimizer.kind.rawValue)\(run.optimizer.momentum > 0 ? " with momentum" : "") updates: the exact decomposition is computed by the JVP route; the path-kernel form for this optimizer (math §5: momentum's two-time kernel, Adam's preconditioned kernel) is not implemented yet, so the path machines are skipped")
+        }
         if let pathKMSelf, let pathKRR, let ntk0Lin, let ntk0KM, let ntkTKRR {
+            if kernelForm {
+                machines += [
+                    machine("path-km-self", "path kernel, coefficients a_i(x_i)", pathKMSelf),
+                    ridgeMachine("path-krr", "ridge regression with the path kernel", pathKRR),
+                ]
+            }
             machines += [
-                machine("path-km-self", "path kernel, coefficients a_i(x_i)", pathKMSelf),
-                ridgeMachine("path-krr", "ridge regression with the path kernel", pathKRR),
                 machine("ntk0-lin", "linearization at w_0, evaluated at w_T", ntk0Lin),
-                machine("ntk0-km", "kernel GD with the initial NTK", ntk0KM),
+                machine("ntk0-km", "the network linearized at w_0, trained like the network", ntk0KM),
                 ridgeMachine("ntkT-krr", "ridge regression with the final NTK", ntkTKRR),
             ]
         } else {

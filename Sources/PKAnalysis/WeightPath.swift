@@ -13,7 +13,9 @@ import PKTrace
 public struct WeightPath {
     public let run: TraceRun
     private let reader: TraceReader
-    private let gd: GradientDescent
+    private let optimizer: Chain
+    /// The optimizer's state at `current` (restored from the trace at each stored checkpoint).
+    private var state: OptimizerState
     private var checkpointIndex = 0
     public private(set) var t = 0
     public private(set) var current: [Double]
@@ -24,9 +26,13 @@ public struct WeightPath {
     public init(run: TraceRun, reader: TraceReader) throws {
         self.run = run
         self.reader = reader
-        gd = GradientDescent(weightDecay: run.optimizer.weightDecay)
+        do { optimizer = try run.optimizer.transformation() } catch {
+            throw AnalysisError("\(run.path): the recorded optimizer cannot be rebuilt: \(error)")
+        }
         current = try reader.checkpoint(step: 0)
+        state = optimizer.initialState(parameterCount: run.model.parameterCount)
         tolerance = run.info.precision == .float32 ? 1e-4 : 1e-8
+        try restoreState(at: 0)
     }
 
     public struct Segment {
@@ -38,6 +44,17 @@ public struct WeightPath {
         /// replayed; nil when both ends are stored checkpoints.
         public let outputGradient: Matrix?
         public var delta: [Double] { zip(end, start).map { $0 - $1 } }
+    }
+
+    /// Replaces the running optimizer state by the one stored with the checkpoint at `step`, if any.
+    private mutating func restoreState(at step: Int) throws {
+        guard let stored = try reader.optimizerState(step: step) else { return }
+        do {
+            state = try optimizer.restoreState(count: stored.count, names: stored.names, values: stored.values,
+                                               parameterCount: run.model.parameterCount)
+        } catch {
+            throw AnalysisError("\(run.path): the optimizer state stored at step \(step) does not fit the recorded optimizer: \(error)")
+        }
     }
 
     /// The next segment, or nil after the last analyzed step.
@@ -55,8 +72,9 @@ public struct WeightPath {
             end = try reader.checkpoint(step: t + 1)
         } else {
             let batch = record.batch.map(Int.init)
-            let result = gd.step(model: run.model, parameters: current, inputs: run.trainX.rows(at: batch),
-                                 targets: run.trainY.rows(at: batch), loss: run.loss, learningRate: record.learningRate)
+            let result = optimizer.step(model: run.model, parameters: current, state: state, inputs: run.trainX.rows(at: batch),
+                                        targets: run.trainY.rows(at: batch), loss: run.loss, learningRate: record.learningRate)
+            state = result.state ?? state
             guard let next = result.next else {
                 throw AnalysisError("\(run.path): replaying step \(t) gives a non-finite loss; the trace is inconsistent with its model and data")
             }
@@ -77,7 +95,10 @@ public struct WeightPath {
                 end = stored
             }
         }
-        if storedNext { checkpointIndex += 1 }
+        if storedNext {
+            checkpointIndex += 1
+            try restoreState(at: t + 1)
+        }
         let seg = Segment(step: t, start: current, end: end, record: record, outputGradient: gradient)
         current = end
         t += 1

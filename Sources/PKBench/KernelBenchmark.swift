@@ -160,8 +160,8 @@ public enum KernelBenchmark {
             "layers": p.model.spec.layers, "activation": p.model.spec.activation.rawValue,
             "parameterization": p.model.spec.parameterization.rawValue, "sigma_w": p.model.spec.sigmaW,
             "sigma_b": p.model.spec.sigmaB, "bias": p.model.spec.bias, "queries": p.queries.rows, "train": p.train.rows,
-            "pathkernel": ["f64": ["seconds": r.f64.seconds, "reference_seconds": r.f64.referenceSeconds],
-                           "f32": ["seconds": r.f32.seconds, "reference_seconds": r.f32.referenceSeconds]],
+            "pathkernel": ["f64": ["seconds": r.f64.seconds, "reference_seconds": r.f64.referenceSeconds.isFinite ? r.f64.referenceSeconds as Any : NSNull()],
+                           "f32": ["seconds": r.f32.seconds, "reference_seconds": r.f32.referenceSeconds.isFinite ? r.f32.referenceSeconds as Any : NSNull()]],
             "gemm_gflops": ["f64": r.f64.gemmGflops, "f32": r.f32.gemmGflops],
         ]
         try JSONSerialization.data(withJSONObject: meta, options: [.prettyPrinted, .sortedKeys])

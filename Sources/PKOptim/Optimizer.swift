@@ -1,33 +1,64 @@
 import PKNumerics
 
-/// Optimizers as pure value transformations (in the style of optax):
-/// `update(gradient, state, parameters, learningRate) → (delta, newState)`, with the new
-/// parameters `w + delta`. The state is a value, so it can be stored and replayed exactly.
+/// The optimizer of a run: its update rule (`Docs/optimizers.md`), learning rate, schedule and
+/// hyper-parameters, in PyTorch's conventions. Built into a `GradientTransformation` chain by
+/// `transformation()` (optax's design: `init(params) → state`, `update(g, state, w) → (Δw, state)`),
+/// which training and the analyzer's replay share.
 ///
-/// Implemented now: gradient descent (full-batch `gd`, minibatch `sgd`) with optional L2 weight
-/// decay, `Δw = −η_t (∇L_B(w) + λ w)` where `∇L_B` is the mean-over-batch loss gradient. This is
-/// the update of section 2 of the path-kernel math: the weight-decay part is the `R_wd` term.
+/// `gd` updates with every training example; the others use minibatches of
+/// `training.batchSize` (every example when it is not given). `weightDecay` is coupled L2
+/// (`g + λw`) except for `adamw`, whose decay is decoupled (`w ← w − ηλw`).
 public struct OptimizerSpec: Codable, Sendable, Equatable {
-    public enum Kind: String, Codable, Sendable {
-        /// Full-batch gradient descent: every update uses every training example.
+    public enum Kind: String, Codable, Sendable, CaseIterable {
+        /// Full-batch gradient descent (optionally with momentum).
         case gd
-        /// Minibatch stochastic gradient descent: seeded shuffling each epoch.
+        /// Minibatch SGD: seeded shuffling each epoch (optionally momentum, Nesterov).
         case sgd
+        /// Adam (torch.optim.Adam), coupled L2 decay.
+        case adam
+        /// AdamW (torch.optim.AdamW), decoupled decay.
+        case adamw
+        /// RMSProp (torch.optim.RMSprop, not centered).
+        case rmsprop
     }
     public var kind: Kind
     public var learningRate: Double
-    /// L2 weight decay λ (coupled: added to the gradient).
+    /// Weight decay λ (coupled L2, except decoupled for `adamw`).
     public var weightDecay: Double
     public var schedule: ScheduleSpec
+    /// Heavy-ball momentum μ (sgd, gd, rmsprop); 0 = none.
+    public var momentum: Double
+    /// Momentum dampening (sgd, gd).
+    public var dampening: Double
+    public var nesterov: Bool
+    public var beta1: Double
+    public var beta2: Double
+    /// RMSProp's smoothing constant.
+    public var alpha: Double
+    public var eps: Double
+    /// Global-norm gradient clipping bound; nil = no clipping.
+    public var clipNorm: Double?
 
-    public init(kind: Kind, learningRate: Double, weightDecay: Double = 0, schedule: ScheduleSpec = .constant) {
+    public init(kind: Kind, learningRate: Double, weightDecay: Double = 0, schedule: ScheduleSpec = .constant,
+                momentum: Double = 0, dampening: Double = 0, nesterov: Bool = false, beta1: Double = 0.9,
+                beta2: Double = 0.999, alpha: Double = 0.99, eps: Double = 1e-8, clipNorm: Double? = nil) {
         self.kind = kind
         self.learningRate = learningRate
         self.weightDecay = weightDecay
         self.schedule = schedule
+        self.momentum = momentum
+        self.dampening = dampening
+        self.nesterov = nesterov
+        self.beta1 = beta1
+        self.beta2 = beta2
+        self.alpha = alpha
+        self.eps = eps
+        self.clipNorm = clipNorm
     }
 
-    private enum CodingKeys: String, CodingKey { case kind, learningRate, weightDecay, schedule }
+    private enum CodingKeys: String, CodingKey {
+        case kind, learningRate, weightDecay, schedule, momentum, dampening, nesterov, beta1, beta2, alpha, eps, clipNorm
+    }
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -35,6 +66,33 @@ public struct OptimizerSpec: Codable, Sendable, Equatable {
         learningRate = try c.decode(Double.self, forKey: .learningRate)
         weightDecay = try c.decodeIfPresent(Double.self, forKey: .weightDecay) ?? 0
         schedule = try c.decodeIfPresent(ScheduleSpec.self, forKey: .schedule) ?? .constant
+        momentum = try c.decodeIfPresent(Double.self, forKey: .momentum) ?? 0
+        dampening = try c.decodeIfPresent(Double.self, forKey: .dampening) ?? 0
+        nesterov = try c.decodeIfPresent(Bool.self, forKey: .nesterov) ?? false
+        beta1 = try c.decodeIfPresent(Double.self, forKey: .beta1) ?? 0.9
+        beta2 = try c.decodeIfPresent(Double.self, forKey: .beta2) ?? 0.999
+        alpha = try c.decodeIfPresent(Double.self, forKey: .alpha) ?? 0.99
+        eps = try c.decodeIfPresent(Double.self, forKey: .eps) ?? 1e-8
+        clipNorm = try c.decodeIfPresent(Double.self, forKey: .clipNorm)
+    }
+
+    /// Encodes only what differs from the defaults besides kind, rate, decay and schedule, so
+    /// that plain (S)GD configs read as before.
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(kind, forKey: .kind)
+        try c.encode(learningRate, forKey: .learningRate)
+        try c.encode(weightDecay, forKey: .weightDecay)
+        try c.encode(schedule, forKey: .schedule)
+        let d = OptimizerSpec(kind: kind, learningRate: learningRate)
+        if momentum != d.momentum { try c.encode(momentum, forKey: .momentum) }
+        if dampening != d.dampening { try c.encode(dampening, forKey: .dampening) }
+        if nesterov { try c.encode(nesterov, forKey: .nesterov) }
+        if beta1 != d.beta1 { try c.encode(beta1, forKey: .beta1) }
+        if beta2 != d.beta2 { try c.encode(beta2, forKey: .beta2) }
+        if alpha != d.alpha { try c.encode(alpha, forKey: .alpha) }
+        if eps != d.eps { try c.encode(eps, forKey: .eps) }
+        try c.encodeIfPresent(clipNorm, forKey: .clipNorm)
     }
 
     public func validate() throws {
@@ -45,15 +103,30 @@ public struct OptimizerSpec: Codable, Sendable, Equatable {
             throw OptimError("optimizer.weightDecay must be ≥ 0, got \(weightDecay)")
         }
         try schedule.validate()
+        _ = try transformation()
     }
 
-    /// A one-line human description, e.g. `sgd lr 0.1 (cosine, warm-up 10), weight decay 1e-4`.
+    /// The update rule as a chain of transformations (`Transform.make`).
+    public func transformation() throws -> Chain {
+        try Transform.make(kind: kind.rawValue, momentum: momentum, dampening: dampening, nesterov: nesterov,
+                           beta1: beta1, beta2: beta2, alpha: alpha, eps: eps, weightDecay: weightDecay,
+                           decoupled: kind == .adamw ? true : nil, clipNorm: clipNorm)
+    }
+
+    /// True for (S)GD without momentum or clipping: `Δw = −η(ḡ + λw)`, the update the path
+    /// kernel's SGD form (math §2) describes exactly.
+    public var isPlainGradientDescent: Bool { (kind == .gd || kind == .sgd) && momentum == 0 }
+
+    /// A one-line human description, e.g. `sgd lr 0.1 (cosine, warm-up 10), momentum 0.9, weight decay 1e-4`.
     public var summary: String {
         var s = "\(kind.rawValue) lr \(learningRate)"
         var sched = schedule.kind.rawValue
         if schedule.warmupSteps > 0 { sched += ", warm-up \(schedule.warmupSteps)" }
         if schedule.kind != .constant || schedule.warmupSteps > 0 { s += " (\(sched))" }
-        if weightDecay > 0 { s += ", weight decay \(weightDecay)" }
+        if momentum > 0 { s += ", \(nesterov ? "Nesterov " : "")momentum \(momentum)" }
+        if kind == .adam || kind == .adamw { s += ", β = (\(beta1), \(beta2))" }
+        if weightDecay > 0 { s += ", \(kind == .adamw ? "decoupled " : "")weight decay \(weightDecay)" }
+        if let clipNorm { s += ", clip ‖g‖ ≤ \(clipNorm)" }
         return s
     }
 }

@@ -125,7 +125,8 @@ public final class TraceReader: @unchecked Sendable {
 
     /// The optimizer state stored with the checkpoint at `step`, or nil when none was stored.
     public func optimizerState(step: Int) throws -> StoredOptimizerState? {
-        try locked {
+        guard schemaVersion >= 2 else { return nil }   // version 1 stores no optimizer state
+        return try locked {
             let q = try db.prepare("SELECT names, count, data, checksum FROM optimizer_state WHERE step = ?", "reading the optimizer state at step \(step)")
             try q.bind(1, step)
             guard try q.step() else { return nil }
@@ -151,7 +152,9 @@ public final class TraceReader: @unchecked Sendable {
     /// All step rows, ordered by step (gaps are not filled; `validate()` reports them).
     public func steps() throws -> [StepRecord] {
         try locked {
-            let q = try db.prepare("SELECT step, epoch, learning_rate, batch_size, batch, loss, clip_scale FROM step ORDER BY step",
+            // Version-1 traces have no clip_scale column: no clipping.
+            let clip = schemaVersion >= 2 ? "clip_scale" : "NULL"
+            let q = try db.prepare("SELECT step, epoch, learning_rate, batch_size, batch, loss, \(clip) FROM step ORDER BY step",
                                    "reading step rows")
             var out: [StepRecord] = []
             while try q.step() {

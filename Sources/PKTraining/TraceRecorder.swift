@@ -41,9 +41,12 @@ public final class TraceRecorder: TrainingObserver {
             }
         case .step(let s):
             writer?.enqueueStep(StepRecord(step: s.step, epoch: s.epoch, learningRate: s.learningRate,
-                                           batch: s.batch.map { Int32($0) }, loss: s.loss))
-        case .checkpoint(let step, let parameters):
-            writer?.enqueueCheckpoint(step: step, parameters: parameters)
+                                           batch: s.batch.map { Int32($0) }, loss: s.loss, clipScale: s.clipScale))
+        case .checkpoint(let step, let parameters, let state):
+            writer?.enqueueCheckpoint(step: step, parameters: parameters, optimizerState: state.map {
+                let (names, values) = $0.flattened()
+                return StoredOptimizerState(names: names, count: $0.count, values: values)
+            })
         case .finished(let outcome):
             writer?.enqueueStatus(outcome.status, message: outcome.message)
         }

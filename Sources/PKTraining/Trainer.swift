@@ -44,7 +44,10 @@ public struct Trainer: Sendable {
         let k = config.training.checkpointEvery
         let train = data.train
         let loss = config.loss.kind
-        let gd = GradientDescent(weightDecay: config.optimizer.weightDecay)
+        // Validated with the config; the chain is the one the analyzer's replay builds.
+        let optimizer = try! config.optimizer.transformation()
+        var state = optimizer.initialState(parameterCount: model.parameterCount)
+        let clips = config.optimizer.clipNorm != nil
         var batches = BatchSchedule(count: train.count, batchSize: config.training.batchSize,
                                     dropLast: config.training.dropLast,
                                     fullBatch: config.optimizer.kind == .gd, seed: config.seed)
@@ -61,35 +64,40 @@ public struct Trainer: Sendable {
         }
 
         emit(.started(TrainingStart(config: config, model: model, data: data, plannedSteps: T)))
-        emit(.checkpoint(step: 0, parameters: w))
+        func checkpoint(_ step: Int) {
+            emit(.checkpoint(step: step, parameters: w, optimizerState: state.buffers.isEmpty ? nil : state))
+        }
+        checkpoint(0)
 
         for t in 0..<T {
             if let reason = observers.lazy.compactMap({ $0.stopReason }).first {
-                if lastCheckpoint != t { emit(.checkpoint(step: t, parameters: w)) }
+                if lastCheckpoint != t { checkpoint(t) }
                 return finish(.aborted, reason, t)
             }
             if shouldStop() {
-                if lastCheckpoint != t { emit(.checkpoint(step: t, parameters: w)) }
+                if lastCheckpoint != t { checkpoint(t) }
                 return finish(.aborted, "stopped by the user at step \(t)", t)
             }
             let (epoch, batch) = batches.next()
             let eta = config.optimizer.schedule.learningRate(step: t, totalSteps: T, base: config.optimizer.learningRate)
             let xb = batches.fullBatch ? train.x : train.x.rows(at: batch)
             let yb = batches.fullBatch ? train.y : train.y.rows(at: batch)
-            let result = gd.step(model: model, parameters: w, inputs: xb, targets: yb, loss: loss, learningRate: eta)
-            emit(.step(StepInfo(step: t, epoch: epoch, learningRate: eta, batch: batch, loss: result.loss)))
+            let result = optimizer.step(model: model, parameters: w, state: state, inputs: xb, targets: yb, loss: loss, learningRate: eta)
+            emit(.step(StepInfo(step: t, epoch: epoch, learningRate: eta, batch: batch, loss: result.loss,
+                                clipScale: clips ? result.info?.clipScale : nil)))
             guard let next = result.next else {
-                if lastCheckpoint != t { emit(.checkpoint(step: t, parameters: w)) }
+                if lastCheckpoint != t { checkpoint(t) }
                 return finish(.diverged, "non-finite loss (\(result.loss)) at step \(t)", t)
             }
             lastLoss = result.loss
             guard next.allSatisfy({ $0.isFinite }) else {
-                if lastCheckpoint != t { emit(.checkpoint(step: t, parameters: w)) }
+                if lastCheckpoint != t { checkpoint(t) }
                 return finish(.diverged, "non-finite parameters after update \(t)", t)
             }
             w = next
+            state = result.state ?? state
             if (t + 1) % k == 0 || t + 1 == T {
-                emit(.checkpoint(step: t + 1, parameters: w))
+                checkpoint(t + 1)
                 lastCheckpoint = t + 1
             }
         }

@@ -1,5 +1,6 @@
 import PKData
 import PKNetworks
+import PKOptim
 import PKTrace
 
 /// What the training loop tells its observers, in this order: `started`, `checkpoint(0)`, then
@@ -8,8 +9,9 @@ import PKTrace
 public enum TrainingEvent: Sendable {
     case started(TrainingStart)
     case step(StepInfo)
-    /// Weights *before* update `step` (step 0 = initialization; step T = final).
-    case checkpoint(step: Int, parameters: [Double])
+    /// Weights *before* update `step` (step 0 = initialization; step T = final), with the
+    /// optimizer's state at that point when it keeps one (momentum, Adam, RMSProp).
+    case checkpoint(step: Int, parameters: [Double], optimizerState: OptimizerState?)
     case finished(TrainingOutcome)
 }
 
@@ -27,6 +29,8 @@ public struct StepInfo: Sendable, Equatable {
     public let batch: [Int]
     /// Mean batch loss at the weights before the update (NaN or ±∞ when the run diverged here).
     public let loss: Double
+    /// The factor gradient clipping applied (1 when it did not clip); nil without clipping.
+    public var clipScale: Double? = nil
 }
 
 public struct TrainingOutcome: Sendable {

@@ -57,7 +57,7 @@ struct BadTraceTests {
         final class Pause: TrainingObserver {
             let body: (Int) -> Void
             init(_ body: @escaping (Int) -> Void) { self.body = body }
-            func observe(_ e: TrainingEvent) { if case .checkpoint(let s, _) = e, s == 20 { body(s) } }
+            func observe(_ e: TrainingEvent) { if case .checkpoint(let s, _, _) = e, s == 20 { body(s) } }
         }
         let recorder = TraceRecorder(path: path)
         var result: AnalysisResult?

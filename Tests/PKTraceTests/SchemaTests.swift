@@ -100,8 +100,11 @@ struct OptimizerStateTests {
         let w = try TraceWriter.create(at: path, run: Fixture.run(), data: Fixture.data(), layout: Fixture.layout,
                                        maxPageCount: nil, migrations: [TraceSchema.migrations[0]])
         w.close()
-        #expect(try TraceReader.open(path).schemaVersion == 1)
         try rawSQL(path, "INSERT INTO step (step, epoch, learning_rate, batch_size, batch, loss) VALUES (0, 0, 0.1, 1, x'00000000', 1.0)")
+        let old = try TraceReader.open(path)
+        #expect(old.schemaVersion == 1)
+        #expect(try old.steps().map(\.clipScale) == [nil])
+        #expect(try old.optimizerState(step: 0) == nil)
         try AnalysisWriter.open(path).close()
         let r = try TraceReader.open(path)
         #expect(r.schemaVersion == 2)

@@ -123,7 +123,7 @@ struct TrainingTests {
             var checkpoints: [(Int, [Double])] = []
             func observe(_ e: TrainingEvent) {
                 if case .step(let s) = e { steps.append(s) }
-                if case .checkpoint(let k, let p) = e { checkpoints.append((k, p)) }
+                if case .checkpoint(let k, let p, _) = e { checkpoints.append((k, p)) }
             }
         }
         let collector = Collector()

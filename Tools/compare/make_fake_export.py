@@ -4,7 +4,7 @@ NumPy implementation, so that neural_tangents_w1.py can be exercised without pat
 
 Usage:
     python make_fake_export.py OUT_DIR [--layers 64,512,512,512,1] [--activation relu]
-        [--queries 200] [--train 1000] [--seed 0] [--sigma-w 1.0] [--sigma-b 0.1] [--no-bias]
+        [--queries 200] [--train 1000] [--seed 0] [--sigma-w 1.4142...] [--sigma-b 0.1] [--no-bias]
         [--parameterization ntk|standard] [--leaky-slope 0.01]
         [--pathkernel-seconds F64 F32]   (made-up timings, only to exercise the ratio column)
 
@@ -115,7 +115,7 @@ def main():
     p.add_argument("--queries", type=int, default=200)
     p.add_argument("--train", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--sigma-w", type=float, default=1.0)
+    p.add_argument("--sigma-w", type=float, default=2 ** 0.5, help="default √2, as pathkernel's W1")
     p.add_argument("--sigma-b", type=float, default=0.1)
     p.add_argument("--no-bias", action="store_true")
     p.add_argument("--parameterization", default="ntk", choices=("ntk", "standard"))

@@ -481,7 +481,7 @@ def print_report(r):
               fmt_s(min(row["times"])) if row["times"] else "—", fmt_s(max(row["times"])) if row["times"] else "—",
               fmt_s(row["first_call_seconds"]),
               "—" if row["other_load_cores"] is None else f"{row['other_load_cores']:.2f}",
-              "—" if row["pathkernel_over_this"] is None else f"{row['pathkernel_over_this']:.2f}")
+              "—" if row["pathkernel_over_this"] is None else f"{row['pathkernel_over_this']:.3g}")
              for row in r["rows"]]
     widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(header)]
     print("  ".join(h.ljust(widths[i]) if i < 2 else h.rjust(widths[i]) for i, h in enumerate(header)))

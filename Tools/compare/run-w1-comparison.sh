@@ -2,7 +2,7 @@
 # Times neural-tangents' empirical NTK on pathkernel's W1 workload (MLP 64-512-512-512-1 relu,
 # NTK of 200 queries x 1000 training points) and checks its kernel against pathkernel's.
 # Never part of CI. Takes about 10 minutes and about 3 GiB of disk the first time (the peers
-# venv), about 7 minutes after that (most of it neural-tangents' Jacobian contraction).
+# venv), about 5-7 minutes after that (most of it neural-tangents' Jacobian contraction).
 #
 # Usage (from anywhere in the repository):
 #   Tools/compare/run-w1-comparison.sh [--export-dir DIR | --fake] [--keep] [--with-torch]
