@@ -4,10 +4,10 @@ import PKTrace
 
 @Suite("pathkernel command line", .serialized)
 struct CLITests {
-    @Test func presetsListsTheFourRequired() throws {
+    @Test func presetsListsTheRequiredOnes() throws {
         let r = try CLI.run(["presets"])
         #expect(r.status == 0, "\(r.stderr)")
-        for name in ["moons-mlp", "sine-tanh", "teacher-relu", "fmnist-mlp"] {
+        for name in ["moons-mlp", "sine-tanh", "teacher-relu", "fmnist-mlp", "moons-momentum", "teacher-adam", "fmnist-adamw"] {
             #expect(r.stdout.contains(name), "missing preset \(name)")
         }
     }

@@ -141,6 +141,50 @@ struct PathAnalysisTests {
         }
     }
 
+    /// Every optimizer: the exact decomposition (JVP route) reconstructs a smooth network at
+    /// round-off, and replay from sparse checkpoints (restoring the stored optimizer state)
+    /// reaches every stored checkpoint.
+    @Test(arguments: [#"{"kind":"sgd","learningRate":0.1,"momentum":0.9}"#,
+                      #"{"kind":"sgd","learningRate":0.1,"momentum":0.9,"nesterov":true,"weightDecay":0.001}"#,
+                      #"{"kind":"adam","learningRate":0.01}"#,
+                      #"{"kind":"adamw","learningRate":0.01,"weightDecay":0.05,"clipNorm":0.5}"#,
+                      #"{"kind":"rmsprop","learningRate":0.003}"#])
+    func everyOptimizerReconstructsAndReplays(optimizer: String) throws {
+        var cfg = config(name: "opt", data: #"{"kind":"moons","train":40,"test":20,"noise":0.1}"#,
+                         model: #"{"layers":[2,16,16,1],"activation":"tanh"}"#, loss: .logistic,
+                         optimizer: decode(OptimizerSpec.self, optimizer), steps: 24, batchSize: 10)
+        let dense = try analyze(try recordTrace(cfg), AnalysisSettings(nodes: 3))
+        #expect(dense.reconstruction.test!.relativeResidual < 1e-9)
+        #expect(dense.kernelMachines.first!.name == "exact")
+        #expect(dense.kernelMachines.first!.test!.maxAbsError < 1e-9)
+        #expect(!dense.kernelMachines.contains { $0.name == "path-km" })
+        #expect(dense.run.notes.contains { $0.contains("JVP route") })
+        cfg.training.checkpointEvery = 5
+        let path = try recordTrace(cfg, name: "sparse.sqlite")
+        let reader = try TraceReader.open(path)
+        if cfg.optimizer.kind != .gd && (cfg.optimizer.momentum > 0 || cfg.optimizer.kind != .sgd) {
+            #expect(try reader.optimizerState(step: 5) != nil)
+        }
+        let sparse = try analyze(path, AnalysisSettings(nodes: 3))
+        #expect(sparse.replay.largestMismatch <= 1e-12)
+        #expect(abs(sparse.reconstruction.test!.relativeResidual - dense.reconstruction.test!.relativeResidual) < 1e-9)
+    }
+
+    /// Clipped SGD keeps the kernel form (c_t = η_t s_t/|B_t|): the kernel route's exact machine
+    /// equals the network at round-off, and the recorded scales show that clipping happened.
+    @Test func clippedSGDKeepsTheKernelForm() throws {
+        let cfg = config(name: "clip", data: #"{"kind":"moons","train":40,"test":20,"noise":0.1}"#,
+                         model: #"{"layers":[2,16,16,1],"activation":"tanh"}"#, loss: .logistic,
+                         optimizer: OptimizerSpec(kind: .sgd, learningRate: 0.5, weightDecay: 0.01, clipNorm: 0.05),
+                         steps: 20, batchSize: 10)
+        let path = try recordTrace(cfg)
+        let scales = try TraceReader.open(path).steps().map { $0.clipScale! }
+        #expect(scales.contains { $0 < 1 })
+        let r = try analyze(path, AnalysisSettings(nodes: 3))
+        #expect(r.kernelMachines.contains { $0.name == "path-km" })
+        #expect(r.reconstruction.test!.kernelFormMaxAbs < 1e-9)
+    }
+
     @Test func sineTanhReconstructsAtRoundOff() throws {
         var cfg = try Presets.load("sine-tanh")
         cfg.training.steps = 60
