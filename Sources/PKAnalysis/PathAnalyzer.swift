@@ -351,7 +351,8 @@ public struct PathAnalyzer {
 
         // Attribution for the first few queries.
         var attribution: [AnalysisResult.Attribution] = []
-        for (a, (split, index, q)) in attrRows.enumerated() {
+        // Attribution needs N(x, i), the kernel form: none for optimizers analyzed by the JVP route.
+        for (a, (split, index, q)) in attrRows.enumerated() where kernelForm {
             let d = (0..<C).map { change[q, $0] }
             let dd = d.reduce(0) { $0 + $1 * $1 }
             var shares: [(Int, Double)] = []

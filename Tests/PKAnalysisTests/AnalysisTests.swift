@@ -159,6 +159,7 @@ struct PathAnalysisTests {
         #expect(dense.kernelMachines.first!.test!.maxAbsError < 1e-9)
         #expect(!dense.kernelMachines.contains { $0.name == "path-km" })
         #expect(dense.run.notes.contains { $0.contains("JVP route") })
+        #expect(dense.attribution.isEmpty)   // attribution needs the kernel form
         cfg.training.checkpointEvery = 5
         let path = try recordTrace(cfg, name: "sparse.sqlite")
         let reader = try TraceReader.open(path)
