@@ -15,7 +15,7 @@ struct Bench: ParsableCommand {
         the training run's own time; float64 and float32.
         W3: W2 with 10 outputs and cross-entropy, --kernel trace and --kernel full.
         recording: the cost of recording a preset with a checkpoint every step.
-        Without --workload, W1, W2 and W3 run in turn (about 5 minutes on 2 cores).
+        Without --workload, W1, W2 and W3 run in turn (about 25 minutes on 2 cores, most of it W3 --kernel full).
         """)
 
     @Option(help: "W1, W2, W3 or recording (default: W1, W2 and W3).")

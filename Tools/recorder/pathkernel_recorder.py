@@ -1,0 +1,815 @@
+"""Record a gradient-descent run made in Python as a pathkernel trace (Docs/trace-format.md, schema v2).
+
+NumPy-only core (Python >= 3.11, numpy; sqlite3, json, zlib from the standard library). It writes
+exactly what pathkernel's Swift writer writes: the pragmas in order (page_size before any table,
+WAL, synchronous, application_id), both schema migrations as literal SQL, the run row, the four
+data rows, the parameter layout, checkpoints (with the optimizer state when the optimizer has
+one) and step rows, every blob little-endian with its CRC-32. Every call commits its own
+transaction, so a process killed at any moment leaves a valid trace holding every call that
+returned (status stays `running`; `pathkernel analyze` uses the committed prefix).
+
+    from pathkernel_recorder import TraceRecorder
+
+    with TraceRecorder("run.sqlite", name="my-run", seed=0,
+                       model={"layers": [2, 16, 16, 1], "activation": "tanh",
+                              "parameterization": "standard"},
+                       loss="logistic", optimizer={"kind": "sgd", "learningRate": 0.1, "momentum": 0.9},
+                       x_train=X, y_train=y, x_test=Xt, y_test=yt, checkpoint_every=5) as rec:
+        for t in range(T):
+            if rec.wants_checkpoint(t):
+                rec.checkpoint(t, params, optimizer_state={"momentum_buffer": buf})
+            batch = ...; loss = ...                      # the batch loss at the weights before update t
+            rec.step(t, epoch, lr, batch, loss)
+            params, buf = update(params, buf, batch)
+        rec.finish(params=params, optimizer_state={"momentum_buffer": buf})   # final checkpoint
+
+The model must be what pathkernel's MLP computes (Docs/networks.md): dense layers
+`z = s_W W a + s_b b` (W: [out, in], PyTorch's nn.Linear convention), one activation for every
+hidden layer, a linear output layer. Losses are pathkernel's (Docs/networks.md, "Losses"):
+the batch loss is the mean over the batch of `mse` = ½‖f − y‖² (summed over outputs; half of
+PyTorch's MSELoss when there is one output), `logistic` = softplus(f) − y f (PyTorch's
+binary_cross_entropy_with_logits), `cross-entropy` = logsumexp(f) − f_k (PyTorch's cross_entropy).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import sqlite3
+import time
+import warnings
+import zlib
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+
+__all__ = [
+    "TraceRecorder",
+    "RecorderError",
+    "normalize_model",
+    "normalize_optimizer",
+    "optimizer_buffer_names",
+    "parameter_layout",
+    "FORMAT_TOOL_VERSION",
+]
+
+#: The pathkernel version whose trace format this module writes (`ToolInfo.version`).
+FORMAT_TOOL_VERSION = "0.1.0"
+#: Written into `run.tool_version`: the format's version plus who wrote the file.
+TOOL_VERSION = FORMAT_TOOL_VERSION + "+python-recorder"
+RECORDER_VERSION = "1"
+
+APPLICATION_ID = 0x504B5452  # "PKTR"
+PAGE_SIZE = 65536
+
+# The schema history, literal SQL exactly as TraceSchema.migrations (Sources/PKTrace/TraceSchema.swift)
+# and Docs/trace-format.md list it. Append-only: never edit a released migration.
+CREATE_MIGRATIONS_TABLE = """CREATE TABLE IF NOT EXISTS schema_migrations (
+    version    INTEGER PRIMARY KEY,
+    name       TEXT NOT NULL,
+    applied_at TEXT NOT NULL
+)"""
+
+MIGRATIONS: list[tuple[int, str, str]] = [
+    (1, "v1-initial", """CREATE TABLE run (
+    id               INTEGER PRIMARY KEY CHECK (id = 1),
+    tool_version     TEXT NOT NULL,
+    name             TEXT NOT NULL,
+    seed             INTEGER NOT NULL,
+    status           TEXT NOT NULL CHECK (status IN ('running', 'finished', 'diverged', 'aborted')),
+    status_message   TEXT,
+    created_at       TEXT NOT NULL,
+    updated_at       TEXT NOT NULL,
+    finished_at      TEXT,
+    task             TEXT NOT NULL CHECK (task IN ('regression', 'binary', 'multiclass')),
+    num_outputs      INTEGER NOT NULL CHECK (num_outputs >= 1),
+    model_json       TEXT NOT NULL,
+    loss_json        TEXT NOT NULL,
+    optimizer_json   TEXT NOT NULL,
+    config_json      TEXT NOT NULL,
+    precision        TEXT NOT NULL CHECK (precision IN ('float64', 'float32')),
+    checkpoint_every INTEGER NOT NULL CHECK (checkpoint_every >= 1),
+    planned_steps    INTEGER NOT NULL CHECK (planned_steps >= 0)
+);
+CREATE TABLE data (
+    split    TEXT NOT NULL CHECK (split IN ('train', 'test')),
+    role     TEXT NOT NULL CHECK (role IN ('x', 'y')),
+    dtype    TEXT NOT NULL CHECK (dtype = 'float64'),
+    shape    TEXT NOT NULL,
+    data     BLOB NOT NULL,
+    checksum INTEGER NOT NULL,
+    PRIMARY KEY (split, role)
+);
+CREATE TABLE parameter_layout (
+    position INTEGER PRIMARY KEY,
+    name     TEXT NOT NULL UNIQUE,
+    shape    TEXT NOT NULL,
+    offset   INTEGER NOT NULL CHECK (offset >= 0),
+    count    INTEGER NOT NULL CHECK (count >= 0)
+);
+CREATE TABLE checkpoint (
+    step       INTEGER PRIMARY KEY CHECK (step >= 0),
+    dtype      TEXT NOT NULL CHECK (dtype IN ('float64', 'float32')),
+    count      INTEGER NOT NULL,
+    params     BLOB NOT NULL,
+    checksum   INTEGER NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE step (
+    step          INTEGER PRIMARY KEY CHECK (step >= 0),
+    epoch         INTEGER NOT NULL,
+    learning_rate REAL NOT NULL,
+    batch_size    INTEGER NOT NULL,
+    batch         BLOB NOT NULL,
+    loss          REAL
+);
+CREATE TABLE analysis (
+    key           TEXT PRIMARY KEY,
+    settings_json TEXT NOT NULL,
+    result_json   TEXT NOT NULL,
+    created_at    TEXT NOT NULL,
+    tool_version  TEXT NOT NULL
+);"""),
+    (2, "v2-optimizer-state", """CREATE TABLE optimizer_state (
+    step     INTEGER PRIMARY KEY CHECK (step >= 0),
+    names    TEXT NOT NULL,
+    count    INTEGER NOT NULL CHECK (count >= 0),
+    dtype    TEXT NOT NULL CHECK (dtype = 'float64'),
+    data     BLOB NOT NULL,
+    checksum INTEGER NOT NULL
+);
+ALTER TABLE step ADD COLUMN clip_scale REAL;"""),
+]
+
+ACTIVATIONS = ("identity", "relu", "leaky-relu", "tanh", "sigmoid", "gelu", "erf", "softplus")
+PARAMETERIZATIONS = ("standard", "ntk")
+LOSSES = {"mse": "regression", "logistic": "binary", "cross-entropy": "multiclass"}
+OPTIMIZER_KINDS = ("gd", "sgd", "adam", "adamw", "rmsprop")
+STATUSES = ("running", "finished", "diverged", "aborted")
+
+
+class RecorderError(ValueError):
+    """A bad argument or a trace that cannot be written, in one line naming the problem."""
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def _shape_json(shape: Iterable[int]) -> str:
+    return "[" + ",".join(str(int(s)) for s in shape) + "]"
+
+
+def _compact(obj: Any) -> str:
+    """Key-sorted compact JSON, as the Swift recorder writes model/loss/optimizer specs."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+def _number(x: Any, what: str) -> float:
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        raise RecorderError(f"{what} must be a number, got {x!r}") from None
+    return v
+
+
+def _to_numpy(a: Any) -> np.ndarray:
+    """NumPy view of an array-like; torch tensors are detached and moved to the CPU."""
+    if hasattr(a, "detach") and hasattr(a, "cpu"):   # torch.Tensor without importing torch
+        a = a.detach().cpu().numpy()
+    return np.asarray(a)
+
+
+# ----------------------------------------------------------------------------------------------
+# Specs: the JSON the Swift side decodes (ModelSpec, LossSpec, OptimizerSpec)
+# ----------------------------------------------------------------------------------------------
+
+_MODEL_KEYS = {"kind", "layers", "activation", "parameterization", "sigmaW", "sigmaB", "bias", "leakySlope"}
+
+
+def normalize_model(model: Mapping[str, Any]) -> dict:
+    """A model spec as `ModelSpec` encodes it (every key), checked like `ModelSpec.validate()`.
+
+    `parameterization` is required here (pathkernel's default is `ntk`, but a network written
+    in Python is usually `standard`, and the two have different gradients)."""
+    if not isinstance(model, Mapping):
+        raise RecorderError(f"model must be a dict like {{'layers': [2, 16, 1], 'activation': 'tanh', 'parameterization': 'standard'}}, got {model!r}")
+    unknown = set(model) - _MODEL_KEYS
+    if unknown:
+        raise RecorderError(f"model: unknown key(s) {sorted(unknown)} (known: {sorted(_MODEL_KEYS)})")
+    kind = model.get("kind", "mlp")
+    if kind != "mlp":
+        raise RecorderError(f"model.kind {kind!r} is not supported (supported: mlp)")
+    if "layers" not in model:
+        raise RecorderError("model.layers is required, e.g. [2, 16, 16, 1]")
+    layers = list(model["layers"])
+    if len(layers) < 2:
+        raise RecorderError(f"model.layers needs at least an input and an output width, got {layers}")
+    for i, w in enumerate(layers):
+        if isinstance(w, bool) or int(w) != w or int(w) <= 0:
+            raise RecorderError(f"model.layers[{i}] must be a positive integer, got {w!r} in {layers}")
+    layers = [int(w) for w in layers]
+    activation = model.get("activation")
+    if activation not in ACTIVATIONS:
+        raise RecorderError(f"model.activation {activation!r} is not supported (supported: {', '.join(ACTIVATIONS)})")
+    if "parameterization" not in model:
+        raise RecorderError("model.parameterization is required: 'standard' (z = W a + b, PyTorch's nn.Linear) or 'ntk' (z = σ_w/√n · W a + σ_b · b)")
+    param = model["parameterization"]
+    if param not in PARAMETERIZATIONS:
+        raise RecorderError(f"model.parameterization {param!r} is not supported (supported: standard, ntk)")
+    sigma_w = _number(model.get("sigmaW", 1.0), "model.sigmaW")
+    sigma_b = _number(model.get("sigmaB", 0.1), "model.sigmaB")
+    leaky = _number(model.get("leakySlope", 0.01), "model.leakySlope")
+    if not (sigma_w > 0 and math.isfinite(sigma_w)):
+        raise RecorderError(f"model.sigmaW must be a positive number, got {sigma_w}")
+    if not (sigma_b >= 0 and math.isfinite(sigma_b)):
+        raise RecorderError(f"model.sigmaB must be ≥ 0, got {sigma_b}")
+    if not math.isfinite(leaky):
+        raise RecorderError(f"model.leakySlope must be finite, got {leaky}")
+    bias = model.get("bias", True)
+    if not isinstance(bias, bool):
+        raise RecorderError(f"model.bias must be true or false, got {bias!r}")
+    return {"kind": "mlp", "layers": layers, "activation": activation, "parameterization": param,
+            "sigmaW": sigma_w, "sigmaB": sigma_b, "bias": bias, "leakySlope": leaky}
+
+
+def parameter_layout(model: Mapping[str, Any]) -> list[tuple[str, list[int], int, int]]:
+    """`(name, shape, offset, count)` in storage order: `layers.l.weight` [out, in], then
+    `layers.l.bias` [out] (when the model has biases), for l = 0 … L−1 (`MLP.layout`)."""
+    spec = normalize_model(model)
+    layers, out, offset = spec["layers"], [], 0
+    for l in range(len(layers) - 1):
+        n_in, n_out = layers[l], layers[l + 1]
+        out.append((f"layers.{l}.weight", [n_out, n_in], offset, n_out * n_in))
+        offset += n_out * n_in
+        if spec["bias"]:
+            out.append((f"layers.{l}.bias", [n_out], offset, n_out))
+            offset += n_out
+    return out
+
+
+_SCHEDULE_DEFAULTS = {"kind": "constant", "warmupSteps": 0, "every": 100, "gamma": 0.1, "minLearningRate": 0.0}
+_OPT_DEFAULTS = {"momentum": 0.0, "dampening": 0.0, "nesterov": False, "beta1": 0.9, "beta2": 0.999,
+                 "alpha": 0.99, "eps": 1e-8}
+_OPT_KEYS = {"kind", "learningRate", "weightDecay", "schedule", "clipNorm"} | set(_OPT_DEFAULTS)
+
+
+def normalize_optimizer(optimizer: Mapping[str, Any]) -> dict:
+    """An optimizer spec as `OptimizerSpec` encodes it (kind, learningRate, weightDecay, schedule,
+    then only the settings that differ from the defaults), checked like `Transform.make`, so that
+    a trace this module writes is one the analyzer's replay can rebuild."""
+    if not isinstance(optimizer, Mapping):
+        raise RecorderError(f"optimizer must be a dict like {{'kind': 'sgd', 'learningRate': 0.1}}, got {optimizer!r}")
+    unknown = set(optimizer) - _OPT_KEYS
+    if unknown:
+        raise RecorderError(f"optimizer: unknown key(s) {sorted(unknown)} (known: {sorted(_OPT_KEYS)}; Docs/config.md)")
+    kind = optimizer.get("kind")
+    if kind not in OPTIMIZER_KINDS:
+        raise RecorderError(f"optimizer.kind {kind!r} is not supported (supported: {', '.join(OPTIMIZER_KINDS)})")
+    if "learningRate" not in optimizer:
+        raise RecorderError("optimizer.learningRate is required (the base rate; each step row holds the rate it used)")
+    lr = _number(optimizer["learningRate"], "optimizer.learningRate")
+    if not (lr > 0 and math.isfinite(lr)):
+        raise RecorderError(f"optimizer.learningRate must be a positive number, got {lr}")
+    wd = _number(optimizer.get("weightDecay", 0.0), "optimizer.weightDecay")
+    s = {k: optimizer.get(k, d) for k, d in _OPT_DEFAULTS.items()}
+    for k in ("momentum", "dampening", "beta1", "beta2", "alpha", "eps"):
+        s[k] = _number(s[k], f"optimizer.{k}")
+    if not isinstance(s["nesterov"], bool):
+        raise RecorderError(f"optimizer.nesterov must be true or false, got {s['nesterov']!r}")
+    clip = optimizer.get("clipNorm")
+
+    def check(ok: bool, message: str) -> None:
+        if not ok:
+            raise RecorderError("optimizer: " + message)
+
+    check(wd >= 0 and math.isfinite(wd), f"weightDecay must be ≥ 0, got {wd}")
+    check(0 <= s["momentum"] < 1, f"momentum must be in [0, 1), got {s['momentum']}")
+    check(0 <= s["dampening"] <= 1, f"dampening must be in [0, 1], got {s['dampening']}")
+    check(s["eps"] >= 0 and math.isfinite(s["eps"]), f"eps must be ≥ 0, got {s['eps']}")
+    if clip is not None:
+        clip = _number(clip, "optimizer.clipNorm")
+        check(clip > 0 and math.isfinite(clip), f"clipNorm must be positive, got {clip}")
+    is_sgd = kind in ("gd", "sgd")
+    check(is_sgd or (s["dampening"] == 0 and not s["nesterov"]), f"dampening and nesterov apply to sgd only (kind {kind})")
+    check(is_sgd or kind == "rmsprop" or s["momentum"] == 0, f"momentum applies to sgd and rmsprop only (kind {kind})")
+    check(not s["nesterov"] or (s["momentum"] > 0 and s["dampening"] == 0),
+          "nesterov needs momentum > 0 and zero dampening (PyTorch's rule)")
+    if kind in ("adam", "adamw"):
+        check(0 <= s["beta1"] < 1, f"beta1 must be in [0, 1), got {s['beta1']}")
+        check(0 <= s["beta2"] < 1, f"beta2 must be in [0, 1), got {s['beta2']}")
+    if kind == "rmsprop":
+        check(0 <= s["alpha"] < 1, f"alpha must be in [0, 1), got {s['alpha']}")
+
+    sched_in = optimizer.get("schedule") or {}
+    unknown = set(sched_in) - set(_SCHEDULE_DEFAULTS)
+    if unknown:
+        raise RecorderError(f"optimizer.schedule: unknown key(s) {sorted(unknown)}")
+    sched = dict(_SCHEDULE_DEFAULTS)
+    sched.update(sched_in)
+    if sched["kind"] not in ("constant", "step", "cosine"):
+        raise RecorderError(f"optimizer.schedule.kind {sched['kind']!r} is not one of constant, step, cosine")
+    for k in ("warmupSteps", "every"):
+        if isinstance(sched[k], bool) or int(sched[k]) != sched[k]:
+            raise RecorderError(f"optimizer.schedule.{k} must be an integer, got {sched[k]!r}")
+        sched[k] = int(sched[k])
+    sched["gamma"] = _number(sched["gamma"], "optimizer.schedule.gamma")
+    sched["minLearningRate"] = _number(sched["minLearningRate"], "optimizer.schedule.minLearningRate")
+
+    out = {"kind": kind, "learningRate": lr, "weightDecay": wd, "schedule": sched}
+    for k, d in _OPT_DEFAULTS.items():
+        if s[k] != d:
+            out[k] = s[k]
+    if clip is not None:
+        out["clipNorm"] = clip
+    return out
+
+
+def optimizer_buffer_names(optimizer: Mapping[str, Any]) -> list[str]:
+    """The state buffer names pathkernel's chain for this optimizer keeps, in storage order
+    (`Transform.make(...).bufferNames`, Docs/optimizers.md): component `i`'s buffer `b` is "i.b",
+    components that would do nothing (zero decay, zero momentum) are left out of the chain."""
+    o = normalize_optimizer(optimizer)
+    kind, wd = o["kind"], o["weightDecay"]
+    momentum = o.get("momentum", 0.0)
+    comps: list[list[str]] = []
+    if "clipNorm" in o:
+        comps.append([])                                   # clipByGlobalNorm
+    if kind in ("gd", "sgd"):
+        if wd != 0:
+            comps.append([])                               # addDecayedWeights
+        if momentum != 0:
+            comps.append(["momentum_buffer"])              # scaleByMomentum
+        comps.append([])                                   # scaleByLearningRate
+    elif kind == "adam":
+        if wd != 0:
+            comps.append([])
+        comps.append(["exp_avg", "exp_avg_sq"])            # scaleByAdam
+        comps.append([])
+    elif kind == "adamw":
+        comps.append(["exp_avg", "exp_avg_sq"])
+        comps.append([])                                   # scaleByLearningRate
+        if wd != 0:
+            comps.append([])                               # addDecoupledWeightDecay
+    else:  # rmsprop
+        if wd != 0:
+            comps.append([])
+        comps.append(["square_avg"])                       # scaleByRMS
+        if momentum != 0:
+            comps.append(["momentum_buffer"])
+        comps.append([])
+    return [f"{i}.{b}" for i, names in enumerate(comps) for b in names]
+
+
+# ----------------------------------------------------------------------------------------------
+# The recorder
+# ----------------------------------------------------------------------------------------------
+
+class TraceRecorder:
+    """Writes one pathkernel trace. See the module docstring for an example.
+
+    Arguments (keyword-only after `path`):
+
+    - `name`, `seed`: the run's name and seed (a 64-bit unsigned integer; stored with the same
+      bit pattern as a signed one, like the Swift writer).
+    - `model`: the model spec (Docs/networks.md): `layers`, `activation`, `parameterization`
+      (required), `sigmaW`, `sigmaB`, `bias`, `leakySlope`.
+    - `loss`: "mse", "logistic" or "cross-entropy" (or `{"kind": ...}`).
+    - `optimizer`: the optimizer spec, the same JSON as a run config's `optimizer` section
+      (Docs/config.md): `kind` (gd, sgd, adam, adamw, rmsprop), `learningRate` (the base rate),
+      `weightDecay`, `momentum`, `dampening`, `nesterov`, `beta1`, `beta2`, `alpha`, `eps`,
+      `clipNorm`, `schedule`. The rate each update used goes in its step row.
+    - `x_train` [n, d], `y_train`, `x_test`, `y_test` (optional: an empty held-out set): targets
+      are [n] or [n, C] reals for mse (stored [n, C]), [n] class indices (0/1 for logistic,
+      0 … K−1 for cross-entropy).
+    - `task`: "regression", "binary" or "multiclass"; by default the loss's task.
+    - `checkpoint_every`: the checkpoint interval k written to the run row (`wants_checkpoint`).
+    - `precision`: "float64" or "float32" checkpoints.
+    - `planned_steps`: updates the run is asked for; None sets it to the recorded count at `finish`.
+    - `batch_size`: the minibatch size, only for `config_json` (None: full batch or varying).
+    - `description`, `framework`: free text kept in `config_json`.
+    - `overwrite`: replace an existing file (default: refuse, like `pathkernel train`).
+    """
+
+    def __init__(self, path: str | os.PathLike, *, name: str, seed: int = 0, model: Mapping[str, Any],
+                 loss: str | Mapping[str, Any], optimizer: Mapping[str, Any], x_train: Any, y_train: Any,
+                 x_test: Any = None, y_test: Any = None, task: str | None = None, checkpoint_every: int = 1,
+                 precision: str = "float64", planned_steps: int | None = None, batch_size: int | None = None,
+                 description: str | None = None, framework: str | None = None, overwrite: bool = False):
+        self.path = os.fspath(path)
+        self._conn: sqlite3.Connection | None = None
+        self.status = "running"
+
+        # --- specs ------------------------------------------------------------------------------
+        if not isinstance(name, str) or not name:
+            raise RecorderError(f"name must be a non-empty string, got {name!r}")
+        if isinstance(seed, bool) or int(seed) != seed or not (-(2 ** 63) <= int(seed) < 2 ** 64):
+            raise RecorderError(f"seed must be an integer in 0 … 2^64−1, got {seed!r}")
+        self.name = name
+        self.seed = int(seed) % 2 ** 64
+        self.model = normalize_model(model)
+        loss_kind = loss.get("kind") if isinstance(loss, Mapping) else loss
+        if loss_kind not in LOSSES:
+            raise RecorderError(f"loss {loss_kind!r} is not supported (supported: mse, logistic, cross-entropy)")
+        self.loss = loss_kind
+        self.optimizer = normalize_optimizer(optimizer)
+        self.buffer_names = optimizer_buffer_names(self.optimizer)
+        self.task = task or LOSSES[loss_kind]
+        if self.task not in ("regression", "binary", "multiclass"):
+            raise RecorderError(f"task {self.task!r} is not one of regression, binary, multiclass")
+        if LOSSES[loss_kind] != self.task:
+            raise RecorderError(f"loss {loss_kind} does not fit a {self.task} task (use mse for regression, logistic for binary, cross-entropy for multiclass)")
+        if isinstance(checkpoint_every, bool) or int(checkpoint_every) != checkpoint_every or checkpoint_every < 1:
+            raise RecorderError(f"checkpoint_every must be an integer ≥ 1, got {checkpoint_every!r}")
+        self.checkpoint_every = int(checkpoint_every)
+        if precision not in ("float64", "float32"):
+            raise RecorderError(f"precision must be 'float64' or 'float32', got {precision!r}")
+        self.precision = precision
+        if planned_steps is not None and (int(planned_steps) != planned_steps or planned_steps < 0):
+            raise RecorderError(f"planned_steps must be an integer ≥ 0, got {planned_steps!r}")
+        self.planned_steps = None if planned_steps is None else int(planned_steps)
+        self.batch_size = None if batch_size is None else int(batch_size)
+        self.description = description
+        self.framework = framework or f"numpy {np.__version__}"
+
+        # --- data -------------------------------------------------------------------------------
+        layers = self.model["layers"]
+        self.num_outputs = layers[-1]
+        d = layers[0]
+        xtr = self._inputs(x_train, "train", d)
+        ytr = self._targets(y_train, "train", xtr.shape[0])
+        if x_test is None and y_test is None:
+            xte = np.zeros((0, d))
+            yte = np.zeros((0, self.num_outputs)) if self.task == "regression" else np.zeros((0,))
+        elif x_test is None or y_test is None:
+            raise RecorderError("give both x_test and y_test, or neither (an empty held-out set)")
+        else:
+            xte = self._inputs(x_test, "test", d)
+            yte = self._targets(y_test, "test", xte.shape[0])
+        if xtr.shape[0] < 1:
+            raise RecorderError("data train: the training set is empty")
+        if self.task == "binary" and self.num_outputs != 1:
+            raise RecorderError(f"model.layers ends with {self.num_outputs} outputs, but a binary task (logistic loss) has one logit")
+        self.train_count = xtr.shape[0]
+        self.data = {("train", "x"): xtr, ("train", "y"): ytr, ("test", "x"): xte, ("test", "y"): yte}
+
+        self.layout = parameter_layout(self.model)
+        self.parameter_count = sum(c for *_, c in self.layout)
+        self._layout_by_name = {n: (shape, off, c) for n, shape, off, c in self.layout}
+
+        self._checkpoints: set[int] = set()
+        self._steps: set[int] = set()
+        self._last_step = -1
+        self._create(overwrite)
+
+    # --- data checks ----------------------------------------------------------------------------
+
+    def _inputs(self, x: Any, split: str, d: int) -> np.ndarray:
+        a = _to_numpy(x).astype(np.float64, copy=False)
+        if a.ndim != 2:
+            raise RecorderError(f"data {split} x: inputs must have shape [n, d], got {list(a.shape)}")
+        if a.shape[1] != d:
+            raise RecorderError(f"data {split} x: {a.shape[1]} features, but model.layers[0] is {d}")
+        if not np.all(np.isfinite(a)):
+            i = int(np.flatnonzero(~np.isfinite(a.ravel()))[0])
+            raise RecorderError(f"data {split} x: value {i} is {a.ravel()[i]} (NaN/Inf are not allowed in data); clean the dataset")
+        return np.ascontiguousarray(a)
+
+    def _targets(self, y: Any, split: str, n: int) -> np.ndarray:
+        a = _to_numpy(y).astype(np.float64, copy=False)
+        C = self.num_outputs
+        if self.task == "regression":
+            if a.ndim == 1 and C == 1:
+                a = a.reshape(-1, 1)
+            if a.ndim != 2 or a.shape[1] != C:
+                raise RecorderError(f"data {split} y: regression targets must have shape [n, {C}], got {list(a.shape)}")
+        else:
+            if a.ndim == 2 and a.shape[1] == 1:
+                a = a.reshape(-1)
+            if a.ndim != 1:
+                raise RecorderError(f"data {split} y: {self.task} targets must be class indices of shape [n] (not one-hot), got {list(a.shape)}")
+            classes = 2 if self.task == "binary" else C
+            bad = (a < 0) | (a >= classes) | (a != np.round(a))
+            if np.any(bad):
+                i = int(np.flatnonzero(bad)[0])
+                raise RecorderError(f"data {split} y: value {i} is {a[i]}, not a class index in 0..<{classes}")
+        if a.shape[0] != n:
+            raise RecorderError(f"data {split}: x has {n} rows but y has {a.shape[0]}")
+        if not np.all(np.isfinite(a)):
+            raise RecorderError(f"data {split} y: NaN/Inf are not allowed in data; clean the dataset")
+        return np.ascontiguousarray(a)
+
+    # --- run row JSON ---------------------------------------------------------------------------
+
+    def _config_json(self) -> str:
+        """The run config as pathkernel's `RunConfig` is laid out (name, description, seed, data,
+        model, loss, optimizer, training), pretty and key-sorted like `RunConfig.encoded()`.
+
+        The `data` section cannot be a `DataSpec`: the data came from Python, not from one of
+        pathkernel's generators or loaders, and lives in the trace's `data` table. It says so with
+        the kind `"recorded"`, which `RunConfig.decode` rejects (so `pathkernel train --config`
+        refuses to pretend it can re-run this). Nothing in the analyzer, `inspect` or `report`
+        reads `config_json`; they read `model_json`, `loss_json`, `optimizer_json` and the tables."""
+        xtr, xte = self.data[("train", "x")], self.data[("test", "x")]
+        data = {"kind": "recorded", "train": int(xtr.shape[0]), "test": int(xte.shape[0]),
+                "features": int(xtr.shape[1]), "task": self.task,
+                "source": "arrays passed to the Python recorder; stored in this trace's data table"}
+        cfg = {
+            "name": self.name,
+            "description": self.description or f"recorded in Python ({self.framework}) by Tools/recorder/pathkernel_recorder.py",
+            "seed": self.seed,
+            "data": data,
+            "model": self.model,
+            "loss": {"kind": self.loss},
+            "optimizer": self.optimizer,
+            "training": {"steps": self.planned_steps or 0, "batchSize": self.batch_size, "dropLast": False,
+                         "checkpointEvery": self.checkpoint_every, "precision": self.precision},
+            "recorder": {"tool": "Tools/recorder/pathkernel_recorder.py", "version": RECORDER_VERSION,
+                         "format": FORMAT_TOOL_VERSION, "framework": self.framework,
+                         "python": platform.python_version()},
+        }
+        return json.dumps(cfg, sort_keys=True, indent=2, allow_nan=False)
+
+    # --- creation -------------------------------------------------------------------------------
+
+    def _create(self, overwrite: bool) -> None:
+        path = self.path
+        for suffix in ("", "-wal"):
+            if os.path.exists(path + suffix):
+                if not overwrite:
+                    raise RecorderError(f"{path + suffix} already exists; a trace is never overwritten (pass overwrite=True, or remove it)")
+        if overwrite:
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                if os.path.exists(path + suffix):
+                    os.remove(path + suffix)
+        directory = os.path.dirname(path)
+        if directory and not os.path.isdir(directory):
+            raise RecorderError(f"the directory {directory} does not exist; create it first")
+        conn = sqlite3.connect(path, isolation_level=None, timeout=10.0)   # autocommit; explicit BEGIN/COMMIT
+        try:
+            # page_size only takes effect before the first table and before WAL mode.
+            conn.execute(f"PRAGMA page_size = {PAGE_SIZE}")
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()
+            if not mode or str(mode[0]).lower() != "wal":
+                raise RecorderError(f"{path}: the file system does not support write-ahead logging")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            conn.execute(CREATE_MIGRATIONS_TABLE)
+            for version, mname, sql in MIGRATIONS:
+                with _transaction(conn):
+                    for statement in sql.split(";"):
+                        if statement.strip():
+                            conn.execute(statement)
+                    conn.execute("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                                 (version, mname, _now()))
+            now = _now()
+            seed_signed = self.seed - 2 ** 64 if self.seed >= 2 ** 63 else self.seed
+            with _transaction(conn):
+                conn.execute(
+                    """INSERT INTO run (id, tool_version, name, seed, status, status_message, created_at, updated_at,
+                                        finished_at, task, num_outputs, model_json, loss_json, optimizer_json,
+                                        config_json, precision, checkpoint_every, planned_steps)
+                       VALUES (1, ?, ?, ?, 'running', NULL, ?, ?, NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                    (TOOL_VERSION, self.name, seed_signed, now, now, self.task, self.num_outputs,
+                     _compact(self.model), _compact({"kind": self.loss}), _compact(self.optimizer),
+                     self._config_json(), self.precision, self.checkpoint_every, self.planned_steps or 0))
+                for (split, role), a in self.data.items():
+                    blob = a.astype("<f8").tobytes()
+                    conn.execute("INSERT INTO data (split, role, dtype, shape, data, checksum) VALUES (?, ?, 'float64', ?, ?, ?)",
+                                 (split, role, _shape_json(a.shape), blob, zlib.crc32(blob)))
+                for position, (tname, shape, offset, count) in enumerate(self.layout):
+                    conn.execute("INSERT INTO parameter_layout (position, name, shape, offset, count) VALUES (?, ?, ?, ?, ?)",
+                                 (position, tname, _shape_json(shape), offset, count))
+        except BaseException:
+            conn.close()
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                try:
+                    os.remove(path + suffix)
+                except OSError:
+                    pass
+            raise
+        self._conn = conn
+
+    # --- appending ------------------------------------------------------------------------------
+
+    def _db(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise RecorderError(f"{self.path}: the recorder is closed")
+        return self._conn
+
+    def wants_checkpoint(self, step: int) -> bool:
+        """True when `step` is a multiple of `checkpoint_every` (0 included) and not yet stored."""
+        return step % self.checkpoint_every == 0 and step not in self._checkpoints
+
+    def has_checkpoint(self, step: int) -> bool:
+        return step in self._checkpoints
+
+    @property
+    def last_step(self) -> int:
+        """The largest step row recorded so far (−1 before the first)."""
+        return self._last_step
+
+    def flatten(self, params: Any) -> np.ndarray:
+        """The flat parameter vector (length P, float64) in layout order, from a flat array or a
+        mapping `layers.l.weight` → [out, in], `layers.l.bias` → [out]."""
+        P = self.parameter_count
+        if isinstance(params, Mapping):
+            missing = [n for n in self._layout_by_name if n not in params]
+            extra = [n for n in params if n not in self._layout_by_name]
+            if missing or extra:
+                raise RecorderError(f"parameters: missing {missing}, unexpected {extra} (the layout holds {list(self._layout_by_name)})")
+            w = np.empty(P, dtype=np.float64)
+            for tname, (shape, off, count) in self._layout_by_name.items():
+                a = _to_numpy(params[tname])
+                if list(a.shape) != list(shape):
+                    raise RecorderError(f"parameters: {tname} has shape {list(a.shape)}, the layout says {shape} ([out, in] for weights)")
+                w[off:off + count] = a.astype(np.float64, copy=False).reshape(-1)
+            return w
+        w = _to_numpy(params).astype(np.float64, copy=False).reshape(-1)
+        if w.shape[0] != P:
+            raise RecorderError(f"parameters: {w.shape[0]} values, the layout has P = {P}")
+        return w
+
+    def _state_blob(self, state: Any, step: int) -> bytes:
+        """Concatenated buffers in `buffer_names` order. `state` maps each name, either the
+        chain's ("1.momentum_buffer") or the bare PyTorch one ("momentum_buffer") when it is
+        unique in the chain, to a flat array or a per-tensor mapping like `flatten` takes."""
+        if not isinstance(state, Mapping):
+            raise RecorderError(f"optimizer state at step {step}: give a dict name → buffer (names {self.buffer_names})")
+        bare: dict[str, str] = {}
+        for full in self.buffer_names:
+            b = full.split(".", 1)[1]
+            bare[b] = full if b not in bare else ""       # "" marks an ambiguous bare name
+        resolved: dict[str, Any] = {}
+        for key, value in state.items():
+            full = key if key in self.buffer_names else bare.get(key)
+            if not full:
+                raise RecorderError(f"optimizer state at step {step}: unknown or ambiguous buffer {key!r} (this optimizer keeps {self.buffer_names})")
+            if full in resolved:
+                raise RecorderError(f"optimizer state at step {step}: buffer {full} given twice")
+            resolved[full] = value
+        missing = [n for n in self.buffer_names if n not in resolved]
+        if missing:
+            raise RecorderError(f"optimizer state at step {step}: missing buffer(s) {missing}")
+        parts = []
+        for n in self.buffer_names:
+            v = self.flatten(resolved[n])
+            if not np.all(np.isfinite(v)):
+                raise RecorderError(f"optimizer state at step {step}: buffer {n} is not finite")
+            parts.append(v.astype("<f8").tobytes())
+        return b"".join(parts)
+
+    def checkpoint(self, step: int, params: Any, optimizer_state: Mapping[str, Any] | None = None,
+                   optimizer_count: int | None = None) -> None:
+        """Stores `w_step`, the weights **before** update `step` (checkpoint 0 is the
+        initialization), in one transaction with the optimizer state when given.
+
+        `optimizer_state`: the optimizer's buffers after the updates before `step` (see
+        `_state_blob` for the accepted names; bare PyTorch state keys work). `optimizer_count`:
+        the optimizer's update counter (Adam's t), default `step`. When the optimizer keeps state
+        and none is given at step 0, the initial state (zeros, count 0) is stored, as pathkernel's
+        trainer does; elsewhere the state is optional (replay then carries its own)."""
+        step = int(step)
+        if step < 0:
+            raise RecorderError(f"checkpoint step {step} is negative")
+        if step in self._checkpoints:
+            raise RecorderError(f"a checkpoint at step {step} is already recorded")
+        w = self.flatten(params)
+        blob = w.astype("<f8" if self.precision == "float64" else "<f4").tobytes()
+        state_row = None
+        if optimizer_state is None and step == 0 and self.buffer_names:
+            optimizer_state = {n: np.zeros(self.parameter_count) for n in self.buffer_names}
+            optimizer_count = 0
+        if optimizer_state is not None:
+            if not self.buffer_names:
+                if optimizer_state:
+                    raise RecorderError(f"optimizer state at step {step}: the optimizer {self.optimizer['kind']} with these settings keeps no state")
+            else:
+                sblob = self._state_blob(optimizer_state, step)
+                count = step if optimizer_count is None else int(optimizer_count)
+                if count < 0:
+                    raise RecorderError(f"optimizer state at step {step}: count {count} is negative")
+                state_row = (step, json.dumps(self.buffer_names, separators=(",", ":")), count, sblob, zlib.crc32(sblob))
+        now = _now()
+        conn = self._db()
+        try:
+            with _transaction(conn):
+                conn.execute("INSERT INTO checkpoint (step, dtype, count, params, checksum, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                             (step, self.precision, self.parameter_count, blob, zlib.crc32(blob), now))
+                if state_row is not None:
+                    conn.execute("INSERT INTO optimizer_state (step, names, count, dtype, data, checksum) VALUES (?, ?, ?, 'float64', ?, ?)",
+                                 state_row)
+                conn.execute("UPDATE run SET updated_at = ? WHERE id = 1", (now,))
+        except sqlite3.IntegrityError:
+            raise RecorderError(f"a checkpoint at step {step} is already recorded") from None
+        self._checkpoints.add(step)
+
+    def step(self, step: int, epoch: int, lr: float, batch_indices: Any, loss: Any,
+             clip_scale: float | None = None) -> None:
+        """Records update `step`: its 0-based `epoch`, learning rate, minibatch (row indices into
+        `x_train`, in the order used; None = full batch 0 … n−1) and `loss`, the mean batch loss
+        **at the weights before the update** (pathkernel's loss definition). `clip_scale`: the
+        factor global-norm clipping applied (1 when it did not clip); None when not clipping."""
+        step, epoch = int(step), int(epoch)
+        if step < 0:
+            raise RecorderError(f"step {step}: the step number is negative")
+        if epoch < 0:
+            raise RecorderError(f"step {step}: the epoch {epoch} is negative")
+        lr = _number(lr, f"step {step}: the learning rate")
+        if not math.isfinite(lr):
+            raise RecorderError(f"step {step}: the learning rate {lr} is not finite")
+        if batch_indices is None:
+            idx = np.arange(self.train_count, dtype=np.int64)
+        else:
+            idx = _to_numpy(batch_indices).reshape(-1)
+            if idx.size and not np.issubdtype(idx.dtype, np.integer):
+                if not np.all(idx == np.round(idx)):
+                    raise RecorderError(f"step {step}: batch indices must be integers")
+            idx = idx.astype(np.int64)
+        if idx.size and (idx.min() < 0 or idx.max() >= self.train_count):
+            bad = int(idx[(idx < 0) | (idx >= self.train_count)][0])
+            raise RecorderError(f"step {step}: batch index {bad} is outside the training set (0..<{self.train_count})")
+        batch = idx.astype("<i4").tobytes()
+        loss_value = _number(loss.item() if hasattr(loss, "item") else loss, f"step {step}: the loss")
+        loss_db = None if math.isnan(loss_value) else loss_value       # NULL means NaN
+        clip = None if clip_scale is None else _number(clip_scale, f"step {step}: clip_scale")
+        if clip is None and "clipNorm" in self.optimizer:
+            raise RecorderError(f"step {step}: the optimizer clips (clipNorm {self.optimizer['clipNorm']}), give the clip_scale it applied")
+        conn = self._db()
+        try:
+            with _transaction(conn):
+                conn.execute("INSERT INTO step (step, epoch, learning_rate, batch_size, batch, loss, clip_scale) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                             (step, epoch, lr, int(idx.size), batch, loss_db, clip))
+        except sqlite3.IntegrityError:
+            raise RecorderError(f"step {step} is already recorded") from None
+        self._steps.add(step)
+        self._last_step = max(self._last_step, step)
+
+    def finish(self, status: str = "finished", message: str | None = None, *, params: Any = None,
+               optimizer_state: Mapping[str, Any] | None = None, optimizer_count: int | None = None) -> None:
+        """Stores the final checkpoint (`params` = the weights after the last recorded update, at
+        step `last_step + 1`, unless already stored), sets the terminal status and closes the file
+        (SQLite folds the WAL into it). `status`: finished, diverged or aborted. Idempotent."""
+        if self._conn is None:
+            return
+        if status not in ("finished", "diverged", "aborted"):
+            raise RecorderError(f"finish: status {status!r} is not one of finished, diverged, aborted")
+        final = self._last_step + 1
+        if params is not None and final not in self._checkpoints:
+            self.checkpoint(final, params, optimizer_state, optimizer_count)
+        if status == "finished" and self._last_step >= 0 and final not in self._checkpoints:
+            warnings.warn(f"{self.path}: no checkpoint after the last update (step {final}); the analyzer will use "
+                          f"steps up to the last checkpoint only (pass params= to finish)", stacklevel=2)
+        now = _now()
+        conn = self._conn
+        with _transaction(conn):
+            if self.planned_steps is None:
+                self.planned_steps = len(self._steps)
+                conn.execute("UPDATE run SET planned_steps = ?, config_json = ? WHERE id = 1",
+                             (self.planned_steps, self._config_json()))
+            conn.execute("UPDATE run SET status = ?, status_message = ?, updated_at = ?, finished_at = ? WHERE id = 1",
+                         (status, message, now, now))
+        self.status = status
+        self.close()
+
+    def close(self) -> None:
+        """Closes the connection without changing the status (a trace left `running`)."""
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def __enter__(self) -> "TraceRecorder":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if self._conn is None:
+            return
+        if exc_type is None:
+            self.finish("finished")
+        elif issubclass(exc_type, KeyboardInterrupt):
+            self.finish("aborted", f"stopped by the user after step {self._last_step}")
+        else:
+            self.finish("aborted", f"{exc_type.__name__}: {exc}".splitlines()[0][:500])
+
+
+class _transaction:
+    """BEGIN … COMMIT on an autocommit connection; ROLLBACK on an exception."""
+
+    def __init__(self, conn: sqlite3.Connection):
+        self.conn = conn
+
+    def __enter__(self):
+        self.conn.execute("BEGIN")
+        return self.conn
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self.conn.execute("COMMIT")
+        else:
+            try:
+                self.conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+        return False
