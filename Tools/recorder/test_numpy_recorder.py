@@ -37,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
+sys.dont_write_bytecode = True   # no __pycache__ in the source tree
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 sys.path.insert(0, str(HERE))
@@ -257,6 +258,9 @@ def case_gd(tmp: Path) -> None:
     info = inspect(path)
     check(info["status"] == "finished" and info["steps"] == 30 and info["checkpoints"] == 31,
           f"inspect: status {info['status']}, {info['steps']} steps, {info['checkpoints']} checkpoints")
+    first, initial = info["firstLoss"], info["train"]["initial"]["loss"]
+    check(abs(first - initial) <= 1e-12 * abs(initial),
+          f"gd: step 0's recorded loss {first} is not pathkernel's full-batch loss at checkpoint 0 ({initial})")
     report = analyze(path)
     res = residuals(report)
     for split, r in res.items():
@@ -332,7 +336,7 @@ t.train_and_record({path!r}, name="killed", layers=[2, 8, 1], activation="tanh",
                    optimizer={{"kind": "sgd", "learningRate": 0.1, "momentum": 0.5}}, x=x, y=y, xt=x, yt=y,
                    steps=40, batch_size=8, checkpoint_every=4, kill_after=14)
 """
-    r = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=120)
+    r = subprocess.run([sys.executable, "-B", "-c", child], capture_output=True, text=True, timeout=120)
     check(r.returncode == -signal.SIGKILL, f"the recording child was not killed (exit {r.returncode}): {r.stderr.strip()}")
     check(os.path.exists(path + "-wal"), "the killed writer left no -wal file (was the trace closed?)")
     info = inspect(path)

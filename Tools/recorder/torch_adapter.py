@@ -113,7 +113,8 @@ def model_spec(model: nn.Module, sigma_w: float = 1.0, sigma_b: float = 0.1) -> 
                             "train on logits with loss='logistic' or 'cross-entropy' instead of a final Sigmoid/Softmax")
     kinds = {a for a in acts}
     if len(kinds) > 1:
-        raise RecorderError(f"pathkernel's MLP uses one activation for every hidden layer, the model mixes {sorted(str(k) for k in kinds)}")
+        names = sorted(a if s is None else f"{a}({s})" for a, s in kinds)
+        raise RecorderError(f"pathkernel's MLP uses one activation for every hidden layer, the model mixes {', '.join(names)}")
     activation, slope = acts[0] if acts else ("identity", None)
     biases = {l.bias is not None for l in linears}
     if len(biases) > 1:
@@ -234,7 +235,9 @@ class TorchRecorder:
     `x_test`, `y_test` (tensors or arrays; class indices for classification), `name` (default:
     the file name), `seed` (default `torch.initial_seed()`), `checkpoint_every`, `precision`,
     `planned_steps`, `batch_size` (for config_json only), `clip_norm` (global-norm clipping done
-    by `clip_grad_norm_`), `sigma_w`, `sigma_b` (descriptive), `task`, `description`, `overwrite`.
+    by `clip_grad_norm_`), `sigma_w`, `sigma_b` (descriptive), `schedule` (a pathkernel schedule
+    spec describing your scheduler, descriptive: the rate each update used is in its step row and
+    is what the analyzer uses; default constant), `task`, `description`, `overwrite`.
     """
 
     def __init__(self, path: str | os.PathLike, model: nn.Module, optimizer: torch.optim.Optimizer, *,
@@ -242,7 +245,8 @@ class TorchRecorder:
                  name: str | None = None, seed: int | None = None, checkpoint_every: int = 1,
                  precision: str = "float64", planned_steps: int | None = None, batch_size: int | None = None,
                  clip_norm: float | None = None, sigma_w: float = 1.0, sigma_b: float = 0.1,
-                 task: str | None = None, description: str | None = None, overwrite: bool = False):
+                 schedule: dict | None = None, task: str | None = None, description: str | None = None,
+                 overwrite: bool = False):
         self.model = model
         self.optimizer = optimizer
         spec, named = model_spec(model, sigma_w, sigma_b)
@@ -252,9 +256,11 @@ class TorchRecorder:
             warnings.warn("the model's parameters are not float64: pathkernel analyzes in float64, and its replay of "
                           "float32 training will not match the checkpoints within its 1e-8 tolerance unless "
                           "checkpoint_every=1 (use model.double())", stacklevel=2)
+        self.spec = optimizer_spec(optimizer, self.params, clip_norm)
         if any(len(optimizer.state.get(p, {})) for p in self.params):
             raise RecorderError("the optimizer has already taken steps: create the TorchRecorder before the first optimizer.step()")
-        self.spec = optimizer_spec(optimizer, self.params, clip_norm)
+        if schedule is not None:
+            self.spec["schedule"] = dict(schedule)
         self.clip_norm = clip_norm
         self.loss_fn = pathkernel_loss(loss)
         self.recorder = TraceRecorder(
