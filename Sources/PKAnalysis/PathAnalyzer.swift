@@ -72,7 +72,7 @@ public struct PathAnalyzer {
         var linState = optimizer.initialState(parameterCount: model.parameterCount)
         // (S)GD, clipped or not, has the kernel form of math §2; momentum and adaptive updates
         // (math §5) are analyzed by the JVP route only for now.
-        let kernelForm = run.optimizer.isPlainGradientDescent
+        let kernelForm = run.optimizer.isPlainGradientDescent && !path.checkpointResolution
 
         // Dynamics on a subset of training points, at about 40 sampled steps.
         let dynIdx = PathAnalyzer.evenlySpaced(n, count: min(n, 100))
@@ -182,7 +182,7 @@ public struct PathAnalyzer {
         let rule = GaussLegendre(nodes: settings.nodes)
         while let seg = try path.next() {
             let t = seg.step
-            if t % sampleEvery == 0 { sampleDynamics(step: t, w: seg.start) }
+            if (t..<(t + seg.span)).contains(where: { $0 % sampleEvery == 0 }) { sampleDynamics(step: t, w: seg.start) }
             let delta = seg.delta
             let batch = seg.record.batch.map(Int.init)
             let xb = run.trainX.rows(at: batch)
@@ -226,15 +226,20 @@ public struct PathAnalyzer {
             }
 
             // The linearized network (ntk0-km), trained with the same batches and rates.
+            // (Every recorded step of the segment: several at checkpoint resolution.)
             if !exactOnly {
-                let fLin = f0Train.rows(at: batch) + model.jvp(w0, xb, tangent: zip(wLin, w0).map { $0 - $1 })
-                let (_, gLin) = run.loss.evaluate(outputs: fLin, targets: yb)
-                let gradLin = model.vjp(w0, xb, cotangent: (1.0 / Double(batch.count)) * gLin)
-                let u = optimizer.update(gradLin, state: linState, parameters: wLin, learningRate: eta)
-                linState = u.state
-                Vec.axpy(1, u.updates, &wLin)
+                for record in run.stepRecords[t..<(t + seg.span)] {
+                    let b = record.batch.map(Int.init)
+                    let xs = seg.span == 1 ? xb : run.trainX.rows(at: b), ys = seg.span == 1 ? yb : run.trainY.rows(at: b)
+                    let fLin = f0Train.rows(at: b) + model.jvp(w0, xs, tangent: zip(wLin, w0).map { $0 - $1 })
+                    let (_, gLin) = run.loss.evaluate(outputs: fLin, targets: ys)
+                    let gradLin = model.vjp(w0, xs, cotangent: (1.0 / Double(b.count)) * gLin)
+                    let u = optimizer.update(gradLin, state: linState, parameters: wLin, learningRate: record.learningRate)
+                    linState = u.state
+                    Vec.axpy(1, u.updates, &wLin)
+                }
             }
-            progress(t + 1, T)
+            progress(t + seg.span, T)
         }
         let wT = path.current
         sampleDynamics(step: T, w: wT)
@@ -314,7 +319,9 @@ public struct PathAnalyzer {
             machine("exact", "f0 + path decomposition (x-dependent coefficients)", exact),
             machine("path-km", "path kernel, fixed coefficients (Domingos)", pathKM),
         ] : [machine("exact", "f0 + Σ_t J̄_t Δw_t (JVP route)", exact)]
-        if !kernelForm {
+        if path.checkpointResolution {
+            notes.append("the decomposition is at checkpoint resolution: the trace stores no optimizer state for its \(run.optimizer.kind.rawValue) updates, so the steps between checkpoints cannot be replayed and each straight segment between checkpoints is integrated instead")
+        } else if !kernelForm {
             notes.append("\(run.optimizer.kind.rawValue)\(run.optimizer.momentum > 0 ? " with momentum" : "") updates: the exact decomposition is computed by the JVP route; the path-kernel form for this optimizer (math §5: momentum's two-time kernel, Adam's preconditioned kernel) is not implemented yet, so the path machines are skipped")
         }
         if let pathKMSelf, let pathKRR, let ntk0Lin, let ntk0KM, let ntkTKRR {
@@ -383,7 +390,9 @@ public struct PathAnalyzer {
                        steps: T, trainCount: n, testQueries: nT, outputs: C,
                        networkTrainAccuracy: netAcc(fT, splits[1].1), networkTestAccuracy: netAcc(fT, splits[0].1),
                        notes: notes),
-            replay: .init(mode: run.info.checkpointEvery == 1 ? "every step stored" : "replayed between checkpoints every \(run.info.checkpointEvery) steps",
+            replay: .init(mode: path.checkpointResolution
+                            ? "checkpoint resolution (no optimizer state; segments of \(run.info.checkpointEvery) steps)"
+                            : run.info.checkpointEvery == 1 ? "every step stored" : "replayed between checkpoints every \(run.info.checkpointEvery) steps",
                           checkpointEvery: run.info.checkpointEvery, largestMismatch: path.largestMismatch, tolerance: path.tolerance),
             reconstruction: .init(train: showTrain ? residual(splits[1].1) : nil, test: showTest ? residual(splits[0].1) : nil,
                                   meanNodesPerStep: Double(nodeCount) / Double(max(T, 1)), maxDepth: maxDepth),

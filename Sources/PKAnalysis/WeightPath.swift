@@ -32,6 +32,8 @@ public struct WeightPath {
         current = try reader.checkpoint(step: 0)
         state = optimizer.initialState(parameterCount: run.model.parameterCount)
         tolerance = run.info.precision == .float32 ? 1e-4 : 1e-8
+        let sparse = zip(run.checkpoints, run.checkpoints.dropFirst()).contains { $1 - $0 > 1 }
+        checkpointResolution = try sparse && !optimizer.bufferNames.isEmpty && reader.optimizerState(step: 0) == nil
         try restoreState(at: 0)
     }
 
@@ -43,8 +45,14 @@ public struct WeightPath {
         /// Per-example output gradients `g_i` at `start` on the batch, |B| × C, when the step was
         /// replayed; nil when both ends are stored checkpoints.
         public let outputGradient: Matrix?
+        /// Updates the segment covers: 1, or the checkpoint interval at checkpoint resolution.
+        public var span: Int = 1
         public var delta: [Double] { zip(end, start).map { $0 - $1 } }
     }
+
+    /// True when the steps between checkpoints cannot be replayed (an optimizer with state, sparse
+    /// checkpoints, no stored state): segments then run from checkpoint to checkpoint.
+    public private(set) var checkpointResolution = false
 
     /// Replaces the running optimizer state by the one stored with the checkpoint at `step`, if any.
     private mutating func restoreState(at step: Int) throws {
@@ -65,6 +73,15 @@ public struct WeightPath {
     public mutating func next() throws -> Segment? {
         guard t < run.steps else { return nil }
         let record = run.stepRecords[t]
+        if checkpointResolution {
+            let to = run.checkpoints[checkpointIndex + 1]
+            let end = try reader.checkpoint(step: to)
+            let seg = Segment(step: t, start: current, end: end, record: record, outputGradient: nil, span: to - t)
+            checkpointIndex += 1
+            current = end
+            t = to
+            return seg
+        }
         let storedNext = checkpointIndex + 1 < run.checkpoints.count && run.checkpoints[checkpointIndex + 1] == t + 1
         var end: [Double]
         var gradient: Matrix? = nil

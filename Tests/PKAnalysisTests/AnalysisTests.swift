@@ -171,6 +171,22 @@ struct PathAnalysisTests {
         #expect(abs(sparse.reconstruction.test!.relativeResidual - dense.reconstruction.test!.relativeResidual) < 1e-9)
     }
 
+    /// Sparse checkpoints of a stateful optimizer without its state cannot be replayed: the
+    /// analyzer integrates from checkpoint to checkpoint, still exactly, and says so.
+    @Test func withoutOptimizerStateTheDecompositionIsAtCheckpointResolution() throws {
+        let cfg = config(name: "res", data: #"{"kind":"moons","train":40,"test":20,"noise":0.1}"#,
+                         model: #"{"layers":[2,16,16,1],"activation":"tanh"}"#, loss: .logistic,
+                         optimizer: OptimizerSpec(kind: .sgd, learningRate: 0.05, momentum: 0.9), steps: 20,
+                         batchSize: 10, checkpointEvery: 5)
+        let path = try recordTrace(cfg)
+        try sqlite(path, "DELETE FROM optimizer_state")
+        let r = try analyze(path, AnalysisSettings(nodes: 8))
+        #expect(r.replay.mode.contains("checkpoint resolution"))
+        #expect(r.run.notes.contains { $0.contains("checkpoint resolution") })
+        #expect(r.reconstruction.test!.relativeResidual < 1e-8)
+        #expect(r.run.steps == 20)
+    }
+
     /// Clipped SGD keeps the kernel form (c_t = η_t s_t/|B_t|): the kernel route's exact machine
     /// equals the network at round-off, and the recorded scales show that clipping happened.
     @Test func clippedSGDKeepsTheKernelForm() throws {
