@@ -35,6 +35,8 @@ public struct AnalysisSettings: Codable, Sendable, Equatable, Hashable {
     public var ridge: Double = 1e-6
     public var precision: Precision = .f64
     public var scope: Scope = .full
+    /// Momentum runs: earlier steps' gradients leave the two-time kernel once μ^{t−s} is below this.
+    public var momentumTolerance: Double = 1e-8
 
     public init(nodes: Int = 4, adaptiveTolerance: Double? = nil, queries: Queries = .both, maxQueries: Int? = nil,
                 kernel: KernelMode? = nil, ridge: Double = 1e-6, precision: Precision = .f64, scope: Scope = .full) {

@@ -72,7 +72,12 @@ public struct PathAnalyzer {
         var linState = optimizer.initialState(parameterCount: model.parameterCount)
         // (S)GD, clipped or not, has the kernel form of math §2; momentum and adaptive updates
         // (math §5) are analyzed by the JVP route only for now.
-        let kernelForm = run.optimizer.isPlainGradientDescent && !path.checkpointResolution
+        let mu = run.optimizer.momentum, damp = run.optimizer.dampening, nesterov = run.optimizer.nesterov
+        let momentumForm = (run.optimizer.kind == .gd || run.optimizer.kind == .sgd) && mu > 0 && settings.precision == .f64
+        let kernelForm = (run.optimizer.isPlainGradientDescent || momentumForm) && !path.checkpointResolution
+        func momentumCoefficient(t: Int, s: Int) -> Double {
+            PathAnalyzer.momentumCoefficient(t: t, s: s, momentum: mu, dampening: damp, nesterov: nesterov)
+        }
 
         // Dynamics on a subset of training points, at about 40 sampled steps.
         let dynIdx = PathAnalyzer.evenlySpaced(n, count: min(n, 100))
@@ -114,69 +119,81 @@ public struct PathAnalyzer {
         let xqBlocks = queryBlocks.map { xq.rows($0) }
         let attrIndex = Dictionary(uniqueKeysWithValues: attrRows.enumerated().map { ($1.2, $0) })
 
-        /// One segment's quadrature in precision S: training-side features once, then per node the
-        /// query features (with the fused JVPs) and their kernels against them, accumulated in f64.
-        func integrate<S: BLASScalar>(_: S.Type, seg: WeightPath.Segment, batch: [Int], xb: Matrix, yb: Matrix,
-                                      nodes: [(s: Double, w: Double)], ct: Double, tangents: [[Double]]) -> Matrix {
-            let fb = model.tangentFeatures(seg.start, xb, as: S.self)
-            let g = seg.outputGradient ?? run.loss.evaluate(outputs: Matrix(fb.outputs), targets: yb).perExampleGradient
-            let fbg = mode == .trace ? fb.contracted(with: g) : nil
-            let nb = batch.count
+        /// One segment's quadrature in precision S: per node the queries' features (with the fused
+        /// JVPs) and their kernels against each training side in `sides` (the current step's, and
+        /// with momentum the earlier steps' still in the window), weighted by `η_t c_{t,s}` and
+        /// accumulated in f64.
+        func integrate<S: BLASScalar>(_: S.Type, seg: WeightPath.Segment, sides: [(side: TrainingSide<S>, weight: Double)],
+                                      nodes: [(s: Double, w: Double)], tangents: [[Double]]) {
             for (s, omega) in nodes {
                 var ws = seg.start
                 Vec.axpy(s, seg.delta, &ws)
-                let w = ct * omega
                 for (qb, rows) in queryBlocks.enumerated() {
                     let fq = model.tangentFeatures(ws, xqBlocks[qb], as: S.self, tangents: tangents)
-                    // JΔw (reconstruction) and J·(−ηλw_t) (the decay term R_wd) from the same pass.
+                    // JΔw (reconstruction) and J·(decay part of Δw) (the term R_wd) from the same pass.
                     for (j, jv) in fq.outputTangents.enumerated() {
                         for r in 0..<rows.count { for c in 0..<C {
                             let v = omega * Double(jv[r, c])
                             if j == 0 { jvpSum[rows.lowerBound + r, c] += v } else { rwd[rows.lowerBound + r, c] += v }
                         } }
                     }
-                    let ks = TangentFeatures.kernels(fq, mode == .trace ? [(fb, .trace), (fbg!, .full)] : [(fb, .full)])
-                    let kk = ks[0]
-                    kk.data.withUnsafeBufferPointer { kkp in
-                        kp.data.withUnsafeMutableBufferPointer { kpp in
-                            for r in 0..<(rows.count * blocks) {
-                                let src = r * nb * blocks, dst = (rows.lowerBound * blocks + r) * n * blocks
-                                for (b, i) in batch.enumerated() {
-                                    let to = dst + i * blocks, from = src + b * blocks
-                                    for k in 0..<blocks {
-                                        let v: Double = Double(kkp[from + k])
-                                        kpp[to + k] += w * v
+                    for (side, weight) in sides {
+                        let w = omega * weight
+                        let batch = side.batch, nb = batch.count, g = side.g
+                        let ks = TangentFeatures.kernels(fq, mode == .trace ? [(side.fb, .trace), (side.fbg!, .full)] : [(side.fb, .full)])
+                        let kk = ks[0]
+                        kk.data.withUnsafeBufferPointer { kkp in
+                            kp.data.withUnsafeMutableBufferPointer { kpp in
+                                for r in 0..<(rows.count * blocks) {
+                                    let src = r * nb * blocks, dst = (rows.lowerBound * blocks + r) * n * blocks
+                                    for (b, i) in batch.enumerated() {
+                                        let to = dst + i * blocks, from = src + b * blocks
+                                        for k in 0..<blocks {
+                                            let v: Double = Double(kkp[from + k])
+                                            kpp[to + k] += w * v
+                                        }
                                     }
                                 }
                             }
                         }
-                    }
-                    // N's contributions: Σ_k K̄_ck(x, x_b) g_bk, from K̄ (full) or the contracted kernel (trace).
-                    for r in 0..<rows.count {
-                        let q = rows.lowerBound + r
-                        let diag = (!exactOnly && q >= nT) ? q - nT : -1
-                        let attr = attrIndex[q]
-                        for c in 0..<C {
-                            var rowSum = 0.0
-                            for (b, i) in batch.enumerated() {
-                                var v = 0.0
-                                if mode == .trace {
-                                    v = Double(ks[1][r * C + c, b])
-                                } else {
-                                    let base = (r * C + c) * nb * C + b * C
-                                    for k in 0..<C { v += Double(kk.data[base + k]) * g[b, k] }
+                        // N's contributions: Σ_k K̄_ck(x, x_b) g_bk, from K̄ (full) or the contracted kernel (trace).
+                        for r in 0..<rows.count {
+                            let q = rows.lowerBound + r
+                            let diag = (!exactOnly && q >= nT) ? q - nT : -1
+                            let attr = attrIndex[q]
+                            for c in 0..<C {
+                                var rowSum = 0.0
+                                for (b, i) in batch.enumerated() {
+                                    var v = 0.0
+                                    if mode == .trace {
+                                        v = Double(ks[1][r * C + c, b])
+                                    } else {
+                                        let base = (r * C + c) * nb * C + b * C
+                                        for k in 0..<C { v += Double(kk.data[base + k]) * g[b, k] }
+                                    }
+                                    rowSum += v
+                                    if i == diag { nDiag[i, c] += w * v }
+                                    if let attr { nAttr[attr][c, i] += w * v }
                                 }
-                                rowSum += v
-                                if i == diag { nDiag[i, c] += w * v }
-                                if let attr { nAttr[attr][c, i] += w * v }
+                                nSum[q, c] += w * rowSum
                             }
-                            nSum[q, c] += w * rowSum
                         }
                     }
                 }
             }
-            return g
         }
+
+        /// The training side of step `seg.step`: features at `w_s`, `g_{i,s}`, the scale `s_s/|B_s|`.
+        func trainingSide<S: BLASScalar>(_: S.Type, seg: WeightPath.Segment, batch: [Int], xb: Matrix, yb: Matrix) -> TrainingSide<S> {
+            let fb = model.tangentFeatures(seg.start, xb, as: S.self)
+            let g = seg.outputGradient ?? run.loss.evaluate(outputs: Matrix(fb.outputs), targets: yb).perExampleGradient
+            return TrainingSide(step: seg.step, batch: batch, fb: fb, fbg: mode == .trace ? fb.contracted(with: g) : nil, g: g,
+                                scale: (seg.record.clipScale ?? 1) / Double(batch.count))
+        }
+        // Momentum (math §5): Δw_t = −η_t Σ_{s≤t} c_{t,s} u_s; earlier training sides stay in a
+        // window until μ^{t−s} drops below `momentumTolerance` (float64 only).
+        var window: [TrainingSide<Double>] = []
+        var decayBuffer: [Double]? = nil
 
         var nodeCount = 0, maxDepth = 0
         let rule = GaussLegendre(nodes: settings.nodes)
@@ -188,8 +205,7 @@ public struct PathAnalyzer {
             let xb = run.trainX.rows(at: batch)
             let yb = run.trainY.rows(at: batch)
             let eta = seg.record.learningRate
-            // Clipping scales the whole gradient: c_t = η_t s_t / |B_t|.
-            let ct = eta * (seg.record.clipScale ?? 1) / Double(batch.count)
+            // Clipping scales the whole gradient: c_t = η_t s_t / |B_t| (TrainingSide.scale).
 
             // Quadrature nodes for this segment.
             var nodes: [(s: Double, w: Double)]
@@ -203,8 +219,22 @@ public struct PathAnalyzer {
             }
             nodeCount += nodes.count
 
-            let tangents = lambdaWD > 0 ? [delta, seg.start.map { -eta * lambdaWD * $0 }] : [delta]
-            let g: Matrix
+            // The decay part of Δw_t: −η_t λ Σ_s c_{t,s} w_s (just −η_t λ w_t without momentum).
+            var decayTangent: [Double]? = nil
+            if lambdaWD > 0 {
+                var dec = seg.start
+                if momentumForm {
+                    var buf = decayBuffer ?? seg.start
+                    if decayBuffer != nil {
+                        for k in buf.indices { buf[k] = mu * buf[k] + (1 - damp) * seg.start[k] }
+                    }
+                    decayBuffer = buf
+                    dec = nesterov ? zip(seg.start, buf).map { $0 + mu * $1 } : buf
+                }
+                decayTangent = dec.map { -eta * lambdaWD * $0 }
+            }
+            let tangents = decayTangent.map { [delta, $0] } ?? [delta]
+            var sides: [(step: Int, batch: [Int], g: Matrix, weight: Double)] = []
             if !kernelForm {
                 // Σ_j ω_j J(x; w_t + s_jΔw_t)Δw_t only: the whole update is the decomposition's term.
                 for (s, omega) in nodes {
@@ -213,16 +243,29 @@ public struct PathAnalyzer {
                     let jv = model.jvp(ws, xq, tangent: delta)
                     for i in jvpSum.data.indices { jvpSum.data[i] += omega * jv.data[i] }
                 }
-                g = Matrix(rows: batch.count, cols: C)
+            } else if momentumForm {
+                window.append(trainingSide(Double.self, seg: seg, batch: batch, xb: xb, yb: yb))
+                window.removeAll { pow(mu, Double(t - $0.step)) < settings.momentumTolerance && $0.step != t }
+                let weighted = window.map { ($0, eta * momentumCoefficient(t: t, s: $0.step) * $0.scale) }
+                integrate(Double.self, seg: seg, sides: weighted, nodes: nodes, tangents: tangents)
+                sides = weighted.map { ($0.0.step, $0.0.batch, $0.0.g, $0.1) }
             } else {
-            switch settings.precision {
-            case .f64: g = integrate(Double.self, seg: seg, batch: batch, xb: xb, yb: yb, nodes: nodes, ct: ct, tangents: tangents)
-            case .f32: g = integrate(Float.self, seg: seg, batch: batch, xb: xb, yb: yb, nodes: nodes, ct: ct, tangents: tangents)
+                switch settings.precision {
+                case .f64:
+                    let side = trainingSide(Double.self, seg: seg, batch: batch, xb: xb, yb: yb)
+                    integrate(Double.self, seg: seg, sides: [(side, eta * side.scale)], nodes: nodes, tangents: tangents)
+                    sides = [(t, batch, side.g, eta * side.scale)]
+                case .f32:
+                    let side = trainingSide(Float.self, seg: seg, batch: batch, xb: xb, yb: yb)
+                    integrate(Float.self, seg: seg, sides: [(side, eta * side.scale)], nodes: nodes, tangents: tangents)
+                    sides = [(t, batch, side.g, eta * side.scale)]
+                }
             }
-            }
-            for (b, i) in batch.enumerated() {
-                cSum[i] += ct
-                for c in 0..<C { gSum[i, c] += ct * g[b, c] }
+            for side in sides {
+                for (b, i) in side.batch.enumerated() {
+                    cSum[i] += side.weight
+                    for c in 0..<C { gSum[i, c] += side.weight * side.g[b, c] }
+                }
             }
 
             // The linearized network (ntk0-km), trained with the same batches and rates.
@@ -319,10 +362,15 @@ public struct PathAnalyzer {
             machine("exact", "f0 + path decomposition (x-dependent coefficients)", exact),
             machine("path-km", "path kernel, fixed coefficients (Domingos)", pathKM),
         ] : [machine("exact", "f0 + Σ_t J̄_t Δw_t (JVP route)", exact)]
+        if momentumForm && kernelForm {
+            notes.append("momentum \(mu)\(nesterov ? " (Nesterov)" : ""): two-time path kernel J̄_t(x)·J(x_i; w_s)ᵀ weighted by η_t c_{t,s}; earlier steps leave it once μ^{t−s} < \(settings.momentumTolerance) (what they would add shows in the kernel-form residual)")
+        }
         if path.checkpointResolution {
             notes.append("the decomposition is at checkpoint resolution: the trace stores no optimizer state for its \(run.optimizer.kind.rawValue) updates, so the steps between checkpoints cannot be replayed and each straight segment between checkpoints is integrated instead")
         } else if !kernelForm {
-            notes.append("\(run.optimizer.kind.rawValue)\(run.optimizer.momentum > 0 ? " with momentum" : "") updates: the exact decomposition is computed by the JVP route; the path-kernel form for this optimizer (math §5: momentum's two-time kernel, Adam's preconditioned kernel) is not implemented yet, so the path machines are skipped")
+            notes.append(mu > 0 && !momentumForm
+                ? "momentum's two-time kernel runs in float64 only (--precision f64); here the exact decomposition is computed by the JVP route and the path machines are skipped"
+                : "\(run.optimizer.kind.rawValue) updates: the exact decomposition is computed by the JVP route; the path-kernel form for this optimizer (math §5: Adam's preconditioned kernel) is not implemented yet, so the path machines are skipped")
         }
         if let pathKMSelf, let pathKRR, let ntk0Lin, let ntk0KM, let ntkTKRR {
             if kernelForm {
@@ -400,4 +448,26 @@ public struct PathAnalyzer {
             seconds: Date().timeIntervalSince(started), toolVersion: "")
         return (result, kp)
     }
+}
+
+extension PathAnalyzer {
+    /// `c_{t,s}` of `Δw_t = −η_t Σ_{s≤t} c_{t,s} u_s` for PyTorch's momentum (`u_s` the batch
+    /// gradient plus coupled decay): heavy ball `μ^{t−s}` times 1 for `s = 0` and `1 − dampening`
+    /// after; Nesterov `μ` times that plus 1 at `s = t`.
+    static func momentumCoefficient(t: Int, s: Int, momentum mu: Double, dampening: Double, nesterov: Bool) -> Double {
+        var c = pow(mu, Double(t - s)) * (s == 0 ? 1 : 1 - dampening)
+        if nesterov { c = mu * c + (s == t ? 1 : 0) }
+        return c
+    }
+}
+
+/// One step's training side of the kernel: features at `w_s` on its batch, `g_{i,s}`, and the
+/// per-example scale `s_s/|B_s|` (clip scale over batch size).
+struct TrainingSide<S: BLASScalar> {
+    let step: Int
+    let batch: [Int]
+    let fb: TangentFeatures<S>
+    let fbg: TangentFeatures<S>?
+    let g: Matrix
+    let scale: Double
 }

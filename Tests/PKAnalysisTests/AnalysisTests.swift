@@ -157,9 +157,17 @@ struct PathAnalysisTests {
         #expect(dense.reconstruction.test!.relativeResidual < 1e-9)
         #expect(dense.kernelMachines.first!.name == "exact")
         #expect(dense.kernelMachines.first!.test!.maxAbsError < 1e-9)
-        #expect(!dense.kernelMachines.contains { $0.name == "path-km" })
-        #expect(dense.run.notes.contains { $0.contains("JVP route") })
-        #expect(dense.attribution.isEmpty)   // attribution needs the kernel form
+        if cfg.optimizer.momentum > 0 {
+            // Momentum: the two-time kernel form reconstructs too (no tail cut in 24 steps at μ = 0.9).
+            #expect(dense.kernelMachines.contains { $0.name == "path-km" })
+            #expect(dense.reconstruction.test!.kernelFormMaxAbs < 1e-9)
+            #expect(dense.run.notes.contains { $0.contains("two-time") })
+            #expect(!dense.attribution.isEmpty)
+        } else {
+            #expect(!dense.kernelMachines.contains { $0.name == "path-km" })
+            #expect(dense.run.notes.contains { $0.contains("JVP route") })
+            #expect(dense.attribution.isEmpty)   // attribution needs the kernel form
+        }
         cfg.training.checkpointEvery = 5
         let path = try recordTrace(cfg, name: "sparse.sqlite")
         let reader = try TraceReader.open(path)
@@ -185,6 +193,31 @@ struct PathAnalysisTests {
         #expect(r.run.notes.contains { $0.contains("checkpoint resolution") })
         #expect(r.reconstruction.test!.relativeResidual < 1e-8)
         #expect(r.run.steps == 20)
+    }
+
+    /// Momentum's coefficients against the optimizer's own (`ScaleByMomentum.weights`), and the
+    /// tail cut: a coarse tolerance drops old steps, which shows in the kernel form only.
+    @Test func momentumCoefficientsAndTailCut() throws {
+        for (mu, d, nest) in [(0.9, 0.0, false), (0.5, 0.3, false), (0.8, 0.0, true)] {
+            let oracle = ScaleByMomentum(momentum: mu, dampening: d, nesterov: nest)
+            for t in [0, 1, 5] {
+                let w = oracle.weights(step: t)
+                for s in 0...t {
+                    let c = PathAnalyzer.momentumCoefficient(t: t, s: s, momentum: mu, dampening: d, nesterov: nest)
+                    #expect(abs(c - w[s]) <= 1e-15 * max(1, abs(w[s])))
+                }
+            }
+        }
+        let cfg = config(name: "tail", data: #"{"kind":"moons","train":40,"test":20,"noise":0.1}"#,
+                         model: #"{"layers":[2,16,16,1],"activation":"tanh"}"#, loss: .logistic,
+                         optimizer: OptimizerSpec(kind: .sgd, learningRate: 0.1, momentum: 0.9), steps: 30, batchSize: 10)
+        let path = try recordTrace(cfg)
+        var coarse = AnalysisSettings(nodes: 3)
+        coarse.momentumTolerance = 0.3
+        let cut = try analyze(path, coarse), full = try analyze(path, AnalysisSettings(nodes: 3))
+        #expect(abs(cut.reconstruction.test!.relativeResidual - full.reconstruction.test!.relativeResidual) < 1e-12)
+        #expect(full.reconstruction.test!.kernelFormMaxAbs < 1e-9)
+        #expect(cut.reconstruction.test!.kernelFormMaxAbs > 1e-4)
     }
 
     /// Clipped SGD keeps the kernel form (c_t = η_t s_t/|B_t|): the kernel route's exact machine
