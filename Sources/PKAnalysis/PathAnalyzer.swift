@@ -123,8 +123,22 @@ public struct PathAnalyzer {
         /// JVPs) and their kernels against each training side in `sides` (the current step's, and
         /// with momentum the earlier steps' still in the window), weighted by `η_t c_{t,s}` and
         /// accumulated in f64.
-        func integrate<S: BLASScalar>(_: S.Type, seg: WeightPath.Segment, sides: [(side: TrainingSide<S>, weight: Double)],
+        func integrate<S: BLASScalar>(_: S.Type, seg: WeightPath.Segment, sides weighted: [(side: TrainingSide<S>, weight: Double)],
                                       nodes: [(s: Double, w: Double)], tangents: [[Double]]) {
+            // Sides joined into groups of at most max(4n, one batch) examples (one kernel call per
+            // group, node and query block; memory stays bounded for full-batch momentum), each
+            // example column carrying its side's weight.
+            var groups: [[(side: TrainingSide<S>, weight: Double)]] = [[]]
+            var columns = 0
+            for w in weighted {
+                if columns > 0 && columns + w.side.batch.count > 4 * n { groups.append([]); columns = 0 }
+                groups[groups.count - 1].append(w)
+                columns += w.side.batch.count
+            }
+            let sides = groups.map { group in
+                (group.count == 1 ? group[0].side : TrainingSide<S>.concatenating(group.map(\.side)),
+                 group.flatMap { w in [Double](repeating: w.weight, count: w.side.batch.count) })
+            }
             for (s, omega) in nodes {
                 var ws = seg.start
                 Vec.axpy(s, seg.delta, &ws)
@@ -137,8 +151,7 @@ public struct PathAnalyzer {
                             if j == 0 { jvpSum[rows.lowerBound + r, c] += v } else { rwd[rows.lowerBound + r, c] += v }
                         } }
                     }
-                    for (side, weight) in sides {
-                        let w = omega * weight
+                    for (side, columnWeight) in sides {
                         let batch = side.batch, nb = batch.count, g = side.g
                         let ks = TangentFeatures.kernels(fq, mode == .trace ? [(side.fb, .trace), (side.fbg!, .full)] : [(side.fb, .full)])
                         let kk = ks[0]
@@ -147,7 +160,7 @@ public struct PathAnalyzer {
                                 for r in 0..<(rows.count * blocks) {
                                     let src = r * nb * blocks, dst = (rows.lowerBound * blocks + r) * n * blocks
                                     for (b, i) in batch.enumerated() {
-                                        let to = dst + i * blocks, from = src + b * blocks
+                                        let to = dst + i * blocks, from = src + b * blocks, w = omega * columnWeight[b]
                                         for k in 0..<blocks {
                                             let v: Double = Double(kkp[from + k])
                                             kpp[to + k] += w * v
@@ -164,6 +177,7 @@ public struct PathAnalyzer {
                             for c in 0..<C {
                                 var rowSum = 0.0
                                 for (b, i) in batch.enumerated() {
+                                    let w = omega * columnWeight[b]
                                     var v = 0.0
                                     if mode == .trace {
                                         v = Double(ks[1][r * C + c, b])
@@ -171,11 +185,11 @@ public struct PathAnalyzer {
                                         let base = (r * C + c) * nb * C + b * C
                                         for k in 0..<C { v += Double(kk.data[base + k]) * g[b, k] }
                                     }
-                                    rowSum += v
+                                    rowSum += w * v
                                     if i == diag { nDiag[i, c] += w * v }
                                     if let attr { nAttr[attr][c, i] += w * v }
                                 }
-                                nSum[q, c] += w * rowSum
+                                nSum[q, c] += rowSum
                             }
                         }
                     }
@@ -470,4 +484,14 @@ struct TrainingSide<S: BLASScalar> {
     let fbg: TangentFeatures<S>?
     let g: Matrix
     let scale: Double
+
+    /// The sides' examples one after another (batch indices, features, gradients); `step` and
+    /// `scale` of the first (per-side weights are kept by the caller).
+    static func concatenating(_ parts: [TrainingSide]) -> TrainingSide {
+        let g = Matrix(rows: parts.reduce(0) { $0 + $1.g.rows }, cols: parts[0].g.cols, data: parts.flatMap(\.g.data))
+        return TrainingSide(step: parts[0].step, batch: parts.flatMap(\.batch),
+                            fb: TangentFeatures.concatenating(parts.map(\.fb)),
+                            fbg: parts[0].fbg == nil ? nil : TangentFeatures.concatenating(parts.map { $0.fbg! }),
+                            g: g, scale: parts[0].scale)
+    }
 }

@@ -275,7 +275,7 @@ extension TangentFeatures {
     /// The features of the examples of `parts`, in order (same network and channels).
     @_specialize(where Scalar == Double)
     @_specialize(where Scalar == Float)
-    static func concatenating(_ parts: [TangentFeatures]) -> TangentFeatures {
+    public static func concatenating(_ parts: [TangentFeatures]) -> TangentFeatures {
         let n = parts.reduce(0) { $0 + $1.count }, C = parts[0].channels
         let inputs = parts[0].inputs.indices.map { l in
             DenseMatrix(rows: n, cols: parts[0].inputs[l].cols, data: parts.flatMap { $0.inputs[l].data })
