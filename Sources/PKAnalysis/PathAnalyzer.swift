@@ -141,7 +141,7 @@ public struct PathAnalyzer {
             }
             for (s, omega) in nodes {
                 var ws = seg.start
-                Vec.axpy(s, seg.delta, &ws)
+                Vec.axpy(s, tangents[0], &ws)   // tangents[0] is Δw_t
                 for (qb, rows) in queryBlocks.enumerated() {
                     let fq = model.tangentFeatures(ws, xqBlocks[qb], as: S.self, tangents: tangents)
                     // JΔw (reconstruction) and J·(decay part of Δw) (the term R_wd) from the same pass.

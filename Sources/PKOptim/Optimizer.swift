@@ -131,6 +131,8 @@ public struct OptimizerSpec: Codable, Sendable, Equatable {
     }
 }
 
+/// Plain gradient descent written out directly: the reference that `Transform.sgd()` equals bit
+/// for bit (tests); training and replay use the transformation chains.
 /// Gradient descent as a value transformation. Stateless (its state is `Void`), so replay needs
 /// only the recorded learning rates and batches.
 public struct GradientDescent: Sendable {
