@@ -251,11 +251,17 @@ public struct PathAnalyzer {
             var sides: [(step: Int, batch: [Int], g: Matrix, weight: Double)] = []
             if !kernelForm {
                 // Σ_j ω_j J(x; w_t + s_jΔw_t)Δw_t only: the whole update is the decomposition's term.
+                // AdamW's decoupled decay −η_tλw_t is a separate part of Δw_t: its share (R_wd) is sized too.
+                let decoupled = run.optimizer.kind == .adamw && lambdaWD > 0 ? seg.start.map { -eta * lambdaWD * $0 } : nil
                 for (s, omega) in nodes {
                     var ws = seg.start
                     Vec.axpy(s, delta, &ws)
                     let jv = model.jvp(ws, xq, tangent: delta)
                     for i in jvpSum.data.indices { jvpSum.data[i] += omega * jv.data[i] }
+                    if let decoupled {
+                        let jd = model.jvp(ws, xq, tangent: decoupled)
+                        for i in rwd.data.indices { rwd.data[i] += omega * jd.data[i] }
+                    }
                 }
             } else if momentumForm {
                 window.append(trainingSide(Double.self, seg: seg, batch: batch, xb: xb, yb: yb))
@@ -376,6 +382,13 @@ public struct PathAnalyzer {
             machine("exact", "f0 + path decomposition (x-dependent coefficients)", exact),
             machine("path-km", "path kernel, fixed coefficients (Domingos)", pathKM),
         ] : [machine("exact", "f0 + Σ_t J̄_t Δw_t (JVP route)", exact)]
+        if lambdaWD > 0 && (kernelForm || run.optimizer.kind == .adamw) {
+            let rows = fidelityRows
+            var num = 0.0, den = 0.0
+            for q in rows { for c in 0..<C { num += rwd[q, c] * rwd[q, c]; den += change[q, c] * change[q, c] } }
+            let share = den > 0 ? (num / den).squareRoot() : 0
+            notes.append("weight decay (\(run.optimizer.kind == .adamw ? "decoupled" : "coupled L2"), λ = \(lambdaWD)): its term R_wd = Σ_t J̄_t(−η_tλ·w) has ‖R_wd‖/‖f_T − f_0‖ = \(String(format: "%.3g", share)) on the \(nT > 0 ? "held-out" : "training") queries")
+        }
         if momentumForm && kernelForm {
             notes.append("momentum \(mu)\(nesterov ? " (Nesterov)" : ""): two-time path kernel J̄_t(x)·J(x_i; w_s)ᵀ weighted by η_t c_{t,s}; earlier steps leave it once μ^{t−s} < \(settings.momentumTolerance) (what they would add shows in the kernel-form residual)")
         }

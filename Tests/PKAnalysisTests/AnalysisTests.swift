@@ -168,6 +168,9 @@ struct PathAnalysisTests {
             #expect(dense.run.notes.contains { $0.contains("JVP route") })
             #expect(dense.attribution.isEmpty)   // attribution needs the kernel form
         }
+        if cfg.optimizer.weightDecay > 0 && (cfg.optimizer.kind == .adamw || cfg.optimizer.kind == .sgd) {
+            #expect(dense.run.notes.contains { $0.contains("R_wd") })
+        }
         cfg.training.checkpointEvery = 5
         let path = try recordTrace(cfg, name: "sparse.sqlite")
         let reader = try TraceReader.open(path)
