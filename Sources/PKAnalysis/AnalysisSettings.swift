@@ -55,6 +55,9 @@ public struct AnalysisSettings: Codable, Sendable, Equatable, Hashable {
         if let t = adaptiveTolerance, !(t > 0 && t.isFinite) { throw AnalysisError("--adaptive needs a positive tolerance, got \(t)") }
         if let m = maxQueries, m < 1 { throw AnalysisError("--max-queries must be ≥ 1, got \(m)") }
         guard ridge >= 0, ridge.isFinite else { throw AnalysisError("--ridge must be ≥ 0, got \(ridge)") }
+        guard momentumTolerance > 0 && momentumTolerance < 1 else {
+            throw AnalysisError("--momentum-tolerance must be between 0 and 1 (exclusive), got \(momentumTolerance)")
+        }
         if scope == .exact && queries != .test { throw AnalysisError("--scope exact analyzes held-out queries only: pass --queries test") }
     }
 }

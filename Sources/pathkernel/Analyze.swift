@@ -31,9 +31,14 @@ struct AnalysisOptions: ParsableArguments {
     @Option(help: "full: every kernel machine, dynamics, training points as queries. exact: only the exact decomposition, K^p and path-km on held-out queries (needs --queries test).")
     var scope: AnalysisSettings.Scope = .full
 
+    @Option(help: ArgumentHelp("Momentum runs: an earlier step leaves the two-time kernel once μ^(t−s) is below TOL (its cut shows in the kernel-form residual).", valueName: "TOL"))
+    var momentumTolerance: Double = 1e-8
+
     var settings: AnalysisSettings {
-        AnalysisSettings(nodes: nodes, adaptiveTolerance: adaptive, queries: queries, maxQueries: maxQueries,
-                         kernel: kernel, ridge: ridge, precision: precision, scope: scope)
+        var s = AnalysisSettings(nodes: nodes, adaptiveTolerance: adaptive, queries: queries, maxQueries: maxQueries,
+                                 kernel: kernel, ridge: ridge, precision: precision, scope: scope)
+        s.momentumTolerance = momentumTolerance
+        return s
     }
 }
 

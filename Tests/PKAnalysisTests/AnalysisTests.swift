@@ -132,6 +132,9 @@ struct PathAnalysisTests {
 
     @Test func scopeExactNeedsHeldOutQueries() throws {
         #expect(throws: AnalysisError.self) { try AnalysisSettings(queries: .both, scope: .exact).validate() }
+        var bad = AnalysisSettings()
+        bad.momentumTolerance = 1
+        #expect(throws: AnalysisError.self) { try bad.validate() }
         var cfg = try Presets.load("sine-tanh")
         cfg.training.steps = 2
         cfg.data.test = 0
