@@ -70,8 +70,8 @@ public struct PathAnalyzer {
         // The update rule, for the linearized network (ntk0-km) trained like the network.
         let optimizer = try run.optimizer.transformation()
         var linState = optimizer.initialState(parameterCount: model.parameterCount)
-        // (S)GD, clipped or not, has the kernel form of math §2; momentum and adaptive updates
-        // (math §5) are analyzed by the JVP route only for now.
+        // (S)GD, clipped or not, has the kernel form of math §2, momentum (float64) the two-time
+        // form of §5; adaptive updates (Adam, RMSProp) are analyzed by the JVP route only for now.
         let mu = run.optimizer.momentum, damp = run.optimizer.dampening, nesterov = run.optimizer.nesterov
         let momentumForm = (run.optimizer.kind == .gd || run.optimizer.kind == .sgd) && mu > 0 && settings.precision == .f64
         let kernelForm = (run.optimizer.isPlainGradientDescent || momentumForm) && !path.checkpointResolution
@@ -218,8 +218,7 @@ public struct PathAnalyzer {
             let batch = seg.record.batch.map(Int.init)
             let xb = run.trainX.rows(at: batch)
             let yb = run.trainY.rows(at: batch)
-            let eta = seg.record.learningRate
-            // Clipping scales the whole gradient: c_t = η_t s_t / |B_t| (TrainingSide.scale).
+            let eta = seg.record.learningRate   // clipping's s_t/|B_t| is in TrainingSide.scale
 
             // Quadrature nodes for this segment.
             var nodes: [(s: Double, w: Double)]
