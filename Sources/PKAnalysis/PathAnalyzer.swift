@@ -74,7 +74,26 @@ public struct PathAnalyzer {
         // form of §5; adaptive updates (Adam, RMSProp) are analyzed by the JVP route only for now.
         let mu = run.optimizer.momentum, damp = run.optimizer.dampening, nesterov = run.optimizer.nesterov
         let momentumForm = (run.optimizer.kind == .gd || run.optimizer.kind == .sgd) && mu > 0 && settings.precision == .f64
-        let kernelForm = (run.optimizer.isPlainGradientDescent || momentumForm) && !path.checkpointResolution
+        // Adam, AdamW, RMSProp: the preconditioned kernel (PreconditionedForm), float64, computed
+        // backwards in time after the forward pass; it keeps w_t and D_t of every step.
+        var notes = run.notes
+        var preconditioned: PreconditionedForm? = nil
+        if let form = PreconditionedForm(spec: run.optimizer), !path.checkpointResolution {
+            let bytes = 16 * Double(T) * Double(model.parameterCount)
+            if settings.precision != .f64 {
+                notes.append("\(form.name)'s preconditioned path kernel runs in float64 only (--precision f64); here the exact decomposition is computed by the JVP route and the path machines are skipped")
+            } else if let s0 = try reader.optimizerState(step: 0), s0.count > 0 {
+                notes.append("the trace's optimizer state at step 0 is not fresh (\(s0.count) earlier updates): the first moment before the trace is not a combination of recorded gradients, so \(form.name)'s preconditioned kernel is skipped (exact decomposition by the JVP route)")
+            } else if bytes > 4e9 {
+                notes.append("\(form.name)'s preconditioned path kernel would hold w_t and D_t of all \(T) steps (\(String(format: "%.1f", bytes / 1e9)) GB); skipped (exact decomposition by the JVP route)")
+            } else {
+                preconditioned = form
+            }
+        }
+        let adaptiveForm = preconditioned != nil
+        var pcState = optimizer.initialState(parameterCount: model.parameterCount)
+        let kernelForm = (run.optimizer.isPlainGradientDescent || momentumForm || adaptiveForm) && !path.checkpointResolution
+        let totalWork = adaptiveForm ? 2 * T : T
         func momentumCoefficient(t: Int, s: Int) -> Double {
             PathAnalyzer.momentumCoefficient(t: t, s: s, momentum: mu, dampening: damp, nesterov: nesterov)
         }
@@ -96,7 +115,7 @@ public struct PathAnalyzer {
             let align = PathAnalyzer.cosine(theta, yyT)
             let travel = Vec.norm(zip(w, w0).map { $0 - $1 }) / max(Vec.norm(w0), .leastNormalMagnitude)
             var pkm: Double? = nil
-            if step > 0 && kernelForm {
+            if step > 0 && kernelForm && !adaptiveForm {
                 let a = PathAnalyzer.fixedCoefficients(cSum: cSum, gSum: gSum)
                 var num = 0.0, den = 0.0
                 for q in fidelityRows {
@@ -248,11 +267,12 @@ public struct PathAnalyzer {
             }
             let tangents = decayTangent.map { [delta, $0] } ?? [delta]
             var sides: [(step: Int, batch: [Int], g: Matrix, weight: Double)] = []
-            if !kernelForm {
+            if !kernelForm || adaptiveForm {
                 // Σ_j ω_j J(x; w_t + s_jΔw_t)Δw_t only: the whole update is the decomposition's term.
                 // AdamW's decoupled decay −η_tλw_t is a separate part of Δw_t: its share (R_wd) is sized too.
+                // (The preconditioned form computes both from its own backward pass's features.)
                 let decoupled = run.optimizer.kind == .adamw && lambdaWD > 0 ? seg.start.map { -eta * lambdaWD * $0 } : nil
-                for (s, omega) in nodes {
+                for (s, omega) in nodes where !adaptiveForm {
                     var ws = seg.start
                     Vec.axpy(s, delta, &ws)
                     let jv = model.jvp(ws, xq, tangent: delta)
@@ -261,6 +281,18 @@ public struct PathAnalyzer {
                         let jd = model.jvp(ws, xq, tangent: decoupled)
                         for i in rwd.data.indices { rwd.data[i] += omega * jd.data[i] }
                     }
+                }
+                if preconditioned != nil {
+                    // D_t from the state after update t: the trace's (stored or replayed), else our own update.
+                    if let st = seg.state {
+                        pcState = st
+                    } else {
+                        pcState = optimizer.step(model: model, parameters: seg.start, state: pcState, inputs: xb, targets: yb,
+                                                 loss: run.loss, learningRate: eta).state ?? pcState
+                    }
+                    let d = optimizer.preconditioner(pcState) ?? [Double](repeating: 1, count: model.parameterCount)
+                    preconditioned!.steps.append(.init(start: seg.start, preconditioner: d, batch: batch, learningRate: eta,
+                                                       scale: (seg.record.clipScale ?? 1) / Double(batch.count), nodes: nodes))
                 }
             } else if momentumForm {
                 window.append(trainingSide(Double.self, seg: seg, batch: batch, xb: xb, yb: yb))
@@ -301,10 +333,20 @@ public struct PathAnalyzer {
                     Vec.axpy(1, u.updates, &wLin)
                 }
             }
-            progress(t + seg.span, T)
+            progress(t + seg.span, totalWork)
         }
         let wT = path.current
         sampleDynamics(step: T, w: wT)
+        if var form = preconditioned {
+            form.end = wT
+            var acc = KernelAccumulators(kp: kp, nSum: nSum, nDiag: nDiag, nAttr: nAttr, rwd: rwd, jvpSum: jvpSum, cSum: cSum, gSum: gSum)
+            kp = Matrix(rows: 0, cols: 0)   // one copy of K^p
+            PathAnalyzer.accumulatePreconditioned(form, model: model, run: run, xq: xq, nT: nT, exactOnly: exactOnly, mode: mode,
+                                                  attrIndex: attrIndex, into: &acc) { done, total in
+                progress(T + done * T / max(total, 1), totalWork)
+            }
+            (kp, nSum, nDiag, nAttr, rwd, jvpSum, cSum, gSum) = (acc.kp, acc.nSum, acc.nDiag, acc.nAttr, acc.rwd, acc.jvpSum, acc.cSum, acc.gSum)
+        }
 
         // Network outputs at both ends.
         let f0 = model.forward(w0, xq)
@@ -365,7 +407,6 @@ public struct PathAnalyzer {
                                          labels: rows.map { labels[$0] }, task: run.info.task)
         }
         let showTrain = settings.queries != .test, showTest = settings.queries != .train && nT > 0
-        var notes = run.notes
         func machine(_ name: String, _ desc: String, _ pred: Matrix, ridge: Double? = nil) -> AnalysisResult.KernelMachine {
             .init(name: name, description: desc, train: showTrain ? fid(pred, splits[1].1) : nil,
                   test: showTest ? fid(pred, splits[0].1) : nil, ridge: ridge)
@@ -391,12 +432,12 @@ public struct PathAnalyzer {
         if momentumForm && kernelForm {
             notes.append("momentum \(mu)\(nesterov ? " (Nesterov)" : ""): two-time path kernel J̄_t(x)·J(x_i; w_s)ᵀ weighted by η_t c_{t,s}; earlier steps leave it once μ^{t−s} < \(settings.momentumTolerance) (what they would add shows in the kernel-form residual)")
         }
+        if let preconditioned { notes.append(preconditioned.description) }
         if path.checkpointResolution {
             notes.append("the decomposition is at checkpoint resolution: the trace stores no optimizer state for its \(run.optimizer.kind.rawValue) updates, so the steps between checkpoints cannot be replayed and each straight segment between checkpoints is integrated instead")
-        } else if !kernelForm {
-            notes.append(mu > 0 && !momentumForm
-                ? "momentum's two-time kernel runs in float64 only (--precision f64); here the exact decomposition is computed by the JVP route and the path machines are skipped"
-                : "\(run.optimizer.kind.rawValue) updates: the exact decomposition is computed by the JVP route; the path-kernel form for this optimizer (math §5: Adam's preconditioned kernel) is not implemented yet, so the path machines are skipped")
+        } else if !kernelForm && PreconditionedForm(spec: run.optimizer) == nil {
+            // (SGD with momentum under --precision f32; Adam-type updates have their notes above.)
+            notes.append("momentum's two-time kernel runs in float64 only (--precision f64); here the exact decomposition is computed by the JVP route and the path machines are skipped")
         }
         if let pathKMSelf, let pathKRR, let ntk0Lin, let ntk0KM, let ntkTKRR {
             if kernelForm {

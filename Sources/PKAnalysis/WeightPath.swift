@@ -47,6 +47,9 @@ public struct WeightPath {
         public let outputGradient: Matrix?
         /// Updates the segment covers: 1, or the checkpoint interval at checkpoint resolution.
         public var span: Int = 1
+        /// The optimizer's state after this step's update, when known: replayed, or stored with
+        /// the checkpoint at `step + 1`. nil otherwise (the analyzer then runs the update itself).
+        public var state: OptimizerState? = nil
         public var delta: [Double] { zip(end, start).map { $0 - $1 } }
     }
 
@@ -54,15 +57,18 @@ public struct WeightPath {
     /// checkpoints, no stored state): segments then run from checkpoint to checkpoint.
     public private(set) var checkpointResolution = false
 
-    /// Replaces the running optimizer state by the one stored with the checkpoint at `step`, if any.
-    private mutating func restoreState(at step: Int) throws {
-        guard let stored = try reader.optimizerState(step: step) else { return }
+    /// Replaces the running optimizer state by the one stored with the checkpoint at `step`, if any;
+    /// true when there was one.
+    @discardableResult
+    private mutating func restoreState(at step: Int) throws -> Bool {
+        guard let stored = try reader.optimizerState(step: step) else { return false }
         do {
             state = try optimizer.restoreState(count: stored.count, names: stored.names, values: stored.values,
                                                parameterCount: run.model.parameterCount)
         } catch {
             throw AnalysisError("\(run.path): the optimizer state stored at step \(step) does not fit the recorded optimizer: \(error)")
         }
+        return true
     }
 
     /// The next segment, or nil after the last analyzed step.
@@ -85,6 +91,7 @@ public struct WeightPath {
         let storedNext = checkpointIndex + 1 < run.checkpoints.count && run.checkpoints[checkpointIndex + 1] == t + 1
         var end: [Double]
         var gradient: Matrix? = nil
+        var known = false
         if storedNext && run.info.checkpointEvery == 1 {
             end = try reader.checkpoint(step: t + 1)
         } else {
@@ -92,6 +99,7 @@ public struct WeightPath {
             let result = optimizer.step(model: run.model, parameters: current, state: state, inputs: run.trainX.rows(at: batch),
                                         targets: run.trainY.rows(at: batch), loss: run.loss, learningRate: record.learningRate)
             state = result.state ?? state
+            known = result.state != nil
             guard let next = result.next else {
                 throw AnalysisError("\(run.path): replaying step \(t) gives a non-finite loss; the trace is inconsistent with its model and data")
             }
@@ -114,9 +122,10 @@ public struct WeightPath {
         }
         if storedNext {
             checkpointIndex += 1
-            try restoreState(at: t + 1)
+            if try restoreState(at: t + 1) { known = true }
         }
-        let seg = Segment(step: t, start: current, end: end, record: record, outputGradient: gradient)
+        var seg = Segment(step: t, start: current, end: end, record: record, outputGradient: gradient)
+        if known && !optimizer.bufferNames.isEmpty { seg.state = state }
         current = end
         t += 1
         return seg

@@ -64,3 +64,148 @@ extension MLP {
         preconditionFailure("an MLP has at least one layer")
     }
 }
+
+/// Explicit per-row parameter vectors (Jacobian rows and combinations of them) kept layer by
+/// layer, so that each layer's weight block of every row is one matrix: `weights[l]` is
+/// `(rows·out_l) × in_l` (row `row·out_l + i` holds `∂/∂W_l[i, :]`), `biases[l]` is
+/// `rows × out_l` (0 × 0 without biases). `flattened()` gives the usual `rows × P` layout.
+public struct LayeredRows: Sendable {
+    public let rows: Int
+    public var weights: [Matrix]
+    public var biases: [Matrix]
+
+    public init(rows: Int, model: MLP) {
+        self.rows = rows
+        weights = model.layers.map { Matrix(rows: rows * $0.outputs, cols: $0.inputs) }
+        biases = model.layers.map { $0.biasOffset == nil ? Matrix(rows: 0, cols: 0) : Matrix(rows: rows, cols: $0.outputs) }
+    }
+
+    /// `rows × P` in the model's parameter order.
+    public func flattened(model: MLP) -> Matrix {
+        let P = model.parameterCount
+        var out = Matrix(rows: rows, cols: P)
+        for layer in model.layers {
+            let l = layer.index, block = layer.weightCount
+            for row in 0..<rows {
+                for e in 0..<block { out.data[row * P + layer.weightOffset + e] = weights[l].data[row * block + e] }
+                if let bo = layer.biasOffset {
+                    for i in 0..<layer.outputs { out.data[row * P + bo + i] = biases[l][row, i] }
+                }
+            }
+        }
+        return out
+    }
+
+    /// Multiplies every row elementwise by `d` (length P, the model's parameter order).
+    public mutating func scale(by d: [Double], model: MLP) {
+        for layer in model.layers {
+            let l = layer.index, din = layer.inputs, dout = layer.outputs
+            weights[l].data.withUnsafeMutableBufferPointer { wp in
+                d.withUnsafeBufferPointer { dp in
+                    for row in 0..<(rows * dout) {
+                        let i = row % dout, o = wp.baseAddress! + row * din, s = dp.baseAddress! + layer.weightOffset + i * din
+                        for k in 0..<din { o[k] *= s[k] }
+                    }
+                }
+            }
+            if let bo = layer.biasOffset {
+                for row in 0..<rows { for i in 0..<dout { biases[l][row, i] *= d[bo + i] } }
+            }
+        }
+    }
+
+    /// `row · v` for every row (v in the model's parameter order): `rows` entries.
+    public func dot(_ v: [Double], model: MLP) -> [Double] {
+        var out = [Double](repeating: 0, count: rows)
+        for layer in model.layers {
+            let l = layer.index, din = layer.inputs, dout = layer.outputs
+            weights[l].data.withUnsafeBufferPointer { wp in
+                v.withUnsafeBufferPointer { vp in
+                    for row in 0..<rows {
+                        var acc = 0.0
+                        for i in 0..<dout {
+                            let o = wp.baseAddress! + (row * dout + i) * din, s = vp.baseAddress! + layer.weightOffset + i * din
+                            for k in 0..<din { acc += o[k] * s[k] }
+                        }
+                        out[row] += acc
+                    }
+                }
+            }
+            if let bo = layer.biasOffset {
+                for row in 0..<rows { for i in 0..<dout { out[row] += biases[l][row, i] * v[bo + i] } }
+            }
+        }
+        return out
+    }
+}
+
+extension MLP {
+    /// Explicit Jacobians from tangent features, combined in place: for every row of `target`
+    /// (channel-major, row `c·n + r` = `∂f_c(x_r)/∂w`, of the features' `C·n`),
+    ///
+    ///     target[row] = decay · target[row] + Σ_j weight_j · (J_j[row] ⊙ d)
+    ///
+    /// where `J_j` is the Jacobian that `nodes[j].features` describe (`∂f_c/∂W_l = s_W δ aᵀ`,
+    /// `∂f_c/∂b_l = s_b δ`) and `d` a per-parameter scale (nil: ones). One pass over each row's
+    /// blocks per four nodes, rows split over `Parallel.threads`. The preconditioned path kernel
+    /// builds its query side with this (path-kernel math §5); `jacobians(_:_:)` is its oracle.
+    public func accumulateJacobians(_ nodes: [(features: TangentFeatures<Double>, weight: Double)], scaledBy d: [Double]?,
+                                    decay: Double, into target: inout LayeredRows) {
+        guard let first = nodes.first?.features else { return }
+        let n = first.count, C = first.channels, P = parameterCount
+        precondition(target.rows == C * n, "target has \(target.rows) rows, expected \(C * n)")
+        precondition(d == nil || d!.count == P, "scale has \(d!.count) entries, the network has \(P) parameters")
+        for f in nodes { precondition(f.features.count == n && f.features.channels == C, "features of different shapes") }
+        let scale = d ?? [Double](repeating: 1, count: P)
+        let weights = nodes.map(\.weight)
+        let parts = Parallel.ranges(C * n, minimum: 8)
+        for layer in layers {
+            let l = layer.index, din = layer.inputs, dout = layer.outputs
+            // Raw pointers of every node's activations and signals of this layer (read only; the
+            // features outlive this call).
+            let a = nodes.map { $0.features.inputs[l].data.withUnsafeBufferPointer { $0.baseAddress! } }
+            let dl = nodes.map { $0.features.signals[l].data.withUnsafeBufferPointer { $0.baseAddress! } }
+            target.weights[l].data.withUnsafeMutableBufferPointer { tp in
+                let base = tp.baseAddress!
+                scale.withUnsafeBufferPointer { sp in
+                    let sBase = sp.baseAddress! + layer.weightOffset
+                    Parallel.forEach(parts.count) { part in
+                        for row in parts[part] {
+                            let r = row % n
+                            // Nodes four at a time (missing ones weigh 0); the first group applies `decay`.
+                            for g in stride(from: 0, to: nodes.count, by: 4) {
+                                let dec = g == 0 ? decay : 1
+                                let idx = (0..<4).map { min(g + $0, nodes.count - 1) }
+                                let live = (0..<4).map { g + $0 < nodes.count ? weights[g + $0] * layer.weightScale : 0 }
+                                let a0 = a[idx[0]] + r * din, a1 = a[idx[1]] + r * din, a2 = a[idx[2]] + r * din, a3 = a[idx[3]] + r * din
+                                let d0 = dl[idx[0]] + row * dout, d1 = dl[idx[1]] + row * dout
+                                let d2 = dl[idx[2]] + row * dout, d3 = dl[idx[3]] + row * dout
+                                for i in 0..<dout {
+                                    let c0 = live[0] * d0[i], c1 = live[1] * d1[i], c2 = live[2] * d2[i], c3 = live[3] * d3[i]
+                                    let o = base + (row * dout + i) * din, s = sBase + i * din
+                                    if dec == 0 {
+                                        for k in 0..<din { o[k] = s[k] * (c0 * a0[k] + c1 * a1[k] + c2 * a2[k] + c3 * a3[k]) }
+                                    } else if dec == 1 {
+                                        for k in 0..<din { o[k] += s[k] * (c0 * a0[k] + c1 * a1[k] + c2 * a2[k] + c3 * a3[k]) }
+                                    } else {
+                                        for k in 0..<din { o[k] = dec * o[k] + s[k] * (c0 * a0[k] + c1 * a1[k] + c2 * a2[k] + c3 * a3[k]) }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            if let bo = layer.biasOffset {
+                for row in 0..<(C * n) {
+                    for i in 0..<dout {
+                        var v = 0.0
+                        for (j, f) in nodes.enumerated() { v += weights[j] * layer.biasScale * f.features.signals[l][row, i] }
+                        let old = decay == 0 ? 0 : decay * target.biases[l][row, i]
+                        target.biases[l][row, i] = old + v * scale[bo + i]
+                    }
+                }
+            }
+        }
+    }
+}

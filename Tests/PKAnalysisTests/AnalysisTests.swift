@@ -151,27 +151,29 @@ struct PathAnalysisTests {
                       #"{"kind":"sgd","learningRate":0.1,"momentum":0.9,"nesterov":true,"weightDecay":0.001}"#,
                       #"{"kind":"adam","learningRate":0.01}"#,
                       #"{"kind":"adamw","learningRate":0.01,"weightDecay":0.05,"clipNorm":0.5}"#,
-                      #"{"kind":"rmsprop","learningRate":0.003}"#])
+                      #"{"kind":"rmsprop","learningRate":0.003}"#,
+                      #"{"kind":"rmsprop","learningRate":0.003,"momentum":0.5,"weightDecay":0.01}"#])
     func everyOptimizerReconstructsAndReplays(optimizer: String) throws {
         var cfg = config(name: "opt", data: #"{"kind":"moons","train":40,"test":20,"noise":0.1}"#,
                          model: #"{"layers":[2,16,16,1],"activation":"tanh"}"#, loss: .logistic,
                          optimizer: decode(OptimizerSpec.self, optimizer), steps: 24, batchSize: 10)
-        let dense = try analyze(try recordTrace(cfg), AnalysisSettings(nodes: 3))
+        let densePath = try recordTrace(cfg)
+        let dense = try analyze(densePath, AnalysisSettings(nodes: 3))
         #expect(dense.reconstruction.test!.relativeResidual < 1e-9)
         #expect(dense.kernelMachines.first!.name == "exact")
         #expect(dense.kernelMachines.first!.test!.maxAbsError < 1e-9)
-        if cfg.optimizer.momentum > 0 {
-            // Momentum: the two-time kernel form reconstructs too (no tail cut in 24 steps at μ = 0.9).
-            #expect(dense.kernelMachines.contains { $0.name == "path-km" })
-            #expect(dense.reconstruction.test!.kernelFormMaxAbs < 1e-9)
-            #expect(dense.run.notes.contains { $0.contains("two-time") })
-            #expect(!dense.attribution.isEmpty)
-        } else {
-            #expect(!dense.kernelMachines.contains { $0.name == "path-km" })
-            #expect(dense.run.notes.contains { $0.contains("JVP route") })
-            #expect(dense.attribution.isEmpty)   // attribution needs the kernel form
-        }
-        if cfg.optimizer.weightDecay > 0 && (cfg.optimizer.kind == .adamw || cfg.optimizer.kind == .sgd) {
+        // Every optimizer has its kernel form: momentum the two-time kernel (no tail cut in 24 steps
+        // at μ = 0.9), Adam and RMSProp the preconditioned one; it reconstructs too.
+        #expect(dense.kernelMachines.contains { $0.name == "path-km" })
+        #expect(dense.reconstruction.test!.kernelFormMaxAbs < 1e-9)
+        #expect(dense.run.notes.contains { $0.contains(cfg.optimizer.kind == .sgd ? "two-time" : "preconditioned path kernel") })
+        #expect(!dense.attribution.isEmpty)
+        // In float32 they fall back to the JVP route and say so.
+        let f32 = try analyze(densePath, AnalysisSettings(nodes: 3, precision: .f32))
+        #expect(!f32.kernelMachines.contains { $0.name == "path-km" })
+        #expect(f32.run.notes.contains { $0.contains("float64 only") })
+        #expect(f32.attribution.isEmpty)   // attribution needs the kernel form
+        if cfg.optimizer.weightDecay > 0 {
             #expect(dense.run.notes.contains { $0.contains("R_wd") })
         }
         cfg.training.checkpointEvery = 5
