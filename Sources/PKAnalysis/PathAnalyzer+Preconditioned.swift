@@ -105,21 +105,48 @@ struct KernelAccumulators {
 extension PathAnalyzer {
     /// Accumulates the preconditioned kernel form of `form`'s recorded steps into `acc`.
     /// `xq`: all queries (held-out first, `nT` of them, then the training points unless
-    /// `exactOnly`); `attrIndex`: query row → attributed row. `progress(done)` counts steps
-    /// (over all query blocks).
+    /// `exactOnly`); `attrIndex`: query row → attributed row. `progress(done, total)` counts
+    /// steps over all query blocks.
+    ///
+    /// Per step the query side R is the whole memory traffic (queries · C · P doubles), so each
+    /// thread takes a chunk of query rows and, layer by layer and channel by channel, updates its
+    /// rows of R and at once (while they are in cache) multiplies them with the batch: with
+    /// `∂f_k(x_i)/∂W_l = s_l δ_{k,i} a_iᵀ`, `Y = A_b R_l[rows]ᵀ` (one GEMM), then per example i
+    /// a small GEMM of Y's row i (rows × out) with the C signals of x_i and its δ^g.
     static func accumulatePreconditioned(_ form: PreconditionedForm, model: MLP, run: TraceRun, xq: Matrix, nT: Int,
                                          exactOnly: Bool, mode: KernelMode, attrIndex: [Int: Int],
                                          into acc: inout KernelAccumulators, progress: (Int, Int) -> Void) {
-        let C = model.outputDim, P = model.parameterCount, T = form.steps.count
+        let C = model.outputDim, P = model.parameterCount, T = form.steps.count, n = run.trainX.rows
         let blocks = mode == .full ? C : 1
         let nQ = xq.rows
+        let layers = model.layers
+        let ones = [Double](repeating: 1, count: P)
         // Query rows per block: R stays under about 256 MB.
         let perBlock = max(1, min(nQ, (256 << 20) / max(8 * C * P, 1)))
         let queryBlocks = stride(from: 0, to: nQ, by: perBlock).map { $0..<min($0 + perBlock, nQ) }
+        // Query rows per thread chunk: one layer's rows of a chunk (C channels) stay near 2 MB.
+        let largest = layers.map { $0.weightCount }.max() ?? 1
         var done = 0
         for (blockIndex, rows) in queryBlocks.enumerated() {
             let xb = xq.rows(rows), m = rows.count
-            var R = LayeredRows(rows: C * m, model: model)   // row c·m + r: R_s(x_r) for output c
+            // R (row c·m + r: R_s(x_r) for output c), layer by layer: weights (C·m·out) × in, biases (C·m) × out.
+            let rW = layers.map { layer -> UnsafeMutablePointer<Double> in
+                let p = UnsafeMutablePointer<Double>.allocate(capacity: C * m * layer.weightCount)
+                p.initialize(repeating: 0, count: C * m * layer.weightCount)
+                return p
+            }
+            let rB = layers.map { layer -> UnsafeMutablePointer<Double>? in
+                guard layer.biasOffset != nil else { return nil }
+                let p = UnsafeMutablePointer<Double>.allocate(capacity: C * m * layer.outputs)
+                p.initialize(repeating: 0, count: C * m * layer.outputs)
+                return p
+            }
+            defer {
+                rW.forEach { $0.deallocate() }
+                rB.forEach { $0?.deallocate() }
+            }
+            let per = max(1, min((m + 1) / 2, (2 << 20) / (8 * max(largest, 1))))
+            let chunks = stride(from: 0, to: m, by: per).map { $0..<min($0 + per, m) }
             var rsum = 0.0                                   // Σ_{t≥s} η_t a_t ρ^{t−s}
             for s in stride(from: T - 1, through: 0, by: -1) {
                 let st = form.steps[s]
@@ -142,93 +169,157 @@ extension PathAnalyzer {
                     }
                     return (f, coef * node.w)
                 }
-                model.accumulateJacobians(nodes, scaledBy: form.preconditionQuery ? st.preconditioner : nil, decay: form.rho, into: &R)
                 rsum = form.rho * rsum + coef
-                // RMSProp's D_s sits with the training side; moved onto a copy of R (D is diagonal).
-                var rs = R
-                if !form.preconditionQuery { rs.scale(by: st.preconditioner, model: model) }
 
-                // The batch's side at w_s, structured: ∂f_k(x_i)/∂W_l = s_l δ_{k,i} a_iᵀ, so per layer one
-                // GEMM Y = A_b R_lᵀ and a contraction of Y's (row, ·) blocks with the signals.
+                // The batch's side at w_s: features, g, and δ^g (the g-contracted signals).
                 let batch = st.batch, nb = batch.count
                 let xs = run.trainX.rows(at: batch)
                 let fb = model.tangentFeatures(st.start, xs)
                 let g = run.loss.evaluate(outputs: fb.outputs, targets: run.trainY.rows(at: batch)).perExampleGradient
                 let fg = fb.contracted(with: g)
                 let weight = form.b * st.scale
-                // K(x_r, x_i) per channel pair (full: (C·m) × (nb·C); trace: m × nb), N's Σ_k K_ck g_ik.
-                var kFull = Matrix(rows: mode == .full ? C * m : 0, cols: nb * C)
-                var kTrace = Matrix(rows: mode == .full ? 0 : m, cols: nb)
-                var nBlock = Matrix(rows: C * m, cols: nb)
-                for layer in model.layers {
-                    let l = layer.index, dout = layer.outputs
-                    let y = parallelProduct(fb.inputs[l], rs.weights[l])   // nb × (C·m·out)
-                    let sig = fb.signals[l], sigG = fg.signals[l]
-                    let sw = layer.weightScale
-                    y.data.withUnsafeBufferPointer { yp in
-                        sig.data.withUnsafeBufferPointer { dp in
-                            sigG.data.withUnsafeBufferPointer { gp in
-                                for i in 0..<nb {
-                                    for row in 0..<(C * m) {
-                                        let yr = yp.baseAddress! + i * (C * m * dout) + row * dout
-                                        func dotSignal(_ p: UnsafePointer<Double>) -> Double {
-                                            var v = 0.0
-                                            for j in 0..<dout { v += yr[j] * p[j] }
-                                            return sw * v
-                                        }
-                                        nBlock[row, i] += dotSignal(gp.baseAddress! + i * dout)
-                                        if mode == .full {
-                                            for k in 0..<C { kFull[row, i * C + k] += dotSignal(dp.baseAddress! + (k * nb + i) * dout) }
-                                        } else {
-                                            let c = row / m
-                                            kTrace[row % m, i] += dotSignal(dp.baseAddress! + (c * nb + i) * dout)
+                let decay = form.coupledDecay > 0 ? st.start.map { form.coupledDecay * $0 } : []
+                // K(x_r, x_i) per channel pair (full: (C·m) × (nb·C); trace: m × nb), N's Σ_k K_ck g_ik,
+                // and R_s·(Dx_s ⊙ λ w_s) for the coupled decay.
+                var kFull = [Double](repeating: 0, count: mode == .full ? C * m * nb * C : 0)
+                var kTrace = [Double](repeating: 0, count: mode == .full ? 0 : m * nb)
+                var nBlock = [Double](repeating: 0, count: C * m * nb)
+                var rv = [Double](repeating: 0, count: C * m)
+                let dq = form.preconditionQuery ? st.preconditioner : ones
+                kFull.withUnsafeMutableBufferPointer { kfp in
+                kTrace.withUnsafeMutableBufferPointer { ktp in
+                nBlock.withUnsafeMutableBufferPointer { nbp in
+                rv.withUnsafeMutableBufferPointer { rvp in
+                dq.withUnsafeBufferPointer { dqp in
+                st.preconditioner.withUnsafeBufferPointer { dxp in
+                decay.withUnsafeBufferPointer { decp in
+                    let kf = mode == .full ? kfp.baseAddress : nil, kt = mode == .full ? nil : ktp.baseAddress
+                    let nbk = nbp.baseAddress!, rvk = rvp.baseAddress!
+                    let dx: UnsafePointer<Double>? = form.preconditionQuery ? nil : dxp.baseAddress!
+                    Parallel.forEach(chunks.count) { ci in
+                        let rr = chunks[ci]
+                        var tmp = [Double](), sI = [Double](repeating: 0, count: (C + 1) * 1)
+                        var z = [Double](repeating: 0, count: rr.count * (C + 1))
+                        for layer in layers {
+                            let l = layer.index, din = layer.inputs, dout = layer.outputs, width = rr.count * dout
+                            let sw = layer.weightScale, sb = layer.biasScale
+                            var y = [Double](repeating: 0, count: nb * width)
+                            if sI.count < (C + 1) * dout { sI = [Double](repeating: 0, count: (C + 1) * dout) }
+                            if dx != nil && tmp.count < width * din { tmp = [Double](repeating: 0, count: width * din) }
+                            for c in 0..<C {
+                                let qr = (c * m + rr.lowerBound)..<(c * m + rr.upperBound)
+                                model.accumulateLayerJacobians(nodes, layer: l, rows: qr, scale: dqp.baseAddress!, decay: form.rho,
+                                                               weights: rW[l], bias: rB[l])
+                                // These rows of R_s, with RMSProp's D_s moved onto them (D is diagonal).
+                                var src = UnsafePointer(rW[l] + qr.lowerBound * dout * din)
+                                var srcB: UnsafePointer<Double>? = rB[l].map { UnsafePointer($0 + qr.lowerBound * dout) }
+                                var tmpB = [Double]()
+                                if let dx {
+                                    tmp.withUnsafeMutableBufferPointer { tp in
+                                        for e in 0..<(width * din) {
+                                            let i = (e / din) % dout, k = e % din
+                                            tp[e] = src[e] * dx[layer.weightOffset + i * din + k]
                                         }
                                     }
+                                    src = tmp.withUnsafeBufferPointer { $0.baseAddress! }
+                                    if let sB = srcB, let bo = layer.biasOffset {
+                                        tmpB = (0..<width).map { e in sB[e] * dx[bo + e % dout] }
+                                        srcB = tmpB.withUnsafeBufferPointer { $0.baseAddress! }
+                                    }
                                 }
+                                // Y = A_b · R_l[rows]ᵀ: nb × (rows·out).
+                                fb.inputs[l].data.withUnsafeBufferPointer { ap in
+                                    y.withUnsafeMutableBufferPointer { yp in
+                                        Double.gemm(transposeA: false, transposeB: true, m: nb, n: width, k: din, alpha: 1,
+                                                    a: ap.baseAddress!, lda: din, b: src, ldb: din, beta: 0, c: yp.baseAddress!, ldc: width)
+                                    }
+                                }
+                                fb.signals[l].data.withUnsafeBufferPointer { dp in
+                                fg.signals[l].data.withUnsafeBufferPointer { gp in
+                                    for i in 0..<nb {
+                                        // The C signals of x_i and its δ^g, (C+1) × out.
+                                        for k in 0..<C { for j in 0..<dout { sI[k * dout + j] = dp[(k * nb + i) * dout + j] } }
+                                        for j in 0..<dout { sI[C * dout + j] = gp[i * dout + j] }
+                                        y.withUnsafeBufferPointer { yp in
+                                            sI.withUnsafeBufferPointer { sp in
+                                                z.withUnsafeMutableBufferPointer { zp in
+                                                    Double.gemm(transposeA: false, transposeB: true, m: rr.count, n: C + 1, k: dout, alpha: sw,
+                                                                a: yp.baseAddress! + i * width, lda: dout, b: sp.baseAddress!, ldb: dout,
+                                                                beta: 0, c: zp.baseAddress!, ldc: C + 1)
+                                                    // Bias: s_b Σ_j R_b[row, j] δ_k[i, j], added to the same z.
+                                                    if let srcB {
+                                                        Double.gemm(transposeA: false, transposeB: true, m: rr.count, n: C + 1, k: dout, alpha: sb,
+                                                                    a: srcB, lda: dout, b: sp.baseAddress!, ldb: dout,
+                                                                    beta: 1, c: zp.baseAddress!, ldc: C + 1)
+                                                    }
+                                                }
+                                            }
+                                        }
+                                        for (kr, r) in rr.enumerated() {
+                                            let row = c * m + r, zr = kr * (C + 1)
+                                            nbk[row * nb + i] += z[zr + C]
+                                            if let kf {
+                                                for kk in 0..<C { kf[(row * nb + i) * C + kk] += z[zr + kk] }
+                                            } else if let kt {
+                                                kt[r * nb + i] += z[zr + c]
+                                            }
+                                        }
+                                    }
+                                } }
+                                // Coupled decay: R_s[row]·(Dx_s ⊙ λ w_s), this layer's share.
+                                if !decay.isEmpty {
+                                    let dec = decp.baseAddress!
+                                    for (kr, r) in rr.enumerated() {
+                                        var v = 0.0
+                                        for i in 0..<dout {
+                                            let o = src + (kr * dout + i) * din, w = dec + layer.weightOffset + i * din
+                                            for k in 0..<din { v += o[k] * w[k] }
+                                        }
+                                        if let srcB, let bo = layer.biasOffset {
+                                            for i in 0..<dout { v += srcB[kr * dout + i] * dec[bo + i] }
+                                        }
+                                        rvk[c * m + r] += v
+                                    }
+                                }
+                                _ = tmpB
                             }
                         }
                     }
-                    if layer.biasOffset != nil {
-                        // s_b Σ_j R_b[row, j] δ_k[i, j]: one GEMM against the signals and δ^g stacked.
-                        let stacked = Matrix(rows: (C + 1) * nb, cols: dout, data: sig.data + sigG.data)
-                        let yb = parallelProduct(rs.biases[l], stacked)     // (C·m) × ((C+1)·nb)
-                        let sb = layer.biasScale
-                        for row in 0..<(C * m) {
-                            for i in 0..<nb {
-                                nBlock[row, i] += sb * yb[row, C * nb + i]
-                                if mode == .full {
-                                    for k in 0..<C { kFull[row, i * C + k] += sb * yb[row, k * nb + i] }
-                                } else {
-                                    kTrace[row % m, i] += sb * yb[row, (row / m) * nb + i]
-                                }
+                } } } } } } }
+
+                kFull.withUnsafeBufferPointer { kfp in
+                kTrace.withUnsafeBufferPointer { ktp in
+                acc.kp.data.withUnsafeMutableBufferPointer { kpp in
+                    let width = n * blocks
+                    for r in 0..<m {
+                        let q = rows.lowerBound + r
+                        for (i, ex) in batch.enumerated() {
+                            if mode == .full {
+                                for c in 0..<C { for kk in 0..<C {
+                                    kpp[(q * blocks + c) * width + ex * blocks + kk] += weight * kfp[((c * m + r) * nb + i) * C + kk]
+                                } }
+                            } else {
+                                kpp[q * width + ex] += weight * ktp[r * nb + i]
                             }
                         }
                     }
-                }
+                } } }
                 for r in 0..<m {
                     let q = rows.lowerBound + r
                     let diag = (!exactOnly && q >= nT) ? q - nT : -1
                     let attr = attrIndex[q]
-                    for (i, ex) in batch.enumerated() {
-                        if mode == .full {
-                            for c in 0..<C { for kk in 0..<C {
-                                acc.kp[q * blocks + c, ex * blocks + kk] += weight * kFull[c * m + r, i * C + kk]
-                            } }
-                        } else {
-                            acc.kp[q, ex] += weight * kTrace[r, i]
-                        }
-                        for c in 0..<C {
-                            let v = weight * nBlock[c * m + r, i]
-                            acc.nSum[q, c] += v
+                    for c in 0..<C {
+                        var rowSum = 0.0
+                        for (i, ex) in batch.enumerated() {
+                            let v = weight * nBlock[(c * m + r) * nb + i]
+                            rowSum += v
                             if ex == diag { acc.nDiag[ex, c] += v }
                             if let attr { acc.nAttr[attr][c, ex] += v }
                         }
+                        acc.nSum[q, c] += rowSum
+                        // Coupled decay: R_wd −= b R_s (Dx_s ⊙ λ w_s).
+                        acc.rwd[q, c] -= form.b * rv[c * m + r]
                     }
-                }
-                // Coupled decay: R_wd −= b R_s (Dx_s ⊙ λ w_s).
-                if form.coupledDecay > 0 {
-                    let rv = rs.dot(st.start.map { form.coupledDecay * $0 }, model: model)
-                    for c in 0..<C { for r in 0..<m { acc.rwd[rows.lowerBound + r, c] -= form.b * rv[c * m + r] } }
                 }
                 // Scalar weights of the fixed coefficients (once, not per query block).
                 if blockIndex == 0 {
@@ -241,20 +332,5 @@ extension PathAnalyzer {
                 progress(done, T * queryBlocks.count)
             }
         }
-    }
-
-    /// `A Bᵀ` with A's rows split over `Parallel.threads` (one single-threaded GEMM each).
-    static func parallelProduct(_ a: Matrix, _ b: Matrix) -> Matrix {
-        let parts = Parallel.ranges(a.rows, minimum: 16)
-        var pieces = [Matrix](repeating: Matrix(rows: 0, cols: 0), count: parts.count)
-        pieces.withUnsafeMutableBufferPointer { pp in
-            let out = pp.baseAddress!
-            Parallel.forEach(parts.count) { p in
-                var c = Matrix(rows: parts[p].count, cols: b.rows)
-                Matrix.gemm(a, rows: parts[p], b, rows: 0..<b.rows, into: &c)
-                out[p] = c
-            }
-        }
-        return parts.count == 1 ? pieces[0] : Matrix(rows: a.rows, cols: b.rows, data: pieces.flatMap(\.data))
     }
 }

@@ -146,9 +146,9 @@ extension MLP {
     ///     target[row] = decay · target[row] + Σ_j weight_j · (J_j[row] ⊙ d)
     ///
     /// where `J_j` is the Jacobian that `nodes[j].features` describe (`∂f_c/∂W_l = s_W δ aᵀ`,
-    /// `∂f_c/∂b_l = s_b δ`) and `d` a per-parameter scale (nil: ones). One pass over each row's
-    /// blocks per four nodes, rows split over `Parallel.threads`. The preconditioned path kernel
-    /// builds its query side with this (path-kernel math §5); `jacobians(_:_:)` is its oracle.
+    /// `∂f_c/∂b_l = s_b δ`) and `d` a per-parameter scale (nil: ones). Rows split over
+    /// `Parallel.threads`. The preconditioned path kernel builds its query side with
+    /// `accumulateLayerJacobians` (path-kernel math §5); `jacobians(_:_:)` is the oracle of both.
     public func accumulateJacobians(_ nodes: [(features: TangentFeatures<Double>, weight: Double)], scaledBy d: [Double]?,
                                     decay: Double, into target: inout LayeredRows) {
         guard let first = nodes.first?.features else { return }
@@ -157,53 +157,73 @@ extension MLP {
         precondition(d == nil || d!.count == P, "scale has \(d!.count) entries, the network has \(P) parameters")
         for f in nodes { precondition(f.features.count == n && f.features.channels == C, "features of different shapes") }
         let scale = d ?? [Double](repeating: 1, count: P)
-        let weights = nodes.map(\.weight)
         let parts = Parallel.ranges(C * n, minimum: 8)
         for layer in layers {
-            let l = layer.index, din = layer.inputs, dout = layer.outputs
-            // Raw pointers of every node's activations and signals of this layer (read only; the
-            // features outlive this call).
-            let a = nodes.map { $0.features.inputs[l].data.withUnsafeBufferPointer { $0.baseAddress! } }
-            let dl = nodes.map { $0.features.signals[l].data.withUnsafeBufferPointer { $0.baseAddress! } }
-            target.weights[l].data.withUnsafeMutableBufferPointer { tp in
-                let base = tp.baseAddress!
-                scale.withUnsafeBufferPointer { sp in
-                    let sBase = sp.baseAddress! + layer.weightOffset
-                    Parallel.forEach(parts.count) { part in
-                        for row in parts[part] {
-                            let r = row % n
-                            // Nodes four at a time (missing ones weigh 0); the first group applies `decay`.
-                            for g in stride(from: 0, to: nodes.count, by: 4) {
-                                let dec = g == 0 ? decay : 1
-                                let idx = (0..<4).map { min(g + $0, nodes.count - 1) }
-                                let live = (0..<4).map { g + $0 < nodes.count ? weights[g + $0] * layer.weightScale : 0 }
-                                let a0 = a[idx[0]] + r * din, a1 = a[idx[1]] + r * din, a2 = a[idx[2]] + r * din, a3 = a[idx[3]] + r * din
-                                let d0 = dl[idx[0]] + row * dout, d1 = dl[idx[1]] + row * dout
-                                let d2 = dl[idx[2]] + row * dout, d3 = dl[idx[3]] + row * dout
-                                for i in 0..<dout {
-                                    let c0 = live[0] * d0[i], c1 = live[1] * d1[i], c2 = live[2] * d2[i], c3 = live[3] * d3[i]
-                                    let o = base + (row * dout + i) * din, s = sBase + i * din
-                                    if dec == 0 {
-                                        for k in 0..<din { o[k] = s[k] * (c0 * a0[k] + c1 * a1[k] + c2 * a2[k] + c3 * a3[k]) }
-                                    } else if dec == 1 {
-                                        for k in 0..<din { o[k] += s[k] * (c0 * a0[k] + c1 * a1[k] + c2 * a2[k] + c3 * a3[k]) }
-                                    } else {
-                                        for k in 0..<din { o[k] = dec * o[k] + s[k] * (c0 * a0[k] + c1 * a1[k] + c2 * a2[k] + c3 * a3[k]) }
-                                    }
-                                }
+            let l = layer.index
+            scale.withUnsafeBufferPointer { sp in
+                target.weights[l].data.withUnsafeMutableBufferPointer { wp in
+                    let w = wp.baseAddress!
+                    if layer.biasOffset != nil {
+                        target.biases[l].data.withUnsafeMutableBufferPointer { bp in
+                            let b = bp.baseAddress!
+                            Parallel.forEach(parts.count) { p in
+                                accumulateLayerJacobians(nodes, layer: l, rows: parts[p], scale: sp.baseAddress!, decay: decay, weights: w, bias: b)
                             }
+                        }
+                    } else {
+                        Parallel.forEach(parts.count) { p in
+                            accumulateLayerJacobians(nodes, layer: l, rows: parts[p], scale: sp.baseAddress!, decay: decay, weights: w, bias: nil)
                         }
                     }
                 }
             }
-            if let bo = layer.biasOffset {
-                for row in 0..<(C * n) {
-                    for i in 0..<dout {
-                        var v = 0.0
-                        for (j, f) in nodes.enumerated() { v += weights[j] * layer.biasScale * f.features.signals[l][row, i] }
-                        let old = decay == 0 ? 0 : decay * target.biases[l][row, i]
-                        target.biases[l][row, i] = old + v * scale[bo + i]
+        }
+    }
+
+    /// `accumulateJacobians` for one layer and a range of rows, on raw storage (single-threaded):
+    /// `weights` is the layer's `(rows·out) × in` block (row `row·out + i`), `bias` its
+    /// `rows × out` block (nil without biases), `scale` the whole P-vector `d`. Rows of the
+    /// features' `C·n` (channel-major). Nodes four at a time: one pass over a row's block per group.
+    public func accumulateLayerJacobians(_ nodes: [(features: TangentFeatures<Double>, weight: Double)], layer l: Int, rows: Range<Int>,
+                                         scale: UnsafePointer<Double>, decay: Double,
+                                         weights target: UnsafeMutablePointer<Double>, bias: UnsafeMutablePointer<Double>?) {
+        guard let first = nodes.first?.features else { return }
+        let n = first.count
+        let layer = layers[l], din = layer.inputs, dout = layer.outputs
+        let weights = nodes.map(\.weight)
+        let sBase = scale + layer.weightOffset
+        // Raw pointers of the nodes' activations and signals (read only; the features outlive this call).
+        let a = nodes.map { $0.features.inputs[l].data.withUnsafeBufferPointer { $0.baseAddress! } }
+        let dl = nodes.map { $0.features.signals[l].data.withUnsafeBufferPointer { $0.baseAddress! } }
+        for row in rows {
+            let r = row % n
+            for g in stride(from: 0, to: nodes.count, by: 4) {
+                let dec = g == 0 ? decay : 1
+                let i0 = g, i1 = min(g + 1, nodes.count - 1), i2 = min(g + 2, nodes.count - 1), i3 = min(g + 3, nodes.count - 1)
+                let w0 = weights[i0] * layer.weightScale
+                let w1 = g + 1 < nodes.count ? weights[i1] * layer.weightScale : 0
+                let w2 = g + 2 < nodes.count ? weights[i2] * layer.weightScale : 0
+                let w3 = g + 3 < nodes.count ? weights[i3] * layer.weightScale : 0
+                let a0 = a[i0] + r * din, a1 = a[i1] + r * din, a2 = a[i2] + r * din, a3 = a[i3] + r * din
+                let d0 = dl[i0] + row * dout, d1 = dl[i1] + row * dout, d2 = dl[i2] + row * dout, d3 = dl[i3] + row * dout
+                for i in 0..<dout {
+                    let c0 = w0 * d0[i], c1 = w1 * d1[i], c2 = w2 * d2[i], c3 = w3 * d3[i]
+                    let o = target + (row * dout + i) * din, s = sBase + i * din
+                    if dec == 0 {
+                        for k in 0..<din { o[k] = s[k] * (c0 * a0[k] + c1 * a1[k] + c2 * a2[k] + c3 * a3[k]) }
+                    } else if dec == 1 {
+                        for k in 0..<din { o[k] += s[k] * (c0 * a0[k] + c1 * a1[k] + c2 * a2[k] + c3 * a3[k]) }
+                    } else {
+                        for k in 0..<din { o[k] = dec * o[k] + s[k] * (c0 * a0[k] + c1 * a1[k] + c2 * a2[k] + c3 * a3[k]) }
                     }
+                }
+            }
+            if let bias, let bo = layer.biasOffset {
+                for i in 0..<dout {
+                    var v = 0.0
+                    for j in nodes.indices { v += weights[j] * dl[j][row * dout + i] }
+                    let old = decay == 0 ? 0 : decay * bias[row * dout + i]
+                    bias[row * dout + i] = old + layer.biasScale * v * scale[bo + i]
                 }
             }
         }
