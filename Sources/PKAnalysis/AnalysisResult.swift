@@ -13,6 +13,9 @@ public struct AnalysisResult: Codable, Sendable {
         public var precision: String?
         /// "full" or "exact" (see `AnalysisSettings.Scope`); nil in older results (full).
         public var scope: String?
+        /// The path kernel the analysis used for this run's optimizer (math §2, §5), or how the
+        /// decomposition was computed without one; nil in older results.
+        public var pathKernel: String?
     }
 
     public struct Run: Codable, Sendable {

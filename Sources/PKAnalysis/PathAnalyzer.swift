@@ -492,11 +492,24 @@ public struct PathAnalyzer {
             guard !rows.isEmpty, run.isClassification else { return nil }
             return PathAnalyzer.accuracy(f.rows(at: rows), labels: rows.map { labels[$0] }, task: run.info.task)
         }
+        // The kernel used, named for the report (math §2, §5).
+        let clipped = run.optimizer.clipNorm != nil ? ", recorded clip scales" : ""
+        let pathKernelName: String
+        if !kernelForm {
+            pathKernelName = "none: the exact decomposition by the JVP route only (see the notes)"
+        } else if let preconditioned {
+            pathKernelName = "preconditioned path kernel (\(preconditioned.name)): J̄_t(x) D J(x_i; w_s)ᵀ, exact\(clipped)"
+        } else if momentumForm {
+            pathKernelName = "two-time path kernel (momentum \(mu)\(nesterov ? ", Nesterov" : "")), tail < \(settings.momentumTolerance)\(clipped)"
+        } else {
+            pathKernelName = "path kernel Σ_t η_t/|B_t| K̄_t(x, x_i) of (S)GD\(clipped)"
+        }
         let spec = model.spec
         let resolved = AnalysisResult.Settings(nodes: settings.nodes, adaptiveTolerance: settings.adaptiveTolerance,
                                                queries: settings.queries.rawValue, maxQueries: settings.maxQueries,
                                                kernel: mode.rawValue, ridge: settings.ridge,
-                                               precision: settings.precision.rawValue, scope: settings.scope.rawValue)
+                                               precision: settings.precision.rawValue, scope: settings.scope.rawValue,
+                                               pathKernel: pathKernelName)
         let result = AnalysisResult(
             settings: resolved,
             run: .init(name: run.info.name, model: "MLP \(spec.layers.map(String.init).joined(separator: "-")) \(spec.activation.rawValue)",

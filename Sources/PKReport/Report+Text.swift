@@ -43,6 +43,8 @@ extension Report {
             "precision  trace stored in \(run.precision), computed in \(r.settings.precision ?? "f64")\(r.settings.scope == "exact" ? "; scope exact (held-out queries only)" : "")",
             "replay     \(r.replay.mode)\(r.replay.checkpointEvery > 1 ? ", largest mismatch \(sci(r.replay.largestMismatch))" : "")",
         ]
+        // The kernel used for the run's optimizer (results from before it was recorded have none).
+        if let kernel = r.settings.pathKernel { summary.insert("kernel     \(kernel)", at: 5) }
         if classification {
             summary.append("network    accuracy \(pct(run.networkTrainAccuracy)) train, \(pct(run.networkTestAccuracy)) held out")
         }

@@ -132,7 +132,16 @@ struct PreconditionedKernelTests {
         #expect(result.reconstruction.test!.kernelFormMaxAbs < 10 * quadrature)
         #expect(result.kernelMachines.contains { $0.name == "path-km" })
         #expect(result.run.notes.contains { $0.contains("preconditioned path kernel") })
+        #expect(result.settings.pathKernel?.hasPrefix("preconditioned path kernel") == true)
         #expect(!result.attribution.isEmpty)
+
+        // Without stored optimizer state (a recorder that writes none) D_t is recomputed from a
+        // fresh state along the stored weights: the same kernel.
+        try sqlite(path, "DELETE FROM optimizer_state")
+        let (_, kpNoState) = try PathAnalyzer(settings: AnalysisSettings(nodes: 3, kernel: .full))
+            .analyzeWithKernel(reader: TraceReader.open(path))
+        let stateErr = zip(kpNoState.data, kp.data).map { abs($0 - $1) }.max()!
+        #expect(stateErr <= 1e-12 * scale)
 
         // Trace mode keeps Σ_c K_cc and the same decomposition.
         let (traced, kt) = try PathAnalyzer(settings: AnalysisSettings(nodes: 3, kernel: .trace))

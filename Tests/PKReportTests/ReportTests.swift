@@ -37,6 +37,21 @@ struct ReportTests {
         for line in text.split(separator: "\n") { #expect(line.count <= 80, "line wider than 80 columns: \(line)") }
     }
 
+    /// The kernel used for the optimizer gets its own line (text and Markdown) and JSON key;
+    /// results from before it was recorded print none.
+    @Test func pathKernelIsNamed() throws {
+        var r = try Golden.result()
+        #expect(!Report.render(r, format: .text).contains("\nkernel     "))
+        r.settings.pathKernel = "preconditioned path kernel (Adam): J̄_t(x) D J(x_i; w_s)ᵀ, exact"
+        for format in [ReportFormat.text, .markdown] {
+            let lines = Report.render(r, format: format).split(separator: "\n").map(String.init)
+            let i = try #require(lines.firstIndex { $0.contains("kernel     preconditioned path kernel (Adam)") })
+            #expect(lines[i - 1].contains("settings"))
+        }
+        let obj = try #require(try JSONSerialization.jsonObject(with: Data(Report.render(r, format: .json).utf8)) as? [String: Any])
+        #expect((obj["settings"] as? [String: Any])?["path_kernel"] as? String == r.settings.pathKernel)
+    }
+
     @Test func markdownReportMatchesGolden() throws {
         try Golden.check(Report.render(try Golden.result(), format: .markdown), against: "report.md")
     }

@@ -205,6 +205,16 @@ def main() -> int:
                 check(replay["mode"].startswith("replayed"), f"{what}: replay mode {replay['mode']}")
                 check(mismatch < 1e-10, f"{what}: largest replay mismatch {mismatch:.3g} (≥ 1e-10)")
                 res = residuals(report)
+                # The optimizer's own kernel, named, and its kernel form rebuilding the network
+                # (PyTorch's updates and Adam/RMSprop state against the analyzer's kernel sums).
+                kernel = report["settings"].get("path_kernel") or ""
+                want = ("preconditioned" if ("Adam" in what or "RMSprop" in what)
+                        else "two-time" if ("momentum" in what or "Nesterov" in what) else "path kernel")
+                check(kernel.startswith(want), f"{what}: kernel {kernel!r}, expected {want}")
+                for split, r in report["reconstruction"].items():
+                    if isinstance(r, dict) and r.get("kernel_form_max_abs") is not None:
+                        km, mx = float(r["kernel_form_max_abs"]), float(r["max_abs_residual"])
+                        check(km <= max(1e-9, 10 * mx), f"{what}: {split} kernel form off by {km:.3g} (quadrature {mx:.3g})")
                 worst = max(worst, mismatch)
                 print(f"  {what}: replay mismatch {mismatch:.2e}, residual "
                       + ", ".join(f"{k} {v:.1e}" for k, v in sorted(res.items())))
