@@ -35,8 +35,9 @@ public struct AnalysisSettings: Codable, Sendable, Equatable, Hashable {
     public var ridge: Double = 1e-6
     public var precision: Precision = .f64
     public var scope: Scope = .full
-    /// Momentum runs: earlier steps' gradients leave the two-time kernel once μ^{t−s} is below this.
-    public var momentumTolerance: Double = 1e-8
+    /// Momentum runs: nil (default) sums the two-time kernel exactly, backwards in time (§5);
+    /// a value uses the windowed sum, where earlier steps leave once μ^{t−s} is below it.
+    public var momentumTolerance: Double? = nil
 
     public init(nodes: Int = 4, adaptiveTolerance: Double? = nil, queries: Queries = .both, maxQueries: Int? = nil,
                 kernel: KernelMode? = nil, ridge: Double = 1e-6, precision: Precision = .f64, scope: Scope = .full) {
@@ -55,8 +56,8 @@ public struct AnalysisSettings: Codable, Sendable, Equatable, Hashable {
         if let t = adaptiveTolerance, !(t > 0 && t.isFinite) { throw AnalysisError("--adaptive needs a positive tolerance, got \(t)") }
         if let m = maxQueries, m < 1 { throw AnalysisError("--max-queries must be ≥ 1, got \(m)") }
         guard ridge >= 0, ridge.isFinite else { throw AnalysisError("--ridge must be ≥ 0, got \(ridge)") }
-        guard momentumTolerance > 0 && momentumTolerance < 1 else {
-            throw AnalysisError("--momentum-tolerance must be between 0 and 1 (exclusive), got \(momentumTolerance)")
+        if let m = momentumTolerance, !(m > 0 && m < 1) {
+            throw AnalysisError("--momentum-tolerance must be between 0 and 1 (exclusive), got \(m)")
         }
         if scope == .exact && queries != .test { throw AnalysisError("--scope exact analyzes held-out queries only: pass --queries test") }
     }

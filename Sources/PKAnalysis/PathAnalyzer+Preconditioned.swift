@@ -3,21 +3,24 @@ import PKNetworks
 import PKNumerics
 import PKOptim
 
-/// The preconditioned path kernel of Adam-type updates (path-kernel math §5).
+/// The exact two-time path kernels of momentum and Adam-type updates (path-kernel math §5).
 ///
-/// Adam, AdamW and RMSProp (with or without momentum) all update as
+/// SGD with momentum, Adam, AdamW and RMSProp (with or without momentum) all update as
 ///
-///     Δw_t = −η_t Σ_{s≤t} a_t b ρ^{t−s} · Dq_t ⊙ Dx_s ⊙ u_s   (+ AdamW's −η_t λ w_t)
+///     Δw_t = −η_t Σ_{s≤t} a_t b_s ρ^{t−s} · Dq_t ⊙ Dx_s ⊙ u_s   (+ AdamW's −η_t λ w_t)
 ///
 /// with `u_s` the (clipped) batch gradient plus coupled L2 decay `λ w_s`, and the recorded
 /// diagonal preconditioner `D = 1/(√v̂ + ε)` on the query side (`Dq_t`, Adam: it scales the
 /// first moment after averaging) or on the training side (`Dx_s`, RMSProp: it scales each
 /// gradient before the momentum sum). Adam: `ρ = β₁`, `a_t = 1/(1 − β₁^{t+1})`,
-/// `b = 1 − β₁`; RMSProp: `ρ = μ` (0 without momentum), `a = b = 1`.
+/// `b = 1 − β₁`; RMSProp: `ρ = μ` (0 without momentum), `a = b = 1`; SGD momentum (PyTorch's
+/// heavy ball): `ρ = μ`, `a = 1`, `b_0 = 1`, `b_s = 1 − dampening`, no D. Nesterov adds `u_t`
+/// itself: `Δw_t = −η_t (u_t + μ Σ_{s≤t} μ^{t−s} b_s u_s)`, so its training side meets
+/// `V_s = μ b_s R_s + η_s J̄_s = (1 + μ b_s) R_s − μ R_{s+1}` instead of `b_s R_s`.
 ///
 /// Substituting into math §1 gives, per query x and training point i,
 ///
-///     K^p(x, x_i) = Σ_s b (s_s/|B_s|) R_s(x) (Dx_s ⊙ J(x_i; w_s))ᵀ,
+///     K^p(x, x_i) = Σ_s b_s (s_s/|B_s|) R_s(x) (Dx_s ⊙ J(x_i; w_s))ᵀ,
 ///     R_s(x)      = Σ_{t≥s} η_t a_t ρ^{t−s} J̄_t(x) ⊙ Dq_t = ρ R_{s+1}(x) + η_s a_s J̄_s(x) ⊙ Dq_s,
 ///
 /// an exact sum (no truncated tail): the query side `R_s` is kept as explicit P-vectors and
@@ -37,7 +40,12 @@ struct PreconditionedForm {
 
     let name: String
     let rho: Double
-    let b: Double
+    /// `b` of Adam (1 − β₁) and RMSProp (1); momentum's `b_s` is `b(_:)`.
+    let bConstant: Double
+    /// SGD momentum (no preconditioner): PyTorch's dampening and Nesterov.
+    var momentum = false
+    var dampening = 0.0
+    var nesterov = false
     /// Adam's β₁ for `a_t = 1/(1 − β₁^{t+1})`; nil: `a_t = 1`.
     let biasCorrectionBeta: Double?
     /// Adam: D with the query (`Dq_t`); RMSProp: with the training side (`Dx_s`).
@@ -49,13 +57,13 @@ struct PreconditionedForm {
     var steps: [Step] = []
     var end: [Double] = []
 
-    /// The form of `spec`'s optimizer, or nil when it has none (SGD).
+    /// The form of `spec`'s optimizer, or nil when it has none (plain SGD, which has §2's kernel).
     init?(spec: OptimizerSpec) {
         switch spec.kind {
         case .adam, .adamw:
             name = spec.kind == .adam ? "Adam" : "AdamW"
             rho = spec.beta1
-            b = 1 - spec.beta1
+            bConstant = 1 - spec.beta1
             biasCorrectionBeta = spec.beta1
             preconditionQuery = true
             coupledDecay = spec.kind == .adam ? spec.weightDecay : 0
@@ -63,9 +71,20 @@ struct PreconditionedForm {
         case .rmsprop:
             name = "RMSProp"
             rho = spec.momentum
-            b = 1
+            bConstant = 1
             biasCorrectionBeta = nil
             preconditionQuery = false
+            coupledDecay = spec.weightDecay
+            decoupledDecay = 0
+        case .gd, .sgd where spec.momentum > 0:
+            name = spec.nesterov ? "SGD Nesterov" : "SGD momentum"
+            rho = spec.momentum
+            bConstant = 1
+            momentum = true
+            dampening = spec.dampening
+            nesterov = spec.nesterov
+            biasCorrectionBeta = nil
+            preconditionQuery = true
             coupledDecay = spec.weightDecay
             decoupledDecay = 0
         default:
@@ -73,13 +92,29 @@ struct PreconditionedForm {
         }
     }
 
+    /// Whether the update has a diagonal preconditioner D (not SGD momentum).
+    var hasPreconditioner: Bool { !momentum }
+
+    /// `b_s`: momentum's `1` for s = 0 and `1 − dampening` after; else the constant.
+    func b(_ s: Int) -> Double { momentum ? (s == 0 ? 1 : 1 - dampening) : bConstant }
+
+    /// The kernel's name in the report's `kernel` line.
+    var kernelName: String {
+        momentum ? "two-time path kernel (momentum \(rho)\(nesterov ? ", Nesterov" : "")), exact"
+                 : "preconditioned path kernel (\(name)): J̄_t(x) D J(x_i; w_s)ᵀ, exact"
+    }
+
     func a(_ t: Int) -> Double {
         guard let beta = biasCorrectionBeta else { return 1 }
         return 1 / (1 - Foundation.pow(beta, Double(t + 1)))
     }
 
-    /// How the report names this kernel.
+    /// The report's note on this kernel.
     var description: String {
+        if momentum {
+            let c = nesterov ? "η_t (μ^{t−s+1} b_s + [s = t])" : "η_t μ^{t−s} b_s"
+            return "\(name) \(rho): two-time path kernel J̄_t(x)·J(x_i; w_s)ᵀ weighted by \(c) (b_0 = 1, b_s = 1 − dampening), summed exactly backwards in time (no truncated tail)"
+        }
         let weights = biasCorrectionBeta != nil
             ? "η_t(1−β₁)β₁^{t−s}/(1−β₁^{t+1}), β₁ = \(rho)"
             : (rho > 0 ? "η_t μ^{t−s}, μ = \(rho)" : "η_t (s = t)")
@@ -177,7 +212,10 @@ extension PathAnalyzer {
                 let fb = model.tangentFeatures(st.start, xs)
                 let g = run.loss.evaluate(outputs: fb.outputs, targets: run.trainY.rows(at: batch)).perExampleGradient
                 let fg = fb.contracted(with: g)
-                let weight = form.b * st.scale
+                // Per-example weight of the training side; Nesterov's V_s already holds b_s.
+                let bs = form.nesterov ? 1 : form.b(s)
+                let weight = bs * st.scale
+                let vNew = 1 + form.rho * form.b(s), vOld = form.rho   // V_s = vNew R_s − vOld R_{s+1}
                 let decay = form.coupledDecay > 0 ? st.start.map { form.coupledDecay * $0 } : []
                 // K(x_r, x_i) per channel pair (full: (C·m) × (nb·C); trace: m × nb), N's Σ_k K_ck g_ik,
                 // and R_s·(Dx_s ⊙ λ w_s) for the coupled decay.
@@ -185,7 +223,7 @@ extension PathAnalyzer {
                 var kTrace = [Double](repeating: 0, count: mode == .full ? 0 : m * nb)
                 var nBlock = [Double](repeating: 0, count: C * m * nb)
                 var rv = [Double](repeating: 0, count: C * m)
-                let dq = form.preconditionQuery ? st.preconditioner : ones
+                let dq = form.preconditionQuery && form.hasPreconditioner ? st.preconditioner : ones
                 kFull.withUnsafeMutableBufferPointer { kfp in
                 kTrace.withUnsafeMutableBufferPointer { ktp in
                 nBlock.withUnsafeMutableBufferPointer { nbp in
@@ -198,23 +236,39 @@ extension PathAnalyzer {
                     let dx: UnsafePointer<Double>? = form.preconditionQuery ? nil : dxp.baseAddress!
                     Parallel.forEach(chunks.count) { ci in
                         let rr = chunks[ci]
-                        var tmp = [Double](), sI = [Double](repeating: 0, count: (C + 1) * 1)
+                        var tmp = [Double](), old = [Double](), oldB = [Double](), sI = [Double](repeating: 0, count: (C + 1) * 1)
                         var z = [Double](repeating: 0, count: rr.count * (C + 1))
                         for layer in layers {
                             let l = layer.index, din = layer.inputs, dout = layer.outputs, width = rr.count * dout
                             let sw = layer.weightScale, sb = layer.biasScale
                             var y = [Double](repeating: 0, count: nb * width)
                             if sI.count < (C + 1) * dout { sI = [Double](repeating: 0, count: (C + 1) * dout) }
-                            if dx != nil && tmp.count < width * din { tmp = [Double](repeating: 0, count: width * din) }
+                            if (dx != nil || form.nesterov) && tmp.count < width * din { tmp = [Double](repeating: 0, count: width * din) }
+                            if form.nesterov && old.count < width * din { old = [Double](repeating: 0, count: width * din) }
                             for c in 0..<C {
                                 let qr = (c * m + rr.lowerBound)..<(c * m + rr.upperBound)
+                                if form.nesterov {
+                                    // R_{s+1}'s rows, for V_s.
+                                    let from = rW[l] + qr.lowerBound * dout * din
+                                    for e in 0..<(width * din) { old[e] = from[e] }
+                                    if let b = rB[l] { oldB = (0..<width).map { b[qr.lowerBound * dout + $0] } }
+                                }
                                 model.accumulateLayerJacobians(nodes, layer: l, rows: qr, scale: dqp.baseAddress!, decay: form.rho,
                                                                weights: rW[l], bias: rB[l])
                                 // These rows of R_s, with RMSProp's D_s moved onto them (D is diagonal).
                                 var src = UnsafePointer(rW[l] + qr.lowerBound * dout * din)
                                 var srcB: UnsafePointer<Double>? = rB[l].map { UnsafePointer($0 + qr.lowerBound * dout) }
                                 var tmpB = [Double]()
-                                if let dx {
+                                if form.nesterov {
+                                    tmp.withUnsafeMutableBufferPointer { tp in
+                                        for e in 0..<(width * din) { tp[e] = vNew * src[e] - vOld * old[e] }
+                                    }
+                                    src = tmp.withUnsafeBufferPointer { $0.baseAddress! }
+                                    if let sB = srcB {
+                                        tmpB = (0..<width).map { e in vNew * sB[e] - vOld * oldB[e] }
+                                        srcB = tmpB.withUnsafeBufferPointer { $0.baseAddress! }
+                                    }
+                                } else if let dx {
                                     tmp.withUnsafeMutableBufferPointer { tp in
                                         for e in 0..<(width * din) {
                                             let i = (e / din) % dout, k = e % din
@@ -318,14 +372,16 @@ extension PathAnalyzer {
                         }
                         acc.nSum[q, c] += rowSum
                         // Coupled decay: R_wd −= b R_s (Dx_s ⊙ λ w_s).
-                        acc.rwd[q, c] -= form.b * rv[c * m + r]
+                        acc.rwd[q, c] -= bs * rv[c * m + r]
                     }
                 }
                 // Scalar weights of the fixed coefficients (once, not per query block).
                 if blockIndex == 0 {
+                    // c_{i,s} = b_s (s_s/|B_s|) Σ_{t≥s} η_t a_t ρ^{t−s}; Nesterov: (s_s/|B_s|)(μ b_s Σ + η_s).
+                    let cs = form.nesterov ? st.scale * (form.rho * form.b(s) * rsum + st.learningRate) : weight * rsum
                     for (i, ex) in batch.enumerated() {
-                        acc.cSum[ex] += weight * rsum
-                        for c in 0..<C { acc.gSum[ex, c] += weight * rsum * g[i, c] }
+                        acc.cSum[ex] += cs
+                        for c in 0..<C { acc.gSum[ex, c] += cs * g[i, c] }
                     }
                 }
                 done += 1

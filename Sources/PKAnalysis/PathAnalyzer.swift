@@ -70,26 +70,30 @@ public struct PathAnalyzer {
         // The update rule, for the linearized network (ntk0-km) trained like the network.
         let optimizer = try run.optimizer.transformation()
         var linState = optimizer.initialState(parameterCount: model.parameterCount)
-        // (S)GD, clipped or not, has the kernel form of math §2, momentum (float64) the two-time
-        // form of §5; adaptive updates (Adam, RMSProp) are analyzed by the JVP route only for now.
+        // (S)GD, clipped or not, has the kernel form of math §2, momentum and Adam-type updates the
+        // two-time (preconditioned) forms of §5, float64.
         let mu = run.optimizer.momentum, damp = run.optimizer.dampening, nesterov = run.optimizer.nesterov
+        // Momentum with --momentum-tolerance: the windowed two-time kernel, in the forward pass.
         let momentumForm = (run.optimizer.kind == .gd || run.optimizer.kind == .sgd) && mu > 0 && settings.precision == .f64
-        // Adam, AdamW, RMSProp: the preconditioned kernel (PreconditionedForm), float64, computed
-        // backwards in time after the forward pass; it keeps w_t and D_t of every step.
+            && settings.momentumTolerance != nil
+        let momentumTolerance = settings.momentumTolerance ?? 0
+        // Momentum (by default), Adam, AdamW, RMSProp: the exact two-time kernel of PreconditionedForm,
+        // float64, computed backwards in time after the forward pass; it keeps w_t (and D_t) of every step.
         var notes = run.notes
         var preconditioned: PreconditionedForm? = nil
-        if let form = PreconditionedForm(spec: run.optimizer), !path.checkpointResolution {
-            let bytes = 16 * Double(T) * Double(model.parameterCount)
+        if let form = PreconditionedForm(spec: run.optimizer), !path.checkpointResolution, !momentumForm {
+            let bytes = (form.hasPreconditioner ? 16 : 8) * Double(T) * Double(model.parameterCount)
             if settings.precision != .f64 {
-                notes.append("\(form.name)'s preconditioned path kernel runs in float64 only (--precision f64); here the exact decomposition is computed by the JVP route and the path machines are skipped")
+                notes.append("\(form.name)'s \(form.momentum ? "two-time" : "preconditioned") path kernel runs in float64 only (--precision f64); here the exact decomposition is computed by the JVP route and the path machines are skipped")
             } else if let s0 = try reader.optimizerState(step: 0), s0.count > 0 {
-                notes.append("the trace's optimizer state at step 0 is not fresh (\(s0.count) earlier updates): the first moment before the trace is not a combination of recorded gradients, so \(form.name)'s preconditioned kernel is skipped (exact decomposition by the JVP route)")
+                notes.append("the trace's optimizer state at step 0 is not fresh (\(s0.count) earlier updates): its buffers hold gradients from before the trace, which are not recorded, so \(form.name)'s path kernel is skipped (exact decomposition by the JVP route)")
             } else if bytes > 4e9 {
-                notes.append("\(form.name)'s preconditioned path kernel would hold w_t and D_t of all \(T) steps (\(String(format: "%.1f", bytes / 1e9)) GB); skipped (exact decomposition by the JVP route)")
+                notes.append("\(form.name)'s path kernel would hold w_t and D_t of all \(T) steps (\(String(format: "%.1f", bytes / 1e9)) GB); skipped (exact decomposition by the JVP route)")
             } else {
                 preconditioned = form
             }
         }
+        // The exact backward-in-time kernel (momentum, Adam, AdamW, RMSProp).
         let adaptiveForm = preconditioned != nil
         var pcState = optimizer.initialState(parameterCount: model.parameterCount)
         let kernelForm = (run.optimizer.isPlainGradientDescent || momentumForm || adaptiveForm) && !path.checkpointResolution
@@ -282,7 +286,10 @@ public struct PathAnalyzer {
                         for i in rwd.data.indices { rwd.data[i] += omega * jd.data[i] }
                     }
                 }
-                if preconditioned != nil {
+                if preconditioned?.hasPreconditioner == false {
+                    preconditioned!.steps.append(.init(start: seg.start, preconditioner: [], batch: batch, learningRate: eta,
+                                                       scale: (seg.record.clipScale ?? 1) / Double(batch.count), nodes: nodes))
+                } else if preconditioned != nil {
                     // D_t from the state after update t: the trace's (stored or replayed), else our own update.
                     if let st = seg.state {
                         pcState = st
@@ -296,7 +303,7 @@ public struct PathAnalyzer {
                 }
             } else if momentumForm {
                 window.append(trainingSide(Double.self, seg: seg, batch: batch, xb: xb, yb: yb))
-                window.removeAll { pow(mu, Double(t - $0.step)) < settings.momentumTolerance && $0.step != t }
+                window.removeAll { pow(mu, Double(t - $0.step)) < momentumTolerance && $0.step != t }
                 let weighted = window.map { ($0, eta * momentumCoefficient(t: t, s: $0.step) * $0.scale) }
                 integrate(Double.self, seg: seg, sides: weighted, nodes: nodes, tangents: tangents)
                 sides = weighted.map { ($0.0.step, $0.0.batch, $0.0.g, $0.1) }
@@ -430,14 +437,11 @@ public struct PathAnalyzer {
             notes.append("weight decay (\(run.optimizer.kind == .adamw ? "decoupled" : "coupled L2"), λ = \(lambdaWD)): its term R_wd = Σ_t J̄_t(−η_tλ·w) has ‖R_wd‖/‖f_T − f_0‖ = \(String(format: "%.3g", share)) on the \(nT > 0 ? "held-out" : "training") queries")
         }
         if momentumForm && kernelForm {
-            notes.append("momentum \(mu)\(nesterov ? " (Nesterov)" : ""): two-time path kernel J̄_t(x)·J(x_i; w_s)ᵀ weighted by η_t c_{t,s}; earlier steps leave it once μ^{t−s} < \(settings.momentumTolerance) (what they would add shows in the kernel-form residual)")
+            notes.append("momentum \(mu)\(nesterov ? " (Nesterov)" : ""): two-time path kernel J̄_t(x)·J(x_i; w_s)ᵀ weighted by η_t c_{t,s}; earlier steps leave it once μ^{t−s} < \(momentumTolerance) (what they would add shows in the kernel-form residual)")
         }
         if let preconditioned { notes.append(preconditioned.description) }
         if path.checkpointResolution {
             notes.append("the decomposition is at checkpoint resolution: the trace stores no optimizer state for its \(run.optimizer.kind.rawValue) updates, so the steps between checkpoints cannot be replayed and each straight segment between checkpoints is integrated instead")
-        } else if !kernelForm && PreconditionedForm(spec: run.optimizer) == nil {
-            // (SGD with momentum under --precision f32; Adam-type updates have their notes above.)
-            notes.append("momentum's two-time kernel runs in float64 only (--precision f64); here the exact decomposition is computed by the JVP route and the path machines are skipped")
         }
         if let pathKMSelf, let pathKRR, let ntk0Lin, let ntk0KM, let ntkTKRR {
             if kernelForm {
@@ -498,9 +502,9 @@ public struct PathAnalyzer {
         if !kernelForm {
             pathKernelName = "none: the exact decomposition by the JVP route only (see the notes)"
         } else if let preconditioned {
-            pathKernelName = "preconditioned path kernel (\(preconditioned.name)): J̄_t(x) D J(x_i; w_s)ᵀ, exact\(clipped)"
+            pathKernelName = preconditioned.kernelName + clipped
         } else if momentumForm {
-            pathKernelName = "two-time path kernel (momentum \(mu)\(nesterov ? ", Nesterov" : "")), tail < \(settings.momentumTolerance)\(clipped)"
+            pathKernelName = "two-time path kernel (momentum \(mu)\(nesterov ? ", Nesterov" : "")), tail < \(momentumTolerance)\(clipped)"
         } else {
             pathKernelName = "path kernel Σ_t η_t/|B_t| K̄_t(x, x_i) of (S)GD\(clipped)"
         }

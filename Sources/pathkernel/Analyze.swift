@@ -31,8 +31,8 @@ struct AnalysisOptions: ParsableArguments {
     @Option(help: "full: every kernel machine, dynamics, training points as queries. exact: only the exact decomposition, K^p and path-km on held-out queries (needs --queries test).")
     var scope: AnalysisSettings.Scope = .full
 
-    @Option(help: ArgumentHelp("Momentum runs: an earlier step leaves the two-time kernel once μ^(t−s) is below TOL (its cut shows in the kernel-form residual).", valueName: "TOL"))
-    var momentumTolerance: Double = 1e-8
+    @Option(help: ArgumentHelp("Momentum runs: sum the two-time kernel over a window of earlier steps, dropping a step once μ^(t−s) is below TOL (its cut shows in the kernel-form residual). Default: the exact sum, run backwards in time.", valueName: "TOL"))
+    var momentumTolerance: Double? = nil
 
     var settings: AnalysisSettings {
         var s = AnalysisSettings(nodes: nodes, adaptiveTolerance: adaptive, queries: queries, maxQueries: maxQueries,

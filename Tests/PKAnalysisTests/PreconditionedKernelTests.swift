@@ -27,7 +27,14 @@ struct PreconditionedKernelTests {
             }
             if spec.kind != .adamw && spec.weightDecay > 0 { for k in 0..<P { g[k] += spec.weightDecay * weights[t][k] } }
             var d = [Double](repeating: 0, count: P), delta = d
-            if spec.kind == .rmsprop {
+            if spec.kind == .sgd {
+                // PyTorch's heavy ball: buf_0 = u_0, buf_t = μ buf + (1 − dampening) u_t; Nesterov u_t + μ buf_t.
+                for k in 0..<P {
+                    d[k] = 1
+                    buf[k] = t == 0 ? g[k] : spec.momentum * buf[k] + (1 - spec.dampening) * g[k]
+                    delta[k] = -rates[t] * (spec.nesterov ? g[k] + spec.momentum * buf[k] : buf[k])
+                }
+            } else if spec.kind == .rmsprop {
                 for k in 0..<P {
                     v[k] = spec.alpha * v[k] + (1 - spec.alpha) * g[k] * g[k]
                     d[k] = 1 / (v[k].squareRoot() + spec.eps)
@@ -55,6 +62,8 @@ struct PreconditionedKernelTests {
         #"{"kind":"adamw","learningRate":0.05,"weightDecay":0.05,"beta1":0.8,"beta2":0.99}"#,
         #"{"kind":"rmsprop","learningRate":0.01,"momentum":0.7,"weightDecay":0.01}"#,
         #"{"kind":"rmsprop","learningRate":0.01,"alpha":0.9}"#,
+        #"{"kind":"sgd","learningRate":0.1,"momentum":0.8,"dampening":0.3,"weightDecay":0.01}"#,
+        #"{"kind":"sgd","learningRate":0.1,"momentum":0.9,"nesterov":true,"weightDecay":0.01,"clipNorm":0.5}"#,
     ])
     func kernelEqualsTheDoubleSum(optimizer: String) throws {
         let spec = try JSONDecoder().decode(OptimizerSpec.self, from: Data(optimizer.utf8))
@@ -88,11 +97,16 @@ struct PreconditionedKernelTests {
             let norm = g.reduce(0) { $0 + $1 * $1 }.squareRoot()
             return norm > clip ? clip / norm : 1
         }
-        // c_{t,s} and where D sits.
-        let isAdam = spec.kind != .rmsprop
+        // c_{t,s} and where D sits (D_t with the query for Adam, D_s with the training side for
+        // RMSProp, none for SGD momentum).
+        let isAdam = spec.kind == .adam || spec.kind == .adamw
         func c(_ t: Int, _ s: Int) -> Double {
-            isAdam ? (1 - spec.beta1) * pow(spec.beta1, Double(t - s)) / (1 - pow(spec.beta1, Double(t + 1)))
-                   : pow(spec.momentum, Double(t - s))   // 0^0 = 1
+            if spec.kind == .sgd {
+                let heavy = pow(spec.momentum, Double(t - s)) * (s == 0 ? 1 : 1 - spec.dampening)
+                return spec.nesterov ? spec.momentum * heavy + (s == t ? 1 : 0) : heavy
+            }
+            return isAdam ? (1 - spec.beta1) * pow(spec.beta1, Double(t - s)) / (1 - pow(spec.beta1, Double(t + 1)))
+                          : pow(spec.momentum, Double(t - s))   // 0^0 = 1
         }
         let rule = GaussLegendre(nodes: 3)
         let xq = run.testX
@@ -131,8 +145,16 @@ struct PreconditionedKernelTests {
         let quadrature = max(1e-13, result.reconstruction.test!.maxAbsResidual)
         #expect(result.reconstruction.test!.kernelFormMaxAbs < 10 * quadrature)
         #expect(result.kernelMachines.contains { $0.name == "path-km" })
-        #expect(result.run.notes.contains { $0.contains("preconditioned path kernel") })
-        #expect(result.settings.pathKernel?.hasPrefix("preconditioned path kernel") == true)
+        #expect(result.run.notes.contains { $0.contains(spec.kind == .sgd ? "two-time path kernel" : "preconditioned path kernel") })
+        #expect(result.settings.pathKernel?.hasPrefix(spec.kind == .sgd ? "two-time path kernel" : "preconditioned path kernel") == true)
+        if spec.kind == .sgd {
+            // The windowed route with a negligible tail cut gives the same kernel.
+            var windowed = AnalysisSettings(nodes: 3, kernel: .full)
+            windowed.momentumTolerance = 1e-300
+            let (w, kw) = try PathAnalyzer(settings: windowed).analyzeWithKernel(reader: TraceReader.open(path))
+            #expect(w.settings.pathKernel?.contains("tail <") == true)
+            #expect(zip(kw.data, kp.data).map { abs($0 - $1) }.max()! <= 1e-12 * scale)
+        }
         #expect(!result.attribution.isEmpty)
 
         // Without stored optimizer state (a recorder that writes none) D_t is recomputed from a
