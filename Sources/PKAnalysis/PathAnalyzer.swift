@@ -73,13 +73,18 @@ public struct PathAnalyzer {
         // (S)GD, clipped or not, has the kernel form of math §2, momentum and Adam-type updates the
         // two-time (preconditioned) forms of §5, float64.
         let mu = run.optimizer.momentum, damp = run.optimizer.dampening, nesterov = run.optimizer.nesterov
-        // Momentum with --momentum-tolerance: the windowed two-time kernel, in the forward pass.
-        let momentumForm = (run.optimizer.kind == .gd || run.optimizer.kind == .sgd) && mu > 0 && settings.precision == .f64
-            && settings.momentumTolerance != nil
-        let momentumTolerance = settings.momentumTolerance ?? 0
+        // Momentum with --momentum-tolerance (or too many steps × parameters to keep every w_t for
+        // the exact sum): the windowed two-time kernel, in the forward pass.
+        let sgdMomentum = (run.optimizer.kind == .gd || run.optimizer.kind == .sgd) && mu > 0 && settings.precision == .f64
+        let pathBytes = 8 * Double(T) * Double(model.parameterCount)
+        let momentumForm = sgdMomentum && (settings.momentumTolerance != nil || pathBytes > 4e9)
+        let momentumTolerance = settings.momentumTolerance ?? 1e-8
         // Momentum (by default), Adam, AdamW, RMSProp: the exact two-time kernel of PreconditionedForm,
         // float64, computed backwards in time after the forward pass; it keeps w_t (and D_t) of every step.
         var notes = run.notes
+        if momentumForm && settings.momentumTolerance == nil {
+            notes.append("the exact momentum kernel would keep w_t of all \(T) steps (\(String(format: "%.1f", pathBytes / 1e9)) GB): summed over a window instead, tail < \(momentumTolerance)")
+        }
         var preconditioned: PreconditionedForm? = nil
         if let form = PreconditionedForm(spec: run.optimizer), !path.checkpointResolution, !momentumForm {
             let bytes = (form.hasPreconditioner ? 16 : 8) * Double(T) * Double(model.parameterCount)
