@@ -12,6 +12,26 @@ struct CLITests {
         }
     }
 
+    /// The optimizer presets end to end (few steps): the report names each optimizer's kernel and
+    /// rebuilds the network through it.
+    @Test(arguments: [("moons-momentum", "two-time path kernel (momentum 0.9), exact"),
+                      ("teacher-adam", "preconditioned path kernel (Adam)")])
+    func optimizerPresetsNameTheirKernel(preset: String, kernel: String) throws {
+        let dir = try temporaryDirectory()
+        let path = dir.appendingPathComponent("p.sqlite").path
+        let t = try CLI.run(["train", "--preset", preset, "--steps", "4", "--out", path, "--quiet"])
+        #expect(t.status == 0, "\(t.stderr)")
+        let a = try CLI.run(["analyze", path, "--queries", "test", "--max-queries", "8", "--quiet"])
+        #expect(a.status == 0, "\(a.stderr)")
+        let r = try CLI.run(["report", path])
+        #expect(r.stdout.contains("kernel     " + kernel), "\(r.stdout)")
+        let j = try CLI.run(["report", path, "--format", "json"])
+        let obj = try #require(try JSONSerialization.jsonObject(with: Data(j.stdout.utf8)) as? [String: Any])
+        let test = try #require(((obj["reconstruction"] as? [String: Any])?["test"]) as? [String: Any])
+        #expect(try #require(test["kernel_form_max_abs"] as? Double) < 1e-10)
+        #expect((obj["kernel_machines"] as? [[String: Any]])?.contains { $0["name"] as? String == "path-km" } == true)
+    }
+
     @Test func trainThenInspectJSON() throws {
         let dir = try temporaryDirectory()
         let path = dir.appendingPathComponent("m.sqlite").path
