@@ -148,16 +148,17 @@ extension PathAnalyzer {
     /// rows of R and at once (while they are in cache) multiplies them with the batch: with
     /// `∂f_k(x_i)/∂W_l = s_l δ_{k,i} a_iᵀ`, `Y = A_b R_l[rows]ᵀ` (one GEMM), then per example i
     /// a small GEMM of Y's row i (rows × out) with the C signals of x_i and its δ^g.
-    static func accumulatePreconditioned(_ form: PreconditionedForm, model: MLP, run: TraceRun, xq: Matrix, nT: Int,
+    static func accumulatePreconditioned<S: BLASScalar>(_: S.Type, _ form: PreconditionedForm, model: MLP, run: TraceRun, xq: Matrix, nT: Int,
                                          exactOnly: Bool, mode: KernelMode, attrIndex: [Int: Int],
                                          into acc: inout KernelAccumulators, progress: (Int, Int) -> Void) {
         let C = model.outputDim, P = model.parameterCount, T = form.steps.count, n = run.trainX.rows
         let blocks = mode == .full ? C : 1
         let nQ = xq.rows
         let layers = model.layers
-        let ones = [Double](repeating: 1, count: P)
+        let ones = [S](repeating: 1, count: P)
+        let bytes = MemoryLayout<S>.size
         // Query rows per block: R stays under about 256 MB.
-        let perBlock = max(1, min(nQ, (256 << 20) / max(8 * C * P, 1)))
+        let perBlock = max(1, min(nQ, (256 << 20) / max(bytes * C * P, 1)))
         let queryBlocks = stride(from: 0, to: nQ, by: perBlock).map { $0..<min($0 + perBlock, nQ) }
         // Query rows per thread chunk: one layer's rows of a chunk (C channels) stay near 2 MB.
         let largest = layers.map { $0.weightCount }.max() ?? 1
@@ -165,14 +166,14 @@ extension PathAnalyzer {
         for (blockIndex, rows) in queryBlocks.enumerated() {
             let xb = xq.rows(rows), m = rows.count
             // R (row c·m + r: R_s(x_r) for output c), layer by layer: weights (C·m·out) × in, biases (C·m) × out.
-            let rW = layers.map { layer -> UnsafeMutablePointer<Double> in
-                let p = UnsafeMutablePointer<Double>.allocate(capacity: C * m * layer.weightCount)
+            let rW = layers.map { layer -> UnsafeMutablePointer<S> in
+                let p = UnsafeMutablePointer<S>.allocate(capacity: C * m * layer.weightCount)
                 p.initialize(repeating: 0, count: C * m * layer.weightCount)
                 return p
             }
-            let rB = layers.map { layer -> UnsafeMutablePointer<Double>? in
+            let rB = layers.map { layer -> UnsafeMutablePointer<S>? in
                 guard layer.biasOffset != nil else { return nil }
-                let p = UnsafeMutablePointer<Double>.allocate(capacity: C * m * layer.outputs)
+                let p = UnsafeMutablePointer<S>.allocate(capacity: C * m * layer.outputs)
                 p.initialize(repeating: 0, count: C * m * layer.outputs)
                 return p
             }
@@ -180,7 +181,7 @@ extension PathAnalyzer {
                 rW.forEach { $0.deallocate() }
                 rB.forEach { $0?.deallocate() }
             }
-            let per = max(1, min((m + 1) / 2, (2 << 20) / (8 * max(largest, 1))))
+            let per = max(1, min((m + 1) / 2, (2 << 20) / (bytes * max(largest, 1))))
             let chunks = stride(from: 0, to: m, by: per).map { $0..<min($0 + per, m) }
             var rsum = 0.0                                   // Σ_{t≥s} η_t a_t ρ^{t−s}
             for s in stride(from: T - 1, through: 0, by: -1) {
@@ -192,14 +193,14 @@ extension PathAnalyzer {
                 // and of AdamW's decoupled part −η_s λ w_s (R_wd).
                 var tangents = [delta]
                 if form.decoupledDecay > 0 { tangents.append(st.start.map { -st.learningRate * form.decoupledDecay * $0 }) }
-                let nodes = st.nodes.map { node -> (features: TangentFeatures<Double>, weight: Double) in
+                let nodes = st.nodes.map { node -> (features: TangentFeatures<S>, weight: Double) in
                     var ws = st.start
                     Vec.axpy(node.s, delta, &ws)
-                    let f = model.tangentFeatures(ws, xb, tangents: tangents)
+                    let f = model.tangentFeatures(ws, xb, as: S.self, tangents: tangents)
                     for r in 0..<m {
                         for c in 0..<C {
-                            acc.jvpSum[rows.lowerBound + r, c] += node.w * f.outputTangents[0][r, c]
-                            if tangents.count > 1 { acc.rwd[rows.lowerBound + r, c] += node.w * f.outputTangents[1][r, c] }
+                            acc.jvpSum[rows.lowerBound + r, c] += node.w * Double(f.outputTangents[0][r, c])
+                            if tangents.count > 1 { acc.rwd[rows.lowerBound + r, c] += node.w * Double(f.outputTangents[1][r, c]) }
                         }
                     }
                     return (f, coef * node.w)
@@ -209,42 +210,43 @@ extension PathAnalyzer {
                 // The batch's side at w_s: features, g, and δ^g (the g-contracted signals).
                 let batch = st.batch, nb = batch.count
                 let xs = run.trainX.rows(at: batch)
-                let fb = model.tangentFeatures(st.start, xs)
-                let g = run.loss.evaluate(outputs: fb.outputs, targets: run.trainY.rows(at: batch)).perExampleGradient
+                let fb = model.tangentFeatures(st.start, xs, as: S.self)
+                let g = run.loss.evaluate(outputs: Matrix(fb.outputs), targets: run.trainY.rows(at: batch)).perExampleGradient
                 let fg = fb.contracted(with: g)
                 // Per-example weight of the training side; Nesterov's V_s already holds b_s.
                 let bs = form.nesterov ? 1 : form.b(s)
                 let weight = bs * st.scale
-                let vNew = 1 + form.rho * form.b(s), vOld = form.rho   // V_s = vNew R_s − vOld R_{s+1}
-                let decay = form.coupledDecay > 0 ? st.start.map { form.coupledDecay * $0 } : []
+                let vNew = S(1 + form.rho * form.b(s)), vOld = S(form.rho)   // V_s = vNew R_s − vOld R_{s+1}
+                let decay: [S] = form.coupledDecay > 0 ? st.start.map { S(form.coupledDecay * $0) } : []
+                let dS: [S] = form.hasPreconditioner ? st.preconditioner.map { S($0) } : []
                 // K(x_r, x_i) per channel pair (full: (C·m) × (nb·C); trace: m × nb), N's Σ_k K_ck g_ik,
                 // and R_s·(Dx_s ⊙ λ w_s) for the coupled decay.
                 var kFull = [Double](repeating: 0, count: mode == .full ? C * m * nb * C : 0)
                 var kTrace = [Double](repeating: 0, count: mode == .full ? 0 : m * nb)
                 var nBlock = [Double](repeating: 0, count: C * m * nb)
                 var rv = [Double](repeating: 0, count: C * m)
-                let dq = form.preconditionQuery && form.hasPreconditioner ? st.preconditioner : ones
+                let dq = form.preconditionQuery && form.hasPreconditioner ? dS : ones
                 kFull.withUnsafeMutableBufferPointer { kfp in
                 kTrace.withUnsafeMutableBufferPointer { ktp in
                 nBlock.withUnsafeMutableBufferPointer { nbp in
                 rv.withUnsafeMutableBufferPointer { rvp in
                 dq.withUnsafeBufferPointer { dqp in
-                st.preconditioner.withUnsafeBufferPointer { dxp in
+                dS.withUnsafeBufferPointer { dxp in
                 decay.withUnsafeBufferPointer { decp in
                     let kf = mode == .full ? kfp.baseAddress : nil, kt = mode == .full ? nil : ktp.baseAddress
                     let nbk = nbp.baseAddress!, rvk = rvp.baseAddress!
-                    let dx: UnsafePointer<Double>? = form.preconditionQuery ? nil : dxp.baseAddress!
+                    let dx: UnsafePointer<S>? = form.preconditionQuery ? nil : dxp.baseAddress!
                     Parallel.forEach(chunks.count) { ci in
                         let rr = chunks[ci]
-                        var tmp = [Double](), old = [Double](), oldB = [Double](), sI = [Double](repeating: 0, count: (C + 1) * 1)
-                        var z = [Double](repeating: 0, count: rr.count * (C + 1))
+                        var tmp = [S](), old = [S](), oldB = [S](), sI = [S](repeating: 0, count: (C + 1) * 1)
+                        var z = [S](repeating: 0, count: rr.count * (C + 1))
                         for layer in layers {
                             let l = layer.index, din = layer.inputs, dout = layer.outputs, width = rr.count * dout
-                            let sw = layer.weightScale, sb = layer.biasScale
-                            var y = [Double](repeating: 0, count: nb * width)
-                            if sI.count < (C + 1) * dout { sI = [Double](repeating: 0, count: (C + 1) * dout) }
-                            if (dx != nil || form.nesterov) && tmp.count < width * din { tmp = [Double](repeating: 0, count: width * din) }
-                            if form.nesterov && old.count < width * din { old = [Double](repeating: 0, count: width * din) }
+                            let sw = S(layer.weightScale), sb = S(layer.biasScale)
+                            var y = [S](repeating: 0, count: nb * width)
+                            if sI.count < (C + 1) * dout { sI = [S](repeating: 0, count: (C + 1) * dout) }
+                            if (dx != nil || form.nesterov) && tmp.count < width * din { tmp = [S](repeating: 0, count: width * din) }
+                            if form.nesterov && old.count < width * din { old = [S](repeating: 0, count: width * din) }
                             for c in 0..<C {
                                 let qr = (c * m + rr.lowerBound)..<(c * m + rr.upperBound)
                                 if form.nesterov {
@@ -257,8 +259,8 @@ extension PathAnalyzer {
                                                                weights: rW[l], bias: rB[l])
                                 // These rows of R_s, with RMSProp's D_s moved onto them (D is diagonal).
                                 var src = UnsafePointer(rW[l] + qr.lowerBound * dout * din)
-                                var srcB: UnsafePointer<Double>? = rB[l].map { UnsafePointer($0 + qr.lowerBound * dout) }
-                                var tmpB = [Double]()
+                                var srcB: UnsafePointer<S>? = rB[l].map { UnsafePointer($0 + qr.lowerBound * dout) }
+                                var tmpB = [S]()
                                 if form.nesterov {
                                     tmp.withUnsafeMutableBufferPointer { tp in
                                         for e in 0..<(width * din) { tp[e] = vNew * src[e] - vOld * old[e] }
@@ -284,7 +286,7 @@ extension PathAnalyzer {
                                 // Y = A_b · R_l[rows]ᵀ: nb × (rows·out).
                                 fb.inputs[l].data.withUnsafeBufferPointer { ap in
                                     y.withUnsafeMutableBufferPointer { yp in
-                                        Double.gemm(transposeA: false, transposeB: true, m: nb, n: width, k: din, alpha: 1,
+                                        S.gemm(transposeA: false, transposeB: true, m: nb, n: width, k: din, alpha: 1,
                                                     a: ap.baseAddress!, lda: din, b: src, ldb: din, beta: 0, c: yp.baseAddress!, ldc: width)
                                     }
                                 }
@@ -297,12 +299,12 @@ extension PathAnalyzer {
                                         y.withUnsafeBufferPointer { yp in
                                             sI.withUnsafeBufferPointer { sp in
                                                 z.withUnsafeMutableBufferPointer { zp in
-                                                    Double.gemm(transposeA: false, transposeB: true, m: rr.count, n: C + 1, k: dout, alpha: sw,
+                                                    S.gemm(transposeA: false, transposeB: true, m: rr.count, n: C + 1, k: dout, alpha: sw,
                                                                 a: yp.baseAddress! + i * width, lda: dout, b: sp.baseAddress!, ldb: dout,
                                                                 beta: 0, c: zp.baseAddress!, ldc: C + 1)
                                                     // Bias: s_b Σ_j R_b[row, j] δ_k[i, j], added to the same z.
                                                     if let srcB {
-                                                        Double.gemm(transposeA: false, transposeB: true, m: rr.count, n: C + 1, k: dout, alpha: sb,
+                                                        S.gemm(transposeA: false, transposeB: true, m: rr.count, n: C + 1, k: dout, alpha: sb,
                                                                     a: srcB, lda: dout, b: sp.baseAddress!, ldb: dout,
                                                                     beta: 1, c: zp.baseAddress!, ldc: C + 1)
                                                     }
@@ -311,11 +313,11 @@ extension PathAnalyzer {
                                         }
                                         for (kr, r) in rr.enumerated() {
                                             let row = c * m + r, zr = kr * (C + 1)
-                                            nbk[row * nb + i] += z[zr + C]
+                                            nbk[row * nb + i] += Double(z[zr + C])
                                             if let kf {
-                                                for kk in 0..<C { kf[(row * nb + i) * C + kk] += z[zr + kk] }
+                                                for kk in 0..<C { kf[(row * nb + i) * C + kk] += Double(z[zr + kk]) }
                                             } else if let kt {
-                                                kt[r * nb + i] += z[zr + c]
+                                                kt[r * nb + i] += Double(z[zr + c])
                                             }
                                         }
                                     }
@@ -327,10 +329,12 @@ extension PathAnalyzer {
                                         var v = 0.0
                                         for i in 0..<dout {
                                             let o = src + (kr * dout + i) * din, w = dec + layer.weightOffset + i * din
-                                            for k in 0..<din { v += o[k] * w[k] }
+                                            var part: S = 0
+                                            for k in 0..<din { part += o[k] * w[k] }
+                                            v += Double(part)
                                         }
                                         if let srcB, let bo = layer.biasOffset {
-                                            for i in 0..<dout { v += srcB[kr * dout + i] * dec[bo + i] }
+                                            for i in 0..<dout { v += Double(srcB[kr * dout + i] * dec[bo + i]) }
                                         }
                                         rvk[c * m + r] += v
                                     }

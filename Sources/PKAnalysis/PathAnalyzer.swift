@@ -71,7 +71,7 @@ public struct PathAnalyzer {
         let optimizer = try run.optimizer.transformation()
         var linState = optimizer.initialState(parameterCount: model.parameterCount)
         // (S)GD, clipped or not, has the kernel form of math §2, momentum and Adam-type updates the
-        // two-time (preconditioned) forms of §5, float64.
+        // two-time (preconditioned) forms of §5 (the windowed momentum route in float64 only).
         let mu = run.optimizer.momentum, damp = run.optimizer.dampening, nesterov = run.optimizer.nesterov
         // Momentum with --momentum-tolerance (or too many steps × parameters to keep every w_t for
         // the exact sum): the windowed two-time kernel, in the forward pass.
@@ -88,9 +88,7 @@ public struct PathAnalyzer {
         var preconditioned: PreconditionedForm? = nil
         if let form = PreconditionedForm(spec: run.optimizer), !path.checkpointResolution, !momentumForm {
             let bytes = (form.hasPreconditioner ? 16 : 8) * Double(T) * Double(model.parameterCount)
-            if settings.precision != .f64 {
-                notes.append("\(form.name)'s \(form.momentum ? "two-time" : "preconditioned") path kernel runs in float64 only (--precision f64); here the exact decomposition is computed by the JVP route and the path machines are skipped")
-            } else if let s0 = try reader.optimizerState(step: 0), s0.count > 0 {
+            if let s0 = try reader.optimizerState(step: 0), s0.count > 0 {
                 notes.append("the trace's optimizer state at step 0 is not fresh (\(s0.count) earlier updates): its buffers hold gradients from before the trace, which are not recorded, so \(form.name)'s path kernel is skipped (exact decomposition by the JVP route)")
             } else if bytes > 4e9 {
                 notes.append("\(form.name)'s path kernel would hold w_t and D_t of all \(T) steps (\(String(format: "%.1f", bytes / 1e9)) GB); skipped (exact decomposition by the JVP route)")
@@ -353,9 +351,14 @@ public struct PathAnalyzer {
             form.end = wT
             var acc = KernelAccumulators(kp: kp, nSum: nSum, nDiag: nDiag, nAttr: nAttr, rwd: rwd, jvpSum: jvpSum, cSum: cSum, gSum: gSum)
             kp = Matrix(rows: 0, cols: 0)   // one copy of K^p
-            PathAnalyzer.accumulatePreconditioned(form, model: model, run: run, xq: xq, nT: nT, exactOnly: exactOnly, mode: mode,
-                                                  attrIndex: attrIndex, into: &acc) { done, total in
-                progress(T + done * T / max(total, 1), totalWork)
+            let report: (Int, Int) -> Void = { done, total in progress(T + done * T / max(total, 1), totalWork) }
+            switch settings.precision {
+            case .f64:
+                PathAnalyzer.accumulatePreconditioned(Double.self, form, model: model, run: run, xq: xq, nT: nT, exactOnly: exactOnly,
+                                                      mode: mode, attrIndex: attrIndex, into: &acc, progress: report)
+            case .f32:
+                PathAnalyzer.accumulatePreconditioned(Float.self, form, model: model, run: run, xq: xq, nT: nT, exactOnly: exactOnly,
+                                                      mode: mode, attrIndex: attrIndex, into: &acc, progress: report)
             }
             (kp, nSum, nDiag, nAttr, rwd, jvpSum, cSum, gSum) = (acc.kp, acc.nSum, acc.nDiag, acc.nAttr, acc.rwd, acc.jvpSum, acc.cSum, acc.gSum)
         }

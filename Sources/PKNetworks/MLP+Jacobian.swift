@@ -184,13 +184,16 @@ extension MLP {
     /// `weights` is the layer's `(rows·out) × in` block (row `row·out + i`), `bias` its
     /// `rows × out` block (nil without biases), `scale` the whole P-vector `d`. Rows of the
     /// features' `C·n` (channel-major). Nodes four at a time: one pass over a row's block per group.
-    public func accumulateLayerJacobians(_ nodes: [(features: TangentFeatures<Double>, weight: Double)], layer l: Int, rows: Range<Int>,
-                                         scale: UnsafePointer<Double>, decay: Double,
-                                         weights target: UnsafeMutablePointer<Double>, bias: UnsafeMutablePointer<Double>?) {
+    @_specialize(where S == Double)
+    @_specialize(where S == Float)
+    public func accumulateLayerJacobians<S: BLASScalar>(_ nodes: [(features: TangentFeatures<S>, weight: Double)], layer l: Int,
+                                                        rows: Range<Int>, scale: UnsafePointer<S>, decay: Double,
+                                                        weights target: UnsafeMutablePointer<S>, bias: UnsafeMutablePointer<S>?) {
         guard let first = nodes.first?.features else { return }
         let n = first.count
         let layer = layers[l], din = layer.inputs, dout = layer.outputs
-        let weights = nodes.map(\.weight)
+        let weights = nodes.map { S($0.weight) }
+        let sW = S(layer.weightScale), sB = S(layer.biasScale)
         let sBase = scale + layer.weightOffset
         // Raw pointers of the nodes' activations and signals (read only; the features outlive this call).
         let a = nodes.map { $0.features.inputs[l].data.withUnsafeBufferPointer { $0.baseAddress! } }
@@ -198,12 +201,12 @@ extension MLP {
         for row in rows {
             let r = row % n
             for g in stride(from: 0, to: nodes.count, by: 4) {
-                let dec = g == 0 ? decay : 1
+                let dec: S = g == 0 ? S(decay) : 1
                 let i0 = g, i1 = min(g + 1, nodes.count - 1), i2 = min(g + 2, nodes.count - 1), i3 = min(g + 3, nodes.count - 1)
-                let w0 = weights[i0] * layer.weightScale
-                let w1 = g + 1 < nodes.count ? weights[i1] * layer.weightScale : 0
-                let w2 = g + 2 < nodes.count ? weights[i2] * layer.weightScale : 0
-                let w3 = g + 3 < nodes.count ? weights[i3] * layer.weightScale : 0
+                let w0 = weights[i0] * sW
+                let w1 = g + 1 < nodes.count ? weights[i1] * sW : 0
+                let w2 = g + 2 < nodes.count ? weights[i2] * sW : 0
+                let w3 = g + 3 < nodes.count ? weights[i3] * sW : 0
                 let a0 = a[i0] + r * din, a1 = a[i1] + r * din, a2 = a[i2] + r * din, a3 = a[i3] + r * din
                 let d0 = dl[i0] + row * dout, d1 = dl[i1] + row * dout, d2 = dl[i2] + row * dout, d3 = dl[i3] + row * dout
                 for i in 0..<dout {
@@ -220,10 +223,10 @@ extension MLP {
             }
             if let bias, let bo = layer.biasOffset {
                 for i in 0..<dout {
-                    var v = 0.0
+                    var v: S = 0
                     for j in nodes.indices { v += weights[j] * dl[j][row * dout + i] }
-                    let old = decay == 0 ? 0 : decay * bias[row * dout + i]
-                    bias[row * dout + i] = old + layer.biasScale * v * scale[bo + i]
+                    let old: S = decay == 0 ? 0 : S(decay) * bias[row * dout + i]
+                    bias[row * dout + i] = old + sB * v * scale[bo + i]
                 }
             }
         }

@@ -157,6 +157,14 @@ struct PreconditionedKernelTests {
         }
         #expect(!result.attribution.isEmpty)
 
+        // --precision f32: the same sums in float32 (features, R, products), accumulated in float64.
+        let (r32, kp32) = try PathAnalyzer(settings: AnalysisSettings(nodes: 3, kernel: .full, precision: .f32))
+            .analyzeWithKernel(reader: TraceReader.open(path))
+        let err32 = zip(kp32.data, oracle.data).map { abs($0 - $1) }.max()!
+        #expect(err32 <= 1e-4 * scale, "float32 K^p is \(err32) off (largest entry \(scale))")
+        #expect(err32 > 0)   // it is float32 indeed
+        #expect(r32.reconstruction.test!.kernelFormMaxAbs < 1e-4)
+
         // Without stored optimizer state (a recorder that writes none) D_t is recomputed from a
         // fresh state along the stored weights: the same kernel.
         try sqlite(path, "DELETE FROM optimizer_state")
