@@ -95,48 +95,6 @@ public struct LayeredRows: Sendable {
         }
         return out
     }
-
-    /// Multiplies every row elementwise by `d` (length P, the model's parameter order).
-    public mutating func scale(by d: [Double], model: MLP) {
-        for layer in model.layers {
-            let l = layer.index, din = layer.inputs, dout = layer.outputs
-            weights[l].data.withUnsafeMutableBufferPointer { wp in
-                d.withUnsafeBufferPointer { dp in
-                    for row in 0..<(rows * dout) {
-                        let i = row % dout, o = wp.baseAddress! + row * din, s = dp.baseAddress! + layer.weightOffset + i * din
-                        for k in 0..<din { o[k] *= s[k] }
-                    }
-                }
-            }
-            if let bo = layer.biasOffset {
-                for row in 0..<rows { for i in 0..<dout { biases[l][row, i] *= d[bo + i] } }
-            }
-        }
-    }
-
-    /// `row · v` for every row (v in the model's parameter order): `rows` entries.
-    public func dot(_ v: [Double], model: MLP) -> [Double] {
-        var out = [Double](repeating: 0, count: rows)
-        for layer in model.layers {
-            let l = layer.index, din = layer.inputs, dout = layer.outputs
-            weights[l].data.withUnsafeBufferPointer { wp in
-                v.withUnsafeBufferPointer { vp in
-                    for row in 0..<rows {
-                        var acc = 0.0
-                        for i in 0..<dout {
-                            let o = wp.baseAddress! + (row * dout + i) * din, s = vp.baseAddress! + layer.weightOffset + i * din
-                            for k in 0..<din { acc += o[k] * s[k] }
-                        }
-                        out[row] += acc
-                    }
-                }
-            }
-            if let bo = layer.biasOffset {
-                for row in 0..<rows { for i in 0..<dout { out[row] += biases[l][row, i] * v[bo + i] } }
-            }
-        }
-        return out
-    }
 }
 
 extension MLP {
