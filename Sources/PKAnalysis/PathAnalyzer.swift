@@ -80,7 +80,8 @@ public struct PathAnalyzer {
         let momentumForm = sgdMomentum && (settings.momentumTolerance != nil || pathBytes > 4e9)
         let momentumTolerance = settings.momentumTolerance ?? 1e-8
         // Momentum (by default), Adam, AdamW, RMSProp: the exact two-time kernel of PreconditionedForm,
-        // float64, computed backwards in time after the forward pass; it keeps w_t (and D_t) of every step.
+        // computed backwards in time after the forward pass (either precision); it keeps w_t (and D_t)
+        // of every step. Its K^p exists only at the end, so the dynamics have no path-km error.
         var notes = run.notes
         if momentumForm && settings.momentumTolerance == nil {
             notes.append("the exact momentum kernel would keep w_t of all \(T) steps (\(String(format: "%.1f", pathBytes / 1e9)) GB): summed over a window instead, tail < \(momentumTolerance)")
