@@ -261,7 +261,7 @@ public struct PathAnalyzer {
 
             // The decay part of Δw_t: −η_t λ Σ_s c_{t,s} w_s (just −η_t λ w_t without momentum).
             var decayTangent: [Double]? = nil
-            if lambdaWD > 0 {
+            if lambdaWD > 0 && !adaptiveForm {
                 var dec = seg.start
                 if momentumForm {
                     var buf = decayBuffer ?? seg.start
@@ -275,12 +275,27 @@ public struct PathAnalyzer {
             }
             let tangents = decayTangent.map { [delta, $0] } ?? [delta]
             var sides: [(step: Int, batch: [Int], g: Matrix, weight: Double)] = []
-            if !kernelForm || adaptiveForm {
+            if let form = preconditioned {
+                // The backward pass (PreconditionedForm) does all the query-side work, JVPs included;
+                // here only what it needs of step t: w_t, the batch, and D_t from the optimizer state
+                // after update t (the trace's, stored or replayed, else our own update).
+                var d: [Double] = []
+                if form.hasPreconditioner {
+                    if let st = seg.state {
+                        pcState = st
+                    } else {
+                        pcState = optimizer.step(model: model, parameters: seg.start, state: pcState, inputs: xb, targets: yb,
+                                                 loss: run.loss, learningRate: eta).state ?? pcState
+                    }
+                    d = optimizer.preconditioner(pcState) ?? [Double](repeating: 1, count: model.parameterCount)
+                }
+                preconditioned!.steps.append(.init(start: seg.start, preconditioner: d, batch: batch, learningRate: eta,
+                                                   scale: (seg.record.clipScale ?? 1) / Double(batch.count), nodes: nodes))
+            } else if !kernelForm {
                 // Σ_j ω_j J(x; w_t + s_jΔw_t)Δw_t only: the whole update is the decomposition's term.
                 // AdamW's decoupled decay −η_tλw_t is a separate part of Δw_t: its share (R_wd) is sized too.
-                // (The preconditioned form computes both from its own backward pass's features.)
                 let decoupled = run.optimizer.kind == .adamw && lambdaWD > 0 ? seg.start.map { -eta * lambdaWD * $0 } : nil
-                for (s, omega) in nodes where !adaptiveForm {
+                for (s, omega) in nodes {
                     var ws = seg.start
                     Vec.axpy(s, delta, &ws)
                     let jv = model.jvp(ws, xq, tangent: delta)
@@ -289,21 +304,6 @@ public struct PathAnalyzer {
                         let jd = model.jvp(ws, xq, tangent: decoupled)
                         for i in rwd.data.indices { rwd.data[i] += omega * jd.data[i] }
                     }
-                }
-                if preconditioned?.hasPreconditioner == false {
-                    preconditioned!.steps.append(.init(start: seg.start, preconditioner: [], batch: batch, learningRate: eta,
-                                                       scale: (seg.record.clipScale ?? 1) / Double(batch.count), nodes: nodes))
-                } else if preconditioned != nil {
-                    // D_t from the state after update t: the trace's (stored or replayed), else our own update.
-                    if let st = seg.state {
-                        pcState = st
-                    } else {
-                        pcState = optimizer.step(model: model, parameters: seg.start, state: pcState, inputs: xb, targets: yb,
-                                                 loss: run.loss, learningRate: eta).state ?? pcState
-                    }
-                    let d = optimizer.preconditioner(pcState) ?? [Double](repeating: 1, count: model.parameterCount)
-                    preconditioned!.steps.append(.init(start: seg.start, preconditioner: d, batch: batch, learningRate: eta,
-                                                       scale: (seg.record.clipScale ?? 1) / Double(batch.count), nodes: nodes))
                 }
             } else if momentumForm {
                 window.append(trainingSide(Double.self, seg: seg, batch: batch, xb: xb, yb: yb))

@@ -65,83 +65,19 @@ extension MLP {
     }
 }
 
-/// Explicit per-row parameter vectors (Jacobian rows and combinations of them) kept layer by
-/// layer, so that each layer's weight block of every row is one matrix: `weights[l]` is
-/// `(rows·out_l) × in_l` (row `row·out_l + i` holds `∂/∂W_l[i, :]`), `biases[l]` is
-/// `rows × out_l` (0 × 0 without biases). `flattened()` gives the usual `rows × P` layout.
-public struct LayeredRows: Sendable {
-    public let rows: Int
-    public var weights: [Matrix]
-    public var biases: [Matrix]
-
-    public init(rows: Int, model: MLP) {
-        self.rows = rows
-        weights = model.layers.map { Matrix(rows: rows * $0.outputs, cols: $0.inputs) }
-        biases = model.layers.map { $0.biasOffset == nil ? Matrix(rows: 0, cols: 0) : Matrix(rows: rows, cols: $0.outputs) }
-    }
-
-    /// `rows × P` in the model's parameter order.
-    public func flattened(model: MLP) -> Matrix {
-        let P = model.parameterCount
-        var out = Matrix(rows: rows, cols: P)
-        for layer in model.layers {
-            let l = layer.index, block = layer.weightCount
-            for row in 0..<rows {
-                for e in 0..<block { out.data[row * P + layer.weightOffset + e] = weights[l].data[row * block + e] }
-                if let bo = layer.biasOffset {
-                    for i in 0..<layer.outputs { out.data[row * P + bo + i] = biases[l][row, i] }
-                }
-            }
-        }
-        return out
-    }
-}
-
 extension MLP {
-    /// Explicit Jacobians from tangent features, combined in place: for every row of `target`
-    /// (channel-major, row `c·n + r` = `∂f_c(x_r)/∂w`, of the features' `C·n`),
+    /// Explicit Jacobians from tangent features, combined in place, for one layer and a range of
+    /// rows (single-threaded; the caller splits rows over threads): for every row in `rows` of the
+    /// features' `C·n` (channel-major, row `c·n + r` = `∂f_c(x_r)/∂w`),
     ///
     ///     target[row] = decay · target[row] + Σ_j weight_j · (J_j[row] ⊙ d)
     ///
-    /// where `J_j` is the Jacobian that `nodes[j].features` describe (`∂f_c/∂W_l = s_W δ aᵀ`,
-    /// `∂f_c/∂b_l = s_b δ`) and `d` a per-parameter scale (nil: ones). Rows split over
-    /// `Parallel.threads`. The preconditioned path kernel builds its query side with
-    /// `accumulateLayerJacobians` (path-kernel math §5); `jacobians(_:_:)` is the oracle of both.
-    public func accumulateJacobians(_ nodes: [(features: TangentFeatures<Double>, weight: Double)], scaledBy d: [Double]?,
-                                    decay: Double, into target: inout LayeredRows) {
-        guard let first = nodes.first?.features else { return }
-        let n = first.count, C = first.channels, P = parameterCount
-        precondition(target.rows == C * n, "target has \(target.rows) rows, expected \(C * n)")
-        precondition(d == nil || d!.count == P, "scale has \(d!.count) entries, the network has \(P) parameters")
-        for f in nodes { precondition(f.features.count == n && f.features.channels == C, "features of different shapes") }
-        let scale = d ?? [Double](repeating: 1, count: P)
-        let parts = Parallel.ranges(C * n, minimum: 8)
-        for layer in layers {
-            let l = layer.index
-            scale.withUnsafeBufferPointer { sp in
-                target.weights[l].data.withUnsafeMutableBufferPointer { wp in
-                    let w = wp.baseAddress!
-                    if layer.biasOffset != nil {
-                        target.biases[l].data.withUnsafeMutableBufferPointer { bp in
-                            let b = bp.baseAddress!
-                            Parallel.forEach(parts.count) { p in
-                                accumulateLayerJacobians(nodes, layer: l, rows: parts[p], scale: sp.baseAddress!, decay: decay, weights: w, bias: b)
-                            }
-                        }
-                    } else {
-                        Parallel.forEach(parts.count) { p in
-                            accumulateLayerJacobians(nodes, layer: l, rows: parts[p], scale: sp.baseAddress!, decay: decay, weights: w, bias: nil)
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    /// `accumulateJacobians` for one layer and a range of rows, on raw storage (single-threaded):
-    /// `weights` is the layer's `(rows·out) × in` block (row `row·out + i`), `bias` its
-    /// `rows × out` block (nil without biases), `scale` the whole P-vector `d`. Rows of the
-    /// features' `C·n` (channel-major). Nodes four at a time: one pass over a row's block per group.
+    /// restricted to layer l, where `J_j` is the Jacobian that `nodes[j].features` describe
+    /// (`∂f_c/∂W_l = s_W δ aᵀ`, `∂f_c/∂b_l = s_b δ`) and `d` (`scale`) a per-parameter P-vector.
+    /// Storage is the layer's own: `weights` is `(rows·out) × in` (row `row·out + i` holds
+    /// `∂/∂W_l[i, :]`), `bias` is `rows × out` (nil without biases). Nodes four at a time: one pass
+    /// over a row's block per group. The preconditioned path kernel builds its query side with
+    /// this (path-kernel math §5); `jacobians(_:_:)` is its oracle.
     @_specialize(where S == Double)
     @_specialize(where S == Float)
     public func accumulateLayerJacobians<S: BLASScalar>(_ nodes: [(features: TangentFeatures<S>, weight: Double)], layer l: Int,

@@ -34,17 +34,17 @@ extension Report {
             out.append("pathkernel report: \(run.name)")
             out.append(String(repeating: "═", count: min(20 + run.name.count, 78)))
         }
-        var summary = [
+        var summary: [String] = ([
             "model      \(run.model), \(run.parameterCount) parameters",
             "task       \(run.task), loss \(run.loss), \(run.outputs) output\(run.outputs == 1 ? "" : "s")",
             "training   \(run.optimizer), \(run.steps) steps, status \(run.status)",
             "queries    \(run.testQueries) held out, \(run.trainCount) training points",
             "settings   q = \(r.settings.nodes) Gauss–Legendre nodes\(r.settings.adaptiveTolerance.map { ", adaptive to \(sci($0))" } ?? ""), kernel \(r.settings.kernel), ridge ρ = \(sci(r.settings.ridge))",
+            // The kernel used for the run's optimizer (results from before it was recorded have none).
+            r.settings.pathKernel.map { "kernel     \($0)" },
             "precision  trace stored in \(run.precision), computed in \(r.settings.precision ?? "f64")\(r.settings.scope == "exact" ? "; scope exact (held-out queries only)" : "")",
             "replay     \(r.replay.mode)\(r.replay.checkpointEvery > 1 ? ", largest mismatch \(sci(r.replay.largestMismatch))" : "")",
-        ]
-        // The kernel used for the run's optimizer (results from before it was recorded have none).
-        if let kernel = r.settings.pathKernel { summary.insert("kernel     \(kernel)", at: 5) }
+        ] as [String?]).compactMap { $0 }
         if classification {
             summary.append("network    accuracy \(pct(run.networkTrainAccuracy)) train, \(pct(run.networkTestAccuracy)) held out")
         }

@@ -185,28 +185,53 @@ struct PreconditionedKernelTests {
         #expect(traced.reconstruction.test!.kernelFormMaxAbs < 10 * quadrature)
     }
 
-    /// The explicit Jacobians built from tangent features equal `jacobians`, scaled and combined.
+    /// The explicit Jacobians built from tangent features, in the analyzer's layer-by-layer layout,
+    /// equal `jacobians`, scaled and combined (five nodes: a group of four and a remainder; the
+    /// rows in two ranges, as the analyzer's threads split them).
     @Test func accumulatedJacobiansMatchExplicitOnes() throws {
         let model = try MLP(spec: JSONDecoder().decode(ModelSpec.self, from: Data(#"{"layers":[3,5,4,2],"activation":"tanh"}"#.utf8)))
         var rng = PortableRandom(seed: 5)
         let x = Matrix(rows: 3, cols: 3, data: (0..<9).map { _ in rng.normal() })
-        let u = model.initialParameters(seed: 1), v = model.initialParameters(seed: 2)
+        let ws = (1...5).map { model.initialParameters(seed: UInt64($0)) }
+        let weights = [0.3, -1.2, 0.7, 2.0, -0.4]
         let d = (0..<model.parameterCount).map { _ in rng.uniform() + 0.5 }
-        var target = LayeredRows(rows: 6, model: model)
-        for l in target.weights.indices {
-            for k in target.weights[l].data.indices { target.weights[l].data[k] = rng.normal() }
-            for k in target.biases[l].data.indices { target.biases[l].data[k] = rng.normal() }
+        let rows = 6   // C·n, channel-major: row c·3 + r
+        var wBlocks = model.layers.map { l in (0..<(rows * l.weightCount)).map { _ in rng.normal() } }
+        var bBlocks = model.layers.map { l in (0..<(rows * l.outputs)).map { _ in rng.normal() } }
+        let before = (wBlocks, bBlocks)
+        let nodes = zip(ws, weights).map { (model.tangentFeatures($0, x), $1) }
+        for layer in model.layers {
+            let l = layer.index
+            d.withUnsafeBufferPointer { dp in
+                wBlocks[l].withUnsafeMutableBufferPointer { wp in
+                    bBlocks[l].withUnsafeMutableBufferPointer { bp in
+                        for range in [0..<2, 2..<rows] {
+                            model.accumulateLayerJacobians(nodes, layer: l, rows: range, scale: dp.baseAddress!, decay: 0.7,
+                                                           weights: wp.baseAddress!, bias: bp.baseAddress!)
+                        }
+                    }
+                }
+            }
         }
-        let before = target.flattened(model: model)
-        model.accumulateJacobians([(model.tangentFeatures(u, x), 0.3), (model.tangentFeatures(v, x), -1.2)], scaledBy: d,
-                                  decay: 0.7, into: &target)
-        let after = target.flattened(model: model)
-        let ju = model.jacobians(u, x), jv = model.jacobians(v, x)
+        let js = ws.map { model.jacobians($0, x) }
         var err = 0.0
-        for c in 0..<2 { for r in 0..<3 { for k in 0..<model.parameterCount {
-            let want = 0.7 * before[c * 3 + r, k] + d[k] * (0.3 * ju[r * 2 + c, k] - 1.2 * jv[r * 2 + c, k])
-            err = max(err, abs(after[c * 3 + r, k] - want))
-        } } }
+        for c in 0..<2 { for r in 0..<3 {
+            let row = c * 3 + r
+            func want(_ old: Double, _ k: Int) -> Double {
+                0.7 * old + d[k] * zip(js, weights).reduce(0) { $0 + $1.1 * $1.0[r * 2 + c, k] }
+            }
+            for layer in model.layers {
+                let l = layer.index, din = layer.inputs
+                for i in 0..<layer.outputs {
+                    for k in 0..<din {
+                        let e = (row * layer.outputs + i) * din + k
+                        err = max(err, abs(wBlocks[l][e] - want(before.0[l][e], layer.weightOffset + i * din + k)))
+                    }
+                    let e = row * layer.outputs + i
+                    err = max(err, abs(bBlocks[l][e] - want(before.1[l][e], layer.biasOffset! + i)))
+                }
+            }
+        } }
         #expect(err < 1e-14)
     }
 }
