@@ -76,7 +76,7 @@ struct PreconditionedForm {
             preconditionQuery = false
             coupledDecay = spec.weightDecay
             decoupledDecay = 0
-        case .gd, .sgd where spec.momentum > 0:
+        case .gd where spec.momentum > 0, .sgd where spec.momentum > 0:   // (a `where` binds to one pattern only)
             name = spec.nesterov ? "SGD Nesterov" : "SGD momentum"
             rho = spec.momentum
             bConstant = 1

@@ -12,9 +12,10 @@ struct CLITests {
         }
     }
 
-    /// The optimizer presets end to end (few steps): the report names each optimizer's kernel and
-    /// rebuilds the network through it.
-    @Test(arguments: [("moons-momentum", "two-time path kernel (momentum 0.9), exact"),
+    /// The optimizer presets end to end (few steps), and plain full-batch GD: the report names each
+    /// optimizer's kernel and rebuilds the network through it.
+    @Test(arguments: [("moons-mlp", "path kernel Σ_t η_t/|B_t| K̄_t(x, x_i) of (S)GD"),
+                      ("moons-momentum", "two-time path kernel (momentum 0.9), exact"),
                       ("teacher-adam", "preconditioned path kernel (Adam)")])
     func optimizerPresetsNameTheirKernel(preset: String, kernel: String) throws {
         let dir = try temporaryDirectory()
