@@ -162,6 +162,7 @@ extension PathAnalyzer {
         let queryBlocks = stride(from: 0, to: nQ, by: perBlock).map { $0..<min($0 + perBlock, nQ) }
         // Query rows per thread chunk: one layer's rows of a chunk (C channels) stay near 2 MB.
         let largest = layers.map { $0.weightCount }.max() ?? 1
+        let widest = layers.map { $0.outputs }.max() ?? 1
         var done = 0
         for (blockIndex, rows) in queryBlocks.enumerated() {
             let xb = xq.rows(rows), m = rows.count
@@ -238,49 +239,49 @@ extension PathAnalyzer {
                     let dx: UnsafePointer<S>? = form.preconditionQuery ? nil : dxp.baseAddress!
                     Parallel.forEach(chunks.count) { ci in
                         let rr = chunks[ci]
-                        var tmp = [S](), old = [S](), oldB = [S](), sI = [S](repeating: 0, count: (C + 1) * 1)
+                        // Scratch of this chunk, sized for the largest layer and owned by this
+                        // closure (explicit allocations: pointers into Swift arrays must not outlive
+                        // the array's last use, which the optimizer may move; see DeterminismTests).
+                        let weightScratch = rr.count * largest, biasScratch = rr.count * widest
+                        let tmp = UnsafeMutablePointer<S>.allocate(capacity: weightScratch)
+                        let old = UnsafeMutablePointer<S>.allocate(capacity: weightScratch)
+                        let tmpB = UnsafeMutablePointer<S>.allocate(capacity: biasScratch)
+                        let oldB = UnsafeMutablePointer<S>.allocate(capacity: biasScratch)
+                        defer { tmp.deallocate(); old.deallocate(); tmpB.deallocate(); oldB.deallocate() }
+                        var sI = [S](repeating: 0, count: (C + 1) * widest)
                         var z = [S](repeating: 0, count: rr.count * (C + 1))
                         for layer in layers {
                             let l = layer.index, din = layer.inputs, dout = layer.outputs, width = rr.count * dout
                             let sw = S(layer.weightScale), sb = S(layer.biasScale)
                             var y = [S](repeating: 0, count: nb * width)
-                            if sI.count < (C + 1) * dout { sI = [S](repeating: 0, count: (C + 1) * dout) }
-                            if (dx != nil || form.nesterov) && tmp.count < width * din { tmp = [S](repeating: 0, count: width * din) }
-                            if form.nesterov && old.count < width * din { old = [S](repeating: 0, count: width * din) }
                             for c in 0..<C {
                                 let qr = (c * m + rr.lowerBound)..<(c * m + rr.upperBound)
                                 if form.nesterov {
                                     // R_{s+1}'s rows, for V_s.
-                                    let from = rW[l] + qr.lowerBound * dout * din
-                                    for e in 0..<(width * din) { old[e] = from[e] }
-                                    if let b = rB[l] { oldB = (0..<width).map { b[qr.lowerBound * dout + $0] } }
+                                    old.update(from: rW[l] + qr.lowerBound * dout * din, count: width * din)
+                                    if let b = rB[l] { oldB.update(from: b + qr.lowerBound * dout, count: width) }
                                 }
                                 model.accumulateLayerJacobians(nodes, layer: l, rows: qr, scale: dqp.baseAddress!, decay: form.rho,
                                                                weights: rW[l], bias: rB[l])
                                 // These rows of R_s, with RMSProp's D_s moved onto them (D is diagonal).
                                 var src = UnsafePointer(rW[l] + qr.lowerBound * dout * din)
                                 var srcB: UnsafePointer<S>? = rB[l].map { UnsafePointer($0 + qr.lowerBound * dout) }
-                                var tmpB = [S]()
                                 if form.nesterov {
-                                    tmp.withUnsafeMutableBufferPointer { tp in
-                                        for e in 0..<(width * din) { tp[e] = vNew * src[e] - vOld * old[e] }
-                                    }
-                                    src = tmp.withUnsafeBufferPointer { $0.baseAddress! }
+                                    for e in 0..<(width * din) { tmp[e] = vNew * src[e] - vOld * old[e] }
+                                    src = UnsafePointer(tmp)
                                     if let sB = srcB {
-                                        tmpB = (0..<width).map { e in vNew * sB[e] - vOld * oldB[e] }
-                                        srcB = tmpB.withUnsafeBufferPointer { $0.baseAddress! }
+                                        for e in 0..<width { tmpB[e] = vNew * sB[e] - vOld * oldB[e] }
+                                        srcB = UnsafePointer(tmpB)
                                     }
                                 } else if let dx {
-                                    tmp.withUnsafeMutableBufferPointer { tp in
-                                        for e in 0..<(width * din) {
-                                            let i = (e / din) % dout, k = e % din
-                                            tp[e] = src[e] * dx[layer.weightOffset + i * din + k]
-                                        }
+                                    for e in 0..<(width * din) {
+                                        let i = (e / din) % dout, k = e % din
+                                        tmp[e] = src[e] * dx[layer.weightOffset + i * din + k]
                                     }
-                                    src = tmp.withUnsafeBufferPointer { $0.baseAddress! }
+                                    src = UnsafePointer(tmp)
                                     if let sB = srcB, let bo = layer.biasOffset {
-                                        tmpB = (0..<width).map { e in sB[e] * dx[bo + e % dout] }
-                                        srcB = tmpB.withUnsafeBufferPointer { $0.baseAddress! }
+                                        for e in 0..<width { tmpB[e] = sB[e] * dx[bo + e % dout] }
+                                        srcB = UnsafePointer(tmpB)
                                     }
                                 }
                                 // Y = A_b · R_l[rows]ᵀ: nb × (rows·out).
@@ -339,7 +340,6 @@ extension PathAnalyzer {
                                         rvk[c * m + r] += v
                                     }
                                 }
-                                _ = tmpB
                             }
                         }
                     }

@@ -42,10 +42,15 @@ public enum Parallel {
 
     private struct UncheckedBody: @unchecked Sendable { let run: (Int) -> Void }
 
-    /// `0..<n` cut into at most `threads` contiguous ranges of at least `minimum` elements each
-    /// (one range when `n` is small).
+    /// Most parts `ranges` cuts work into (whatever the thread count).
+    public static let maxParts = 8
+
+    /// `0..<n` cut into at most `maxParts` contiguous ranges of at least `minimum` elements each
+    /// (one range when `n` is small). The cut depends on `n` and `minimum` only, never on the
+    /// thread count: each part is computed the same way whichever thread runs it, so results are
+    /// bit-identical on one thread or many (a GEMM's rounding can depend on its row count).
     public static func ranges(_ n: Int, minimum: Int = 1) -> [Range<Int>] {
-        let parts = max(1, min(threads, n / max(minimum, 1)))
+        let parts = max(1, min(maxParts, n / max(minimum, 1)))
         return (0..<parts).map { p in (p * n / parts)..<((p + 1) * n / parts) }
     }
 }

@@ -183,6 +183,21 @@ struct FloatMatrixTests {
         }
     }
 
+    /// The cut must not depend on the thread count (same analysis, same bits on 1 or 2 threads).
+    @Test func rangesDoNotDependOnTheThreadCount() {
+        let saved = Parallel.threads
+        defer { Parallel.threads = saved }
+        for n in [0, 40, 64, 100, 1000, 100_000] {
+            Parallel.threads = 1
+            let one = Parallel.ranges(n, minimum: 16)
+            Parallel.threads = 2
+            #expect(Parallel.ranges(n, minimum: 16) == one)
+            Parallel.threads = 7
+            #expect(Parallel.ranges(n, minimum: 16) == one)
+            #expect(one.count <= Parallel.maxParts)
+        }
+    }
+
     @Test func forEachRunsEveryIterationOnce() {
         var hits = [Int](repeating: 0, count: 16)
         hits.withUnsafeMutableBufferPointer { h in Parallel.forEach(16) { h[$0] += 1 } }
