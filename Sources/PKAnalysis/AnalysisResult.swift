@@ -37,12 +37,35 @@ public struct AnalysisResult: Codable, Sendable {
     }
 
     public struct Replay: Codable, Sendable {
-        /// "every step stored" or "replayed between checkpoints every k steps".
+        /// How the weights along the path were obtained and checked: "every step stored, each
+        /// recomputed and compared", "replayed between checkpoints every k steps, compared at
+        /// each", or checkpoint resolution (nothing recomputed).
         public var mode: String
         public var checkpointEvery: Int
         /// Largest relative mismatch between a replayed and a stored checkpoint (0 when nothing was replayed).
         public var largestMismatch: Double
         public var tolerance: Double
+        /// The step t whose update w_t → w_{t+1} had the largest mismatch; nil when nothing was
+        /// compared (or in results from before the step check).
+        public var worstStep: Int?
+        /// Stored weight vectors compared with recomputed ones (every step when each is stored);
+        /// 0 at checkpoint resolution (nothing can be recomputed); nil in older results.
+        public var checkedSteps: Int?
+        /// True when the mismatch exceeded the tolerance and the analysis went on
+        /// (`--allow-inconsistent-steps`): the stored weights are not gradient steps of the
+        /// recorded loss and optimizer, and the kernel form does not describe the run.
+        public var inconsistent: Bool?
+
+        public init(mode: String, checkpointEvery: Int, largestMismatch: Double, tolerance: Double,
+                    worstStep: Int? = nil, checkedSteps: Int? = nil, inconsistent: Bool? = nil) {
+            self.mode = mode
+            self.checkpointEvery = checkpointEvery
+            self.largestMismatch = largestMismatch
+            self.tolerance = tolerance
+            self.worstStep = worstStep
+            self.checkedSteps = checkedSteps
+            self.inconsistent = inconsistent
+        }
     }
 
     public struct Residual: Codable, Sendable {

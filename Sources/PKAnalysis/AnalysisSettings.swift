@@ -38,6 +38,10 @@ public struct AnalysisSettings: Codable, Sendable, Equatable, Hashable {
     /// Momentum runs: nil (default) sums the two-time kernel exactly, backwards in time (§5);
     /// a value uses the windowed sum, where earlier steps leave once μ^{t−s} is below it.
     public var momentumTolerance: Double? = nil
+    /// Analyze a trace whose stored weights are not the recorded steps (step check above its
+    /// tolerance), continuing from the stored weights; the report is marked. nil/false: an error.
+    /// (Optional so that the stored keys of analyses made without it stay the same.)
+    public var allowInconsistentSteps: Bool? = nil
 
     public init(nodes: Int = 4, adaptiveTolerance: Double? = nil, queries: Queries = .both, maxQueries: Int? = nil,
                 kernel: KernelMode? = nil, ridge: Double = 1e-6, precision: Precision = .f64, scope: Scope = .full) {

@@ -63,7 +63,7 @@ public struct PathAnalyzer {
         var rwd = Matrix(rows: nQ, cols: C)
         var cSum = [Double](repeating: 0, count: n)
         var gSum = Matrix(rows: n, cols: C)
-        var path = try WeightPath(run: run, reader: reader)
+        var path = try WeightPath(run: run, reader: reader, allowMismatch: settings.allowInconsistentSteps == true)
         let w0 = path.current
         let f0Train = exactOnly ? Matrix(rows: 0, cols: 0) : model.forward(w0, run.trainX)
         var wLin = w0
@@ -449,6 +449,10 @@ public struct PathAnalyzer {
             notes.append("momentum \(mu)\(nesterov ? " (Nesterov)" : ""): two-time path kernel J̄_t(x)·J(x_i; w_s)ᵀ weighted by η_t c_{t,s}; earlier steps leave it once μ^{t−s} < \(momentumTolerance) (what they would add shows in the kernel-form residual)")
         }
         if let preconditioned { notes.append(preconditioned.description) }
+        let inconsistent = path.largestMismatch > path.tolerance
+        if inconsistent {
+            notes.insert("INCONSISTENT TRACE, analyzed anyway (--allow-inconsistent-steps): the stored weights are not gradient steps of the recorded loss and optimizer (step \(path.worstStep ?? 0): relative mismatch \(String(format: "%.2e", path.largestMismatch)), tolerance \(String(format: "%.0e", path.tolerance))). The JVP decomposition still adds up, but the path kernel's kernel form and every path machine describe the recorded loss, not this run", at: 0)
+        }
         if path.checkpointResolution {
             notes.append("the decomposition is at checkpoint resolution: the trace stores no optimizer state for its \(run.optimizer.kind.rawValue) updates, so the steps between checkpoints cannot be replayed and each straight segment between checkpoints is integrated instead")
         }
@@ -533,8 +537,9 @@ public struct PathAnalyzer {
                        notes: notes),
             replay: .init(mode: path.checkpointResolution
                             ? "checkpoint resolution (no optimizer state; segments of \(run.info.checkpointEvery) steps)"
-                            : run.info.checkpointEvery == 1 ? "every step stored" : "replayed between checkpoints every \(run.info.checkpointEvery) steps",
-                          checkpointEvery: run.info.checkpointEvery, largestMismatch: path.largestMismatch, tolerance: path.tolerance),
+                            : run.info.checkpointEvery == 1 ? "every step stored, each recomputed and compared" : "replayed between checkpoints every \(run.info.checkpointEvery) steps, compared at each",
+                          checkpointEvery: run.info.checkpointEvery, largestMismatch: path.largestMismatch, tolerance: path.tolerance,
+                          worstStep: path.worstStep, checkedSteps: path.checkedSteps, inconsistent: inconsistent),
             reconstruction: .init(train: showTrain ? residual(splits[1].1) : nil, test: showTest ? residual(splits[0].1) : nil,
                                   meanNodesPerStep: Double(nodeCount) / Double(max(T, 1)), maxDepth: maxDepth),
             kernelMachines: machines, dynamics: dynamics, dynamicsSubset: dynIdx.count, attribution: attribution,

@@ -5,11 +5,15 @@ import PKTrace
 
 /// The weights at every step of a recorded run, one segment `(w_t, w_{t+1})` at a time.
 ///
-/// Between stored checkpoints the recorded steps are replayed (same batch, learning rate, loss
-/// and update rule, through the very function training used), and the replay is checked against
-/// the next stored checkpoint; the path then continues from the stored weights. The largest
-/// relative mismatch `max|w_replay − w_stored| / max(1, max|w_stored|)` is kept for the report.
-/// Only two weight vectors are held at a time.
+/// Every recorded step is recomputed (same batch, learning rate, loss and update rule, through
+/// the very function training used) — the step check. Where the next weights are stored (every
+/// step with `checkpoint_every = 1`, else at each checkpoint) the recomputed update is compared
+/// with them, and the path continues from the stored weights. The largest relative mismatch
+/// `max|w_replay − w_stored| / max(1, max|w_stored|)` and its step are kept for the report; one
+/// above `tolerance` means the stored weights were not gradient steps of the recorded loss and
+/// optimizer (an unrecorded clip, penalty, label smoothing or weight clamp) and is an error unless
+/// `allowMismatch`. Only two weight vectors are held at a time. At checkpoint resolution (stateful
+/// optimizer, sparse checkpoints, no stored state) no step can be recomputed: nothing is checked.
 public struct WeightPath {
     public let run: TraceRun
     private let reader: TraceReader
@@ -20,12 +24,19 @@ public struct WeightPath {
     public private(set) var t = 0
     public private(set) var current: [Double]
     public private(set) var largestMismatch = 0.0
+    /// The step `t` whose update `w_t → w_{t+1}` had the largest mismatch (nil: none checked).
+    public private(set) var worstStep: Int? = nil
+    /// Stored weights compared with recomputed ones (every step with `checkpoint_every = 1`).
+    public private(set) var checkedSteps = 0
     /// Relative mismatch above which the trace is declared inconsistent.
     public let tolerance: Double
+    /// Go on past a mismatch above `tolerance` (continuing from the stored weights).
+    public let allowMismatch: Bool
 
-    public init(run: TraceRun, reader: TraceReader) throws {
+    public init(run: TraceRun, reader: TraceReader, allowMismatch: Bool = false) throws {
         self.run = run
         self.reader = reader
+        self.allowMismatch = allowMismatch
         do { optimizer = try run.optimizer.transformation() } catch {
             throw AnalysisError("\(run.path): the recorded optimizer cannot be rebuilt: \(error)")
         }
@@ -92,33 +103,34 @@ public struct WeightPath {
         var end: [Double]
         var gradient: Matrix? = nil
         var known = false
-        if storedNext && run.info.checkpointEvery == 1 {
-            end = try reader.checkpoint(step: t + 1)
-        } else {
-            let batch = record.batch.map(Int.init)
-            let result = optimizer.step(model: run.model, parameters: current, state: state, inputs: run.trainX.rows(at: batch),
-                                        targets: run.trainY.rows(at: batch), loss: run.loss, learningRate: record.learningRate)
-            state = result.state ?? state
-            known = result.state != nil
-            guard let next = result.next else {
-                throw AnalysisError("\(run.path): replaying step \(t) gives a non-finite loss; the trace is inconsistent with its model and data")
+        let batch = record.batch.map(Int.init)
+        let result = optimizer.step(model: run.model, parameters: current, state: state, inputs: run.trainX.rows(at: batch),
+                                    targets: run.trainY.rows(at: batch), loss: run.loss, learningRate: record.learningRate)
+        state = result.state ?? state
+        known = result.state != nil
+        guard let next = result.next else {
+            throw AnalysisError("\(run.path): recomputing step \(t) from the stored weights gives a non-finite loss or update; the trace is inconsistent with its model and data")
+        }
+        end = next
+        gradient = result.outputGradient
+        if storedNext {
+            let stored = try reader.checkpoint(step: t + 1)
+            var diff = 0.0, scale = 1.0
+            for i in stored.indices {
+                diff = max(diff, abs(stored[i] - end[i]))
+                scale = max(scale, abs(stored[i]))
             }
-            end = next
-            gradient = result.outputGradient
-            if storedNext {
-                let stored = try reader.checkpoint(step: t + 1)
-                var diff = 0.0, scale = 1.0
-                for i in stored.indices {
-                    diff = max(diff, abs(stored[i] - end[i]))
-                    scale = max(scale, abs(stored[i]))
-                }
-                let rel = diff / scale
-                largestMismatch = max(largestMismatch, rel)
-                guard rel <= tolerance else {
-                    throw AnalysisError("\(run.path): replaying the recorded steps does not reach the checkpoint at step \(t + 1) (relative mismatch \(rel), tolerance \(tolerance)); the trace is inconsistent")
-                }
-                end = stored
+            let rel = diff / scale
+            checkedSteps += 1
+            if rel > largestMismatch || worstStep == nil { worstStep = t }
+            largestMismatch = max(largestMismatch, rel)
+            guard rel <= tolerance || allowMismatch else {
+                let what = run.info.checkpointEvery == 1
+                    ? "step \(t) is not a step of the recorded loss and optimizer: recomputing it from the stored w_\(t) misses the stored w_\(t + 1)"
+                    : "replaying the recorded steps does not reach the checkpoint at step \(t + 1)"
+                throw AnalysisError("\(run.path): \(what) (relative mismatch \(String(format: "%.2e", rel)), tolerance \(String(format: "%.0e", tolerance))). The training loop did something the trace does not record (gradient clipping, a penalty, label smoothing, a weight clamp?); record it, or pass --allow-inconsistent-steps to analyze anyway (the report is then marked)")
             }
+            end = stored
         }
         if storedNext {
             checkpointIndex += 1

@@ -43,7 +43,8 @@ extension Report {
             // The kernel used for the run's optimizer (results from before it was recorded have none).
             r.settings.pathKernel.map { "kernel     \($0)" },
             "precision  trace stored in \(run.precision), computed in \(r.settings.precision ?? "f64")\(r.settings.scope == "exact" ? "; scope exact (held-out queries only)" : "")",
-            "replay     \(r.replay.mode)\(r.replay.checkpointEvery > 1 ? ", largest mismatch \(sci(r.replay.largestMismatch))" : "")",
+            "replay     \(r.replay.mode)",
+            stepCheck(r.replay).map { "steps      \($0)" },
         ] as [String?]).compactMap { $0 }
         if classification {
             summary.append("network    accuracy \(pct(run.networkTrainAccuracy)) train, \(pct(run.networkTestAccuracy)) held out")
@@ -125,6 +126,17 @@ extension Report {
         return out.joined(separator: "\n")
     }
 
+    /// The step check in a few words: whether the stored weights are the recorded loss's and
+    /// optimizer's steps (nil when nothing was compared, or for results from before the check).
+    static func stepCheck(_ p: AnalysisResult.Replay) -> String? {
+        guard let checked = p.checkedSteps, checked > 0 else { return nil }
+        let at = p.worstStep.map { " (step \($0))" } ?? ""
+        let what = "\(checked) stored weight vector\(checked == 1 ? "" : "s") against the recomputed updates"
+        return p.inconsistent == true
+            ? "NOT the recorded updates: largest relative mismatch \(sci(p.largestMismatch))\(at), tolerance \(sci(p.tolerance)); analyzed anyway"
+            : "recomputed updates match: largest relative mismatch \(sci(p.largestMismatch))\(at) over \(what), tolerance \(sci(p.tolerance))"
+    }
+
     /// One plain paragraph; every number comes from the analysis.
     static func paragraph(_ r: AnalysisResult) -> String {
         let split = r.reconstruction.test != nil ? "held-out" : "training"
@@ -133,6 +145,16 @@ extension Report {
             return r.reconstruction.test != nil ? km?.test : km?.train
         }
         var s: [String] = []
+        // The headline check: were the stored weights gradient steps of the recorded loss and optimizer?
+        if let checked = r.replay.checkedSteps, checked > 0 {
+            if r.replay.inconsistent == true {
+                s.append("The stored weights are NOT the recorded loss's and optimizer's steps (relative mismatch \(sci(r.replay.largestMismatch)) at step \(r.replay.worstStep ?? 0)): the training loop did something the trace does not record, and the path kernel below describes the recorded loss, not this run.")
+            } else {
+                s.append("Every stored step is an update of the recorded loss and optimizer (recomputed, it matches to \(sci(r.replay.largestMismatch)) relative).")
+            }
+        } else if r.replay.checkedSteps == 0 {
+            s.append("No step could be recomputed (checkpoint resolution), so nothing checks that the stored weights are updates of the recorded loss.")
+        }
         if let res = r.reconstruction.test ?? r.reconstruction.train {
             let ok = res.relativeResidual < 1e-6
             s.append("The path decomposition rebuilds the network's \(split) outputs to a relative residual of \(sci(res.relativeResidual))\(ok ? " (round-off level)" : " (quadrature error: raise --nodes or use --adaptive)").")

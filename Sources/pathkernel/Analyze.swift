@@ -34,10 +34,14 @@ struct AnalysisOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Momentum runs: sum the two-time kernel over a window of earlier steps, dropping a step once μ^(t−s) is below TOL (its cut shows in the kernel-form residual). Default: the exact sum, run backwards in time.", valueName: "TOL"))
     var momentumTolerance: Double? = nil
 
+    @Flag(help: "Analyze even when the stored weights are not updates of the recorded loss and optimizer (the step check fails: an unrecorded clip, penalty or clamp); the report is marked INCONSISTENT.")
+    var allowInconsistentSteps = false
+
     var settings: AnalysisSettings {
         var s = AnalysisSettings(nodes: nodes, adaptiveTolerance: adaptive, queries: queries, maxQueries: maxQueries,
                                  kernel: kernel, ridge: ridge, precision: precision, scope: scope)
         s.momentumTolerance = momentumTolerance
+        s.allowInconsistentSteps = allowInconsistentSteps ? true : nil
         return s
     }
 }
@@ -99,7 +103,8 @@ struct Analyze: ParsableCommand {
         do {
             let result = try AnalysisRunner.run(path: path, settings: options.settings, force: force, quiet: quiet)
             let rec = result.reconstruction.test ?? result.reconstruction.train
-            print("analysis stored in \(path): reconstruction residual \(String(format: "%.1e", rec?.relativeResidual ?? .nan)); see `pathkernel report \(path)`")
+            let steps = result.replay.checkedSteps.map { $0 > 0 ? "step check \(String(format: "%.1e", result.replay.largestMismatch))\(result.replay.inconsistent == true ? " (INCONSISTENT)" : ""), " : "" } ?? ""
+            print("analysis stored in \(path): \(steps)reconstruction residual \(String(format: "%.1e", rec?.relativeResidual ?? .nan)); see `pathkernel report \(path)`")
         } catch {
             throw fail("\(error)")
         }
