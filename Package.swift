@@ -6,6 +6,7 @@
 //   pathkernel (CLI) ── PKTraining ── PKOptim ── PKNetworks ── PKNumerics ── CBLAS
 //                                  └─ PKData ── PKNumerics
 //                     └─ PKTrace ── CSQLite            (the trace store knows SQLite alone)
+//   PKTraining, PKAnalysis ── PKTraceCheck ── PKNetworks, PKOptim, PKTrace   (a trace's contents checked once)
 //                     └─ PKBench ── PKTraining, PKAnalysis  (benchmarks only)
 //
 // PKAnalysis depends on PKNetworks, PKOptim and PKTrace, never on PKTraining;
@@ -17,7 +18,7 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "pathkernel", targets: ["pathkernel"]),
-        .library(name: "PathKernel", targets: ["PKNumerics", "PKNetworks", "PKData", "PKOptim", "PKTrace", "PKTraining",
+        .library(name: "PathKernel", targets: ["PKNumerics", "PKNetworks", "PKData", "PKOptim", "PKTrace", "PKTraceCheck", "PKTraining",
                                                "PKAnalysis", "PKReport", "PKBench"]),
     ],
     dependencies: [
@@ -47,11 +48,14 @@ let package = Package(
         .target(name: "PKData", dependencies: ["PKNumerics", "CZlib"]),
         /// The SQLite trace store. Depends on SQLite alone.
         .target(name: "PKTrace", dependencies: ["CSQLite"]),
+        /// The rules of a trace's contents that need the model, loss and optimizer (layout, task,
+        /// targets, step rows): one check shared by `inspect` and `analyze`.
+        .target(name: "PKTraceCheck", dependencies: ["PKNumerics", "PKNetworks", "PKOptim", "PKTrace"]),
         /// Run configs, presets, the training loop and its observers (progress, recording).
-        .target(name: "PKTraining", dependencies: ["PKNumerics", "PKNetworks", "PKOptim", "PKData", "PKTrace"]),
+        .target(name: "PKTraining", dependencies: ["PKNumerics", "PKNetworks", "PKOptim", "PKData", "PKTrace", "PKTraceCheck"]),
         /// The path-kernel analyzer: replay, path integration, kernel machines, fidelity.
         /// Never links the training loop.
-        .target(name: "PKAnalysis", dependencies: ["PKNumerics", "PKNetworks", "PKOptim", "PKTrace"]),
+        .target(name: "PKAnalysis", dependencies: ["PKNumerics", "PKNetworks", "PKOptim", "PKTrace", "PKTraceCheck"]),
         /// Benchmarks (`pathkernel bench`): W1–W3 and their export for peer tools. Never in tests' timing.
         .target(name: "PKBench", dependencies: ["PKNumerics", "PKNetworks", "PKTrace", "PKTraining", "PKAnalysis"]),
         /// Reports: pure functions of analysis results (text, Markdown, JSON).

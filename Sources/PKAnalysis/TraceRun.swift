@@ -3,6 +3,7 @@ import PKNetworks
 import PKNumerics
 import PKOptim
 import PKTrace
+import PKTraceCheck
 
 /// A recorded run as the analyzer sees it: the model, loss, optimizer, data and the usable
 /// prefix of steps (everything committed up to the last valid checkpoint).
@@ -30,27 +31,20 @@ public struct TraceRun: Sendable {
 
     public static func load(_ reader: TraceReader) throws -> TraceRun {
         let info = reader.run
-        let dec = JSONDecoder()
-        func decode<T: Decodable>(_ t: T.Type, _ json: String, _ what: String) throws -> T {
-            do { return try dec.decode(t, from: Data(json.utf8)) } catch {
-                throw AnalysisError("\(reader.path): cannot read the run's \(what) (\(error)); was it written by a newer pathkernel?")
-            }
-        }
-        let spec = try decode(ModelSpec.self, info.modelJSON, "model spec")
-        let lossSpec = try decode(LossSpec.self, info.lossJSON, "loss spec")
-        let optimizer = try decode(OptimizerSpec.self, info.optimizerJSON, "optimizer spec")
-        let model = try MLP(spec: spec)
-        guard model.parameterCount == reader.parameterCount else {
-            throw AnalysisError("\(reader.path): the model spec has \(model.parameterCount) parameters but the trace's layout has \(reader.parameterCount)")
-        }
+        // Every value read from the trace is checked before use (TraceCheck, the store's own checks).
         let data = try reader.data()
+        let steps = try reader.steps()
+        let stored = try reader.checkpointSteps()
+        let check = TraceCheck.check(reader, data: data, steps: steps, checkpoints: stored)
+        guard check.isSound, let model = check.model, let lossSpec = check.loss, let optimizer = check.optimizer else {
+            let more = check.problems.count > 1 ? " (and \(check.problems.count - 1) more problem\(check.problems.count == 2 ? "" : "s"): `pathkernel inspect` lists them)" : ""
+            throw AnalysisError("\(reader.path) breaks the trace format's rules: \(check.problems.first ?? "unreadable specs")\(more); see Docs/trace-format.md")
+        }
         func matrix(_ a: DataArray) -> Matrix {
             let n = a.shape.first ?? 0
             let d = a.shape.count > 1 ? a.shape[1...].reduce(1, *) : 1
             return Matrix(rows: n, cols: d, data: a.values)
         }
-        let steps = try reader.steps()
-        let stored = try reader.checkpointSteps()
         var notes: [String] = []
         switch info.status {
         case .running:

@@ -105,6 +105,16 @@ public struct ModelSpec: Codable, Sendable, Equatable {
         if let i = layers.firstIndex(where: { $0 <= 0 }) {
             throw ModelSpecError("model.layers[\(i)] must be positive, got \(layers[i]) in \(layers)")
         }
+        // Parameters counted without overflow: at most 2^31 (16 GiB of float64 weights).
+        var count = 0
+        for l in 0..<(layers.count - 1) {
+            let (w, o1) = layers[l].multipliedReportingOverflow(by: layers[l + 1])
+            let (sum, o2) = count.addingReportingOverflow(w)
+            guard !o1, !o2, sum + layers[l + 1] <= 1 << 31 else {
+                throw ModelSpecError("model.layers \(layers) has more than 2^31 parameters")
+            }
+            count = sum + layers[l + 1]
+        }
         guard sigmaW > 0, sigmaW.isFinite else {
             throw ModelSpecError("model.sigmaW must be a positive number, got \(sigmaW)")
         }

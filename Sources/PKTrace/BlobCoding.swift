@@ -64,6 +64,18 @@ enum BlobCoding {
     }
 
     /// Parses a JSON array of non-negative integers (whitespace allowed); nil if malformed.
+    /// The number of elements of `shape`, nil when the product overflows or exceeds `limit`
+    /// (2^40 elements: 8 TiB of float64, far past any trace a machine can hold).
+    static func elementCount(_ shape: [Int], limit: Int = 1 << 40) -> Int? {
+        var n = 1
+        for d in shape {
+            let (p, overflow) = n.multipliedReportingOverflow(by: d)
+            if overflow || p > limit { return nil }
+            n = p
+        }
+        return n
+    }
+
     static func parseShape(_ text: String) -> [Int]? {
         let t = text.filter { !$0.isWhitespace }
         guard t.hasPrefix("["), t.hasSuffix("]") else { return nil }

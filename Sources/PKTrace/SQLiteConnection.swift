@@ -169,6 +169,11 @@ final class SQLiteStatement {
     }
 
     func isNull(_ c: Int32) -> Bool { sqlite3_column_type(stmt, c) == SQLITE_NULL }
+    /// True when the column holds a number (INTEGER or REAL), not text, a blob or NULL.
+    func isNumber(_ c: Int32) -> Bool {
+        let t = sqlite3_column_type(stmt, c)
+        return t == SQLITE_INTEGER || t == SQLITE_FLOAT
+    }
     func int(_ c: Int32) -> Int { Int(sqlite3_column_int64(stmt, c)) }
     func int64(_ c: Int32) -> Int64 { sqlite3_column_int64(stmt, c) }
     /// NULL reads as NaN.

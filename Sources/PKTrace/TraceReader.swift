@@ -63,6 +63,9 @@ public final class TraceReader: @unchecked Sendable {
             throw TraceError.schemaTooNew(path: path, found: version, supported: TraceSchema.latestVersion)
         }
         let run = try readRun(db)
+        do { try TraceWriter.checkRun(run, path: path) } catch let TraceError.invalidInput(_, detail) {
+            throw TraceError.corrupt(path: path, detail: "the run row: \(detail)")
+        }
         let layout = try readLayout(db)
         return TraceReader(path: path, db: db, schemaVersion: version, run: run, layout: layout)
     }
@@ -141,7 +144,13 @@ public final class TraceReader: @unchecked Sendable {
                 guard Int64(CRC32.checksum(bytes)) == checksum else {
                     throw TraceError.corrupt(path: path, detail: "optimizer state at step \(step) fails its checksum")
                 }
+                if let i = TraceReader.firstNonFinite(bytes, float32: false) {
+                    throw TraceError.corrupt(path: path, detail: "optimizer state at step \(step): value \(i) is not finite")
+                }
                 return BlobCoding.float64s(bytes)
+            }
+            guard count >= 0 else {
+                throw TraceError.corrupt(path: path, detail: "optimizer state at step \(step): its update count \(count) is negative")
             }
             return StoredOptimizerState(names: names, count: count, values: values)
         }
@@ -159,9 +168,17 @@ public final class TraceReader: @unchecked Sendable {
             var out: [StepRecord] = []
             while try q.step() {
                 let step = q.int(0), size = q.int(3)
+                guard (0..<TraceReader.maxStep).contains(step) else {
+                    throw TraceError.corrupt(path: path, detail: "step \(step): a step number must be in 0..<2^40")
+                }
+                // Numbers must be stored as numbers: SQLite keeps 'NaN' or '1e999x' text as text.
+                for (column, what) in [(Int32(2), "learning_rate"), (5, "loss"), (6, "clip_scale")]
+                    where !(q.isNumber(column) || (column != 2 && q.isNull(column))) {
+                    throw TraceError.corrupt(path: path, detail: "step \(step): \(what) is stored as \(q.isNull(column) ? "NULL" : "text or a blob"), not a number")
+                }
                 let batch = try q.blob(4) { bytes -> [Int32] in
-                    guard bytes.count == 4 * size else {
-                        throw TraceError.corrupt(path: path, detail: "step \(step): the batch blob has \(bytes.count) bytes but batch_size \(size) needs \(4 * size)")
+                    guard size >= 0, size <= bytes.count, bytes.count == 4 * size else {
+                        throw TraceError.corrupt(path: path, detail: "step \(step): the batch blob has \(bytes.count) bytes but batch_size \(size) needs \(size >= 0 && size < 1 << 60 ? String(4 * size) : "an impossible number of")")
                     }
                     return BlobCoding.int32s(bytes)
                 }
@@ -179,7 +196,7 @@ public final class TraceReader: @unchecked Sendable {
     /// checkpoints within `0...lastStep + 1`. Throws only when the file cannot be read at all
     /// (SQLite reports corruption, I/O errors).
     public func validate() throws -> TraceValidation {
-        try locked {
+        var v: TraceValidation = try locked {
             var v = TraceValidation()
             // Data.
             let d = try db.prepare("SELECT split, role, dtype, shape, data, checksum FROM data", "validating the data")
@@ -195,26 +212,49 @@ public final class TraceReader: @unchecked Sendable {
                 v.problems.append("data \(key): the row is missing")
             }
             // Steps.
-            let s = try db.prepare("SELECT step, batch_size, length(batch) FROM step ORDER BY step", "validating step rows")
-            var expected = 0
+            let clipType = schemaVersion >= 2 ? "typeof(clip_scale)" : "'null'"   // version 1 has no clip_scale
+            let s = try db.prepare("SELECT step, batch_size, length(batch), typeof(learning_rate), typeof(loss), \(clipType) FROM step ORDER BY step",
+                                   "validating step rows")
+            var expected = 0, missing = 0
             while try s.step() {
                 let step = s.int(0)
-                if step > expected { v.missingSteps.append(contentsOf: expected..<step) }
+                guard step < TraceReader.maxStep else {
+                    v.problems.append("step \(step): a step number must be below 2^40")
+                    continue
+                }
+                if step > expected {
+                    // Listed up to 10,000 (a hand-edited step number can be 2^62).
+                    missing += step - expected
+                    if v.missingSteps.count < 10_000 {
+                        v.missingSteps.append(contentsOf: expected..<min(step, expected + 10_000 - v.missingSteps.count))
+                    }
+                }
                 expected = step + 1
                 v.stepCount += 1
                 v.lastStep = step
-                if s.int(2) != 4 * s.int(1) {
-                    v.problems.append("step \(step): the batch blob has \(s.int(2)) bytes but batch_size \(s.int(1)) needs \(4 * s.int(1))")
+                let size = s.int(1), bytes = s.int(2)
+                if !(size >= 0 && size <= bytes && bytes == 4 * size) {
+                    v.problems.append("step \(step): the batch blob has \(bytes) bytes but batch_size \(size) needs \(size >= 0 && size < 1 << 60 ? String(4 * size) : "an impossible number of")")
+                }
+                for (i, what) in [(Int32(3), "learning_rate"), (4, "loss"), (5, "clip_scale")] {
+                    let type = s.text(i) ?? ""
+                    if !(type == "real" || type == "integer" || (i != 3 && type == "null")) {
+                        v.problems.append("step \(step): \(what) is stored as \(type), not a number")
+                    }
                 }
             }
-            if !v.missingSteps.isEmpty {
-                v.problems.append("step rows missing: \(TraceValidation.ranges(v.missingSteps)) (\(v.missingSteps.count) of 0...\(v.lastStep ?? 0))")
+            if missing > 0 {
+                v.problems.append("step rows missing: \(TraceValidation.ranges(v.missingSteps))\(missing > v.missingSteps.count ? ", …" : "") (\(missing) of 0...\(v.lastStep ?? 0))")
             }
             // Checkpoints, one blob at a time.
             let c = try db.prepare("SELECT step, dtype, count, params, checksum FROM checkpoint ORDER BY step", "validating checkpoints")
             let limit = (v.lastStep ?? -1) + 1
             while try c.step() {
                 let step = c.int(0)
+                guard step < TraceReader.maxStep else {
+                    v.problems.append("checkpoint at step \(step): a step number must be below 2^40")
+                    continue
+                }
                 v.checkpointCount += 1
                 v.lastCheckpoint = step
                 if let p = c.blob(3, { checkpointProblem(dtype: c.text(1), count: c.int(2), bytes: $0, checksum: c.int64(4)) }) {
@@ -227,7 +267,30 @@ public final class TraceReader: @unchecked Sendable {
             }
             return v
         }
+        if let first = try checkpointSteps().first, first != 0 {
+            v.problems.append("no checkpoint at step 0 (the initial weights); the first is at step \(first)")
+        } else if v.checkpointCount == 0 && v.stepCount > 0 {
+            v.problems.append("no checkpoint at all, yet \(v.stepCount) step rows")
+        }
+        // Optimizer state rows (outside the lock: `optimizerState` takes it).
+        if schemaVersion >= 2 {
+            let stateSteps: [Int] = try locked {
+                let q = try db.prepare("SELECT step FROM optimizer_state ORDER BY step", "listing optimizer states")
+                var out: [Int] = []
+                while try q.step() { out.append(q.int(0)) }
+                return out
+            }
+            let checkpoints = Set(try checkpointSteps())
+            for step in stateSteps {
+                if !checkpoints.contains(step) { v.problems.append("optimizer state at step \(step): no checkpoint is stored at that step") }
+                do { _ = try optimizerState(step: step) } catch TraceError.corrupt(_, let detail) { v.problems.append(detail) }
+            }
+        }
+        return v
     }
+
+    /// Step numbers (of step rows and checkpoints) are below this: 2^40.
+    static let maxStep = 1 << 40
 
     // MARK: - Internals
 
@@ -250,6 +313,9 @@ public final class TraceReader: @unchecked Sendable {
         if count != parameterCount {
             return "count \(count) differs from the parameter layout's \(parameterCount)"
         }
+        if precision != run.precision {
+            return "dtype \(dtype) in a \(run.precision.rawValue) trace (checkpoints are stored in the run's precision)"
+        }
         if bytes.count != precision.byteWidth * count {
             return "the blob has \(bytes.count) bytes but \(count) \(dtype) values need \(precision.byteWidth * count)"
         }
@@ -257,16 +323,31 @@ public final class TraceReader: @unchecked Sendable {
         if Int64(crc) != checksum {
             return "checksum mismatch (stored \(checksum), computed \(crc))"
         }
+        if let i = TraceReader.firstNonFinite(bytes, float32: precision == .float32) {
+            return "parameter \(i) is not finite (a diverged run stores only its finite checkpoints)"
+        }
         return nil
     }
 
     static func dataProblem(dtype: String?, shape: String?, bytes: UnsafeRawBufferPointer, checksum: Int64) -> String? {
         guard dtype == "float64" else { return "unknown dtype \(dtype ?? "NULL")" }
         guard let shape = BlobCoding.parseShape(shape ?? "") else { return "unreadable shape \(shape ?? "NULL")" }
-        let n = shape.reduce(1, *)
+        guard (1...2).contains(shape.count) else { return "shape \(shape) has \(shape.count) dimensions; data arrays have 1 or 2" }
+        guard let n = BlobCoding.elementCount(shape) else { return "shape \(shape) has too many elements (the product overflows or exceeds 2^40)" }
         if bytes.count != 8 * n { return "the blob has \(bytes.count) bytes but shape \(shape) needs \(8 * n)" }
         let crc = CRC32.checksum(bytes)
         if Int64(crc) != checksum { return "checksum mismatch (stored \(checksum), computed \(crc))" }
+        if let i = firstNonFinite(bytes, float32: false) { return "value \(i) is not finite (every stored value must be)" }
+        return nil
+    }
+
+    /// Index of the first NaN or ±Inf among the blob's float64 (or float32) values.
+    static func firstNonFinite(_ bytes: UnsafeRawBufferPointer, float32: Bool) -> Int? {
+        if float32 {
+            for i in 0..<(bytes.count / 4) where !Float(bitPattern: bytes.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self).littleEndian).isFinite { return i }
+        } else {
+            for i in 0..<(bytes.count / 8) where !Double(bitPattern: bytes.loadUnaligned(fromByteOffset: 8 * i, as: UInt64.self).littleEndian).isFinite { return i }
+        }
         return nil
     }
 

@@ -273,9 +273,12 @@ public final class TraceWriter: @unchecked Sendable {
             if t.name.isEmpty { throw bad("the name is empty") }
             if !names.insert(t.name).inserted { throw bad("the name is used twice") }
             if t.shape.contains(where: { $0 < 0 }) { throw bad("shape \(t.shape) has a negative dimension") }
-            if t.count != t.shape.reduce(1, *) { throw bad("count \(t.count) is not the product of shape \(t.shape)") }
+            guard let product = BlobCoding.elementCount(t.shape) else { throw bad("shape \(t.shape) has too many elements") }
+            if t.count != product { throw bad("count \(t.count) is not the product of shape \(t.shape)") }
             if t.offset != offset { throw bad("offset \(t.offset) should be \(offset) (entries must be contiguous from 0)") }
-            offset += t.count
+            let (next, overflow) = offset.addingReportingOverflow(t.count)
+            if overflow || next > 1 << 40 { throw bad("the layout has too many parameters") }
+            offset = next
         }
         return offset
     }

@@ -4,6 +4,7 @@ import PKNetworks
 import PKNumerics
 import PKOptim
 import PKTrace
+import PKTraceCheck
 
 /// What `pathkernel inspect` shows: a trace's run, model, data, optimizer, steps, checkpoints,
 /// health, and the final network's fit on both splits.
@@ -47,17 +48,30 @@ public struct TraceSummary: Codable, Sendable {
         let reader = try TraceReader.open(path)
         let run = reader.run
         let validation = try reader.validate()
-        let data = try reader.data()
-        let steps = try reader.steps()
+        var problems = validation.problems
+        // Unreadable step rows are among the validation's problems; the summary goes on without them.
+        let steps = (try? reader.steps()) ?? []
         let checkpoints = try reader.checkpointSteps()
         let dec = JSONDecoder()
         let spec = try? dec.decode(ModelSpec.self, from: Data(run.modelJSON.utf8))
         let lossSpec = try? dec.decode(LossSpec.self, from: Data(run.lossJSON.utf8))
         let opt = try? dec.decode(OptimizerSpec.self, from: Data(run.optimizerJSON.utf8))
 
-        var train = Split(count: data.trainX.shape.first ?? 0, features: data.trainX.shape.dropFirst().first ?? 0)
-        var test = Split(count: data.testX.shape.first ?? 0, features: data.testX.shape.dropFirst().first ?? 0)
-        if let spec, let lossSpec, let model = try? MLP(spec: spec), let task = TaskKind(rawValue: run.task),
+        // The contents' rules (shared with `analyze`); the fit is evaluated only on sound contents.
+        // Unreadable data is already among the validation's problems.
+        let data = try? reader.data()
+        var sound = false
+        if let data {
+            let check = TraceCheck.check(reader, data: data, steps: steps, checkpoints: checkpoints)
+            problems += check.problems
+            if let optimizer = check.optimizer {
+                problems += TraceCheck.optimizerStateProblems(reader, optimizer: optimizer, checkpoints: checkpoints)
+            }
+            sound = check.isSound
+        }
+        var train = Split(count: data?.trainX.shape.first ?? 0, features: data?.trainX.shape.dropFirst().first ?? 0)
+        var test = Split(count: data?.testX.shape.first ?? 0, features: data?.testX.shape.dropFirst().first ?? 0)
+        if sound, let data, let spec, let lossSpec, let model = try? MLP(spec: spec), let task = TaskKind(rawValue: run.task),
            model.parameterCount == reader.parameterCount {
             let trainSet = dataset(x: data.trainX, y: data.trainY, task: task, outputs: run.numOutputs, name: "train")
             let testSet = dataset(x: data.testX, y: data.testY, task: task, outputs: run.numOutputs, name: "test")
@@ -80,7 +94,7 @@ public struct TraceSummary: Codable, Sendable {
             plannedSteps: run.plannedSteps, steps: steps.count, checkpoints: checkpoints.count,
             checkpointEvery: run.checkpointEvery, firstCheckpoint: checkpoints.first, lastCheckpoint: checkpoints.last,
             firstLoss: steps.first?.loss, lastLoss: steps.last?.loss, sizeBytes: reader.fileSizeBytes,
-            train: train, test: test, problems: validation.problems)
+            train: train, test: test, problems: problems)
     }
 
     static func dataset(x: DataArray, y: DataArray, task: TaskKind, outputs: Int, name: String) -> Dataset {

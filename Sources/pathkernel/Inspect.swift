@@ -5,7 +5,11 @@ import PKTraining
 struct Inspect: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Summarize a trace: model, data, optimizer, steps, checkpoints, status and fit.",
-        discussion: "Every checkpoint's checksum and every step row are checked; problems are listed.")
+        discussion: """
+        Every checkpoint's checksum and every step row are checked, and every value against the \
+        trace format's rules (the same check `analyze` runs first); problems are listed. Exit status: \
+        0 when the trace is sound, 1 when a problem was found or the file cannot be read (as fsck).
+        """)
 
     @Argument(help: "The trace file.")
     var path: String
@@ -14,12 +18,10 @@ struct Inspect: ParsableCommand {
     var json = false
 
     func run() throws {
-        do {
-            let summary = try TraceSummary.make(path: path)
-            print(json ? summary.json() : summary.text(), terminator: json ? "\n" : "")
-        } catch {
-            throw fail("\(error)")
-        }
+        let summary: TraceSummary
+        do { summary = try TraceSummary.make(path: path) } catch { throw fail("\(error)") }
+        print(json ? summary.json() : summary.text(), terminator: json ? "\n" : "")
+        if !summary.problems.isEmpty { throw ExitCode(1) }
     }
 }
 
