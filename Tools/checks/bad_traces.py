@@ -11,8 +11,10 @@ Two parts, both against a built binary (release in ./dev test):
 2. A bounded fuzz run: FUZZ_CASES traces mutated at random (fixed seed, so a failure repeats):
    blobs with bytes flipped and the CRC recomputed, numbers in step rows, shapes, JSON fields and
    layout rows replaced by hostile values (NaN, ±Inf, −1, 2^32, 1e308, wrong types), rows deleted.
-   Each mutant must give, from `inspect` and `analyze`: no signal, no hang, and either exit 0 or a
-   one-line `error: `; an `analyze` that exits 0 must store a report with no NaN in its tables.
+   The base traces hold a stored analysis, so the analysis table is fuzzed too (truncated or
+   edited result JSON, hostile numbers, replaced keys). Each mutant must give, from `report`
+   (text and JSON), `inspect` and `analyze`: no signal, no hang, and either exit 0 or a one-line
+   `error: `; an `analyze` that exits 0 must store a report with no NaN in its tables.
 
 Usage: PATHKERNEL_BIN=.build/release/pathkernel python3 Tools/checks/bad_traces.py [--fuzz N] [--seed S]
 Prints failures, then 'bad traces: N passed, N failed'; exits 1 on any failure.
@@ -150,7 +152,26 @@ HOSTILE = [math.nan, math.inf, -math.inf, -1, 0, 2 ** 31, 2 ** 32, 2 ** 63 - 1, 
 
 def fuzz_mutation(db, rng):
     """One random hostile edit; returns its description."""
-    kind = rng.choice(["blob", "step", "shape", "json", "layout", "delete", "run"])
+    kind = rng.choice(["blob", "step", "shape", "json", "layout", "delete", "run", "analysis"])
+    if kind == "analysis":
+        (text,) = db.execute("SELECT result_json FROM analysis").fetchone()
+        how = rng.choice(["truncate", "number", "key", "garbage", "settings"])
+        if how == "truncate":
+            text = text[:rng.randrange(len(text))]
+        elif how == "number":
+            import re
+            nums = list(re.finditer(r"-?\d+\.?\d*(e-?\d+)?", text))
+            m = rng.choice(nums)
+            text = text[:m.start()] + rng.choice(['"nan"', '"inf"', "-1", "1e308", "null", '"x"', "99999999999999999999"]) + text[m.end():]
+        elif how == "key":
+            text = text.replace('"kernel_machines"', '"kernel_machinez"', 1)
+        elif how == "garbage":
+            text = rng.choice(["", "{}", "[]", "null", "\x00\xff"])
+        else:
+            db.execute("UPDATE analysis SET settings_json = 'x', key = 'y'")
+            return "analysis key and settings replaced"
+        db.execute("UPDATE analysis SET result_json = ?", (text,))
+        return f"analysis.result_json ({how})"
     if kind == "blob":
         table, column, key = rng.choice([("data", "data", "split || role"), ("checkpoint", "params", "step"),
                                          ("optimizer_state", "data", "step")])
@@ -237,9 +258,15 @@ def main():
             code, _, err = run(["train", "--config", c, "--out", t, "--quiet"])
             assert code == 0, err
             # Fold the WAL into the main file so that copies are whole.
-            sqlite3.connect(t).execute("PRAGMA wal_checkpoint(TRUNCATE)").close()
             code, _, err = run(["inspect", t])
             assert code == 0, f"the sound base trace {cfg['name']} fails inspect: {err}"
+            # A stored analysis, for the fuzzing of the analysis table and `report`.
+            code, _, err = run(["analyze", t, "--quiet"])
+            assert code == 0, f"the sound base trace {cfg['name']} fails analyze: {err}"
+            # Fold the WAL into the main file so that copies are whole.
+            db = sqlite3.connect(t)
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            db.close()
             bases[cfg["name"]] = t
 
         def mutant(base, name):
@@ -255,7 +282,7 @@ def main():
             db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             db.close()
             icode, iout, ierr = run(["inspect", path])
-            acode, _, aerr = run(["analyze", path, "--quiet"])
+            acode, _, aerr = run(["analyze", path, "--quiet", "--force"])
             problems = []
             if signalled(icode) or signalled(acode):
                 problems.append(f"crash or hang (inspect {icode}, analyze {acode}): {ierr.strip()[:300]} {aerr.strip()[:300]}")
@@ -290,7 +317,7 @@ def main():
             db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             db.close()
             bad = []
-            for cmd in (["inspect", path], ["analyze", path, "--quiet"]):
+            for cmd in (["report", path], ["report", path, "--format", "json"], ["inspect", path], ["analyze", path, "--quiet", "--force"]):
                 code, out, err = run(cmd)
                 listed = cmd[0] == "inspect" and code == 1 and "problem" in out
                 if signalled(code):
