@@ -33,10 +33,20 @@ public enum AnalysisStore {
         }
     }
 
-    public static func save(_ r: AnalysisResult, key: String, settings: AnalysisSettings, path: String) throws {
+    /// Stores `r` in the trace at `path` and folds the trace's WAL into its main file, so that
+    /// the main file alone holds the analysis. Returns a warning when the fold could not be done
+    /// (the analysis is stored, but only in `PATH-wal` for now).
+    @discardableResult
+    public static func save(_ r: AnalysisResult, key: String, settings: AnalysisSettings, path: String) throws -> String? {
         let writer = try AnalysisWriter.open(path)
         defer { writer.close() }
         try writer.save(StoredAnalysis(key: key, settingsJSON: key, resultJSON: encode(r),
                                        createdAt: ISO8601DateFormatter().string(from: Date()), toolVersion: r.toolVersion))
+        do {
+            try writer.foldWAL()
+            return nil
+        } catch {
+            return "the analysis is stored in \(path)-wal but could not be folded into \(path) yet (\(error)); copy both files together until a later `pathkernel analyze` folds it"
+        }
     }
 }

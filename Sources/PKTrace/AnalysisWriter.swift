@@ -56,10 +56,24 @@ public final class AnalysisWriter: @unchecked Sendable {
         }
     }
 
-    /// Idempotent.
+    /// Copies every commit in `PATH-wal` into the main file and empties `PATH-wal`
+    /// (`PRAGMA wal_checkpoint(TRUNCATE)`), so that the main file alone holds the saved
+    /// analyses. `close` does it too, silently; call this first to learn whether it worked.
+    /// Throws `.busy` when another connection (a reader in the middle of a read, a writer)
+    /// kept it from finishing within the busy timeout, `.diskFull` when the main file cannot
+    /// grow. Either way the saved analyses are committed (in `PATH-wal`).
+    public func foldWAL() throws {
+        lock.lock()
+        defer { lock.unlock() }
+        guard let db else { throw TraceError.closed(path: path) }
+        try db.foldWAL()
+    }
+
+    /// Folds the WAL as `foldWAL` does (best effort) and closes. Idempotent.
     public func close() {
         lock.lock()
         defer { lock.unlock() }
+        try? db?.foldWAL()
         db?.close()
         db = nil
     }

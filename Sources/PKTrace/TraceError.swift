@@ -28,8 +28,14 @@ public enum TraceError: Error, CustomStringConvertible, Sendable, Equatable {
     case invalidInput(path: String, detail: String)
     /// SQLITE_FULL: the disk (or the configured page limit) is full.
     case diskFull(path: String)
-    /// The trace cannot be opened read-only (WAL needs a `-shm` file the directory forbids).
+    /// Another connection held the trace longer than the busy timeout (SQLITE_BUSY).
+    case busy(path: String, operation: String)
+    /// The trace cannot be read: `detail` says why and what to do (permissions, a pending `-wal`
+    /// in a directory where SQLite cannot create the `-shm` index it needs).
     case cannotOpenReadOnly(path: String, detail: String)
+    /// A writer cannot write the file or create its `-wal`/`-shm` (a read-only file, directory
+    /// or medium).
+    case cannotWrite(path: String, detail: String)
     /// The writer was already closed.
     case closed(path: String)
     /// Any other SQLite failure, with the operation that failed and SQLite's message.
@@ -60,10 +66,14 @@ public enum TraceError: Error, CustomStringConvertible, Sendable, Equatable {
             text = "\(p): \(d)"
         case .diskFull(let p):
             text = "\(p): disk full while writing the trace; the trace holds everything committed before this point (free space and record again)"
+        case .busy(let p, let op):
+            text = "\(p): the trace is busy: another process (pathkernel train or analyze, or an sqlite3 session) kept it locked while \(op); wait for that process to finish, then run the command again"
         case .cannotOpenReadOnly(let p, let d):
-            text = "\(p): cannot open the trace read-only (\(d)); copy it (with its -wal file) to a writable directory, or open it once where its -shm file can be created"
+            text = "\(p): cannot read the trace: \(d)"
+        case .cannotWrite(let p, let d):
+            text = "\(p): cannot write the trace: \(d); the file or its directory is read-only: copy the trace (with its -wal file, if any) to a writable directory and run the command on the copy"
         case .closed(let p):
-            text = "\(p): the trace writer is already closed"
+            text = "\(p): the trace is already closed"
         case .sqlite(let p, let op, let code, let message):
             text = "\(p): SQLite error \(code) while \(op): \(message)"
         }

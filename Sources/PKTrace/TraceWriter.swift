@@ -7,7 +7,7 @@ import Foundation
 /// another thread, as `BackgroundTraceWriter` does). Every call that returns has committed: a
 /// process killed at any moment leaves a trace holding exactly the calls that returned.
 ///
-/// Failures are `TraceError`s; SQLITE_FULL is `.diskFull`, after which the trace still holds
+/// Failures are `TraceError`s; a full disk is `.diskFull`, after which the trace still holds
 /// everything committed before. A failed call leaves no partial rows (it is one transaction).
 ///
 /// Does not hold: the writer does not check that checkpoints and steps arrive in order or that
@@ -199,13 +199,18 @@ public final class TraceWriter: @unchecked Sendable {
         }
     }
 
-    /// Closes the connection (SQLite then folds the WAL into the main file). Idempotent; later
-    /// calls to the append methods throw `.closed`.
+    /// Folds the WAL into the main file (`PRAGMA wal_checkpoint(TRUNCATE)`), so that the main
+    /// file alone holds the trace even while readers are still open, and closes the connection
+    /// (the last connection to close deletes the then empty `-wal` and `-shm`). The fold is best
+    /// effort: after a full disk, or when another connection keeps it busy for the busy timeout,
+    /// the commits stay in `PATH-wal` (valid, but the two files must be copied together) until a
+    /// later writer folds them. Idempotent; later calls to the append methods throw `.closed`.
     public func close() {
         lock.lock()
         defer { lock.unlock() }
         insertStepStatement = nil
         insertCheckpointStatement = nil
+        try? db?.foldWAL()
         db?.close()
         db = nil
     }

@@ -64,7 +64,9 @@ enum AnalysisRunner {
         }
         bar?.finish("analyzed \(result.run.steps) steps in \(ProgressBar.duration(result.seconds))")
         result.toolVersion = ToolInfo.version
-        try AnalysisStore.save(result, key: key, settings: settings, path: path)
+        if let warning = try AnalysisStore.save(result, key: key, settings: settings, path: path) {
+            FileHandle.standardError.write(Data("warning: \(warning)\n".utf8))
+        }
         return result
     }
 }

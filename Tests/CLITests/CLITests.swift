@@ -231,6 +231,32 @@ struct CLIAnalyzeTests {
         #expect((obj["settings"] as? [String: Any])?["max_queries"] as? Int == 20)
     }
 
+    /// The analysis lives in the main file: a user who copies `FILE.sqlite` alone (not its -wal
+    /// or -shm) still gets the report, and analyze, report and inspect leave no side files.
+    @Test func analysisSurvivesCopyingTheMainFileAlone() throws {
+        let dir = try temporaryDirectory()
+        let path = dir.appendingPathComponent("m.sqlite").path
+        try CLI.run(["train", "--preset", "moons-mlp", "--steps", "6", "--out", path, "--quiet"])
+        let fm = FileManager.default
+        func listing() throws -> [String] { try fm.contentsOfDirectory(atPath: dir.path).sorted() }
+        #expect(try listing() == ["m.sqlite"])
+        let a = try CLI.run(["analyze", path, "--max-queries", "8", "--quiet"])
+        #expect(a.status == 0, "\(a.stderr)")
+        #expect(try listing() == ["m.sqlite"], "analyze leaves no -wal/-shm")
+        for args in [["inspect", path], ["inspect", path, "--json"], ["report", path]] {
+            let r = try CLI.run(args)
+            #expect(r.status == 0, "\(r.stderr)")
+            #expect(try listing() == ["m.sqlite"], "\(args[0]) leaves no -wal/-shm")
+        }
+        let other = try temporaryDirectory()
+        let copy = other.appendingPathComponent("copy.sqlite").path
+        try fm.copyItem(atPath: path, toPath: copy)
+        let r = try CLI.run(["report", copy])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("Kernel machines"))
+        #expect(try fm.contentsOfDirectory(atPath: other.path) == ["copy.sqlite"])
+    }
+
     @Test func badAnalysisOptionsAreRefused() throws {
         let r = try CLI.run(["analyze", "/nonexistent.sqlite", "--nodes", "0"])
         #expect(r.status != 0 && r.stderr.contains("--nodes"))
