@@ -117,12 +117,18 @@ final class SQLiteConnection {
     }
 
     /// Maps a result code to the format's errors. `operation` reads as "while <operation>".
+    ///
+    /// A full disk reads as disk full however SQLite reports it: SQLITE_FULL when a write
+    /// comes up short, but an I/O error (e.g. SQLITE_IOERR_SHMSIZE, growing the `-shm` index)
+    /// with errno ENOSPC or EDQUOT when the file system refuses to grow a file.
     func makeError(_ rc: Int32, _ operation: String) -> TraceError {
         let primary = rc & 0xFF
         let message = lastMessage
+        let systemErrno = handle.map { sqlite3_system_errno($0) } ?? 0
+        let full = primary == SQLITE_FULL || (primary == SQLITE_IOERR && (systemErrno == ENOSPC || systemErrno == EDQUOT))
         switch primary {
-        case SQLITE_FULL:
-            return .diskFull(path: path)
+        case _ where full:
+            return readOnly ? .diskFullReading(path: path) : .diskFull(path: path)
         case SQLITE_BUSY:
             return .busy(path: path, operation: operation)
         case SQLITE_NOTADB:

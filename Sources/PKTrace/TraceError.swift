@@ -8,6 +8,10 @@ import Foundation
 public enum TraceError: Error, CustomStringConvertible, Sendable, Equatable {
     /// `TraceWriter.create` refuses to overwrite an existing file.
     case fileExists(path: String)
+    /// `TraceWriter.create` found `PATH-wal` without its main file: left by an
+    /// interrupted creation or by a trace deleted or moved without it. SQLite would replay it
+    /// into the new file.
+    case leftoverWAL(path: String)
     /// Nothing at this path.
     case fileNotFound(path: String)
     /// The file has zero bytes (an interrupted copy, or `touch`).
@@ -26,8 +30,13 @@ public enum TraceError: Error, CustomStringConvertible, Sendable, Equatable {
     case noSuchCheckpoint(path: String, step: Int, available: [Int])
     /// The caller handed the store something that breaks the format (a shape, a count, a NaN).
     case invalidInput(path: String, detail: String)
-    /// SQLITE_FULL: the disk (or the configured page limit) is full.
+    /// SQLITE_FULL (or an I/O error with ENOSPC/EDQUOT) while writing an existing trace: the
+    /// disk, a quota or the configured page limit is full. The failed transaction was rolled back.
     case diskFull(path: String)
+    /// The same while `TraceWriter.create` wrote the initial rows: the partial file was removed.
+    case diskFullCreating(path: String)
+    /// The same while reading: SQLite could not create or grow the `-shm` index it reads through.
+    case diskFullReading(path: String)
     /// Another connection held the trace longer than the busy timeout (SQLITE_BUSY).
     case busy(path: String, operation: String)
     /// The trace cannot be read: `detail` says why and what to do (permissions, a pending `-wal`
@@ -46,6 +55,8 @@ public enum TraceError: Error, CustomStringConvertible, Sendable, Equatable {
         switch self {
         case .fileExists(let p):
             text = "\(p): already exists; a trace is never overwritten (delete it or choose another path)"
+        case .leftoverWAL(let p):
+            text = "\(p)-wal is left without its trace (deleted or moved without it, or its creation was interrupted) and SQLite would replay it into a new trace here; delete it and its -shm (or move it back next to its trace), or choose another path"
         case .fileNotFound(let p):
             text = "\(p): no such file"
         case .emptyFile(let p):
@@ -65,7 +76,11 @@ public enum TraceError: Error, CustomStringConvertible, Sendable, Equatable {
         case .invalidInput(let p, let d):
             text = "\(p): \(d)"
         case .diskFull(let p):
-            text = "\(p): disk full while writing the trace; the trace holds everything committed before this point (free space and record again)"
+            text = "\(p): disk full while writing the trace; the write was rolled back and the trace keeps everything committed before it (free space, then run the command again)"
+        case .diskFullCreating(let p):
+            text = "\(p): disk full while creating the trace; the partial file was removed and nothing was recorded (free space, then record again)"
+        case .diskFullReading(let p):
+            text = "\(p): disk full: SQLite cannot create or grow the -shm index it reads the trace through (free space on that disk, or copy the trace, with its -wal file if any, to a disk with room)"
         case .busy(let p, let op):
             text = "\(p): the trace is busy: another process (pathkernel train or analyze, or an sqlite3 session) kept it locked while \(op); wait for that process to finish, then run the command again"
         case .cannotOpenReadOnly(let p, let d):

@@ -57,6 +57,9 @@ public final class TraceReader: @unchecked Sendable {
         try checkFile(path)
         let (db, appID) = try connect(path)
         guard appID == Int(TraceSchema.applicationID) else {
+            if appID == 0, try db.scalarInt("SELECT count(*) FROM sqlite_master", "reading the schema") == 0 {
+                throw TraceError.notATrace(path: path, detail: "it holds no tables (an empty database, or a trace whose creation was interrupted; delete it and record again)")
+            }
             let found = String(UInt32(truncatingIfNeeded: appID), radix: 16, uppercase: true)
             let want = String(UInt32(bitPattern: TraceSchema.applicationID), radix: 16, uppercase: true)
             throw TraceError.notATrace(path: path, detail: "its application_id is 0x\(found), a trace's is 0x\(want)")
@@ -96,7 +99,7 @@ public final class TraceReader: @unchecked Sendable {
             return (db, try probe(db))
         } catch let error as TraceError {
             switch error {
-            case .cannotOpenReadOnly: break
+            case .cannotOpenReadOnly, .diskFullReading: break
             default: throw error
             }
             let name = (path as NSString).lastPathComponent

@@ -200,6 +200,20 @@ struct CLIBadInputTests {
         Self.assertCleanFailure(r, mentions: ["bad.csv"])
     }
 
+    /// A `-wal` left without its trace (a trace deleted without it, or a creation killed and then
+    /// deleted): train names the leftover file, not "a trace", and `--force` clears it.
+    @Test func leftoverWALWithoutItsTrace() throws {
+        let dir = try temporaryDirectory()
+        let path = dir.appendingPathComponent("m.sqlite").path
+        try Data("stale write-ahead log".utf8).write(to: URL(fileURLWithPath: path + "-wal"))
+        let r = try CLI.run(["train", "--preset", "moons-mlp", "--steps", "2", "--out", path, "--quiet"])
+        Self.assertCleanFailure(r, mentions: ["m.sqlite-wal", "without its trace", "--force"])
+        let forced = try CLI.run(["train", "--preset", "moons-mlp", "--steps", "2", "--out", path, "--quiet", "--force"])
+        #expect(forced.status == 0, "\(forced.stderr)")
+        let i = try CLI.run(["inspect", path])
+        #expect(i.status == 0 && i.stdout.contains("finished"), "\(i.stderr)")
+    }
+
     @Test func unknownPreset() throws {
         Self.assertCleanFailure(try CLI.run(["train", "--preset", "nope", "--out", "/tmp/x.sqlite"]), mentions: ["nope"])
     }
