@@ -4,7 +4,9 @@ import Testing
 
 @Suite("Schema migrations and stored analyses")
 struct SchemaTests {
-    static let fake = Migration(version: 3, name: "v3-test-extra", sql: "CREATE TABLE extra (id INTEGER PRIMARY KEY, note TEXT);")
+    static let fake = Migration(version: TraceSchema.latestVersion + 1, name: "test-extra",
+                                sql: "CREATE TABLE extra (id INTEGER PRIMARY KEY, note TEXT);")
+    static let names = (TraceSchema.migrations + [fake]).map { "\($0.version) \($0.name)" }
 
     /// A writer opening an older trace applies the missing migrations, each recorded by name.
     @Test func openingAnOlderTraceAppliesMissingMigrations() throws {
@@ -16,11 +18,39 @@ struct SchemaTests {
         let q = try db.prepare("SELECT version, name FROM schema_migrations ORDER BY version", "test")
         var rows: [String] = []
         while try q.step() { rows.append("\(q.int(0)) \(q.text(1) ?? "")") }
-        #expect(rows == ["1 v1-initial", "2 v2-optimizer-state", "3 v3-test-extra"])
+        #expect(rows == Self.names)
         #expect(try db.scalarInt("SELECT count(*) FROM sqlite_master WHERE name = 'extra'", "test") == 1)
-        // This build knows versions 1 and 2 only, so its reader now refuses the trace.
+        // This build does not know the extra version, so its reader now refuses the trace.
         let e = expectTraceError { _ = try TraceReader.open(path) }
-        #expect(e == .schemaTooNew(path: path, found: 3, supported: 2))
+        #expect(e == .schemaTooNew(path: path, found: Self.fake.version, supported: TraceSchema.latestVersion))
+    }
+
+    /// Two writers opening an older trace at once (two `pathkernel analyze`) both read the old
+    /// version before either migrates: the second must skip what the first applied (it failed
+    /// with "duplicate column" or "table already exists" when it ran the migration again).
+    @Test func concurrentWritersApplyAMigrationOnce() throws {
+        let path = try freshPath()
+        try Fixture.trace(at: path)
+        let blocker = try SQLiteConnection(path: path, readOnly: false)
+        try blocker.exec("BEGIN IMMEDIATE", "test")   // the writers read the version, then wait for this lock
+        let errors = LockedStrings()
+        let done = DispatchGroup()
+        for _ in 0..<2 {   // threads of their own: the global queue may run the two one after the other
+            done.enter()
+            Thread {
+                do { try AnalysisWriter.open(path, migrations: TraceSchema.migrations + [Self.fake]).close() } catch {
+                    errors.append("\(error)")
+                }
+                done.leave()
+            }.start()
+        }
+        Thread.sleep(forTimeInterval: 0.5)   // both have read the version by now
+        try blocker.exec("COMMIT", "test")
+        done.wait()
+        blocker.close()
+        #expect(errors.values == [])
+        let db = try SQLiteConnection(path: path, readOnly: true)
+        #expect(try db.scalarInt("SELECT count(*) FROM schema_migrations WHERE version = \(Self.fake.version)", "test") == 1)
     }
 
     /// Migrating an up-to-date trace is a no-op; a newer one is refused by writers too.
@@ -28,7 +58,7 @@ struct SchemaTests {
         let path = try freshPath()
         try Fixture.trace(at: path)
         try AnalysisWriter.open(path).close()
-        #expect(try TraceReader.open(path).schemaVersion == 2)
+        #expect(try TraceReader.open(path).schemaVersion == TraceSchema.latestVersion)
         try rawSQL(path, "INSERT INTO schema_migrations VALUES (999, 'future', '2100-01-01T00:00:00Z')")
         let e = expectTraceError { _ = try AnalysisWriter.open(path) }
         expectOneLine(e, mentions: ["t.sqlite", "999", "upgrade"])
@@ -41,7 +71,7 @@ struct SchemaTests {
                                        maxPageCount: nil, migrations: TraceSchema.migrations + [Self.fake])
         w.close()
         let db = try SQLiteConnection(path: path, readOnly: true)
-        #expect(try TraceSchema.currentVersion(db) == 3)
+        #expect(try TraceSchema.currentVersion(db) == Self.fake.version)
     }
 
     /// Analyses: saved, replaced by key, listed oldest first.

@@ -150,3 +150,11 @@ enum ReadOnlyDirectory {
         return p.terminationStatus == 0
     }
 }
+
+/// Strings appended from several threads.
+final class LockedStrings: @unchecked Sendable {
+    private let lock = NSLock()
+    private var items: [String] = []
+    func append(_ s: String) { lock.lock(); items.append(s); lock.unlock() }
+    var values: [String] { lock.lock(); defer { lock.unlock() }; return items }
+}
