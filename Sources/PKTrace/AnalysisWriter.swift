@@ -30,7 +30,7 @@ public final class AnalysisWriter: @unchecked Sendable {
         return AnalysisWriter(path: path, db: db)
     }
 
-    /// Stores `analysis`, replacing any stored under the same key (one transaction).
+    /// Stores `analysis` with its basis, replacing any stored under the same key (one transaction).
     public func save(_ analysis: StoredAnalysis) throws {
         lock.lock()
         defer { lock.unlock() }
@@ -41,13 +41,20 @@ public final class AnalysisWriter: @unchecked Sendable {
                 let del = try db.prepare("DELETE FROM analysis WHERE key = ?", "replacing a stored analysis")
                 try del.bind(1, analysis.key)
                 try del.step()
-                let ins = try db.prepare("INSERT INTO analysis (key, settings_json, result_json, created_at, tool_version) VALUES (?, ?, ?, ?, ?)",
-                                         "saving an analysis")
+                let ins = try db.prepare("""
+                    INSERT INTO analysis (key, settings_json, result_json, created_at, tool_version,
+                                          basis_status, basis_last_step, basis_last_checkpoint, basis_checkpoint_checksum)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """, "saving an analysis")
                 try ins.bind(1, analysis.key)
                 try ins.bind(2, analysis.settingsJSON)
                 try ins.bind(3, analysis.resultJSON)
                 try ins.bind(4, analysis.createdAt)
                 try ins.bind(5, analysis.toolVersion)
+                try ins.bind(6, analysis.basis?.status.rawValue)
+                try ins.bind(7, analysis.basis?.lastStep.map(Int64.init))
+                try ins.bind(8, analysis.basis?.lastCheckpoint.map(Int64.init))
+                try ins.bind(9, analysis.basis?.checkpointChecksum)
                 try ins.step()
             }
         } catch {

@@ -228,6 +228,9 @@ final class SQLiteStatement {
 
     func bind(_ i: Int32, _ v: Int) throws { try check(sqlite3_bind_int64(stmt, i, Int64(v))) }
     func bind(_ i: Int32, _ v: Int64) throws { try check(sqlite3_bind_int64(stmt, i, v)) }
+    func bind(_ i: Int32, _ v: Int64?) throws {
+        if let v { try bind(i, v) } else { try check(sqlite3_bind_null(stmt, i)) }
+    }
     /// NaN binds as NULL (SQLite has no NaN).
     func bind(_ i: Int32, _ v: Double) throws {
         try check(v.isNaN ? sqlite3_bind_null(stmt, i) : sqlite3_bind_double(stmt, i, v))

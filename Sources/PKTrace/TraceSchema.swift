@@ -93,6 +93,12 @@ enum TraceSchema {
             );
             ALTER TABLE step ADD COLUMN clip_scale REAL;
             """),
+        Migration(version: 3, name: "v3-analysis-basis", sql: """
+            ALTER TABLE analysis ADD COLUMN basis_status TEXT;
+            ALTER TABLE analysis ADD COLUMN basis_last_step INTEGER;
+            ALTER TABLE analysis ADD COLUMN basis_last_checkpoint INTEGER;
+            ALTER TABLE analysis ADD COLUMN basis_checkpoint_checksum INTEGER;
+            """),
     ]
 
     static var latestVersion: Int { migrations.last?.version ?? 0 }

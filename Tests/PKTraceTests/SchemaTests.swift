@@ -74,11 +74,13 @@ struct SchemaTests {
         #expect(try TraceSchema.currentVersion(db) == Self.fake.version)
     }
 
-    /// Analyses: saved, replaced by key, listed oldest first.
+    /// Analyses: saved with their basis, replaced by key, listed oldest first.
     @Test func storedAnalysesRoundTrip() throws {
         let path = try freshPath()
         try Fixture.trace(at: path)
-        let a = StoredAnalysis(key: #"{"q":8}"#, settingsJSON: #"{"q":8}"#, resultJSON: #"{"r":1}"#, createdAt: "2025-02-01T00:00:00Z", toolVersion: "0.1")
+        let basis = try TraceReader.open(path).basis()
+        let a = StoredAnalysis(key: #"{"q":8}"#, settingsJSON: #"{"q":8}"#, resultJSON: #"{"r":1}"#, createdAt: "2025-02-01T00:00:00Z", toolVersion: "0.1",
+                               basis: basis)
         let b = StoredAnalysis(key: #"{"q":16}"#, settingsJSON: #"{"q":16}"#, resultJSON: #"{"r":2}"#, createdAt: "2025-02-01T00:01:00Z", toolVersion: "0.1")
         var a2 = a
         a2.resultJSON = #"{"r":3}"#
@@ -93,6 +95,75 @@ struct SchemaTests {
         #expect(try r.analysis(key: a.key) == a2)
         #expect(try r.analysis(key: "nope") == nil)
         #expect(try r.validate().problems == [])
+    }
+
+    /// The basis: status, last step row, last checkpoint and its checksum, read together; it
+    /// changes with every commit that adds to the run, and says how.
+    @Test func basisFollowsTheTrace() throws {
+        let path = try freshPath()
+        let w = try TraceWriter.create(at: path, run: Fixture.run(), data: Fixture.data(), layout: Fixture.layout)
+        let r = try TraceReader.open(path)
+        let empty = try r.basis()
+        #expect(empty == TraceBasis(status: .running, lastStep: nil, lastCheckpoint: nil, checkpointChecksum: nil))
+        #expect(empty.summary == "running, with no steps and no checkpoint")
+        try w.appendCheckpoint(step: 0, parameters: Fixture.parameters(step: 0))
+        try w.appendSteps([Fixture.step(0), Fixture.step(1)])
+        try w.appendCheckpoint(step: 2, parameters: Fixture.parameters(step: 2))
+        let partial = try r.basis()
+        let crc = Int64(CRC32.checksum(BlobCoding.float64Bytes(Fixture.parameters(step: 2))))
+        #expect(partial == TraceBasis(status: .running, lastStep: 1, lastCheckpoint: 2, checkpointChecksum: crc))
+        #expect(try r.basis().changes(since: partial) == nil)
+        try w.appendStep(Fixture.step(2))
+        #expect(try r.basis().changes(since: partial) != nil, "a step row alone changes it")
+        try w.appendStep(Fixture.step(3))
+        try w.appendCheckpoint(step: 4, parameters: Fixture.parameters(step: 4))
+        try w.setStatus(.finished, message: nil)
+        w.close()
+        let done = try r.basis()
+        #expect(done.changes(since: partial) == "it was computed when the trace was running, with 2 steps and its last checkpoint at step 2; the trace is now finished, with 4 steps and its last checkpoint at step 4")
+        // Rewriting the last checkpoint in place (same steps, same status) changes the checksum.
+        try rawSQL(path, "UPDATE checkpoint SET checksum = checksum + 1 WHERE step = 4")
+        #expect(try r.basis().changes(since: done)?.contains("rewritten") == true)
+    }
+
+    /// A version-2 trace with an analysis stored by an older pathkernel: the analysis reads with
+    /// no basis; a writer applies migration 3 (the analysis keeps its NULL basis), and analyses
+    /// saved afterwards carry theirs.
+    @Test func versionTwoAnalysesReadAndMigrate() throws {
+        let path = try freshPath()
+        let w = try TraceWriter.create(at: path, run: Fixture.run(), data: Fixture.data(), layout: Fixture.layout,
+                                       maxPageCount: nil, migrations: Array(TraceSchema.migrations.prefix(2)))
+        try w.appendCheckpoint(step: 0, parameters: Fixture.parameters(step: 0))
+        w.close()
+        try rawSQL(path, "INSERT INTO analysis (key, settings_json, result_json, created_at, tool_version) VALUES ('old', '{}', '{\"r\":0}', '2025-01-01T00:00:00Z', '0.0')")
+        let old = StoredAnalysis(key: "old", settingsJSON: "{}", resultJSON: #"{"r":0}"#, createdAt: "2025-01-01T00:00:00Z", toolVersion: "0.0")
+        let r2 = try TraceReader.open(path)
+        #expect(r2.schemaVersion == 2)
+        #expect(try r2.analyses() == [old])
+        let aw = try AnalysisWriter.open(path)
+        let basis = try r2.basis()
+        let new = StoredAnalysis(key: "new", settingsJSON: "{}", resultJSON: "{}", createdAt: "2025-02-01T00:00:00Z", toolVersion: "0.1", basis: basis)
+        try aw.save(new)
+        aw.close()
+        let r3 = try TraceReader.open(path)
+        #expect(r3.schemaVersion == 3)
+        #expect(try r3.analyses() == [old, new])
+    }
+
+    /// Docs/trace-format.md lists every migration after the first with its exact SQL.
+    @Test func migrationsAreDocumentedWithTheirSQL() throws {
+        let doc = try String(contentsOf: URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("Docs/trace-format.md"), encoding: .utf8)
+        func normalized(_ s: String) -> String { s.split(whereSeparator: \.isWhitespace).joined(separator: " ") }
+        let text = normalized(doc)
+        for m in TraceSchema.migrations.dropFirst() {
+            let named = text.contains("`\(m.name)`")
+            #expect(named, "migration \(m.version) is not named in the docs")
+            for statement in m.sql.split(separator: ";").map({ normalized(String($0)) }) where !statement.isEmpty {
+                let documented = text.contains(statement + ";")
+                #expect(documented, "undocumented SQL of migration \(m.version): \(statement)")
+            }
+        }
     }
 }
 
@@ -137,7 +208,7 @@ struct OptimizerStateTests {
         #expect(try old.optimizerState(step: 0) == nil)
         try AnalysisWriter.open(path).close()
         let r = try TraceReader.open(path)
-        #expect(r.schemaVersion == 2)
+        #expect(r.schemaVersion == TraceSchema.latestVersion)
         #expect(try r.steps().map(\.clipScale) == [nil])
         #expect(try r.optimizerState(step: 0) == nil)
     }
