@@ -22,15 +22,21 @@ public final class AnalysisWriter: @unchecked Sendable {
         try open(path, migrations: TraceSchema.migrations)
     }
 
-    /// `open` with an explicit schema history (tests exercise migrations with it).
-    static func open(_ path: String, migrations: [Migration]) throws -> AnalysisWriter {
+    /// `open` with an explicit schema history and busy timeout (tests exercise migrations and
+    /// contention with them).
+    static func open(_ path: String, migrations: [Migration], busyTimeoutMilliseconds: Int32 = 10_000) throws -> AnalysisWriter {
         _ = try TraceReader.open(path)   // every read-side check, including "schema too new"
-        let db = try SQLiteConnection(path: path, readOnly: false)
+        let db = try SQLiteConnection(path: path, readOnly: false, busyTimeoutMilliseconds: busyTimeoutMilliseconds)
         try TraceSchema.migrate(db, migrations: migrations)
         return AnalysisWriter(path: path, db: db)
     }
 
-    /// Stores `analysis` with its basis, replacing any stored under the same key (one transaction).
+    /// Testing hook: runs inside `save`'s transaction, after the old row is deleted and the new
+    /// one inserted, before the commit (tests copy the files there to simulate a kill).
+    var beforeCommitForTesting: (() -> Void)?
+
+    /// Stores `analysis` with its basis, replacing any stored under the same key (one
+    /// transaction: a process killed meanwhile leaves the old row, never a partial one).
     public func save(_ analysis: StoredAnalysis) throws {
         lock.lock()
         defer { lock.unlock() }
@@ -56,6 +62,7 @@ public final class AnalysisWriter: @unchecked Sendable {
                 try ins.bind(8, analysis.basis?.lastCheckpoint.map(Int64.init))
                 try ins.bind(9, analysis.basis?.checkpointChecksum)
                 try ins.step()
+                beforeCommitForTesting?()
             }
         } catch {
             db.rollbackIfNeeded()
