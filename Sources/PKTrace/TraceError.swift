@@ -60,7 +60,7 @@ public enum TraceError: Error, CustomStringConvertible, Sendable, Equatable {
         case .fileNotFound(let p):
             text = "\(p): no such file"
         case .emptyFile(let p):
-            text = "\(p): the file is empty (0 bytes), not a pathkernel trace"
+            text = "\(p): the file is empty (0 bytes), not a pathkernel trace (an interrupted copy, or a creation killed at its start: delete it and record again)"
         case .notSQLite(let p, let d):
             text = "\(p): not a pathkernel trace: \(d)"
         case .notATrace(let p, let d):

@@ -58,14 +58,14 @@ public final class TraceReader: @unchecked Sendable {
         let (db, appID) = try connect(path)
         guard appID == Int(TraceSchema.applicationID) else {
             if appID == 0, try db.scalarInt("SELECT count(*) FROM sqlite_master", "reading the schema") == 0 {
-                throw TraceError.notATrace(path: path, detail: "it holds no tables (an empty database, or a trace whose creation was interrupted; delete it and record again)")
+                throw TraceError.notATrace(path: path, detail: "it holds no tables (an empty database, or a trace whose creation was interrupted: then delete it, with its -wal and -shm files, and record again)")
             }
             let found = String(UInt32(truncatingIfNeeded: appID), radix: 16, uppercase: true)
             let want = String(UInt32(bitPattern: TraceSchema.applicationID), radix: 16, uppercase: true)
             throw TraceError.notATrace(path: path, detail: "its application_id is 0x\(found), a trace's is 0x\(want)")
         }
         guard let version = try TraceSchema.currentVersion(db), version >= 1 else {
-            throw TraceError.notATrace(path: path, detail: "it has no schema_migrations rows (created by something else, or its creation was interrupted)")
+            throw TraceError.notATrace(path: path, detail: "it has no schema_migrations rows (created by something else, or a trace whose creation was interrupted: then delete it, with its -wal and -shm files, and record again)")
         }
         guard version <= TraceSchema.latestVersion else {
             throw TraceError.schemaTooNew(path: path, found: version, supported: TraceSchema.latestVersion)
@@ -358,7 +358,7 @@ public final class TraceReader: @unchecked Sendable {
             FROM run WHERE id = 1
             """, "reading the run row")
         guard try q.step() else {
-            throw TraceError.notATrace(path: db.path, detail: "the run row is missing (its creation was interrupted?)")
+            throw TraceError.notATrace(path: db.path, detail: "the run row is missing (its creation was interrupted? then delete it, with its -wal and -shm files, and record again)")
         }
         guard let status = RunStatus(rawValue: q.text(3) ?? "") else {
             throw TraceError.corrupt(path: db.path, detail: "run status \"\(q.text(3) ?? "NULL")\" is not one of running, finished, diverged, aborted")
