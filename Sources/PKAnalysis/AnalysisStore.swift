@@ -33,10 +33,30 @@ public enum AnalysisStore {
         }
     }
 
-    public static func save(_ r: AnalysisResult, key: String, settings: AnalysisSettings, path: String) throws {
+    /// Stores `r`, computed from a trace whose basis was `basis` (`TraceReader.basis()` read
+    /// before the analysis started), and folds the trace's WAL into its main file, so that the
+    /// main file alone holds the analysis. Returns a warning when the fold could not be done
+    /// (the analysis is stored, but only in `PATH-wal` for now).
+    @discardableResult
+    public static func save(_ r: AnalysisResult, key: String, basis: TraceBasis?, into writer: AnalysisWriter) throws -> String? {
+        try writer.save(StoredAnalysis(key: key, settingsJSON: key, resultJSON: encode(r),
+                                       createdAt: ISO8601DateFormatter().string(from: Date()), toolVersion: r.toolVersion,
+                                       basis: basis))
+        do {
+            try writer.foldWAL()
+            return nil
+        } catch {
+            let path = writer.path
+            return "the analysis is stored in \(path)-wal but could not be folded into \(path) yet (\(error)); copy both files together until a later `pathkernel analyze` folds it"
+        }
+    }
+
+    /// `save` through a writer of its own.
+    @discardableResult
+    public static func save(_ r: AnalysisResult, key: String, settings: AnalysisSettings, path: String,
+                            basis: TraceBasis? = nil) throws -> String? {
         let writer = try AnalysisWriter.open(path)
         defer { writer.close() }
-        try writer.save(StoredAnalysis(key: key, settingsJSON: key, resultJSON: encode(r),
-                                       createdAt: ISO8601DateFormatter().string(from: Date()), toolVersion: r.toolVersion))
+        return try save(r, key: key, basis: basis, into: writer)
     }
 }

@@ -22,15 +22,21 @@ public final class AnalysisWriter: @unchecked Sendable {
         try open(path, migrations: TraceSchema.migrations)
     }
 
-    /// `open` with an explicit schema history (tests exercise migrations with it).
-    static func open(_ path: String, migrations: [Migration]) throws -> AnalysisWriter {
+    /// `open` with an explicit schema history and busy timeout (tests exercise migrations and
+    /// contention with them).
+    static func open(_ path: String, migrations: [Migration], busyTimeoutMilliseconds: Int32 = 10_000) throws -> AnalysisWriter {
         _ = try TraceReader.open(path)   // every read-side check, including "schema too new"
-        let db = try SQLiteConnection(path: path, readOnly: false)
+        let db = try SQLiteConnection(path: path, readOnly: false, busyTimeoutMilliseconds: busyTimeoutMilliseconds)
         try TraceSchema.migrate(db, migrations: migrations)
         return AnalysisWriter(path: path, db: db)
     }
 
-    /// Stores `analysis`, replacing any stored under the same key (one transaction).
+    /// Testing hook: runs inside `save`'s transaction, after the old row is deleted and the new
+    /// one inserted, before the commit (tests copy the files there to simulate a kill).
+    var beforeCommitForTesting: (() -> Void)?
+
+    /// Stores `analysis` with its basis, replacing any stored under the same key (one
+    /// transaction: a process killed meanwhile leaves the old row, never a partial one).
     public func save(_ analysis: StoredAnalysis) throws {
         lock.lock()
         defer { lock.unlock() }
@@ -41,14 +47,22 @@ public final class AnalysisWriter: @unchecked Sendable {
                 let del = try db.prepare("DELETE FROM analysis WHERE key = ?", "replacing a stored analysis")
                 try del.bind(1, analysis.key)
                 try del.step()
-                let ins = try db.prepare("INSERT INTO analysis (key, settings_json, result_json, created_at, tool_version) VALUES (?, ?, ?, ?, ?)",
-                                         "saving an analysis")
+                let ins = try db.prepare("""
+                    INSERT INTO analysis (key, settings_json, result_json, created_at, tool_version,
+                                          basis_status, basis_last_step, basis_last_checkpoint, basis_checkpoint_checksum)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """, "saving an analysis")
                 try ins.bind(1, analysis.key)
                 try ins.bind(2, analysis.settingsJSON)
                 try ins.bind(3, analysis.resultJSON)
                 try ins.bind(4, analysis.createdAt)
                 try ins.bind(5, analysis.toolVersion)
+                try ins.bind(6, analysis.basis?.status.rawValue)
+                try ins.bind(7, analysis.basis?.lastStep.map(Int64.init))
+                try ins.bind(8, analysis.basis?.lastCheckpoint.map(Int64.init))
+                try ins.bind(9, analysis.basis?.checkpointChecksum)
                 try ins.step()
+                beforeCommitForTesting?()
             }
         } catch {
             db.rollbackIfNeeded()
@@ -56,10 +70,24 @@ public final class AnalysisWriter: @unchecked Sendable {
         }
     }
 
-    /// Idempotent.
+    /// Copies every commit in `PATH-wal` into the main file and empties `PATH-wal`
+    /// (`PRAGMA wal_checkpoint(TRUNCATE)`), so that the main file alone holds the saved
+    /// analyses. `close` does it too, silently; call this first to learn whether it worked.
+    /// Throws `.busy` when another connection (a reader in the middle of a read, a writer)
+    /// kept it from finishing within the busy timeout, `.diskFull` when the main file cannot
+    /// grow. Either way the saved analyses are committed (in `PATH-wal`).
+    public func foldWAL() throws {
+        lock.lock()
+        defer { lock.unlock() }
+        guard let db else { throw TraceError.closed(path: path) }
+        try db.foldWAL()
+    }
+
+    /// Folds the WAL as `foldWAL` does (best effort) and closes. Idempotent.
     public func close() {
         lock.lock()
         defer { lock.unlock() }
+        try? db?.foldWAL()
         db?.close()
         db = nil
     }

@@ -9,15 +9,27 @@ final class SQLiteConnection {
     let path: String
     let readOnly: Bool
     private(set) var handle: OpaquePointer?
+    /// A read-only connection that found neither `FILE-wal` nor `FILE-shm`: reading a WAL-mode
+    /// file makes SQLite create both, and `close` removes them again (see `close`).
+    private let createdSideFiles: Bool
+    private let immutable: Bool
 
-    /// Opens `path`. `create` allows creating a missing file (writers only).
-    init(path: String, readOnly: Bool, create: Bool = false, busyTimeoutMilliseconds: Int32 = 10_000) throws {
+    /// Opens `path`. `create` allows creating a missing file (writers only). `immutable` opens
+    /// read-only through SQLite's `immutable=1` URI: no locks, no `-wal`/`-shm`, and any `-wal`
+    /// ignored, so only for a file nobody can be writing (see `TraceReader.open`).
+    init(path: String, readOnly: Bool, create: Bool = false, immutable: Bool = false,
+         busyTimeoutMilliseconds: Int32 = 10_000) throws {
         self.path = path
-        self.readOnly = readOnly
-        var flags = readOnly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE
-        if create && !readOnly { flags |= SQLITE_OPEN_CREATE }
+        self.readOnly = readOnly || immutable
+        self.immutable = immutable
+        let fm = FileManager.default
+        createdSideFiles = readOnly && !immutable
+            && !fm.fileExists(atPath: path + "-wal") && !fm.fileExists(atPath: path + "-shm")
+        var flags = self.readOnly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE
+        if create && !self.readOnly { flags |= SQLITE_OPEN_CREATE }
+        if immutable { flags |= SQLITE_OPEN_URI }
         var db: OpaquePointer?
-        let rc = sqlite3_open_v2(path, &db, flags, nil)
+        let rc = sqlite3_open_v2(immutable ? SQLiteConnection.immutableURI(path) : path, &db, flags, nil)
         handle = db
         if rc != SQLITE_OK {
             let error = makeError(rc, "opening the file")
@@ -31,9 +43,66 @@ final class SQLiteConnection {
 
     deinit { close() }
 
+    /// Closes the connection. A read-only connection then removes `-wal` and `-shm` when no
+    /// other connection uses them (`removeSideFiles`), if it created them or the `-wal` holds no
+    /// commits (so it never folds a WAL it found, such as a killed writer's, into the main
+    /// file). Idempotent.
     func close() {
-        if let h = handle { sqlite3_close_v2(h) }
+        guard let h = handle else { return }
+        sqlite3_close_v2(h)
         handle = nil
+        if readOnly && !immutable && (createdSideFiles || !SQLiteConnection.walHoldsCommits(path)) {
+            SQLiteConnection.removeSideFiles(path)
+        }
+    }
+
+    /// True when `PATH-wal` is long enough to hold a frame (a WAL header is 32 bytes, each frame
+    /// 24 bytes and a page of at least 512). A missing or empty `-wal` holds nothing.
+    static func walHoldsCommits(_ path: String) -> Bool {
+        let size = (try? FileManager.default.attributesOfItem(atPath: path + "-wal"))?[.size] as? NSNumber
+        return (size?.intValue ?? 0) >= 32 + 24 + 512
+    }
+
+    /// Removes a WAL-mode file's `-wal` and `-shm` when no connection (in any process) uses them.
+    ///
+    /// SQLite deletes both when the last connection to a file closes, but only if that
+    /// connection can write (it checkpoints first); a read-only one leaves them behind. So this
+    /// opens a read-write connection (never creating anything), reads the schema so that SQLite
+    /// attaches to the WAL, and closes it: if it is the last connection, SQLite checkpoints
+    /// (with nothing pending it writes nothing) and deletes both under its exclusive lock; if
+    /// another connection is open, SQLite leaves them, as it must. Best effort, errors ignored.
+    static func removeSideFiles(_ path: String) {
+        let fm = FileManager.default
+        guard fm.fileExists(atPath: path + "-wal") || fm.fileExists(atPath: path + "-shm") else { return }
+        var db: OpaquePointer?
+        if sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, nil) == SQLITE_OK {
+            sqlite3_exec(db, "SELECT count(*) FROM sqlite_master", nil, nil, nil)
+        }
+        sqlite3_close_v2(db)
+    }
+
+    /// `file:PATH?immutable=1` with the characters URIs reserve escaped.
+    static func immutableURI(_ path: String) -> String {
+        var escaped = ""
+        for ch in path.unicodeScalars {
+            switch ch {
+            case "%", "?", "#": escaped += String(format: "%%%02X", ch.value)
+            default: escaped.unicodeScalars.append(ch)
+            }
+        }
+        return "file:\(escaped)?immutable=1"
+    }
+
+    /// `PRAGMA wal_checkpoint(TRUNCATE)`: copies every commit in `FILE-wal` into the main file
+    /// and empties `FILE-wal`, so that the main file alone holds everything committed. Throws
+    /// `.busy` when other connections kept it from finishing within the busy timeout (a reader
+    /// in the middle of a read, another writer), `.diskFull` when the main file cannot grow.
+    func foldWAL() throws {
+        let s = try prepare("PRAGMA wal_checkpoint(TRUNCATE)", "folding the WAL into the main file")
+        defer { s.reset() }
+        if try s.step(), s.int(0) != 0 {
+            throw TraceError.busy(path: path, operation: "folding the WAL into the main file")
+        }
     }
 
     var isOpen: Bool { handle != nil }
@@ -48,18 +117,28 @@ final class SQLiteConnection {
     }
 
     /// Maps a result code to the format's errors. `operation` reads as "while <operation>".
+    ///
+    /// A full disk reads as disk full however SQLite reports it: SQLITE_FULL when a write
+    /// comes up short, but an I/O error (e.g. SQLITE_IOERR_SHMSIZE, growing the `-shm` index)
+    /// with errno ENOSPC or EDQUOT when the file system refuses to grow a file.
     func makeError(_ rc: Int32, _ operation: String) -> TraceError {
         let primary = rc & 0xFF
         let message = lastMessage
+        let systemErrno = handle.map { sqlite3_system_errno($0) } ?? 0
+        let full = primary == SQLITE_FULL || (primary == SQLITE_IOERR && (systemErrno == ENOSPC || systemErrno == EDQUOT))
         switch primary {
-        case SQLITE_FULL:
-            return .diskFull(path: path)
+        case _ where full:
+            return readOnly ? .diskFullReading(path: path) : .diskFull(path: path)
+        case SQLITE_BUSY:
+            return .busy(path: path, operation: operation)
         case SQLITE_NOTADB:
             return .notSQLite(path: path, detail: "the file is not an SQLite database (random bytes, or a damaged header)")
         case SQLITE_CORRUPT:
             return .corrupt(path: path, detail: "SQLite reports \"\(message)\" while \(operation) (truncated or overwritten?)")
         case SQLITE_CANTOPEN where readOnly, SQLITE_READONLY where readOnly:
-            return .cannotOpenReadOnly(path: path, detail: "\(message) while \(operation)")
+            return .cannotOpenReadOnly(path: path, detail: "SQLite reports \"\(message)\" while \(operation); it needs to create \((path as NSString).lastPathComponent)-shm next to the trace, so make the directory writable or copy the trace (with its -wal file, if any) to a writable one")
+        case SQLITE_CANTOPEN, SQLITE_READONLY:
+            return .cannotWrite(path: path, detail: "SQLite reports \"\(message)\" while \(operation)")
         default:
             return .sqlite(path: path, operation: operation, code: rc, message: message)
         }
@@ -149,6 +228,9 @@ final class SQLiteStatement {
 
     func bind(_ i: Int32, _ v: Int) throws { try check(sqlite3_bind_int64(stmt, i, Int64(v))) }
     func bind(_ i: Int32, _ v: Int64) throws { try check(sqlite3_bind_int64(stmt, i, v)) }
+    func bind(_ i: Int32, _ v: Int64?) throws {
+        if let v { try bind(i, v) } else { try check(sqlite3_bind_null(stmt, i)) }
+    }
     /// NaN binds as NULL (SQLite has no NaN).
     func bind(_ i: Int32, _ v: Double) throws {
         try check(v.isNaN ? sqlite3_bind_null(stmt, i) : sqlite3_bind_double(stmt, i, v))

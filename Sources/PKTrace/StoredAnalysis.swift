@@ -11,12 +11,17 @@ public struct StoredAnalysis: Sendable, Equatable {
     public var createdAt: String
     /// The pathkernel version that computed it.
     public var toolVersion: String
+    /// What the trace held when the analysis read it (`TraceReader.basis()`); nil for analyses
+    /// stored before schema v3, or saved without one.
+    public var basis: TraceBasis?
 
-    public init(key: String, settingsJSON: String, resultJSON: String, createdAt: String, toolVersion: String) {
+    public init(key: String, settingsJSON: String, resultJSON: String, createdAt: String, toolVersion: String,
+                basis: TraceBasis? = nil) {
         self.key = key
         self.settingsJSON = settingsJSON
         self.resultJSON = resultJSON
         self.createdAt = createdAt
         self.toolVersion = toolVersion
+        self.basis = basis
     }
 }

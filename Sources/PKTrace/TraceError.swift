@@ -8,6 +8,10 @@ import Foundation
 public enum TraceError: Error, CustomStringConvertible, Sendable, Equatable {
     /// `TraceWriter.create` refuses to overwrite an existing file.
     case fileExists(path: String)
+    /// `TraceWriter.create` found `PATH-wal` without its main file: left by an
+    /// interrupted creation or by a trace deleted or moved without it. SQLite would replay it
+    /// into the new file.
+    case leftoverWAL(path: String)
     /// Nothing at this path.
     case fileNotFound(path: String)
     /// The file has zero bytes (an interrupted copy, or `touch`).
@@ -26,10 +30,21 @@ public enum TraceError: Error, CustomStringConvertible, Sendable, Equatable {
     case noSuchCheckpoint(path: String, step: Int, available: [Int])
     /// The caller handed the store something that breaks the format (a shape, a count, a NaN).
     case invalidInput(path: String, detail: String)
-    /// SQLITE_FULL: the disk (or the configured page limit) is full.
+    /// SQLITE_FULL (or an I/O error with ENOSPC/EDQUOT) while writing an existing trace: the
+    /// disk, a quota or the configured page limit is full. The failed transaction was rolled back.
     case diskFull(path: String)
-    /// The trace cannot be opened read-only (WAL needs a `-shm` file the directory forbids).
+    /// The same while `TraceWriter.create` wrote the initial rows: the partial file was removed.
+    case diskFullCreating(path: String)
+    /// The same while reading: SQLite could not create or grow the `-shm` index it reads through.
+    case diskFullReading(path: String)
+    /// Another connection held the trace longer than the busy timeout (SQLITE_BUSY).
+    case busy(path: String, operation: String)
+    /// The trace cannot be read: `detail` says why and what to do (permissions, a pending `-wal`
+    /// in a directory where SQLite cannot create the `-shm` index it needs).
     case cannotOpenReadOnly(path: String, detail: String)
+    /// A writer cannot write the file or create its `-wal`/`-shm` (a read-only file, directory
+    /// or medium).
+    case cannotWrite(path: String, detail: String)
     /// The writer was already closed.
     case closed(path: String)
     /// Any other SQLite failure, with the operation that failed and SQLite's message.
@@ -40,10 +55,12 @@ public enum TraceError: Error, CustomStringConvertible, Sendable, Equatable {
         switch self {
         case .fileExists(let p):
             text = "\(p): already exists; a trace is never overwritten (delete it or choose another path)"
+        case .leftoverWAL(let p):
+            text = "\(p)-wal is left without its trace (deleted or moved without it, or its creation was interrupted) and SQLite would replay it into a new trace here; delete it and its -shm (or move it back next to its trace), or choose another path"
         case .fileNotFound(let p):
             text = "\(p): no such file"
         case .emptyFile(let p):
-            text = "\(p): the file is empty (0 bytes), not a pathkernel trace"
+            text = "\(p): the file is empty (0 bytes), not a pathkernel trace (an interrupted copy, or a creation killed at its start: delete it and record again)"
         case .notSQLite(let p, let d):
             text = "\(p): not a pathkernel trace: \(d)"
         case .notATrace(let p, let d):
@@ -59,11 +76,19 @@ public enum TraceError: Error, CustomStringConvertible, Sendable, Equatable {
         case .invalidInput(let p, let d):
             text = "\(p): \(d)"
         case .diskFull(let p):
-            text = "\(p): disk full while writing the trace; the trace holds everything committed before this point (free space and record again)"
+            text = "\(p): disk full while writing the trace; the write was rolled back and the trace keeps everything committed before it (free space, then run the command again)"
+        case .diskFullCreating(let p):
+            text = "\(p): disk full while creating the trace; the partial file was removed and nothing was recorded (free space, then record again)"
+        case .diskFullReading(let p):
+            text = "\(p): disk full: SQLite cannot create or grow the -shm index it reads the trace through (free space on that disk, or copy the trace, with its -wal file if any, to a disk with room)"
+        case .busy(let p, let op):
+            text = "\(p): the trace is busy: another process (pathkernel train or analyze, or an sqlite3 session) kept it locked while \(op); wait for that process to finish, then run the command again"
         case .cannotOpenReadOnly(let p, let d):
-            text = "\(p): cannot open the trace read-only (\(d)); copy it (with its -wal file) to a writable directory, or open it once where its -shm file can be created"
+            text = "\(p): cannot read the trace: \(d)"
+        case .cannotWrite(let p, let d):
+            text = "\(p): cannot write the trace: \(d); the file or its directory is read-only: copy the trace (with its -wal file, if any) to a writable directory and run the command on the copy"
         case .closed(let p):
-            text = "\(p): the trace writer is already closed"
+            text = "\(p): the trace is already closed"
         case .sqlite(let p, let op, let code, let message):
             text = "\(p): SQLite error \(code) while \(op): \(message)"
         }

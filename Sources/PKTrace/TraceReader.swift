@@ -13,10 +13,17 @@ import Foundation
 /// `application_id`, has a schema version this build understands, and has its run row and a
 /// contiguous parameter layout. Blobs are checked (length and CRC-32) when read.
 ///
+/// Side files: reading a WAL-mode file makes SQLite create `PATH-wal` and `PATH-shm`. A reader
+/// removes both when it closes, unless another connection uses them or it found a `-wal`
+/// holding commits (a live or killed writer's), so reading leaves the directory as it was. In a directory where they cannot be created
+/// (read-only, or a full disk) a trace without pending commits is opened `immutable`.
+///
 /// Does not hold: `open` does not read every page, so damage in the middle of a file shows up
-/// only when the damaged rows are read (`validate()` reads them all). On a read-only directory,
-/// opening a trace whose writer left a `-wal` file but no `-shm` file fails with
-/// `.cannotOpenReadOnly` (SQLite needs the `-shm` index to read the WAL).
+/// only when the damaged rows are read (`validate()` reads them all). In a read-only directory,
+/// a trace whose writer left a `-wal` file holding commits but no `-shm` file cannot be read:
+/// `.cannotOpenReadOnly` says to copy both files elsewhere (SQLite needs the `-shm` index to
+/// read the WAL). An `immutable` reader assumes nobody writes the file while it is open; a
+/// writer that can write where this reader cannot (another user) breaks that assumption.
 public final class TraceReader: @unchecked Sendable {
     public let path: String
     /// `MAX(version)` of `schema_migrations`.
@@ -48,16 +55,17 @@ public final class TraceReader: @unchecked Sendable {
     /// Opens and checks a trace; see the type's documentation for the checks.
     public static func open(_ path: String) throws -> TraceReader {
         try checkFile(path)
-        let db = try SQLiteConnection(path: path, readOnly: true)
-        try db.exec("PRAGMA query_only = 1", "opening the trace read-only")
-        let appID = try db.scalarInt("PRAGMA application_id", "reading the application id") ?? 0
+        let (db, appID) = try connect(path)
         guard appID == Int(TraceSchema.applicationID) else {
+            if appID == 0, try db.scalarInt("SELECT count(*) FROM sqlite_master", "reading the schema") == 0 {
+                throw TraceError.notATrace(path: path, detail: "it holds no tables (an empty database, or a trace whose creation was interrupted: then delete it, with its -wal and -shm files, and record again)")
+            }
             let found = String(UInt32(truncatingIfNeeded: appID), radix: 16, uppercase: true)
             let want = String(UInt32(bitPattern: TraceSchema.applicationID), radix: 16, uppercase: true)
             throw TraceError.notATrace(path: path, detail: "its application_id is 0x\(found), a trace's is 0x\(want)")
         }
         guard let version = try TraceSchema.currentVersion(db), version >= 1 else {
-            throw TraceError.notATrace(path: path, detail: "it has no schema_migrations rows (created by something else, or its creation was interrupted)")
+            throw TraceError.notATrace(path: path, detail: "it has no schema_migrations rows (created by something else, or a trace whose creation was interrupted: then delete it, with its -wal and -shm files, and record again)")
         }
         guard version <= TraceSchema.latestVersion else {
             throw TraceError.schemaTooNew(path: path, found: version, supported: TraceSchema.latestVersion)
@@ -68,6 +76,43 @@ public final class TraceReader: @unchecked Sendable {
         }
         let layout = try readLayout(db)
         return TraceReader(path: path, db: db, schemaVersion: version, run: run, layout: layout)
+    }
+
+    /// Closes the connection (a reader that created `PATH-wal`/`PATH-shm` removes them again
+    /// when nobody else uses them). Idempotent; later calls throw `.closed`.
+    public func close() {
+        lock.lock()
+        defer { lock.unlock() }
+        db.close()
+    }
+
+    /// A read-only connection and the file's application id.
+    ///
+    /// Reading a WAL-mode file makes SQLite create `PATH-wal` and `PATH-shm` next to it when they
+    /// are missing. Where it cannot (a read-only directory or medium, a full disk) and no `-wal`
+    /// holds commits, nobody can be writing the file, and it is opened `immutable` instead (no
+    /// locks, no side files). A `-wal` holding commits without a `-shm` cannot be read there.
+    static func connect(_ path: String) throws -> (SQLiteConnection, Int) {
+        func probe(_ db: SQLiteConnection) throws -> Int {
+            try db.exec("PRAGMA query_only = 1", "opening the trace read-only")
+            return try db.scalarInt("PRAGMA application_id", "reading the application id") ?? 0
+        }
+        do {
+            let db = try SQLiteConnection(path: path, readOnly: true)
+            return (db, try probe(db))
+        } catch let error as TraceError {
+            switch error {
+            case .cannotOpenReadOnly, .diskFullReading: break
+            default: throw error
+            }
+            let name = (path as NSString).lastPathComponent
+            guard !SQLiteConnection.walHoldsCommits(path) else {
+                if FileManager.default.fileExists(atPath: path + "-shm") { throw error }
+                throw TraceError.cannotOpenReadOnly(path: path, detail: "its \(name)-wal holds commits, which SQLite reads only through a \(name)-shm index, and it cannot create one in this directory (read-only, or the disk is full); copy \(name) and \(name)-wal together to a writable directory and read the copy")
+            }
+            let db = try SQLiteConnection(path: path, readOnly: true, immutable: true)
+            return (db, try probe(db))
+        }
     }
 
     // MARK: - Data
@@ -365,7 +410,7 @@ public final class TraceReader: @unchecked Sendable {
         let size = fileSize(path)
         if size == 0 { throw TraceError.emptyFile(path: path) }
         guard let handle = FileHandle(forReadingAtPath: path) else {
-            throw TraceError.cannotOpenReadOnly(path: path, detail: "the file is not readable (permissions?)")
+            throw TraceError.cannotOpenReadOnly(path: path, detail: "the file is not readable (check its permissions)")
         }
         let header = [UInt8](handle.readData(ofLength: 100))
         try? handle.close()
@@ -394,7 +439,7 @@ public final class TraceReader: @unchecked Sendable {
             FROM run WHERE id = 1
             """, "reading the run row")
         guard try q.step() else {
-            throw TraceError.notATrace(path: db.path, detail: "the run row is missing (its creation was interrupted?)")
+            throw TraceError.notATrace(path: db.path, detail: "the run row is missing (its creation was interrupted? then delete it, with its -wal and -shm files, and record again)")
         }
         guard let status = RunStatus(rawValue: q.text(3) ?? "") else {
             throw TraceError.corrupt(path: db.path, detail: "run status \"\(q.text(3) ?? "NULL")\" is not one of running, finished, diverged, aborted")

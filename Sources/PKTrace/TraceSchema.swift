@@ -93,6 +93,12 @@ enum TraceSchema {
             );
             ALTER TABLE step ADD COLUMN clip_scale REAL;
             """),
+        Migration(version: 3, name: "v3-analysis-basis", sql: """
+            ALTER TABLE analysis ADD COLUMN basis_status TEXT;
+            ALTER TABLE analysis ADD COLUMN basis_last_step INTEGER;
+            ALTER TABLE analysis ADD COLUMN basis_last_checkpoint INTEGER;
+            ALTER TABLE analysis ADD COLUMN basis_checkpoint_checksum INTEGER;
+            """),
     ]
 
     static var latestVersion: Int { migrations.last?.version ?? 0 }
@@ -115,6 +121,10 @@ enum TraceSchema {
 
     /// Applies, each in its own transaction, every migration newer than the file's version.
     /// Throws `schemaTooNew` if the file is ahead of `migrations`. Returns the resulting version.
+    ///
+    /// Two writers may open an older trace at once (two `pathkernel analyze`): each migration's
+    /// transaction (`BEGIN IMMEDIATE`, so the writers take turns) reads the version again and
+    /// skips a migration the other writer applied in the meantime.
     @discardableResult
     static func migrate(_ db: SQLiteConnection, migrations: [Migration] = TraceSchema.migrations) throws -> Int {
         try db.exec(createMigrationsTable, "creating schema_migrations")
@@ -123,6 +133,7 @@ enum TraceSchema {
         if current > known { throw TraceError.schemaTooNew(path: db.path, found: current, supported: known) }
         for m in migrations where m.version > current {
             try db.transaction("applying schema migration \(m.version) (\(m.name))") {
+                if let now = try currentVersion(db), now >= m.version { return }   // applied by another writer
                 try db.exec(m.sql, "applying schema migration \(m.version) (\(m.name))")
                 let ins = try db.prepare("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
                                          "recording schema migration \(m.version)")

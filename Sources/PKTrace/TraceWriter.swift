@@ -7,7 +7,7 @@ import Foundation
 /// another thread, as `BackgroundTraceWriter` does). Every call that returns has committed: a
 /// process killed at any moment leaves a trace holding exactly the calls that returned.
 ///
-/// Failures are `TraceError`s; SQLITE_FULL is `.diskFull`, after which the trace still holds
+/// Failures are `TraceError`s; a full disk is `.diskFull`, after which the trace still holds
 /// everything committed before. A failed call leaves no partial rows (it is one transaction).
 ///
 /// Does not hold: the writer does not check that checkpoints and steps arrive in order or that
@@ -38,10 +38,12 @@ public final class TraceWriter: @unchecked Sendable {
 
     /// Creates a new trace at `path` holding the run row, the data and the parameter layout.
     ///
-    /// Fails with `.fileExists` if anything is at `path` (a trace is never overwritten), and with
-    /// `.invalidInput` — before creating any file — for inconsistent shapes or counts, a
-    /// non-contiguous layout, or a non-finite data value (the message names split and role).
-    /// If creation fails part-way (a full disk) the partial file is removed.
+    /// Fails with `.fileExists` if anything is at `path` (a trace is never overwritten), with
+    /// `.leftoverWAL` if a `-wal` file is there without it (SQLite would replay a stale
+    /// WAL into the new file), and with `.invalidInput` — before creating any file — for
+    /// inconsistent shapes or counts, a non-contiguous layout, or a non-finite data value (the
+    /// message names split and role). If creation fails part-way the partial file is removed
+    /// (a full disk is then `.diskFullCreating`).
     ///
     /// `maxPageCount` caps the database at that many 64 KiB pages (`PRAGMA max_page_count`);
     /// it exists to simulate a full disk in tests. Leave it nil.
@@ -59,7 +61,8 @@ public final class TraceWriter: @unchecked Sendable {
         try TraceWriter.checkData(data, run: run, path: path)
 
         let fm = FileManager.default
-        for p in [path, path + "-wal"] where fm.fileExists(atPath: p) { throw TraceError.fileExists(path: p) }
+        if fm.fileExists(atPath: path) { throw TraceError.fileExists(path: path) }
+        if fm.fileExists(atPath: path + "-wal") { throw TraceError.leftoverWAL(path: path) }
         let dir = (path as NSString).deletingLastPathComponent
         var isDir: ObjCBool = false
         if !dir.isEmpty && !(fm.fileExists(atPath: dir, isDirectory: &isDir) && isDir.boolValue) {
@@ -89,6 +92,7 @@ public final class TraceWriter: @unchecked Sendable {
         } catch {
             db.close()
             for suffix in ["", "-wal", "-shm", "-journal"] { try? fm.removeItem(atPath: path + suffix) }
+            if case .diskFull = error as? TraceError { throw TraceError.diskFullCreating(path: path) }
             throw error
         }
         return TraceWriter(path: path, precision: run.precision, parameterCount: parameterCount,
@@ -199,13 +203,18 @@ public final class TraceWriter: @unchecked Sendable {
         }
     }
 
-    /// Closes the connection (SQLite then folds the WAL into the main file). Idempotent; later
-    /// calls to the append methods throw `.closed`.
+    /// Folds the WAL into the main file (`PRAGMA wal_checkpoint(TRUNCATE)`), so that the main
+    /// file alone holds the trace even while readers are still open, and closes the connection
+    /// (the last connection to close deletes the then empty `-wal` and `-shm`). The fold is best
+    /// effort: after a full disk, or when another connection keeps it busy for the busy timeout,
+    /// the commits stay in `PATH-wal` (valid, but the two files must be copied together) until a
+    /// later writer folds them. Idempotent; later calls to the append methods throw `.closed`.
     public func close() {
         lock.lock()
         defer { lock.unlock() }
         insertStepStatement = nil
         insertCheckpointStatement = nil
+        try? db?.foldWAL()
         db?.close()
         db = nil
     }

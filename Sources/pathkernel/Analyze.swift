@@ -52,24 +52,40 @@ extension AnalysisSettings.Scope: ExpressibleByArgument {}
 extension KernelMode: ExpressibleByArgument {}
 extension ReportFormat: ExpressibleByArgument {}
 
-/// Shared by `analyze` and `demo`: reuse a stored analysis with the same settings, or compute and store one.
+/// Shared by `analyze` and `demo`: reuse a stored analysis with the same settings while the trace
+/// has not changed since it was computed, or compute and store one.
 enum AnalysisRunner {
     static func run(path: String, settings: AnalysisSettings, force: Bool, quiet: Bool) throws -> AnalysisResult {
         let key = AnalysisStore.key(settings)
-        if !force, let stored = try TraceReader.open(path).analysis(key: key) {
-            if !quiet { FileHandle.standardError.write(Data("using the stored analysis with these settings (pass --force to recompute)\n".utf8)) }
-            return try AnalysisStore.decode(stored.resultJSON)
-        }
         let reader = try TraceReader.open(path)
+        if !force, let stored = try reader.analysis(key: key) {
+            let result = try AnalysisStore.decode(stored.resultJSON)
+            guard let stale = AnalysisStore.staleness(of: stored, result: result, now: try reader.basis()) else {
+                if !quiet { note("using the stored analysis with these settings (pass --force to recompute)") }
+                return result
+            }
+            if !quiet { note("the stored analysis with these settings is out of date (\(stale)): recomputing it") }
+        }
+        // Opened first, so that a trace that cannot be written fails now, not after the analysis.
+        let writer = try AnalysisWriter.open(path)
+        defer { writer.close() }
+        let before = try reader.basis()
         let bar = quiet ? nil : ProgressBar(total: max(reader.run.plannedSteps, 1))
         var result = try PathAnalyzer(settings: settings).analyze(reader: reader) { done, total in
             if done == 1 { bar?.restart(total: total) }
             bar?.update(done, "steps")
         }
         bar?.finish("analyzed \(result.run.steps) steps in \(ProgressBar.duration(result.seconds))")
+        if let changed = try reader.basis().changes(since: before) {
+            note("warning: the trace changed while it was analyzed (\(changed)); the analysis is stored as of when it started and will read as out of date: analyze again once the run has finished")
+        }
         result.toolVersion = ToolInfo.version
-        try AnalysisStore.save(result, key: key, settings: settings, path: path)
+        if let warning = try AnalysisStore.save(result, key: key, basis: before, into: writer) { note("warning: \(warning)") }
         return result
+    }
+
+    static func note(_ line: String) {
+        FileHandle.standardError.write(Data((line + "\n").utf8))
     }
 }
 
@@ -115,7 +131,11 @@ struct ReportCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "report",
         abstract: "Print the stored analysis of a trace as text, Markdown or JSON.",
-        discussion: "With several stored analyses, the newest is shown unless analysis options select one.")
+        discussion: """
+        With several stored analyses, the newest is shown. An analysis computed before the trace
+        last changed (more steps, a new checkpoint, a new status) is printed marked OUT OF DATE,
+        with the `pathkernel analyze … --force` command that refreshes it.
+        """)
 
     @Argument(help: "The trace file.")
     var path: String
@@ -132,7 +152,14 @@ struct ReportCommand: ParsableCommand {
             guard let stored = try reader.analyses().last else {
                 throw AnalysisError("\(path) holds no analysis yet; run `pathkernel analyze \(path)` first")
             }
-            let text = Report.render(try AnalysisStore.decode(stored.resultJSON), format: format)
+            var result = try AnalysisStore.decode(stored.resultJSON)
+            if let stale = AnalysisStore.staleness(of: stored, result: result, now: try reader.basis()) {
+                // Printed as it is, marked as out of date in the report itself and on standard error.
+                let line = "\(stale); run `\(AnalysisStore.refreshCommand(path: path, stored: stored))` to refresh it"
+                result.run.notes.insert("OUT OF DATE: " + line, at: 0)
+                AnalysisRunner.note("warning: the stored analysis is out of date: " + line)
+            }
+            let text = Report.render(result, format: format)
             if let out {
                 try text.write(toFile: out, atomically: true, encoding: .utf8)
             } else {

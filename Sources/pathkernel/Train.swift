@@ -49,8 +49,11 @@ struct Train: ParsableCommand {
             if let checkpointEvery { cfg.training.checkpointEvery = checkpointEvery }
             let path = out ?? "\(cfg.name).sqlite"
             let fm = FileManager.default
-            if fm.fileExists(atPath: path) {
-                guard force else { throw ConfigError("\(path) exists; choose another --out or pass --force to replace it") }
+            if fm.fileExists(atPath: path) || fm.fileExists(atPath: path + "-wal") {
+                guard force else {
+                    if fm.fileExists(atPath: path) { throw ConfigError("\(path) exists; choose another --out or pass --force to replace it") }
+                    throw ConfigError("\(path)-wal is left without its trace (deleted or moved without it, or its creation was interrupted); delete it, pass --force to replace it, or choose another --out")
+                }
                 for suffix in ["", "-wal", "-shm"] { try? fm.removeItem(atPath: path + suffix) }
             }
             let trainer = try Trainer(config: cfg)

@@ -78,6 +78,52 @@ enum CLI {
         return String(decoding: data, as: UTF8.self)
     }
 
+    /// Runs `script` (sh) in a private mount namespace where a tmpfs of `kilobytes` is mounted
+    /// at `$DIR`: a real small or full disk, invisible to other processes and gone when the
+    /// script ends. `$PK` is the pathkernel binary; `$LOG` a directory outside the small disk.
+    static func onSmallDisk(kilobytes: Int, log: URL, _ script: String) throws -> Result {
+        let mountPoint = try temporaryDirectory()
+        return try shell("""
+            set -u
+            mount -t tmpfs -o size=\(kilobytes)k tmpfs "$DIR" || exit 99
+            \(script)
+            """, unshare: true, environment: ["DIR": mountPoint.path, "PK": binary, "LOG": log.path])
+    }
+
+    /// Whether `onSmallDisk` works here (root with mount namespaces: `unshare -m` and tmpfs).
+    static let canMountSmallDisk: Bool = {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/unshare"), let log = try? temporaryDirectory(),
+              let r = try? onSmallDisk(kilobytes: 64, log: log, "touch \"$DIR/x\" && df \"$DIR\" | grep -q tmpfs") else { return false }
+        return r.status == 0
+    }()
+
+    static func shell(_ script: String, unshare: Bool, environment: [String: String]) throws -> Result {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: unshare ? "/usr/bin/unshare" : "/bin/sh")
+        p.arguments = unshare ? ["-m", "/bin/sh", "-c", script] : ["-c", script]
+        var env = ProcessInfo.processInfo.environment
+        env["PATHKERNEL_PRESETS"] = repoRoot.appendingPathComponent("Traces/presets").path
+        for (k, v) in environment { env[k] = v }
+        p.environment = env
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        try p.run()
+        let outData = LockedData(), errData = LockedData()
+        let group = DispatchGroup()
+        for (pipe, sink) in [(out, outData), (err, errData)] {
+            group.enter()
+            DispatchQueue.global().async {
+                sink.set(pipe.fileHandleForReading.readDataToEndOfFile())
+                group.leave()
+            }
+        }
+        p.waitUntilExit()
+        group.wait()
+        return Result(status: p.terminationStatus, stdout: outData.string, stderr: errData.string,
+                      terminatedBySignal: p.terminationReason == .uncaughtSignal)
+    }
+
     static var hasSQLite3: Bool {
         ["/usr/bin/sqlite3", "/usr/local/bin/sqlite3", "/opt/homebrew/bin/sqlite3"].contains { FileManager.default.isExecutableFile(atPath: $0) }
     }

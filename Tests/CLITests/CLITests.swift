@@ -200,6 +200,20 @@ struct CLIBadInputTests {
         Self.assertCleanFailure(r, mentions: ["bad.csv"])
     }
 
+    /// A `-wal` left without its trace (a trace deleted without it, or a creation killed and then
+    /// deleted): train names the leftover file, not "a trace", and `--force` clears it.
+    @Test func leftoverWALWithoutItsTrace() throws {
+        let dir = try temporaryDirectory()
+        let path = dir.appendingPathComponent("m.sqlite").path
+        try Data("stale write-ahead log".utf8).write(to: URL(fileURLWithPath: path + "-wal"))
+        let r = try CLI.run(["train", "--preset", "moons-mlp", "--steps", "2", "--out", path, "--quiet"])
+        Self.assertCleanFailure(r, mentions: ["m.sqlite-wal", "without its trace", "--force"])
+        let forced = try CLI.run(["train", "--preset", "moons-mlp", "--steps", "2", "--out", path, "--quiet", "--force"])
+        #expect(forced.status == 0, "\(forced.stderr)")
+        let i = try CLI.run(["inspect", path])
+        #expect(i.status == 0 && i.stdout.contains("finished"), "\(i.stderr)")
+    }
+
     @Test func unknownPreset() throws {
         Self.assertCleanFailure(try CLI.run(["train", "--preset", "nope", "--out", "/tmp/x.sqlite"]), mentions: ["nope"])
     }
@@ -229,6 +243,86 @@ struct CLIAnalyzeTests {
         let rec = try #require((obj["reconstruction"] as? [String: Any])?["test"] as? [String: Any])
         #expect(try #require(rec["relative_residual"] as? Double) < 1e-9)
         #expect((obj["settings"] as? [String: Any])?["max_queries"] as? Int == 20)
+    }
+
+    /// The analysis lives in the main file: a user who copies `FILE.sqlite` alone (not its -wal
+    /// or -shm) still gets the report, and analyze, report and inspect leave no side files.
+    @Test func analysisSurvivesCopyingTheMainFileAlone() throws {
+        let dir = try temporaryDirectory()
+        let path = dir.appendingPathComponent("m.sqlite").path
+        try CLI.run(["train", "--preset", "moons-mlp", "--steps", "6", "--out", path, "--quiet"])
+        let fm = FileManager.default
+        func listing() throws -> [String] { try fm.contentsOfDirectory(atPath: dir.path).sorted() }
+        #expect(try listing() == ["m.sqlite"])
+        let a = try CLI.run(["analyze", path, "--max-queries", "8", "--quiet"])
+        #expect(a.status == 0, "\(a.stderr)")
+        #expect(try listing() == ["m.sqlite"], "analyze leaves no -wal/-shm")
+        for args in [["inspect", path], ["inspect", path, "--json"], ["report", path]] {
+            let r = try CLI.run(args)
+            #expect(r.status == 0, "\(r.stderr)")
+            #expect(try listing() == ["m.sqlite"], "\(args[0]) leaves no -wal/-shm")
+        }
+        let other = try temporaryDirectory()
+        let copy = other.appendingPathComponent("copy.sqlite").path
+        try fm.copyItem(atPath: path, toPath: copy)
+        let r = try CLI.run(["report", copy])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("Kernel machines"))
+        #expect(try fm.contentsOfDirectory(atPath: other.path) == ["copy.sqlite"])
+    }
+
+    /// An analysis stored while the run was still being written (6 of 12 steps committed) is
+    /// reported as OUT OF DATE once the run has finished, with the command that refreshes it;
+    /// `analyze` without --force recomputes it instead of reusing it. The partial trace is made
+    /// from a finished one with sqlite3 (rows past step 6 removed, status back to running), and
+    /// the writer's later commits are simulated by copying those rows back.
+    @Test(.enabled(if: CLI.hasSQLite3, "needs the sqlite3 tool"))
+    func analysisOfAnUnfinishedRunIsReportedAsOutOfDate() throws {
+        let dir = try temporaryDirectory()
+        let full = dir.appendingPathComponent("full.sqlite").path
+        let path = dir.appendingPathComponent("m.sqlite").path
+        let t = try CLI.run(["train", "--preset", "moons-mlp", "--steps", "12", "--checkpoint-every", "4", "--out", full, "--quiet"])
+        #expect(t.status == 0, "\(t.stderr)")
+        try FileManager.default.copyItem(atPath: full, toPath: path)
+        try CLI.sqlite(path, """
+            DELETE FROM step WHERE step >= 6; DELETE FROM checkpoint WHERE step > 4; DELETE FROM optimizer_state WHERE step > 4;
+            UPDATE run SET status = 'running', finished_at = NULL;
+            """)
+        let a = try CLI.run(["analyze", path, "--max-queries", "8", "--quiet"])
+        #expect(a.status == 0, "\(a.stderr)")
+        let fresh = try CLI.run(["report", path])
+        #expect(fresh.status == 0 && fresh.stderr.isEmpty && !fresh.stdout.contains("OUT OF DATE"), "\(fresh.stderr)")
+        // The writer commits the rest of the run.
+        try CLI.sqlite(path, """
+            ATTACH '\(full)' AS f;
+            INSERT INTO step SELECT * FROM f.step WHERE step >= 6;
+            INSERT INTO checkpoint SELECT * FROM f.checkpoint WHERE step > 4;
+            INSERT INTO optimizer_state SELECT * FROM f.optimizer_state WHERE step > 4;
+            UPDATE run SET status = 'finished', finished_at = (SELECT finished_at FROM f.run);
+            """)
+        let stale = try CLI.run(["report", path])
+        #expect(stale.status == 0, "\(stale.stderr)")
+        let what = "it was computed when the trace was running, with 6 steps and its last checkpoint at step 4; the trace is now finished, with 12 steps and its last checkpoint at step 12; run `pathkernel analyze \(path) --max-queries 8 --force` to refresh it"
+        #expect(stale.stderr == "warning: the stored analysis is out of date: \(what)\n")
+        #expect(stale.stdout.contains("note: OUT OF DATE: " + what))
+        let json = try CLI.run(["report", path, "--format", "json"])
+        let obj = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
+        let notes = try #require((obj["run"] as? [String: Any])?["notes"] as? [String])
+        #expect(notes.first == "OUT OF DATE: " + what)
+        // An analysis stored before schema v3 has no basis: judged by the steps it covers.
+        try CLI.sqlite(path, "UPDATE analysis SET basis_status = NULL, basis_last_step = NULL, basis_last_checkpoint = NULL, basis_checkpoint_checksum = NULL;")
+        let legacy = try CLI.run(["report", path])
+        #expect(legacy.stderr.contains("it covers 4 steps of a trace that was running"), "\(legacy.stderr)")
+        // analyze with the same settings does not reuse it: it recomputes.
+        let again = try CLI.run(["analyze", path, "--max-queries", "8"])
+        #expect(again.status == 0, "\(again.stderr)")
+        #expect(again.stderr.contains("out of date") && again.stderr.contains("recomputing"), "\(again.stderr)")
+        let refreshed = try CLI.run(["report", path, "--format", "json"])
+        #expect(refreshed.stderr.isEmpty, "\(refreshed.stderr)")
+        let run = try #require((try JSONSerialization.jsonObject(with: Data(refreshed.stdout.utf8)) as? [String: Any])?["run"] as? [String: Any])
+        #expect(run["steps"] as? Int == 12 && run["status"] as? String == "finished")
+        let reuse = try CLI.run(["analyze", path, "--max-queries", "8"])
+        #expect(reuse.stderr.contains("using the stored analysis"), "\(reuse.stderr)")
     }
 
     @Test func badAnalysisOptionsAreRefused() throws {

@@ -9,7 +9,7 @@ struct BadInputTests {
     enum Case: String, CaseIterable, CustomTestStringConvertible {
         case nonexistentPath, emptyFile, randomBytes, truncatedTrace, foreignSQLiteFile, schemaFromTheFuture,
              checkpointBlobLengthMismatch, checkpointFlippedByte, checkpointCountMismatch, missingCheckpoint,
-             nanInDataAtCreate, existingFileAtCreate, missingRunRow
+             nanInDataAtCreate, existingFileAtCreate, leftoverWALAtCreate, interruptedCreation, missingRunRow
         var testDescription: String { rawValue }
     }
 
@@ -28,6 +28,8 @@ struct BadInputTests {
         case .missingCheckpoint: ["no checkpoint at step 5", "0, 2, 4, 6"]
         case .nanInDataAtCreate: ["test x", "nan"]
         case .existingFileAtCreate: ["already exists"]
+        case .leftoverWALAtCreate: ["case.sqlite-wal", "without its trace", "delete"]
+        case .interruptedCreation: ["not a pathkernel trace", "no tables", "interrupted"]
         case .missingRunRow: ["run row is missing"]
         }
     }
@@ -88,6 +90,22 @@ struct BadInputTests {
             try Fixture.trace(at: path)
             error = expectTraceError { _ = try TraceWriter.create(at: path, run: Fixture.run(), data: Fixture.data(), layout: Fixture.layout) }
             #expect(try TraceReader.open(path).checkpointSteps() == [0, 2, 4, 6], "the existing trace is untouched")
+        case .leftoverWALAtCreate:
+            // A trace deleted without its -wal (or whose creation was killed, then deleted):
+            // SQLite would replay the stale WAL into a new file at the same path.
+            let live = try freshPath("live.sqlite")
+            let w = try TraceWriter.create(at: live, run: Fixture.run(), data: Fixture.data(), layout: Fixture.layout)
+            try fm.copyItem(atPath: live + "-wal", toPath: path + "-wal")
+            w.close()
+            error = expectTraceError { _ = try TraceWriter.create(at: path, run: Fixture.run(), data: Fixture.data(), layout: Fixture.layout) }
+            #expect(!fm.fileExists(atPath: path), "nothing is created next to the leftover -wal")
+            #expect(!(error?.description.contains("never overwritten") ?? true), "a -wal is not a trace")
+        case .interruptedCreation:
+            // Killed after the writer set WAL mode, before the application id and the tables.
+            let db = try SQLiteConnection(path: path, readOnly: false, create: true)
+            try db.exec("PRAGMA page_size = 65536; PRAGMA journal_mode = WAL", "test")
+            db.close()
+            error = expectTraceError { _ = try TraceReader.open(path) }
         case .missingRunRow:
             try Fixture.trace(at: path)
             try rawSQL(path, "DELETE FROM run")

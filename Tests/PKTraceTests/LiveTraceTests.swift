@@ -130,7 +130,8 @@ struct LiveTraceTests {
         let e = expectTraceError {
             _ = try TraceWriter.create(at: path, run: Fixture.run(), data: data, layout: Fixture.layout, maxPageCount: 12)
         }
-        #expect(e == .diskFull(path: path))
+        #expect(e == .diskFullCreating(path: path))
+        expectOneLine(e, mentions: ["t.sqlite", "disk full", "creating", "removed"])
         for suffix in ["", "-wal", "-shm"] { #expect(!FileManager.default.fileExists(atPath: path + suffix)) }
     }
 }

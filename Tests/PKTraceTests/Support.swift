@@ -98,3 +98,63 @@ func expectOneLine(_ e: TraceError?, mentions words: [String], sourceLocation: S
         #expect(d.lowercased().contains(w.lowercased()), "'\(w)' not in: \(d)", sourceLocation: sourceLocation)
     }
 }
+
+/// Makes a directory and the files in it read-only for this process, in a way that holds for
+/// root too (tests run as root, where `chmod` stops nothing): as root, `chattr +i` sets the
+/// immutable attribute (no entry can be created or removed in the directory and no file
+/// written, whoever asks; ext4 and most local file systems support it); otherwise `chmod`.
+/// This is what a read-only medium or another user's directory looks like to SQLite.
+enum ReadOnlyDirectory {
+    /// Applies it; returns the undo, or nil when it could not be made real here.
+    static func make(_ dir: URL) -> (() -> Void)? {
+        let fm = FileManager.default
+        let files = ((try? fm.contentsOfDirectory(atPath: dir.path)) ?? []).map { dir.appendingPathComponent($0).path }
+        let undo: () -> Void
+        if geteuid() == 0 {
+            guard run("/usr/bin/chattr", ["+i"] + files + [dir.path]) else { return nil }
+            undo = { _ = run("/usr/bin/chattr", ["-i", dir.path] + files) }
+        } else {
+            for f in files { chmod(f, 0o444) }
+            chmod(dir.path, 0o555)
+            undo = { chmod(dir.path, 0o755); for f in files { chmod(f, 0o644) } }
+        }
+        // It must be real: neither a new file nor a write to an existing one may succeed.
+        let probe = dir.appendingPathComponent("probe-\(UUID().uuidString)").path
+        let created = fm.createFile(atPath: probe, contents: Data([1]))
+        let writable = files.contains { FileHandle(forWritingAtPath: $0) != nil }
+        if created || writable {
+            try? fm.removeItem(atPath: probe)
+            undo()
+            return nil
+        }
+        return undo
+    }
+
+    /// Whether `make` works on this machine (probed once on a scratch directory).
+    static let isAvailable: Bool = {
+        guard let dir = try? temporaryDirectory() else { return false }
+        FileManager.default.createFile(atPath: dir.appendingPathComponent("f").path, contents: Data([0]))
+        guard let undo = make(dir) else { return false }
+        undo()
+        return true
+    }()
+
+    private static func run(_ tool: String, _ args: [String]) -> Bool {
+        guard FileManager.default.isExecutableFile(atPath: tool) else { return false }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: tool)
+        p.arguments = args
+        p.standardError = FileHandle.nullDevice
+        guard (try? p.run()) != nil else { return false }
+        p.waitUntilExit()
+        return p.terminationStatus == 0
+    }
+}
+
+/// Strings appended from several threads.
+final class LockedStrings: @unchecked Sendable {
+    private let lock = NSLock()
+    private var items: [String] = []
+    func append(_ s: String) { lock.lock(); items.append(s); lock.unlock() }
+    var values: [String] { lock.lock(); defer { lock.unlock() }; return items }
+}

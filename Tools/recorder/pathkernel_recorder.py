@@ -1,8 +1,8 @@
-"""Record a gradient-descent run made in Python as a pathkernel trace (Docs/trace-format.md, schema v2).
+"""Record a gradient-descent run made in Python as a pathkernel trace (Docs/trace-format.md, schema v3).
 
 NumPy-only core (Python >= 3.11, numpy; sqlite3, json, zlib from the standard library). It writes
 exactly what pathkernel's Swift writer writes: the pragmas in order (page_size before any table,
-WAL, synchronous, application_id), both schema migrations as literal SQL, the run row, the four
+WAL, synchronous, application_id), every schema migration as literal SQL, the run row, the four
 data rows, the parameter layout, checkpoints (with the optimizer state when the optimizer has
 one) and step rows, every blob little-endian with its CRC-32. Every call commits its own
 transaction, so a process killed at any moment leaves a valid trace holding every call that
@@ -141,6 +141,10 @@ CREATE TABLE analysis (
     checksum INTEGER NOT NULL
 );
 ALTER TABLE step ADD COLUMN clip_scale REAL;"""),
+    (3, "v3-analysis-basis", """ALTER TABLE analysis ADD COLUMN basis_status TEXT;
+ALTER TABLE analysis ADD COLUMN basis_last_step INTEGER;
+ALTER TABLE analysis ADD COLUMN basis_last_checkpoint INTEGER;
+ALTER TABLE analysis ADD COLUMN basis_checkpoint_checksum INTEGER;"""),
 ]
 
 ACTIVATIONS = ("identity", "relu", "leaky-relu", "tanh", "sigmoid", "gelu", "erf", "softplus")
@@ -775,8 +779,14 @@ class TraceRecorder:
         self.close()
 
     def close(self) -> None:
-        """Closes the connection without changing the status (a trace left `running`)."""
+        """Closes the connection without changing the status (a trace left `running`). Folds the
+        WAL into the main file first (best effort), so that the main file alone holds the trace
+        even while a reader has it open (Docs/trace-format.md, "Side files")."""
         if self._conn is not None:
+            try:
+                self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.Error:
+                pass   # busy or a full disk: the commits stay in FILE-wal, still valid
             self._conn.close()
             self._conn = None
 

@@ -228,7 +228,7 @@ def check_schema(path: str) -> None:
     check(db.execute("PRAGMA page_size").fetchone()[0] == 65536, "page_size is not 65536")
     check(db.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal", "journal_mode is not WAL")
     rows = db.execute("SELECT version, name FROM schema_migrations ORDER BY version").fetchall()
-    check(rows == [(1, "v1-initial"), (2, "v2-optimizer-state")], f"schema_migrations rows are {rows}")
+    check(rows == [(1, "v1-initial"), (2, "v2-optimizer-state"), (3, "v3-analysis-basis")], f"schema_migrations rows are {rows}")
     actual = [r[0] for r in db.execute("SELECT sql FROM sqlite_master WHERE sql IS NOT NULL")]
     db.close()
     doc_path = REPO / "Docs" / "trace-format.md"

@@ -1,0 +1,23 @@
+import Foundation
+import PKTrace
+
+extension AnalysisStore {
+    /// nil when `stored` still describes the trace whose basis is now `now`; else one clause
+    /// saying what the analysis covered and what the trace holds now.
+    ///
+    /// Analyses stored with a basis (schema v3) compare it with `now` (`TraceBasis.changes`).
+    /// Older ones are compared by what their result says: the steps analyzed against the last
+    /// checkpoint, and the run's status.
+    public static func staleness(of stored: StoredAnalysis, result: AnalysisResult, now: TraceBasis) -> String? {
+        if let basis = stored.basis { return now.changes(since: basis) }
+        if result.run.steps == now.lastCheckpoint && result.run.status == now.status.rawValue { return nil }
+        return "it covers \(result.run.steps) steps of a trace that was \(result.run.status); the trace is now \(now.summary)"
+    }
+
+    /// `pathkernel analyze PATH [options] --force` for the settings `stored` was computed with
+    /// (the options are left out when its settings cannot be read).
+    public static func refreshCommand(path: String, stored: StoredAnalysis) -> String {
+        let settings = try? JSONDecoder().decode(AnalysisSettings.self, from: Data(stored.settingsJSON.utf8))
+        return (["pathkernel", "analyze", path] + (settings?.commandLineArguments ?? []) + ["--force"]).joined(separator: " ")
+    }
+}
