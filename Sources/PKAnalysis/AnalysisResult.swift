@@ -101,8 +101,26 @@ public struct AnalysisResult: Codable, Sendable {
         public var description: String
         public var train: Fidelity?
         public var test: Fidelity?
-        /// The ridge λ actually used (ridge machines), after any increase for a failed Cholesky.
+        /// The ridge λ used (ridge machines): `ρ · tr(K₊)/m`, K₊ the PSD part of the symmetrized
+        /// training kernel (math: Docs/path-kernel.md §3).
         public var ridge: Double?
+        /// Ridge machines: `Σ_{λ_j<0} |λ_j| / Σ_j |λ_j|` of the symmetrized training kernel, the
+        /// share of its spectrum discarded with the negative eigenvalues; nil when not measured
+        /// (systems solved by Cholesky, older results).
+        public var negativeSpectralMass: Double?
+        /// Ridge machines: how many eigenvalues were negative (nil when not measured).
+        public var negativeEigenvalues: Int?
+
+        public init(name: String, description: String, train: Fidelity?, test: Fidelity?, ridge: Double? = nil,
+                    negativeSpectralMass: Double? = nil, negativeEigenvalues: Int? = nil) {
+            self.name = name
+            self.description = description
+            self.train = train
+            self.test = test
+            self.ridge = ridge
+            self.negativeSpectralMass = negativeSpectralMass
+            self.negativeEigenvalues = negativeEigenvalues
+        }
     }
 
     public struct DynamicsPoint: Codable, Sendable {

@@ -92,32 +92,61 @@ extension PathAnalyzer {
         return out
     }
 
-    /// The fit of kernel ridge regression: `α = (sym(K(X, X)) + λI)⁻¹ (f_T(X) − f_0(X))` with
-    /// `λ = ρ·tr(K(X, X))/m`. `work` holds K(X, X) (m × m, m = n·blocks) on entry and is
-    /// symmetrized in place, `(K + Kᵀ)/2` (the path kernel is not symmetric: its query side is
-    /// integrated along the segment); with the trace kernel and C > 1 it is scaled by 1/C (the
-    /// block read as `trace/C · I`). If Cholesky fails, λ grows tenfold (at most 8 times). On
-    /// return `work`'s lower triangle holds the scaled symmetric kernel (see
-    /// `LinearAlgebra.ridgeSolveInPlace`). Nil when the matrix stays indefinite.
-    static func ridgeFit(_ work: inout Matrix, target: Matrix, blocks: Int, outputs C: Int, rho: Double)
-        -> (alpha: Matrix, ridge: Double, scale: Double)? {
+    /// Largest training system (m = n·blocks) fitted on its PSD part through an eigendecomposition
+    /// (about 9m³ flops and 3m² doubles); larger ones use a Cholesky solve with the stated λ.
+    static let eigenRidgeLimit = 6000
+
+    /// A ridge machine's fit (path-kernel math §3, `path-krr` and `ntkT-krr`).
+    struct RidgeFit {
+        /// α, (n·C) × 1 for full blocks, n × C for trace.
+        var alpha: Matrix
+        /// The λ used: `ρ · tr(K₊)/m`.
+        var ridge: Double
+        /// 1/C for the trace kernel with C > 1 (the block read as `trace/C · I`), else 1.
+        var scale: Double
+        /// `scale · sym(K(X, X)) α`: the machine at the training points (rows × (C or 1)).
+        var fitted: Matrix
+        /// Share of the spectrum's absolute mass in negative eigenvalues, discarded (nil: the
+        /// Cholesky route for large systems, which does not measure it).
+        var negativeMass: Double?
+        var negativeCount: Int?
+    }
+
+    /// Kernel ridge regression on the training points: `α = (K₊ + λI)⁻¹ (f_T(X) − f_0(X))` with
+    /// `K₊` the positive semi-definite part of the symmetrized kernel `(K + Kᵀ)/2` (the path
+    /// kernel is not symmetric: its query side is integrated along the segment; with minibatches,
+    /// momentum or Adam its symmetric part is often indefinite) and `λ = ρ·tr(K₊)/m`. With the
+    /// trace kernel and C > 1 the matrix is scaled by 1/C (the block read as `trace/C · I`).
+    /// Systems larger than `eigenRidgeLimit` are solved by Cholesky with that λ on the
+    /// symmetrized kernel itself (exact for a PSD kernel); nil when it is not positive definite.
+    /// `work` holds K(X, X) (m × m) on entry and is overwritten.
+    static func ridgeFit(_ work: inout Matrix, target: Matrix, blocks: Int, outputs C: Int, rho: Double) -> RidgeFit? {
         let m = work.rows
         let scale = blocks == 1 && C > 1 ? 1 / Double(C) : 1
         var trace = 0.0
         work.data.withUnsafeMutableBufferPointer { p in
             for i in 0..<m {
-                for j in 0..<i { p[i * m + j] = scale * 0.5 * (p[i * m + j] + p[j * m + i]) }
+                for j in 0..<i {
+                    let v = scale * 0.5 * (p[i * m + j] + p[j * m + i])
+                    p[i * m + j] = v
+                    p[j * m + i] = v
+                }
                 p[i * m + i] *= scale
                 trace += p[i * m + i]
             }
         }
-        var lambda = rho * trace / Double(max(m, 1))
-        if lambda <= 0 { lambda = 1e-12 * max(trace / Double(max(m, 1)), 1) }
         // Right-hand side: (n·C) × 1 for full blocks, n × C for trace.
         let rhs = blocks == 1 ? target : Matrix(rows: m, cols: 1, data: target.data)
-        let lambdas = (0..<9).map { lambda * pow(10, Double($0)) }
-        guard let (alpha, used) = LinearAlgebra.ridgeSolveInPlace(&work, rhs, lambdas: lambdas) else { return nil }
-        return (alpha, used, scale)
+        if m <= eigenRidgeLimit {
+            guard let fit = try? LinearAlgebra.psdRidgeSolve(&work, rhs, rho: rho) else { return nil }
+            return RidgeFit(alpha: fit.x, ridge: fit.lambda, scale: scale, fitted: fit.fitted,
+                            negativeMass: fit.negativeMass, negativeCount: fit.negativeCount)
+        }
+        var lambda = rho * trace / Double(max(m, 1))
+        if !(lambda > 0) { lambda = 1e-12 * max(trace / Double(max(m, 1)), 1) }
+        guard let (alpha, used) = LinearAlgebra.ridgeSolveInPlace(&work, rhs, lambdas: [lambda]) else { return nil }
+        return RidgeFit(alpha: alpha, ridge: used, scale: scale, fitted: Matrix.symmetricProduct(lowerOf: work, alpha),
+                        negativeMass: nil, negativeCount: nil)
     }
 
     /// `f_0 + scale·K(x, X)·α` reshaped to the outputs (`kqx` rows: queries × blocks).

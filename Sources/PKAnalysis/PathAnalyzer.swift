@@ -380,8 +380,8 @@ public struct PathAnalyzer {
             let p = PathAnalyzer.kernelTimes(kp, row: q, coefficients: aFixed, blocks: blocks, outputs: C)
             for c in 0..<C { pathKM[q, c] += p[c] }
         }
-        var pathKMSelf: Matrix? = nil, pathKRR: (prediction: Matrix, ridge: Double)?? = nil
-        var ntk0Lin: Matrix? = nil, ntk0KM: Matrix? = nil, ntkTKRR: (prediction: Matrix, ridge: Double)?? = nil
+        var pathKMSelf: Matrix? = nil, pathKRR: RidgeFit?? = nil, pathKRRPrediction: Matrix? = nil
+        var ntk0Lin: Matrix? = nil, ntk0KM: Matrix? = nil, ntkTKRR: RidgeFit?? = nil, ntkTKRRPrediction: Matrix? = nil
         if !exactOnly {
             var selfKM = f0
             let aSelf = PathAnalyzer.selfCoefficients(kp: kp, nDiag: nDiag, nT: nT, outputs: C, blocks: blocks)
@@ -394,24 +394,26 @@ public struct PathAnalyzer {
             // once into the solver's work matrix; predictions for every query from K^p's rows.
             let target = change.rows(at: Array(nT..<nQ))
             var work = kp.rows((nT * blocks)..<(nQ * blocks))
-            pathKRR = .some(PathAnalyzer.ridgeFit(&work, target: target, blocks: blocks, outputs: C, rho: settings.ridge).map {
-                (PathAnalyzer.ridgePrediction(kqx: kp, alpha: $0.alpha, scale: $0.scale, f0: f0, outputs: C), $0.ridge)
-            })
+            let pFit = PathAnalyzer.ridgeFit(&work, target: target, blocks: blocks, outputs: C, rho: settings.ridge)
+            pathKRR = .some(pFit)
+            pathKRRPrediction = pFit.map { PathAnalyzer.ridgePrediction(kqx: kp, alpha: $0.alpha, scale: $0.scale, f0: f0, outputs: C) }
             work = Matrix(rows: 0, cols: 0)
             ntk0Lin = f0 + model.jvp(w0, xq, tangent: zip(wT, w0).map { $0 - $1 })
             ntk0KM = f0 + model.jvp(w0, xq, tangent: zip(wLin, w0).map { $0 - $1 })
-            // ntkT-krr: K_T(X, X) is solved in place; the training rows' predictions reuse its
-            // lower triangle (symmetric), the held-out rows need K_T(test, X) only.
+            // ntkT-krr: K_T(X, X) is solved in place; the training rows' predictions come with the
+            // fit, the held-out rows need K_T(test, X) only.
             let ftX = model.tangentFeatures(wT, run.trainX)
             var kxx = TangentFeatures.kernel(ftX, ftX, mode: mode)
-            ntkTKRR = .some(PathAnalyzer.ridgeFit(&kxx, target: target, blocks: blocks, outputs: C, rho: settings.ridge).map { fit in
-                let train = Matrix.symmetricProduct(lowerOf: kxx, fit.alpha)   // already scaled
+            let tFit = PathAnalyzer.ridgeFit(&kxx, target: target, blocks: blocks, outputs: C, rho: settings.ridge)
+            kxx = Matrix(rows: 0, cols: 0)
+            ntkTKRR = .some(tFit)
+            ntkTKRRPrediction = tFit.map { fit in
                 var fitted = nT > 0
                     ? fit.scale * Matrix.product(TangentFeatures.kernel(model.tangentFeatures(wT, xq.rows(0..<nT)), ftX, mode: mode), fit.alpha)
                     : Matrix(rows: 0, cols: fit.alpha.cols)
-                fitted = Matrix(rows: fitted.rows + train.rows, cols: fit.alpha.cols, data: fitted.data + train.data)
-                return (f0 + Matrix(rows: nQ, cols: C, data: fitted.data), fit.ridge)
-            })
+                fitted = Matrix(rows: fitted.rows + fit.fitted.rows, cols: fit.alpha.cols, data: fitted.data + fit.fitted.data)
+                return f0 + Matrix(rows: nQ, cols: C, data: fitted.data)
+            }
         }
 
         // Fidelity per machine and split.
@@ -427,12 +429,15 @@ public struct PathAnalyzer {
             .init(name: name, description: desc, train: showTrain ? fid(pred, splits[1].1) : nil,
                   test: showTest ? fid(pred, splits[0].1) : nil, ridge: ridge)
         }
-        func ridgeMachine(_ name: String, _ desc: String, _ fit: (prediction: Matrix, ridge: Double)?) -> AnalysisResult.KernelMachine {
-            guard let fit else {
-                notes.append("\(name) skipped: its kernel matrix on the training points is not positive definite even with a large ridge")
+        func ridgeMachine(_ name: String, _ desc: String, _ fit: RidgeFit?, _ prediction: Matrix?) -> AnalysisResult.KernelMachine {
+            guard let fit, let prediction else {
+                notes.append("\(name) skipped: its symmetrized kernel on the \(n * blocks) training rows is not positive definite with the stated ridge (systems above \(PathAnalyzer.eigenRidgeLimit) rows are solved by Cholesky, not on their PSD part)")
                 return .init(name: name, description: desc, train: nil, test: nil, ridge: nil)
             }
-            return machine(name, desc, fit.prediction, ridge: fit.ridge)
+            var km = machine(name, desc, prediction, ridge: fit.ridge)
+            km.negativeSpectralMass = fit.negativeMass
+            km.negativeEigenvalues = fit.negativeCount
+            return km
         }
         var machines = kernelForm ? [
             machine("exact", "f0 + path decomposition (x-dependent coefficients)", exact),
@@ -460,13 +465,13 @@ public struct PathAnalyzer {
             if kernelForm {
                 machines += [
                     machine("path-km-self", "path kernel, coefficients a_i(x_i)", pathKMSelf),
-                    ridgeMachine("path-krr", "ridge regression with the path kernel", pathKRR),
+                    ridgeMachine("path-krr", "ridge regression with the path kernel's PSD part", pathKRR, pathKRRPrediction),
                 ]
             }
             machines += [
                 machine("ntk0-lin", "linearization at w_0, evaluated at w_T", ntk0Lin),
                 machine("ntk0-km", "the network linearized at w_0, trained like the network", ntk0KM),
-                ridgeMachine("ntkT-krr", "ridge regression with the final NTK", ntkTKRR),
+                ridgeMachine("ntkT-krr", "ridge regression with the final NTK", ntkTKRR, ntkTKRRPrediction),
             ]
         } else {
             notes.append("scope exact: only the exact decomposition, the path kernel and path-km on held-out queries were computed")

@@ -64,6 +64,65 @@ public enum LinearAlgebra {
         return nil
     }
 
+    /// Kernel ridge regression on the positive semi-definite part of a symmetric matrix.
+    ///
+    /// With `A = V Λ Vᵀ` (LAPACK `dsyevd`) and `A₊ = V max(Λ, 0) Vᵀ`, solves
+    /// `(A₊ + λI) X = B` with `λ = ρ · tr(A₊)/m` (`ρ` relative, as the ridge machines state it;
+    /// `λ = 1e-12 · max(tr(A₊)/m, 1)` when that is 0). An indefinite kernel (the symmetrized path
+    /// kernel of minibatch, momentum or Adam runs) thus loses its negative eigen-directions
+    /// instead of a ridge raised until the matrix is barely positive definite (which makes the
+    /// solve nearly singular). `negativeMass` is `Σ_{λ_j<0} |λ_j| / Σ_j |λ_j|` (0 for a PSD
+    /// matrix; the discarded share of the spectrum). `fitted` is `A X` (the symmetric matrix
+    /// itself, not its PSD part, applied to X: the machine's predictions at the training rows).
+    ///
+    /// `a` (m × m, both triangles, row-major) is overwritten by the eigenvectors. Memory: about
+    /// 2m² doubles of LAPACK workspace besides `a`; cost about 9m³ flops (10× a Cholesky solve).
+    public static func psdRidgeSolve(_ a: inout Matrix, _ b: Matrix, rho: Double) throws
+        -> (x: Matrix, fitted: Matrix, lambda: Double, negativeMass: Double, negativeCount: Int) {
+        precondition(a.rows == a.cols && b.rows == a.rows, "psdRidgeSolve shapes \(a.rows)×\(a.cols), \(b.rows)×\(b.cols)")
+        let m = a.rows
+        if m == 0 { return (b, b, 0, 0, 0) }
+        var n = Int32(m), lda = n, info: Int32 = 0
+        var jobz: CChar = 86 // "V"
+        var uplo: CChar = 76 // "L"
+        var w = [Double](repeating: 0, count: m)
+        var lwork: Int32 = -1, liwork: Int32 = -1
+        var wq = [Double](repeating: 0, count: 1)
+        var iwq = [Int32](repeating: 0, count: 1)
+        a.data.withUnsafeMutableBufferPointer { p in
+            dsyevd_(&jobz, &uplo, &n, p.baseAddress, &lda, &w, &wq, &lwork, &iwq, &liwork, &info, 1, 1)
+        }
+        guard info == 0 else { throw Failure(description: "dsyevd workspace query failed (info \(info))") }
+        lwork = Int32(wq[0])
+        liwork = max(iwq[0], 1)
+        var work = [Double](repeating: 0, count: Int(lwork))
+        var iwork = [Int32](repeating: 0, count: Int(liwork))
+        a.data.withUnsafeMutableBufferPointer { p in
+            dsyevd_(&jobz, &uplo, &n, p.baseAddress, &lda, &w, &work, &lwork, &iwork, &liwork, &info, 1, 1)
+        }
+        work = []
+        guard info == 0 else { throw Failure(description: "dsyevd failed (info \(info))") }
+        // LAPACK's column j (an eigenvector) is row j of `a` read row-major: E = Vᵀ.
+        var positive = 0.0, negative = 0.0, negativeCount = 0
+        for v in w { if v > 0 { positive += v } else if v < 0 { negative -= v; negativeCount += 1 } }
+        var lambda = rho * positive / Double(m)
+        if !(lambda > 0) { lambda = 1e-12 * max(positive / Double(m), 1) }
+        // X = V diag(1/(λ₊_j + λ)) Vᵀ B;  A X = V diag(λ_j) Vᵀ X.
+        var c = Matrix.product(a, b)                                  // Vᵀ B
+        var d = c
+        for j in 0..<m {
+            let inv = 1 / (max(w[j], 0) + lambda)
+            for k in 0..<c.cols {
+                c[j, k] *= inv
+                d[j, k] = w[j] * c[j, k]
+            }
+        }
+        let x = Matrix.product(a, transposeA: true, c)                // V c
+        let fitted = Matrix.product(a, transposeA: true, d)           // V Λ Vᵀ X
+        let total = positive + negative
+        return (x, fitted, lambda, total > 0 ? negative / total : 0, negativeCount)
+    }
+
     /// Eigenvalues of a symmetric matrix, ascending (LAPACK `dsyevd`, no vectors).
     public static func symmetricEigenvalues(_ a: Matrix) throws -> [Double] {
         precondition(a.rows == a.cols, "eigenvalues of a non-square matrix")

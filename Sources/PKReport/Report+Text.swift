@@ -86,6 +86,15 @@ extension Report {
         }
         table(header, rows)
         blank()
+        // The ridge machines' λ and what their PSD part discarded (Docs/path-kernel.md §3).
+        for km in r.kernelMachines {
+            guard let line = ridgeLine(km) else { continue }
+            if md { out.append("- " + line) } else {
+                let lines = wrap(line, width: 76)
+                out.append(contentsOf: lines.prefix(1) + lines.dropFirst().map { "  " + $0 })
+            }
+        }
+        if r.kernelMachines.contains(where: { $0.ridge != nil }) { blank() }
         if !md {
             out.append("rel err = ‖KM − f_T‖/‖f_T − f_0‖ (0 = the network itself, 1 = no better")
             out.append("than the untrained network); agree = same predicted class as the network.")
@@ -135,6 +144,18 @@ extension Report {
         return p.inconsistent == true
             ? "NOT the recorded updates: largest relative mismatch \(sci(p.largestMismatch))\(at), tolerance \(sci(p.tolerance)); analyzed anyway"
             : "recomputed updates match: largest relative mismatch \(sci(p.largestMismatch))\(at) over \(what), tolerance \(sci(p.tolerance))"
+    }
+
+    /// "path-krr: λ = 3.1e-07 on the PSD part; 12 negative eigenvalues discarded, 4.1% of the
+    /// spectral mass" (nil for machines without a ridge).
+    static func ridgeLine(_ km: AnalysisResult.KernelMachine) -> String? {
+        guard let lambda = km.ridge else { return nil }
+        guard let mass = km.negativeSpectralMass, let count = km.negativeEigenvalues else {
+            return "\(km.name): λ = \(sci(lambda))"
+        }
+        let discarded = count == 0 ? "no negative eigenvalue"
+            : "\(count) negative eigenvalue\(count == 1 ? "" : "s") discarded, \(pct(mass)) of the spectral mass"
+        return "\(km.name): λ = \(sci(lambda)) on the PSD part of the symmetrized kernel (\(discarded))"
     }
 
     /// One plain paragraph; every number comes from the analysis.

@@ -25,7 +25,8 @@ public struct TraceBasis: Sendable, Equatable, Codable {
 
     /// "running, with 114 steps and its last checkpoint at step 110".
     public var summary: String {
-        let steps = lastStep.map { $0 == 0 ? "1 step" : "\($0 + 1) steps" } ?? "no steps"
+        // (A hand-edited step number can be Int.max: no + 1 that overflows.)
+        let steps = lastStep.map { $0 == 0 ? "1 step" : $0 < Int.max ? "\($0 + 1) steps" : "steps up to \($0)" } ?? "no steps"
         let checkpoint = lastCheckpoint.map { "its last checkpoint at step \($0)" } ?? "no checkpoint"
         return "\(status.rawValue), with \(steps) and \(checkpoint)"
     }

@@ -239,3 +239,70 @@ struct RidgeSolveTests {
         #expect(LinearAlgebra.ridgeSolveInPlace(&hopeless, Matrix(rows: 2, cols: 1), lambdas: [1, 2]) == nil)
     }
 }
+
+@Suite("Ridge on the PSD part")
+struct PSDRidgeTests {
+    /// An orthogonal matrix by Gram–Schmidt on random columns (the oracle's own construction).
+    static func orthogonal(_ m: Int, _ rng: inout PortableRandom) -> Matrix {
+        var q = Matrix(rows: m, cols: m)
+        for j in 0..<m {
+            var v = (0..<m).map { _ in rng.normal() }
+            for k in 0..<j {
+                let d = (0..<m).reduce(0.0) { $0 + v[$1] * q[$1, k] }
+                for i in 0..<m { v[i] -= d * q[i, k] }
+            }
+            let norm = v.reduce(0) { $0 + $1 * $1 }.squareRoot()
+            for i in 0..<m { q[i, j] = v[i] / norm }
+        }
+        return q
+    }
+
+    /// `Q diag(e) Qᵀ`.
+    static func compose(_ q: Matrix, _ e: [Double]) -> Matrix {
+        var d = q
+        for i in 0..<q.rows { for j in 0..<q.cols { d[i, j] *= e[j] } }
+        return Matrix.product(d, q, transposeB: true)
+    }
+
+    /// With eigenvalues chosen (three negative), against `(Q max(E, 0) Qᵀ + λI)⁻¹ B` by Cholesky,
+    /// λ = ρ · Σ max(e, 0)/m, the negative mass Σ|e<0|/Σ|e| and the fitted values A·X.
+    @Test func solvesThePositivePartWithTheStatedRidge() throws {
+        var rng = PortableRandom(seed: 4)
+        let m = 7
+        let e: [Double] = [5, 3, 1, 0.5, -0.2, -0.01, -1]
+        let q = Self.orthogonal(m, &rng)
+        let a = Self.compose(q, e)
+        let b = Matrix(rows: m, cols: 2, data: (0..<(2 * m)).map { _ in rng.normal() })
+        let rho = 1e-3
+        var work = a
+        let fit = try LinearAlgebra.psdRidgeSolve(&work, b, rho: rho)
+        let lambda = rho * e.filter { $0 > 0 }.reduce(0, +) / Double(m)
+        // Tolerances: a 7×7 eigenproblem with condition ≈ (5 + λ)/λ ≈ 7e3, so about 1e-12 relative.
+        #expect(abs(fit.lambda - lambda) <= 1e-12 * lambda)
+        var shifted = Self.compose(q, e.map { max($0, 0) })
+        for i in 0..<m { shifted[i, i] += lambda }
+        let reference = try LinearAlgebra.choleskySolve(shifted, b)
+        for (u, v) in zip(fit.x.data, reference.data) { #expect(abs(u - v) <= 1e-9 * max(1, abs(v))) }
+        let mass = 1.21 / e.map(abs).reduce(0, +)
+        #expect(abs(fit.negativeMass - mass) <= 1e-12)
+        #expect(fit.negativeCount == 3)
+        let fitted = Matrix.product(a, fit.x)
+        for (u, v) in zip(fit.fitted.data, fitted.data) { #expect(abs(u - v) <= 1e-9 * max(1, abs(v))) }
+    }
+
+    /// A positive definite matrix: the same as the Cholesky ridge solve with that λ.
+    @Test func equalsCholeskyOnAPositiveDefiniteMatrix() throws {
+        var rng = PortableRandom(seed: 5)
+        let m = 6
+        let g = Matrix(rows: m, cols: m, data: (0..<(m * m)).map { _ in rng.normal() })
+        let s = Matrix.product(g, g, transposeB: true)
+        let b = Matrix(rows: m, cols: 1, data: (0..<m).map { _ in rng.normal() })
+        var work = s
+        let fit = try LinearAlgebra.psdRidgeSolve(&work, b, rho: 1e-4)
+        #expect(fit.negativeCount == 0 && fit.negativeMass == 0)
+        var shifted = s
+        for i in 0..<m { shifted[i, i] += fit.lambda }
+        let reference = try LinearAlgebra.choleskySolve(shifted, b)
+        for (u, v) in zip(fit.x.data, reference.data) { #expect(abs(u - v) <= 1e-9 * max(1, abs(v))) }
+    }
+}
