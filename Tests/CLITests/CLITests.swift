@@ -200,6 +200,30 @@ struct CLIBadInputTests {
         Self.assertCleanFailure(r, mentions: ["bad.csv"])
     }
 
+    /// A typo in a config key, and numbers that do not fit their field: one line naming the key
+    /// or field, where it is and the closest key or the allowed range.
+    @Test(arguments: [
+        (#""learningRate""#, #""lr""#, ["bad.json", "unknown key 'lr' in optimizer", "did you mean 'learningRate'?"]),
+        (#""checkpointEvery""#, #""checkpoint_every""#, ["bad.json", "unknown key 'checkpoint_every' in training", "checkpointEvery"]),
+        (#""seed": 1"#, #""seed": -1"#, ["bad.json", "seed must be an integer in 0…18446744073709551615, got -1"]),
+        (#""seed": 1"#, #""seed": 99999999999999999999999"#, ["bad.json", "seed must be an integer in 0…18446744073709551615"]),
+        (#""steps": 300"#, #""steps": 1e30"#, ["bad.json", "training.steps must be an integer in 1…100000000"]),
+        (#""steps": 300"#, #""steps": 2.5"#, ["bad.json", "training.steps must be an integer in 1…100000000, got 2.5"]),
+        (#""train": 200"#, #""train": 1e9"#, ["bad.json", "data.train must be an integer in 1…10000000"]),
+        (#""checkpointEvery": 1"#, #""checkpointEvery": 1, "batchSize": 500"#, ["config moons-mlp", "batchSize", "does not apply"]),
+    ])
+    func badConfigsAreNamed(old: String, new: String, words: [String]) throws {
+        let dir = try temporaryDirectory()
+        let preset = try String(contentsOf: CLI.repoRoot.appendingPathComponent("Traces/presets/moons-mlp.json"), encoding: .utf8)
+        #expect(preset.contains(old))
+        let cfg = dir.appendingPathComponent("bad.json")
+        try preset.replacingOccurrences(of: old, with: new).write(to: cfg, atomically: true, encoding: .utf8)
+        let out = dir.appendingPathComponent("o.sqlite").path
+        let r = try CLI.run(["train", "--config", cfg.path, "--out", out, "--quiet"])
+        Self.assertCleanFailure(r, mentions: words)
+        #expect(!FileManager.default.fileExists(atPath: out), "a refused config must not leave a trace")
+    }
+
     @Test func unknownPreset() throws {
         Self.assertCleanFailure(try CLI.run(["train", "--preset", "nope", "--out", "/tmp/x.sqlite"]), mentions: ["nope"])
     }

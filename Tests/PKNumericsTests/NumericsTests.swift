@@ -224,3 +224,28 @@ struct RidgeSolveTests {
         #expect(LinearAlgebra.ridgeSolveInPlace(&hopeless, Matrix(rows: 2, cols: 1), lambdas: [1, 2]) == nil)
     }
 }
+
+@Suite("closest valid key")
+struct ClosestKeyTests {
+    static let optimizer = ["kind", "learningRate", "weightDecay", "schedule", "momentum", "dampening", "nesterov",
+                            "beta1", "beta2", "alpha", "eps", "clipNorm"]
+
+    @Test(arguments: [("lr", "learningRate"), ("learning_rate", "learningRate"), ("LearningRate", "learningRate"),
+                      ("wd", "weightDecay"), ("momentun", "momentum"), ("nestrov", "nesterov"), ("beta_1", "beta1"),
+                      ("sched", "schedule"), ("clip", "clipNorm"), ("kin", "kind")])
+    func suggests(typed: String, expected: String) {
+        #expect(ConfigProblem.closest(to: typed, among: Self.optimizer) == expected)
+    }
+
+    @Test func nothingCloseSuggestsNothing() {
+        #expect(ConfigProblem.closest(to: "foo", among: Self.optimizer) == nil)
+        #expect(ConfigProblem.closest(to: "batchnorm", among: Self.optimizer) == nil)
+    }
+
+    @Test func editDistance() {
+        #expect(ConfigProblem.editDistance("kitten", "sitting") == 3)
+        #expect(ConfigProblem.editDistance("", "abc") == 3)
+        #expect(ConfigProblem.editDistance("same", "same") == 0)
+        #expect(ConfigProblem.editDistance("sdg", "sgd") == 1)   // a swap of neighbours
+    }
+}
