@@ -28,6 +28,31 @@ public enum ConfigLimits {
     }
 }
 
+/// A range of real numbers with its description ("a number ≥ 0"), shared by a setting's check
+/// and the command-line option that sets it.
+public struct NumberRange: Sendable, CustomStringConvertible {
+    public let description: String
+    private let test: @Sendable (Double) -> Bool
+
+    public init(_ description: String, _ test: @escaping @Sendable (Double) -> Bool) {
+        self.description = description
+        self.test = test
+    }
+
+    public func contains(_ x: Double) -> Bool { x.isFinite && test(x) }
+
+    /// Finite numbers `≥ a`.
+    public static func atLeast(_ a: Double) -> NumberRange { NumberRange("a number ≥ \(short(a))") { $0 >= a } }
+    /// Finite numbers `> a`.
+    public static func above(_ a: Double) -> NumberRange { NumberRange("a number > \(short(a))") { $0 > a } }
+    /// The open interval `(a, b)`.
+    public static func between(_ a: Double, _ b: Double) -> NumberRange {
+        NumberRange("a number strictly between \(short(a)) and \(short(b))") { $0 > a && $0 < b }
+    }
+
+    static func short(_ x: Double) -> String { x == x.rounded() && abs(x) < 1e15 ? String(Int(x)) : "\(x)" }
+}
+
 /// A config problem whose message is complete: it names the field and where it is, what is
 /// allowed, and what to do. Decoding throws it as the `underlyingError` of a
 /// `DecodingError.dataCorrupted`, so that callers who print decoding errors can print it as is.

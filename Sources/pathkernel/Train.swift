@@ -20,13 +20,16 @@ struct Train: ParsableCommand {
     @Option(help: "Where to write the trace. Default: NAME.sqlite in the current folder.")
     var out: String?
 
-    @Option(help: "Override the config's seed.")
+    @Option(parsing: .unconditional, help: "Override the config's seed (0…18446744073709551615).",
+            transform: OptionValue.integer(in: 0...UInt64.max))
     var seed: UInt64?
 
-    @Option(help: "Override the number of steps.")
+    @Option(parsing: .unconditional, help: "Override the number of steps (1…100000000).",
+            transform: OptionValue.integer(in: TrainingSpec.stepsRange))
     var steps: Int?
 
-    @Option(help: "Override the checkpoint interval k (a checkpoint every k steps).")
+    @Option(parsing: .unconditional, help: "Override the checkpoint interval k, a checkpoint every k steps (1…100000000).",
+            transform: OptionValue.integer(in: TrainingSpec.stepsRange))
     var checkpointEvery: Int?
 
     @Flag(help: "Replace the output file if it exists.")
@@ -36,6 +39,7 @@ struct Train: ParsableCommand {
     var quiet = false
 
     func validate() throws {
+        try checkThreadsEnvironment()
         if (preset == nil) == (config == nil) {
             throw ValidationError("give exactly one of --preset NAME or --config FILE.json")
         }

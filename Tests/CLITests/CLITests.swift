@@ -224,6 +224,55 @@ struct CLIBadInputTests {
         #expect(!FileManager.default.fileExists(atPath: out), "a refused config must not leave a trace")
     }
 
+    /// Numeric options out of range, negative ones included (parsed as values, not as options:
+    /// never "Missing value"): one line naming the option and its range, exit status 64, and
+    /// nothing run (bench never starts a benchmark here).
+    @Test(arguments: [
+        (["bench", "--repeats", "0"], ["--repeats", "1…1000"]),
+        (["bench", "--repeats", "-2"], ["--repeats", "1…1000"]),
+        (["analyze", "t.sqlite", "--max-queries", "-1"], ["--max-queries", "1…10000000"]),
+        (["analyze", "t.sqlite", "--max-queries", "2.5"], ["--max-queries", "1…10000000"]),
+        (["analyze", "t.sqlite", "--nodes", "0"], ["--nodes", "1…64"]),
+        (["analyze", "t.sqlite", "--nodes", "-4"], ["--nodes", "1…64"]),
+        (["analyze", "t.sqlite", "--ridge", "-1e-3"], ["--ridge", "≥ 0"]),
+        (["analyze", "t.sqlite", "--ridge", "nan"], ["--ridge", "≥ 0"]),
+        (["analyze", "t.sqlite", "--adaptive", "-1"], ["--adaptive", "> 0"]),
+        (["analyze", "t.sqlite", "--momentum-tolerance", "1.5"], ["--momentum-tolerance", "between 0 and 1"]),
+        (["analyze", "t.sqlite", "--momentum-tolerance", "-0.1"], ["--momentum-tolerance", "between 0 and 1"]),
+        (["train", "--preset", "moons-mlp", "--steps", "-5"], ["--steps", "1…100000000"]),
+        (["train", "--preset", "moons-mlp", "--steps", "1e30"], ["--steps", "1…100000000"]),
+        (["train", "--preset", "moons-mlp", "--checkpoint-every", "0"], ["--checkpoint-every", "1…100000000"]),
+        (["train", "--preset", "moons-mlp", "--seed", "-1"], ["--seed", "0…18446744073709551615"]),
+        (["analyze", "t.sqlite", "--scope", "exact"], ["--queries test"]),
+        (["analyze"], ["<path>", "pathkernel analyze --help"]),
+    ])
+    func numericOptionsAreRangeChecked(args: [String], words: [String]) throws {
+        let dir = try temporaryDirectory()
+        let r = try CLI.run(args, cwd: dir)
+        Self.assertCleanFailure(r, mentions: words)
+        #expect(r.stderr.hasPrefix("error: "), "\(r.stderr)")
+        #expect(!r.stderr.contains("Missing value"), "\(r.stderr)")
+        #expect(r.status == 64)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path).isEmpty, "nothing may be written")
+    }
+
+    /// A bad PATHKERNEL_THREADS is an error at the start of every command that uses threads,
+    /// before any work (no trace written, no benchmark run).
+    @Test(arguments: ["0", "abc", "-1", ""])
+    func badThreadCountIsRefused(value: String) throws {
+        let dir = try temporaryDirectory()
+        for args in [["train", "--preset", "moons-mlp", "--steps", "1", "--out", "t.sqlite", "--quiet"],
+                     ["analyze", "t.sqlite", "--quiet"], ["bench", "--workload", "W1"], ["demo", "--out", "d.sqlite"]] {
+            let r = try CLI.run(args, cwd: dir, environment: ["PATHKERNEL_THREADS": value])
+            Self.assertCleanFailure(r, mentions: ["PATHKERNEL_THREADS", "must be a positive integer", "got '\(value)'"])
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path).isEmpty, "nothing may be written")
+        // A valid value works.
+        let ok = try CLI.run(["train", "--preset", "moons-mlp", "--steps", "1", "--out", "t.sqlite", "--quiet"],
+                             cwd: dir, environment: ["PATHKERNEL_THREADS": "1"])
+        #expect(ok.status == 0, "\(ok.stderr)")
+    }
+
     @Test func unknownPreset() throws {
         Self.assertCleanFailure(try CLI.run(["train", "--preset", "nope", "--out", "/tmp/x.sqlite"]), mentions: ["nope"])
     }

@@ -249,3 +249,22 @@ struct ClosestKeyTests {
         #expect(ConfigProblem.editDistance("sdg", "sgd") == 1)   // a swap of neighbours
     }
 }
+
+@Suite("PATHKERNEL_THREADS")
+struct ThreadsEnvironmentTests {
+    @Test func validValuesAndUnset() throws {
+        #expect(try Parallel.threadsFromEnvironment([:]) == nil)
+        #expect(try Parallel.threadsFromEnvironment(["PATHKERNEL_THREADS": "3"]) == 3)
+        #expect(try Parallel.threadsFromEnvironment(["PATHKERNEL_THREADS": " 2 "]) == 2)
+    }
+
+    @Test(arguments: ["0", "-1", "abc", "", "1.5", "4096", "99999999999999999999"])
+    func badValuesNameTheVariable(value: String) {
+        #expect {
+            try Parallel.threadsFromEnvironment(["PATHKERNEL_THREADS": value])
+        } throws: { error in
+            let m = "\(error)"
+            return m.contains("PATHKERNEL_THREADS must be a positive integer (1…1024") && m.contains("got '\(value)'") && !m.contains("\n")
+        }
+    }
+}
