@@ -33,6 +33,16 @@ public enum AnalysisStore {
         }
     }
 
+    /// Throws when an analysis could not be stored in the trace at `path` (its directory or the
+    /// file is not writable); called before computing one.
+    public static func checkWritable(_ path: String) throws {
+        do {
+            try OutputPath.check(path)
+        } catch let e as OutputError {
+            throw AnalysisError("\(path): analyses are stored in the trace, and it cannot be written: \(e.detail) (or copy the trace to a writable directory)")
+        }
+    }
+
     public static func save(_ r: AnalysisResult, key: String, settings: AnalysisSettings, path: String) throws {
         let writer = try AnalysisWriter.open(path)
         defer { writer.close() }

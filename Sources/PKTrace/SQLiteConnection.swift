@@ -51,8 +51,11 @@ final class SQLiteConnection {
     func makeError(_ rc: Int32, _ operation: String) -> TraceError {
         let primary = rc & 0xFF
         let message = lastMessage
+        let systemErrno = handle.map { sqlite3_system_errno($0) } ?? 0
         switch primary {
         case SQLITE_FULL:
+            return .diskFull(path: path)
+        case SQLITE_IOERR where systemErrno == ENOSPC || systemErrno == EDQUOT:
             return .diskFull(path: path)
         case SQLITE_NOTADB:
             return .notSQLite(path: path, detail: "the file is not an SQLite database (random bytes, or a damaged header)")
@@ -60,6 +63,18 @@ final class SQLiteConnection {
             return .corrupt(path: path, detail: "SQLite reports \"\(message)\" while \(operation) (truncated or overwritten?)")
         case SQLITE_CANTOPEN where readOnly, SQLITE_READONLY where readOnly:
             return .cannotOpenReadOnly(path: path, detail: "\(message) while \(operation)")
+        case SQLITE_CANTOPEN, SQLITE_READONLY, SQLITE_PERM:
+            // A writer: say why the file or its directory cannot be written.
+            let dir = OutputPath.directory(of: path)
+            let why: String
+            if systemErrno != 0 {
+                why = OutputPath.explain(errno: systemErrno)
+            } else if primary == SQLITE_READONLY {
+                why = "the file or its directory is read-only"
+            } else {
+                why = message
+            }
+            return .notWritable(path: path, detail: "\(why) while \(operation) (the trace and its -wal and -shm files go in \(dir)); choose a writable location or change its permissions")
         default:
             return .sqlite(path: path, operation: operation, code: rc, message: message)
         }

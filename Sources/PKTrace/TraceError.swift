@@ -26,8 +26,13 @@ public enum TraceError: Error, CustomStringConvertible, Sendable, Equatable {
     case noSuchCheckpoint(path: String, step: Int, available: [Int])
     /// The caller handed the store something that breaks the format (a shape, a count, a NaN).
     case invalidInput(path: String, detail: String)
-    /// SQLITE_FULL: the disk (or the configured page limit) is full.
+    /// SQLITE_FULL (or an I/O error with ENOSPC/EDQUOT): the disk, the quota or the configured
+    /// page limit is full.
     case diskFull(path: String)
+    /// The trace cannot be created or written here: its directory or the file is not writable
+    /// (permissions, a read-only file system), or the path is wrong (SQLITE_CANTOPEN,
+    /// SQLITE_READONLY, SQLITE_PERM for a writer). `detail` says which.
+    case notWritable(path: String, detail: String)
     /// The trace cannot be opened read-only (WAL needs a `-shm` file the directory forbids).
     case cannotOpenReadOnly(path: String, detail: String)
     /// The writer was already closed.
@@ -59,7 +64,9 @@ public enum TraceError: Error, CustomStringConvertible, Sendable, Equatable {
         case .invalidInput(let p, let d):
             text = "\(p): \(d)"
         case .diskFull(let p):
-            text = "\(p): disk full while writing the trace; the trace holds everything committed before this point (free space and record again)"
+            text = "\(p): disk full while writing the trace; the trace holds everything committed before this point (free space, then run the command again)"
+        case .notWritable(let p, let d):
+            text = "\(p): cannot write the trace: \(d)"
         case .cannotOpenReadOnly(let p, let d):
             text = "\(p): cannot open the trace read-only (\(d)); copy it (with its -wal file) to a writable directory, or open it once where its -shm file can be created"
         case .closed(let p):

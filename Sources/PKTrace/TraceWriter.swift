@@ -38,7 +38,8 @@ public final class TraceWriter: @unchecked Sendable {
 
     /// Creates a new trace at `path` holding the run row, the data and the parameter layout.
     ///
-    /// Fails with `.fileExists` if anything is at `path` (a trace is never overwritten), and with
+    /// Fails with `.fileExists` if anything is at `path` (a trace is never overwritten), with
+    /// `.notWritable` when its directory is missing, a file, or not writable, and with
     /// `.invalidInput` — before creating any file — for inconsistent shapes or counts, a
     /// non-contiguous layout, or a non-finite data value (the message names split and role).
     /// If creation fails part-way (a full disk) the partial file is removed.
@@ -60,10 +61,10 @@ public final class TraceWriter: @unchecked Sendable {
 
         let fm = FileManager.default
         for p in [path, path + "-wal"] where fm.fileExists(atPath: p) { throw TraceError.fileExists(path: p) }
-        let dir = (path as NSString).deletingLastPathComponent
-        var isDir: ObjCBool = false
-        if !dir.isEmpty && !(fm.fileExists(atPath: dir, isDirectory: &isDir) && isDir.boolValue) {
-            throw TraceError.invalidInput(path: path, detail: "the directory \(dir) does not exist; create it first")
+        do {
+            try OutputPath.check(path)
+        } catch let e as OutputError {
+            throw TraceError.notWritable(path: path, detail: e.detail)
         }
 
         let db = try SQLiteConnection(path: path, readOnly: false, create: true)

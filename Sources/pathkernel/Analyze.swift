@@ -64,6 +64,7 @@ enum AnalysisRunner {
             return try AnalysisStore.decode(stored.resultJSON)
         }
         let reader = try TraceReader.open(path)
+        try AnalysisStore.checkWritable(path)   // the result is stored in the trace: check before computing it
         let bar = quiet ? nil : ProgressBar(total: max(reader.run.plannedSteps, 1))
         var result = try PathAnalyzer(settings: settings).analyze(reader: reader) { done, total in
             if done == 1 { bar?.restart(total: total) }
@@ -137,7 +138,7 @@ struct ReportCommand: ParsableCommand {
             }
             let text = Report.render(try AnalysisStore.decode(stored.resultJSON), format: format)
             if let out {
-                try text.write(toFile: out, atomically: true, encoding: .utf8)
+                try OutputPath.write(text, to: out)
             } else {
                 print(text, terminator: "")
             }
@@ -166,7 +167,8 @@ struct Demo: ParsableCommand {
             let cfg = try Presets.load(preset)
             let fm = FileManager.default
             let dir = URL(fileURLWithPath: out).deletingLastPathComponent()
-            try fm.createDirectory(at: dir, withIntermediateDirectories: true)
+            try? fm.createDirectory(at: dir, withIntermediateDirectories: true)
+            try OutputPath.check(out)   // says why when the directory could not be made or is not writable
             for suffix in ["", "-wal", "-shm"] { try? fm.removeItem(atPath: out + suffix) }
             let trainer = try Trainer(config: cfg)
             let recorder = TraceRecorder(path: out)

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import PKTrace
 import PKTraining
 
 struct Train: ParsableCommand {
@@ -55,6 +56,9 @@ struct Train: ParsableCommand {
             let fm = FileManager.default
             if fm.fileExists(atPath: path) {
                 guard force else { throw ConfigError("\(path) exists; choose another --out or pass --force to replace it") }
+            }
+            try OutputPath.check(path)   // before any work: a missing or read-only directory
+            if force {
                 for suffix in ["", "-wal", "-shm"] { try? fm.removeItem(atPath: path + suffix) }
             }
             let trainer = try Trainer(config: cfg)

@@ -304,6 +304,47 @@ struct CLIAnalyzeTests {
         #expect((obj["settings"] as? [String: Any])?["max_queries"] as? Int == 20)
     }
 
+    /// True where `/sys` exists and refuses a new file even to root (checked by trying).
+    static var sysRefusesFiles: Bool {
+        let probe = "/sys/.pathkernel-test-\(getpid())"
+        guard FileManager.default.fileExists(atPath: "/sys") else { return false }
+        let fd = open(probe, O_WRONLY | O_CREAT | O_EXCL, 0o600)
+        if fd >= 0 { close(fd); unlink(probe); return false }
+        return true
+    }
+
+    /// `report --out` and `train --out` where nothing can be written: one line saying why (the
+    /// directory does not exist, is a file, is not writable), never Foundation's error dump or
+    /// "SQLite error 14". Tests run as root, so a path under a regular *file* simulates a
+    /// directory that takes no files; `/sys` (where it refuses new files even to root) a
+    /// read-only directory.
+    @Test func unwritableOutputsAreNamed() throws {
+        let dir = try temporaryDirectory()
+        let path = dir.appendingPathComponent("m.sqlite").path
+        try CLI.run(["train", "--preset", "moons-mlp", "--steps", "3", "--out", path, "--quiet"])
+        #expect(try CLI.run(["analyze", path, "--max-queries", "5", "--quiet"]).status == 0)
+        let file = dir.appendingPathComponent("plain-file").path
+        FileManager.default.createFile(atPath: file, contents: Data("x".utf8))
+
+        let missing = try CLI.run(["report", path, "--out", dir.appendingPathComponent("missing/dir/r.txt").path])
+        CLIBadInputTests.assertCleanFailure(missing, mentions: ["missing/dir does not exist", "mkdir -p"])
+        #expect(!missing.stderr.contains("NSCocoaErrorDomain"))
+        let underFile = try CLI.run(["report", path, "--out", file + "/r.txt"])
+        CLIBadInputTests.assertCleanFailure(underFile, mentions: ["plain-file is a file, not a directory"])
+        let trainUnderFile = try CLI.run(["train", "--preset", "moons-mlp", "--steps", "2", "--out", file + "/t.sqlite", "--quiet"])
+        CLIBadInputTests.assertCleanFailure(trainUnderFile, mentions: ["plain-file is a file, not a directory"])
+        let trainMissing = try CLI.run(["train", "--preset", "moons-mlp", "--steps", "2", "--out", dir.appendingPathComponent("nope/t.sqlite").path, "--quiet"])
+        CLIBadInputTests.assertCleanFailure(trainMissing, mentions: ["nope does not exist"])
+
+        if Self.sysRefusesFiles {
+            let report = try CLI.run(["report", path, "--out", "/sys/pathkernel-report.txt"])
+            CLIBadInputTests.assertCleanFailure(report, mentions: ["/sys is not writable"])
+            let train = try CLI.run(["train", "--preset", "moons-mlp", "--steps", "2", "--out", "/sys/pathkernel.sqlite", "--quiet"])
+            CLIBadInputTests.assertCleanFailure(train, mentions: ["/sys is not writable"])
+            #expect(!train.stderr.contains("SQLite error"))
+        }
+    }
+
     @Test func badAnalysisOptionsAreRefused() throws {
         let r = try CLI.run(["analyze", "/nonexistent.sqlite", "--nodes", "0"])
         #expect(r.status != 0 && r.stderr.contains("--nodes"))
