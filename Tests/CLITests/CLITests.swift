@@ -345,6 +345,24 @@ struct CLIAnalyzeTests {
         }
     }
 
+    /// `--scope exact`: the text and Markdown reports have no empty "Along training" section, no
+    /// "accuracy – train" and no train columns of dashes.
+    @Test func exactScopeReportHasNoEmptySections() throws {
+        let dir = try temporaryDirectory()
+        let path = dir.appendingPathComponent("e.sqlite").path
+        try CLI.run(["train", "--preset", "moons-mlp", "--steps", "4", "--out", path, "--quiet"])
+        let a = try CLI.run(["analyze", path, "--queries", "test", "--scope", "exact", "--max-queries", "8", "--quiet"])
+        #expect(a.status == 0, "\(a.stderr)")
+        for format in ["text", "markdown"] {
+            let r = try CLI.run(["report", path, "--format", format])
+            #expect(r.status == 0, "\(r.stderr)")
+            #expect(!r.stdout.contains("Along training"), "\(r.stdout)")
+            #expect(!r.stdout.contains("accuracy –"), "\(r.stdout)")
+            #expect(r.stdout.contains("path-km") && !r.stdout.contains("train rel err"), "\(r.stdout)")
+            for line in r.stdout.split(separator: "\n") where line.contains("path-km") { #expect(!line.contains("–"), "\(line)") }
+        }
+    }
+
     @Test func badAnalysisOptionsAreRefused() throws {
         let r = try CLI.run(["analyze", "/nonexistent.sqlite", "--nodes", "0"])
         #expect(r.status != 0 && r.stderr.contains("--nodes"))
