@@ -119,6 +119,56 @@ public struct ConfigProblem: Error, CustomStringConvertible, Sendable, Equatable
         return d[a.count][b.count]
     }
 
+    /// The first key that appears twice in one object of `json` (valid JSON), with the object's
+    /// place ("optimizer", "the top level"); nil when there is none. JSON decoders keep one of
+    /// the two values silently, so configs check this.
+    public static func duplicateKey(in json: Data) -> (key: String, location: String)? {
+        struct Frame { var isObject: Bool; var name: String?; var keys: Set<String> = [] }
+        let b = [UInt8](json)
+        var stack: [Frame] = []
+        var expectingKey = false
+        var lastKey: String? = nil
+        var i = 0
+        func location() -> String {
+            let names = stack.dropFirst().map { $0.name ?? "[]" }
+            return names.isEmpty ? "at the top level" : "in " + names.joined(separator: ".").replacingOccurrences(of: ".[]", with: "[]")
+        }
+        while i < b.count {
+            switch b[i] {
+            case UInt8(ascii: "{"):
+                stack.append(Frame(isObject: true, name: lastKey))
+                expectingKey = true
+                lastKey = nil
+            case UInt8(ascii: "["):
+                stack.append(Frame(isObject: false, name: lastKey))
+                lastKey = nil
+            case UInt8(ascii: "}"), UInt8(ascii: "]"):
+                if !stack.isEmpty { stack.removeLast() }
+                lastKey = nil
+            case UInt8(ascii: ","):
+                if stack.last?.isObject == true { expectingKey = true }
+                lastKey = nil
+            case UInt8(ascii: "\""):
+                let start = i
+                i += 1
+                while i < b.count && b[i] != UInt8(ascii: "\"") { i += b[i] == UInt8(ascii: "\\") ? 2 : 1 }
+                if expectingKey, stack.last?.isObject == true {
+                    let raw = Data(b[start...min(i, b.count - 1)])
+                    let key = (try? JSONSerialization.jsonObject(with: raw, options: .fragmentsAllowed) as? String)
+                        ?? String(decoding: raw.dropFirst().dropLast(), as: UTF8.self)
+                    if stack[stack.count - 1].keys.contains(key) { return (key, location()) }
+                    stack[stack.count - 1].keys.insert(key)
+                    expectingKey = false
+                    lastKey = key
+                }
+            default:
+                break
+            }
+            i += 1
+        }
+        return nil
+    }
+
     /// "unknown key 'lr' in optimizer; did you mean 'learningRate'? (allowed: kind, learningRate, …)".
     public static func unknownKeyMessage(_ key: String, at path: [CodingKey], allowed: [String], note: String = "") -> String {
         var m = "unknown key '\(key)' \(location(path))\(note)"

@@ -95,7 +95,13 @@ public struct RunConfig: Codable, Sendable, Equatable {
     /// and so is a number that does not fit its field (the message names the field and its range).
     public static func decode(_ json: Data, source: String) throws -> RunConfig {
         do {
-            return try JSONDecoder().decode(RunConfig.self, from: json)
+            let config = try JSONDecoder().decode(RunConfig.self, from: json)
+            if let (key, location) = ConfigProblem.duplicateKey(in: json) {
+                throw ConfigError("\(source): key '\(key)' appears twice \(location) (only one value would be used); keep one")
+            }
+            return config
+        } catch let error as ConfigError {
+            throw error
         } catch let error as DecodingError {
             throw ConfigError("\(source): \(ConfigError.describe(error, json: json))")
         } catch {

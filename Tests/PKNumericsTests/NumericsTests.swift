@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 import RealModule
 @testable import PKNumerics
@@ -240,6 +241,16 @@ struct ClosestKeyTests {
     @Test func nothingCloseSuggestsNothing() {
         #expect(ConfigProblem.closest(to: "foo", among: Self.optimizer) == nil)
         #expect(ConfigProblem.closest(to: "batchnorm", among: Self.optimizer) == nil)
+    }
+
+    @Test func duplicateKeys() {
+        func dup(_ s: String) -> String? { ConfigProblem.duplicateKey(in: Data(s.utf8)).map { "\($0.key) \($0.location)" } }
+        #expect(dup(#"{"a": 1, "b": {"a": 2, "c": [{"a": 1}, {"a": 2}]}, "c": "a"}"#) == nil)
+        #expect(dup(#"{"a": 1, "b": 2, "a": 3}"#) == "a at the top level")
+        #expect(dup(#"{"x": {"y": {"k": 1, "k": 2}}}"#) == "k in x.y")
+        #expect(dup(#"{"x": [{"k": 1, "k": 2}]}"#) == "k in x[]")
+        #expect(dup(#"{"a\"b": 1, "a\u0022b": 2}"#) == "a\"b at the top level")   // the same key, escaped two ways
+        #expect(dup(#"{"s": "{\"a\": 1, \"a\": 2}"}"#) == nil)                   // braces inside a string value
     }
 
     @Test func editDistance() {

@@ -291,6 +291,17 @@ struct RunConfigStrictnessTests {
         #expect(!m.contains("\n"), "\(m)")
     }
 
+    /// JSON decoders keep one of two equal keys silently: a config refuses them.
+    @Test(arguments: [
+        (variant(#""seed": 3,"#, #""seed": 3, "seed": 4,"#), "key 'seed' appears twice at the top level"),
+        (variant(#""learningRate": 0.5"#, #""learningRate": 0.5, "learningRate": 5"#), "key 'learningRate' appears twice in optimizer"),
+        (variant(#""warmupSteps": 0"#, #""warmupSteps": 0, "warmupSteps": 1"#), "key 'warmupSteps' appears twice in optimizer.schedule"),
+    ])
+    func duplicateKeysAreRefused(json: String, phrase: String) throws {
+        let m = try #require(Self.message(json))
+        #expect(m.contains(phrase), "\(m)")
+    }
+
     @Test func syntaxErrorsGiveALineAndColumn() throws {
         let m = try #require(Self.message("{\n  \"name\": \"x\",\n  \"seed\": 1,,\n}"))
         #expect(m.contains("not valid JSON") && m.contains("line 3"), "\(m)")
