@@ -1,6 +1,7 @@
 import Foundation
 import PKNetworks
 import PKNumerics
+import PKTrace
 import PKTraining
 
 /// W1: the empirical NTK between 200 queries and 1,000 training points of an MLP
@@ -120,6 +121,10 @@ public enum KernelBenchmark {
     public static func run(repeats: Int = 7, export: URL? = nil, log: (String) -> Void = { _ in }) throws -> Result {
         guard repeatsRange.contains(repeats) else {
             throw ConfigError("--repeats must be \(ConfigLimits.describe(repeatsRange)), got \(repeats)")
+        }
+        if let export {   // before the benchmark: a directory that cannot take the files is named now
+            try? FileManager.default.createDirectory(at: export, withIntermediateDirectories: true)
+            try OutputPath.check(export.appendingPathComponent("kernel_f64.npy").path)
         }
         BLASThreads.set(1)
         let p = Problem()
