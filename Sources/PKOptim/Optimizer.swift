@@ -63,6 +63,21 @@ public struct OptimizerSpec: Codable, Sendable, Equatable {
     /// The JSON keys an optimizer spec accepts; any other is refused (with the closest of these).
     public static let jsonKeys = CodingKeys.allCases.map(\.rawValue)
 
+    /// The JSON keys that apply to `kind`: `momentum`, `dampening`, `nesterov` for gd and sgd;
+    /// `beta1`, `beta2`, `eps` for Adam and AdamW; `alpha`, `eps`, `momentum` for RMSProp; the
+    /// rate, decay, schedule and clipping for all. Run configs refuse the others (the update
+    /// rule would ignore them).
+    public static func jsonKeys(for kind: Kind) -> [String] {
+        let own: Set<CodingKeys>
+        switch kind {
+        case .gd, .sgd: own = [.momentum, .dampening, .nesterov]
+        case .adam, .adamw: own = [.beta1, .beta2, .eps]
+        case .rmsprop: own = [.alpha, .eps, .momentum]
+        }
+        let common: Set<CodingKeys> = [.kind, .learningRate, .weightDecay, .schedule, .clipNorm]
+        return CodingKeys.allCases.filter { common.contains($0) || own.contains($0) }.map(\.rawValue)
+    }
+
     public init(from decoder: Decoder) throws {
         try decoder.rejectUnknownKeys(CodingKeys.self)
         let c = try decoder.container(keyedBy: CodingKeys.self)

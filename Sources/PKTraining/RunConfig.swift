@@ -75,6 +75,14 @@ public struct RunConfig: Codable, Sendable, Equatable {
         model = try c.decode(ModelSpec.self, forKey: .model)
         loss = try c.decode(LossSpec.self, forKey: .loss)
         optimizer = try c.decode(OptimizerSpec.self, forKey: .optimizer)
+        // A setting of another optimizer (beta1 for sgd) would be ignored: refuse it.
+        let given = try c.nestedContainer(keyedBy: AnyCodingKey.self, forKey: .optimizer).allKeys.map(\.stringValue)
+        let applicable = OptimizerSpec.jsonKeys(for: optimizer.kind)
+        if let key = given.sorted().first(where: { !applicable.contains($0) }) {
+            throw ConfigProblem.decodingError(
+                "optimizer.\(key) does not apply to kind \(optimizer.kind.rawValue) (its keys: \(applicable.joined(separator: ", "))); remove it",
+                at: [CodingKeys.optimizer, AnyCodingKey(stringValue: key)])
+        }
         training = try c.decode(TrainingSpec.self, forKey: .training)
     }
 
