@@ -1,4 +1,5 @@
 import PKNetworks
+import PKNumerics
 
 /// What an analysis computes; the key under which its result is stored in the trace.
 public struct AnalysisSettings: Codable, Sendable, Equatable, Hashable {
@@ -55,13 +56,26 @@ public struct AnalysisSettings: Codable, Sendable, Equatable, Hashable {
         self.scope = scope
     }
 
+    /// The allowed values of each setting (the command line's options check the same ranges).
+    public static let nodesRange = 1...64
+    public static let maxQueriesRange = 1...ConfigLimits.maxExamples
+    public static let adaptiveRange = NumberRange.above(0)
+    public static let ridgeRange = NumberRange.atLeast(0)
+    public static let momentumToleranceRange = NumberRange.between(0, 1)
+
     public func validate() throws {
-        guard (1...64).contains(nodes) else { throw AnalysisError("--nodes must be between 1 and 64, got \(nodes)") }
-        if let t = adaptiveTolerance, !(t > 0 && t.isFinite) { throw AnalysisError("--adaptive needs a positive tolerance, got \(t)") }
-        if let m = maxQueries, m < 1 { throw AnalysisError("--max-queries must be ≥ 1, got \(m)") }
-        guard ridge >= 0, ridge.isFinite else { throw AnalysisError("--ridge must be ≥ 0, got \(ridge)") }
-        if let m = momentumTolerance, !(m > 0 && m < 1) {
-            throw AnalysisError("--momentum-tolerance must be between 0 and 1 (exclusive), got \(m)")
+        guard Self.nodesRange.contains(nodes) else {
+            throw AnalysisError("--nodes must be \(ConfigLimits.describe(Self.nodesRange)), got \(nodes)")
+        }
+        if let t = adaptiveTolerance, !Self.adaptiveRange.contains(t) {
+            throw AnalysisError("--adaptive must be \(Self.adaptiveRange) (a tolerance in output units), got \(t)")
+        }
+        if let m = maxQueries, !Self.maxQueriesRange.contains(m) {
+            throw AnalysisError("--max-queries must be \(ConfigLimits.describe(Self.maxQueriesRange)), got \(m)")
+        }
+        guard Self.ridgeRange.contains(ridge) else { throw AnalysisError("--ridge must be \(Self.ridgeRange), got \(ridge)") }
+        if let m = momentumTolerance, !Self.momentumToleranceRange.contains(m) {
+            throw AnalysisError("--momentum-tolerance must be \(Self.momentumToleranceRange), got \(m)")
         }
         if scope == .exact && queries != .test { throw AnalysisError("--scope exact analyzes held-out queries only: pass --queries test") }
     }

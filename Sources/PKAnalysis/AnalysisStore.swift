@@ -33,6 +33,17 @@ public enum AnalysisStore {
         }
     }
 
+    /// Throws when an analysis could not be stored in the trace at `path` (its directory or the
+    /// file is not writable); called before computing one.
+    public static func checkWritable(_ path: String) throws {
+        do {
+            try OutputPath.check(path)
+        } catch let e as OutputError {
+            throw AnalysisError("\(path): analyses are stored in the trace, and it cannot be written: \(e.detail) (or copy the trace to a writable directory)")
+        }
+    }
+
+
     /// Stores `r`, computed from a trace whose basis was `basis` (`TraceReader.basis()` read
     /// before the analysis started), and folds the trace's WAL into its main file, so that the
     /// main file alone holds the analysis. Returns a warning when the fold could not be done

@@ -1,6 +1,8 @@
 import Foundation
 import PKNetworks
 import PKNumerics
+import PKTrace
+import PKTraining
 
 /// W1: the empirical NTK between 200 queries and 1,000 training points of an MLP
 /// 64-512-512-512-1 (relu, NTK parameterization, 559,105 parameters), as measured for
@@ -113,7 +115,17 @@ public enum KernelBenchmark {
 
     /// Runs W1 in both precisions. `export`: also writes the problem and both kernels for
     /// `Tools/compare/neural_tangents_w1.py`.
+    /// Timed repeats W1 accepts (the same as the recording benchmark's).
+    public static let repeatsRange = RecordingBenchmark.repeatsRange
+
     public static func run(repeats: Int = 7, export: URL? = nil, log: (String) -> Void = { _ in }) throws -> Result {
+        guard repeatsRange.contains(repeats) else {
+            throw ConfigError("--repeats must be \(ConfigLimits.describe(repeatsRange)), got \(repeats)")
+        }
+        if let export {   // before the benchmark: a directory that cannot take the files is named now
+            try? FileManager.default.createDirectory(at: export, withIntermediateDirectories: true)
+            try OutputPath.check(export.appendingPathComponent("kernel_f64.npy").path)
+        }
         BLASThreads.set(1)
         let p = Problem()
         let flops = flops(model: p.model, queries: p.queries.rows, train: p.train.rows)

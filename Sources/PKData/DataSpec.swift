@@ -130,6 +130,11 @@ public struct DataSpec: Codable, Sendable, Equatable {
     public static let kinds = generatorKinds + fileKinds
 
     public static let defaultFashionMNISTDirectory = "/usr/share/datasets/fashion-mnist"
+    /// Spirals: the number of arms.
+    public static let spiralsClassesRange = 2...1000
+    /// idx: the labels in the files lie in `0..<labelCount`.
+    public static let labelCountRange = 2...256
+
     static let installHint = "install it with `apt-get install dataset-fashion-mnist` (files under /usr/share/datasets/fashion-mnist)"
 
     /// The default noise of each generator.
@@ -156,49 +161,55 @@ public struct DataSpec: Codable, Sendable, Equatable {
                 .shuffle, .labelCount, .task],
     ]
 
-    private struct AnyKey: CodingKey {
-        var stringValue: String
-        var intValue: Int? { nil }
-        init(stringValue: String) { self.stringValue = stringValue }
-        init?(intValue: Int) { nil }
+    /// The JSON keys data kind `kind` accepts, in declaration order (`kind`, `train`, `test`, then its own).
+    static func allowedKeys(kind: String) -> [String] {
+        let own = fieldsByKind[kind] ?? []
+        return CodingKeys.allCases.filter { [.kind, .train, .test].contains($0) || own.contains($0) }.map(\.rawValue)
     }
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        let kind = try c.decode(String.self, forKey: .kind)
-        guard let allowed = DataSpec.fieldsByKind[kind] else {
-            throw DecodingError.dataCorruptedError(forKey: .kind, in: c, debugDescription:
-                "unknown data kind '\(kind)'; expected one of \(DataSpec.kinds.joined(separator: ", "))")
+        let kind: String
+        do {
+            kind = try c.decode(String.self, forKey: .kind)
+        } catch DecodingError.keyNotFound(let key, let ctx) {
+            throw DecodingError.keyNotFound(key, .init(codingPath: ctx.codingPath, debugDescription:
+                "data needs 'kind': one of \(DataSpec.kinds.joined(separator: ", "))"))
+        }
+        guard DataSpec.fieldsByKind[kind] != nil else {
+            var m = "unknown data kind '\(kind)'; expected one of \(DataSpec.kinds.joined(separator: ", "))"
+            if let guess = ConfigProblem.closest(to: kind, among: DataSpec.kinds) { m += " (did you mean '\(guess)'?)" }
+            throw DecodingError.dataCorruptedError(forKey: .kind, in: c, debugDescription: m)
         }
         // Unknown or inapplicable keys.
-        let all = try decoder.container(keyedBy: AnyKey.self)
-        for key in all.allKeys {
-            guard let known = CodingKeys(stringValue: key.stringValue) else {
-                let names = ([CodingKeys.train, .test] + allowed.sorted { $0.rawValue < $1.rawValue }).map(\.rawValue)
-                throw DecodingError.dataCorrupted(.init(codingPath: all.codingPath + [key], debugDescription:
-                    "unknown field '\(key.stringValue)' for data kind '\(kind)'; allowed: \(names.joined(separator: ", "))"))
+        let allowed = DataSpec.allowedKeys(kind: kind)
+        let all = try decoder.container(keyedBy: AnyCodingKey.self)
+        for key in all.allKeys.sorted(by: { $0.stringValue < $1.stringValue }) where !allowed.contains(key.stringValue) {
+            let path = all.codingPath + [key]
+            if CodingKeys(stringValue: key.stringValue) == nil {
+                let message = ConfigProblem.unknownKeyMessage(key.stringValue, at: all.codingPath, allowed: allowed,
+                                                              note: " (data kind '\(kind)')")
+                throw ConfigProblem.decodingError(message, at: path)
             }
-            if known != .kind && known != .train && known != .test && !allowed.contains(known) {
-                throw DecodingError.dataCorrupted(.init(codingPath: all.codingPath + [key], debugDescription:
-                    "field '\(key.stringValue)' does not apply to data kind '\(kind)'"))
-            }
+            throw ConfigProblem.decodingError("field '\(key.stringValue)' does not apply to data kind '\(kind)' (its keys: \(allowed.joined(separator: ", "))); remove it", at: path)
         }
         self.init(kind: kind)
-        train = try c.decodeIfPresent(Int.self, forKey: .train)
-        test = try c.decodeIfPresent(Int.self, forKey: .test)
-        noise = try c.decodeIfPresent(Double.self, forKey: .noise)
-        xMin = try c.decodeIfPresent(Double.self, forKey: .xMin)
-        xMax = try c.decodeIfPresent(Double.self, forKey: .xMax)
-        frequency = try c.decodeIfPresent(Double.self, forKey: .frequency)
-        inputDim = try c.decodeIfPresent(Int.self, forKey: .inputDim)
-        teacherWidths = try c.decodeIfPresent([Int].self, forKey: .teacherWidths)
+        train = try c.decodeIntegerIfPresent(Int.self, forKey: .train,
+                                            in: (DataSpec.generatorKinds.contains(kind) ? 1 : 0)...ConfigLimits.maxExamples)
+        test = try c.decodeIntegerIfPresent(Int.self, forKey: .test, in: 0...ConfigLimits.maxExamples)
+        noise = try c.decodeNumberIfPresent(forKey: .noise)
+        xMin = try c.decodeNumberIfPresent(forKey: .xMin)
+        xMax = try c.decodeNumberIfPresent(forKey: .xMax)
+        frequency = try c.decodeNumberIfPresent(forKey: .frequency)
+        inputDim = try c.decodeIntegerIfPresent(Int.self, forKey: .inputDim, in: 1...ConfigLimits.maxWidth)
+        teacherWidths = try c.decodeIntegersIfPresent(Int.self, forKey: .teacherWidths, in: 1...ConfigLimits.maxWidth)
         teacherActivation = try c.decodeIfPresent(String.self, forKey: .teacherActivation)
-        outputDim = try c.decodeIfPresent(Int.self, forKey: .outputDim)
+        outputDim = try c.decodeIntegerIfPresent(Int.self, forKey: .outputDim, in: 1...ConfigLimits.maxWidth)
         if c.contains(.classes) {
             if kind == "spirals" {
                 guard let k = try? c.decode(Int.self, forKey: .classes) else {
                     throw DecodingError.dataCorruptedError(forKey: .classes, in: c, debugDescription:
-                        "for spirals, classes is the number of arms (an integer ≥ 2)")
+                        "for spirals, classes is the number of arms, \(ConfigLimits.describe(DataSpec.spiralsClassesRange))")
                 }
                 classes = k
             } else {
@@ -209,8 +220,8 @@ public struct DataSpec: Codable, Sendable, Equatable {
                 classFilter = list
             }
         }
-        turns = try c.decodeIfPresent(Double.self, forKey: .turns)
-        factor = try c.decodeIfPresent(Double.self, forKey: .factor)
+        turns = try c.decodeNumberIfPresent(forKey: .turns)
+        factor = try c.decodeNumberIfPresent(forKey: .factor)
         path = try c.decodeIfPresent(String.self, forKey: .path)
         targetColumn = try c.decodeIfPresent(ColumnRef.self, forKey: .targetColumn)
         header = try c.decodeIfPresent(Bool.self, forKey: .header)
@@ -221,7 +232,7 @@ public struct DataSpec: Codable, Sendable, Equatable {
             }
             self.task = task
         }
-        testFraction = try c.decodeIfPresent(Double.self, forKey: .testFraction)
+        testFraction = try c.decodeNumberIfPresent(forKey: .testFraction)
         delimiter = try c.decodeIfPresent(String.self, forKey: .delimiter)
         directory = try c.decodeIfPresent(String.self, forKey: .directory)
         trainImages = try c.decodeIfPresent(String.self, forKey: .trainImages)
@@ -230,7 +241,7 @@ public struct DataSpec: Codable, Sendable, Equatable {
         testLabels = try c.decodeIfPresent(String.self, forKey: .testLabels)
         normalize = try c.decodeIfPresent(String.self, forKey: .normalize)
         shuffle = try c.decodeIfPresent(Bool.self, forKey: .shuffle)
-        labelCount = try c.decodeIfPresent(Int.self, forKey: .labelCount)
+        labelCount = try c.decodeIntegerIfPresent(Int.self, forKey: .labelCount, in: DataSpec.labelCountRange)
 
         if let problem = problem() {
             if problem.missing {
@@ -307,12 +318,20 @@ public struct DataSpec: Codable, Sendable, Equatable {
             guard let test else {
                 return Problem(key: .test, message: "data kind '\(kind)' needs 'test' (number of held-out examples, may be 0)", missing: true)
             }
-            if train < 1 { return bad(.train, "train must be ≥ 1, got \(train)") }
-            if test < 0 { return bad(.test, "test must be ≥ 0, got \(test)") }
+            if !(1...ConfigLimits.maxExamples).contains(train) {
+                return bad(.train, "train must be \(ConfigLimits.describe(1...ConfigLimits.maxExamples)), got \(train)")
+            }
+            if !(0...ConfigLimits.maxExamples).contains(test) {
+                return bad(.test, "test must be \(ConfigLimits.describe(0...ConfigLimits.maxExamples)), got \(test)")
+            }
             if let noise, !(noise >= 0 && noise.isFinite) { return bad(.noise, "noise must be a finite number ≥ 0, got \(noise)") }
         } else {
-            if let train, train < 0 { return bad(.train, "train must be ≥ 0, got \(train)") }
-            if let test, test < 0 { return bad(.test, "test must be ≥ 0, got \(test)") }
+            if let train, !(0...ConfigLimits.maxExamples).contains(train) {
+                return bad(.train, "train must be \(ConfigLimits.describe(0...ConfigLimits.maxExamples)), got \(train)")
+            }
+            if let test, !(0...ConfigLimits.maxExamples).contains(test) {
+                return bad(.test, "test must be \(ConfigLimits.describe(0...ConfigLimits.maxExamples)), got \(test)")
+            }
         }
         if let task {
             if kind != "csv" && task == .regression {
@@ -325,14 +344,24 @@ public struct DataSpec: Codable, Sendable, Equatable {
             if !(lo.isFinite && hi.isFinite && lo < hi) { return bad(.xMin, "sine needs finite xMin < xMax, got [\(lo), \(hi)]") }
             if let f = frequency, !f.isFinite { return bad(.frequency, "frequency must be finite, got \(f)") }
         case "teacher":
-            if let d = inputDim, d < 1 { return bad(.inputDim, "inputDim must be ≥ 1, got \(d)") }
-            if let w = teacherWidths, w.contains(where: { $0 < 1 }) { return bad(.teacherWidths, "teacherWidths must all be ≥ 1, got \(w)") }
+            let widthRange = 1...ConfigLimits.maxWidth
+            if let d = inputDim, !widthRange.contains(d) { return bad(.inputDim, "inputDim must be \(ConfigLimits.describe(widthRange)), got \(d)") }
+            if let w = teacherWidths, w.contains(where: { !widthRange.contains($0) }) {
+                return bad(.teacherWidths, "teacherWidths must each be \(ConfigLimits.describe(widthRange)), got \(w)")
+            }
             if let a = teacherActivation, Generators.Teacher.ActivationKind(rawValue: a) == nil {
                 return bad(.teacherActivation, "unknown teacherActivation '\(a)'; expected tanh or relu")
             }
-            if let c = outputDim, c < 1 { return bad(.outputDim, "outputDim must be ≥ 1, got \(c)") }
+            if let c = outputDim, !widthRange.contains(c) { return bad(.outputDim, "outputDim must be \(ConfigLimits.describe(widthRange)), got \(c)") }
+            let widths = [inputDim ?? 16] + (teacherWidths ?? [32]) + [outputDim ?? 1]
+            let weights = zip(widths, widths.dropFirst()).reduce(0) { $0 + $1.0 * $1.1 + $1.1 }
+            if weights > ConfigLimits.maxParameters {
+                return bad(.teacherWidths, "the teacher network \(widths.map(String.init).joined(separator: "-")) has \(weights) parameters, more than the limit of \(ConfigLimits.maxParameters); use smaller widths")
+            }
         case "spirals":
-            if let k = classes, k < 2 { return bad(.classes, "spirals need classes ≥ 2, got \(k)") }
+            if let k = classes, !DataSpec.spiralsClassesRange.contains(k) {
+                return bad(.classes, "spirals need classes ≥ 2 and ≤ \(DataSpec.spiralsClassesRange.upperBound) (\(ConfigLimits.describe(DataSpec.spiralsClassesRange))), got \(k)")
+            }
             if let t = turns, !(t.isFinite && t >= 0) { return bad(.turns, "turns must be a finite number ≥ 0, got \(t)") }
             if task == .binary, (classes ?? 2) != 2 { return bad(.task, "task binary needs classes = 2, got \(classes ?? 2)") }
         case "circles":
@@ -347,7 +376,9 @@ public struct DataSpec: Codable, Sendable, Equatable {
             }
         case "idx":
             let count = labelCount ?? 10
-            if !(2...256).contains(count) { return bad(.labelCount, "labelCount must be in 2…256, got \(count)") }
+            if !DataSpec.labelCountRange.contains(count) {
+                return bad(.labelCount, "labelCount must be \(ConfigLimits.describe(DataSpec.labelCountRange)), got \(count)")
+            }
             if let filter = classFilter {
                 if filter.count < 2 { return bad(.classes, "classes must list at least 2 labels, got \(filter)") }
                 if Set(filter).count != filter.count { return bad(.classes, "classes has repeated labels: \(filter)") }
@@ -367,6 +398,15 @@ public struct DataSpec: Codable, Sendable, Equatable {
             }
         default:
             break
+        }
+        // Generated data is allocated in full: check its size first.
+        if DataSpec.generatorKinds.contains(kind), let train, let test {
+            let features = kind == "sine" ? 1 : kind == "teacher" ? (inputDim ?? 16) : 2
+            let targets = kind == "teacher" ? (outputDim ?? 1) : 1
+            let values = (train + test) * (features + targets)
+            if values > ConfigLimits.maxDataValues {
+                return bad(.train, "train + test = \(train + test) examples × \(features + targets) numbers each = \(values) numbers, more than the limit of \(ConfigLimits.maxDataValues) (800 MB); use fewer examples")
+            }
         }
         return nil
     }

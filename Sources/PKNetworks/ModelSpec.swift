@@ -1,3 +1,5 @@
+import PKNumerics
+
 /// How initial weights and the forward pass share the scale `σ_w/√fan-in`
 /// (Jacot et al. 2018, "Neural Tangent Kernel"; neural-tangents `stax.Dense`).
 ///
@@ -47,11 +49,15 @@ public struct ModelSpec: Codable, Sendable, Equatable {
         self.leakySlope = leakySlope
     }
 
-    private enum CodingKeys: String, CodingKey {
+    private enum CodingKeys: String, CodingKey, CaseIterable {
         case kind, layers, activation, parameterization, sigmaW, sigmaB, bias, leakySlope
     }
 
+    /// The JSON keys a model spec accepts; any other is refused (with the closest of these).
+    public static let jsonKeys = CodingKeys.allCases.map(\.rawValue)
+
     public init(from decoder: Decoder) throws {
+        try decoder.rejectUnknownKeys(CodingKeys.self)
         let c = try decoder.container(keyedBy: CodingKeys.self)
         let kind = try c.decodeIfPresent(String.self, forKey: .kind) ?? "mlp"
         guard ModelSpec.supportedKinds.contains(kind) else {
@@ -60,7 +66,7 @@ public struct ModelSpec: Codable, Sendable, Equatable {
                 debugDescription: "unknown model kind \"\(kind)\" (supported: \(ModelSpec.supportedKinds.joined(separator: ", ")))")
         }
         self.kind = kind
-        layers = try c.decode([Int].self, forKey: .layers)
+        layers = try c.decodeIntegers(Int.self, forKey: .layers, in: 1...ConfigLimits.maxWidth)
         let name = try c.decode(String.self, forKey: .activation)
         guard let activation = Activation(rawValue: name) else {
             throw DecodingError.dataCorruptedError(
@@ -76,10 +82,10 @@ public struct ModelSpec: Codable, Sendable, Equatable {
             }
             parameterization = value
         }
-        sigmaW = try c.decodeIfPresent(Double.self, forKey: .sigmaW) ?? sigmaW
-        sigmaB = try c.decodeIfPresent(Double.self, forKey: .sigmaB) ?? sigmaB
+        sigmaW = try c.decodeNumberIfPresent(forKey: .sigmaW) ?? sigmaW
+        sigmaB = try c.decodeNumberIfPresent(forKey: .sigmaB) ?? sigmaB
         bias = try c.decodeIfPresent(Bool.self, forKey: .bias) ?? bias
-        leakySlope = try c.decodeIfPresent(Double.self, forKey: .leakySlope) ?? leakySlope
+        leakySlope = try c.decodeNumberIfPresent(forKey: .leakySlope) ?? leakySlope
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -102,8 +108,12 @@ public struct ModelSpec: Codable, Sendable, Equatable {
         guard layers.count >= 2 else {
             throw ModelSpecError("model.layers needs at least an input and an output width, got \(layers)")
         }
-        if let i = layers.firstIndex(where: { $0 <= 0 }) {
-            throw ModelSpecError("model.layers[\(i)] must be positive, got \(layers[i]) in \(layers)")
+        if let i = layers.firstIndex(where: { !(1...ConfigLimits.maxWidth).contains($0) }) {
+            throw ModelSpecError("model.layers[\(i)] must be \(ConfigLimits.describe(1...ConfigLimits.maxWidth)), got \(layers[i]) in \(layers)")
+        }
+        let parameters = zip(layers, layers.dropFirst()).reduce(0) { $0 + $1.0 * $1.1 + (bias ? $1.1 : 0) }
+        guard parameters <= ConfigLimits.maxParameters else {
+            throw ModelSpecError("model.layers \(layers) make \(parameters) parameters, more than the limit of \(ConfigLimits.maxParameters) (800 MB per copy of the weights); use smaller widths")
         }
         // Parameters counted without overflow: at most 2^31 (16 GiB of float64 weights).
         var count = 0

@@ -161,7 +161,7 @@ public enum BLASThreads {
     /// Sets the number of BLAS threads for the whole process (no-op on Accelerate).
     public static func set(_ n: Int) {
         #if !canImport(Accelerate)
-        openblas_set_num_threads(Int32(max(n, 1)))
+        openblas_set_num_threads(Int32(clamping: max(n, 1)))
         #endif
     }
 }

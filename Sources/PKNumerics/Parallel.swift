@@ -10,13 +10,31 @@ public enum Parallel {
     private static let lock = NSLock()
     nonisolated(unsafe) private static var configured: Int? = nil
 
-    /// Threads used by `forEach`: `PATHKERNEL_THREADS` when set, else the active processor count,
+    /// The environment variable that caps the threads.
+    public static let environmentVariable = "PATHKERNEL_THREADS"
+    /// The values `PATHKERNEL_THREADS` may take.
+    public static let threadsRange = 1...1024
+
+    /// The thread count `PATHKERNEL_THREADS` asks for, or nil when it is not set. Anything but
+    /// an integer in `threadsRange` (`0`, `-1`, `abc`, an empty value) throws a one-line
+    /// `ParallelError` that names the variable; programs call this at startup so that a bad
+    /// value is an error rather than silently ignored. Nothing is printed here.
+    public static func threadsFromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws -> Int? {
+        guard let raw = environment[environmentVariable] else { return nil }
+        guard let n = Int(raw.trimmingCharacters(in: .whitespaces)), threadsRange.contains(n) else {
+            throw ParallelError("\(environmentVariable) must be a positive integer (\(threadsRange.lowerBound)…\(threadsRange.upperBound), the number of threads), got '\(raw)'; set it to a thread count such as 2, or unset it to use every core")
+        }
+        return n
+    }
+
+    /// Threads used by `forEach`: `PATHKERNEL_THREADS` when set to a valid value (see
+    /// `threadsFromEnvironment`, which reports a bad one), else the active processor count,
     /// unless `threads` was assigned.
     public static var threads: Int {
         get {
             lock.lock(); defer { lock.unlock() }
             if let configured { return configured }
-            if let env = ProcessInfo.processInfo.environment["PATHKERNEL_THREADS"], let n = Int(env), n > 0 { return n }
+            if let n = try? threadsFromEnvironment() { return n }
             return max(ProcessInfo.processInfo.activeProcessorCount, 1)
         }
         set {
@@ -53,4 +71,10 @@ public enum Parallel {
         let parts = max(1, min(maxParts, n / max(minimum, 1)))
         return (0..<parts).map { p in (p * n / parts)..<((p + 1) * n / parts) }
     }
+}
+
+/// A bad parallelism setting, in one line.
+public struct ParallelError: Error, CustomStringConvertible, Sendable, Equatable {
+    public let description: String
+    public init(_ description: String) { self.description = description }
 }

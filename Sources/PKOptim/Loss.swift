@@ -32,6 +32,16 @@ public enum LossKind: String, Codable, Sendable, CaseIterable {
 public struct LossSpec: Codable, Sendable, Equatable {
     public var kind: LossKind
     public init(kind: LossKind) { self.kind = kind }
+
+    private enum CodingKeys: String, CodingKey, CaseIterable { case kind }
+
+    /// The JSON keys a loss spec accepts; any other is refused.
+    public static let jsonKeys = CodingKeys.allCases.map(\.rawValue)
+
+    public init(from decoder: Decoder) throws {
+        try decoder.rejectUnknownKeys(CodingKeys.self)
+        kind = try decoder.container(keyedBy: CodingKeys.self).decode(LossKind.self, forKey: .kind)
+    }
 }
 
 extension LossKind {

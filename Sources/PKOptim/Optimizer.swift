@@ -56,24 +56,43 @@ public struct OptimizerSpec: Codable, Sendable, Equatable {
         self.clipNorm = clipNorm
     }
 
-    private enum CodingKeys: String, CodingKey {
+    private enum CodingKeys: String, CodingKey, CaseIterable {
         case kind, learningRate, weightDecay, schedule, momentum, dampening, nesterov, beta1, beta2, alpha, eps, clipNorm
     }
 
+    /// The JSON keys an optimizer spec accepts; any other is refused (with the closest of these).
+    public static let jsonKeys = CodingKeys.allCases.map(\.rawValue)
+
+    /// The JSON keys that apply to `kind`: `momentum`, `dampening`, `nesterov` for gd and sgd;
+    /// `beta1`, `beta2`, `eps` for Adam and AdamW; `alpha`, `eps`, `momentum` for RMSProp; the
+    /// rate, decay, schedule and clipping for all. Run configs refuse the others (the update
+    /// rule would ignore them).
+    public static func jsonKeys(for kind: Kind) -> [String] {
+        let own: Set<CodingKeys>
+        switch kind {
+        case .gd, .sgd: own = [.momentum, .dampening, .nesterov]
+        case .adam, .adamw: own = [.beta1, .beta2, .eps]
+        case .rmsprop: own = [.alpha, .eps, .momentum]
+        }
+        let common: Set<CodingKeys> = [.kind, .learningRate, .weightDecay, .schedule, .clipNorm]
+        return CodingKeys.allCases.filter { common.contains($0) || own.contains($0) }.map(\.rawValue)
+    }
+
     public init(from decoder: Decoder) throws {
+        try decoder.rejectUnknownKeys(CodingKeys.self)
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        kind = try c.decode(Kind.self, forKey: .kind)
-        learningRate = try c.decode(Double.self, forKey: .learningRate)
-        weightDecay = try c.decodeIfPresent(Double.self, forKey: .weightDecay) ?? 0
+        kind = try c.decodeChoice(Kind.self, forKey: .kind)
+        learningRate = try c.decodeNumber(forKey: .learningRate)
+        weightDecay = try c.decodeNumberIfPresent(forKey: .weightDecay) ?? 0
         schedule = try c.decodeIfPresent(ScheduleSpec.self, forKey: .schedule) ?? .constant
-        momentum = try c.decodeIfPresent(Double.self, forKey: .momentum) ?? 0
-        dampening = try c.decodeIfPresent(Double.self, forKey: .dampening) ?? 0
+        momentum = try c.decodeNumberIfPresent(forKey: .momentum) ?? 0
+        dampening = try c.decodeNumberIfPresent(forKey: .dampening) ?? 0
         nesterov = try c.decodeIfPresent(Bool.self, forKey: .nesterov) ?? false
-        beta1 = try c.decodeIfPresent(Double.self, forKey: .beta1) ?? 0.9
-        beta2 = try c.decodeIfPresent(Double.self, forKey: .beta2) ?? 0.999
-        alpha = try c.decodeIfPresent(Double.self, forKey: .alpha) ?? 0.99
-        eps = try c.decodeIfPresent(Double.self, forKey: .eps) ?? 1e-8
-        clipNorm = try c.decodeIfPresent(Double.self, forKey: .clipNorm)
+        beta1 = try c.decodeNumberIfPresent(forKey: .beta1) ?? 0.9
+        beta2 = try c.decodeNumberIfPresent(forKey: .beta2) ?? 0.999
+        alpha = try c.decodeNumberIfPresent(forKey: .alpha) ?? 0.99
+        eps = try c.decodeNumberIfPresent(forKey: .eps) ?? 1e-8
+        clipNorm = try c.decodeNumberIfPresent(forKey: .clipNorm)
     }
 
     /// Encodes only what differs from the defaults besides kind, rate, decay and schedule, so

@@ -1,4 +1,5 @@
 import Foundation
+import PKNumerics
 
 /// Learning-rate schedules: `η_t` for update `t = 0, 1, …, T − 1`.
 ///
@@ -10,7 +11,7 @@ import Foundation
 /// - `cosine`: `η_min + (η − η_min) · ½(1 + cos(π u / (T − W)))` (Loshchilov & Hutter 2017,
 ///   SGDR, without restarts)
 public struct ScheduleSpec: Codable, Sendable, Equatable {
-    public enum Kind: String, Codable, Sendable { case constant, step, cosine }
+    public enum Kind: String, Codable, Sendable, CaseIterable { case constant, step, cosine }
     public var kind: Kind
     public var warmupSteps: Int
     /// `step`: multiply by `gamma` every `every` updates.
@@ -30,23 +31,35 @@ public struct ScheduleSpec: Codable, Sendable, Equatable {
 
     public static let constant = ScheduleSpec()
 
-    private enum CodingKeys: String, CodingKey { case kind, warmupSteps, every, gamma, minLearningRate }
+    private enum CodingKeys: String, CodingKey, CaseIterable { case kind, warmupSteps, every, gamma, minLearningRate }
+
+    /// The JSON keys a schedule accepts; any other is refused (with the closest of these).
+    public static let jsonKeys = CodingKeys.allCases.map(\.rawValue)
+    public static let warmupStepsRange = 0...ConfigLimits.maxSteps
+    public static let everyRange = 1...ConfigLimits.maxSteps
 
     public init(from decoder: Decoder) throws {
+        try decoder.rejectUnknownKeys(CodingKeys.self)
         let c = try decoder.container(keyedBy: CodingKeys.self)
         let d = ScheduleSpec()
-        kind = try c.decodeIfPresent(Kind.self, forKey: .kind) ?? d.kind
-        warmupSteps = try c.decodeIfPresent(Int.self, forKey: .warmupSteps) ?? d.warmupSteps
-        every = try c.decodeIfPresent(Int.self, forKey: .every) ?? d.every
-        gamma = try c.decodeIfPresent(Double.self, forKey: .gamma) ?? d.gamma
-        minLearningRate = try c.decodeIfPresent(Double.self, forKey: .minLearningRate) ?? d.minLearningRate
+        kind = try c.decodeChoiceIfPresent(Kind.self, forKey: .kind) ?? d.kind
+        warmupSteps = try c.decodeIntegerIfPresent(Int.self, forKey: .warmupSteps, in: ScheduleSpec.warmupStepsRange) ?? d.warmupSteps
+        every = try c.decodeIntegerIfPresent(Int.self, forKey: .every, in: ScheduleSpec.everyRange) ?? d.every
+        gamma = try c.decodeNumberIfPresent(forKey: .gamma) ?? d.gamma
+        minLearningRate = try c.decodeNumberIfPresent(forKey: .minLearningRate) ?? d.minLearningRate
     }
 
     public func validate() throws {
-        guard warmupSteps >= 0 else { throw OptimError("schedule.warmupSteps must be ≥ 0, got \(warmupSteps)") }
-        guard every >= 1 else { throw OptimError("schedule.every must be ≥ 1, got \(every)") }
-        guard gamma > 0, gamma.isFinite else { throw OptimError("schedule.gamma must be positive, got \(gamma)") }
-        guard minLearningRate >= 0 else { throw OptimError("schedule.minLearningRate must be ≥ 0") }
+        guard ScheduleSpec.warmupStepsRange.contains(warmupSteps) else {
+            throw OptimError("optimizer.schedule.warmupSteps must be \(ConfigLimits.describe(ScheduleSpec.warmupStepsRange)), got \(warmupSteps)")
+        }
+        guard ScheduleSpec.everyRange.contains(every) else {
+            throw OptimError("optimizer.schedule.every must be \(ConfigLimits.describe(ScheduleSpec.everyRange)), got \(every)")
+        }
+        guard gamma > 0, gamma.isFinite else { throw OptimError("optimizer.schedule.gamma must be positive, got \(gamma)") }
+        guard minLearningRate >= 0, minLearningRate.isFinite else {
+            throw OptimError("optimizer.schedule.minLearningRate must be a finite number ≥ 0, got \(minLearningRate)")
+        }
     }
 
     /// The learning rate of update `t` in a run of `totalSteps` updates with base rate `base`.

@@ -9,14 +9,18 @@ extension Report {
             if md { out.append("## \(s)"); out.append("") } else { out.append(s); out.append(String(repeating: "─", count: min(s.count, 78))) }
         }
         func blank() { out.append("") }
+        func columnWidths(_ header: [String], _ rows: [[String]]) -> [Int] {
+            var widths = header.map(\.count)
+            for row in rows { for (i, c) in row.enumerated() { widths[i] = max(widths[i], c.count) } }
+            return widths
+        }
         func table(_ header: [String], _ rows: [[String]]) {
             if md {
                 out.append("| " + header.joined(separator: " | ") + " |")
                 out.append("|" + header.map { _ in " --- |" }.joined())
                 for row in rows { out.append("| " + row.joined(separator: " | ") + " |") }
             } else {
-                var widths = header.map(\.count)
-                for row in rows { for (i, c) in row.enumerated() { widths[i] = max(widths[i], c.count) } }
+                let widths = columnWidths(header, rows)
                 func line(_ cells: [String]) -> String {
                     cells.enumerated().map { i, c in
                         i == 0 ? c.padding(toLength: widths[i], withPad: " ", startingAt: 0)
@@ -46,8 +50,11 @@ extension Report {
             "replay     \(r.replay.mode)",
             stepCheck(r.replay).map { "steps      \($0)" },
         ] as [String?]).compactMap { $0 }
+        // Only the splits that have an accuracy (scope exact computes none on training points).
         if classification {
-            summary.append("network    accuracy \(pct(run.networkTrainAccuracy)) train, \(pct(run.networkTestAccuracy)) held out")
+            let parts = [run.networkTrainAccuracy.map { "\(pct($0)) train" }, run.networkTestAccuracy.map { "\(pct($0)) held out" }]
+                .compactMap { $0 }
+            if !parts.isEmpty { summary.append("network    accuracy \(parts.joined(separator: ", "))") }
         }
         if md { out.append(contentsOf: summary.map { "    " + $0 }) } else { out.append(contentsOf: summary) }
         for note in run.notes { out.append((md ? "> " : "note: ") + note) }
@@ -64,46 +71,54 @@ extension Report {
         out.append("mean nodes per step \(num(r.reconstruction.meanNodesPerStep, 1))\(r.reconstruction.maxDepth > 0 ? ", deepest split \(r.reconstruction.maxDepth)" : "")")
         blank()
 
-        h("Kernel machines against the network")
-        var rows: [[String]] = []
-        for km in r.kernelMachines {
-            var row = [km.name]
-            for f in [km.test, km.train] {
-                row.append(pct(f?.relativeError))
-                row.append(num(f?.r2))
-                if classification { row.append(pct(f?.argmaxAgreement)) }
+        // Columns only for the splits some machine was measured on (`--queries`, `--scope exact`).
+        let splits: [(name: String, pick: (AnalysisResult.KernelMachine) -> AnalysisResult.Fidelity?)] =
+            [("held out", { $0.test }), ("train", { $0.train })].filter { split in r.kernelMachines.contains { split.pick($0) != nil } }
+        if !splits.isEmpty {
+            h("Kernel machines against the network")
+            var rows: [[String]] = []
+            for km in r.kernelMachines {
+                var row = [km.name]
+                for split in splits {
+                    let f = split.pick(km)
+                    row.append(pct(f?.relativeError))
+                    row.append(num(f?.r2))
+                    if classification { row.append(pct(f?.argmaxAgreement)) }
+                }
+                rows.append(row)
             }
-            rows.append(row)
-        }
-        var header = ["machine", "rel err", "R²"]
-        if classification { header.append("agree") }
-        header += ["rel err", "R²"]
-        if classification { header.append("agree") }
-        if md {
-            header = header.enumerated().map { i, s in i == 0 ? s : (i <= (classification ? 3 : 2) ? "held out \(s)" : "train \(s)") }
-        } else {
-            out.append("                held out" + String(repeating: " ", count: classification ? 18 : 10) + "train")
-        }
-        table(header, rows)
-        blank()
-        // The ridge machines' λ and what their PSD part discarded (Docs/path-kernel.md §3).
-        for km in r.kernelMachines {
-            guard let line = ridgeLine(km) else { continue }
-            if md { out.append("- " + line) } else {
-                let lines = wrap(line, width: 76)
-                out.append(contentsOf: lines.prefix(1) + lines.dropFirst().map { "  " + $0 })
+            let group = classification ? ["rel err", "R²", "agree"] : ["rel err", "R²"]
+            var header = ["machine"]
+            for split in splits { header += md ? group.map { "\(split.name) \($0)" } : group }
+            if !md {
+                if splits.count == 2 {
+                    out.append("                held out" + String(repeating: " ", count: classification ? 18 : 10) + "train")
+                } else {
+                    out.append(String(repeating: " ", count: columnWidths(header, rows)[0] + 2) + splits[0].name)
+                }
             }
-        }
-        if r.kernelMachines.contains(where: { $0.ridge != nil }) { blank() }
-        if !md {
-            out.append("rel err = ‖KM − f_T‖/‖f_T − f_0‖ (0 = the network itself, 1 = no better")
-            out.append("than the untrained network); agree = same predicted class as the network.")
+            table(header, rows)
             blank()
+            // The ridge machines' λ and what their PSD part discarded (Docs/path-kernel.md §3).
+            for km in r.kernelMachines {
+                guard let line = ridgeLine(km) else { continue }
+                if md { out.append("- " + line) } else {
+                    let lines = wrap(line, width: 76)
+                    out.append(contentsOf: lines.prefix(1) + lines.dropFirst().map { "  " + $0 })
+                }
+            }
+            if r.kernelMachines.contains(where: { $0.ridge != nil }) { blank() }
+            if !md {
+                out.append("rel err = ‖KM − f_T‖/‖f_T − f_0‖ (0 = the network itself, 1 = no better")
+                out.append("than the untrained network); agree = same predicted class as the network.")
+                blank()
+            }
         }
 
-        h("Along training (\(r.dynamics.count) points, \(r.dynamicsSubset) training points)")
+        // No section for what was not computed (dynamics: not with --scope exact).
         let d = r.dynamics
         if !d.isEmpty {
+            h("Along training (\(r.dynamics.count) points, \(r.dynamicsSubset) training points)")
             let first = d.first!, last = d.last!
             func series(_ name: String, _ values: [Double], _ fmt: (Double?) -> String) {
                 let line = "\(name.padding(toLength: 16, withPad: " ", startingAt: 0)) \(sparkline(values)) \(fmt(values.first)) → \(fmt(values.last))"
@@ -115,8 +130,8 @@ extension Report {
             let fidelity = d.compactMap(\.pathKmError)
             if !fidelity.isEmpty { series("path-km rel err", fidelity, { pct($0) }) }
             out.append((md ? "    " : "") + "steps \(first.step) … \(last.step)")
+            blank()
         }
-        blank()
 
         if !r.attribution.isEmpty {
             h("Training examples behind predictions")

@@ -137,8 +137,18 @@ final class SQLiteConnection {
             return .corrupt(path: path, detail: "SQLite reports \"\(message)\" while \(operation) (truncated or overwritten?)")
         case SQLITE_CANTOPEN where readOnly, SQLITE_READONLY where readOnly:
             return .cannotOpenReadOnly(path: path, detail: "SQLite reports \"\(message)\" while \(operation); it needs to create \((path as NSString).lastPathComponent)-shm next to the trace, so make the directory writable or copy the trace (with its -wal file, if any) to a writable one")
-        case SQLITE_CANTOPEN, SQLITE_READONLY:
-            return .cannotWrite(path: path, detail: "SQLite reports \"\(message)\" while \(operation)")
+        case SQLITE_CANTOPEN, SQLITE_READONLY, SQLITE_PERM:
+            // A writer: say why the file or its directory cannot be written.
+            let dir = OutputPath.directory(of: path)
+            let why: String
+            if systemErrno != 0 {
+                why = OutputPath.explain(errno: systemErrno)
+            } else if primary == SQLITE_READONLY {
+                why = "the file or its directory is read-only"
+            } else {
+                why = message
+            }
+            return .notWritable(path: path, detail: "\(why) while \(operation): the file or its directory is read-only or not writable (the trace and its -wal and -shm files go in \(dir)); choose a writable location, change its permissions, or copy the trace (with its -wal file, if any) to a writable directory")
         default:
             return .sqlite(path: path, operation: operation, code: rc, message: message)
         }

@@ -39,12 +39,13 @@ public enum TraceError: Error, CustomStringConvertible, Sendable, Equatable {
     case diskFullReading(path: String)
     /// Another connection held the trace longer than the busy timeout (SQLITE_BUSY).
     case busy(path: String, operation: String)
+    /// The trace cannot be created or written here: its directory or the file is not writable
+    /// (permissions, a read-only file system), or the path is wrong (SQLITE_CANTOPEN,
+    /// SQLITE_READONLY, SQLITE_PERM for a writer). `detail` says which and what to do.
+    case notWritable(path: String, detail: String)
     /// The trace cannot be read: `detail` says why and what to do (permissions, a pending `-wal`
     /// in a directory where SQLite cannot create the `-shm` index it needs).
     case cannotOpenReadOnly(path: String, detail: String)
-    /// A writer cannot write the file or create its `-wal`/`-shm` (a read-only file, directory
-    /// or medium).
-    case cannotWrite(path: String, detail: String)
     /// The writer was already closed.
     case closed(path: String)
     /// Any other SQLite failure, with the operation that failed and SQLite's message.
@@ -83,10 +84,10 @@ public enum TraceError: Error, CustomStringConvertible, Sendable, Equatable {
             text = "\(p): disk full: SQLite cannot create or grow the -shm index it reads the trace through (free space on that disk, or copy the trace, with its -wal file if any, to a disk with room)"
         case .busy(let p, let op):
             text = "\(p): the trace is busy: another process (pathkernel train or analyze, or an sqlite3 session) kept it locked while \(op); wait for that process to finish, then run the command again"
+        case .notWritable(let p, let d):
+            text = "\(p): cannot write the trace: \(d)"
         case .cannotOpenReadOnly(let p, let d):
             text = "\(p): cannot read the trace: \(d)"
-        case .cannotWrite(let p, let d):
-            text = "\(p): cannot write the trace: \(d); the file or its directory is read-only: copy the trace (with its -wal file, if any) to a writable directory and run the command on the copy"
         case .closed(let p):
             text = "\(p): the trace is already closed"
         case .sqlite(let p, let op, let code, let message):

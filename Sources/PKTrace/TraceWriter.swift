@@ -40,10 +40,11 @@ public final class TraceWriter: @unchecked Sendable {
     ///
     /// Fails with `.fileExists` if anything is at `path` (a trace is never overwritten), with
     /// `.leftoverWAL` if a `-wal` file is there without it (SQLite would replay a stale
-    /// WAL into the new file), and with `.invalidInput` — before creating any file — for
-    /// inconsistent shapes or counts, a non-contiguous layout, or a non-finite data value (the
-    /// message names split and role). If creation fails part-way the partial file is removed
-    /// (a full disk is then `.diskFullCreating`).
+    /// WAL into the new file), `.notWritable` when its directory is missing, a file, or not
+    /// writable, and with `.invalidInput` — before creating any file — for inconsistent shapes
+    /// or counts, a non-contiguous layout, or a non-finite data value (the message names split
+    /// and role). If creation fails part-way the partial file is removed (a full disk is then
+    /// `.diskFullCreating`).
     ///
     /// `maxPageCount` caps the database at that many 64 KiB pages (`PRAGMA max_page_count`);
     /// it exists to simulate a full disk in tests. Leave it nil.
@@ -63,10 +64,10 @@ public final class TraceWriter: @unchecked Sendable {
         let fm = FileManager.default
         if fm.fileExists(atPath: path) { throw TraceError.fileExists(path: path) }
         if fm.fileExists(atPath: path + "-wal") { throw TraceError.leftoverWAL(path: path) }
-        let dir = (path as NSString).deletingLastPathComponent
-        var isDir: ObjCBool = false
-        if !dir.isEmpty && !(fm.fileExists(atPath: dir, isDirectory: &isDir) && isDir.boolValue) {
-            throw TraceError.invalidInput(path: path, detail: "the directory \(dir) does not exist; create it first")
+        do {
+            try OutputPath.check(path)
+        } catch let e as OutputError {
+            throw TraceError.notWritable(path: path, detail: e.detail)
         }
 
         let db = try SQLiteConnection(path: path, readOnly: false, create: true)

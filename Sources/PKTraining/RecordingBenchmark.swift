@@ -15,8 +15,14 @@ public struct RecordingBenchmark: Sendable, Codable {
     public var traceBytes: Int
     public var dgemmGFLOPS: Double
 
+    /// Timed repeats a benchmark accepts.
+    public static let repeatsRange = 1...1000
+
     public static func run(config base: RunConfig, repeats: Int = 3, directory: URL,
                            log: (String) -> Void = { _ in }) throws -> RecordingBenchmark {
+        guard repeatsRange.contains(repeats) else {
+            throw ConfigError("--repeats must be \(ConfigLimits.describe(repeatsRange)), got \(repeats)")
+        }
         var config = base
         config.training.checkpointEvery = 1
         let trainer = try Trainer(config: config)

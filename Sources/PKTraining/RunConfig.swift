@@ -1,6 +1,7 @@
 import Foundation
 import PKData
 import PKNetworks
+import PKNumerics
 import PKOptim
 import PKTrace
 
@@ -8,7 +9,8 @@ import PKTrace
 public struct TrainingSpec: Codable, Sendable, Equatable {
     /// Number of parameter updates T. The trace holds steps `0..<T` and checkpoints up to `T`.
     public var steps: Int
-    /// Minibatch size for `sgd`; ignored (full batch) for `gd`.
+    /// Minibatch size, in 1…n (n training examples): required for `sgd`, optional for Adam,
+    /// AdamW and RMSProp (nil = every example), refused for `gd` (always the full batch).
     public var batchSize: Int?
     /// `sgd`: drop the last, smaller batch of each epoch.
     public var dropLast: Bool
@@ -26,15 +28,23 @@ public struct TrainingSpec: Codable, Sendable, Equatable {
         self.precision = precision
     }
 
-    private enum CodingKeys: String, CodingKey { case steps, batchSize, dropLast, checkpointEvery, precision }
+    private enum CodingKeys: String, CodingKey, CaseIterable { case steps, batchSize, dropLast, checkpointEvery, precision }
+
+    /// The JSON keys of the `training` section; any other is refused (with the closest of these).
+    public static let jsonKeys = CodingKeys.allCases.map(\.rawValue)
+    /// `steps` and `checkpointEvery`.
+    public static let stepsRange = 1...ConfigLimits.maxSteps
+    /// `batchSize` (and at most the number of training examples).
+    public static let batchSizeRange = 1...ConfigLimits.maxExamples
 
     public init(from decoder: Decoder) throws {
+        try decoder.rejectUnknownKeys(CodingKeys.self)
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        steps = try c.decode(Int.self, forKey: .steps)
-        batchSize = try c.decodeIfPresent(Int.self, forKey: .batchSize)
+        steps = try c.decodeInteger(Int.self, forKey: .steps, in: TrainingSpec.stepsRange)
+        batchSize = try c.decodeIntegerIfPresent(Int.self, forKey: .batchSize, in: TrainingSpec.batchSizeRange)
         dropLast = try c.decodeIfPresent(Bool.self, forKey: .dropLast) ?? false
-        checkpointEvery = try c.decodeIfPresent(Int.self, forKey: .checkpointEvery) ?? 1
-        precision = try c.decodeIfPresent(Precision.self, forKey: .precision) ?? .float64
+        checkpointEvery = try c.decodeIntegerIfPresent(Int.self, forKey: .checkpointEvery, in: TrainingSpec.stepsRange) ?? 1
+        precision = try c.decodeChoiceIfPresent(Precision.self, forKey: .precision) ?? .float64
     }
 }
 
@@ -50,6 +60,32 @@ public struct RunConfig: Codable, Sendable, Equatable {
     public var optimizer: OptimizerSpec
     public var training: TrainingSpec
 
+    enum CodingKeys: String, CodingKey, CaseIterable { case name, description, seed, data, model, loss, optimizer, training }
+
+    /// The top-level JSON keys; any other is refused (with the closest of these).
+    public static let jsonKeys = CodingKeys.allCases.map(\.rawValue)
+
+    public init(from decoder: Decoder) throws {
+        try decoder.rejectUnknownKeys(CodingKeys.self)
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        name = try c.decode(String.self, forKey: .name)
+        description = try c.decodeIfPresent(String.self, forKey: .description)
+        seed = try c.decodeInteger(UInt64.self, forKey: .seed, in: 0...UInt64.max)
+        data = try c.decode(DataSpec.self, forKey: .data)
+        model = try c.decode(ModelSpec.self, forKey: .model)
+        loss = try c.decode(LossSpec.self, forKey: .loss)
+        optimizer = try c.decode(OptimizerSpec.self, forKey: .optimizer)
+        // A setting of another optimizer (beta1 for sgd) would be ignored: refuse it.
+        let given = try c.nestedContainer(keyedBy: AnyCodingKey.self, forKey: .optimizer).allKeys.map(\.stringValue)
+        let applicable = OptimizerSpec.jsonKeys(for: optimizer.kind)
+        if let key = given.sorted().first(where: { !applicable.contains($0) }) {
+            throw ConfigProblem.decodingError(
+                "optimizer.\(key) does not apply to kind \(optimizer.kind.rawValue) (its keys: \(applicable.joined(separator: ", "))); remove it",
+                at: [CodingKeys.optimizer, AnyCodingKey(stringValue: key)])
+        }
+        training = try c.decode(TrainingSpec.self, forKey: .training)
+    }
+
     public init(name: String, description: String? = nil, seed: UInt64, data: DataSpec, model: ModelSpec,
                 loss: LossSpec, optimizer: OptimizerSpec, training: TrainingSpec) {
         self.name = name
@@ -63,11 +99,19 @@ public struct RunConfig: Codable, Sendable, Equatable {
     }
 
     /// Decodes a config, turning decoding failures into one-line messages naming the source.
+    /// Unknown keys anywhere in the config are refused (the message names the closest valid key),
+    /// and so is a number that does not fit its field (the message names the field and its range).
     public static func decode(_ json: Data, source: String) throws -> RunConfig {
         do {
-            return try JSONDecoder().decode(RunConfig.self, from: json)
+            let config = try JSONDecoder().decode(RunConfig.self, from: json)
+            if let (key, location) = ConfigProblem.duplicateKey(in: json) {
+                throw ConfigError("\(source): key '\(key)' appears twice \(location) (only one value would be used); keep one")
+            }
+            return config
+        } catch let error as ConfigError {
+            throw error
         } catch let error as DecodingError {
-            throw ConfigError("\(source): \(ConfigError.describe(error))")
+            throw ConfigError("\(source): \(ConfigError.describe(error, json: json))")
         } catch {
             throw ConfigError("\(source): \(error)")
         }
@@ -87,22 +131,38 @@ public struct RunConfig: Codable, Sendable, Equatable {
         return String(decoding: (try? enc.encode(self)) ?? Data(), as: UTF8.self)
     }
 
-    /// Checks the settings that do not need the data.
+    /// Checks the settings that do not need the data (ranges and limits in Docs/config.md).
     public func validate() throws {
+        guard !name.isEmpty else {
+            throw ConfigError("config: name must not be empty (it names the default output file NAME.sqlite)")
+        }
         do {
             try model.validate()
             try optimizer.validate()
+            try data.validate()
         } catch {
             throw ConfigError("config \(name): \(error)")
         }
-        guard training.steps >= 1 else { throw ConfigError("config \(name): training.steps must be ≥ 1") }
-        guard training.checkpointEvery >= 1 else {
-            throw ConfigError("config \(name): training.checkpointEvery must be ≥ 1")
+        guard TrainingSpec.stepsRange.contains(training.steps) else {
+            throw ConfigError("config \(name): training.steps must be \(ConfigLimits.describe(TrainingSpec.stepsRange)), got \(training.steps)")
         }
-        if optimizer.kind == .sgd {
-            guard let b = training.batchSize, b >= 1 else {
-                throw ConfigError("config \(name): optimizer sgd needs training.batchSize ≥ 1")
+        guard TrainingSpec.stepsRange.contains(training.checkpointEvery) else {
+            throw ConfigError("config \(name): training.checkpointEvery must be \(ConfigLimits.describe(TrainingSpec.stepsRange)), got \(training.checkpointEvery)")
+        }
+        if let b = training.batchSize, !TrainingSpec.batchSizeRange.contains(b) {
+            throw ConfigError("config \(name): training.batchSize must be \(ConfigLimits.describe(TrainingSpec.batchSizeRange)) and at most the number of training examples, got \(b)")
+        }
+        switch optimizer.kind {
+        case .gd:
+            if let b = training.batchSize {
+                throw ConfigError("config \(name): optimizer gd takes every training example at each step, so training.batchSize (\(b)) does not apply; remove it, or use kind sgd for minibatches")
             }
+        case .sgd:
+            guard training.batchSize != nil else {
+                throw ConfigError("config \(name): optimizer sgd needs training.batchSize (\(ConfigLimits.describe(TrainingSpec.batchSizeRange)), at most the number of training examples); use kind gd for full batches")
+            }
+        case .adam, .adamw, .rmsprop:
+            break
         }
     }
 
@@ -121,8 +181,13 @@ public struct RunConfig: Codable, Sendable, Equatable {
             throw ConfigError("config \(name): loss \(loss.kind.rawValue) does not fit a \(train.task.rawValue) task (use mse for regression, logistic for binary, cross-entropy for multiclass)")
         }
         guard train.count >= 1 else { throw ConfigError("config \(name): the training set is empty") }
-        if optimizer.kind == .sgd, let b = training.batchSize, training.dropLast, b > train.count {
-            throw ConfigError("config \(name): batchSize \(b) with dropLast leaves no batch of \(train.count) examples")
+        if let b = training.batchSize, b > train.count {
+            throw ConfigError("config \(name): training.batchSize \(b) is larger than the \(train.count) training examples; use a batch size in 1…\(train.count)")
+        }
+        let rows = optimizer.kind == .gd ? train.count : min(training.batchSize ?? train.count, train.count)
+        let activations = rows * model.layers.reduce(0, +)
+        if activations > ConfigLimits.maxStepActivations {
+            throw ConfigError("config \(name): a step on \(rows) examples of MLP \(model.layers.map(String.init).joined(separator: "-")) holds \(rows) × \(model.layers.reduce(0, +)) = \(activations) activations, more than the limit of \(ConfigLimits.maxStepActivations) (400 MB); use minibatches (training.batchSize with sgd, adam, adamw or rmsprop) or fewer examples")
         }
     }
 }
@@ -132,17 +197,45 @@ public struct ConfigError: Error, CustomStringConvertible, Sendable {
     public let description: String
     public init(_ description: String) { self.description = description }
 
-    static func describe(_ e: DecodingError) -> String {
-        func path(_ p: [CodingKey]) -> String {
-            p.isEmpty ? "top level" : p.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
-        }
+    /// One line for a decoding failure: the field's path, what is wrong and, where the decoder
+    /// knows it, what is allowed.
+    static func describe(_ e: DecodingError, json: Data? = nil) -> String {
+        func path(_ p: [CodingKey]) -> String { ConfigProblem.fieldName(p) }
         switch e {
-        case .keyNotFound(let k, let ctx): return "missing key \(path(ctx.codingPath + [k]))"
-        case .typeMismatch(_, let ctx): return "wrong type at \(path(ctx.codingPath)): \(ctx.debugDescription)"
-        case .valueNotFound(_, let ctx): return "missing value at \(path(ctx.codingPath))"
-        case .dataCorrupted(let ctx): return "invalid value at \(path(ctx.codingPath)): \(ctx.debugDescription)"
-        @unknown default: return "\(e)"
+        case .keyNotFound(let k, let ctx):
+            let generic = ctx.debugDescription.hasPrefix("No value associated with key")
+            return "missing key \(path(ctx.codingPath + [k]))" + (generic ? " (required; Docs/config.md lists every field)" : ": \(ctx.debugDescription)")
+        case .typeMismatch(_, let ctx):
+            return "wrong type at \(path(ctx.codingPath)): \(ctx.debugDescription)"
+        case .valueNotFound(_, let ctx):
+            return "\(path(ctx.codingPath)) is null; give it a value (Docs/config.md)"
+        case .dataCorrupted(let ctx):
+            if let problem = ctx.underlyingError as? ConfigProblem { return problem.description }
+            if ctx.codingPath.isEmpty, let json { return syntax(json) }
+            return "invalid value at \(path(ctx.codingPath)): \(ctx.debugDescription)"
+        @unknown default:
+            return "\(e)"
         }
+    }
+
+    /// What is wrong with text the JSON decoder refused as a whole, with a line and column.
+    static func syntax(_ json: Data) -> String {
+        do {
+            _ = try JSONSerialization.jsonObject(with: json)
+        } catch {
+            var detail = (error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String ?? "\(error)"
+            // "… around character 23." → line and column.
+            if let r = detail.range(of: #"around character (\d+)"#, options: .regularExpression),
+               let offset = Int(detail[r].split(separator: " ").last ?? "") {
+                let prefix = json.prefix(offset)
+                let line = prefix.filter { $0 == UInt8(ascii: "\n") }.count + 1
+                let column = offset - (prefix.lastIndex(of: UInt8(ascii: "\n")).map { $0 + 1 } ?? 0) + 1
+                detail = detail.replacingCharacters(in: r, with: "at line \(line), column \(column)")
+            }
+            if detail.hasSuffix(".") { detail.removeLast() }
+            return "not valid JSON: \(detail); fix the syntax (a JSON checker such as `python3 -m json.tool FILE` shows where)"
+        }
+        return "not valid JSON for a run config: a number does not fit its field (Docs/config.md gives each field's range)"
     }
 }
 

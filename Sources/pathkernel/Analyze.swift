@@ -7,22 +7,27 @@ import PKTrace
 import PKTraining
 
 struct AnalysisOptions: ParsableArguments {
-    @Option(help: "Gauss–Legendre nodes per step (1…64).")
+    @Option(parsing: .unconditional, help: "Gauss–Legendre nodes per step (1…64).",
+            transform: OptionValue.integer(in: AnalysisSettings.nodesRange))
     var nodes: Int = 4
 
-    @Option(name: .customLong("adaptive"), help: ArgumentHelp("Adaptive quadrature: split segments until the total reconstruction error is below TOL (output units). For ReLU-like networks.", valueName: "TOL"))
+    @Option(name: .customLong("adaptive"), parsing: .unconditional,
+            help: ArgumentHelp("Adaptive quadrature: split segments until the total reconstruction error is below TOL (output units, > 0). For ReLU-like networks.", valueName: "TOL"),
+            transform: OptionValue.number(in: AnalysisSettings.adaptiveRange))
     var adaptive: Double?
 
     @Option(help: "Which splits to report: test, train or both.")
     var queries: AnalysisSettings.Queries = .both
 
-    @Option(help: "At most N held-out queries (the first N).")
+    @Option(parsing: .unconditional, help: ArgumentHelp("At most N held-out queries (the first N; 1…10000000).", valueName: "N"),
+            transform: OptionValue.integer(in: AnalysisSettings.maxQueriesRange))
     var maxQueries: Int?
 
     @Option(help: "Keep full C×C kernel blocks or only their trace (default: full when it fits in about 200 MB).")
     var kernel: KernelMode?
 
-    @Option(help: "Relative ridge ρ for the ridge machines: λ = ρ·tr(K)/n.")
+    @Option(parsing: .unconditional, help: "Relative ridge ρ ≥ 0 for the ridge machines: λ = ρ·tr(K)/n.",
+            transform: OptionValue.number(in: AnalysisSettings.ridgeRange))
     var ridge: Double = 1e-6
 
     @Option(help: "Compute precision: f64, or f32 (features, kernels and JVPs in float32; every path sum accumulated in float64).")
@@ -31,7 +36,9 @@ struct AnalysisOptions: ParsableArguments {
     @Option(help: "full: every kernel machine, dynamics, training points as queries. exact: only the exact decomposition, K^p and path-km on held-out queries (needs --queries test).")
     var scope: AnalysisSettings.Scope = .full
 
-    @Option(help: ArgumentHelp("Momentum runs: sum the two-time kernel over a window of earlier steps, dropping a step once μ^(t−s) is below TOL (its cut shows in the kernel-form residual). Default: the exact sum, run backwards in time.", valueName: "TOL"))
+    @Option(parsing: .unconditional,
+            help: ArgumentHelp("Momentum runs: sum the two-time kernel over a window of earlier steps, dropping a step once μ^(t−s) is below TOL (0 < TOL < 1; its cut shows in the kernel-form residual). Default: the exact sum, run backwards in time.", valueName: "TOL"),
+            transform: OptionValue.number(in: AnalysisSettings.momentumToleranceRange))
     var momentumTolerance: Double? = nil
 
     @Flag(help: "Analyze even when the stored weights are not updates of the recorded loss and optimizer (the step check fails: an unrecorded clip, penalty or clamp); the report is marked INCONSISTENT.")
@@ -66,7 +73,8 @@ enum AnalysisRunner {
             }
             if !quiet { note("the stored analysis with these settings is out of date (\(stale)): recomputing it") }
         }
-        // Opened first, so that a trace that cannot be written fails now, not after the analysis.
+        // Checked and opened first, so that a trace that cannot be written fails now, not after the analysis.
+        try AnalysisStore.checkWritable(path)
         let writer = try AnalysisWriter.open(path)
         defer { writer.close() }
         let before = try reader.basis()
@@ -112,6 +120,7 @@ struct Analyze: ParsableCommand {
     var quiet = false
 
     func validate() throws {
+        try checkThreadsEnvironment()
         do { try options.settings.validate() } catch { throw ValidationError("\(error)") }
     }
 
@@ -161,7 +170,7 @@ struct ReportCommand: ParsableCommand {
             }
             let text = Report.render(result, format: format)
             if let out {
-                try text.write(toFile: out, atomically: true, encoding: .utf8)
+                try OutputPath.write(text, to: out)
             } else {
                 print(text, terminator: "")
             }
@@ -181,12 +190,17 @@ struct Demo: ParsableCommand {
     @Option(help: "Where to keep the trace.")
     var out: String = "out/demo.sqlite"
 
+    func validate() throws {
+        try checkThreadsEnvironment()
+    }
+
     func run() throws {
         do {
             let cfg = try Presets.load(preset)
             let fm = FileManager.default
             let dir = URL(fileURLWithPath: out).deletingLastPathComponent()
-            try fm.createDirectory(at: dir, withIntermediateDirectories: true)
+            try? fm.createDirectory(at: dir, withIntermediateDirectories: true)
+            try OutputPath.check(out)   // says why when the directory could not be made or is not writable
             for suffix in ["", "-wal", "-shm"] { try? fm.removeItem(atPath: out + suffix) }
             let trainer = try Trainer(config: cfg)
             let recorder = TraceRecorder(path: out)

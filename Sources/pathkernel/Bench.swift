@@ -24,7 +24,8 @@ struct Bench: ParsableCommand {
     @Option(help: "recording: the preset to train.")
     var preset: String = "fmnist-mlp"
 
-    @Option(help: "Timed repeats (after one warm-up): W1's kernels, the recording runs.")
+    @Option(parsing: .unconditional, help: "Timed repeats after one warm-up, 1…1000: W1's kernels (default 7), the recording runs (default 3).",
+            transform: OptionValue.integer(in: KernelBenchmark.repeatsRange))
     var repeats: Int?
 
     @Option(help: ArgumentHelp("W1: also write the problem (weights, inputs) and both kernels as .npy files for Tools/compare.", valueName: "DIR"))
@@ -32,6 +33,10 @@ struct Bench: ParsableCommand {
 
     @Flag(help: "Print JSON.")
     var json = false
+
+    func validate() throws {
+        try checkThreadsEnvironment()
+    }
 
     func run() throws {
         let log: (String) -> Void = { FileHandle.standardError.write(Data("bench: \($0)\n".utf8)) }

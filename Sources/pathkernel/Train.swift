@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import PKTrace
 import PKTraining
 
 struct Train: ParsableCommand {
@@ -20,13 +21,16 @@ struct Train: ParsableCommand {
     @Option(help: "Where to write the trace. Default: NAME.sqlite in the current folder.")
     var out: String?
 
-    @Option(help: "Override the config's seed.")
+    @Option(parsing: .unconditional, help: "Override the config's seed (0…18446744073709551615).",
+            transform: OptionValue.integer(in: 0...UInt64.max))
     var seed: UInt64?
 
-    @Option(help: "Override the number of steps.")
+    @Option(parsing: .unconditional, help: "Override the number of steps (1…100000000).",
+            transform: OptionValue.integer(in: TrainingSpec.stepsRange))
     var steps: Int?
 
-    @Option(help: "Override the checkpoint interval k (a checkpoint every k steps).")
+    @Option(parsing: .unconditional, help: "Override the checkpoint interval k, a checkpoint every k steps (1…100000000).",
+            transform: OptionValue.integer(in: TrainingSpec.stepsRange))
     var checkpointEvery: Int?
 
     @Flag(help: "Replace the output file if it exists.")
@@ -36,6 +40,7 @@ struct Train: ParsableCommand {
     var quiet = false
 
     func validate() throws {
+        try checkThreadsEnvironment()
         if (preset == nil) == (config == nil) {
             throw ValidationError("give exactly one of --preset NAME or --config FILE.json")
         }
@@ -54,6 +59,9 @@ struct Train: ParsableCommand {
                     if fm.fileExists(atPath: path) { throw ConfigError("\(path) exists; choose another --out or pass --force to replace it") }
                     throw ConfigError("\(path)-wal is left without its trace (deleted or moved without it, or its creation was interrupted); delete it, pass --force to replace it, or choose another --out")
                 }
+            }
+            try OutputPath.check(path)   // before any work: a missing or read-only directory
+            if force {
                 for suffix in ["", "-wal", "-shm"] { try? fm.removeItem(atPath: path + suffix) }
             }
             let trainer = try Trainer(config: cfg)

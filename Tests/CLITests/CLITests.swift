@@ -214,6 +214,79 @@ struct CLIBadInputTests {
         #expect(i.status == 0 && i.stdout.contains("finished"), "\(i.stderr)")
     }
 
+    /// A typo in a config key, and numbers that do not fit their field: one line naming the key
+    /// or field, where it is and the closest key or the allowed range.
+    @Test(arguments: [
+        (#""learningRate""#, #""lr""#, ["bad.json", "unknown key 'lr' in optimizer", "did you mean 'learningRate'?"]),
+        (#""checkpointEvery""#, #""checkpoint_every""#, ["bad.json", "unknown key 'checkpoint_every' in training", "checkpointEvery"]),
+        (#""seed": 1"#, #""seed": -1"#, ["bad.json", "seed must be an integer in 0…18446744073709551615, got -1"]),
+        (#""seed": 1"#, #""seed": 99999999999999999999999"#, ["bad.json", "seed must be an integer in 0…18446744073709551615"]),
+        (#""steps": 300"#, #""steps": 1e30"#, ["bad.json", "training.steps must be an integer in 1…100000000"]),
+        (#""steps": 300"#, #""steps": 2.5"#, ["bad.json", "training.steps must be an integer in 1…100000000, got 2.5"]),
+        (#""train": 200"#, #""train": 1e9"#, ["bad.json", "data.train must be an integer in 1…10000000"]),
+        (#""checkpointEvery": 1"#, #""checkpointEvery": 1, "batchSize": 500"#, ["config moons-mlp", "batchSize", "does not apply"]),
+    ])
+    func badConfigsAreNamed(old: String, new: String, words: [String]) throws {
+        let dir = try temporaryDirectory()
+        let preset = try String(contentsOf: CLI.repoRoot.appendingPathComponent("Traces/presets/moons-mlp.json"), encoding: .utf8)
+        #expect(preset.contains(old))
+        let cfg = dir.appendingPathComponent("bad.json")
+        try preset.replacingOccurrences(of: old, with: new).write(to: cfg, atomically: true, encoding: .utf8)
+        let out = dir.appendingPathComponent("o.sqlite").path
+        let r = try CLI.run(["train", "--config", cfg.path, "--out", out, "--quiet"])
+        Self.assertCleanFailure(r, mentions: words)
+        #expect(!FileManager.default.fileExists(atPath: out), "a refused config must not leave a trace")
+    }
+
+    /// Numeric options out of range, negative ones included (parsed as values, not as options:
+    /// never "Missing value"): one line naming the option and its range, exit status 64, and
+    /// nothing run (bench never starts a benchmark here).
+    @Test(arguments: [
+        (["bench", "--repeats", "0"], ["--repeats", "1…1000"]),
+        (["bench", "--repeats", "-2"], ["--repeats", "1…1000"]),
+        (["analyze", "t.sqlite", "--max-queries", "-1"], ["--max-queries", "1…10000000"]),
+        (["analyze", "t.sqlite", "--max-queries", "2.5"], ["--max-queries", "1…10000000"]),
+        (["analyze", "t.sqlite", "--nodes", "0"], ["--nodes", "1…64"]),
+        (["analyze", "t.sqlite", "--nodes", "-4"], ["--nodes", "1…64"]),
+        (["analyze", "t.sqlite", "--ridge", "-1e-3"], ["--ridge", "≥ 0"]),
+        (["analyze", "t.sqlite", "--ridge", "nan"], ["--ridge", "≥ 0"]),
+        (["analyze", "t.sqlite", "--adaptive", "-1"], ["--adaptive", "> 0"]),
+        (["analyze", "t.sqlite", "--momentum-tolerance", "1.5"], ["--momentum-tolerance", "between 0 and 1"]),
+        (["analyze", "t.sqlite", "--momentum-tolerance", "-0.1"], ["--momentum-tolerance", "between 0 and 1"]),
+        (["train", "--preset", "moons-mlp", "--steps", "-5"], ["--steps", "1…100000000"]),
+        (["train", "--preset", "moons-mlp", "--steps", "1e30"], ["--steps", "1…100000000"]),
+        (["train", "--preset", "moons-mlp", "--checkpoint-every", "0"], ["--checkpoint-every", "1…100000000"]),
+        (["train", "--preset", "moons-mlp", "--seed", "-1"], ["--seed", "0…18446744073709551615"]),
+        (["analyze", "t.sqlite", "--scope", "exact"], ["--queries test"]),
+        (["analyze"], ["<path>", "pathkernel analyze --help"]),
+    ])
+    func numericOptionsAreRangeChecked(args: [String], words: [String]) throws {
+        let dir = try temporaryDirectory()
+        let r = try CLI.run(args, cwd: dir)
+        Self.assertCleanFailure(r, mentions: words)
+        #expect(r.stderr.hasPrefix("error: "), "\(r.stderr)")
+        #expect(!r.stderr.contains("Missing value"), "\(r.stderr)")
+        #expect(r.status == 64)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path).isEmpty, "nothing may be written")
+    }
+
+    /// A bad PATHKERNEL_THREADS is an error at the start of every command that uses threads,
+    /// before any work (no trace written, no benchmark run).
+    @Test(arguments: ["0", "abc", "-1", ""])
+    func badThreadCountIsRefused(value: String) throws {
+        let dir = try temporaryDirectory()
+        for args in [["train", "--preset", "moons-mlp", "--steps", "1", "--out", "t.sqlite", "--quiet"],
+                     ["analyze", "t.sqlite", "--quiet"], ["bench", "--workload", "W1"], ["demo", "--out", "d.sqlite"]] {
+            let r = try CLI.run(args, cwd: dir, environment: ["PATHKERNEL_THREADS": value])
+            Self.assertCleanFailure(r, mentions: ["PATHKERNEL_THREADS", "must be a positive integer", "got '\(value)'"])
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path).isEmpty, "nothing may be written")
+        // A valid value works.
+        let ok = try CLI.run(["train", "--preset", "moons-mlp", "--steps", "1", "--out", "t.sqlite", "--quiet"],
+                             cwd: dir, environment: ["PATHKERNEL_THREADS": "1"])
+        #expect(ok.status == 0, "\(ok.stderr)")
+    }
+
     @Test func unknownPreset() throws {
         Self.assertCleanFailure(try CLI.run(["train", "--preset", "nope", "--out", "/tmp/x.sqlite"]), mentions: ["nope"])
     }
@@ -323,6 +396,65 @@ struct CLIAnalyzeTests {
         #expect(run["steps"] as? Int == 12 && run["status"] as? String == "finished")
         let reuse = try CLI.run(["analyze", path, "--max-queries", "8"])
         #expect(reuse.stderr.contains("using the stored analysis"), "\(reuse.stderr)")
+    }
+
+    /// True where `/sys` exists and refuses a new file even to root (checked by trying).
+    static var sysRefusesFiles: Bool {
+        let probe = "/sys/.pathkernel-test-\(getpid())"
+        guard FileManager.default.fileExists(atPath: "/sys") else { return false }
+        let fd = open(probe, O_WRONLY | O_CREAT | O_EXCL, 0o600)
+        if fd >= 0 { close(fd); unlink(probe); return false }
+        return true
+    }
+
+    /// `report --out` and `train --out` where nothing can be written: one line saying why (the
+    /// directory does not exist, is a file, is not writable), never Foundation's error dump or
+    /// "SQLite error 14". Tests run as root, so a path under a regular *file* simulates a
+    /// directory that takes no files; `/sys` (where it refuses new files even to root) a
+    /// read-only directory.
+    @Test func unwritableOutputsAreNamed() throws {
+        let dir = try temporaryDirectory()
+        let path = dir.appendingPathComponent("m.sqlite").path
+        try CLI.run(["train", "--preset", "moons-mlp", "--steps", "3", "--out", path, "--quiet"])
+        #expect(try CLI.run(["analyze", path, "--max-queries", "5", "--quiet"]).status == 0)
+        let file = dir.appendingPathComponent("plain-file").path
+        FileManager.default.createFile(atPath: file, contents: Data("x".utf8))
+
+        let missing = try CLI.run(["report", path, "--out", dir.appendingPathComponent("missing/dir/r.txt").path])
+        CLIBadInputTests.assertCleanFailure(missing, mentions: ["missing/dir does not exist", "mkdir -p"])
+        #expect(!missing.stderr.contains("NSCocoaErrorDomain"))
+        let underFile = try CLI.run(["report", path, "--out", file + "/r.txt"])
+        CLIBadInputTests.assertCleanFailure(underFile, mentions: ["plain-file is a file, not a directory"])
+        let trainUnderFile = try CLI.run(["train", "--preset", "moons-mlp", "--steps", "2", "--out", file + "/t.sqlite", "--quiet"])
+        CLIBadInputTests.assertCleanFailure(trainUnderFile, mentions: ["plain-file is a file, not a directory"])
+        let trainMissing = try CLI.run(["train", "--preset", "moons-mlp", "--steps", "2", "--out", dir.appendingPathComponent("nope/t.sqlite").path, "--quiet"])
+        CLIBadInputTests.assertCleanFailure(trainMissing, mentions: ["nope does not exist"])
+
+        if Self.sysRefusesFiles {
+            let report = try CLI.run(["report", path, "--out", "/sys/pathkernel-report.txt"])
+            CLIBadInputTests.assertCleanFailure(report, mentions: ["/sys is not writable"])
+            let train = try CLI.run(["train", "--preset", "moons-mlp", "--steps", "2", "--out", "/sys/pathkernel.sqlite", "--quiet"])
+            CLIBadInputTests.assertCleanFailure(train, mentions: ["/sys is not writable"])
+            #expect(!train.stderr.contains("SQLite error"))
+        }
+    }
+
+    /// `--scope exact`: the text and Markdown reports have no empty "Along training" section, no
+    /// "accuracy – train" and no train columns of dashes.
+    @Test func exactScopeReportHasNoEmptySections() throws {
+        let dir = try temporaryDirectory()
+        let path = dir.appendingPathComponent("e.sqlite").path
+        try CLI.run(["train", "--preset", "moons-mlp", "--steps", "4", "--out", path, "--quiet"])
+        let a = try CLI.run(["analyze", path, "--queries", "test", "--scope", "exact", "--max-queries", "8", "--quiet"])
+        #expect(a.status == 0, "\(a.stderr)")
+        for format in ["text", "markdown"] {
+            let r = try CLI.run(["report", path, "--format", format])
+            #expect(r.status == 0, "\(r.stderr)")
+            #expect(!r.stdout.contains("Along training"), "\(r.stdout)")
+            #expect(!r.stdout.contains("accuracy –"), "\(r.stdout)")
+            #expect(r.stdout.contains("path-km") && !r.stdout.contains("train rel err"), "\(r.stdout)")
+            for line in r.stdout.split(separator: "\n") where line.contains("path-km") { #expect(!line.contains("–"), "\(line)") }
+        }
     }
 
     @Test func badAnalysisOptionsAreRefused() throws {

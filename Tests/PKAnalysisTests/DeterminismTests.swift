@@ -40,10 +40,10 @@ struct DeterminismTests {
         let cfg = outputs == 1
             ? config(name: "det1", data: #"{"kind":"moons","train":40,"test":24}"#,
                      model: #"{"layers":[2,5,1],"activation":"tanh"}"#, loss: .logistic,
-                     optimizer: spec, steps: 9, batchSize: 6, checkpointEvery: 4)
+                     optimizer: spec, steps: 9, batchSize: spec.kind == .gd ? nil : 6, checkpointEvery: 4)
             : config(name: "det3", data: #"{"kind":"spirals","train":40,"test":24,"classes":3}"#,
                      model: #"{"layers":[2,5,3],"activation":"tanh"}"#, loss: .crossEntropy,
-                     optimizer: spec, steps: 9, batchSize: 6, checkpointEvery: 4)
+                     optimizer: spec, steps: 9, batchSize: spec.kind == .gd ? nil : 6, checkpointEvery: 4)
         let path = try recordTrace(cfg)
         var settings = AnalysisSettings()
         if windowed { settings.momentumTolerance = 1e-6 }

@@ -7,6 +7,26 @@ import PKNumerics
 /// The benchmark's building blocks, on small problems (benchmarks themselves are never timed in tests).
 @Suite("Benchmark building blocks")
 struct BenchTests {
+    /// W2's and W3's configs pass the strict config checks (they are decoded with `try!`).
+    @Test func benchmarkConfigsAreValid() throws {
+        for outputs in [1, 10] { try PathBenchmark.config(outputs: outputs).validate() }
+    }
+
+    /// A repeat count out of range is refused by the benchmark itself (0 used to crash the median).
+    @Test func repeatsAreRangeChecked() {
+        #expect(throws: (any Error).self) { try KernelBenchmark.run(repeats: 0) }
+    }
+
+    /// An export directory that cannot be made is named before the benchmark runs (a path under
+    /// a regular file stands in for an unwritable location; tests run as root).
+    @Test func exportDirectoryIsCheckedFirst() throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("pk-bench-\(UUID().uuidString)")
+        try Data("x".utf8).write(to: file)
+        #expect { try KernelBenchmark.run(repeats: 1, export: file.appendingPathComponent("out")) } throws: { e in
+            "\(e)".contains("is a file, not a directory")
+        }
+    }
+
     @Test func npyHeaderIsAlignedAndDescribesTheArray() {
         let m = Matrix(rows: 2, cols: 3, data: [1, 2, 3, 4, 5, 6])
         let bytes = [UInt8](Npy.encode(m.data, shape: [2, 3]))

@@ -42,10 +42,20 @@ struct SpecTests {
         (#"{"kind":"moons","test":1}"#, "train"),
         (#"{"kind":"sine","train":5}"#, "test"),
         (#"{"kind":"csv"}"#, "path"),
-        (#"{"kind":"moons","train":5,"test":1,"nosie":0.1}"#, "unknown field 'nosie'"),
+        (#"{"kind":"moons","train":5,"test":1,"nosie":0.1}"#, "unknown key 'nosie'"),
+        (#"{"kind":"moons","train":5,"test":1,"nosie":0.1}"#, "did you mean 'noise'?"),
         (#"{"kind":"moons","train":5,"test":1,"factor":0.1}"#, "does not apply"),
-        (#"{"kind":"moons","train":0,"test":1}"#, "train must be ≥ 1"),
-        (#"{"kind":"moons","train":5,"test":-1}"#, "test must be ≥ 0"),
+        (#"{"kind":"moons","train":0,"test":1}"#, "train must be an integer in 1…10000000, got 0"),
+        (#"{"kind":"moons","train":5,"test":-1}"#, "test must be an integer in 0…10000000, got -1"),
+        // Sizes are checked before anything is allocated, numbers that do not fit are named.
+        (#"{"kind":"moons","train":1e9,"test":1}"#, "train must be an integer in 1…10000000, got 1000000000"),
+        (#"{"kind":"moons","train":2.5,"test":1}"#, "train must be an integer in 1…10000000, got 2.5"),
+        (#"{"kind":"moons","train":5,"test":1e30}"#, "test must be an integer in 0…10000000"),
+        (#"{"kind":"teacher","train":9000000,"test":1000000,"inputDim":100}"#, "more than the limit of 100000000"),
+        (#"{"kind":"teacher","train":5,"test":1,"inputDim":100000,"teacherWidths":[100000]}"#, "parameters, more than the limit"),
+        (#"{"kind":"teacher","train":5,"test":1,"teacherWidths":[4,2.5]}"#, "teacherWidths[1] must be an integer in 1…1000000, got 2.5"),
+        (#"{"kind":"idx","labelCount":-1}"#, "labelCount must be an integer in 2…256, got -1"),
+        (#"{"kind":"moon","train":5,"test":1}"#, "did you mean 'moons'?"),
         (#"{"kind":"moons","train":5,"test":1,"noise":-0.1}"#, "noise"),
         (#"{"kind":"sine","train":5,"test":1,"xMin":1,"xMax":0}"#, "xMin < xMax"),
         (#"{"kind":"teacher","train":5,"test":1,"teacherActivation":"gelu"}"#, "teacherActivation"),
@@ -95,5 +105,16 @@ struct SpecTests {
         expectDataError({ try DataSpec(kind: "moons").load(seed: 1) }, mentions: ["train"])
         expectDataError({ try DataSpec(kind: "blobs", train: 1, test: 1).load(seed: 1) }, mentions: ["unknown data kind 'blobs'"])
         expectDataError({ try DataSpec(kind: "moons", train: 3, test: 1, factor: 0.2).load(seed: 1) }, mentions: ["factor"])
+        // A size over the limit is refused before anything is allocated.
+        expectDataError({ try DataSpec(kind: "moons", train: 1_000_000_000, test: 1).load(seed: 1) }, mentions: ["train", "10000000"])
+    }
+
+    /// The allowed keys come from `CodingKeys`: the JSON key of `classFilter` is `classes`, and
+    /// every key the kinds accept is one `CodingKeys` knows.
+    @Test func allowedKeysAreTheJSONKeys() {
+        #expect(DataSpec.allowedKeys(kind: "idx").contains("classes"))
+        #expect(!DataSpec.allowedKeys(kind: "idx").contains("classFilter"))
+        #expect(DataSpec.allowedKeys(kind: "moons") == ["kind", "train", "test", "noise"])
+        for kind in DataSpec.kinds { #expect(DataSpec.allowedKeys(kind: kind).count >= 3) }
     }
 }

@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 import RealModule
 @testable import PKNumerics
@@ -304,5 +305,59 @@ struct PSDRidgeTests {
         for i in 0..<m { shifted[i, i] += fit.lambda }
         let reference = try LinearAlgebra.choleskySolve(shifted, b)
         for (u, v) in zip(fit.x.data, reference.data) { #expect(abs(u - v) <= 1e-9 * max(1, abs(v))) }
+    }
+}
+
+@Suite("closest valid key")
+struct ClosestKeyTests {
+    static let optimizer = ["kind", "learningRate", "weightDecay", "schedule", "momentum", "dampening", "nesterov",
+                            "beta1", "beta2", "alpha", "eps", "clipNorm"]
+
+    @Test(arguments: [("lr", "learningRate"), ("learning_rate", "learningRate"), ("LearningRate", "learningRate"),
+                      ("wd", "weightDecay"), ("momentun", "momentum"), ("nestrov", "nesterov"), ("beta_1", "beta1"),
+                      ("sched", "schedule"), ("clip", "clipNorm"), ("kin", "kind")])
+    func suggests(typed: String, expected: String) {
+        #expect(ConfigProblem.closest(to: typed, among: Self.optimizer) == expected)
+    }
+
+    @Test func nothingCloseSuggestsNothing() {
+        #expect(ConfigProblem.closest(to: "foo", among: Self.optimizer) == nil)
+        #expect(ConfigProblem.closest(to: "batchnorm", among: Self.optimizer) == nil)
+    }
+
+    @Test func duplicateKeys() {
+        func dup(_ s: String) -> String? { ConfigProblem.duplicateKey(in: Data(s.utf8)).map { "\($0.key) \($0.location)" } }
+        #expect(dup(#"{"a": 1, "b": {"a": 2, "c": [{"a": 1}, {"a": 2}]}, "c": "a"}"#) == nil)
+        #expect(dup(#"{"a": 1, "b": 2, "a": 3}"#) == "a at the top level")
+        #expect(dup(#"{"x": {"y": {"k": 1, "k": 2}}}"#) == "k in x.y")
+        #expect(dup(#"{"x": [{"k": 1, "k": 2}]}"#) == "k in x[]")
+        #expect(dup(#"{"a\"b": 1, "a\u0022b": 2}"#) == "a\"b at the top level")   // the same key, escaped two ways
+        #expect(dup(#"{"s": "{\"a\": 1, \"a\": 2}"}"#) == nil)                   // braces inside a string value
+    }
+
+    @Test func editDistance() {
+        #expect(ConfigProblem.editDistance("kitten", "sitting") == 3)
+        #expect(ConfigProblem.editDistance("", "abc") == 3)
+        #expect(ConfigProblem.editDistance("same", "same") == 0)
+        #expect(ConfigProblem.editDistance("sdg", "sgd") == 1)   // a swap of neighbours
+    }
+}
+
+@Suite("PATHKERNEL_THREADS")
+struct ThreadsEnvironmentTests {
+    @Test func validValuesAndUnset() throws {
+        #expect(try Parallel.threadsFromEnvironment([:]) == nil)
+        #expect(try Parallel.threadsFromEnvironment(["PATHKERNEL_THREADS": "3"]) == 3)
+        #expect(try Parallel.threadsFromEnvironment(["PATHKERNEL_THREADS": " 2 "]) == 2)
+    }
+
+    @Test(arguments: ["0", "-1", "abc", "", "1.5", "4096", "99999999999999999999"])
+    func badValuesNameTheVariable(value: String) {
+        #expect {
+            try Parallel.threadsFromEnvironment(["PATHKERNEL_THREADS": value])
+        } throws: { error in
+            let m = "\(error)"
+            return m.contains("PATHKERNEL_THREADS must be a positive integer (1…1024") && m.contains("got '\(value)'") && !m.contains("\n")
+        }
     }
 }

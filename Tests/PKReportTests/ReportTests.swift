@@ -52,6 +52,33 @@ struct ReportTests {
         #expect((obj["settings"] as? [String: Any])?["path_kernel"] as? String == r.settings.pathKernel)
     }
 
+    /// `--scope exact` computes no dynamics, no training-point fidelity and no train accuracy:
+    /// the text and Markdown reports leave those sections, columns and words out instead of
+    /// printing empty ones or dashes.
+    @Test func sectionsWithoutDataAreOmitted() throws {
+        var r = try Golden.result()
+        r.dynamics = []
+        r.run.networkTrainAccuracy = nil
+        r.kernelMachines = r.kernelMachines.filter { ["exact", "path-km"].contains($0.name) }
+        for i in r.kernelMachines.indices { r.kernelMachines[i].train = nil }
+        for format in [ReportFormat.text, .markdown] {
+            let text = Report.render(r, format: format)
+            #expect(!text.contains("Along training"), "\(text)")
+            #expect(!text.contains("accuracy – train") && !text.contains(" train,"), "\(text)")
+            #expect(text.contains("Kernel machines against the network") && text.contains("path-km"))
+            let machineLines = text.split(separator: "\n").filter { $0.contains("path-km") || $0.hasPrefix("exact") || $0.hasPrefix("| exact") }
+            for line in machineLines { #expect(!line.contains("–"), "an empty column in: \(line)") }
+            #expect(!text.contains("train rel err"))
+        }
+        // Held-out accuracy alone.
+        if r.run.networkTestAccuracy != nil {
+            #expect(Report.render(r, format: .text).contains("network    accuracy \(Report.pct(r.run.networkTestAccuracy)) held out"))
+        }
+        // No machine measured at all: no machines section.
+        r.kernelMachines = []
+        #expect(!Report.render(r, format: .text).contains("Kernel machines"))
+    }
+
     @Test func markdownReportMatchesGolden() throws {
         try Golden.check(Report.render(try Golden.result(), format: .markdown), against: "report.md")
     }

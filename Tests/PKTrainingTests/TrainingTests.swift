@@ -207,3 +207,139 @@ struct TrainingTests {
         }
     }
 }
+
+/// Run configs are strict: an unknown key anywhere, a number that does not fit its field or a size
+/// over the limits is a one-line error naming the field, the range and what to do.
+@Suite("run config strictness")
+struct RunConfigStrictnessTests {
+    static let base = """
+    {"name": "strict", "seed": 3,
+     "data": {"kind": "moons", "train": 40, "test": 10, "noise": 0.1},
+     "model": {"kind": "mlp", "layers": [2, 8, 1], "activation": "tanh"},
+     "loss": {"kind": "logistic"},
+     "optimizer": {"kind": "sgd", "learningRate": 0.5, "schedule": {"kind": "constant", "warmupSteps": 0}},
+     "training": {"steps": 3, "batchSize": 8, "checkpointEvery": 1}}
+    """
+
+    /// `base` with `old` replaced by `new` (which must occur).
+    static func variant(_ old: String, _ new: String) -> String {
+        precondition(base.contains(old), old)
+        return base.replacingOccurrences(of: old, with: new)
+    }
+
+    static func message(_ json: String) -> String? {
+        do {
+            let c = try RunConfig.decode(Data(json.utf8), source: "cfg.json")
+            try c.validate()
+            _ = try Trainer(config: c)
+            return nil
+        } catch {
+            return "\(error)"
+        }
+    }
+
+    @Test func baseIsValid() {
+        #expect(Self.message(Self.base) == nil)
+    }
+
+    /// An unknown key in every object of a config: named, with where it was and the closest valid key.
+    @Test(arguments: [
+        (variant(#""seed": 3"#, #""sed": 3"#), ["unknown key 'sed' at the top level", "did you mean 'seed'?"]),
+        (variant(#""noise": 0.1"#, #""nosie": 0.1"#), ["unknown key 'nosie' in data", "did you mean 'noise'?"]),
+        (variant(#""activation": "tanh""#, #""activation": "tanh", "sigma_w": 1"#), ["unknown key 'sigma_w' in model", "did you mean 'sigmaW'?"]),
+        (variant(#""kind": "logistic""#, #""kind": "logistic", "weights": 1"#), ["unknown key 'weights' in loss", "kind"]),
+        (variant(#""learningRate": 0.5"#, #""lr": 0.5"#), ["unknown key 'lr' in optimizer", "did you mean 'learningRate'?"]),
+        (variant(#""warmupSteps": 0"#, #""warmup": 0"#), ["unknown key 'warmup' in optimizer.schedule", "did you mean 'warmupSteps'?"]),
+        (variant(#""batchSize": 8"#, #""batch_size": 8"#), ["unknown key 'batch_size' in training", "did you mean 'batchSize'?"]),
+        (variant(#""checkpointEvery": 1"#, #""checkpointEvery": 1, "epochs": 2"#), ["unknown key 'epochs' in training", "remove it or use one of: steps, batchSize"]),
+    ])
+    func unknownKeysAreRefused(json: String, phrases: [String]) throws {
+        let m = try #require(Self.message(json))
+        for p in phrases { #expect(m.contains(p), "\(m)") }
+        #expect(m.hasPrefix("cfg.json: ") && !m.contains("\n"), "\(m)")
+    }
+
+    /// Numbers that JSONDecoder alone reports as "not valid JSON", non-integers and out-of-range
+    /// sizes: the message names the field and its range.
+    @Test(arguments: [
+        (variant(#""seed": 3"#, #""seed": -1"#), "seed must be an integer in 0…18446744073709551615, got -1"),
+        (variant(#""seed": 3"#, #""seed": 18446744073709551616"#), "seed must be an integer in 0…18446744073709551615"),
+        (variant(#""steps": 3"#, #""steps": 1e30"#), "training.steps must be an integer in 1…100000000, got 1e+30"),
+        (variant(#""steps": 3"#, #""steps": 2.5"#), "training.steps must be an integer in 1…100000000, got 2.5"),
+        (variant(#""steps": 3"#, #""steps": "3""#), "training.steps must be an integer in 1…100000000, got the string \"3\""),
+        (variant(#""steps": 3"#, #""steps": 0"#), "training.steps must be an integer in 1…100000000, got 0"),
+        (variant(#""checkpointEvery": 1"#, #""checkpointEvery": -2"#), "training.checkpointEvery must be an integer in 1…100000000, got -2"),
+        (variant(#""batchSize": 8"#, #""batchSize": 0"#), "training.batchSize must be an integer in 1…10000000, got 0"),
+        (variant(#""batchSize": 8"#, #""batchSize": 41"#), "training.batchSize 41 is larger than the 40 training examples; use a batch size in 1…40"),
+        (variant(#""warmupSteps": 0"#, #""warmupSteps": -1"#), "optimizer.schedule.warmupSteps must be an integer in 0…100000000, got -1"),
+        (variant(#""layers": [2, 8, 1]"#, #""layers": [2, 8.5, 1]"#), "model.layers[1] must be an integer in 1…1000000, got 8.5"),
+        (variant(#""layers": [2, 8, 1]"#, #""layers": [2, 0, 1]"#), "model.layers[1] must be an integer in 1…1000000, got 0"),
+        (variant(#""layers": [2, 8, 1]"#, #""layers": [2, 100000, 100000, 1]"#), "more than the limit of 100000000"),
+        (variant(#""learningRate": 0.5"#, #""learningRate": 1e400"#), "optimizer.learningRate must be a number"),
+        (variant(#""train": 40"#, #""train": 1e9"#), "data.train must be an integer in 1…10000000, got 1000000000"),
+        (variant(#""test": 10"#, #""test": -5"#), "data.test must be an integer in 0…10000000, got -5"),
+        (variant(#""kind": "sgd""#, #""kind": "sdg""#), "optimizer.kind must be one of gd, sgd, adam, adamw, rmsprop, got 'sdg' (did you mean 'sgd'?)"),
+        (variant(#""kind": "sgd""#, #""kind": "gd""#), "training.batchSize (8) does not apply"),
+        (variant(#""learningRate": 0.5"#, #""learningRate": 0.5, "beta1": 0.8"#), "optimizer.beta1 does not apply to kind sgd"),
+        (variant(#""kind": "sgd""#, #""kind": "adam""#).replacingOccurrences(of: #""learningRate": 0.5"#, with: #""learningRate": 0.5, "alpha": 0.9"#),
+         "optimizer.alpha does not apply to kind adam (its keys: kind, learningRate, weightDecay, schedule, beta1, beta2, eps, clipNorm)"),
+        (variant(#""train": 40"#, #""train": 400000"#).replacingOccurrences(of: #""kind": "sgd""#, with: #""kind": "gd""#)
+            .replacingOccurrences(of: #", "batchSize": 8"#, with: "").replacingOccurrences(of: "[2, 8, 1]", with: "[2, 200, 1]"),
+         "more than the limit of 50000000"),
+        (variant(#""seed": 3,"#, #""seed": 3,,"#), "not valid JSON"),
+    ])
+    func badNumbersNameTheFieldAndRange(json: String, phrase: String) throws {
+        let m = try #require(Self.message(json))
+        #expect(m.contains(phrase), "\(m)")
+        #expect(!m.contains("\n"), "\(m)")
+    }
+
+    /// JSON decoders keep one of two equal keys silently: a config refuses them.
+    @Test(arguments: [
+        (variant(#""seed": 3,"#, #""seed": 3, "seed": 4,"#), "key 'seed' appears twice at the top level"),
+        (variant(#""learningRate": 0.5"#, #""learningRate": 0.5, "learningRate": 5"#), "key 'learningRate' appears twice in optimizer"),
+        (variant(#""warmupSteps": 0"#, #""warmupSteps": 0, "warmupSteps": 1"#), "key 'warmupSteps' appears twice in optimizer.schedule"),
+    ])
+    func duplicateKeysAreRefused(json: String, phrase: String) throws {
+        let m = try #require(Self.message(json))
+        #expect(m.contains(phrase), "\(m)")
+    }
+
+    @Test func syntaxErrorsGiveALineAndColumn() throws {
+        let m = try #require(Self.message("{\n  \"name\": \"x\",\n  \"seed\": 1,,\n}"))
+        #expect(m.contains("not valid JSON") && m.contains("line 3"), "\(m)")
+    }
+
+    /// What `encoded()` writes (and traces store) decodes again under the strict rules.
+    @Test func encodedConfigsDecodeAgain() throws {
+        var configs = try Presets.names().map { try Presets.load($0) }
+        var c = try RunConfig.decode(Data(Self.base.utf8), source: "base")
+        c.optimizer = OptimizerSpec(kind: .adamw, learningRate: 0.01, weightDecay: 0.1,
+                                    schedule: ScheduleSpec(kind: .step, warmupSteps: 2, every: 5, gamma: 0.5),
+                                    beta1: 0.8, beta2: 0.99, eps: 1e-6, clipNorm: 1)
+        c.training.precision = .float32
+        configs.append(c)
+        for config in configs {
+            let again = try RunConfig.decode(Data(config.encoded().utf8), source: config.name)
+            #expect(again == config)
+        }
+    }
+}
+
+/// The accepted keys come from each type's `CodingKeys`; the docs must name every one.
+@Suite("config keys are documented")
+struct ConfigKeysDocumentedTests {
+    static func doc(_ name: String) throws -> String {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        return try String(contentsOf: root.appendingPathComponent("Docs/\(name)"), encoding: .utf8)
+    }
+
+    @Test func everyKeyIsInTheDocs() throws {
+        let config = try Self.doc("config.md"), networks = try Self.doc("networks.md")
+        func documented(_ key: String, in text: String) -> Bool { text.contains("`\(key)`") || text.contains(".\(key)`") }
+        for key in RunConfig.jsonKeys + TrainingSpec.jsonKeys + OptimizerSpec.jsonKeys + ScheduleSpec.jsonKeys + LossSpec.jsonKeys {
+            #expect(documented(key, in: config), "Docs/config.md does not name '\(key)'")
+        }
+        for key in ModelSpec.jsonKeys { #expect(documented(key, in: networks), "Docs/networks.md does not name '\(key)'") }
+    }
+}

@@ -44,7 +44,7 @@ def config(name, optimizer, outputs):
         "name": name, "seed": 3, "data": data,
         "model": {"kind": "mlp", "layers": [2, 16, 16, outputs], "activation": "tanh"},
         "loss": {"kind": loss}, "optimizer": optimizer,
-        "training": {"steps": 40, "batchSize": 16, "checkpointEvery": 4},
+        "training": {"steps": 40, "checkpointEvery": 4, **({} if optimizer["kind"] == "gd" else {"batchSize": 16})},
     }
 
 
