@@ -549,6 +549,13 @@ public struct PathAnalyzer {
                                   meanNodesPerStep: Double(nodeCount) / Double(max(T, 1)), maxDepth: maxDepth),
             kernelMachines: machines, dynamics: dynamics, dynamicsSubset: dynIdx.count, attribution: attribution,
             seconds: Date().timeIntervalSince(started), toolVersion: "")
+        // Never a table of NaN: a run whose weights or outputs are too large for float64 kernels
+        // (a diverged run its writer did not mark) is refused, naming the likely cause.
+        let json = AnalysisStore.encode(result)
+        if json.contains("\"nan\"") || kp.data.contains(where: \.isNaN) {
+            let largest = wT.reduce(0) { max($0, abs($1)) }
+            throw AnalysisError("\(run.path): the analysis gives NaN (the final weights reach |w| = \(String(format: "%.3g", largest)), the outputs \(String(format: "%.3g", fT.data.reduce(0) { max($0, abs($1)) }))): the run probably diverged without being marked so; analyze a trace that stops before the divergence (pathkernel train marks it `diverged` and keeps the finite prefix)")
+        }
         return (result, kp)
     }
 }

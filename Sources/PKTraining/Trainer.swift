@@ -8,8 +8,9 @@ import PKTrace
 /// The training loop: (S)GD on the mean batch loss, emitting typed events.
 ///
 /// Update `t`: `w_{t+1} = w_t − η_t (∇_w (1/|B_t|) Σ_{i∈B_t} ℓ(f(x_i; w_t), y_i) + λ w_t)`.
-/// A non-finite loss or parameter stops the run with status `diverged`; the last finite
-/// weights are checkpointed so the trace keeps everything up to that point.
+/// A diverging step (`Divergence`: a non-finite loss or weight, or a loss or weights that
+/// exploded) stops the run with status `diverged`; the weights before that step are
+/// checkpointed so the trace keeps everything up to that point.
 public struct Trainer: Sendable {
     public let config: RunConfig
     public let data: DataSplit
@@ -52,6 +53,7 @@ public struct Trainer: Sendable {
                                     dropLast: config.training.dropLast,
                                     fullBatch: config.optimizer.kind == .gd, seed: config.seed)
         var w = model.initialParameters(seed: config.seed)
+        var divergence = Divergence(initial: w)
         var lastCheckpoint = 0
         var lastLoss: Double? = nil
 
@@ -85,15 +87,12 @@ public struct Trainer: Sendable {
             let result = optimizer.step(model: model, parameters: w, state: state, inputs: xb, targets: yb, loss: loss, learningRate: eta)
             emit(.step(StepInfo(step: t, epoch: epoch, learningRate: eta, batch: batch, loss: result.loss,
                                 clipScale: clips ? result.info?.clipScale : nil)))
-            guard let next = result.next else {
+            if let why = divergence.check(step: t, loss: result.loss, next: result.next) {
                 if lastCheckpoint != t { checkpoint(t) }
-                return finish(.diverged, "non-finite loss (\(result.loss)) at step \(t)", t)
+                return finish(.diverged, why, t)
             }
+            guard let next = result.next else { return finish(.diverged, "no update at step \(t)", t) }
             lastLoss = result.loss
-            guard next.allSatisfy({ $0.isFinite }) else {
-                if lastCheckpoint != t { checkpoint(t) }
-                return finish(.diverged, "non-finite parameters after update \(t)", t)
-            }
             w = next
             state = result.state ?? state
             if (t + 1) % k == 0 || t + 1 == T {

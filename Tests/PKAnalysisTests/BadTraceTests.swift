@@ -108,3 +108,33 @@ func sqlite(_ file: String, _ sql: String) throws {
     p.waitUntilExit()
     #expect(p.terminationStatus == 0)
 }
+
+/// Divergence is detected for every loss, including a run that explodes while staying finite.
+@Suite("Divergence")
+struct DivergenceTests {
+    /// Logistic loss at learning rate 1e200: the first update gives weights near 1e186 (finite,
+    /// the loss finite too). The run must end `diverged` at that step, and the analysis must be a
+    /// clean refusal (nothing finite to analyze), never a table of NaN.
+    @Test func anExplodingLogisticRunIsMarkedDivergedAndNotAnalyzed() throws {
+        let cfg = config(name: "boom", data: #"{"kind":"moons","train":16,"test":6}"#,
+                         model: #"{"layers":[2,6,1],"activation":"tanh"}"#, loss: .logistic,
+                         optimizer: OptimizerSpec(kind: .gd, learningRate: 1e200), steps: 20)
+        let path = try recordTrace(cfg)
+        let reader = try TraceReader.open(path)
+        #expect(reader.run.status == .diverged)
+        #expect(reader.run.statusMessage?.contains("exploded after update 0") == true, "\(reader.run.statusMessage ?? "")")
+        #expect { try analyze(path) } throws: { "\($0)".contains("nothing to analyze") }
+    }
+
+    /// The rule itself: non-finite loss, non-finite weight, exploding loss, exploding weights.
+    @Test func theRule() {
+        var d = Divergence(initial: [0.5, -2])
+        #expect(d.check(step: 0, loss: 0.7, next: [0.4, -2.1]) == nil)
+        #expect(d.check(step: 1, loss: .nan, next: nil)?.contains("non-finite loss") == true)
+        #expect(d.check(step: 1, loss: 0.6, next: [.infinity, 0])?.contains("non-finite parameters") == true)
+        #expect(d.check(step: 1, loss: 1.5e8, next: nil)?.contains("loss exploded") == true)
+        // Weights: 1e8 × max(1, 2) = 2e8 is the bound.
+        #expect(d.check(step: 2, loss: 0.5, next: [1.9e8, 0]) == nil)
+        #expect(d.check(step: 2, loss: 0.5, next: [2.1e8, 0])?.contains("weights exploded") == true)
+    }
+}
