@@ -20,14 +20,15 @@ public struct PathAnalyzer {
 
     public init(settings: AnalysisSettings) { self.settings = settings }
 
-    /// Runs the analysis; `progress(done, total)` is called after each step.
-    public func analyze(reader: TraceReader, progress: (Int, Int) -> Void = { _, _ in }) throws -> AnalysisResult {
+    /// Runs the analysis; `progress` is called after each step of each phase and after the
+    /// kernel machines (its `done`/`total` in estimated cost, see `AnalysisProgress`).
+    public func analyze(reader: TraceReader, progress: (AnalysisProgress) -> Void = { _ in }) throws -> AnalysisResult {
         try analyzeWithKernel(reader: reader, progress: progress).result
     }
 
     /// The analysis and the accumulated path kernel `K^p` (rows: held-out queries, then every
     /// training point; `full`: (n_q·C) × (n·C) in C×C blocks, `trace`: n_q × n).
-    public func analyzeWithKernel(reader: TraceReader, progress: (Int, Int) -> Void = { _, _ in }) throws
+    public func analyzeWithKernel(reader: TraceReader, progress: (AnalysisProgress) -> Void = { _ in }) throws
         -> (result: AnalysisResult, kernel: Matrix) {
         try settings.validate()
         // Many small GEMMs: one BLAS thread (see `BLASThreads`).
@@ -101,7 +102,13 @@ public struct PathAnalyzer {
         let adaptiveForm = preconditioned != nil
         var pcState = optimizer.initialState(parameterCount: model.parameterCount)
         let kernelForm = (run.optimizer.isPlainGradientDescent || momentumForm || adaptiveForm) && !path.checkpointResolution
-        let totalWork = adaptiveForm ? 2 * T : T
+        // Progress in estimated cost (AnalysisProgress), so that the ETA holds across phases.
+        let meanBatch = Double(run.stepRecords.reduce(0) { $0 + $1.batch.count }) / Double(max(T, 1))
+        let windowSides = momentumForm && mu > 0 ? min(Double(T), max(1, (log(momentumTolerance) / log(mu)).rounded(.up))) : 1
+        let cost = AnalysisCostModel(model: model, queries: nQ, train: n, meanBatch: meanBatch, nodes: settings.nodes,
+                                     blocks: blocks, kernelForm: kernelForm, backward: adaptiveForm, windowSides: windowSides,
+                                     machines: exactOnly ? nil : n * blocks)
+        let totalWork = Double(T) * (cost.forwardPerStep + cost.backwardPerStep) + cost.machines
         func momentumCoefficient(t: Int, s: Int) -> Double {
             PathAnalyzer.momentumCoefficient(t: t, s: s, momentum: mu, dampening: damp, nesterov: nesterov)
         }
@@ -344,7 +351,8 @@ public struct PathAnalyzer {
                     Vec.axpy(1, u.updates, &wLin)
                 }
             }
-            progress(t + seg.span, totalWork)
+            progress(AnalysisProgress(done: Double(t + seg.span) * cost.forwardPerStep, total: totalWork, phase: .forward,
+                                      step: t + seg.span, steps: T))
         }
         let wT = path.current
         sampleDynamics(step: T, w: wT)
@@ -352,7 +360,11 @@ public struct PathAnalyzer {
             form.end = wT
             var acc = KernelAccumulators(kp: kp, nSum: nSum, nDiag: nDiag, nAttr: nAttr, rwd: rwd, jvpSum: jvpSum, cSum: cSum, gSum: gSum)
             kp = Matrix(rows: 0, cols: 0)   // one copy of K^p
-            let report: (Int, Int) -> Void = { done, total in progress(T + done * T / max(total, 1), totalWork) }
+            let report: (Int, Int) -> Void = { done, total in
+                let part = Double(done) / Double(max(total, 1))
+                progress(AnalysisProgress(done: Double(T) * (cost.forwardPerStep + part * cost.backwardPerStep), total: totalWork,
+                                          phase: .backward, step: Int((part * Double(T)).rounded()), steps: T))
+            }
             switch settings.precision {
             case .f64:
                 PathAnalyzer.accumulatePreconditioned(Double.self, form, model: model, run: run, xq: xq, nT: nT, exactOnly: exactOnly,
@@ -370,6 +382,7 @@ public struct PathAnalyzer {
         let change = fT - f0
 
         // Kernel machines.
+        if !exactOnly { progress(AnalysisProgress(done: totalWork - cost.machines, total: totalWork, phase: .machines, step: 0, steps: 0)) }
         var exact = f0
         for q in 0..<nQ {
             for c in 0..<C { exact[q, c] += kernelForm ? -nSum[q, c] + rwd[q, c] : jvpSum[q, c] }
@@ -415,6 +428,8 @@ public struct PathAnalyzer {
                 return f0 + Matrix(rows: nQ, cols: C, data: fitted.data)
             }
         }
+
+        if !exactOnly { progress(AnalysisProgress(done: totalWork, total: totalWork, phase: .machines, step: 0, steps: 0)) }
 
         // Fidelity per machine and split.
         let labels: [Double] = (0..<nT).map { run.testY[$0, 0] } + (0..<n).map { run.trainY[$0, 0] }

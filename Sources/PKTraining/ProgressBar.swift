@@ -6,45 +6,76 @@ public final class ProgressBar {
     private let interactive: Bool
     private let output: (String) -> Void
     private var total: Int
-    private var start = Date()
+    private var start: Date
     private var lastDraw = Date.distantPast
     private var lastDecile = -1
     private var drewBar = false
+    private let clock: () -> Date
+    /// The current phase and where it started (time, done): the ETA uses the current phase's rate.
+    private var phase = 0
+    private var phaseStart: (time: Date, done: Int)
 
-    public init(total: Int, interactive: Bool = isatty(2) == 1,
-                output: @escaping (String) -> Void = { FileHandle.standardError.write(Data($0.utf8)) }) {
+    /// Whether lines show `done/total` (steps); off when `done` counts units of cost.
+    private let counts: Bool
+
+    /// `clock` exists for tests; leave the default.
+    public init(total: Int, interactive: Bool = isatty(2) == 1, counts: Bool = true,
+                output: @escaping (String) -> Void = { FileHandle.standardError.write(Data($0.utf8)) },
+                clock: @escaping () -> Date = Date.init) {
         self.total = max(total, 1)
+        self.counts = counts
         self.interactive = interactive
         self.output = output
+        self.clock = clock
+        start = clock()
+        phaseStart = (start, 0)
     }
 
     public func restart(total: Int) {
         self.total = max(total, 1)
-        start = Date()
+        start = clock()
+        phase = 0
+        phaseStart = (start, 0)
         lastDecile = -1
     }
 
-    public var elapsed: Double { Date().timeIntervalSince(start) }
+    public var elapsed: Double { clock().timeIntervalSince(start) }
 
-    /// Reports `done` of `total` with a status text (for example the loss).
-    public func update(_ done: Int, _ status: String) {
-        let now = Date()
+    /// The estimated seconds left at `done` of `total`: `total − done` at the current phase's own
+    /// rate, once the phase has run at least a second and advanced; before that, at the whole
+    /// run's rate. `done` must be in units of cost (the analyzer's are), so that one rate holds
+    /// for every phase; a new phase's rate replaces the old one's as soon as it is measured.
+    public func eta(done: Int, now: Date) -> Double {
+        let inPhase = now.timeIntervalSince(phaseStart.time), phaseDone = done - phaseStart.done
+        if inPhase >= 1, phaseDone > 0 { return inPhase / Double(phaseDone) * Double(total - done) }
+        let all = now.timeIntervalSince(start)
+        return done > 0 ? all / Double(done) * Double(total - done) : .nan
+    }
+
+    /// Reports `done` of `total` with a status text (for example the loss). A new `phase` value
+    /// starts a new rate for the ETA.
+    public func update(_ done: Int, _ status: String, phase: Int = 0) {
+        let now = clock()
+        if phase != self.phase {
+            self.phase = phase
+            phaseStart = (now, done)
+        }
         let percent = min(100, done * 100 / total)
         let elapsed = now.timeIntervalSince(start)
-        let eta = done > 0 ? elapsed / Double(done) * Double(total - done) : .nan
+        let eta = eta(done: done, now: now)
         if interactive {
             guard now.timeIntervalSince(lastDraw) > 0.1 || done >= total else { return }
             lastDraw = now
             let width = 30
             let filled = width * min(done, total) / total
             let bar = String(repeating: "█", count: filled) + String(repeating: "·", count: width - filled)
-            output("\r\(bar) \(String(format: "%3d%%", percent)) \(done)/\(total) \(status) ETA \(ProgressBar.duration(eta))  ")
+            output("\r\(bar) \(String(format: "%3d%%", percent)) \(counts ? "\(done)/\(total) " : "")\(status) ETA \(ProgressBar.duration(eta))  ")
             drewBar = true
         } else {
             guard percent / 10 != lastDecile / 10 || now.timeIntervalSince(lastDraw) > 5 || done >= total else { return }
             lastDecile = percent
             lastDraw = now
-            output("\(done)/\(total) (\(percent)%) \(status) elapsed \(ProgressBar.duration(elapsed)) ETA \(ProgressBar.duration(eta))\n")
+            output("\(counts ? "\(done)/\(total) (\(percent)%)" : "\(percent)%") \(status) elapsed \(ProgressBar.duration(elapsed)) ETA \(ProgressBar.duration(eta))\n")
         }
     }
 

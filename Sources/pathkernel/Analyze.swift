@@ -78,10 +78,11 @@ enum AnalysisRunner {
         let writer = try AnalysisWriter.open(path)
         defer { writer.close() }
         let before = try reader.basis()
-        let bar = quiet ? nil : ProgressBar(total: max(reader.run.plannedSteps, 1))
-        var result = try PathAnalyzer(settings: settings).analyze(reader: reader) { done, total in
-            if done == 1 { bar?.restart(total: total) }
-            bar?.update(done, "steps")
+        // The bar counts estimated cost (AnalysisProgress), not steps: its ETA holds across phases.
+        let bar = quiet ? nil : ProgressBar(total: 10_000, counts: false)
+        var result = try PathAnalyzer(settings: settings).analyze(reader: reader) { p in
+            let what = p.steps > 0 ? "\(p.phase.label) \(p.step)/\(p.steps)" : p.phase.label
+            bar?.update(Int((10_000 * p.fraction).rounded(.down)), what, phase: p.phase.rawValue)
         }
         bar?.finish("analyzed \(result.run.steps) steps in \(ProgressBar.duration(result.seconds))")
         if let changed = try reader.basis().changes(since: before) {

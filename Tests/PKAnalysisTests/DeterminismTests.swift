@@ -62,3 +62,30 @@ struct DeterminismTests {
         }
     }
 }
+
+/// The analyzer's progress: in cost units, monotone, phases in order, ending at the total.
+@Suite("Analysis progress")
+struct AnalysisProgressTests {
+    @Test(arguments: [#"{"kind":"sgd","learningRate":0.1}"#, #"{"kind":"adam","learningRate":0.01}"#])
+    func progressIsMonotoneAndComplete(optimizer: String) throws {
+        let spec = try JSONDecoder().decode(OptimizerSpec.self, from: Data(optimizer.utf8))
+        let cfg = config(name: "prog", data: #"{"kind":"spirals","train":20,"test":8,"classes":3}"#,
+                         model: #"{"layers":[2,8,3],"activation":"tanh"}"#, loss: .crossEntropy,
+                         optimizer: spec, steps: 6, batchSize: 5, checkpointEvery: 2)
+        var seen: [AnalysisProgress] = []
+        _ = try PathAnalyzer(settings: AnalysisSettings()).analyze(reader: TraceReader.open(try recordTrace(cfg))) { seen.append($0) }
+        #expect(!seen.isEmpty)
+        for (a, b) in zip(seen, seen.dropFirst()) {
+            #expect(b.done >= a.done && b.phase.rawValue >= a.phase.rawValue)
+            #expect(a.total == b.total)
+        }
+        #expect(seen.last!.fraction == 1 && seen.last!.phase == .machines)
+        let phases = Set(seen.map(\.phase))
+        #expect(phases.contains(.backward) == (spec.kind == .adam))
+        if spec.kind == .adam {
+            // The backward pass carries the query side: far more than the forward pass's step check.
+            let forwardEnd = seen.last { $0.phase == .forward }!.fraction
+            #expect(forwardEnd < 0.2, "forward pass estimated at \(forwardEnd) of the work")
+        }
+    }
+}

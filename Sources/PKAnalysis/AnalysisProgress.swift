@@ -1,0 +1,75 @@
+import PKNetworks
+
+/// Where an analysis stands, in units of estimated cost, so that a progress bar's ETA stays
+/// honest across phases of very different cost per step (the forward pass of an Adam or
+/// momentum run is a small fraction of its backward pass; the ridge machines' eigendecomposition
+/// comes after every step).
+public struct AnalysisProgress: Sendable {
+    /// The phases, in order.
+    public enum Phase: Int, Sendable, CaseIterable {
+        /// Steps in time order: the step check, the path integration (plain (S)GD, windowed
+        /// momentum), the linearized network.
+        case forward
+        /// The exact two-time kernels (momentum, Adam, AdamW, RMSProp), steps backwards in time.
+        case backward
+        /// Kernel machines: the ridge fits and the final NTK.
+        case machines
+
+        public var label: String {
+            switch self {
+            case .forward: return "steps"
+            case .backward: return "kernel (backwards)"
+            case .machines: return "kernel machines"
+            }
+        }
+    }
+
+    /// Work done and in all (estimated flop-equivalents; only their ratio means anything).
+    public var done: Double
+    public var total: Double
+    public var phase: Phase
+    /// Steps of this phase done, of `steps` (forward and backward); 0 of 0 for `machines`.
+    public var step: Int
+    public var steps: Int
+
+    public var fraction: Double { total > 0 ? min(1, done / total) : 1 }
+}
+
+/// The cost model behind `AnalysisProgress` (flop-equivalents per step of each phase).
+///
+/// Dominant terms only: the queries' tangent features and JVPs at each node
+/// (`2·n_q·P·(2 + C)`), their kernels against the training side (`2·n_q·n_b·Σ_l(in_l + C·out_l)`
+/// per side and node), the training side's features, the step check and the linearized update
+/// (`≈ 10·n_b·P`); the backward pass's update of the query side R and its products with the batch
+/// (`2·C·n_q·P·(q + n_b)`) plus its memory traffic (three passes over R, counted as 72·C·n_q·P:
+/// about 3 flops per byte); the ridge machines' eigendecompositions (`9m³` each, or `m³/3` by
+/// Cholesky above `eigenRidgeLimit`). Checked against measured runs in Docs/path-kernel.md §7.
+struct AnalysisCostModel {
+    let forwardPerStep: Double
+    let backwardPerStep: Double
+    let machines: Double
+
+    init(model: MLP, queries nQ: Int, train n: Int, meanBatch nb: Double, nodes q: Int, blocks: Int,
+         kernelForm: Bool, backward: Bool, windowSides: Double, machines fitRows: Int?) {
+        let P = Double(model.parameterCount), Q = Double(nQ), C = Double(model.outputDim), qd = Double(q)
+        let widths = Double(model.layers.reduce(0) { $0 + $1.inputs + model.outputDim * $1.outputs })
+        let features = 2 * Q * P * (2 + C)
+        let perStepFixed = 10 * nb * P + 2 * nb * P * (1 + C)
+        if backward {
+            forwardPerStep = perStepFixed
+            backwardPerStep = qd * features + 2 * C * Q * P * (qd + nb) + 72 * C * Q * P
+        } else if kernelForm {
+            forwardPerStep = perStepFixed + qd * (features + 2 * Q * nb * windowSides * widths * Double(blocks))
+            backwardPerStep = 0
+        } else {
+            forwardPerStep = perStepFixed + qd * 4 * Q * P
+            backwardPerStep = 0
+        }
+        if let m = fitRows.map(Double.init) {
+            let fit = m <= Double(PathAnalyzer.eigenRidgeLimit) ? 9 * m * m * m : m * m * m / 3
+            machines = 2 * fit + 2 * (Q + Double(n)) * P * (2 + C) + 2 * Q * Double(n) * widths * Double(blocks)
+        } else {
+            machines = 0
+        }
+    }
+}
