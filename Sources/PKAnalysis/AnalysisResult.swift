@@ -1,5 +1,5 @@
 /// Everything an analysis found: what `pathkernel report` prints and what the trace stores.
-/// Encoded with snake_case keys (see `Docs/report.md`). Every number is defined in
+/// Encoded with snake_case keys (`pathkernel report --format json`, Docs/cli.md). Every number is defined in
 /// `Docs/path-kernel.md` (the math contract).
 public struct AnalysisResult: Codable, Sendable {
     public struct Settings: Codable, Sendable, Equatable {

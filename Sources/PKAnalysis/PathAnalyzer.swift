@@ -70,7 +70,16 @@ public struct PathAnalyzer {
         var wLin = w0
         // The update rule, for the linearized network (ntk0-km) trained like the network.
         let optimizer = try run.optimizer.transformation()
+        // From the trace's own state at step 0 when it stores one (a resumed run's buffers).
+        let storedState0 = try reader.optimizerState(step: 0)
         var linState = optimizer.initialState(parameterCount: model.parameterCount)
+        if let s0 = storedState0, let restored = try? optimizer.restoreState(count: s0.count, names: s0.names, values: s0.values,
+                                                                              parameterCount: model.parameterCount) {
+            linState = restored
+        }
+        // A state at step 0 that is not fresh holds gradients from before the trace: no kernel form
+        // (windowed or exact) can write the updates as sums of recorded gradients.
+        let freshStart = (storedState0?.count ?? 0) == 0
         // (S)GD, clipped or not, has the kernel form of math §2, momentum and Adam-type updates the
         // two-time (preconditioned) forms of §5 (the windowed momentum route in float64 only).
         let mu = run.optimizer.momentum, damp = run.optimizer.dampening, nesterov = run.optimizer.nesterov
@@ -78,7 +87,7 @@ public struct PathAnalyzer {
         // the exact sum): the windowed two-time kernel, in the forward pass.
         let sgdMomentum = (run.optimizer.kind == .gd || run.optimizer.kind == .sgd) && mu > 0 && settings.precision == .f64
         let pathBytes = 8 * Double(T) * Double(model.parameterCount)
-        let momentumForm = sgdMomentum && (settings.momentumTolerance != nil || pathBytes > 4e9)
+        let momentumForm = sgdMomentum && freshStart && (settings.momentumTolerance != nil || pathBytes > 4e9)
         let momentumTolerance = settings.momentumTolerance ?? 1e-8
         // Momentum (by default), Adam, AdamW, RMSProp: the exact two-time kernel of PreconditionedForm,
         // computed backwards in time after the forward pass (either precision); it keeps w_t (and D_t)
@@ -90,7 +99,7 @@ public struct PathAnalyzer {
         var preconditioned: PreconditionedForm? = nil
         if let form = PreconditionedForm(spec: run.optimizer), !path.checkpointResolution, !momentumForm {
             let bytes = (form.hasPreconditioner ? 16 : 8) * Double(T) * Double(model.parameterCount)
-            if let s0 = try reader.optimizerState(step: 0), s0.count > 0 {
+            if let s0 = storedState0, s0.count > 0 {
                 notes.append("the trace's optimizer state at step 0 is not fresh (\(s0.count) earlier updates): its buffers hold gradients from before the trace, which are not recorded, so \(form.name)'s path kernel is skipped (exact decomposition by the JVP route)")
             } else if bytes > 4e9 {
                 notes.append("\(form.name)'s path kernel would hold w_t and D_t of all \(T) steps (\(String(format: "%.1f", bytes / 1e9)) GB); skipped (exact decomposition by the JVP route)")

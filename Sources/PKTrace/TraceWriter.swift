@@ -266,7 +266,9 @@ public final class TraceWriter: @unchecked Sendable {
         func bad(_ d: String) -> TraceError { .invalidInput(path: path, detail: "step \(s.step): \(d)") }
         if s.step < 0 { throw bad("the step number is negative") }
         if s.epoch < 0 { throw bad("the epoch \(s.epoch) is negative") }
-        if !s.learningRate.isFinite { throw bad("the learning rate \(s.learningRate) is not finite") }
+        if !(s.learningRate.isFinite && s.learningRate >= 0) { throw bad("the learning rate \(s.learningRate) must be finite and ≥ 0") }
+        if s.batch.isEmpty { throw bad("the batch is empty") }
+        if let c = s.clipScale, !(c > 0 && c <= 1) { throw bad("the clip scale \(c) must be in (0, 1]") }
         if let i = s.batch.first(where: { $0 < 0 || Int($0) >= trainCount }) {
             throw bad("batch index \(i) is outside the training set (0..<\(trainCount))")
         }

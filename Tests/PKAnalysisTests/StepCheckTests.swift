@@ -98,4 +98,29 @@ struct StepCheckTests {
         #expect(r.reconstruction.test!.relativeResidual < 1e-9)
         #expect(r.reconstruction.test!.kernelFormMaxAbs > 1e-3)
     }
+
+    /// A resumed run (optimizer state at step 0 counts earlier updates): its momentum buffer holds
+    /// gradients from before the trace, so neither momentum kernel applies, windowed included;
+    /// the JVP route analyzes it, with a note. (Heavy ball without dampening updates the same
+    /// whatever the count, so the step check still passes on the relabelled trace.)
+    @Test func aResumedMomentumRunHasNoKernelFormEvenWindowed() throws {
+        let cfg = config(name: "resumed", data: #"{"kind":"moons","train":16,"test":6}"#,
+                         model: #"{"layers":[2,6,1],"activation":"tanh"}"#, loss: .logistic,
+                         optimizer: OptimizerSpec(kind: .sgd, learningRate: 0.1, momentum: 0.9), steps: 8, batchSize: 8)
+        var parts = try TraceParts(recordTrace(cfg))
+        parts.checkpoints = parts.checkpoints.map { c in
+            var c = c
+            c.state = c.state.map { StoredOptimizerState(names: $0.names, count: $0.count + 5, values: $0.values) }
+            return c
+        }
+        let path = try parts.write()
+        for tolerance in [nil, 1e-6] as [Double?] {
+            var settings = AnalysisSettings()
+            settings.momentumTolerance = tolerance
+            let r = try analyze(path, settings)
+            #expect(r.settings.pathKernel?.hasPrefix("none") == true, "\(r.settings.pathKernel ?? "")")
+            #expect(r.run.notes.contains { $0.contains("not fresh") })
+            #expect(r.reconstruction.test!.relativeResidual < 1e-9)
+        }
+    }
 }

@@ -14,7 +14,7 @@ struct RoundTripTests {
         let w = try TraceWriter.create(at: path, run: run, data: data, layout: Fixture.layout)
         var steps: [StepRecord] = []
         for s in 0..<7 {
-            var r = Fixture.step(s, batch: s == 3 ? [] : [Int32(s % 5), 4, 0])
+            var r = Fixture.step(s, batch: s == 3 ? [2] : [Int32(s % 5), 4, 0])
             if s == 5 { r.loss = .nan }            // a diverging loss is NULL in SQL, NaN here
             if s == 6 { r.loss = .infinity }
             steps.append(r)
@@ -54,7 +54,7 @@ struct RoundTripTests {
         #expect(readSteps == steps)
         #expect(readSteps[5].loss.isNaN)
         #expect(readSteps[6].loss == .infinity)
-        #expect(readSteps[3].batch.isEmpty)
+        #expect(readSteps[3].batch == [2])   // a one-example batch (an empty one is refused: batch_size ≥ 1)
         // Checkpoints.
         #expect(try r.checkpointSteps() == [0, 3, 7])
         for s in [0, 3, 7] {
