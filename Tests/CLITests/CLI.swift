@@ -30,8 +30,15 @@ enum CLI {
     /// Runs to completion (or kills after `timeout` seconds and records a failure).
     @discardableResult
     static func run(_ args: [String], timeout: Double = 120, cwd: URL? = nil, environment: [String: String] = [:]) throws -> Result {
+        try execute(binary, args, timeout: timeout, cwd: cwd, environment: environment, what: "pathkernel \(args.joined(separator: " "))")
+    }
+
+    /// Runs `executable` with the presets' environment plus `environment`, draining both pipes
+    /// concurrently (a chatty child never blocks); kills it after `timeout` s (and records a failure).
+    static func execute(_ executable: String, _ args: [String], timeout: Double = 120, cwd: URL? = nil,
+                        environment: [String: String], what: String) throws -> Result {
         let p = Process()
-        p.executableURL = URL(fileURLWithPath: binary)
+        p.executableURL = URL(fileURLWithPath: executable)
         p.arguments = args
         if let cwd { p.currentDirectoryURL = cwd }
         var env = ProcessInfo.processInfo.environment
@@ -42,7 +49,6 @@ enum CLI {
         p.standardOutput = out
         p.standardError = err
         try p.run()
-        // Drain pipes concurrently so a chatty child never blocks.
         let outData = LockedData(), errData = LockedData()
         let group = DispatchGroup()
         for (pipe, sink) in [(out, outData), (err, errData)] {
@@ -56,7 +62,7 @@ enum CLI {
         while p.isRunning && Date() < deadline { usleep(10_000) }
         if p.isRunning {
             kill(p.processIdentifier, SIGKILL)
-            Issue.record("pathkernel \(args.joined(separator: " ")) did not finish within \(timeout) s")
+            Issue.record("\(what) did not finish within \(timeout) s")
         }
         p.waitUntilExit()
         group.wait()
@@ -98,30 +104,8 @@ enum CLI {
     }()
 
     static func shell(_ script: String, unshare: Bool, environment: [String: String]) throws -> Result {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: unshare ? "/usr/bin/unshare" : "/bin/sh")
-        p.arguments = unshare ? ["-m", "/bin/sh", "-c", script] : ["-c", script]
-        var env = ProcessInfo.processInfo.environment
-        env["PATHKERNEL_PRESETS"] = repoRoot.appendingPathComponent("Traces/presets").path
-        for (k, v) in environment { env[k] = v }
-        p.environment = env
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        let outData = LockedData(), errData = LockedData()
-        let group = DispatchGroup()
-        for (pipe, sink) in [(out, outData), (err, errData)] {
-            group.enter()
-            DispatchQueue.global().async {
-                sink.set(pipe.fileHandleForReading.readDataToEndOfFile())
-                group.leave()
-            }
-        }
-        p.waitUntilExit()
-        group.wait()
-        return Result(status: p.terminationStatus, stdout: outData.string, stderr: errData.string,
-                      terminatedBySignal: p.terminationReason == .uncaughtSignal)
+        try execute(unshare ? "/usr/bin/unshare" : "/bin/sh", unshare ? ["-m", "/bin/sh", "-c", script] : ["-c", script],
+                    timeout: 600, environment: environment, what: "sh script")
     }
 
     static var hasSQLite3: Bool {
