@@ -17,7 +17,7 @@ Two parts, both against a built binary (release in ./dev test):
    `error: `; an `analyze` that exits 0 must store a report with no NaN in its tables.
 
 Usage: PATHKERNEL_BIN=.build/release/pathkernel python3 Tools/checks/bad_traces.py [--fuzz N] [--seed S]
-Prints failures, then 'bad traces: N passed, N failed'; exits 1 on any failure.
+Prints failures, then 'bad-traces: N passed, N failed'; exits 1 on any failure.
 """
 import argparse
 import json
@@ -334,7 +334,8 @@ def main():
                 passed += 1
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    print(f"bad traces ({len(MATRIX)} matrix cases, {args.fuzz} fuzzed): {passed} passed, {failed} failed")
+    print(f"bad traces: {len(MATRIX)} matrix cases, {args.fuzz} fuzzed (seed {args.seed})")
+    print(f"bad-traces: {passed} passed, {failed} failed")
     return 0 if failed == 0 else 1
 
 
