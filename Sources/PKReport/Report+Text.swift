@@ -154,11 +154,10 @@ extension Report {
     /// optimizer's steps (nil when nothing was compared, or for results from before the check).
     static func stepCheck(_ p: AnalysisResult.Replay) -> String? {
         guard let checked = p.checkedSteps, checked > 0 else { return nil }
-        let at = p.worstStep.map { " (step \($0))" } ?? ""
-        let what = "\(checked) stored weight vector\(checked == 1 ? "" : "s") against the recomputed updates"
+        let at = p.largestMismatch > 0 ? p.worstStep.map { " (step \($0))" } ?? "" : ""
         return p.inconsistent == true
-            ? "NOT the recorded updates: largest relative mismatch \(sci(p.largestMismatch))\(at), tolerance \(sci(p.tolerance)); analyzed anyway"
-            : "recomputed updates match: largest relative mismatch \(sci(p.largestMismatch))\(at) over \(what), tolerance \(sci(p.tolerance))"
+            ? "NOT the recorded updates: mismatch \(sci(p.largestMismatch))\(at) > tolerance \(sci(p.tolerance))"
+            : "\(checked) recomputed: largest mismatch \(sci(p.largestMismatch))\(at), tolerance \(sci(p.tolerance))"
     }
 
     /// "path-krr: λ = 3.1e-07 on the PSD part; 12 negative eigenvalues discarded, 4.1% of the
@@ -169,6 +168,7 @@ extension Report {
             return "\(km.name): λ = \(sci(lambda))"
         }
         let discarded = count == 0 ? "no negative eigenvalue"
+            : mass < 1e-12 ? "\(count) negative eigenvalue\(count == 1 ? "" : "s") at round-off discarded"
             : "\(count) negative eigenvalue\(count == 1 ? "" : "s") discarded, \(pct(mass)) of the spectral mass"
         return "\(km.name): λ = \(sci(lambda)) on the PSD part of the symmetrized kernel (\(discarded))"
     }
