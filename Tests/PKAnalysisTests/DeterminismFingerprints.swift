@@ -12,7 +12,9 @@
 ///     PATHKERNEL_PRINT_FINGERPRINTS=1 swift test --skip-build --filter DeterminismTests
 /// and pasting the printed lines here (the comments name each route's kernel). Two runs printed
 /// the same. The bits depend on the BLAS build's GEMM rounding: where OpenBLAS picks other
-/// kernels they may differ for correct code; print them there on cbb0afe to compare.
+/// kernels they may differ for correct code; print them there on cbb0afe to compare. A change
+/// meant to alter what the analyzer prints or computes changes them too: print and paste them
+/// again then, and say so in that commit.
 enum DeterminismFingerprints {
     static let expected: [String: UInt64] = [
         #"{"kind":"gd","learningRate":0.2}|C=1"#: 0x7dfdc6afd82cb0ed,
