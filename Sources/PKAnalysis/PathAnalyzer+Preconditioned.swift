@@ -57,39 +57,31 @@ struct PreconditionedForm {
     var steps: [Step] = []
     var end: [Double] = []
 
-    /// The form of `spec`'s optimizer, or nil when it has none (plain SGD, which has §2's kernel).
-    init?(spec: OptimizerSpec) {
-        switch spec.kind {
-        case .adam, .adamw:
-            name = spec.kind == .adam ? "Adam" : "AdamW"
-            rho = spec.beta1
-            bConstant = 1 - spec.beta1
-            biasCorrectionBeta = spec.beta1
-            preconditionQuery = true
-            coupledDecay = spec.kind == .adam ? spec.weightDecay : 0
-            decoupledDecay = spec.kind == .adamw ? spec.weightDecay : 0
-        case .rmsprop:
-            name = "RMSProp"
-            rho = spec.momentum
-            bConstant = 1
-            biasCorrectionBeta = nil
-            preconditionQuery = false
-            coupledDecay = spec.weightDecay
-            decoupledDecay = 0
-        case .gd where spec.momentum > 0, .sgd where spec.momentum > 0:   // (a `where` binds to one pattern only)
-            name = spec.nesterov ? "SGD Nesterov" : "SGD momentum"
-            rho = spec.momentum
+    /// The backward-in-time form of an optimizer chain's kernel form (momentum, Adam, AdamW,
+    /// RMSProp), or nil for plain (S)GD (§2's kernel, summed forwards). `recordedKind` names it
+    /// only: `KernelForm.name`, except that a run recorded as `adamw` stays AdamW when its λ is 0
+    /// (its chain, and so its form, is then Adam's).
+    init?(_ form: KernelForm, recordedKind: OptimizerSpec.Kind) {
+        switch form.update {
+        case .plain:
+            return nil
+        case let .momentum(rho, dampening, nesterov):
+            self.rho = rho
             bConstant = 1
             momentum = true
-            dampening = spec.dampening
-            nesterov = spec.nesterov
+            self.dampening = dampening
+            self.nesterov = nesterov
             biasCorrectionBeta = nil
             preconditionQuery = true
-            coupledDecay = spec.weightDecay
-            decoupledDecay = 0
-        default:
-            return nil
+        case let .preconditioned(side, rho, beta, b):
+            self.rho = rho
+            bConstant = b
+            biasCorrectionBeta = beta
+            preconditionQuery = side == .query
         }
+        name = recordedKind == .adamw ? "AdamW" : form.name
+        coupledDecay = form.coupledDecay
+        decoupledDecay = form.decoupledDecay
     }
 
     /// Whether the update has a diagonal preconditioner D (not SGD momentum).

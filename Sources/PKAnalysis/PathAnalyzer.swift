@@ -49,7 +49,6 @@ public struct PathAnalyzer {
         if !exactOnly { xq.data.replaceSubrange((nT * xq.cols)..<(nQ * xq.cols), with: run.trainX.data) }
         let mode = settings.kernel ?? PathAnalyzer.defaultKernel(queries: nQ, train: n, outputs: C)
         let blocks = mode == .full ? C : 1
-        let lambdaWD = run.optimizer.weightDecay
         let attrRows: [(String, Int, Int)] = nT > 0 ? (0..<min(nT, 3)).map { ("test", $0, $0) }
                                                     : (0..<min(n, 3)).map { ("train", $0, nT + $0) }
 
@@ -80,12 +79,20 @@ public struct PathAnalyzer {
         // A state at step 0 that is not fresh holds gradients from before the trace: no kernel form
         // (windowed or exact) can write the updates as sums of recorded gradients.
         let freshStart = (storedState0?.count ?? 0) == 0
+        // The routes follow the optimizer chain's own kernel form (`KernelForm`, Docs/optimizers.md):
         // (S)GD, clipped or not, has the kernel form of math §2, momentum and Adam-type updates the
-        // two-time (preconditioned) forms of §5 (the windowed momentum route in float64 only).
-        let mu = run.optimizer.momentum, damp = run.optimizer.dampening, nesterov = run.optimizer.nesterov
+        // two-time (preconditioned) forms of §5 (the windowed momentum route in float64 only); a
+        // chain without one has the JVP route only.
+        let chainForm = optimizer.kernelForm
+        // Coupled decay λ_c is part of u_s, decoupled λ_d the term −η_tλ_d w_t (a recorded
+        // OptimizerSpec has one of them at most, so λ is the spec's weight decay).
+        let decoupledWD = chainForm?.decoupledDecay ?? 0
+        let lambdaWD = (chainForm?.coupledDecay ?? 0) + decoupledWD
+        let mu = chainForm?.momentum?.rho ?? 0, damp = chainForm?.momentum?.dampening ?? 0
+        let nesterov = chainForm?.momentum?.nesterov ?? false
         // Momentum with --momentum-tolerance (or too many steps × parameters to keep every w_t for
-        // the exact sum): the windowed two-time kernel, in the forward pass.
-        let sgdMomentum = (run.optimizer.kind == .gd || run.optimizer.kind == .sgd) && mu > 0 && settings.precision == .f64
+        // the exact sum): the windowed two-time kernel, in the forward pass (coupled decay only).
+        let sgdMomentum = chainForm?.momentum != nil && decoupledWD == 0 && settings.precision == .f64
         let pathBytes = 8 * Double(T) * Double(model.parameterCount)
         let momentumForm = sgdMomentum && freshStart && (settings.momentumTolerance != nil || pathBytes > 4e9)
         let momentumTolerance = settings.momentumTolerance ?? 1e-8
@@ -96,8 +103,11 @@ public struct PathAnalyzer {
         if momentumForm && settings.momentumTolerance == nil {
             notes.append("the exact momentum kernel would keep w_t of all \(T) steps (\(String(format: "%.1f", pathBytes / 1e9)) GB): summed over a window instead, tail < \(momentumTolerance)")
         }
+        if chainForm == nil {
+            notes.append("the optimizer \(optimizer.description) has no kernel form (Docs/optimizers.md, Kernel forms): exact decomposition by the JVP route")
+        }
         var preconditioned: PreconditionedForm? = nil
-        if let form = PreconditionedForm(spec: run.optimizer), !path.checkpointResolution, !momentumForm {
+        if let form = chainForm.flatMap({ PreconditionedForm($0, recordedKind: run.optimizer.kind) }), !path.checkpointResolution, !momentumForm {
             let bytes = (form.hasPreconditioner ? 16 : 8) * Double(T) * Double(model.parameterCount)
             if let s0 = storedState0, s0.count > 0 {
                 notes.append("the trace's optimizer state at step 0 is not fresh (\(s0.count) earlier updates): its buffers hold gradients from before the trace, which are not recorded, so \(form.name)'s path kernel is skipped (exact decomposition by the JVP route)")
@@ -110,7 +120,7 @@ public struct PathAnalyzer {
         // The exact backward-in-time kernel (momentum, Adam, AdamW, RMSProp).
         let adaptiveForm = preconditioned != nil
         var pcState = optimizer.initialState(parameterCount: model.parameterCount)
-        let kernelForm = (run.optimizer.isPlainGradientDescent || momentumForm || adaptiveForm) && !path.checkpointResolution
+        let kernelForm = (chainForm?.update == .plain || momentumForm || adaptiveForm) && !path.checkpointResolution
         // Progress in estimated cost (AnalysisProgress), so that the ETA holds across phases.
         let meanBatch = Double(run.stepRecords.reduce(0) { $0 + $1.batch.count }) / Double(max(T, 1))
         let windowSides = momentumForm && mu > 0 ? min(Double(T), max(1, (log(momentumTolerance) / log(mu)).rounded(.up))) : 1
@@ -310,7 +320,7 @@ public struct PathAnalyzer {
             } else if !kernelForm {
                 // Σ_j ω_j J(x; w_t + s_jΔw_t)Δw_t only: the whole update is the decomposition's term.
                 // AdamW's decoupled decay −η_tλw_t is a separate part of Δw_t: its share (R_wd) is sized too.
-                let decoupled = run.optimizer.kind == .adamw && lambdaWD > 0 ? seg.start.map { -eta * lambdaWD * $0 } : nil
+                let decoupled = decoupledWD > 0 ? seg.start.map { -eta * decoupledWD * $0 } : nil
                 for (s, omega) in nodes {
                     var ws = seg.start
                     Vec.axpy(s, delta, &ws)
@@ -467,12 +477,12 @@ public struct PathAnalyzer {
             machine("exact", "f0 + path decomposition (x-dependent coefficients)", exact),
             machine("path-km", "path kernel, fixed coefficients (Domingos)", pathKM),
         ] : [machine("exact", "f0 + Σ_t J̄_t Δw_t (JVP route)", exact)]
-        if lambdaWD > 0 && (kernelForm || run.optimizer.kind == .adamw) {
+        if lambdaWD > 0 && (kernelForm || decoupledWD > 0) {
             let rows = fidelityRows
             var num = 0.0, den = 0.0
             for q in rows { for c in 0..<C { num += rwd[q, c] * rwd[q, c]; den += change[q, c] * change[q, c] } }
             let share = den > 0 ? (num / den).squareRoot() : 0
-            notes.append("weight decay (\(run.optimizer.kind == .adamw ? "decoupled" : "coupled L2"), λ = \(lambdaWD)): its term R_wd = Σ_t J̄_t(−η_tλ·w) has ‖R_wd‖/‖f_T − f_0‖ = \(String(format: "%.3g", share)) on the \(nT > 0 ? "held-out" : "training") queries")
+            notes.append("weight decay (\(decoupledWD > 0 ? "decoupled" : "coupled L2"), λ = \(lambdaWD)): its term R_wd = Σ_t J̄_t(−η_tλ·w) has ‖R_wd‖/‖f_T − f_0‖ = \(String(format: "%.3g", share)) on the \(nT > 0 ? "held-out" : "training") queries")
         }
         if momentumForm && kernelForm {
             notes.append("momentum \(mu)\(nesterov ? " (Nesterov)" : ""): two-time path kernel J̄_t(x)·J(x_i; w_s)ᵀ weighted by η_t c_{t,s}; earlier steps leave it once μ^{t−s} < \(momentumTolerance) (what they would add shows in the kernel-form residual)")
@@ -539,7 +549,7 @@ public struct PathAnalyzer {
             return PathAnalyzer.accuracy(f.rows(at: rows), labels: rows.map { labels[$0] }, task: run.info.task)
         }
         // The kernel used, named for the report (math §2, §5).
-        let clipped = run.optimizer.clipNorm != nil ? ", recorded clip scales" : ""
+        let clipped = chainForm?.clipped == true ? ", recorded clip scales" : ""
         let pathKernelName: String
         if !kernelForm {
             pathKernelName = "none: the exact decomposition by the JVP route only (see the notes)"

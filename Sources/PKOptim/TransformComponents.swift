@@ -44,6 +44,15 @@ public struct ClipByGlobalNorm: GradientTransformation {
         return UpdateResult(updates: updates.map { $0 * scale }, state: advanced(state),
                             info: UpdateInfo(clipScale: scale, gradientNorm: norm))
     }
+
+    /// Kernel form: the gradient itself times the recorded κ (`clipped`), so only at the start
+    /// (after other clips at most): a clip after decay or a core would scale those too.
+    public func kernelForm(after p: KernelForm.Partial) -> KernelForm.Partial? {
+        guard p.isDirection, p.form.coupledDecay == 0, p.form.decoupledDecay == 0 else { return nil }
+        var q = p
+        q.form.clipped = true
+        return q
+    }
 }
 
 /// Coupled L2 weight decay: `u ← u + λ w` (PyTorch's `weight_decay` of SGD, Adam and RMSprop,
@@ -66,6 +75,16 @@ public struct AddDecayedWeights: GradientTransformation {
         for i in u.indices { u[i] = updates[i] + weightDecay * w[i] }
         return UpdateResult(updates: u, state: advanced(state))
     }
+
+    /// Kernel form: before any core, `λ w` joins `u` (coupled, λ_c); after a core (momentum, Adam,
+    /// RMSProp) and before the learning rate it is the term `−η λ w_t` outside the sum (decoupled,
+    /// λ_d: optax's `adamw`). After the learning rate it would add `λ w` itself: no form.
+    public func kernelForm(after p: KernelForm.Partial) -> KernelForm.Partial? {
+        guard !p.scaledByLearningRate else { return nil }
+        var q = p
+        if p.form.update == .plain { q.form.coupledDecay += weightDecay } else { q.form.decoupledDecay += weightDecay }
+        return q
+    }
 }
 
 /// `u ← −η_t u`: turns a descent direction into the parameter change. The last component of
@@ -81,6 +100,14 @@ public struct ScaleByLearningRate: GradientTransformation {
         var u = updates
         for i in u.indices { u[i] = -eta * updates[i] }
         return UpdateResult(updates: u, state: advanced(state))
+    }
+
+    /// Kernel form: turns the direction into `Δw` (`.plain` if no core came before), once.
+    public func kernelForm(after p: KernelForm.Partial) -> KernelForm.Partial? {
+        guard !p.scaledByLearningRate else { return nil }
+        var q = p
+        q.scaledByLearningRate = true
+        return q
     }
 }
 
@@ -110,6 +137,14 @@ public struct AddDecoupledWeightDecay: GradientTransformation {
             u[i] = updates[i] + decay[i]
         }
         return UpdateResult(updates: u, state: advanced(state), info: UpdateInfo(decoupledDecay: decay))
+    }
+
+    /// Kernel form: the term `−η λ w_t` outside the sum (λ_d), after the learning rate only.
+    public func kernelForm(after p: KernelForm.Partial) -> KernelForm.Partial? {
+        guard p.scaledByLearningRate else { return nil }
+        var q = p
+        q.form.decoupledDecay += weightDecay
+        return q
     }
 }
 
@@ -150,6 +185,24 @@ public struct ScaleByMomentum: GradientTransformation {
             for i in out.indices { out[i] = updates[i] + momentum * buf[i] }
         }
         return UpdateResult(updates: out, state: advanced(state, [buf]))
+    }
+
+    /// Kernel form: on `u` itself, PyTorch's heavy ball `.momentum(μ, dampening, nesterov)`; after
+    /// RMSProp's scaling (no momentum yet, nothing added after it), RMSProp with momentum:
+    /// `.preconditioned(training side, ρ = μ)`, which needs `b_s = 1` (no dampening, since
+    /// `b_0 = 1`) and no Nesterov. Anything else has no form.
+    public func kernelForm(after p: KernelForm.Partial) -> KernelForm.Partial? {
+        guard !p.scaledByLearningRate else { return nil }
+        var q = p
+        switch p.form.update {
+        case .plain:
+            q.form.update = .momentum(rho: momentum, dampening: dampening, nesterov: nesterov)
+        case .preconditioned(.training, 0, nil, 1) where dampening == 0 && !nesterov && p.form.decoupledDecay == 0:
+            q.form.update = .preconditioned(side: .training, rho: momentum, biasCorrection: nil, b: 1)
+        default:
+            return nil
+        }
+        return q
     }
 
     /// The output of update `t` (0-based) as a combination of this component's inputs:
@@ -218,6 +271,15 @@ public struct ScaleByAdam: GradientTransformation {
         return UpdateResult(updates: out, state: advanced(state, [m, v]), info: UpdateInfo(firstMomentScale: 1 / bc1))
     }
 
+    /// Kernel form: on `u` itself, `.preconditioned(query side, ρ = β₁, bias correction β₁,
+    /// b = 1 − β₁)`: `Δw_t = −η_t D_t ⊙ Σ_s (1 − β₁)β₁^{t−s} u_s / (1 − β₁^{t+1})`.
+    public func kernelForm(after p: KernelForm.Partial) -> KernelForm.Partial? {
+        guard p.isDirection else { return nil }
+        var q = p
+        q.form.update = .preconditioned(side: .query, rho: beta1, biasCorrection: beta1, b: 1 - beta1)
+        return q
+    }
+
     /// `D_t = 1/(√v̂_t + ε)` with `v̂_t = v_t/(1 − β₂^{count})`, from a state after `count ≥ 1`
     /// updates (a fresh state gives `1/ε`). Computed as the update computes `denom`.
     public func preconditioner(_ state: OptimizerState) -> [Double]? {
@@ -267,6 +329,15 @@ public struct ScaleByRMS: GradientTransformation {
             out[i] = g / (v[i].squareRoot() + eps)
         }
         return UpdateResult(updates: out, state: advanced(state, [v]))
+    }
+
+    /// Kernel form: on `u` itself, `.preconditioned(training side, ρ = 0, no bias correction,
+    /// b = 1)`: `Δw_t = −η_t D_t ⊙ u_t` (a `ScaleByMomentum` after it sets ρ = μ).
+    public func kernelForm(after p: KernelForm.Partial) -> KernelForm.Partial? {
+        guard p.isDirection else { return nil }
+        var q = p
+        q.form.update = .preconditioned(side: .training, rho: 0, biasCorrection: nil, b: 1)
+        return q
     }
 
     /// `D_t = 1/(√v_t + ε)` from the state after update t.

@@ -135,6 +135,11 @@ public protocol GradientTransformation: Sendable, CustomStringConvertible {
     /// optimizers (Adam, RMSProp): the update is `−η D_t ⊙ (first moment or gradient)`. nil for
     /// the others.
     func preconditioner(_ state: OptimizerState) -> [Double]?
+
+    /// This transformation's part of the kernel form (`KernelForm`): the form of the components
+    /// before it in a chain is `prefix`; the result is the form with this one applied, or nil when
+    /// the combination has no kernel form. Default: nil (an unknown transformation has none).
+    func kernelForm(after prefix: KernelForm.Partial) -> KernelForm.Partial?
 }
 
 extension GradientTransformation {
@@ -214,6 +219,16 @@ public struct Chain: GradientTransformation {
             if let d = components[i].preconditioner(componentState(i, of: state)) { return d }
         }
         return nil
+    }
+
+    /// The components' parts folded in order (a nested chain folds its own).
+    public func kernelForm(after prefix: KernelForm.Partial) -> KernelForm.Partial? {
+        var p = prefix
+        for c in components {
+            guard let next = c.kernelForm(after: p) else { return nil }
+            p = next
+        }
+        return p
     }
 
     /// The first component of type `T` (e.g. `ScaleByMomentum`, to read μ and the dampening).

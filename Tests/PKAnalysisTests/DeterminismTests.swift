@@ -60,6 +60,74 @@ struct DeterminismTests {
         for (i, p) in prints.enumerated().dropFirst() {
             #expect(p == prints[0], "run \(i) differs from run 0 (\(optimizer), C = \(outputs))")
         }
+        // And the same bits as the analyzer gave when the fingerprints were recorded (see
+        // DeterminismFingerprints.swift for how, and how to print them again).
+        let key = "\(optimizer)|C=\(outputs)", hash = Self.fnv1a(prints[0])
+        if ProcessInfo.processInfo.environment["PATHKERNEL_PRINT_FINGERPRINTS"] != nil {
+            print("fingerprint #\"\(key)\"#: 0x\(String(hash, radix: 16)),")
+        }
+        #expect(hash == DeterminismFingerprints.expected[key],
+                "\(key): fingerprint 0x\(String(hash, radix: 16)) differs from the recorded one")
+    }
+
+    /// Routes the cases above do not take, one analysis each (C = 1): a case is an optimizer and
+    /// flags after `|`: `tol` (windowed momentum, tolerance 1e-6), `f32`, `nostate` (checkpoints
+    /// every 4 steps, optimizer state deleted: checkpoint resolution), `resumed` (every stored
+    /// state's count + 5: not fresh). Their bits must stay those recorded in DeterminismFingerprints.
+    static let routes = [
+        #"{"kind":"sgd","learningRate":0.1,"weightDecay":0.01,"clipNorm":0.3}"#,
+        #"{"kind":"sgd","learningRate":0.1,"momentum":0.8,"dampening":0.3}"#,
+        #"{"kind":"sgd","learningRate":0.1,"momentum":0.8,"dampening":0.3,"weightDecay":0.01}|tol"#,
+        #"{"kind":"gd","learningRate":0.2,"momentum":0.9,"weightDecay":0.01}|f32|tol"#,
+        #"{"kind":"rmsprop","learningRate":0.01,"alpha":0.9}"#,
+        #"{"kind":"adamw","learningRate":0.02}"#,
+        #"{"kind":"adam","learningRate":0.02,"weightDecay":0.01}|f32"#,
+        #"{"kind":"adamw","learningRate":0.02,"weightDecay":0.05}|nostate"#,
+        #"{"kind":"sgd","learningRate":0.1,"momentum":0.9}|resumed"#,
+    ]
+
+    @Test(arguments: routes)
+    func everyRouteKeepsItsBits(route: String) throws {
+        let parts = route.split(separator: "|").map(String.init)
+        let flags = Set(parts.dropFirst())
+        let spec = try JSONDecoder().decode(OptimizerSpec.self, from: Data(parts[0].utf8))
+        let cfg = config(name: "route", data: #"{"kind":"moons","train":40,"test":24}"#,
+                         model: #"{"layers":[2,5,1],"activation":"tanh"}"#, loss: .logistic, optimizer: spec, steps: 9,
+                         batchSize: spec.kind == .gd ? nil : 6, checkpointEvery: flags.contains("resumed") ? 1 : 4)
+        var path = try recordTrace(cfg)
+        if flags.contains("nostate") { try sqlite(path, "DELETE FROM optimizer_state") }
+        if flags.contains("resumed") {
+            var trace = try TraceParts(path)
+            trace.checkpoints = trace.checkpoints.map { c in
+                var c = c
+                c.state = c.state.map { StoredOptimizerState(names: $0.names, count: $0.count + 5, values: $0.values) }
+                return c
+            }
+            path = try trace.write()
+        }
+        var settings = AnalysisSettings()
+        if flags.contains("tol") { settings.momentumTolerance = 1e-6 }
+        if flags.contains("f32") { settings.precision = .f32 }
+        let (r, k) = try PathAnalyzer(settings: settings).analyzeWithKernel(reader: TraceReader.open(path))
+        let hash = Self.fnv1a(try Self.fingerprint(r, k))
+        if ProcessInfo.processInfo.environment["PATHKERNEL_PRINT_FINGERPRINTS"] != nil {
+            print("fingerprint #\"\(route)\"#: 0x\(String(hash, radix: 16)),  // \(r.settings.pathKernel ?? "")")
+        }
+        #expect(hash == DeterminismFingerprints.expected[route],
+                "\(route): fingerprint 0x\(String(hash, radix: 16)) differs from the recorded one")
+    }
+
+    /// 64-bit FNV-1a over the fingerprint's words, each as its 8 little-endian bytes (Foundation
+    /// has no SHA-256 on Linux without CryptoKit; this is a checksum, not a cryptographic hash).
+    static func fnv1a(_ words: [UInt64]) -> UInt64 {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for w in words {
+            for k in 0..<8 {
+                h ^= (w >> (8 * UInt64(k))) & 0xff
+                h = h &* 0x0000_0100_0000_01b3
+            }
+        }
+        return h
     }
 }
 

@@ -1,0 +1,114 @@
+/// How the path-kernel analysis reads an optimizer (`Docs/path-kernel.md` §2, §5; the section
+/// "Kernel forms" of `Docs/optimizers.md`). Every optimizer the analyzer has a kernel for updates as
+///
+///     Δw_t = −η_t Σ_{s≤t} a_t b_s ρ^{t−s} · Dq_t ⊙ Dx_s ⊙ u_s  −  η_t λ_d w_t,
+///     u_s  = κ_s g_s + λ_c w_s
+///
+/// with `g_s` the mean batch gradient, `κ_s` the recorded clip scale (1 unless `clipped`),
+/// `λ_c = coupledDecay`, `λ_d = decoupledDecay`, and `update` saying which sum it is.
+///
+/// A chain declares its form (`GradientTransformation.kernelForm`): each component says what it
+/// does to the form of the components before it (`kernelForm(after:)`), and a chain folds them.
+/// An unknown component or an order the sum above cannot express (decay before a clip, two
+/// moment estimators, a momentum after Adam, …) has no form: nil.
+public struct KernelForm: Sendable, Equatable, CustomStringConvertible {
+    /// Where the diagonal preconditioner `D = 1/(√v̂ + ε)` sits in the kernel.
+    public enum PreconditionerSide: String, Sendable {
+        /// `Dq_t`, with the query's Jacobian on step t: Adam (D scales the averaged first moment).
+        case query
+        /// `Dx_s`, with the training Jacobian on step s: RMSProp (D scales each gradient before
+        /// any momentum sums it).
+        case training
+    }
+
+    public enum Update: Sendable, Equatable {
+        /// `Δw_t = −η_t u_t`: (S)GD, the path kernel of math §2 (summed forwards in time).
+        case plain
+        /// PyTorch's heavy ball on `u`: `a = 1`, `b_0 = 1`, `b_s = 1 − dampening`, ρ = μ, no D;
+        /// Nesterov steps along `u_t + μ·buf_t`. The two-time kernel of math §5.
+        case momentum(rho: Double, dampening: Double, nesterov: Bool)
+        /// The preconditioned kernel of math §5 with constant `b`, `a_t = 1/(1 − β^{t+1})` when
+        /// `biasCorrection` is β (Adam: β₁), else `a_t = 1`. `D` is read from the optimizer state
+        /// (`GradientTransformation.preconditioner`).
+        case preconditioned(side: PreconditionerSide, rho: Double, biasCorrection: Double?, b: Double)
+    }
+
+    public var update: Update
+    /// λ_c: weight decay added to the gradient before the optimizer's core (part of `u_s`).
+    public var coupledDecay: Double
+    /// λ_d: the decay term `−η_t λ_d w_t` outside the sum (AdamW; not a combination of
+    /// per-example gradients, so the analysis sizes it as its own term).
+    public var decoupledDecay: Double
+    /// Whether the gradient is clipped first (`κ_s` is then the trace's recorded clip scale).
+    public var clipped: Bool
+
+    public init(_ update: Update, coupledDecay: Double = 0, decoupledDecay: Double = 0, clipped: Bool = false) {
+        self.update = update
+        self.coupledDecay = coupledDecay
+        self.decoupledDecay = decoupledDecay
+        self.clipped = clipped
+    }
+
+    /// The heavy ball's parameters when `update` is `.momentum`, else nil.
+    public var momentum: (rho: Double, dampening: Double, nesterov: Bool)? {
+        if case let .momentum(rho, dampening, nesterov) = update { return (rho, dampening, nesterov) }
+        return nil
+    }
+
+    /// The optimizer this form is, by name: `SGD`, `SGD momentum`, `SGD Nesterov`, `Adam`,
+    /// `AdamW` (Adam's form with a decoupled decay), `RMSProp`.
+    public var name: String {
+        switch update {
+        case .plain: return "SGD"
+        case .momentum(_, _, let nesterov): return nesterov ? "SGD Nesterov" : "SGD momentum"
+        case .preconditioned(.query, _, _, _): return decoupledDecay > 0 ? "AdamW" : "Adam"
+        case .preconditioned(.training, _, _, _): return "RMSProp"
+        }
+    }
+
+    public var description: String {
+        var s: String
+        switch update {
+        case .plain: s = "plain"
+        case let .momentum(rho, dampening, nesterov):
+            s = "momentum(ρ \(rho), dampening \(dampening)\(nesterov ? ", Nesterov" : ""))"
+        case let .preconditioned(side, rho, beta, b):
+            s = "preconditioned(D with the \(side.rawValue) side, ρ \(rho), bias correction \(beta.map { "β \($0)" } ?? "none"), b \(b))"
+        }
+        if coupledDecay != 0 { s += ", coupled decay \(coupledDecay)" }
+        if decoupledDecay != 0 { s += ", decoupled decay \(decoupledDecay)" }
+        if clipped { s += ", clipped" }
+        return s
+    }
+
+    /// The form of a chain's first components as the next component sees it: the form so far
+    /// (`.plain` with no decay: the gradient itself) and whether the learning rate has been
+    /// applied (after `ScaleByLearningRate` the updates are `Δw`, before it a direction).
+    public struct Partial: Sendable, Equatable {
+        public var form: KernelForm
+        public var scaledByLearningRate: Bool
+
+        public init(form: KernelForm, scaledByLearningRate: Bool) {
+            self.form = form
+            self.scaledByLearningRate = scaledByLearningRate
+        }
+
+        /// Before the first component: the updates are the gradient.
+        public static let start = Partial(form: KernelForm(.plain), scaledByLearningRate: false)
+
+        /// Before the learning rate and any core (momentum, Adam, RMSProp): `u = κ g + λ_c w`.
+        var isDirection: Bool { !scaledByLearningRate && form.update == .plain }
+    }
+}
+
+extension GradientTransformation {
+    /// A transformation that does not declare its part has no kernel form.
+    public func kernelForm(after prefix: KernelForm.Partial) -> KernelForm.Partial? { nil }
+
+    /// The kernel form of this transformation as a full optimizer (a chain that ends in
+    /// `ScaleByLearningRate`, possibly followed by `AddDecoupledWeightDecay`); nil when it has none.
+    public var kernelForm: KernelForm? {
+        guard let p = kernelForm(after: .start), p.scaledByLearningRate else { return nil }
+        return p.form
+    }
+}
