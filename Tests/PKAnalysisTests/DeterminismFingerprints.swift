@@ -12,9 +12,10 @@
 ///     PATHKERNEL_PRINT_FINGERPRINTS=1 swift test --skip-build --filter DeterminismTests
 /// and pasting the printed lines here (the comments name each route's kernel). Two runs printed
 /// the same. The bits depend on the BLAS build's GEMM rounding: where OpenBLAS picks other
-/// kernels they may differ for correct code; print them there on cbb0afe to compare. A change
-/// meant to alter what the analyzer prints or computes changes them too: print and paste them
-/// again then, and say so in that commit.
+/// kernels they differ for correct code, so CI does not compare them (machines of this type
+/// differ). They are a refactoring aid: `PATHKERNEL_CHECK_FINGERPRINTS=1 swift test --skip-build
+/// --filter DeterminismTests` compares on the machine that printed them; print them afresh
+/// (on the commit before a refactoring) before relying on them elsewhere.
 enum DeterminismFingerprints {
     static let expected: [String: UInt64] = [
         #"{"kind":"gd","learningRate":0.2}|C=1"#: 0x7dfdc6afd82cb0ed,
