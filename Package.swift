@@ -3,13 +3,16 @@
 //
 // Dependencies point one way (top depends on bottom, never back):
 //
-//   pathkernel (CLI) ── PKTraining ── PKOptim ── PKNetworks ── PKNumerics ── CBLAS
+//   pathkernel (CLI) ── PKTraining ── PKStep ── PKNetworks ── PKNumerics ── CBLAS
+//                                            └─ PKOptim ── PKNumerics
 //                                  └─ PKData ── PKNumerics
 //                     └─ PKTrace ── CSQLite            (the trace store knows SQLite alone)
 //   PKTraining, PKAnalysis ── PKTraceCheck ── PKNetworks, PKOptim, PKTrace   (a trace's contents checked once)
 //                     └─ PKBench ── PKTraining, PKAnalysis  (benchmarks only)
 //
-// PKAnalysis depends on PKNetworks, PKOptim and PKTrace, never on PKTraining;
+// PKOptim (losses, optimizers as value transformations) knows no network; PKStep, one gradient
+// step of a network, joins them for training and the analyzer's replay.
+// PKAnalysis depends on PKNetworks, PKOptim, PKStep and PKTrace, never on PKTraining;
 // PKReport depends on PKAnalysis alone (reports are pure functions of analysis results).
 import PackageDescription
 
@@ -18,7 +21,7 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "pathkernel", targets: ["pathkernel"]),
-        .library(name: "PathKernel", targets: ["PKNumerics", "PKNetworks", "PKData", "PKOptim", "PKTrace", "PKTraceCheck", "PKTraining",
+        .library(name: "PathKernel", targets: ["PKNumerics", "PKNetworks", "PKData", "PKOptim", "PKStep", "PKTrace", "PKTraceCheck", "PKTraining",
                                                "PKAnalysis", "PKReport", "PKBench"]),
     ],
     dependencies: [
@@ -41,9 +44,11 @@ let package = Package(
         ]),
         /// Model specs, MLPs, forward/backward passes, Jacobians.
         .target(name: "PKNetworks", dependencies: ["PKNumerics"]),
-        /// Losses, optimizers (pure value transformations), learning-rate schedules, and the one
-        /// (S)GD step that training and the analyzer's replay share.
-        .target(name: "PKOptim", dependencies: ["PKNumerics", "PKNetworks"]),
+        /// Losses, optimizers (pure value transformations), learning-rate schedules. No network.
+        .target(name: "PKOptim", dependencies: ["PKNumerics"]),
+        /// One gradient step of a network on a batch: the single definition training and the
+        /// analyzer's replay share (so a replay reproduces a recorded run bit for bit).
+        .target(name: "PKStep", dependencies: ["PKNumerics", "PKNetworks", "PKOptim"]),
         /// Dataset generators and file loaders (CSV, IDX).
         .target(name: "PKData", dependencies: ["PKNumerics", "CZlib"]),
         /// The SQLite trace store. Depends on SQLite alone.
@@ -52,10 +57,10 @@ let package = Package(
         /// targets, step rows): one check shared by `inspect` and `analyze`.
         .target(name: "PKTraceCheck", dependencies: ["PKNumerics", "PKNetworks", "PKOptim", "PKTrace"]),
         /// Run configs, presets, the training loop and its observers (progress, recording).
-        .target(name: "PKTraining", dependencies: ["PKNumerics", "PKNetworks", "PKOptim", "PKData", "PKTrace", "PKTraceCheck"]),
+        .target(name: "PKTraining", dependencies: ["PKNumerics", "PKNetworks", "PKOptim", "PKStep", "PKData", "PKTrace", "PKTraceCheck"]),
         /// The path-kernel analyzer: replay, path integration, kernel machines, fidelity.
         /// Never links the training loop.
-        .target(name: "PKAnalysis", dependencies: ["PKNumerics", "PKNetworks", "PKOptim", "PKTrace", "PKTraceCheck"]),
+        .target(name: "PKAnalysis", dependencies: ["PKNumerics", "PKNetworks", "PKOptim", "PKStep", "PKTrace", "PKTraceCheck"]),
         /// Benchmarks (`pathkernel bench`): W1–W3 and their export for peer tools. Never in tests' timing.
         .target(name: "PKBench", dependencies: ["PKNumerics", "PKNetworks", "PKTrace", "PKTraining", "PKAnalysis"]),
         /// Reports: pure functions of analysis results (text, Markdown, JSON).

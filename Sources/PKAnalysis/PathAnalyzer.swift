@@ -2,6 +2,7 @@ import Foundation
 import PKNetworks
 import PKNumerics
 import PKOptim
+import PKStep
 import PKTrace
 
 /// The path-kernel analysis of a recorded run (path-kernel math §1–4).

@@ -1,6 +1,7 @@
 import PKNetworks
 import PKNumerics
 import PKOptim
+import PKStep
 import PKTrace
 
 /// The weights at every step of a recorded run, one segment `(w_t, w_{t+1})` at a time.

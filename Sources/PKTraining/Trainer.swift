@@ -3,6 +3,7 @@ import PKData
 import PKNetworks
 import PKNumerics
 import PKOptim
+import PKStep
 import PKTrace
 
 /// The training loop: (S)GD on the mean batch loss, emitting typed events.

@@ -1,4 +1,5 @@
 import PKNetworks
+import PKOptim
 import PKNumerics
 
 /// One update of an MLP on a batch: the single definition that training and the analyzer's
