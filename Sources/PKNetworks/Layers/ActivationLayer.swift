@@ -46,3 +46,44 @@ public struct ActivationLayer: Layer {
         return inputTangent?.hadamard(c.derivatives)
     }
 }
+
+// MARK: - JSON
+
+extension ActivationLayer {
+    /// `{"kind": "tanh"}`, one kind per activation (`relu`, `leaky-relu`, `tanh`, `sigmoid`, `gelu`,
+    /// `erf`, `softplus`, `identity`); `leaky-relu` alone takes `"leakySlope"` (default from
+    /// `LayerDefaults`). The output has the input's shape.
+    public struct Specification: LayerSpecification {
+        public static let kinds = Activation.allCases.map(\.rawValue)
+        public var activation: Activation
+        public var leakySlope: Double?
+
+        public init(_ activation: Activation, leakySlope: Double? = nil) {
+            self.activation = activation
+            self.leakySlope = leakySlope
+        }
+
+        enum CodingKeys: String, CodingKey { case kind, leakySlope }
+
+        public init(from decoder: Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            let kind = try c.decode(String.self, forKey: .kind)
+            guard let activation = Activation(rawValue: kind) else {
+                throw ConfigProblem.decodingError("unknown activation \"\(kind)\"", at: c.codingPath + [CodingKeys.kind])
+            }
+            try decoder.rejectUnknownKeys(allowed: activation == .leakyRelu ? ["kind", "leakySlope"] : ["kind"])
+            self.activation = activation
+            leakySlope = try c.decodeNumberIfPresent(forKey: .leakySlope)
+        }
+
+        public func encode(to encoder: Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(activation.rawValue, forKey: .kind)
+            try c.encodeIfPresent(leakySlope, forKey: .leakySlope)
+        }
+
+        public func build(input: TensorShape, defaults: LayerDefaults) throws -> any Layer {
+            try ActivationLayer(activation, shape: input, leakySlope: leakySlope ?? defaults.leakySlope)
+        }
+    }
+}

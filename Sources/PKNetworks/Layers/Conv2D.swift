@@ -197,3 +197,73 @@ public struct Conv2D: Layer {
         return out
     }
 }
+
+// MARK: - JSON
+
+extension Conv2D {
+    /// `{"kind": "conv2d", "out": 8, "kernel": 3, "stride": 1, "padding": "same", "bias": true,
+    /// "parameterization": "ntk", "sigmaW": 1.0, "sigmaB": 0.1}`: `out` (output channels) and
+    /// `kernel` required; `kernel` and `stride` are one integer or `[height, width]`; `padding` is
+    /// `"valid"` (default), `"same"`, an integer or `[height, width]`; `stride` defaults to 1, `bias`
+    /// to true, the rest to `LayerDefaults`. The input must be an image `[C, H, W]`.
+    public struct Specification: LayerSpecification {
+        public static let kinds = ["conv2d"]
+        public var outputChannels: Int
+        public var kernel: (height: Int, width: Int)
+        public var stride: (height: Int, width: Int)
+        public var padding: Padding2D
+        public var bias: Bool
+        public var parameterization: Parameterization?
+        public var sigmaW: Double?
+        public var sigmaB: Double?
+
+        public init(outputChannels: Int, kernel: (height: Int, width: Int), stride: (height: Int, width: Int) = (1, 1),
+                    padding: Padding2D = .valid, bias: Bool = true, parameterization: Parameterization? = nil,
+                    sigmaW: Double? = nil, sigmaB: Double? = nil) {
+            self.outputChannels = outputChannels
+            self.kernel = kernel
+            self.stride = stride
+            self.padding = padding
+            self.bias = bias
+            self.parameterization = parameterization
+            self.sigmaW = sigmaW
+            self.sigmaB = sigmaB
+        }
+
+        enum CodingKeys: String, CodingKey, CaseIterable {
+            case kind, outputChannels = "out", kernel, stride, padding, bias, parameterization, sigmaW, sigmaB
+        }
+
+        public init(from decoder: Decoder) throws {
+            try decoder.rejectUnknownKeys(CodingKeys.self)
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            outputChannels = try c.decodeInteger(Int.self, forKey: .outputChannels, in: 1...ConfigLimits.maxWidth)
+            kernel = try c.decodePair(forKey: .kernel, in: 1...ConfigLimits.maxWidth)
+            stride = c.contains(.stride) ? try c.decodePair(forKey: .stride, in: 1...ConfigLimits.maxWidth) : (1, 1)
+            padding = c.contains(.padding) ? try c.decodePadding(forKey: .padding) : .valid
+            bias = try c.decodeIfPresent(Bool.self, forKey: .bias) ?? true
+            parameterization = try c.decodeChoiceIfPresent(Parameterization.self, forKey: .parameterization)
+            sigmaW = try c.decodeNumberIfPresent(forKey: .sigmaW)
+            sigmaB = try c.decodeNumberIfPresent(forKey: .sigmaB)
+        }
+
+        public func encode(to encoder: Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode("conv2d", forKey: .kind)
+            try c.encode(outputChannels, forKey: .outputChannels)
+            try c.encodePair(kernel, forKey: .kernel)
+            try c.encodePair(stride, forKey: .stride)
+            try c.encodePadding(padding, forKey: .padding)
+            try c.encode(bias, forKey: .bias)
+            try c.encodeIfPresent(parameterization, forKey: .parameterization)
+            try c.encodeIfPresent(sigmaW, forKey: .sigmaW)
+            try c.encodeIfPresent(sigmaB, forKey: .sigmaB)
+        }
+
+        public func build(input: TensorShape, defaults: LayerDefaults) throws -> any Layer {
+            try Conv2D(inputShape: input, outputChannels: outputChannels, kernel: kernel, stride: stride, padding: padding,
+                       bias: bias, parameterization: parameterization ?? defaults.parameterization,
+                       sigmaW: sigmaW ?? defaults.sigmaW, sigmaB: sigmaB ?? defaults.sigmaB)
+        }
+    }
+}

@@ -135,3 +135,58 @@ public struct Dense: Layer {
         return dz
     }
 }
+
+// MARK: - JSON
+
+extension Dense {
+    /// `{"kind": "dense", "out": 10, "bias": true, "parameterization": "ntk", "sigmaW": 1.0, "sigmaB": 0.1}`:
+    /// `out` required; `bias` defaults to true; the others, when absent, come from `LayerDefaults`.
+    /// The input must be a feature vector (put a `flatten` before it after images).
+    public struct Specification: LayerSpecification {
+        public static let kinds = ["dense"]
+        public var outputs: Int
+        public var bias: Bool
+        public var parameterization: Parameterization?
+        public var sigmaW: Double?
+        public var sigmaB: Double?
+
+        public init(outputs: Int, bias: Bool = true, parameterization: Parameterization? = nil, sigmaW: Double? = nil, sigmaB: Double? = nil) {
+            self.outputs = outputs
+            self.bias = bias
+            self.parameterization = parameterization
+            self.sigmaW = sigmaW
+            self.sigmaB = sigmaB
+        }
+
+        enum CodingKeys: String, CodingKey, CaseIterable { case kind, outputs = "out", bias, parameterization, sigmaW, sigmaB }
+
+        public init(from decoder: Decoder) throws {
+            try decoder.rejectUnknownKeys(CodingKeys.self)
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            outputs = try c.decodeInteger(Int.self, forKey: .outputs, in: 1...ConfigLimits.maxWidth)
+            bias = try c.decodeIfPresent(Bool.self, forKey: .bias) ?? true
+            parameterization = try c.decodeChoiceIfPresent(Parameterization.self, forKey: .parameterization)
+            sigmaW = try c.decodeNumberIfPresent(forKey: .sigmaW)
+            sigmaB = try c.decodeNumberIfPresent(forKey: .sigmaB)
+        }
+
+        public func encode(to encoder: Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode("dense", forKey: .kind)
+            try c.encode(outputs, forKey: .outputs)
+            try c.encode(bias, forKey: .bias)
+            try c.encodeIfPresent(parameterization, forKey: .parameterization)
+            try c.encodeIfPresent(sigmaW, forKey: .sigmaW)
+            try c.encodeIfPresent(sigmaB, forKey: .sigmaB)
+        }
+
+        public func build(input: TensorShape, defaults: LayerDefaults) throws -> any Layer {
+            guard input.dimensions.count == 1 else {
+                throw LayerError("dense: needs a feature vector input [d], got \(input) (put a flatten layer before it)")
+            }
+            return try Dense(inputs: input.count, outputs: outputs, bias: bias,
+                             parameterization: parameterization ?? defaults.parameterization,
+                             sigmaW: sigmaW ?? defaults.sigmaW, sigmaB: sigmaB ?? defaults.sigmaB)
+        }
+    }
+}

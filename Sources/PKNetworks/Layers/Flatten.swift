@@ -31,3 +31,23 @@ public struct Flatten: Layer {
         inputTangent
     }
 }
+
+// MARK: - JSON
+
+extension Flatten {
+    /// `{"kind": "flatten"}`.
+    public struct Specification: LayerSpecification {
+        public static let kinds = ["flatten"]
+        public init() {}
+        enum CodingKeys: String, CodingKey, CaseIterable { case kind }
+
+        public init(from decoder: Decoder) throws { try decoder.rejectUnknownKeys(CodingKeys.self) }
+
+        public func encode(to encoder: Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode("flatten", forKey: .kind)
+        }
+
+        public func build(input: TensorShape, defaults: LayerDefaults) throws -> any Layer { try Flatten(inputShape: input) }
+    }
+}

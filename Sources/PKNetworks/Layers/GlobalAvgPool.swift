@@ -68,3 +68,23 @@ public struct GlobalAvgPool: Layer {
         inputTangent.map { mean($0) }
     }
 }
+
+// MARK: - JSON
+
+extension GlobalAvgPool {
+    /// `{"kind": "globalavgpool"}`.
+    public struct Specification: LayerSpecification {
+        public static let kinds = ["globalavgpool"]
+        public init() {}
+        enum CodingKeys: String, CodingKey, CaseIterable { case kind }
+
+        public init(from decoder: Decoder) throws { try decoder.rejectUnknownKeys(CodingKeys.self) }
+
+        public func encode(to encoder: Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode("globalavgpool", forKey: .kind)
+        }
+
+        public func build(input: TensorShape, defaults: LayerDefaults) throws -> any Layer { try GlobalAvgPool(inputShape: input) }
+    }
+}

@@ -72,10 +72,27 @@ extension Layer {
     }
 }
 
-/// A layer that cannot be built as asked, described in one line (which setting, what is allowed).
+/// A layer that cannot be built as asked, described in one line (which setting, what is allowed),
+/// with where it sits in a JSON layer list (`layers[1].block.layers[0]: conv2d: …`).
 public struct LayerError: Error, CustomStringConvertible, Sendable, Equatable {
-    public let description: String
-    public init(_ description: String) { self.description = description }
+    /// The place in a layer list, outermost first (`["layers[1]", "block"]`); empty for a layer built directly.
+    public let path: [String]
+    public let message: String
+
+    public init(_ message: String) {
+        self.path = []
+        self.message = message
+    }
+
+    init(path: [String], message: String) {
+        self.path = path
+        self.message = message
+    }
+
+    public var description: String { path.isEmpty ? message : "\(path.joined(separator: ".")): \(message)" }
+
+    /// The same error one level further out: `component` prepended to the path.
+    public func within(_ component: String) -> LayerError { LayerError(path: [component] + path, message: message) }
 }
 
 extension Parameterization {

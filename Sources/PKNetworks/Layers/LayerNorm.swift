@@ -154,3 +154,39 @@ public struct LayerNorm: Layer {
         return dy
     }
 }
+
+// MARK: - JSON
+
+extension LayerNorm {
+    /// `{"kind": "layernorm", "eps": 1e-5, "affine": true}` (both optional, PyTorch's defaults).
+    public struct Specification: LayerSpecification {
+        public static let kinds = ["layernorm"]
+        public var epsilon: Double
+        public var affine: Bool
+
+        public init(epsilon: Double = LayerNorm.defaultEpsilon, affine: Bool = true) {
+            self.epsilon = epsilon
+            self.affine = affine
+        }
+
+        enum CodingKeys: String, CodingKey, CaseIterable { case kind, epsilon = "eps", affine }
+
+        public init(from decoder: Decoder) throws {
+            try decoder.rejectUnknownKeys(CodingKeys.self)
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            epsilon = try c.decodeNumberIfPresent(forKey: .epsilon) ?? LayerNorm.defaultEpsilon
+            affine = try c.decodeIfPresent(Bool.self, forKey: .affine) ?? true
+        }
+
+        public func encode(to encoder: Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode("layernorm", forKey: .kind)
+            try c.encode(epsilon, forKey: .epsilon)
+            try c.encode(affine, forKey: .affine)
+        }
+
+        public func build(input: TensorShape, defaults: LayerDefaults) throws -> any Layer {
+            try LayerNorm(inputShape: input, epsilon: epsilon, affine: affine)
+        }
+    }
+}

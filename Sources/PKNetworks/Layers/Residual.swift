@@ -88,3 +88,47 @@ public struct Residual: Layer {
         }
     }
 }
+
+// MARK: - JSON
+
+extension Residual {
+    /// `{"kind": "residual", "block": {…}, "shortcut": {…}}`: `block` required (usually a
+    /// `sequential`), `shortcut` optional (absent: the identity). Both are built for the residual
+    /// layer's input shape.
+    public struct Specification: LayerSpecification {
+        public static let kinds = ["residual"]
+        public var block: LayerSpec
+        public var shortcut: LayerSpec?
+
+        public init(block: LayerSpec, shortcut: LayerSpec? = nil) {
+            self.block = block
+            self.shortcut = shortcut
+        }
+
+        enum CodingKeys: String, CodingKey, CaseIterable { case kind, block, shortcut }
+
+        public init(from decoder: Decoder) throws {
+            try decoder.rejectUnknownKeys(CodingKeys.self)
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            block = try c.decode(LayerSpec.self, forKey: .block)
+            shortcut = try c.decodeIfPresent(LayerSpec.self, forKey: .shortcut)
+        }
+
+        public func encode(to encoder: Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode("residual", forKey: .kind)
+            try c.encode(block, forKey: .block)
+            try c.encodeIfPresent(shortcut, forKey: .shortcut)
+        }
+
+        public func build(input: TensorShape, defaults: LayerDefaults) throws -> any Layer {
+            let blockLayer: any Layer
+            do { blockLayer = try block.specification.build(input: input, defaults: defaults) } catch let e as LayerError { throw e.within("block") }
+            var shortcutLayer: (any Layer)? = nil
+            if let shortcut {
+                do { shortcutLayer = try shortcut.specification.build(input: input, defaults: defaults) } catch let e as LayerError { throw e.within("shortcut") }
+            }
+            return try Residual(block: blockLayer, shortcut: shortcutLayer)
+        }
+    }
+}

@@ -113,3 +113,49 @@ public struct Sequential: Layer {
         return t
     }
 }
+
+// MARK: - JSON
+
+extension Sequential {
+    /// `{"kind": "sequential", "layers": [{…}, …]}`: at least one layer; each is built for the
+    /// previous one's output shape, and named by its index.
+    public struct Specification: LayerSpecification {
+        public static let kinds = ["sequential"]
+        public var layers: [LayerSpec]
+
+        public init(_ layers: [LayerSpec]) { self.layers = layers }
+
+        enum CodingKeys: String, CodingKey, CaseIterable { case kind, layers }
+
+        public init(from decoder: Decoder) throws {
+            try decoder.rejectUnknownKeys(CodingKeys.self)
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            layers = try c.decode([LayerSpec].self, forKey: .layers)
+            guard !layers.isEmpty else {
+                throw ConfigProblem.decodingError("\(ConfigProblem.fieldName(c.codingPath + [CodingKeys.layers])) needs at least one layer",
+                                                  at: c.codingPath + [CodingKeys.layers])
+            }
+        }
+
+        public func encode(to encoder: Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode("sequential", forKey: .kind)
+            try c.encode(layers, forKey: .layers)
+        }
+
+        public func build(input: TensorShape, defaults: LayerDefaults) throws -> any Layer {
+            var shape = input
+            var built: [any Layer] = []
+            for (i, spec) in layers.enumerated() {
+                do {
+                    let layer = try spec.specification.build(input: shape, defaults: defaults)
+                    built.append(layer)
+                    shape = layer.outputShape
+                } catch let e as LayerError {
+                    throw e.within("layers[\(i)]")
+                }
+            }
+            return try Sequential(built)
+        }
+    }
+}
