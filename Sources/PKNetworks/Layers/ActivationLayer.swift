@@ -1,0 +1,89 @@
+import PKNumerics
+
+/// A pointwise nonlinearity `y = φ(x)` as a layer: every `Activation` (the table, the kink
+/// conventions and the formulas are on that type and in `Docs/networks.md`).
+///
+/// Shapes: any input shape; the output has the same shape. No parameters.
+/// Pullback `∂x = u ⊙ φ'(x)`, tangent `ẏ = ẋ ⊙ φ'(x)`, with `φ'` kept from the forward pass
+/// (computed by `Activation.applyInPlace`, as `MLP` does, so the numbers are the same).
+/// Piecewise linear: `relu` and `leaky-relu` (kink at 0, left derivative taken there).
+public struct ActivationLayer: Layer {
+    public let activation: Activation
+    /// Slope `α` of `leaky-relu` for negative inputs (unused by the other activations).
+    public let leakySlope: Double
+    public let inputShape: TensorShape
+
+    public init(_ activation: Activation, shape: TensorShape, leakySlope: Double = 0.01) throws {
+        guard shape.isValid else { throw LayerError("\(activation.rawValue): input shape \(shape) must have positive sizes") }
+        guard leakySlope.isFinite else { throw LayerError("\(activation.rawValue): leakySlope must be finite, got \(leakySlope)") }
+        self.activation = activation
+        self.leakySlope = leakySlope
+        self.inputShape = shape
+    }
+
+    public var outputShape: TensorShape { inputShape }
+    public var parameters: [LayerParameter] { [] }
+    public var isPiecewiseLinear: Bool { activation == .relu || activation == .leakyRelu }
+
+    /// `φ'` at every input entry.
+    struct Cache<S: BLASScalar>: Sendable { let derivatives: DenseMatrix<S> }
+
+    public func forward<S: BLASScalar>(_ x: DenseMatrix<S>, parameters w: [S]) -> (output: DenseMatrix<S>, cache: LayerCache) {
+        checkArguments(x, w)
+        var y = x
+        let derivatives = activation.applyInPlace(&y, leakySlope: leakySlope)
+        return (y, LayerCache(Cache(derivatives: derivatives)))
+    }
+
+    public func pullback<S: BLASScalar>(_ cotangent: DenseMatrix<S>, cache: LayerCache, needsInputCotangent: Bool)
+        -> (input: DenseMatrix<S>?, parameters: [S]) {
+        let c = cache.contents(as: Cache<S>.self)
+        return (needsInputCotangent ? cotangent.hadamard(c.derivatives) : nil, [])
+    }
+
+    public func jvp<S: BLASScalar>(inputTangent: DenseMatrix<S>?, parameterTangent: [S], cache: LayerCache) -> DenseMatrix<S>? {
+        let c = cache.contents(as: Cache<S>.self)
+        return inputTangent?.hadamard(c.derivatives)
+    }
+}
+
+// MARK: - JSON
+
+extension ActivationLayer {
+    /// `{"kind": "tanh"}`, one kind per activation (`relu`, `leaky-relu`, `tanh`, `sigmoid`, `gelu`,
+    /// `erf`, `softplus`, `identity`); `leaky-relu` alone takes `"leakySlope"` (default from
+    /// `LayerDefaults`). The output has the input's shape.
+    public struct Specification: LayerSpecification {
+        public static let kinds = Activation.allCases.map(\.rawValue)
+        public var activation: Activation
+        public var leakySlope: Double?
+
+        public init(_ activation: Activation, leakySlope: Double? = nil) {
+            self.activation = activation
+            self.leakySlope = leakySlope
+        }
+
+        enum CodingKeys: String, CodingKey { case kind, leakySlope }
+
+        public init(from decoder: Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            let kind = try c.decode(String.self, forKey: .kind)
+            guard let activation = Activation(rawValue: kind) else {
+                throw ConfigProblem.decodingError("unknown activation \"\(kind)\"", at: c.codingPath + [CodingKeys.kind])
+            }
+            try decoder.rejectUnknownKeys(allowed: activation == .leakyRelu ? ["kind", "leakySlope"] : ["kind"])
+            self.activation = activation
+            leakySlope = try c.decodeNumberIfPresent(forKey: .leakySlope)
+        }
+
+        public func encode(to encoder: Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(activation.rawValue, forKey: .kind)
+            try c.encodeIfPresent(leakySlope, forKey: .leakySlope)
+        }
+
+        public func build(input: TensorShape, defaults: LayerDefaults) throws -> any Layer {
+            try ActivationLayer(activation, shape: input, leakySlope: leakySlope ?? defaults.leakySlope)
+        }
+    }
+}

@@ -1,0 +1,165 @@
+import PKNumerics
+
+/// Average pooling on NCHW images, PyTorch's `nn.AvgPool2d` (with `count_include_pad=True`,
+/// `ceil_mode=False`, its defaults).
+///
+/// Shapes: input `[C, H, W]`, output `[C, Ho, Wo]` (`Window2D`); no parameters. Each channel
+/// separately:
+///
+///     y[c, oy, ox] = (1/(kh·kw)) Σ_{i<kh, j<kw} x[c, oy·sh − padTop + i, ox·sw − padLeft + j]
+///
+/// with padding entries counted as 0 (so the divisor is always `kh·kw`). The stride defaults to
+/// the kernel (PyTorch's default). Padding: `valid` (PyTorch's default), `same`, or explicit up
+/// to half the kernel (PyTorch's limit). Linear in `x`: the tangent is the layer applied to `ẋ`,
+/// the pullback spreads `u/(kh·kw)` over each window (source: PyTorch, "AvgPool2d",
+/// https://pytorch.org/docs/stable/generated/torch.nn.AvgPool2d.html).
+public struct AvgPool2D: Layer {
+    public let channels: Int
+    public let padding: Padding2D
+    public let window: Window2D
+
+    public init(inputShape: TensorShape, kernel: (height: Int, width: Int), stride: (height: Int, width: Int)? = nil,
+                padding: Padding2D = .valid) throws {
+        guard let image = inputShape.image, inputShape.isValid else {
+            throw LayerError("avgpool2d: needs an image input [C, H, W], got \(inputShape)")
+        }
+        try checkPoolPadding(padding, kernel: kernel, layer: "avgpool2d")
+        window = try Window2D(input: (image.height, image.width), kernel: kernel, stride: stride ?? kernel,
+                              padding: padding, layer: "avgpool2d")
+        channels = image.channels
+        self.padding = padding
+    }
+
+    public var inputShape: TensorShape { .image(channels: channels, height: window.inputHeight, width: window.inputWidth) }
+    public var outputShape: TensorShape { .image(channels: channels, height: window.outputHeight, width: window.outputWidth) }
+    public var parameters: [LayerParameter] { [] }
+    public var isPiecewiseLinear: Bool { false }
+
+    public func forward<S: BLASScalar>(_ x: DenseMatrix<S>, parameters w: [S]) -> (output: DenseMatrix<S>, cache: LayerCache) {
+        checkArguments(x, w)
+        return (pool(x), .empty)
+    }
+
+    /// The pooled batch (`n × C·Ho·Wo`).
+    @_specialize(where S == Double)
+    @_specialize(where S == Float)
+    func pool<S: BLASScalar>(_ x: DenseMatrix<S>) -> DenseMatrix<S> {
+        let g = window, n = x.rows, inCount = inputShape.count, outCount = outputShape.count
+        var y = DenseMatrix<S>(rows: n, cols: outCount)
+        let divisor = S(g.kernelPositions)
+        x.data.withUnsafeBufferPointer { xp in
+            y.data.withUnsafeMutableBufferPointer { yp in
+                for r in 0..<n {
+                    for c in 0..<channels {
+                        let src = r * inCount + c * g.inputPositions
+                        let dst = r * outCount + c * g.outputPositions
+                        for oy in 0..<g.outputHeight {
+                            for ox in 0..<g.outputWidth {
+                                var sum: S = 0
+                                for i in 0..<g.kernelHeight {
+                                    let yy = oy * g.strideHeight - g.padTop + i
+                                    guard yy >= 0 && yy < g.inputHeight else { continue }
+                                    for j in 0..<g.kernelWidth {
+                                        let xx = ox * g.strideWidth - g.padLeft + j
+                                        if xx >= 0 && xx < g.inputWidth { sum += xp[src + yy * g.inputWidth + xx] }
+                                    }
+                                }
+                                yp[dst + oy * g.outputWidth + ox] = sum / divisor
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return y
+    }
+
+    @_specialize(where S == Double)
+    @_specialize(where S == Float)
+    public func pullback<S: BLASScalar>(_ cotangent: DenseMatrix<S>, cache: LayerCache, needsInputCotangent: Bool)
+        -> (input: DenseMatrix<S>?, parameters: [S]) {
+        guard needsInputCotangent else { return (nil, []) }
+        let g = window, n = cotangent.rows, inCount = inputShape.count, outCount = outputShape.count
+        precondition(cotangent.cols == outCount, "avgpool2d pullback: cotangent has \(cotangent.cols) columns, outputs have \(outCount)")
+        var dx = DenseMatrix<S>(rows: n, cols: inCount)
+        let divisor = S(g.kernelPositions)
+        cotangent.data.withUnsafeBufferPointer { up in
+            dx.data.withUnsafeMutableBufferPointer { dp in
+                for r in 0..<n {
+                    for c in 0..<channels {
+                        let dst = r * inCount + c * g.inputPositions
+                        let src = r * outCount + c * g.outputPositions
+                        for oy in 0..<g.outputHeight {
+                            for ox in 0..<g.outputWidth {
+                                let share = up[src + oy * g.outputWidth + ox] / divisor
+                                for i in 0..<g.kernelHeight {
+                                    let yy = oy * g.strideHeight - g.padTop + i
+                                    guard yy >= 0 && yy < g.inputHeight else { continue }
+                                    for j in 0..<g.kernelWidth {
+                                        let xx = ox * g.strideWidth - g.padLeft + j
+                                        if xx >= 0 && xx < g.inputWidth { dp[dst + yy * g.inputWidth + xx] += share }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return (dx, [])
+    }
+
+    public func jvp<S: BLASScalar>(inputTangent: DenseMatrix<S>?, parameterTangent: [S], cache: LayerCache) -> DenseMatrix<S>? {
+        inputTangent.map { pool($0) }
+    }
+}
+
+/// PyTorch's rule for pooling padding: explicit padding at most half the kernel, so that every
+/// window holds at least one input position.
+func checkPoolPadding(_ padding: Padding2D, kernel: (height: Int, width: Int), layer: String) throws {
+    if case .explicit(let h, let w) = padding, h > kernel.height / 2 || w > kernel.width / 2 {
+        throw LayerError("\(layer): padding \(padding) must be at most half the \(kernel.height)×\(kernel.width) kernel")
+    }
+}
+
+// MARK: - JSON
+
+extension AvgPool2D {
+    /// `{"kind": "avgpool2d", "kernel": 2, "stride": 2, "padding": "valid"}`: `kernel` required (one
+    /// integer or `[height, width]`); `stride` defaults to the kernel, `padding` to `"valid"`
+    /// (`"same"`, an integer or `[height, width]` up to half the kernel also accepted).
+    public struct Specification: LayerSpecification {
+        public static let kinds = ["avgpool2d"]
+        public var kernel: (height: Int, width: Int)
+        public var stride: (height: Int, width: Int)?
+        public var padding: Padding2D
+
+        public init(kernel: (height: Int, width: Int), stride: (height: Int, width: Int)? = nil, padding: Padding2D = .valid) {
+            self.kernel = kernel
+            self.stride = stride
+            self.padding = padding
+        }
+
+        enum CodingKeys: String, CodingKey, CaseIterable { case kind, kernel, stride, padding }
+
+        public init(from decoder: Decoder) throws {
+            try decoder.rejectUnknownKeys(CodingKeys.self)
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            kernel = try c.decodePair(forKey: .kernel, in: 1...ConfigLimits.maxWidth)
+            stride = c.contains(.stride) ? try c.decodePair(forKey: .stride, in: 1...ConfigLimits.maxWidth) : nil
+            padding = c.contains(.padding) ? try c.decodePadding(forKey: .padding) : .valid
+        }
+
+        public func encode(to encoder: Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode("avgpool2d", forKey: .kind)
+            try c.encodePair(kernel, forKey: .kernel)
+            if let stride { try c.encodePair(stride, forKey: .stride) }
+            try c.encodePadding(padding, forKey: .padding)
+        }
+
+        public func build(input: TensorShape, defaults: LayerDefaults) throws -> any Layer {
+            try AvgPool2D(inputShape: input, kernel: kernel, stride: stride, padding: padding)
+        }
+    }
+}

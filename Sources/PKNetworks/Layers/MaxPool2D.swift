@@ -1,0 +1,149 @@
+import PKNumerics
+
+/// Max pooling on NCHW images, PyTorch's `nn.MaxPool2d` (dilation 1, `ceil_mode=False`).
+///
+/// Shapes: input `[C, H, W]`, output `[C, Ho, Wo]` (`Window2D`); no parameters. Each channel
+/// separately, `y[c, oy, ox] = x[c, a(c, oy, ox)]` where `a` is the arg-max of the window
+/// (padding positions are never chosen: PyTorch pads with −∞). **Ties go to the first position
+/// in the window in row-major order** (smallest `i`, then smallest `j`), so the arg-max, and hence
+/// the derivative, is a deterministic function of `x`.
+///
+/// Piecewise linear: on each region where the arg-max is fixed the layer is a selection, so the
+/// pullback routes `u` to the arg-max (`∂x[a] += u`) and the tangent reads `ẋ[a]`. Where two
+/// window entries tie the derivative is the one-sided one the tie rule picks (an element of
+/// the Clarke subdifferential; finite differences are not an oracle there). The stride defaults
+/// to the kernel (PyTorch's default). Source: PyTorch, "MaxPool2d",
+/// https://pytorch.org/docs/stable/generated/torch.nn.MaxPool2d.html.
+public struct MaxPool2D: Layer {
+    public let channels: Int
+    public let padding: Padding2D
+    public let window: Window2D
+
+    public init(inputShape: TensorShape, kernel: (height: Int, width: Int), stride: (height: Int, width: Int)? = nil,
+                padding: Padding2D = .valid) throws {
+        guard let image = inputShape.image, inputShape.isValid else {
+            throw LayerError("maxpool2d: needs an image input [C, H, W], got \(inputShape)")
+        }
+        try checkPoolPadding(padding, kernel: kernel, layer: "maxpool2d")
+        window = try Window2D(input: (image.height, image.width), kernel: kernel, stride: stride ?? kernel,
+                              padding: padding, layer: "maxpool2d")
+        channels = image.channels
+        self.padding = padding
+    }
+
+    public var inputShape: TensorShape { .image(channels: channels, height: window.inputHeight, width: window.inputWidth) }
+    public var outputShape: TensorShape { .image(channels: channels, height: window.outputHeight, width: window.outputWidth) }
+    public var parameters: [LayerParameter] { [] }
+    public var isPiecewiseLinear: Bool { true }
+
+    /// For every output entry (`n × C·Ho·Wo`, row-major), the column of its arg-max in its input row.
+    struct Cache: Sendable {
+        let rows: Int
+        let argmax: [Int]
+    }
+
+    @_specialize(where S == Double)
+    @_specialize(where S == Float)
+    public func forward<S: BLASScalar>(_ x: DenseMatrix<S>, parameters w: [S]) -> (output: DenseMatrix<S>, cache: LayerCache) {
+        checkArguments(x, w)
+        let g = window, n = x.rows, inCount = inputShape.count, outCount = outputShape.count
+        var y = DenseMatrix<S>(rows: n, cols: outCount)
+        var argmax = [Int](repeating: 0, count: n * outCount)
+        x.data.withUnsafeBufferPointer { xp in
+            for r in 0..<n {
+                for c in 0..<channels {
+                    let plane = c * g.inputPositions
+                    for oy in 0..<g.outputHeight {
+                        for ox in 0..<g.outputWidth {
+                            var best = -1
+                            for i in 0..<g.kernelHeight {
+                                let yy = oy * g.strideHeight - g.padTop + i
+                                guard yy >= 0 && yy < g.inputHeight else { continue }
+                                for j in 0..<g.kernelWidth {
+                                    let xx = ox * g.strideWidth - g.padLeft + j
+                                    guard xx >= 0 && xx < g.inputWidth else { continue }
+                                    let k = plane + yy * g.inputWidth + xx
+                                    if best < 0 || xp[r * inCount + k] > xp[r * inCount + best] { best = k }
+                                }
+                            }
+                            let o = r * outCount + c * g.outputPositions + oy * g.outputWidth + ox
+                            argmax[o] = best
+                            y.data[o] = xp[r * inCount + best]
+                        }
+                    }
+                }
+            }
+        }
+        return (y, LayerCache(Cache(rows: n, argmax: argmax)))
+    }
+
+    @_specialize(where S == Double)
+    @_specialize(where S == Float)
+    public func pullback<S: BLASScalar>(_ cotangent: DenseMatrix<S>, cache: LayerCache, needsInputCotangent: Bool)
+        -> (input: DenseMatrix<S>?, parameters: [S]) {
+        guard needsInputCotangent else { return (nil, []) }
+        let c = cache.contents(as: Cache.self)
+        let inCount = inputShape.count, outCount = outputShape.count
+        precondition(cotangent.rows == c.rows && cotangent.cols == outCount, "maxpool2d pullback: cotangent is \(cotangent.rows)×\(cotangent.cols), outputs are \(c.rows)×\(outCount)")
+        var dx = DenseMatrix<S>(rows: c.rows, cols: inCount)
+        for r in 0..<c.rows {
+            for o in 0..<outCount { dx.data[r * inCount + c.argmax[r * outCount + o]] += cotangent.data[r * outCount + o] }
+        }
+        return (dx, [])
+    }
+
+    @_specialize(where S == Double)
+    @_specialize(where S == Float)
+    public func jvp<S: BLASScalar>(inputTangent: DenseMatrix<S>?, parameterTangent: [S], cache: LayerCache) -> DenseMatrix<S>? {
+        guard let dx = inputTangent else { return nil }
+        let c = cache.contents(as: Cache.self)
+        let inCount = inputShape.count, outCount = outputShape.count
+        var dy = DenseMatrix<S>(rows: c.rows, cols: outCount)
+        for r in 0..<c.rows {
+            for o in 0..<outCount { dy.data[r * outCount + o] = dx.data[r * inCount + c.argmax[r * outCount + o]] }
+        }
+        return dy
+    }
+}
+
+// MARK: - JSON
+
+extension MaxPool2D {
+    /// `{"kind": "maxpool2d", "kernel": 2, "stride": 2, "padding": "valid"}`: `kernel` required (one
+    /// integer or `[height, width]`); `stride` defaults to the kernel, `padding` to `"valid"`
+    /// (`"same"`, an integer or `[height, width]` up to half the kernel also accepted).
+    public struct Specification: LayerSpecification {
+        public static let kinds = ["maxpool2d"]
+        public var kernel: (height: Int, width: Int)
+        public var stride: (height: Int, width: Int)?
+        public var padding: Padding2D
+
+        public init(kernel: (height: Int, width: Int), stride: (height: Int, width: Int)? = nil, padding: Padding2D = .valid) {
+            self.kernel = kernel
+            self.stride = stride
+            self.padding = padding
+        }
+
+        enum CodingKeys: String, CodingKey, CaseIterable { case kind, kernel, stride, padding }
+
+        public init(from decoder: Decoder) throws {
+            try decoder.rejectUnknownKeys(CodingKeys.self)
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            kernel = try c.decodePair(forKey: .kernel, in: 1...ConfigLimits.maxWidth)
+            stride = c.contains(.stride) ? try c.decodePair(forKey: .stride, in: 1...ConfigLimits.maxWidth) : nil
+            padding = c.contains(.padding) ? try c.decodePadding(forKey: .padding) : .valid
+        }
+
+        public func encode(to encoder: Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode("maxpool2d", forKey: .kind)
+            try c.encodePair(kernel, forKey: .kernel)
+            if let stride { try c.encodePair(stride, forKey: .stride) }
+            try c.encodePadding(padding, forKey: .padding)
+        }
+
+        public func build(input: TensorShape, defaults: LayerDefaults) throws -> any Layer {
+            try MaxPool2D(inputShape: input, kernel: kernel, stride: stride, padding: padding)
+        }
+    }
+}

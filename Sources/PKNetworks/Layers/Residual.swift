@@ -1,0 +1,134 @@
+import PKNumerics
+
+/// A residual block `y = F(x) + x`, or `y = F(x) + P(x)` with a projection shortcut `P` (He et al.
+/// 2016, "Deep Residual Learning for Image Recognition"; neural-tangents builds it as
+/// `serial(FanOut(2), parallel(F, Identity or P), FanInSum())`).
+///
+/// Shapes: `F` and `P` both take the block's input shape and give the same output shape; without
+/// `P`, `F` must keep the shape. Parameters: `F`'s tensors named `block.<name>`, then `P`'s named
+/// `shortcut.<name>` (the order the design contract fixes: the block's, then the projection's).
+/// Derivatives are sums over the two branches: `∂x = ∂x_F + ∂x_P` (`∂x_P = u` for the identity),
+/// `ẏ = Ḟ + Ṗ` (`Ṗ = ẋ`). Piecewise linear when a branch is.
+public struct Residual: Layer {
+    public let block: any Layer
+    /// The projection, or nil for the identity shortcut.
+    public let shortcut: (any Layer)?
+    public let parameters: [LayerParameter]
+
+    public init(block: any Layer, shortcut: (any Layer)? = nil) throws {
+        if let shortcut {
+            guard shortcut.inputShape == block.inputShape, shortcut.outputShape == block.outputShape else {
+                throw LayerError("residual: the shortcut maps \(shortcut.inputShape) → \(shortcut.outputShape), the block \(block.inputShape) → \(block.outputShape); they must agree")
+            }
+        } else {
+            guard block.outputShape == block.inputShape else {
+                throw LayerError("residual: the block maps \(block.inputShape) → \(block.outputShape); an identity shortcut needs equal shapes (add a projection shortcut)")
+            }
+        }
+        self.block = block
+        self.shortcut = shortcut
+        let own = block.parameters.map { $0.nested(in: "block", leafOffset: 0) }
+        parameters = own + (shortcut?.parameters ?? []).map { $0.nested(in: "shortcut", leafOffset: own.leafCount) }
+    }
+
+    public var inputShape: TensorShape { block.inputShape }
+    public var outputShape: TensorShape { block.outputShape }
+    public var isPiecewiseLinear: Bool { block.isPiecewiseLinear || (shortcut?.isPiecewiseLinear ?? false) }
+
+    var blockParameterCount: Int { block.parameterCount }
+
+    struct Cache: Sendable {
+        let block: LayerCache
+        let shortcut: LayerCache?
+    }
+
+    public func forward<S: BLASScalar>(_ x: DenseMatrix<S>, parameters w: [S]) -> (output: DenseMatrix<S>, cache: LayerCache) {
+        checkArguments(x, w)
+        let k = blockParameterCount
+        let (fx, blockCache) = block.forward(x, parameters: Array(w[0..<k]))
+        guard let shortcut else { return (fx + x, LayerCache(Cache(block: blockCache, shortcut: nil))) }
+        let (px, shortcutCache) = shortcut.forward(x, parameters: Array(w[k...]))
+        return (fx + px, LayerCache(Cache(block: blockCache, shortcut: shortcutCache)))
+    }
+
+    public func apply<S: BLASScalar>(_ x: DenseMatrix<S>, parameters w: [S]) -> DenseMatrix<S> {
+        checkArguments(x, w)
+        let k = blockParameterCount
+        let fx = block.apply(x, parameters: Array(w[0..<k]))
+        return fx + (shortcut?.apply(x, parameters: Array(w[k...])) ?? x)
+    }
+
+    public func pullback<S: BLASScalar>(_ cotangent: DenseMatrix<S>, cache: LayerCache, needsInputCotangent: Bool)
+        -> (input: DenseMatrix<S>?, parameters: [S]) {
+        let c = cache.contents(as: Cache.self)
+        let (dxBlock, gBlock) = block.pullback(cotangent, cache: c.block, needsInputCotangent: needsInputCotangent)
+        guard let shortcut, let shortcutCache = c.shortcut else {
+            return (needsInputCotangent ? dxBlock! + cotangent : nil, gBlock)
+        }
+        let (dxShortcut, gShortcut) = shortcut.pullback(cotangent, cache: shortcutCache, needsInputCotangent: needsInputCotangent)
+        return (needsInputCotangent ? dxBlock! + dxShortcut! : nil, gBlock + gShortcut)
+    }
+
+    public func jvp<S: BLASScalar>(inputTangent: DenseMatrix<S>?, parameterTangent v: [S], cache: LayerCache) -> DenseMatrix<S>? {
+        precondition(v.count == parameterCount, "residual jvp: parameter tangent has \(v.count) scalars, the layer has \(parameterCount)")
+        let c = cache.contents(as: Cache.self)
+        let k = blockParameterCount
+        let tBlock = block.jvp(inputTangent: inputTangent, parameterTangent: Array(v[0..<k]), cache: c.block)
+        let tShortcut: DenseMatrix<S>?
+        if let shortcut, let shortcutCache = c.shortcut {
+            tShortcut = shortcut.jvp(inputTangent: inputTangent, parameterTangent: Array(v[k...]), cache: shortcutCache)
+        } else {
+            tShortcut = inputTangent
+        }
+        switch (tBlock, tShortcut) {
+        case let (a?, b?): return a + b
+        case let (a?, nil): return a
+        case let (nil, b?): return b
+        case (nil, nil): return nil
+        }
+    }
+}
+
+// MARK: - JSON
+
+extension Residual {
+    /// `{"kind": "residual", "block": {…}, "shortcut": {…}}`: `block` required (usually a
+    /// `sequential`), `shortcut` optional (absent: the identity). Both are built for the residual
+    /// layer's input shape.
+    public struct Specification: LayerSpecification {
+        public static let kinds = ["residual"]
+        public var block: LayerSpec
+        public var shortcut: LayerSpec?
+
+        public init(block: LayerSpec, shortcut: LayerSpec? = nil) {
+            self.block = block
+            self.shortcut = shortcut
+        }
+
+        enum CodingKeys: String, CodingKey, CaseIterable { case kind, block, shortcut }
+
+        public init(from decoder: Decoder) throws {
+            try decoder.rejectUnknownKeys(CodingKeys.self)
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            block = try c.decode(LayerSpec.self, forKey: .block)
+            shortcut = try c.decodeIfPresent(LayerSpec.self, forKey: .shortcut)
+        }
+
+        public func encode(to encoder: Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode("residual", forKey: .kind)
+            try c.encode(block, forKey: .block)
+            try c.encodeIfPresent(shortcut, forKey: .shortcut)
+        }
+
+        public func build(input: TensorShape, defaults: LayerDefaults) throws -> any Layer {
+            let blockLayer: any Layer
+            do { blockLayer = try block.specification.build(input: input, defaults: defaults) } catch let e as LayerError { throw e.within("block") }
+            var shortcutLayer: (any Layer)? = nil
+            if let shortcut {
+                do { shortcutLayer = try shortcut.specification.build(input: input, defaults: defaults) } catch let e as LayerError { throw e.within("shortcut") }
+            }
+            return try Residual(block: blockLayer, shortcut: shortcutLayer)
+        }
+    }
+}
