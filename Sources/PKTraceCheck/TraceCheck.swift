@@ -32,8 +32,10 @@ public struct TraceCheck: Sendable {
 
     public var isSound: Bool { problems.isEmpty }
 
-    /// Checks `reader`'s run row, layout, `data` and `steps` (as read from it).
-    public static func check(_ reader: TraceReader, data: TraceData, steps: [StepRecord], checkpoints: [Int]) -> TraceCheck {
+    /// Checks `reader`'s run row, layout, `data` and `steps` (as read from it). With `data` nil
+    /// (unreadable: the store says why) the specs, layout and step rows are still checked, the
+    /// batch indices against nothing.
+    public static func check(_ reader: TraceReader, data: TraceData?, steps: [StepRecord], checkpoints: [Int]) -> TraceCheck {
         var problems: [String] = []
         let run = reader.run
         func decode<T: Decodable>(_ t: T.Type, _ json: String, _ what: String) -> T? {
@@ -87,7 +89,8 @@ public struct TraceCheck: Sendable {
         }
 
         // Data shapes and values (finiteness is the store's).
-        for (split, x, y) in [("train", data.trainX, data.trainY), ("test", data.testX, data.testY)] {
+        let splits = data.map { [("train", $0.trainX, $0.trainY), ("test", $0.testX, $0.testY)] } ?? []
+        for (split, x, y) in splits {
             let n = x.shape.first ?? 0
             if x.shape.count != 2 {
                 problems.append("data \(split) x: shape \(x.shape) must be [n, d]")
@@ -118,7 +121,7 @@ public struct TraceCheck: Sendable {
         }
 
         // Step rows.
-        let n = data.trainX.shape.first ?? 0
+        let n = data?.trainX.shape.first ?? Int.max   // unreadable data: no index range to check
         let used = checkpoints.last ?? 0      // rows 0..<used are analyzed
         let clips = optimizer?.clipNorm != nil
         var stepProblems: [String] = []

@@ -52,27 +52,18 @@ public struct TraceSummary: Codable, Sendable {
         // Unreadable step rows are among the validation's problems; the summary goes on without them.
         let steps = (try? reader.steps()) ?? []
         let checkpoints = try reader.checkpointSteps()
-        let dec = JSONDecoder()
-        let spec = try? dec.decode(ModelSpec.self, from: Data(run.modelJSON.utf8))
-        let lossSpec = try? dec.decode(LossSpec.self, from: Data(run.lossJSON.utf8))
-        let opt = try? dec.decode(OptimizerSpec.self, from: Data(run.optimizerJSON.utf8))
-
-        // The contents' rules (shared with `analyze`); the fit is evaluated only on sound contents.
-        // Unreadable data is already among the validation's problems.
+        // The contents' rules and the specs, decoded once (shared with `analyze`); the fit is
+        // evaluated only on sound contents. Unreadable data is among the validation's problems.
         let data = try? reader.data()
-        var sound = false
-        if let data {
-            let check = TraceCheck.check(reader, data: data, steps: steps, checkpoints: checkpoints)
-            problems += check.problems
-            if let optimizer = check.optimizer {
-                problems += TraceCheck.optimizerStateProblems(reader, optimizer: optimizer, checkpoints: checkpoints)
-            }
-            sound = check.isSound
+        let check = TraceCheck.check(reader, data: data, steps: steps, checkpoints: checkpoints)
+        problems += check.problems
+        if let optimizer = check.optimizer {
+            problems += TraceCheck.optimizerStateProblems(reader, optimizer: optimizer, checkpoints: checkpoints)
         }
+        let spec = check.model?.spec, lossSpec = check.loss, opt = check.optimizer
         var train = Split(count: data?.trainX.shape.first ?? 0, features: data?.trainX.shape.dropFirst().first ?? 0)
         var test = Split(count: data?.testX.shape.first ?? 0, features: data?.testX.shape.dropFirst().first ?? 0)
-        if sound, let data, let spec, let lossSpec, let model = try? MLP(spec: spec), let task = TaskKind(rawValue: run.task),
-           model.parameterCount == reader.parameterCount {
+        if check.isSound, let data, let model = check.model, let lossSpec, let task = TaskKind(rawValue: run.task) {
             let trainSet = dataset(x: data.trainX, y: data.trainY, task: task, outputs: run.numOutputs, name: "train")
             let testSet = dataset(x: data.testX, y: data.testY, task: task, outputs: run.numOutputs, name: "test")
             if let first = checkpoints.first, let w0 = try? reader.checkpoint(step: first) {

@@ -123,4 +123,16 @@ struct StepCheckTests {
             #expect(r.reconstruction.test!.relativeResidual < 1e-9)
         }
     }
+
+    /// inspect's summary decodes the specs through the shared check: a bad spec is listed even
+    /// when the data cannot be read (it used to be skipped silently).
+    @Test func inspectListsABadSpecEvenWithUnreadableData() throws {
+        let path = try recordTrace(Self.clippedRun(checkpointEvery: 1))
+        try sqlite(path, #"UPDATE run SET loss_json = '{"kind":"hinge"}'"#)
+        try sqlite(path, "UPDATE data SET shape = '[-1,2]' WHERE split = 'test' AND role = 'x'")
+        let summary = try TraceSummary.make(path: path)
+        #expect(summary.problems.contains { $0.hasPrefix("loss_json") }, "\(summary.problems)")
+        #expect(summary.problems.contains { $0.contains("data test x") }, "\(summary.problems)")
+        #expect(summary.train.final == nil)
+    }
 }
