@@ -20,19 +20,10 @@ public struct AvgPool2D: Layer {
 
     public init(inputShape: TensorShape, kernel: (height: Int, width: Int), stride: (height: Int, width: Int)? = nil,
                 padding: Padding2D = .valid) throws {
-        guard let image = inputShape.image, inputShape.isValid else {
-            throw LayerError("avgpool2d: needs an image input [C, H, W], got \(inputShape)")
-        }
-        try checkPoolPadding(padding, kernel: kernel, layer: "avgpool2d")
-        window = try Window2D(input: (image.height, image.width), kernel: kernel, stride: stride ?? kernel,
-                              padding: padding, layer: "avgpool2d")
-        channels = image.channels
+        (channels, window) = try Window2D.pool(inputShape, kernel: kernel, stride: stride, padding: padding, layer: Self.kind)
         self.padding = padding
     }
 
-    public var inputShape: TensorShape { .image(channels: channels, height: window.inputHeight, width: window.inputWidth) }
-    public var outputShape: TensorShape { .image(channels: channels, height: window.outputHeight, width: window.outputWidth) }
-    public var parameters: [LayerParameter] { [] }
     public var isPiecewiseLinear: Bool { false }
 
     public func forward<S: BLASScalar>(_ x: DenseMatrix<S>, parameters w: [S]) -> (output: DenseMatrix<S>, cache: LayerCache) {
@@ -111,14 +102,6 @@ public struct AvgPool2D: Layer {
 
     public func jvp<S: BLASScalar>(inputTangent: DenseMatrix<S>?, parameterTangent: [S], cache: LayerCache) -> DenseMatrix<S>? {
         inputTangent.map { pool($0) }
-    }
-}
-
-/// PyTorch's rule for pooling padding: explicit padding at most half the kernel, so that every
-/// window holds at least one input position.
-func checkPoolPadding(_ padding: Padding2D, kernel: (height: Int, width: Int), layer: String) throws {
-    if case .explicit(let h, let w) = padding, h > kernel.height / 2 || w > kernel.width / 2 {
-        throw LayerError("\(layer): padding \(padding) must be at most half the \(kernel.height)×\(kernel.width) kernel")
     }
 }
 

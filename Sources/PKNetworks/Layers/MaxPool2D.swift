@@ -21,19 +21,10 @@ public struct MaxPool2D: Layer {
 
     public init(inputShape: TensorShape, kernel: (height: Int, width: Int), stride: (height: Int, width: Int)? = nil,
                 padding: Padding2D = .valid) throws {
-        guard let image = inputShape.image, inputShape.isValid else {
-            throw LayerError("maxpool2d: needs an image input [C, H, W], got \(inputShape)")
-        }
-        try checkPoolPadding(padding, kernel: kernel, layer: "maxpool2d")
-        window = try Window2D(input: (image.height, image.width), kernel: kernel, stride: stride ?? kernel,
-                              padding: padding, layer: "maxpool2d")
-        channels = image.channels
+        (channels, window) = try Window2D.pool(inputShape, kernel: kernel, stride: stride, padding: padding, layer: Self.kind)
         self.padding = padding
     }
 
-    public var inputShape: TensorShape { .image(channels: channels, height: window.inputHeight, width: window.inputWidth) }
-    public var outputShape: TensorShape { .image(channels: channels, height: window.outputHeight, width: window.outputWidth) }
-    public var parameters: [LayerParameter] { [] }
     public var isPiecewiseLinear: Bool { true }
 
     /// For every output entry (`n × C·Ho·Wo`, row-major), the column of its arg-max in its input row.

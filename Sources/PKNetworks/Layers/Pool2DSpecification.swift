@@ -4,8 +4,32 @@ import PKNumerics
 /// both pools share.
 public protocol Pool2DLayer: Layer {
     static var kind: String { get }
+    var channels: Int { get }
+    var window: Window2D { get }
     init(inputShape: TensorShape, kernel: (height: Int, width: Int), stride: (height: Int, width: Int)?,
          padding: Padding2D) throws
+}
+
+extension Pool2DLayer {
+    /// `[C, H, W]` in, `[C, Ho, Wo]` out; no parameters.
+    public var inputShape: TensorShape { .image(channels: channels, height: window.inputHeight, width: window.inputWidth) }
+    public var outputShape: TensorShape { .image(channels: channels, height: window.outputHeight, width: window.outputWidth) }
+    public var parameters: [LayerParameter] { [] }
+}
+
+extension Window2D {
+    /// A pool's channels and window for `input` (an image), its padding checked (at most half the
+    /// kernel, PyTorch's limit); the stride defaults to the kernel (PyTorch's default).
+    static func pool(_ input: TensorShape, kernel: (height: Int, width: Int), stride: (height: Int, width: Int)?,
+                     padding: Padding2D, layer: String) throws -> (channels: Int, window: Window2D) {
+        guard let image = input.image, input.isValid else {
+            throw LayerError("\(layer): needs an image input [C, H, W], got \(input)")
+        }
+        try checkPoolPadding(padding, kernel: kernel, layer: layer)
+        let window = try Window2D(input: (image.height, image.width), kernel: kernel, stride: stride ?? kernel,
+                                  padding: padding, layer: layer)
+        return (image.channels, window)
+    }
 }
 
 /// The JSON form of a 2-D pooling layer (`avgpool2d`, `maxpool2d`):
@@ -44,5 +68,13 @@ public struct Pool2DSpecification<Pool: Pool2DLayer>: LayerSpecification {
 
     public func build(input: TensorShape, defaults: LayerDefaults) throws -> any Layer {
         try Pool(inputShape: input, kernel: kernel, stride: stride, padding: padding)
+    }
+}
+
+/// PyTorch's rule for pooling padding: explicit padding at most half the kernel, so that every
+/// window holds at least one input position.
+func checkPoolPadding(_ padding: Padding2D, kernel: (height: Int, width: Int), layer: String) throws {
+    if case .explicit(let h, let w) = padding, h > kernel.height / 2 || w > kernel.width / 2 {
+        throw LayerError("\(layer): padding \(padding) must be at most half the \(kernel.height)×\(kernel.width) kernel")
     }
 }
