@@ -8,7 +8,9 @@ Two parts, both against a built binary (release in ./dev test):
    the semantic rules are what must catch it). For every case `inspect` must exit 1 and list a
    problem, `analyze` must exit 1 with a one-line `error: ` message naming it — and neither may
    die of a signal (a Swift trap) or exceed TIMEOUT seconds.
-2. A bounded fuzz run: FUZZ_CASES traces mutated at random (fixed seed, so a failure repeats):
+2. A bounded fuzz run: FUZZ_CASES traces mutated at random (fixed seed, so a failure repeats),
+   copies of three base traces (binary SGD; 3-class momentum with clipping, sparse checkpoints;
+   AdamW regression with float32 checkpoints):
    blobs with bytes flipped and the CRC recomputed, numbers in step rows, shapes, JSON fields and
    layout rows replaced by hostile values (NaN, ±Inf, −1, 2^32, 1e308, wrong types), rows deleted.
    The base traces hold a stored analysis, so the analysis table is fuzzed too (truncated or
@@ -48,6 +50,14 @@ MULTI = {
     "loss": {"kind": "cross-entropy"},
     "optimizer": {"kind": "sgd", "learningRate": 0.1, "momentum": 0.9, "clipNorm": 1.0},
     "training": {"steps": 8, "batchSize": 8, "checkpointEvery": 4},
+}
+
+
+ADAM32 = {
+    "name": "adam32", "seed": 5, "data": {"kind": "teacher", "train": 24, "test": 8, "inputDim": 3},
+    "model": {"kind": "mlp", "layers": [3, 5, 1], "activation": "gelu"},
+    "loss": {"kind": "mse"}, "optimizer": {"kind": "adamw", "learningRate": 0.01, "weightDecay": 0.01},
+    "training": {"steps": 8, "batchSize": 8, "checkpointEvery": 4, "precision": "float32"},
 }
 
 
@@ -161,6 +171,8 @@ def fuzz_mutation(db, rng):
         elif how == "number":
             import re
             nums = list(re.finditer(r"-?\d+\.?\d*(e-?\d+)?", text))
+            if not nums:
+                return "analysis.result_json holds no number to replace"
             m = rng.choice(nums)
             text = text[:m.start()] + rng.choice(['"nan"', '"inf"', "-1", "1e308", "null", '"x"', "99999999999999999999"]) + text[m.end():]
         elif how == "key":
@@ -250,7 +262,7 @@ def main():
     tmp = tempfile.mkdtemp(prefix="pk-bad-")
     try:
         bases = {}
-        for cfg in (BINARY, MULTI):
+        for cfg in (BINARY, MULTI, ADAM32):
             c = os.path.join(tmp, cfg["name"] + ".json")
             with open(c, "w") as f:
                 json.dump(cfg, f)
@@ -304,7 +316,7 @@ def main():
         rng = random.Random(args.seed)
         crashes = 0
         for i in range(args.fuzz):
-            base = rng.choice([BINARY, MULTI])
+            base = rng.choice([BINARY, MULTI, ADAM32])
             path = mutant(base, f"f{i}.sqlite")
             db = sqlite3.connect(path)
             what = []
