@@ -25,6 +25,9 @@ public struct AnalysisSettings: Codable, Sendable, Equatable, Hashable {
     /// Adaptive mode: target for the reconstruction error summed over all steps (output units);
     /// nil = fixed `nodes` per segment.
     public var adaptiveTolerance: Double? = nil
+    /// Adaptive mode: at most this many nodes per segment (nil: `defaultMaxAdaptiveNodes`, 256);
+    /// when reached the analysis goes on with the nodes it has and says so.
+    public var maxNodes: Int? = nil
     /// Which splits' fidelity is reported. Training points are always queries internally
     /// (`path-krr` and `path-km-self` need the path kernel between training points).
     public var queries: Queries = .both
@@ -60,6 +63,7 @@ public struct AnalysisSettings: Codable, Sendable, Equatable, Hashable {
     public static let nodesRange = 1...64
     public static let maxQueriesRange = 1...ConfigLimits.maxExamples
     public static let adaptiveRange = NumberRange.above(0)
+    public static let maxNodesRange = 2...1_000_000
     public static let ridgeRange = NumberRange.atLeast(0)
     public static let momentumToleranceRange = NumberRange.between(0, 1)
 
@@ -70,6 +74,10 @@ public struct AnalysisSettings: Codable, Sendable, Equatable, Hashable {
         if let t = adaptiveTolerance, !Self.adaptiveRange.contains(t) {
             throw AnalysisError("--adaptive must be \(Self.adaptiveRange) (a tolerance in output units), got \(t)")
         }
+        if let m = maxNodes, !Self.maxNodesRange.contains(m) {
+            throw AnalysisError("--max-nodes must be \(ConfigLimits.describe(Self.maxNodesRange)), got \(m)")
+        }
+        if maxNodes != nil && adaptiveTolerance == nil { throw AnalysisError("--max-nodes bounds adaptive quadrature: pass --adaptive TOL too") }
         if let m = maxQueries, !Self.maxQueriesRange.contains(m) {
             throw AnalysisError("--max-queries must be \(ConfigLimits.describe(Self.maxQueriesRange)), got \(m)")
         }

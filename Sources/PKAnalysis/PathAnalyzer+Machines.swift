@@ -206,20 +206,29 @@ extension PathAnalyzer {
                      argmaxAgreement: agreement, accuracy: acc)
     }
 
-    /// Adaptive Gauss–Legendre nodes for one segment.
+    /// Default node budget per segment in adaptive mode (`--max-nodes`).
+    public static let defaultMaxAdaptiveNodes = 256
+
+    /// Adaptive Gauss–Legendre nodes for one segment, globally adaptive (QUADPACK's QAG scheme:
+    /// Piessens et al. 1983): the interval whose error estimate exceeds its allowance most is split
+    /// next, until every interval is within its allowance or the segment's nodes reach `maxNodes`.
     ///
-    /// An interval [a, b] is accepted when its error estimate is within budget, otherwise both
-    /// halves are refined (to depth `maxAdaptiveDepth`). The estimate is `max_x |I_q(a, b) − I_q(a, m)
-    /// − I_q(m, b)|` (the q-node rule against the composite rule on the halves, budget
-    /// `tolerance · (b − a)`). For piecewise-linear activations (relu, leaky-relu) the integrand
-    /// `J(x; w_t + sΔw)Δw` jumps where a unit's pre-activation changes sign, and two Gauss rules can
-    /// both miss a jump near an interval's end; there an interval whose activation pattern differs
-    /// between a and b is estimated instead by `max_x |J(b)Δw − J(a)Δw| · (b − a)` (the worst error of
-    /// a jump of that size) with an absolute budget `tolerance / 16`. Between kinks the network is
-    /// polynomial in s and the rule's own estimate applies.
-    /// Returns the composite rule (nodes in [0, 1], weights summing to 1) and the depth reached.
+    /// An interval [a, b] with midpoint m is estimated by `max_x |I_q(a, b) − I_q(a, m) − I_q(m, b)|`
+    /// (the q-node rule against the composite rule on the halves, allowance `tolerance · (b − a)`).
+    /// For piecewise-linear activations (relu, leaky-relu) the integrand `J(x; w_t + sΔw)Δw` jumps
+    /// where a unit's pre-activation changes sign, and two Gauss rules can both miss a jump near an
+    /// interval's end; there an interval whose activation pattern differs between a and b is
+    /// estimated instead by `max_x |J(b)Δw − J(a)Δw| · (b − a)` (the worst error of a jump of that
+    /// size) with an absolute allowance `tolerance / 16`. Between kinks the network is polynomial
+    /// in s and the rule's own estimate applies. Intervals stop splitting at depth
+    /// `maxAdaptiveDepth`. Every interval contributes the composite rule on its halves (2q nodes).
+    ///
+    /// Does not hold: the budget bounds the work, not the error — when it is reached
+    /// (`budgetReached`), the intervals left are used as they are, and the reconstruction residual
+    /// shows what was reached. Returns the nodes in [0, 1] (weights summing to 1), the depth reached.
     static func adaptiveNodes(model: MLP, start: [Double], delta: [Double], x: Matrix, rule: GaussLegendre,
-                              tolerance: Double) -> ([(s: Double, w: Double)], Int) {
+                              tolerance: Double, maxNodes: Int = PathAnalyzer.defaultMaxAdaptiveNodes)
+        -> (nodes: [(s: Double, w: Double)], depth: Int, budgetReached: Bool) {
         let piecewiseLinear = [.relu, .leakyRelu].contains(model.spec.activation)
         func point(_ s: Double) -> [Double] {
             var ws = start
@@ -234,40 +243,56 @@ extension PathAnalyzer {
             }
             return sum
         }
+        typealias Endpoint = (pattern: [[Double]], jv: Matrix)
         /// Activation pattern (φ' at every hidden unit of every query) and JΔw at s.
-        func endpoint(_ s: Double) -> (pattern: [[Double]], jv: Matrix) {
+        func endpoint(_ s: Double) -> Endpoint {
             let w = point(s)
             let pattern = piecewiseLinear ? model.forwardCache(w, x).activationDerivatives.map(\.data) : []
             return (pattern, piecewiseLinear ? model.jvp(w, x, tangent: delta) : Matrix(rows: 0, cols: 0))
         }
-        var out: [(s: Double, w: Double)] = []
-        var depth = 0
-        func refine(_ a: Double, _ b: Double, _ whole: Matrix, _ ea: (pattern: [[Double]], jv: Matrix),
-                    _ eb: (pattern: [[Double]], jv: Matrix), _ level: Int) {
+        /// An interval with its halves' integrals and how far its estimate exceeds its allowance
+        /// (≤ 1: accepted).
+        struct Piece {
+            let a: Double, b: Double, level: Int
+            let left: Matrix, right: Matrix
+            let ea: Endpoint, eb: Endpoint
+            let excess: Double
+        }
+        func piece(_ a: Double, _ b: Double, whole: Matrix, _ ea: Endpoint, _ eb: Endpoint, level: Int) -> Piece {
             let mid = 0.5 * (a + b)
             let left = integral(a, mid), right = integral(mid, b)
-            var accept: Bool
+            var excess: Double
             if piecewiseLinear && ea.pattern != eb.pattern {
                 var jump = 0.0
                 for i in ea.jv.data.indices { jump = max(jump, abs(eb.jv.data[i] - ea.jv.data[i])) }
-                accept = jump * (b - a) <= tolerance / 16
+                excess = jump * (b - a) / (tolerance / 16)
             } else {
                 var diff = 0.0
                 for i in whole.data.indices { diff = max(diff, abs(whole.data[i] - left.data[i] - right.data[i])) }
-                accept = diff <= tolerance * (b - a)
+                excess = diff / (tolerance * (b - a))
             }
-            if accept || level >= PathAnalyzer.maxAdaptiveDepth {
-                depth = max(depth, level)
-                for (lo, hi) in [(a, mid), (mid, b)] {
-                    for (s, w) in zip(rule.nodes, rule.weights) { out.append((lo + (hi - lo) * s, (hi - lo) * w)) }
-                }
-            } else {
-                let em = endpoint(mid)
-                refine(a, mid, left, ea, em, level + 1)
-                refine(mid, b, right, em, eb, level + 1)
+            if level >= PathAnalyzer.maxAdaptiveDepth || excess.isNaN { excess = 0 }
+            return Piece(a: a, b: b, level: level, left: left, right: right, ea: ea, eb: eb, excess: excess)
+        }
+        let perPiece = 2 * rule.nodes.count
+        var pieces = [piece(0, 1, whole: integral(0, 1), endpoint(0), endpoint(1), level: 1)]
+        var budgetReached = false
+        while let worst = pieces.indices.max(by: { pieces[$0].excess < pieces[$1].excess }), pieces[worst].excess > 1 {
+            // Splitting one piece into two adds one piece's nodes.
+            guard (pieces.count + 1) * perPiece <= max(maxNodes, perPiece) else { budgetReached = true; break }
+            let p = pieces.remove(at: worst)
+            let mid = 0.5 * (p.a + p.b), em = endpoint(mid)
+            pieces.append(piece(p.a, mid, whole: p.left, p.ea, em, level: p.level + 1))
+            pieces.append(piece(mid, p.b, whole: p.right, em, p.eb, level: p.level + 1))
+        }
+        pieces.sort { $0.a < $1.a }
+        var out: [(s: Double, w: Double)] = []
+        for p in pieces {
+            let mid = 0.5 * (p.a + p.b)
+            for (lo, hi) in [(p.a, mid), (mid, p.b)] {
+                for (s, w) in zip(rule.nodes, rule.weights) { out.append((lo + (hi - lo) * s, (hi - lo) * w)) }
             }
         }
-        refine(0, 1, integral(0, 1), endpoint(0), endpoint(1), 1)
-        return (out, depth)
+        return (out, pieces.map(\.level).max() ?? 1, budgetReached)
     }
 }

@@ -263,7 +263,7 @@ public struct PathAnalyzer {
         var window: [TrainingSide<Double>] = []
         var decayBuffer: [Double]? = nil
 
-        var nodeCount = 0, maxDepth = 0
+        var nodeCount = 0, maxDepth = 0, budgetSteps = 0
         let rule = GaussLegendre(nodes: settings.nodes)
         while let seg = try path.next() {
             let t = seg.step
@@ -277,10 +277,12 @@ public struct PathAnalyzer {
             // Quadrature nodes for this segment.
             var nodes: [(s: Double, w: Double)]
             if let tol = settings.adaptiveTolerance {
-                let (ns, depth) = PathAnalyzer.adaptiveNodes(model: model, start: seg.start, delta: delta, x: xq, rule: rule,
-                                                              tolerance: tol / Double(T))
+                let (ns, depth, capped) = PathAnalyzer.adaptiveNodes(model: model, start: seg.start, delta: delta, x: xq, rule: rule,
+                                                                      tolerance: tol / Double(T),
+                                                                      maxNodes: settings.maxNodes ?? PathAnalyzer.defaultMaxAdaptiveNodes)
                 nodes = ns
                 maxDepth = max(maxDepth, depth)
+                if capped { budgetSteps += 1 }
             } else {
                 nodes = zip(rule.nodes, rule.weights).map { ($0, $1) }
             }
@@ -492,6 +494,9 @@ public struct PathAnalyzer {
         let inconsistent = path.largestMismatch > path.tolerance
         if inconsistent {
             notes.insert("INCONSISTENT TRACE, analyzed anyway (--allow-inconsistent-steps): the stored weights are not gradient steps of the recorded loss and optimizer (step \(path.worstStep ?? 0): relative mismatch \(String(format: "%.2e", path.largestMismatch)), tolerance \(String(format: "%.0e", path.tolerance))). The JVP decomposition still adds up, but the path kernel's kernel form and every path machine describe the recorded loss, not this run", at: 0)
+        }
+        if budgetSteps > 0 {
+            notes.insert("adaptive quadrature stopped at its node budget (--max-nodes \(settings.maxNodes ?? PathAnalyzer.defaultMaxAdaptiveNodes) per step) on \(budgetSteps) of \(T) steps before reaching --adaptive \(settings.adaptiveTolerance ?? 0): the reconstruction residual is what it reached (raise --max-nodes, or loosen --adaptive)", at: 0)
         }
         if path.checkpointResolution {
             notes.append("the decomposition is at checkpoint resolution: the trace stores no optimizer state for its \(run.optimizer.kind.rawValue) updates, so the steps between checkpoints cannot be replayed and each straight segment between checkpoints is integrated instead")

@@ -16,6 +16,11 @@ struct AnalysisOptions: ParsableArguments {
             transform: OptionValue.number(in: AnalysisSettings.adaptiveRange))
     var adaptive: Double?
 
+    @Option(name: .customLong("max-nodes"), parsing: .unconditional,
+            help: ArgumentHelp("With --adaptive: at most N nodes per step (default 256: at most 64 times the nodes of q = 4); where a step reaches it the analysis goes on with the nodes it has and the report says so.", valueName: "N"),
+            transform: OptionValue.integer(in: AnalysisSettings.maxNodesRange))
+    var maxNodes: Int?
+
     @Option(help: "Which splits to report: test, train or both.")
     var queries: AnalysisSettings.Queries = .both
 
@@ -48,6 +53,7 @@ struct AnalysisOptions: ParsableArguments {
         var s = AnalysisSettings(nodes: nodes, adaptiveTolerance: adaptive, queries: queries, maxQueries: maxQueries,
                                  kernel: kernel, ridge: ridge, precision: precision, scope: scope)
         s.momentumTolerance = momentumTolerance
+        s.maxNodes = maxNodes
         s.allowInconsistentSteps = allowInconsistentSteps ? true : nil
         return s
     }

@@ -306,11 +306,35 @@ struct PathAnalysisTests {
         let path = try recordTrace(cfg)
         let tol = 1e-8
         let fixed = try analyze(path, AnalysisSettings(nodes: 2))
-        let adaptive = try analyze(path, AnalysisSettings(nodes: 2, adaptiveTolerance: tol))
+        var settings = AnalysisSettings(nodes: 2, adaptiveTolerance: tol)
+        settings.maxNodes = 4096   // this tolerance needs more than the default budget at q = 2
+        let adaptive = try analyze(path, settings)
         #expect(fixed.reconstruction.test!.maxAbsResidual > tol)
         #expect(adaptive.reconstruction.test!.maxAbsResidual <= tol)
         #expect(adaptive.reconstruction.train!.maxAbsResidual <= tol)
         #expect(adaptive.reconstruction.maxDepth > 1)
+        #expect(!adaptive.run.notes.contains { $0.contains("node budget") })
+    }
+
+    /// A node budget bounds the work: a far tighter tolerance with a small budget finishes, says
+    /// that it stopped at the budget, and still gives a finite residual no worse than the fixed rule's.
+    @Test func adaptiveStopsAtItsNodeBudgetAndSaysSo() throws {
+        let cfg = config(name: "relu", data: #"{"kind":"teacher","train":12,"test":6,"inputDim":4}"#,
+                         model: #"{"layers":[4,16,16,1],"activation":"relu","sigmaW":1.4142135623730951}"#, loss: .mse,
+                         optimizer: OptimizerSpec(kind: .sgd, learningRate: 0.05), steps: 8, batchSize: 6)
+        let path = try recordTrace(cfg)
+        var settings = AnalysisSettings(nodes: 2, adaptiveTolerance: 1e-15)
+        settings.maxNodes = 16
+        let capped = try analyze(path, settings)
+        #expect(capped.run.notes.first?.contains("stopped at its node budget (--max-nodes 16") == true, "\(capped.run.notes)")
+        #expect(capped.reconstruction.meanNodesPerStep <= 16)
+        let fixed = try analyze(path, AnalysisSettings(nodes: 2))
+        #expect(capped.reconstruction.test!.maxAbsResidual.isFinite)
+        #expect(capped.reconstruction.test!.maxAbsResidual <= fixed.reconstruction.test!.maxAbsResidual)
+        // --max-nodes without --adaptive is refused.
+        var alone = AnalysisSettings()
+        alone.maxNodes = 16
+        #expect(throws: AnalysisError.self) { try alone.validate() }
     }
 }
 
