@@ -132,11 +132,6 @@ public struct OptimizerSpec: Codable, Sendable, Equatable {
                            decoupled: kind == .adamw ? true : nil, clipNorm: clipNorm)
     }
 
-    /// True for (S)GD without momentum, clipped or not: `Δw = −η(κḡ + λw)`, the update the path
-    /// kernel's SGD form (math §2) describes exactly. (The analyzer reads the chain's own
-    /// `transformation().kernelForm` instead, which is `.plain` for exactly these.)
-    public var isPlainGradientDescent: Bool { (kind == .gd || kind == .sgd) && momentum == 0 }
-
     /// A one-line human description, e.g. `sgd lr 0.1 (cosine, warm-up 10), momentum 0.9, weight decay 1e-4`.
     public var summary: String {
         var s = "\(kind.rawValue) lr \(learningRate)"
