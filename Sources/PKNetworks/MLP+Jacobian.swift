@@ -89,7 +89,11 @@ extension MLP {
         let weights = nodes.map { S($0.weight) }
         let sW = S(layer.weightScale), sB = S(layer.biasScale)
         let sBase = scale + layer.weightOffset
-        // Raw pointers of the nodes' activations and signals (read only; the features outlive this call).
+        // Raw pointers of the nodes' activations and signals (read only). Their arrays belong to
+        // `nodes`, whose lifetime is extended to the end of this function explicitly: a pointer
+        // must never outlive its array's last use, which the optimizer may move (the class of the
+        // released-scratch bug fixed in the preconditioned route).
+        defer { withExtendedLifetime(nodes) {} }
         let a = nodes.map { $0.features.inputs[l].data.withUnsafeBufferPointer { $0.baseAddress! } }
         let dl = nodes.map { $0.features.signals[l].data.withUnsafeBufferPointer { $0.baseAddress! } }
         for row in rows {
