@@ -23,9 +23,12 @@ returned (status stays `running`; `pathkernel analyze` uses the committed prefix
             params, buf = update(params, buf, batch)
         rec.finish(params=params, optimizer_state={"momentum_buffer": buf})   # final checkpoint
 
-The model must be what pathkernel's MLP computes (Docs/networks.md): dense layers
-`z = s_W W a + s_b b` (W: [out, in], PyTorch's nn.Linear convention), one activation for every
-hidden layer, a linear output layer. Losses are pathkernel's (Docs/networks.md, "Losses"):
+The model is one of pathkernel's two model kinds (Docs/networks.md). `{"kind": "mlp"}`: dense
+layers `z = s_W W a + s_b b` (W: [out, in], PyTorch's nn.Linear convention), one activation for
+every hidden layer, a linear output layer. `{"kind": "sequential", "input": [C, H, W] or [d],
+"layers": [...]}`: a layer list (dense, conv2d, pools, flatten, layernorm, activations, nested
+sequential and residual blocks; "The JSON form of layer lists"), whose parameters are named and
+ordered like PyTorch's state_dict (`sequential_layout`); images are NCHW. Losses are pathkernel's (Docs/networks.md, "Losses"):
 the batch loss is the mean over the batch of `mse` = ½‖f − y‖² (summed over outputs; half of
 PyTorch's MSELoss when there is one output), `logistic` = softplus(f) − y f (PyTorch's
 binary_cross_entropy_with_logits), `cross-entropy` = logsumexp(f) − f_k (PyTorch's cross_entropy).
@@ -52,6 +55,8 @@ __all__ = [
     "normalize_optimizer",
     "optimizer_buffer_names",
     "parameter_layout",
+    "sequential_layout",
+    "model_shapes",
     "FORMAT_TOOL_VERSION",
 ]
 
@@ -191,21 +196,30 @@ def _to_numpy(a: Any) -> np.ndarray:
 # ----------------------------------------------------------------------------------------------
 
 _MODEL_KEYS = {"kind", "layers", "activation", "parameterization", "sigmaW", "sigmaB", "bias", "leakySlope"}
+_SEQUENTIAL_MODEL_KEYS = {"kind", "input", "parameterization", "sigmaW", "sigmaB", "leakySlope", "layers"}
+MODEL_KINDS = ("mlp", "sequential")
 
 
 def normalize_model(model: Mapping[str, Any]) -> dict:
-    """A model spec as `ModelSpec` encodes it (every key), checked like `ModelSpec.validate()`.
+    """A model spec in the form the Swift side encodes it, checked like its decoder.
+
+    Two kinds (Docs/networks.md): `{"kind": "mlp", "layers": [widths], "activation": …}` (the
+    default kind; every key written back, as `ModelSpec` encodes it) and `{"kind": "sequential",
+    "input": [C, H, W] or [d], "layers": [layer objects], …}`, a layer list ("The JSON form of
+    layer lists"; see `normalize_sequential`).
 
     `parameterization` is required here (pathkernel's default is `ntk`, but a network written
     in Python is usually `standard`, and the two have different gradients)."""
     if not isinstance(model, Mapping):
         raise RecorderError(f"model must be a dict like {{'layers': [2, 16, 1], 'activation': 'tanh', 'parameterization': 'standard'}}, got {model!r}")
+    kind = model.get("kind", "mlp")
+    if kind == "sequential":
+        return normalize_sequential(model)
+    if kind != "mlp":
+        raise RecorderError(f"model.kind {kind!r} is not supported (supported: {', '.join(MODEL_KINDS)})")
     unknown = set(model) - _MODEL_KEYS
     if unknown:
         raise RecorderError(f"model: unknown key(s) {sorted(unknown)} (known: {sorted(_MODEL_KEYS)})")
-    kind = model.get("kind", "mlp")
-    if kind != "mlp":
-        raise RecorderError(f"model.kind {kind!r} is not supported (supported: mlp)")
     if "layers" not in model:
         raise RecorderError("model.layers is required, e.g. [2, 16, 16, 1]")
     layers = list(model["layers"])
@@ -218,6 +232,16 @@ def normalize_model(model: Mapping[str, Any]) -> dict:
     activation = model.get("activation")
     if activation not in ACTIVATIONS:
         raise RecorderError(f"model.activation {activation!r} is not supported (supported: {', '.join(ACTIVATIONS)})")
+    param, sigma_w, sigma_b, leaky = _network_scales(model)
+    bias = model.get("bias", True)
+    if not isinstance(bias, bool):
+        raise RecorderError(f"model.bias must be true or false, got {bias!r}")
+    return {"kind": "mlp", "layers": layers, "activation": activation, "parameterization": param,
+            "sigmaW": sigma_w, "sigmaB": sigma_b, "bias": bias, "leakySlope": leaky}
+
+
+def _network_scales(model: Mapping[str, Any]) -> tuple[str, float, float, float]:
+    """`parameterization` (required), `sigmaW`, `sigmaB`, `leakySlope` of a model spec, checked."""
     if "parameterization" not in model:
         raise RecorderError("model.parameterization is required: 'standard' (z = W a + b, PyTorch's nn.Linear) or 'ntk' (z = σ_w/√n · W a + σ_b · b)")
     param = model["parameterization"]
@@ -232,17 +256,18 @@ def normalize_model(model: Mapping[str, Any]) -> dict:
         raise RecorderError(f"model.sigmaB must be ≥ 0, got {sigma_b}")
     if not math.isfinite(leaky):
         raise RecorderError(f"model.leakySlope must be finite, got {leaky}")
-    bias = model.get("bias", True)
-    if not isinstance(bias, bool):
-        raise RecorderError(f"model.bias must be true or false, got {bias!r}")
-    return {"kind": "mlp", "layers": layers, "activation": activation, "parameterization": param,
-            "sigmaW": sigma_w, "sigmaB": sigma_b, "bias": bias, "leakySlope": leaky}
+    return param, sigma_w, sigma_b, leaky
 
 
 def parameter_layout(model: Mapping[str, Any]) -> list[tuple[str, list[int], int, int]]:
-    """`(name, shape, offset, count)` in storage order: `layers.l.weight` [out, in], then
-    `layers.l.bias` [out] (when the model has biases), for l = 0 … L−1 (`MLP.layout`)."""
+    """`(name, shape, offset, count)` in storage order (the trace's `parameter_layout` rows).
+
+    `mlp`: `layers.l.weight` [out, in], then `layers.l.bias` [out] (when the model has biases),
+    for l = 0 … L−1 (`MLP.layout`). `sequential`: the layer list's tensors in composition order
+    (`sequential_layout`)."""
     spec = normalize_model(model)
+    if spec["kind"] == "sequential":
+        return sequential_layout(spec)[0]
     layers, out, offset = spec["layers"], [], 0
     for l in range(len(layers) - 1):
         n_in, n_out = layers[l], layers[l + 1]
@@ -252,6 +277,279 @@ def parameter_layout(model: Mapping[str, Any]) -> list[tuple[str, list[int], int
             out.append((f"layers.{l}.bias", [n_out], offset, n_out))
             offset += n_out
     return out
+
+
+def model_shapes(model: Mapping[str, Any]) -> tuple[list[int], list[int]]:
+    """The shape of one input example and of one output (`[d]`, `[C, H, W]`; outputs `[C]`)."""
+    spec = normalize_model(model)
+    if spec["kind"] == "sequential":
+        return list(spec["input"]), sequential_layout(spec)[1]
+    return [spec["layers"][0]], [spec["layers"][-1]]
+
+
+# --- layer lists ("sequential") ---------------------------------------------------------------
+# A Python mirror of Sources/PKNetworks/Layers (LayerSpec decoding, `build(input:)`'s shape rules,
+# Window2D, and the flattening order of Sequential and Residual), enough to write and check a
+# trace's parameter layout without the Swift side. Docs/networks.md, "Layers".
+
+#: Every layer kind of the JSON form, in `LayerRegistry` order.
+LAYER_KINDS = ("dense",) + ACTIVATIONS + ("flatten", "conv2d", "avgpool2d", "maxpool2d", "globalavgpool",
+                                          "layernorm", "sequential", "residual")
+_WEIGHT_KEYS = {"parameterization", "sigmaW", "sigmaB"}
+_LAYER_KEYS: dict[str, set[str]] = {
+    "dense": {"out", "bias"} | _WEIGHT_KEYS,
+    "conv2d": {"out", "kernel", "stride", "padding", "bias"} | _WEIGHT_KEYS,
+    "avgpool2d": {"kernel", "stride", "padding"},
+    "maxpool2d": {"kernel", "stride", "padding"},
+    "globalavgpool": set(),
+    "flatten": set(),
+    "layernorm": {"eps", "affine"},
+    "leaky-relu": {"leakySlope"},
+    "sequential": {"layers"},
+    "residual": {"block", "shortcut"},
+}
+_MAX_WIDTH = 1_000_000          # ConfigLimits.maxWidth: the largest out, kernel, stride, padding
+
+
+def _shape_text(shape: Iterable[int]) -> str:
+    """`[1, 8, 8]`, as Swift's TensorShape prints it."""
+    return "[" + ", ".join(str(int(d)) for d in shape) + "]"
+
+
+def _integer(v: Any, where: str, low: int) -> int:
+    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer)) or int(v) != v or not (low <= int(v) <= _MAX_WIDTH):
+        raise RecorderError(f"{where} must be an integer in {low}…{_MAX_WIDTH}, got {v!r}")
+    return int(v)
+
+
+def _pair(v: Any, where: str, low: int) -> int | list[int]:
+    """One integer or `[height, width]`, written back as one integer when both agree."""
+    if isinstance(v, (list, tuple)):
+        if len(v) != 2:
+            raise RecorderError(f"{where} must be one integer or [height, width], got {list(v)!r}")
+        h, w = _integer(v[0], where, low), _integer(v[1], where, low)
+        return h if h == w else [h, w]
+    return _integer(v, where, low)
+
+
+def _padding(v: Any, where: str) -> str | int | list[int]:
+    if isinstance(v, str):
+        if v not in ("valid", "same"):
+            raise RecorderError(f'{where} must be "valid", "same", an integer or [height, width], got "{v}"')
+        return v
+    return _pair(v, where, 0)
+
+
+def _hw(p: int | list[int]) -> tuple[int, int]:
+    return (p, p) if isinstance(p, int) else (p[0], p[1])
+
+
+def _normalize_layer(obj: Any, where: str) -> dict:
+    """One layer object, checked (kind, keys, values) and written canonically, as the Swift
+    specifications encode it: defaults filled in except `stride` of a pool (absent: the kernel)
+    and the per-layer `parameterization`/`sigmaW`/`sigmaB`/`leakySlope` (absent: the model's)."""
+    if not isinstance(obj, Mapping):
+        raise RecorderError(f"{where} must be a layer object like {{'kind': 'relu'}}, got {obj!r}")
+    kind = obj.get("kind")
+    if kind not in LAYER_KINDS:
+        raise RecorderError(f"{where}: unknown layer kind {kind!r} (supported: {', '.join(LAYER_KINDS)})")
+    allowed = _LAYER_KEYS.get(kind, set()) | {"kind"}
+    unknown = set(obj) - allowed
+    if unknown:
+        raise RecorderError(f"{where}: unknown key(s) {sorted(unknown)} for a {kind} layer (known: {sorted(allowed)})")
+    out: dict[str, Any] = {"kind": kind}
+
+    def flag(key: str) -> bool:
+        v = obj.get(key, True)
+        if not isinstance(v, bool):
+            raise RecorderError(f"{where}.{key} must be true or false, got {v!r}")
+        return v
+
+    def weight_keys() -> None:
+        if "parameterization" in obj:
+            if obj["parameterization"] not in PARAMETERIZATIONS:
+                raise RecorderError(f"{where}.parameterization {obj['parameterization']!r} is not supported (supported: standard, ntk)")
+            out["parameterization"] = obj["parameterization"]
+        if "sigmaW" in obj:
+            out["sigmaW"] = _number(obj["sigmaW"], f"{where}.sigmaW")
+            if not (out["sigmaW"] > 0 and math.isfinite(out["sigmaW"])):
+                raise RecorderError(f"{where}.sigmaW must be a positive number, got {out['sigmaW']}")
+        if "sigmaB" in obj:
+            out["sigmaB"] = _number(obj["sigmaB"], f"{where}.sigmaB")
+            if not (out["sigmaB"] >= 0 and math.isfinite(out["sigmaB"])):
+                raise RecorderError(f"{where}.sigmaB must be ≥ 0, got {out['sigmaB']}")
+
+    if kind == "dense":
+        if "out" not in obj:
+            raise RecorderError(f"{where}: dense needs 'out' (the output width)")
+        out["out"] = _integer(obj["out"], f"{where}.out", 1)
+        out["bias"] = flag("bias")
+        weight_keys()
+    elif kind == "conv2d":
+        for key in ("out", "kernel"):
+            if key not in obj:
+                raise RecorderError(f"{where}: conv2d needs '{key}'")
+        out["out"] = _integer(obj["out"], f"{where}.out", 1)
+        out["kernel"] = _pair(obj["kernel"], f"{where}.kernel", 1)
+        out["stride"] = _pair(obj.get("stride", 1), f"{where}.stride", 1)
+        out["padding"] = _padding(obj.get("padding", "valid"), f"{where}.padding")
+        out["bias"] = flag("bias")
+        weight_keys()
+    elif kind in ("avgpool2d", "maxpool2d"):
+        if "kernel" not in obj:
+            raise RecorderError(f"{where}: {kind} needs 'kernel'")
+        out["kernel"] = _pair(obj["kernel"], f"{where}.kernel", 1)
+        if "stride" in obj:
+            out["stride"] = _pair(obj["stride"], f"{where}.stride", 1)
+        out["padding"] = _padding(obj.get("padding", "valid"), f"{where}.padding")
+    elif kind == "layernorm":
+        eps = _number(obj.get("eps", 1e-5), f"{where}.eps")
+        if not (eps > 0 and math.isfinite(eps)):
+            raise RecorderError(f"{where}.eps must be a positive number, got {eps}")
+        out["eps"] = eps
+        out["affine"] = flag("affine")
+    elif kind == "leaky-relu":
+        if "leakySlope" in obj:
+            out["leakySlope"] = _number(obj["leakySlope"], f"{where}.leakySlope")
+            if not math.isfinite(out["leakySlope"]):
+                raise RecorderError(f"{where}.leakySlope must be finite, got {out['leakySlope']}")
+    elif kind == "sequential":
+        layers = obj.get("layers")
+        if not isinstance(layers, (list, tuple)) or not layers:
+            raise RecorderError(f"{where}.layers must be a non-empty list of layer objects, got {layers!r}")
+        out["layers"] = [_normalize_layer(c, f"{where}.layers[{i}]") for i, c in enumerate(layers)]
+    elif kind == "residual":
+        if "block" not in obj:
+            raise RecorderError(f"{where}: residual needs 'block' (the shortcut defaults to the identity)")
+        out["block"] = _normalize_layer(obj["block"], f"{where}.block")
+        if obj.get("shortcut") is not None:
+            out["shortcut"] = _normalize_layer(obj["shortcut"], f"{where}.shortcut")
+    return out
+
+
+def normalize_sequential(model: Mapping[str, Any]) -> dict:
+    """A `{"kind": "sequential"}` model spec, checked and written canonically: `input` (the
+    shape of one example, `[d]` or `[C, H, W]`), `parameterization` (required here), `sigmaW`,
+    `sigmaB`, `leakySlope` (the defaults of the layers that do not set their own) and `layers`.
+    The layers are also built for the input (shapes checked), so a bad list fails here."""
+    unknown = set(model) - _SEQUENTIAL_MODEL_KEYS
+    if unknown:
+        raise RecorderError(f"model: unknown key(s) {sorted(unknown)} for a sequential model (known: {sorted(_SEQUENTIAL_MODEL_KEYS)})")
+    shape = model.get("input")
+    if not isinstance(shape, (list, tuple)) or len(shape) not in (1, 3):
+        raise RecorderError(f"model.input must be the shape of one example, [d] or [C, H, W], got {shape!r}")
+    shape = [_integer(d, "model.input", 1) for d in shape]
+    param, sigma_w, sigma_b, leaky = _network_scales(model)
+    layers = model.get("layers")
+    if not isinstance(layers, (list, tuple)) or not layers:
+        raise RecorderError(f"model.layers must be a non-empty list of layer objects, got {layers!r}")
+    spec = {"kind": "sequential", "input": shape, "parameterization": param, "sigmaW": sigma_w,
+            "sigmaB": sigma_b, "leakySlope": leaky,
+            "layers": [_normalize_layer(c, f"model.layers[{i}]") for i, c in enumerate(layers)]}
+    sequential_layout(spec)           # shapes fit, the output is a vector
+    return spec
+
+
+def _window(shape: list[int], kernel: Any, stride: Any, padding: Any, where: str, kind: str) -> list[int]:
+    """`Window2D`: the output `[C, Ho, Wo]` of a conv/pool window over an image `shape`
+    (`C` kept; a conv replaces it). `valid`: ⌊(H − k)/s⌋ + 1; explicit p: ⌊(H + 2p − k)/s⌋ + 1;
+    `same`: ⌈H/s⌉ with total padding max((⌈H/s⌉ − 1)s + k − H, 0)."""
+    C, H, W = shape
+    (kh, kw), (sh, sw) = _hw(kernel), _hw(stride)
+
+    def total(n: int, k: int, s: int, p: int) -> int:
+        if padding == "same":
+            o = -(-n // s)
+            return max((o - 1) * s + k - n, 0)
+        return 2 * p
+
+    ph, pw = (0, 0) if isinstance(padding, str) else _hw(padding)
+    Hp, Wp = H + total(H, kh, sh, ph), W + total(W, kw, sw, pw)
+    if Hp < kh or Wp < kw:
+        pad = padding if isinstance(padding, str) else list(_hw(padding))
+        raise RecorderError(f"{where}: {kind}: the {kh}×{kw} kernel does not fit the {Hp}×{Wp} padded input "
+                            f"({H}×{W}, padding {pad})")
+    return [C, (Hp - kh) // sh + 1, (Wp - kw) // sw + 1]
+
+
+def _resolve(layer: Mapping[str, Any], shape: list[int], where: str) -> tuple[list[int], list[tuple[str, list[int]]]]:
+    """The output shape of a (normalized) layer object for inputs of `shape`, and its tensors
+    `(name, shape)` in flattening order, names relative to the layer (`weight`, `0.bias`,
+    `block.1.weight`). Mirrors each kind's `build(input:)` and initializer checks."""
+    kind = layer["kind"]
+    image = len(shape) == 3
+
+    def need_image() -> None:
+        if not image:
+            raise RecorderError(f"{where}: {kind}: needs an image input [C, H, W], got {_shape_text(shape)}")
+
+    if kind == "dense":
+        if len(shape) != 1:
+            raise RecorderError(f"{where}: dense: needs a feature vector input [d], got {_shape_text(shape)} (put a flatten layer before it)")
+        o = layer["out"]
+        return [o], [("weight", [o, shape[0]])] + ([("bias", [o])] if layer["bias"] else [])
+    if kind in ACTIVATIONS:
+        return list(shape), []
+    if kind == "flatten":
+        return [int(np.prod(shape))], []
+    if kind == "conv2d":
+        need_image()
+        kh, kw = _hw(layer["kernel"])
+        _, Ho, Wo = _window(shape, layer["kernel"], layer["stride"], layer["padding"], where, kind)
+        o = layer["out"]
+        tensors = [("weight", [o, shape[0], kh, kw])] + ([("bias", [o])] if layer["bias"] else [])
+        return [o, Ho, Wo], tensors
+    if kind in ("avgpool2d", "maxpool2d"):
+        need_image()
+        kh, kw = _hw(layer["kernel"])
+        if not isinstance(layer["padding"], str):
+            ph, pw = _hw(layer["padding"])
+            if ph > kh // 2 or pw > kw // 2:
+                raise RecorderError(f"{where}: {kind}: padding {layer['padding']} must be at most half the {kh}×{kw} kernel")
+        return _window(shape, layer["kernel"], layer.get("stride", layer["kernel"]), layer["padding"], where, kind), []
+    if kind == "globalavgpool":
+        need_image()
+        return [shape[0]], []
+    if kind == "layernorm":
+        return list(shape), ([("weight", list(shape)), ("bias", list(shape))] if layer["affine"] else [])
+    if kind == "sequential":
+        tensors: list[tuple[str, list[int]]] = []
+        for i, child in enumerate(layer["layers"]):
+            shape, own = _resolve(child, shape, f"{where}.layers[{i}]")
+            tensors += [(f"{i}.{n}", s) for n, s in own]
+        return shape, tensors
+    if kind == "residual":
+        out, own = _resolve(layer["block"], shape, f"{where}.block")
+        tensors = [(f"block.{n}", s) for n, s in own]
+        if "shortcut" in layer:
+            sout, sown = _resolve(layer["shortcut"], shape, f"{where}.shortcut")
+            if sout != out:
+                raise RecorderError(f"{where}: residual: the shortcut maps {_shape_text(shape)} → {_shape_text(sout)}, "
+                                    f"the block {_shape_text(shape)} → {_shape_text(out)}; they must agree")
+            tensors += [(f"shortcut.{n}", s) for n, s in sown]
+        elif out != list(shape):
+            raise RecorderError(f"{where}: residual: the block maps {_shape_text(shape)} → {_shape_text(out)}; an identity "
+                                "shortcut needs equal shapes (add a projection shortcut)")
+        return out, tensors
+    raise RecorderError(f"{where}: unknown layer kind {kind!r}")   # _normalize_layer lets none through
+
+
+def sequential_layout(spec: Mapping[str, Any]) -> tuple[list[tuple[str, list[int], int, int]], list[int]]:
+    """The parameter layout `(name, shape, offset, count)` of a normalized sequential model and
+    its output shape. Names are PyTorch's state_dict names: a sequential's children by index
+    (`0.weight`, `3.bias`, nested `1.block.0.weight`), a residual's `block.…` then `shortcut.…`;
+    the order is the composition order (Docs/networks.md, "Composition, names and flattening
+    order"). The output must be a feature vector `[C]` (one logit per output)."""
+    out, tensors = _resolve({"kind": "sequential", "layers": spec["layers"]}, list(spec["input"]), "model")
+    if len(out) != 1:
+        raise RecorderError(f"model: the network's output is {_shape_text(out)}; it must be a vector [C] of outputs "
+                            "(end with flatten or globalavgpool and a dense layer)")
+    layout, offset = [], 0
+    for name, shape in tensors:
+        count = int(np.prod(shape))
+        layout.append((name, list(shape), offset, count))
+        offset += count
+    return layout, out
 
 
 _SCHEDULE_DEFAULTS = {"kind": "constant", "warmupSteps": 0, "every": 100, "gamma": 0.1, "minLearningRate": 0.0}
@@ -378,14 +676,17 @@ class TraceRecorder:
 
     - `name`, `seed`: the run's name and seed (a 64-bit unsigned integer; stored with the same
       bit pattern as a signed one, like the Swift writer).
-    - `model`: the model spec (Docs/networks.md): `layers`, `activation`, `parameterization`
-      (required), `sigmaW`, `sigmaB`, `bias`, `leakySlope`.
+    - `model`: the model spec (Docs/networks.md): an MLP, `{"layers": [widths], "activation",
+      "parameterization" (required), "sigmaW", "sigmaB", "bias", "leakySlope"}`, or a layer list,
+      `{"kind": "sequential", "input": [C, H, W] or [d], "parameterization" (required), "sigmaW",
+      "sigmaB", "leakySlope", "layers": [layer objects]}` (`normalize_sequential`).
     - `loss`: "mse", "logistic" or "cross-entropy" (or `{"kind": ...}`).
     - `optimizer`: the optimizer spec, the same JSON as a run config's `optimizer` section
       (Docs/config.md): `kind` (gd, sgd, adam, adamw, rmsprop), `learningRate` (the base rate),
       `weightDecay`, `momentum`, `dampening`, `nesterov`, `beta1`, `beta2`, `alpha`, `eps`,
       `clipNorm`, `schedule`. The rate each update used goes in its step row.
-    - `x_train` [n, d], `y_train`, `x_test`, `y_test` (optional: an empty held-out set): targets
+    - `x_train` [n, d] (images: [n, C, H, W], or flattened NCHW [n, C·H·W]; stored
+      [n, C, H, W]), `y_train`, `x_test`, `y_test` (optional: an empty held-out set): targets
       are [n] or [n, C] reals for mse (stored [n, C]), [n] class indices (0/1 for logistic,
       0 … K−1 for cross-entropy).
     - `task`: "regression", "binary" or "multiclass"; by default the loss's task.
@@ -439,23 +740,22 @@ class TraceRecorder:
         self.framework = framework or f"numpy {np.__version__}"
 
         # --- data -------------------------------------------------------------------------------
-        layers = self.model["layers"]
-        self.num_outputs = layers[-1]
-        d = layers[0]
-        xtr = self._inputs(x_train, "train", d)
+        self.input_shape, output_shape = model_shapes(self.model)
+        self.num_outputs = output_shape[0]
+        xtr = self._inputs(x_train, "train")
         ytr = self._targets(y_train, "train", xtr.shape[0])
         if x_test is None and y_test is None:
-            xte = np.zeros((0, d))
+            xte = np.zeros((0, *self.input_shape))
             yte = np.zeros((0, self.num_outputs)) if self.task == "regression" else np.zeros((0,))
         elif x_test is None or y_test is None:
             raise RecorderError("give both x_test and y_test, or neither (an empty held-out set)")
         else:
-            xte = self._inputs(x_test, "test", d)
+            xte = self._inputs(x_test, "test")
             yte = self._targets(y_test, "test", xte.shape[0])
         if xtr.shape[0] < 1:
             raise RecorderError("data train: the training set is empty")
         if self.task == "binary" and self.num_outputs != 1:
-            raise RecorderError(f"model.layers ends with {self.num_outputs} outputs, but a binary task (logistic loss) has one logit")
+            raise RecorderError(f"the model has {self.num_outputs} outputs, but a binary task (logistic loss) has one logit")
         self.train_count = xtr.shape[0]
         self.data = {("train", "x"): xtr, ("train", "y"): ytr, ("test", "x"): xte, ("test", "y"): yte}
 
@@ -470,12 +770,24 @@ class TraceRecorder:
 
     # --- data checks ----------------------------------------------------------------------------
 
-    def _inputs(self, x: Any, split: str, d: int) -> np.ndarray:
+    def _inputs(self, x: Any, split: str) -> np.ndarray:
+        """The inputs as stored: `[n, d]` for vector inputs, `[n, C, H, W]` for images (given as
+        `[n, C, H, W]`, or flattened NCHW `[n, C·H·W]`, PyTorch's `x.reshape(n, -1)`)."""
         a = _to_numpy(x).astype(np.float64, copy=False)
-        if a.ndim != 2:
-            raise RecorderError(f"data {split} x: inputs must have shape [n, d], got {list(a.shape)}")
-        if a.shape[1] != d:
-            raise RecorderError(f"data {split} x: {a.shape[1]} features, but model.layers[0] is {d}")
+        shape = self.input_shape
+        if len(shape) == 1:
+            if a.ndim != 2:
+                raise RecorderError(f"data {split} x: inputs must have shape [n, d], got {list(a.shape)}")
+            if a.shape[1] != shape[0]:
+                source = "model.layers[0]" if self.model["kind"] == "mlp" else "model.input"
+                raise RecorderError(f"data {split} x: {a.shape[1]} features, but {source} is {shape[0]}")
+        else:
+            count = int(np.prod(shape))
+            if a.ndim == 2 and a.shape[1] == count:
+                a = a.reshape(a.shape[0], *shape)
+            if a.ndim != 4 or list(a.shape[1:]) != list(shape):
+                raise RecorderError(f"data {split} x: images must have shape [n, {', '.join(map(str, shape))}] (NCHW; or "
+                                    f"flattened [n, {count}]) for model.input {list(shape)}, got {list(a.shape)}")
         if not np.all(np.isfinite(a)):
             i = int(np.flatnonzero(~np.isfinite(a.ravel()))[0])
             raise RecorderError(f"data {split} x: value {i} is {a.ravel()[i]} (NaN/Inf are not allowed in data); clean the dataset")
@@ -518,8 +830,10 @@ class TraceRecorder:
         reads `config_json`; they read `model_json`, `loss_json`, `optimizer_json` and the tables."""
         xtr, xte = self.data[("train", "x")], self.data[("test", "x")]
         data = {"kind": "recorded", "train": int(xtr.shape[0]), "test": int(xte.shape[0]),
-                "features": int(xtr.shape[1]), "task": self.task,
+                "features": int(np.prod(self.input_shape)), "task": self.task,
                 "source": "arrays passed to the Python recorder; stored in this trace's data table"}
+        if len(self.input_shape) != 1:
+            data["inputShape"] = list(self.input_shape)
         cfg = {
             "name": self.name,
             "description": self.description or f"recorded in Python ({self.framework}) by Tools/recorder/pathkernel_recorder.py",
@@ -617,7 +931,8 @@ class TraceRecorder:
 
     def flatten(self, params: Any) -> np.ndarray:
         """The flat parameter vector (length P, float64) in layout order, from a flat array or a
-        mapping `layers.l.weight` → [out, in], `layers.l.bias` → [out]."""
+        mapping tensor name → array of the layout's shape (`layers.l.weight` → [out, in] for an
+        MLP; PyTorch's state_dict names and shapes for a layer list: `0.weight` → [O, C, kh, kw])."""
         P = self.parameter_count
         if isinstance(params, Mapping):
             missing = [n for n in self._layout_by_name if n not in params]
@@ -628,7 +943,8 @@ class TraceRecorder:
             for tname, (shape, off, count) in self._layout_by_name.items():
                 a = _to_numpy(params[tname])
                 if list(a.shape) != list(shape):
-                    raise RecorderError(f"parameters: {tname} has shape {list(a.shape)}, the layout says {shape} ([out, in] for weights)")
+                    raise RecorderError(f"parameters: {tname} has shape {list(a.shape)}, the layout says {shape}"
+                                        + (" ([out, in] for weights)" if len(shape) == 2 else ""))
                 w[off:off + count] = a.astype(np.float64, copy=False).reshape(-1)
             return w
         w = _to_numpy(params).astype(np.float64, copy=False).reshape(-1)
