@@ -56,6 +56,7 @@ __all__ = [
     "optimizer_buffer_names",
     "parameter_layout",
     "sequential_layout",
+    "layer_output_shape",
     "model_shapes",
     "FORMAT_TOOL_VERSION",
 ]
@@ -532,6 +533,12 @@ def _resolve(layer: Mapping[str, Any], shape: list[int], where: str) -> tuple[li
                                 "shortcut needs equal shapes (add a projection shortcut)")
         return out, tensors
     raise RecorderError(f"{where}: unknown layer kind {kind!r}")   # _normalize_layer lets none through
+
+
+def layer_output_shape(layer: Mapping[str, Any], input_shape: Iterable[int], where: str = "layer") -> list[int]:
+    """The output shape of one layer object (any kind, nested ones included) for inputs of
+    `input_shape`; refuses, naming `where`, what its Swift `build(input:)` would refuse."""
+    return _resolve(_normalize_layer(layer, where), [int(d) for d in input_shape], where)[0]
 
 
 def sequential_layout(spec: Mapping[str, Any]) -> tuple[list[tuple[str, list[int], int, int]], list[int]]:

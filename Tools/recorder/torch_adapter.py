@@ -1,7 +1,10 @@
 """Record a PyTorch training run as a pathkernel trace: a thin adapter over pathkernel_recorder.
 
-Supports a `torch.nn.Sequential` of `nn.Linear` layers with one hidden activation (ReLU, Tanh,
-Sigmoid, GELU (exact), Softplus (beta 1), LeakyReLU(slope), Identity, or none), trained with
+Supports a `torch.nn.Sequential` of `nn.Linear` layers with one hidden activation (the MLP
+kind), and trees of nn.Sequential, nn.Linear, nn.Conv2d, nn.AvgPool2d, nn.MaxPool2d,
+nn.AdaptiveAvgPool2d(1) + nn.Flatten, nn.Flatten, nn.LayerNorm, the activations ReLU,
+LeakyReLU, Tanh, Sigmoid, GELU (exact), Softplus (beta 1), Identity, and this module's
+`Residual(block, shortcut=None)` (pathkernel's layer lists: CNNs, residual nets), trained with
 `torch.optim.SGD` (momentum, dampening, Nesterov, weight_decay), `Adam`, `AdamW` or `RMSprop`
 (not centered). Use float64 everywhere (`model.double()`, float64 data) so that pathkernel's
 replay of your steps matches the recorded checkpoints.
@@ -21,9 +24,14 @@ replay of your steps matches the recorded checkpoints.
     # leaving the block stores the final weights and marks the run finished
 
 What is mapped how:
-- model: `Linear` l → `layers.l.weight` [out, in] and `layers.l.bias` [out] (nn.Linear's own
-  layout), flat order weight then bias per layer; spec `{"layers": [in, h1, …, out],
-  "activation": …, "parameterization": "standard", "bias": …}` (nn.Linear has no forward scale).
+- model, a plain MLP: `Linear` l → `layers.l.weight` [out, in] and `layers.l.bias` [out]
+  (nn.Linear's own layout), flat order weight then bias per layer; spec `{"kind": "mlp",
+  "layers": [in, h1, …, out], "activation": …, "parameterization": "standard", "bias": …}`
+  (nn.Linear has no forward scale).
+- model, anything else supported: `{"kind": "sequential", "input": [C, H, W] or [d],
+  "parameterization": "standard", "layers": [...]}`, one layer object per module, parameters
+  named as in the model's state_dict (`0.weight`, `2.block.1.bias`; see `model_spec`). The
+  input shape comes from x_train (`[n, C, H, W]` → `[C, H, W]`) or `input_shape=`.
 - optimizer: hyper-parameters of the single parameter group → the optimizer spec of
   Docs/config.md; its state (`momentum_buffer`, `exp_avg`, `exp_avg_sq`, `square_avg`, Adam's
   `step`) → the buffers of pathkernel's chain (`"1.momentum_buffer"`, `"0.exp_avg"`, …), stored
@@ -38,102 +46,377 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from typing import Any, Callable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 try:
-    from pathkernel_recorder import RecorderError, TraceRecorder
+    from pathkernel_recorder import RecorderError, TraceRecorder, layer_output_shape, parameter_layout
 except ImportError:  # imported as part of a package
-    from .pathkernel_recorder import RecorderError, TraceRecorder  # type: ignore
+    from .pathkernel_recorder import RecorderError, TraceRecorder, layer_output_shape, parameter_layout  # type: ignore
 
-__all__ = ["TorchRecorder", "model_spec", "optimizer_spec", "pathkernel_loss", "RecorderError"]
+__all__ = ["TorchRecorder", "Residual", "model_spec", "optimizer_spec", "pathkernel_loss", "RecorderError",
+           "SUPPORTED_MODULES"]
 
 
 # ----------------------------------------------------------------------------------------------
 # Model
 # ----------------------------------------------------------------------------------------------
 
+class Residual(nn.Module):
+    """A residual block for recorded models: `forward(x) = block(x) + x`, or `block(x) +
+    shortcut(x)` with a projection shortcut (He et al. 2016). PyTorch has no residual module;
+    this one is what `model_spec` maps to pathkernel's `residual` layer, with the parameters
+    named `block.…` then `shortcut.…`, as its state_dict names them.
+
+        Residual(nn.Sequential(nn.LayerNorm([8, 4, 4]), nn.Conv2d(8, 8, 3, padding="same"), nn.GELU()))
+        Residual(nn.Sequential(nn.Conv2d(4, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1)),
+                 shortcut=nn.Conv2d(4, 8, 1, bias=False))
+
+    `block` and `shortcut` are any modules `model_spec` supports (usually an nn.Sequential);
+    without a shortcut the block must keep the shape of its input."""
+
+    def __init__(self, block: nn.Module, shortcut: nn.Module | None = None):
+        super().__init__()
+        self.block = block
+        self.shortcut = shortcut
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.block(x) + (x if self.shortcut is None else self.shortcut(x))
+
+
+#: What `model_spec` maps, for its refusal messages.
+SUPPORTED_MODULES = ("nn.Sequential, nn.Linear, nn.Conv2d (groups 1, dilation 1, zero padding), nn.AvgPool2d, "
+                     "nn.MaxPool2d, nn.AdaptiveAvgPool2d(1) followed by nn.Flatten, nn.Flatten, "
+                     "nn.LayerNorm (over the whole example), nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.Sigmoid, "
+                     "nn.GELU(), nn.Softplus(), nn.Identity, torch_adapter.Residual")
+
+
+def _type_name(m: nn.Module) -> str:
+    t = type(m)
+    return f"nn.{t.__name__}" if t.__module__.startswith("torch.nn") else f"{t.__module__}.{t.__qualname__}"
+
+
 def _activation(m: nn.Module) -> tuple[str, float | None] | None:
-    """(pathkernel activation, leaky slope) for a supported activation module, else None."""
-    if isinstance(m, nn.ReLU):
+    """(pathkernel activation, leaky slope) for a supported activation module, None for any other
+    module; refuses an activation in a setting pathkernel computes differently."""
+    t = type(m)
+    if t is nn.ReLU:
         return "relu", None
-    if isinstance(m, nn.Tanh):
+    if t is nn.Tanh:
         return "tanh", None
-    if isinstance(m, nn.Sigmoid):
+    if t is nn.Sigmoid:
         return "sigmoid", None
-    if isinstance(m, nn.GELU):
+    if t is nn.Identity:
+        return "identity", None
+    if t is nn.GELU:
         if m.approximate != "none":
             raise RecorderError("nn.GELU(approximate='tanh') is not supported: pathkernel's gelu is the exact x·Φ(x) (use nn.GELU())")
         return "gelu", None
-    if isinstance(m, nn.Softplus):
+    if t is nn.Softplus:
         if m.beta != 1:
             raise RecorderError(f"nn.Softplus(beta={m.beta}) is not supported: pathkernel's softplus is log(1 + eˣ) (beta 1)")
+        if m.threshold < 20:
+            raise RecorderError(f"nn.Softplus(threshold={m.threshold}) is not supported: PyTorch returns x above the threshold t, "
+                                f"pathkernel's softplus has none (they differ by log1p(e^−t), {math.log1p(math.exp(-m.threshold)):.1e} "
+                                "here; 2e-9 at the default threshold 20, which is accepted)")
         return "softplus", None
-    if isinstance(m, nn.LeakyReLU):
+    if t is nn.LeakyReLU:
         return "leaky-relu", float(m.negative_slope)
     return None
 
 
-def model_spec(model: nn.Module, sigma_w: float = 1.0, sigma_b: float = 0.1) -> tuple[dict, list[tuple[str, torch.nn.Parameter]]]:
-    """The pathkernel model spec of a Sequential MLP and its parameters in pathkernel's order,
-    `[("layers.0.weight", p), ("layers.0.bias", p), …]`.
-
-    `sigma_w`, `sigma_b` only describe the initialization (under the standard parameterization
-    they do not enter the forward pass, and the trace's checkpoint 0 holds the actual initial
-    weights); they are stored as given."""
-    if not isinstance(model, nn.Sequential):
-        raise RecorderError(f"the model must be a torch.nn.Sequential of Linear layers and activations, got {type(model).__name__}")
-    modules = [m for m in model if not isinstance(m, nn.Identity)]
+def _mlp_spec(model: nn.Sequential, sigma_w: float, sigma_b: float) -> tuple[dict, list[tuple[str, nn.Parameter]]] | None:
+    """The `{"kind": "mlp"}` spec when `model` is a plain MLP, else None: Linear layers with one
+    activation module between consecutive ones (nn.Identity modules ignored), the same activation
+    everywhere, all biases on or all off, widths that chain, a Linear layer last. These models
+    keep the spec and the `layers.l.weight` names they always had."""
+    modules = [m for m in model if type(m) is not nn.Identity]
+    if any(m._forward_hooks or m._forward_pre_hooks for m in modules):
+        return None
     linears: list[nn.Linear] = []
     acts: list[tuple[str, float | None]] = []
     pending: tuple[str, float | None] | None = None
-    for i, m in enumerate(modules):
-        if isinstance(m, nn.Linear):
+    for m in modules:
+        if type(m) is nn.Linear:
             if linears:
                 acts.append(pending or ("identity", None))
+            elif pending is not None:
+                return None                                   # starts with an activation
             linears.append(m)
             pending = None
             continue
-        a = _activation(m)
-        if a is None:
-            raise RecorderError(f"module {type(m).__name__} is not supported (supported: Linear, ReLU, Tanh, Sigmoid, GELU, Softplus, LeakyReLU, Identity)")
-        if not linears:
-            raise RecorderError(f"the model starts with {type(m).__name__}: pathkernel's MLP starts with a Linear layer")
-        if pending is not None:
-            raise RecorderError("two activations in a row: pathkernel's MLP applies one activation between Linear layers")
+        try:
+            a = _activation(m)
+        except RecorderError:
+            return None                                       # the layer-list path names the module
+        if a is None or not linears or pending is not None:
+            return None
         pending = a
-    if not linears:
-        raise RecorderError("the model has no Linear layer")
-    if pending is not None:
-        raise RecorderError(f"the model ends with an activation ({pending[0]}): pathkernel's output layer is linear; "
-                            "train on logits with loss='logistic' or 'cross-entropy' instead of a final Sigmoid/Softmax")
-    kinds = {a for a in acts}
-    if len(kinds) > 1:
-        names = sorted(a if s is None else f"{a}({s})" for a, s in kinds)
-        raise RecorderError(f"pathkernel's MLP uses one activation for every hidden layer, the model mixes {', '.join(names)}")
+    if not linears or pending is not None or len(set(acts)) > 1:
+        return None
+    if len({l.bias is not None for l in linears}) > 1:
+        return None
+    for a, b in zip(linears, linears[1:]):
+        if b.in_features != a.out_features:
+            return None
     activation, slope = acts[0] if acts else ("identity", None)
-    biases = {l.bias is not None for l in linears}
-    if len(biases) > 1:
-        raise RecorderError("some Linear layers have a bias and some do not: pathkernel's model.bias is one setting for all layers")
-    bias = biases.pop()
-    layers = [linears[0].in_features]
-    for i, l in enumerate(linears):
-        if l.in_features != layers[-1]:
-            raise RecorderError(f"Linear layer {i} takes {l.in_features} inputs but the previous layer gives {layers[-1]}")
-        layers.append(l.out_features)
+    bias = linears[0].bias is not None
+    layers = [linears[0].in_features] + [l.out_features for l in linears]
     spec = {"kind": "mlp", "layers": layers, "activation": activation, "parameterization": "standard",
             "sigmaW": float(sigma_w), "sigmaB": float(sigma_b), "bias": bias}
     if slope is not None:
         spec["leakySlope"] = slope
-    params: list[tuple[str, torch.nn.Parameter]] = []
+    params: list[tuple[str, nn.Parameter]] = []
     for i, l in enumerate(linears):
         params.append((f"layers.{i}.weight", l.weight))
         if bias:
             params.append((f"layers.{i}.bias", l.bias))
     return spec, params
+
+
+def _pair(v: Any) -> tuple[int, int]:
+    return (int(v), int(v)) if isinstance(v, int) else (int(v[0]), int(v[1]))
+
+
+def _compact_pair(v: Any) -> int | list[int]:
+    h, w = _pair(v)
+    return h if h == w else [h, w]
+
+
+class _Mapper:
+    """Walks a module tree in execution order and builds the layer objects, the parameters in
+    pathkernel's order and names, and the shapes, refusing what pathkernel cannot compute."""
+
+    def __init__(self) -> None:
+        self.params: list[tuple[str, nn.Parameter]] = []
+        self.slopes: set[float] = set()
+        self.gap: str | None = None              # an AdaptiveAvgPool2d(1) waiting for its Flatten
+        self.residual_input = False              # the next leaf reads a residual block's input
+
+    @staticmethod
+    def where(qname: str) -> str:
+        return f"module '{qname}'" if qname else "the model"
+
+    def refuse(self, m: nn.Module, qname: str, why: str) -> RecorderError:
+        return RecorderError(f"{self.where(qname)} ({_type_name(m)}): {why}")
+
+    def unsupported(self, m: nn.Module, qname: str) -> RecorderError:
+        return self.refuse(m, qname, f"not supported (supported: {SUPPORTED_MODULES})")
+
+    def map(self, m: nn.Module, qname: str, name: str, shape: list[int]) -> tuple[dict, list[int]]:
+        """The layer object of module `m` (torch name `qname`, pathkernel name prefix `name`)
+        for inputs of `shape`, and its output shape."""
+        if m._forward_hooks or m._forward_pre_hooks:
+            raise self.refuse(m, qname, "has forward hooks, which can change what it computes; remove them while recording")
+        t = type(m)
+        if t is nn.Sequential:
+            return self.sequential(m, qname, name, shape)
+        if t is Residual:
+            return self.residual(m, qname, name, shape)
+        if self.gap is not None and t is not nn.Flatten:
+            raise RecorderError(f"module '{self.gap}' (nn.AdaptiveAvgPool2d(1)) must be followed by nn.Flatten() "
+                                f"(pathkernel's globalavgpool gives [C], not [C, 1, 1]); it is followed by "
+                                f"{self.where(qname)} ({_type_name(m)})")
+        obj = self.leaf(m, qname, name, shape)
+        self.residual_input = False
+        return obj, layer_output_shape(obj, shape, f"{self.where(qname)} ({_type_name(m)})")
+
+    def sequential(self, m: nn.Sequential, qname: str, name: str, shape: list[int]) -> tuple[dict, list[int]]:
+        children = list(m._modules.items())
+        if not children:
+            return {"kind": "identity"}, shape
+        layers = []
+        for i, (key, child) in enumerate(children):
+            if child is None:
+                raise self.refuse(m, qname, f"child {key!r} is None")
+            obj, shape = self.map(child, f"{qname}.{key}" if qname else key, f"{name}{i}.", shape)
+            layers.append(obj)
+        return {"kind": "sequential", "layers": layers}, shape
+
+    def residual(self, m: Residual, qname: str, name: str, shape: list[int]) -> tuple[dict, list[int]]:
+        prefix = f"{qname}." if qname else ""
+        self.residual_input = True
+        block, out = self.map(m.block, prefix + "block", f"{name}block.", shape)
+        if self.gap is not None:
+            raise RecorderError(f"module '{self.gap}' (nn.AdaptiveAvgPool2d(1)) ends a residual block: it must be followed by nn.Flatten()")
+        obj = {"kind": "residual", "block": block}
+        if m.shortcut is None:
+            if out != shape:
+                raise self.refuse(m, qname, f"the block maps {shape} → {out}; without a shortcut it must keep the shape "
+                                            "(give Residual a projection shortcut, e.g. a 1×1 nn.Conv2d)")
+        else:
+            self.residual_input = True
+            obj["shortcut"], sout = self.map(m.shortcut, prefix + "shortcut", f"{name}shortcut.", shape)
+            if self.gap is not None:
+                raise RecorderError(f"module '{self.gap}' (nn.AdaptiveAvgPool2d(1)) ends a residual shortcut: it must be followed by nn.Flatten()")
+            if sout != out:
+                raise self.refuse(m, qname, f"the block maps {shape} → {out}, the shortcut {shape} → {sout}; they must agree")
+        self.residual_input = False
+        return obj, out
+
+    def add(self, name: str, m: nn.Module, *tensors: str) -> None:
+        for t in tensors:
+            p = getattr(m, t)
+            if p is not None:
+                self.params.append((name + t, p))
+
+    def leaf(self, m: nn.Module, qname: str, name: str, shape: list[int]) -> dict:
+        t = type(m)
+        try:
+            act = _activation(m)
+        except RecorderError as e:
+            raise self.refuse(m, qname, str(e)) from None
+        if act is not None:
+            if getattr(m, "inplace", False) and self.residual_input:
+                raise self.refuse(m, qname, "in-place activation applied to a residual block's input: it overwrites the x "
+                                            "that the shortcut adds (use inplace=False)")
+            kind, slope = act
+            if slope is None:
+                return {"kind": kind}
+            self.slopes.add(slope)
+            return {"kind": kind, "leakySlope": slope}
+        if t is nn.Linear:
+            if len(shape) != 1:
+                raise self.refuse(m, qname, f"gets inputs of shape {shape}: PyTorch applies nn.Linear to the last axis, "
+                                            "pathkernel's dense layer needs a feature vector (put nn.Flatten() before it)")
+            if m.in_features != shape[0]:
+                raise self.refuse(m, qname, f"takes {m.in_features} features but gets {shape[0]}")
+            self.add(name, m, "weight", "bias")
+            return {"kind": "dense", "out": m.out_features, "bias": m.bias is not None}
+        if t is nn.Conv2d:
+            if m.groups != 1:
+                raise self.refuse(m, qname, f"groups={m.groups}: pathkernel's conv2d is a full convolution (groups 1)")
+            if _pair(m.dilation) != (1, 1):
+                raise self.refuse(m, qname, f"dilation={m.dilation}: pathkernel's conv2d has dilation 1")
+            if m.padding_mode != "zeros":
+                raise self.refuse(m, qname, f"padding_mode={m.padding_mode!r}: pathkernel pads with zeros")
+            if len(shape) != 3:
+                raise self.refuse(m, qname, f"gets inputs of shape {shape}: pathkernel's conv2d needs an image [C, H, W] "
+                                            "(give x_train as [n, C, H, W], or input_shape=(C, H, W))")
+            if m.in_channels != shape[0]:
+                raise self.refuse(m, qname, f"takes {m.in_channels} channels but gets {shape[0]} ({shape})")
+            padding = m.padding if isinstance(m.padding, str) else _compact_pair(m.padding)
+            if padding == 0:
+                padding = "valid"
+            self.add(name, m, "weight", "bias")
+            return {"kind": "conv2d", "out": m.out_channels, "kernel": _compact_pair(m.kernel_size),
+                    "stride": _compact_pair(m.stride), "padding": padding, "bias": m.bias is not None}
+        if t in (nn.AvgPool2d, nn.MaxPool2d):
+            if m.ceil_mode:
+                raise self.refuse(m, qname, "ceil_mode=True: pathkernel's pools use floor (ceil_mode=False)")
+            padding = _compact_pair(m.padding)
+            if t is nn.AvgPool2d:
+                if m.divisor_override is not None:
+                    raise self.refuse(m, qname, "divisor_override is not supported: pathkernel divides by the kernel size")
+                if not m.count_include_pad and padding != 0:
+                    raise self.refuse(m, qname, "count_include_pad=False with padding: pathkernel counts the padding "
+                                                "(divides by the kernel size everywhere)")
+            else:
+                if _pair(m.dilation) != (1, 1):
+                    raise self.refuse(m, qname, f"dilation={m.dilation}: pathkernel's maxpool2d has dilation 1")
+                if m.return_indices:
+                    raise self.refuse(m, qname, "return_indices=True: the module must return the pooled tensor alone")
+            stride = m.stride if m.stride is not None else m.kernel_size
+            return {"kind": "avgpool2d" if t is nn.AvgPool2d else "maxpool2d", "kernel": _compact_pair(m.kernel_size),
+                    "stride": _compact_pair(stride), "padding": "valid" if padding == 0 else padding}
+        if t is nn.AdaptiveAvgPool2d:
+            size = m.output_size
+            if (size if isinstance(size, int) else tuple(size)) not in (1, (1, 1)):
+                raise self.refuse(m, qname, f"output_size={size}: only nn.AdaptiveAvgPool2d(1) (global average pooling) "
+                                            "is supported")
+            self.gap = qname
+            return {"kind": "globalavgpool"}
+        if t is nn.Flatten:
+            if m.start_dim != 1 or m.end_dim != -1:
+                raise self.refuse(m, qname, f"start_dim={m.start_dim}, end_dim={m.end_dim}: only nn.Flatten() "
+                                            "(start_dim 1, end_dim -1: the whole example) is supported")
+            self.gap = None
+            return {"kind": "flatten"}
+        if t is nn.LayerNorm:
+            if list(m.normalized_shape) != list(shape):
+                raise self.refuse(m, qname, f"normalized_shape={list(m.normalized_shape)} but its input is {shape}: "
+                                            "pathkernel's layernorm normalizes over the whole example (normalized_shape = "
+                                            "the input's shape without the batch axis)")
+            if m.elementwise_affine and m.bias is None:
+                raise self.refuse(m, qname, "bias=False: pathkernel's layernorm has both weight and bias, or neither "
+                                            "(elementwise_affine=False)")
+            self.add(name, m, "weight", "bias")
+            return {"kind": "layernorm", "eps": float(m.eps), "affine": bool(m.elementwise_affine)}
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            if m.training or not m.track_running_stats:
+                raise self.refuse(m, qname, "BatchNorm in training mode normalizes with the statistics of the batch, so an "
+                                            "example's output depends on the other examples in its batch and the "
+                                            "per-example tangent kernel that pathkernel integrates is undefined; use "
+                                            "nn.LayerNorm, or no normalization")
+            raise self.refuse(m, qname, "BatchNorm in eval mode is a fixed per-channel affine map of running statistics, "
+                                        "which pathkernel has no layer for")
+        if isinstance(m, nn.modules.dropout._DropoutNd):
+            raise self.refuse(m, qname, "dropout draws a random mask at every step, which the trace does not record, so "
+                                        "the updates cannot be replayed and the kernel is not that of the network trained; "
+                                        "remove it while recording (use nn.Identity())")
+        raise self.unsupported(m, qname)
+
+
+def model_spec(model: nn.Module, sigma_w: float = 1.0, sigma_b: float = 0.1,
+               input_shape: Any = None) -> tuple[dict, list[tuple[str, torch.nn.Parameter]]]:
+    """The pathkernel model spec of an nn.Sequential and its parameters in pathkernel's order and
+    names: `(spec, [(name, parameter), …])`.
+
+    A plain MLP (nn.Linear layers with one activation kind between them, all with or all without
+    bias, ending with nn.Linear; nn.Identity modules ignored) gives `{"kind": "mlp", "layers":
+    [in, h…, out], …}` with names `layers.l.weight`, `layers.l.bias`, as always. Any other
+    supported tree (`SUPPORTED_MODULES`) gives a layer list `{"kind": "sequential", "input":
+    input_shape, "parameterization": "standard", "layers": […]}` (Docs/networks.md, "The JSON
+    form of layer lists") whose parameter names are PyTorch's state_dict names for
+    index-named nn.Sequential children (`0.weight`, `3.block.1.bias`); every child keeps its
+    index, so nn.Identity and the parameterless modules map to layers of their own.
+    `input_shape`, the shape of one example ([C, H, W] or [d]), is needed for layer lists
+    (TorchRecorder takes it from x_train).
+
+    nn.AdaptiveAvgPool2d(1) maps to `globalavgpool`, which outputs [C], so it must be followed
+    by nn.Flatten() (a no-op on [C]; both keep their indices). Refused, before anything is
+    recorded, with the module's qualified name and type: BatchNorm (in training mode an example's
+    output depends on its batch, so per-example tangent kernels do not exist), dropout, any other
+    module, and unsupported settings (groups ≠ 1, dilation, ceil_mode, GELU(tanh), …).
+
+    `sigma_w`, `sigma_b` only describe the initialization (under the standard parameterization
+    they do not enter the forward pass, and the trace's checkpoint 0 holds the actual initial
+    weights); they are stored as given."""
+    if type(model) is not nn.Sequential:
+        raise RecorderError(f"the model must be a torch.nn.Sequential (wrap it: nn.Sequential(model)), got {_type_name(model)}")
+    mlp = _mlp_spec(model, sigma_w, sigma_b)
+    if mlp is not None:
+        return mlp
+    if input_shape is None:
+        raise RecorderError("model_spec: this model is not a plain MLP, so its layer list needs input_shape= (one example's "
+                            "shape, [C, H, W] or [d]); TorchRecorder takes it from x_train")
+    shape = [int(d) for d in input_shape]
+    if len(shape) not in (1, 3) or min(shape) < 1:
+        raise RecorderError(f"input_shape must be [C, H, W] or [d] with positive sizes, got {list(input_shape)}")
+    mapper = _Mapper()
+    layers, out = mapper.sequential(model, "", "", shape)
+    if mapper.gap is not None:
+        raise RecorderError(f"module '{mapper.gap}' (nn.AdaptiveAvgPool2d(1)) ends the model: it must be followed by nn.Flatten()")
+    if layers["kind"] != "sequential":
+        raise RecorderError("the model is an empty nn.Sequential")
+    slope = mapper.slopes.pop() if len(mapper.slopes) == 1 else 0.01
+    spec = {"kind": "sequential", "input": shape, "parameterization": "standard", "sigmaW": float(sigma_w),
+            "sigmaB": float(sigma_b), "leakySlope": slope, "layers": layers["layers"]}
+    layout = parameter_layout(spec)                     # also: the output is a vector [C]
+    mapped = {id(p) for _, p in mapper.params}
+    for qname, p in model.named_parameters():
+        if id(p) not in mapped:
+            raise RecorderError(f"parameter '{qname}' belongs to no supported layer (a tensor registered on a container?)")
+    got = [(n, list(p.shape)) for n, p in mapper.params]
+    want = [(n, list(s)) for n, s, *_ in layout]
+    if got != want:      # the mapper and the recorder's layout rules disagree: a bug here, not the user's
+        raise RecorderError(f"internal error: the parameters {got} do not follow the layout {want}")
+    return spec, mapper.params
 
 
 # ----------------------------------------------------------------------------------------------
@@ -151,10 +434,16 @@ def _group(optimizer: torch.optim.Optimizer, params: list[torch.nn.Parameter]) -
     if not all(p.requires_grad for p in params):
         raise RecorderError("every parameter must be trained (requires_grad); pathkernel has no frozen parameters")
     first = {k: v for k, v in groups[0].items() if k != "params"}
-    for g in groups[1:]:
+    for i, g in enumerate(groups[1:], 1):
         other = {k: v for k, v in g.items() if k != "params"}
-        if other.keys() != first.keys() or any(_value(other[k]) != _value(first[k]) for k in first):
-            raise RecorderError("the optimizer's parameter groups have different settings: pathkernel's optimizer has one setting for all parameters")
+        differ = sorted(k for k in first.keys() | other.keys()
+                        if k not in first or k not in other or _value(other[k]) != _value(first[k]))
+        if differ:
+            k = differ[0]
+            raise RecorderError(f"the optimizer's parameter groups 0 and {i} differ in {', '.join(differ)} "
+                                f"({k}: {_value(first.get(k))!r} vs {_value(other.get(k))!r}): pathkernel's optimizer has "
+                                "one setting for all parameters (per-group settings, e.g. no weight decay on biases, "
+                                "cannot be recorded yet)")
     return first
 
 
@@ -234,7 +523,8 @@ class TorchRecorder:
     `x_test`, `y_test` (tensors or arrays; class indices for classification), `name` (default:
     the file name), `seed` (default `torch.initial_seed()`), `checkpoint_every`, `precision`,
     `planned_steps`, `batch_size` (for config_json only), `clip_norm` (global-norm clipping done
-    by `clip_grad_norm_`), `sigma_w`, `sigma_b` (descriptive), `schedule` (a pathkernel schedule
+    by `clip_grad_norm_`), `input_shape` (one example's shape, [C, H, W] or [d]; default: x_train's
+    shape without its first axis), `sigma_w`, `sigma_b` (descriptive), `schedule` (a pathkernel schedule
     spec describing your scheduler, descriptive: the rate each update used is in its step row and
     is what the analyzer uses; default constant), `task`, `description`, `overwrite`.
     """
@@ -245,10 +535,22 @@ class TorchRecorder:
                  precision: str = "float64", planned_steps: int | None = None, batch_size: int | None = None,
                  clip_norm: float | None = None, sigma_w: float = 1.0, sigma_b: float = 0.1,
                  schedule: dict | None = None, task: str | None = None, description: str | None = None,
-                 overwrite: bool = False):
+                 input_shape: Any = None, overwrite: bool = False):
         self.model = model
         self.optimizer = optimizer
-        spec, named = model_spec(model, sigma_w, sigma_b)
+        if input_shape is None:
+            dims = tuple(x_train.shape) if hasattr(x_train, "shape") else np.shape(x_train)
+            if len(dims) not in (2, 4):
+                raise RecorderError(f"x_train must have shape [n, d] or [n, C, H, W] (or give input_shape=), got {list(dims)}")
+            input_shape = dims[1:]
+        spec, named = model_spec(model, sigma_w, sigma_b, input_shape=input_shape)
+        if spec["kind"] == "sequential" and loss in ("logistic", "cross-entropy"):
+            last = spec["layers"][-1]
+            while last["kind"] == "sequential":
+                last = last["layers"][-1]
+            if last["kind"] == "sigmoid":
+                warnings.warn(f"the model ends with nn.Sigmoid but loss={loss!r} applies its own sigmoid/softmax to the "
+                              "outputs: train on logits (drop the final Sigmoid)", stacklevel=2)
         self.names = [n for n, _ in named]
         self.params = [p for _, p in named]
         if any(p.dtype != torch.float64 for p in self.params):
