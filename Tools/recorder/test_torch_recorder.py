@@ -14,7 +14,7 @@ recorded as `{"kind": "mlp"}`.
 Layer lists (`{"kind": "sequential"}`, torch_adapter.model_spec):
 - refusals: BatchNorm (training mode), Dropout, a custom module, groups ≠ 1, dilation, reflect
   padding, AdaptiveAvgPool2d(1) without Flatten, partial LayerNorm, Linear on an image,
-  ceil_mode, GELU(tanh), an in-place activation on a residual input, shape-changing residual
+  ceil_mode, GELU(tanh), in-place activations on a residual's or the model's input, shape-changing residual
   blocks, image outputs, a non-Sequential root and parameter groups with different weight decay
   are refused before anything is written (no file), naming the module's qualified name and type;
 - a "zoo" of every supported module and setting (no training): the spec model_spec writes,
@@ -415,6 +415,11 @@ def refusals(tmp: Path) -> None:
         ("in-place ReLU on a residual input",
          nn.Sequential(Residual(nn.Sequential(nn.ReLU(inplace=True), nn.Conv2d(1, 1, 3, padding=1))), nn.Flatten(), nn.Linear(36, 1)),
          ["module '0.block.0' (nn.ReLU): in-place"]),
+        ("in-place ReLU on a residual input seen through nn.Identity",
+         nn.Sequential(nn.Conv2d(1, 2, 3), Residual(nn.Sequential(nn.Identity(), nn.LeakyReLU(0.1, inplace=True))), nn.Flatten(), nn.Linear(32, 1)),
+         ["module '1.block.1' (nn.LeakyReLU): in-place"]),
+        ("in-place ReLU on the model's input", nn.Sequential(nn.ReLU(inplace=True), nn.Flatten(), nn.Linear(36, 1)),
+         ["module '0' (nn.ReLU): in-place", "the model's input"]),
         ("a residual block that changes the shape", nn.Sequential(Residual(nn.Conv2d(1, 2, 3, padding=1)), nn.Flatten(), nn.Linear(72, 1)),
          ["module '0' (torch_adapter.Residual): the block maps [1, 6, 6] → [2, 6, 6]"]),
         ("an image output", nn.Sequential(nn.Conv2d(1, 1, 3)), ["output is [1, 4, 4]"]),

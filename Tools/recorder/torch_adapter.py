@@ -196,7 +196,9 @@ class _Mapper:
         self.params: list[tuple[str, nn.Parameter]] = []
         self.slopes: set[float] = set()
         self.gap: str | None = None              # an AdaptiveAvgPool2d(1) waiting for its Flatten
-        self.residual_input = False              # the next leaf reads a residual block's input
+        # The next leaf reads a tensor that is used again: the model's input (the caller's batch),
+        # or a residual block's input (added by the shortcut), possibly through views.
+        self.shared_input = True
 
     @staticmethod
     def where(qname: str) -> str:
@@ -223,7 +225,8 @@ class _Mapper:
                                 f"(pathkernel's globalavgpool gives [C], not [C, 1, 1]); it is followed by "
                                 f"{self.where(qname)} ({_type_name(m)})")
         obj = self.leaf(m, qname, name, shape)
-        self.residual_input = False
+        if t not in (nn.Identity, nn.Flatten):       # these return their input or a view of it
+            self.shared_input = False
         return obj, layer_output_shape(obj, shape, f"{self.where(qname)} ({_type_name(m)})")
 
     def sequential(self, m: nn.Sequential, qname: str, name: str, shape: list[int]) -> tuple[dict, list[int]]:
@@ -240,7 +243,7 @@ class _Mapper:
 
     def residual(self, m: Residual, qname: str, name: str, shape: list[int]) -> tuple[dict, list[int]]:
         prefix = f"{qname}." if qname else ""
-        self.residual_input = True
+        self.shared_input = True
         block, out = self.map(m.block, prefix + "block", f"{name}block.", shape)
         if self.gap is not None:
             raise RecorderError(f"module '{self.gap}' (nn.AdaptiveAvgPool2d(1)) ends a residual block: it must be followed by nn.Flatten()")
@@ -250,13 +253,13 @@ class _Mapper:
                 raise self.refuse(m, qname, f"the block maps {shape} → {out}; without a shortcut it must keep the shape "
                                             "(give Residual a projection shortcut, e.g. a 1×1 nn.Conv2d)")
         else:
-            self.residual_input = True
+            self.shared_input = True
             obj["shortcut"], sout = self.map(m.shortcut, prefix + "shortcut", f"{name}shortcut.", shape)
             if self.gap is not None:
                 raise RecorderError(f"module '{self.gap}' (nn.AdaptiveAvgPool2d(1)) ends a residual shortcut: it must be followed by nn.Flatten()")
             if sout != out:
                 raise self.refuse(m, qname, f"the block maps {shape} → {out}, the shortcut {shape} → {sout}; they must agree")
-        self.residual_input = False
+        self.shared_input = False
         return obj, out
 
     def add(self, name: str, m: nn.Module, *tensors: str) -> None:
@@ -272,9 +275,10 @@ class _Mapper:
         except RecorderError as e:
             raise self.refuse(m, qname, str(e)) from None
         if act is not None:
-            if getattr(m, "inplace", False) and self.residual_input:
-                raise self.refuse(m, qname, "in-place activation applied to a residual block's input: it overwrites the x "
-                                            "that the shortcut adds (use inplace=False)")
+            if getattr(m, "inplace", False) and self.shared_input:
+                raise self.refuse(m, qname, "in-place activation on a tensor that is used again (the model's input, or a "
+                                            "residual block's input that the shortcut adds): it would overwrite it "
+                                            "(use inplace=False)")
             kind, slope = act
             if slope is None:
                 return {"kind": kind}
