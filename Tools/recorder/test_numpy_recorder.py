@@ -784,9 +784,10 @@ def sequential_support(tmp: Path) -> str | None:
     """None when the binary reads `{"kind": "sequential"}` model specs; else why not.
 
     Probed with the simplest layer list there is (one dense layer on 2 features, no images):
-    only when `inspect` cannot read *that* model_json is the binary taken not to know the kind
-    yet (the analysis parts are then skipped, saying so). Whatever it then finds in the real
-    traces (their layer objects, image-shaped data) is a failure, not a skip."""
+    only when `inspect` cannot decode *that* model_json (a problem starting "model_json") is the
+    binary taken not to know the kind yet (the analysis parts are then skipped, saying so). Any
+    other problem with the probe (its layout, say), and whatever the binary finds in the real
+    traces (their layer objects, image-shaped data), is a failure, not a skip."""
     b = binary()
     if b not in _SUPPORT:
         path = tmp / "probe-sequential.sqlite"
@@ -805,7 +806,7 @@ def sequential_support(tmp: Path) -> str | None:
             problems = json.loads(r.stdout).get("problems", [])
         except json.JSONDecodeError:
             problems = [(r.stderr or r.stdout).strip()]
-        refused = [str(m) for m in problems if "model" in str(m)]
+        refused = [str(m) for m in problems if str(m).startswith("model_json")]   # the spec itself unreadable
         _SUPPORT[b] = refused[0][:300] if refused else None
     return _SUPPORT[b]
 
