@@ -49,10 +49,10 @@ struct AnalysisCostModel {
     let backwardPerStep: Double
     let machines: Double
 
-    init(model: MLP, queries nQ: Int, train n: Int, meanBatch nb: Double, nodes q: Int, blocks: Int,
+    init(model: any Network, queries nQ: Int, train n: Int, meanBatch nb: Double, nodes q: Int, blocks: Int,
          kernelForm: Bool, backward: Bool, windowSides: Double, machines fitRows: Int?) {
         let P = Double(model.parameterCount), Q = Double(nQ), C = Double(model.outputDim), qd = Double(q)
-        let widths = Double(model.layers.reduce(0) { $0 + $1.inputs + model.outputDim * $1.outputs })
+        let widths = Double(model.featureScalarsPerExample)
         let features = 2 * Q * P * (2 + C)
         let perStepFixed = 10 * nb * P + 2 * nb * P * (1 + C)
         if backward {

@@ -226,10 +226,10 @@ extension PathAnalyzer {
     /// Does not hold: the budget bounds the work, not the error — when it is reached
     /// (`budgetReached`), the intervals left are used as they are, and the reconstruction residual
     /// shows what was reached. Returns the nodes in [0, 1] (weights summing to 1), the depth reached.
-    static func adaptiveNodes(model: MLP, start: [Double], delta: [Double], x: Matrix, rule: GaussLegendre,
+    static func adaptiveNodes(model: any Network, start: [Double], delta: [Double], x: Matrix, rule: GaussLegendre,
                               tolerance: Double, maxNodes: Int = PathAnalyzer.defaultMaxAdaptiveNodes)
         -> (nodes: [(s: Double, w: Double)], depth: Int, budgetReached: Bool) {
-        let piecewiseLinear = [.relu, .leakyRelu].contains(model.spec.activation)
+        let piecewiseLinear = model.isPiecewiseLinear
         func point(_ s: Double) -> [Double] {
             var ws = start
             Vec.axpy(s, delta, &ws)
@@ -243,11 +243,11 @@ extension PathAnalyzer {
             }
             return sum
         }
-        typealias Endpoint = (pattern: [[Double]], jv: Matrix)
+        typealias Endpoint = (pattern: [Double], jv: Matrix)
         /// Activation pattern (φ' at every hidden unit of every query) and JΔw at s.
         func endpoint(_ s: Double) -> Endpoint {
             let w = point(s)
-            let pattern = piecewiseLinear ? model.forwardCache(w, x).activationDerivatives.map(\.data) : []
+            let pattern = piecewiseLinear ? model.kinkPattern(w, x) : []
             return (pattern, piecewiseLinear ? model.jvp(w, x, tangent: delta) : Matrix(rows: 0, cols: 0))
         }
         /// An interval with its halves' integrals and how far its estimate exceeds its allowance

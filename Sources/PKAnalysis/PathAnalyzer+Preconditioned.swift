@@ -140,13 +140,13 @@ extension PathAnalyzer {
     /// rows of R and at once (while they are in cache) multiplies them with the batch: with
     /// `∂f_k(x_i)/∂W_l = s_l δ_{k,i} a_iᵀ`, `Y = A_b R_l[rows]ᵀ` (one GEMM), then per example i
     /// a small GEMM of Y's row i (rows × out) with the C signals of x_i and its δ^g.
-    static func accumulatePreconditioned<S: BLASScalar>(_: S.Type, _ form: PreconditionedForm, model: MLP, run: TraceRun, xq: Matrix, nT: Int,
+    static func accumulatePreconditioned<S: BLASScalar>(_: S.Type, _ form: PreconditionedForm, model: any Network, run: TraceRun, xq: Matrix, nT: Int,
                                          exactOnly: Bool, mode: KernelMode, attrIndex: [Int: Int],
                                          into acc: inout KernelAccumulators, progress: (Int, Int) -> Void) {
         let C = model.outputDim, P = model.parameterCount, T = form.steps.count, n = run.trainX.rows
         let blocks = mode == .full ? C : 1
         let nQ = xq.rows
-        let layers = model.layers
+        let layers = model.featureBlocks
         let ones = [S](repeating: 1, count: P)
         let bytes = MemoryLayout<S>.size
         // Query rows per block: R stays under about 256 MB.
@@ -203,7 +203,7 @@ extension PathAnalyzer {
                 // The batch's side at w_s: features, g, and δ^g (the g-contracted signals).
                 let batch = st.batch, nb = batch.count
                 let xs = run.trainX.rows(at: batch)
-                let fb = model.tangentFeatures(st.start, xs, as: S.self)
+                let fb = model.tangentFeatures(st.start, xs, as: S.self, tangents: [])
                 let g = run.loss.evaluate(outputs: Matrix(fb.outputs), targets: run.trainY.rows(at: batch)).perExampleGradient
                 let fg = fb.contracted(with: g)
                 // Per-example weight of the training side; Nesterov's V_s already holds b_s.
@@ -253,7 +253,7 @@ extension PathAnalyzer {
                                     old.update(from: rW[l] + qr.lowerBound * dout * din, count: width * din)
                                     if let b = rB[l] { oldB.update(from: b + qr.lowerBound * dout, count: width) }
                                 }
-                                model.accumulateLayerJacobians(nodes, layer: l, rows: qr, scale: dqp.baseAddress!, decay: form.rho,
+                                layer.accumulateJacobians(nodes, block: l, rows: qr, scale: dqp.baseAddress!, decay: form.rho,
                                                                weights: rW[l], bias: rB[l])
                                 // These rows of R_s, with RMSProp's D_s moved onto them (D is diagonal).
                                 var src = UnsafePointer(rW[l] + qr.lowerBound * dout * din)

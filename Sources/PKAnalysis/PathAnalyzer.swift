@@ -143,7 +143,7 @@ public struct PathAnalyzer {
         let fidelityRows = nT > 0 ? Array(0..<nT) : Array(0..<n).map { $0 + nT }
         func sampleDynamics(step: Int, w: [Double]) {
             guard !exactOnly else { return }
-            let f = model.tangentFeatures(w, xDyn)
+            let f = model.features(w, xDyn)
             let theta = TangentFeatures.kernel(f, f, mode: .trace)
             if theta0 == nil { theta0 = theta }
             let dist = 1 - PathAnalyzer.cosine(theta0!, theta)
@@ -168,7 +168,11 @@ public struct PathAnalyzer {
 
         // Query rows per block: each block's kernels (K̄ and, for trace, N) stay under about 128 MB.
         let rowBytes = 8 * n * blocks * blocks + (mode == .trace ? 8 * C * n : 0)
-        let chunk = max(64, min(nQ, 128 << 20 / max(rowBytes, 1)))
+        // A layer network's features are its Jacobian rows (C·P scalars per example): at most
+        // about 256 MB of them per block too.
+        let featureRows = (256 << 20) / max(8 * model.featureScalarsPerExample, 1)
+        let chunk = model is MLP ? max(64, min(nQ, 128 << 20 / max(rowBytes, 1)))
+                                 : max(16, min(nQ, 128 << 20 / max(rowBytes, 1), featureRows))
         let queryBlocks = stride(from: 0, to: nQ, by: chunk).map { $0..<min($0 + chunk, nQ) }
         let xqBlocks = queryBlocks.map { xq.rows($0) }
         let attrIndex = Dictionary(uniqueKeysWithValues: attrRows.enumerated().map { ($1.2, $0) })
@@ -253,7 +257,7 @@ public struct PathAnalyzer {
 
         /// The training side of step `seg.step`: features at `w_s`, `g_{i,s}`, the scale `s_s/|B_s|`.
         func trainingSide<S: BLASScalar>(_: S.Type, seg: WeightPath.Segment, batch: [Int], xb: Matrix, yb: Matrix) -> TrainingSide<S> {
-            let fb = model.tangentFeatures(seg.start, xb, as: S.self)
+            let fb = model.tangentFeatures(seg.start, xb, as: S.self, tangents: [])
             let g = seg.outputGradient ?? run.loss.evaluate(outputs: Matrix(fb.outputs), targets: yb).perExampleGradient
             return TrainingSide(step: seg.step, batch: batch, fb: fb, fbg: mode == .trace ? fb.contracted(with: g) : nil, g: g,
                                 scale: (seg.record.clipScale ?? 1) / Double(batch.count))
@@ -437,14 +441,14 @@ public struct PathAnalyzer {
             ntk0KM = f0 + model.jvp(w0, xq, tangent: zip(wLin, w0).map { $0 - $1 })
             // ntkT-krr: K_T(X, X) is solved in place; the training rows' predictions come with the
             // fit, the held-out rows need K_T(test, X) only.
-            let ftX = model.tangentFeatures(wT, run.trainX)
+            let ftX = model.features(wT, run.trainX)
             var kxx = TangentFeatures.kernel(ftX, ftX, mode: mode)
             let tFit = PathAnalyzer.ridgeFit(&kxx, target: target, blocks: blocks, outputs: C, rho: settings.ridge)
             kxx = Matrix(rows: 0, cols: 0)
             ntkTKRR = .some(tFit)
             ntkTKRRPrediction = tFit.map { fit in
                 var fitted = nT > 0
-                    ? fit.scale * Matrix.product(TangentFeatures.kernel(model.tangentFeatures(wT, xq.rows(0..<nT)), ftX, mode: mode), fit.alpha)
+                    ? fit.scale * Matrix.product(TangentFeatures.kernel(model.features(wT, xq.rows(0..<nT)), ftX, mode: mode), fit.alpha)
                     : Matrix(rows: 0, cols: fit.alpha.cols)
                 fitted = Matrix(rows: fitted.rows + fit.fitted.rows, cols: fit.alpha.cols, data: fitted.data + fit.fitted.data)
                 return f0 + Matrix(rows: nQ, cols: C, data: fitted.data)
@@ -566,7 +570,6 @@ public struct PathAnalyzer {
         } else {
             pathKernelName = "path kernel Σ_t η_t/|B_t| K̄_t(x, x_i) of (S)GD\(clipped)"
         }
-        let spec = model.spec
         let resolved = AnalysisResult.Settings(nodes: settings.nodes, adaptiveTolerance: settings.adaptiveTolerance,
                                                queries: settings.queries.rawValue, maxQueries: settings.maxQueries,
                                                kernel: mode.rawValue, ridge: settings.ridge,
@@ -574,7 +577,7 @@ public struct PathAnalyzer {
                                                pathKernel: pathKernelName)
         let result = AnalysisResult(
             settings: resolved,
-            run: .init(name: run.info.name, model: "MLP \(spec.layers.map(String.init).joined(separator: "-")) \(spec.activation.rawValue)",
+            run: .init(name: run.info.name, model: model.summary,
                        parameterCount: model.parameterCount, task: run.info.task, loss: run.loss.rawValue,
                        optimizer: run.optimizer.summary, status: run.info.status.rawValue, precision: run.info.precision.rawValue,
                        steps: T, trainCount: n, testQueries: nT, outputs: C,

@@ -10,7 +10,7 @@ import PKTraceCheck
 public struct TraceRun: Sendable {
     public let path: String
     public let info: RunInfo
-    public let model: MLP
+    public let model: any Network
     public let loss: LossKind
     public let optimizer: OptimizerSpec
     public let trainX: Matrix

@@ -83,9 +83,21 @@ extension MLP {
     public func accumulateLayerJacobians<S: BLASScalar>(_ nodes: [(features: TangentFeatures<S>, weight: Double)], layer l: Int,
                                                         rows: Range<Int>, scale: UnsafePointer<S>, decay: Double,
                                                         weights target: UnsafeMutablePointer<S>, bias: UnsafeMutablePointer<S>?) {
+        layers[l].accumulateJacobians(nodes, block: l, rows: rows, scale: scale, decay: decay, weights: target, bias: bias)
+    }
+}
+
+extension DenseLayer {
+    /// `MLP.accumulateLayerJacobians` for any network's factor block (`Network.featureBlocks`):
+    /// this layer is block `l` of the nodes' features.
+    @_specialize(where S == Double)
+    @_specialize(where S == Float)
+    public func accumulateJacobians<S: BLASScalar>(_ nodes: [(features: TangentFeatures<S>, weight: Double)], block l: Int,
+                                                   rows: Range<Int>, scale: UnsafePointer<S>, decay: Double,
+                                                   weights target: UnsafeMutablePointer<S>, bias: UnsafeMutablePointer<S>?) {
         guard let first = nodes.first?.features else { return }
         let n = first.count
-        let layer = layers[l], din = layer.inputs, dout = layer.outputs
+        let layer = self, din = layer.inputs, dout = layer.outputs
         let weights = nodes.map { S($0.weight) }
         let sW = S(layer.weightScale), sB = S(layer.biasScale)
         let sBase = scale + layer.weightOffset

@@ -50,6 +50,9 @@ public struct MLP: Sendable {
     /// Validates the spec and fixes the parameter layout.
     public init(spec: ModelSpec) throws {
         try spec.validate()
+        guard spec.kind == "mlp" else {
+            throw ModelSpecError("model.kind \"\(spec.kind)\" is not an MLP; build it with Networks.make")
+        }
         self.spec = spec
         var layers: [DenseLayer] = []
         var layout: [ParameterTensor] = []

@@ -2,7 +2,7 @@ import PKNetworks
 import PKOptim
 import PKNumerics
 
-/// One update of an MLP on a batch: the single definition that training and the analyzer's
+/// One update of a network on a batch: the single definition that training and the analyzer's
 /// replay share, so that a replay reproduces a recorded run bit for bit.
 public struct StepResult: Sendable {
     /// Mean batch loss at the weights before the update.
@@ -19,7 +19,7 @@ public struct StepResult: Sendable {
 
 extension GradientTransformation {
     /// `w_{t+1} = w_t + update(∇_w (1/|B|) Σ_{i∈B} ℓ(f(x_i; w_t), y_i), state, w_t, η_t)`.
-    public func step(model: MLP, parameters w: [Double], state: OptimizerState, inputs x: Matrix, targets y: Matrix,
+    public func step(model: any Network, parameters w: [Double], state: OptimizerState, inputs x: Matrix, targets y: Matrix,
                      loss: LossKind, learningRate eta: Double) -> StepResult {
         let (output, pullback) = model.forwardWithPullback(w, x)
         let (batchLoss, g) = loss.evaluate(outputs: output, targets: y)

@@ -2,7 +2,7 @@
 ///
 /// Invariant (checked when written and when read, not by the initializer): every dimension is
 /// ≥ 0 and `values.count == shape.reduce(1, *)`. A rank-0 shape `[]` would hold one value; the
-/// store only uses rank 1 (`[n]`, class indices) and rank 2 (`[n, d]`).
+/// store uses rank 1 (`[n]`, class indices), rank 2 (`[n, d]`) and rank 4 (`[n, C, H, W]`, images).
 public struct DataArray: Sendable, Equatable {
     public var shape: [Int]
     public var values: [Double]

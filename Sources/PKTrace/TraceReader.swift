@@ -377,7 +377,7 @@ public final class TraceReader: @unchecked Sendable {
     static func dataProblem(dtype: String?, shape: String?, bytes: UnsafeRawBufferPointer, checksum: Int64) -> String? {
         guard dtype == "float64" else { return "unknown dtype \(dtype ?? "NULL")" }
         guard let shape = BlobCoding.parseShape(shape ?? "") else { return "unreadable shape \(shape ?? "NULL")" }
-        guard (1...2).contains(shape.count) else { return "shape \(shape) has \(shape.count) dimensions; data arrays have 1 or 2" }
+        guard (1...4).contains(shape.count) else { return "shape \(shape) has \(shape.count) dimensions; data arrays have 1 to 4 ([n], [n, d], [n, C, H, W])" }
         guard let n = BlobCoding.elementCount(shape) else { return "shape \(shape) has too many elements (the product overflows or exceeds 2^40)" }
         if bytes.count != 8 * n { return "the blob has \(bytes.count) bytes but shape \(shape) needs \(8 * n)" }
         let crc = CRC32.checksum(bytes)

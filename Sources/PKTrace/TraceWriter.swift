@@ -314,7 +314,7 @@ public final class TraceWriter: @unchecked Sendable {
             if let i = a.values.firstIndex(where: { !$0.isFinite }) {
                 throw bad("value \(i) is \(a.values[i]) (NaN/Inf are not allowed in data); clean the dataset")
             }
-            if role == "x" && a.shape.count != 2 { throw bad("inputs must have shape [n, d], got \(a.shape)") }
+            if role == "x" && a.shape.count != 2 && a.shape.count != 4 { throw bad("inputs must have shape [n, d] or [n, C, H, W], got \(a.shape)") }
             if role == "y" {
                 if run.task == "regression" {
                     if a.shape.count != 2 || a.shape[1] != run.numOutputs {
@@ -332,8 +332,8 @@ public final class TraceWriter: @unchecked Sendable {
         for (split, x, y) in [("train", data.trainX, data.trainY), ("test", data.testX, data.testY)] where x.rows != y.rows {
             throw TraceError.invalidInput(path: path, detail: "data \(split): x has \(x.rows) rows but y has \(y.rows)")
         }
-        if data.trainX.shape.count == 2, data.testX.shape.count == 2, data.trainX.shape[1] != data.testX.shape[1] {
-            throw TraceError.invalidInput(path: path, detail: "data: train x has \(data.trainX.shape[1]) columns but test x has \(data.testX.shape[1])")
+        if data.trainX.shape.dropFirst() != data.testX.shape.dropFirst() {
+            throw TraceError.invalidInput(path: path, detail: "data: train examples have shape \(Array(data.trainX.shape.dropFirst())) but test examples \(Array(data.testX.shape.dropFirst()))")
         }
     }
 

@@ -21,7 +21,7 @@ import PKTrace
 /// Does not hold: the checkpoints' own values are checked when read (the store), not here.
 public struct TraceCheck: Sendable {
     /// The model, loss and optimizer when their specs decode and build (nil otherwise; a problem says why).
-    public let model: MLP?
+    public let model: (any Network)?
     public let loss: LossSpec?
     public let optimizer: OptimizerSpec?
     /// One line per problem, naming the row, split or field; empty when the trace's contents are sound.
@@ -44,9 +44,9 @@ public struct TraceCheck: Sendable {
                 return nil
             }
         }
-        var model: MLP? = nil
+        var model: (any Network)? = nil
         if let spec = decode(ModelSpec.self, run.modelJSON, "model_json") {
-            do { model = try MLP(spec: spec) } catch { problems.append("model_json: \(error)") }
+            do { model = try Networks.make(spec) } catch { problems.append("model_json: \(error)") }
         }
         let loss = decode(LossSpec.self, run.lossJSON, "loss_json")
         var optimizer = decode(OptimizerSpec.self, run.optimizerJSON, "optimizer_json")
@@ -92,10 +92,14 @@ public struct TraceCheck: Sendable {
         let splits = data.map { [("train", $0.trainX, $0.trainY), ("test", $0.testX, $0.testY)] } ?? []
         for (split, x, y) in splits {
             let n = x.shape.first ?? 0
-            if x.shape.count != 2 {
-                problems.append("data \(split) x: shape \(x.shape) must be [n, d]")
-            } else if let model, x.shape[1] != model.inputDim {
-                problems.append("data \(split) x: \(x.shape[1]) features per row, the model takes \(model.inputDim)")
+            // [n, d], or [n, C, H, W] (any [n, …]) whose example shape is a layer network's input shape.
+            let example = Array(x.shape.dropFirst())
+            if x.shape.count < 2 {
+                problems.append("data \(split) x: shape \(x.shape) must be [n, d] or [n, C, H, W]")
+            } else if let model, example.reduce(1, *) != model.inputDim {
+                problems.append("data \(split) x: \(example.reduce(1, *)) features per row (\(example)), the model takes \(model.inputDim)")
+            } else if let model, example.count > 1, model.spec.input != example {
+                problems.append("data \(split) x: examples of shape \(example), the model's input is \(model.spec.input.map { "\($0)" } ?? "[\(model.inputDim)] (an MLP)")")
             }
             if split == "train" && n < 1 { problems.append("data train x: no training points") }
             if (y.shape.first ?? 0) != n { problems.append("data \(split) y: \(y.shape.first ?? 0) rows, x has \(n)") ; continue }

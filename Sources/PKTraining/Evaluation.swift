@@ -10,7 +10,7 @@ public struct Evaluation: Sendable, Codable, Equatable {
     public var accuracy: Double?
     public var rmse: Double?
 
-    public static func evaluate(model: MLP, parameters w: [Double], data: Dataset, loss: LossKind) -> Evaluation {
+    public static func evaluate(model: any Network, parameters w: [Double], data: Dataset, loss: LossKind) -> Evaluation {
         guard data.count > 0 else { return Evaluation(loss: .nan, accuracy: nil, rmse: nil) }
         let f = model.forward(w, data.x)
         let l = loss.evaluate(outputs: f, targets: data.y).loss

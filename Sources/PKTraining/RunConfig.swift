@@ -169,11 +169,13 @@ public struct RunConfig: Codable, Sendable, Equatable {
     /// Checks that the model, loss and data fit together.
     public func validate(against split: DataSplit) throws {
         let train = split.train
-        guard model.layers.first == train.x.cols else {
-            throw ConfigError("config \(name): model input width \(model.layers.first ?? 0) does not match the data's \(train.x.cols) features")
+        let network = try Networks.make(model)
+        guard network.inputDim == train.x.cols else {
+            let shape = model.kind == "mlp" ? "\(network.inputDim)" : "\(network.inputDim) (\(model.input ?? []))"
+            throw ConfigError("config \(name): model input width \(shape) does not match the data's \(train.x.cols) features")
         }
-        guard model.layers.last == train.outputDim else {
-            throw ConfigError("config \(name): model output width \(model.layers.last ?? 0) does not match the task's \(train.outputDim) outputs (\(train.task.rawValue))")
+        guard network.outputDim == train.outputDim else {
+            throw ConfigError("config \(name): model output width \(network.outputDim) does not match the task's \(train.outputDim) outputs (\(train.task.rawValue))")
         }
         switch (loss.kind, train.task) {
         case (.mse, .regression), (.logistic, .binary), (.crossEntropy, .multiclass): break
@@ -185,9 +187,10 @@ public struct RunConfig: Codable, Sendable, Equatable {
             throw ConfigError("config \(name): training.batchSize \(b) is larger than the \(train.count) training examples; use a batch size in 1…\(train.count)")
         }
         let rows = optimizer.kind == .gd ? train.count : min(training.batchSize ?? train.count, train.count)
-        let activations = rows * model.layers.reduce(0, +)
+        let perExample = network.activationsPerExample
+        let activations = rows * perExample
         if activations > ConfigLimits.maxStepActivations {
-            throw ConfigError("config \(name): a step on \(rows) examples of MLP \(model.layers.map(String.init).joined(separator: "-")) holds \(rows) × \(model.layers.reduce(0, +)) = \(activations) activations, more than the limit of \(ConfigLimits.maxStepActivations) (400 MB); use minibatches (training.batchSize with sgd, adam, adamw or rmsprop) or fewer examples")
+            throw ConfigError("config \(name): a step on \(rows) examples of \(network.summary) holds \(rows) × \(perExample) = \(activations) activations, more than the limit of \(ConfigLimits.maxStepActivations) (400 MB); use minibatches (training.batchSize with sgd, adam, adamw or rmsprop) or fewer examples")
         }
     }
 }

@@ -31,7 +31,7 @@ public final class TraceRecorder: TrainingObserver {
         case .started(let start):
             do {
                 let tw = try TraceWriter.create(at: path, run: TraceRecorder.runInfo(start),
-                                                data: TraceRecorder.traceData(start.data),
+                                                data: TraceRecorder.traceData(start.data, inputShape: start.model.spec.input),
                                                 layout: start.model.layout.map {
                                                     TensorLayout(name: $0.name, shape: $0.shape, offset: $0.offset, count: $0.count)
                                                 }, maxPageCount: maxPageCount)
@@ -75,9 +75,13 @@ public final class TraceRecorder: TrainingObserver {
                        checkpointEvery: c.training.checkpointEvery, plannedSteps: start.plannedSteps)
     }
 
-    /// Inputs as `[n, d]`; targets as `[n]` (class indices) for classification, `[n, C]` for regression.
-    static func traceData(_ split: DataSplit) -> TraceData {
-        func x(_ d: Dataset) -> DataArray { DataArray(shape: [d.x.rows, d.x.cols], values: d.x.data) }
+    /// Inputs as `[n, d]`, or `[n, C, H, W]` when `inputShape` is an image shape `[C, H, W]` (a
+    /// layer network's input); targets as `[n]` (class indices) for classification, `[n, C]` for regression.
+    static func traceData(_ split: DataSplit, inputShape: [Int]? = nil) -> TraceData {
+        func x(_ d: Dataset) -> DataArray {
+            if let s = inputShape, s.count == 3, s.reduce(1, *) == d.x.cols { return DataArray(shape: [d.x.rows] + s, values: d.x.data) }
+            return DataArray(shape: [d.x.rows, d.x.cols], values: d.x.data)
+        }
         func y(_ d: Dataset) -> DataArray {
             d.task == .regression ? DataArray(shape: [d.y.rows, d.y.cols], values: d.y.data)
                                   : DataArray(shape: [d.y.rows], values: d.y.data)

@@ -75,7 +75,11 @@ public struct TraceSummary: Codable, Sendable {
                 test.final = Evaluation.evaluate(model: model, parameters: wT, data: testSet, loss: lossSpec.kind)
             }
         }
-        let modelText = spec.map { "MLP \($0.layers.map(String.init).joined(separator: "-")), \($0.activation.rawValue), \($0.parameterization.rawValue) parameterization" } ?? run.modelJSON
+        let modelText = check.model.map { m -> String in
+            let s = m.spec
+            return s.kind == "mlp" ? "MLP \(s.layers.map(String.init).joined(separator: "-")), \(s.activation.rawValue), \(s.parameterization.rawValue) parameterization"
+                                   : "\(m.summary), \(s.parameterization.rawValue) parameterization"
+        } ?? run.modelJSON
         return TraceSummary(
             path: path, name: run.name, status: run.status.rawValue, statusMessage: run.statusMessage,
             toolVersion: run.toolVersion, schemaVersion: reader.schemaVersion, seed: run.seed,

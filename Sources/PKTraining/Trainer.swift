@@ -15,14 +15,14 @@ import PKTrace
 public struct Trainer: Sendable {
     public let config: RunConfig
     public let data: DataSplit
-    public let model: MLP
+    public let model: any Network
 
     public init(config: RunConfig, data: DataSplit) throws {
         try config.validate()
         try config.validate(against: data)
         self.config = config
         self.data = data
-        self.model = try MLP(spec: config.model)
+        self.model = try Networks.make(config.model)
     }
 
     /// Loads the config's data and builds the trainer.
@@ -39,7 +39,7 @@ public struct Trainer: Sendable {
         // Small GEMMs (the presets): one BLAS thread; OpenBLAS's second thread spins more than it
         // computes and the trace writer needs the other core. Large ones (batch × width² ≥ 2²⁶,
         // e.g. bench W2's 1000 × 512²): every core (Docs/benchmarks.md).
-        let widest = model.spec.layers.max() ?? 1
+        let widest = model.spec.kind == "mlp" ? (model.spec.layers.max() ?? 1) : 1
         let batchRows = config.optimizer.kind == .gd ? data.train.count : min(config.training.batchSize ?? data.train.count, data.train.count)
         BLASThreads.set(batchRows * widest * widest >= 1 << 26 ? Parallel.threads : 1)
         let T = config.training.steps

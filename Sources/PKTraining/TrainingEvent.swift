@@ -17,7 +17,7 @@ public enum TrainingEvent: Sendable {
 
 public struct TrainingStart: Sendable {
     public let config: RunConfig
-    public let model: MLP
+    public let model: any Network
     public let data: DataSplit
     public let plannedSteps: Int
 }

@@ -276,7 +276,7 @@ struct PathAnalysisTests {
         for i in kp.data.indices { #expect(abs(kp.data[i] - c * explicit.data[i]) <= 1e-13 * max(1, abs(c * explicit.data[i]))) }
         for step in [0, 1] {
             let w = try reader.checkpoint(step: step)
-            let f = run.model.tangentFeatures(w, run.trainX)
+            let f = run.model.features(w, run.trainX)
             let theta = TangentFeatures.kernel(f, f)
             for i in 0..<10 { for j in 0..<10 { #expect(abs(theta[i, j] - theta[j, i]) <= 1e-13 * max(1, abs(theta[i, j]))) } }
             let eig = try LinearAlgebra.symmetricEigenvalues(theta)

@@ -66,14 +66,47 @@ struct PreconditionedKernelTests {
         #"{"kind":"sgd","learningRate":0.1,"momentum":0.9,"nesterov":true,"weightDecay":0.01,"clipNorm":0.5}"#,
     ])
     func kernelEqualsTheDoubleSum(optimizer: String) throws {
+        try kernelEqualsTheDoubleSum(optimizer: optimizer, network: .mlp)
+    }
+
+    /// The same for layer networks (their tangent features are `Layer.jacobians` rows): a smooth
+    /// CNN and a residual block with layer norm, on 4×4 images of a teacher; the oracle's Jacobians
+    /// come from forward-mode JVPs (`explicitJacobians`), not from the rows the analyzer uses.
+    @Test(arguments: [
+        #"{"kind":"adam","learningRate":0.05,"weightDecay":0.02,"clipNorm":0.3}"#,
+        #"{"kind":"adamw","learningRate":0.05,"weightDecay":0.05,"beta1":0.8,"beta2":0.99}"#,
+        #"{"kind":"rmsprop","learningRate":0.01,"momentum":0.7,"weightDecay":0.01}"#,
+        #"{"kind":"sgd","learningRate":0.1,"momentum":0.9,"nesterov":true,"weightDecay":0.01,"clipNorm":0.5}"#,
+    ], [OracleNetwork.cnn, .residual])
+    func layerNetworkKernelEqualsTheDoubleSum(optimizer: String, network: OracleNetwork) throws {
+        try kernelEqualsTheDoubleSum(optimizer: optimizer, network: network)
+    }
+
+    enum OracleNetwork: String, CaseIterable, Sendable {
+        case mlp, cnn, residual
+        var data: String {
+            self == .mlp ? #"{"kind":"spirals","train":12,"test":4,"classes":3}"#
+                         : #"{"kind":"teacher","train":12,"test":4,"inputDim":16,"outputDim":2}"#
+        }
+        var model: String {
+            switch self {
+            case .mlp: return #"{"layers":[2,6,3],"activation":"tanh"}"#
+            case .cnn: return LayerNetworkFixtures.smoothCNN
+            case .residual: return LayerNetworkFixtures.residual
+            }
+        }
+        var loss: LossKind { self == .mlp ? .crossEntropy : .mse }
+        var outputs: Int { self == .mlp ? 3 : 2 }
+    }
+
+    func kernelEqualsTheDoubleSum(optimizer: String, network: OracleNetwork) throws {
         let spec = try JSONDecoder().decode(OptimizerSpec.self, from: Data(optimizer.utf8))
-        let cfg = config(name: "pc", data: #"{"kind":"spirals","train":12,"test":4,"classes":3}"#,
-                         model: #"{"layers":[2,6,3],"activation":"tanh"}"#, loss: .crossEntropy,
+        let cfg = config(name: "pc", data: network.data, model: network.model, loss: network.loss,
                          optimizer: spec, steps: 7, batchSize: 4)
         let path = try recordTrace(cfg)
         let reader = try TraceReader.open(path)
         let run = try TraceRun.load(reader)
-        let model = run.model, C = 3, T = run.steps, nT = run.testX.rows, n = run.trainX.rows
+        let model = run.model, C = network.outputs, T = run.steps, nT = run.testX.rows, n = run.trainX.rows
         let w = try (0...T).map { try reader.checkpoint(step: $0) }
         let batches = run.stepRecords.map { $0.batch.map(Int.init) }
         let rates = run.stepRecords.map(\.learningRate)
@@ -117,11 +150,11 @@ struct PreconditionedKernelTests {
             for (node, weight) in zip(rule.nodes, rule.weights) {
                 var ws = w[t]
                 Vec.axpy(node, delta, &ws)
-                let j = model.jacobians(ws, xq)
+                let j = explicitJacobians(model, ws, xq)
                 for k in jbar.data.indices { jbar.data[k] += weight * j.data[k] }
             }
             for s in 0...t {
-                var jx = model.jacobians(w[s], run.trainX.rows(at: batches[s]))
+                var jx = explicitJacobians(model, w[s], run.trainX.rows(at: batches[s]))
                 let d = isAdam ? hand.d[t] : hand.d[s]
                 for r in 0..<jx.rows { for k in 0..<jx.cols { jx[r, k] *= d[k] } }
                 let k = Matrix.product(jbar, jx, transposeB: true)

@@ -51,6 +51,10 @@ public struct LayerSpec: Codable, Sendable {
         let kind = try c.decode(String.self, forKey: .kind)
         guard let type = LayerRegistry.specification(for: kind) else {
             let place = c.codingPath.isEmpty ? "at the top level" : "in \(ConfigProblem.fieldName(c.codingPath))"
+            if kind.lowercased().hasPrefix("batchnorm") {
+                throw ConfigProblem.decodingError("layer kind \"\(kind)\" \(place) is refused: batch normalization in training mode makes an example's output depend on the other examples of its batch, so per-example Jacobians, the tangent kernel and the path kernel are undefined; use layernorm",
+                                                  at: c.codingPath + [KindKey.kind])
+            }
             var message = "unknown layer kind \"\(kind)\" \(place) (supported: \(LayerRegistry.kinds.joined(separator: ", ")))"
             if let close = ConfigProblem.closest(to: kind, among: LayerRegistry.kinds) { message += "; did you mean \"\(close)\"?" }
             throw ConfigProblem.decodingError(message, at: c.codingPath + [KindKey.kind])
