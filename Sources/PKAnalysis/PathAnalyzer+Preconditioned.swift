@@ -54,6 +54,8 @@ struct PreconditionedForm {
     let coupledDecay: Double
     /// AdamW's decoupled decay: the term `−η_t λ w_t` of Δw_t outside the sum (its JVPs give R_wd).
     let decoupledDecay: Double
+    /// The chain's kernel form (its per-parameter decays with parameter groups).
+    let kernelForm: KernelForm
     var steps: [Step] = []
     var end: [Double] = []
 
@@ -82,6 +84,7 @@ struct PreconditionedForm {
         name = recordedKind == .adamw ? "AdamW" : form.name
         coupledDecay = form.coupledDecay
         decoupledDecay = form.decoupledDecay
+        kernelForm = form
     }
 
     /// Whether the update has a diagonal preconditioner D (not SGD momentum).
@@ -185,7 +188,7 @@ extension PathAnalyzer {
                 // The queries' features at the nodes, with the fused JVPs of Δw_s (the reconstruction)
                 // and of AdamW's decoupled part −η_s λ w_s (R_wd).
                 var tangents = [delta]
-                if form.decoupledDecay > 0 { tangents.append(st.start.map { -st.learningRate * form.decoupledDecay * $0 }) }
+                if form.decoupledDecay > 0 { tangents.append(form.kernelForm.decay(of: st.start, times: -st.learningRate, lambda: form.decoupledDecay)) }
                 let nodes = st.nodes.map { node -> (features: TangentFeatures<S>, weight: Double) in
                     var ws = st.start
                     Vec.axpy(node.s, delta, &ws)
@@ -210,7 +213,7 @@ extension PathAnalyzer {
                 let bs = form.nesterov ? 1 : form.b(s)
                 let weight = bs * st.scale
                 let vNew = S(1 + form.rho * form.b(s)), vOld = S(form.rho)   // V_s = vNew R_s − vOld R_{s+1}
-                let decay: [S] = form.coupledDecay > 0 ? st.start.map { S(form.coupledDecay * $0) } : []
+                let decay: [S] = form.coupledDecay > 0 ? form.kernelForm.decay(of: st.start, times: 1, lambda: form.coupledDecay).map { S($0) } : []
                 let dS: [S] = form.hasPreconditioner ? st.preconditioner.map { S($0) } : []
                 // K(x_r, x_i) per channel pair (full: (C·m) × (nb·C); trace: m × nb), N's Σ_k K_ck g_ik,
                 // and R_s·(Dx_s ⊙ λ w_s) for the coupled decay.

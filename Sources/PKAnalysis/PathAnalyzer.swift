@@ -69,7 +69,7 @@ public struct PathAnalyzer {
         let f0Train = exactOnly ? Matrix(rows: 0, cols: 0) : model.forward(w0, run.trainX)
         var wLin = w0
         // The update rule, for the linearized network (ntk0-km) trained like the network.
-        let optimizer = try run.optimizer.transformation()
+        let optimizer = try run.optimizer.transformation(parameters: model.parameterTensors)
         // From the trace's own state at step 0 when it stores one (a resumed run's buffers).
         let storedState0 = try reader.optimizerState(step: 0)
         var linState = optimizer.initialState(parameterCount: model.parameterCount)
@@ -304,7 +304,7 @@ public struct PathAnalyzer {
                     decayBuffer = buf
                     dec = nesterov ? zip(seg.start, buf).map { $0 + mu * $1 } : buf
                 }
-                decayTangent = dec.map { -eta * lambdaWD * $0 }
+                decayTangent = chainForm!.decay(of: dec, times: -eta, lambda: lambdaWD)   // λ_k per parameter with groups
             }
             let tangents = decayTangent.map { [delta, $0] } ?? [delta]
             var sides: [(step: Int, batch: [Int], g: Matrix, weight: Double)] = []
@@ -327,7 +327,7 @@ public struct PathAnalyzer {
             } else if !kernelForm {
                 // Σ_j ω_j J(x; w_t + s_jΔw_t)Δw_t only: the whole update is the decomposition's term.
                 // AdamW's decoupled decay −η_tλw_t is a separate part of Δw_t: its share (R_wd) is sized too.
-                let decoupled = decoupledWD > 0 ? seg.start.map { -eta * decoupledWD * $0 } : nil
+                let decoupled = decoupledWD > 0 ? chainForm!.decay(of: seg.start, times: -eta, lambda: decoupledWD) : nil
                 for (s, omega) in nodes {
                     var ws = seg.start
                     Vec.axpy(s, delta, &ws)
@@ -489,7 +489,7 @@ public struct PathAnalyzer {
             var num = 0.0, den = 0.0
             for q in rows { for c in 0..<C { num += rwd[q, c] * rwd[q, c]; den += change[q, c] * change[q, c] } }
             let share = den > 0 ? (num / den).squareRoot() : 0
-            notes.append("weight decay (\(decoupledWD > 0 ? "decoupled" : "coupled L2"), λ = \(lambdaWD)): its term R_wd = Σ_t J̄_t(−η_tλ·w) has ‖R_wd‖/‖f_T − f_0‖ = \(String(format: "%.3g", share)) on the \(nT > 0 ? "held-out" : "training") queries")
+            notes.append("weight decay (\(decoupledWD > 0 ? "decoupled" : "coupled L2"), λ = \(lambdaWD)\(chainForm?.decayByParameter != nil ? " at most, per parameter group" : "")): its term R_wd = Σ_t J̄_t(−η_tλ·w) has ‖R_wd‖/‖f_T − f_0‖ = \(String(format: "%.3g", share)) on the \(nT > 0 ? "held-out" : "training") queries")
         }
         if momentumForm && kernelForm {
             notes.append("momentum \(mu)\(nesterov ? " (Nesterov)" : ""): two-time path kernel J̄_t(x)·J(x_i; w_s)ᵀ weighted by η_t c_{t,s}; earlier steps leave it once μ^{t−s} < \(momentumTolerance) (what they would add shows in the kernel-form residual)")

@@ -38,7 +38,7 @@ public struct WeightPath {
         self.run = run
         self.reader = reader
         self.allowMismatch = allowMismatch
-        do { optimizer = try run.optimizer.transformation() } catch {
+        do { optimizer = try run.optimizer.transformation(parameters: run.model.parameterTensors) } catch {
             throw AnalysisError("\(run.path): the recorded optimizer cannot be rebuilt: \(error)")
         }
         current = try reader.checkpoint(step: 0)

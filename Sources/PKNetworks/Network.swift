@@ -63,6 +63,10 @@ public protocol Network: Sendable {
 }
 
 extension Network {
+    /// `(name, count)` of every parameter tensor in layout order (what an optimizer with
+    /// parameter groups needs to place them).
+    public var parameterTensors: [(name: String, count: Int)] { layout.map { ($0.name, $0.count) } }
+
     /// Tangent features in float64 without tangents.
     public func features(_ w: [Double], _ x: Matrix) -> TangentFeatures<Double> {
         tangentFeatures(w, x, as: Double.self, tangents: [])

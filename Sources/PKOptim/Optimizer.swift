@@ -38,6 +38,10 @@ public struct OptimizerSpec: Codable, Sendable, Equatable {
     public var eps: Double
     /// Global-norm gradient clipping bound; nil = no clipping.
     public var clipNorm: Double?
+    /// Parameter groups (PyTorch's `param_groups`, the usual AdamW set-up with no decay on biases
+    /// and norms): tensors whose name matches one of a group's patterns take its `weightDecay`;
+    /// the first matching group wins, tensors in no group take `weightDecay` above. Empty: none.
+    public var groups: [ParameterGroup] = []
 
     public init(kind: Kind, learningRate: Double, weightDecay: Double = 0, schedule: ScheduleSpec = .constant,
                 momentum: Double = 0, dampening: Double = 0, nesterov: Bool = false, beta1: Double = 0.9,
@@ -57,7 +61,7 @@ public struct OptimizerSpec: Codable, Sendable, Equatable {
     }
 
     private enum CodingKeys: String, CodingKey, CaseIterable {
-        case kind, learningRate, weightDecay, schedule, momentum, dampening, nesterov, beta1, beta2, alpha, eps, clipNorm
+        case kind, learningRate, weightDecay, schedule, momentum, dampening, nesterov, beta1, beta2, alpha, eps, clipNorm, groups
     }
 
     /// The JSON keys an optimizer spec accepts; any other is refused (with the closest of these).
@@ -74,7 +78,7 @@ public struct OptimizerSpec: Codable, Sendable, Equatable {
         case .adam, .adamw: own = [.beta1, .beta2, .eps]
         case .rmsprop: own = [.alpha, .eps, .momentum]
         }
-        let common: Set<CodingKeys> = [.kind, .learningRate, .weightDecay, .schedule, .clipNorm]
+        let common: Set<CodingKeys> = [.kind, .learningRate, .weightDecay, .schedule, .clipNorm, .groups]
         return CodingKeys.allCases.filter { common.contains($0) || own.contains($0) }.map(\.rawValue)
     }
 
@@ -93,6 +97,7 @@ public struct OptimizerSpec: Codable, Sendable, Equatable {
         alpha = try c.decodeNumberIfPresent(forKey: .alpha) ?? 0.99
         eps = try c.decodeNumberIfPresent(forKey: .eps) ?? 1e-8
         clipNorm = try c.decodeNumberIfPresent(forKey: .clipNorm)
+        groups = try c.decodeIfPresent([ParameterGroup].self, forKey: .groups) ?? []
     }
 
     /// Encodes only what differs from the defaults besides kind, rate, decay and schedule, so
@@ -112,6 +117,7 @@ public struct OptimizerSpec: Codable, Sendable, Equatable {
         if alpha != d.alpha { try c.encode(alpha, forKey: .alpha) }
         if eps != d.eps { try c.encode(eps, forKey: .eps) }
         try c.encodeIfPresent(clipNorm, forKey: .clipNorm)
+        if !groups.isEmpty { try c.encode(groups, forKey: .groups) }
     }
 
     public func validate() throws {
@@ -122,14 +128,47 @@ public struct OptimizerSpec: Codable, Sendable, Equatable {
             throw OptimError("optimizer.weightDecay must be ≥ 0, got \(weightDecay)")
         }
         try schedule.validate()
-        _ = try transformation()
+        for (i, g) in groups.enumerated() {
+            guard !g.parameters.isEmpty, !g.parameters.contains(where: \.isEmpty) else {
+                throw OptimError("optimizer.groups[\(i)].parameters must list at least one non-empty tensor name or pattern")
+            }
+            guard g.weightDecay >= 0, g.weightDecay.isFinite else {
+                throw OptimError("optimizer.groups[\(i)].weightDecay must be ≥ 0, got \(g.weightDecay)")
+            }
+        }
+        _ = try transformation(parameters: groups.isEmpty ? nil : [])
     }
 
-    /// The update rule as a chain of transformations (`Transform.make`).
-    public func transformation() throws -> Chain {
-        try Transform.make(kind: kind.rawValue, momentum: momentum, dampening: dampening, nesterov: nesterov,
-                           beta1: beta1, beta2: beta2, alpha: alpha, eps: eps, weightDecay: weightDecay,
-                           decoupled: kind == .adamw ? true : nil, clipNorm: clipNorm)
+    /// The update rule as a chain of transformations (`Transform.make`). With parameter groups it
+    /// needs the model's parameter tensors `(name, count)` in layout order (each parameter's decay
+    /// follows its tensor's group); a pattern that matches no tensor is an error naming it;
+    /// `parameters: []` checks the settings only (every decay then the largest).
+    public func transformation(parameters: [(name: String, count: Int)]? = nil) throws -> Chain {
+        var perParameter: [Double]? = nil
+        var lambda = weightDecay
+        if !groups.isEmpty {
+            guard let parameters else {
+                throw OptimError("optimizer.groups: the update rule needs the model's parameter tensors to place the groups")
+            }
+            lambda = max(weightDecay, groups.map(\.weightDecay).max() ?? 0)
+            if !parameters.isEmpty {
+                for (i, g) in groups.enumerated() {
+                    if let unused = g.parameters.first(where: { pattern in !parameters.contains { ParameterGroup.matches(pattern, $0.name) } }) {
+                        throw OptimError("optimizer.groups[\(i)]: \"\(unused)\" matches no parameter tensor (the model's: \(parameters.map(\.name).joined(separator: ", ")))")
+                    }
+                }
+                var decays: [Double] = []
+                for p in parameters {
+                    let group = groups.first { g in g.parameters.contains { ParameterGroup.matches($0, p.name) } }
+                    decays += repeatElement(group?.weightDecay ?? weightDecay, count: p.count)
+                }
+                perParameter = decays
+            }
+        }
+        return try Transform.make(kind: kind.rawValue, momentum: momentum, dampening: dampening, nesterov: nesterov,
+                                  beta1: beta1, beta2: beta2, alpha: alpha, eps: eps, weightDecay: lambda,
+                                  decoupled: kind == .adamw ? true : nil, clipNorm: clipNorm,
+                                  decayByParameter: lambda > 0 ? perParameter : nil)
     }
 
     /// A one-line human description, e.g. `sgd lr 0.1 (cosine, warm-up 10), momentum 0.9, weight decay 1e-4`.
@@ -141,6 +180,7 @@ public struct OptimizerSpec: Codable, Sendable, Equatable {
         if momentum > 0 { s += ", \(nesterov ? "Nesterov " : "")momentum \(momentum)" }
         if kind == .adam || kind == .adamw { s += ", β = (\(beta1), \(beta2))" }
         if weightDecay > 0 { s += ", \(kind == .adamw ? "decoupled " : "")weight decay \(weightDecay)" }
+        for g in groups { s += ", weight decay \(g.weightDecay) on \(g.parameters.joined(separator: " "))" }
         if let clipNorm { s += ", clip ‖g‖ ≤ \(clipNorm)" }
         return s
     }
@@ -165,5 +205,43 @@ public struct GradientDescent: Sendable {
             for i in d.indices { d[i] = -eta * (g[i] + weightDecay * w[i]) }
         }
         return d
+    }
+}
+
+/// One parameter group of `OptimizerSpec.groups`: the tensors it covers (names as in the trace's
+/// `parameter_layout`, or patterns where `*` matches any run of characters, dots included:
+/// `*.bias`, `1.block.0.*`) and their weight decay.
+public struct ParameterGroup: Codable, Sendable, Equatable {
+    public var parameters: [String]
+    public var weightDecay: Double
+
+    public init(parameters: [String], weightDecay: Double) {
+        self.parameters = parameters
+        self.weightDecay = weightDecay
+    }
+
+    private enum CodingKeys: String, CodingKey, CaseIterable { case parameters, weightDecay }
+
+    public init(from decoder: Decoder) throws {
+        try decoder.rejectUnknownKeys(CodingKeys.self)
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        parameters = try c.decode([String].self, forKey: .parameters)
+        weightDecay = try c.decodeNumber(forKey: .weightDecay)
+    }
+
+    /// Whether `name` matches `pattern` (`*`: any run of characters, possibly empty; anything
+    /// else literally).
+    public static func matches(_ pattern: String, _ name: String) -> Bool {
+        let p = Array(pattern), n = Array(name)
+        // Greedy glob with backtracking to the last star.
+        var i = 0, j = 0, star = -1, mark = 0
+        while j < n.count {
+            if i < p.count && p[i] != "*" && p[i] == n[j] { i += 1; j += 1 }
+            else if i < p.count && p[i] == "*" { star = i; mark = j; i += 1 }
+            else if star >= 0 { i = star + 1; mark += 1; j = mark }
+            else { return false }
+        }
+        while i < p.count && p[i] == "*" { i += 1 }
+        return i == p.count
     }
 }

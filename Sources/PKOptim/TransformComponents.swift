@@ -58,21 +58,30 @@ public struct ClipByGlobalNorm: GradientTransformation {
 /// Coupled L2 weight decay: `u ← u + λ w` (PyTorch's `weight_decay` of SGD, Adam and RMSprop,
 /// added to the gradient before anything else the optimizer does). λ = 0 leaves `u` untouched.
 public struct AddDecayedWeights: GradientTransformation {
+    /// λ, or with parameter groups the largest group's λ.
     public let weightDecay: Double
+    /// With parameter groups (`OptimizerSpec.groups`): `λ_k` of every parameter; nil: λ for all.
+    public let perParameter: [Double]?
 
-    public init(weightDecay: Double) {
+    public init(weightDecay: Double, perParameter: [Double]? = nil) {
         precondition(weightDecay >= 0 && weightDecay.isFinite, "addDecayedWeights: λ must be ≥ 0, got \(weightDecay)")
         self.weightDecay = weightDecay
+        self.perParameter = perParameter
     }
 
     public var bufferNames: [String] { [] }
-    public var description: String { "addDecayedWeights(\(weightDecay))" }
+    public var description: String { "addDecayedWeights(\(weightDecay)\(perParameter == nil ? "" : ", per group"))" }
 
     public func update(_ updates: [Double], state: OptimizerState, parameters w: [Double], learningRate eta: Double) -> UpdateResult {
         checkShapes(updates, state, w)
         guard weightDecay != 0 else { return UpdateResult(updates: updates, state: advanced(state)) }
         var u = updates
-        for i in u.indices { u[i] = updates[i] + weightDecay * w[i] }
+        if let lambda = perParameter {
+            precondition(lambda.count == w.count, "addDecayedWeights: \(lambda.count) decays for \(w.count) parameters")
+            for i in u.indices { u[i] = updates[i] + lambda[i] * w[i] }
+        } else {
+            for i in u.indices { u[i] = updates[i] + weightDecay * w[i] }
+        }
         return UpdateResult(updates: u, state: advanced(state))
     }
 
@@ -83,6 +92,7 @@ public struct AddDecayedWeights: GradientTransformation {
         guard !p.scaledByLearningRate else { return nil }
         var q = p
         if p.form.update == .plain { q.form.coupledDecay += weightDecay } else { q.form.decoupledDecay += weightDecay }
+        if let perParameter { q.form.decayByParameter = perParameter }
         return q
     }
 }
@@ -116,22 +126,34 @@ public struct ScaleByLearningRate: GradientTransformation {
 /// applies it as `w ← w(1 − ηλ)` before the Adam step; the sum is the same change. The term is
 /// reported as `UpdateInfo.decoupledDecay`. λ = 0 leaves `u` untouched (and reports nil).
 public struct AddDecoupledWeightDecay: GradientTransformation {
+    /// λ, or with parameter groups the largest group's λ.
     public let weightDecay: Double
+    /// With parameter groups (`OptimizerSpec.groups`): `λ_k` of every parameter; nil: λ for all.
+    public let perParameter: [Double]?
 
-    public init(weightDecay: Double) {
+    public init(weightDecay: Double, perParameter: [Double]? = nil) {
         precondition(weightDecay >= 0 && weightDecay.isFinite, "addDecoupledWeightDecay: λ must be ≥ 0, got \(weightDecay)")
         self.weightDecay = weightDecay
+        self.perParameter = perParameter
     }
 
     public var bufferNames: [String] { [] }
-    public var description: String { "addDecoupledWeightDecay(\(weightDecay))" }
+    public var description: String { "addDecoupledWeightDecay(\(weightDecay)\(perParameter == nil ? "" : ", per group"))" }
 
     public func update(_ updates: [Double], state: OptimizerState, parameters w: [Double], learningRate eta: Double) -> UpdateResult {
         checkShapes(updates, state, w)
         guard weightDecay != 0 else { return UpdateResult(updates: updates, state: advanced(state)) }
-        let c = eta * weightDecay
         var decay = w
         var u = updates
+        if let lambda = perParameter {
+            precondition(lambda.count == w.count, "addDecoupledWeightDecay: \(lambda.count) decays for \(w.count) parameters")
+            for i in u.indices {
+                decay[i] = -(eta * lambda[i]) * w[i]
+                u[i] = updates[i] + decay[i]
+            }
+            return UpdateResult(updates: u, state: advanced(state), info: UpdateInfo(decoupledDecay: decay))
+        }
+        let c = eta * weightDecay
         for i in u.indices {
             decay[i] = -c * w[i]
             u[i] = updates[i] + decay[i]
@@ -144,6 +166,7 @@ public struct AddDecoupledWeightDecay: GradientTransformation {
         guard p.scaledByLearningRate else { return nil }
         var q = p
         q.form.decoupledDecay += weightDecay
+        if let perParameter { q.form.decayByParameter = perParameter }
         return q
     }
 }

@@ -92,7 +92,8 @@ public enum Transform {
     /// passed to every `update` (schedules live in the trainer).
     public static func make(kind: String, momentum: Double = 0, dampening: Double = 0, nesterov: Bool = false,
                             beta1: Double = 0.9, beta2: Double = 0.999, alpha: Double = 0.99, eps: Double = 1e-8,
-                            weightDecay: Double = 0, decoupled: Bool? = nil, clipNorm: Double? = nil) throws -> Chain {
+                            weightDecay: Double = 0, decoupled: Bool? = nil, clipNorm: Double? = nil,
+                            decayByParameter: [Double]? = nil) throws -> Chain {
         func check(_ ok: Bool, _ message: @autoclosure () -> String) throws {
             if !ok { throw OptimError("optimizer: " + message()) }
         }
@@ -129,6 +130,14 @@ public enum Transform {
             optimizer = Chain(optimizer.components + [addDecoupledWeightDecay(weightDecay)])
         }
         if let clipNorm { optimizer = Chain([clipByGlobalNorm(clipNorm)] + optimizer.components) }
+        if let decayByParameter {
+            // Parameter groups: the decay component applies each parameter's own λ_k.
+            optimizer = Chain(optimizer.components.map { c -> any GradientTransformation in
+                if let d = c as? AddDecayedWeights { return AddDecayedWeights(weightDecay: d.weightDecay, perParameter: decayByParameter) }
+                if let d = c as? AddDecoupledWeightDecay { return AddDecoupledWeightDecay(weightDecay: d.weightDecay, perParameter: decayByParameter) }
+                return c
+            })
+        }
         return optimizer
     }
 }

@@ -51,7 +51,7 @@ public struct TraceCheck: Sendable {
         let loss = decode(LossSpec.self, run.lossJSON, "loss_json")
         var optimizer = decode(OptimizerSpec.self, run.optimizerJSON, "optimizer_json")
         if let o = optimizer {
-            do { _ = try o.transformation() } catch { problems.append("optimizer_json: \(error)"); optimizer = nil }
+            do { _ = try o.transformation(parameters: model?.parameterTensors ?? (o.groups.isEmpty ? nil : [])) } catch { problems.append("optimizer_json: \(error)"); optimizer = nil }
             if !(o.learningRate.isFinite && o.learningRate >= 0) { problems.append("optimizer_json: learningRate \(o.learningRate) must be finite and ≥ 0") }
         }
 
@@ -159,7 +159,7 @@ public struct TraceCheck: Sendable {
     /// recorded optimizer keeps (names in order), their update counts `count(s) = count(0) + s`.
     /// Reads every state (`inspect`; `analyze` checks each as it restores it).
     public static func optimizerStateProblems(_ reader: TraceReader, optimizer: OptimizerSpec, checkpoints: [Int]) -> [String] {
-        guard let chain = try? optimizer.transformation() else { return [] }
+        guard let chain = try? optimizer.transformation(parameters: optimizer.groups.isEmpty ? nil : []) else { return [] }
         var problems: [String] = []
         var first: Int? = nil
         for step in checkpoints {

@@ -47,7 +47,7 @@ public struct Trainer: Sendable {
         let train = data.train
         let loss = config.loss.kind
         // Validated with the config; the chain is the one the analyzer's replay builds.
-        let optimizer = try! config.optimizer.transformation()
+        let optimizer = try! config.optimizer.transformation(parameters: model.parameterTensors)
         var state = optimizer.initialState(parameterCount: model.parameterCount)
         let clips = config.optimizer.clipNorm != nil
         var batches = BatchSchedule(count: train.count, batchSize: config.training.batchSize,

@@ -109,6 +109,10 @@ struct LayerNetworkAnalysisTests {
         #"{"kind":"gd","learningRate":0.05}"#,
         #"{"kind":"sgd","learningRate":0.05,"momentum":0.9}"#,
         #"{"kind":"adam","learningRate":0.01}"#,
+        // Parameter groups: no decay on biases (large λ elsewhere, so a decay applied to every
+        // parameter would leave the kernel form far off).
+        #"{"kind":"adamw","learningRate":0.01,"weightDecay":0.5,"groups":[{"parameters":["*.bias"],"weightDecay":0}]}"#,
+        #"{"kind":"sgd","learningRate":0.05,"momentum":0.9,"weightDecay":0.3,"groups":[{"parameters":["*.bias"],"weightDecay":0}]}"#,
     ], [LayerNetworkFixtures.smoothCNN, LayerNetworkFixtures.residual])
     func smoothNetworksReconstructAtRoundOff(optimizer: String, model: String) throws {
         let spec = try JSONDecoder().decode(OptimizerSpec.self, from: Data(optimizer.utf8))

@@ -556,3 +556,80 @@ struct TransformTests {
         }
     }
 }
+
+/// Parameter groups (`OptimizerSpec.groups`): each tensor's weight decay from its group.
+@Suite("Optimizer parameter groups")
+struct ParameterGroupTests {
+    static let tensors: [(name: String, count: Int)] = [("0.weight", 3), ("0.bias", 2), ("1.block.0.weight", 2), ("2.weight", 1)]
+
+    @Test func patternsMatchNames() {
+        #expect(ParameterGroup.matches("*.bias", "0.bias"))
+        #expect(ParameterGroup.matches("*.bias", "1.block.3.bias"))
+        #expect(!ParameterGroup.matches("*.bias", "0.weight"))
+        #expect(ParameterGroup.matches("1.block.0.*", "1.block.0.weight"))
+        #expect(!ParameterGroup.matches("1.block.0.*", "1.block.01.weight"))
+        #expect(ParameterGroup.matches("0.weight", "0.weight") && !ParameterGroup.matches("0.weight", "10.weight"))
+        #expect(ParameterGroup.matches("*", "x") && ParameterGroup.matches("a*b*c", "aXbYbc") && !ParameterGroup.matches("a*b*c", "aXc"))
+    }
+
+    /// Coupled (SGD) and decoupled (AdamW) decay per parameter, by hand: λ_k from the first group
+    /// whose pattern matches, the spec's λ elsewhere; bit for bit the scalar rule where λ_k = λ.
+    @Test func decayFollowsTheGroups() throws {
+        let w: [Double] = [1, -2, 3, 0.5, -0.25, 2, -1, 4], g: [Double] = [0.1, 0.2, -0.3, 0.4, 0.5, -0.6, 0.7, 0.8]
+        let lambda: [Double] = [0.1, 0.1, 0.1, 0, 0, 0.02, 0.02, 0.1]
+        let groups = [ParameterGroup(parameters: ["*.bias"], weightDecay: 0), ParameterGroup(parameters: ["1.block.*"], weightDecay: 0.02)]
+        var sgd = OptimizerSpec(kind: .sgd, learningRate: 0.5, weightDecay: 0.1)
+        sgd.groups = groups
+        let chain = try sgd.transformation(parameters: Self.tensors)
+        let u = chain.update(g, state: chain.initialState(parameterCount: 8), parameters: w, learningRate: 0.5).updates
+        for k in 0..<8 { #expect(u[k] == -0.5 * (g[k] + lambda[k] * w[k])) }
+        #expect(chain.kernelForm?.decayByParameter == lambda && chain.kernelForm?.coupledDecay == 0.1)
+        // The kernel form's decay term.
+        #expect(chain.kernelForm!.decay(of: w, times: -0.5, lambda: 0.1) == (0..<8).map { (-0.5 * lambda[$0]) * w[$0] })
+        var adamw = OptimizerSpec(kind: .adamw, learningRate: 0.1, weightDecay: 0.1)
+        adamw.groups = groups
+        let aw = try adamw.transformation(parameters: Self.tensors)
+        let plain = try OptimizerSpec(kind: .adamw, learningRate: 0.1, weightDecay: 0.1).transformation()
+        let ua = aw.update(g, state: aw.initialState(parameterCount: 8), parameters: w, learningRate: 0.1).updates
+        let up = plain.update(g, state: plain.initialState(parameterCount: 8), parameters: w, learningRate: 0.1).updates
+        for k in 0..<8 {
+            // Adam's part is the same; the decoupled part is −ηλ_k w_k.
+            let adamPart = up[k] - (-(0.1 * 0.1) * w[k])
+            if lambda[k] == 0.1 { #expect(ua[k].bitPattern == up[k].bitPattern) }
+            #expect(abs(ua[k] - (adamPart - (0.1 * lambda[k]) * w[k])) <= 1e-15)
+        }
+        #expect(aw.kernelForm?.decayByParameter == lambda && aw.kernelForm?.decoupledDecay == 0.1)
+    }
+
+    @Test func groupsNeedTheLayoutAndMatchingPatterns() throws {
+        var spec = OptimizerSpec(kind: .adamw, learningRate: 0.1)
+        spec.groups = [ParameterGroup(parameters: ["*.norm.*"], weightDecay: 0)]
+        #expect(throws: OptimError.self) { try spec.transformation() }
+        do {
+            _ = try spec.transformation(parameters: Self.tensors)
+            Issue.record("a pattern matching nothing was accepted")
+        } catch {
+            #expect("\(error)".contains("\"*.norm.*\" matches no parameter tensor"), "\(error)")
+        }
+        try spec.validate()   // the settings alone are fine
+        spec.groups = [ParameterGroup(parameters: [], weightDecay: 0)]
+        #expect(throws: OptimError.self) { try spec.validate() }
+        spec.groups = [ParameterGroup(parameters: ["*"], weightDecay: -1)]
+        #expect(throws: OptimError.self) { try spec.validate() }
+    }
+
+    /// JSON: `groups` round-trips, is written only when present (older configs and traces encode
+    /// as before), and refuses unknown keys.
+    @Test func json() throws {
+        let text = #"{"kind":"adamw","learningRate":0.001,"weightDecay":0.05,"groups":[{"parameters":["*.bias","1.block.0.*"],"weightDecay":0}]}"#
+        let spec = try JSONDecoder().decode(OptimizerSpec.self, from: Data(text.utf8))
+        #expect(spec.groups == [ParameterGroup(parameters: ["*.bias", "1.block.0.*"], weightDecay: 0)])
+        #expect(try JSONDecoder().decode(OptimizerSpec.self, from: JSONEncoder().encode(spec)) == spec)
+        let plain = String(decoding: try JSONEncoder().encode(OptimizerSpec(kind: .sgd, learningRate: 0.1)), as: UTF8.self)
+        #expect(!plain.contains("groups"))
+        #expect(throws: (any Error).self) {
+            try JSONDecoder().decode(OptimizerSpec.self, from: Data(#"{"kind":"sgd","learningRate":0.1,"groups":[{"parameters":["*"],"weightDecay":0,"lr":1}]}"#.utf8))
+        }
+        #expect(spec.summary.contains("weight decay 0.0 on *.bias 1.block.0.*"))
+    }
+}
