@@ -39,6 +39,10 @@ public struct KernelForm: Sendable, Equatable, CustomStringConvertible {
     /// λ_d: the decay term `−η_t λ_d w_t` outside the sum (AdamW; not a combination of
     /// per-example gradients, so the analysis sizes it as its own term).
     public var decoupledDecay: Double
+    /// With parameter groups: the decay `λ_k` of every parameter (of whichever decay the chain
+    /// has, coupled or decoupled; a recorded optimizer has one at most), the scalars above then
+    /// being the largest; nil: the scalar λ for every parameter. `decay(of:times:lambda:)` applies it.
+    public var decayByParameter: [Double]? = nil
     /// Whether the gradient is clipped first (`κ_s` is then the trace's recorded clip scale).
     public var clipped: Bool
 
@@ -47,6 +51,13 @@ public struct KernelForm: Sendable, Equatable, CustomStringConvertible {
         self.coupledDecay = coupledDecay
         self.decoupledDecay = decoupledDecay
         self.clipped = clipped
+    }
+
+    /// `c·λ_k·w_k` for every parameter, with `λ_k` from `decayByParameter`, else the scalar `lambda`.
+    public func decay(of w: [Double], times c: Double, lambda: Double) -> [Double] {
+        guard let perParameter = decayByParameter else { return w.map { c * lambda * $0 } }
+        precondition(perParameter.count == w.count, "decay: \(perParameter.count) decays for \(w.count) parameters")
+        return zip(perParameter, w).map { (c * $0) * $1 }
     }
 
     /// The heavy ball's parameters when `update` is `.momentum`, else nil.
