@@ -69,6 +69,23 @@ public struct Residual: Layer {
         return (needsInputCotangent ? dxBlock! + dxShortcut! : nil, gBlock + gShortcut)
     }
 
+    /// Both branches on the same rows, the block's into the first columns and the shortcut's after
+    /// them; the input cotangents add (`+ u` for the identity shortcut).
+    public func pullbackRows<S: BLASScalar>(_ cotangent: DenseMatrix<S>, repeats: Int, cache: LayerCache, parameters w: [S],
+                                            input: () -> DenseMatrix<S>, needsInputCotangent: Bool,
+                                            parameterRows: ParameterRows<S>) -> DenseMatrix<S>? {
+        let c = cache.contents(as: Cache.self)
+        let k = blockParameterCount
+        let dxBlock = block.pullbackRows(cotangent, repeats: repeats, cache: c.block, parameters: Array(w[0..<k]), input: input,
+                                         needsInputCotangent: needsInputCotangent, parameterRows: parameterRows)
+        guard let shortcut, let shortcutCache = c.shortcut else {
+            return needsInputCotangent ? dxBlock! + cotangent : nil
+        }
+        let dxShortcut = shortcut.pullbackRows(cotangent, repeats: repeats, cache: shortcutCache, parameters: Array(w[k...]), input: input,
+                                               needsInputCotangent: needsInputCotangent, parameterRows: parameterRows.offset(by: k))
+        return needsInputCotangent ? dxBlock! + dxShortcut! : nil
+    }
+
     public func jvp<S: BLASScalar>(inputTangent: DenseMatrix<S>?, parameterTangent v: [S], cache: LayerCache) -> DenseMatrix<S>? {
         precondition(v.count == parameterCount, "residual jvp: parameter tangent has \(v.count) scalars, the layer has \(parameterCount)")
         let c = cache.contents(as: Cache.self)

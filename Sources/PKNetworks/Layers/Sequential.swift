@@ -103,6 +103,29 @@ public struct Sequential: Layer {
         preconditionFailure("a sequential layer has at least one child")
     }
 
+    /// The children backwards, each writing its rows into its own columns (`offsets[i]` further
+    /// right) and passing its input cotangent to the child before it. A child's input, needed only
+    /// by a kind without its own rule, is recomputed on demand from `input` by the children before it.
+    public func pullbackRows<S: BLASScalar>(_ cotangent: DenseMatrix<S>, repeats: Int, cache: LayerCache, parameters w: [S],
+                                            input: () -> DenseMatrix<S>, needsInputCotangent: Bool,
+                                            parameterRows: ParameterRows<S>) -> DenseMatrix<S>? {
+        let caches = cache.contents(as: Cache.self).children
+        var u = cotangent
+        for i in children.indices.reversed() {
+            let childInput = { () -> DenseMatrix<S> in
+                var a = input()
+                for j in 0..<i { a = children[j].layer.apply(a, parameters: childParameters(w, j)) }
+                return a
+            }
+            let dx = children[i].layer.pullbackRows(u, repeats: repeats, cache: caches[i], parameters: childParameters(w, i),
+                                                    input: childInput, needsInputCotangent: i > 0 || needsInputCotangent,
+                                                    parameterRows: parameterRows.offset(by: offsets[i]))
+            if i == 0 { return dx }
+            u = dx!
+        }
+        preconditionFailure("a sequential layer has at least one child")
+    }
+
     public func jvp<S: BLASScalar>(inputTangent: DenseMatrix<S>?, parameterTangent v: [S], cache: LayerCache) -> DenseMatrix<S>? {
         precondition(v.count == parameterCount, "sequential jvp: parameter tangent has \(v.count) scalars, the layer has \(parameterCount)")
         let caches = cache.contents(as: Cache.self).children
