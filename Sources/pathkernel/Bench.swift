@@ -15,10 +15,12 @@ struct Bench: ParsableCommand {
         the training run's own time; float64 and float32.
         W3: W2 with 10 outputs and cross-entropy, --kernel trace and --kernel full.
         recording: the cost of recording a preset with a checkpoint every step.
+        layer-jacobians: per-example Jacobians of small CNNs and a residual block (28×28 inputs), \
+        batched against one example at a time (about a minute on 2 cores).
         Without --workload, W1, W2 and W3 run in turn (about 25 minutes on 2 cores, most of it W3 --kernel full).
         """)
 
-    @Option(help: "W1, W2, W3 or recording (default: W1, W2 and W3).")
+    @Option(help: "W1, W2, W3, recording or layer-jacobians (default: W1, W2 and W3).")
     var workload: String?
 
     @Option(help: "recording: the preset to train.")
@@ -40,8 +42,8 @@ struct Bench: ParsableCommand {
 
     func run() throws {
         let log: (String) -> Void = { FileHandle.standardError.write(Data("bench: \($0)\n".utf8)) }
-        let known = ["W1", "W2", "W3", "recording"]
-        let chosen = workload.map { [$0.uppercased() == "RECORDING" ? "recording" : $0.uppercased()] } ?? ["W1", "W2", "W3"]
+        let known = ["W1", "W2", "W3", "recording", "layer-jacobians"]
+        let chosen = workload.map { w in [known.first { $0.uppercased() == w.uppercased() } ?? w] } ?? ["W1", "W2", "W3"]
         for w in chosen where !known.contains(w) {
             throw fail("unknown workload '\(w)'; known: \(known.joined(separator: ", "))")
         }
@@ -57,6 +59,8 @@ struct Bench: ParsableCommand {
                     report.w2 = try PathBenchmark.runW2(log: log)
                 case "W3":
                     report.w3 = try PathBenchmark.runW3(log: log)
+                case "layer-jacobians":
+                    report.layerJacobians = try LayerJacobianBenchmark.run(repeats: repeats ?? 3, log: log)
                 default:
                     let dir = FileManager.default.temporaryDirectory.appendingPathComponent("pathkernel-bench-\(getpid())")
                     try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)

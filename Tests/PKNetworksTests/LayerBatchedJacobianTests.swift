@@ -6,7 +6,8 @@ import PKNumerics
 extension Tolerance {
     /// The batched `Layer.jacobians` against `jacobiansOneByOne` (Double), relative to the largest
     /// entry: the same products, some through GEMMs of another row count (a convolution's `∂W` for
-    /// an example's `C` rows at once, a Dense input cotangent for the whole chunk). Measured ≤ 1.1e-16.
+    /// an example's `C` rows at once, a Dense input cotangent for the whole chunk). Measured ≤ 2.2e-16
+    /// (30 of the 32 cases bit for bit; the default rule bit for bit).
     static let batchedAgainstOneByOne = 1e-13
 }
 

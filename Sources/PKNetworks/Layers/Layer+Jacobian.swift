@@ -22,7 +22,9 @@ extension Layer {
     ///
     /// The examples are cut into fixed blocks (`Parallel.ranges`, which depend on `n` only), split
     /// over `Parallel.threads` threads, and each block into chunks of `examplesPerPass`: the result
-    /// is bit-identical for any thread count.
+    /// is bit-identical for any thread count. (A row's last bits may depend on the chunk it was
+    /// computed in, as a GEMM's rounding can depend on its row count: the same example in another
+    /// batch can differ by round-off, measured ≤ 9.1e-16 relative.)
     ///
     /// Memory is the `n·C·P` scalars of the result, plus per thread the caches of one chunk's
     /// forward pass and the `b·C`-row cotangents of one layer at a time.
@@ -36,39 +38,7 @@ extension Layer {
     /// default was measured against (`pathkernel bench --workload layer-jacobians`).
     package func jacobians<S: BLASScalar>(_ w: [S], _ x: DenseMatrix<S>, examplesPerPass: Int, tiled: Bool = false) -> LayerJacobians<S> {
         checkArguments(x, w)
-        precondition(examplesPerPass >= 1, "jacobians: examplesPerPass must be at least 1, got \(examplesPerPass)")
-        let n = x.rows, C = outputShape.count, P = parameterCount
-        var J = DenseMatrix<S>(rows: n * C, cols: P)
-        var outputs = DenseMatrix<S>(rows: n, cols: C)
-        if n == 0 || C == 0 { return LayerJacobians(count: n, channels: C, rows: J, outputs: outputs) }
-        let blocks = Parallel.ranges(n, minimum: 4)
-        J.data.withUnsafeMutableBufferPointer { jp in
-            outputs.data.withUnsafeMutableBufferPointer { op in
-                let (jBase, oBase) = (jp.baseAddress, op.baseAddress!)
-                Parallel.forEach(blocks.count) { b in
-                    for start in Swift.stride(from: blocks[b].lowerBound, to: blocks[b].upperBound, by: examplesPerPass) {
-                        let chunk = start..<min(start + examplesPerPass, blocks[b].upperBound)
-                        let xb = x.rows(chunk)
-                        var unit = DenseMatrix<S>(rows: chunk.count * C, cols: C)
-                        for r in 0..<chunk.count { for c in 0..<C { unit.data[(r * C + c) * C + c] = 1 } }
-                        let rows = ParameterRows(base: jBase.map { $0 + chunk.lowerBound * C * P }, stride: P)
-                        if tiled {
-                            let xt = xb.rows(at: (0..<(chunk.count * C)).map { $0 / C })
-                            let (y, cache) = forward(xt, parameters: w)
-                            for r in 0..<chunk.count { for c in 0..<C { oBase[(chunk.lowerBound + r) * C + c] = y.data[(r * C) * C + c] } }
-                            _ = pullbackRows(unit, repeats: 1, cache: cache, parameters: w, input: { xt },
-                                             needsInputCotangent: false, parameterRows: rows)
-                        } else {
-                            let (y, cache) = forward(xb, parameters: w)
-                            for k in 0..<(chunk.count * C) { oBase[chunk.lowerBound * C + k] = y.data[k] }
-                            _ = pullbackRows(unit, repeats: C, cache: cache, parameters: w, input: { xb },
-                                             needsInputCotangent: false, parameterRows: rows)
-                        }
-                    }
-                }
-            }
-        }
-        return LayerJacobians(count: n, channels: C, rows: J, outputs: outputs)
+        return BatchedJacobians.compute(self, w, x, examplesPerPass: examplesPerPass, tiled: tiled)
     }
 
     /// `jacobians(_:_:)` computed one example at a time through the batch-summing `pullback` (the
@@ -111,4 +81,46 @@ extension LayerJacobians {
     /// Examples per batch pass of `Layer.jacobians(_:_:)` (measured in `Docs/networks.md`,
     /// "Per-example Jacobians and the generic kernel").
     public static var defaultExamplesPerPass: Int { 8 }
+}
+
+/// The batched route of `Layer.jacobians`, generic over the scalar alone (so that it is compiled
+/// for `Double` and `Float`; a protocol extension's body is not).
+enum BatchedJacobians {
+    @_specialize(where S == Double)
+    @_specialize(where S == Float)
+    static func compute<S: BLASScalar>(_ layer: any Layer, _ w: [S], _ x: DenseMatrix<S>, examplesPerPass: Int, tiled: Bool) -> LayerJacobians<S> {
+        precondition(examplesPerPass >= 1, "jacobians: examplesPerPass must be at least 1, got \(examplesPerPass)")
+        let n = x.rows, C = layer.outputShape.count, P = layer.parameterCount
+        var J = DenseMatrix<S>(rows: n * C, cols: P)
+        var outputs = DenseMatrix<S>(rows: n, cols: C)
+        if n == 0 || C == 0 { return LayerJacobians(count: n, channels: C, rows: J, outputs: outputs) }
+        let blocks = Parallel.ranges(n, minimum: 4)
+        J.data.withUnsafeMutableBufferPointer { jp in
+            outputs.data.withUnsafeMutableBufferPointer { op in
+                let (jBase, oBase) = (jp.baseAddress, op.baseAddress!)
+                Parallel.forEach(blocks.count) { b in
+                    for start in Swift.stride(from: blocks[b].lowerBound, to: blocks[b].upperBound, by: examplesPerPass) {
+                        let chunk = start..<min(start + examplesPerPass, blocks[b].upperBound)
+                        let xb = x.rows(chunk)
+                        var unit = DenseMatrix<S>(rows: chunk.count * C, cols: C)
+                        for r in 0..<chunk.count { for c in 0..<C { unit.data[(r * C + c) * C + c] = 1 } }
+                        let rows = ParameterRows(base: jBase.map { $0 + chunk.lowerBound * C * P }, stride: P)
+                        if tiled {
+                            let xt = xb.rows(at: (0..<(chunk.count * C)).map { $0 / C })
+                            let (y, cache) = layer.forward(xt, parameters: w)
+                            for r in 0..<chunk.count { for c in 0..<C { oBase[(chunk.lowerBound + r) * C + c] = y.data[(r * C) * C + c] } }
+                            _ = layer.pullbackRows(unit, repeats: 1, cache: cache, parameters: w, input: { xt },
+                                                   needsInputCotangent: false, parameterRows: rows)
+                        } else {
+                            let (y, cache) = layer.forward(xb, parameters: w)
+                            for k in 0..<(chunk.count * C) { oBase[chunk.lowerBound * C + k] = y.data[k] }
+                            _ = layer.pullbackRows(unit, repeats: C, cache: cache, parameters: w, input: { xb },
+                                                   needsInputCotangent: false, parameterRows: rows)
+                        }
+                    }
+                }
+            }
+        }
+        return LayerJacobians(count: n, channels: C, rows: J, outputs: outputs)
+    }
 }

@@ -112,6 +112,8 @@ public struct LayerNorm: Layer {
     }
 
     /// `γ ⊙ v` in every row (`v` itself without affine parameters).
+    @_specialize(where S == Double)
+    @_specialize(where S == Float)
     func scaledByGamma<S: BLASScalar>(_ v: DenseMatrix<S>, _ c: Cache<S>) -> DenseMatrix<S> {
         guard let gamma = c.gamma else { return v }
         let d = inputShape.count
