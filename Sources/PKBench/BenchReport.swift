@@ -1,12 +1,14 @@
 import Foundation
 import PKTraining
 
-/// What `pathkernel bench` prints: a table, or JSON with keys `W1`, `W2`, `W3`, `recording`.
+/// What `pathkernel bench` prints: a table, or JSON with keys `W1`, `W2`, `W3`, `W4`, `recording`, `layer-jacobians`.
 public struct BenchReport {
     public var w1: KernelBenchmark.Result?
     public var w2: PathBenchmark.W2?
     public var w3: PathBenchmark.W3?
+    public var w4: CNNKernelBenchmark.Result?
     public var recording: RecordingBenchmark?
+    public var layerJacobians: LayerJacobianBenchmark.Result?
 
     public init() {}
 
@@ -18,7 +20,9 @@ public struct BenchReport {
         if let w1 { out["W1"] = try object(w1) }
         if let w2 { out["W2"] = try object(w2) }
         if let w3 { out["W3"] = try object(w3) }
+        if let w4 { out["W4"] = try object(w4) }
         if let recording { out["recording"] = try object(recording) }
+        if let layerJacobians { out["layer-jacobians"] = try object(layerJacobians) }
         return String(decoding: try JSONSerialization.data(withJSONObject: out, options: [.prettyPrinted, .sortedKeys]), as: UTF8.self)
     }
 
@@ -51,7 +55,9 @@ public struct BenchReport {
             }
             s += "\n"
         }
+        if let w4 { s += w4.text() }
         if let recording { s += recording.text() }
+        if let layerJacobians { s += layerJacobians.text() }
         return s
     }
 }

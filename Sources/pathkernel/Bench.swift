@@ -14,21 +14,29 @@ struct Bench: ParsableCommand {
         (q = 4, 200 held-out queries, the exact decomposition and the path kernel matrix), against \
         the training run's own time; float64 and float32.
         W3: W2 with 10 outputs and cross-entropy, --kernel trace and --kernel full.
+        W4: the empirical NTK of a CNN (conv 3×3 ×2 with 64 channels, average pooling, dense 10) \
+        between 100 queries and 500 training points on 28×28 inputs, float64 and float32, from \
+        the per-example Jacobians of its layers (a few minutes on 2 cores).
         recording: the cost of recording a preset with a checkpoint every step.
+        layer-jacobians: per-example Jacobians of small CNNs and a residual block (28×28 inputs), \
+        batched against one example at a time (about a minute on 2 cores).
         Without --workload, W1, W2 and W3 run in turn (about 25 minutes on 2 cores, most of it W3 --kernel full).
         """)
 
-    @Option(help: "W1, W2, W3 or recording (default: W1, W2 and W3).")
+    @Option(help: "W1, W2, W3, W4, recording or layer-jacobians (default: W1, W2 and W3).")
     var workload: String?
 
     @Option(help: "recording: the preset to train.")
     var preset: String = "fmnist-mlp"
 
-    @Option(parsing: .unconditional, help: "Timed repeats after one warm-up, 1…1000: W1's kernels (default 7), the recording runs (default 3).",
+    @Option(help: "W4: the channels of both convolutions (default 64).")
+    var channels: Int?
+
+    @Option(parsing: .unconditional, help: "Timed repeats, 1…1000: W1's kernels after one warm-up (default 7), W4's kernels (default 1), layer-jacobians (default 3), the recording runs (default 3).",
             transform: OptionValue.integer(in: KernelBenchmark.repeatsRange))
     var repeats: Int?
 
-    @Option(help: ArgumentHelp("W1: also write the problem (weights, inputs) and both kernels as .npy files for Tools/compare.", valueName: "DIR"))
+    @Option(help: ArgumentHelp("W1, W4: also write the problem (weights, inputs) and both kernels as .npy files for Tools/compare.", valueName: "DIR"))
     var export: String?
 
     @Flag(help: "Print JSON.")
@@ -40,12 +48,17 @@ struct Bench: ParsableCommand {
 
     func run() throws {
         let log: (String) -> Void = { FileHandle.standardError.write(Data("bench: \($0)\n".utf8)) }
-        let known = ["W1", "W2", "W3", "recording"]
-        let chosen = workload.map { [$0.uppercased() == "RECORDING" ? "recording" : $0.uppercased()] } ?? ["W1", "W2", "W3"]
+        let known = ["W1", "W2", "W3", "W4", "recording", "layer-jacobians"]
+        let chosen = workload.map { w in [known.first { $0.uppercased() == w.uppercased() } ?? w] } ?? ["W1", "W2", "W3"]
         for w in chosen where !known.contains(w) {
             throw fail("unknown workload '\(w)'; known: \(known.joined(separator: ", "))")
         }
-        if export != nil && !chosen.contains("W1") { throw fail("--export writes W1's problem: run it with --workload W1") }
+        if export != nil && (chosen.count != 1 || !["W1", "W4"].contains(chosen[0])) {
+            throw fail("--export writes one workload's problem: run it with --workload W1 or --workload W4")
+        }
+        if let channels, !(1...1024).contains(channels) || chosen != ["W4"] {
+            throw fail("--channels (1…1024) sets W4's network: run it with --workload W4")
+        }
         do {
             var report = BenchReport()
             for w in chosen {
@@ -57,6 +70,11 @@ struct Bench: ParsableCommand {
                     report.w2 = try PathBenchmark.runW2(log: log)
                 case "W3":
                     report.w3 = try PathBenchmark.runW3(log: log)
+                case "W4":
+                    report.w4 = try CNNKernelBenchmark.run(repeats: repeats ?? 1, channels: channels ?? CNNKernelBenchmark.defaultChannels,
+                                                           export: export.map { URL(fileURLWithPath: $0) }, log: log)
+                case "layer-jacobians":
+                    report.layerJacobians = try LayerJacobianBenchmark.run(repeats: repeats ?? 3, log: log)
                 default:
                     let dir = FileManager.default.temporaryDirectory.appendingPathComponent("pathkernel-bench-\(getpid())")
                     try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)

@@ -45,6 +45,30 @@ public struct ActivationLayer: Layer {
         let c = cache.contents(as: Cache<S>.self)
         return inputTangent?.hadamard(c.derivatives)
     }
+
+    /// Row `i`: `u_i ⊙ φ'(x_{i / repeats})`; no parameters.
+    @_specialize(where S == Double)
+    @_specialize(where S == Float)
+    public func pullbackRows<S: BLASScalar>(_ cotangent: DenseMatrix<S>, repeats: Int, cache: LayerCache, parameters w: [S],
+                                            input: () -> DenseMatrix<S>, needsInputCotangent: Bool,
+                                            parameterRows: ParameterRows<S>) -> DenseMatrix<S>? {
+        guard needsInputCotangent else { return nil }
+        let c = cache.contents(as: Cache<S>.self)
+        let m = cotangent.rows, d = inputShape.count
+        precondition(repeats >= 1 && m == c.derivatives.rows * repeats && cotangent.cols == d,
+                     "\(activation.rawValue) pullbackRows: cotangent is \(m)×\(cotangent.cols), outputs are \(c.derivatives.rows)×\(d) repeated \(repeats) times")
+        if repeats == 1 { return cotangent.hadamard(c.derivatives) }
+        var dx = cotangent
+        dx.data.withUnsafeMutableBufferPointer { xp in
+            c.derivatives.data.withUnsafeBufferPointer { dp in
+                for i in 0..<m {
+                    let row = xp.baseAddress! + i * d, phi = dp.baseAddress! + (i / repeats) * d
+                    for k in 0..<d { row[k] = row[k] * phi[k] }
+                }
+            }
+        }
+        return dx
+    }
 }
 
 // MARK: - JSON

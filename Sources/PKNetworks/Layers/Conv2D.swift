@@ -180,6 +180,81 @@ public struct Conv2D: Layer {
         return (needsInputCotangent ? dx : nil, gradW)
     }
 
+    // MARK: Per-row pullback
+
+    /// Per example `r` (rows `r·repeats ..< (r+1)·repeats`, stacked as an `(repeats·O) × (Ho·Wo)`
+    /// matrix `U_r`): `X = im2col(x_r)` once and one GEMM `s_W U_r Xᵀ`, whose `O × (C·kh·kw)` block
+    /// `c` is row `r·repeats + c`'s `∂W`; `∂b = s_b Σ_p u_i` per row. The input cotangent is
+    /// `pullback`'s, row by row: `col2im(s_W Wᵀ U_i)`.
+    @_specialize(where S == Double)
+    @_specialize(where S == Float)
+    public func pullbackRows<S: BLASScalar>(_ cotangent: DenseMatrix<S>, repeats: Int, cache: LayerCache, parameters w: [S],
+                                            input: () -> DenseMatrix<S>, needsInputCotangent: Bool,
+                                            parameterRows: ParameterRows<S>) -> DenseMatrix<S>? {
+        let c = cache.contents(as: Cache<S>.self)
+        let n = c.input.rows, R = repeats, m = cotangent.rows
+        let O = outputChannels, K = patchSize, P = window.outputPositions, inCount = inputShape.count
+        precondition(R >= 1 && m == n * R && cotangent.cols == O * P,
+                     "conv2d pullbackRows: cotangent is \(m)×\(cotangent.cols), outputs are \(n)×\(O * P) repeated \(R) times")
+        guard m > 0 else { return needsInputCotangent ? DenseMatrix(rows: 0, cols: inCount) : nil }
+        var cols = [S](repeating: 0, count: K * P)
+        var grads = [S](repeating: 0, count: R * O * K)
+        let sW = S(weightScale), sB = S(biasScale)
+        c.input.data.withUnsafeBufferPointer { xp in
+            cotangent.data.withUnsafeBufferPointer { up in
+                cols.withUnsafeMutableBufferPointer { cp in
+                    grads.withUnsafeMutableBufferPointer { gp in
+                        for r in 0..<n {
+                            let u = up.baseAddress! + r * R * O * P
+                            window.im2col(xp.baseAddress! + r * inCount, channels: inputChannels, into: cp.baseAddress!)
+                            // ∂W of the R rows at once: (R·O) × K = s_W U_r Xᵀ.
+                            S.gemm(transposeA: false, transposeB: true, m: R * O, n: K, k: P, alpha: sW,
+                                   a: u, lda: P, b: cp.baseAddress!, ldb: P, beta: 0, c: gp.baseAddress!, ldc: K)
+                            for k in 0..<R {
+                                let row = parameterRows.row(r * R + k)
+                                row.update(from: gp.baseAddress! + k * O * K, count: O * K)
+                                guard hasBias else { continue }
+                                for o in 0..<O {
+                                    var sum: S = 0
+                                    let uo = u + (k * O + o) * P
+                                    for p in 0..<P { sum += uo[p] }
+                                    row[O * K + o] = sB * sum
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        guard needsInputCotangent else { return nil }
+        return inputCotangent(cotangent, weight: c.weight)
+    }
+
+    /// `col2im(s_W Wᵀ U_i)` for every row `i` of `cotangent` (`∂x` of each row; no cache needed).
+    @_specialize(where S == Double)
+    @_specialize(where S == Float)
+    func inputCotangent<S: BLASScalar>(_ cotangent: DenseMatrix<S>, weight: [S]) -> DenseMatrix<S> {
+        let m = cotangent.rows, O = outputChannels, K = patchSize, P = window.outputPositions, inCount = inputShape.count
+        var dx = DenseMatrix<S>(rows: m, cols: inCount)
+        guard m > 0 else { return dx }
+        var dcols = [S](repeating: 0, count: K * P)
+        let sW = S(weightScale)
+        cotangent.data.withUnsafeBufferPointer { up in
+            weight.withUnsafeBufferPointer { wp in
+                dcols.withUnsafeMutableBufferPointer { dp in
+                    dx.data.withUnsafeMutableBufferPointer { xq in
+                        for i in 0..<m {
+                            S.gemm(transposeA: true, transposeB: false, m: K, n: P, k: O, alpha: sW,
+                                   a: wp.baseAddress!, lda: K, b: up.baseAddress! + i * O * P, ldb: P, beta: 0, c: dp.baseAddress!, ldc: P)
+                            window.col2im(UnsafePointer(dp.baseAddress!), channels: inputChannels, into: xq.baseAddress! + i * inCount)
+                        }
+                    }
+                }
+            }
+        }
+        return dx
+    }
+
     // MARK: Tangent
 
     @_specialize(where S == Double)

@@ -120,6 +120,39 @@ public struct Dense: Layer {
         return (dx, gradient)
     }
 
+    // MARK: Per-row pullback
+
+    /// Row `i` (example `r = i / repeats`): `∂W = s_W·(u_i ⊗ a_r)` (each entry `s_W·(u·a)`, the
+    /// association of `pullback`'s GEMM), `∂b = s_b u_i`; the input cotangent is one GEMM `s_W U W`
+    /// over all rows.
+    @_specialize(where S == Double)
+    @_specialize(where S == Float)
+    public func pullbackRows<S: BLASScalar>(_ cotangent: DenseMatrix<S>, repeats: Int, cache: LayerCache, parameters w: [S],
+                                            input: () -> DenseMatrix<S>, needsInputCotangent: Bool,
+                                            parameterRows: ParameterRows<S>) -> DenseMatrix<S>? {
+        let c = cache.contents(as: Cache<S>.self)
+        let m = cotangent.rows, I = inputs, O = outputs
+        precondition(repeats >= 1 && m == c.input.rows * repeats && cotangent.cols == O,
+                     "dense pullbackRows: cotangent is \(m)×\(cotangent.cols), outputs are \(c.input.rows)×\(O) repeated \(repeats) times")
+        let sW = S(weightScale), sB = S(biasScale)
+        cotangent.data.withUnsafeBufferPointer { up in
+            c.input.data.withUnsafeBufferPointer { ap in
+                for i in 0..<m {
+                    let row = parameterRows.row(i), u = up.baseAddress! + i * O, a = ap.baseAddress! + (i / repeats) * I
+                    for o in 0..<O {
+                        let uo = u[o], dst = row + o * I
+                        for k in 0..<I { dst[k] = sW * (uo * a[k]) }
+                    }
+                    if hasBias { for o in 0..<O { row[O * I + o] = sB * u[o] } }
+                }
+            }
+        }
+        guard needsInputCotangent else { return nil }
+        var dx = DenseMatrix<S>(rows: m, cols: I)
+        DenseMatrix.gemm(cotangent, c.weight, alpha: sW, into: &dx)
+        return dx
+    }
+
     // MARK: Tangent
 
     @_specialize(where S == Double)

@@ -30,6 +30,13 @@ public struct Flatten: Layer {
     public func jvp<S: BLASScalar>(inputTangent: DenseMatrix<S>?, parameterTangent: [S], cache: LayerCache) -> DenseMatrix<S>? {
         inputTangent
     }
+
+    /// The identity, row by row; no parameters.
+    public func pullbackRows<S: BLASScalar>(_ cotangent: DenseMatrix<S>, repeats: Int, cache: LayerCache, parameters w: [S],
+                                            input: () -> DenseMatrix<S>, needsInputCotangent: Bool,
+                                            parameterRows: ParameterRows<S>) -> DenseMatrix<S>? {
+        needsInputCotangent ? cotangent : nil
+    }
 }
 
 // MARK: - JSON

@@ -64,6 +64,13 @@ public struct GlobalAvgPool: Layer {
         return (dx, [])
     }
 
+    /// The pullback itself, which keeps no cache and treats rows alike: linear, no parameters.
+    public func pullbackRows<S: BLASScalar>(_ cotangent: DenseMatrix<S>, repeats: Int, cache: LayerCache, parameters w: [S],
+                                            input: () -> DenseMatrix<S>, needsInputCotangent: Bool,
+                                            parameterRows: ParameterRows<S>) -> DenseMatrix<S>? {
+        pullback(cotangent, cache: cache, needsInputCotangent: needsInputCotangent).input
+    }
+
     public func jvp<S: BLASScalar>(inputTangent: DenseMatrix<S>?, parameterTangent: [S], cache: LayerCache) -> DenseMatrix<S>? {
         inputTangent.map { mean($0) }
     }

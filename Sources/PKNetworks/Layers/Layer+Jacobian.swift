@@ -9,18 +9,45 @@ extension Layer {
     /// = `∂f_c(x_r; w)/∂w` in `layout` order (the layout of `MLP.jacobians`), and `outputs` is
     /// `n × C` (`LayerJacobians`).
     ///
-    /// **How.** The `Layer` pullback returns the parameter cotangent summed over the batch rows
-    /// (`∂/∂w Σ_r ⟨u[r], f(x_r; w)⟩`), so one batch pullback cannot give per-example rows. Each
-    /// example is therefore run on its own: one forward pass of the 1-row batch `x_r`, whose cache is
-    /// reused by `C` pullbacks with cotangent `e_c`; pullback `c` is row `r·C + c`. In all `n`
-    /// forward and `n·C` pullbacks of one row: the arithmetic of one batch forward pass and `C` batch
-    /// pullbacks (the `C` backward passes of `MLP.jacobians`), without the batch's GEMM blocking.
-    /// Examples are split over `Parallel.threads` threads in fixed blocks (`Parallel.ranges`); a row
-    /// depends only on its own example, so the result is bit-identical for any thread count.
+    /// **How.** Examples go in chunks of `examplesPerPass` (`LayerJacobians.defaultExamplesPerPass`). A
+    /// chunk of `b` examples has one batch forward pass, then one batch pullback of `b·C` cotangent
+    /// rows, row `r·C + c` the unit vector `e_c` for example `r`, by `pullbackRows(_:repeats:…)`
+    /// with `repeats = C`: every layer reuses its `b`-row cache for the `C` rows of an example and
+    /// writes each row's parameter cotangent, unsummed, straight into row `r·C + c` of the result
+    /// (a Dense layer the outer product `s_W u ⊗ a`, a convolution one GEMM `s_W U Xᵀ` per
+    /// example for its `C` rows at once, with `X = im2col(x_r)` built once instead of `C` times).
+    /// `Sequential` and `Residual` hand each child its columns. A kind without its own
+    /// `pullbackRows` falls back to running each example alone in that layer (the default
+    /// implementation), so any layer works; only the speed differs.
     ///
-    /// Memory is `n·C·P` scalars: for kernels between many points prefer structured factors
-    /// (`TangentFeatures`) where they exist.
+    /// The examples are cut into fixed blocks (`Parallel.ranges`, which depend on `n` only), split
+    /// over `Parallel.threads` threads, and each block into chunks of `examplesPerPass`: the result
+    /// is bit-identical for any thread count. (A row's last bits may depend on the chunk it was
+    /// computed in, as a GEMM's rounding can depend on its row count: the same example in another
+    /// batch can differ by round-off, measured ≤ 9.1e-16 relative.)
+    ///
+    /// Memory is the `n·C·P` scalars of the result, plus per thread the caches of one chunk's
+    /// forward pass and the `b·C`-row cotangents of one layer at a time.
     public func jacobians<S: BLASScalar>(_ w: [S], _ x: DenseMatrix<S>) -> LayerJacobians<S> {
+        jacobians(w, x, examplesPerPass: LayerJacobians<S>.defaultExamplesPerPass)
+    }
+
+    /// `jacobians(_:_:)` with a chosen chunk size (`examplesPerPass ≥ 1`; 1 runs each example
+    /// alone, batching its `C` outputs only). `tiled` repeats each example `C` times before the
+    /// forward pass (`repeats = 1` in the pullback) instead of reusing its cache: the design the
+    /// default was measured against (`pathkernel bench --workload layer-jacobians`).
+    package func jacobians<S: BLASScalar>(_ w: [S], _ x: DenseMatrix<S>, examplesPerPass: Int, tiled: Bool = false) -> LayerJacobians<S> {
+        checkArguments(x, w)
+        return BatchedJacobians.compute(self, w, x, examplesPerPass: examplesPerPass, tiled: tiled)
+    }
+
+    /// `jacobians(_:_:)` computed one example at a time through the batch-summing `pullback` (the
+    /// first implementation, kept as the oracle the batched route is tested against): for each
+    /// example, one forward pass of the 1-row batch `x_r`, whose cache is reused by `C` pullbacks
+    /// with cotangent `e_c`; pullback `c` is row `r·C + c`. The arithmetic of one batch forward
+    /// pass and `C` batch pullbacks, without batched GEMMs; examples split over threads in fixed
+    /// blocks, so bit-identical for any thread count.
+    public func jacobiansOneByOne<S: BLASScalar>(_ w: [S], _ x: DenseMatrix<S>) -> LayerJacobians<S> {
         checkArguments(x, w)
         let n = x.rows, C = outputShape.count, P = parameterCount
         var J = DenseMatrix<S>(rows: n * C, cols: P)
@@ -41,6 +68,54 @@ extension Layer {
                             let g = pullback(unit, cache: cache, needsInputCotangent: false).parameters
                             let row = jBase + (r * C + c) * P
                             for k in 0..<P { row[k] = g[k] }
+                        }
+                    }
+                }
+            }
+        }
+        return LayerJacobians(count: n, channels: C, rows: J, outputs: outputs)
+    }
+}
+
+extension LayerJacobians {
+    /// Examples per batch pass of `Layer.jacobians(_:_:)` (measured in `Docs/networks.md`,
+    /// "Per-example Jacobians and the generic kernel").
+    public static var defaultExamplesPerPass: Int { 8 }
+}
+
+/// The batched route of `Layer.jacobians`, generic over the scalar alone (so that it is compiled
+/// for `Double` and `Float`; a protocol extension's body is not).
+enum BatchedJacobians {
+    @_specialize(where S == Double)
+    @_specialize(where S == Float)
+    static func compute<S: BLASScalar>(_ layer: any Layer, _ w: [S], _ x: DenseMatrix<S>, examplesPerPass: Int, tiled: Bool) -> LayerJacobians<S> {
+        precondition(examplesPerPass >= 1, "jacobians: examplesPerPass must be at least 1, got \(examplesPerPass)")
+        let n = x.rows, C = layer.outputShape.count, P = layer.parameterCount
+        var J = DenseMatrix<S>(rows: n * C, cols: P)
+        var outputs = DenseMatrix<S>(rows: n, cols: C)
+        if n == 0 || C == 0 { return LayerJacobians(count: n, channels: C, rows: J, outputs: outputs) }
+        let blocks = Parallel.ranges(n, minimum: 4)
+        J.data.withUnsafeMutableBufferPointer { jp in
+            outputs.data.withUnsafeMutableBufferPointer { op in
+                let (jBase, oBase) = (jp.baseAddress, op.baseAddress!)
+                Parallel.forEach(blocks.count) { b in
+                    for start in Swift.stride(from: blocks[b].lowerBound, to: blocks[b].upperBound, by: examplesPerPass) {
+                        let chunk = start..<min(start + examplesPerPass, blocks[b].upperBound)
+                        let xb = x.rows(chunk)
+                        var unit = DenseMatrix<S>(rows: chunk.count * C, cols: C)
+                        for r in 0..<chunk.count { for c in 0..<C { unit.data[(r * C + c) * C + c] = 1 } }
+                        let rows = ParameterRows(base: jBase.map { $0 + chunk.lowerBound * C * P }, stride: P)
+                        if tiled {
+                            let xt = xb.rows(at: (0..<(chunk.count * C)).map { $0 / C })
+                            let (y, cache) = layer.forward(xt, parameters: w)
+                            for r in 0..<chunk.count { for c in 0..<C { oBase[(chunk.lowerBound + r) * C + c] = y.data[(r * C) * C + c] } }
+                            _ = layer.pullbackRows(unit, repeats: 1, cache: cache, parameters: w, input: { xt },
+                                                   needsInputCotangent: false, parameterRows: rows)
+                        } else {
+                            let (y, cache) = layer.forward(xb, parameters: w)
+                            for k in 0..<(chunk.count * C) { oBase[chunk.lowerBound * C + k] = y.data[k] }
+                            _ = layer.pullbackRows(unit, repeats: C, cache: cache, parameters: w, input: { xb },
+                                                   needsInputCotangent: false, parameterRows: rows)
                         }
                     }
                 }

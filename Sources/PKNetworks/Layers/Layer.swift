@@ -53,6 +53,21 @@ public protocol Layer: Sendable {
     /// Forward mode: the output tangent for an input tangent (nil: zero) and a parameter tangent
     /// (`parameterCount` scalars) at the point `cache` was made at; nil when it is zero.
     func jvp<S: BLASScalar>(inputTangent: DenseMatrix<S>?, parameterTangent: [S], cache: LayerCache) -> DenseMatrix<S>?
+
+    /// Reverse mode one cotangent row at a time, for per-example Jacobians (`jacobians(_:_:)`):
+    /// `cache` was made by `forward` on a batch `x` of `n` rows, and `cotangent` has `n·repeats`
+    /// rows, row `i` a cotangent `u_i` for example `x_{i / repeats}`. Writes into `parameterRows`
+    /// row `i` the `parameterCount` scalars `∂/∂w ⟨u_i, f(x_{i / repeats}; w)⟩` (not summed over
+    /// rows), and returns the `n·repeats`-row input cotangent, row `i` = `∂/∂x ⟨u_i, f(x; w)⟩` at
+    /// `x_{i / repeats}` (nil unless `needsInputCotangent`).
+    ///
+    /// `w` are the parameters `cache` was made with, and `input` gives `x` on demand. A default
+    /// implementation exists (it needs `input`): a layer without parameters runs `repeats` batch
+    /// pullbacks; a layer with parameters runs each example alone (one 1-row forward, `repeats`
+    /// 1-row pullbacks). Kinds with their own rule (every kind in this module) never call `input`.
+    func pullbackRows<S: BLASScalar>(_ cotangent: DenseMatrix<S>, repeats: Int, cache: LayerCache, parameters w: [S],
+                                     input: () -> DenseMatrix<S>, needsInputCotangent: Bool,
+                                     parameterRows: ParameterRows<S>) -> DenseMatrix<S>?
 }
 
 extension Layer {

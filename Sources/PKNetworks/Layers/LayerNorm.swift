@@ -87,27 +87,33 @@ public struct LayerNorm: Layer {
     }
 
     /// `r (g − mean(g) − x̂ · mean(g ⊙ x̂))` for every row: the Jacobian of `x̂` (symmetric) applied to `g`.
-    func normalizedJacobian<S: BLASScalar>(_ g: DenseMatrix<S>, _ c: Cache<S>) -> DenseMatrix<S> {
+    /// Row `i` of `g` is taken at example `i / repeats` of the cache.
+    @_specialize(where S == Double)
+    @_specialize(where S == Float)
+    func normalizedJacobian<S: BLASScalar>(_ g: DenseMatrix<S>, _ c: Cache<S>, repeats: Int = 1) -> DenseMatrix<S> {
         let n = g.rows, d = inputShape.count
         var out = DenseMatrix<S>(rows: n, cols: d)
         for r in 0..<n {
+            let e = (r / repeats) * d
             var meanG = 0.0, meanGX = 0.0
             for k in 0..<d {
                 let gk = Double(g.data[r * d + k])
                 meanG += gk
-                meanGX += gk * Double(c.normalized.data[r * d + k])
+                meanGX += gk * Double(c.normalized.data[e + k])
             }
             meanG /= Double(d)
             meanGX /= Double(d)
-            let rstd = c.inverseStd[r]
+            let rstd = c.inverseStd[r / repeats]
             for k in 0..<d {
-                out.data[r * d + k] = S(rstd * (Double(g.data[r * d + k]) - meanG - Double(c.normalized.data[r * d + k]) * meanGX))
+                out.data[r * d + k] = S(rstd * (Double(g.data[r * d + k]) - meanG - Double(c.normalized.data[e + k]) * meanGX))
             }
         }
         return out
     }
 
     /// `γ ⊙ v` in every row (`v` itself without affine parameters).
+    @_specialize(where S == Double)
+    @_specialize(where S == Float)
     func scaledByGamma<S: BLASScalar>(_ v: DenseMatrix<S>, _ c: Cache<S>) -> DenseMatrix<S> {
         guard let gamma = c.gamma else { return v }
         let d = inputShape.count
@@ -137,6 +143,33 @@ public struct LayerNorm: Layer {
         }
         let dx = needsInputCotangent ? normalizedJacobian(scaledByGamma(cotangent, c), c) : nil
         return (dx, gradient)
+    }
+
+    /// Row `i` (example `r = i / repeats`): `∂γ = u_i ⊙ x̂_r`, `∂β = u_i`; the input cotangent is
+    /// `pullback`'s with example `r`'s statistics.
+    @_specialize(where S == Double)
+    @_specialize(where S == Float)
+    public func pullbackRows<S: BLASScalar>(_ cotangent: DenseMatrix<S>, repeats: Int, cache: LayerCache, parameters w: [S],
+                                            input: () -> DenseMatrix<S>, needsInputCotangent: Bool,
+                                            parameterRows: ParameterRows<S>) -> DenseMatrix<S>? {
+        let c = cache.contents(as: Cache<S>.self)
+        let m = cotangent.rows, d = inputShape.count
+        precondition(repeats >= 1 && m == c.normalized.rows * repeats && cotangent.cols == d,
+                     "layernorm pullbackRows: cotangent is \(m)×\(cotangent.cols), outputs are \(c.normalized.rows)×\(d) repeated \(repeats) times")
+        if isAffine {
+            cotangent.data.withUnsafeBufferPointer { up in
+                c.normalized.data.withUnsafeBufferPointer { xp in
+                    for i in 0..<m {
+                        let row = parameterRows.row(i), u = up.baseAddress! + i * d, xh = xp.baseAddress! + (i / repeats) * d
+                        for k in 0..<d {
+                            row[k] = u[k] * xh[k]
+                            row[d + k] = u[k]
+                        }
+                    }
+                }
+            }
+        }
+        return needsInputCotangent ? normalizedJacobian(scaledByGamma(cotangent, c), c, repeats: repeats) : nil
     }
 
     @_specialize(where S == Double)

@@ -83,6 +83,25 @@ public struct MaxPool2D: Layer {
         return (dx, [])
     }
 
+    /// Row `i`: `u_i` routed to the arg-max of example `i / repeats`; no parameters.
+    @_specialize(where S == Double)
+    @_specialize(where S == Float)
+    public func pullbackRows<S: BLASScalar>(_ cotangent: DenseMatrix<S>, repeats: Int, cache: LayerCache, parameters w: [S],
+                                            input: () -> DenseMatrix<S>, needsInputCotangent: Bool,
+                                            parameterRows: ParameterRows<S>) -> DenseMatrix<S>? {
+        guard needsInputCotangent else { return nil }
+        let c = cache.contents(as: Cache.self)
+        let m = cotangent.rows, inCount = inputShape.count, outCount = outputShape.count
+        precondition(repeats >= 1 && m == c.rows * repeats && cotangent.cols == outCount,
+                     "maxpool2d pullbackRows: cotangent is \(m)×\(cotangent.cols), outputs are \(c.rows)×\(outCount) repeated \(repeats) times")
+        var dx = DenseMatrix<S>(rows: m, cols: inCount)
+        for i in 0..<m {
+            let r = i / repeats
+            for o in 0..<outCount { dx.data[i * inCount + c.argmax[r * outCount + o]] += cotangent.data[i * outCount + o] }
+        }
+        return dx
+    }
+
     @_specialize(where S == Double)
     @_specialize(where S == Float)
     public func jvp<S: BLASScalar>(inputTangent: DenseMatrix<S>?, parameterTangent: [S], cache: LayerCache) -> DenseMatrix<S>? {

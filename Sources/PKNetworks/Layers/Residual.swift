@@ -42,6 +42,8 @@ public struct Residual: Layer {
         let shortcut: LayerCache?
     }
 
+    @_specialize(where S == Double)
+    @_specialize(where S == Float)
     public func forward<S: BLASScalar>(_ x: DenseMatrix<S>, parameters w: [S]) -> (output: DenseMatrix<S>, cache: LayerCache) {
         checkArguments(x, w)
         let k = blockParameterCount
@@ -51,6 +53,8 @@ public struct Residual: Layer {
         return (fx + px, LayerCache(Cache(block: blockCache, shortcut: shortcutCache)))
     }
 
+    @_specialize(where S == Double)
+    @_specialize(where S == Float)
     public func apply<S: BLASScalar>(_ x: DenseMatrix<S>, parameters w: [S]) -> DenseMatrix<S> {
         checkArguments(x, w)
         let k = blockParameterCount
@@ -58,6 +62,8 @@ public struct Residual: Layer {
         return fx + (shortcut?.apply(x, parameters: Array(w[k...])) ?? x)
     }
 
+    @_specialize(where S == Double)
+    @_specialize(where S == Float)
     public func pullback<S: BLASScalar>(_ cotangent: DenseMatrix<S>, cache: LayerCache, needsInputCotangent: Bool)
         -> (input: DenseMatrix<S>?, parameters: [S]) {
         let c = cache.contents(as: Cache.self)
@@ -69,6 +75,27 @@ public struct Residual: Layer {
         return (needsInputCotangent ? dxBlock! + dxShortcut! : nil, gBlock + gShortcut)
     }
 
+    /// Both branches on the same rows, the block's into the first columns and the shortcut's after
+    /// them; the input cotangents add (`+ u` for the identity shortcut).
+    @_specialize(where S == Double)
+    @_specialize(where S == Float)
+    public func pullbackRows<S: BLASScalar>(_ cotangent: DenseMatrix<S>, repeats: Int, cache: LayerCache, parameters w: [S],
+                                            input: () -> DenseMatrix<S>, needsInputCotangent: Bool,
+                                            parameterRows: ParameterRows<S>) -> DenseMatrix<S>? {
+        let c = cache.contents(as: Cache.self)
+        let k = blockParameterCount
+        let dxBlock = block.pullbackRows(cotangent, repeats: repeats, cache: c.block, parameters: Array(w[0..<k]), input: input,
+                                         needsInputCotangent: needsInputCotangent, parameterRows: parameterRows)
+        guard let shortcut, let shortcutCache = c.shortcut else {
+            return needsInputCotangent ? dxBlock! + cotangent : nil
+        }
+        let dxShortcut = shortcut.pullbackRows(cotangent, repeats: repeats, cache: shortcutCache, parameters: Array(w[k...]), input: input,
+                                               needsInputCotangent: needsInputCotangent, parameterRows: parameterRows.offset(by: k))
+        return needsInputCotangent ? dxBlock! + dxShortcut! : nil
+    }
+
+    @_specialize(where S == Double)
+    @_specialize(where S == Float)
     public func jvp<S: BLASScalar>(inputTangent: DenseMatrix<S>?, parameterTangent v: [S], cache: LayerCache) -> DenseMatrix<S>? {
         precondition(v.count == parameterCount, "residual jvp: parameter tangent has \(v.count) scalars, the layer has \(parameterCount)")
         let c = cache.contents(as: Cache.self)

@@ -69,6 +69,8 @@ public struct Sequential: Layer {
     /// Every child's cache, in order.
     struct Cache: Sendable { let children: [LayerCache] }
 
+    @_specialize(where S == Double)
+    @_specialize(where S == Float)
     public func forward<S: BLASScalar>(_ x: DenseMatrix<S>, parameters w: [S]) -> (output: DenseMatrix<S>, cache: LayerCache) {
         checkArguments(x, w)
         var a = x
@@ -82,6 +84,8 @@ public struct Sequential: Layer {
         return (a, LayerCache(Cache(children: caches)))
     }
 
+    @_specialize(where S == Double)
+    @_specialize(where S == Float)
     public func apply<S: BLASScalar>(_ x: DenseMatrix<S>, parameters w: [S]) -> DenseMatrix<S> {
         checkArguments(x, w)
         var a = x
@@ -89,6 +93,8 @@ public struct Sequential: Layer {
         return a
     }
 
+    @_specialize(where S == Double)
+    @_specialize(where S == Float)
     public func pullback<S: BLASScalar>(_ cotangent: DenseMatrix<S>, cache: LayerCache, needsInputCotangent: Bool)
         -> (input: DenseMatrix<S>?, parameters: [S]) {
         let caches = cache.contents(as: Cache.self).children
@@ -103,6 +109,33 @@ public struct Sequential: Layer {
         preconditionFailure("a sequential layer has at least one child")
     }
 
+    /// The children backwards, each writing its rows into its own columns (`offsets[i]` further
+    /// right) and passing its input cotangent to the child before it. A child's input, needed only
+    /// by a kind without its own rule, is recomputed on demand from `input` by the children before it.
+    @_specialize(where S == Double)
+    @_specialize(where S == Float)
+    public func pullbackRows<S: BLASScalar>(_ cotangent: DenseMatrix<S>, repeats: Int, cache: LayerCache, parameters w: [S],
+                                            input: () -> DenseMatrix<S>, needsInputCotangent: Bool,
+                                            parameterRows: ParameterRows<S>) -> DenseMatrix<S>? {
+        let caches = cache.contents(as: Cache.self).children
+        var u = cotangent
+        for i in children.indices.reversed() {
+            let childInput = { () -> DenseMatrix<S> in
+                var a = input()
+                for j in 0..<i { a = children[j].layer.apply(a, parameters: childParameters(w, j)) }
+                return a
+            }
+            let dx = children[i].layer.pullbackRows(u, repeats: repeats, cache: caches[i], parameters: childParameters(w, i),
+                                                    input: childInput, needsInputCotangent: i > 0 || needsInputCotangent,
+                                                    parameterRows: parameterRows.offset(by: offsets[i]))
+            if i == 0 { return dx }
+            u = dx!
+        }
+        preconditionFailure("a sequential layer has at least one child")
+    }
+
+    @_specialize(where S == Double)
+    @_specialize(where S == Float)
     public func jvp<S: BLASScalar>(inputTangent: DenseMatrix<S>?, parameterTangent v: [S], cache: LayerCache) -> DenseMatrix<S>? {
         precondition(v.count == parameterCount, "sequential jvp: parameter tangent has \(v.count) scalars, the layer has \(parameterCount)")
         let caches = cache.contents(as: Cache.self).children

@@ -81,27 +81,41 @@ public struct Window2D: Sendable, Hashable {
     @_specialize(where S == Double)
     @_specialize(where S == Float)
     func im2col<S: BLASScalar>(_ x: UnsafePointer<S>, channels: Int, into cols: UnsafeMutablePointer<S>) {
-        let H = inputHeight, W = inputWidth, Ho = outputHeight, Wo = outputWidth
+        let H = inputHeight, W = inputWidth, Ho = outputHeight, Wo = outputWidth, sw = strideWidth
         for c in 0..<channels {
             for i in 0..<kernelHeight {
                 for j in 0..<kernelWidth {
                     let dst = cols + ((c * kernelHeight + i) * kernelWidth + j) * Ho * Wo
+                    let (lo, hi) = columnRange(j)
                     for oy in 0..<Ho {
                         let y = oy * strideHeight - padTop + i
                         let row = dst + oy * Wo
                         guard y >= 0 && y < H else {
-                            for ox in 0..<Wo { row[ox] = 0 }
+                            row.update(repeating: 0, count: Wo)
                             continue
                         }
-                        let src = x + (c * H + y) * W
-                        for ox in 0..<Wo {
-                            let xx = ox * strideWidth - padLeft + j
-                            row[ox] = xx >= 0 && xx < W ? src[xx] : 0
+                        let src = x + (c * H + y) * W, shift = j - padLeft   // column ox reads src[ox·sw + shift]
+                        if lo > 0 { row.update(repeating: 0, count: lo) }
+                        if sw == 1 {
+                            if hi > lo { (row + lo).update(from: src + (lo + shift), count: hi - lo) }
+                        } else {
+                            for ox in lo..<hi { row[ox] = src[ox * sw + shift] }
                         }
+                        if hi < Wo { (row + hi).update(repeating: 0, count: Wo - hi) }
                     }
                 }
             }
         }
+    }
+
+    /// The output columns `lo..<hi` whose kernel column `j` reads inside the map:
+    /// `0 ≤ ox·strideWidth − padLeft + j < inputWidth` (the others read padding).
+    func columnRange(_ j: Int) -> (lo: Int, hi: Int) {
+        let sw = strideWidth, a = padLeft - j, b = inputWidth - 1 + padLeft - j
+        // ⌈a / sw⌉ and ⌊b / sw⌋ + 1 for integers of either sign.
+        let lo = a <= 0 ? 0 : (a + sw - 1) / sw
+        let hi = b < 0 ? 0 : b / sw + 1
+        return (min(lo, outputWidth), max(min(hi, outputWidth), min(lo, outputWidth)))
     }
 
     /// The adjoint of `im2col`: adds every patch entry back onto the input position it was read
@@ -109,19 +123,17 @@ public struct Window2D: Sendable, Hashable {
     @_specialize(where S == Double)
     @_specialize(where S == Float)
     func col2im<S: BLASScalar>(_ cols: UnsafePointer<S>, channels: Int, into dx: UnsafeMutablePointer<S>) {
-        let H = inputHeight, W = inputWidth, Ho = outputHeight, Wo = outputWidth
+        let H = inputHeight, W = inputWidth, Ho = outputHeight, Wo = outputWidth, sw = strideWidth
         for c in 0..<channels {
             for i in 0..<kernelHeight {
                 for j in 0..<kernelWidth {
                     let src = cols + ((c * kernelHeight + i) * kernelWidth + j) * Ho * Wo
+                    let (lo, hi) = columnRange(j)
                     for oy in 0..<Ho {
                         let y = oy * strideHeight - padTop + i
                         guard y >= 0 && y < H else { continue }
-                        let row = src + oy * Wo, dst = dx + (c * H + y) * W
-                        for ox in 0..<Wo {
-                            let xx = ox * strideWidth - padLeft + j
-                            if xx >= 0 && xx < W { dst[xx] += row[ox] }
-                        }
+                        let row = src + oy * Wo, dst = dx + (c * H + y) * W, shift = j - padLeft
+                        for ox in lo..<hi { dst[ox * sw + shift] += row[ox] }
                     }
                 }
             }

@@ -1,0 +1,356 @@
+#!/usr/bin/env python3
+"""Time neural-tangents' empirical NTK on pathkernel's W4 workload (a small CNN) and check it
+against pathkernel's kernel.
+
+Usage:
+    python neural_tangents_w4.py EXPORT_DIR [--repeats 3] [--json] [--batch-size N]
+
+EXPORT_DIR is what `pathkernel bench --workload W4 --export DIR` writes:
+
+    w4.json                      the layer list ("network"), "input_shape" [C, H, W], the
+                                 "defaults" the layers were built with, the tensors, the sizes,
+                                 pathkernel's timings
+    x_query.npy, x_train.npy     float64 (n, C·H·W): images flattened in NCHW order
+    <tensor>.npy                 one per parameter tensor, PyTorch's shapes: conv weight
+                                 (O, I, kh, kw), bias (O,); dense weight (out, in), bias (out,)
+    kernel_f64.npy               float64 (queries, train): pathkernel's NTK summed over the outputs
+    kernel_f32.npy               float32, the same in single precision
+
+The network is rebuilt with neural_tangents.stax in its default NHWC layout: the images are
+transposed from NCHW to NHWC, conv weights from OIHW to HWIO, and the dense layer after a
+`flatten` gets its input columns permuted from pathkernel's (c, y, x) order to stax's (y, x, c)
+order. Supported kinds: conv2d (padding "valid" or "same"), avgpool2d, globalavgpool, flatten,
+dense and the activations. The empirical NTK is computed with STRUCTURED_DERIVATIVES (and
+JACOBIAN_CONTRACTION with --jacobian; its Jacobians take (n·C·P) floats), jitted, in float64 and
+float32 (parameters and inputs cast; the float32 run with jax_enable_x64 off, since stax's conv scale is
+a NumPy float64 that would promote it): one call to compile and warm up, then the median of
+--repeats calls.
+
+Checks (relative Frobenius error): the float64 kernel against kernel_f64.npy, at most --f64-tol
+(1e-10, else exit 1); the float32 kernel against both pathkernel kernels, at most --f32-tol
+(1e-4, reported; exit 1 only with --strict-f32).
+
+Normalisation: neural-tangents divides an empirical kernel by the size of the traced output axes
+(trace_axes=(-1,): the mean over the C logits); pathkernel's trace kernel is the sum, so the
+script multiplies by C.
+
+Exit status: 0 when the float64 kernels agree, 1 when one does not, 2 on bad input.
+Never part of CI. Needs the venv made by setup-peers.sh (jax 0.4.23, neural-tangents 0.6.5).
+"""
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from neural_tangents_w1 import (activation_layer, fail_input, fmt_s, gemm_gflops, rel_fro,  # noqa: E402
+                                time_fn)
+
+ACTIVATIONS = ("relu", "leaky-relu", "tanh", "sigmoid", "gelu", "erf", "softplus", "identity")
+
+
+def pair(value, name):
+    if isinstance(value, int):
+        return (value, value)
+    if isinstance(value, list) and len(value) == 2 and all(isinstance(v, int) for v in value):
+        return tuple(value)
+    fail_input(f"{name} must be an integer or [h, w], got {value!r}")
+
+
+def load_export(export_dir):
+    meta_path = os.path.join(export_dir, "w4.json")
+    if not os.path.isfile(meta_path):
+        fail_input(f"{meta_path} not found (make it with `pathkernel bench --workload W4 --export DIR`)")
+    with open(meta_path) as f:
+        meta = json.load(f)
+    net = meta.get("network")
+    if not isinstance(net, dict) or net.get("kind") != "sequential" or not isinstance(net.get("layers"), list):
+        fail_input("w4.json: 'network' must be a sequential layer list")
+    shape = meta.get("input_shape")
+    if not (isinstance(shape, list) and len(shape) == 3 and all(isinstance(v, int) and v > 0 for v in shape)):
+        fail_input(f"w4.json: 'input_shape' must be [C, H, W], got {shape!r}")
+
+    def load(name, required=True):
+        path = os.path.join(export_dir, name)
+        if not os.path.isfile(path):
+            if required:
+                fail_input(f"{path} not found")
+            return None
+        return np.load(path)
+
+    tensors = {}
+    for t in meta.get("tensors", []):
+        array = load(f"{t['name']}.npy")
+        if tuple(array.shape) != tuple(t["shape"]):
+            fail_input(f"{t['name']}.npy: shape {array.shape}, w4.json says {t['shape']}")
+        tensors[t["name"]] = array.astype(np.float64)
+    x_query, x_train = load("x_query.npy"), load("x_train.npy")
+    d = shape[0] * shape[1] * shape[2]
+    for name, x in (("x_query.npy", x_query), ("x_train.npy", x_train)):
+        if x.ndim != 2 or x.shape[1] != d:
+            fail_input(f"{name}: shape {x.shape}, expected (n, {d})")
+    kernel_f64 = load("kernel_f64.npy")
+    if kernel_f64.shape != (x_query.shape[0], x_train.shape[0]):
+        fail_input(f"kernel_f64.npy: shape {kernel_f64.shape}, expected {(x_query.shape[0], x_train.shape[0])}")
+    return {"meta": meta, "layers": net["layers"], "input_shape": shape, "tensors": tensors,
+            "x_query": x_query.astype(np.float64), "x_train": x_train.astype(np.float64),
+            "kernel_f64": kernel_f64.astype(np.float64), "kernel_f32": load("kernel_f32.npy", required=False)}
+
+
+def to_nhwc(x, shape):
+    """(n, C·H·W) rows in NCHW order -> (n, H, W, C)."""
+    c, h, w = shape
+    return x.reshape(-1, c, h, w).transpose(0, 2, 3, 1)
+
+
+def build_network(stax, jax, export):
+    """(apply_fn, a function dtype -> stax parameter tree, the number of outputs C)."""
+    defaults = export["meta"].get("defaults", {})
+    tensors = export["tensors"]
+    c, h, w = export["input_shape"]
+    shape = ("image", h, w, c)  # the stax-side shape: ("image", H, W, C) or ("features", d)
+    permutation = None          # after a flatten: stax feature j is pathkernel feature permutation[j]
+    blocks, makers = [], []
+    for i, layer in enumerate(export["layers"]):
+        kind = layer.get("kind")
+        where = f"layers[{i}] ({kind})"
+        if kind == "conv2d":
+            if shape[0] != "image":
+                fail_input(f"{where}: needs an image input")
+            kh, kw = pair(layer["kernel"], f"{where}.kernel")
+            sh, sw = pair(layer.get("stride", 1), f"{where}.stride")
+            padding = layer.get("padding", "valid")
+            if padding not in ("valid", "same"):
+                fail_input(f"{where}: padding {padding!r} has no stax counterpart (only \"valid\" and \"same\")")
+            bias = layer.get("bias", True)
+            sigma_w = float(layer.get("sigmaW", defaults.get("sigmaW", 1.0)))
+            sigma_b = float(layer.get("sigmaB", defaults.get("sigmaB", 0.1)))
+            parameterization = layer.get("parameterization", defaults.get("parameterization", "ntk"))
+            out = layer["out"]
+            blocks.append(stax.Conv(out, (kh, kw), strides=(sh, sw), padding=padding.upper(), W_std=sigma_w,
+                                    b_std=sigma_b if bias else None, parameterization=parameterization))
+            W = tensors[f"{i}.weight"]  # (O, I, kh, kw)
+            b = tensors.get(f"{i}.bias") if bias else None
+
+            def make(dtype, W=W, b=b, out=out):
+                import jax.numpy as jnp
+                return (jnp.asarray(W.transpose(2, 3, 1, 0).astype(dtype)),   # OIHW -> HWIO
+                        None if b is None else jnp.asarray(b.reshape(1, 1, 1, out).astype(dtype)))
+            makers.append(make)
+            if padding == "same":
+                oh, ow = -(-shape[1] // sh), -(-shape[2] // sw)
+            else:
+                oh, ow = (shape[1] - kh) // sh + 1, (shape[2] - kw) // sw + 1
+            shape = ("image", oh, ow, out)
+        elif kind == "avgpool2d":
+            kh, kw = pair(layer["kernel"], f"{where}.kernel")
+            sh, sw = pair(layer.get("stride", layer["kernel"]), f"{where}.stride")
+            padding = layer.get("padding", "valid")
+            if padding != "valid":
+                fail_input(f"{where}: only \"valid\" padding is compared (stax normalizes padded windows differently)")
+            blocks.append(stax.AvgPool((kh, kw), strides=(sh, sw), padding="VALID"))
+            makers.append(lambda dtype: ())
+            shape = ("image", (shape[1] - kh) // sh + 1, (shape[2] - kw) // sw + 1, shape[3])
+        elif kind == "globalavgpool":
+            blocks.append(stax.GlobalAvgPool())
+            makers.append(lambda dtype: ())
+            shape = ("features", shape[3])
+        elif kind == "flatten":
+            blocks.append(stax.Flatten())
+            makers.append(lambda dtype: ())
+            if shape[0] == "image":
+                _, hh, ww, cc = shape
+                permutation = np.arange(cc * hh * ww).reshape(cc, hh, ww).transpose(1, 2, 0).reshape(-1)
+                shape = ("features", cc * hh * ww)
+        elif kind == "dense":
+            if shape[0] != "features":
+                fail_input(f"{where}: needs a feature input (put a flatten before it)")
+            bias = layer.get("bias", True)
+            sigma_w = float(layer.get("sigmaW", defaults.get("sigmaW", 1.0)))
+            sigma_b = float(layer.get("sigmaB", defaults.get("sigmaB", 0.1)))
+            parameterization = layer.get("parameterization", defaults.get("parameterization", "ntk"))
+            out = layer["out"]
+            blocks.append(stax.Dense(out, W_std=sigma_w, b_std=sigma_b if bias else None,
+                                     parameterization=parameterization))
+            W = tensors[f"{i}.weight"]  # (out, in), pathkernel's column order
+            if permutation is not None:
+                W = W[:, permutation]
+            b = tensors.get(f"{i}.bias") if bias else None
+
+            def make(dtype, W=W, b=b):
+                import jax.numpy as jnp
+                return (jnp.asarray(W.T.astype(dtype)), None if b is None else jnp.asarray(b.reshape(1, -1).astype(dtype)))
+            makers.append(make)
+            permutation = None
+            shape = ("features", out)
+        elif kind in ACTIVATIONS:
+            blocks.append(activation_layer(stax, jax, kind, float(layer.get("leakySlope", defaults.get("leakySlope", 0.01)))))
+            makers.append(lambda dtype: ())
+        else:
+            fail_input(f"{where}: kind {kind!r} is not supported by this script")
+    if shape[0] != "features":
+        fail_input("the network must end with feature outputs")
+    init_fn, apply_fn, _ = stax.serial(*blocks)
+
+    def params(dtype):
+        tree = [make(dtype) for make in makers]
+        # The shapes stax itself would make, checked against the converted tensors.
+        _, reference = init_fn(jax.random.PRNGKey(0), (1, h, w, c))
+        for k, (mine, theirs) in enumerate(zip(tree, reference)):
+            for a, b in zip(mine, theirs):
+                if (a is None) != (b is None) or (a is not None and tuple(a.shape) != tuple(b.shape)):
+                    fail_input(f"layers[{k}]: converted parameter shape {None if a is None else a.shape} "
+                               f"differs from stax's {None if b is None else b.shape}")
+        return tree
+    return apply_fn, params, shape[1]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("export_dir", metavar="EXPORT_DIR")
+    parser.add_argument("--repeats", type=int, default=3, help="timed calls after the warm-up (median taken)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    parser.add_argument("--jacobian", action="store_true", help="also time JACOBIAN_CONTRACTION (memory: n·C·P floats)")
+    parser.add_argument("--precisions", default="f64,f32", metavar="LIST", help="comma-separated subset of f64,f32")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="compute the kernel in nt.batch blocks of this many examples (less memory)")
+    parser.add_argument("--f64-tol", type=float, default=1e-10)
+    parser.add_argument("--f32-tol", type=float, default=1e-4)
+    parser.add_argument("--strict-f32", action="store_true")
+    parser.add_argument("--max-seconds", type=float, default=None)
+    parser.add_argument("--no-gemm", action="store_true", help="skip measuring XLA's GEMM rate")
+    args = parser.parse_args()
+    if args.repeats < 1:
+        fail_input("--repeats must be at least 1")
+    precisions = args.precisions.split(",")
+    if not precisions or any(p not in ("f64", "f32") for p in precisions):
+        fail_input("--precisions: choose from f64,f32")
+
+    export = load_export(args.export_dir)
+    meta = export["meta"]
+
+    import jax
+    jax.config.update("jax_enable_x64", True)
+    import jax.numpy as jnp
+    import jaxlib
+    import neural_tangents as nt
+    from neural_tangents import stax
+
+    apply_fn, make_params, n_out = build_network(stax, jax, export)
+    affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    env = {"python": platform.python_version(), "jax": jax.__version__, "jaxlib": jaxlib.__version__,
+           "numpy": np.__version__, "cpu_count": os.cpu_count(), "schedulable_cpus": affinity,
+           "xla_flags": os.environ.get("XLA_FLAGS", ""), "jax_backend": jax.default_backend(),
+           "load_average_start": [round(v, 2) for v in os.getloadavg()]}
+    try:
+        import importlib.metadata as md
+        env["neural_tangents"] = md.version("neural-tangents")
+        env["tensorflow"] = md.version("tensorflow")
+    except Exception:  # noqa: BLE001 (versions are informational)
+        pass
+    gemm = {} if args.no_gemm else {"f64": gemm_gflops(jax, jnp, jnp.float64), "f32": gemm_gflops(jax, jnp, jnp.float32)}
+
+    implementations = [("structured derivatives", nt.NtkImplementation.STRUCTURED_DERIVATIVES)]
+    if args.jacobian:
+        implementations.append(("jacobian contraction", nt.NtkImplementation.JACOBIAN_CONTRACTION))
+    shape = export["input_shape"]
+    pk = meta.get("pathkernel", {})
+    rows, checks = [], []
+    for precision, dtype in (("f64", np.float64), ("f32", np.float32)):
+        if precision not in precisions:
+            continue
+        # stax's conv scales by a NumPy float64 (W_std / sqrt(fan in)), which under x64 would promote a
+        # float32 network's activations to float64: run the float32 kernel with x64 off.
+        jax.config.update("jax_enable_x64", precision == "f64")
+        params = make_params(dtype)
+        x1 = jnp.asarray(to_nhwc(export["x_query"], shape).astype(dtype))
+        x2 = jnp.asarray(to_nhwc(export["x_train"], shape).astype(dtype))
+        for label, implementation in implementations:
+            ntk_fn = jax.jit(nt.empirical_ntk_fn(apply_fn, trace_axes=(-1,), vmap_axes=0, implementation=implementation))
+            if args.batch_size:
+                ntk_fn = nt.batch(ntk_fn, batch_size=args.batch_size)
+            first, median, times, other, kernel = time_fn(ntk_fn, (x1, x2, params), args.repeats, args.max_seconds)
+            kernel = np.asarray(kernel).astype(np.float64) * n_out  # mean over the outputs -> sum
+            pk_seconds = (pk.get(precision) or {}).get("seconds")
+            rows.append({"implementation": f"neural-tangents {label}", "precision": precision, "seconds": median,
+                         "first_call_seconds": first, "times": times, "other_load_cores": other,
+                         "pathkernel_seconds": pk_seconds,
+                         "pathkernel_over_this": None if not pk_seconds else pk_seconds / median})
+            err = rel_fro(kernel, export["kernel_f64"])
+            tol = args.f64_tol if precision == "f64" else args.f32_tol
+            checks.append({"kernel": f"neural-tangents {label} {precision}", "against": "pathkernel f64", "rel_fro": err,
+                           "tolerance": tol, "ok": err <= tol, "fatal": precision == "f64" or args.strict_f32})
+            if precision == "f32" and export["kernel_f32"] is not None:
+                err = rel_fro(kernel, export["kernel_f32"])
+                checks.append({"kernel": f"neural-tangents {label} f32", "against": "pathkernel f32", "rel_fro": err,
+                               "tolerance": args.f32_tol, "ok": err <= args.f32_tol, "fatal": args.strict_f32})
+    if export["kernel_f32"] is not None:
+        err = rel_fro(export["kernel_f32"], export["kernel_f64"])
+        checks.append({"kernel": "pathkernel f32", "against": "pathkernel f64", "rel_fro": err,
+                       "tolerance": args.f32_tol, "ok": err <= args.f32_tol, "fatal": args.strict_f32})
+    env["load_average_end"] = [round(v, 2) for v in os.getloadavg()]
+    ok = all(c["ok"] for c in checks if c["fatal"])
+    result = {"workload": {"network": export["layers"], "input_shape": shape, "outputs": n_out,
+                           "parameters": meta.get("parameters"), "queries": int(export["x_query"].shape[0]),
+                           "train": int(export["x_train"].shape[0])},
+              "repeats": args.repeats, "environment": env,
+              "gemm_gflops": {"xla": gemm, "pathkernel": meta.get("gemm_gflops")},
+              "pathkernel": pk, "rows": rows, "checks": checks, "ok": ok}
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print_report(result)
+    return 0 if ok else 1
+
+
+def print_report(r):
+    w, env = r["workload"], r["environment"]
+    kinds = "-".join(layer["kind"] + (f"({layer['out']})" if "out" in layer else "") for layer in w["network"])
+    print(f"W4: CNN {kinds} on {w['input_shape']}, {w['parameters']:,} parameters, {w['outputs']} outputs; "
+          f"NTK (summed over the outputs) of {w['queries']} queries × {w['train']} training points")
+    print(f"jax {env['jax']} (jaxlib {env['jaxlib']}), neural-tangents {env.get('neural_tangents', '?')}, "
+          f"tensorflow {env.get('tensorflow', '?')}, numpy {env['numpy']}, Python {env['python']}; "
+          f"XLA CPU threads {env['schedulable_cpus']} of {env['cpu_count']} CPUs")
+    g = r["gemm_gflops"]
+    parts = []
+    if g["xla"]:
+        parts.append("XLA (n = 2048) " + ", ".join(f"{k} {v:.1f}" for k, v in g["xla"].items()))
+    if isinstance(g["pathkernel"], dict):
+        parts.append("pathkernel " + ", ".join(f"{k} {v:.1f}" for k, v in g["pathkernel"].items()))
+    if parts:
+        print("GEMM GFLOP/s: " + "; ".join(parts))
+    print(f"load average {env['load_average_start'][0]:.2f} at the start, {env['load_average_end'][0]:.2f} at the end")
+    print()
+    for row in r["rows"]:
+        ratio = "—" if row["pathkernel_over_this"] is None else f"{row['pathkernel_over_this']:.3g}"
+        other = "—" if row["other_load_cores"] is None else f"{row['other_load_cores']:.2f}"
+        print(f"  {row['implementation']:<40} {row['precision']}  median {fmt_s(row['seconds'])} s of "
+              f"{len(row['times'])} (first call {fmt_s(row['first_call_seconds'])} s, other load {other}); "
+              f"pathkernel {fmt_s(row['pathkernel_seconds'])} s; pathkernel s / this s = {ratio}")
+    for precision in ("f64", "f32"):
+        entry = r["pathkernel"].get(precision) if isinstance(r["pathkernel"], dict) else None
+        if entry:
+            print(f"  pathkernel {precision}: {fmt_s(entry['seconds'])} s (Jacobians {fmt_s(entry['jacobian_seconds'])} s, "
+                  f"GEMMs {fmt_s(entry['gemm_seconds'])} s)")
+    print("(pathkernel s / this s > 1: this is faster than pathkernel; other load: cores other processes "
+          "kept busy during the timed calls)")
+    print()
+    print("Kernel agreement (relative Frobenius error)")
+    width = max(len(c["kernel"]) for c in r["checks"])
+    for c in r["checks"]:
+        verdict = f"ok (≤ {c['tolerance']:.0e})" if c["ok"] else f"{'FAIL' if c['fatal'] else 'warn'} (> {c['tolerance']:.0e})"
+        print(f"  {c['kernel'].ljust(width)}  vs  {c['against']:<15}  {c['rel_fro']:.2e}  {verdict}")
+    print()
+    print("result: " + ("the float64 kernels agree" if r["ok"] else "MISMATCH"))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
