@@ -163,3 +163,33 @@ struct LayerNetworkAnalysisTests {
         #expect(model.kinkPattern(flipped, x) != p)
     }
 }
+
+/// Same input, same bits: a layer network's analysis on 1 and 2 threads (the batched Jacobians
+/// and the analyzer's blocks depend on the sizes only), for the backward routes and SGD, f64 and f32.
+@Suite("Layer networks: determinism")
+struct LayerNetworkDeterminismTests {
+    @Test(arguments: [
+        #"{"kind":"adamw","learningRate":0.01,"weightDecay":0.1,"groups":[{"parameters":["*.bias"],"weightDecay":0}]}|residual"#,
+        #"{"kind":"sgd","learningRate":0.1,"momentum":0.9}|relu|f32"#,
+        #"{"kind":"sgd","learningRate":0.1}|cnn"#,
+    ])
+    func oneAndTwoThreadsAgree(route: String) throws {
+        let parts = route.split(separator: "|").map(String.init)
+        let spec = try JSONDecoder().decode(OptimizerSpec.self, from: Data(parts[0].utf8))
+        let model = parts[1] == "residual" ? LayerNetworkFixtures.residual : parts[1] == "relu" ? LayerNetworkFixtures.reluCNN : LayerNetworkFixtures.smoothCNN
+        let cfg = config(name: "lnd", data: LayerNetworkFixtures.teacher, model: model, loss: .mse, optimizer: spec,
+                         steps: 5, batchSize: 4, checkpointEvery: 2)
+        let path = try recordTrace(cfg)
+        var settings = AnalysisSettings()
+        if parts.contains("f32") { settings.precision = .f32 }
+        let saved = Parallel.threads
+        defer { Parallel.threads = saved }
+        var prints: [[UInt64]] = []
+        for threads in [1, 2] {
+            Parallel.threads = threads
+            let (r, k) = try PathAnalyzer(settings: settings).analyzeWithKernel(reader: TraceReader.open(path))
+            prints.append(try DeterminismTests.fingerprint(r, k))
+        }
+        #expect(prints[1] == prints[0], "\(route): 1 and 2 threads differ")
+    }
+}
