@@ -40,6 +40,7 @@ import json
 import math
 import os
 import platform
+import re
 import sqlite3
 import time
 import warnings
@@ -54,6 +55,8 @@ __all__ = [
     "normalize_model",
     "normalize_optimizer",
     "optimizer_buffer_names",
+    "optimizer_weight_decays",
+    "group_pattern_matches",
     "parameter_layout",
     "sequential_layout",
     "layer_output_shape",
@@ -562,7 +565,69 @@ def sequential_layout(spec: Mapping[str, Any]) -> tuple[list[tuple[str, list[int
 _SCHEDULE_DEFAULTS = {"kind": "constant", "warmupSteps": 0, "every": 100, "gamma": 0.1, "minLearningRate": 0.0}
 _OPT_DEFAULTS = {"momentum": 0.0, "dampening": 0.0, "nesterov": False, "beta1": 0.9, "beta2": 0.999,
                  "alpha": 0.99, "eps": 1e-8}
-_OPT_KEYS = {"kind", "learningRate", "weightDecay", "schedule", "clipNorm"} | set(_OPT_DEFAULTS)
+_OPT_KEYS = {"kind", "learningRate", "weightDecay", "schedule", "clipNorm", "groups"} | set(_OPT_DEFAULTS)
+_GROUP_KEYS = {"parameters", "weightDecay"}
+
+
+def _normalize_groups(groups: Any) -> list[dict]:
+    """`optimizer.groups` as `ParameterGroup` decodes and `OptimizerSpec.validate` checks it: a
+    list of `{"parameters": [non-empty names or * patterns], "weightDecay": ≥ 0}` (both keys
+    required, no others). Whether every pattern matches a tensor needs the model's layout
+    (`optimizer_weight_decays`)."""
+    if isinstance(groups, (str, bytes, Mapping)) or not isinstance(groups, Iterable):
+        raise RecorderError(f"optimizer.groups must be a list of {{'parameters': [names or patterns], 'weightDecay': λ}}, got {groups!r}")
+    out = []
+    for i, g in enumerate(groups):
+        where = f"optimizer.groups[{i}]"
+        if not isinstance(g, Mapping):
+            raise RecorderError(f"{where} must be a dict {{'parameters': [names or patterns], 'weightDecay': λ}}, got {g!r}")
+        unknown = set(g) - _GROUP_KEYS
+        if unknown:
+            raise RecorderError(f"{where}: unknown key(s) {sorted(unknown)} (known: parameters, weightDecay; only the "
+                                "weight decay can differ between groups)")
+        for k in ("parameters", "weightDecay"):
+            if k not in g:
+                raise RecorderError(f"{where}.{k} is required")
+        names = g["parameters"]
+        if isinstance(names, (str, bytes)) or not isinstance(names, Iterable):
+            raise RecorderError(f"{where}.parameters must be a list of tensor names or patterns, got {names!r}")
+        names = list(names)
+        if not names or not all(isinstance(n, str) and n for n in names):
+            raise RecorderError(f"{where}.parameters must list at least one non-empty tensor name or pattern, got {names!r}")
+        if isinstance(g["weightDecay"], bool):
+            raise RecorderError(f"{where}.weightDecay must be a number, got {g['weightDecay']!r}")
+        wd = _number(g["weightDecay"], f"{where}.weightDecay")
+        if not (wd >= 0 and math.isfinite(wd)):
+            raise RecorderError(f"{where}.weightDecay must be ≥ 0, got {wd}")
+        out.append({"parameters": names, "weightDecay": wd})
+    return out
+
+
+def group_pattern_matches(pattern: str, name: str) -> bool:
+    """Whether tensor `name` matches a group pattern (`ParameterGroup.matches`): `*` matches any
+    run of characters, dots included, possibly empty; every other character itself."""
+    return re.fullmatch(".*".join(re.escape(part) for part in pattern.split("*")), name, re.DOTALL) is not None
+
+
+def optimizer_weight_decays(optimizer: Mapping[str, Any], layout: Iterable[Any]) -> dict[str, float]:
+    """Each parameter tensor's weight decay, `{name: λ}` in layout order, as the Swift side
+    places `optimizer.groups` (`OptimizerSpec.transformation(parameters:)`): the decay of the
+    first group with a pattern matching the name, else the top-level `weightDecay`. `layout`:
+    `parameter_layout(model)` rows (or just the names). A pattern that matches no tensor is an
+    error naming it and the model's tensors, as in Swift."""
+    o = normalize_optimizer(optimizer)
+    names = [row if isinstance(row, str) else row[0] for row in layout]
+    groups = o.get("groups", [])
+    for i, g in enumerate(groups):
+        for pattern in g["parameters"]:
+            if not any(group_pattern_matches(pattern, n) for n in names):
+                raise RecorderError(f"optimizer.groups[{i}]: \"{pattern}\" matches no parameter tensor "
+                                    f"(the model's: {', '.join(names)})")
+    out = {}
+    for n in names:
+        group = next((g for g in groups if any(group_pattern_matches(p, n) for p in g["parameters"])), None)
+        out[n] = o["weightDecay"] if group is None else group["weightDecay"]
+    return out
 
 
 def normalize_optimizer(optimizer: Mapping[str, Any]) -> dict:
@@ -589,6 +654,7 @@ def normalize_optimizer(optimizer: Mapping[str, Any]) -> dict:
     if not isinstance(s["nesterov"], bool):
         raise RecorderError(f"optimizer.nesterov must be true or false, got {s['nesterov']!r}")
     clip = optimizer.get("clipNorm")
+    groups = _normalize_groups(optimizer["groups"]) if optimizer.get("groups") is not None else []
 
     def check(ok: bool, message: str) -> None:
         if not ok:
@@ -633,15 +699,20 @@ def normalize_optimizer(optimizer: Mapping[str, Any]) -> dict:
             out[k] = s[k]
     if clip is not None:
         out["clipNorm"] = clip
+    if groups:
+        out["groups"] = groups
     return out
 
 
 def optimizer_buffer_names(optimizer: Mapping[str, Any]) -> list[str]:
     """The state buffer names pathkernel's chain for this optimizer keeps, in storage order
     (`Transform.make(...).bufferNames`, Docs/optimizers.md): component `i`'s buffer `b` is "i.b",
-    components that would do nothing (zero decay, zero momentum) are left out of the chain."""
+    components that would do nothing (zero decay, zero momentum) are left out of the chain.
+    With parameter groups the decay component is there when any decay (top level or a group's)
+    is non-zero (the chain is built with the largest; `OptimizerSpec.transformation`)."""
     o = normalize_optimizer(optimizer)
-    kind, wd = o["kind"], o["weightDecay"]
+    kind = o["kind"]
+    wd = max([o["weightDecay"]] + [g["weightDecay"] for g in o.get("groups", [])])
     momentum = o.get("momentum", 0.0)
     comps: list[list[str]] = []
     if "clipNorm" in o:
@@ -691,7 +762,11 @@ class TraceRecorder:
     - `optimizer`: the optimizer spec, the same JSON as a run config's `optimizer` section
       (Docs/config.md): `kind` (gd, sgd, adam, adamw, rmsprop), `learningRate` (the base rate),
       `weightDecay`, `momentum`, `dampening`, `nesterov`, `beta1`, `beta2`, `alpha`, `eps`,
-      `clipNorm`, `schedule`. The rate each update used goes in its step row.
+      `clipNorm`, `schedule`, `groups`. The rate each update used goes in its step row.
+      `groups` (PyTorch's param_groups, for weight decay only): `[{"parameters": [tensor names
+      or * patterns of the layout], "weightDecay": λ}]`; a tensor takes the decay of the first
+      group matching it, else `weightDecay` (`rec.weight_decays` lists each tensor's); every
+      pattern must match a tensor. Learning rates and every other setting are shared.
     - `x_train` [n, d] (images: [n, C, H, W], or flattened NCHW [n, C·H·W]; stored
       [n, C, H, W]), `y_train`, `x_test`, `y_test` (optional: an empty held-out set): targets
       are [n] or [n, C] reals for mse (stored [n, C]), [n] class indices (0/1 for logistic,
@@ -768,6 +843,8 @@ class TraceRecorder:
 
         self.layout = parameter_layout(self.model)
         self.parameter_count = sum(c for *_, c in self.layout)
+        #: Each tensor's weight decay under `optimizer.groups` (checks every pattern matches one).
+        self.weight_decays = optimizer_weight_decays(self.optimizer, self.layout)
         self._layout_by_name = {n: (shape, off, c) for n, shape, off, c in self.layout}
 
         self._checkpoints: set[int] = set()

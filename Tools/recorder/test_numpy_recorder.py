@@ -14,6 +14,15 @@ Trains small NumPy MLPs, records them with pathkernel_recorder.TraceRecorder, th
 4. MSE regression with 2 outputs, float32 checkpoints, every 3 steps;
 5. a recorder process killed with SIGKILL mid-run leaves a valid trace (status running, no
    problems) that `analyze` reads up to its last committed checkpoint;
+5b. parameter groups (`optimizer.groups`, weight decay per tensor; the NumPy training applies
+   its own per-tensor decays): AdamW with no decay on biases (`*.bias`) on a 2-16-16-3 MLP and
+   SGD momentum with decay only in two overlapping groups (first match wins; top level 0, so the
+   momentum buffer is "1.momentum_buffer"): optimizer_json and state names as written, `inspect`
+   clean, replay mismatch < 1e-10, residual reported; the AdamW run recorded *without* its
+   groups is refused by `analyze` (its step check); groups refused when the recorder is created
+   (a pattern matching no tensor, negative or infinite decay, a per-group learning rate, …);
+   `optimizer_weight_decays` places decays as the Swift side does; and the residual net of 9
+   under AdamW with no decay on biases and the LayerNorm (replay < 1e-10);
 
 and for layer lists (`{"kind": "sequential"}` models):
 
@@ -61,7 +70,8 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 sys.path.insert(0, str(HERE))
 
-from pathkernel_recorder import RecorderError, TraceRecorder, normalize_model, parameter_layout  # noqa: E402
+from pathkernel_recorder import (RecorderError, TraceRecorder, normalize_model, optimizer_weight_decays,  # noqa: E402
+                                 parameter_layout)
 
 
 class Failure(Exception):
@@ -364,9 +374,14 @@ def blobs(n: int, rng: np.random.Generator, classes: int = 3):
 
 def train_and_record(path, *, name, loss, optimizer, x, y, xt, yt, steps, batch_size, checkpoint_every,
                      layers=None, activation=None, model=None, params=None, precision="float64", seed=0,
-                     kill_after=None):
+                     kill_after=None, decays=None, record_optimizer=None):
     """Trains with `optimizer` (NumPy, PyTorch's update rules) and records every step: an MLP
-    (`layers`, `activation`) or a layer list (`model`, a sequential spec, from `params`)."""
+    (`layers`, `activation`) or a layer list (`model`, a sequential spec, from `params`).
+
+    Weight decay: `decays` maps each tensor name to its λ (the test's own reading of the
+    optimizer's groups), else `optimizer["weightDecay"]` for all; coupled L2 (`g + λw`) for gd,
+    sgd and adam, decoupled for adamw (`w ← w(1 − ηλ)` before the Adam step, as torch.optim.AdamW).
+    `record_optimizer`: the optimizer spec written to the trace when it is not `optimizer`."""
     rng = np.random.default_rng(seed)
     if model is None:
         p = init(layers, rng)
@@ -385,8 +400,11 @@ def train_and_record(path, *, name, loss, optimizer, x, y, xt, yt, steps, batch_
     b1, b2, eps = optimizer.get("beta1", 0.9), optimizer.get("beta2", 0.999), optimizer.get("eps", 1e-8)
     state: dict[str, dict[str, np.ndarray]] = {}      # buffer name → {tensor name → array}
     n = x.shape[0]
-    rec = TraceRecorder(path, name=name, seed=seed,
-                        model=model, loss=loss, optimizer=optimizer, x_train=x, y_train=y, x_test=xt, y_test=yt,
+    wd = optimizer.get("weightDecay", 0.0)
+    decay = dict(decays) if decays is not None else {k: wd for k in p}
+    rec = TraceRecorder(path, name=name, seed=seed, model=model, loss=loss,
+                        optimizer=optimizer if record_optimizer is None else record_optimizer,
+                        x_train=x, y_train=y, x_test=xt, y_test=yt,
                         checkpoint_every=checkpoint_every, precision=precision, planned_steps=steps,
                         batch_size=batch_size)
     with rec:
@@ -405,6 +423,11 @@ def train_and_record(path, *, name, loss, optimizer, x, y, xt, yt, steps, batch_
             value, g = grad(p, x[batch], y[batch])
             rec.step(t, epoch, lr, batch, value)
             for k in p:
+                lam = decay[k]
+                if lam and kind != "adamw":
+                    g[k] = g[k] + lam * p[k]                  # coupled L2
+                elif lam:
+                    p[k] = p[k] * (1 - lr * lam)              # decoupled, before the Adam step
                 if kind in ("gd", "sgd"):
                     if mu:
                         buf = state.setdefault("momentum_buffer", {})
@@ -412,7 +435,7 @@ def train_and_record(path, *, name, loss, optimizer, x, y, xt, yt, steps, batch_
                         p[k] = p[k] - lr * buf[k]
                     else:
                         p[k] = p[k] - lr * g[k]
-                elif kind == "adam":
+                elif kind in ("adam", "adamw"):
                     m = state.setdefault("exp_avg", {}).get(k, np.zeros_like(p[k]))
                     v = state.setdefault("exp_avg_sq", {}).get(k, np.zeros_like(p[k]))
                     m = b1 * m + (1 - b1) * g[k]
@@ -537,6 +560,111 @@ def case_adam(tmp: Path) -> None:
     mismatch = float(report["replay"]["largest_mismatch"])
     check(mismatch < 1e-10, f"adam: largest replay mismatch {mismatch:.3g} (≥ 1e-10)")
     print(f"  adam, cross-entropy (checkpoint every 4, moments stored): replay mismatch {mismatch:.2e}, residual {fmt(residuals(report))}")
+
+
+def case_groups(tmp: Path) -> None:
+    """Parameter groups (`optimizer.groups`, weight decay per tensor): AdamW with no decay on the
+    biases (the usual set-up, a `*.bias` pattern), and SGD momentum whose decay is in groups only
+    (top-level 0, so the chain's decay component exists only through the groups and the momentum
+    buffer is "1.momentum_buffer"; overlapping patterns, the first group wins). The NumPy training
+    applies its own per-tensor decays; the analyzer's replay must match it."""
+    rng = np.random.default_rng(8)
+    x, y = blobs(60, rng)
+    xt, yt = blobs(30, rng)
+    layers = [2, 16, 16, 3]
+    groups = [{"parameters": ["*.bias"], "weightDecay": 0.0}]
+    opt = {"kind": "adamw", "learningRate": 0.02, "weightDecay": 0.1, "groups": groups}
+    decays = {f"layers.{l}.{t}": (0.1 if t == "weight" else 0.0) for l in range(3) for t in ("weight", "bias")}
+    path = str(tmp / "adamw-groups.sqlite")
+    common = dict(layers=layers, activation="tanh", loss="cross-entropy", x=x, y=y, xt=xt, yt=yt, steps=30,
+                  batch_size=20, checkpoint_every=5, seed=9)
+    train_and_record(path, name="numpy-blobs-adamw-groups", optimizer=opt, decays=decays, **common)
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    written = json.loads(db.execute("SELECT optimizer_json FROM run").fetchone()[0])
+    names = {r[0] for r in db.execute("SELECT names FROM optimizer_state")}
+    db.close()
+    check(written.get("groups") == groups and written["weightDecay"] == 0.1,
+          f"adamw groups: optimizer_json {written}")
+    check(names == {'["0.exp_avg","0.exp_avg_sq"]'}, f"adamw groups: state names {names}")
+    inspect(path)
+    report = analyze(path)
+    mismatch = float(report["replay"]["largest_mismatch"])
+    check(report["replay"]["mode"].startswith("replayed"), f"adamw groups: replay mode {report['replay']['mode']}")
+    check(mismatch < 1e-10, f"adamw groups: largest replay mismatch {mismatch:.3g} (≥ 1e-10)")
+    res = residuals(report)
+    check(all(math.isfinite(r) for r in res.values()), f"adamw groups: residuals {res}")
+    print(f"  adamw wd 0.1, group *.bias wd 0 (checkpoint every 5): replay mismatch {mismatch:.2e}, residual {fmt(res)}")
+
+    # Control: the same training recorded as if every tensor decayed (no groups) fails the step check.
+    wrong = str(tmp / "adamw-no-groups.sqlite")
+    train_and_record(wrong, name="numpy-blobs-adamw-wrong", optimizer=opt, decays=decays,
+                     record_optimizer={k: v for k, v in opt.items() if k != "groups"}, **common)
+    r = subprocess.run([binary(), "analyze", wrong, "--nodes", "4", "--quiet"], capture_output=True, text=True, timeout=300)
+    why = (r.stderr.strip() or r.stdout.strip()).splitlines()[0] if (r.stderr.strip() or r.stdout.strip()) else ""
+    check(r.returncode != 0, "adamw recorded without its groups: the analyzer accepted a run whose biases did not decay")
+    check("does not reach the checkpoint" in why, f"adamw recorded without its groups: analyze failed otherwise: {why}")
+    why = why.split(": ", 2)[-1].split(").")[0] + ")"
+    print(f"  control, the same run recorded without the groups: analyze refuses it ({why})")
+
+    # SGD momentum, decay only in groups; overlapping patterns: the first matching group wins.
+    rng = np.random.default_rng(10)
+    x, y = moons(64, rng)
+    groups = [{"parameters": ["layers.0.*"], "weightDecay": 0.05}, {"parameters": ["*.weight"], "weightDecay": 0.01}]
+    opt = {"kind": "sgd", "learningRate": 0.1, "momentum": 0.9, "groups": groups}
+    decays = {"layers.0.weight": 0.05, "layers.0.bias": 0.05, "layers.1.weight": 0.01, "layers.1.bias": 0.0,
+              "layers.2.weight": 0.01, "layers.2.bias": 0.0}
+    path = str(tmp / "sgd-groups.sqlite")
+    train_and_record(path, name="numpy-moons-sgd-groups", layers=[2, 16, 16, 1], activation="tanh", loss="logistic",
+                     optimizer=opt, decays=decays, x=x, y=y, xt=x[:16], yt=y[:16], steps=30, batch_size=16,
+                     checkpoint_every=5, seed=11)
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    names = {r[0] for r in db.execute("SELECT names FROM optimizer_state")}
+    db.close()
+    check(names == {'["1.momentum_buffer"]'}, f"sgd groups: state names {names} (the decay component comes first)")
+    inspect(path)
+    report = analyze(path)
+    mismatch = float(report["replay"]["largest_mismatch"])
+    check(mismatch < 1e-10, f"sgd groups: largest replay mismatch {mismatch:.3g} (≥ 1e-10)")
+    res = residuals(report)
+    print(f"  sgd momentum, decay in overlapping groups only (first wins; state 1.momentum_buffer): "
+          f"replay mismatch {mismatch:.2e}, residual {fmt(res)}")
+
+
+def case_group_refusals(tmp: Path) -> None:
+    """Groups the Swift side would refuse are refused when the recorder is created (no file)."""
+    rng = np.random.default_rng(0)
+    x, y = moons(8, rng)
+    path = tmp / "refused-groups.sqlite"
+    model = {"layers": [2, 4, 1], "activation": "tanh", "parameterization": "standard"}
+
+    def record(*groups, **top):
+        opt = {"kind": "adamw", "learningRate": 0.01, "weightDecay": 0.01, "groups": list(groups), **top}
+        TraceRecorder(path, name="refused", model=model, loss="logistic", optimizer=opt, x_train=x, y_train=y)
+
+    cases = [
+        ("a pattern that matches no tensor", [{"parameters": ["*.bias", "*.norm.weight"], "weightDecay": 0}],
+         ['optimizer.groups[0]: "*.norm.weight" matches no parameter tensor',
+          "layers.0.weight, layers.0.bias, layers.1.weight, layers.1.bias"]),
+        ("a name of another layout (a layer list's)", [{"parameters": ["0.bias"], "weightDecay": 0}], ['"0.bias" matches no']),
+        ("a negative decay", [{"parameters": ["*.bias"], "weightDecay": -0.01}], ["optimizer.groups[0].weightDecay must be ≥ 0, got -0.01"]),
+        ("an infinite decay", [{"parameters": ["*.bias"], "weightDecay": 0}, {"parameters": ["*"], "weightDecay": math.inf}],
+         ["optimizer.groups[1].weightDecay must be ≥ 0, got inf"]),
+        ("a group learning rate", [{"parameters": ["*.bias"], "weightDecay": 0, "learningRate": 0.1}],
+         ["optimizer.groups[0]: unknown key(s) ['learningRate']", "only the weight decay"]),
+        ("no parameters", [{"parameters": [], "weightDecay": 0}], ["optimizer.groups[0].parameters must list at least one"]),
+        ("no decay", [{"parameters": ["*.bias"]}], ["optimizer.groups[0].weightDecay is required"]),
+        ("one name instead of a list", [{"parameters": "*.bias", "weightDecay": 0}], ["optimizer.groups[0].parameters must be a list"]),
+    ]
+    for what, groups, fragments in cases:
+        expect_refusal(f"groups: {what}", lambda: record(*groups), *fragments)
+    check(not path.exists(), "a refused recorder left a file behind")
+    # Placement: first matching group, else the top level (optimizer_weight_decays, as Swift places them).
+    opt = {"kind": "sgd", "learningRate": 0.1, "weightDecay": 1e-3,
+           "groups": [{"parameters": ["layers.1.*"], "weightDecay": 0}, {"parameters": ["*.weight"], "weightDecay": 0.1}]}
+    got = optimizer_weight_decays(opt, parameter_layout(model))
+    want = {"layers.0.weight": 0.1, "layers.0.bias": 1e-3, "layers.1.weight": 0.0, "layers.1.bias": 0.0}
+    check(got == want, f"optimizer_weight_decays: {got}, expected {want}")
+    print(f"  group refusals: {len(cases)} bad groups refused before recording (one-line messages); placement first-match")
 
 
 def case_regression_f32(tmp: Path) -> None:
@@ -882,6 +1010,23 @@ def case_residual_net(tmp: Path) -> None:
     analyze_sequential(path, "residual net (Adam, checkpoint every 4)", first_loss=False)
 
 
+def case_residual_groups(tmp: Path) -> None:
+    """The residual net under AdamW with the usual groups: decay on the conv and dense weights,
+    none on the biases and the LayerNorm's γ, β (`*.bias` and the exact name `1.block.0.weight`)."""
+    rng = np.random.default_rng(14)
+    x = rng.normal(size=(20, 1, 4, 4))
+    y = np.tanh(x.mean(axis=(1, 2, 3)) * 3 + x[:, 0, 0, 0]).reshape(-1, 1)
+    path = str(tmp / "residual-groups.sqlite")
+    params = init_layer_params(WORKED_RESIDUAL_LAYOUT, rng)
+    opt = {"kind": "adamw", "learningRate": 0.01, "weightDecay": 0.05,
+           "groups": [{"parameters": ["*.bias", "1.block.0.weight"], "weightDecay": 0}]}
+    decays = {n: 0.0 if n.endswith(".bias") or n == "1.block.0.weight" else 0.05 for n, *_ in WORKED_RESIDUAL_LAYOUT}
+    train_and_record(path, name="numpy-residual-adamw-groups", model=WORKED_RESIDUAL, params=params, loss="mse",
+                     optimizer=opt, decays=decays, x=x.reshape(20, -1), y=y, xt=x[:6], yt=y[:6], steps=12,
+                     batch_size=10, checkpoint_every=4, seed=14)
+    analyze_sequential(path, "residual net (AdamW wd 0.05, no decay on biases and the LayerNorm)", first_loss=False)
+
+
 def fmt(res: dict) -> str:
     return ", ".join(f"{k} {v:.1e}" for k, v in sorted(res.items()))
 
@@ -893,8 +1038,9 @@ def main() -> int:
         with tempfile.TemporaryDirectory(prefix="pk-recorder-") as d:
             tmp = Path(d)
             print("NumPy recorder → pathkernel")
-            for case in (case_gd, case_momentum, case_adam, case_regression_f32, case_killed,
-                         case_layout_worked_examples, case_refusals, case_numpy_gradients, case_cnn, case_residual_net):
+            for case in (case_gd, case_momentum, case_adam, case_groups, case_group_refusals, case_regression_f32,
+                         case_killed, case_layout_worked_examples, case_refusals, case_numpy_gradients, case_cnn, case_residual_net,
+                         case_residual_groups):
                 case(tmp)
     except Failure as e:
         print(f"FAIL: {e}", file=sys.stderr)

@@ -11,22 +11,29 @@ residual is small. One full-batch MSE case checks that the recorded loss is path
 (½‖f − y‖²): step 0's loss equals `inspect`'s initial training loss. Plain MLPs must still be
 recorded as `{"kind": "mlp"}`.
 
+Parameter groups that differ only in weight_decay (recorded as `optimizer.groups`): SGD momentum
+with decay on the output layer only (top-level decay 0, state "1.momentum_buffer"), Adam (coupled)
+and RMSprop with no decay on biases, and the residual net below under AdamW with decay 0.01 on
+the weights and none on biases and LayerNorm parameters: optimizer_json's top-level decay and
+groups (exact state_dict names) and the state names checked, replay mismatch ≤ 1e-12.
+
 Layer lists (`{"kind": "sequential"}`, torch_adapter.model_spec):
 - refusals: BatchNorm (training mode), Dropout, a custom module, groups ≠ 1, dilation, reflect
   padding, AdaptiveAvgPool2d(1) without Flatten, partial LayerNorm, Linear on an image,
-  ceil_mode, GELU(tanh), in-place activations on a residual's or the model's input, shape-changing residual
-  blocks, image outputs, a non-Sequential root and parameter groups with different weight decay
-  are refused before anything is written (no file), naming the module's qualified name and type;
+  ceil_mode, GELU(tanh), in-place activations on a residual's or the model's input,
+  shape-changing residual blocks, image outputs, a non-Sequential root, and parameter groups with
+  different learning rates (with and without a scheduler) or betas are refused before anything
+  is written (no file), naming the module's qualified name and type, or the setting;
 - a "zoo" of every supported module and setting (no training): the spec model_spec writes,
   evaluated by test_numpy_recorder's NumPy interpreter of layer lists, equals torch's outputs
   (1e-12) and gradients (1e-10);
 - a CNN (conv, relu, max pool, conv 'same', avg pool, flatten, linear; SGD momentum) and a
-  residual net (LayerNorm, GELU, projection shortcut, AdaptiveAvgPool2d + Flatten; AdamW),
-  float64, recorded: model_json equals the expected JSON, the layout is the model's state_dict
-  (names, shapes, order), checkpoint 0 the initial weights, x stored [n, C, H, W], and the
-  recorded spec evaluated in NumPy at the last checkpoint equals torch's outputs and gradients;
-  then inspect/analyze as above **when the binary reads sequential models** (probed as in
-  test_numpy_recorder; otherwise SKIP, said in the closing lines).
+  residual net (LayerNorm, GELU, projection shortcut, AdaptiveAvgPool2d + Flatten; AdamW with
+  parameter groups), float64, recorded: model_json equals the expected JSON, the layout is the
+  model's state_dict (names, shapes, order), checkpoint 0 the initial weights, x stored
+  [n, C, H, W], and the recorded spec evaluated in NumPy at the last checkpoint equals torch's
+  outputs and gradients; then inspect/analyze as above **when the binary reads sequential
+  models** (probed as in test_numpy_recorder; otherwise SKIP, said in the closing lines).
 
 Usage (from the repository root):
 
@@ -213,6 +220,80 @@ def gd_mse_full_batch(tmp: Path):
     return path, "full-batch SGD, mse (1 output), sigmoid; recorded loss == pathkernel's"
 
 
+def recorded_optimizer(path: str) -> dict:
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    spec = json.loads(db.execute("SELECT optimizer_json FROM run").fetchone()[0])
+    names = {r[0] for r in db.execute("SELECT names FROM optimizer_state")}
+    db.close()
+    spec["stateNames"] = sorted(names)
+    return spec
+
+
+def check_groups(path: str, what: str, weight_decay: float, groups: list, state: list[str]) -> None:
+    """optimizer_json's top-level decay and groups (exact names), and the state buffer names."""
+    got = recorded_optimizer(path)
+    check(got["weightDecay"] == weight_decay and got.get("groups") == groups,
+          f"{what}: optimizer_json weightDecay {got['weightDecay']}, groups {got.get('groups')}; expected {weight_decay}, {groups}")
+    check(got["stateNames"] == [json.dumps(state, separators=(",", ":"))] if state else got["stateNames"] == [],
+          f"{what}: optimizer_state names {got['stateNames']}, expected {state}")
+
+
+#: Cases recorded with parameter groups: their replay must match to 1e-12 (else 1e-10).
+GROUP_CASES = set()
+
+
+@case
+def sgd_groups_head_decay(tmp: Path):
+    g = torch.Generator().manual_seed(7)
+    x, y = moons(64, g)
+    model = mlp([2, 16, 16, 1], nn.Tanh(), 7)
+    body = [p for n, p in model.named_parameters() if not n.startswith("4.")]
+    head = [p for n, p in model.named_parameters() if n.startswith("4.")]
+    opt = torch.optim.SGD([{"params": body, "weight_decay": 0.0}, {"params": head, "weight_decay": 0.05}],
+                          lr=0.1, momentum=0.9)
+    path = str(tmp / "sgd-groups.sqlite")
+    train(path, model, opt, loss="logistic", x=x, y=y, xt=x[:16], yt=y[:16], steps=30, batch_size=16, checkpoint_every=5)
+    # the body has 337 - 17 scalars: top-level 0; the chain still has the (coupled) decay component
+    check_groups(path, "SGD groups", 0.0, [{"parameters": ["layers.2.weight", "layers.2.bias"], "weightDecay": 0.05}],
+                 ["1.momentum_buffer"])
+    GROUP_CASES.add(path)
+    return path, "SGD momentum 0.9, param groups: wd 0.05 on the output layer only (top level 0), logistic"
+
+
+@case
+def adam_groups(tmp: Path):
+    g = torch.Generator().manual_seed(8)
+    x, y = sine(48, g)
+    model = mlp([1, 16, 16, 2], nn.Tanh(), 8)
+    named = list(model.named_parameters())
+    opt = torch.optim.Adam([{"params": [p for n, p in named if n.endswith("bias")], "weight_decay": 0.0},
+                            {"params": [p for n, p in named if n.endswith("weight")], "weight_decay": 1e-2}], lr=0.01)
+    path = str(tmp / "adam-groups.sqlite")
+    train(path, model, opt, loss="mse", x=x, y=y, xt=x[:8], yt=y[:8], steps=20, batch_size=16, checkpoint_every=5)
+    # the weights (304 scalars) outnumber the biases (34): top level 1e-2, a group for the biases
+    check_groups(path, "Adam groups", 1e-2, [{"parameters": ["layers.0.bias", "layers.1.bias", "layers.2.bias"],
+                                              "weightDecay": 0.0}], ["1.exp_avg", "1.exp_avg_sq"])
+    GROUP_CASES.add(path)
+    return path, "Adam (coupled L2) param groups: wd 1e-2 on weights, 0 on biases, mse"
+
+
+@case
+def rmsprop_groups(tmp: Path):
+    g = torch.Generator().manual_seed(9)
+    x, y = blobs(48, g)
+    model = mlp([2, 12, 3], nn.Tanh(), 9)
+    named = list(model.named_parameters())
+    opt = torch.optim.RMSprop([{"params": [p for n, p in named if n.endswith("weight")], "weight_decay": 1e-2},
+                               {"params": [p for n, p in named if n.endswith("bias")], "weight_decay": 0.0}],
+                              lr=0.01, momentum=0.5)
+    path = str(tmp / "rmsprop-groups.sqlite")
+    train(path, model, opt, loss="cross-entropy", x=x, y=y, xt=x[:8], yt=y[:8], steps=20, batch_size=16, checkpoint_every=4)
+    check_groups(path, "RMSprop groups", 1e-2, [{"parameters": ["layers.0.bias", "layers.1.bias"], "weightDecay": 0.0}],
+                 ["1.square_avg", "2.momentum_buffer"])
+    GROUP_CASES.add(path)
+    return path, "RMSprop momentum 0.5, param groups: wd 1e-2 on weights, 0 on biases, cross-entropy"
+
+
 # ---------------------------------------------------------------------------------------------
 # Layer lists: a CNN and a residual net ({"kind": "sequential"})
 # ---------------------------------------------------------------------------------------------
@@ -337,11 +418,23 @@ def residual_adamw(tmp: Path):
         {"kind": "layernorm", "affine": False},
         {"kind": "globalavgpool"}, {"kind": "flatten"}, {"kind": "dense", "out": 1}]}
     initial = {n: t.detach().numpy().copy() for n, t in model.state_dict().items()}
-    opt = torch.optim.AdamW(model.parameters(), lr=0.01, weight_decay=0.01)
+    # The usual AdamW set-up: weight decay on the conv and linear weights, none on the biases and
+    # the LayerNorm parameters.
+    norm = {id(p) for m in model.modules() if isinstance(m, nn.LayerNorm) for p in m.parameters()}
+    no_decay = [n for n, p in model.named_parameters() if n.endswith("bias") or id(p) in norm]
+    opt = torch.optim.AdamW([
+        {"params": [p for n, p in model.named_parameters() if n not in no_decay], "weight_decay": 0.01},
+        {"params": [p for n, p in model.named_parameters() if n in no_decay], "weight_decay": 0.0}], lr=0.01)
     path = str(tmp / "residual-adamw.sqlite")
     train(path, model, opt, loss="logistic", x=x, y=y, xt=x[:10], yt=y[:10], steps=16, batch_size=10, checkpoint_every=4)
     semantics = check_layer_list(path, model, want, x, "logistic", y, "residual net", initial)
-    return path, "residual net (LayerNorm, GELU, projection shortcut, AdaptiveAvgPool2d+Flatten), AdamW wd 0.01, logistic", semantics
+    # the weights (570 scalars) outnumber the rest (307): top level 0.01, one group with decay 0
+    check_groups(path, "residual net", 0.01, [{"parameters": ["0.bias", "1.block.0.weight", "1.block.0.bias", "1.block.1.bias",
+                                                             "1.block.3.bias", "2.block.0.bias", "6.bias"], "weightDecay": 0.0}],
+                 ["0.exp_avg", "0.exp_avg_sq"])
+    GROUP_CASES.add(path)
+    return path, ("residual net (LayerNorm, GELU, projection shortcut, AdaptiveAvgPool2d+Flatten), AdamW param groups: "
+                  "wd 0.01 on weights, 0 on biases and LayerNorm, logistic"), semantics
 
 
 def mapping_zoo() -> None:
@@ -429,9 +522,16 @@ def refusals(tmp: Path) -> None:
         expect_refusal(what, lambda: record(model), *fragments)
     model = nn.Sequential(nn.Flatten(), nn.Linear(36, 8), nn.LayerNorm(8), nn.Tanh(), nn.Linear(8, 1)).double()
     decay, no_decay = [p for n, p in model.named_parameters() if n.endswith("weight")], [p for n, p in model.named_parameters() if n.endswith("bias")]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01}, {"params": no_decay, "weight_decay": 0.0}], lr=0.01)
-    expect_refusal("parameter groups with different weight decay", lambda: record(model, opt),
-                   "parameter groups 0 and 1 differ in weight_decay", "0.01")
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01}, {"params": no_decay, "weight_decay": 0.0, "lr": 0.1}], lr=0.01)
+    expect_refusal("parameter groups with different learning rates", lambda: record(model, opt),
+                   "parameter groups 0 and 1 differ in lr", "0.01 vs 0.1", "per-group learning rates are not supported yet")
+    opt = torch.optim.SGD([{"params": decay}, {"params": no_decay, "lr": 0.2}], lr=0.1, momentum=0.9)
+    torch.optim.lr_scheduler.StepLR(opt, step_size=10)          # adds initial_lr to each group
+    expect_refusal("parameter groups with different learning rates under a scheduler", lambda: record(model, opt),
+                   "differ in initial_lr, lr", "(lr: 0.1 vs 0.2)", "per-group learning rates are not supported yet")
+    opt = torch.optim.Adam([{"params": decay, "weight_decay": 1e-3}, {"params": no_decay, "betas": (0.8, 0.99)}], lr=0.01)
+    expect_refusal("parameter groups with different betas (and weight decay)", lambda: record(model, opt),
+                   "parameter groups 0 and 1 differ in betas", "(betas: (0.9, 0.999) vs (0.8, 0.99))")
     check(not path.exists(), "a refused TorchRecorder left a file behind")
     # A plain MLP keeps the MLP spec and its names (existing traces and tools unchanged).
     spec, named = model_spec(nn.Sequential(nn.Linear(3, 5), nn.ReLU(), nn.Identity(), nn.Linear(5, 2)))
@@ -449,7 +549,7 @@ def refusals(tmp: Path) -> None:
     rec.finish("aborted", "warning test")
     path.unlink()
     check(any("ends with nn.Sigmoid" in str(w.message) for w in caught), f"no warning about a final Sigmoid: {[str(w.message) for w in caught]}")
-    print(f"  refusals: {len(cases) + 1} unsupported models/optimizers refused before recording (no file), "
+    print(f"  refusals: {len(cases) + 3} unsupported models/optimizers refused before recording (no file), "
           "plain MLPs keep {\"kind\": \"mlp\"}")
 
 
@@ -463,6 +563,8 @@ def check_analysis(path: str, what: str) -> float:
     mismatch = float(replay["largest_mismatch"])
     check(replay["mode"].startswith("replayed"), f"{what}: replay mode {replay['mode']}")
     check(mismatch < 1e-10, f"{what}: largest replay mismatch {mismatch:.3g} (≥ 1e-10)")
+    if path in GROUP_CASES:
+        check(mismatch <= 1e-12, f"{what}: largest replay mismatch {mismatch:.3g} (> 1e-12 with parameter groups)")
     res = residuals(report)
     # The optimizer's own kernel, named, and its kernel form rebuilding the network
     # (PyTorch's updates and Adam/RMSprop state against the analyzer's kernel sums).

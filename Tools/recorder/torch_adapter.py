@@ -6,8 +6,9 @@ nn.AdaptiveAvgPool2d(1) + nn.Flatten, nn.Flatten, nn.LayerNorm, the activations 
 LeakyReLU, Tanh, Sigmoid, GELU (exact), Softplus (beta 1), Identity, and this module's
 `Residual(block, shortcut=None)` (pathkernel's layer lists: CNNs, residual nets), trained with
 `torch.optim.SGD` (momentum, dampening, Nesterov, weight_decay), `Adam`, `AdamW` or `RMSprop`
-(not centered). Use float64 everywhere (`model.double()`, float64 data) so that pathkernel's
-replay of your steps matches the recorded checkpoints.
+(not centered), with parameter groups that differ in weight_decay only. Use float64 everywhere
+(`model.double()`, float64 data) so that pathkernel's replay of your steps matches the recorded
+checkpoints.
 
     from torch_adapter import TorchRecorder
 
@@ -32,10 +33,14 @@ What is mapped how:
   "parameterization": "standard", "layers": [...]}`, one layer object per module, parameters
   named as in the model's state_dict (`0.weight`, `2.block.1.bias`; see `model_spec`). The
   input shape comes from x_train (`[n, C, H, W]` → `[C, H, W]`) or `input_shape=`.
-- optimizer: hyper-parameters of the single parameter group → the optimizer spec of
-  Docs/config.md; its state (`momentum_buffer`, `exp_avg`, `exp_avg_sq`, `square_avg`, Adam's
-  `step`) → the buffers of pathkernel's chain (`"1.momentum_buffer"`, `"0.exp_avg"`, …), stored
-  with every checkpoint.
+- optimizer: hyper-parameters of the parameter groups → the optimizer spec of Docs/config.md.
+  The groups must agree in every setting but `weight_decay` (per-group learning rates are not
+  supported yet); groups that differ in `weight_decay` (the usual AdamW set-up: no decay on
+  biases and LayerNorm) → `optimizer.groups`, each tensor by its exact name, the top-level
+  `weightDecay` being the decay that covers the most scalar parameters (`_decay_groups`). The
+  state (`momentum_buffer`, `exp_avg`, `exp_avg_sq`, `square_avg`, Adam's `step`) → the
+  buffers of pathkernel's chain (`"1.momentum_buffer"`, `"0.exp_avg"`, …), stored with every
+  checkpoint.
 - loss: `loss_fn` is pathkernel's loss written in torch: mse = mean over the batch of ½‖f − y‖²
   (= 0.5·C·F.mse_loss), logistic = F.binary_cross_entropy_with_logits, cross-entropy =
   F.cross_entropy, all means over the batch. Train on exactly this expression (the analyzer's
@@ -427,9 +432,14 @@ def model_spec(model: nn.Module, sigma_w: float = 1.0, sigma_b: float = 0.1,
 # Optimizer
 # ----------------------------------------------------------------------------------------------
 
+#: The param_group keys that may differ between groups (recorded as `optimizer.groups`).
+PER_GROUP_SETTINGS = ("weight_decay",)
+
+
 def _group(optimizer: torch.optim.Optimizer, params: list[torch.nn.Parameter]) -> dict:
-    """The hyper-parameters shared by every parameter group; checks the groups hold exactly the
-    model's parameters."""
+    """The hyper-parameters every parameter group shares (all but `weight_decay`, which
+    `_decay_groups` reads per group); checks the groups hold exactly the model's parameters and
+    refuses groups that differ in anything else, naming the setting."""
     groups = optimizer.param_groups
     ids = [id(p) for g in groups for p in g["params"]]
     want = {id(p) for p in params}
@@ -437,18 +447,50 @@ def _group(optimizer: torch.optim.Optimizer, params: list[torch.nn.Parameter]) -
         raise RecorderError("the optimizer must hold exactly the model's parameters, each once")
     if not all(p.requires_grad for p in params):
         raise RecorderError("every parameter must be trained (requires_grad); pathkernel has no frozen parameters")
-    first = {k: v for k, v in groups[0].items() if k != "params"}
+    skip = ("params",) + PER_GROUP_SETTINGS
+    first = {k: v for k, v in groups[0].items() if k not in skip}
     for i, g in enumerate(groups[1:], 1):
-        other = {k: v for k, v in g.items() if k != "params"}
+        other = {k: v for k, v in g.items() if k not in skip}
         differ = sorted(k for k in first.keys() | other.keys()
                         if k not in first or k not in other or _value(other[k]) != _value(first[k]))
         if differ:
-            k = differ[0]
+            k = "lr" if "lr" in differ else differ[0]
             raise RecorderError(f"the optimizer's parameter groups 0 and {i} differ in {', '.join(differ)} "
-                                f"({k}: {_value(first.get(k))!r} vs {_value(other.get(k))!r}): pathkernel's optimizer has "
-                                "one setting for all parameters (per-group settings, e.g. no weight decay on biases, "
-                                "cannot be recorded yet)")
+                                f"({k}: {_value(first.get(k))!r} vs {_value(other.get(k))!r}): pathkernel's optimizer "
+                                "has one value of every setting for all parameters except the weight decay "
+                                "(per-group learning rates are not supported yet; groups that differ only in "
+                                "weight_decay are recorded as optimizer groups)")
     return first
+
+
+def _decay_groups(optimizer: torch.optim.Optimizer, params: list[torch.nn.Parameter],
+                  names: list[str] | None) -> tuple[float, list[dict]]:
+    """The top-level weight decay and pathkernel's `optimizer.groups` for torch param_groups that
+    differ in `weight_decay` (Docs/config.md; each tensor listed by its exact name).
+
+    The top-level `weightDecay` is the decay that covers the most scalar parameters (summed over
+    the torch groups that have it; on a tie, the one of the earliest group), so the usual AdamW
+    set-up reads `weightDecay` 0.01 with one group `{"parameters": [biases, norm weights],
+    "weightDecay": 0}`. Every torch group with another decay becomes one pathkernel group, in
+    param_groups order, listing its tensors' names in layout order. One decay for all: no groups."""
+    groups = optimizer.param_groups
+    decays = [float(_value(g.get("weight_decay", 0.0))) for g in groups]
+    if len(set(decays)) <= 1:
+        return (decays[0] if decays else 0.0), []
+    if names is None or len(names) != len(params):
+        raise RecorderError("optimizer_spec: the parameter groups differ in weight_decay; give names= (each parameter's "
+                            "name in the trace's layout, as model_spec returns them) to record them as optimizer groups")
+    cover: dict[float, int] = {}
+    for g, wd in zip(groups, decays):
+        cover[wd] = cover.get(wd, 0) + sum(int(p.numel()) for p in g["params"])
+    top = max(cover, key=lambda wd: cover[wd])          # the first (in group order) of the largest
+    out = []
+    for g, wd in zip(groups, decays):
+        members = {id(p) for p in g["params"]}
+        if wd == top or not members:
+            continue
+        out.append({"parameters": [n for n, p in zip(names, params) if id(p) in members], "weightDecay": wd})
+    return top, out
 
 
 def _value(v: Any) -> Any:
@@ -460,13 +502,17 @@ def _value(v: Any) -> Any:
 
 
 def optimizer_spec(optimizer: torch.optim.Optimizer, params: list[torch.nn.Parameter],
-                   clip_norm: float | None = None) -> dict:
-    """The pathkernel optimizer spec (Docs/config.md) of a torch optimizer over `params`."""
+                   clip_norm: float | None = None, names: list[str] | None = None) -> dict:
+    """The pathkernel optimizer spec (Docs/config.md) of a torch optimizer over `params`.
+
+    Parameter groups must agree in every setting but `weight_decay`; groups that differ in it
+    give `optimizer.groups` (`_decay_groups`; `names`: the parameters' names in the layout, in
+    the order of `params`, as `model_spec` returns them)."""
     g = _group(optimizer, params)
     if g.get("maximize"):
         raise RecorderError("maximize=True is not supported")
     lr = float(_value(g.get("initial_lr", g["lr"])))
-    wd = float(_value(g.get("weight_decay", 0.0)))
+    wd, decay_groups = _decay_groups(optimizer, params, names)
     if isinstance(optimizer, torch.optim.Adam):   # AdamW is Adam(decoupled_weight_decay=True)
         if g.get("amsgrad"):
             raise RecorderError("Adam(amsgrad=True) is not supported")
@@ -486,6 +532,8 @@ def optimizer_spec(optimizer: torch.optim.Optimizer, params: list[torch.nn.Param
         raise RecorderError(f"optimizer {type(optimizer).__name__} is not supported (supported: SGD, Adam, AdamW, RMSprop)")
     if clip_norm is not None:
         spec["clipNorm"] = float(clip_norm)
+    if decay_groups:
+        spec["groups"] = decay_groups
     return spec
 
 
@@ -570,7 +618,7 @@ class TorchRecorder:
                 raise RecorderError(f"float32 training with checkpoint_every={checkpoint_every}: the analyzer replays the "
                                     "steps between checkpoints in float64, and float32 rounding drifts past its 1e-4 "
                                     "tolerance over a few steps; use checkpoint_every=1, or train in float64 (model.double())")
-        self.spec = optimizer_spec(optimizer, self.params, clip_norm)
+        self.spec = optimizer_spec(optimizer, self.params, clip_norm, names=self.names)
         if any(len(optimizer.state.get(p, {})) for p in self.params):
             raise RecorderError("the optimizer has already taken steps: create the TorchRecorder before the first optimizer.step()")
         if schedule is not None:
