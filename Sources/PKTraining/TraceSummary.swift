@@ -12,6 +12,8 @@ public struct TraceSummary: Codable, Sendable {
     public struct Split: Codable, Sendable {
         public var count: Int
         public var features: Int
+        /// The shape of one example when it is not a plain vector (`[C, H, W]` for images), else nil.
+        public var exampleShape: [Int]? = nil
         public var initial: Evaluation?
         public var final: Evaluation?
     }
@@ -61,8 +63,13 @@ public struct TraceSummary: Codable, Sendable {
             problems += TraceCheck.optimizerStateProblems(reader, optimizer: optimizer, checkpoints: checkpoints)
         }
         let spec = check.model?.spec, lossSpec = check.loss, opt = check.optimizer
-        var train = Split(count: data?.trainX.shape.first ?? 0, features: data?.trainX.shape.dropFirst().first ?? 0)
-        var test = Split(count: data?.testX.shape.first ?? 0, features: data?.testX.shape.dropFirst().first ?? 0)
+        func split(_ x: DataArray?) -> Split {
+            let example = Array((x?.shape ?? []).dropFirst())
+            return Split(count: x?.shape.first ?? 0, features: example.isEmpty ? 0 : example.reduce(1, *),
+                         exampleShape: example.count > 1 ? example : nil)
+        }
+        var train = split(data?.trainX)
+        var test = split(data?.testX)
         if check.isSound, let data, let model = check.model, let lossSpec, let task = TaskKind(rawValue: run.task) {
             let trainSet = dataset(x: data.trainX, y: data.trainY, task: task, outputs: run.numOutputs, name: "train")
             let testSet = dataset(x: data.testX, y: data.testY, task: task, outputs: run.numOutputs, name: "test")
@@ -122,7 +129,8 @@ public struct TraceSummary: Codable, Sendable {
         lines.append("model       \(model), \(parameterCount) parameters")
         lines.append("task        \(task), loss \(loss)")
         lines.append("optimizer   \(optimizer)")
-        lines.append("data        \(train.count) train, \(test.count) held out, \(train.features) features")
+        let shape = train.exampleShape.map { " (examples \($0.map(String.init).joined(separator: "×")))" } ?? ""
+        lines.append("data        \(train.count) train, \(test.count) held out, \(train.features) features\(shape)")
         lines.append("steps       \(steps) of \(plannedSteps) planned; loss \(num(firstLoss)) → \(num(lastLoss))")
         lines.append("checkpoints \(checkpoints) (every \(checkpointEvery), steps \(firstCheckpoint.map(String.init) ?? "–")…\(lastCheckpoint.map(String.init) ?? "–")), \(precision)")
         lines.append("size        \(TraceSummary.bytes(sizeBytes))")

@@ -4,6 +4,7 @@ import PKNetworks
 import PKNumerics
 import PKOptim
 import PKTrace
+import PKTraining
 @testable import PKAnalysis
 
 /// Small layer networks on 4×4 single-channel images (a teacher with 16 inputs, 2 outputs).
@@ -127,6 +128,10 @@ struct LayerNetworkAnalysisTests {
         #expect(result.replay.inconsistent != true)
         #expect(result.kernelMachines.contains { $0.name == "path-km" })
         #expect(result.run.model.hasPrefix("sequential [1, 4, 4]: conv2d(2, 3)"))
+        // The trainer stores image inputs as [n, C, H, W]; inspect reads them back.
+        let summary = try TraceSummary.make(path: path)
+        #expect(summary.train.features == 16 && summary.train.exampleShape == [1, 4, 4])
+        #expect(summary.text().contains("16 features (examples 1×4×4)"))
         let r32 = try analyze(path, AnalysisSettings(nodes: 4, precision: .f32))
         #expect(try #require(r32.reconstruction.test).kernelFormMaxAbs < 1e-4)
     }
