@@ -64,6 +64,21 @@ struct BenchTests {
         #expect(abs(KernelBenchmark.flops(model: p.model, queries: 200, train: 1000) - expected) <= 1e-9 * expected)
     }
 
+    /// W4's kernel on a small problem (2 channels, 3 × 7 points, training blocks of 3) is the trace
+    /// kernel of the one-example-at-a-time Jacobians; W4's own network has the parameters counted in
+    /// `Docs/benchmarks.md`.
+    @Test func cnnKernelEqualsOneByOneContraction() throws {
+        let p = try CNNKernelBenchmark.Problem(channels: 2, queries: 3, train: 7, seed: 3)
+        let w = p.weights
+        let reference = LayerJacobians.kernel(p.network.jacobiansOneByOne(w, p.queries), p.network.jacobiansOneByOne(w, p.train), mode: .trace)
+        #expect(reference.rows == 3 && reference.cols == 7)
+        #expect(KernelBenchmark.relativeError(CNNKernelBenchmark.kernel(p, as: Double.self, trainBlock: 3).kernel, reference) <= 1e-13)
+        #expect(KernelBenchmark.relativeError(CNNKernelBenchmark.kernel(p, as: Float.self, trainBlock: 3).kernel, reference) <= 1e-5)
+        let w4 = try LayerJacobianBenchmark.build(CNNKernelBenchmark.layersJSON(channels: 64), input: CNNKernelBenchmark.inputShape)
+        #expect(w4.parameterCount == (64 * 9 + 64) + (64 * 64 * 9 + 64) + (10 * 64 * 14 * 14 + 10))
+        #expect(w4.parameterCount == 163_018)
+    }
+
     @Test func peakMemoryIsReadable() {
         #if os(Linux)
         Measure.resetPeakMemory()

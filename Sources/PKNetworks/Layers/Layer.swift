@@ -27,6 +27,9 @@ import PKNumerics
 ///   means zero (only layers without parameters return it, for a nil `ẋ`).
 /// - Row `r` of every result depends on row `r` of `x`, `u` and `ẋ` alone: per-example Jacobians
 ///   exist. (So BatchNorm in training mode cannot be a layer.)
+/// - `pullbackRows` gives row by row what `pullback` sums over the rows (optional: the protocol's
+///   default derives it from `forward` and `pullback`; checked against `jacobiansOneByOne` in
+///   `Tests/PKNetworksTests/LayerBatchedJacobianTests.swift`).
 ///
 /// The scalar type `S` is the compute precision (`Double`, or `Float` for the f32 kernels); the
 /// layer's own constants (scales, `ε`) are `Double` and rounded once to `S`.

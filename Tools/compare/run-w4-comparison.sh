@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Times neural-tangents' empirical NTK on pathkernel's W4 workload (a CNN: conv 3x3 x2 with 64
+# channels, average pooling, dense 10, on 28x28 inputs; NTK of 100 queries x 500 training points)
+# and checks its kernel against pathkernel's. Never part of CI. Takes about 10 minutes on 2 cores
+# (pathkernel about 1.5, neural-tangents' float64 call about 7 of them), plus the peers venv the
+# first time.
+#
+# Usage (from anywhere in the repository):
+#   Tools/compare/run-w4-comparison.sh [--export-dir DIR] [--keep] [--channels N]
+#                                      [-- ARGS FOR neural_tangents_w4.py]
+#
+#   (default)         swift build -c release --product pathkernel, then
+#                     .build/release/pathkernel bench --workload W4 --export TMPDIR
+#   --export-dir DIR  use an export already written to DIR (no build, no bench)
+#   --keep            keep the temporary export folder (its path is printed)
+#   --channels N      passed to pathkernel bench (both convolutions' channels; default 64)
+#   -- ARGS           passed to neural_tangents_w4.py, e.g. -- --repeats 3 --json
+#
+# Environment: PATHKERNEL_PEERS_VENV (the venv, default $HOME/.cache/pathkernel/peers-venv),
+# SWIFT_BUILD_FLAGS (extra flags for swift build).
+#
+# Standard output carries only neural_tangents_w4.py's report; the build, the bench and the
+# set-up write to standard error. Exit status: that of neural_tangents_w4.py (1 when the float64
+# kernels disagree), or the failing step's.
+set -euo pipefail
+
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+
+export_dir=""
+keep=0
+bench_args=()
+py_args=()
+while (($#)); do
+  case "$1" in
+    --export-dir) export_dir="${2:?--export-dir needs a folder}"; shift 2 ;;
+    --keep) keep=1; shift ;;
+    --channels) bench_args+=(--channels "${2:?--channels needs a number}"); shift 2 ;;
+    --) shift; py_args=("$@"); break ;;
+    -h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "error: unknown argument '$1' (try --help)" >&2; exit 2 ;;
+  esac
+done
+
+# The peers first: a missing venv fails before a long build.
+python="$("$here/setup-peers.sh" | tail -n 1)"
+
+if [[ -z "$export_dir" ]]; then
+  export_dir="$(mktemp -d "${TMPDIR:-/tmp}/pathkernel-w4.XXXXXX")"
+  if ((keep)); then
+    echo "export folder (kept): $export_dir" >&2
+  else
+    trap 'rm -rf "$export_dir"' EXIT
+  fi
+  cd "$root"
+  # shellcheck disable=SC2086  # SWIFT_BUILD_FLAGS is a list of flags
+  swift build -c release --product pathkernel ${SWIFT_BUILD_FLAGS:-} >&2
+  # shellcheck disable=SC2086
+  bin="$(swift build -c release --product pathkernel ${SWIFT_BUILD_FLAGS:-} --show-bin-path)/pathkernel"
+  "$bin" bench --workload W4 "${bench_args[@]}" --export "$export_dir" >&2
+fi
+
+status=0
+"$python" "$here/neural_tangents_w4.py" "$export_dir" "${py_args[@]}" || status=$?
+exit "$status"
