@@ -180,32 +180,7 @@ public struct LayerNetwork: Network {
     public func kinkPattern(_ w: [Double], _ x: Matrix) -> [Double] {
         guard isPiecewiseLinear else { return [] }
         var pattern: [Double] = []
-        _ = LayerNetwork.kinks(root, x, w, into: &pattern)
+        _ = root.kinkPattern(x, parameters: w, into: &pattern)
         return pattern
-    }
-
-    /// The layer's output, appending to `pattern` which side of each kink every example is on:
-    /// the sign of every input of a ReLU / leaky ReLU, the arg-max of every max-pooling window.
-    static func kinks(_ layer: any Layer, _ x: Matrix, _ w: [Double], into pattern: inout [Double]) -> Matrix {
-        switch layer {
-        case let s as Sequential:
-            var a = x
-            for (i, child) in s.children.enumerated() { a = kinks(child.layer, a, s.childParameters(w, i), into: &pattern) }
-            return a
-        case let r as Residual:
-            let k = r.blockParameterCount
-            let fx = kinks(r.block, x, Array(w[0..<k]), into: &pattern)
-            guard let shortcut = r.shortcut else { return fx + x }
-            return fx + kinks(shortcut, x, Array(w[k...]), into: &pattern)
-        case let a as ActivationLayer where a.isPiecewiseLinear:
-            pattern.append(contentsOf: x.data.map { $0 > 0 ? 1 : 0 })
-            return a.apply(x, parameters: w)
-        case let m as MaxPool2D:
-            let (y, cache) = m.forward(x, parameters: w)
-            pattern.append(contentsOf: cache.contents(as: MaxPool2D.Cache.self).argmax.map(Double.init))
-            return y
-        default:
-            return layer.apply(x, parameters: w)
-        }
     }
 }

@@ -41,6 +41,12 @@ public struct ActivationLayer: Layer {
         return (needsInputCotangent ? cotangent.hadamard(c.derivatives) : nil, [])
     }
 
+    /// ReLU and leaky ReLU: the sign of every input (1 above 0, else 0).
+    public func kinkPattern(_ x: Matrix, parameters w: [Double], into pattern: inout [Double]) -> Matrix {
+        if isPiecewiseLinear { pattern.append(contentsOf: x.data.map { $0 > 0 ? 1 : 0 }) }
+        return apply(x, parameters: w)
+    }
+
     public func jvp<S: BLASScalar>(inputTangent: DenseMatrix<S>?, parameterTangent: [S], cache: LayerCache) -> DenseMatrix<S>? {
         let c = cache.contents(as: Cache<S>.self)
         return inputTangent?.hadamard(c.derivatives)

@@ -56,6 +56,12 @@ public protocol Layer: Sendable {
     /// Forward mode: the output tangent for an input tangent (nil: zero) and a parameter tangent
     /// (`parameterCount` scalars) at the point `cache` was made at; nil when it is zero.
     func jvp<S: BLASScalar>(inputTangent: DenseMatrix<S>?, parameterTangent: [S], cache: LayerCache) -> DenseMatrix<S>?
+    /// `f(x; w)`, appending to `pattern` which side of each of the layer's kinks every example is
+    /// on (a piecewise-linear layer: the sign of each ReLU input, the arg-max of each max-pooling
+    /// window; combinators their children's, in order). Equal patterns at the ends of a segment
+    /// mean no kink was crossed (adaptive quadrature's test, `Network.kinkPattern`). The default,
+    /// for smooth layers: `apply`, nothing appended.
+    func kinkPattern(_ x: Matrix, parameters w: [Double], into pattern: inout [Double]) -> Matrix
 
     /// Reverse mode one cotangent row at a time, for per-example Jacobians (`jacobians(_:_:)`):
     /// `cache` was made by `forward` on a batch `x` of `n` rows, and `cotangent` has `n·repeats`
@@ -74,6 +80,10 @@ public protocol Layer: Sendable {
 }
 
 extension Layer {
+    public func kinkPattern(_ x: Matrix, parameters w: [Double], into pattern: inout [Double]) -> Matrix {
+        apply(x, parameters: w)
+    }
+
     public func apply<S: BLASScalar>(_ x: DenseMatrix<S>, parameters w: [S]) -> DenseMatrix<S> {
         forward(x, parameters: w).output
     }

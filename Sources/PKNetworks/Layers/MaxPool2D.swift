@@ -102,6 +102,13 @@ public struct MaxPool2D: Layer {
         return dx
     }
 
+    /// The arg-max of every window of every example (ties to the first position).
+    public func kinkPattern(_ x: Matrix, parameters w: [Double], into pattern: inout [Double]) -> Matrix {
+        let (y, cache) = forward(x, parameters: w)
+        pattern.append(contentsOf: cache.contents(as: Cache.self).argmax.map(Double.init))
+        return y
+    }
+
     @_specialize(where S == Double)
     @_specialize(where S == Float)
     public func jvp<S: BLASScalar>(inputTangent: DenseMatrix<S>?, parameterTangent: [S], cache: LayerCache) -> DenseMatrix<S>? {

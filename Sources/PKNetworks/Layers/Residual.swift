@@ -94,6 +94,14 @@ public struct Residual: Layer {
         return needsInputCotangent ? dxBlock! + dxShortcut! : nil
     }
 
+    /// The block's pattern, then the shortcut's.
+    public func kinkPattern(_ x: Matrix, parameters w: [Double], into pattern: inout [Double]) -> Matrix {
+        let k = blockParameterCount
+        let fx = block.kinkPattern(x, parameters: Array(w[0..<k]), into: &pattern)
+        guard let shortcut else { return fx + x }
+        return fx + shortcut.kinkPattern(x, parameters: Array(w[k...]), into: &pattern)
+    }
+
     @_specialize(where S == Double)
     @_specialize(where S == Float)
     public func jvp<S: BLASScalar>(inputTangent: DenseMatrix<S>?, parameterTangent v: [S], cache: LayerCache) -> DenseMatrix<S>? {

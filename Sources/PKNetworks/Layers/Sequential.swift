@@ -134,6 +134,13 @@ public struct Sequential: Layer {
         preconditionFailure("a sequential layer has at least one child")
     }
 
+    /// The children's patterns, in order.
+    public func kinkPattern(_ x: Matrix, parameters w: [Double], into pattern: inout [Double]) -> Matrix {
+        var a = x
+        for (i, child) in children.enumerated() { a = child.layer.kinkPattern(a, parameters: childParameters(w, i), into: &pattern) }
+        return a
+    }
+
     @_specialize(where S == Double)
     @_specialize(where S == Float)
     public func jvp<S: BLASScalar>(inputTangent: DenseMatrix<S>?, parameterTangent v: [S], cache: LayerCache) -> DenseMatrix<S>? {
