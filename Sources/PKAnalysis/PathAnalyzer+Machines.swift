@@ -47,29 +47,6 @@ extension PathAnalyzer {
         return a
     }
 
-    /// `a_i(x_i) = −K^p(x_i, x_i)⁻¹ N(x_i, i)`: the exact coefficient evaluated at the training point
-    /// itself (`nDiag` row i is `N(x_i, i)`, n × C).
-    static func selfCoefficients(kp: Matrix, nDiag: Matrix, nT: Int, outputs C: Int, blocks: Int) -> Matrix {
-        let n = nDiag.rows
-        var a = Matrix(rows: n, cols: C)
-        for i in 0..<n {
-            let q = nT + i
-            let rhs = (0..<C).map { -nDiag[i, $0] }
-            if blocks == 1 {
-                // Trace kernel (or C = 1): the block is (tr/C)·I.
-                let k = kp[q, i] / Double(C)
-                if abs(k) > 0 { for c in 0..<C { a[i, c] = rhs[c] / k } }
-            } else {
-                var block = Matrix(rows: C, cols: C)
-                for c in 0..<C { for k in 0..<C { block[c, k] = kp[q * C + c, i * C + k] } }
-                if let sol = try? LinearAlgebra.solve(block, Matrix(rows: C, cols: 1, data: rhs)) {
-                    for c in 0..<C { a[i, c] = sol[c, 0] }
-                }
-            }
-        }
-        return a
-    }
-
     /// `Σ_i K(x_q, x_i) a_i` for query row q: C×C blocks (`blocks` = C) or trace/C scalars (`blocks` = 1).
     static func kernelTimes(_ k: Matrix, row q: Int, coefficients a: Matrix, blocks: Int, outputs C: Int) -> [Double] {
         var out = [Double](repeating: 0, count: C)

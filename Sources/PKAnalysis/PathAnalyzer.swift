@@ -407,53 +407,18 @@ public struct PathAnalyzer {
         let fT = model.forward(wT, xq)
         let change = fT - f0
 
-        // Kernel machines.
+        // Kernel machines (`KernelMachines.all`, one file each under Machines/): those that apply
+        // to this analysis, in the report's order.
         if !exactOnly { progress(AnalysisProgress(done: totalWork - cost.machines, total: totalWork, phase: .machines, step: 0, steps: 0)) }
-        var exact = f0
-        for q in 0..<nQ {
-            for c in 0..<C { exact[q, c] += kernelForm ? -nSum[q, c] + rwd[q, c] : jvpSum[q, c] }
+        let machineContext = KernelMachineContext(
+            run: run, model: model, settings: settings, outputs: C, train: n, heldOut: nT, queries: nQ, mode: mode, blocks: blocks,
+            kernelForm: kernelForm, xq: xq, w0: w0, wT: wT, wLin: wLin, f0: f0, fT: fT, change: change, kp: kp,
+            nSum: nSum, nDiag: nDiag, rwd: rwd, jvpSum: jvpSum, cSum: cSum, gSum: gSum)
+        let machineOutcomes = KernelMachines.applicable(fullScope: !exactOnly, kernelForm: kernelForm).map { rule in
+            (rule: rule, outcome: rule.predict(machineContext))
         }
-        let aFixed = PathAnalyzer.fixedCoefficients(cSum: cSum, gSum: gSum)
-        var pathKM = f0
-        for q in 0..<nQ {
-            let p = PathAnalyzer.kernelTimes(kp, row: q, coefficients: aFixed, blocks: blocks, outputs: C)
-            for c in 0..<C { pathKM[q, c] += p[c] }
-        }
-        var pathKMSelf: Matrix? = nil, pathKRR: RidgeFit?? = nil, pathKRRPrediction: Matrix? = nil
-        var ntk0Lin: Matrix? = nil, ntk0KM: Matrix? = nil, ntkTKRR: RidgeFit?? = nil, ntkTKRRPrediction: Matrix? = nil
-        if !exactOnly {
-            var selfKM = f0
-            let aSelf = PathAnalyzer.selfCoefficients(kp: kp, nDiag: nDiag, nT: nT, outputs: C, blocks: blocks)
-            for q in 0..<nQ {
-                let ps = PathAnalyzer.kernelTimes(kp, row: q, coefficients: aSelf, blocks: blocks, outputs: C)
-                for c in 0..<C { selfKM[q, c] += ps[c] }
-            }
-            pathKMSelf = selfKM
-            // path-krr on the square block K^p(X, X) (training queries are rows nT..<nQ), copied
-            // once into the solver's work matrix; predictions for every query from K^p's rows.
-            let target = change.rows(at: Array(nT..<nQ))
-            var work = kp.rows((nT * blocks)..<(nQ * blocks))
-            let pFit = PathAnalyzer.ridgeFit(&work, target: target, blocks: blocks, outputs: C, rho: settings.ridge)
-            pathKRR = .some(pFit)
-            pathKRRPrediction = pFit.map { PathAnalyzer.ridgePrediction(kqx: kp, alpha: $0.alpha, scale: $0.scale, f0: f0, outputs: C) }
-            work = Matrix(rows: 0, cols: 0)
-            ntk0Lin = f0 + model.jvp(w0, xq, tangent: zip(wT, w0).map { $0 - $1 })
-            ntk0KM = f0 + model.jvp(w0, xq, tangent: zip(wLin, w0).map { $0 - $1 })
-            // ntkT-krr: K_T(X, X) is solved in place; the training rows' predictions come with the
-            // fit, the held-out rows need K_T(test, X) only.
-            let ftX = model.features(wT, run.trainX)
-            var kxx = TangentFeatures.kernel(ftX, ftX, mode: mode)
-            let tFit = PathAnalyzer.ridgeFit(&kxx, target: target, blocks: blocks, outputs: C, rho: settings.ridge)
-            kxx = Matrix(rows: 0, cols: 0)
-            ntkTKRR = .some(tFit)
-            ntkTKRRPrediction = tFit.map { fit in
-                var fitted = nT > 0
-                    ? fit.scale * Matrix.product(TangentFeatures.kernel(model.features(wT, xq.rows(0..<nT)), ftX, mode: mode), fit.alpha)
-                    : Matrix(rows: 0, cols: fit.alpha.cols)
-                fitted = Matrix(rows: fitted.rows + fit.fitted.rows, cols: fit.alpha.cols, data: fitted.data + fit.fitted.data)
-                return f0 + Matrix(rows: nQ, cols: C, data: fitted.data)
-            }
-        }
+        // The reconstruction residuals read `exact`'s prediction (the same function, the same bits).
+        let exact = ExactMachine.prediction(machineContext)
 
         if !exactOnly { progress(AnalysisProgress(done: totalWork, total: totalWork, phase: .machines, step: 0, steps: 0)) }
 
@@ -470,20 +435,6 @@ public struct PathAnalyzer {
             .init(name: name, description: desc, train: showTrain ? fid(pred, splits[1].1) : nil,
                   test: showTest ? fid(pred, splits[0].1) : nil, ridge: ridge)
         }
-        func ridgeMachine(_ name: String, _ desc: String, _ fit: RidgeFit?, _ prediction: Matrix?) -> AnalysisResult.KernelMachine {
-            guard let fit, let prediction else {
-                notes.append("\(name) skipped: its symmetrized kernel on the \(n * blocks) training rows is not positive definite with the stated ridge (systems above \(PathAnalyzer.eigenRidgeLimit) rows are solved by Cholesky, not on their PSD part)")
-                return .init(name: name, description: desc, train: nil, test: nil, ridge: nil)
-            }
-            var km = machine(name, desc, prediction, ridge: fit.ridge)
-            km.negativeSpectralMass = fit.negativeMass
-            km.negativeEigenvalues = fit.negativeCount
-            return km
-        }
-        var machines = kernelForm ? [
-            machine("exact", "f0 + path decomposition (x-dependent coefficients)", exact),
-            machine("path-km", "path kernel, fixed coefficients (Domingos)", pathKM),
-        ] : [machine("exact", "f0 + Σ_t J̄_t Δw_t (JVP route)", exact)]
         if lambdaWD > 0 && (kernelForm || decoupledWD > 0) {
             let rows = fidelityRows
             var num = 0.0, den = 0.0
@@ -505,19 +456,23 @@ public struct PathAnalyzer {
         if path.checkpointResolution {
             notes.append("the decomposition is at checkpoint resolution: the trace stores no optimizer state for its \(run.optimizer.kind.rawValue) updates, so the steps between checkpoints cannot be replayed and each straight segment between checkpoints is integrated instead")
         }
-        if let pathKMSelf, let pathKRR, let ntk0Lin, let ntk0KM, let ntkTKRR {
-            if kernelForm {
-                machines += [
-                    machine("path-km-self", "path kernel, coefficients a_i(x_i)", pathKMSelf),
-                    ridgeMachine("path-krr", "ridge regression with the path kernel's PSD part", pathKRR, pathKRRPrediction),
-                ]
+        var machines: [AnalysisResult.KernelMachine] = []
+        for (rule, outcome) in machineOutcomes {
+            let desc = rule.description(in: machineContext)
+            switch outcome {
+            case .prediction(let prediction):
+                machines.append(machine(rule.name, desc, prediction))
+            case .ridge(let fit, let prediction):
+                var km = machine(rule.name, desc, prediction, ridge: fit.ridge)
+                km.negativeSpectralMass = fit.negativeMass
+                km.negativeEigenvalues = fit.negativeCount
+                machines.append(km)
+            case .skipped(let note):
+                notes.append(note)
+                machines.append(.init(name: rule.name, description: desc, train: nil, test: nil, ridge: nil))
             }
-            machines += [
-                machine("ntk0-lin", "linearization at w_0, evaluated at w_T", ntk0Lin),
-                machine("ntk0-km", "the network linearized at w_0, trained like the network", ntk0KM),
-                ridgeMachine("ntkT-krr", "ridge regression with the final NTK", ntkTKRR, ntkTKRRPrediction),
-            ]
-        } else {
+        }
+        if exactOnly {
             notes.append("scope exact: only the exact decomposition, the path kernel and path-km on held-out queries were computed")
         }
 
