@@ -50,11 +50,14 @@ struct AnalysisCostModel {
     let machines: Double
 
     init(model: any Network, queries nQ: Int, train n: Int, meanBatch nb: Double, nodes q: Int, blocks: Int,
-         kernelForm: Bool, backward: Bool, windowSides: Double, machines fitRows: Int?) {
+         kernelForm: Bool, backward: Bool, windowSides: Double, machines fitRows: Int?, dynamicsPerStep: Double = 0) {
         let P = Double(model.parameterCount), Q = Double(nQ), C = Double(model.outputDim), qd = Double(q)
         let widths = Double(model.featureScalarsPerExample)
-        let features = 2 * Q * P * (2 + C)
-        let perStepFixed = 10 * nb * P + 2 * nb * P * (1 + C)
+        // One example's tangent features: 2·P·(2 + C) for an MLP (all GEMMs); a layer network's
+        // Jacobian passes and rows (`Network.featureCostPerExample`).
+        let perExample = model.featureCostPerExample
+        let features = Q * perExample
+        let perStepFixed = 10 * nb * P + (model is MLP ? 2 * nb * P * (1 + C) : nb * perExample) + dynamicsPerStep * perExample
         if backward {
             forwardPerStep = perStepFixed
             backwardPerStep = qd * features + 2 * C * Q * P * (qd + nb) + 72 * C * Q * P
@@ -67,7 +70,7 @@ struct AnalysisCostModel {
         }
         if let m = fitRows.map(Double.init) {
             let fit = m <= Double(PathAnalyzer.eigenRidgeLimit) ? 9 * m * m * m : m * m * m / 3
-            machines = 2 * fit + 2 * (Q + Double(n)) * P * (2 + C) + 2 * Q * Double(n) * widths * Double(blocks)
+            machines = 2 * fit + (Q + Double(n)) * perExample + 2 * Q * Double(n) * widths * Double(blocks)
         } else {
             machines = 0
         }

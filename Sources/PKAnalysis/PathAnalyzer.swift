@@ -127,7 +127,8 @@ public struct PathAnalyzer {
         let windowSides = momentumForm && mu > 0 ? min(Double(T), max(1, (log(momentumTolerance) / log(mu)).rounded(.up))) : 1
         let cost = AnalysisCostModel(model: model, queries: nQ, train: n, meanBatch: meanBatch, nodes: settings.nodes,
                                      blocks: blocks, kernelForm: kernelForm, backward: adaptiveForm, windowSides: windowSides,
-                                     machines: exactOnly ? nil : n * blocks)
+                                     machines: exactOnly ? nil : n * blocks,
+                                     dynamicsPerStep: exactOnly ? 0 : Double(min(n, 100)) / Double(max(1, T / 40)))
         let totalWork = Double(T) * (cost.forwardPerStep + cost.backwardPerStep) + cost.machines
         func momentumCoefficient(t: Int, s: Int) -> Double {
             PathAnalyzer.momentumCoefficient(t: t, s: s, momentum: mu, dampening: damp, nesterov: nesterov)

@@ -115,6 +115,13 @@ public struct LayerNetwork: Network {
     }
     public var featureScalarsPerExample: Int { 1 + outputDim * parameterCount }
     public var activationsPerExample: Int { LayerNetwork.activations(root) }
+    /// The forward pass and C pullbacks (each about twice a forward pass) at a quarter of the
+    /// GEMM rate (small per-example GEMMs, im2col/col2im), plus writing and reordering the `C·P`
+    /// rows and their JVPs (memory-bound: 16 flop-equivalents per scalar). Calibrated on the
+    /// fmnist-cnn and fmnist-resnet presets (Docs/path-kernel.md §7).
+    public var featureCostPerExample: Double {
+        4 * (1 + 2 * Double(outputDim)) * root.forwardFlops + 16 * Double(outputDim * parameterCount)
+    }
 
     /// Scalars a forward pass keeps per example: the input and every leaf's output.
     static func activations(_ layer: any Layer) -> Int {

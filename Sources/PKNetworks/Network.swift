@@ -40,6 +40,9 @@ public protocol Network: Sendable {
     var featureScalarsPerExample: Int { get }
     /// Scalars of activations one example keeps in a forward pass with its cache (memory limits).
     var activationsPerExample: Int { get }
+    /// One example's tangent features (all C channels, with a JVP) in flop-equivalents at the
+    /// GEMM rate: the analyzer's cost model for progress and ETAs (never a result).
+    var featureCostPerExample: Double { get }
 
     /// Initial parameters, a deterministic function of `seed` (`Docs/networks.md`, Initialization).
     func initialParameters(seed: UInt64) -> [Double]
@@ -97,6 +100,8 @@ extension MLP: Network {
     public var featureBlocks: [DenseLayer] { layers }
     public var featureScalarsPerExample: Int { layers.reduce(0) { $0 + $1.inputs + outputDim * $1.outputs } }
     public var activationsPerExample: Int { spec.layers.reduce(0, +) }
+    /// `2·P·(2 + C)`: the forward pass, the C stacked backward passes and the JVPs, all GEMMs.
+    public var featureCostPerExample: Double { 2 * Double(parameterCount) * Double(2 + outputDim) }
 
     public func kinkPattern(_ w: [Double], _ x: Matrix) -> [Double] {
         isPiecewiseLinear ? forwardCache(w, x).activationDerivatives.flatMap(\.data) : []

@@ -74,6 +74,11 @@ public struct Conv2D: Layer {
     /// Rows of an example's patch matrix: `C·kh·kw`.
     var patchSize: Int { inputChannels * window.kernelPositions }
 
+    /// `2·O·(C·kh·kw)·Ho·Wo` plus the bias and the patches.
+    public var forwardFlops: Double {
+        Double(window.outputPositions) * (2 * Double(outputChannels * patchSize) + Double(outputChannels + patchSize))
+    }
+
     /// The input batch and `W` (`O·C·kh·kw` scalars).
     struct Cache<S: BLASScalar>: Sendable {
         let input: DenseMatrix<S>

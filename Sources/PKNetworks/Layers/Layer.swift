@@ -62,6 +62,11 @@ public protocol Layer: Sendable {
     /// mean no kink was crossed (adaptive quadrature's test, `Network.kinkPattern`). The default,
     /// for smooth layers: `apply`, nothing appended.
     func kinkPattern(_ x: Matrix, parameters w: [Double], into pattern: inout [Double]) -> Matrix
+    /// Multiply-adds ×2 of one example's forward pass, roughly (progress estimates only, never a
+    /// result). The default, `2·parameterCount + 4·(input + output scalars)`, fits dense,
+    /// elementwise and normalization layers; a layer that reuses its weights (a convolution) says
+    /// its own.
+    var forwardFlops: Double { get }
 
     /// Reverse mode one cotangent row at a time, for per-example Jacobians (`jacobians(_:_:)`):
     /// `cache` was made by `forward` on a batch `x` of `n` rows, and `cotangent` has `n·repeats`
@@ -80,6 +85,8 @@ public protocol Layer: Sendable {
 }
 
 extension Layer {
+    public var forwardFlops: Double { 2 * Double(parameterCount) + 4 * Double(inputShape.count + outputShape.count) }
+
     public func kinkPattern(_ x: Matrix, parameters w: [Double], into pattern: inout [Double]) -> Matrix {
         apply(x, parameters: w)
     }

@@ -34,6 +34,7 @@ public struct Residual: Layer {
     public var inputShape: TensorShape { block.inputShape }
     public var outputShape: TensorShape { block.outputShape }
     public var isPiecewiseLinear: Bool { block.isPiecewiseLinear || (shortcut?.isPiecewiseLinear ?? false) }
+    public var forwardFlops: Double { block.forwardFlops + (shortcut?.forwardFlops ?? 0) + Double(outputShape.count) }
 
     var blockParameterCount: Int { block.parameterCount }
 

@@ -62,6 +62,7 @@ public struct Sequential: Layer {
     public var inputShape: TensorShape { children.first!.layer.inputShape }
     public var outputShape: TensorShape { children.last!.layer.outputShape }
     public var isPiecewiseLinear: Bool { children.contains { $0.layer.isPiecewiseLinear } }
+    public var forwardFlops: Double { children.reduce(0) { $0 + $1.layer.forwardFlops } }
 
     /// Child `i`'s slice of `w`.
     func childParameters<S>(_ w: [S], _ i: Int) -> [S] { Array(w[offsets[i]..<offsets[i + 1]]) }
