@@ -32,8 +32,8 @@ Layer lists (`{"kind": "sequential"}`, torch_adapter.model_spec):
   parameter groups), float64, recorded: model_json equals the expected JSON, the layout is the
   model's state_dict (names, shapes, order), checkpoint 0 the initial weights, x stored
   [n, C, H, W], and the recorded spec evaluated in NumPy at the last checkpoint equals torch's
-  outputs and gradients; then inspect/analyze as above **when the binary reads sequential
-  models** (probed as in test_numpy_recorder; otherwise SKIP, said in the closing lines).
+  outputs and gradients; then inspect/analyze as above (a binary that cannot read sequential
+  models fails, as in test_numpy_recorder).
 
 Usage (from the repository root):
 
