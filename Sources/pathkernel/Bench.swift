@@ -35,6 +35,9 @@ struct Bench: ParsableCommand {
     @Flag(help: "W4: the residual CNN (two residual blocks with layer norm, 1×8×8 inputs, 20 × 30 points) instead of the plain one.")
     var residual = false
 
+    @Flag(help: "W4 --residual: layer norms with γ, β (moved off 1 and 0) instead of without.")
+    var affineLayerNorm = false
+
     @Option(parsing: .unconditional, help: "W4: the channels of both convolutions, 1…1024 (default 64; with --residual, the stem's and first block's, default 4).",
             transform: OptionValue.integer(in: 1...1024))
     var channels: Int?
@@ -65,6 +68,7 @@ struct Bench: ParsableCommand {
         }
         if channels != nil && chosen != ["W4"] { throw fail("--channels sets W4's network: run it with --workload W4") }
         if residual && chosen != ["W4"] { throw fail("--residual sets W4's network: run it with --workload W4") }
+        if affineLayerNorm && !(residual && chosen == ["W4"]) { throw fail("--affine-layer-norm sets W4 --residual's layer norms: run it with --workload W4 --residual") }
         do {
             var report = BenchReport()
             for w in chosen {
@@ -77,7 +81,7 @@ struct Bench: ParsableCommand {
                 case "W3":
                     report.w3 = try PathBenchmark.runW3(log: log)
                 case "W4":
-                    report.w4 = try CNNKernelBenchmark.run(repeats: repeats ?? 1, channels: channels, residual: residual,
+                    report.w4 = try CNNKernelBenchmark.run(repeats: repeats ?? 1, channels: channels, residual: residual, affineLayerNorm: affineLayerNorm,
                                                            export: export.map { URL(fileURLWithPath: $0) }, log: log)
                 case "layer-jacobians":
                     report.layerJacobians = try LayerJacobianBenchmark.run(repeats: repeats ?? 3, log: log)

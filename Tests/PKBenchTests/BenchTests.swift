@@ -112,6 +112,20 @@ struct BenchTests {
         #expect(layers.map { $0["kind"] as? String } == ["conv2d", "relu", "residual", "residual", "globalavgpool", "dense"])
     }
 
+    /// W4 `--residual --affine-layer-norm`: the layer norms' `γ`, `β` are parameters, moved off 1
+    /// and 0, and the kernel is still the one-by-one trace kernel.
+    @Test func residualAffineKernel() throws {
+        let p = try CNNKernelBenchmark.Problem(channels: 2, queries: 2, train: 3, seed: 2, residual: true, affineLayerNorm: true)
+        let gamma = try #require(p.network.layout.first { $0.name == "2.block.0.weight" })
+        #expect(gamma.shape == [2, 8, 8])
+        #expect(p.network.layout.contains { $0.name == "3.block.0.bias" })
+        #expect(p.weights[gamma.offset..<(gamma.offset + gamma.count)].contains { abs($0 - 1) > 0.05 })
+        let reference = LayerJacobians.kernel(p.network.jacobiansOneByOne(p.weights, p.queries),
+                                              p.network.jacobiansOneByOne(p.weights, p.train), mode: .trace)
+        #expect(KernelBenchmark.relativeError(CNNKernelBenchmark.kernel(p, as: Double.self, trainBlock: 2).kernel, reference) <= 1e-13)
+        #expect(throws: (any Error).self) { try CNNKernelBenchmark.Problem(channels: 2, queries: 1, train: 1, affineLayerNorm: true) }
+    }
+
     @Test func peakMemoryIsReadable() {
         #if os(Linux)
         Measure.resetPeakMemory()

@@ -20,12 +20,13 @@ The network is rebuilt with neural_tangents.stax in its default NHWC layout: the
 transposed from NCHW to NHWC, conv weights from OIHW to HWIO, and the dense layer after a
 `flatten` gets its input columns permuted from pathkernel's (c, y, x) order to stax's (y, x, c)
 order. Supported kinds: conv2d (padding "valid" or "same"), avgpool2d, globalavgpool, flatten,
-dense, the activations, layernorm with "affine": false (stax.LayerNorm over every non-batch axis,
-axis=(1, 2, 3) in NHWC, the same eps; stax's has no gamma/beta, so an affine layernorm is refused:
-its parameters would add terms to pathkernel's NTK only), sequential, and residual
+dense, the activations, layernorm (stax.LayerNorm over every non-batch axis, axis=(1, 2, 3) in
+NHWC, the same eps; stax's has no gamma/beta, so with "affine" (pathkernel's default) they are a
+three-line elementwise gamma * x + beta layer of this script's own), sequential, and residual
 (stax.serial(FanOut(2), parallel(block, Identity() or the shortcut), FanInSum())); nested tensors
 keep pathkernel's names ("2.block.1.weight", "3.shortcut.weight"). `pathkernel bench --workload W4
---residual --export DIR` writes such a network (a second; the comparison about half a minute). The empirical NTK is computed with STRUCTURED_DERIVATIVES (and
+--residual [--affine-layer-norm] --export DIR` writes such a network (a second; the comparison
+about half a minute). The empirical NTK is computed with STRUCTURED_DERIVATIVES (and
 JACOBIAN_CONTRACTION with --jacobian; its Jacobians take (n·C·P) floats), jitted, in float64 and
 float32 (parameters and inputs cast; the float32 run with jax_enable_x64 off, since stax's conv scale is
 a NumPy float64 that would promote it): one call to compile and warm up, then the median of
@@ -121,6 +122,23 @@ def to_nhwc(x, shape):
     return x.reshape(-1, c, h, w).transpose(0, 2, 3, 1)
 
 
+def elementwise_affine():
+    """y = gamma * x + beta with gamma, beta of one example's shape (PyTorch LayerNorm's
+    elementwise_affine part, which stax.LayerNorm lacks): a stax-style (init_fn, apply_fn,
+    kernel_fn) triple for the empirical NTK only (no analytic kernel)."""
+    def init_fn(rng, input_shape):
+        import jax.numpy as jnp
+        return input_shape, (jnp.ones(input_shape[1:]), jnp.zeros(input_shape[1:]))
+
+    def apply_fn(params, inputs, **kwargs):
+        gamma, beta = params
+        return gamma * inputs + beta
+
+    def kernel_fn(k, **kwargs):
+        raise NotImplementedError("elementwise_affine has no analytic kernel")
+    return init_fn, apply_fn, kernel_fn
+
+
 def build_network(stax, jax, export):
     """(apply_fn, a function dtype -> stax parameter tree, the number of outputs C)."""
     defaults = export["meta"].get("defaults", {})
@@ -214,15 +232,22 @@ def build_network(stax, jax, export):
         if kind == "layernorm":
             # pathkernel normalizes over all the features of an example (PyTorch's LayerNorm over
             # [C, H, W]), biased variance, eps inside the root: stax.LayerNorm over every non-batch
-            # axis with the same eps. stax's has no gamma/beta, so only "affine": false compares.
-            if layer.get("affine", True):
-                fail_input(f"{where}: only \"affine\": false is compared (stax.LayerNorm has no gamma, beta; "
-                           "with them pathkernel's NTK has their terms too)")
+            # axis with the same eps. stax's has no gamma/beta: with "affine" (the default) they
+            # are the elementwise_affine layer below, gamma and beta transposed CHW -> HWC.
             if permutation is not None:
                 fail_input(f"{where}: a layernorm after a flatten is not supported here")
             axis = (1, 2, 3) if shape[0] == "image" else (1,)
-            eps = float(layer.get("eps", 1e-5))
-            return stax.LayerNorm(axis=axis, eps=eps), lambda dtype: (), shape, permutation
+            norm = stax.LayerNorm(axis=axis, eps=float(layer.get("eps", 1e-5)))
+            if not layer.get("affine", True):
+                return norm, lambda dtype: (), shape, permutation
+            gamma, beta = tensor(f"{prefix}weight"), tensor(f"{prefix}bias")
+            if shape[0] == "image":
+                gamma, beta = gamma.transpose(1, 2, 0), beta.transpose(1, 2, 0)
+
+            def make(dtype, gamma=gamma, beta=beta):
+                import jax.numpy as jnp
+                return [(), (jnp.asarray(gamma.astype(dtype)), jnp.asarray(beta.astype(dtype)))]
+            return stax.serial(norm, elementwise_affine()), make, shape, permutation
         if kind == "residual":
             if permutation is not None:
                 fail_input(f"{where}: a residual block after a flatten is not supported here")
