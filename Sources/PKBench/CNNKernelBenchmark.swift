@@ -18,20 +18,65 @@ public enum CNNKernelBenchmark {
     /// The network as a layer list (the `LayerJacobianBenchmark` CNN with `channels` channels).
     public static func layersJSON(channels: Int) -> String { LayerJacobianBenchmark.cnn(channels: channels) }
 
-    /// A fixed problem: weights from `initialParameters(seed:)`, inputs `N(0, 1)` (NCHW rows).
+    /// `--residual`: the residual network's channels, input shape and sizes (small: seconds, not
+    /// minutes; it exists for the neural-tangents comparison, not for timing).
+    public static let residualDefaultChannels = 4
+    public static let residualInputShape: TensorShape = [1, 8, 8]
+    public static let residualQueries = 20
+    public static let residualTrain = 30
+
+    /// `--residual`: conv 3×3 (same, `c`) → relu → an identity residual block [layernorm, conv 3×3
+    /// (c), gelu, conv 3×3 (c)] → a projection residual block [layernorm, conv 3×3 (2c), gelu, conv
+    /// 3×3 (2c, no bias)] + conv 1×1 (2c, no bias) → global average pool → dense 10. The layer
+    /// norms have `"affine": false` unless `affine`: neural-tangents' `stax.LayerNorm` has no `γ`,
+    /// `β`, so the comparison script adds them as a layer of its own.
+    public static func residualJSON(channels c: Int, affine: Bool = false) -> String {
+        """
+        {"kind": "sequential", "layers": [
+          {"kind": "conv2d", "out": \(c), "kernel": 3, "padding": "same"}, {"kind": "relu"},
+          {"kind": "residual", "block": {"kind": "sequential", "layers": [
+            {"kind": "layernorm", "affine": \(affine)}, {"kind": "conv2d", "out": \(c), "kernel": 3, "padding": "same"},
+            {"kind": "gelu"}, {"kind": "conv2d", "out": \(c), "kernel": 3, "padding": "same"}]}},
+          {"kind": "residual", "block": {"kind": "sequential", "layers": [
+            {"kind": "layernorm", "affine": \(affine)}, {"kind": "conv2d", "out": \(2 * c), "kernel": 3, "padding": "same"},
+            {"kind": "gelu"}, {"kind": "conv2d", "out": \(2 * c), "kernel": 3, "padding": "same", "bias": false}]},
+           "shortcut": {"kind": "conv2d", "out": \(2 * c), "kernel": 1, "bias": false}},
+          {"kind": "globalavgpool"}, {"kind": "dense", "out": 10}]}
+        """
+    }
+
+    /// A fixed problem: weights from `initialParameters(seed:)`, inputs `N(0, 1)` (NCHW rows). With
+    /// `affineLayerNorm` (residual only), the layer norms' `γ`, `β` are moved off their initial 1
+    /// and 0 to `1 + 0.2·N(0, 1)` and `0.2·N(0, 1)`, so that `γ`'s part in the derivatives is tested.
     public struct Problem: Sendable {
         public let channels: Int
+        /// Whether this is the `--residual` network, and whether its layer norms have `γ`, `β`.
+        public let isResidual: Bool
+        public let hasAffineLayerNorm: Bool
         public let json: String
         public let network: any Layer
         public let weights: [Double]
         public let queries: Matrix
         public let train: Matrix
 
-        public init(channels: Int = CNNKernelBenchmark.defaultChannels, queries nq: Int = 100, train nt: Int = 500, seed: UInt64 = 1) throws {
+        public init(channels: Int = CNNKernelBenchmark.defaultChannels, queries nq: Int = 100, train nt: Int = 500, seed: UInt64 = 1,
+                    residual: Bool = false, affineLayerNorm: Bool = false) throws {
+            guard residual || !affineLayerNorm else { throw ConfigError("the affine layer norms belong to the residual network") }
             self.channels = channels
-            json = CNNKernelBenchmark.layersJSON(channels: channels)
-            network = try LayerJacobianBenchmark.build(json, input: CNNKernelBenchmark.inputShape)
-            weights = network.initialParameters(seed: seed)
+            isResidual = residual
+            hasAffineLayerNorm = affineLayerNorm
+            json = residual ? CNNKernelBenchmark.residualJSON(channels: channels, affine: affineLayerNorm)
+                : CNNKernelBenchmark.layersJSON(channels: channels)
+            network = try LayerJacobianBenchmark.build(json, input: residual ? CNNKernelBenchmark.residualInputShape : CNNKernelBenchmark.inputShape)
+            var w = network.initialParameters(seed: seed)
+            if affineLayerNorm {
+                var rng = PortableRandom.stream(seed: seed, label: 0x4C_4E)
+                for t in network.layout where t.name.contains(".block.0.") {
+                    let base = t.name.hasSuffix("weight") ? 1.0 : 0.0
+                    for k in t.offset..<(t.offset + t.count) { w[k] = base + 0.2 * rng.normal() }
+                }
+            }
+            weights = w
             var rng = PortableRandom.stream(seed: seed, label: 0x57_34)
             let d = network.inputShape.count
             queries = Matrix(rows: nq, cols: d, data: (0..<(nq * d)).map { _ in rng.normal() })
@@ -107,7 +152,10 @@ public enum CNNKernelBenchmark {
 
     /// Runs W4 in both precisions (`repeats` timed runs each, no warm-up: one run takes about a
     /// minute). `export`: also writes the problem and both kernels for `neural_tangents_w4.py`.
-    public static func run(repeats: Int = 1, channels: Int = defaultChannels, export: URL? = nil,
+    /// `residual`: the `residualJSON` network on `residualInputShape`, `residualQueries` ×
+    /// `residualTrain` (a second or so).
+    /// `affineLayerNorm`: that network's layer norms with `γ`, `β` (see `Problem`).
+    public static func run(repeats: Int = 1, channels: Int? = nil, residual: Bool = false, affineLayerNorm: Bool = false, export: URL? = nil,
                            log: (String) -> Void = { _ in }) throws -> Result {
         guard KernelBenchmark.repeatsRange.contains(repeats) else {
             throw ConfigError("--repeats must be \(ConfigLimits.describe(KernelBenchmark.repeatsRange)), got \(repeats)")
@@ -117,7 +165,10 @@ public enum CNNKernelBenchmark {
             try OutputPath.check(export.appendingPathComponent("kernel_f64.npy").path)
         }
         BLASThreads.set(1)
-        let p = try Problem(channels: channels)
+        let p = residual
+            ? try Problem(channels: channels ?? residualDefaultChannels, queries: residualQueries, train: residualTrain, residual: true,
+                          affineLayerNorm: affineLayerNorm)
+            : try Problem(channels: channels ?? defaultChannels)
         log("W4: GEMM rates")
         let dgemm = GemmRate.measure(Double.self, threads: Parallel.threads)
         let sgemm = GemmRate.measure(Float.self, threads: Parallel.threads)
@@ -137,14 +188,18 @@ public enum CNNKernelBenchmark {
         }
         let (r64, k64) = measure(Double.self, gemm: dgemm, f64: nil)
         let (r32, k32) = measure(Float.self, gemm: sgemm, f64: k64)
-        let result = Result(model: "CNN conv3×3(\(channels))-relu-conv3×3(\(channels))-relu-avgpool2-dense10 ntk on 1×28×28",
+        let c = p.channels
+        let model = residual
+            ? "residual CNN conv3×3(\(c))-relu-res[ln-conv3×3(\(c))-gelu-conv3×3(\(c))]-res[ln-conv3×3(\(2 * c))-gelu-conv3×3(\(2 * c)) + conv1×1(\(2 * c))]-gap-dense10 ntk on 1×8×8\(affineLayerNorm ? ", affine layer norms" : "")"
+            : "CNN conv3×3(\(c))-relu-conv3×3(\(c))-relu-avgpool2-dense10 ntk on 1×28×28"
+        let result = Result(model: model,
                             parameters: p.network.parameterCount, queries: p.queries.rows, train: p.train.rows,
                             outputs: p.network.outputShape.count, threads: Parallel.threads, f64: r64, f32: r32)
         if let export { try write(p, k64, k32, result, to: export) }
         return result
     }
 
-    /// The export: `x_query.npy`, `x_train.npy` (n × 784, NCHW rows), one `<tensor>.npy` per
+    /// The export: `x_query.npy`, `x_train.npy` (n × C·H·W, NCHW rows), one `<tensor>.npy` per
     /// parameter tensor in its PyTorch shape (`0.weight` `[64, 1, 3, 3]`, …), `kernel_f64.npy`,
     /// `kernel_f32.npy` (queries × train, summed over the outputs) and `w4.json` (the layer list,
     /// the defaults it was built with, the tensors, the sizes, pathkernel's timings).
@@ -161,7 +216,8 @@ public enum CNNKernelBenchmark {
         let defaults = LayerDefaults()
         let meta: [String: Any] = [
             "network": try JSONSerialization.jsonObject(with: Data(p.json.utf8)),
-            "input_shape": inputShape.dimensions,
+            "input_shape": p.network.inputShape.dimensions,
+            "residual": p.isResidual, "affine_layernorm": p.hasAffineLayerNorm,
             "defaults": ["parameterization": defaults.parameterization.rawValue, "sigmaW": defaults.sigmaW, "sigmaB": defaults.sigmaB],
             "tensors": p.network.layout.map { ["name": $0.name, "shape": $0.shape, "offset": $0.offset] as [String: Any] },
             "parameters": p.network.parameterCount, "outputs": r.outputs, "queries": p.queries.rows, "train": p.train.rows,

@@ -16,7 +16,10 @@ struct Bench: ParsableCommand {
         W3: W2 with 10 outputs and cross-entropy, --kernel trace and --kernel full.
         W4: the empirical NTK of a CNN (conv 3×3 ×2 with 64 channels, average pooling, dense 10) \
         between 100 queries and 500 training points on 28×28 inputs, float64 and float32, from \
-        the per-example Jacobians of its layers (a few minutes on 2 cores).
+        the per-example Jacobians of its layers (a few minutes on 2 cores). W4 --residual: a small \
+        residual CNN instead (conv, two residual blocks with layer norm, one with a 1×1 projection, \
+        global average pooling, dense 10; 4 channels, 1×8×8 inputs, 20 × 30 points; seconds), for \
+        the neural-tangents comparison of Tools/compare.
         recording: the cost of recording a preset with a checkpoint every step.
         layer-jacobians: per-example Jacobians of small CNNs and a residual block (28×28 inputs), \
         batched against one example at a time (about a minute on 2 cores).
@@ -29,7 +32,13 @@ struct Bench: ParsableCommand {
     @Option(help: "recording: the preset to train.")
     var preset: String = "fmnist-mlp"
 
-    @Option(parsing: .unconditional, help: "W4: the channels of both convolutions, 1…1024 (default 64).",
+    @Flag(help: "W4: the residual CNN (two residual blocks with layer norm, 1×8×8 inputs, 20 × 30 points) instead of the plain one.")
+    var residual = false
+
+    @Flag(help: "W4 --residual: layer norms with γ, β (moved off 1 and 0) instead of without.")
+    var affineLayerNorm = false
+
+    @Option(parsing: .unconditional, help: "W4: the channels of both convolutions, 1…1024 (default 64; with --residual, the stem's and first block's, default 4).",
             transform: OptionValue.integer(in: 1...1024))
     var channels: Int?
 
@@ -58,6 +67,8 @@ struct Bench: ParsableCommand {
             throw fail("--export writes one workload's problem: run it with --workload W1 or --workload W4")
         }
         if channels != nil && chosen != ["W4"] { throw fail("--channels sets W4's network: run it with --workload W4") }
+        if residual && chosen != ["W4"] { throw fail("--residual sets W4's network: run it with --workload W4") }
+        if affineLayerNorm && !(residual && chosen == ["W4"]) { throw fail("--affine-layer-norm sets W4 --residual's layer norms: run it with --workload W4 --residual") }
         do {
             var report = BenchReport()
             for w in chosen {
@@ -70,7 +81,7 @@ struct Bench: ParsableCommand {
                 case "W3":
                     report.w3 = try PathBenchmark.runW3(log: log)
                 case "W4":
-                    report.w4 = try CNNKernelBenchmark.run(repeats: repeats ?? 1, channels: channels ?? CNNKernelBenchmark.defaultChannels,
+                    report.w4 = try CNNKernelBenchmark.run(repeats: repeats ?? 1, channels: channels, residual: residual, affineLayerNorm: affineLayerNorm,
                                                            export: export.map { URL(fileURLWithPath: $0) }, log: log)
                 case "layer-jacobians":
                     report.layerJacobians = try LayerJacobianBenchmark.run(repeats: repeats ?? 3, log: log)

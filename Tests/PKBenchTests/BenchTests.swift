@@ -79,6 +79,53 @@ struct BenchTests {
         #expect(w4.parameterCount == 163_018)
     }
 
+    /// W4 `--residual` (2 channels, 3 × 4 points): the kernel is the trace kernel of the
+    /// one-example-at-a-time Jacobians; the layer norms carry no parameters; the export holds the
+    /// layer list (`"residual": true`), the inputs, one `.npy` per tensor (nested names) and the kernels.
+    @Test func residualKernelAndExport() throws {
+        let p = try CNNKernelBenchmark.Problem(channels: 2, queries: 3, train: 4, seed: 2, residual: true)
+        #expect(p.network.inputShape == CNNKernelBenchmark.residualInputShape)
+        let names = p.network.layout.map(\.name)
+        #expect(names == ["0.weight", "0.bias", "2.block.1.weight", "2.block.1.bias", "2.block.3.weight", "2.block.3.bias",
+                          "3.block.1.weight", "3.block.1.bias", "3.block.3.weight", "3.shortcut.weight", "5.weight", "5.bias"])
+        let w = p.weights
+        let reference = LayerJacobians.kernel(p.network.jacobiansOneByOne(w, p.queries), p.network.jacobiansOneByOne(w, p.train), mode: .trace)
+        let k64 = CNNKernelBenchmark.kernel(p, as: Double.self, trainBlock: 3).kernel
+        let k32 = CNNKernelBenchmark.kernel(p, as: Float.self, trainBlock: 3).kernel
+        #expect(KernelBenchmark.relativeError(k64, reference) <= 1e-13)
+        #expect(KernelBenchmark.relativeError(k32, reference) <= 1e-5)
+
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("pk-w4res-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let precision = CNNKernelBenchmark.Precision(seconds: 0, runs: 1, jacobianSeconds: 0, gemmSeconds: 0, relativeErrorVsF64: 0, gemmGflops: 0)
+        let result = CNNKernelBenchmark.Result(model: "test", parameters: p.network.parameterCount, queries: 3, train: 4, outputs: 10,
+                                               threads: 1, f64: precision, f32: precision)
+        try CNNKernelBenchmark.write(p, k64, k32, result, to: dir)
+        for name in names + ["x_query", "x_train", "kernel_f64", "kernel_f32"] {
+            #expect(FileManager.default.fileExists(atPath: dir.appendingPathComponent("\(name).npy").path), "\(name).npy")
+        }
+        let meta = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("w4.json"))) as? [String: Any])
+        #expect(meta["residual"] as? Bool == true)
+        #expect(meta["input_shape"] as? [Int] == [1, 8, 8])
+        #expect(meta["parameters"] as? Int == p.network.parameterCount)
+        let layers = try #require((meta["network"] as? [String: Any])?["layers"] as? [[String: Any]])
+        #expect(layers.map { $0["kind"] as? String } == ["conv2d", "relu", "residual", "residual", "globalavgpool", "dense"])
+    }
+
+    /// W4 `--residual --affine-layer-norm`: the layer norms' `γ`, `β` are parameters, moved off 1
+    /// and 0, and the kernel is still the one-by-one trace kernel.
+    @Test func residualAffineKernel() throws {
+        let p = try CNNKernelBenchmark.Problem(channels: 2, queries: 2, train: 3, seed: 2, residual: true, affineLayerNorm: true)
+        let gamma = try #require(p.network.layout.first { $0.name == "2.block.0.weight" })
+        #expect(gamma.shape == [2, 8, 8])
+        #expect(p.network.layout.contains { $0.name == "3.block.0.bias" })
+        #expect(p.weights[gamma.offset..<(gamma.offset + gamma.count)].contains { abs($0 - 1) > 0.05 })
+        let reference = LayerJacobians.kernel(p.network.jacobiansOneByOne(p.weights, p.queries),
+                                              p.network.jacobiansOneByOne(p.weights, p.train), mode: .trace)
+        #expect(KernelBenchmark.relativeError(CNNKernelBenchmark.kernel(p, as: Double.self, trainBlock: 2).kernel, reference) <= 1e-13)
+        #expect(throws: (any Error).self) { try CNNKernelBenchmark.Problem(channels: 2, queries: 1, train: 1, affineLayerNorm: true) }
+    }
+
     @Test func peakMemoryIsReadable() {
         #if os(Linux)
         Measure.resetPeakMemory()

@@ -20,7 +20,13 @@ The network is rebuilt with neural_tangents.stax in its default NHWC layout: the
 transposed from NCHW to NHWC, conv weights from OIHW to HWIO, and the dense layer after a
 `flatten` gets its input columns permuted from pathkernel's (c, y, x) order to stax's (y, x, c)
 order. Supported kinds: conv2d (padding "valid" or "same"), avgpool2d, globalavgpool, flatten,
-dense and the activations. The empirical NTK is computed with STRUCTURED_DERIVATIVES (and
+dense, the activations, layernorm (stax.LayerNorm over every non-batch axis, axis=(1, 2, 3) in
+NHWC, the same eps; stax's has no gamma/beta, so with "affine" (pathkernel's default) they are a
+three-line elementwise gamma * x + beta layer of this script's own), sequential, and residual
+(stax.serial(FanOut(2), parallel(block, Identity() or the shortcut), FanInSum())); nested tensors
+keep pathkernel's names ("2.block.1.weight", "3.shortcut.weight"). `pathkernel bench --workload W4
+--residual [--affine-layer-norm] --export DIR` writes such a network (a second; the comparison
+about half a minute). The empirical NTK is computed with STRUCTURED_DERIVATIVES (and
 JACOBIAN_CONTRACTION with --jacobian; its Jacobians take (n·C·P) floats), jitted, in float64 and
 float32 (parameters and inputs cast; the float32 run with jax_enable_x64 off, since stax's conv scale is
 a NumPy float64 that would promote it): one call to compile and warm up, then the median of
@@ -47,7 +53,13 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+import warnings  # noqa: E402
+
 import numpy as np  # noqa: E402
+
+# stax.parallel(block, Identity()) warns that the branches' channel_axis requirements may differ
+# (Identity states none): it concerns the analytic kernel_fn only, not the empirical NTK.
+warnings.filterwarnings("ignore", message="Got potentially mismatching `channel_axis`")
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from neural_tangents_w1 import (activation_layer, fail_input, fmt_s, gemm_gflops, rel_fro,  # noqa: E402
@@ -110,17 +122,52 @@ def to_nhwc(x, shape):
     return x.reshape(-1, c, h, w).transpose(0, 2, 3, 1)
 
 
+def elementwise_affine():
+    """y = gamma * x + beta with gamma, beta of one example's shape (PyTorch LayerNorm's
+    elementwise_affine part, which stax.LayerNorm lacks): a stax-style (init_fn, apply_fn,
+    kernel_fn) triple for the empirical NTK only (no analytic kernel)."""
+    def init_fn(rng, input_shape):
+        import jax.numpy as jnp
+        return input_shape, (jnp.ones(input_shape[1:]), jnp.zeros(input_shape[1:]))
+
+    def apply_fn(params, inputs, **kwargs):
+        gamma, beta = params
+        return gamma * inputs + beta
+
+    def kernel_fn(k, **kwargs):
+        raise NotImplementedError("elementwise_affine has no analytic kernel")
+    return init_fn, apply_fn, kernel_fn
+
+
 def build_network(stax, jax, export):
     """(apply_fn, a function dtype -> stax parameter tree, the number of outputs C)."""
     defaults = export["meta"].get("defaults", {})
     tensors = export["tensors"]
     c, h, w = export["input_shape"]
-    shape = ("image", h, w, c)  # the stax-side shape: ("image", H, W, C) or ("features", d)
-    permutation = None          # after a flatten: stax feature j is pathkernel feature permutation[j]
-    blocks, makers = [], []
-    for i, layer in enumerate(export["layers"]):
+
+    def tensor(name):
+        if name not in tensors:
+            fail_input(f"tensor {name!r} is not in the export")
+        return tensors[name]
+
+    # shape: the stax-side shape, ("image", H, W, C) or ("features", d); permutation: after a
+    # flatten, stax feature j is pathkernel feature permutation[j]. Each converter returns
+    # (stax layer, maker: dtype -> its parameter tree, shape, permutation).
+    def convert_list(layers, prefix, where, shape, permutation):
+        if not isinstance(layers, list) or not layers:
+            fail_input(f"{where}: 'layers' must be a non-empty list")
+        blocks, makers = [], []
+        for i, layer in enumerate(layers):
+            block, maker, shape, permutation = convert(layer, f"{prefix}{i}.", f"{where}[{i}]", shape, permutation)
+            blocks.append(block)
+            makers.append(maker)
+        return stax.serial(*blocks), (lambda dtype: [m(dtype) for m in makers]), shape, permutation
+
+    def convert(layer, prefix, where, shape, permutation):
         kind = layer.get("kind")
-        where = f"layers[{i}] ({kind})"
+        where = f"{where} ({kind})"
+        if kind == "sequential":
+            return convert_list(layer.get("layers"), prefix, where + ".layers", shape, permutation)
         if kind == "conv2d":
             if shape[0] != "image":
                 fail_input(f"{where}: needs an image input")
@@ -134,42 +181,37 @@ def build_network(stax, jax, export):
             sigma_b = float(layer.get("sigmaB", defaults.get("sigmaB", 0.1)))
             parameterization = layer.get("parameterization", defaults.get("parameterization", "ntk"))
             out = layer["out"]
-            blocks.append(stax.Conv(out, (kh, kw), strides=(sh, sw), padding=padding.upper(), W_std=sigma_w,
-                                    b_std=sigma_b if bias else None, parameterization=parameterization))
-            W = tensors[f"{i}.weight"]  # (O, I, kh, kw)
-            b = tensors.get(f"{i}.bias") if bias else None
+            block = stax.Conv(out, (kh, kw), strides=(sh, sw), padding=padding.upper(), W_std=sigma_w,
+                              b_std=sigma_b if bias else None, parameterization=parameterization)
+            W = tensor(f"{prefix}weight")  # (O, I, kh, kw)
+            b = tensor(f"{prefix}bias") if bias else None
 
             def make(dtype, W=W, b=b, out=out):
                 import jax.numpy as jnp
                 return (jnp.asarray(W.transpose(2, 3, 1, 0).astype(dtype)),   # OIHW -> HWIO
                         None if b is None else jnp.asarray(b.reshape(1, 1, 1, out).astype(dtype)))
-            makers.append(make)
             if padding == "same":
                 oh, ow = -(-shape[1] // sh), -(-shape[2] // sw)
             else:
                 oh, ow = (shape[1] - kh) // sh + 1, (shape[2] - kw) // sw + 1
-            shape = ("image", oh, ow, out)
-        elif kind == "avgpool2d":
+            return block, make, ("image", oh, ow, out), permutation
+        if kind == "avgpool2d":
             kh, kw = pair(layer["kernel"], f"{where}.kernel")
             sh, sw = pair(layer.get("stride", layer["kernel"]), f"{where}.stride")
             padding = layer.get("padding", "valid")
             if padding != "valid":
                 fail_input(f"{where}: only \"valid\" padding is compared (stax normalizes padded windows differently)")
-            blocks.append(stax.AvgPool((kh, kw), strides=(sh, sw), padding="VALID"))
-            makers.append(lambda dtype: ())
-            shape = ("image", (shape[1] - kh) // sh + 1, (shape[2] - kw) // sw + 1, shape[3])
-        elif kind == "globalavgpool":
-            blocks.append(stax.GlobalAvgPool())
-            makers.append(lambda dtype: ())
-            shape = ("features", shape[3])
-        elif kind == "flatten":
-            blocks.append(stax.Flatten())
-            makers.append(lambda dtype: ())
+            return (stax.AvgPool((kh, kw), strides=(sh, sw), padding="VALID"), lambda dtype: (),
+                    ("image", (shape[1] - kh) // sh + 1, (shape[2] - kw) // sw + 1, shape[3]), permutation)
+        if kind == "globalavgpool":
+            return stax.GlobalAvgPool(), lambda dtype: (), ("features", shape[3]), permutation
+        if kind == "flatten":
             if shape[0] == "image":
                 _, hh, ww, cc = shape
                 permutation = np.arange(cc * hh * ww).reshape(cc, hh, ww).transpose(1, 2, 0).reshape(-1)
                 shape = ("features", cc * hh * ww)
-        elif kind == "dense":
+            return stax.Flatten(), lambda dtype: (), shape, permutation
+        if kind == "dense":
             if shape[0] != "features":
                 fail_input(f"{where}: needs a feature input (put a flatten before it)")
             bias = layer.get("bias", True)
@@ -177,38 +219,77 @@ def build_network(stax, jax, export):
             sigma_b = float(layer.get("sigmaB", defaults.get("sigmaB", 0.1)))
             parameterization = layer.get("parameterization", defaults.get("parameterization", "ntk"))
             out = layer["out"]
-            blocks.append(stax.Dense(out, W_std=sigma_w, b_std=sigma_b if bias else None,
-                                     parameterization=parameterization))
-            W = tensors[f"{i}.weight"]  # (out, in), pathkernel's column order
+            block = stax.Dense(out, W_std=sigma_w, b_std=sigma_b if bias else None, parameterization=parameterization)
+            W = tensor(f"{prefix}weight")  # (out, in), pathkernel's column order
             if permutation is not None:
                 W = W[:, permutation]
-            b = tensors.get(f"{i}.bias") if bias else None
+            b = tensor(f"{prefix}bias") if bias else None
 
             def make(dtype, W=W, b=b):
                 import jax.numpy as jnp
                 return (jnp.asarray(W.T.astype(dtype)), None if b is None else jnp.asarray(b.reshape(1, -1).astype(dtype)))
-            makers.append(make)
-            permutation = None
-            shape = ("features", out)
-        elif kind in ACTIVATIONS:
-            blocks.append(activation_layer(stax, jax, kind, float(layer.get("leakySlope", defaults.get("leakySlope", 0.01)))))
-            makers.append(lambda dtype: ())
-        else:
-            fail_input(f"{where}: kind {kind!r} is not supported by this script")
+            return block, make, ("features", out), None
+        if kind == "layernorm":
+            # pathkernel normalizes over all the features of an example (PyTorch's LayerNorm over
+            # [C, H, W]), biased variance, eps inside the root: stax.LayerNorm over every non-batch
+            # axis with the same eps. stax's has no gamma/beta: with "affine" (the default) they
+            # are the elementwise_affine layer below, gamma and beta transposed CHW -> HWC.
+            if permutation is not None:
+                fail_input(f"{where}: a layernorm after a flatten is not supported here")
+            axis = (1, 2, 3) if shape[0] == "image" else (1,)
+            norm = stax.LayerNorm(axis=axis, eps=float(layer.get("eps", 1e-5)))
+            if not layer.get("affine", True):
+                return norm, lambda dtype: (), shape, permutation
+            gamma, beta = tensor(f"{prefix}weight"), tensor(f"{prefix}bias")
+            if shape[0] == "image":
+                gamma, beta = gamma.transpose(1, 2, 0), beta.transpose(1, 2, 0)
+
+            def make(dtype, gamma=gamma, beta=beta):
+                import jax.numpy as jnp
+                return [(), (jnp.asarray(gamma.astype(dtype)), jnp.asarray(beta.astype(dtype)))]
+            return stax.serial(norm, elementwise_affine()), make, shape, permutation
+        if kind == "residual":
+            if permutation is not None:
+                fail_input(f"{where}: a residual block after a flatten is not supported here")
+            if not isinstance(layer.get("block"), dict):
+                fail_input(f"{where}: 'block' must be a layer object")
+            block, make_block, block_shape, _ = convert(layer["block"], f"{prefix}block.", f"{where}.block", shape, None)
+            if "shortcut" in layer:
+                shortcut, make_shortcut, shortcut_shape, _ = convert(layer["shortcut"], f"{prefix}shortcut.",
+                                                                     f"{where}.shortcut", shape, None)
+            else:
+                shortcut, make_shortcut, shortcut_shape = stax.Identity(), (lambda dtype: ()), shape
+            if block_shape != shortcut_shape:
+                fail_input(f"{where}: the block gives {block_shape}, the shortcut {shortcut_shape}")
+            # y = F(x) + P(x): neural-tangents' FanOut / parallel / FanInSum.
+            residual = stax.serial(stax.FanOut(2), stax.parallel(block, shortcut), stax.FanInSum())
+            return (residual, lambda dtype: [(), (make_block(dtype), make_shortcut(dtype)), ()],
+                    block_shape, None)
+        if kind in ACTIVATIONS:
+            return (activation_layer(stax, jax, kind, float(layer.get("leakySlope", defaults.get("leakySlope", 0.01)))),
+                    lambda dtype: (), shape, permutation)
+        fail_input(f"{where}: kind {kind!r} is not supported by this script")
+
+    network, make_tree, shape, _ = convert_list(export["layers"], "", "layers", ("image", h, w, c), None)
     if shape[0] != "features":
         fail_input("the network must end with feature outputs")
-    init_fn, apply_fn, _ = stax.serial(*blocks)
+    init_fn, apply_fn, _ = network
 
     def params(dtype):
-        tree = [make(dtype) for make in makers]
-        # The shapes stax itself would make, checked against the converted tensors.
+        tree = make_tree(dtype)
+        # The shapes stax itself would make, checked against the converted tensors, leaf by leaf
+        # (None, a bias-free layer's bias, is an empty subtree on both sides).
         _, reference = init_fn(jax.random.PRNGKey(0), (1, h, w, c))
-        for k, (mine, theirs) in enumerate(zip(tree, reference)):
-            for a, b in zip(mine, theirs):
-                if (a is None) != (b is None) or (a is not None and tuple(a.shape) != tuple(b.shape)):
-                    fail_input(f"layers[{k}]: converted parameter shape {None if a is None else a.shape} "
-                               f"differs from stax's {None if b is None else b.shape}")
-        return tree
+        mine, mine_tree = jax.tree_util.tree_flatten(tree)
+        theirs, their_tree = jax.tree_util.tree_flatten(reference)
+        if len(mine) != len(theirs) or any(tuple(a.shape) != tuple(b.shape) for a, b in zip(mine, theirs)):
+            fail_input(f"converted parameter shapes {[tuple(a.shape) for a in mine]} differ from stax's "
+                       f"{[tuple(b.shape) for b in theirs]}")
+        # Every exported tensor went into the stax tree (none silently left out of the NTK).
+        count = sum(int(np.prod(a.shape)) for a in mine)
+        if count != sum(int(t.size) for t in tensors.values()):
+            fail_input(f"the stax network has {count} parameters, the export {sum(int(t.size) for t in tensors.values())}")
+        return jax.tree_util.tree_unflatten(their_tree, mine)
     return apply_fn, params, shape[1]
 
 

@@ -6,7 +6,8 @@
 # first time.
 #
 # Usage (from anywhere in the repository):
-#   Tools/compare/run-w4-comparison.sh [--export-dir DIR] [--keep] [--channels N]
+#   Tools/compare/run-w4-comparison.sh [--export-dir DIR] [--keep] [--channels N] [--residual]
+#                                      [--affine-layer-norm]
 #                                      [-- ARGS FOR neural_tangents_w4.py]
 #
 #   (default)         swift build -c release --product pathkernel, then
@@ -14,6 +15,9 @@
 #   --export-dir DIR  use an export already written to DIR (no build, no bench)
 #   --keep            keep the temporary export folder (its path is printed)
 #   --channels N      passed to pathkernel bench (both convolutions' channels; default 64)
+#   --residual        passed to pathkernel bench: the small residual CNN (two residual blocks with
+#                     layer norm, 1x8x8 inputs, 20 x 30 points; about a minute in all after the build)
+#   --affine-layer-norm  passed on: with --residual, layer norms with gamma, beta
 #   -- ARGS           passed to neural_tangents_w4.py, e.g. -- --repeats 3 --json
 #
 # Environment: PATHKERNEL_PEERS_VENV (the venv, default $HOME/.cache/pathkernel/peers-venv),
@@ -36,8 +40,10 @@ while (($#)); do
     --export-dir) export_dir="${2:?--export-dir needs a folder}"; shift 2 ;;
     --keep) keep=1; shift ;;
     --channels) bench_args+=(--channels "${2:?--channels needs a number}"); shift 2 ;;
+    --residual) bench_args+=(--residual); shift ;;
+    --affine-layer-norm) bench_args+=(--affine-layer-norm); shift ;;
     --) shift; py_args=("$@"); break ;;
-    -h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "error: unknown argument '$1' (try --help)" >&2; exit 2 ;;
   esac
 done
