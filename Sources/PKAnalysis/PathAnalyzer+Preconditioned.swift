@@ -222,6 +222,25 @@ extension PathAnalyzer {
                 var nBlock = [Double](repeating: 0, count: C * m * nb)
                 var rv = [Double](repeating: 0, count: C * m)
                 let dq = form.preconditionQuery && form.hasPreconditioner ? dS : ones
+                // A layer network's one block has its input fixed at 1 (its signals are the Jacobian
+                // rows): Y_i = R for every example, so the per-example products become one GEMM per
+                // chunk and channel against the batch's C signals and δ^g stacked, row i·(C+1) + k.
+                let generic = model is LayerNetwork
+                let stackedWidth = generic ? layers[0].outputs : 0
+                let stacked = UnsafeMutablePointer<S>.allocate(capacity: max(1, nb * (C + 1) * stackedWidth))
+                defer { stacked.deallocate() }
+                if generic {
+                    precondition(layers.count == 1 && layers[0].inputs == 1 && layers[0].biasOffset == nil, "a layer network has one block")
+                    let dout = stackedWidth
+                    fb.signals[0].data.withUnsafeBufferPointer { dp in
+                        fg.signals[0].data.withUnsafeBufferPointer { gp in
+                            for i in 0..<nb {
+                                for k in 0..<C { (stacked + (i * (C + 1) + k) * dout).update(from: dp.baseAddress! + (k * nb + i) * dout, count: dout) }
+                                (stacked + (i * (C + 1) + C) * dout).update(from: gp.baseAddress! + i * dout, count: dout)
+                            }
+                        }
+                    }
+                }
                 kFull.withUnsafeMutableBufferPointer { kfp in
                 kTrace.withUnsafeMutableBufferPointer { ktp in
                 nBlock.withUnsafeMutableBufferPointer { nbp in
@@ -248,7 +267,9 @@ extension PathAnalyzer {
                         for layer in layers {
                             let l = layer.index, din = layer.inputs, dout = layer.outputs, width = rr.count * dout
                             let sw = S(layer.weightScale), sb = S(layer.biasScale)
-                            var y = [S](repeating: 0, count: nb * width)
+                            var y = [S](repeating: 0, count: generic ? 0 : nb * width)
+                            let zAll = generic ? UnsafeMutablePointer<S>.allocate(capacity: rr.count * nb * (C + 1)) : nil
+                            defer { zAll?.deallocate() }
                             for c in 0..<C {
                                 let qr = (c * m + rr.lowerBound)..<(c * m + rr.upperBound)
                                 if form.nesterov {
@@ -279,6 +300,23 @@ extension PathAnalyzer {
                                         srcB = UnsafePointer(tmpB)
                                     }
                                 }
+                                if let zAll {
+                                    // Z = s_W · R[rows] · stackedᵀ: rows × nb·(C+1).
+                                    let wide = nb * (C + 1)
+                                    S.gemm(transposeA: false, transposeB: true, m: rr.count, n: wide, k: dout, alpha: sw,
+                                           a: src, lda: dout, b: UnsafePointer(stacked), ldb: dout, beta: 0, c: zAll, ldc: wide)
+                                    for i in 0..<nb {
+                                        for (kr, r) in rr.enumerated() {
+                                            let row = c * m + r, zr = kr * wide + i * (C + 1)
+                                            nbk[row * nb + i] += Double(zAll[zr + C])
+                                            if let kf {
+                                                for kk in 0..<C { kf[(row * nb + i) * C + kk] += Double(zAll[zr + kk]) }
+                                            } else if let kt {
+                                                kt[r * nb + i] += Double(zAll[zr + c])
+                                            }
+                                        }
+                                    }
+                                } else {
                                 // Y = A_b · R_l[rows]ᵀ: nb × (rows·out).
                                 fb.inputs[l].data.withUnsafeBufferPointer { ap in
                                     y.withUnsafeMutableBufferPointer { yp in
@@ -318,6 +356,7 @@ extension PathAnalyzer {
                                         }
                                     }
                                 } }
+                                }
                                 // Coupled decay: R_s[row]·(Dx_s ⊙ λ w_s), this layer's share.
                                 if !decay.isEmpty {
                                     let dec = decp.baseAddress!
