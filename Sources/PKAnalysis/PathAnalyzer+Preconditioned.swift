@@ -152,19 +152,29 @@ extension PathAnalyzer {
         let layers = model.featureBlocks
         let ones = [S](repeating: 1, count: P)
         let bytes = MemoryLayout<S>.size
+        // A block whose input does not depend on w (an MLP's first layer: its input is x) keeps R
+        // factored when no D scales the query side or the training side (SGD momentum): every term
+        // of R_s(x) is s_W δ(x; w) x_qᵀ, so R_s = u_s x_qᵀ with u_s = ρ u_{s+1} + s_W Σ_j ω_j δ_j(x)
+        // (out scalars per query and channel instead of out·in), and its product with the batch's
+        // Jacobian s_W δ_{k,i} x_iᵀ is s_W (u_s·δ_{k,i}) (x_q·x_i).
+        let factored = layers.map { $0.index == 0 && model is MLP && !form.hasPreconditioner }
+        // Scalars of R per query row and channel, per layer (weights only; biases are `out` more).
+        let rowWidth = layers.map { factored[$0.index] ? $0.outputs : $0.weightCount }
+        let perQuery = C * layers.reduce(0) { $0 + rowWidth[$1.index] + ($1.biasOffset == nil ? 0 : $1.outputs) }
         // Query rows per block: R stays under about 256 MB.
-        let perBlock = max(1, min(nQ, (256 << 20) / max(bytes * C * P, 1)))
+        let perBlock = max(1, min(nQ, (256 << 20) / max(bytes * perQuery, 1)))
         let queryBlocks = stride(from: 0, to: nQ, by: perBlock).map { $0..<min($0 + perBlock, nQ) }
         // Query rows per thread chunk: one layer's rows of a chunk (C channels) stay near 2 MB.
-        let largest = layers.map { $0.weightCount }.max() ?? 1
+        let largest = rowWidth.max() ?? 1
         let widest = layers.map { $0.outputs }.max() ?? 1
         var done = 0
         for (blockIndex, rows) in queryBlocks.enumerated() {
             let xb = xq.rows(rows), m = rows.count
-            // R (row c·m + r: R_s(x_r) for output c), layer by layer: weights (C·m·out) × in, biases (C·m) × out.
+            // R (row c·m + r: R_s(x_r) for output c), layer by layer: weights (C·m·out) × in (factored:
+            // (C·m) × out), biases (C·m) × out.
             let rW = layers.map { layer -> UnsafeMutablePointer<S> in
-                let p = UnsafeMutablePointer<S>.allocate(capacity: C * m * layer.weightCount)
-                p.initialize(repeating: 0, count: C * m * layer.weightCount)
+                let p = UnsafeMutablePointer<S>.allocate(capacity: C * m * rowWidth[layer.index])
+                p.initialize(repeating: 0, count: C * m * rowWidth[layer.index])
                 return p
             }
             let rB = layers.map { layer -> UnsafeMutablePointer<S>? in
@@ -241,6 +251,42 @@ extension PathAnalyzer {
                         }
                     }
                 }
+                // The dense blocks: per layer the batch's C signals and δ^g transposed, (C+1) × out × nb
+                // (the example index fastest, so that the products below run along it).
+                let signalsT: [UnsafeMutablePointer<S>] = generic ? [] : layers.map { layer in
+                    let l = layer.index, dout = layer.outputs
+                    let p = UnsafeMutablePointer<S>.allocate(capacity: (C + 1) * dout * nb)
+                    fb.signals[l].data.withUnsafeBufferPointer { dp in
+                        fg.signals[l].data.withUnsafeBufferPointer { gp in
+                            for k in 0..<C { for i in 0..<nb { for j in 0..<dout { p[(k * dout + j) * nb + i] = dp[(k * nb + i) * dout + j] } } }
+                            for i in 0..<nb { for j in 0..<dout { p[(C * dout + j) * nb + i] = gp[i * dout + j] } }
+                        }
+                    }
+                    return p
+                }
+                defer { signalsT.forEach { $0.deallocate() } }
+                // A factored block: the Gram of the queries' and the batch's inputs (m × nb), and with
+                // coupled decay the queries' inputs through λ ⊙ W (m × out), for R_s·(λ w_s) = u·((λ⊙W) x_q).
+                // (Explicit allocations, freed at the end of the step: see the scratch note below.)
+                let inputGram: [UnsafeMutablePointer<S>?] = layers.map { layer in
+                    guard factored[layer.index] else { return nil }
+                    var gram = DenseMatrix<S>(rows: m, cols: nb)
+                    DenseMatrix.gemm(nodes[0].features.inputs[layer.index], rows: 0..<m, fb.inputs[layer.index], rows: 0..<nb, into: &gram)
+                    let p = UnsafeMutablePointer<S>.allocate(capacity: m * nb)
+                    gram.data.withUnsafeBufferPointer { p.initialize(from: $0.baseAddress!, count: m * nb) }
+                    return p
+                }
+                let decayedInputs: [UnsafeMutablePointer<S>?] = layers.map { layer in
+                    guard factored[layer.index] && !decay.isEmpty else { return nil }
+                    let dW = DenseMatrix<S>(rows: layer.outputs, cols: layer.inputs,
+                                            data: Array(decay[layer.weightOffset..<(layer.weightOffset + layer.weightCount)]))
+                    var wx = DenseMatrix<S>(rows: m, cols: layer.outputs)
+                    DenseMatrix.gemm(nodes[0].features.inputs[layer.index], rows: 0..<m, dW, rows: 0..<layer.outputs, into: &wx)
+                    let p = UnsafeMutablePointer<S>.allocate(capacity: m * layer.outputs)
+                    wx.data.withUnsafeBufferPointer { p.initialize(from: $0.baseAddress!, count: m * layer.outputs) }
+                    return p
+                }
+                defer { inputGram.forEach { $0?.deallocate() }; decayedInputs.forEach { $0?.deallocate() } }
                 kFull.withUnsafeMutableBufferPointer { kfp in
                 kTrace.withUnsafeMutableBufferPointer { ktp in
                 nBlock.withUnsafeMutableBufferPointer { nbp in
@@ -262,28 +308,37 @@ extension PathAnalyzer {
                         let tmpB = UnsafeMutablePointer<S>.allocate(capacity: biasScratch)
                         let oldB = UnsafeMutablePointer<S>.allocate(capacity: biasScratch)
                         defer { tmp.deallocate(); old.deallocate(); tmpB.deallocate(); oldB.deallocate() }
-                        var sI = [S](repeating: 0, count: (C + 1) * widest)
-                        var z = [S](repeating: 0, count: rr.count * (C + 1))
+                        // Dense blocks: Y' = R[rows] A_bᵀ ((rows·out) × nb), then per query row and needed
+                        // channel k, Σ_j (s_W Y'[j, i] + s_b R_b[j]) S_k[j, i] along the examples i.
+                        let needed = mode == .full ? Array(0...C) : []
+                        let yT = UnsafeMutablePointer<S>.allocate(capacity: generic ? 1 : rr.count * widest * nb)
+                        let coefficient = UnsafeMutablePointer<S>.allocate(capacity: nb)
+                        let zAcc = UnsafeMutablePointer<S>.allocate(capacity: (C + 1) * nb)
+                        defer { yT.deallocate(); coefficient.deallocate(); zAcc.deallocate() }
                         for layer in layers {
                             let l = layer.index, din = layer.inputs, dout = layer.outputs, width = rr.count * dout
+                            let fac = factored[l], rw = rowWidth[l]
                             let sw = S(layer.weightScale), sb = S(layer.biasScale)
-                            var y = [S](repeating: 0, count: generic ? 0 : nb * width)
                             let zAll = generic ? UnsafeMutablePointer<S>.allocate(capacity: rr.count * nb * (C + 1)) : nil
                             defer { zAll?.deallocate() }
                             for c in 0..<C {
                                 let qr = (c * m + rr.lowerBound)..<(c * m + rr.upperBound)
                                 if form.nesterov {
                                     // R_{s+1}'s rows, for V_s.
-                                    old.update(from: rW[l] + qr.lowerBound * dout * din, count: width * din)
+                                    old.update(from: rW[l] + qr.lowerBound * rw, count: rr.count * rw)
                                     if let b = rB[l] { oldB.update(from: b + qr.lowerBound * dout, count: width) }
                                 }
-                                layer.accumulateJacobians(nodes, block: l, rows: qr, scale: dqp.baseAddress!, decay: form.rho,
-                                                               weights: rW[l], bias: rB[l])
+                                if fac {
+                                    layer.accumulateFactoredJacobians(nodes, block: l, rows: qr, decay: form.rho, weights: rW[l], bias: rB[l])
+                                } else {
+                                    layer.accumulateJacobians(nodes, block: l, rows: qr, scale: dqp.baseAddress!, decay: form.rho,
+                                                              weights: rW[l], bias: rB[l])
+                                }
                                 // These rows of R_s, with RMSProp's D_s moved onto them (D is diagonal).
-                                var src = UnsafePointer(rW[l] + qr.lowerBound * dout * din)
+                                var src = UnsafePointer(rW[l] + qr.lowerBound * rw)
                                 var srcB: UnsafePointer<S>? = rB[l].map { UnsafePointer($0 + qr.lowerBound * dout) }
                                 if form.nesterov {
-                                    for e in 0..<(width * din) { tmp[e] = vNew * src[e] - vOld * old[e] }
+                                    for e in 0..<(rr.count * rw) { tmp[e] = vNew * src[e] - vOld * old[e] }
                                     src = UnsafePointer(tmp)
                                     if let sB = srcB {
                                         for e in 0..<width { tmpB[e] = vNew * sB[e] - vOld * oldB[e] }
@@ -317,56 +372,59 @@ extension PathAnalyzer {
                                         }
                                     }
                                 } else {
-                                // Y = A_b · R_l[rows]ᵀ: nb × (rows·out).
-                                fb.inputs[l].data.withUnsafeBufferPointer { ap in
-                                    y.withUnsafeMutableBufferPointer { yp in
-                                        S.gemm(transposeA: false, transposeB: true, m: nb, n: width, k: din, alpha: 1,
-                                                    a: ap.baseAddress!, lda: din, b: src, ldb: din, beta: 0, c: yp.baseAddress!, ldc: width)
-                                    }
-                                }
-                                fb.signals[l].data.withUnsafeBufferPointer { dp in
-                                fg.signals[l].data.withUnsafeBufferPointer { gp in
-                                    for i in 0..<nb {
-                                        // The C signals of x_i and its δ^g, (C+1) × out.
-                                        for k in 0..<C { for j in 0..<dout { sI[k * dout + j] = dp[(k * nb + i) * dout + j] } }
-                                        for j in 0..<dout { sI[C * dout + j] = gp[i * dout + j] }
-                                        y.withUnsafeBufferPointer { yp in
-                                            sI.withUnsafeBufferPointer { sp in
-                                                z.withUnsafeMutableBufferPointer { zp in
-                                                    S.gemm(transposeA: false, transposeB: true, m: rr.count, n: C + 1, k: dout, alpha: sw,
-                                                                a: yp.baseAddress! + i * width, lda: dout, b: sp.baseAddress!, ldb: dout,
-                                                                beta: 0, c: zp.baseAddress!, ldc: C + 1)
-                                                    // Bias: s_b Σ_j R_b[row, j] δ_k[i, j], added to the same z.
-                                                    if let srcB {
-                                                        S.gemm(transposeA: false, transposeB: true, m: rr.count, n: C + 1, k: dout, alpha: sb,
-                                                                    a: srcB, lda: dout, b: sp.baseAddress!, ldb: dout,
-                                                                    beta: 1, c: zp.baseAddress!, ldc: C + 1)
-                                                    }
-                                                }
-                                            }
-                                        }
-                                        for (kr, r) in rr.enumerated() {
-                                            let row = c * m + r, zr = kr * (C + 1)
-                                            nbk[row * nb + i] += Double(z[zr + C])
-                                            if let kf {
-                                                for kk in 0..<C { kf[(row * nb + i) * C + kk] += Double(z[zr + kk]) }
-                                            } else if let kt {
-                                                kt[r * nb + i] += Double(z[zr + c])
-                                            }
+                                    if !fac {
+                                        // Y' = s_W R[rows] A_bᵀ: (rows·out) × nb, one GEMM.
+                                        fb.inputs[l].data.withUnsafeBufferPointer { ap in
+                                            S.gemm(transposeA: false, transposeB: true, m: width, n: nb, k: din, alpha: sw,
+                                                   a: src, lda: din, b: ap.baseAddress!, ldb: din, beta: 0, c: yT, ldc: nb)
                                         }
                                     }
-                                } }
+                                    let channels = mode == .full ? needed : [c, C]
+                                    let sT = signalsT[l]
+                                    for (kr, r) in rr.enumerated() {
+                                        for k in channels { (zAcc + k * nb).initialize(repeating: 0, count: nb) }
+                                        for j in 0..<dout {
+                                            // The coefficient of S_k[j, ·]: s_W Y'[j, ·] (factored: s_W u_j (x_r·x_i)) + s_b R_b[j].
+                                            let bj: S = srcB.map { sb * $0[kr * dout + j] } ?? 0
+                                            if fac {
+                                                let uj = sw * src[kr * dout + j], gram = inputGram[l]! + r * nb
+                                                for i in 0..<nb { coefficient[i] = uj * gram[i] + bj }
+                                            } else {
+                                                let y = yT + (kr * dout + j) * nb
+                                                for i in 0..<nb { coefficient[i] = y[i] + bj }
+                                            }
+                                            for k in channels {
+                                                let sk = sT + (k * dout + j) * nb, z = zAcc + k * nb
+                                                for i in 0..<nb { z[i] += coefficient[i] * sk[i] }
+                                            }
+                                        }
+                                        let row = c * m + r
+                                        for i in 0..<nb { nbk[row * nb + i] += Double(zAcc[C * nb + i]) }
+                                        if let kf {
+                                            for i in 0..<nb { for kk in 0..<C { kf[(row * nb + i) * C + kk] += Double(zAcc[kk * nb + i]) } }
+                                        } else if let kt {
+                                            for i in 0..<nb { kt[r * nb + i] += Double(zAcc[c * nb + i]) }
+                                        }
+                                    }
                                 }
-                                // Coupled decay: R_s[row]·(Dx_s ⊙ λ w_s), this layer's share.
+                                // Coupled decay: R_s[row]·(Dx_s ⊙ λ w_s), this layer's share (factored:
+                                // u·((λ⊙W) x_r)).
                                 if !decay.isEmpty {
                                     let dec = decp.baseAddress!
                                     for (kr, r) in rr.enumerated() {
                                         var v = 0.0
-                                        for i in 0..<dout {
-                                            let o = src + (kr * dout + i) * din, w = dec + layer.weightOffset + i * din
+                                        if fac {
+                                            let wx = decayedInputs[l]! + r * dout
                                             var part: S = 0
-                                            for k in 0..<din { part += o[k] * w[k] }
+                                            for i in 0..<dout { part += src[kr * dout + i] * wx[i] }
                                             v += Double(part)
+                                        } else {
+                                            for i in 0..<dout {
+                                                let o = src + (kr * dout + i) * din, w = dec + layer.weightOffset + i * din
+                                                var part: S = 0
+                                                for k in 0..<din { part += o[k] * w[k] }
+                                                v += Double(part)
+                                            }
                                         }
                                         if let srcB, let bo = layer.biasOffset {
                                             for i in 0..<dout { v += Double(srcB[kr * dout + i] * dec[bo + i]) }

@@ -141,4 +141,29 @@ extension DenseLayer {
             }
         }
     }
+
+    /// The factored form of `accumulateJacobians` for a block whose input `a` does not depend on
+    /// the parameters (an MLP's first layer: `a = x` at every node) and with no diagonal scale:
+    /// every node's term `s_W ω_j δ_j aᵀ` shares `aᵀ`, so only its left factor is kept,
+    /// `u ← decay·u + s_W Σ_j ω_j δ_j` (`out` scalars per row instead of `out·in`), and the bias
+    /// rows `b ← decay·b + s_b Σ_j ω_j δ_j` as in `accumulateJacobians`.
+    @_specialize(where S == Double)
+    @_specialize(where S == Float)
+    public func accumulateFactoredJacobians<S: BLASScalar>(_ nodes: [(features: TangentFeatures<S>, weight: Double)], block l: Int,
+                                                           rows: Range<Int>, decay: Double,
+                                                           weights target: UnsafeMutablePointer<S>, bias: UnsafeMutablePointer<S>?) {
+        let dout = outputs
+        let weights = nodes.map { S($0.weight) }
+        let sW = S(weightScale), sB = S(biasScale), dec = S(decay)
+        defer { withExtendedLifetime(nodes) {} }
+        let dl = nodes.map { $0.features.signals[l].data.withUnsafeBufferPointer { $0.baseAddress! } }
+        for row in rows {
+            for i in 0..<dout {
+                var v: S = 0
+                for j in nodes.indices { v += weights[j] * dl[j][row * dout + i] }
+                target[row * dout + i] = dec * target[row * dout + i] + sW * v
+                if let bias { bias[row * dout + i] = dec * bias[row * dout + i] + sB * v }
+            }
+        }
+    }
 }
