@@ -41,8 +41,8 @@ public struct AnalysisProgress: Sendable {
 /// (`2·n_q·P·(2 + C)`), their kernels against the training side (`2·n_q·n_b·Σ_l(in_l + C·out_l)`
 /// per side and node), the training side's features, the step check and the linearized update
 /// (`≈ 10·n_b·P`); the backward pass's update of the query side R and its products with the batch
-/// (`2·C·n_q·P·(q + n_b)`) plus its memory traffic (three passes over R, counted as 72·C·n_q·P:
-/// about 3 flops per byte); the ridge machines' eigendecompositions (`9m³` each, or `m³/3` by
+/// (`2·C·n_q·P_R·(q + n_b)`, `P_R` R's scalars per query and channel, `querySideScalars`) plus its
+/// memory traffic (three passes over R, counted as 72·C·n_q·P_R: about 3 flops per byte); the ridge machines' eigendecompositions (`9m³` each, or `m³/3` by
 /// Cholesky above `eigenRidgeLimit`). Checked against measured runs in Docs/path-kernel.md §7.
 struct AnalysisCostModel {
     let forwardPerStep: Double
@@ -50,8 +50,8 @@ struct AnalysisCostModel {
     let machines: Double
 
     init(model: any Network, queries nQ: Int, train n: Int, meanBatch nb: Double, nodes q: Int, blocks: Int,
-         kernelForm: Bool, backward: Bool, windowSides: Double, machines fitRows: Int?, dynamicsPerStep: Double = 0) {
-        let P = Double(model.parameterCount), Q = Double(nQ), C = Double(model.outputDim), qd = Double(q)
+         kernelForm: Bool, backward: Bool, querySide: Int? = nil, windowSides: Double, machines fitRows: Int?, dynamicsPerStep: Double = 0) {
+        let P = Double(model.parameterCount), PR = Double(querySide ?? model.parameterCount), Q = Double(nQ), C = Double(model.outputDim), qd = Double(q)
         let widths = Double(model.featureScalarsPerExample)
         // One example's tangent features: 2·P·(2 + C) for an MLP (all GEMMs); a layer network's
         // Jacobian passes and rows (`Network.featureCostPerExample`).
@@ -60,7 +60,7 @@ struct AnalysisCostModel {
         let perStepFixed = 10 * nb * P + (model is MLP ? 2 * nb * P * (1 + C) : nb * perExample) + dynamicsPerStep * perExample
         if backward {
             forwardPerStep = perStepFixed
-            backwardPerStep = qd * features + 2 * C * Q * P * (qd + nb) + 72 * C * Q * P
+            backwardPerStep = qd * features + 2 * C * Q * PR * (qd + nb) + 72 * C * Q * PR
         } else if kernelForm {
             forwardPerStep = perStepFixed + qd * (features + 2 * Q * nb * windowSides * widths * Double(blocks))
             backwardPerStep = 0

@@ -133,6 +133,20 @@ struct KernelAccumulators {
 }
 
 extension PathAnalyzer {
+    /// Whether `accumulatePreconditioned` keeps `layer`'s R factored as `u xᵀ`: an MLP's first
+    /// layer (its input is the data) when no D scales either side (SGD momentum).
+    static func isFactored(_ layer: DenseLayer, model: any Network, form: PreconditionedForm) -> Bool {
+        layer.index == 0 && model is MLP && !form.hasPreconditioner
+    }
+
+    /// `P_R`: the scalars of the query side R per query and output channel (P, less the factored
+    /// layer's `in·out` plus its `out`).
+    static func querySideScalars(model: any Network, form: PreconditionedForm) -> Int {
+        model.featureBlocks.reduce(0) { sum, layer in
+            sum + (isFactored(layer, model: model, form: form) ? layer.outputs : layer.weightCount) + (layer.biasOffset == nil ? 0 : layer.outputs)
+        }
+    }
+
     /// Accumulates the preconditioned kernel form of `form`'s recorded steps into `acc`.
     /// `xq`: all queries (held-out first, `nT` of them, then the training points unless
     /// `exactOnly`); `attrIndex`: query row → attributed row. `progress(done, total)` counts
@@ -157,10 +171,10 @@ extension PathAnalyzer {
         // of R_s(x) is s_W δ(x; w) x_qᵀ, so R_s = u_s x_qᵀ with u_s = ρ u_{s+1} + s_W Σ_j ω_j δ_j(x)
         // (out scalars per query and channel instead of out·in), and its product with the batch's
         // Jacobian s_W δ_{k,i} x_iᵀ is s_W (u_s·δ_{k,i}) (x_q·x_i).
-        let factored = layers.map { $0.index == 0 && model is MLP && !form.hasPreconditioner }
+        let factored = layers.map { isFactored($0, model: model, form: form) }
         // Scalars of R per query row and channel, per layer (weights only; biases are `out` more).
         let rowWidth = layers.map { factored[$0.index] ? $0.outputs : $0.weightCount }
-        let perQuery = C * layers.reduce(0) { $0 + rowWidth[$1.index] + ($1.biasOffset == nil ? 0 : $1.outputs) }
+        let perQuery = C * querySideScalars(model: model, form: form)
         // Query rows per block: R stays under about 256 MB.
         let perBlock = max(1, min(nQ, (256 << 20) / max(bytes * perQuery, 1)))
         let queryBlocks = stride(from: 0, to: nQ, by: perBlock).map { $0..<min($0 + perBlock, nQ) }

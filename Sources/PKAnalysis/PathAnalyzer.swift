@@ -126,7 +126,8 @@ public struct PathAnalyzer {
         let meanBatch = Double(run.stepRecords.reduce(0) { $0 + $1.batch.count }) / Double(max(T, 1))
         let windowSides = momentumForm && mu > 0 ? min(Double(T), max(1, (log(momentumTolerance) / log(mu)).rounded(.up))) : 1
         let cost = AnalysisCostModel(model: model, queries: nQ, train: n, meanBatch: meanBatch, nodes: settings.nodes,
-                                     blocks: blocks, kernelForm: kernelForm, backward: adaptiveForm, windowSides: windowSides,
+                                     blocks: blocks, kernelForm: kernelForm, backward: adaptiveForm,
+                                     querySide: preconditioned.map { PathAnalyzer.querySideScalars(model: model, form: $0) }, windowSides: windowSides,
                                      machines: exactOnly ? nil : n * blocks,
                                      dynamicsPerStep: exactOnly ? 0 : Double(min(n, 100)) / Double(max(1, T / 40)))
         let totalWork = Double(T) * (cost.forwardPerStep + cost.backwardPerStep) + cost.machines
