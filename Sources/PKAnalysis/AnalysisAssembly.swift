@@ -24,9 +24,7 @@ struct AnalysisAssembly {
     /// after them (scope full).
     func assemble(_ acc: KernelAccumulators, started: Date, machinesProgress: (_ finished: Bool) -> Void) throws
         -> (result: AnalysisResult, kernel: Matrix) {
-        let run = context.run, model = context.model, settings = context.settings
-        let n = context.train, nT = context.heldOut, nQ = context.queries, T = context.steps
-        let exactOnly = context.exactOnly, kernelForm = route.hasKernelForm
+        let run = context.run, model = context.model, exactOnly = context.exactOnly, kernelForm = route.hasKernelForm
 
         // Network outputs at both ends.
         let f0 = model.forward(w0, context.xq)
@@ -37,10 +35,10 @@ struct AnalysisAssembly {
         // to this analysis, in the report's order.
         if !exactOnly { machinesProgress(false) }
         let machineContext = KernelMachineContext(
-            run: run, model: model, settings: settings, outputs: context.outputs, train: n, heldOut: nT, queries: nQ,
-            mode: context.mode, blocks: context.blocks, kernelForm: kernelForm, xq: context.xq, w0: w0, wT: wT, wLin: wLin,
-            f0: f0, fT: fT, change: change, kp: acc.kp, nSum: acc.nSum, nDiag: acc.nDiag, rwd: acc.rwd, jvpSum: acc.jvpSum,
-            cSum: acc.cSum, gSum: acc.gSum)
+            run: run, model: model, settings: context.settings, outputs: context.outputs, train: context.train,
+            heldOut: context.heldOut, queries: context.queries, mode: context.mode, blocks: context.blocks, kernelForm: kernelForm,
+            xq: context.xq, w0: w0, wT: wT, wLin: wLin, f0: f0, fT: fT, change: change, kp: acc.kp, nSum: acc.nSum,
+            nDiag: acc.nDiag, rwd: acc.rwd, jvpSum: acc.jvpSum, cSum: acc.cSum, gSum: acc.gSum)
         let machineOutcomes = KernelMachines.applicable(fullScope: !exactOnly, kernelForm: kernelForm).map { rule in
             (rule: rule, outcome: rule.predict(machineContext))
         }
@@ -50,27 +48,16 @@ struct AnalysisAssembly {
         if !exactOnly { machinesProgress(true) }
 
         // Fidelity per machine and split.
-        let labels: [Double] = (0..<nT).map { run.testY[$0, 0] } + (0..<n).map { run.trainY[$0, 0] }
-        let splits: [(String, [Int])] = [("test", Array(0..<nT)), ("train", Array(nT..<nQ))]   // train empty in scope exact
-        func fid(_ pred: Matrix, _ rows: [Int]) -> AnalysisResult.Fidelity? {
-            guard !rows.isEmpty else { return nil }
-            return PathAnalyzer.fidelity(pred: pred.rows(at: rows), network: fT.rows(at: rows), initial: f0.rows(at: rows),
-                                         labels: rows.map { labels[$0] }, task: run.info.task)
-        }
-        let showTrain = settings.queries != .test, showTest = settings.queries != .train && nT > 0
-        func machine(_ name: String, _ desc: String, _ pred: Matrix, ridge: Double? = nil) -> AnalysisResult.KernelMachine {
-            .init(name: name, description: desc, train: showTrain ? fid(pred, splits[1].1) : nil,
-                  test: showTest ? fid(pred, splits[0].1) : nil, ridge: ridge)
-        }
+        let scoring = Scoring(context: context, f0: f0, fT: fT)
         var notes = notesBeforeMachines(acc, change: change)
         var machines: [AnalysisResult.KernelMachine] = []
         for (rule, outcome) in machineOutcomes {
             let desc = rule.description(in: machineContext)
             switch outcome {
             case .prediction(let prediction):
-                machines.append(machine(rule.name, desc, prediction))
+                machines.append(scoring.machine(rule.name, desc, prediction))
             case .ridge(let fit, let prediction):
-                var km = machine(rule.name, desc, prediction, ridge: fit.ridge)
+                var km = scoring.machine(rule.name, desc, prediction, ridge: fit.ridge)
                 km.negativeSpectralMass = fit.negativeMass
                 km.negativeEigenvalues = fit.negativeCount
                 machines.append(km)
@@ -83,32 +70,13 @@ struct AnalysisAssembly {
             notes.append("scope exact: only the exact decomposition, the path kernel and path-km on held-out queries were computed")
         }
 
-        let netAcc: (Matrix, [Int]) -> Double? = { f, rows in
-            guard !rows.isEmpty, run.isClassification else { return nil }
-            return PathAnalyzer.accuracy(f.rows(at: rows), labels: rows.map { labels[$0] }, task: run.info.task)
-        }
-        // The kernel used, named for the report (math §2, §5).
-        let resolved = AnalysisResult.Settings(nodes: settings.nodes, adaptiveTolerance: settings.adaptiveTolerance,
-                                               queries: settings.queries.rawValue, maxQueries: settings.maxQueries,
-                                               kernel: context.mode.rawValue, ridge: settings.ridge,
-                                               precision: settings.precision.rawValue, scope: settings.scope.rawValue,
-                                               pathKernel: route.kernelName)
         let residual = { (rows: [Int]) in self.residual(rows, change: change, fT: fT, exact: exact, jvpSum: acc.jvpSum) }
         let result = AnalysisResult(
-            settings: resolved,
-            run: .init(name: run.info.name, model: model.summary,
-                       parameterCount: model.parameterCount, task: run.info.task, loss: run.loss.rawValue,
-                       optimizer: run.optimizer.summary, status: run.info.status.rawValue, precision: run.info.precision.rawValue,
-                       steps: T, trainCount: n, testQueries: nT, outputs: context.outputs,
-                       networkTrainAccuracy: netAcc(fT, splits[1].1), networkTestAccuracy: netAcc(fT, splits[0].1),
-                       notes: notes),
-            replay: .init(mode: path.checkpointResolution
-                            ? "checkpoint resolution (no optimizer state; segments of \(run.info.checkpointEvery) steps)"
-                            : run.info.checkpointEvery == 1 ? "every step stored, each recomputed and compared" : "replayed between checkpoints every \(run.info.checkpointEvery) steps, compared at each",
-                          checkpointEvery: run.info.checkpointEvery, largestMismatch: path.largestMismatch, tolerance: path.tolerance,
-                          worstStep: path.worstStep, checkedSteps: path.checkedSteps, inconsistent: inconsistent),
-            reconstruction: .init(train: showTrain ? residual(splits[1].1) : nil, test: showTest ? residual(splits[0].1) : nil,
-                                  meanNodesPerStep: Double(quadrature.nodeCount) / Double(max(T, 1)), maxDepth: quadrature.maxDepth),
+            settings: resolvedSettings,
+            run: runSummary(notes: notes, scoring: scoring),
+            replay: replay,
+            reconstruction: .init(train: scoring.showTrain ? residual(scoring.train) : nil, test: scoring.showTest ? residual(scoring.test) : nil,
+                                  meanNodesPerStep: Double(quadrature.nodeCount) / Double(max(context.steps, 1)), maxDepth: quadrature.maxDepth),
             kernelMachines: machines, dynamics: dynamics.points, dynamicsSubset: dynamics.indices.count,
             attribution: kernelForm ? attribution(acc, change: change, fT: fT) : [],
             seconds: Date().timeIntervalSince(started), toolVersion: "")
@@ -120,6 +88,78 @@ struct AnalysisAssembly {
             throw AnalysisError("\(run.path): the analysis gives NaN (the final weights reach |w| = \(String(format: "%.3g", largest)), the outputs \(String(format: "%.3g", fT.data.reduce(0) { max($0, abs($1)) }))): the run probably diverged without being marked so; analyze a trace that stops before the divergence (pathkernel train marks it `diverged` and keeps the finite prefix)")
         }
         return (result, acc.kp)
+    }
+
+    /// The fidelity figures (math §4) of a machine's predictions on each split, against the
+    /// network's outputs at both ends and the labels.
+    struct Scoring {
+        let context: AnalysisContext
+        let f0: Matrix, fT: Matrix
+        /// Labels of every query row (held-out, then training).
+        let labels: [Double]
+        /// Query rows of each split (train empty in scope exact).
+        let test: [Int], train: [Int]
+        let showTrain: Bool, showTest: Bool
+
+        init(context: AnalysisContext, f0: Matrix, fT: Matrix) {
+            let run = context.run, nT = context.heldOut
+            self.context = context
+            self.f0 = f0
+            self.fT = fT
+            labels = (0..<nT).map { run.testY[$0, 0] } + (0..<context.train).map { run.trainY[$0, 0] }
+            test = Array(0..<nT)
+            train = Array(nT..<context.queries)
+            showTrain = context.settings.queries != .test
+            showTest = context.settings.queries != .train && nT > 0
+        }
+
+        func fidelity(_ pred: Matrix, _ rows: [Int]) -> AnalysisResult.Fidelity? {
+            guard !rows.isEmpty else { return nil }
+            return PathAnalyzer.fidelity(pred: pred.rows(at: rows), network: fT.rows(at: rows), initial: f0.rows(at: rows),
+                                         labels: rows.map { labels[$0] }, task: context.run.info.task)
+        }
+
+        func machine(_ name: String, _ desc: String, _ pred: Matrix, ridge: Double? = nil) -> AnalysisResult.KernelMachine {
+            .init(name: name, description: desc, train: showTrain ? fidelity(pred, train) : nil,
+                  test: showTest ? fidelity(pred, test) : nil, ridge: ridge)
+        }
+
+        /// The network's accuracy at w_T on `rows` (classification only).
+        func accuracy(_ rows: [Int]) -> Double? {
+            guard !rows.isEmpty, context.run.isClassification else { return nil }
+            return PathAnalyzer.accuracy(fT.rows(at: rows), labels: rows.map { labels[$0] }, task: context.run.info.task)
+        }
+    }
+
+    /// The settings as resolved, with the kernel used named for the report (math §2, §5).
+    var resolvedSettings: AnalysisResult.Settings {
+        let settings = context.settings
+        return AnalysisResult.Settings(nodes: settings.nodes, adaptiveTolerance: settings.adaptiveTolerance,
+                                       queries: settings.queries.rawValue, maxQueries: settings.maxQueries,
+                                       kernel: context.mode.rawValue, ridge: settings.ridge,
+                                       precision: settings.precision.rawValue, scope: settings.scope.rawValue,
+                                       pathKernel: route.kernelName)
+    }
+
+    /// The run's summary in the result, with the report's notes.
+    func runSummary(notes: [String], scoring: Scoring) -> AnalysisResult.Run {
+        let run = context.run, model = context.model
+        return .init(name: run.info.name, model: model.summary,
+                     parameterCount: model.parameterCount, task: run.info.task, loss: run.loss.rawValue,
+                     optimizer: run.optimizer.summary, status: run.info.status.rawValue, precision: run.info.precision.rawValue,
+                     steps: context.steps, trainCount: context.train, testQueries: context.heldOut, outputs: context.outputs,
+                     networkTrainAccuracy: scoring.accuracy(scoring.train), networkTestAccuracy: scoring.accuracy(scoring.test),
+                     notes: notes)
+    }
+
+    /// The step check's figures.
+    var replay: AnalysisResult.Replay {
+        let every = context.run.info.checkpointEvery
+        return .init(mode: path.checkpointResolution
+                        ? "checkpoint resolution (no optimizer state; segments of \(every) steps)"
+                        : every == 1 ? "every step stored, each recomputed and compared" : "replayed between checkpoints every \(every) steps, compared at each",
+                     checkpointEvery: every, largestMismatch: path.largestMismatch, tolerance: path.tolerance,
+                     worstStep: path.worstStep, checkedSteps: path.checkedSteps, inconsistent: inconsistent)
     }
 
     /// The step check found stored weights that are not the recorded steps (`--allow-inconsistent-steps`).
