@@ -54,7 +54,8 @@ let package = Package(
         /// The SQLite trace store. Depends on SQLite alone.
         .target(name: "PKTrace", dependencies: ["CSQLite"]),
         /// The rules of a trace's contents that need the model, loss and optimizer (layout, task,
-        /// targets, step rows): one check shared by `inspect` and `analyze`.
+        /// targets, step rows): one check shared by `inspect` and `analyze` (and the one conversion
+        /// of its data arrays to matrices, `DataArray.matrix`).
         .target(name: "PKTraceCheck", dependencies: ["PKNumerics", "PKNetworks", "PKOptim", "PKTrace"]),
         /// Run configs, presets, the training loop and its observers (progress, recording).
         .target(name: "PKTraining", dependencies: ["PKNumerics", "PKNetworks", "PKOptim", "PKStep", "PKData", "PKTrace", "PKTraceCheck"]),

@@ -76,3 +76,18 @@ struct AnalysisCostModel {
         }
     }
 }
+
+extension AnalysisCostModel {
+    /// The cost of `context`'s analysis by `route` (its dynamics sampled on at most 100 points
+    /// every `max(1, ⌊T/40⌋)` steps; no machines nor dynamics in scope exact).
+    init(context: AnalysisContext, route: any KernelRoute) {
+        let T = context.steps, n = context.train
+        let meanBatch = Double(context.run.stepRecords.reduce(0) { $0 + $1.batch.count }) / Double(max(T, 1))
+        self.init(model: context.model, queries: context.queries, train: n, meanBatch: meanBatch, nodes: context.settings.nodes,
+                  blocks: context.blocks, kernelForm: route.hasKernelForm, backward: route.backwardPass,
+                  querySide: (route as? PreconditionedRoute).map { PathAnalyzer.querySideScalars(model: context.model, form: $0.form) },
+                  windowSides: route.windowSides,
+                  machines: context.exactOnly ? nil : n * context.blocks,
+                  dynamicsPerStep: context.exactOnly ? 0 : Double(min(n, 100)) / Double(max(1, T / 40)))
+    }
+}

@@ -118,20 +118,6 @@ struct PreconditionedForm {
     }
 }
 
-/// What the kernel form accumulates (see `PathAnalyzer`): K^p, N's row sums, diagonal and
-/// attributed rows, the decay term, and the scalar weights of the fixed coefficients.
-struct KernelAccumulators {
-    var kp: Matrix
-    var nSum: Matrix
-    var nDiag: Matrix
-    var nAttr: [Matrix]
-    var rwd: Matrix
-    /// Σ_t J̄_t(x)Δw_t (the JVP route's reconstruction).
-    var jvpSum: Matrix
-    var cSum: [Double]
-    var gSum: Matrix
-}
-
 extension PathAnalyzer {
     /// Whether `accumulatePreconditioned` keeps `layer`'s R factored as `u xᵀ`: an MLP's first
     /// layer (its input is the data) when no D scales either side (SGD momentum).

@@ -7,6 +7,11 @@ import PKTraceCheck
 
 /// A recorded run as the analyzer sees it: the model, loss, optimizer, data and the usable
 /// prefix of steps (everything committed up to the last valid checkpoint).
+///
+/// The one place the analyzer decodes a trace: `load` reads the run row, data, step rows and
+/// checkpoint list once, checks them (`TraceCheck`, which also decodes the specs `inspect` shows)
+/// and converts the data (`DataArray.matrix`, shared with `TraceSummary`). Only the weights and
+/// optimizer states are read later, streamed one checkpoint at a time by `WeightPath`.
 public struct TraceRun: Sendable {
     public let path: String
     public let info: RunInfo
@@ -40,11 +45,6 @@ public struct TraceRun: Sendable {
             let more = check.problems.count > 1 ? " (and \(check.problems.count - 1) more problem\(check.problems.count == 2 ? "" : "s"): `pathkernel inspect` lists them)" : ""
             throw AnalysisError("\(reader.path) breaks the trace format's rules: \(check.problems.first ?? "unreadable specs")\(more); see Docs/trace-format.md")
         }
-        func matrix(_ a: DataArray) -> Matrix {
-            let n = a.shape.first ?? 0
-            let d = a.shape.count > 1 ? a.shape[1...].reduce(1, *) : 1
-            return Matrix(rows: n, cols: d, data: a.values)
-        }
         var notes: [String] = []
         switch info.status {
         case .running:
@@ -72,8 +72,8 @@ public struct TraceRun: Sendable {
             notes.append("step \(firstMissing) is missing from the trace: analyzing steps 0..<\(last) only")
         }
         return TraceRun(path: reader.path, info: info, model: model, loss: lossSpec.kind, optimizer: optimizer,
-                        trainX: matrix(data.trainX), trainY: matrix(data.trainY),
-                        testX: matrix(data.testX), testY: matrix(data.testY),
+                        trainX: data.trainX.matrix, trainY: data.trainY.matrix,
+                        testX: data.testX.matrix, testY: data.testY.matrix,
                         checkpoints: usable, stepRecords: Array(steps.filter { $0.step < last }.sorted { $0.step < $1.step }),
                         notes: notes)
     }

@@ -45,8 +45,9 @@ public struct WeightPath {
         state = optimizer.initialState(parameterCount: run.model.parameterCount)
         tolerance = run.info.precision == .float32 ? 1e-4 : 1e-8
         let sparse = zip(run.checkpoints, run.checkpoints.dropFirst()).contains { $1 - $0 > 1 }
-        checkpointResolution = try sparse && !optimizer.bufferNames.isEmpty && reader.optimizerState(step: 0) == nil
-        try restoreState(at: 0)
+        initialStoredState = try reader.optimizerState(step: 0)
+        checkpointResolution = sparse && !optimizer.bufferNames.isEmpty && initialStoredState == nil
+        if let stored = initialStoredState { try restoreState(stored, at: 0) }
     }
 
     public struct Segment {
@@ -69,18 +70,27 @@ public struct WeightPath {
     /// checkpoints, no stored state): segments then run from checkpoint to checkpoint.
     public private(set) var checkpointResolution = false
 
+    /// The optimizer state stored with the checkpoint at step 0 (nil: none), as read; a count above
+    /// 0 means the run was resumed with buffers that hold gradients from before the trace.
+    public let initialStoredState: StoredOptimizerState?
+
     /// Replaces the running optimizer state by the one stored with the checkpoint at `step`, if any;
     /// true when there was one.
     @discardableResult
     private mutating func restoreState(at step: Int) throws -> Bool {
         guard let stored = try reader.optimizerState(step: step) else { return false }
+        try restoreState(stored, at: step)
+        return true
+    }
+
+    /// Replaces the running optimizer state by `stored`, the state stored at `step`.
+    private mutating func restoreState(_ stored: StoredOptimizerState, at step: Int) throws {
         do {
             state = try optimizer.restoreState(count: stored.count, names: stored.names, values: stored.values,
                                                parameterCount: run.model.parameterCount)
         } catch {
             throw AnalysisError("\(run.path): the optimizer state stored at step \(step) does not fit the recorded optimizer: \(error)")
         }
-        return true
     }
 
     /// The next segment, or nil after the last analyzed step.

@@ -99,12 +99,9 @@ public struct TraceSummary: Codable, Sendable {
             train: train, test: test, problems: problems)
     }
 
+    /// A split as a dataset (sound contents only: x and y have the same rows).
     static func dataset(x: DataArray, y: DataArray, task: TaskKind, outputs: Int, name: String) -> Dataset {
-        let n = x.shape.first ?? 0
-        let d = x.shape.count > 1 ? x.shape[1...].reduce(1, *) : 1
-        let ycols = y.shape.count > 1 ? y.shape[1...].reduce(1, *) : 1
-        return Dataset(x: Matrix(rows: n, cols: d, data: x.values), y: Matrix(rows: n, cols: ycols, data: y.values),
-                       task: task, numClasses: task == .regression ? 0 : (task == .binary ? 2 : outputs), name: name)
+        Dataset(x: x.matrix, y: y.matrix, task: task, numClasses: task == .regression ? 0 : (task == .binary ? 2 : outputs), name: name)
     }
 
     public func json() -> String {

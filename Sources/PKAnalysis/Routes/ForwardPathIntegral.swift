@@ -1,0 +1,137 @@
+import PKNetworks
+import PKNumerics
+
+/// The quadrature of one segment summed forwards in time (path-kernel math §2, §6; momentum's
+/// window, §5): per node the queries' tangent features at `w_t + s_jΔw_t` (with the fused JVPs of
+/// the tangents) and their kernels against the training sides, into K^p, N, Σ J̄Δw and R_wd.
+/// Shared by `PathKernelRoute` and `WindowedMomentumRoute`.
+struct ForwardPathIntegral {
+    let context: AnalysisContext
+    /// Query rows per block, and the blocks' inputs.
+    let queryBlocks: [Range<Int>]
+    let xqBlocks: [Matrix]
+
+    init(context: AnalysisContext) {
+        self.context = context
+        let model = context.model, nQ = context.queries, n = context.train, C = context.outputs, blocks = context.blocks
+        // Query rows per block: each block's kernels (K̄ and, for trace, N) stay under about 128 MB.
+        let rowBytes = 8 * n * blocks * blocks + (context.mode == .trace ? 8 * C * n : 0)
+        // A layer network's features are its Jacobian rows (C·P scalars per example): at most
+        // about 256 MB of them per block too.
+        let featureRows = (256 << 20) / max(8 * model.featureScalarsPerExample, 1)
+        let chunk = model is MLP ? max(64, min(nQ, 128 << 20 / max(rowBytes, 1)))
+                                 : max(16, min(nQ, 128 << 20 / max(rowBytes, 1), featureRows))
+        queryBlocks = stride(from: 0, to: nQ, by: chunk).map { $0..<min($0 + chunk, nQ) }
+        xqBlocks = queryBlocks.map { context.xq.rows($0) }
+    }
+
+    /// The training side of the segment's step: features at `w_s`, `g_{i,s}`, the scale `s_s/|B_s|`.
+    func trainingSide<S: BLASScalar>(_: S.Type, _ seg: RouteSegment) -> TrainingSide<S> {
+        let fb = context.model.tangentFeatures(seg.start, seg.xb, as: S.self, tangents: [])
+        let g = seg.segment.outputGradient ?? context.run.loss.evaluate(outputs: Matrix(fb.outputs), targets: seg.yb).perExampleGradient
+        return TrainingSide(step: seg.step, batch: seg.batch, fb: fb, fbg: context.mode == .trace ? fb.contracted(with: g) : nil, g: g,
+                            scale: seg.scale)
+    }
+
+    /// One segment's quadrature in precision S: per node the queries' features (with the fused
+    /// JVPs) and their kernels against each training side in `sides` (the current step's, and
+    /// with momentum the earlier steps' still in the window), weighted by `η_t c_{t,s}` and
+    /// accumulated in f64. `tangents[0]` is Δw_t (its JVPs go to Σ J̄Δw), a second one the decay
+    /// part of Δw_t (its JVPs go to R_wd).
+    func integrate<S: BLASScalar>(_: S.Type, _ seg: RouteSegment, sides weighted: [(side: TrainingSide<S>, weight: Double)],
+                                  tangents: [[Double]], into acc: inout KernelAccumulators) {
+        let model = context.model, n = context.train, C = context.outputs, blocks = context.blocks, mode = context.mode
+        let nT = context.heldOut, exactOnly = context.exactOnly, attrIndex = context.attrIndex
+        // Sides joined into groups of at most max(4n, one batch) examples (one kernel call per
+        // group, node and query block; memory stays bounded for full-batch momentum), each
+        // example column carrying its side's weight.
+        var groups: [[(side: TrainingSide<S>, weight: Double)]] = [[]]
+        var columns = 0
+        for w in weighted {
+            if columns > 0 && columns + w.side.batch.count > 4 * n { groups.append([]); columns = 0 }
+            groups[groups.count - 1].append(w)
+            columns += w.side.batch.count
+        }
+        let sides = groups.map { group in
+            (group.count == 1 ? group[0].side : TrainingSide<S>.concatenating(group.map(\.side)),
+             group.flatMap { w in [Double](repeating: w.weight, count: w.side.batch.count) })
+        }
+        for (s, omega) in seg.nodes {
+            var ws = seg.start
+            Vec.axpy(s, tangents[0], &ws)   // tangents[0] is Δw_t
+            for (qb, rows) in queryBlocks.enumerated() {
+                let fq = model.tangentFeatures(ws, xqBlocks[qb], as: S.self, tangents: tangents)
+                // JΔw (reconstruction) and J·(decay part of Δw) (the term R_wd) from the same pass.
+                for (j, jv) in fq.outputTangents.enumerated() {
+                    for r in 0..<rows.count { for c in 0..<C {
+                        let v = omega * Double(jv[r, c])
+                        if j == 0 { acc.jvpSum[rows.lowerBound + r, c] += v } else { acc.rwd[rows.lowerBound + r, c] += v }
+                    } }
+                }
+                for (side, columnWeight) in sides {
+                    let batch = side.batch, nb = batch.count, g = side.g
+                    let ks = TangentFeatures.kernels(fq, mode == .trace ? [(side.fb, .trace), (side.fbg!, .full)] : [(side.fb, .full)])
+                    let kk = ks[0]
+                    kk.data.withUnsafeBufferPointer { kkp in
+                        acc.kp.data.withUnsafeMutableBufferPointer { kpp in
+                            for r in 0..<(rows.count * blocks) {
+                                let src = r * nb * blocks, dst = (rows.lowerBound * blocks + r) * n * blocks
+                                for (b, i) in batch.enumerated() {
+                                    let to = dst + i * blocks, from = src + b * blocks, w = omega * columnWeight[b]
+                                    for k in 0..<blocks {
+                                        let v: Double = Double(kkp[from + k])
+                                        kpp[to + k] += w * v
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    // N's contributions: Σ_k K̄_ck(x, x_b) g_bk, from K̄ (full) or the contracted kernel (trace).
+                    for r in 0..<rows.count {
+                        let q = rows.lowerBound + r
+                        let diag = (!exactOnly && q >= nT) ? q - nT : -1
+                        let attr = attrIndex[q]
+                        for c in 0..<C {
+                            var rowSum = 0.0
+                            for (b, i) in batch.enumerated() {
+                                let w = omega * columnWeight[b]
+                                var v = 0.0
+                                if mode == .trace {
+                                    v = Double(ks[1][r * C + c, b])
+                                } else {
+                                    let base = (r * C + c) * nb * C + b * C
+                                    for k in 0..<C { v += Double(kk.data[base + k]) * g[b, k] }
+                                }
+                                rowSum += w * v
+                                if i == diag { acc.nDiag[i, c] += w * v }
+                                if let attr { acc.nAttr[attr][c, i] += w * v }
+                            }
+                            acc.nSum[q, c] += rowSum
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One step's training side of the kernel: features at `w_s` on its batch, `g_{i,s}`, and the
+/// per-example scale `s_s/|B_s|` (clip scale over batch size).
+struct TrainingSide<S: BLASScalar> {
+    let step: Int
+    let batch: [Int]
+    let fb: TangentFeatures<S>
+    let fbg: TangentFeatures<S>?
+    let g: Matrix
+    let scale: Double
+
+    /// The sides' examples one after another (batch indices, features, gradients); `step` and
+    /// `scale` of the first (per-side weights are kept by the caller).
+    static func concatenating(_ parts: [TrainingSide]) -> TrainingSide {
+        let g = Matrix(rows: parts.reduce(0) { $0 + $1.g.rows }, cols: parts[0].g.cols, data: parts.flatMap(\.g.data))
+        return TrainingSide(step: parts[0].step, batch: parts.flatMap(\.batch),
+                            fb: TangentFeatures.concatenating(parts.map(\.fb)),
+                            fbg: parts[0].fbg == nil ? nil : TangentFeatures.concatenating(parts.map { $0.fbg! }),
+                            g: g, scale: parts[0].scale)
+    }
+}
