@@ -16,7 +16,10 @@ import PKOptim
 /// `b = 1 − β₁`; RMSProp: `ρ = μ` (0 without momentum), `a = b = 1`; SGD momentum (PyTorch's
 /// heavy ball): `ρ = μ`, `a = 1`, `b_0 = 1`, `b_s = 1 − dampening`, no D. Nesterov adds `u_t`
 /// itself: `Δw_t = −η_t (u_t + μ Σ_{s≤t} μ^{t−s} b_s u_s)`, so its training side meets
-/// `V_s = μ b_s R_s + η_s J̄_s = (1 + μ b_s) R_s − μ R_{s+1}` instead of `b_s R_s`.
+/// `V_s = μ b_s R_s + η_s J̄_s = (1 + μ b_s) R_s − μ R_{s+1}` instead of `b_s R_s`. Parameter
+/// groups with their own learning rates multiply every update by the constant `M = diag(m_k)`,
+/// which the chain's preconditioner already holds: Adam's `Dq_t ⊙ M`, RMSProp's `Dx_s ⊙ M`, and
+/// for (S)GD and momentum `Dq_t = M` (`KernelForm.learningRateScale`).
 ///
 /// Substituting into math §1 gives, per query x and training point i,
 ///
@@ -42,7 +45,7 @@ struct PreconditionedForm {
     let rho: Double
     /// `b` of Adam (1 − β₁) and RMSProp (1); momentum's `b_s` is `b(_:)`.
     let bConstant: Double
-    /// SGD momentum (no preconditioner): PyTorch's dampening and Nesterov.
+    /// SGD momentum: PyTorch's dampening and Nesterov (D only with group learning rates: M).
     var momentum = false
     var dampening = 0.0
     var nesterov = false
@@ -67,7 +70,7 @@ struct PreconditionedForm {
         switch form.update {
         case .plain:
             return nil
-        case let .momentum(rho, dampening, nesterov):
+        case let .momentum(rho, dampening, nesterov), let .preconditionedMomentum(rho, dampening, nesterov):
             self.rho = rho
             bConstant = 1
             momentum = true
@@ -75,6 +78,7 @@ struct PreconditionedForm {
             self.nesterov = nesterov
             biasCorrectionBeta = nil
             preconditionQuery = true
+            if case .momentum = form.update { hasPreconditioner = false }
         case let .preconditioned(side, rho, beta, b):
             self.rho = rho
             bConstant = b
@@ -87,16 +91,21 @@ struct PreconditionedForm {
         kernelForm = form
     }
 
-    /// Whether the update has a diagonal preconditioner D (not SGD momentum).
-    var hasPreconditioner: Bool { !momentum }
+    /// Whether the update has a diagonal preconditioner D, read per step from the optimizer state
+    /// (all but SGD momentum without group learning rates).
+    private(set) var hasPreconditioner = true
+
+    /// The parameter groups' learning-rate multipliers are part of D (`KernelForm.learningRateScale`).
+    var groupRates: Bool { kernelForm.learningRateScale != nil }
 
     /// `b_s`: momentum's `1` for s = 0 and `1 − dampening` after; else the constant.
     func b(_ s: Int) -> Double { momentum ? (s == 0 ? 1 : 1 - dampening) : bConstant }
 
     /// The kernel's name in the report's `kernel` line.
     var kernelName: String {
-        momentum ? "two-time path kernel (momentum \(rho)\(nesterov ? ", Nesterov" : "")), exact"
-                 : "preconditioned path kernel (\(name)): J̄_t(x) D J(x_i; w_s)ᵀ, exact"
+        let groups = groupRates ? ", group learning rates M" : ""
+        return momentum ? "two-time path kernel (momentum \(rho)\(nesterov ? ", Nesterov" : "")\(groups)), exact"
+                        : "preconditioned path kernel (\(name)\(groups)): J̄_t(x) D J(x_i; w_s)ᵀ, exact"
     }
 
     func a(_ t: Int) -> Double {
@@ -106,15 +115,20 @@ struct PreconditionedForm {
 
     /// The report's note on this kernel.
     var description: String {
+        let groupM = "M = diag(η_k/η), the parameter groups' learning-rate multipliers"
         if momentum {
             let c = nesterov ? "η_t (μ^{t−s+1} b_s + [s = t])" : "η_t μ^{t−s} b_s"
-            return "\(name) \(rho): two-time path kernel J̄_t(x)·J(x_i; w_s)ᵀ weighted by \(c) (b_0 = 1, b_s = 1 − dampening), summed exactly backwards in time (no truncated tail)"
+            let kernel = groupRates ? "J̄_t(x) M J(x_i; w_s)ᵀ (\(groupM))" : "J̄_t(x)·J(x_i; w_s)ᵀ"
+            return "\(name) \(rho): two-time path kernel \(kernel) weighted by \(c) (b_0 = 1, b_s = 1 − dampening), summed exactly backwards in time (no truncated tail)"
         }
         let weights = biasCorrectionBeta != nil
             ? "η_t(1−β₁)β₁^{t−s}/(1−β₁^{t+1}), β₁ = \(rho)"
             : (rho > 0 ? "η_t μ^{t−s}, μ = \(rho)" : "η_t (s = t)")
         let kernel = preconditionQuery ? "J̄_t(x) D_t J(x_i; w_s)ᵀ" : "J̄_t(x) D_s J(x_i; w_s)ᵀ"
-        return "\(name): preconditioned path kernel \(kernel) with the recorded D = 1/(√v̂ + ε), weighted by \(weights), summed exactly (no truncation)"
+        // (S)GD with group rates: `.preconditioned` without bias correction with the query, D = M.
+        let d = kernelForm.name == "SGD" ? "D = \(groupM)"
+                                         : "the recorded D = 1/(√v̂ + ε)\(groupRates ? " times \(groupM)" : "")"
+        return "\(name): preconditioned path kernel \(kernel) with \(d), weighted by \(weights), summed exactly (no truncation)"
     }
 }
 

@@ -5,7 +5,9 @@
 ///     u_s  = κ_s g_s + λ_c w_s
 ///
 /// with `g_s` the mean batch gradient, `κ_s` the recorded clip scale (1 unless `clipped`),
-/// `λ_c = coupledDecay`, `λ_d = decoupledDecay`, and `update` saying which sum it is.
+/// `λ_c = coupledDecay`, `λ_d = decoupledDecay`, and `update` saying which sum it is. Parameter
+/// groups with their own learning rates multiply the whole update by the constant diagonal
+/// `M = diag(m_k)` (`learningRateScale`), which joins D: `Δw_t = −η_t M (…)`.
 ///
 /// A chain declares its form (`GradientTransformation.kernelForm`): each component says what it
 /// does to the form of the components before it (`kernelForm(after:)`), and a chain folds them.
@@ -29,8 +31,14 @@ public struct KernelForm: Sendable, Equatable, CustomStringConvertible {
         case momentum(rho: Double, dampening: Double, nesterov: Bool)
         /// The preconditioned kernel of math §5 with constant `b`, `a_t = 1/(1 − β^{t+1})` when
         /// `biasCorrection` is β (Adam: β₁), else `a_t = 1`. `D` is read from the optimizer state
-        /// (`GradientTransformation.preconditioner`).
+        /// (`GradientTransformation.preconditioner`). With group learning rates D includes M
+        /// (Adam's and RMSProp's `D ⊙ M`), and plain (S)GD is this form with `D = M`: side
+        /// `.query`, ρ = 0, no bias correction, b = 1.
         case preconditioned(side: PreconditionerSide, rho: Double, biasCorrection: Double?, b: Double)
+        /// `.momentum` (PyTorch's heavy ball or Nesterov) with a constant diagonal `D = M` with
+        /// the query (`Dq_t = M`, read from `preconditioner`): SGD momentum with parameter groups'
+        /// own learning rates, `Δw_t = −η_t M Σ_{s≤t} c_{t,s} u_s`.
+        case preconditionedMomentum(rho: Double, dampening: Double, nesterov: Bool)
     }
 
     public var update: Update
@@ -43,6 +51,12 @@ public struct KernelForm: Sendable, Equatable, CustomStringConvertible {
     /// has, coupled or decoupled; a recorded optimizer has one at most), the scalars above then
     /// being the largest; nil: the scalar λ for every parameter. `decay(of:times:lambda:)` applies it.
     public var decayByParameter: [Double]? = nil
+    /// With parameter groups that have their own learning rates: `m_k = η_k/η` of every
+    /// parameter, `M = diag(m_k)` multiplying the whole update (PyTorch's group `lr` over the base
+    /// rate, constant over the run); nil: 1 for all. The chain's `preconditioner(state)` already
+    /// includes it (D ⊙ M, or M alone for (S)GD and momentum), and a decoupled decay's
+    /// `decayByParameter` is then `m_k λ_k` (PyTorch's `lr_k λ_k w`).
+    public var learningRateScale: [Double]? = nil
     /// Whether the gradient is clipped first (`κ_s` is then the trace's recorded clip scale).
     public var clipped: Bool
 
@@ -60,18 +74,21 @@ public struct KernelForm: Sendable, Equatable, CustomStringConvertible {
         return zip(perParameter, w).map { (c * $0) * $1 }
     }
 
-    /// The heavy ball's parameters when `update` is `.momentum`, else nil.
+    /// The heavy ball's parameters when `update` is `.momentum` (no D), else nil (with group
+    /// learning rates momentum is `.preconditionedMomentum`).
     public var momentum: (rho: Double, dampening: Double, nesterov: Bool)? {
         if case let .momentum(rho, dampening, nesterov) = update { return (rho, dampening, nesterov) }
         return nil
     }
 
     /// The optimizer this form is, by name: `SGD`, `SGD momentum`, `SGD Nesterov`, `Adam`,
-    /// `AdamW` (Adam's form with a decoupled decay), `RMSProp`.
+    /// `AdamW` (Adam's form with a decoupled decay), `RMSProp`. (S)GD with group learning rates
+    /// (`.preconditioned` without bias correction with the query, `.preconditionedMomentum`)
+    /// keeps its name.
     public var name: String {
         switch update {
-        case .plain: return "SGD"
-        case .momentum(_, _, let nesterov): return nesterov ? "SGD Nesterov" : "SGD momentum"
+        case .plain, .preconditioned(.query, _, nil, _): return "SGD"
+        case .momentum(_, _, let nesterov), .preconditionedMomentum(_, _, let nesterov): return nesterov ? "SGD Nesterov" : "SGD momentum"
         case .preconditioned(.query, _, _, _): return decoupledDecay > 0 ? "AdamW" : "Adam"
         case .preconditioned(.training, _, _, _): return "RMSProp"
         }
@@ -85,7 +102,10 @@ public struct KernelForm: Sendable, Equatable, CustomStringConvertible {
             s = "momentum(ρ \(rho), dampening \(dampening)\(nesterov ? ", Nesterov" : ""))"
         case let .preconditioned(side, rho, beta, b):
             s = "preconditioned(D with the \(side.rawValue) side, ρ \(rho), bias correction \(beta.map { "β \($0)" } ?? "none"), b \(b))"
+        case let .preconditionedMomentum(rho, dampening, nesterov):
+            s = "preconditioned momentum(D with the query side, ρ \(rho), dampening \(dampening)\(nesterov ? ", Nesterov" : ""))"
         }
+        if learningRateScale != nil { s += ", group learning rates" }
         if coupledDecay != 0 { s += ", coupled decay \(coupledDecay)" }
         if decoupledDecay != 0 { s += ", decoupled decay \(decoupledDecay)" }
         if clipped { s += ", clipped" }

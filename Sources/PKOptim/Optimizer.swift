@@ -38,9 +38,10 @@ public struct OptimizerSpec: Codable, Sendable, Equatable {
     public var eps: Double
     /// Global-norm gradient clipping bound; nil = no clipping.
     public var clipNorm: Double?
-    /// Parameter groups (PyTorch's `param_groups`, the usual AdamW set-up with no decay on biases
-    /// and norms): tensors whose name matches one of a group's patterns take its `weightDecay`;
-    /// the first matching group wins, tensors in no group take `weightDecay` above. Empty: none.
+    /// Parameter groups (PyTorch's `param_groups`: the usual AdamW set-up with no decay on biases
+    /// and norms, or layers with their own learning rates): tensors whose name matches one of a
+    /// group's patterns take its `weightDecay` and `learningRate` (each, when the group gives
+    /// it); the first matching group wins, tensors in no group take the settings above. Empty: none.
     public var groups: [ParameterGroup] = []
 
     public init(kind: Kind, learningRate: Double, weightDecay: Double = 0, schedule: ScheduleSpec = .constant,
@@ -132,43 +133,72 @@ public struct OptimizerSpec: Codable, Sendable, Equatable {
             guard !g.parameters.isEmpty, !g.parameters.contains(where: \.isEmpty) else {
                 throw OptimError("optimizer.groups[\(i)].parameters must list at least one non-empty tensor name or pattern")
             }
-            guard g.weightDecay >= 0, g.weightDecay.isFinite else {
-                throw OptimError("optimizer.groups[\(i)].weightDecay must be ≥ 0, got \(g.weightDecay)")
+            guard g.weightDecay != nil || g.learningRate != nil else {
+                throw OptimError("optimizer.groups[\(i)] sets neither weightDecay nor learningRate: give the group's tensors at least one of them (or remove the group)")
+            }
+            if let wd = g.weightDecay, !(wd >= 0 && wd.isFinite) {
+                throw OptimError("optimizer.groups[\(i)].weightDecay must be ≥ 0, got \(wd)")
+            }
+            if let lr = g.learningRate, !(lr > 0 && lr.isFinite) {
+                throw OptimError("optimizer.groups[\(i)].learningRate must be a positive number (the group's own base rate, as PyTorch's param_group lr), got \(lr)")
+            }
+            if let lr = g.learningRate, !((lr / learningRate).isFinite && lr / learningRate > 0) {
+                throw OptimError("optimizer.groups[\(i)].learningRate \(lr) over learningRate \(learningRate) is not a finite positive ratio; bring the two rates closer")
             }
         }
         _ = try transformation(parameters: groups.isEmpty ? nil : [])
     }
 
+    /// The weight decay and the learning-rate multiplier `m = learningRate_group / learningRate`
+    /// of the tensor `name`: the first group whose pattern matches it sets what it gives, the rest
+    /// comes from the top level (`weightDecay`, m = 1).
+    public func settings(ofTensor name: String) -> (weightDecay: Double, rateMultiplier: Double) {
+        guard let g = groups.first(where: { g in g.parameters.contains { ParameterGroup.matches($0, name) } }) else {
+            return (weightDecay, 1)
+        }
+        return (g.weightDecay ?? weightDecay, g.learningRate.map { $0 / learningRate } ?? 1)
+    }
+
     /// The update rule as a chain of transformations (`Transform.make`). With parameter groups it
     /// needs the model's parameter tensors `(name, count)` in layout order (each parameter's decay
-    /// follows its tensor's group); a pattern that matches no tensor is an error naming it;
-    /// `parameters: []` checks the settings only (every decay then the largest).
+    /// λ_k and learning-rate multiplier m_k follow its tensor's group, `settings(ofTensor:)`); a
+    /// pattern that matches no tensor is an error naming it; `parameters: []` checks the settings
+    /// only (every decay then the largest, every multiplier 1: the same components and buffers).
+    ///
+    /// Group learning rates follow PyTorch: a group's `learningRate` is its own base rate, and a
+    /// schedule scales every group's by the same factor, so parameter k steps with
+    /// `η_t m_k = η_t · learningRate_k / learningRate` (`η_t` the recorded rate of the top level).
+    /// When every m_k is 1 the chain is the one without group rates, bit for bit.
     public func transformation(parameters: [(name: String, count: Int)]? = nil) throws -> Chain {
         var perParameter: [Double]? = nil
+        var rates: [Double]? = nil
         var lambda = weightDecay
         if !groups.isEmpty {
             guard let parameters else {
                 throw OptimError("optimizer.groups: the update rule needs the model's parameter tensors to place the groups")
             }
-            lambda = max(weightDecay, groups.map(\.weightDecay).max() ?? 0)
+            lambda = max(weightDecay, groups.map { $0.weightDecay ?? weightDecay }.max() ?? 0)
             if !parameters.isEmpty {
                 for (i, g) in groups.enumerated() {
                     if let unused = g.parameters.first(where: { pattern in !parameters.contains { ParameterGroup.matches(pattern, $0.name) } }) {
                         throw OptimError("optimizer.groups[\(i)]: \"\(unused)\" matches no parameter tensor (the model's: \(parameters.map(\.name).joined(separator: ", ")))")
                     }
                 }
-                var decays: [Double] = []
+                var decays: [Double] = [], multipliers: [Double] = []
                 for p in parameters {
-                    let group = groups.first { g in g.parameters.contains { ParameterGroup.matches($0, p.name) } }
-                    decays += repeatElement(group?.weightDecay ?? weightDecay, count: p.count)
+                    let s = settings(ofTensor: p.name)
+                    decays += repeatElement(s.weightDecay, count: p.count)
+                    multipliers += repeatElement(s.rateMultiplier, count: p.count)
                 }
                 perParameter = decays
+                if multipliers.contains(where: { $0 != 1 }) { rates = multipliers }
             }
         }
         return try Transform.make(kind: kind.rawValue, momentum: momentum, dampening: dampening, nesterov: nesterov,
                                   beta1: beta1, beta2: beta2, alpha: alpha, eps: eps, weightDecay: lambda,
                                   decoupled: kind == .adamw ? true : nil, clipNorm: clipNorm,
-                                  decayByParameter: lambda > 0 ? perParameter : nil)
+                                  decayByParameter: lambda > 0 ? perParameter : nil,
+                                  learningRateByParameter: rates)
     }
 
     /// A one-line human description, e.g. `sgd lr 0.1 (cosine, warm-up 10), momentum 0.9, weight decay 1e-4`.
@@ -180,7 +210,10 @@ public struct OptimizerSpec: Codable, Sendable, Equatable {
         if momentum > 0 { s += ", \(nesterov ? "Nesterov " : "")momentum \(momentum)" }
         if kind == .adam || kind == .adamw { s += ", β = (\(beta1), \(beta2))" }
         if weightDecay > 0 { s += ", \(kind == .adamw ? "decoupled " : "")weight decay \(weightDecay)" }
-        for g in groups { s += ", weight decay \(g.weightDecay) on \(g.parameters.joined(separator: " "))" }
+        for g in groups {
+            let parts = [g.learningRate.map { "lr \($0)" }, g.weightDecay.map { "weight decay \($0)" }].compactMap { $0 }
+            s += ", \(parts.joined(separator: " and ")) on \(g.parameters.joined(separator: " "))"
+        }
         if let clipNorm { s += ", clip ‖g‖ ≤ \(clipNorm)" }
         return s
     }
@@ -210,23 +243,38 @@ public struct GradientDescent: Sendable {
 
 /// One parameter group of `OptimizerSpec.groups`: the tensors it covers (names as in the trace's
 /// `parameter_layout`, or patterns where `*` matches any run of characters, dots included:
-/// `*.bias`, `1.block.0.*`) and their weight decay.
+/// `*.bias`, `1.block.0.*`), their weight decay and their learning rate. Each of the two is
+/// optional (nil: the optimizer's own), but a group gives at least one (`OptimizerSpec.validate`).
 public struct ParameterGroup: Codable, Sendable, Equatable {
     public var parameters: [String]
-    public var weightDecay: Double
+    /// λ of the group's tensors; nil: the optimizer's `weightDecay`.
+    public var weightDecay: Double?
+    /// The group's base learning rate, absolute as PyTorch's param_group `lr` (a schedule scales
+    /// it by the same factor as the optimizer's `learningRate`); nil: the optimizer's.
+    public var learningRate: Double?
 
-    public init(parameters: [String], weightDecay: Double) {
+    public init(parameters: [String], weightDecay: Double? = nil, learningRate: Double? = nil) {
         self.parameters = parameters
         self.weightDecay = weightDecay
+        self.learningRate = learningRate
     }
 
-    private enum CodingKeys: String, CodingKey, CaseIterable { case parameters, weightDecay }
+    private enum CodingKeys: String, CodingKey, CaseIterable { case parameters, weightDecay, learningRate }
 
     public init(from decoder: Decoder) throws {
         try decoder.rejectUnknownKeys(CodingKeys.self)
         let c = try decoder.container(keyedBy: CodingKeys.self)
         parameters = try c.decode([String].self, forKey: .parameters)
-        weightDecay = try c.decodeNumber(forKey: .weightDecay)
+        weightDecay = try c.decodeNumberIfPresent(forKey: .weightDecay)
+        learningRate = try c.decodeNumberIfPresent(forKey: .learningRate)
+    }
+
+    /// Writes only the settings the group gives (a group with a decay only encodes as before).
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(parameters, forKey: .parameters)
+        try c.encodeIfPresent(weightDecay, forKey: .weightDecay)
+        try c.encodeIfPresent(learningRate, forKey: .learningRate)
     }
 
     /// Whether `name` matches `pattern` (`*`: any run of characters, possibly empty; anything

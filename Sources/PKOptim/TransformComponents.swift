@@ -99,24 +99,70 @@ public struct AddDecayedWeights: GradientTransformation {
 
 /// `u ← −η_t u`: turns a descent direction into the parameter change. The last component of
 /// every optimizer (before `AddDecoupledWeightDecay`).
+///
+/// With parameter groups that have their own learning rates (`OptimizerSpec.groups`), every
+/// parameter k has a constant multiplier `m_k = η_k/η` (PyTorch's group `lr` over the base rate)
+/// and `u_k ← −(η_t m_k) u_k`: PyTorch's `p.add_(u, alpha=−lr_k)` with the group's scheduled
+/// rate `lr_k = η_t m_k`. `M = diag(m_k)` is constant and diagonal, so the update is the kernel
+/// forms' preconditioned one with `D = M` (`preconditioner`, `kernelForm(after:)`).
 public struct ScaleByLearningRate: GradientTransformation {
-    public init() {}
+    /// `m_k` of every parameter (group learning rates); nil: 1 for all (`u ← −η_t u`).
+    public let perParameter: [Double]?
+
+    public init(perParameter: [Double]? = nil) {
+        if let m = perParameter {
+            precondition(m.allSatisfy { $0 > 0 && $0.isFinite }, "scaleByLearningRate: multipliers must be positive and finite")
+        }
+        self.perParameter = perParameter
+    }
 
     public var bufferNames: [String] { [] }
-    public var description: String { "scaleByLearningRate()" }
+    public var description: String { perParameter == nil ? "scaleByLearningRate()" : "scaleByLearningRate(per group)" }
 
     public func update(_ updates: [Double], state: OptimizerState, parameters w: [Double], learningRate eta: Double) -> UpdateResult {
         checkShapes(updates, state, w)
         var u = updates
-        for i in u.indices { u[i] = -eta * updates[i] }
+        if let m = perParameter {
+            precondition(m.count == u.count, "scaleByLearningRate: \(m.count) multipliers for \(u.count) parameters")
+            for i in u.indices { u[i] = -(eta * m[i]) * updates[i] }
+        } else {
+            for i in u.indices { u[i] = -eta * updates[i] }
+        }
         return UpdateResult(updates: u, state: advanced(state))
     }
 
-    /// Kernel form: turns the direction into `Δw` (`.plain` if no core came before), once.
+    /// `M = diag(m_k)` with group learning rates (constant, so any state gives it); nil without.
+    public func preconditioner(_ state: OptimizerState) -> [Double]? { perParameter }
+
+    /// Kernel form: turns the direction into `Δw` (`.plain` if no core came before), once. With
+    /// group rates, `Δw_t = −η_t M (…)`: M joins the preconditioner (`learningRateScale`; the
+    /// chain's `preconditioner` multiplies it into D), so `.plain` becomes
+    /// `.preconditioned(.query, ρ 0, no bias correction, b 1)` (`Δw_t = −η_t M u_t`) and
+    /// `.momentum` becomes `.preconditionedMomentum` (D = M with the query; M is constant, so
+    /// Nesterov's `u_t + μ buf_t` takes it as a whole); Adam's and RMSProp's forms keep their
+    /// shape with `D ⊙ M`. A decay added after a core and before the rate (optax's AdamW order)
+    /// is scaled by M too: its per-parameter decay becomes `m_k λ_k`.
     public func kernelForm(after p: KernelForm.Partial) -> KernelForm.Partial? {
         guard !p.scaledByLearningRate else { return nil }
         var q = p
         q.scaledByLearningRate = true
+        guard let m = perParameter else { return q }
+        q.form.learningRateScale = m
+        switch q.form.update {
+        case .plain:
+            q.form.update = .preconditioned(side: .query, rho: 0, biasCorrection: nil, b: 1)
+        case let .momentum(rho, dampening, nesterov):
+            q.form.update = .preconditionedMomentum(rho: rho, dampening: dampening, nesterov: nesterov)
+        case .preconditioned, .preconditionedMomentum:
+            break
+        }
+        if q.form.decoupledDecay > 0 {
+            // One per-parameter decay list serves one decay (a recorded optimizer has one at most).
+            guard q.form.coupledDecay == 0 else { return nil }
+            let lambda = q.form.decayByParameter ?? [Double](repeating: q.form.decoupledDecay, count: m.count)
+            guard lambda.count == m.count else { return nil }
+            q.form.decayByParameter = zip(m, lambda).map { $0 * $1 }
+        }
         return q
     }
 }

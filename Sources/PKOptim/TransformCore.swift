@@ -132,8 +132,9 @@ public protocol GradientTransformation: Sendable, CustomStringConvertible {
     func update(_ updates: [Double], state: OptimizerState, parameters w: [Double], learningRate eta: Double) -> UpdateResult
 
     /// The diagonal preconditioner `D_t` that the state (after update t) implies, for adaptive
-    /// optimizers (Adam, RMSProp): the update is `−η D_t ⊙ (first moment or gradient)`. nil for
-    /// the others.
+    /// optimizers (Adam, RMSProp): the update is `−η D_t ⊙ (first moment or gradient)`; and the
+    /// constant learning-rate multipliers `M` of parameter groups (`ScaleByLearningRate`). nil
+    /// for the others.
     func preconditioner(_ state: OptimizerState) -> [Double]?
 
     /// This transformation's part of the kernel form (`KernelForm`): the form of the components
@@ -213,12 +214,21 @@ public struct Chain: GradientTransformation {
         return UpdateResult(updates: u, state: advanced(state, buffers), info: info)
     }
 
-    /// The preconditioner of the last component that has one.
+    /// The product of the components' preconditioners, in chain order (Adam's or RMSProp's D
+    /// times group learning rates' M: `D ⊙ M`); one component's own when only one has one (bit
+    /// for bit), nil when none has.
     public func preconditioner(_ state: OptimizerState) -> [Double]? {
-        for i in components.indices.reversed() {
-            if let d = components[i].preconditioner(componentState(i, of: state)) { return d }
+        var product: [Double]? = nil
+        for i in components.indices {
+            guard let d = components[i].preconditioner(componentState(i, of: state)) else { continue }
+            if let p = product {
+                precondition(p.count == d.count, "chain preconditioner: \(p.count) and \(d.count) entries")
+                product = zip(p, d).map { $0 * $1 }
+            } else {
+                product = d
+            }
         }
-        return nil
+        return product
     }
 
     /// The components' parts folded in order (a nested chain folds its own).

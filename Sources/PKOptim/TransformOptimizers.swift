@@ -14,7 +14,11 @@ public enum Transform {
 
     public static func clipByGlobalNorm(_ maxNorm: Double) -> ClipByGlobalNorm { ClipByGlobalNorm(maxNorm: maxNorm) }
     public static func addDecayedWeights(_ weightDecay: Double) -> AddDecayedWeights { AddDecayedWeights(weightDecay: weightDecay) }
-    public static func scaleByLearningRate() -> ScaleByLearningRate { ScaleByLearningRate() }
+    /// `u ← −η_t u`; with `perParameter` (parameter groups' learning-rate multipliers m_k),
+    /// `u_k ← −(η_t m_k) u_k`.
+    public static func scaleByLearningRate(perParameter: [Double]? = nil) -> ScaleByLearningRate {
+        ScaleByLearningRate(perParameter: perParameter)
+    }
     public static func addDecoupledWeightDecay(_ weightDecay: Double) -> AddDecoupledWeightDecay {
         AddDecoupledWeightDecay(weightDecay: weightDecay)
     }
@@ -86,14 +90,18 @@ public enum Transform {
     /// - `adamw`: `adamW(...)` (`decoupled: false` is an error);
     /// - `rmsprop`: `rmsprop(...)`.
     /// `weightDecay` is coupled L2 (added to the gradient) unless `decoupled` is true, which adds
-    /// `−η λ w` after the learning-rate scaling instead (for `sgd` that is SGDW). `momentum`,
+    /// `−η λ w` after the learning-rate scaling instead (for `sgd` that is SGDW). With parameter
+    /// groups, `decayByParameter` gives every parameter its λ_k (`weightDecay` is then the
+    /// largest) and `learningRateByParameter` its learning-rate multiplier m_k (`η_t m_k` scales
+    /// its update: `scaleByLearningRate(perParameter:)`, and the decoupled decay becomes
+    /// `−η_t m_k λ_k w_k`). `momentum`,
     /// `dampening` and `nesterov` apply to `sgd` (and `momentum` to `rmsprop`), `beta1`, `beta2` to
     /// Adam, `alpha` to RMSProp, `eps` to both. The learning rate is not a setting here: it is
     /// passed to every `update` (schedules live in the trainer).
     public static func make(kind: String, momentum: Double = 0, dampening: Double = 0, nesterov: Bool = false,
                             beta1: Double = 0.9, beta2: Double = 0.999, alpha: Double = 0.99, eps: Double = 1e-8,
                             weightDecay: Double = 0, decoupled: Bool? = nil, clipNorm: Double? = nil,
-                            decayByParameter: [Double]? = nil) throws -> Chain {
+                            decayByParameter: [Double]? = nil, learningRateByParameter: [Double]? = nil) throws -> Chain {
         func check(_ ok: Bool, _ message: @autoclosure () -> String) throws {
             if !ok { throw OptimError("optimizer: " + message()) }
         }
@@ -135,6 +143,21 @@ public enum Transform {
             optimizer = Chain(optimizer.components.map { c -> any GradientTransformation in
                 if let d = c as? AddDecayedWeights { return AddDecayedWeights(weightDecay: d.weightDecay, perParameter: decayByParameter) }
                 if let d = c as? AddDecoupledWeightDecay { return AddDecoupledWeightDecay(weightDecay: d.weightDecay, perParameter: decayByParameter) }
+                return c
+            })
+        }
+        if let m = learningRateByParameter {
+            // Parameter groups with their own learning rates: parameter k steps with η_t m_k. The
+            // rate scales the whole update, so the decoupled decay (added after it, PyTorch's
+            // lr_k·λ_k·w) takes m_k λ_k; a coupled decay is inside u and meets m_k with the rest.
+            try check(m.allSatisfy { $0 > 0 && $0.isFinite }, "learning-rate multipliers must be positive and finite")
+            optimizer = Chain(optimizer.components.map { c -> any GradientTransformation in
+                if c is ScaleByLearningRate { return ScaleByLearningRate(perParameter: m) }
+                if let d = c as? AddDecoupledWeightDecay {
+                    let lambda = d.perParameter ?? [Double](repeating: d.weightDecay, count: m.count)
+                    precondition(lambda.count == m.count, "make: \(lambda.count) decays for \(m.count) learning-rate multipliers")
+                    return AddDecoupledWeightDecay(weightDecay: d.weightDecay, perParameter: zip(m, lambda).map { $0 * $1 })
+                }
                 return c
             })
         }

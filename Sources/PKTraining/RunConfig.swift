@@ -183,6 +183,11 @@ public struct RunConfig: Codable, Sendable, Equatable {
             throw ConfigError("config \(name): loss \(loss.kind.rawValue) does not fit a \(train.task.rawValue) task (use mse for regression, logistic for binary, cross-entropy for multiclass)")
         }
         guard train.count >= 1 else { throw ConfigError("config \(name): the training set is empty") }
+        // Parameter groups placed on the model's tensors (a pattern matching none is named here,
+        // before training; the trainer builds the same chain).
+        do { _ = try optimizer.transformation(parameters: network.parameterTensors) } catch {
+            throw ConfigError("config \(name): \(error)")
+        }
         if let b = training.batchSize, b > train.count {
             throw ConfigError("config \(name): training.batchSize \(b) is larger than the \(train.count) training examples; use a batch size in 1…\(train.count)")
         }

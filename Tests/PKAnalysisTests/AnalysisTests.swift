@@ -152,7 +152,11 @@ struct PathAnalysisTests {
                       #"{"kind":"adam","learningRate":0.01}"#,
                       #"{"kind":"adamw","learningRate":0.01,"weightDecay":0.05,"clipNorm":0.5}"#,
                       #"{"kind":"rmsprop","learningRate":0.003}"#,
-                      #"{"kind":"rmsprop","learningRate":0.003,"momentum":0.5,"weightDecay":0.01}"#])
+                      #"{"kind":"rmsprop","learningRate":0.003,"momentum":0.5,"weightDecay":0.01}"#,
+                      // Parameter groups with their own learning rates (the kernel with D = M, or D ⊙ M).
+                      #"{"kind":"sgd","learningRate":0.1,"weightDecay":0.001,"groups":[{"parameters":["layers.1.*"],"learningRate":0.5},{"parameters":["*.bias"],"learningRate":0.02,"weightDecay":0}]}"#,
+                      #"{"kind":"sgd","learningRate":0.1,"momentum":0.9,"nesterov":true,"weightDecay":0.001,"groups":[{"parameters":["layers.0.*"],"learningRate":0.3},{"parameters":["*.bias"],"learningRate":0.02}]}"#,
+                      #"{"kind":"adamw","learningRate":0.01,"weightDecay":0.05,"clipNorm":0.5,"groups":[{"parameters":["layers.2.*"],"learningRate":0.003,"weightDecay":0.2}]}"#])
     func everyOptimizerReconstructsAndReplays(optimizer: String) throws {
         var cfg = config(name: "opt", data: #"{"kind":"moons","train":40,"test":20,"noise":0.1}"#,
                          model: #"{"layers":[2,16,16,1],"activation":"tanh"}"#, loss: .logistic,
@@ -166,7 +170,9 @@ struct PathAnalysisTests {
         // at μ = 0.9), Adam and RMSProp the preconditioned one; it reconstructs too.
         #expect(dense.kernelMachines.contains { $0.name == "path-km" })
         #expect(dense.reconstruction.test!.kernelFormMaxAbs < 1e-9)
-        #expect(dense.run.notes.contains { $0.contains(cfg.optimizer.kind == .sgd ? "two-time" : "preconditioned path kernel") })
+        // (Plain SGD has it only with group learning rates: the preconditioned kernel with D = M.)
+        let twoTime = cfg.optimizer.kind == .sgd && cfg.optimizer.momentum > 0
+        #expect(dense.run.notes.contains { $0.contains(twoTime ? "two-time" : "preconditioned path kernel") })
         #expect(!dense.attribution.isEmpty)
         // In float32 the same kernel, to single-precision round-off.
         let f32 = try analyze(densePath, AnalysisSettings(nodes: 3, precision: .f32))

@@ -114,6 +114,10 @@ struct LayerNetworkAnalysisTests {
         // parameter would leave the kernel form far off).
         #"{"kind":"adamw","learningRate":0.01,"weightDecay":0.5,"groups":[{"parameters":["*.bias"],"weightDecay":0}]}"#,
         #"{"kind":"sgd","learningRate":0.05,"momentum":0.9,"weightDecay":0.3,"groups":[{"parameters":["*.bias"],"weightDecay":0}]}"#,
+        // Parameter groups with their own learning rates: GD becomes the preconditioned form with
+        // D = M; RMSProp takes D ⊙ M.
+        #"{"kind":"gd","learningRate":0.05,"weightDecay":0.1,"groups":[{"parameters":["0.*"],"learningRate":0.2},{"parameters":["*.bias"],"learningRate":0.01,"weightDecay":0}]}"#,
+        #"{"kind":"rmsprop","learningRate":0.003,"momentum":0.5,"weightDecay":0.1,"groups":[{"parameters":["*.bias"],"learningRate":0.01,"weightDecay":0}]}"#,
     ], [LayerNetworkFixtures.smoothCNN, LayerNetworkFixtures.residual])
     func smoothNetworksReconstructAtRoundOff(optimizer: String, model: String) throws {
         let spec = try JSONDecoder().decode(OptimizerSpec.self, from: Data(optimizer.utf8))

@@ -14,9 +14,14 @@ import PKTrace
 struct PreconditionedKernelTests {
     /// The hand-kept optimizer of the oracle: first and second moments, clip scale and coupled
     /// decay as torch.optim writes them. Returns per step `D_t` and the update it predicts.
-    static func handOptimizer(_ spec: OptimizerSpec, gradients: [[Double]], weights: [[Double]], rates: [Double])
-        -> (d: [[Double]], delta: [[Double]]) {
+    /// Parameter groups: `rate[k]` is parameter k's learning-rate multiplier m_k (its group's lr
+    /// over the base rate; the update of parameter k is PyTorch's with the group rate η_t m_k, so
+    /// M joins D: SGD's D is M, Adam's and RMSProp's `D ⊙ M`), `lambda[k]` its weight decay.
+    static func handOptimizer(_ spec: OptimizerSpec, gradients: [[Double]], weights: [[Double]], rates: [Double],
+                              rate: [Double]? = nil, lambda: [Double]? = nil) -> (d: [[Double]], delta: [[Double]]) {
         let P = gradients[0].count
+        let mk = rate ?? [Double](repeating: 1, count: P)
+        let wd = lambda ?? [Double](repeating: spec.weightDecay, count: P)
         var m = [Double](repeating: 0, count: P), v = m, buf = m
         var ds: [[Double]] = [], deltas: [[Double]] = []
         for (t, g0) in gradients.enumerated() {
@@ -25,30 +30,32 @@ struct PreconditionedKernelTests {
                 let norm = g.reduce(0) { $0 + $1 * $1 }.squareRoot()
                 if norm > clip { g = g.map { $0 * clip / norm } }
             }
-            if spec.kind != .adamw && spec.weightDecay > 0 { for k in 0..<P { g[k] += spec.weightDecay * weights[t][k] } }
+            if spec.kind != .adamw { for k in 0..<P where wd[k] > 0 { g[k] += wd[k] * weights[t][k] } }
             var d = [Double](repeating: 0, count: P), delta = d
             if spec.kind == .sgd {
                 // PyTorch's heavy ball: buf_0 = u_0, buf_t = μ buf + (1 − dampening) u_t; Nesterov u_t + μ buf_t.
                 for k in 0..<P {
-                    d[k] = 1
+                    d[k] = mk[k]
                     buf[k] = t == 0 ? g[k] : spec.momentum * buf[k] + (1 - spec.dampening) * g[k]
-                    delta[k] = -rates[t] * (spec.nesterov ? g[k] + spec.momentum * buf[k] : buf[k])
+                    delta[k] = -(rates[t] * mk[k]) * (spec.nesterov ? g[k] + spec.momentum * buf[k] : buf[k])
                 }
             } else if spec.kind == .rmsprop {
                 for k in 0..<P {
                     v[k] = spec.alpha * v[k] + (1 - spec.alpha) * g[k] * g[k]
-                    d[k] = 1 / (v[k].squareRoot() + spec.eps)
-                    buf[k] = spec.momentum * buf[k] + d[k] * g[k]
-                    delta[k] = -rates[t] * (spec.momentum > 0 ? buf[k] : d[k] * g[k])
+                    let rms = 1 / (v[k].squareRoot() + spec.eps)
+                    d[k] = rms * mk[k]
+                    buf[k] = spec.momentum * buf[k] + rms * g[k]
+                    delta[k] = -(rates[t] * mk[k]) * (spec.momentum > 0 ? buf[k] : rms * g[k])
                 }
             } else {
                 let bc1 = 1 - pow(spec.beta1, Double(t + 1)), bc2 = 1 - pow(spec.beta2, Double(t + 1))
                 for k in 0..<P {
                     m[k] = spec.beta1 * m[k] + (1 - spec.beta1) * g[k]
                     v[k] = spec.beta2 * v[k] + (1 - spec.beta2) * g[k] * g[k]
-                    d[k] = 1 / ((v[k] / bc2).squareRoot() + spec.eps)
-                    delta[k] = -rates[t] * d[k] * m[k] / bc1
-                    if spec.kind == .adamw { delta[k] -= rates[t] * spec.weightDecay * weights[t][k] }
+                    let adam = 1 / ((v[k] / bc2).squareRoot() + spec.eps)
+                    d[k] = adam * mk[k]
+                    delta[k] = -(rates[t] * mk[k]) * adam * m[k] / bc1
+                    if spec.kind == .adamw { delta[k] -= rates[t] * mk[k] * wd[k] * weights[t][k] }
                 }
             }
             ds.append(d)
@@ -79,6 +86,20 @@ struct PreconditionedKernelTests {
         #"{"kind":"sgd","learningRate":0.1,"momentum":0.9,"nesterov":true,"weightDecay":0.01,"clipNorm":0.5}"#,
     ], [OracleNetwork.cnn, .residual])
     func layerNetworkKernelEqualsTheDoubleSum(optimizer: String, network: OracleNetwork) throws {
+        try kernelEqualsTheDoubleSum(optimizer: optimizer, network: network)
+    }
+
+    /// Parameter groups with their own learning rates (and decays): plain SGD and momentum
+    /// become the preconditioned form with D = M, AdamW takes `D ⊙ M` and the decay `m_k λ_k`.
+    /// The biases step at 3× the base rate without decay, the first layer's weights (`*0.weight`:
+    /// `layers.0.weight`, `0.weight`, and the residual net's `1.block.0.weight`) at 0.4×.
+    @Test(arguments: [
+        #"{"kind":"sgd","learningRate":0.1,"weightDecay":0.02,"groups":[{"parameters":["*.bias"],"learningRate":0.3,"weightDecay":0},{"parameters":["*0.weight"],"learningRate":0.04}]}"#,
+        #"{"kind":"sgd","learningRate":0.1,"momentum":0.8,"dampening":0.3,"weightDecay":0.01,"groups":[{"parameters":["*.bias"],"learningRate":0.3,"weightDecay":0},{"parameters":["*0.weight"],"learningRate":0.04}]}"#,
+        #"{"kind":"sgd","learningRate":0.1,"momentum":0.9,"nesterov":true,"clipNorm":0.5,"groups":[{"parameters":["*.bias"],"learningRate":0.3},{"parameters":["*0.weight"],"learningRate":0.04}]}"#,
+        #"{"kind":"adamw","learningRate":0.05,"weightDecay":0.05,"beta1":0.8,"beta2":0.99,"groups":[{"parameters":["*.bias"],"learningRate":0.15,"weightDecay":0},{"parameters":["*0.weight"],"learningRate":0.02}]}"#,
+    ], [OracleNetwork.mlp, .cnn])
+    func groupRatesKernelEqualsTheDoubleSum(optimizer: String, network: OracleNetwork) throws {
         try kernelEqualsTheDoubleSum(optimizer: optimizer, network: network)
     }
 
@@ -118,7 +139,20 @@ struct PreconditionedKernelTests {
             gs.append(g)
             grads.append(model.vjp(w[s], xs, cotangent: (1 / Double(xs.rows)) * g))
         }
-        let hand = Self.handOptimizer(spec, gradients: grads, weights: Array(w[0..<T]), rates: rates)
+        // Group rates and decays placed by hand from the tensor names (the tests' groups: biases,
+        // then `*0.weight`; each setting from the first group that matches, else the top level).
+        var rate: [Double]? = nil, lambda: [Double]? = nil
+        if !spec.groups.isEmpty {
+            var r: [Double] = [], l: [Double] = []
+            for (name, count) in model.parameterTensors {
+                let g = name.hasSuffix(".bias") ? spec.groups[0] : name.hasSuffix("0.weight") ? spec.groups[1] : nil
+                r += repeatElement((g?.learningRate ?? spec.learningRate) / spec.learningRate, count: count)
+                l += repeatElement(g?.weightDecay ?? spec.weightDecay, count: count)
+            }
+            #expect(Set(r).count == 3, "three different group rates in \(network)")
+            (rate, lambda) = (r, l)
+        }
+        let hand = Self.handOptimizer(spec, gradients: grads, weights: Array(w[0..<T]), rates: rates, rate: rate, lambda: lambda)
         // The oracle's optimizer reproduces the recorded steps.
         for t in 0..<T {
             let recorded = zip(w[t + 1], w[t]).map { $0 - $1 }
@@ -144,6 +178,8 @@ struct PreconditionedKernelTests {
         let rule = GaussLegendre(nodes: 3)
         let xq = run.testX
         var oracle = Matrix(rows: nT * C, cols: n * C)
+        // The same sum with the group rates left out of D (the control: M must matter).
+        var withoutM = Matrix(rows: nT * C, cols: n * C)
         for t in 0..<T {
             let delta = zip(w[t + 1], w[t]).map { $0 - $1 }
             var jbar = Matrix(rows: nT * C, cols: model.parameterCount)
@@ -162,6 +198,13 @@ struct PreconditionedKernelTests {
                 for q in 0..<(nT * C) {
                     for (b, i) in batches[s].enumerated() { for cc in 0..<C { oracle[q, i * C + cc] += coef * k[q, b * C + cc] } }
                 }
+                if let rate {
+                    for r in 0..<jx.rows { for k in 0..<jx.cols { jx[r, k] /= rate[k] } }
+                    let k0 = Matrix.product(jbar, jx, transposeB: true)
+                    for q in 0..<(nT * C) {
+                        for (b, i) in batches[s].enumerated() { for cc in 0..<C { withoutM[q, i * C + cc] += coef * k0[q, b * C + cc] } }
+                    }
+                }
             }
         }
         let (result, kp) = try PathAnalyzer(settings: AnalysisSettings(nodes: 3, kernel: .full))
@@ -173,14 +216,29 @@ struct PreconditionedKernelTests {
         } }
         #expect(scale > 0)
         #expect(err <= 1e-12 * scale, "K^p is \(err) off the double sum (largest entry \(scale))")
+        if rate != nil {
+            let off = zip(kp.data, withoutM.data).map { abs($0 - $1) }.max()!
+            #expect(off > 1e-2 * scale, "group rates: K^p without M is only \(off) off (largest entry \(scale))")
+        }
         // The kernel form rebuilds the network (decay terms included) and names its kernel.
         // (Both routes carry the same quadrature error, q = 3: the JVP route's residual bounds it.)
         let quadrature = max(1e-13, result.reconstruction.test!.maxAbsResidual)
         #expect(result.reconstruction.test!.kernelFormMaxAbs < 10 * quadrature)
         #expect(result.kernelMachines.contains { $0.name == "path-km" })
-        #expect(result.run.notes.contains { $0.contains(spec.kind == .sgd ? "two-time path kernel" : "preconditioned path kernel") })
-        #expect(result.settings.pathKernel?.hasPrefix(spec.kind == .sgd ? "two-time path kernel" : "preconditioned path kernel") == true)
-        if spec.kind == .sgd {
+        // SGD momentum: the two-time kernel; plain SGD with group rates, Adam, RMSProp: preconditioned.
+        let twoTime = spec.kind == .sgd && spec.momentum > 0
+        #expect(result.run.notes.contains { $0.contains(twoTime ? "two-time path kernel" : "preconditioned path kernel") })
+        #expect(result.settings.pathKernel?.hasPrefix(twoTime ? "two-time path kernel" : "preconditioned path kernel") == true)
+        if rate != nil {
+            #expect(result.settings.pathKernel?.contains("group learning rates M") == true, "\(result.settings.pathKernel ?? "")")
+            #expect(result.run.notes.contains { $0.contains("M = diag(η_k/η)") })
+            // The windowed momentum route has no M: --momentum-tolerance leaves the exact kernel in place.
+            var windowed = AnalysisSettings(nodes: 3, kernel: .full)
+            windowed.momentumTolerance = 1e-3
+            let (w, kw) = try PathAnalyzer(settings: windowed).analyzeWithKernel(reader: TraceReader.open(path))
+            #expect(w.settings.pathKernel == result.settings.pathKernel)
+            #expect(kw.data == kp.data)
+        } else if spec.kind == .sgd {
             // The windowed route with a negligible tail cut gives the same kernel.
             var windowed = AnalysisSettings(nodes: 3, kernel: .full)
             windowed.momentumTolerance = 1e-300

@@ -39,7 +39,38 @@ struct KernelFormTests {
          Form(.preconditioned(side: .training, rho: 0, biasCorrection: nil, b: 1))),
         ("rmsprop, momentum, decay, clipped", { try Transform.make(kind: "rmsprop", momentum: 0.7, weightDecay: 0.01, clipNorm: 0.5) },
          Form(.preconditioned(side: .training, rho: 0.7, biasCorrection: nil, b: 1), coupledDecay: 0.01, clipped: true)),
+        // Parameter groups with their own learning rates (multipliers m, constant): Δw = −η M (…),
+        // M joins D; plain SGD and momentum become preconditioned forms with D = M.
+        ("sgd, group rates", { try Transform.make(kind: "sgd", learningRateByParameter: m) },
+         grouped(Form(.preconditioned(side: .query, rho: 0, biasCorrection: nil, b: 1)))),
+        ("sgd, decay, clipped, group rates", { try Transform.make(kind: "sgd", weightDecay: 1e-3, clipNorm: 0.3, learningRateByParameter: m) },
+         grouped(Form(.preconditioned(side: .query, rho: 0, biasCorrection: nil, b: 1), coupledDecay: 1e-3, clipped: true))),
+        ("sgdw, group rates", { try Transform.make(kind: "sgd", weightDecay: 0.02, decoupled: true, learningRateByParameter: m) },
+         grouped(Form(.preconditioned(side: .query, rho: 0, biasCorrection: nil, b: 1), decoupledDecay: 0.02), decay: m.map { $0 * 0.02 })),
+        ("momentum, dampening, group rates", { try Transform.make(kind: "sgd", momentum: 0.8, dampening: 0.3, learningRateByParameter: m) },
+         grouped(Form(.preconditionedMomentum(rho: 0.8, dampening: 0.3, nesterov: false)))),
+        ("nesterov, decay, group rates", { try Transform.make(kind: "sgd", momentum: 0.9, nesterov: true, weightDecay: 0.01, learningRateByParameter: m) },
+         grouped(Form(.preconditionedMomentum(rho: 0.9, dampening: 0, nesterov: true), coupledDecay: 0.01))),
+        ("adam, decay, clipped, group rates", { try Transform.make(kind: "adam", beta1: 0.8, beta2: 0.99, weightDecay: 0.01, clipNorm: 0.5, learningRateByParameter: m) },
+         grouped(Form(.preconditioned(side: .query, rho: 0.8, biasCorrection: 0.8, b: 1 - 0.8), coupledDecay: 0.01, clipped: true))),
+        ("adamw, group decays and rates", { try Transform.make(kind: "adamw", weightDecay: 0.05, decayByParameter: lambda, learningRateByParameter: m) },
+         grouped(Form(.preconditioned(side: .query, rho: 0.9, biasCorrection: 0.9, b: 1 - 0.9), decoupledDecay: 0.05),
+                 decay: zip(m, lambda).map { $0 * $1 })),
+        ("rmsprop, momentum, decay, group rates", { try Transform.make(kind: "rmsprop", momentum: 0.7, weightDecay: 0.01, learningRateByParameter: m) },
+         grouped(Form(.preconditioned(side: .training, rho: 0.7, biasCorrection: nil, b: 1), coupledDecay: 0.01))),
     ]
+
+    /// Learning-rate multipliers and decays of four parameters in groups (the first in none).
+    static let m: [Double] = [1, 0.3, 2.5, 0.3]
+    static let lambda: [Double] = [0.05, 0.05, 0, 0.01]
+
+    /// `form` with the group rates `m` (and, for a decoupled decay, its per-parameter `m_k λ_k`).
+    static func grouped(_ form: Form, decay: [Double]? = nil) -> Form {
+        var f = form
+        f.learningRateScale = m
+        f.decayByParameter = decay
+        return f
+    }
 
     @Test(arguments: 0..<KernelFormTests.cases.count)
     func makeDeclaresItsForm(index: Int) throws {
@@ -76,6 +107,18 @@ struct KernelFormTests {
                 .kernelForm!.name
         }
         #expect(names == ["SGD", "SGD momentum", "SGD Nesterov", "Adam", "AdamW", "RMSProp", "RMSProp"])
+        // Group learning rates keep the names.
+        let grouped = try ["sgd", "sgd|m", "sgd|n", "adam", "adamw", "rmsprop"].map { k -> String in
+            let kind = String(k.split(separator: "|")[0])
+            let mu = k.hasSuffix("|m") || k.hasSuffix("|n") ? 0.9 : 0
+            return try Transform.make(kind: kind, momentum: mu, nesterov: k.hasSuffix("|n"), weightDecay: kind == "adamw" ? 0.01 : 0,
+                                      learningRateByParameter: Self.m).kernelForm!.name
+        }
+        #expect(grouped == ["SGD", "SGD momentum", "SGD Nesterov", "Adam", "AdamW", "RMSProp"])
+        // Plain SGD with group rates is not the forward route's `.plain`, momentum not `.momentum`.
+        let sgd = try #require(try Transform.make(kind: "sgd", learningRateByParameter: Self.m).kernelForm)
+        #expect(sgd.update != .plain && sgd.momentum == nil)
+        #expect(try Transform.make(kind: "sgd", momentum: 0.9, learningRateByParameter: Self.m).kernelForm?.momentum == nil)
     }
 
     /// Chains the kernel forms cannot express, and partial chains, have none.
@@ -147,7 +190,8 @@ struct KernelFormTests {
             let r = opt.update(g, state: state, parameters: w, learningRate: eta)
             state = r.state
             #expect(form.clipped || r.info.clipScale == 1)
-            us.append((0..<P).map { r.info.clipScale * g[$0] + form.coupledDecay * w[$0] })
+            let coupled = form.coupledDecay > 0 ? form.decay(of: w, times: 1, lambda: form.coupledDecay) : [Double](repeating: 0, count: P)
+            us.append((0..<P).map { r.info.clipScale * g[$0] + coupled[$0] })
             ds.append(opt.preconditioner(state) ?? [Double](repeating: 1, count: P))
             var want = [Double](repeating: 0, count: P)
             for k in 0..<P {
@@ -155,15 +199,16 @@ struct KernelFormTests {
                 switch form.update {
                 case .plain:
                     sum = us[t][k]
-                case let .momentum(rho, dampening, nesterov):
+                case let .momentum(rho, dampening, nesterov), let .preconditionedMomentum(rho, dampening, nesterov):
                     for s in 0...t { sum += pow(rho, Double(t - s)) * (s == 0 ? 1 : 1 - dampening) * us[s][k] }
                     if nesterov { sum = us[t][k] + rho * sum }
+                    sum *= ds[t][k]   // 1 for `.momentum` (no preconditioner), M with group rates
                 case let .preconditioned(side, rho, beta, b):
                     let a = beta.map { 1 / (1 - pow($0, Double(t + 1))) } ?? 1
                     for s in 0...t { sum += b * pow(rho, Double(t - s)) * (side == .training ? ds[s][k] : 1) * us[s][k] }
                     sum *= a * (side == .query ? ds[t][k] : 1)
                 }
-                want[k] = -eta * sum - eta * form.decoupledDecay * w[k]
+                want[k] = -eta * sum + (form.decoupledDecay > 0 ? form.decay(of: w, times: -eta, lambda: form.decoupledDecay)[k] : 0)
             }
             let err = zip(want, r.updates).map { abs($0 - $1) }.max()!
             let scale = r.updates.map(abs).max()!

@@ -253,6 +253,8 @@ struct RunConfigStrictnessTests {
         (variant(#""warmupSteps": 0"#, #""warmup": 0"#), ["unknown key 'warmup' in optimizer.schedule", "did you mean 'warmupSteps'?"]),
         (variant(#""batchSize": 8"#, #""batch_size": 8"#), ["unknown key 'batch_size' in training", "did you mean 'batchSize'?"]),
         (variant(#""checkpointEvery": 1"#, #""checkpointEvery": 1, "epochs": 2"#), ["unknown key 'epochs' in training", "remove it or use one of: steps, batchSize"]),
+        (variant(#""learningRate": 0.5"#, #""learningRate": 0.5, "groups": [{"parameters": ["*.bias"], "lr": 0.1}]"#),
+         ["unknown key 'lr' in optimizer.groups[0]", "did you mean 'learningRate'?"]),
     ])
     func unknownKeysAreRefused(json: String, phrases: [String]) throws {
         let m = try #require(Self.message(json))
@@ -288,6 +290,13 @@ struct RunConfigStrictnessTests {
             .replacingOccurrences(of: #", "batchSize": 8"#, with: "").replacingOccurrences(of: "[2, 8, 1]", with: "[2, 200, 1]"),
          "more than the limit of 50000000"),
         (variant(#""seed": 3,"#, #""seed": 3,,"#), "not valid JSON"),
+        // Parameter groups: rates, and patterns placed on the model's tensors before training.
+        (variant(#""learningRate": 0.5"#, #""learningRate": 0.5, "groups": [{"parameters": ["*.bias"], "learningRate": -0.1}]"#),
+         "optimizer.groups[0].learningRate must be a positive number (the group's own base rate, as PyTorch's param_group lr), got -0.1"),
+        (variant(#""learningRate": 0.5"#, #""learningRate": 0.5, "groups": [{"parameters": ["*.bias"]}]"#),
+         "optimizer.groups[0] sets neither weightDecay nor learningRate"),
+        (variant(#""learningRate": 0.5"#, #""learningRate": 0.5, "groups": [{"parameters": ["*.norm.*"], "learningRate": 0.1}]"#),
+         #"optimizer.groups[0]: "*.norm.*" matches no parameter tensor (the model's: layers.0.weight, layers.0.bias, layers.1.weight, layers.1.bias)"#),
     ])
     func badNumbersNameTheFieldAndRange(json: String, phrase: String) throws {
         let m = try #require(Self.message(json))

@@ -56,6 +56,7 @@ __all__ = [
     "normalize_optimizer",
     "optimizer_buffer_names",
     "optimizer_weight_decays",
+    "optimizer_learning_rates",
     "group_pattern_matches",
     "parameter_layout",
     "sequential_layout",
@@ -566,40 +567,60 @@ _SCHEDULE_DEFAULTS = {"kind": "constant", "warmupSteps": 0, "every": 100, "gamma
 _OPT_DEFAULTS = {"momentum": 0.0, "dampening": 0.0, "nesterov": False, "beta1": 0.9, "beta2": 0.999,
                  "alpha": 0.99, "eps": 1e-8}
 _OPT_KEYS = {"kind", "learningRate", "weightDecay", "schedule", "clipNorm", "groups"} | set(_OPT_DEFAULTS)
-_GROUP_KEYS = {"parameters", "weightDecay"}
+_GROUP_KEYS = {"parameters", "weightDecay", "learningRate"}
 
 
-def _normalize_groups(groups: Any) -> list[dict]:
+def _normalize_groups(groups: Any, base_lr: float) -> list[dict]:
     """`optimizer.groups` as `ParameterGroup` decodes and `OptimizerSpec.validate` checks it: a
-    list of `{"parameters": [non-empty names or * patterns], "weightDecay": ≥ 0}` (both keys
-    required, no others). Whether every pattern matches a tensor needs the model's layout
-    (`optimizer_weight_decays`)."""
+    list of `{"parameters": [non-empty names or * patterns], "weightDecay": ≥ 0, "learningRate":
+    > 0}` (`parameters` required, at least one of the other two, no other keys; a group's
+    `learningRate` is its own base rate, PyTorch's param_group lr, and `learningRate / base_lr`
+    must be a finite positive number). Whether every pattern matches a tensor needs the model's
+    layout (`optimizer_weight_decays`)."""
+    shape = "{'parameters': [names or patterns], 'weightDecay': λ, 'learningRate': η}"
     if isinstance(groups, (str, bytes, Mapping)) or not isinstance(groups, Iterable):
-        raise RecorderError(f"optimizer.groups must be a list of {{'parameters': [names or patterns], 'weightDecay': λ}}, got {groups!r}")
+        raise RecorderError(f"optimizer.groups must be a list of {shape}, got {groups!r}")
     out = []
     for i, g in enumerate(groups):
         where = f"optimizer.groups[{i}]"
         if not isinstance(g, Mapping):
-            raise RecorderError(f"{where} must be a dict {{'parameters': [names or patterns], 'weightDecay': λ}}, got {g!r}")
+            raise RecorderError(f"{where} must be a dict {shape}, got {g!r}")
         unknown = set(g) - _GROUP_KEYS
         if unknown:
-            raise RecorderError(f"{where}: unknown key(s) {sorted(unknown)} (known: parameters, weightDecay; only the "
-                                "weight decay can differ between groups)")
-        for k in ("parameters", "weightDecay"):
-            if k not in g:
-                raise RecorderError(f"{where}.{k} is required")
+            raise RecorderError(f"{where}: unknown key(s) {sorted(unknown)} (known: parameters, weightDecay, learningRate; "
+                                "only the weight decay and the learning rate can differ between groups)")
+        if "parameters" not in g:
+            raise RecorderError(f"{where}.parameters is required")
+        if "weightDecay" not in g and "learningRate" not in g:
+            raise RecorderError(f"{where} sets neither weightDecay nor learningRate: give the group's tensors at least one "
+                                "of them (or remove the group)")
         names = g["parameters"]
         if isinstance(names, (str, bytes)) or not isinstance(names, Iterable):
             raise RecorderError(f"{where}.parameters must be a list of tensor names or patterns, got {names!r}")
         names = list(names)
         if not names or not all(isinstance(n, str) and n for n in names):
             raise RecorderError(f"{where}.parameters must list at least one non-empty tensor name or pattern, got {names!r}")
-        if isinstance(g["weightDecay"], bool):
-            raise RecorderError(f"{where}.weightDecay must be a number, got {g['weightDecay']!r}")
-        wd = _number(g["weightDecay"], f"{where}.weightDecay")
-        if not (wd >= 0 and math.isfinite(wd)):
-            raise RecorderError(f"{where}.weightDecay must be ≥ 0, got {wd}")
-        out.append({"parameters": names, "weightDecay": wd})
+        group: dict[str, Any] = {"parameters": names}
+        if "weightDecay" in g:
+            if isinstance(g["weightDecay"], bool):
+                raise RecorderError(f"{where}.weightDecay must be a number, got {g['weightDecay']!r}")
+            wd = _number(g["weightDecay"], f"{where}.weightDecay")
+            if not (wd >= 0 and math.isfinite(wd)):
+                raise RecorderError(f"{where}.weightDecay must be ≥ 0, got {wd}")
+            group["weightDecay"] = wd
+        if "learningRate" in g:
+            if isinstance(g["learningRate"], bool):
+                raise RecorderError(f"{where}.learningRate must be a number, got {g['learningRate']!r}")
+            lr = _number(g["learningRate"], f"{where}.learningRate")
+            if not (lr > 0 and math.isfinite(lr)):
+                raise RecorderError(f"{where}.learningRate must be a positive number (the group's own base rate, as "
+                                    f"PyTorch's param_group lr), got {lr}")
+            ratio = lr / base_lr
+            if not (ratio > 0 and math.isfinite(ratio)):
+                raise RecorderError(f"{where}.learningRate {lr} over learningRate {base_lr} is not a finite positive ratio; "
+                                    "bring the two rates closer")
+            group["learningRate"] = lr
+        out.append(group)
     return out
 
 
@@ -609,12 +630,10 @@ def group_pattern_matches(pattern: str, name: str) -> bool:
     return re.fullmatch(".*".join(re.escape(part) for part in pattern.split("*")), name, re.DOTALL) is not None
 
 
-def optimizer_weight_decays(optimizer: Mapping[str, Any], layout: Iterable[Any]) -> dict[str, float]:
-    """Each parameter tensor's weight decay, `{name: λ}` in layout order, as the Swift side
-    places `optimizer.groups` (`OptimizerSpec.transformation(parameters:)`): the decay of the
-    first group with a pattern matching the name, else the top-level `weightDecay`. `layout`:
-    `parameter_layout(model)` rows (or just the names). A pattern that matches no tensor is an
-    error naming it and the model's tensors, as in Swift."""
+def _tensor_groups(optimizer: Mapping[str, Any], layout: Iterable[Any]) -> tuple[dict, dict[str, dict | None]]:
+    """The normalized optimizer and each tensor's group (the first with a pattern matching its
+    name, None for none), as `OptimizerSpec.settings(ofTensor:)`; a pattern that matches no tensor
+    is an error naming it and the model's tensors, as in Swift."""
     o = normalize_optimizer(optimizer)
     names = [row if isinstance(row, str) else row[0] for row in layout]
     groups = o.get("groups", [])
@@ -623,11 +642,27 @@ def optimizer_weight_decays(optimizer: Mapping[str, Any], layout: Iterable[Any])
             if not any(group_pattern_matches(pattern, n) for n in names):
                 raise RecorderError(f"optimizer.groups[{i}]: \"{pattern}\" matches no parameter tensor "
                                     f"(the model's: {', '.join(names)})")
-    out = {}
-    for n in names:
-        group = next((g for g in groups if any(group_pattern_matches(p, n) for p in g["parameters"])), None)
-        out[n] = o["weightDecay"] if group is None else group["weightDecay"]
-    return out
+    return o, {n: next((g for g in groups if any(group_pattern_matches(p, n) for p in g["parameters"])), None)
+               for n in names}
+
+
+def optimizer_weight_decays(optimizer: Mapping[str, Any], layout: Iterable[Any]) -> dict[str, float]:
+    """Each parameter tensor's weight decay, `{name: λ}` in layout order, as the Swift side
+    places `optimizer.groups` (`OptimizerSpec.transformation(parameters:)`): the decay of the
+    first group with a pattern matching the name when that group gives one, else the top-level
+    `weightDecay`. `layout`: `parameter_layout(model)` rows (or just the names). A pattern that
+    matches no tensor is an error naming it and the model's tensors, as in Swift."""
+    o, placed = _tensor_groups(optimizer, layout)
+    return {n: o["weightDecay"] if g is None else g.get("weightDecay", o["weightDecay"]) for n, g in placed.items()}
+
+
+def optimizer_learning_rates(optimizer: Mapping[str, Any], layout: Iterable[Any]) -> dict[str, float]:
+    """Each parameter tensor's base learning rate, `{name: η_k}` in layout order: the
+    `learningRate` of the first group matching the name when that group gives one, else the
+    top-level `learningRate`. The update of a tensor at step t uses `η_t · η_k / learningRate`
+    (`η_t` the step row's rate: a schedule scales every group's rate by the same factor)."""
+    o, placed = _tensor_groups(optimizer, layout)
+    return {n: o["learningRate"] if g is None else g.get("learningRate", o["learningRate"]) for n, g in placed.items()}
 
 
 def normalize_optimizer(optimizer: Mapping[str, Any]) -> dict:
@@ -654,7 +689,7 @@ def normalize_optimizer(optimizer: Mapping[str, Any]) -> dict:
     if not isinstance(s["nesterov"], bool):
         raise RecorderError(f"optimizer.nesterov must be true or false, got {s['nesterov']!r}")
     clip = optimizer.get("clipNorm")
-    groups = _normalize_groups(optimizer["groups"]) if optimizer.get("groups") is not None else []
+    groups = _normalize_groups(optimizer["groups"], lr) if optimizer.get("groups") is not None else []
 
     def check(ok: bool, message: str) -> None:
         if not ok:
@@ -709,10 +744,11 @@ def optimizer_buffer_names(optimizer: Mapping[str, Any]) -> list[str]:
     (`Transform.make(...).bufferNames`, Docs/optimizers.md): component `i`'s buffer `b` is "i.b",
     components that would do nothing (zero decay, zero momentum) are left out of the chain.
     With parameter groups the decay component is there when any decay (top level or a group's)
-    is non-zero (the chain is built with the largest; `OptimizerSpec.transformation`)."""
+    is non-zero (the chain is built with the largest; `OptimizerSpec.transformation`); group
+    learning rates change no component (the rate is stateless)."""
     o = normalize_optimizer(optimizer)
     kind = o["kind"]
-    wd = max([o["weightDecay"]] + [g["weightDecay"] for g in o.get("groups", [])])
+    wd = max([o["weightDecay"]] + [g.get("weightDecay", o["weightDecay"]) for g in o.get("groups", [])])
     momentum = o.get("momentum", 0.0)
     comps: list[list[str]] = []
     if "clipNorm" in o:
@@ -763,10 +799,14 @@ class TraceRecorder:
       (Docs/config.md): `kind` (gd, sgd, adam, adamw, rmsprop), `learningRate` (the base rate),
       `weightDecay`, `momentum`, `dampening`, `nesterov`, `beta1`, `beta2`, `alpha`, `eps`,
       `clipNorm`, `schedule`, `groups`. The rate each update used goes in its step row.
-      `groups` (PyTorch's param_groups, for weight decay only): `[{"parameters": [tensor names
-      or * patterns of the layout], "weightDecay": λ}]`; a tensor takes the decay of the first
-      group matching it, else `weightDecay` (`rec.weight_decays` lists each tensor's); every
-      pattern must match a tensor. Learning rates and every other setting are shared.
+      `groups` (PyTorch's param_groups): `[{"parameters": [tensor names or * patterns of the
+      layout], "weightDecay": λ, "learningRate": η_k}]` (each group gives at least one of the
+      two); a tensor takes the settings of the first group matching it, each one it does not
+      give from the top level (`rec.weight_decays`, `rec.learning_rates` list each tensor's);
+      every pattern must match a tensor. A group's `learningRate` is its own base rate: the step
+      rows hold the top level's rate η_t, and a tensor steps with `η_t · η_k / learningRate`
+      (one schedule for every group, as PyTorch's LR schedulers with a common factor). Every
+      other setting is shared.
     - `x_train` [n, d] (images: [n, C, H, W], or flattened NCHW [n, C·H·W]; stored
       [n, C, H, W]), `y_train`, `x_test`, `y_test` (optional: an empty held-out set): targets
       are [n] or [n, C] reals for mse (stored [n, C]), [n] class indices (0/1 for logistic,
@@ -845,6 +885,8 @@ class TraceRecorder:
         self.parameter_count = sum(c for *_, c in self.layout)
         #: Each tensor's weight decay under `optimizer.groups` (checks every pattern matches one).
         self.weight_decays = optimizer_weight_decays(self.optimizer, self.layout)
+        #: Each tensor's base learning rate under `optimizer.groups` (the top level's when no group sets one).
+        self.learning_rates = optimizer_learning_rates(self.optimizer, self.layout)
         self._layout_by_name = {n: (shape, off, c) for n, shape, off, c in self.layout}
 
         self._checkpoints: set[int] = set()

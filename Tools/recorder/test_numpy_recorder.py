@@ -20,9 +20,17 @@ Trains small NumPy MLPs, records them with pathkernel_recorder.TraceRecorder, th
    momentum buffer is "1.momentum_buffer"): optimizer_json and state names as written, `inspect`
    clean, replay mismatch < 1e-10, residual reported; the AdamW run recorded *without* its
    groups is refused by `analyze` (its step check); groups refused when the recorder is created
-   (a pattern matching no tensor, negative or infinite decay, a per-group learning rate, …);
-   `optimizer_weight_decays` places decays as the Swift side does; and the residual net of 9
-   under AdamW with no decay on biases and the LayerNorm (replay < 1e-10);
+   (a pattern matching no tensor, negative or infinite decay, a zero, infinite or non-numeric
+   group learning rate, PyTorch's key `lr`, a group that sets nothing, …);
+   `optimizer_weight_decays` and `optimizer_learning_rates` place the settings as the Swift side
+   does; and the residual net of 9 under AdamW with no decay on biases and the LayerNorm
+   (replay < 1e-10);
+5c. parameter groups with their own learning rates (PyTorch's param_group lr; the NumPy training
+   steps each tensor with its group's rate): SGD Nesterov, AdamW (with a group decay) and plain
+   SGD on a 2-16-16-1 MLP, checkpoints every 4: optimizer_json groups as written, replay
+   mismatch < 1e-10, the path kernel named with M, the kernel form within 10× the JVP route's
+   quadrature residual (both carry it; relative residuals about 1e-9 at 4 nodes); the Nesterov
+   run recorded without its group rates is refused by `analyze` (its step check);
 
 and for layer lists (`{"kind": "sequential"}` models):
 
@@ -70,7 +78,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 sys.path.insert(0, str(HERE))
 
-from pathkernel_recorder import (RecorderError, TraceRecorder, normalize_model, optimizer_weight_decays,  # noqa: E402
+from pathkernel_recorder import (RecorderError, TraceRecorder, normalize_model, optimizer_weight_decays, optimizer_learning_rates,  # noqa: E402
                                  parameter_layout)
 
 
@@ -374,13 +382,16 @@ def blobs(n: int, rng: np.random.Generator, classes: int = 3):
 
 def train_and_record(path, *, name, loss, optimizer, x, y, xt, yt, steps, batch_size, checkpoint_every,
                      layers=None, activation=None, model=None, params=None, precision="float64", seed=0,
-                     kill_after=None, decays=None, record_optimizer=None):
+                     kill_after=None, decays=None, rates=None, record_optimizer=None):
     """Trains with `optimizer` (NumPy, PyTorch's update rules) and records every step: an MLP
     (`layers`, `activation`) or a layer list (`model`, a sequential spec, from `params`).
 
     Weight decay: `decays` maps each tensor name to its λ (the test's own reading of the
     optimizer's groups), else `optimizer["weightDecay"]` for all; coupled L2 (`g + λw`) for gd,
     sgd and adam, decoupled for adamw (`w ← w(1 − ηλ)` before the Adam step, as torch.optim.AdamW).
+    Learning rates: `rates` maps each tensor name to its group's rate η_k (PyTorch's param_group
+    lr; the test's own reading of the groups), else `optimizer["learningRate"]` for all; a
+    tensor's update, and its decoupled decay, use η_k (the step rows hold the top-level rate).
     `record_optimizer`: the optimizer spec written to the trace when it is not `optimizer`."""
     rng = np.random.default_rng(seed)
     if model is None:
@@ -402,6 +413,7 @@ def train_and_record(path, *, name, loss, optimizer, x, y, xt, yt, steps, batch_
     n = x.shape[0]
     wd = optimizer.get("weightDecay", 0.0)
     decay = dict(decays) if decays is not None else {k: wd for k in p}
+    rate = dict(rates) if rates is not None else {k: lr for k in p}
     rec = TraceRecorder(path, name=name, seed=seed, model=model, loss=loss,
                         optimizer=optimizer if record_optimizer is None else record_optimizer,
                         x_train=x, y_train=y, x_test=xt, y_test=yt,
@@ -423,18 +435,18 @@ def train_and_record(path, *, name, loss, optimizer, x, y, xt, yt, steps, batch_
             value, g = grad(p, x[batch], y[batch])
             rec.step(t, epoch, lr, batch, value)
             for k in p:
-                lam = decay[k]
+                lam, lr_k = decay[k], rate[k]
                 if lam and kind != "adamw":
                     g[k] = g[k] + lam * p[k]                  # coupled L2
                 elif lam:
-                    p[k] = p[k] * (1 - lr * lam)              # decoupled, before the Adam step
+                    p[k] = p[k] * (1 - lr_k * lam)            # decoupled, before the Adam step
                 if kind in ("gd", "sgd"):
                     if mu:
                         buf = state.setdefault("momentum_buffer", {})
                         buf[k] = g[k].copy() if t == 0 else mu * buf[k] + g[k]
-                        p[k] = p[k] - lr * buf[k]
+                        p[k] = p[k] - lr_k * (g[k] + mu * buf[k] if optimizer.get("nesterov") else buf[k])
                     else:
-                        p[k] = p[k] - lr * g[k]
+                        p[k] = p[k] - lr_k * g[k]
                 elif kind in ("adam", "adamw"):
                     m = state.setdefault("exp_avg", {}).get(k, np.zeros_like(p[k]))
                     v = state.setdefault("exp_avg_sq", {}).get(k, np.zeros_like(p[k]))
@@ -442,7 +454,7 @@ def train_and_record(path, *, name, loss, optimizer, x, y, xt, yt, steps, batch_
                     v = b2 * v + (1 - b2) * g[k] ** 2
                     state["exp_avg"][k], state["exp_avg_sq"][k] = m, v
                     denom = np.sqrt(v) / np.sqrt(1 - b2 ** (t + 1)) + eps
-                    p[k] = p[k] - lr * (m / denom) / (1 - b1 ** (t + 1))
+                    p[k] = p[k] - lr_k * (m / denom) / (1 - b1 ** (t + 1))
             if kill_after is not None and t + 1 == kill_after:
                 os.kill(os.getpid(), signal.SIGKILL)
         rec.finish(params=p, optimizer_state=state or None)
@@ -649,14 +661,23 @@ def case_group_refusals(tmp: Path) -> None:
         ("a negative decay", [{"parameters": ["*.bias"], "weightDecay": -0.01}], ["optimizer.groups[0].weightDecay must be ≥ 0, got -0.01"]),
         ("an infinite decay", [{"parameters": ["*.bias"], "weightDecay": 0}, {"parameters": ["*"], "weightDecay": math.inf}],
          ["optimizer.groups[1].weightDecay must be ≥ 0, got inf"]),
-        ("a group learning rate", [{"parameters": ["*.bias"], "weightDecay": 0, "learningRate": 0.1}],
-         ["optimizer.groups[0]: unknown key(s) ['learningRate']", "only the weight decay"]),
+        ("PyTorch's key lr", [{"parameters": ["*.bias"], "weightDecay": 0, "lr": 0.1}],
+         ["optimizer.groups[0]: unknown key(s) ['lr']", "known: parameters, weightDecay, learningRate"]),
+        ("a zero learning rate", [{"parameters": ["*.bias"], "learningRate": 0}],
+         ["optimizer.groups[0].learningRate must be a positive number", "got 0"]),
+        ("an infinite learning rate", [{"parameters": ["*.bias"], "learningRate": math.inf}],
+         ["optimizer.groups[0].learningRate must be a positive number", "got inf"]),
+        ("a learning rate that is not a number", [{"parameters": ["*.bias"], "learningRate": True}],
+         ["optimizer.groups[0].learningRate must be a number"]),
         ("no parameters", [{"parameters": [], "weightDecay": 0}], ["optimizer.groups[0].parameters must list at least one"]),
-        ("no decay", [{"parameters": ["*.bias"]}], ["optimizer.groups[0].weightDecay is required"]),
+        ("neither decay nor rate", [{"parameters": ["*.bias"]}], ["optimizer.groups[0] sets neither weightDecay nor learningRate"]),
         ("one name instead of a list", [{"parameters": "*.bias", "weightDecay": 0}], ["optimizer.groups[0].parameters must be a list"]),
     ]
     for what, groups, fragments in cases:
         expect_refusal(f"groups: {what}", lambda: record(*groups), *fragments)
+    expect_refusal("groups: a learning rate whose ratio to the base underflows",
+                   lambda: record({"parameters": ["*.bias"], "learningRate": 1e-320}, learningRate=1e10),
+                   "optimizer.groups[0].learningRate 1e-320 over learningRate 10000000000.0 is not a finite positive ratio")
     check(not path.exists(), "a refused recorder left a file behind")
     # Placement: first matching group, else the top level (optimizer_weight_decays, as Swift places them).
     opt = {"kind": "sgd", "learningRate": 0.1, "weightDecay": 1e-3,
@@ -664,7 +685,84 @@ def case_group_refusals(tmp: Path) -> None:
     got = optimizer_weight_decays(opt, parameter_layout(model))
     want = {"layers.0.weight": 0.1, "layers.0.bias": 1e-3, "layers.1.weight": 0.0, "layers.1.bias": 0.0}
     check(got == want, f"optimizer_weight_decays: {got}, expected {want}")
-    print(f"  group refusals: {len(cases)} bad groups refused before recording (one-line messages); placement first-match")
+    # A group that gives only a rate (or only a decay) takes the other from the top level.
+    opt = {"kind": "sgd", "learningRate": 0.1, "weightDecay": 1e-3,
+           "groups": [{"parameters": ["layers.1.*"], "learningRate": 0.5}, {"parameters": ["*.weight"], "weightDecay": 0.1}]}
+    got = (optimizer_weight_decays(opt, parameter_layout(model)), optimizer_learning_rates(opt, parameter_layout(model)))
+    want = ({"layers.0.weight": 0.1, "layers.0.bias": 1e-3, "layers.1.weight": 1e-3, "layers.1.bias": 1e-3},
+            {"layers.0.weight": 0.1, "layers.0.bias": 0.1, "layers.1.weight": 0.5, "layers.1.bias": 0.5})
+    check(got == want, f"optimizer_weight_decays, optimizer_learning_rates: {got}, expected {want}")
+    print(f"  group refusals: {len(cases) + 1} bad groups refused before recording (one-line messages); placement first-match")
+
+
+def case_group_rates(tmp: Path) -> None:
+    """Parameter groups with their own learning rates (`"learningRate"` in a group, PyTorch's
+    param_group lr): SGD Nesterov with the first layer at 3× and the biases at 0.2× the base rate
+    (no decay on them), AdamW with the output layer at 0.25× and its own decay, and plain SGD with
+    one group rate. The NumPy training steps each tensor with its group's rate; the analyzer's
+    replay must match it (< 1e-10), its kernel is the preconditioned one with M (named), and its
+    kernel form rebuilds the network. Control: the Nesterov run recorded without the group rates
+    is refused by `analyze` (its step check)."""
+    rng = np.random.default_rng(12)
+    x, y = moons(64, rng)
+    xt, yt = moons(24, rng)
+    names = [f"layers.{l}.{t}" for l in range(3) for t in ("weight", "bias")]
+    runs = [
+        ("sgd nesterov", {"kind": "sgd", "learningRate": 0.1, "momentum": 0.9, "nesterov": True, "weightDecay": 1e-3,
+                          "groups": [{"parameters": ["layers.0.*"], "learningRate": 0.3},
+                                     {"parameters": ["*.bias"], "learningRate": 0.02, "weightDecay": 0.0}]},
+         {n: 0.3 if n.startswith("layers.0.") else 0.02 if n.endswith("bias") else 0.1 for n in names},
+         {n: 1e-3 if n.startswith("layers.0.") or n.endswith("weight") else 0.0 for n in names},
+         "two-time path kernel (momentum 0.9, Nesterov, group learning rates M)"),
+        ("adamw", {"kind": "adamw", "learningRate": 0.02, "weightDecay": 0.05,
+                   "groups": [{"parameters": ["layers.2.*"], "learningRate": 0.005, "weightDecay": 0.2}]},
+         {n: 0.005 if n.startswith("layers.2.") else 0.02 for n in names},
+         {n: 0.2 if n.startswith("layers.2.") else 0.05 for n in names},
+         "preconditioned path kernel (AdamW, group learning rates M)"),
+        ("sgd", {"kind": "sgd", "learningRate": 0.1, "groups": [{"parameters": ["layers.1.weight"], "learningRate": 0.4}]},
+         {n: 0.4 if n == "layers.1.weight" else 0.1 for n in names}, None,
+         "preconditioned path kernel (SGD, group learning rates M)"),
+    ]
+    for what, opt, rates, decays, kernel in runs:
+        path = str(tmp / f"group-rates-{what.replace(' ', '-')}.sqlite")
+        train_and_record(path, name=f"numpy-moons-{what.replace(' ', '-')}-group-rates", layers=[2, 16, 16, 1],
+                         activation="tanh", loss="logistic", optimizer=opt, rates=rates, decays=decays, x=x, y=y,
+                         xt=xt, yt=yt, steps=24, batch_size=16, checkpoint_every=4, seed=13)
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        written = json.loads(db.execute("SELECT optimizer_json FROM run").fetchone()[0])
+        db.close()
+        check(written.get("groups") == opt["groups"], f"{what} group rates: optimizer_json groups {written.get('groups')}")
+        inspect(path)
+        report = analyze(path)
+        mismatch = float(report["replay"]["largest_mismatch"])
+        check(report["replay"]["mode"].startswith("replayed"), f"{what} group rates: replay mode {report['replay']['mode']}")
+        check(mismatch < 1e-10, f"{what} group rates: largest replay mismatch {mismatch:.3g} (≥ 1e-10)")
+        got = report["settings"].get("path_kernel") or ""
+        check(got.startswith(kernel), f"{what} group rates: path kernel {got!r}, expected {kernel!r}…")
+        res = residuals(report)
+        # The kernel form carries the same quadrature error as the JVP route (4 nodes; steps of
+        # up to 0.3 on a tanh net): within 10× its largest residual.
+        kf = 0.0
+        for split, r in report["reconstruction"].items():
+            if isinstance(r, dict) and r.get("kernel_form_max_abs") is not None:
+                km, mx = float(r["kernel_form_max_abs"]), float(r["max_abs_residual"])
+                check(km <= max(1e-9, 10 * mx), f"{what} group rates: {split} kernel form off by {km:.3g} (quadrature {mx:.3g})")
+                kf = max(kf, km)
+        check(max(res.values()) < 1e-6, f"{what} group rates: residuals {res}")
+        print(f"  {what} with group learning rates (checkpoint every 4): replay mismatch {mismatch:.2e}, residual "
+              f"{fmt(res)}, kernel form {kf:.1e}")
+        if what == "sgd nesterov":
+            # Control: the same training recorded without the group rates fails the step check.
+            wrong = str(tmp / "group-rates-wrong.sqlite")
+            record = dict(opt, groups=[{"parameters": ["*.bias"], "weightDecay": 0.0}])
+            train_and_record(wrong, name="numpy-moons-group-rates-wrong", layers=[2, 16, 16, 1], activation="tanh",
+                             loss="logistic", optimizer=opt, rates=rates, decays=decays, record_optimizer=record,
+                             x=x, y=y, xt=xt, yt=yt, steps=24, batch_size=16, checkpoint_every=4, seed=13)
+            r = subprocess.run([binary(), "analyze", wrong, "--nodes", "4", "--quiet"], capture_output=True, text=True, timeout=300)
+            why = (r.stderr.strip() or r.stdout.strip()).splitlines()[0] if (r.stderr.strip() or r.stdout.strip()) else ""
+            check(r.returncode != 0, "recorded without its group rates: the analyzer accepted a run it cannot replay")
+            check("does not reach the checkpoint" in why, f"recorded without its group rates: analyze failed otherwise: {why}")
+            print("  control, the Nesterov run recorded without its group rates: analyze refuses it (step check)")
 
 
 def case_regression_f32(tmp: Path) -> None:
@@ -1038,7 +1136,7 @@ def main() -> int:
         with tempfile.TemporaryDirectory(prefix="pk-recorder-") as d:
             tmp = Path(d)
             print("NumPy recorder → pathkernel")
-            for case in (case_gd, case_momentum, case_adam, case_groups, case_group_refusals, case_regression_f32,
+            for case in (case_gd, case_momentum, case_adam, case_groups, case_group_refusals, case_group_rates, case_regression_f32,
                          case_killed, case_layout_worked_examples, case_refusals, case_numpy_gradients, case_cnn, case_residual_net,
                          case_residual_groups):
                 case(tmp)

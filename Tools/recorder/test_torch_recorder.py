@@ -16,14 +16,22 @@ with decay on the output layer only (top-level decay 0, state "1.momentum_buffer
 and RMSprop with no decay on biases, and the residual net below under AdamW with decay 0.01 on
 the weights and none on biases and LayerNorm parameters: optimizer_json's top-level decay and
 groups (exact state_dict names) and the state names checked, replay mismatch ≤ 1e-12.
+Parameter groups with their own learning rates (`learningRate` in a group): SGD Nesterov under
+StepLR (the first layer at 3×, the other biases at 0.2× without decay), AdamW under a warm-up
+LambdaLR with clipping (the output layer at 0.25× with its own decay), full-batch plain SGD (the
+biases at 4×): optimizer_json's groups, replay mismatch ≤ 1e-12, the kernel named with M (plain
+SGD's the preconditioned one) and the kernel form at the quadrature residual.
 
 Layer lists (`{"kind": "sequential"}`, torch_adapter.model_spec):
 - refusals: BatchNorm (training mode), Dropout, a custom module, groups ≠ 1, dilation, reflect
   padding, AdaptiveAvgPool2d(1) without Flatten, partial LayerNorm, Linear on an image,
   ceil_mode, GELU(tanh), in-place activations on a residual's or the model's input,
   shape-changing residual blocks, image outputs, a non-Sequential root, and parameter groups with
-  different learning rates (with and without a scheduler) or betas are refused before anything
-  is written (no file), naming the module's qualified name and type, or the setting;
+  different betas are refused before anything is written (no file), naming the module's
+  qualified name and type, or the setting; groups with different learning rates are mapped
+  (by `initial_lr` under a scheduler; names= required), and a schedule that changes their ratio
+  (CosineAnnealingLR with eta_min > 0, a group's lr set by hand) is refused at that step,
+  naming the group;
 - a "zoo" of every supported module and setting (no training): the spec model_spec writes,
   evaluated by test_numpy_recorder's NumPy interpreter of layer lists, equals torch's outputs
   (1e-12) and gradients (1e-10);
@@ -68,7 +76,7 @@ import warnings  # noqa: E402
 from test_numpy_recorder import (Failure, analyze, check, inspect, residuals, binary, np_network,  # noqa: E402
                                  np_outputs, sequential_support, expect_refusal, fail_unsupported)
 from pathkernel_recorder import normalize_model, parameter_layout  # noqa: E402
-from torch_adapter import Residual, TorchRecorder, model_spec  # noqa: E402
+from torch_adapter import Residual, TorchRecorder, model_spec, optimizer_spec  # noqa: E402
 
 torch.set_default_dtype(torch.float64)
 
@@ -292,6 +300,71 @@ def rmsprop_groups(tmp: Path):
                  ["1.square_avg", "2.momentum_buffer"])
     GROUP_CASES.add(path)
     return path, "RMSprop momentum 0.5, param groups: wd 1e-2 on weights, 0 on biases, cross-entropy"
+
+
+@case
+def sgd_group_rates_steplr(tmp: Path):
+    g = torch.Generator().manual_seed(10)
+    x, y = moons(64, g)
+    xt, yt = moons(24, g)
+    model = mlp([2, 16, 16, 1], nn.Tanh(), 10)
+    named = list(model.named_parameters())
+    first = [p for n, p in named if n.startswith("0.")]
+    biases = [p for n, p in named if n.endswith("bias") and not n.startswith("0.")]
+    rest = [p for n, p in named if n.endswith("weight") and not n.startswith("0.")]
+    opt = torch.optim.SGD([{"params": rest}, {"params": first, "lr": 0.3},
+                           {"params": biases, "lr": 0.02, "weight_decay": 0.0}],
+                          lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-3)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=8, gamma=0.5)
+    path = str(tmp / "sgd-group-rates.sqlite")
+    train(path, model, opt, loss="logistic", x=x, y=y, xt=xt, yt=yt, steps=24, batch_size=16, checkpoint_every=4,
+          scheduler=sched)
+    got = recorded_optimizer(path)
+    want = [{"parameters": ["layers.0.weight", "layers.0.bias"], "learningRate": 0.3},
+            {"parameters": ["layers.1.bias", "layers.2.bias"], "weightDecay": 0.0, "learningRate": 0.02}]
+    check(got["learningRate"] == 0.1 and got["weightDecay"] == 1e-3 and got.get("groups") == want,
+          f"SGD group rates: optimizer_json {got}")
+    GROUP_CASES.add(path)
+    return path, "SGD Nesterov 0.9 + StepLR, param groups: group lr 0.3 on the first layer, lr 0.02 and wd 0 on the other biases"
+
+
+@case
+def adamw_group_rates_lambdalr(tmp: Path):
+    g = torch.Generator().manual_seed(11)
+    x, y = blobs(60, g)
+    xt, yt = blobs(30, g)
+    model = mlp([2, 16, 16, 3], nn.Tanh(), 11)
+    named = list(model.named_parameters())
+    head = [p for n, p in named if n.startswith("4.")]
+    body = [p for n, p in named if not n.startswith("4.")]
+    opt = torch.optim.AdamW([{"params": body}, {"params": head, "lr": 0.005, "weight_decay": 0.2}], lr=0.02, weight_decay=0.05)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda t: min(1.0, (t + 1) / 5))   # one warm-up factor for both groups
+    path = str(tmp / "adamw-group-rates.sqlite")
+    train(path, model, opt, loss="cross-entropy", x=x, y=y, xt=xt, yt=yt, steps=20, batch_size=20, checkpoint_every=5,
+          clip_norm=1.0, scheduler=sched)
+    got = recorded_optimizer(path)
+    want = [{"parameters": ["layers.2.weight", "layers.2.bias"], "weightDecay": 0.2, "learningRate": 0.005}]
+    check(got["learningRate"] == 0.02 and got["weightDecay"] == 0.05 and got.get("groups") == want,
+          f"AdamW group rates: optimizer_json {got}")
+    GROUP_CASES.add(path)
+    return path, "AdamW + warm-up LambdaLR + clip 1, param groups: group lr 0.005 and wd 0.2 on the output layer"
+
+
+@case
+def sgd_plain_group_rates(tmp: Path):
+    g = torch.Generator().manual_seed(12)
+    x, y = sine(40, g)
+    model = mlp([1, 12, 2], nn.Tanh(), 12)
+    named = list(model.named_parameters())
+    opt = torch.optim.SGD([{"params": [p for n, p in named if n.endswith("weight")]},
+                           {"params": [p for n, p in named if n.endswith("bias")], "lr": 0.2}], lr=0.05)
+    path = str(tmp / "sgd-plain-group-rates.sqlite")
+    train(path, model, opt, loss="mse", x=x, y=y, xt=x[:8], yt=y[:8], steps=20, batch_size=None, checkpoint_every=5)
+    got = recorded_optimizer(path)
+    check(got.get("groups") == [{"parameters": ["layers.0.bias", "layers.1.bias"], "learningRate": 0.2}],
+          f"plain SGD group rates: optimizer_json {got}")
+    GROUP_CASES.add(path)
+    return path, "full-batch SGD (plain), param groups: group lr 0.2 on the biases, mse"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -522,13 +595,48 @@ def refusals(tmp: Path) -> None:
         expect_refusal(what, lambda: record(model), *fragments)
     model = nn.Sequential(nn.Flatten(), nn.Linear(36, 8), nn.LayerNorm(8), nn.Tanh(), nn.Linear(8, 1)).double()
     decay, no_decay = [p for n, p in model.named_parameters() if n.endswith("weight")], [p for n, p in model.named_parameters() if n.endswith("bias")]
+    # Groups with different learning rates are recorded (the scheduled ones by their initial_lr) …
+    names = [n for n, _ in model_spec(model, input_shape=[1, 6, 6])[1]]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01}, {"params": no_decay, "weight_decay": 0.0, "lr": 0.1}], lr=0.01)
-    expect_refusal("parameter groups with different learning rates", lambda: record(model, opt),
-                   "parameter groups 0 and 1 differ in lr", "0.01 vs 0.1", "per-group learning rates are not supported yet")
+    spec = optimizer_spec(opt, decay + no_decay, names=[n for n in names if n.endswith("weight")] + [n for n in names if n.endswith("bias")])
+    check(spec["learningRate"] == 0.01 and spec["groups"] == [{"parameters": ["1.bias", "2.bias", "4.bias"], "weightDecay": 0.0, "learningRate": 0.1}],
+          f"AdamW groups with their own rates: {spec}")
     opt = torch.optim.SGD([{"params": decay}, {"params": no_decay, "lr": 0.2}], lr=0.1, momentum=0.9)
-    torch.optim.lr_scheduler.StepLR(opt, step_size=10)          # adds initial_lr to each group
-    expect_refusal("parameter groups with different learning rates under a scheduler", lambda: record(model, opt),
-                   "differ in initial_lr, lr", "(lr: 0.1 vs 0.2)", "per-group learning rates are not supported yet")
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)          # adds initial_lr to each group
+    opt.step()
+    sched.step()                                                                  # lr 0.05 and 0.1 now, initial 0.1 and 0.2
+    spec = optimizer_spec(opt, decay + no_decay, names=[n for n in names if n.endswith("weight")] + [n for n in names if n.endswith("bias")])
+    check(spec["learningRate"] == 0.1 and spec["groups"] == [{"parameters": ["1.bias", "2.bias", "4.bias"], "learningRate": 0.2}],
+          f"SGD groups with their own rates under a scheduler: {spec}")
+    expect_refusal("group rates without names", lambda: optimizer_spec(opt, decay + no_decay),
+                   "the parameter groups differ in lr; give names=")
+    # … but a schedule that changes their ratio is refused at the step where it does, naming the group.
+    for what, make in [
+        ("CosineAnnealingLR with eta_min > 0", lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=10, eta_min=1e-3)),
+        ("a group's lr set by hand", None),
+    ]:
+        torch.manual_seed(0)
+        m = nn.Sequential(nn.Flatten(), nn.Linear(36, 1)).double()
+        o = torch.optim.SGD([{"params": [m[1].weight]}, {"params": [m[1].bias], "lr": 0.02}], lr=0.1)
+        sch = make(o) if make else None
+
+        def run(m=m, o=o, sch=sch):
+            with TorchRecorder(path, m, o, loss="logistic", x_train=x, y_train=y) as rec:
+                for t in range(4):
+                    o.zero_grad()
+                    value = rec.loss_fn(m(x), y)
+                    value.backward()
+                    if sch is None and t == 2:
+                        o.param_groups[1]["lr"] = 0.03
+                    rec.before_step(t, loss=value)
+                    o.step()
+                    rec.after_step(t)
+                    if sch is not None:
+                        sch.step()
+        expect_refusal(f"group rates whose ratio changes ({what})", run,
+                       "step 1: param group 1's learning rate" if make else "step 2: param group 1's learning rate is 0.03",
+                       "base group 0", "constant learning-rate ratio")
+        path.unlink()
     opt = torch.optim.Adam([{"params": decay, "weight_decay": 1e-3}, {"params": no_decay, "betas": (0.8, 0.99)}], lr=0.01)
     expect_refusal("parameter groups with different betas (and weight decay)", lambda: record(model, opt),
                    "parameter groups 0 and 1 differ in betas", "(betas: (0.9, 0.999) vs (0.8, 0.99))")
@@ -549,8 +657,8 @@ def refusals(tmp: Path) -> None:
     rec.finish("aborted", "warning test")
     path.unlink()
     check(any("ends with nn.Sigmoid" in str(w.message) for w in caught), f"no warning about a final Sigmoid: {[str(w.message) for w in caught]}")
-    print(f"  refusals: {len(cases) + 3} unsupported models/optimizers refused before recording (no file), "
-          "plain MLPs keep {\"kind\": \"mlp\"}")
+    print(f"  refusals: {len(cases) + 2} unsupported models/optimizers refused before recording (no file), 2 group-rate "
+          "schedules that change the ratio refused at their step; plain MLPs keep {\"kind\": \"mlp\"}; group rates mapped")
 
 
 
@@ -569,9 +677,12 @@ def check_analysis(path: str, what: str) -> float:
     # The optimizer's own kernel, named, and its kernel form rebuilding the network
     # (PyTorch's updates and Adam/RMSprop state against the analyzer's kernel sums).
     kernel = report["settings"].get("path_kernel") or ""
-    want = ("preconditioned" if ("Adam" in what or "RMSprop" in what)
+    # (Plain SGD with group learning rates: the preconditioned kernel with D = M.)
+    want = ("preconditioned" if ("Adam" in what or "RMSprop" in what or ("group lr" in what and "(plain)" in what))
             else "two-time" if ("momentum" in what or "Nesterov" in what) else "path kernel")
     check(kernel.startswith(want), f"{what}: kernel {kernel!r}, expected {want}")
+    if "group lr" in what:
+        check("group learning rates M" in kernel, f"{what}: kernel {kernel!r} does not name the group rates")
     for split, r in report["reconstruction"].items():
         if isinstance(r, dict) and r.get("kernel_form_max_abs") is not None:
             km, mx = float(r["kernel_form_max_abs"]), float(r["max_abs_residual"])

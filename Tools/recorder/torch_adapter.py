@@ -6,7 +6,8 @@ nn.AdaptiveAvgPool2d(1) + nn.Flatten, nn.Flatten, nn.LayerNorm, the activations 
 LeakyReLU, Tanh, Sigmoid, GELU (exact), Softplus (beta 1), Identity, and this module's
 `Residual(block, shortcut=None)` (pathkernel's layer lists: CNNs, residual nets), trained with
 `torch.optim.SGD` (momentum, dampening, Nesterov, weight_decay), `Adam`, `AdamW` or `RMSprop`
-(not centered), with parameter groups that differ in weight_decay only. Use float64 everywhere
+(not centered), with parameter groups that differ in weight_decay and lr only (the groups'
+rates keeping their ratios over the run). Use float64 everywhere
 (`model.double()`, float64 data) so that pathkernel's replay of your steps matches the recorded
 checkpoints.
 
@@ -34,10 +35,12 @@ What is mapped how:
   named as in the model's state_dict (`0.weight`, `2.block.1.bias`; see `model_spec`). The
   input shape comes from x_train (`[n, C, H, W]` → `[C, H, W]`) or `input_shape=`.
 - optimizer: hyper-parameters of the parameter groups → the optimizer spec of Docs/config.md.
-  The groups must agree in every setting but `weight_decay` (per-group learning rates are not
-  supported yet); groups that differ in `weight_decay` (the usual AdamW set-up: no decay on
-  biases and LayerNorm) → `optimizer.groups`, each tensor by its exact name, the top-level
-  `weightDecay` being the decay that covers the most scalar parameters (`_decay_groups`). The
+  The groups must agree in every setting but `weight_decay` and `lr`; groups that differ in
+  them (the usual AdamW set-up: no decay on biases and LayerNorm; layers with their own rates)
+  → `optimizer.groups`, each tensor by its exact name, the top-level `weightDecay` and
+  `learningRate` being the decay and the rate that cover the most scalar parameters
+  (`_param_groups`). A group's rate must stay the same multiple of the top level's over the
+  run (a schedule scales every group's rate by the same factor; checked at every step). The
   state (`momentum_buffer`, `exp_avg`, `exp_avg_sq`, `square_avg`, Adam's `step`) → the
   buffers of pathkernel's chain (`"1.momentum_buffer"`, `"0.exp_avg"`, …), stored with every
   checkpoint.
@@ -432,13 +435,14 @@ def model_spec(model: nn.Module, sigma_w: float = 1.0, sigma_b: float = 0.1,
 # Optimizer
 # ----------------------------------------------------------------------------------------------
 
-#: The param_group keys that may differ between groups (recorded as `optimizer.groups`).
-PER_GROUP_SETTINGS = ("weight_decay",)
+#: The param_group keys that may differ between groups (recorded as `optimizer.groups`;
+#: `initial_lr` is the `lr` an LRScheduler started from).
+PER_GROUP_SETTINGS = ("weight_decay", "lr", "initial_lr")
 
 
 def _group(optimizer: torch.optim.Optimizer, params: list[torch.nn.Parameter]) -> dict:
-    """The hyper-parameters every parameter group shares (all but `weight_decay`, which
-    `_decay_groups` reads per group); checks the groups hold exactly the model's parameters and
+    """The hyper-parameters every parameter group shares (all but `weight_decay` and `lr`, which
+    `_param_groups` reads per group); checks the groups hold exactly the model's parameters and
     refuses groups that differ in anything else, naming the setting."""
     groups = optimizer.param_groups
     ids = [id(p) for g in groups for p in g["params"]]
@@ -454,43 +458,62 @@ def _group(optimizer: torch.optim.Optimizer, params: list[torch.nn.Parameter]) -
         differ = sorted(k for k in first.keys() | other.keys()
                         if k not in first or k not in other or _value(other[k]) != _value(first[k]))
         if differ:
-            k = "lr" if "lr" in differ else differ[0]
+            k = differ[0]
             raise RecorderError(f"the optimizer's parameter groups 0 and {i} differ in {', '.join(differ)} "
                                 f"({k}: {_value(first.get(k))!r} vs {_value(other.get(k))!r}): pathkernel's optimizer "
-                                "has one value of every setting for all parameters except the weight decay "
-                                "(per-group learning rates are not supported yet; groups that differ only in "
-                                "weight_decay are recorded as optimizer groups)")
+                                "has one value of every setting for all parameters except the weight decay and the "
+                                "learning rate (groups that differ only in weight_decay and lr are recorded as "
+                                "optimizer groups)")
     return first
 
 
-def _decay_groups(optimizer: torch.optim.Optimizer, params: list[torch.nn.Parameter],
-                  names: list[str] | None) -> tuple[float, list[dict]]:
-    """The top-level weight decay and pathkernel's `optimizer.groups` for torch param_groups that
-    differ in `weight_decay` (Docs/config.md; each tensor listed by its exact name).
+def _group_lr(group: dict) -> float:
+    """A param group's base rate: the `lr` an LRScheduler started from (`initial_lr`), else `lr`."""
+    return float(_value(group.get("initial_lr", group["lr"])))
 
-    The top-level `weightDecay` is the decay that covers the most scalar parameters (summed over
-    the torch groups that have it; on a tie, the one of the earliest group), so the usual AdamW
-    set-up reads `weightDecay` 0.01 with one group `{"parameters": [biases, norm weights],
-    "weightDecay": 0}`. Every torch group with another decay becomes one pathkernel group, in
-    param_groups order, listing its tensors' names in layout order. One decay for all: no groups."""
+
+def _param_groups(optimizer: torch.optim.Optimizer, params: list[torch.nn.Parameter],
+                  names: list[str] | None) -> tuple[float, float, list[dict]]:
+    """The top-level learning rate and weight decay, and pathkernel's `optimizer.groups`, for
+    torch param_groups that differ in `lr` and `weight_decay` (Docs/config.md; each tensor listed
+    by its exact name).
+
+    The top-level `weightDecay` (`learningRate`) is the decay (base rate) that covers the most
+    scalar parameters (summed over the torch groups that have it; on a tie, the one of the
+    earliest group), so the usual AdamW set-up reads `weightDecay` 0.01 with one group
+    `{"parameters": [biases, norm weights], "weightDecay": 0}`. Every torch group with another
+    decay or rate becomes one pathkernel group, in param_groups order, listing its tensors' names
+    in layout order and the settings that differ (`weightDecay`, `learningRate`: its base rate,
+    `initial_lr` under a scheduler). One decay and one rate for all: no groups."""
     groups = optimizer.param_groups
     decays = [float(_value(g.get("weight_decay", 0.0))) for g in groups]
-    if len(set(decays)) <= 1:
-        return (decays[0] if decays else 0.0), []
+    rates = [_group_lr(g) for g in groups]
+
+    def top(values: list[float]) -> float:
+        cover: dict[float, int] = {}
+        for g, v in zip(groups, values):
+            cover[v] = cover.get(v, 0) + sum(int(p.numel()) for p in g["params"])
+        return max(cover, key=lambda v: cover[v])        # the first (in group order) of the largest
+
+    wd, lr = top(decays), top(rates)
+    if len(set(decays)) <= 1 and len(set(rates)) <= 1:
+        return lr, wd, []
     if names is None or len(names) != len(params):
-        raise RecorderError("optimizer_spec: the parameter groups differ in weight_decay; give names= (each parameter's "
+        differ = " and ".join(k for k, vs in (("weight_decay", decays), ("lr", rates)) if len(set(vs)) > 1)
+        raise RecorderError(f"optimizer_spec: the parameter groups differ in {differ}; give names= (each parameter's "
                             "name in the trace's layout, as model_spec returns them) to record them as optimizer groups")
-    cover: dict[float, int] = {}
-    for g, wd in zip(groups, decays):
-        cover[wd] = cover.get(wd, 0) + sum(int(p.numel()) for p in g["params"])
-    top = max(cover, key=lambda wd: cover[wd])          # the first (in group order) of the largest
     out = []
-    for g, wd in zip(groups, decays):
+    for g, d, r in zip(groups, decays, rates):
         members = {id(p) for p in g["params"]}
-        if wd == top or not members:
+        if (d == wd and r == lr) or not members:
             continue
-        out.append({"parameters": [n for n, p in zip(names, params) if id(p) in members], "weightDecay": wd})
-    return top, out
+        entry: dict[str, Any] = {"parameters": [n for n, p in zip(names, params) if id(p) in members]}
+        if d != wd:
+            entry["weightDecay"] = d
+        if r != lr:
+            entry["learningRate"] = r
+        out.append(entry)
+    return lr, wd, out
 
 
 def _value(v: Any) -> Any:
@@ -505,14 +528,15 @@ def optimizer_spec(optimizer: torch.optim.Optimizer, params: list[torch.nn.Param
                    clip_norm: float | None = None, names: list[str] | None = None) -> dict:
     """The pathkernel optimizer spec (Docs/config.md) of a torch optimizer over `params`.
 
-    Parameter groups must agree in every setting but `weight_decay`; groups that differ in it
-    give `optimizer.groups` (`_decay_groups`; `names`: the parameters' names in the layout, in
-    the order of `params`, as `model_spec` returns them)."""
+    Parameter groups must agree in every setting but `weight_decay` and `lr`; groups that differ
+    in them give `optimizer.groups` (`_param_groups`; `names`: the parameters' names in the
+    layout, in the order of `params`, as `model_spec` returns them). A group's rate is recorded
+    as its base rate (`initial_lr` under a scheduler); `TorchRecorder.before_step` checks that
+    every group's rate stays the same multiple of the top level's."""
     g = _group(optimizer, params)
     if g.get("maximize"):
         raise RecorderError("maximize=True is not supported")
-    lr = float(_value(g.get("initial_lr", g["lr"])))
-    wd, decay_groups = _decay_groups(optimizer, params, names)
+    lr, wd, decay_groups = _param_groups(optimizer, params, names)
     if isinstance(optimizer, torch.optim.Adam):   # AdamW is Adam(decoupled_weight_decay=True)
         if g.get("amsgrad"):
             raise RecorderError("Adam(amsgrad=True) is not supported")
@@ -619,6 +643,11 @@ class TorchRecorder:
                                     "steps between checkpoints in float64, and float32 rounding drifts past its 1e-4 "
                                     "tolerance over a few steps; use checkpoint_every=1, or train in float64 (model.double())")
         self.spec = optimizer_spec(optimizer, self.params, clip_norm, names=self.names)
+        # Group learning rates: the base group (the first whose rate is the top level's, whose
+        # current lr each step row records) and every group's rate over it, which must not change.
+        rates = [_group_lr(g) for g in optimizer.param_groups]
+        self._base_group = rates.index(self.spec["learningRate"])
+        self._rate_ratios = [r / self.spec["learningRate"] for r in rates]
         if any(len(optimizer.state.get(p, {})) for p in self.params):
             raise RecorderError("the optimizer has already taken steps: create the TorchRecorder before the first optimizer.step()")
         if schedule is not None:
@@ -695,16 +724,30 @@ class TorchRecorder:
         `step` is a multiple of checkpoint_every (always 0) and records the step row.
 
         `batch`: the row indices of x_train used (None = the full batch); `lr`: default the
-        optimizer's current rate; `loss`: the batch loss at the current weights (from `loss_fn`);
-        `epoch`: default `examples seen so far // n_train`."""
+        optimizer's current rate (of the base group, the top level's `learningRate`); `loss`: the
+        batch loss at the current weights (from `loss_fn`); `epoch`: default `examples seen so far
+        // n_train`. With parameter groups of different rates, every group's current rate must be
+        its initial multiple of the base group's (to 1e-9 relative: schedulers round), else the
+        step is refused, naming the group: pathkernel's groups keep a constant rate ratio."""
         if self._pending_step is not None:
             raise RecorderError(f"before_step({step}) without after_step({self._pending_step})")
         if loss is None:
             raise RecorderError(f"before_step({step}): give loss= (the batch loss at the current weights)")
         if self.recorder.wants_checkpoint(step) or (step == 0 and not self.recorder.has_checkpoint(0)):
             self._checkpoint(step)
+        groups = self.optimizer.param_groups
+        base = float(_value(groups[self._base_group]["lr"]))
+        for i, (g, ratio) in enumerate(zip(groups, self._rate_ratios)):
+            current, want = float(_value(g["lr"])), base * ratio
+            if not abs(current - want) <= 1e-9 * max(abs(current), abs(want)):
+                raise RecorderError(
+                    f"step {step}: param group {i}'s learning rate is {current!r}, but {ratio!r} × the base group "
+                    f"{self._base_group}'s {base!r} = {want!r} (its ratio at the start): pathkernel's parameter groups keep "
+                    "a constant learning-rate ratio, one schedule factor for every group (StepLR, ExponentialLR, "
+                    "LambdaLR with one function, CosineAnnealingLR with eta_min=0, …); a schedule that changes the "
+                    "groups' ratios cannot be recorded")
         if lr is None:
-            lr = float(_value(self.optimizer.param_groups[0]["lr"]))
+            lr = base
         size = self._n if batch is None else int(torch.as_tensor(batch).numel())
         if epoch is None:
             epoch = self._seen // self._n
