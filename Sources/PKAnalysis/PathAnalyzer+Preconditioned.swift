@@ -204,6 +204,32 @@ extension PathAnalyzer {
             let per = max(1, min((m + 1) / 2, (2 << 20) / (bytes * max(largest, 1))))
             let chunks = stride(from: 0, to: m, by: per).map { $0..<min($0 + per, m) }
             var rsum = 0.0                                   // Σ_{t≥s} η_t a_t ρ^{t−s}
+            // Scratch for the whole block, allocated once (not per step: buffers above the
+            // allocator's mmap threshold would page-fault afresh every step), sized for the largest
+            // batch. Per step: K(x_r, x_i) per channel pair (full: (C·m) × (nb·C); trace: m × nb),
+            // N's Σ_k K_ck g_ik, and R_s·(Dx_s ⊙ λ w_s) for the coupled decay; per chunk: R's
+            // previous rows (Nesterov), its modified rows, Y', the coefficients and Z.
+            let maxBatch = form.steps.map(\.batch.count).max() ?? 1
+            var kFull = [Double](repeating: 0, count: mode == .full ? C * m * maxBatch * C : 0)
+            var kTrace = [Double](repeating: 0, count: mode == .full ? 0 : m * maxBatch)
+            var nBlock = [Double](repeating: 0, count: C * m * maxBatch)
+            var rv = [Double](repeating: 0, count: C * m)
+            // (Explicit allocations: pointers into Swift arrays must not outlive the array's last
+            // use, which the optimizer may move; see DeterminismTests.)
+            func scratch(_ count: (Range<Int>) -> Int) -> [UnsafeMutablePointer<S>] {
+                chunks.map { rr in UnsafeMutablePointer<S>.allocate(capacity: max(1, count(rr))) }
+            }
+            let generic = model is LayerNetwork
+            let tmpScratch = scratch { $0.count * largest }, oldScratch = scratch { $0.count * largest }
+            let tmpBScratch = scratch { $0.count * widest }, oldBScratch = scratch { $0.count * widest }
+            let yScratch = scratch { generic ? 1 : $0.count * widest * maxBatch }
+            let coefficientScratch = scratch { _ in maxBatch }, zScratch = scratch { _ in (C + 1) * maxBatch }
+            let zAllScratch = scratch { generic ? $0.count * maxBatch * (C + 1) : 1 }
+            defer {
+                for list in [tmpScratch, oldScratch, tmpBScratch, oldBScratch, yScratch, coefficientScratch, zScratch, zAllScratch] {
+                    list.forEach { $0.deallocate() }
+                }
+            }
             for s in stride(from: T - 1, through: 0, by: -1) {
                 let st = form.steps[s]
                 let next = s + 1 < T ? form.steps[s + 1].start : form.end
@@ -239,17 +265,14 @@ extension PathAnalyzer {
                 let vNew = S(1 + form.rho * form.b(s)), vOld = S(form.rho)   // V_s = vNew R_s − vOld R_{s+1}
                 let decay: [S] = form.coupledDecay > 0 ? form.kernelForm.decay(of: st.start, times: 1, lambda: form.coupledDecay).map { S($0) } : []
                 let dS: [S] = form.hasPreconditioner ? st.preconditioner.map { S($0) } : []
-                // K(x_r, x_i) per channel pair (full: (C·m) × (nb·C); trace: m × nb), N's Σ_k K_ck g_ik,
-                // and R_s·(Dx_s ⊙ λ w_s) for the coupled decay.
-                var kFull = [Double](repeating: 0, count: mode == .full ? C * m * nb * C : 0)
-                var kTrace = [Double](repeating: 0, count: mode == .full ? 0 : m * nb)
-                var nBlock = [Double](repeating: 0, count: C * m * nb)
-                var rv = [Double](repeating: 0, count: C * m)
+                for i in kFull.indices { kFull[i] = 0 }
+                for i in kTrace.indices { kTrace[i] = 0 }
+                for i in nBlock.indices { nBlock[i] = 0 }
+                for i in rv.indices { rv[i] = 0 }
                 let dq = form.preconditionQuery && form.hasPreconditioner ? dS : ones
                 // A layer network's one block has its input fixed at 1 (its signals are the Jacobian
                 // rows): Y_i = R for every example, so the per-example products become one GEMM per
                 // chunk and channel against the batch's C signals and δ^g stacked, row i·(C+1) + k.
-                let generic = model is LayerNetwork
                 let stackedWidth = generic ? layers[0].outputs : 0
                 let stacked = UnsafeMutablePointer<S>.allocate(capacity: max(1, nb * (C + 1) * stackedWidth))
                 defer { stacked.deallocate() }
@@ -313,28 +336,16 @@ extension PathAnalyzer {
                     let dx: UnsafePointer<S>? = form.preconditionQuery ? nil : dxp.baseAddress!
                     Parallel.forEach(chunks.count) { ci in
                         let rr = chunks[ci]
-                        // Scratch of this chunk, sized for the largest layer and owned by this
-                        // closure (explicit allocations: pointers into Swift arrays must not outlive
-                        // the array's last use, which the optimizer may move; see DeterminismTests).
-                        let weightScratch = rr.count * largest, biasScratch = rr.count * widest
-                        let tmp = UnsafeMutablePointer<S>.allocate(capacity: weightScratch)
-                        let old = UnsafeMutablePointer<S>.allocate(capacity: weightScratch)
-                        let tmpB = UnsafeMutablePointer<S>.allocate(capacity: biasScratch)
-                        let oldB = UnsafeMutablePointer<S>.allocate(capacity: biasScratch)
-                        defer { tmp.deallocate(); old.deallocate(); tmpB.deallocate(); oldB.deallocate() }
+                        let tmp = tmpScratch[ci], old = oldScratch[ci], tmpB = tmpBScratch[ci], oldB = oldBScratch[ci]
                         // Dense blocks: Y' = R[rows] A_bᵀ ((rows·out) × nb), then per query row and needed
                         // channel k, Σ_j (s_W Y'[j, i] + s_b R_b[j]) S_k[j, i] along the examples i.
                         let needed = mode == .full ? Array(0...C) : []
-                        let yT = UnsafeMutablePointer<S>.allocate(capacity: generic ? 1 : rr.count * widest * nb)
-                        let coefficient = UnsafeMutablePointer<S>.allocate(capacity: nb)
-                        let zAcc = UnsafeMutablePointer<S>.allocate(capacity: (C + 1) * nb)
-                        defer { yT.deallocate(); coefficient.deallocate(); zAcc.deallocate() }
+                        let yT = yScratch[ci], coefficient = coefficientScratch[ci], zAcc = zScratch[ci]
                         for layer in layers {
                             let l = layer.index, din = layer.inputs, dout = layer.outputs, width = rr.count * dout
                             let fac = factored[l], rw = rowWidth[l]
                             let sw = S(layer.weightScale), sb = S(layer.biasScale)
-                            let zAll = generic ? UnsafeMutablePointer<S>.allocate(capacity: rr.count * nb * (C + 1)) : nil
-                            defer { zAll?.deallocate() }
+                            let zAll = generic ? zAllScratch[ci] : nil
                             for c in 0..<C {
                                 let qr = (c * m + rr.lowerBound)..<(c * m + rr.upperBound)
                                 if form.nesterov {

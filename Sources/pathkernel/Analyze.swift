@@ -84,6 +84,10 @@ enum AnalysisRunner {
         let writer = try AnalysisWriter.open(path)
         defer { writer.close() }
         let before = try reader.basis()
+        // The estimate first (a long run says so before it starts).
+        if !quiet, let plan = try? PathAnalyzer(settings: settings).plan(reader: reader) {
+            note("estimate: \(ProgressBar.duration(plan.seconds)) at \(String(format: "%.0f", plan.gemmRate)) GFLOP/s per core × \(plan.threads), peak memory \(bytes(plan.peakMemoryBytes))\(plan.seconds > 600 ? " (long: `pathkernel analyze --plan \(path)` lists what would cut it)" : "")")
+        }
         // The bar counts estimated cost (AnalysisProgress), not steps: its ETA holds across phases.
         let bar = quiet ? nil : ProgressBar(total: 10_000, counts: false)
         var result = try PathAnalyzer(settings: settings).analyze(reader: reader) { p in
@@ -97,6 +101,33 @@ enum AnalysisRunner {
         result.toolVersion = ToolInfo.version
         if let warning = try AnalysisStore.save(result, key: key, basis: before, into: writer) { note("warning: \(warning)") }
         return result
+    }
+
+    static func bytes(_ b: Double) -> String {
+        b >= 1e9 ? String(format: "%.1f GB", b / 1e9) : String(format: "%.0f MB", b / 1e6)
+    }
+
+    /// `analyze --plan`'s text.
+    static func describe(_ p: AnalysisPlan) -> String {
+        var out = "plan for \(p.trace): \(p.steps) steps, \(p.parameters) parameters, \(p.outputs) output\(p.outputs == 1 ? "" : "s"), \(p.queries) queries × \(p.train) training points\n"
+        out += "kernel   \(p.kernel); K^p \(p.mode), \(p.precision)\n"
+        out += "GEMM     \(String(format: "%.1f", p.gemmRate)) GFLOP/s per core (\(p.precision), measured now) × \(p.threads) threads\n\n"
+        out += "phase                     work (GFLOP-eq)        time\n"
+        for phase in p.phases {
+            out += phase.name.padding(toLength: 24, withPad: " ", startingAt: 0)
+                + String(format: "%17.1f", phase.work / 1e9) + ProgressBar.duration(phase.seconds).leftPadded(12) + "\n"
+        }
+        out += "total".padding(toLength: 24, withPad: " ", startingAt: 0) + String(repeating: " ", count: 17)
+            + ProgressBar.duration(p.seconds).leftPadded(12) + "   peak memory \(bytes(p.peakMemoryBytes))\n"
+        if let k = p.kernelFlops { out += "(of which the backward pass's products with the batches: \(String(format: "%.1f", k / 1e12)) TFLOP)\n" }
+        if !p.cheaper.isEmpty {
+            out += "\nwhat would cut it:\n"
+            for a in p.cheaper {
+                out += "  " + a.option.padding(toLength: 36, withPad: " ", startingAt: 0) + ProgressBar.duration(a.seconds).leftPadded(10)
+                    + "   peak memory \(bytes(a.peakMemoryBytes))\n"
+            }
+        }
+        return out
     }
 
     static func note(_ line: String) {
@@ -126,6 +157,9 @@ struct Analyze: ParsableCommand {
     @Flag(help: "Print no progress.")
     var quiet = false
 
+    @Flag(help: "Print the estimate only (work per phase, time at this machine's GEMM rate, peak memory, and the options that would cut it); analyze nothing.")
+    var plan = false
+
     func validate() throws {
         try checkThreadsEnvironment()
         do { try options.settings.validate() } catch { throw ValidationError("\(error)") }
@@ -133,6 +167,11 @@ struct Analyze: ParsableCommand {
 
     func run() throws {
         do {
+            if plan {
+                let p = try PathAnalyzer(settings: options.settings).plan(reader: try TraceReader.open(path))
+                print(AnalysisRunner.describe(p), terminator: "")
+                return
+            }
             let result = try AnalysisRunner.run(path: path, settings: options.settings, force: force, quiet: quiet)
             let rec = result.reconstruction.test ?? result.reconstruction.train
             let steps = result.replay.checkedSteps.map { $0 > 0 ? "step check \(String(format: "%.1e", result.replay.largestMismatch))\(result.replay.inconsistent == true ? " (INCONSISTENT)" : ""), " : "" } ?? ""
@@ -223,4 +262,8 @@ struct Demo: ParsableCommand {
             throw fail("\(error)")
         }
     }
+}
+
+extension String {
+    func leftPadded(_ width: Int) -> String { count >= width ? self : String(repeating: " ", count: width - count) + self }
 }

@@ -20,14 +20,23 @@ struct Bench: ParsableCommand {
         residual CNN instead (conv, two residual blocks with layer norm, one with a 1×1 projection, \
         global average pooling, dense 10; 4 channels, 1×8×8 inputs, 20 × 30 points; seconds), for \
         the neural-tangents comparison of Tools/compare.
+        W5, W6: an ordinary Fashion-MNIST run (presets w5-momentum, SGD + momentum 0.9, and \
+        w6-adamw: 2,000 + 500 images, MLP 784-128-128-10 tanh, batch 64, 300 steps, a checkpoint \
+        every 10) trained, recorded and analyzed with the default settings in float64 and float32: \
+        seconds per phase, the estimate against the real time, the kernel phase's GFLOP/s against \
+        the GEMM rate of this process, peak memory (tens of minutes on 2 cores; --steps N for less).
         recording: the cost of recording a preset with a checkpoint every step.
         layer-jacobians: per-example Jacobians of small CNNs and a residual block (28×28 inputs), \
         batched against one example at a time (about a minute on 2 cores).
         Without --workload, W1, W2 and W3 run in turn (about 25 minutes on 2 cores, most of it W3 --kernel full).
         """)
 
-    @Option(help: "W1, W2, W3, W4, recording or layer-jacobians (default: W1, W2 and W3).")
+    @Option(help: "W1, W2, W3, W4, W5, W6, recording or layer-jacobians (default: W1, W2 and W3).")
     var workload: String?
+
+    @Option(parsing: .unconditional, help: "W5, W6: train and analyze this many steps instead of 300 (1…100000), for a quicker look.",
+            transform: OptionValue.integer(in: 1...100_000))
+    var steps: Int?
 
     @Option(help: "recording: the preset to train.")
     var preset: String = "fmnist-mlp"
@@ -58,7 +67,7 @@ struct Bench: ParsableCommand {
 
     func run() throws {
         let log: (String) -> Void = { FileHandle.standardError.write(Data("bench: \($0)\n".utf8)) }
-        let known = ["W1", "W2", "W3", "W4", "recording", "layer-jacobians"]
+        let known = ["W1", "W2", "W3", "W4", "W5", "W6", "recording", "layer-jacobians"]
         let chosen = workload.map { w in [known.first { $0.uppercased() == w.uppercased() } ?? w] } ?? ["W1", "W2", "W3"]
         for w in chosen where !known.contains(w) {
             throw fail("unknown workload '\(w)'; known: \(known.joined(separator: ", "))")
@@ -66,6 +75,7 @@ struct Bench: ParsableCommand {
         if export != nil && (chosen.count != 1 || !["W1", "W4"].contains(chosen[0])) {
             throw fail("--export writes one workload's problem: run it with --workload W1 or --workload W4")
         }
+        if steps != nil && !chosen.allSatisfy({ RealisticBenchmark.presets[$0] != nil }) { throw fail("--steps sets W5's and W6's runs: run it with --workload W5 or W6") }
         if channels != nil && chosen != ["W4"] { throw fail("--channels sets W4's network: run it with --workload W4") }
         if residual && chosen != ["W4"] { throw fail("--residual sets W4's network: run it with --workload W4") }
         if affineLayerNorm && !(residual && chosen == ["W4"]) { throw fail("--affine-layer-norm sets W4 --residual's layer norms: run it with --workload W4 --residual") }
@@ -83,6 +93,11 @@ struct Bench: ParsableCommand {
                 case "W4":
                     report.w4 = try CNNKernelBenchmark.run(repeats: repeats ?? 1, channels: channels, residual: residual, affineLayerNorm: affineLayerNorm,
                                                            export: export.map { URL(fileURLWithPath: $0) }, log: log)
+                case "W5", "W6":
+                    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("pathkernel-bench-\(getpid())")
+                    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+                    defer { try? FileManager.default.removeItem(at: dir) }
+                    report.realistic.append(try RealisticBenchmark.run(workload: w, steps: steps, directory: dir, log: log))
                 case "layer-jacobians":
                     report.layerJacobians = try LayerJacobianBenchmark.run(repeats: repeats ?? 3, log: log)
                 default:

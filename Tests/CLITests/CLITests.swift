@@ -33,6 +33,23 @@ struct CLITests {
         #expect((obj["kernel_machines"] as? [[String: Any]])?.contains { $0["name"] as? String == "path-km" } == true)
     }
 
+    /// `analyze --plan` prints the estimate and stores nothing; `analyze` prints it before starting.
+    @Test func analyzePlanEstimatesAndStoresNothing() throws {
+        let dir = try temporaryDirectory()
+        let path = dir.appendingPathComponent("plan.sqlite").path
+        let t = try CLI.run(["train", "--preset", "moons-momentum", "--steps", "6", "--out", path, "--quiet"])
+        #expect(t.status == 0, "\(t.stderr)")
+        let p = try CLI.run(["analyze", path, "--plan"])
+        #expect(p.status == 0, "\(p.stderr)")
+        for part in ["plan for", "kernel (backwards)", "kernel machines", "peak memory", "GFLOP/s per core", "what would cut it:", "--queries test --scope exact"] {
+            #expect(p.stdout.contains(part), "\(part): \(p.stdout)")
+        }
+        let r = try CLI.run(["report", path])
+        #expect(r.status != 0 && r.stderr.contains("analyze"), "\(r.stdout)\(r.stderr)")
+        let a = try CLI.run(["analyze", path, "--queries", "test", "--max-queries", "8"])
+        #expect(a.status == 0 && a.stderr.contains("estimate: "), "\(a.stderr)")
+    }
+
     @Test func trainThenInspectJSON() throws {
         let dir = try temporaryDirectory()
         let path = dir.appendingPathComponent("m.sqlite").path

@@ -1,0 +1,164 @@
+import Foundation
+import PKNetworks
+import PKNumerics
+import PKTrace
+
+/// What an analysis will cost, before it runs (`analyze --plan`, and the line `analyze` prints
+/// before it starts): the work of each phase from `AnalysisCostModel`, the peak memory, and the
+/// time at this machine's GEMM rate, measured now, times each phase's measured efficiency.
+///
+/// The work is counted in flop-equivalents (the cost model's unit: GEMM and elementwise flops,
+/// plus R's memory traffic at about 3 flops per byte). The efficiencies (`efficiency`) are the
+/// fraction of the single-core GEMM rate × threads each phase reaches, calibrated on the runs
+/// listed in Docs/path-kernel.md §7 (Cost and time estimate); the estimate is checked against
+/// the real run by `bench --workload W5|W6`.
+public struct AnalysisPlan: Codable, Sendable {
+    public struct Phase: Codable, Sendable {
+        public var name: String
+        /// Flop-equivalents of the cost model.
+        public var work: Double
+        public var seconds: Double
+    }
+
+    public var trace: String
+    public var steps: Int
+    public var parameters: Int
+    public var outputs: Int
+    public var queries: Int
+    public var train: Int
+    public var kernel: String
+    public var mode: String
+    public var precision: String
+    public var phases: [Phase]
+    /// The backward pass's GEMM flops (the products of R with the batches' Jacobians), when the
+    /// route has one: `2·C·n_q·P_R·n_b` per step.
+    public var kernelFlops: Double?
+    public var peakMemoryBytes: Double
+    /// GFLOP/s of one core's GEMM in the analysis precision, measured now, and the threads.
+    public var gemmRate: Double
+    public var threads: Int
+    public var seconds: Double
+    /// Settings that would cut the time, each with its estimate.
+    public var cheaper: [Alternative]
+
+    public struct Alternative: Codable, Sendable {
+        public var option: String
+        public var seconds: Double
+        public var peakMemoryBytes: Double
+    }
+}
+
+extension PathAnalyzer {
+    /// The fraction of `threads × one core's GEMM rate` each phase reaches (see `AnalysisPlan`):
+    /// measured on W5 (SGD momentum, factored backward pass), W6 (AdamW, explicit), fmnist-mlp
+    /// (SGD, forward) and the presets' machines; Docs/path-kernel.md §7.
+    static let efficiency = (forward: 0.5, backward: 0.5, machines: 0.3)
+
+    /// The plan of this analysis of `reader`'s trace; `gemmRate` (GFLOP/s of one core in the
+    /// analysis precision) is measured when not given.
+    public func plan(reader: TraceReader, gemmRate: Double? = nil) throws -> AnalysisPlan {
+        try settings.validate()
+        let run = try TraceRun.load(reader)
+        let context = try AnalysisContext(settings: settings, run: run)
+        let path = try WeightPath(run: run, reader: reader, allowMismatch: settings.allowInconsistentSteps == true)
+        let optimizer = try run.optimizer.transformation(parameters: run.model.parameterTensors)
+        let threads = Parallel.threads
+        func estimate(_ settings: AnalysisSettings, rate: Double) throws -> AnalysisPlan {
+            let context = try AnalysisContext(settings: settings, run: run)
+            let selection = KernelRoutes.select(context: context, optimizer: optimizer, checkpointResolution: path.checkpointResolution,
+                                                initialState: path.initialStoredState)
+            let route = selection.route
+            let cost = AnalysisCostModel(context: context, route: route)
+            let T = Double(context.steps)
+            let perSecond = rate * 1e9 * Double(threads)
+            var phases = [AnalysisPlan.Phase(name: "steps", work: T * cost.forwardPerStep,
+                                             seconds: T * cost.forwardPerStep / (perSecond * PathAnalyzer.efficiency.forward))]
+            if cost.backwardPerStep > 0 {
+                phases.append(.init(name: "kernel (backwards)", work: T * cost.backwardPerStep,
+                                    seconds: T * cost.backwardPerStep / (perSecond * PathAnalyzer.efficiency.backward)))
+            }
+            if cost.machines > 0 {
+                // The machines (eigendecompositions, the final NTK) run in float64 whatever the precision.
+                let f64 = settings.precision == .f64 ? rate : PathAnalyzer.measuredGemmRate(.f64)
+                phases.append(.init(name: "kernel machines", work: cost.machines,
+                                    seconds: cost.machines / (f64 * 1e9 * Double(threads) * PathAnalyzer.efficiency.machines)))
+            }
+            let model = context.model, C = Double(context.outputs), P = Double(model.parameterCount)
+            let bytes = Double(settings.precision == .f32 ? 4 : 8)
+            let nQ = Double(context.queries), n = Double(context.train), blocks = Double(context.blocks)
+            var memory = 8 * nQ * blocks * n * blocks                                   // K^p
+                + 8 * Double(run.trainX.data.count + run.testX.data.count) * 2          // data, the query matrix
+                + 8 * P * 8                                                             // weight vectors
+            var kernelFlops: Double? = nil
+            if let pre = route as? PreconditionedRoute {
+                let PR = Double(PathAnalyzer.querySideScalars(model: model, form: pre.form))
+                let perBlock = min(nQ, max(1, (256 * 1_048_576) / max(bytes * C * PR, 1)).rounded(.down))
+                memory += (pre.form.hasPreconditioner ? 16 : 8) * T * P + bytes * C * PR * perBlock
+                let meanBatch = Double(run.stepRecords.reduce(0) { $0 + $1.batch.count }) / max(T, 1)
+                kernelFlops = 2 * C * nQ * PR * meanBatch * T
+            } else {
+                memory += 384 * 1_048_576                                               // query blocks' features and kernels
+            }
+            if !context.exactOnly {
+                let m = n * blocks
+                memory += 8 * m * m * 3                                                 // the ridge machines' systems
+            }
+            let seconds = phases.reduce(0) { $0 + $1.seconds }
+            return AnalysisPlan(trace: run.path, steps: context.steps, parameters: model.parameterCount, outputs: context.outputs,
+                                queries: context.queries, train: context.train, kernel: route.kernelName, mode: context.mode.rawValue,
+                                precision: settings.precision.rawValue, phases: phases, kernelFlops: kernelFlops,
+                                peakMemoryBytes: memory, gemmRate: rate, threads: threads, seconds: seconds, cheaper: [])
+        }
+        var plan = try estimate(settings, rate: gemmRate ?? PathAnalyzer.measuredGemmRate(settings.precision))
+        // What would cut it: each option alone, when it applies and is cheaper.
+        var options: [(String, AnalysisSettings)] = []
+        // (Scope full keeps every training point as a query for the kernel machines, whatever
+        // --queries reports; scope exact drops them.)
+        if settings.scope == .full && context.heldOut > 0 {
+            var s = settings; s.queries = .test; s.scope = .exact; options.append(("--queries test --scope exact", s))
+        }
+        if context.heldOut > 100 {
+            var s = settings; s.queries = .test; s.scope = .exact; s.maxQueries = 100
+            options.append(("--queries test --scope exact --max-queries 100", s))
+        }
+        if settings.precision == .f64 {
+            var s = settings; s.precision = .f32; options.append(("--precision f32", s))
+        }
+        if context.mode == .full && context.outputs > 1 {
+            var s = settings; s.kernel = .trace; options.append(("--kernel trace", s))
+        }
+        for (option, s) in options {
+            // f32 at the float32 GEMM rate, measured too (not a fixed 2×).
+            let rate = s.precision == settings.precision ? plan.gemmRate : PathAnalyzer.measuredGemmRate(s.precision)
+            let alt = try estimate(s, rate: rate)
+            if alt.seconds < 0.9 * plan.seconds {
+                plan.cheaper.append(.init(option: option, seconds: alt.seconds, peakMemoryBytes: alt.peakMemoryBytes))
+            }
+        }
+        return plan
+    }
+
+    /// One core's GEMM rate in `precision` (GFLOP/s), measured once per process on 1024² matrices.
+    public static func measuredGemmRate(_ precision: AnalysisSettings.Precision) -> Double {
+        gemmRates.withLock { rates in
+            if let r = rates[precision] { return r }
+            let r = precision == .f32 ? GemmRate.measure(Float.self, n: 1024, runs: 3) : GemmRate.measure(Double.self, n: 1024, runs: 3)
+            rates[precision] = r
+            return r
+        }
+    }
+}
+
+private let gemmRates = LockedBox<[AnalysisSettings.Precision: Double]>([:])
+
+/// A value behind a lock (the measured GEMM rates, shared by every plan of a process).
+final class LockedBox<Value>: @unchecked Sendable {
+    private var value: Value
+    private let lock = NSLock()
+    init(_ value: Value) { self.value = value }
+    func withLock<R>(_ body: (inout Value) -> R) -> R {
+        lock.lock()
+        defer { lock.unlock() }
+        return body(&value)
+    }
+}

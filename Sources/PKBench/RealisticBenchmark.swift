@@ -1,0 +1,145 @@
+import Foundation
+import PKAnalysis
+import PKNumerics
+import PKTrace
+import PKTraining
+
+/// W5 and W6: an ordinary Fashion-MNIST run (2,000 training and 500 held-out images, MLP
+/// 784-128-128-10 tanh, cross-entropy, batch 64, 300 steps, a checkpoint every 10) with SGD +
+/// momentum 0.9 (W5, preset `w5-momentum`) or AdamW (W6, preset `w6-adamw`), analyzed with the
+/// default settings (every query, both splits) in float64 and float32.
+///
+/// Per precision: the wall time of the analysis and of each phase, against the training run's
+/// own time; the estimate `analyze` printed before it (`PathAnalyzer.plan`) against the real time;
+/// the backward pass's products with the batches (`AnalysisPlan.kernelFlops`) over the kernel
+/// phase's time, against the GEMM rate measured in the same process; the peak memory; and the
+/// analysis's own checks (reconstruction residual, kernel form).
+public enum RealisticBenchmark {
+    public struct Phase: Codable, Sendable {
+        public var name: String
+        public var seconds: Double
+        public var estimatedSeconds: Double?
+    }
+
+    public struct Analysis: Codable, Sendable {
+        public var precision: String
+        public var seconds: Double
+        public var estimatedSeconds: Double
+        public var ratioToTraining: Double
+        public var phases: [Phase]
+        /// The backward pass's product flops over its phase time (GFLOP/s), and that over
+        /// threads × one core's GEMM rate.
+        public var kernelGflops: Double?
+        public var gemmFraction: Double?
+        public var gemmRate: Double
+        public var threads: Int
+        public var peakMemoryBytes: Int?
+        public var estimatedPeakMemoryBytes: Double
+        public var residual: Double?
+        public var kernelFormMaxAbs: Double?
+    }
+
+    public struct Result: Codable, Sendable {
+        public var workload: String
+        public var preset: String
+        public var steps: Int
+        public var parameters: Int
+        public var trainingSeconds: Double
+        public var recordingSeconds: Double
+        public var loadBefore: String
+        public var loadAfter: String
+        public var analyses: [Analysis]
+
+        public func text() -> String {
+            func f(_ x: Double, _ d: Int = 1) -> String { String(format: "%.\(d)f", x) }
+            func sci(_ x: Double?) -> String { x.map { String(format: "%.1e", $0) } ?? "n/a" }
+            func mem(_ b: Double?) -> String { b.map { $0 >= 1e9 ? String(format: "%.2f GB", $0 / 1e9) : String(format: "%.0f MB", $0 / 1e6) } ?? "n/a" }
+            var s = "\(workload)  \(preset): \(steps) steps, \(parameters) parameters; training \(f(trainingSeconds, 2)) s (recorded \(f(recordingSeconds, 2)) s)\n"
+            s += "    load before \(loadBefore), after \(loadAfter) (1, 5, 15 min)\n"
+            s += "    precision   seconds   estimate   × training   kernel phase   GFLOP/s   of GEMM   peak (est.)          residual  kernel form\n"
+            for a in analyses {
+                let kernel = a.phases.first { $0.name.hasPrefix("kernel (") }
+                s += "    \(a.precision.padding(toLength: 9, withPad: " ", startingAt: 0))"
+                    + String(format: "%9.1f  %9.1f  %11.1f", a.seconds, a.estimatedSeconds, a.ratioToTraining)
+                    + String(format: "  %13@", kernel.map { f($0.seconds) + " s" } ?? "–")
+                    + String(format: "  %8@  %8@", a.kernelGflops.map { f($0) } ?? "–", a.gemmFraction.map { f(100 * $0, 0) + " %" } ?? "–")
+                    + "   \(mem(a.peakMemoryBytes.map(Double.init))) (\(mem(a.estimatedPeakMemoryBytes)))   \(sci(a.residual))   \(sci(a.kernelFormMaxAbs))\n"
+                s += "              phases: " + a.phases.map { "\($0.name) \(f($0.seconds)) s (est. \($0.estimatedSeconds.map { f($0) } ?? "?") s)" }.joined(separator: ", ") + "\n"
+                s += "              GEMM \(f(a.gemmRate)) GFLOP/s per core (\(a.precision), this process) × \(a.threads) threads\n"
+            }
+            return s + "\n"
+        }
+    }
+
+    /// The preset of each workload.
+    public static let presets = ["W5": "w5-momentum", "W6": "w6-adamw"]
+
+    static func load() -> String {
+        ((try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8)) ?? "n/a").split(separator: " ").prefix(3).joined(separator: " ")
+    }
+
+    /// Trains the workload's preset (`steps` overrides its 300), records it, and analyzes it in
+    /// each of `precisions` with the default settings.
+    public static func run(workload: String, steps: Int? = nil, precisions: [AnalysisSettings.Precision] = [.f64, .f32],
+                           directory: URL, log: (String) -> Void = { _ in }) throws -> Result {
+        guard let preset = presets[workload] else { throw BenchError("unknown realistic workload \(workload)") }
+        var config = try Presets.load(preset)
+        if let steps { config.training.steps = steps }
+        let loadBefore = load()
+        let trainer = try Trainer(config: config)
+        log("\(workload): training \(preset), \(config.training.steps) steps (\(trainer.model.parameterCount) parameters)")
+        let training = Measure.seconds { trainer.run(observers: []) }
+        let path = directory.appendingPathComponent("\(preset).sqlite").path
+        let recorder = TraceRecorder(path: path)
+        let recording = try Measure.seconds {
+            trainer.run(observers: [recorder])
+            try recorder.finish()
+        }
+        var analyses: [Analysis] = []
+        for precision in precisions {
+            var settings = AnalysisSettings()
+            settings.precision = precision
+            let reader = try TraceReader.open(path)
+            let plan = try PathAnalyzer(settings: settings).plan(reader: reader)
+            log("\(workload) \(precision.rawValue): estimate \(String(format: "%.0f", plan.seconds)) s; analyzing")
+            Measure.resetPeakMemory()
+            var marks: [(phase: AnalysisProgress.Phase, at: Double)] = []
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            var result: AnalysisResult? = nil
+            let seconds = try Measure.seconds {
+                result = try PathAnalyzer(settings: settings).analyze(reader: reader) { p in
+                    if marks.last?.phase != p.phase {
+                        marks.append((p.phase, Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9))
+                    }
+                }
+            }
+            // Each phase runs from the end of the previous one (the forward phase from the start;
+            // its first report comes after its first step).
+            var phases: [Phase] = []
+            for (k, mark) in marks.enumerated() {
+                let start = k == 0 ? 0 : marks[k].at
+                let end = k + 1 < marks.count ? marks[k + 1].at : seconds
+                let name = mark.phase.label
+                phases.append(Phase(name: name, seconds: end - start, estimatedSeconds: plan.phases.first { $0.name == name }?.seconds))
+            }
+            let kernelPhase = phases.first { $0.name == AnalysisProgress.Phase.backward.label }
+            var kernelGflops: Double? = nil
+            if let flops = plan.kernelFlops, let phase = kernelPhase, phase.seconds > 0 { kernelGflops = flops / phase.seconds / 1e9 }
+            let test = result?.reconstruction.test
+            analyses.append(Analysis(precision: precision.rawValue, seconds: seconds, estimatedSeconds: plan.seconds,
+                                     ratioToTraining: seconds / training, phases: phases, kernelGflops: kernelGflops,
+                                     gemmFraction: kernelGflops.map { $0 / (plan.gemmRate * Double(plan.threads)) },
+                                     gemmRate: plan.gemmRate, threads: plan.threads, peakMemoryBytes: Measure.peakMemory(),
+                                     estimatedPeakMemoryBytes: plan.peakMemoryBytes, residual: test?.relativeResidual,
+                                     kernelFormMaxAbs: test?.kernelFormMaxAbs))
+            log("\(workload) \(precision.rawValue): \(String(format: "%.1f", seconds)) s")
+        }
+        return Result(workload: workload, preset: preset, steps: config.training.steps, parameters: trainer.model.parameterCount,
+                      trainingSeconds: training, recordingSeconds: recording, loadBefore: loadBefore, loadAfter: load(), analyses: analyses)
+    }
+}
+
+public struct BenchError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
