@@ -52,7 +52,7 @@ extension PathAnalyzer {
     /// The fraction of `threads × one core's GEMM rate` each phase reaches (see `AnalysisPlan`):
     /// measured on W5 (SGD momentum, factored backward pass), W6 (AdamW, explicit), fmnist-mlp
     /// (SGD, forward) and the presets' machines; Docs/path-kernel.md §7.
-    static let efficiency = (forward: 0.5, backward: 0.5, machines: 0.3)
+    static let efficiency = (forward: 0.5, backward: 0.7, machines: 0.6)
 
     /// The plan of this analysis of `reader`'s trace; `gemmRate` (GFLOP/s of one core in the
     /// analysis precision) is measured when not given.

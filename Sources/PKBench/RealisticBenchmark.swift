@@ -54,6 +54,7 @@ public enum RealisticBenchmark {
             func f(_ x: Double, _ d: Int = 1) -> String { String(format: "%.\(d)f", x) }
             func sci(_ x: Double?) -> String { x.map { String(format: "%.1e", $0) } ?? "n/a" }
             func mem(_ b: Double?) -> String { b.map { $0 >= 1e9 ? String(format: "%.2f GB", $0 / 1e9) : String(format: "%.0f MB", $0 / 1e6) } ?? "n/a" }
+            func pad(_ x: String, _ w: Int) -> String { x.count >= w ? x : String(repeating: " ", count: w - x.count) + x }
             var s = "\(workload)  \(preset): \(steps) steps, \(parameters) parameters; training \(f(trainingSeconds, 2)) s (recorded \(f(recordingSeconds, 2)) s)\n"
             s += "    load before \(loadBefore), after \(loadAfter) (1, 5, 15 min)\n"
             s += "    precision   seconds   estimate   × training   kernel phase   GFLOP/s   of GEMM   peak (est.)          residual  kernel form\n"
@@ -61,8 +62,8 @@ public enum RealisticBenchmark {
                 let kernel = a.phases.first { $0.name.hasPrefix("kernel (") }
                 s += "    \(a.precision.padding(toLength: 9, withPad: " ", startingAt: 0))"
                     + String(format: "%9.1f  %9.1f  %11.1f", a.seconds, a.estimatedSeconds, a.ratioToTraining)
-                    + String(format: "  %13@", kernel.map { f($0.seconds) + " s" } ?? "–")
-                    + String(format: "  %8@  %8@", a.kernelGflops.map { f($0) } ?? "–", a.gemmFraction.map { f(100 * $0, 0) + " %" } ?? "–")
+                    + "  " + pad(kernel.map { f($0.seconds) + " s" } ?? "–", 13)
+                    + "  " + pad(a.kernelGflops.map { f($0) } ?? "–", 8) + "  " + pad(a.gemmFraction.map { f(100 * $0, 0) + " %" } ?? "–", 8)
                     + "   \(mem(a.peakMemoryBytes.map(Double.init))) (\(mem(a.estimatedPeakMemoryBytes)))   \(sci(a.residual))   \(sci(a.kernelFormMaxAbs))\n"
                 s += "              phases: " + a.phases.map { "\($0.name) \(f($0.seconds)) s (est. \($0.estimatedSeconds.map { f($0) } ?? "?") s)" }.joined(separator: ", ") + "\n"
                 s += "              GEMM \(f(a.gemmRate)) GFLOP/s per core (\(a.precision), this process) × \(a.threads) threads\n"

@@ -123,7 +123,7 @@ enum AnalysisRunner {
         if !p.cheaper.isEmpty {
             out += "\nwhat would cut it:\n"
             for a in p.cheaper {
-                out += "  " + a.option.padding(toLength: 36, withPad: " ", startingAt: 0) + ProgressBar.duration(a.seconds).leftPadded(10)
+                out += "  " + a.option.rightPadded(50) + ProgressBar.duration(a.seconds).leftPadded(10)
                     + "   peak memory \(bytes(a.peakMemoryBytes))\n"
             }
         }
@@ -266,4 +266,5 @@ struct Demo: ParsableCommand {
 
 extension String {
     func leftPadded(_ width: Int) -> String { count >= width ? self : String(repeating: " ", count: width - count) + self }
+    func rightPadded(_ width: Int) -> String { count >= width ? self + " " : self + String(repeating: " ", count: width - count) }
 }
