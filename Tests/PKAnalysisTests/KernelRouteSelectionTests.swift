@@ -21,8 +21,10 @@ struct KernelRouteSelectionTests {
         (#"{"kind":"sgd","learningRate":0.1}|nostate"#, "PathKernelRoute<Double>", true, true, 0),
         (#"{"kind":"sgd","learningRate":0.1,"momentum":0.9}"#, "PreconditionedRoute", true, false, 0),
         (#"{"kind":"sgd","learningRate":0.1,"momentum":0.9}|tol"#, "WindowedMomentumRoute", true, true, 0),
-        (#"{"kind":"sgd","learningRate":0.1,"momentum":0.9}|tol|f32"#, "PreconditionedRoute", true, false, 0),
-        (#"{"kind":"sgd","learningRate":0.1,"momentum":0.9}|tol|nostate"#, "JVPRoute", false, false, 0),
+        // --momentum-tolerance where the window does not apply: a note says it is ignored.
+        (#"{"kind":"sgd","learningRate":0.1,"momentum":0.9}|tol|f32"#, "PreconditionedRoute", true, false, 1),
+        (#"{"kind":"sgd","learningRate":0.1,"momentum":0.9}|tol|nostate"#, "JVPRoute", false, false, 1),
+        (#"{"kind":"adam","learningRate":0.02}|tol"#, "PreconditionedRoute", true, false, 1),
         (#"{"kind":"sgd","learningRate":0.1,"momentum":0.9}|resumed"#, "JVPRoute", false, false, 1),
         (#"{"kind":"adam","learningRate":0.02}"#, "PreconditionedRoute", true, false, 0),
         (#"{"kind":"adamw","learningRate":0.02,"weightDecay":0.05}|f32"#, "PreconditionedRoute", true, false, 0),

@@ -92,8 +92,13 @@ enum KernelRoutes {
         // computed backwards in time after the forward pass (either precision); it keeps w_t (and D_t)
         // of every step. Its K^p exists only at the end, so the dynamics have no path-km error.
         var notes: [String] = []
-        if momentumForm && settings.momentumTolerance == nil {
+        if momentumForm && settings.momentumTolerance == nil && !checkpointResolution {
             notes.append("the exact momentum kernel would keep w_t of all \(T) steps (\(String(format: "%.1f", pathBytes / 1e9)) GB): summed over a window instead, tail < \(momentumTolerance)")
+        }
+        if let tol = settings.momentumTolerance, !(momentumForm && !checkpointResolution) {
+            // The window is SGD momentum's (float64, no decoupled decay, no per-group rates, a fresh
+            // start): elsewhere the option changes nothing, and the report says so.
+            notes.append("--momentum-tolerance \(tol) ignored: the windowed two-time kernel applies to SGD momentum in float64 without per-group learning rates (and not at checkpoint resolution); this run's kernel is summed as below")
         }
         if chainForm == nil {
             notes.append("the optimizer \(optimizer.description) has no kernel form (Docs/optimizers.md, Kernel forms): exact decomposition by the JVP route")
