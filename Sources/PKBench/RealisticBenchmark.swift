@@ -37,6 +37,16 @@ public enum RealisticBenchmark {
         public var estimatedPeakMemoryBytes: Double
         public var residual: Double?
         public var kernelFormMaxAbs: Double?
+        /// The progress bar's ETA (`ProgressBar.eta`, fed the analysis's own progress) when 10% and
+        /// 50% of the work were done, against the time that was then left.
+        public var etaChecks: [ETACheck]
+    }
+
+    public struct ETACheck: Codable, Sendable {
+        public var fraction: Double
+        public var eta: Double
+        public var remaining: Double
+        public var error: Double { remaining > 0 ? eta / remaining - 1 : 0 }
     }
 
     public struct Result: Codable, Sendable {
@@ -67,6 +77,7 @@ public enum RealisticBenchmark {
                     + "   \(mem(a.peakMemoryBytes.map(Double.init))) (\(mem(a.estimatedPeakMemoryBytes)))   \(sci(a.residual))   \(sci(a.kernelFormMaxAbs))\n"
                 s += "              phases: " + a.phases.map { "\($0.name) \(f($0.seconds)) s (est. \($0.estimatedSeconds.map { f($0) } ?? "?") s)" }.joined(separator: ", ") + "\n"
                 s += "              GEMM \(f(a.gemmRate)) GFLOP/s per core (\(a.precision), this process) × \(a.threads) threads\n"
+                s += "              ETA " + a.etaChecks.map { "at \(Int(100 * $0.fraction))%: \(f($0.eta)) s for \(f($0.remaining)) s left (\(String(format: "%+.0f", 100 * $0.error))%)" }.joined(separator: ", ") + "\n"
             }
             return s + "\n"
         }
@@ -107,13 +118,21 @@ public enum RealisticBenchmark {
             var marks: [(phase: AnalysisProgress.Phase, at: Double)] = []
             let t0 = DispatchTime.now().uptimeNanoseconds
             var result: AnalysisResult? = nil
+            // The bar `analyze` shows, silent: its ETA at 10% and 50% of the work.
+            let bar = ProgressBar(total: 10_000, interactive: false, counts: false, output: { _ in })
+            var etaAt: [(fraction: Double, eta: Double, at: Double)] = []
             let seconds = try Measure.seconds {
                 result = try PathAnalyzer(settings: settings).analyze(reader: reader) { p in
-                    if marks.last?.phase != p.phase {
-                        marks.append((p.phase, Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9))
+                    let now = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+                    if marks.last?.phase != p.phase { marks.append((p.phase, now)) }
+                    let done = Int((10_000 * p.fraction).rounded(.down))
+                    bar.update(done, "", phase: p.phase.rawValue)
+                    for f in [0.1, 0.5] where p.fraction >= f && !etaAt.contains(where: { $0.fraction == f }) {
+                        etaAt.append((f, bar.eta(done: done, now: Date()), now))
                     }
                 }
             }
+            let etaChecks = etaAt.map { ETACheck(fraction: $0.fraction, eta: $0.eta, remaining: seconds - $0.at) }
             // Each phase runs from the end of the previous one (the forward phase from the start;
             // its first report comes after its first step).
             var phases: [Phase] = []
@@ -132,7 +151,7 @@ public enum RealisticBenchmark {
                                      gemmFraction: kernelGflops.map { $0 / (plan.gemmRate * Double(plan.threads)) },
                                      gemmRate: plan.gemmRate, threads: plan.threads, peakMemoryBytes: Measure.peakMemory(),
                                      estimatedPeakMemoryBytes: plan.peakMemoryBytes, residual: test?.relativeResidual,
-                                     kernelFormMaxAbs: test?.kernelFormMaxAbs))
+                                     kernelFormMaxAbs: test?.kernelFormMaxAbs, etaChecks: etaChecks))
             log("\(workload) \(precision.rawValue): \(String(format: "%.1f", seconds)) s")
         }
         return Result(workload: workload, preset: preset, steps: config.training.steps, parameters: trainer.model.parameterCount,

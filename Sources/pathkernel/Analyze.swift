@@ -86,7 +86,7 @@ enum AnalysisRunner {
         let before = try reader.basis()
         // The estimate first (a long run says so before it starts).
         if !quiet, let plan = try? PathAnalyzer(settings: settings).plan(reader: reader) {
-            note("estimate: \(ProgressBar.duration(plan.seconds)) at \(String(format: "%.0f", plan.gemmRate)) GFLOP/s per core × \(plan.threads), peak memory \(bytes(plan.peakMemoryBytes))\(plan.seconds > 600 ? " (long: `pathkernel analyze --plan \(path)` lists what would cut it)" : "")")
+            note("estimate: \(ProgressBar.duration(plan.seconds)) at \(String(format: "%.0f", plan.gemmRate)) GFLOP/s per core × \(plan.threads), peak memory \(bytes(plan.peakMemoryBytes))\(plan.seconds > 600 ? " (long: `pathkernel analyze --plan \(path)` lists what would cut it)" : "")\(loadWarning())")
         }
         // The bar counts estimated cost (AnalysisProgress), not steps: its ETA holds across phases.
         let bar = quiet ? nil : ProgressBar(total: 10_000, counts: false)
@@ -107,11 +107,20 @@ enum AnalysisRunner {
         b >= 1e9 ? String(format: "%.1f GB", b / 1e9) : String(format: "%.0f MB", b / 1e6)
     }
 
+    /// A warning when other work holds the cores (the 1-minute load average above half the
+    /// cores): the estimate assumes they are free.
+    static func loadWarning() -> String {
+        guard let text = try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8),
+              let load = Double(text.split(separator: " ").first ?? "") else { return "" }
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        return load > 0.5 * Double(cores) ? String(format: "; machine load %.1f on %d cores: other work will slow it", load, cores) : ""
+    }
+
     /// `analyze --plan`'s text.
     static func describe(_ p: AnalysisPlan) -> String {
         var out = "plan for \(p.trace): \(p.steps) steps, \(p.parameters) parameters, \(p.outputs) output\(p.outputs == 1 ? "" : "s"), \(p.queries) queries × \(p.train) training points\n"
         out += "kernel   \(p.kernel); K^p \(p.mode), \(p.precision)\n"
-        out += "GEMM     \(String(format: "%.1f", p.gemmRate)) GFLOP/s per core (\(p.precision), measured now) × \(p.threads) threads\n\n"
+        out += "GEMM     \(String(format: "%.1f", p.gemmRate)) GFLOP/s per core (\(p.precision), measured now) × \(p.threads) threads\(loadWarning())\n\n"
         out += "phase                     work (GFLOP-eq)        time\n"
         for phase in p.phases {
             out += phase.name.padding(toLength: 24, withPad: " ", startingAt: 0)
