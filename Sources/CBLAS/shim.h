@@ -11,4 +11,16 @@ void dpotrs_(const char *uplo, const int *n, const int *nrhs, const double *a, c
 void dsyevd_(const char *jobz, const char *uplo, const int *n, double *a, const int *lda, double *w,
              double *work, const int *lwork, int *iwork, const int *liwork, int *info,
              size_t jobz_len, size_t uplo_len);
+
+/* Which kernels OpenBLAS chose at load time (a DYNAMIC_ARCH build picks them from the CPU, or from
+   OPENBLAS_CORETYPE when set) and how it was built. OpenBLAS's cblas.h declares both; declared
+   weak here, so that a BLAS library without them still links, and these return NULL. */
+char *openblas_get_corename(void) __attribute__((weak));
+char *openblas_get_config(void) __attribute__((weak));
+static inline const char *pathkernel_openblas_corename(void) {
+    return openblas_get_corename ? openblas_get_corename() : NULL;
+}
+static inline const char *pathkernel_openblas_config(void) {
+    return openblas_get_config ? openblas_get_config() : NULL;
+}
 #endif

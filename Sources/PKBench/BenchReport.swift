@@ -40,7 +40,8 @@ public struct BenchReport {
             for (name, p) in [("f64", w1.f64), ("f32", w1.f32)] {
                 s += "    \(name)       \(String(format: "%8.4f", p.seconds))  \(String(format: "%8.1f", p.gflops))   \(String(format: "%5.0f", 100 * p.gemmFraction)) %   \(String(format: "%9.3f", p.referenceSeconds)) s   \(String(format: "%6.4f", p.referenceRatio))   \(sci(p.relativeErrorVsReference))\n"
             }
-            s += "    machine GEMM (same run, \(w1.threads) threads): DGEMM \(f(w1.f64.gemmGflops, 1)) GFLOP/s, SGEMM \(f(w1.f32.gemmGflops, 1)) GFLOP/s; f32 vs f64 kernel: \(sci(w1.f32.relativeErrorVsF64))\n\n"
+            s += "    machine GEMM (same run, \(w1.threads) threads): DGEMM \(f(w1.f64.gemmGflops, 1)) GFLOP/s, SGEMM \(f(w1.f32.gemmGflops, 1)) GFLOP/s; f32 vs f64 kernel: \(sci(w1.f32.relativeErrorVsF64))\n"
+            s += "    \(w1.blas.summary)\n\n"
         }
         if let w2 {
             s += "W2  path analysis of a 100-step full-batch GD run (q = 4, 200 queries, scope exact)\n"

@@ -138,6 +138,8 @@ public enum CNNKernelBenchmark {
         public var threads: Int
         public var f64: Precision
         public var f32: Precision
+        /// The BLAS that computed both (OpenBLAS's core, `OPENBLAS_CORETYPE`, `OPENBLAS_L2_SIZE`).
+        public var blas: BLASInfo = .current
 
         public func text() -> String {
             var s = "W4  empirical NTK (trace: sum over the \(outputs) outputs), \(model) (\(parameters) parameters), \(queries) × \(train), \(threads) threads\n"
@@ -145,7 +147,8 @@ public enum CNNKernelBenchmark {
             for (name, p) in [("f64", f64), ("f32", f32)] {
                 s += "    \(name)       \(String(format: "%8.2f", p.seconds))  \(String(format: "%8.2f", p.jacobianSeconds)) s  \(String(format: "%7.2f", p.gemmSeconds)) s   \(String(format: "%.1e", p.relativeErrorVsF64))\n"
             }
-            s += "    machine GEMM (same run, \(threads) threads): DGEMM \(String(format: "%.1f", f64.gemmGflops)) GFLOP/s, SGEMM \(String(format: "%.1f", f32.gemmGflops)) GFLOP/s\n\n"
+            s += "    machine GEMM (same run, \(threads) threads): DGEMM \(String(format: "%.1f", f64.gemmGflops)) GFLOP/s, SGEMM \(String(format: "%.1f", f32.gemmGflops)) GFLOP/s\n"
+            s += "    \(blas.summary)\n\n"
             return s
         }
     }
@@ -194,7 +197,14 @@ public enum CNNKernelBenchmark {
             : "CNN conv3×3(\(c))-relu-conv3×3(\(c))-relu-avgpool2-dense10 ntk on 1×28×28"
         let result = Result(model: model,
                             parameters: p.network.parameterCount, queries: p.queries.rows, train: p.train.rows,
-                            outputs: p.network.outputShape.count, threads: Parallel.threads, f64: r64, f32: r32)
+                            outputs: p.network.outputShape.count, threads: Parallel.threads, f64: r64, f32: r32, blas: .current)
+        log("W4: \(result.blas.summary)")
+        // W4 has no explicit route to check against (its Jacobian contraction is the route); the
+        // float32 kernel against the float64 one catches a BLAS core that gets one of them wrong.
+        if !(r32.relativeErrorVsF64 <= KernelBenchmark.tolerance.f32) {
+            throw KernelBenchmark.CheckFailed(workload: "W4", failures: ["f32 vs f64 \(String(format: "%.2e", r32.relativeErrorVsF64)) > \(String(format: "%.0e", KernelBenchmark.tolerance.f32))"],
+                                              blas: result.blas)
+        }
         if let export { try write(p, k64, k32, result, to: export) }
         return result
     }
@@ -226,6 +236,7 @@ public enum CNNKernelBenchmark {
                            "f32": ["seconds": r.f32.seconds, "jacobian_seconds": r.f32.jacobianSeconds, "gemm_seconds": r.f32.gemmSeconds]],
             "gemm_gflops": ["f64": r.f64.gemmGflops, "f32": r.f32.gemmGflops],
             "threads": r.threads,
+            "blas": (try? KernelBenchmark.jsonObject(r.blas)) ?? NSNull(),
         ]
         try JSONSerialization.data(withJSONObject: meta, options: [.prettyPrinted, .sortedKeys])
             .write(to: dir.appendingPathComponent("w4.json"))

@@ -111,12 +111,51 @@ public enum KernelBenchmark {
         public var flops: Double
         public var f64: Precision
         public var f32: Precision
+        /// The BLAS that computed both (OpenBLAS's core, `OPENBLAS_CORETYPE`, `OPENBLAS_L2_SIZE`).
+        public var blas: BLASInfo = .current
     }
 
-    /// Runs W1 in both precisions. `export`: also writes the problem and both kernels for
-    /// `Tools/compare/neural_tangents_w1.py`.
+    /// The correctness check `run` makes before it reports a time: the structured kernel against
+    /// the explicit Jacobian contraction in the same precision, and the float32 kernel against the
+    /// float64 one (relative Frobenius). Some OpenBLAS builds compute wrong GEMMs on some
+    /// processors (why machines may pin `OPENBLAS_CORETYPE`); a benchmark on such a core must fail,
+    /// not report a fast wrong kernel.
+    public static let tolerance = (f64: 1e-10, f32: 1e-4)
+
+    /// Thrown by `check`: what disagreed, by how much, on which BLAS core.
+    public struct CheckFailed: Error, CustomStringConvertible, Sendable {
+        public let workload: String
+        public let failures: [String]
+        public let blas: BLASInfo
+        public init(workload: String = "W1", failures: [String], blas: BLASInfo) {
+            self.workload = workload
+            self.failures = failures
+            self.blas = blas
+        }
+        public var description: String {
+            "\(workload)'s correctness check failed on \(blas.summary): \(failures.joined(separator: "; ")). "
+                + "No time is reported: this BLAS computes wrong results with this core. Pin another one for the "
+                + "command (OPENBLAS_CORETYPE=Haswell picks the AVX2 kernels) or use a newer OpenBLAS."
+        }
+    }
+
+    /// Throws `CheckFailed` unless every error of `r` is within `tolerance` (a NaN fails).
+    public static func check(_ r: Result) throws {
+        var failures: [String] = []
+        func expect(_ error: Double, _ tol: Double, _ what: String) {
+            if !(error <= tol) { failures.append("\(what) \(String(format: "%.2e", error)) > \(String(format: "%.0e", tol))") }
+        }
+        expect(r.f64.relativeErrorVsReference, tolerance.f64, "f64 structured vs explicit")
+        expect(r.f32.relativeErrorVsReference, tolerance.f32, "f32 structured vs explicit")
+        expect(r.f32.relativeErrorVsF64, tolerance.f32, "f32 vs f64")
+        if !failures.isEmpty { throw CheckFailed(failures: failures, blas: r.blas) }
+    }
+
     /// Timed repeats W1 accepts (the same as the recording benchmark's).
     public static let repeatsRange = RecordingBenchmark.repeatsRange
+
+    /// Runs W1 in both precisions, checks the kernels (`check`) and only then reports. `export`:
+    /// also writes the problem and both kernels for `Tools/compare/neural_tangents_w1.py`.
 
     public static func run(repeats: Int = 7, export: URL? = nil, log: (String) -> Void = { _ in }) throws -> Result {
         guard repeatsRange.contains(repeats) else {
@@ -151,7 +190,10 @@ public enum KernelBenchmark {
         let (r64, k64) = measure(Double.self, gemm: dgemm, f64: nil)
         let (r32, k32) = measure(Float.self, gemm: sgemm, f64: k64)
         let result = Result(model: "MLP \(spec.layers.map(String.init).joined(separator: "-")) relu ntk", parameters: p.model.parameterCount,
-                            queries: p.queries.rows, train: p.train.rows, threads: Parallel.threads, flops: flops, f64: r64, f32: r32)
+                            queries: p.queries.rows, train: p.train.rows, threads: Parallel.threads, flops: flops, f64: r64, f32: r32,
+                            blas: .current)
+        log("W1: \(result.blas.summary)")
+        try check(result)
         if let export { try write(p, k64, k32, result, to: export) }
         return result
     }
@@ -175,8 +217,86 @@ public enum KernelBenchmark {
             "pathkernel": ["f64": ["seconds": r.f64.seconds, "reference_seconds": r.f64.referenceSeconds.isFinite ? r.f64.referenceSeconds as Any : NSNull()],
                            "f32": ["seconds": r.f32.seconds, "reference_seconds": r.f32.referenceSeconds.isFinite ? r.f32.referenceSeconds as Any : NSNull()]],
             "gemm_gflops": ["f64": r.f64.gemmGflops, "f32": r.f32.gemmGflops],
+            "blas": (try? jsonObject(r.blas)) ?? NSNull(),
         ]
         try JSONSerialization.data(withJSONObject: meta, options: [.prettyPrinted, .sortedKeys])
             .write(to: dir.appendingPathComponent("w1.json"))
+    }
+
+    /// `bench --workload W1 --kernels-only`: the structured kernel's timed calls alone (no GEMM
+    /// rate, no explicit route), for `Tools/compare/interleave_w1.py`, which alternates rounds of
+    /// this with neural-tangents'. The correctness check belongs to the full `run` (on the same
+    /// binary and BLAS core); this one compares only the float32 kernel with the float64 one.
+    public struct KernelTimes: Codable, Sendable {
+        public struct Times: Codable, Sendable {
+            /// Median of `times`, each one call of `structured` after one untimed warm-up call.
+            public var seconds: Double
+            public var times: [Double]
+            /// `flops / seconds / 1e9`.
+            public var gflops: Double
+        }
+        public var model: String
+        public var parameters: Int
+        public var queries: Int
+        public var train: Int
+        public var threads: Int
+        public var flops: Double
+        public var f64: Times
+        public var f32: Times
+        /// ‖K_f32 − K_f64‖_F / ‖K_f64‖_F.
+        public var relativeErrorF32VsF64: Double
+        public var blas: BLASInfo
+
+        /// `{"W1-kernels": …}` (snake_case fields).
+        public func json() throws -> String {
+            let object: [String: Any] = ["W1-kernels": try KernelBenchmark.jsonObject(self)]
+            return String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys]), as: UTF8.self)
+        }
+
+        public func text() -> String {
+            var s = "W1  structured kernels only (no GEMM rate, no explicit route), \(model) (\(parameters) parameters), \(queries) × \(train), \(threads) threads\n"
+            s += "    \(blas.summary)\n"
+            s += "    precision   median s      min s      max s   GFLOP/s   calls\n"
+            for (name, t) in [("f64", f64), ("f32", f32)] {
+                s += "    \(name)       \(String(format: "%9.4f", t.seconds))  \(String(format: "%9.4f", t.times.min() ?? .nan))  \(String(format: "%9.4f", t.times.max() ?? .nan))  \(String(format: "%8.1f", t.gflops))   \(t.times.count)\n"
+            }
+            s += "    f32 vs f64 kernel: \(String(format: "%.1e", relativeErrorF32VsF64))\n\n"
+            return s
+        }
+    }
+
+    /// Times `structured` `repeats` times per precision after one warm-up call each; throws when
+    /// the float32 kernel is off the float64 one by more than `tolerance.f32`.
+    public static func timeKernels(repeats: Int = 7, log: (String) -> Void = { _ in }) throws -> KernelTimes {
+        guard repeatsRange.contains(repeats) else {
+            throw ConfigError("--repeats must be \(ConfigLimits.describe(repeatsRange)), got \(repeats)")
+        }
+        BLASThreads.set(1)
+        let p = Problem()
+        let flops = flops(model: p.model, queries: p.queries.rows, train: p.train.rows)
+        func time<S: BLASScalar>(_: S.Type) -> (KernelTimes.Times, DenseMatrix<S>) {
+            log("W1 \(S.self == Float.self ? "f32" : "f64"): structured kernel, 1 + \(repeats) calls")
+            var k = structured(p, as: S.self)
+            let times = (0..<repeats).map { _ in Measure.seconds { k = structured(p, as: S.self) } }
+            let median = times.sorted()[times.count / 2]
+            return (KernelTimes.Times(seconds: median, times: times, gflops: flops / median / 1e9), k)
+        }
+        let (t64, k64) = time(Double.self)
+        let (t32, k32) = time(Float.self)
+        let result = KernelTimes(model: "MLP \(spec.layers.map(String.init).joined(separator: "-")) relu ntk", parameters: p.model.parameterCount,
+                                 queries: p.queries.rows, train: p.train.rows, threads: Parallel.threads, flops: flops,
+                                 f64: t64, f32: t32, relativeErrorF32VsF64: relativeError(k32, k64), blas: .current)
+        if !(result.relativeErrorF32VsF64 <= tolerance.f32) {
+            throw CheckFailed(failures: ["f32 vs f64 \(String(format: "%.2e", result.relativeErrorF32VsF64)) > \(String(format: "%.0e", tolerance.f32))"],
+                              blas: result.blas)
+        }
+        return result
+    }
+
+    /// `value` as a JSON object with snake_case keys (as `BenchReport.json` writes it).
+    static func jsonObject<T: Encodable>(_ value: T) throws -> Any {
+        let enc = JSONEncoder()
+        enc.keyEncodingStrategy = .convertToSnakeCase
+        return try JSONSerialization.jsonObject(with: enc.encode(value))
     }
 }

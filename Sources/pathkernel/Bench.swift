@@ -9,7 +9,10 @@ struct Bench: ParsableCommand {
         discussion: """
         W1: the empirical NTK of an MLP 64-512-512-512-1 (relu, NTK parameterization) between 200 \
         queries and 1,000 training points, float64 and float32, against the explicit Jacobian \
-        contraction and the machine's GEMM rate measured in the same run.
+        contraction and the machine's GEMM rate measured in the same run; it names the OpenBLAS core \
+        (and OPENBLAS_CORETYPE, OPENBLAS_L2_SIZE as set) and fails when its kernels disagree with the \
+        explicit route. For the core OpenBLAS picks itself: env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE \
+        pathkernel bench --workload W1. W1 --kernels-only: the structured kernels' timed calls alone.
         W2: a full-batch GD run of that model on 1,000 points (100 steps), then its path analysis \
         (q = 4, 200 held-out queries, the exact decomposition and the path kernel matrix), against \
         the training run's own time; float64 and float32.
@@ -58,6 +61,9 @@ struct Bench: ParsableCommand {
     @Option(help: ArgumentHelp("W1, W4: also write the problem (weights, inputs) and both kernels as .npy files for Tools/compare.", valueName: "DIR"))
     var export: String?
 
+    @Flag(help: "W1: time only the structured kernels (--repeats calls per precision after a warm-up; no GEMM rate, no explicit route, so no check against it): the rounds of Tools/compare's interleaved comparison.")
+    var kernelsOnly = false
+
     @Flag(help: "Print JSON.")
     var json = false
 
@@ -77,6 +83,16 @@ struct Bench: ParsableCommand {
         }
         if steps != nil && !chosen.allSatisfy({ RealisticBenchmark.presets[$0] != nil }) { throw fail("--steps sets W5's and W6's runs: run it with --workload W5 or W6") }
         if channels != nil && chosen != ["W4"] { throw fail("--channels sets W4's network: run it with --workload W4") }
+        if kernelsOnly && (chosen != ["W1"] || export != nil) { throw fail("--kernels-only times W1's kernels: run it with --workload W1 and without --export") }
+        if kernelsOnly {
+            do {
+                let t = try KernelBenchmark.timeKernels(repeats: repeats ?? 7, log: log)
+                print(json ? try t.json() : t.text(), terminator: json ? "\n" : "")
+            } catch {
+                throw fail("\(error)")
+            }
+            return
+        }
         if residual && chosen != ["W4"] { throw fail("--residual sets W4's network: run it with --workload W4") }
         if affineLayerNorm && !(residual && chosen == ["W4"]) { throw fail("--affine-layer-norm sets W4 --residual's layer norms: run it with --workload W4 --residual") }
         do {

@@ -126,6 +126,58 @@ struct BenchTests {
         #expect(throws: (any Error).self) { try CNNKernelBenchmark.Problem(channels: 2, queries: 1, train: 1, affineLayerNorm: true) }
     }
 
+    /// The BLAS a benchmark names: OpenBLAS's core (never empty on Linux) and the two variables
+    /// as this process sees them (tests leave them as they are).
+    @Test func blasInfoNamesTheCore() {
+        let info = BLASInfo.current
+        let env = ProcessInfo.processInfo.environment
+        #expect(info.openblasCoretype == env["OPENBLAS_CORETYPE"] && info.openblasL2Size == env["OPENBLAS_L2_SIZE"])
+        #if os(Linux)
+        #expect(info.library == "OpenBLAS")
+        #expect(!(info.coreName ?? "").isEmpty)
+        #expect(info.config?.contains("OpenBLAS") == true)
+        #expect(info.summary.contains("OpenBLAS core \(info.coreName ?? "?")") && info.summary.contains("OPENBLAS_CORETYPE"))
+        #endif
+    }
+
+    /// W1's report carries the BLAS (text and JSON, unset variables as null), and its check
+    /// refuses kernels off the explicit route, naming the core.
+    @Test func w1ReportsTheBLASAndChecksItsKernels() throws {
+        let good = KernelBenchmark.Precision(seconds: 0.1, runs: 1, gflops: 1, referenceSeconds: 1, referenceRatio: 0.1, gemmGflops: 1,
+                                             gemmFraction: 1, relativeErrorVsReference: 2e-16, relativeErrorVsF64: 0)
+        var f32 = good
+        f32.relativeErrorVsReference = 1e-7
+        f32.relativeErrorVsF64 = 1e-7
+        let blas = BLASInfo(library: "OpenBLAS", coreName: "Zen", config: "OpenBLAS 0.3.21 DYNAMIC_ARCH Zen", openblasCoretype: nil, openblasL2Size: "512")
+        var r = KernelBenchmark.Result(model: "test", parameters: 1, queries: 1, train: 1, threads: 1, flops: 1, f64: good, f32: f32, blas: blas)
+        try KernelBenchmark.check(r)
+
+        var report = BenchReport()
+        report.w1 = r
+        #expect(report.text().contains("OpenBLAS core Zen (OPENBLAS_CORETYPE unset, OPENBLAS_L2_SIZE=512)"))
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(report.json().utf8)) as? [String: Any])
+        let w1Blas = try #require((json["W1"] as? [String: Any])?["blas"] as? [String: Any])
+        #expect(w1Blas["core_name"] as? String == "Zen")
+        #expect(w1Blas["openblas_coretype"] is NSNull)
+        #expect(w1Blas["openblas_l2_size"] as? String == "512")
+
+        let times = KernelBenchmark.KernelTimes.Times(seconds: 0.1, times: [0.2, 0.1, 0.05], gflops: 38)
+        let kernels = KernelBenchmark.KernelTimes(model: "test", parameters: 1, queries: 1, train: 1, threads: 1, flops: 1, f64: times,
+                                                  f32: times, relativeErrorF32VsF64: 1e-7, blas: blas)
+        let kernelsJSON = try #require(try JSONSerialization.jsonObject(with: Data(kernels.json().utf8)) as? [String: Any])
+        let k = try #require(kernelsJSON["W1-kernels"] as? [String: Any])
+        #expect((k["f64"] as? [String: Any])?["times"] as? [Double] == [0.2, 0.1, 0.05])
+        #expect((k["blas"] as? [String: Any])?["core_name"] as? String == "Zen")
+        #expect(kernels.text().contains("OpenBLAS core Zen"))
+
+        r.f64.relativeErrorVsReference = 0.3
+        r.f32.relativeErrorVsF64 = .nan
+        #expect { try KernelBenchmark.check(r) } throws: { e in
+            let s = "\(e)"
+            return s.contains("f64 structured vs explicit 3.00e-01") && s.contains("f32 vs f64 nan") && s.contains("core Zen")
+        }
+    }
+
     @Test func peakMemoryIsReadable() {
         #if os(Linux)
         Measure.resetPeakMemory()

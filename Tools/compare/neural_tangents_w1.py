@@ -204,6 +204,15 @@ def make_params(spec, weights, biases, dtype):
     return params
 
 
+def blas_line(blas):
+    """pathkernel's BLAS as its export recorded it (`"blas"` in w1.json / w4.json), or None."""
+    if not isinstance(blas, dict):
+        return None
+    env = ", ".join(f"{k}={blas.get(k.lower())}" if blas.get(k.lower()) is not None else f"{k} unset"
+                    for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"))
+    return f"pathkernel's BLAS: {blas.get('library', '?')} core {blas.get('core_name') or 'unknown'} ({env})"
+
+
 def rel_fro(a, ref):
     a = np.asarray(a, dtype=np.float64)
     ref = np.asarray(ref, dtype=np.float64)
@@ -431,6 +440,7 @@ def main():
         "repeats": args.repeats,
         "environment": env,
         "gemm_gflops": {"xla": gemm, "pathkernel": meta.get("gemm_gflops")},
+        "pathkernel_blas": meta.get("blas"),
         "rows": rows,
         "checks": checks,
         "ok": ok,
@@ -470,6 +480,8 @@ def print_report(r):
                                                if isinstance(v, (int, float))))
     if parts:
         print("GEMM GFLOP/s: " + "; ".join(parts))
+    if blas_line(r.get("pathkernel_blas")):
+        print(blas_line(r["pathkernel_blas"]))
     print()
     counts = sorted({len(row["times"]) for row in r["rows"] if row["times"]})
     calls = "/".join(map(str, counts)) if counts else str(r["repeats"])

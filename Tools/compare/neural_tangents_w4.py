@@ -62,7 +62,7 @@ import numpy as np  # noqa: E402
 warnings.filterwarnings("ignore", message="Got potentially mismatching `channel_axis`")
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from neural_tangents_w1 import (activation_layer, fail_input, fmt_s, gemm_gflops, rel_fro,  # noqa: E402
+from neural_tangents_w1 import (activation_layer, blas_line, fail_input, fmt_s, gemm_gflops, rel_fro,  # noqa: E402
                                 time_fn)
 
 ACTIVATIONS = ("relu", "leaky-relu", "tanh", "sigmoid", "gelu", "erf", "softplus", "identity")
@@ -384,6 +384,7 @@ def main():
                            "train": int(export["x_train"].shape[0])},
               "repeats": args.repeats, "environment": env,
               "gemm_gflops": {"xla": gemm, "pathkernel": meta.get("gemm_gflops")},
+              "pathkernel_blas": meta.get("blas"),
               "pathkernel": pk, "rows": rows, "checks": checks, "ok": ok}
     if args.json:
         print(json.dumps(result, indent=2))
@@ -408,6 +409,8 @@ def print_report(r):
         parts.append("pathkernel " + ", ".join(f"{k} {v:.1f}" for k, v in g["pathkernel"].items()))
     if parts:
         print("GEMM GFLOP/s: " + "; ".join(parts))
+    if blas_line(r.get("pathkernel_blas")):
+        print(blas_line(r["pathkernel_blas"]))
     print(f"load average {env['load_average_start'][0]:.2f} at the start, {env['load_average_end'][0]:.2f} at the end")
     print()
     for row in r["rows"]:
