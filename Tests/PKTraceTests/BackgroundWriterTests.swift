@@ -66,4 +66,66 @@ struct BackgroundWriterTests {
         let again = expectTraceError { try bg.finish() }   // finish is idempotent and rethrows
         #expect(again == e)
     }
+
+    /// Created on the writer's thread: work enqueued before the file exists lands in it, in order.
+    @Test func createsTheTraceOnItsThread() throws {
+        let path = try freshPath()
+        let bg = BackgroundTraceWriter(path: path) {
+            try TraceWriter.create(at: path, run: Fixture.run(), data: Fixture.data(), layout: Fixture.layout)
+        }
+        bg.enqueueCheckpoint(step: 0, parameters: Fixture.parameters(step: 0))
+        for s in 0..<4 { bg.enqueueStep(Fixture.step(s)) }
+        bg.enqueueCheckpoint(step: 4, parameters: Fixture.parameters(step: 4))
+        bg.enqueueStatus(.finished, message: nil)
+        try bg.finish()
+        let r = try TraceReader.open(path)
+        #expect(r.run.status == .finished)
+        #expect(try r.steps() == (0..<4).map { Fixture.step($0) })
+        #expect(try r.checkpointSteps() == [0, 4])
+        #expect(try r.checkpoint(step: 4).map(\.bitPattern) == Fixture.parameters(step: 4).map(\.bitPattern))
+        #expect(try r.validate().problems == [])
+    }
+
+    /// A creation failure (here: a file is already there) is the first error: everything
+    /// enqueued is dropped, the existing file is untouched, and finish rethrows it.
+    @Test func creationFailureIsTheFirstError() throws {
+        let path = try freshPath()
+        try Data("not a trace".utf8).write(to: URL(fileURLWithPath: path))
+        let bg = BackgroundTraceWriter(path: path) {
+            try TraceWriter.create(at: path, run: Fixture.run(), data: Fixture.data(), layout: Fixture.layout)
+        }
+        bg.enqueueCheckpoint(step: 0, parameters: Fixture.parameters(step: 0))
+        bg.enqueueStep(Fixture.step(0))
+        let e = expectTraceError { try bg.finish() }
+        if case .fileExists? = e {} else { Issue.record("expected fileExists, got \(String(describing: e))") }
+        #expect(bg.firstError == e)
+        #expect(try String(contentsOfFile: path, encoding: .utf8) == "not a trace")
+    }
+
+    /// An idle writer folds the WAL into the main file as it goes (so `finish` has little left
+    /// to copy): with more than `foldThreshold` bytes of checkpoints committed, the main file
+    /// grows past them while the writer is still open, and a reader sees every checkpoint.
+    @Test func idleWriterFoldsTheWALAsItGoes() throws {
+        let path = try freshPath()
+        let count = 40_000   // 320 KB a checkpoint
+        let layout = [TensorLayout(name: "w", shape: [count], offset: 0, count: count)]
+        let bg = BackgroundTraceWriter(path: path) {
+            try TraceWriter.create(at: path, run: Fixture.run(), data: Fixture.data(), layout: layout)
+        }
+        for s in 0..<6 {
+            bg.enqueueCheckpoint(step: s, parameters: Fixture.parameters(step: s, count: count))
+            bg.enqueueStep(Fixture.step(s))
+        }
+        func size(_ p: String) -> Int { ((try? FileManager.default.attributesOfItem(atPath: p))?[.size] as? NSNumber)?.intValue ?? 0 }
+        let deadline = Date().addingTimeInterval(20)
+        while size(path) < 6 * 8 * count && Date() < deadline { usleep(20_000) }
+        #expect(size(path) >= 6 * 8 * count, "the main file holds \(size(path)) bytes before finish")
+        #expect(try TraceReader.open(path).checkpointSteps() == Array(0..<6))
+        bg.enqueueCheckpoint(step: 6, parameters: Fixture.parameters(step: 6, count: count))
+        try bg.finish()
+        #expect(!FileManager.default.fileExists(atPath: path + "-wal"))
+        let r = try TraceReader.open(path)
+        #expect(try r.checkpointSteps() == Array(0...6))
+        #expect(try r.checkpoint(step: 3).map(\.bitPattern) == Fixture.parameters(step: 3, count: count).map(\.bitPattern))
+    }
 }
