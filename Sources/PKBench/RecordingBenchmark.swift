@@ -21,13 +21,15 @@ public struct RecordingBenchmark: Sendable, Codable {
         public var seconds: [Double]
         public var median: Double
         public var stepsPerSecond: Double
-        /// `median` over recording off's median, minus 1 (0 for recording off).
+        /// The median over the repeats of this run's time over the same repeat's run without
+        /// recording, minus 1 (0 for recording off). Paired within a repeat, so that a change of
+        /// the machine's load between repeats cancels.
         public var overhead: Double
         /// CPU seconds (user + system, every thread of the process) of each repeat.
         public var cpuSeconds: [Double]
         public var cpuMedian: Double
-        /// `cpuMedian` over recording off's, minus 1: the work recording adds, whichever core
-        /// does it (on a busy machine the wall-time overhead tends to this).
+        /// The same paired median for CPU seconds: the work recording adds, whichever core does
+        /// it (on a busy machine the wall-time overhead tends to this).
         public var cpuOverhead: Double
         /// Size of the finished trace (0 without recording).
         public var traceBytes: Int
@@ -131,13 +133,14 @@ public struct RecordingBenchmark: Sendable, Codable {
         let loadAfter = loadAverage()
 
         func median(_ xs: [Double]) -> Double { let s = xs.sorted(); return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2 }
-        let off = median(seconds[0]), offCPU = median(cpu[0])
+        /// The median of the per-repeat ratios to recording off, minus 1.
+        func paired(_ xs: [[Double]], _ i: Int) -> Double { median(zip(xs[i], xs[0]).map { $0 / $1 }) - 1 }
         let variants = setups.indices.map { i -> Variant in
             let m = median(seconds[i]), c = median(cpu[i])
             let k = setups[i].every
             return Variant(name: setups[i].name, checkpointEvery: k, seconds: seconds[i], median: m,
-                           stepsPerSecond: Double(T) / m, overhead: i == 0 ? 0 : m / off - 1,
-                           cpuSeconds: cpu[i], cpuMedian: c, cpuOverhead: i == 0 ? 0 : c / offCPU - 1, traceBytes: bytes[i],
+                           stepsPerSecond: Double(T) / m, overhead: i == 0 ? 0 : paired(seconds, i),
+                           cpuSeconds: cpu[i], cpuMedian: c, cpuOverhead: i == 0 ? 0 : paired(cpu, i), traceBytes: bytes[i],
                            checkpoints: k.map { (T + $0 - 1) / $0 + 1 } ?? 0)
         }
         return RecordingBenchmark(preset: base.name, steps: T, parameterCount: setups[0].trainer.model.parameterCount,
@@ -177,7 +180,7 @@ public struct RecordingBenchmark: Sendable, Codable {
         func load(_ l: [Double]?) -> String { l.map { $0.map { String(format: "%.2f", $0) }.joined(separator: " ") } ?? "n/a" }
         let width = max(40, (variants.map(\.name.count).max() ?? 0) + 2)
         func pad(_ s: String) -> String { s + String(repeating: " ", count: max(0, width - s.count)) }
-        var s = "recording overhead, preset \(preset) (\(parameterCount) parameters, \(steps) steps, \(precision) checkpoints), median of \(repeats) interleaved repeats\n"
+        var s = "recording overhead, preset \(preset) (\(parameterCount) parameters, \(steps) steps, \(precision) checkpoints), \(repeats) interleaved repeats (seconds: medians; overheads: medians of each repeat's ratio to recording off)\n"
         s += "  " + pad("") + "  wall s   steps/s  overhead     CPU s  CPU overhead        trace  checkpoints\n"
         for v in variants {
             let on = v.checkpointEvery != nil
