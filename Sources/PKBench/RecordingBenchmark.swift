@@ -31,6 +31,11 @@ public struct RecordingBenchmark: Sendable, Codable {
         /// The same paired median for CPU seconds: the work recording adds, whichever core does
         /// it (on a busy machine the wall-time overhead tends to this).
         public var cpuOverhead: Double
+        /// CPU seconds of the trace writer itself (its thread, plus the final fold) in each
+        /// repeat: what recording adds, measured apart from the noise of the training's own time.
+        public var writerCPUSeconds: [Double]
+        /// The median of `writerCPUSeconds` over recording off's median CPU seconds.
+        public var writerCPUFraction: Double
         /// Size of the finished trace (0 without recording).
         public var traceBytes: Int
         /// Checkpoints stored (0 without recording).
@@ -82,7 +87,7 @@ public struct RecordingBenchmark: Sendable, Codable {
         let loadBefore = loadAverage()
         var reference: [Double]? = nil
         /// Trains setup `i` once; returns its seconds and trace size.
-        func once(_ i: Int, tag: String) throws -> (seconds: Double, cpu: Double, bytes: Int) {
+        func once(_ i: Int, tag: String) throws -> (seconds: Double, cpu: Double, writerCPU: Double, bytes: Int) {
             let s = setups[i]
             let path = directory.appendingPathComponent("bench-\(tag).sqlite").path
             removeTrace(path)
@@ -90,6 +95,7 @@ public struct RecordingBenchmark: Sendable, Codable {
             var outcome: TrainingOutcome? = nil
             let cpu0 = cpuSeconds()
             let seconds: Double
+            var writerCPU = 0.0
             if s.every == nil {
                 seconds = Measure.seconds { outcome = s.trainer.run(observers: []) }
             } else {
@@ -98,6 +104,7 @@ public struct RecordingBenchmark: Sendable, Codable {
                     outcome = s.trainer.run(observers: [recorder])
                     try recorder.finish()
                 }
+                writerCPU = recorder.writerCPUSeconds ?? 0
             }
             let cpu = cpuSeconds() - cpu0
             guard let outcome, outcome.status == .finished else {
@@ -109,7 +116,7 @@ public struct RecordingBenchmark: Sendable, Codable {
             reference = outcome.finalParameters
             let bytes = s.every == nil ? 0 : fileSize(path) + fileSize(path + "-wal")
             removeTrace(path)
-            return (seconds, cpu, bytes)
+            return (seconds, cpu, writerCPU, bytes)
         }
 
         log("warm-up: \(setups.map(\.name).joined(separator: "; "))")
@@ -117,14 +124,16 @@ public struct RecordingBenchmark: Sendable, Codable {
         for i in setups.indices { bytes[i] = try once(i, tag: "warmup-\(i)").bytes }
         var seconds = [[Double]](repeating: [], count: setups.count)
         var cpu = [[Double]](repeating: [], count: setups.count)
+        var writerCPU = [[Double]](repeating: [], count: setups.count)
         for r in 0..<repeats {
             // Rotate the order so that no variant always runs right after the same other one.
             let order = setups.indices.map { (r + $0) % setups.count }
             var line: [String] = []
             for i in order {
-                let (t, c, b) = try once(i, tag: "\(r)-\(i)")
+                let (t, c, w, b) = try once(i, tag: "\(r)-\(i)")
                 seconds[i].append(t)
                 cpu[i].append(c)
+                writerCPU[i].append(w)
                 bytes[i] = b
                 line.append("\(setups[i].every.map { "every \($0)" } ?? "off") \(String(format: "%.3f", t)) s")
             }
@@ -140,7 +149,8 @@ public struct RecordingBenchmark: Sendable, Codable {
             let k = setups[i].every
             return Variant(name: setups[i].name, checkpointEvery: k, seconds: seconds[i], median: m,
                            stepsPerSecond: Double(T) / m, overhead: i == 0 ? 0 : paired(seconds, i),
-                           cpuSeconds: cpu[i], cpuMedian: c, cpuOverhead: i == 0 ? 0 : paired(cpu, i), traceBytes: bytes[i],
+                           cpuSeconds: cpu[i], cpuMedian: c, cpuOverhead: i == 0 ? 0 : paired(cpu, i),
+                           writerCPUSeconds: writerCPU[i], writerCPUFraction: median(writerCPU[i]) / median(cpu[0]), traceBytes: bytes[i],
                            checkpoints: k.map { (T + $0 - 1) / $0 + 1 } ?? 0)
         }
         return RecordingBenchmark(preset: base.name, steps: T, parameterCount: setups[0].trainer.model.parameterCount,
@@ -181,7 +191,7 @@ public struct RecordingBenchmark: Sendable, Codable {
         let width = max(40, (variants.map(\.name.count).max() ?? 0) + 2)
         func pad(_ s: String) -> String { s + String(repeating: " ", count: max(0, width - s.count)) }
         var s = "recording overhead, preset \(preset) (\(parameterCount) parameters, \(steps) steps, \(precision) checkpoints), \(repeats) interleaved repeats (seconds: medians; overheads: medians of each repeat's ratio to recording off)\n"
-        s += "  " + pad("") + "  wall s   steps/s  overhead     CPU s  CPU overhead        trace  checkpoints\n"
+        s += "  " + pad("") + "  wall s   steps/s  overhead     CPU s  CPU overhead  writer CPU        trace  checkpoints\n"
         for v in variants {
             let on = v.checkpointEvery != nil
             let trace = on ? TraceSummary.bytes(v.traceBytes) : ""
@@ -189,12 +199,14 @@ public struct RecordingBenchmark: Sendable, Codable {
                 + (on ? String(format: "  %+6.1f %%", 100 * v.overhead) : "          ")
                 + String(format: "  %8.3f", v.cpuMedian)
                 + (on ? String(format: "      %+6.1f %%", 100 * v.cpuOverhead) : "              ")
+                + (on ? String(format: "    %6.1f %%", 100 * v.writerCPUFraction) : "            ")
                 + "  " + String(repeating: " ", count: max(0, 11 - trace.count)) + trace
                 + (on ? String(format: "  %11d", v.checkpoints) : "") + "\n"
         }
         s += "  every run, wall s: " + variants.map { v in
             "\(v.checkpointEvery.map { "every \($0)" } ?? "off") " + v.seconds.map { String(format: "%.3f", $0) }.joined(separator: " ")
         }.joined(separator: "; ") + "\n"
+        s += "  writer CPU: the trace writer's own CPU seconds (its thread and the final fold), median, as a share of recording off's CPU seconds\n"
         s += "  load average (1, 5, 15 min): \(load(loadBefore)) before, \(load(loadAfter)) after, on \(cores) cores\n"
         s += "  machine DGEMM \(String(format: "%.1f", dgemmGFLOPS)) GFLOP/s (1024³, one thread, same run); aim: at most +10 % at the default policy\n\n"
         return s

@@ -85,6 +85,23 @@ public final class BackgroundTraceWriter: @unchecked Sendable {
         thread.start()
     }
 
+    /// CPU seconds the writing took, known after `finish()`: the writer thread's own (creating the
+    /// trace, every commit, the folds) plus the final fold and close on the caller's thread.
+    public var cpuSeconds: Double? {
+        condition.lock()
+        defer { condition.unlock() }
+        return finished ? workerCPU + closeCPU : nil
+    }
+    private var workerCPU = 0.0
+    private var closeCPU = 0.0
+
+    /// CPU seconds of the calling thread so far.
+    static func threadCPUSeconds() -> Double {
+        var t = timespec()
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t)
+        return Double(t.tv_sec) + Double(t.tv_nsec) / 1e9
+    }
+
     /// The first write failure, if any.
     public var firstError: TraceError? {
         condition.lock()
@@ -139,10 +156,17 @@ public final class BackgroundTraceWriter: @unchecked Sendable {
         condition.broadcast()
         while !workerDone { condition.wait() }
         let alreadyFinished = finished
-        finished = true
         let error = failure
         condition.unlock()
-        if !alreadyFinished { writer?.close() }
+        if !alreadyFinished {
+            let cpu0 = Self.threadCPUSeconds()
+            writer?.close()
+            let cpu = Self.threadCPUSeconds() - cpu0
+            condition.lock()
+            closeCPU = cpu
+            finished = true
+            condition.unlock()
+        }
         if let error { throw error }
     }
 
@@ -187,8 +211,10 @@ public final class BackgroundTraceWriter: @unchecked Sendable {
             }
 
             if stop {
+                let cpu = Self.threadCPUSeconds()
                 condition.lock()
                 // Anything enqueued between the take and `finishing` was refused; the queue is empty.
+                workerCPU = cpu
                 workerDone = true
                 condition.broadcast()
                 condition.unlock()

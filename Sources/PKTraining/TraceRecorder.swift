@@ -51,9 +51,15 @@ public final class TraceRecorder: TrainingObserver {
     /// Waits until everything is on disk and closes the file; throws the first error (creating
     /// the file or writing).
     public func finish() throws {
+        defer {
+            if let w = writer { writerCPUSeconds = w.cpuSeconds }
+            writer = nil
+        }
         try writer?.finish()
-        writer = nil
     }
+
+    /// CPU seconds the writing took (`BackgroundTraceWriter.cpuSeconds`), known after `finish()`.
+    public private(set) var writerCPUSeconds: Double? = nil
 
     static func runInfo(_ start: TrainingStart) -> RunInfo {
         let now = ISO8601DateFormatter().string(from: Date())

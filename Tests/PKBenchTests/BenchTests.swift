@@ -162,6 +162,8 @@ struct BenchTests {
         let (off, policy, every) = (b.variants[0], b.variants[1], b.variants[2])
         #expect(off.traceBytes == 0 && off.checkpoints == 0 && off.overhead == 0)
         #expect(policy.checkpoints == 4 && every.checkpoints == 13)   // 0, 5, 10, 12; 0…12
+        #expect(off.writerCPUSeconds == [0, 0] && off.writerCPUFraction == 0)
+        #expect(policy.writerCPUSeconds.allSatisfy { $0 > 0 } && every.writerCPUSeconds.allSatisfy { $0 > 0 })
         #expect(policy.traceBytes > 0 && every.traceBytes >= policy.traceBytes)   // 64 KiB pages: equal for a tiny model
         #expect(b.overhead == policy.overhead && policy.overhead.isFinite)
         #if os(Linux)
@@ -169,7 +171,7 @@ struct BenchTests {
         #endif
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path).isEmpty, "the benchmark's traces are removed")
         let text = b.text()
-        for word in ["recording off", "every 5", "a checkpoint every step", "load average", "overhead"] {
+        for word in ["recording off", "every 5", "a checkpoint every step", "load average", "overhead", "writer CPU"] {
             #expect(text.contains(word), "'\(word)' not in: \(text)")
         }
         // The default policy is the config's; a policy of every step has no separate every-step row.

@@ -77,7 +77,9 @@ struct BackgroundWriterTests {
         for s in 0..<4 { bg.enqueueStep(Fixture.step(s)) }
         bg.enqueueCheckpoint(step: 4, parameters: Fixture.parameters(step: 4))
         bg.enqueueStatus(.finished, message: nil)
+        #expect(bg.cpuSeconds == nil)   // known after finish
         try bg.finish()
+        #expect((bg.cpuSeconds ?? 0) > 0)
         let r = try TraceReader.open(path)
         #expect(r.run.status == .finished)
         #expect(try r.steps() == (0..<4).map { Fixture.step($0) })
