@@ -30,7 +30,7 @@ struct Train: ParsableCommand {
             transform: OptionValue.integer(in: TrainingSpec.stepsRange))
     var steps: Int?
 
-    @Option(parsing: .unconditional, help: "Override the checkpoint interval k, a checkpoint every k steps (1…100000000).",
+    @Option(parsing: .unconditional, help: "Override the checkpoint interval k, a checkpoint every k steps (1…100000000; default: the config's training.checkpointEvery, 50 when it gives none).",
             transform: OptionValue.integer(in: TrainingSpec.stepsRange))
     var checkpointEvery: Int?
 
