@@ -11,10 +11,10 @@ import Foundation
 /// checkpoint or status that follows them); each checkpoint commits in its own transaction after
 /// the step rows enqueued before it. The enqueue methods copy their arguments and return at once.
 ///
-/// When at least `foldThreshold` bytes of checkpoints were committed since the last fold and
-/// nothing but a few buffered step rows waits, the writer folds the WAL into the main file
-/// (`TraceWriter.foldWALPassively`), so that this copy and its `fsync`s happen while training
-/// goes on rather than in `finish()`.
+/// When at least `foldThreshold` bytes of checkpoints were committed since the last complete
+/// fold and nothing but a few buffered step rows waits, the writer folds the WAL into the main
+/// file (`TraceWriter.foldWALPassively`), so that this copy and its `fsync`s happen while
+/// training goes on rather than in `finish()`.
 ///
 /// Failure: the first write error (a full disk, say) is kept in `firstError`; from then on
 /// queued and newly enqueued work is dropped, and `finish()` rethrows it. The trace still holds
@@ -204,10 +204,8 @@ public final class BackgroundTraceWriter: @unchecked Sendable {
                 condition.lock()
                 let idle = !urgentWorkLocked() && failure == nil   // at most a few buffered step rows
                 condition.unlock()
-                if idle {
-                    writer?.foldWALPassively()
-                    unfolded = 0
-                }
+                // Incomplete (a reader's snapshot held frames back): try again when next idle.
+                if idle, writer?.foldWALPassively() == true { unfolded = 0 }
             }
 
             if stop {

@@ -215,11 +215,18 @@ public final class TraceWriter: @unchecked Sendable {
     /// Copies the commits in the WAL into the main file as far as no reader needs them
     /// (`PRAGMA wal_checkpoint(PASSIVE)`: never waits, never blocks a reader), so that `close`
     /// has little left to fold; the next commit then reuses the WAL from its start. Best effort:
-    /// errors are ignored (the commits stay in the WAL, as valid as before).
-    public func foldWALPassively() {
+    /// errors are ignored (the commits stay in the WAL, as valid as before). Returns true when
+    /// every commit reached the main file, false when a reader's snapshot (or an error) held some
+    /// back.
+    @discardableResult
+    public func foldWALPassively() -> Bool {
         lock.lock()
         defer { lock.unlock() }
-        try? db?.exec("PRAGMA wal_checkpoint(PASSIVE)", "folding the WAL into the main file")
+        guard let db, let s = try? db.prepare("PRAGMA wal_checkpoint(PASSIVE)", "folding the WAL into the main file") else { return false }
+        defer { s.reset() }
+        // One row: busy (0/1), frames in the WAL, frames now in the main file.
+        guard (try? s.step()) == true else { return false }
+        return s.int(0) == 0 && s.int(1) == s.int(2)
     }
 
     /// Folds the WAL into the main file (`PRAGMA wal_checkpoint(TRUNCATE)`), so that the main
