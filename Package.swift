@@ -6,7 +6,7 @@
 //   pathkernel (CLI) ── PKTraining ── PKStep ── PKNetworks ── PKNumerics ── CBLAS
 //                                            └─ PKOptim ── PKNumerics
 //                                  └─ PKData ── PKNumerics
-//                     └─ PKTrace ── CSQLite            (the trace store knows SQLite alone)
+//                     └─ PKTrace ── CSQLite, CCRC32    (the trace store knows SQLite alone, and one C CRC-32 kernel)
 //   PKTraining, PKAnalysis ── PKTraceCheck ── PKNetworks, PKOptim, PKTrace   (a trace's contents checked once)
 //                     └─ PKBench ── PKTraining, PKAnalysis  (benchmarks only)
 //
@@ -35,6 +35,8 @@ let package = Package(
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3",
                        providers: [.apt(["libsqlite3-dev"]), .brew(["sqlite"])]),
         .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
+        /// CRC-32 by carry-less multiplication (x86-64 PCLMULQDQ; elsewhere PKTrace's table loop).
+        .target(name: "CCRC32"),
 
         // MARK: - Public API
         /// Dense matrices, GEMM through CBLAS, Gauss–Legendre rules, the portable RNG.
@@ -52,7 +54,7 @@ let package = Package(
         /// Dataset generators and file loaders (CSV, IDX).
         .target(name: "PKData", dependencies: ["PKNumerics", "CZlib"]),
         /// The SQLite trace store. Depends on SQLite alone.
-        .target(name: "PKTrace", dependencies: ["CSQLite"]),
+        .target(name: "PKTrace", dependencies: ["CSQLite", "CCRC32"]),
         /// The rules of a trace's contents that need the model, loss and optimizer (layout, task,
         /// targets, step rows): one check shared by `inspect` and `analyze` (and the one conversion
         /// of its data arrays to matrices, `DataArray.matrix`).

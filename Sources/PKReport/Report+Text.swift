@@ -157,6 +157,8 @@ extension Report {
         let at = p.largestMismatch > 0 ? p.worstStep.map { " (step \($0))" } ?? "" : ""
         return p.inconsistent == true
             ? "NOT the recorded updates: mismatch \(sci(p.largestMismatch))\(at) > tolerance \(sci(p.tolerance))"
+            : p.checkpointEvery > 1
+            ? "every step replayed, \(checked) checkpoint\(checked == 1 ? "" : "s") reached: largest mismatch \(sci(p.largestMismatch))\(at), tolerance \(sci(p.tolerance))"
             : "\(checked) recomputed: largest mismatch \(sci(p.largestMismatch))\(at), tolerance \(sci(p.tolerance))"
     }
 
@@ -185,6 +187,8 @@ extension Report {
         if let checked = r.replay.checkedSteps, checked > 0 {
             if r.replay.inconsistent == true {
                 s.append("The stored weights are NOT the recorded loss's and optimizer's steps (relative mismatch \(sci(r.replay.largestMismatch)) at step \(r.replay.worstStep ?? 0)): the training loop did something the trace does not record, and the path kernel below describes the recorded loss, not this run.")
+            } else if r.replay.checkpointEvery > 1 {
+                s.append("The stored weights are updates of the recorded loss and optimizer (replaying the recorded steps from each checkpoint reaches the next one to \(sci(r.replay.largestMismatch)) relative).")
             } else {
                 s.append("Every stored step is an update of the recorded loss and optimizer (recomputed, it matches to \(sci(r.replay.largestMismatch)) relative).")
             }

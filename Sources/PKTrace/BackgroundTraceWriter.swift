@@ -2,10 +2,19 @@ import Foundation
 
 /// Runs a `TraceWriter` on its own thread so the training thread never waits on the disk.
 ///
+/// Created with `init(path:creating:)`, it also creates the trace on that thread (the run row,
+/// the data, the layout: tens of milliseconds for a data set of a few MB); work enqueued
+/// meanwhile waits in the queue, and a creation failure is the first error like any other.
+///
 /// Order is preserved: work is executed exactly in enqueue order. Step rows are buffered and
 /// committed in batches (at least every 0.25 s, when 256 rows are pending, and always before a
 /// checkpoint or status that follows them); each checkpoint commits in its own transaction after
 /// the step rows enqueued before it. The enqueue methods copy their arguments and return at once.
+///
+/// When at least `foldThreshold` bytes of checkpoints were committed since the last complete
+/// fold and nothing but a few buffered step rows waits, the writer folds the WAL into the main
+/// file (`TraceWriter.foldWALPassively`), so that this copy and its `fsync`s happen while
+/// training goes on rather than in `finish()`.
 ///
 /// Failure: the first write error (a full disk, say) is kept in `firstError`; from then on
 /// queued and newly enqueued work is dropped, and `finish()` rethrows it. The trace still holds
@@ -28,8 +37,18 @@ public final class BackgroundTraceWriter: @unchecked Sendable {
     let stepBatch = 256
     /// Longest time step rows wait in memory.
     let flushInterval: TimeInterval = 0.25
+    /// Checkpoint bytes committed since the last fold that make an idle writer fold the WAL.
+    let foldThreshold = 1 << 20
+    /// Checkpoint bytes committed since the last fold (worker thread only).
+    private var unfolded = 0
 
-    private let writer: TraceWriter
+    /// The trace's path.
+    public let path: String
+    /// Creates the writer on the worker thread (nil: given to `init(writer:)`).
+    private let create: (@Sendable () throws -> TraceWriter)?
+    /// Set before the worker starts or by the worker's first action; read by `finish()` after the
+    /// worker is done.
+    private var writer: TraceWriter?
     private let condition = NSCondition()
     // Guarded by `condition`:
     private var queue: [Work] = []
@@ -43,10 +62,44 @@ public final class BackgroundTraceWriter: @unchecked Sendable {
     /// Takes ownership of `writer`: use it only through this object from now on.
     public init(writer: TraceWriter, maxPendingBytes: Int = 512 << 20) {
         self.writer = writer
+        self.path = writer.path
+        self.create = nil
         self.maxPendingBytes = maxPendingBytes
+        start()
+    }
+
+    /// Creates the trace on the writer's thread with `creating` (for example
+    /// `TraceWriter.create(at:run:data:layout:)`), then writes what is enqueued. If it throws,
+    /// that is the first error: everything enqueued is dropped and `finish()` rethrows it.
+    public init(path: String, maxPendingBytes: Int = 512 << 20, creating: @escaping @Sendable () throws -> TraceWriter) {
+        self.writer = nil
+        self.path = path
+        self.create = creating
+        self.maxPendingBytes = maxPendingBytes
+        start()
+    }
+
+    private func start() {
         let thread = Thread { [self] in self.work() }
         thread.name = "pathkernel.trace-writer"
         thread.start()
+    }
+
+    /// CPU seconds the writing took, known after `finish()`: the writer thread's own (creating the
+    /// trace, every commit, the folds) plus the final fold and close on the caller's thread.
+    public var cpuSeconds: Double? {
+        condition.lock()
+        defer { condition.unlock() }
+        return finished ? workerCPU + closeCPU : nil
+    }
+    private var workerCPU = 0.0
+    private var closeCPU = 0.0
+
+    /// CPU seconds of the calling thread so far.
+    static func threadCPUSeconds() -> Double {
+        var t = timespec()
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t)
+        return Double(t.tv_sec) + Double(t.tv_nsec) / 1e9
     }
 
     /// The first write failure, if any.
@@ -103,16 +156,33 @@ public final class BackgroundTraceWriter: @unchecked Sendable {
         condition.broadcast()
         while !workerDone { condition.wait() }
         let alreadyFinished = finished
-        finished = true
         let error = failure
         condition.unlock()
-        if !alreadyFinished { writer.close() }
+        if !alreadyFinished {
+            let cpu0 = Self.threadCPUSeconds()
+            writer?.close()
+            let cpu = Self.threadCPUSeconds() - cpu0
+            condition.lock()
+            closeCPU = cpu
+            finished = true
+            condition.unlock()
+        }
         if let error { throw error }
     }
 
     // MARK: - Worker
 
     private func work() {
+        if let create {
+            do {
+                let w = try create()
+                condition.lock()
+                writer = w
+                condition.unlock()
+            } catch {
+                fail(error, operation: "creating the trace")
+            }
+        }
         while true {
             condition.lock()
             var deadline = Date().addingTimeInterval(flushInterval)
@@ -130,15 +200,36 @@ public final class BackgroundTraceWriter: @unchecked Sendable {
 
             for item in batch { execute(item) }
 
+            if !stop && unfolded >= foldThreshold {
+                condition.lock()
+                let idle = !urgentWorkLocked() && failure == nil   // at most a few buffered step rows
+                condition.unlock()
+                // Incomplete (a reader's snapshot held frames back): try again when next idle.
+                if idle, writer?.foldWALPassively() == true { unfolded = 0 }
+            }
+
             if stop {
+                let cpu = Self.threadCPUSeconds()
                 condition.lock()
                 // Anything enqueued between the take and `finishing` was refused; the queue is empty.
+                workerCPU = cpu
                 workerDone = true
                 condition.broadcast()
                 condition.unlock()
                 return
             }
         }
+    }
+
+    /// Keeps the first failure and drops the queue.
+    private func fail(_ error: Error, operation: String) {
+        let e = error as? TraceError ?? .sqlite(path: path, operation: operation, code: 0, message: "\(error)")
+        condition.lock()
+        if failure == nil { failure = e }
+        queue.removeAll()
+        pendingSteps = 0
+        condition.broadcast()
+        condition.unlock()
     }
 
     /// Something other than a small run of step rows is waiting.
@@ -153,21 +244,17 @@ public final class BackgroundTraceWriter: @unchecked Sendable {
         condition.unlock()
         var released = 0
         if case .checkpoint(_, let p, let o) = item { released = (p.count + (o?.values.count ?? 0)) * 8 }
-        if !failed {
+        if !failed, let writer {
             do {
                 switch item {
                 case .steps(let rows): try writer.appendSteps(rows)
-                case .checkpoint(let step, let p, let o): try writer.appendCheckpoint(step: step, parameters: p, optimizerState: o)
+                case .checkpoint(let step, let p, let o):
+                    try writer.appendCheckpoint(step: step, parameters: p, optimizerState: o)
+                    unfolded += released
                 case .status(let s, let m): try writer.setStatus(s, message: m)
                 }
             } catch {
-                let e = error as? TraceError
-                    ?? .sqlite(path: writer.path, operation: "writing in the background", code: 0, message: "\(error)")
-                condition.lock()
-                if failure == nil { failure = e }
-                queue.removeAll()
-                pendingSteps = 0
-                condition.unlock()
+                fail(error, operation: "writing in the background")
             }
         }
         if released > 0 {

@@ -12,6 +12,16 @@ enum BlobCoding {
         #endif
     }
 
+    /// Calls `body` with the Float64 encoding of `xs`: on little-endian hosts the array's own
+    /// memory, not a copy (valid only inside `body`).
+    static func withFloat64Bytes<R>(_ xs: [Double], _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        #if _endian(little)
+        return try xs.withUnsafeBytes(body)
+        #else
+        return try float64Bytes(xs).withUnsafeBytes(body)
+        #endif
+    }
+
     /// Rounds each value to the nearest Float32.
     static func float32Bytes(_ xs: [Double]) -> [UInt8] {
         let f = xs.map { Float($0).bitPattern.littleEndian }

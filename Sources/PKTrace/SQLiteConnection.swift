@@ -260,6 +260,24 @@ final class SQLiteStatement {
         }
     }
 
+    /// Binds `bytes` without SQLite copying them (`SQLITE_STATIC`): they must stay valid until the
+    /// statement is stepped and then `reset()` (which clears the binding); `withBorrowedBlob` does both.
+    private func bind(_ i: Int32, borrowedBlob bytes: UnsafeRawBufferPointer) throws {
+        if bytes.isEmpty { try check(sqlite3_bind_zeroblob(stmt, i, 0)); return }
+        guard bytes.count <= Int(Int32.max) else {
+            throw connection.makeError(SQLITE_TOOBIG, operation)
+        }
+        try check(sqlite3_bind_blob(stmt, i, bytes.baseAddress, Int32(bytes.count), nil))
+    }
+
+    /// Binds `bytes` at parameter `i` without a copy, runs `body` (which binds the rest and steps),
+    /// and resets the statement before returning, so SQLite keeps no pointer into `bytes`.
+    func withBorrowedBlob<T>(_ i: Int32, _ bytes: UnsafeRawBufferPointer, _ body: () throws -> T) throws -> T {
+        defer { reset() }
+        try bind(i, borrowedBlob: bytes)
+        return try body()
+    }
+
     func isNull(_ c: Int32) -> Bool { sqlite3_column_type(stmt, c) == SQLITE_NULL }
     /// True when the column holds a number (INTEGER or REAL), not text, a blob or NULL.
     func isNumber(_ c: Int32) -> Bool {

@@ -25,6 +25,7 @@ public final class TraceWriter: @unchecked Sendable {
     private var db: SQLiteConnection?
     private var insertStepStatement: SQLiteStatement?
     private var insertCheckpointStatement: SQLiteStatement?
+    private var insertStateStatement: SQLiteStatement?
 
     private init(path: String, precision: Precision, parameterCount: Int, trainCount: Int, db: SQLiteConnection) {
         self.path = path
@@ -149,38 +150,45 @@ public final class TraceWriter: @unchecked Sendable {
         if let o = optimizerState, o.values.count != o.names.count * parameterCount || o.count < 0 {
             throw TraceError.invalidInput(path: path, detail: "optimizer state at step \(step) has \(o.values.count) values for \(o.names.count) buffers of \(parameterCount) parameters")
         }
-        let bytes = precision == .float64 ? BlobCoding.float64Bytes(parameters) : BlobCoding.float32Bytes(parameters)
-        let crc = CRC32.checksum(bytes)
-        let stateBytes = optimizerState.map { BlobCoding.float64Bytes($0.values) }
+        // The blobs are bound straight from the arrays (float64 on a little-endian host: no copy
+        // before SQLite's own); float32 is rounded into one buffer first.
+        let rounded = precision == .float32 ? BlobCoding.float32Bytes(parameters) : nil
+        let stateNames = try optimizerState.map { String(decoding: try JSONEncoder().encode($0.names), as: UTF8.self) }
         let now = TraceSchema.timestamp()
+        func withParameterBytes(_ body: (UnsafeRawBufferPointer) throws -> Void) throws {
+            if let rounded { try rounded.withUnsafeBytes(body) } else { try BlobCoding.withFloat64Bytes(parameters, body) }
+        }
         try locked { db in
             try db.transaction("writing the checkpoint at step \(step)") {
                 let ins = try checkpointStatement(db)
                 ins.reset()
-                try ins.bind(1, step)
-                try ins.bind(2, precision.rawValue)
-                try ins.bind(3, parameters.count)
-                try ins.bind(4, blob: bytes)
-                try ins.bind(5, Int(crc))
-                try ins.bind(6, now)
-                do { try ins.step() } catch let e as TraceError {
-                    ins.reset()
-                    if case .sqlite(_, _, let code, _) = e, code & 0xFF == SQLITE_CONSTRAINT {
-                        throw TraceError.invalidInput(path: path, detail: "a checkpoint at step \(step) is already recorded")
+                try withParameterBytes { bytes in
+                    try ins.withBorrowedBlob(4, bytes) {
+                        try ins.bind(1, step)
+                        try ins.bind(2, precision.rawValue)
+                        try ins.bind(3, parameters.count)
+                        try ins.bind(5, Int(CRC32.checksum(bytes)))
+                        try ins.bind(6, now)
+                        do { try ins.step() } catch let e as TraceError {
+                            if case .sqlite(_, _, let code, _) = e, code & 0xFF == SQLITE_CONSTRAINT {
+                                throw TraceError.invalidInput(path: path, detail: "a checkpoint at step \(step) is already recorded")
+                            }
+                            throw e
+                        }
                     }
-                    throw e
                 }
-                ins.reset()
-                if let o = optimizerState, let stateBytes {
-                    let names = String(decoding: try JSONEncoder().encode(o.names), as: UTF8.self)
-                    let st = try db.prepare("INSERT INTO optimizer_state (step, names, count, dtype, data, checksum) VALUES (?, ?, ?, 'float64', ?, ?)",
-                                            "writing the optimizer state at step \(step)")
-                    try st.bind(1, step)
-                    try st.bind(2, names)
-                    try st.bind(3, o.count)
-                    try st.bind(4, blob: stateBytes)
-                    try st.bind(5, Int(CRC32.checksum(stateBytes)))
-                    try st.step()
+                if let o = optimizerState, let stateNames {
+                    let st = try stateStatement(db)
+                    st.reset()
+                    try BlobCoding.withFloat64Bytes(o.values) { bytes in
+                        try st.withBorrowedBlob(4, bytes) {
+                            try st.bind(1, step)
+                            try st.bind(2, stateNames)
+                            try st.bind(3, o.count)
+                            try st.bind(5, Int(CRC32.checksum(bytes)))
+                            try st.step()
+                        }
+                    }
                 }
                 let upd = try db.prepare("UPDATE run SET updated_at = ? WHERE id = 1", "updating the run's timestamp")
                 try upd.bind(1, now)
@@ -204,6 +212,23 @@ public final class TraceWriter: @unchecked Sendable {
         }
     }
 
+    /// Copies the commits in the WAL into the main file as far as no reader needs them
+    /// (`PRAGMA wal_checkpoint(PASSIVE)`: never waits, never blocks a reader), so that `close`
+    /// has little left to fold; the next commit then reuses the WAL from its start. Best effort:
+    /// errors are ignored (the commits stay in the WAL, as valid as before). Returns true when
+    /// every commit reached the main file, false when a reader's snapshot (or an error) held some
+    /// back.
+    @discardableResult
+    public func foldWALPassively() -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        guard let db, let s = try? db.prepare("PRAGMA wal_checkpoint(PASSIVE)", "folding the WAL into the main file") else { return false }
+        defer { s.reset() }
+        // One row: busy (0/1), frames in the WAL, frames now in the main file.
+        guard (try? s.step()) == true else { return false }
+        return s.int(0) == 0 && s.int(1) == s.int(2)
+    }
+
     /// Folds the WAL into the main file (`PRAGMA wal_checkpoint(TRUNCATE)`), so that the main
     /// file alone holds the trace even while readers are still open, and closes the connection
     /// (the last connection to close deletes the then empty `-wal` and `-shm`). The fold is best
@@ -215,6 +240,7 @@ public final class TraceWriter: @unchecked Sendable {
         defer { lock.unlock() }
         insertStepStatement = nil
         insertCheckpointStatement = nil
+        insertStateStatement = nil
         try? db?.foldWAL()
         db?.close()
         db = nil
@@ -259,6 +285,14 @@ public final class TraceWriter: @unchecked Sendable {
         let s = try db.prepare("INSERT INTO checkpoint (step, dtype, count, params, checksum, created_at) VALUES (?, ?, ?, ?, ?, ?)",
                                "writing a checkpoint")
         insertCheckpointStatement = s
+        return s
+    }
+
+    private func stateStatement(_ db: SQLiteConnection) throws -> SQLiteStatement {
+        if let s = insertStateStatement { return s }
+        let s = try db.prepare("INSERT INTO optimizer_state (step, names, count, dtype, data, checksum) VALUES (?, ?, ?, 'float64', ?, ?)",
+                               "writing the optimizer state")
+        insertStateStatement = s
         return s
     }
 
@@ -368,14 +402,16 @@ public final class TraceWriter: @unchecked Sendable {
         let ins = try db.prepare("INSERT INTO data (split, role, dtype, shape, data, checksum) VALUES (?, ?, 'float64', ?, ?, ?)",
                                  "writing the data")
         for (split, role, a) in data.entries {
-            let bytes = BlobCoding.float64Bytes(a.values)
             ins.reset()
-            try ins.bind(1, split)
-            try ins.bind(2, role)
-            try ins.bind(3, BlobCoding.shapeJSON(a.shape))
-            try ins.bind(4, blob: bytes)
-            try ins.bind(5, Int(CRC32.checksum(bytes)))
-            try ins.step()
+            try BlobCoding.withFloat64Bytes(a.values) { bytes in
+                try ins.withBorrowedBlob(4, bytes) {
+                    try ins.bind(1, split)
+                    try ins.bind(2, role)
+                    try ins.bind(3, BlobCoding.shapeJSON(a.shape))
+                    try ins.bind(5, Int(CRC32.checksum(bytes)))
+                    try ins.step()
+                }
+            }
         }
     }
 

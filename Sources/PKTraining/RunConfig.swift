@@ -14,12 +14,13 @@ public struct TrainingSpec: Codable, Sendable, Equatable {
     public var batchSize: Int?
     /// `sgd`: drop the last, smaller batch of each epoch.
     public var dropLast: Bool
-    /// A checkpoint every k steps (and always at 0 and at the end).
+    /// A checkpoint every k steps (and always at 0 and at the end); `defaultCheckpointEvery`
+    /// when the config does not say.
     public var checkpointEvery: Int
     /// Precision of the recorded checkpoints (training itself is in Double).
     public var precision: Precision
 
-    public init(steps: Int, batchSize: Int? = nil, dropLast: Bool = false, checkpointEvery: Int = 1,
+    public init(steps: Int, batchSize: Int? = nil, dropLast: Bool = false, checkpointEvery: Int = TrainingSpec.defaultCheckpointEvery,
                 precision: Precision = .float64) {
         self.steps = steps
         self.batchSize = batchSize
@@ -32,6 +33,14 @@ public struct TrainingSpec: Codable, Sendable, Equatable {
 
     /// The JSON keys of the `training` section; any other is refused (with the closest of these).
     public static let jsonKeys = CodingKeys.allCases.map(\.rawValue)
+    /// The checkpoint interval of a config that gives none (and of the presets): a checkpoint
+    /// every 50 steps, plus 0 and T. The analyzer recomputes every step anyway (the step check)
+    /// and compares at each checkpoint, so the analysis is the same as with a checkpoint every
+    /// step, while recording writes 50 times fewer weight vectors (Docs/benchmarks.md,
+    /// "recording"). What it gives up: a killed run, or one analyzed while it trains, is
+    /// analyzable up to its last checkpoint, so up to 49 steps fewer; an inconsistent step is
+    /// found at the checkpoint after it rather than at the step itself.
+    public static let defaultCheckpointEvery = 50
     /// `steps` and `checkpointEvery`.
     public static let stepsRange = 1...ConfigLimits.maxSteps
     /// `batchSize` (and at most the number of training examples).
@@ -43,7 +52,7 @@ public struct TrainingSpec: Codable, Sendable, Equatable {
         steps = try c.decodeInteger(Int.self, forKey: .steps, in: TrainingSpec.stepsRange)
         batchSize = try c.decodeIntegerIfPresent(Int.self, forKey: .batchSize, in: TrainingSpec.batchSizeRange)
         dropLast = try c.decodeIfPresent(Bool.self, forKey: .dropLast) ?? false
-        checkpointEvery = try c.decodeIntegerIfPresent(Int.self, forKey: .checkpointEvery, in: TrainingSpec.stepsRange) ?? 1
+        checkpointEvery = try c.decodeIntegerIfPresent(Int.self, forKey: .checkpointEvery, in: TrainingSpec.stepsRange) ?? TrainingSpec.defaultCheckpointEvery
         precision = try c.decodeChoiceIfPresent(Precision.self, forKey: .precision) ?? .float64
     }
 }

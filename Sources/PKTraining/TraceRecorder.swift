@@ -6,38 +6,34 @@ import PKTrace
 
 /// The observer that writes a run into a trace file.
 ///
-/// Creating the file, the run row, the data and the parameter layout happens on `started`
-/// (on the training thread, once). Step rows and checkpoints go to a `BackgroundTraceWriter`,
-/// which writes on its own thread, so the training thread never waits on the disk. A write
-/// failure (disk full, for instance) makes `stopReason` non-nil and the loop stops with status
-/// `aborted`; everything committed before stays valid.
+/// Everything is written by a `BackgroundTraceWriter` on its own thread, so the training thread
+/// never waits on the disk: on `started` it creates the file, the run row, the data and the
+/// parameter layout there (the training thread only builds their descriptions); step rows and
+/// checkpoints follow in order. A failure, creating the file or writing (disk full, for
+/// instance), makes `stopReason` non-nil and the loop stops with status `aborted` at its next
+/// step; everything committed before stays valid, and `finish()` throws the error.
 public final class TraceRecorder: TrainingObserver {
     public let path: String
     private var writer: BackgroundTraceWriter?
-    public private(set) var error: String?
     /// Testing hook: cap the SQLite file at this many pages (simulates a full disk).
     var maxPageCount: Int? = nil
 
     public init(path: String) { self.path = path }
 
     public var stopReason: String? {
-        if let error { return error }
-        if let e = writer?.firstError { return "\(e)" }
-        return nil
+        writer?.firstError.map { "\($0)" }
     }
 
     public func observe(_ event: TrainingEvent) {
         switch event {
         case .started(let start):
-            do {
-                let tw = try TraceWriter.create(at: path, run: TraceRecorder.runInfo(start),
-                                                data: TraceRecorder.traceData(start.data, inputShape: start.model.spec.input),
-                                                layout: start.model.layout.map {
-                                                    TensorLayout(name: $0.name, shape: $0.shape, offset: $0.offset, count: $0.count)
-                                                }, maxPageCount: maxPageCount)
-                writer = BackgroundTraceWriter(writer: tw)
-            } catch {
-                self.error = "\(error)"
+            let path = path, maxPageCount = maxPageCount
+            writer = BackgroundTraceWriter(path: path) {
+                try TraceWriter.create(at: path, run: TraceRecorder.runInfo(start),
+                                       data: TraceRecorder.traceData(start.data, inputShape: start.model.spec.input),
+                                       layout: start.model.layout.map {
+                                           TensorLayout(name: $0.name, shape: $0.shape, offset: $0.offset, count: $0.count)
+                                       }, maxPageCount: maxPageCount)
             }
         case .step(let s):
             writer?.enqueueStep(StepRecord(step: s.step, epoch: s.epoch, learningRate: s.learningRate,
@@ -52,12 +48,18 @@ public final class TraceRecorder: TrainingObserver {
         }
     }
 
-    /// Waits until everything is on disk and closes the file; throws the first write error.
+    /// Waits until everything is on disk and closes the file; throws the first error (creating
+    /// the file or writing).
     public func finish() throws {
-        if let error { throw RecorderError(error) }
+        defer {
+            if let w = writer { writerCPUSeconds = w.cpuSeconds }
+            writer = nil
+        }
         try writer?.finish()
-        writer = nil
     }
+
+    /// CPU seconds the writing took (`BackgroundTraceWriter.cpuSeconds`), known after `finish()`.
+    public private(set) var writerCPUSeconds: Double? = nil
 
     static func runInfo(_ start: TrainingStart) -> RunInfo {
         let now = ISO8601DateFormatter().string(from: Date())
@@ -90,7 +92,3 @@ public final class TraceRecorder: TrainingObserver {
     }
 }
 
-public struct RecorderError: Error, CustomStringConvertible {
-    public let description: String
-    init(_ d: String) { description = d }
-}

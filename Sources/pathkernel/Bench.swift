@@ -28,7 +28,9 @@ struct Bench: ParsableCommand {
         every 10) trained, recorded and analyzed with the default settings in float64 and float32: \
         seconds per phase, the estimate against the real time, the kernel phase's GFLOP/s against \
         the GEMM rate of this process, peak memory (tens of minutes on 2 cores; --steps N for less).
-        recording: the cost of recording a preset with a checkpoint every step.
+        recording: the cost of recording a preset: trained without recording (as train --no-record), \
+        recorded at its checkpoint policy (or --checkpoint-every K) and with a checkpoint every step, \
+        interleaved repeats, with the trace sizes and the load average before and after.
         layer-jacobians: per-example Jacobians of small CNNs and a residual block (28×28 inputs), \
         batched against one example at a time (about a minute on 2 cores).
         Without --workload, W1, W2 and W3 run in turn (about 25 minutes on 2 cores, most of it W3 --kernel full).
@@ -43,6 +45,10 @@ struct Bench: ParsableCommand {
 
     @Option(help: "recording: the preset to train.")
     var preset: String = "fmnist-mlp"
+
+    @Option(parsing: .unconditional, help: "recording: the checkpoint interval to compare instead of the preset's own policy (1…100000000).",
+            transform: OptionValue.integer(in: TrainingSpec.stepsRange))
+    var checkpointEvery: Int?
 
     @Flag(help: "W4: the residual CNN (two residual blocks with layer norm, 1×8×8 inputs, 20 × 30 points) instead of the plain one.")
     var residual = false
@@ -93,6 +99,7 @@ struct Bench: ParsableCommand {
             }
             return
         }
+        if checkpointEvery != nil && chosen != ["recording"] { throw fail("--checkpoint-every sets the recording workload's policy: run it with --workload recording") }
         if residual && chosen != ["W4"] { throw fail("--residual sets W4's network: run it with --workload W4") }
         if affineLayerNorm && !(residual && chosen == ["W4"]) { throw fail("--affine-layer-norm sets W4 --residual's layer norms: run it with --workload W4 --residual") }
         do {
@@ -121,7 +128,7 @@ struct Bench: ParsableCommand {
                     try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
                     defer { try? FileManager.default.removeItem(at: dir) }
                     report.recording = try RecordingBenchmark.run(config: try Presets.load(preset), repeats: repeats ?? 3,
-                                                                  directory: dir, log: log)
+                                                                  checkpointEvery: checkpointEvery, directory: dir, log: log)
                 }
             }
             print(json ? try report.json() : report.text(), terminator: json ? "\n" : "")

@@ -10,6 +10,7 @@ struct Train: ParsableCommand {
         The trace (SQLite) holds the model, the data, every step's learning rate, batch and loss,
         and parameter checkpoints; its format is in Docs/trace-format.md. A run stopped at any
         moment (Ctrl-C, kill -9, a full disk) leaves a valid trace of what was committed.
+        --no-record trains exactly the same run and writes nothing (a baseline for timing).
         """)
 
     @Option(help: "A built-in preset (see `pathkernel presets`).")
@@ -29,7 +30,7 @@ struct Train: ParsableCommand {
             transform: OptionValue.integer(in: TrainingSpec.stepsRange))
     var steps: Int?
 
-    @Option(parsing: .unconditional, help: "Override the checkpoint interval k, a checkpoint every k steps (1…100000000).",
+    @Option(parsing: .unconditional, help: "Override the checkpoint interval k, a checkpoint every k steps (1…100000000; default: the config's training.checkpointEvery, 50 when it gives none).",
             transform: OptionValue.integer(in: TrainingSpec.stepsRange))
     var checkpointEvery: Int?
 
@@ -39,10 +40,16 @@ struct Train: ParsableCommand {
     @Flag(help: "Print no progress.")
     var quiet = false
 
+    @Flag(help: "Train exactly as with recording, but write no trace (the recording-off baseline of a timing).")
+    var noRecord = false
+
     func validate() throws {
         try checkThreadsEnvironment()
         if (preset == nil) == (config == nil) {
             throw ValidationError("give exactly one of --preset NAME or --config FILE.json")
+        }
+        if noRecord && (out != nil || force) {
+            throw ValidationError("--no-record writes no trace: drop \(out != nil ? "--out" : "--force")")
         }
     }
 
@@ -52,6 +59,13 @@ struct Train: ParsableCommand {
             if let seed { cfg.seed = seed }
             if let steps { cfg.training.steps = steps }
             if let checkpointEvery { cfg.training.checkpointEvery = checkpointEvery }
+            if noRecord {
+                let trainer = try Trainer(config: cfg)
+                let stop = StopFlag.installSIGINT()
+                let outcome = trainer.run(observers: quiet ? [] : [ProgressPrinter(label: cfg.name)], shouldStop: { stop.isSet })
+                if !quiet { FileHandle.standardError.write(Data("nothing recorded (--no-record)\n".utf8)) }
+                return try checkOutcome(outcome)
+            }
             let path = out ?? "\(cfg.name).sqlite"
             let fm = FileManager.default
             if fm.fileExists(atPath: path) || fm.fileExists(atPath: path + "-wal") {
@@ -72,15 +86,20 @@ struct Train: ParsableCommand {
             let outcome = trainer.run(observers: observers, shouldStop: { stop.isSet })
             try recorder.finish()
             if !quiet { FileHandle.standardError.write(Data("trace written to \(path)\n".utf8)) }
-            switch outcome.status {
-            case .finished: return
-            case .diverged: throw fail("run diverged: \(outcome.message ?? "")")
-            case .aborted, .running: throw fail("run aborted: \(outcome.message ?? "")")
-            }
+            try checkOutcome(outcome)
         } catch let e as ExitCode {
             throw e
         } catch {
             throw fail("\(error)")
+        }
+    }
+
+    /// Exit status 0 for a finished run, 1 (with the reason) for a diverged or aborted one.
+    private func checkOutcome(_ outcome: TrainingOutcome) throws {
+        switch outcome.status {
+        case .finished: return
+        case .diverged: throw fail("run diverged: \(outcome.message ?? "")")
+        case .aborted, .running: throw fail("run aborted: \(outcome.message ?? "")")
         }
     }
 }

@@ -71,6 +71,20 @@ struct CLITests {
         #expect(text.stdout.contains("finished") && text.stdout.contains("MLP 2-64-64-1"))
     }
 
+    /// `train --no-record` trains the same run and writes nothing; it refuses `--out`/`--force`.
+    @Test func trainNoRecordWritesNothing() throws {
+        let dir = try temporaryDirectory()
+        let r = try CLI.run(["train", "--preset", "moons-mlp", "--steps", "30", "--no-record"], cwd: dir)
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stderr.contains("finished after 30 steps") && r.stderr.contains("nothing recorded"), "\(r.stderr)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path).isEmpty)
+        for extra in [["--out", dir.appendingPathComponent("x.sqlite").path], ["--force"]] {
+            let bad = try CLI.run(["train", "--preset", "moons-mlp", "--no-record"] + extra, cwd: dir)
+            #expect(bad.status == 64 && bad.stderr.contains("--no-record"), "\(bad.stderr)")
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path).isEmpty)
+    }
+
     @Test func trainRefusesToOverwrite() throws {
         let dir = try temporaryDirectory()
         let path = dir.appendingPathComponent("m.sqlite").path
@@ -235,13 +249,13 @@ struct CLIBadInputTests {
     /// or field, where it is and the closest key or the allowed range.
     @Test(arguments: [
         (#""learningRate""#, #""lr""#, ["bad.json", "unknown key 'lr' in optimizer", "did you mean 'learningRate'?"]),
-        (#""checkpointEvery""#, #""checkpoint_every""#, ["bad.json", "unknown key 'checkpoint_every' in training", "checkpointEvery"]),
+        (#""steps": 300"#, #""steps": 300, "checkpoint_every": 10"#, ["bad.json", "unknown key 'checkpoint_every' in training", "checkpointEvery"]),
         (#""seed": 1"#, #""seed": -1"#, ["bad.json", "seed must be an integer in 0…18446744073709551615, got -1"]),
         (#""seed": 1"#, #""seed": 99999999999999999999999"#, ["bad.json", "seed must be an integer in 0…18446744073709551615"]),
         (#""steps": 300"#, #""steps": 1e30"#, ["bad.json", "training.steps must be an integer in 1…100000000"]),
         (#""steps": 300"#, #""steps": 2.5"#, ["bad.json", "training.steps must be an integer in 1…100000000, got 2.5"]),
         (#""train": 200"#, #""train": 1e9"#, ["bad.json", "data.train must be an integer in 1…10000000"]),
-        (#""checkpointEvery": 1"#, #""checkpointEvery": 1, "batchSize": 500"#, ["config moons-mlp", "batchSize", "does not apply"]),
+        (#""steps": 300"#, #""steps": 300, "batchSize": 500"#, ["config moons-mlp", "batchSize", "does not apply"]),
     ])
     func badConfigsAreNamed(old: String, new: String, words: [String]) throws {
         let dir = try temporaryDirectory()

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import PKNetworks
 import PKNumerics
+import PKTraining
 @testable import PKBench
 
 /// The benchmark's building blocks, on small problems (benchmarks themselves are never timed in tests).
@@ -184,5 +185,54 @@ struct BenchTests {
         let peak = Measure.peakMemory()
         #expect(peak != nil && peak! > 0)
         #endif
+    }
+
+    /// A tiny run for the recording workload (moons, 2-8-1, 12 SGD steps).
+    static func recordingConfig(checkpointEvery: Int?) throws -> RunConfig {
+        let every = checkpointEvery.map { #", "checkpointEvery": \#($0)"# } ?? ""
+        return try RunConfig.decode(Data("""
+            {"name": "rec", "seed": 3, "data": {"kind": "moons", "train": 40, "test": 10},
+             "model": {"kind": "mlp", "layers": [2, 8, 1], "activation": "tanh"}, "loss": {"kind": "logistic"},
+             "optimizer": {"kind": "sgd", "learningRate": 0.3, "momentum": 0.9},
+             "training": {"steps": 12, "batchSize": 8\(every)}}
+            """.utf8), source: "test")
+    }
+
+    /// The recording workload's structure (not its timing): recording off, the config's policy and
+    /// every step, each timed `repeats` times, with trace sizes, checkpoint counts, CPU times and
+    /// the load average; recording does not change the run (the benchmark checks the final weights).
+    @Test func recordingWorkloadComparesOffPolicyAndEveryStep() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("pk-rec-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let b = try RecordingBenchmark.run(config: try Self.recordingConfig(checkpointEvery: 5), repeats: 2, directory: dir)
+        #expect(b.variants.map(\.checkpointEvery) == [nil, 5, 1])
+        #expect(b.steps == 12 && b.repeats == 2 && b.parameterCount == 2 * 8 + 8 + 8 + 1)
+        for v in b.variants {
+            #expect(v.seconds.count == 2 && v.cpuSeconds.count == 2 && v.median > 0 && v.stepsPerSecond > 0)
+        }
+        let (off, policy, every) = (b.variants[0], b.variants[1], b.variants[2])
+        #expect(off.traceBytes == 0 && off.checkpoints == 0 && off.overhead == 0)
+        #expect(policy.checkpoints == 4 && every.checkpoints == 13)   // 0, 5, 10, 12; 0…12
+        #expect(off.writerCPUSeconds == [0, 0] && off.writerCPUFraction == 0)
+        #expect(policy.writerCPUSeconds.allSatisfy { $0 > 0 } && every.writerCPUSeconds.allSatisfy { $0 > 0 })
+        #expect(policy.traceBytes > 0 && every.traceBytes >= policy.traceBytes)   // 64 KiB pages: equal for a tiny model
+        #expect(b.overhead == policy.overhead && policy.overhead.isFinite)
+        #if os(Linux)
+        #expect(b.loadBefore?.count == 3 && b.loadAfter?.count == 3)
+        #endif
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path).isEmpty, "the benchmark's traces are removed")
+        let text = b.text()
+        for word in ["recording off", "every 5", "a checkpoint every step", "load average", "overhead", "writer CPU"] {
+            #expect(text.contains(word), "'\(word)' not in: \(text)")
+        }
+        // The default policy is the config's; a policy of every step has no separate every-step row.
+        let defaults = try RecordingBenchmark.run(config: try Self.recordingConfig(checkpointEvery: nil), repeats: 1, directory: dir)
+        #expect(defaults.variants.map(\.checkpointEvery) == [nil, TrainingSpec.defaultCheckpointEvery, 1])
+        #expect(defaults.variants[1].checkpoints == 2)   // 0 and 12
+        let dense = try RecordingBenchmark.run(config: try Self.recordingConfig(checkpointEvery: 5), repeats: 1,
+                                               checkpointEvery: 1, directory: dir)
+        #expect(dense.variants.map(\.checkpointEvery) == [nil, 1])
+        #expect { try RecordingBenchmark.run(config: try Self.recordingConfig(checkpointEvery: 5), repeats: 0, directory: dir) } throws: { _ in true }
     }
 }

@@ -188,6 +188,48 @@ struct TrainingTests {
         for s in cps { _ = try r.checkpoint(step: s) }
     }
 
+    /// The default checkpoint policy (a config without `checkpointEvery`): a checkpoint every
+    /// `defaultCheckpointEvery` steps plus the last, the optimizer's state with each, and a run
+    /// recorded that way ends at the very weights of the same run without a recorder (what
+    /// `train --no-record` does).
+    @Test func defaultPolicyIsSparseAndRecordingChangesNothing() throws {
+        let k = TrainingSpec.defaultCheckpointEvery
+        let json = """
+            {"name": "d", "seed": 4, "data": {"kind": "moons", "train": 30, "test": 10},
+             "model": {"kind": "mlp", "layers": [2, 6, 1], "activation": "tanh"}, "loss": {"kind": "logistic"},
+             "optimizer": {"kind": "sgd", "learningRate": 0.2, "momentum": 0.9}, "training": {"steps": \(2 * k + 3), "batchSize": 10}}
+            """
+        let config = try RunConfig.decode(Data(json.utf8), source: "test")
+        #expect(config.training.checkpointEvery == k)
+        #expect(TrainingSpec(steps: 5).checkpointEvery == k)
+        let path = try tempPath("d.sqlite")
+        let recorded = try record(config, to: path)
+        let plain = try Trainer(config: config).run(observers: [])
+        #expect(recorded.status == .finished && plain.status == .finished)
+        #expect(recorded.finalParameters.map(\.bitPattern) == plain.finalParameters.map(\.bitPattern))
+        let r = try TraceReader.open(path)
+        #expect(r.run.checkpointEvery == k)
+        #expect(try r.checkpointSteps() == [0, k, 2 * k, 2 * k + 3])
+        #expect(try r.steps().count == 2 * k + 3)
+        for s in [k, 2 * k] { #expect(try r.optimizerState(step: s) != nil, "no optimizer state at \(s)") }
+        #expect(try r.checkpoint(step: 2 * k + 3).map(\.bitPattern) == plain.finalParameters.map(\.bitPattern))
+        #expect(try r.validate().problems.isEmpty)
+    }
+
+    /// A trace that cannot be created (a file is in the way) stops the run within a few steps
+    /// (the file is created on the writer's thread) and `finish` throws why; the file is kept.
+    @Test func recorderThatCannotCreateItsTraceStopsTheRun() throws {
+        let path = try tempPath("taken.sqlite")
+        try Data("mine".utf8).write(to: URL(fileURLWithPath: path))
+        let trainer = try Trainer(config: smallConfig(steps: 100_000))
+        let recorder = TraceRecorder(path: path)
+        let outcome = trainer.run(observers: [recorder])
+        #expect(outcome.status == .aborted && outcome.stepsDone < 100_000)
+        #expect(outcome.message?.contains("taken.sqlite") == true, "\(outcome.message ?? "")")
+        #expect { try recorder.finish() } throws: { "\($0)".contains("taken.sqlite") }
+        #expect(try String(contentsOfFile: path, encoding: .utf8) == "mine")
+    }
+
     @Test func mismatchedModelAndDataIsAClearError() throws {
         var config = smallConfig()
         config.model.layers = [3, 8, 1]
