@@ -98,15 +98,8 @@ public enum RealisticBenchmark {
         var config = try Presets.load(preset)
         if let steps { config.training.steps = steps }
         let loadBefore = load()
-        let trainer = try Trainer(config: config)
-        log("\(workload): training \(preset), \(config.training.steps) steps (\(trainer.model.parameterCount) parameters)")
-        let training = Measure.seconds { trainer.run(observers: []) }
-        let path = directory.appendingPathComponent("\(preset).sqlite").path
-        let recorder = TraceRecorder(path: path)
-        let recording = try Measure.seconds {
-            trainer.run(observers: [recorder])
-            try recorder.finish()
-        }
+        let (training, recording, path) = try PathBenchmark.train(config, in: directory, log: log)
+        let parameters = try TraceRun.load(TraceReader.open(path)).model.parameterCount
         var analyses: [Analysis] = []
         for precision in precisions {
             var settings = AnalysisSettings()
@@ -154,7 +147,7 @@ public enum RealisticBenchmark {
                                      kernelFormMaxAbs: test?.kernelFormMaxAbs, etaChecks: etaChecks))
             log("\(workload) \(precision.rawValue): \(String(format: "%.1f", seconds)) s")
         }
-        return Result(workload: workload, preset: preset, steps: config.training.steps, parameters: trainer.model.parameterCount,
+        return Result(workload: workload, preset: preset, steps: config.training.steps, parameters: parameters,
                       trainingSeconds: training, recordingSeconds: recording, loadBefore: loadBefore, loadAfter: load(), analyses: analyses)
     }
 }
