@@ -37,6 +37,7 @@ Exit status: 0 when the float64 kernels agree, 1 when one does not, 2 on bad inp
 Never part of CI. Needs the venv made by setup-peers.sh (jax 0.4.23, neural-tangents 0.6.5).
 """
 
+from machine_load import busy_cpu_seconds  # the same /proc/stat reading as the quiet-machine wait
 import argparse
 import json
 import os
@@ -217,18 +218,6 @@ def rel_fro(a, ref):
     a = np.asarray(a, dtype=np.float64)
     ref = np.asarray(ref, dtype=np.float64)
     return float(np.linalg.norm(a - ref) / np.linalg.norm(ref))
-
-
-def busy_cpu_seconds():
-    """CPU seconds all processes of the machine have been busy (Linux /proc/stat), or None."""
-    try:
-        with open("/proc/stat") as f:
-            fields = f.readline().split()
-        # user nice system idle iowait irq softirq steal ...
-        ticks = [int(v) for v in fields[1:9]]
-        return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return None
 
 
 def own_cpu_seconds():
