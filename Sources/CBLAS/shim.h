@@ -23,4 +23,18 @@ static inline const char *pathkernel_openblas_corename(void) {
 static inline const char *pathkernel_openblas_config(void) {
     return openblas_get_config ? openblas_get_config() : NULL;
 }
+
+/* The heap policy of `AllocatorPolicy` (PKNumerics): glibc's mallopt, 1 when every setting was
+   accepted, 0 otherwise or off glibc. */
+#if defined(__GLIBC__)
+#include <malloc.h>
+#include <limits.h>
+static inline int pathkernel_keep_freed_blocks(int mmap_threshold) {
+    int a = mallopt(M_MMAP_THRESHOLD, mmap_threshold);
+    int b = mallopt(M_TRIM_THRESHOLD, INT_MAX);
+    return a == 1 && b == 1;
+}
+#else
+static inline int pathkernel_keep_freed_blocks(int mmap_threshold) { (void)mmap_threshold; return 0; }
+#endif
 #endif

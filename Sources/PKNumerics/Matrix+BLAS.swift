@@ -10,6 +10,9 @@ public protocol BLASScalar: BinaryFloatingPoint, Sendable, Codable {
     static func gemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Self,
                      a: UnsafePointer<Self>, lda: Int, b: UnsafePointer<Self>, ldb: Int,
                      beta: Self, c: UnsafeMutablePointer<Self>, ldc: Int)
+    /// ReLU in place with its derivative, one branch-free pass: `d[k] = [v[k] > 0]`,
+    /// `v[k] ← v[k]·[v[k] > 0]` (0 for NaN and −0).
+    static func reluInPlace(_ v: UnsafeMutablePointer<Self>, derivatives d: UnsafeMutablePointer<Self>, count: Int)
 }
 
 extension Double: BLASScalar {
@@ -163,5 +166,49 @@ public enum BLASThreads {
         #if !canImport(Accelerate)
         openblas_set_num_threads(Int32(clamping: max(n, 1)))
         #endif
+    }
+}
+
+// Concrete SIMD loops: the generic scalar loop keeps a data-dependent branch (random signs
+// mispredict half the time) and never vectorizes.
+extension Double {
+    @inlinable
+    public static func reluInPlace(_ v: UnsafeMutablePointer<Double>, derivatives d: UnsafeMutablePointer<Double>, count: Int) {
+        let zero = SIMD4<Double>(repeating: 0), one = SIMD4<Double>(repeating: 1)
+        var k = 0
+        while k + 4 <= count {
+            let x = UnsafeRawPointer(v + k).loadUnaligned(as: SIMD4<Double>.self)
+            let positive = x .> zero
+            UnsafeMutableRawPointer(d + k).storeBytes(of: zero.replacing(with: one, where: positive), as: SIMD4<Double>.self)
+            UnsafeMutableRawPointer(v + k).storeBytes(of: zero.replacing(with: x, where: positive), as: SIMD4<Double>.self)
+            k += 4
+        }
+        while k < count {
+            let positive = v[k] > 0
+            d[k] = positive ? 1 : 0
+            v[k] = positive ? v[k] : 0
+            k += 1
+        }
+    }
+}
+
+extension Float {
+    @inlinable
+    public static func reluInPlace(_ v: UnsafeMutablePointer<Float>, derivatives d: UnsafeMutablePointer<Float>, count: Int) {
+        let zero = SIMD8<Float>(repeating: 0), one = SIMD8<Float>(repeating: 1)
+        var k = 0
+        while k + 8 <= count {
+            let x = UnsafeRawPointer(v + k).loadUnaligned(as: SIMD8<Float>.self)
+            let positive = x .> zero
+            UnsafeMutableRawPointer(d + k).storeBytes(of: zero.replacing(with: one, where: positive), as: SIMD8<Float>.self)
+            UnsafeMutableRawPointer(v + k).storeBytes(of: zero.replacing(with: x, where: positive), as: SIMD8<Float>.self)
+            k += 8
+        }
+        while k < count {
+            let positive = v[k] > 0
+            d[k] = positive ? 1 : 0
+            v[k] = positive ? v[k] : 0
+            k += 1
+        }
     }
 }

@@ -20,6 +20,7 @@ struct PathKernel: ParsableCommand {
     /// ArgumentParser's `main`, except that a bad command line is one line on standard error,
     /// `error: …`, like every other error (exit status 64). Help and `--version` print as usual.
     static func main() {
+        AllocatorPolicy.apply()
         do {
             var command = try parseAsRoot()
             try command.run()

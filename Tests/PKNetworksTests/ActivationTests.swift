@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import PKNetworks
+import PKNumerics
 
 @Suite("Activations: derivatives against finite differences, values against closed forms")
 struct ActivationTests {
@@ -63,6 +64,24 @@ struct ActivationTests {
         }
         if act == .softplus {
             #expect(isClose(act.value(1000), 1000, tolerance: 1e-15) && act.value(-1000) >= 0)
+        }
+    }
+
+    /// The matrix form every network uses (`applyInPlace`, ReLU by a SIMD loop) against the scalar
+    /// `valueAndDerivative`, bit for bit on a 5 × 7 matrix (35 entries: vector body and tail),
+    /// in both precisions (Float: the scalar formula in Double, rounded once).
+    @Test(arguments: Activation.allCases)
+    func matrixFormMatchesScalarForm(_ act: Activation) {
+        let xs = (0..<35).map { k in Self.points[k % Self.points.count] * (k % 2 == 0 ? 1 : -1) }
+        var z = DenseMatrix<Double>(rows: 5, cols: 7, data: xs)
+        let d = act.applyInPlace(&z, leakySlope: Self.slope)
+        var zf = DenseMatrix<Float>(rows: 5, cols: 7, data: xs.map(Float.init))
+        let df = act.applyInPlace(&zf, leakySlope: Self.slope)
+        for (k, x) in xs.enumerated() {
+            let (v, dv) = act.valueAndDerivative(x, leakySlope: Self.slope)
+            #expect(z.data[k].bitPattern == v.bitPattern && d.data[k].bitPattern == dv.bitPattern, "\(act) at \(x)")
+            let (vf, dvf) = act.valueAndDerivative(Double(Float(x)), leakySlope: Self.slope)
+            #expect(zf.data[k] == Float(vf) && df.data[k] == Float(dvf), "\(act) (Float) at \(x)")
         }
     }
 

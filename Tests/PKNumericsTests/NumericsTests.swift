@@ -361,3 +361,44 @@ struct ThreadsEnvironmentTests {
         }
     }
 }
+
+@Suite("Elementwise kernels against their scalar definitions")
+struct ElementwiseKernelTests {
+    /// ReLU's SIMD loop, every length 0…19 (the vector body and every tail) in both precisions,
+    /// against the definition `d = [v > 0]`, `v ← [v > 0]·v`, bit for bit, with NaN, ±0, ±∞ and
+    /// subnormals among the values.
+    @Test func reluMatchesDefinition() {
+        var rng = PortableRandom(seed: 11)
+        let specials: [Double] = [.nan, 0, -0.0, .infinity, -.infinity, 5e-324, -5e-324]
+        for count in 0..<20 {
+            let values: [Double] = (0..<count).map { k in k % 5 == 3 ? specials[k % specials.count] : rng.normal() }
+            for (v, d) in [(values, [Double](repeating: 7, count: count))] {
+                var v = v, d = d
+                v.withUnsafeMutableBufferPointer { vp in d.withUnsafeMutableBufferPointer { dp in
+                    if count > 0 { Double.reluInPlace(vp.baseAddress!, derivatives: dp.baseAddress!, count: count) }
+                } }
+                for k in 0..<count {
+                    let x = values[k]
+                    #expect(d[k].bitPattern == (x > 0 ? 1.0 : 0.0).bitPattern)
+                    #expect(v[k].bitPattern == (x > 0 ? x : 0.0).bitPattern)
+                }
+            }
+            var vf = values.map(Float.init), df = [Float](repeating: 7, count: count)
+            vf.withUnsafeMutableBufferPointer { vp in df.withUnsafeMutableBufferPointer { dp in
+                if count > 0 { Float.reluInPlace(vp.baseAddress!, derivatives: dp.baseAddress!, count: count) }
+            } }
+            for k in 0..<count {
+                let x = Float(values[k])
+                #expect(df[k].bitPattern == (x > 0 ? Float(1) : 0).bitPattern)
+                #expect(vf[k].bitPattern == (x > 0 ? x : 0).bitPattern)
+            }
+        }
+    }
+
+    /// The heap policy is accepted by this C library (glibc on the Linux machines it targets).
+    @Test func allocatorPolicyApplies() {
+        #if os(Linux)
+        #expect(AllocatorPolicy.apply())
+        #endif
+    }
+}
