@@ -3,7 +3,7 @@
 //
 // Dependencies point one way (top depends on bottom, never back):
 //
-//   pathkernel (CLI) ── PKTraining ── PKStep ── PKNetworks ── PKNumerics ── CBLAS
+//   pathkernel (CLI) ── PKTraining ── PKStep ── PKNetworks ── PKNumerics ── CBLAS, CKernels
 //                                            └─ PKOptim ── PKNumerics
 //                                  └─ PKData ── PKNumerics
 //                     └─ PKTrace ── CSQLite, CCRC32    (the trace store knows SQLite alone, and one C CRC-32 kernel)
@@ -37,11 +37,14 @@ let package = Package(
         .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
         /// CRC-32 by carry-less multiplication (x86-64 PCLMULQDQ; elsewhere PKTrace's table loop).
         .target(name: "CCRC32"),
+        /// Elementwise kernels of the analyzer's hot loops (baseline and AVX2, the same bits).
+        .target(name: "CKernels"),
 
         // MARK: - Public API
         /// Dense matrices, GEMM through CBLAS, Gauss–Legendre rules, the portable RNG.
         .target(name: "PKNumerics", dependencies: [
             .target(name: "CBLAS", condition: .when(platforms: [.linux])),
+            "CKernels",
             .product(name: "RealModule", package: "swift-numerics"),
         ]),
         /// Model specs, MLPs, forward/backward passes, Jacobians.

@@ -92,7 +92,7 @@ extension PathAnalyzer {
             var kernelFlops: Double? = nil
             if let pre = route as? PreconditionedRoute {
                 let PR = Double(PathAnalyzer.querySideScalars(model: model, form: pre.form))
-                let perBlock = min(nQ, max(1, (256 * 1_048_576) / max(bytes * C * PR, 1)).rounded(.down))
+                let perBlock = min(nQ, max(1, Double(PathAnalyzer.querySideBlockBytes) / max(bytes * C * PR, 1)).rounded(.down))
                 memory += (pre.form.hasPreconditioner ? 16 : 8) * T * P + bytes * C * PR * perBlock
                 let meanBatch = Double(run.stepRecords.reduce(0) { $0 + $1.batch.count }) / max(T, 1)
                 kernelFlops = 2 * C * nQ * PR * meanBatch * T

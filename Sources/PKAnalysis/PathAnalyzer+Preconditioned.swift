@@ -139,6 +139,10 @@ extension PathAnalyzer {
         layer.index == 0 && model is MLP && !form.hasPreconditioner
     }
 
+    /// The most bytes of query side R one query block holds (`accumulatePreconditioned`; the cost
+    /// model's memory estimate uses the same bound).
+    static let querySideBlockBytes = 512 << 20
+
     /// `P_R`: the scalars of the query side R per query and output channel (P, less the factored
     /// layer's `in·out` plus its `out`).
     static func querySideScalars(model: any Network, form: PreconditionedForm) -> Int {
@@ -175,31 +179,29 @@ extension PathAnalyzer {
         // Scalars of R per query row and channel, per layer (weights only; biases are `out` more).
         let rowWidth = layers.map { factored[$0.index] ? $0.outputs : $0.weightCount }
         let perQuery = C * querySideScalars(model: model, form: form)
-        // Query rows per block: R stays under about 256 MB.
-        let perBlock = max(1, min(nQ, (256 << 20) / max(bytes * perQuery, 1)))
+        // Query rows per block: R stays under `querySideBlockBytes`.
+        let perBlock = max(1, min(nQ, querySideBlockBytes / max(bytes * perQuery, 1)))
         let queryBlocks = stride(from: 0, to: nQ, by: perBlock).map { $0..<min($0 + perBlock, nQ) }
         // Query rows per thread chunk: one layer's rows of a chunk (C channels) stay near 2 MB.
         let largest = rowWidth.max() ?? 1
         let widest = layers.map { $0.outputs }.max() ?? 1
         var done = 0
+        // R (row c·m + r: R_s(x_r) for output c), layer by layer: weights (C·m·out) × in (factored:
+        // (C·m) × out), biases (C·m) × out. Allocated once for the largest block and zeroed per
+        // block (a fresh mapping per block would page-fault all of R again each time).
+        let rW = layers.map { layer in UnsafeMutablePointer<S>.allocate(capacity: C * perBlock * rowWidth[layer.index]) }
+        let rB = layers.map { layer -> UnsafeMutablePointer<S>? in
+            layer.biasOffset == nil ? nil : UnsafeMutablePointer<S>.allocate(capacity: C * perBlock * layer.outputs)
+        }
+        defer {
+            rW.forEach { $0.deallocate() }
+            rB.forEach { $0?.deallocate() }
+        }
         for (blockIndex, rows) in queryBlocks.enumerated() {
             let xb = xq.rows(rows), m = rows.count
-            // R (row c·m + r: R_s(x_r) for output c), layer by layer: weights (C·m·out) × in (factored:
-            // (C·m) × out), biases (C·m) × out.
-            let rW = layers.map { layer -> UnsafeMutablePointer<S> in
-                let p = UnsafeMutablePointer<S>.allocate(capacity: C * m * rowWidth[layer.index])
-                p.initialize(repeating: 0, count: C * m * rowWidth[layer.index])
-                return p
-            }
-            let rB = layers.map { layer -> UnsafeMutablePointer<S>? in
-                guard layer.biasOffset != nil else { return nil }
-                let p = UnsafeMutablePointer<S>.allocate(capacity: C * m * layer.outputs)
-                p.initialize(repeating: 0, count: C * m * layer.outputs)
-                return p
-            }
-            defer {
-                rW.forEach { $0.deallocate() }
-                rB.forEach { $0?.deallocate() }
+            for layer in layers {
+                rW[layer.index].initialize(repeating: 0, count: C * m * rowWidth[layer.index])
+                rB[layer.index]?.initialize(repeating: 0, count: C * m * layer.outputs)
             }
             let per = max(1, min((m + 1) / 2, (2 << 20) / (bytes * max(largest, 1))))
             let chunks = stride(from: 0, to: m, by: per).map { $0..<min($0 + per, m) }

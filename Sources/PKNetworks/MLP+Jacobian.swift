@@ -120,15 +120,9 @@ extension DenseLayer {
                 let a0 = a[i0] + r * din, a1 = a[i1] + r * din, a2 = a[i2] + r * din, a3 = a[i3] + r * din
                 let d0 = dl[i0] + row * dout, d1 = dl[i1] + row * dout, d2 = dl[i2] + row * dout, d3 = dl[i3] + row * dout
                 for i in 0..<dout {
-                    let c0 = w0 * d0[i], c1 = w1 * d1[i], c2 = w2 * d2[i], c3 = w3 * d3[i]
-                    let o = target + (row * dout + i) * din, s = sBase + i * din
-                    if dec == 0 {
-                        for k in 0..<din { o[k] = s[k] * (c0 * a0[k] + c1 * a1[k] + c2 * a2[k] + c3 * a3[k]) }
-                    } else if dec == 1 {
-                        for k in 0..<din { o[k] += s[k] * (c0 * a0[k] + c1 * a1[k] + c2 * a2[k] + c3 * a3[k]) }
-                    } else {
-                        for k in 0..<din { o[k] = dec * o[k] + s[k] * (c0 * a0[k] + c1 * a1[k] + c2 * a2[k] + c3 * a3[k]) }
-                    }
+                    // o = dec·o + s ⊙ (c₀a₀ + c₁a₁ + c₂a₂ + c₃a₃) (dec 0: assign, 1: add), in C (AVX2).
+                    S.scaledCombination(target + (row * dout + i) * din, scale: sBase + i * din, (a0, a1, a2, a3),
+                                        (w0 * d0[i], w1 * d1[i], w2 * d2[i], w3 * d3[i]), decay: dec, count: din)
                 }
             }
             if let bias, let bo = layer.biasOffset {

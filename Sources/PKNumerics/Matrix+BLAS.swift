@@ -3,6 +3,7 @@ import Accelerate
 #else
 import CBLAS
 #endif
+import CKernels
 
 /// A scalar type BLAS computes with: `Double` (`dgemm`) and `Float` (`sgemm`).
 public protocol BLASScalar: BinaryFloatingPoint, Sendable, Codable {
@@ -13,6 +14,12 @@ public protocol BLASScalar: BinaryFloatingPoint, Sendable, Codable {
     /// ReLU in place with its derivative, one branch-free pass: `d[k] = [v[k] > 0]`,
     /// `v[k] ← v[k]·[v[k] > 0]` (0 for NaN and −0).
     static func reluInPlace(_ v: UnsafeMutablePointer<Self>, derivatives d: UnsafeMutablePointer<Self>, count: Int)
+    /// `v[k] = s[k]·(c₀a₀[k] + c₁a₁[k] + c₂a₂[k] + c₃a₃[k])` (sums left to right) for k < n, then
+    /// `o[k] = v[k]` (`decay == 0`), `o[k] += v[k]` (`decay == 1`), else `o[k] = decay·o[k] + v[k]`:
+    /// the C kernel `pk_scaled_combination` (AVX2 where the CPU has it, the same bits either way).
+    static func scaledCombination(_ o: UnsafeMutablePointer<Self>, scale s: UnsafePointer<Self>,
+                                  _ a: (UnsafePointer<Self>, UnsafePointer<Self>, UnsafePointer<Self>, UnsafePointer<Self>),
+                                  _ c: (Self, Self, Self, Self), decay: Self, count n: Int)
 }
 
 extension Double: BLASScalar {
@@ -211,4 +218,29 @@ extension Float {
             k += 1
         }
     }
+}
+
+extension Double {
+    @inlinable
+    public static func scaledCombination(_ o: UnsafeMutablePointer<Double>, scale s: UnsafePointer<Double>,
+                                         _ a: (UnsafePointer<Double>, UnsafePointer<Double>, UnsafePointer<Double>, UnsafePointer<Double>),
+                                         _ c: (Double, Double, Double, Double), decay: Double, count n: Int) {
+        pk_scaled_combination_f64(o, s, a.0, a.1, a.2, a.3, c.0, c.1, c.2, c.3, decay, decay == 0 ? 0 : (decay == 1 ? 1 : 2), n)
+    }
+}
+
+extension Float {
+    @inlinable
+    public static func scaledCombination(_ o: UnsafeMutablePointer<Float>, scale s: UnsafePointer<Float>,
+                                         _ a: (UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>),
+                                         _ c: (Float, Float, Float, Float), decay: Float, count n: Int) {
+        pk_scaled_combination_f32(o, s, a.0, a.1, a.2, a.3, c.0, c.1, c.2, c.3, decay, decay == 0 ? 0 : (decay == 1 ? 1 : 2), n)
+    }
+}
+
+/// Whether the C kernels run their AVX2 versions on this CPU (`pk_kernels_avx2`).
+public enum ElementwiseKernels {
+    public static var avx2: Bool { pk_kernels_avx2() == 1 }
+    /// Tests: run the baseline versions whatever the CPU (`false` chooses by CPUID again).
+    public static func forceBaseline(_ on: Bool) { pk_kernels_force_baseline(on ? 1 : 0) }
 }

@@ -402,3 +402,52 @@ struct ElementwiseKernelTests {
         #endif
     }
 }
+
+@Suite("The C kernels against the Swift expression they replace", .serialized)
+struct ScaledCombinationTests {
+    /// `pk_scaled_combination` in both precisions, every mode (assign, add, decay), lengths 0…40
+    /// (vector bodies and tails), AVX2 (where the CPU has it) and the baseline version, each bit
+    /// for bit against the scalar Swift expression the analyzer used before (no FMA either way).
+    @Test func matchesScalarExpressionBitForBit() {
+        var rng = PortableRandom(seed: 23)
+        for baseline in [false, true] {
+            ElementwiseKernels.forceBaseline(baseline)
+            defer { ElementwiseKernels.forceBaseline(false) }
+            for n in 0...40 {
+                for decay in [0.0, 1.0, 0.9] {
+                    let s = (0..<n).map { _ in rng.normal() }, o0 = (0..<n).map { _ in rng.normal() }
+                    let a = (0..<4).map { _ in (0..<max(n, 1)).map { _ in rng.normal() } }
+                    let c = (0..<4).map { _ in rng.normal() }
+                    check(Double.self, n: n, s: s, o0: o0, a: a, c: c, decay: decay)
+                    check(Float.self, n: n, s: s, o0: o0, a: a, c: c, decay: decay)
+                }
+            }
+        }
+        #if arch(x86_64)
+        #expect(ElementwiseKernels.avx2, "every machine this project targets has AVX2")
+        #endif
+    }
+
+    private func check<S: BLASScalar>(_: S.Type, n: Int, s: [Double], o0: [Double], a: [[Double]], c: [Double], decay: Double) {
+        let sS = s.map { S($0) }, aS = a.map { $0.map { S($0) } }, cS = c.map { S($0) }, d = S(decay)
+        var o = o0.map { S($0) }
+        var expected = o
+        for k in 0..<n {
+            let v = sS[k] * (cS[0] * aS[0][k] + cS[1] * aS[1][k] + cS[2] * aS[2][k] + cS[3] * aS[3][k])
+            expected[k] = decay == 0 ? v : (decay == 1 ? expected[k] + v : d * expected[k] + v)
+        }
+        o.withUnsafeMutableBufferPointer { op in
+            sS.withUnsafeBufferPointer { sp in
+                aS[0].withUnsafeBufferPointer { a0 in aS[1].withUnsafeBufferPointer { a1 in
+                aS[2].withUnsafeBufferPointer { a2 in aS[3].withUnsafeBufferPointer { a3 in
+                    guard n > 0 else { return }
+                    S.scaledCombination(op.baseAddress!, scale: sp.baseAddress!, (a0.baseAddress!, a1.baseAddress!, a2.baseAddress!, a3.baseAddress!),
+                                        (cS[0], cS[1], cS[2], cS[3]), decay: d, count: n)
+                } } } }
+            }
+        }
+        for k in 0..<n {
+            #expect(o[k] == expected[k] && (o[k] == 0 || o[k].sign == expected[k].sign), "\(S.self) n \(n) decay \(decay) k \(k)")
+        }
+    }
+}

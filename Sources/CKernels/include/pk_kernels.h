@@ -1,0 +1,26 @@
+#ifndef PATHKERNEL_KERNELS_H
+#define PATHKERNEL_KERNELS_H
+#include <stddef.h>
+
+/* Elementwise kernels of the analyzer's hot loops, compiled twice on x86-64 (baseline SSE2 and
+ * AVX2, chosen once per process by CPUID) and with floating-point contraction off, so that both
+ * compute the same operations in the same order and give the same bits (no FMA).
+ *
+ * pk_scaled_combination_f64 / _f32: for k < n,
+ *     v[k] = s[k] * (c0*a0[k] + c1*a1[k] + c2*a2[k] + c3*a3[k])   (sums left to right)
+ *     mode 0: o[k] = v[k];  mode 1: o[k] = o[k] + v[k];  mode 2: o[k] = dec*o[k] + v[k].
+ * `o` may not alias the inputs. */
+void pk_scaled_combination_f64(double *o, const double *s, const double *a0, const double *a1,
+                               const double *a2, const double *a3, double c0, double c1, double c2,
+                               double c3, double dec, int mode, size_t n);
+void pk_scaled_combination_f32(float *o, const float *s, const float *a0, const float *a1,
+                               const float *a2, const float *a3, float c0, float c1, float c2,
+                               float c3, float dec, int mode, size_t n);
+
+/* 1 when the AVX2 versions run on this CPU, else 0 (the baseline versions run). */
+int pk_kernels_avx2(void);
+
+/* Tests: 1 runs the baseline versions whatever the CPU (0, the default, chooses by CPUID). */
+void pk_kernels_force_baseline(int on);
+
+#endif
