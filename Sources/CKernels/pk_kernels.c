@@ -24,7 +24,33 @@
         }                                                                                          \
     }
 
+#define PK_CONTRACTION(T, NAME, ATTR)                                                              \
+    ATTR static void NAME(T *restrict z, const int *channels, int nch, const T *restrict y,        \
+                          const T *restrict u, const T *restrict gram, T sw, const T *restrict b,  \
+                          T sb, const T *restrict sT, size_t dout, size_t nb, T *restrict coef) {  \
+        for (int c = 0; c < nch; c++)                                                              \
+            for (size_t i = 0; i < nb; i++) z[(size_t)channels[c] * nb + i] = 0;                  \
+        for (size_t j = 0; j < dout; j++) {                                                        \
+            T bj = b ? sb * b[j] : (T)0;                                                           \
+            if (u) {                                                                               \
+                T uj = sw * u[j];                                                                  \
+                for (size_t i = 0; i < nb; i++) coef[i] = uj * gram[i] + bj;                       \
+            } else {                                                                               \
+                const T *yj = y + j * nb;                                                          \
+                for (size_t i = 0; i < nb; i++) coef[i] = yj[i] + bj;                              \
+            }                                                                                      \
+            for (int c = 0; c < nch; c++) {                                                        \
+                size_t k = (size_t)channels[c];                                                    \
+                const T *sk = sT + (k * dout + j) * nb;                                            \
+                T *zk = z + k * nb;                                                                \
+                for (size_t i = 0; i < nb; i++) zk[i] = zk[i] + coef[i] * sk[i];                  \
+            }                                                                                      \
+        }                                                                                          \
+    }
+
 PK_COMBINATION(double, combination_f64_base, )
+PK_CONTRACTION(double, contraction_f64_base, )
+PK_CONTRACTION(float, contraction_f32_base, )
 PK_COMBINATION(float, combination_f32_base, )
 
 static int force_baseline = 0;
@@ -33,6 +59,8 @@ void pk_kernels_force_baseline(int on) { force_baseline = on; }
 #if defined(__x86_64__) || defined(_M_X64)
 PK_COMBINATION(double, combination_f64_avx2, __attribute__((target("avx2"))))
 PK_COMBINATION(float, combination_f32_avx2, __attribute__((target("avx2"))))
+PK_CONTRACTION(double, contraction_f64_avx2, __attribute__((target("avx2"))))
+PK_CONTRACTION(float, contraction_f32_avx2, __attribute__((target("avx2"))))
 
 int pk_kernels_avx2(void) {
     static int cached = -1;
@@ -62,4 +90,22 @@ void pk_scaled_combination_f32(float *o, const float *s, const float *a0, const 
     if (pk_kernels_avx2()) { combination_f32_avx2(o, s, a0, a1, a2, a3, c0, c1, c2, c3, dec, mode, n); return; }
 #endif
     combination_f32_base(o, s, a0, a1, a2, a3, c0, c1, c2, c3, dec, mode, n);
+}
+
+void pk_signal_contraction_f64(double *z, const int *channels, int nch, const double *y,
+                               const double *u, const double *gram, double sw, const double *b,
+                               double sb, const double *sT, size_t dout, size_t nb, double *coef) {
+#if defined(__x86_64__) || defined(_M_X64)
+    if (pk_kernels_avx2()) { contraction_f64_avx2(z, channels, nch, y, u, gram, sw, b, sb, sT, dout, nb, coef); return; }
+#endif
+    contraction_f64_base(z, channels, nch, y, u, gram, sw, b, sb, sT, dout, nb, coef);
+}
+
+void pk_signal_contraction_f32(float *z, const int *channels, int nch, const float *y,
+                               const float *u, const float *gram, float sw, const float *b,
+                               float sb, const float *sT, size_t dout, size_t nb, float *coef) {
+#if defined(__x86_64__) || defined(_M_X64)
+    if (pk_kernels_avx2()) { contraction_f32_avx2(z, channels, nch, y, u, gram, sw, b, sb, sT, dout, nb, coef); return; }
+#endif
+    contraction_f32_base(z, channels, nch, y, u, gram, sw, b, sb, sT, dout, nb, coef);
 }

@@ -222,6 +222,8 @@ extension PathAnalyzer {
                 chunks.map { rr in UnsafeMutablePointer<S>.allocate(capacity: max(1, count(rr))) }
             }
             let generic = model is LayerNetwork
+            // The signal channels each product needs: full, every channel and δ^g; trace, its own and δ^g.
+            let allChannels = (0...C).map(Int32.init), channelPairs = (0..<C).map { [Int32($0), Int32(C)] }
             let tmpScratch = scratch { $0.count * largest }, oldScratch = scratch { $0.count * largest }
             let tmpBScratch = scratch { $0.count * widest }, oldBScratch = scratch { $0.count * widest }
             let yScratch = scratch { generic ? 1 : $0.count * widest * maxBatch }
@@ -341,7 +343,6 @@ extension PathAnalyzer {
                         let tmp = tmpScratch[ci], old = oldScratch[ci], tmpB = tmpBScratch[ci], oldB = oldBScratch[ci]
                         // Dense blocks: Y' = R[rows] A_bᵀ ((rows·out) × nb), then per query row and needed
                         // channel k, Σ_j (s_W Y'[j, i] + s_b R_b[j]) S_k[j, i] along the examples i.
-                        let needed = mode == .full ? Array(0...C) : []
                         let yT = yScratch[ci], coefficient = coefficientScratch[ci], zAcc = zScratch[ci]
                         for layer in layers {
                             let l = layer.index, din = layer.inputs, dout = layer.outputs, width = rr.count * dout
@@ -406,24 +407,16 @@ extension PathAnalyzer {
                                                    a: src, lda: din, b: ap.baseAddress!, ldb: din, beta: 0, c: yT, ldc: nb)
                                         }
                                     }
-                                    let channels = mode == .full ? needed : [c, C]
+                                    let channels = mode == .full ? allChannels : channelPairs[c]
                                     let sT = signalsT[l]
                                     for (kr, r) in rr.enumerated() {
-                                        for k in channels { (zAcc + k * nb).initialize(repeating: 0, count: nb) }
-                                        for j in 0..<dout {
-                                            // The coefficient of S_k[j, ·]: s_W Y'[j, ·] (factored: s_W u_j (x_r·x_i)) + s_b R_b[j].
-                                            let bj: S = srcB.map { sb * $0[kr * dout + j] } ?? 0
-                                            if fac {
-                                                let uj = sw * src[kr * dout + j], gram = inputGram[l]! + r * nb
-                                                for i in 0..<nb { coefficient[i] = uj * gram[i] + bj }
-                                            } else {
-                                                let y = yT + (kr * dout + j) * nb
-                                                for i in 0..<nb { coefficient[i] = y[i] + bj }
-                                            }
-                                            for k in channels {
-                                                let sk = sT + (k * dout + j) * nb, z = zAcc + k * nb
-                                                for i in 0..<nb { z[i] += coefficient[i] * sk[i] }
-                                            }
+                                        // Z_k[·] = Σ_j (s_W Y'[j, ·] (factored: s_W u_j (x_r·x_i)) + s_b R_b[j]) S_k[j, ·].
+                                        channels.withUnsafeBufferPointer { cp in
+                                            S.signalContraction(zAcc, channels: cp.baseAddress!, count: cp.count,
+                                                                y: fac ? nil : UnsafePointer(yT + kr * dout * nb),
+                                                                u: fac ? src + kr * dout : nil, gram: fac ? UnsafePointer(inputGram[l]! + r * nb) : nil,
+                                                                sw: sw, bias: srcB.map { $0 + kr * dout }, sb: sb, signals: UnsafePointer(sT),
+                                                                dout: dout, nb: nb, scratch: coefficient)
                                         }
                                         let row = c * m + r
                                         for i in 0..<nb { nbk[row * nb + i] += Double(zAcc[C * nb + i]) }

@@ -20,6 +20,13 @@ public protocol BLASScalar: BinaryFloatingPoint, Sendable, Codable {
     static func scaledCombination(_ o: UnsafeMutablePointer<Self>, scale s: UnsafePointer<Self>,
                                   _ a: (UnsafePointer<Self>, UnsafePointer<Self>, UnsafePointer<Self>, UnsafePointer<Self>),
                                   _ c: (Self, Self, Self, Self), decay: Self, count n: Int)
+    /// For each channel k of `channels`: `z[k·nb + i] = Σ_j (base_j[i] + bias_j)·sT[(k·dout + j)·nb + i]`
+    /// (j ascending, from 0), `base_j = (sw·u[j])·gram` when `u` is given (a factored layer) else row j
+    /// of `y` (dout × nb), `bias_j = sb·b[j]` or 0: the C kernel `pk_signal_contraction`.
+    static func signalContraction(_ z: UnsafeMutablePointer<Self>, channels: UnsafePointer<Int32>, count nch: Int,
+                                  y: UnsafePointer<Self>?, u: UnsafePointer<Self>?, gram: UnsafePointer<Self>?, sw: Self,
+                                  bias b: UnsafePointer<Self>?, sb: Self, signals sT: UnsafePointer<Self>,
+                                  dout: Int, nb: Int, scratch: UnsafeMutablePointer<Self>)
 }
 
 extension Double: BLASScalar {
@@ -227,6 +234,14 @@ extension Double {
                                          _ c: (Double, Double, Double, Double), decay: Double, count n: Int) {
         pk_scaled_combination_f64(o, s, a.0, a.1, a.2, a.3, c.0, c.1, c.2, c.3, decay, decay == 0 ? 0 : (decay == 1 ? 1 : 2), n)
     }
+
+    @inlinable
+    public static func signalContraction(_ z: UnsafeMutablePointer<Double>, channels: UnsafePointer<Int32>, count nch: Int,
+                                         y: UnsafePointer<Double>?, u: UnsafePointer<Double>?, gram: UnsafePointer<Double>?, sw: Double,
+                                         bias b: UnsafePointer<Double>?, sb: Double, signals sT: UnsafePointer<Double>,
+                                         dout: Int, nb: Int, scratch: UnsafeMutablePointer<Double>) {
+        pk_signal_contraction_f64(z, channels, Int32(nch), y, u, gram, sw, b, sb, sT, dout, nb, scratch)
+    }
 }
 
 extension Float {
@@ -235,6 +250,14 @@ extension Float {
                                          _ a: (UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>),
                                          _ c: (Float, Float, Float, Float), decay: Float, count n: Int) {
         pk_scaled_combination_f32(o, s, a.0, a.1, a.2, a.3, c.0, c.1, c.2, c.3, decay, decay == 0 ? 0 : (decay == 1 ? 1 : 2), n)
+    }
+
+    @inlinable
+    public static func signalContraction(_ z: UnsafeMutablePointer<Float>, channels: UnsafePointer<Int32>, count nch: Int,
+                                         y: UnsafePointer<Float>?, u: UnsafePointer<Float>?, gram: UnsafePointer<Float>?, sw: Float,
+                                         bias b: UnsafePointer<Float>?, sb: Float, signals sT: UnsafePointer<Float>,
+                                         dout: Int, nb: Int, scratch: UnsafeMutablePointer<Float>) {
+        pk_signal_contraction_f32(z, channels, Int32(nch), y, u, gram, sw, b, sb, sT, dout, nb, scratch)
     }
 }
 

@@ -451,3 +451,59 @@ struct ScaledCombinationTests {
         }
     }
 }
+
+extension ScaledCombinationTests {
+    /// `pk_signal_contraction` (AVX2 and baseline) bit for bit against the loop it replaced in the
+    /// backward route: factored (u, gram) and explicit (y) coefficients, with and without bias
+    /// rows, every channel and a pair of channels, nb in {1, 5, 64}; untouched channels stay as
+    /// they were.
+    @Test func signalContractionMatchesTheLoop() {
+        var rng = PortableRandom(seed: 29)
+        for baseline in [false, true] {
+            ElementwiseKernels.forceBaseline(baseline)
+            defer { ElementwiseKernels.forceBaseline(false) }
+            for nb in [1, 5, 64] {
+                for factored in [false, true] {
+                    for withBias in [false, true] {
+                        for channels in [[0, 1, 2, 3], [1, 3]] as [[Int32]] {
+                            contraction(Double.self, nb: nb, factored: factored, withBias: withBias, channels: channels, rng: &rng)
+                            contraction(Float.self, nb: nb, factored: factored, withBias: withBias, channels: channels, rng: &rng)
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    private func contraction<S: BLASScalar>(_: S.Type, nb: Int, factored: Bool, withBias: Bool, channels: [Int32], rng: inout PortableRandom) {
+        let dout = 7, C1 = 4
+        let y = (0..<(dout * nb)).map { _ in S(rng.normal()) }, u = (0..<dout).map { _ in S(rng.normal()) }
+        let gram = (0..<nb).map { _ in S(rng.normal()) }, b = (0..<dout).map { _ in S(rng.normal()) }
+        let sT = (0..<(C1 * dout * nb)).map { _ in S(rng.normal()) }
+        let sw = S(rng.normal()), sb = S(rng.normal())
+        var expected = [S](repeating: 9, count: C1 * nb)
+        for k in channels.map(Int.init) {
+            for i in 0..<nb { expected[k * nb + i] = 0 }
+            for j in 0..<dout {
+                let bj: S = withBias ? sb * b[j] : 0
+                for i in 0..<nb {
+                    let coefficient = factored ? (sw * u[j]) * gram[i] + bj : y[j * nb + i] + bj
+                    expected[k * nb + i] += coefficient * sT[(k * dout + j) * nb + i]
+                }
+            }
+        }
+        var z = [S](repeating: 9, count: C1 * nb), scratch = [S](repeating: 0, count: nb)
+        z.withUnsafeMutableBufferPointer { zp in scratch.withUnsafeMutableBufferPointer { sp in
+            y.withUnsafeBufferPointer { yp in u.withUnsafeBufferPointer { up in gram.withUnsafeBufferPointer { gp in
+            b.withUnsafeBufferPointer { bp in sT.withUnsafeBufferPointer { tp in channels.withUnsafeBufferPointer { cp in
+                S.signalContraction(zp.baseAddress!, channels: cp.baseAddress!, count: cp.count, y: factored ? nil : yp.baseAddress!,
+                                    u: factored ? up.baseAddress! : nil, gram: factored ? gp.baseAddress! : nil, sw: sw,
+                                    bias: withBias ? bp.baseAddress! : nil, sb: sb, signals: tp.baseAddress!, dout: dout, nb: nb,
+                                    scratch: sp.baseAddress!)
+            } } } } } }
+        } }
+        for k in 0..<(C1 * nb) {
+            #expect(z[k] == expected[k] && z[k].sign == expected[k].sign, "\(S.self) nb \(nb) factored \(factored) bias \(withBias) channels \(channels) entry \(k)")
+        }
+    }
+}

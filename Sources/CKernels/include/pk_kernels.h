@@ -17,6 +17,18 @@ void pk_scaled_combination_f32(float *o, const float *s, const float *a0, const 
                                const float *a2, const float *a3, float c0, float c1, float c2,
                                float c3, float dec, int mode, size_t n);
 
+/* pk_signal_contraction_f64 / _f32: for each channel k of `channels` (nch of them), z[k*nb + i]
+ * is set to the sum over j < dout (j ascending) of coef_j[i] * sT[(k*dout + j)*nb + i], i < nb,
+ * where coef_j[i] = base_j[i] + bias_j, base_j[i] = (sw*u[j]) * gram[i] when `u` is not NULL
+ * (a factored layer) and y[j*nb + i] otherwise, bias_j = sb*b[j] when `b` is not NULL, else 0.
+ * `coef` is scratch of nb scalars. Each z[k*nb + i] starts at 0 and adds its terms in j order. */
+void pk_signal_contraction_f64(double *z, const int *channels, int nch, const double *y,
+                               const double *u, const double *gram, double sw, const double *b,
+                               double sb, const double *sT, size_t dout, size_t nb, double *coef);
+void pk_signal_contraction_f32(float *z, const int *channels, int nch, const float *y,
+                               const float *u, const float *gram, float sw, const float *b,
+                               float sb, const float *sT, size_t dout, size_t nb, float *coef);
+
 /* 1 when the AVX2 versions run on this CPU, else 0 (the baseline versions run). */
 int pk_kernels_avx2(void);
 
