@@ -148,10 +148,10 @@ struct Analyze: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Integrate the path kernel along a trace and build its kernel machines.",
         discussion: """
-        Computes the exact path decomposition of the network's outputs (reconstruction residual),
-        the path kernel K^p, Domingos' coefficients, the kernel machines exact, path-km,
-        path-km-self, path-krr, ntk0-lin, ntk0-km and ntkT-krr, their fidelity to the network, the
-        kernel dynamics and the top training examples behind a few predictions (Docs/path-kernel.md).
+        Computes the exact path decomposition of the network's outputs (reconstruction residual), \
+        the path kernel K^p, Domingos' coefficients, the kernel machines exact, path-km, \
+        path-km-self, path-krr, ntk0-lin, ntk0-km and ntkT-krr, their fidelity to the network, the \
+        kernel dynamics and the top training examples behind a few predictions (Docs/path-kernel.md). \
         The result is stored in the trace, keyed by its settings; `pathkernel report` prints it.
         """)
 
@@ -196,8 +196,8 @@ struct ReportCommand: ParsableCommand {
         commandName: "report",
         abstract: "Print the stored analysis of a trace as text, Markdown or JSON.",
         discussion: """
-        With several stored analyses, the newest is shown. An analysis computed before the trace
-        last changed (more steps, a new checkpoint, a new status) is printed marked OUT OF DATE,
+        With several stored analyses, the newest is shown. An analysis computed before the trace \
+        last changed (more steps, a new checkpoint, a new status) is printed marked OUT OF DATE, \
         with the `pathkernel analyze … --force` command that refreshes it.
         """)
 

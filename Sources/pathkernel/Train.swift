@@ -7,8 +7,8 @@ struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Train a network and record the run into a trace file.",
         discussion: """
-        The trace (SQLite) holds the model, the data, every step's learning rate, batch and loss,
-        and parameter checkpoints; its format is in Docs/trace-format.md. A run stopped at any
+        The trace (SQLite) holds the model, the data, every step's learning rate, batch and loss, \
+        and parameter checkpoints; its format is in Docs/trace-format.md. A run stopped at any \
         moment (Ctrl-C, kill -9, a full disk) leaves a valid trace of what was committed.
         --no-record trains exactly the same run and writes nothing (a baseline for timing).
         """)
