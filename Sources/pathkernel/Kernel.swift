@@ -21,7 +21,9 @@ struct KernelCommand: ParsableCommand {
         The kernels are one number per pair of rows; a model with C outputs has the kernel K ⊗ I_C. \
         Closed forms for identity, relu, leaky-relu, erf and gelu; the trapezoidal rule (error \
         ≤ 1e-10 for variances up to 32) for tanh, sigmoid and softplus. Docs/ntk-family.md.
+
         Example:  pathkernel kernel --preset teacher-relu --inputs x.csv --kind ntk
+
         With --trace T --compare: also the empirical NTK at a checkpoint (--step, default the \
         first) and its relative gap ‖Θ̂ − Θ‖_F/‖Θ‖_F to the analytic one.
         """)
@@ -41,7 +43,7 @@ struct KernelCommand: ParsableCommand {
     @Option(help: "CSV file of second input rows (the kernel's columns). Default: the rows of --inputs (a Gram matrix).")
     var inputs2: String?
 
-    @Option(help: "Which kernels to print: nngp, ntk or both.")
+    @Option(help: "Which kernels to print.")
     var kind: Kind = .both
 
     @Flag(help: "With --trace: also the empirical NTK at a checkpoint and its gap to the analytic NTK.")

@@ -211,6 +211,10 @@ struct InfiniteWidthKernelTests {
         #expect(throws: InfiniteWidthError.self) { try kernel.kernels(Matrix([[1, 2]])) }
         #expect(throws: InfiniteWidthError.self) { try kernel.kernels(Self.inputs, Matrix([[1, .nan, 2]])) }
         #expect(throws: InfiniteWidthError.self) { try kernel.kernels(Matrix([[1, 2, .infinity]])) }
+        // Finite inputs whose kernel overflows (‖x‖²/d₀ = 1e600): an error, not inf or NaN.
+        #expect(throws: InfiniteWidthError.self) { try kernel.kernels(Matrix([[1e300, 1e300, 1e300]])) }
+        let tanh = try InfiniteWidthKernel(spec: Self.spec(.tanh, .ntk))
+        #expect(throws: InfiniteWidthError.self) { try tanh.kernels(Matrix([[1e300, 1e300, 1e300]])) }
         #expect(throws: ModelSpecError.self) {
             try InfiniteWidthKernel(spec: ModelSpec(layers: [3, 1], activation: .relu, kind: "sequential"))
         }

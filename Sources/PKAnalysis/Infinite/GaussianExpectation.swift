@@ -125,26 +125,49 @@ public enum GaussianExpectation {
             for j in 0..<m {
                 let u = r1 * nodes[j], v = rho * r2 * nodes[j]
                 let w = weights[j]
-                value += w * activation.value(u, leakySlope: alpha) * activation.value(v, leakySlope: alpha)
-                derivative += w * activation.derivative(u, leakySlope: alpha) * activation.derivative(v, leakySlope: alpha)
+                let (fu, du) = valueAndDerivative(activation, u, leakySlope: alpha)
+                let (fv, dv) = valueAndDerivative(activation, v, leakySlope: alpha)
+                value += w * fu * fv
+                derivative += w * du * dv
             }
             return Pair(value: value, derivative: derivative)
         }
         let across = (1 - rho * rho).squareRoot()
         for j in 0..<m {
             let u = r1 * nodes[j]
-            let fu = activation.value(u, leakySlope: alpha), du = activation.derivative(u, leakySlope: alpha)
+            let (fu, du) = valueAndDerivative(activation, u, leakySlope: alpha)
             let base = rho * r2 * nodes[j], step = across * r2
             var rowValue = 0.0, rowDerivative = 0.0
             for k in 0..<m {
                 let v = base + step * nodes[k]
                 let w = weights[k]
-                rowValue += w * activation.value(v, leakySlope: alpha)
-                rowDerivative += w * activation.derivative(v, leakySlope: alpha)
+                let (fv, dv) = valueAndDerivative(activation, v, leakySlope: alpha)
+                rowValue += w * fv
+                rowDerivative += w * dv
             }
             value += weights[j] * fu * rowValue
             derivative += weights[j] * du * rowDerivative
         }
         return Pair(value: value, derivative: derivative)
+    }
+
+    /// `(φ(x), φ'(x))` with one transcendental evaluation for tanh, sigmoid and softplus (the
+    /// quadrature's inner loop); the definitions of `Activation`, equal to them to round-off.
+    @inline(__always)
+    static func valueAndDerivative(_ activation: Activation, _ x: Double, leakySlope alpha: Double) -> (Double, Double) {
+        switch activation {
+        case .tanh:
+            let t = Foundation.tanh(x)
+            return (t, 1 - t * t)
+        case .sigmoid:
+            let e = exp(-abs(x))
+            let s = x >= 0 ? 1 / (1 + e) : e / (1 + e)
+            return (s, s * (1 - s))
+        case .softplus:
+            let e = exp(-abs(x))
+            return (max(x, 0) + log1p(e), x >= 0 ? 1 / (1 + e) : e / (1 + e))
+        default:
+            return (activation.value(x, leakySlope: alpha), activation.derivative(x, leakySlope: alpha))
+        }
     }
 }

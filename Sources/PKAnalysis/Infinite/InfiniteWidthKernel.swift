@@ -41,7 +41,8 @@ public struct InfiniteWidthKernel: Sendable {
 
     /// The NNGP and NTK between the rows of `x1` (`n₁ × d_0`) and of `x2` (`n₂ × d_0`), or the
     /// Gram matrices of `x1` when `x2` is nil. Both results are `n₁ × n₂` (scalar per output pair).
-    /// Throws `InfiniteWidthError` for a wrong column count or a non-finite input.
+    /// Throws `InfiniteWidthError` for a wrong column count, a non-finite input or a kernel that
+    /// overflows.
     public func kernels(_ x1: Matrix, _ x2: Matrix? = nil) throws -> InfiniteWidthKernels {
         let d0 = spec.layers[0]
         for (name, x) in [("inputs", x1)] + (x2.map { [("second inputs", $0)] } ?? []) {
@@ -94,6 +95,8 @@ public struct InfiniteWidthKernel: Sendable {
             guard l < depth - 1 else { break }
             let q1 = gram ? (0..<n1).map { sigma[$0, $0] } : self1.map { sw2 * $0 + sb2 }
             let q2 = gram ? q1 : self2.map { sw2 * $0 + sb2 }
+            // An overflow stops here, before the quadrature spends its largest node count on it.
+            guard q1.allSatisfy(\.isFinite), q2.allSatisfy(\.isFinite), sigma.isFinite else { throw Self.overflow }
             let (a, alpha, route) = (spec.activation, spec.leakySlope, self.route)
             // Rows in parallel: each iteration writes its own row of `k` and `sigmaDot`.
             let sigmaNow = sigma
@@ -126,8 +129,13 @@ public struct InfiniteWidthKernel: Sendable {
                 }
             }
         }
+        guard sigma.isFinite && theta.isFinite else { throw Self.overflow }
         return InfiniteWidthKernels(nngp: sigma, ntk: theta)
     }
+}
+
+extension InfiniteWidthKernel {
+    static let overflow = InfiniteWidthError("the kernels overflowed (inputs of very large norm for these σ's and depth); scale the inputs down")
 }
 
 /// The analytic kernels between two input sets, each `n₁ × n₂`: row `i` is `X₁`'s row `i`,
