@@ -58,6 +58,9 @@ struct KernelCommand: ParsableCommand {
 
     enum Kind: String, ExpressibleByArgument, CaseIterable { case nngp, ntk, both }
 
+    /// The largest variance for which the quadrature's error bound was measured (contract §1).
+    static let measuredVariance = 32.0
+
     /// Most kernel entries (n₁·n₂) per matrix: 200 MB of float64 each.
     static let maxEntries = 25_000_000
 
@@ -81,6 +84,9 @@ struct KernelCommand: ParsableCommand {
                 throw InfiniteWidthError("\(x1.rows) × \(n2) = \(x1.rows * n2) kernel entries, more than \(Self.maxEntries) (200 MB per matrix); use fewer rows")
             }
             let k = try analytic.kernels(x1, x2)
+            if !GaussianExpectation.hasClosedForm(spec.activation) && k.largestVariance > Self.measuredVariance {
+                FileHandle.standardError.write(Data("note: pre-activation variances reach \(String(format: "%.4g", k.largestVariance)), beyond the \(Int(Self.measuredVariance)) up to which the trapezoidal rule's error (1e-10) was measured; scale the inputs down for that accuracy\n".utf8))
+            }
             var comparison: (step: Int, gap: EmpiricalKernelGap)? = nil
             if compare, let trace { comparison = try Self.compare(trace: trace, step: step, spec: spec, x1, x2, analytic: k.ntk) }
             print(json ? jsonText(spec, k, comparison) : text(spec, k, comparison, n1: x1.rows, n2: n2), terminator: "")
@@ -184,7 +190,8 @@ struct KernelCommand: ParsableCommand {
         let model = String(decoding: (try? encoder.encode(spec)) ?? Data("null".utf8), as: UTF8.self)
         var fields = ["\"model\": \(model)",
                       "\"method\": \"\(GaussianExpectation.hasClosedForm(spec.activation) ? "closed-form" : "trapezoid")\"",
-                      "\"outputs\": \(spec.layers.last!)"]
+                      "\"outputs\": \(spec.layers.last!)",
+                      "\"largestVariance\": \(k.largestVariance)"]
         if kind != .ntk { fields.append("\"nngp\": \(matrix(k.nngp))") }
         if kind != .nngp { fields.append("\"ntk\": \(matrix(k.ntk))") }
         if let (step, gap) = comparison {

@@ -108,6 +108,20 @@ struct KernelCommandTests {
         }
     }
 
+    /// Beyond the measured range of the quadrature (variances above 32) a note on standard error;
+    /// none for a closed form or within the range.
+    @Test func largeVarianceNote() throws {
+        let dir = try temporaryDirectory()
+        let big = try Self.write("30,-20,40\n", "big.csv", in: dir)
+        let x = try Self.write(Self.csv, "x.csv", in: dir)
+        let tanh = try CLI.run(["kernel", "--config", try Self.config(dir, activation: "tanh", layers: "[3, 8, 1]"), "--inputs", big, "--json"])
+        #expect(tanh.status == 0 && tanh.stderr.hasPrefix("note: ") && tanh.stderr.contains("scale the inputs"), "\(tanh.stderr)")
+        let small = try CLI.run(["kernel", "--config", try Self.config(dir, activation: "tanh", layers: "[3, 8, 1]"), "--inputs", x])
+        #expect(small.status == 0 && small.stderr.isEmpty, "\(small.stderr)")
+        let relu = try CLI.run(["kernel", "--config", try Self.config(dir, layers: "[3, 8, 1]"), "--inputs", big])
+        #expect(relu.status == 0 && relu.stderr.isEmpty, "\(relu.stderr)")
+    }
+
     @Test func helpNamesTheOptions() throws {
         let r = try CLI.run(["kernel", "--help"])
         #expect(r.status == 0)

@@ -206,6 +206,15 @@ struct InfiniteWidthKernelTests {
         }
     }
 
+    /// The largest pre-activation variance an activation sees: relu without bias on x₁,
+    /// `q⁰ = σ_w²‖x₁‖²/3 = 0.795`, `q¹ = σ_w² q⁰/2 = 0.894375`; none for a linear model.
+    @Test func largestVariance() throws {
+        let x = Self.inputs.rows(0..<1)
+        let relu = try InfiniteWidthKernel(spec: Self.spec(.relu, .ntk, bias: false)).kernels(x)
+        #expect(abs(relu.largestVariance - 0.894375) <= 4 * Double.ulpOfOne)
+        #expect(try InfiniteWidthKernel(spec: Self.spec(.tanh, .ntk, layers: [3, 1])).kernels(x).largestVariance == 0)
+    }
+
     @Test func badInputsAreRefused() throws {
         let kernel = try InfiniteWidthKernel(spec: Self.spec(.relu, .ntk))
         #expect(throws: InfiniteWidthError.self) { try kernel.kernels(Matrix([[1, 2]])) }
