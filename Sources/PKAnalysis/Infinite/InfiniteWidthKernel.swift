@@ -1,0 +1,159 @@
+import Foundation
+import PKNetworks
+import PKNumerics
+
+/// The infinite-width NNGP and NTK of an MLP spec (ntk-family contract §1; Lee et al. 2018,
+/// "Deep Neural Networks as Gaussian Processes"; Jacot et al. 2018, "Neural Tangent Kernel";
+/// neural-tangents `stax.Dense`, `ABRelu`, `Erf`, `Gelu`).
+///
+/// Priorities, in order: the contract's definitions in float64; self pairs exact (in a Gram matrix
+/// the variances are read from the diagonal of the same matrix, so `ρ = 1`, `θ = 0` exactly); no
+/// trap and no NaN for finite inputs; then speed (`n₁ n₂` pair evaluations per hidden layer, `M²`
+/// activation evaluations each on the quadrature route).
+///
+/// The recursion, for `x` from `X₁`, `x'` from `X₂`:
+///
+///     K⁰(x,x') = x·x'/d_0
+///     for l = 0 … L−1:
+///       Σˡ = σ_w² Kˡ + σ_b² [bias]
+///       ntk:      Θˡ = Σˡ + σ_w² Σ̇ˡ⁻¹ ⊙ Θˡ⁻¹               (no second term for l = 0)
+///       standard: Θˡ = d_l Kˡ + 1[bias] + σ_w² Σ̇ˡ⁻¹ ⊙ Θˡ⁻¹
+///       if l < L−1:  Kˡ⁺¹ = E[φ(u)φ(v)],  Σ̇ˡ = E[φ'(u)φ'(v)],  (u,v) ~ N(0, Σˡ on {x, x'})
+///     NNGP = Σ^{L−1},  NTK = Θ^{L−1}
+///
+/// The kernels are scalars per output pair: the full kernel of `C` outputs is `K ⊗ I_C`.
+/// Does *not* hold: the `standard` NTK has no width-free limit (it grows linearly with the
+/// widths in `layers`, as neural-tangents' `parameterization='standard'`); only under `ntk` is
+/// it the width-independent limit of the empirical NTK.
+public struct InfiniteWidthKernel: Sendable {
+    public let spec: ModelSpec
+    public let route: GaussianExpectation.Route
+
+    /// Refuses a spec that is not a valid `mlp` (a `ModelSpecError` naming the field).
+    public init(spec: ModelSpec, route: GaussianExpectation.Route = .automatic) throws {
+        guard spec.kind == "mlp" else {
+            throw ModelSpecError("the analytic kernels cover MLPs (model.kind \"mlp\"); this model is \"\(spec.kind)\"")
+        }
+        try spec.validate()
+        self.spec = spec
+        self.route = route
+    }
+
+    /// The NNGP and NTK between the rows of `x1` (`n₁ × d_0`) and of `x2` (`n₂ × d_0`), or the
+    /// Gram matrices of `x1` when `x2` is nil. Both results are `n₁ × n₂` (scalar per output pair).
+    /// Throws `InfiniteWidthError` for a wrong column count, a non-finite input or a kernel that
+    /// overflows.
+    public func kernels(_ x1: Matrix, _ x2: Matrix? = nil) throws -> InfiniteWidthKernels {
+        let d0 = spec.layers[0]
+        for (name, x) in [("inputs", x1)] + (x2.map { [("second inputs", $0)] } ?? []) {
+            guard x.cols == d0 else {
+                throw InfiniteWidthError("the \(name) have \(x.cols) columns, the model takes \(d0) (model.layers[0])")
+            }
+            guard x.rows > 0 else { throw InfiniteWidthError("the \(name) have no rows") }
+            if let i = x.data.firstIndex(where: { !$0.isFinite }) {
+                throw InfiniteWidthError("the \(name) have a non-finite value (\(x.data[i])) in row \(i / d0 + 1), column \(i % d0 + 1)")
+            }
+        }
+        let gram = x2 == nil
+        let y = x2 ?? x1
+        let n1 = x1.rows, n2 = y.rows
+        let depth = spec.layers.count - 1
+        let sw2 = spec.sigmaW * spec.sigmaW
+        let sb2 = spec.bias ? spec.sigmaB * spec.sigmaB : 0
+        let biasTangent: Double = spec.bias ? 1 : 0
+
+        // Kˡ between the sets, and each point's own Kˡ(x,x) (cross kernels only: a Gram matrix
+        // reads its diagonal).
+        var k = Matrix(rows: n1, cols: n2)
+        for i in 0..<n1 {
+            for j in (gram ? i : 0)..<n2 {
+                var s = 0.0
+                for f in 0..<d0 { s += x1[i, f] * y[j, f] }
+                k[i, j] = s / Double(d0)
+            }
+        }
+        var self1 = (0..<n1).map { i in (0..<d0).reduce(0.0) { $0 + x1[i, $1] * x1[i, $1] } / Double(d0) }
+        var self2 = (0..<n2).map { j in (0..<d0).reduce(0.0) { $0 + y[j, $1] * y[j, $1] } / Double(d0) }
+        if gram { for i in 0..<n1 { self1[i] = k[i, i] }; self2 = self1 }
+
+        var theta = Matrix(rows: n1, cols: n2)
+        var sigmaDot = Matrix(rows: n1, cols: n2)
+        var sigma = Matrix(rows: n1, cols: n2)
+        var largestVariance = 0.0
+        for l in 0..<depth {
+            let width = Double(spec.layers[l])
+            for i in 0..<n1 {
+                for j in (gram ? i : 0)..<n2 {
+                    let s = sw2 * k[i, j] + sb2
+                    sigma[i, j] = s
+                    let carried = l == 0 ? 0 : sw2 * sigmaDot[i, j] * theta[i, j]
+                    switch spec.parameterization {
+                    case .ntk: theta[i, j] = s + carried
+                    case .standard: theta[i, j] = width * k[i, j] + biasTangent + carried
+                    }
+                }
+            }
+            guard l < depth - 1 else { break }
+            let q1 = gram ? (0..<n1).map { sigma[$0, $0] } : self1.map { sw2 * $0 + sb2 }
+            let q2 = gram ? q1 : self2.map { sw2 * $0 + sb2 }
+            // An overflow stops here, before the quadrature spends its largest node count on it.
+            guard q1.allSatisfy(\.isFinite), q2.allSatisfy(\.isFinite), sigma.isFinite else { throw Self.overflow }
+            largestVariance = max(largestVariance, q1.max() ?? 0, q2.max() ?? 0)
+            let (a, alpha, route) = (spec.activation, spec.leakySlope, self.route)
+            // Rows in parallel: each iteration writes its own row of `k` and `sigmaDot`.
+            let sigmaNow = sigma
+            k.data.withUnsafeMutableBufferPointer { kp in
+                sigmaDot.data.withUnsafeMutableBufferPointer { dp in
+                    let (kBase, dBase) = (kp.baseAddress!, dp.baseAddress!)
+                    Parallel.forEach(n1) { i in
+                        for j in (gram ? i : 0)..<n2 {
+                            let e = GaussianExpectation.pair(a, leakySlope: alpha, q1: q1[i], q2: q2[j],
+                                                             c: sigmaNow[i, j], route: route)
+                            kBase[i * n2 + j] = e.value
+                            dBase[i * n2 + j] = e.derivative
+                        }
+                    }
+                }
+            }
+            if gram {
+                for i in 0..<n1 { self1[i] = k[i, i] }
+                self2 = self1
+            } else {
+                self1 = q1.map { GaussianExpectation.pair(a, leakySlope: alpha, q1: $0, q2: $0, c: $0, route: route).value }
+                self2 = q2.map { GaussianExpectation.pair(a, leakySlope: alpha, q1: $0, q2: $0, c: $0, route: route).value }
+            }
+        }
+        if gram {
+            for i in 0..<n1 {
+                for j in 0..<i {
+                    sigma[i, j] = sigma[j, i]
+                    theta[i, j] = theta[j, i]
+                }
+            }
+        }
+        guard sigma.isFinite && theta.isFinite else { throw Self.overflow }
+        return InfiniteWidthKernels(nngp: sigma, ntk: theta, largestVariance: largestVariance)
+    }
+}
+
+extension InfiniteWidthKernel {
+    static let overflow = InfiniteWidthError("the kernels overflowed (inputs of very large norm for these σ's and depth); scale the inputs down")
+}
+
+/// The analytic kernels between two input sets, each `n₁ × n₂`: row `i` is `X₁`'s row `i`,
+/// column `j` is `X₂`'s row `j` (scalars per output pair; the `C`-output kernel is `K ⊗ I_C`).
+public struct InfiniteWidthKernels: Sendable, Equatable {
+    /// The NNGP `Σ^{L−1}`: the covariance of the network's outputs at initialization.
+    public let nngp: Matrix
+    /// The NTK `Θ^{L−1}` of the spec's parameterization.
+    public let ntk: Matrix
+    /// The largest pre-activation variance `Σˡ(x,x)` an activation layer saw (0 without hidden
+    /// layers): the quadrature's error bound (1e-10) holds up to 32.
+    public let largestVariance: Double
+}
+
+/// Inputs the analytic kernels cannot take, in one line.
+public struct InfiniteWidthError: Error, CustomStringConvertible, Sendable, Equatable {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
