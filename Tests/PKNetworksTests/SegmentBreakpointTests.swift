@@ -40,7 +40,7 @@ struct SegmentBreakpointTests {
     /// `z_1 = (1 − 4t)(1 + t) − 0.5 = 0.5 − 3t − 4t²`, whose root in (0, 1) is `(√17 − 3)/8`.
     /// With `z_0 = (1 − 2t)` (root ½) instead, `z_1` is quadratic on [0, ½) and constant `b_1`
     /// beyond: the breakpoints are ½ and the root of `(1 − 4t)(1 − 2t) − 0.5` below ½,
-    /// `(6 − √28)/16`.
+    /// `(6 − √20)/16` (`8t² − 6t + 0.5`).
     @Test func secondLayerRootsAreClosedForm() throws {
         let model = try MLP(spec: ModelSpec(layers: [1, 1, 1, 1], activation: .relu, parameterization: .standard))
         let x = Matrix(rows: 1, cols: 1, data: [1])
@@ -52,7 +52,7 @@ struct SegmentBreakpointTests {
 
         let falling = Self.flat([([-2], [0]), ([-4], [0]), ([0.2], [0])])
         let both = model.segmentBreakpoints(start: w, delta: falling, x)[0]
-        let expected = [(6 - 28.0.squareRoot()) / 16, 0.5]
+        let expected = [(6 - 20.0.squareRoot()) / 16, 0.5]
         #expect(both.count == 2)
         for (a, b) in zip(both, expected) { #expect(abs(a - b) <= Self.breakpointTolerance, "\(both) against \(expected)") }
     }
@@ -122,7 +122,7 @@ struct SegmentBreakpointTests {
             }
             total += breaks[r].count
         }
-        #expect(total >= x.rows, "the test wants kinks: \(total) breakpoints")
+        #expect(total >= 3, "the test wants kinks: \(total) breakpoints")
     }
 
     /// `segmentFeatures` with each row at its own point agrees with `tangentFeatures` at that
