@@ -76,7 +76,8 @@ struct AnalysisAssembly {
             run: runSummary(notes: notes, scoring: scoring),
             replay: replay,
             reconstruction: .init(train: scoring.showTrain ? residual(scoring.train) : nil, test: scoring.showTest ? residual(scoring.test) : nil,
-                                  meanNodesPerStep: Double(quadrature.nodeCount) / Double(max(context.steps, 1)), maxDepth: quadrature.maxDepth),
+                                  meanNodesPerStep: Double(quadrature.nodeCount) / Double(max(context.steps, 1)), maxDepth: quadrature.maxDepth,
+                                  exact: exactFigures),
             kernelMachines: machines, dynamics: dynamics.points, dynamicsSubset: dynamics.indices.count,
             attribution: kernelForm ? attribution(acc, change: change, fT: fT) : [],
             seconds: Date().timeIntervalSince(started), toolVersion: "")
@@ -138,7 +139,16 @@ struct AnalysisAssembly {
                                        queries: settings.queries.rawValue, maxQueries: settings.maxQueries,
                                        kernel: context.mode.rawValue, ridge: settings.ridge,
                                        precision: settings.precision.rawValue, scope: settings.scope.rawValue,
-                                       pathKernel: route.kernelName)
+                                       pathKernel: route.kernelName, quadrature: quadrature.kind == .exact ? "exact" : nil)
+    }
+
+    /// Exact quadrature's figures for the report (nil with the Gauss rules).
+    var exactFigures: AnalysisResult.ExactQuadrature? {
+        guard quadrature.kind == .exact else { return nil }
+        let q = quadrature
+        return .init(nodesPerPiece: q.rule.nodes.count, kinkedShare: Double(q.kinkedPairs) / Double(max(q.pairs, 1)),
+                     breakpointsPerKinkedPair: Double(q.breakpoints) / Double(max(q.kinkedPairs, 1)),
+                     nodesPerQueryStep: Double(q.queryNodes) / Double(max(q.pairs, 1)))
     }
 
     /// The run's summary in the result, with the report's notes.

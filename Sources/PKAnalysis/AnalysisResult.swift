@@ -16,6 +16,9 @@ public struct AnalysisResult: Codable, Sendable {
         /// The path kernel the analysis used for this run's optimizer (math §2, §5), or how the
         /// decomposition was computed without one; nil in older results.
         public var pathKernel: String?
+        /// "exact" when each query was integrated through its kinks (math §1.1); nil: Gauss–Legendre
+        /// with `nodes` per step (adaptive when `adaptiveTolerance` is set), as in older results.
+        public var quadrature: String?
     }
 
     public struct Run: Codable, Sendable {
@@ -84,6 +87,27 @@ public struct AnalysisResult: Codable, Sendable {
         /// Gauss–Legendre evaluations per segment (mean) and the largest split depth (adaptive).
         public var meanNodesPerStep: Double
         public var maxDepth: Int
+        /// Exact quadrature's figures (math §1.1); nil with the Gauss rules.
+        public var exact: ExactQuadrature?
+    }
+
+    /// What exact quadrature did (math §1.1): the rule per piece and how often queries crossed kinks.
+    public struct ExactQuadrature: Codable, Sendable {
+        /// Gauss–Legendre nodes per piece between breakpoints (and on the kink-free segments).
+        public var nodesPerPiece: Int
+        /// Share of the (query, step) pairs whose segment holds at least one breakpoint.
+        public var kinkedShare: Double
+        /// Mean breakpoints of those pairs.
+        public var breakpointsPerKinkedPair: Double
+        /// Mean node evaluations per query and step (all pairs).
+        public var nodesPerQueryStep: Double
+
+        public init(nodesPerPiece: Int, kinkedShare: Double, breakpointsPerKinkedPair: Double, nodesPerQueryStep: Double) {
+            self.nodesPerPiece = nodesPerPiece
+            self.kinkedShare = kinkedShare
+            self.breakpointsPerKinkedPair = breakpointsPerKinkedPair
+            self.nodesPerQueryStep = nodesPerQueryStep
+        }
     }
 
     public struct Fidelity: Codable, Sendable {

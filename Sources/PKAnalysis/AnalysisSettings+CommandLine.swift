@@ -7,6 +7,7 @@ extension AnalysisSettings {
     public var commandLineArguments: [String] {
         let d = AnalysisSettings()
         var args: [String] = []
+        if let q = quadrature { args += ["--quadrature", q.rawValue] }
         if nodes != d.nodes { args += ["--nodes", "\(nodes)"] }
         if let t = adaptiveTolerance { args += ["--adaptive", "\(t)"] }
         if queries != d.queries { args += ["--queries", queries.rawValue] }

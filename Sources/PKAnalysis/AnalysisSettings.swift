@@ -20,7 +20,22 @@ public struct AnalysisSettings: Codable, Sendable, Equatable, Hashable {
         /// only: no training-point queries, no NTK machines, no dynamics.
         case exact
     }
-    /// Gauss–Legendre nodes per segment (or per sub-segment in adaptive mode).
+    /// How each segment's integral is computed (path-kernel math §1, §1.1, §7).
+    public enum Quadrature: String, Codable, Sendable, CaseIterable {
+        /// Exact for piecewise-linear MLPs (relu, leaky-relu) on the (S)GD route: each query's
+        /// breakpoints on the segment, and on each piece the Gauss–Legendre rule exact for its degree.
+        case exact
+        /// Gauss–Legendre with `nodes` nodes on the whole segment.
+        case gauss
+        /// Globally adaptive Gauss–Legendre to `adaptiveTolerance` (needs it).
+        case adaptive
+    }
+    /// nil (default): `adaptive` with `--adaptive`, else `exact` where it applies (a relu or
+    /// leaky-relu MLP on the (S)GD route), else `gauss`. (Optional so that the stored keys of
+    /// analyses made without it stay the same.)
+    public var quadrature: Quadrature? = nil
+    /// Gauss–Legendre nodes per segment (or per sub-segment in adaptive mode; exact quadrature
+    /// chooses its own).
     public var nodes: Int = 4
     /// Adaptive mode: target for the reconstruction error summed over all steps (output units);
     /// nil = fixed `nodes` per segment.
@@ -78,6 +93,12 @@ public struct AnalysisSettings: Codable, Sendable, Equatable, Hashable {
             throw AnalysisError("--max-nodes must be \(ConfigLimits.describe(Self.maxNodesRange)), got \(m)")
         }
         if maxNodes != nil && adaptiveTolerance == nil { throw AnalysisError("--max-nodes bounds adaptive quadrature: pass --adaptive TOL too") }
+        if quadrature == .adaptive && adaptiveTolerance == nil {
+            throw AnalysisError("--quadrature adaptive needs its tolerance: pass --adaptive TOL too")
+        }
+        if let q = quadrature, q != .adaptive, adaptiveTolerance != nil {
+            throw AnalysisError("--adaptive sets the tolerance of --quadrature adaptive, not of --quadrature \(q.rawValue): drop one of them")
+        }
         if let m = maxQueries, !Self.maxQueriesRange.contains(m) {
             throw AnalysisError("--max-queries must be \(ConfigLimits.describe(Self.maxQueriesRange)), got \(m)")
         }

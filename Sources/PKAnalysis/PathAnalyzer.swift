@@ -56,7 +56,8 @@ public struct PathAnalyzer {
         let cost = AnalysisCostModel(context: context, route: route)
         let totalWork = Double(T) * (cost.forwardPerStep + cost.backwardPerStep) + cost.machines
         var dynamics = DynamicsSampler(context: context, w0: w0, pathKM: route.summedForwards)
-        var quadrature = SegmentQuadrature(settings: settings, steps: T)
+        let (exact, quadratureNotes) = Self.exactQuadrature(settings: settings, model: context.model, route: route)
+        var quadrature = SegmentQuadrature(settings: settings, steps: T, model: context.model, exact: exact)
         var acc = KernelAccumulators(zeroFor: context)
 
         while let seg = try path.next() {
@@ -65,7 +66,7 @@ public struct PathAnalyzer {
             let batch = seg.record.batch.map(Int.init)
             let nodes = quadrature.nodes(model: context.model, start: seg.start, delta: delta, x: context.xq)
             let step = RouteSegment(segment: seg, delta: delta, batch: batch, xb: run.trainX.rows(at: batch),
-                                    yb: run.trainY.rows(at: batch), nodes: nodes)
+                                    yb: run.trainY.rows(at: batch), nodes: nodes.shared, piecewise: nodes.piecewise)
             route.consume(step, into: &acc)
             linearized.train(step)
             progress(AnalysisProgress(done: Double(step.step + seg.span) * cost.forwardPerStep, total: totalWork, phase: .forward,
@@ -79,11 +80,31 @@ public struct PathAnalyzer {
                                       phase: .backward, step: Int((part * Double(T)).rounded()), steps: T))
         }
 
-        let assembly = AnalysisAssembly(context: context, route: route, form: optimizer.kernelForm, notes: run.notes + selection.notes,
+        let assembly = AnalysisAssembly(context: context, route: route, form: optimizer.kernelForm, notes: run.notes + selection.notes + quadratureNotes,
                                         path: path, w0: w0, wT: wT, wLin: linearized.weights, dynamics: dynamics, quadrature: quadrature)
         return try assembly.assemble(acc, started: started) { finished in
             progress(AnalysisProgress(done: finished ? totalWork : totalWork - cost.machines, total: totalWork, phase: .machines,
                                       step: 0, steps: 0))
         }
+    }
+
+    /// Whether the analysis integrates exactly through each query's kinks (math §1.1), and the
+    /// notes that say why not where it was asked for or would have applied: exact quadrature needs
+    /// an MLP with relu or leaky-relu and a route that takes per-query nodes (plain (S)GD);
+    /// `--adaptive` or `--quadrature gauss|adaptive` choose the Gauss rules instead.
+    static func exactQuadrature(settings: AnalysisSettings, model: any Network, route: any KernelRoute) -> (Bool, [String]) {
+        guard settings.quadrature == .exact || (settings.quadrature == nil && settings.adaptiveTolerance == nil) else { return (false, []) }
+        guard model.isPiecewiseLinear || settings.quadrature == .exact else { return (false, []) }
+        let gauss = "Gauss–Legendre with q = \(settings.nodes) nodes per step (its residual carries the quadrature error at the kinks; --nodes or --adaptive shrink it)"
+        if !model.isPiecewiseLinear {
+            return (false, ["--quadrature exact applies to piecewise-linear networks (relu, leaky-relu); this one is smooth: integrated with \(gauss.prefix { $0 != "(" })".trimmingCharacters(in: .whitespaces)])
+        }
+        if !(model is MLP) {
+            return (false, ["exact quadrature through the kinks is implemented for MLPs (kind mlp) so far: this network is integrated with \(gauss)"])
+        }
+        if !route.takesPiecewiseNodes {
+            return (false, ["exact quadrature through the kinks is implemented for the (S)GD route so far: this run's kernel route is integrated with \(gauss)"])
+        }
+        return (true, [])
     }
 }

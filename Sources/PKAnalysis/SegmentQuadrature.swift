@@ -1,10 +1,15 @@
 import PKNetworks
 import PKNumerics
 
-/// The quadrature nodes of each segment (path-kernel math §7): the fixed Gauss–Legendre rule of
-/// `--nodes`, or with `--adaptive` the globally adaptive rule (`PathAnalyzer.adaptiveNodes`,
-/// tolerance split evenly over the steps), and what the report says of them.
+/// The quadrature nodes of each segment (path-kernel math §1.1, §7): the fixed Gauss–Legendre
+/// rule of `--nodes`, with `--adaptive` the globally adaptive rule (`PathAnalyzer.adaptiveNodes`,
+/// tolerance split evenly over the steps), or for a piecewise-linear MLP the exact rule
+/// (`PiecewiseNodes`: each query's breakpoints, ⌈L/2⌉ nodes per piece); and what the report says
+/// of them.
 struct SegmentQuadrature {
+    /// The quadrature taken (resolved from `--quadrature`, the network and the route).
+    let kind: AnalysisSettings.Quadrature
+    /// Gauss: `--nodes`; exact: the rule per piece, ⌈L/2⌉ nodes (exact for degree L − 1).
     let rule: GaussLegendre
     /// `--adaptive`: the tolerance per step; nil for the fixed rule.
     let stepTolerance: Double?
@@ -13,17 +18,34 @@ struct SegmentQuadrature {
     private(set) var nodeCount = 0
     private(set) var maxDepth = 0
     private(set) var budgetSteps = 0
+    /// Exact: (query, step) pairs, those with a breakpoint, their breakpoints, and the node
+    /// evaluations of all pairs (shared nodes of the others included).
+    private(set) var pairs = 0
+    private(set) var kinkedPairs = 0
+    private(set) var breakpoints = 0
+    private(set) var queryNodes = 0
 
-    init(settings: AnalysisSettings, steps: Int) {
-        rule = GaussLegendre(nodes: settings.nodes)
+    /// `exact`: the resolved quadrature is exact (the caller checked that it applies: an MLP
+    /// whose pattern is piecewise linear, on a route that takes per-query nodes).
+    init(settings: AnalysisSettings, steps: Int, model: any Network, exact: Bool) {
         stepTolerance = settings.adaptiveTolerance.map { $0 / Double(steps) }
         maxNodes = settings.maxNodes ?? PathAnalyzer.defaultMaxAdaptiveNodes
+        if exact, let mlp = model as? MLP {
+            kind = .exact
+            rule = GaussLegendre(nodes: PiecewiseNodes.nodesPerPiece(mlp))
+        } else {
+            kind = stepTolerance == nil ? .gauss : .adaptive
+            rule = GaussLegendre(nodes: settings.nodes)
+        }
     }
 
     /// The nodes `(s_j, ω_j)` on [0, 1] for the segment from `start` along `delta` (adaptive
-    /// mode measures the integrand at the queries `x`).
-    mutating func nodes(model: any Network, start: [Double], delta: [Double], x: Matrix) -> [(s: Double, w: Double)] {
+    /// mode measures the integrand at the queries `x`), and with exact quadrature the queries
+    /// that leave them for their own nodes.
+    mutating func nodes(model: any Network, start: [Double], delta: [Double], x: Matrix)
+        -> (shared: [(s: Double, w: Double)], piecewise: PiecewiseNodes?) {
         var nodes: [(s: Double, w: Double)]
+        var piecewise: PiecewiseNodes? = nil
         if let tol = stepTolerance {
             let (ns, depth, capped) = PathAnalyzer.adaptiveNodes(model: model, start: start, delta: delta, x: x, rule: rule,
                                                                   tolerance: tol, maxNodes: maxNodes)
@@ -33,7 +55,50 @@ struct SegmentQuadrature {
         } else {
             nodes = zip(rule.nodes, rule.weights).map { ($0, $1) }
         }
+        if kind == .exact, let mlp = model as? MLP {
+            let p = PiecewiseNodes(breakpoints: mlp.segmentBreakpoints(start: start, delta: delta, x), rule: rule)
+            pairs += x.rows
+            kinkedPairs += x.rows - p.smoothRows.count
+            breakpoints += p.breakpoints
+            queryNodes += p.smoothRows.count * nodes.count + p.kinked.count
+            piecewise = p
+        }
         nodeCount += nodes.count
-        return nodes
+        return (nodes, piecewise)
+    }
+}
+
+/// Exact quadrature's nodes on one segment (path-kernel math §1.1): the queries whose activation
+/// pattern does not change on it (`smoothRows`) take the segment's shared rule; each other query
+/// takes the rule on every piece between its breakpoints, `(t_k + (t_{k+1} − t_k)s_j,
+/// (t_{k+1} − t_k)ω_j)`, listed query by query in `kinked`.
+struct PiecewiseNodes {
+    /// Query rows without a breakpoint, ascending.
+    let smoothRows: [Int]
+    /// The other queries' nodes: query row, point t in (0, 1), weight; rows ascending, t ascending.
+    let kinked: [(row: Int, t: Double, weight: Double)]
+    /// Breakpoints over all queries.
+    let breakpoints: Int
+
+    /// Gauss–Legendre nodes per piece for an MLP of depth L: ⌈L/2⌉, the fewest that integrate
+    /// `J(x; w(t))`'s degree L − 1 exactly (2q − 1 ≥ L − 1).
+    static func nodesPerPiece(_ model: MLP) -> Int { max(1, (model.depth + 1) / 2) }
+
+    /// `breakpoints[q]`: query q's breakpoints in (0, 1), ascending (`MLP.segmentBreakpoints`).
+    init(breakpoints: [[Double]], rule: GaussLegendre) {
+        var smooth: [Int] = [], kinked: [(row: Int, t: Double, weight: Double)] = []
+        var count = 0
+        for (q, cuts) in breakpoints.enumerated() {
+            if cuts.isEmpty { smooth.append(q); continue }
+            count += cuts.count
+            let ends = [0] + cuts + [1]
+            for p in 0..<(ends.count - 1) {
+                let (a, b) = (ends[p], ends[p + 1])
+                for (s, w) in zip(rule.nodes, rule.weights) { kinked.append((q, a + (b - a) * s, (b - a) * w)) }
+            }
+        }
+        smoothRows = smooth
+        self.kinked = kinked
+        self.breakpoints = count
     }
 }

@@ -43,7 +43,7 @@ extension Report {
             "task       \(run.task), loss \(run.loss), \(run.outputs) output\(run.outputs == 1 ? "" : "s")",
             "training   \(run.optimizer), \(run.steps) steps, status \(run.status)",
             "queries    \(run.testQueries) held out, \(run.trainCount) training points",
-            "settings   q = \(r.settings.nodes) Gauss–Legendre nodes\(r.settings.adaptiveTolerance.map { ", adaptive to \(sci($0))" } ?? ""), kernel \(r.settings.kernel), ridge ρ = \(sci(r.settings.ridge))",
+            "settings   \(r.settings.quadrature == "exact" ? "exact quadrature through the kinks" : "q = \(r.settings.nodes) Gauss–Legendre nodes\(r.settings.adaptiveTolerance.map { ", adaptive to \(sci($0))" } ?? "")"), kernel \(r.settings.kernel), ridge ρ = \(sci(r.settings.ridge))",
             // The kernel used for the run's optimizer (results from before it was recorded have none).
             r.settings.pathKernel.map { "kernel     \($0)" },
             "precision  trace stored in \(run.precision), computed in \(r.settings.precision ?? "f64")\(r.settings.scope == "exact" ? "; scope exact (held-out queries only)" : "")",
@@ -68,7 +68,13 @@ extension Report {
         }
         table(["split", "relative", "max abs", "kernel form max abs"], rec)
         out.append(md ? "" : "")
-        out.append("mean nodes per step \(num(r.reconstruction.meanNodesPerStep, 1))\(r.reconstruction.maxDepth > 0 ? ", deepest split \(r.reconstruction.maxDepth)" : "")")
+        if let e = r.reconstruction.exact {
+            out.append("exact quadrature: \(e.nodesPerPiece) Gauss–Legendre node\(e.nodesPerPiece == 1 ? "" : "s") per piece between kinks;")
+            out.append("  \(pct(e.kinkedShare)) of (query, step) pairs cross a kink (\(num(e.breakpointsPerKinkedPair, 1)) breakpoints each),")
+            out.append("  \(num(e.nodesPerQueryStep, 2)) node evaluations per query and step")
+        } else {
+            out.append("mean nodes per step \(num(r.reconstruction.meanNodesPerStep, 1))\(r.reconstruction.maxDepth > 0 ? ", deepest split \(r.reconstruction.maxDepth)" : "")")
+        }
         blank()
 
         // Columns only for the splits some machine was measured on (`--queries`, `--scope exact`).
@@ -197,7 +203,7 @@ extension Report {
         }
         if let res = r.reconstruction.test ?? r.reconstruction.train {
             let ok = res.relativeResidual < 1e-6
-            s.append("The path decomposition rebuilds the network's \(split) outputs to a relative residual of \(sci(res.relativeResidual))\(ok ? " (round-off level)" : " (quadrature error: raise --nodes or use --adaptive)").")
+            s.append("The path decomposition rebuilds the network's \(split) outputs to a relative residual of \(sci(res.relativeResidual))\(ok ? " (round-off level)" : (r.settings.quadrature == "exact" ? " (above round-off with exact quadrature: float32 compute, or a trace whose steps do not close)" : " (quadrature error: raise --nodes or use --adaptive)")).")
         }
         if let pkm = machine("path-km") {
             s.append("The path kernel machine with fixed coefficients reproduces the network to \(pct(pkm.relativeError)) on \(split) points")

@@ -7,7 +7,10 @@ import PKTrace
 import PKTraining
 
 struct AnalysisOptions: ParsableArguments {
-    @Option(parsing: .unconditional, help: "Gauss–Legendre nodes per step (1…64).",
+    @Option(help: ArgumentHelp("How each step's segment is integrated: exact (through each query's kinks; relu and leaky-relu MLPs on the (S)GD route, the default there), gauss (--nodes per step, the default elsewhere) or adaptive (with --adaptive TOL, which implies it).", valueName: "exact|gauss|adaptive"))
+    var quadrature: AnalysisSettings.Quadrature?
+
+    @Option(parsing: .unconditional, help: "Gauss–Legendre nodes per step (1…64) of --quadrature gauss and per sub-interval of adaptive.",
             transform: OptionValue.integer(in: AnalysisSettings.nodesRange))
     var nodes: Int = 4
 
@@ -53,6 +56,7 @@ struct AnalysisOptions: ParsableArguments {
         var s = AnalysisSettings(nodes: nodes, adaptiveTolerance: adaptive, queries: queries, maxQueries: maxQueries,
                                  kernel: kernel, ridge: ridge, precision: precision, scope: scope)
         s.momentumTolerance = momentumTolerance
+        s.quadrature = quadrature
         s.maxNodes = maxNodes
         s.allowInconsistentSteps = allowInconsistentSteps ? true : nil
         return s
@@ -62,6 +66,7 @@ struct AnalysisOptions: ParsableArguments {
 extension AnalysisSettings.Queries: ExpressibleByArgument {}
 extension AnalysisSettings.Precision: ExpressibleByArgument {}
 extension AnalysisSettings.Scope: ExpressibleByArgument {}
+extension AnalysisSettings.Quadrature: ExpressibleByArgument {}
 extension KernelMode: ExpressibleByArgument {}
 extension ReportFormat: ExpressibleByArgument {}
 

@@ -10,6 +10,8 @@ struct ForwardPathIntegral {
     /// Query rows per block, and the blocks' inputs.
     let queryBlocks: [Range<Int>]
     let xqBlocks: [Matrix]
+    /// Rows per block (queries, or exact quadrature's per-query nodes).
+    let chunk: Int
 
     init(context: AnalysisContext) {
         self.context = context
@@ -21,6 +23,7 @@ struct ForwardPathIntegral {
         let featureRows = (256 << 20) / max(8 * model.featureScalarsPerExample, 1)
         let chunk = model is MLP ? max(64, min(nQ, 128 << 20 / max(rowBytes, 1)))
                                  : max(16, min(nQ, 128 << 20 / max(rowBytes, 1), featureRows))
+        self.chunk = chunk
         queryBlocks = stride(from: 0, to: nQ, by: chunk).map { $0..<min($0 + chunk, nQ) }
         xqBlocks = queryBlocks.map { context.xq.rows($0) }
     }
@@ -38,10 +41,14 @@ struct ForwardPathIntegral {
     /// with momentum the earlier steps' still in the window), weighted by `η_t c_{t,s}` and
     /// accumulated in f64. `tangents[0]` is Δw_t (its JVPs go to Σ J̄Δw), a second one the decay
     /// part of Δw_t (its JVPs go to R_wd).
+    ///
+    /// With exact quadrature (`seg.piecewise`, math §1.1) the queries without a breakpoint take
+    /// the shared nodes, gathered into blocks, and the others their own nodes: rows of one
+    /// feature set each at its own point of the segment (`MLP.segmentFeatures`), in blocks of the
+    /// same size, every row's kernels weighted by its node's weight into its query's sums.
     func integrate<S: BLASScalar>(_: S.Type, _ seg: RouteSegment, sides weighted: [(side: TrainingSide<S>, weight: Double)],
                                   tangents: [[Double]], into acc: inout KernelAccumulators) {
-        let model = context.model, n = context.train, C = context.outputs, blocks = context.blocks, mode = context.mode
-        let nT = context.heldOut, exactOnly = context.exactOnly, attrIndex = context.attrIndex
+        let model = context.model, n = context.train
         // Sides joined into groups of at most max(4n, one batch) examples (one kernel call per
         // group, node and query block; memory stays bounded for full-batch momentum), each
         // example column carrying its side's weight.
@@ -56,59 +63,94 @@ struct ForwardPathIntegral {
             (group.count == 1 ? group[0].side : TrainingSide<S>.concatenating(group.map(\.side)),
              group.flatMap { w in [Double](repeating: w.weight, count: w.side.batch.count) })
         }
+        guard let piecewise = seg.piecewise else {
+            for (s, omega) in seg.nodes {
+                var ws = seg.start
+                Vec.axpy(s, tangents[0], &ws)   // tangents[0] is Δw_t
+                for (qb, rows) in queryBlocks.enumerated() {
+                    let fq = model.tangentFeatures(ws, xqBlocks[qb], as: S.self, tangents: tangents)
+                    accumulate(fq, rows: Array(rows), weights: [Double](repeating: omega, count: rows.count), sides: sides, into: &acc)
+                }
+            }
+            return
+        }
+        // Exact quadrature: the queries that cross no kink on the shared nodes ...
+        let smooth = piecewise.smoothRows
+        let smoothBlocks = stride(from: 0, to: smooth.count, by: chunk).map { Array(smooth[$0..<min($0 + chunk, smooth.count)]) }
+        let smoothX = smoothBlocks.map { context.xq.rows(at: $0) }
         for (s, omega) in seg.nodes {
             var ws = seg.start
-            Vec.axpy(s, tangents[0], &ws)   // tangents[0] is Δw_t
-            for (qb, rows) in queryBlocks.enumerated() {
-                let fq = model.tangentFeatures(ws, xqBlocks[qb], as: S.self, tangents: tangents)
-                // JΔw (reconstruction) and J·(decay part of Δw) (the term R_wd) from the same pass.
-                for (j, jv) in fq.outputTangents.enumerated() {
-                    for r in 0..<rows.count { for c in 0..<C {
-                        let v = omega * Double(jv[r, c])
-                        if j == 0 { acc.jvpSum[rows.lowerBound + r, c] += v } else { acc.rwd[rows.lowerBound + r, c] += v }
-                    } }
+            Vec.axpy(s, tangents[0], &ws)
+            for (rows, x) in zip(smoothBlocks, smoothX) {
+                let fq = model.tangentFeatures(ws, x, as: S.self, tangents: tangents)
+                accumulate(fq, rows: rows, weights: [Double](repeating: omega, count: rows.count), sides: sides, into: &acc)
+            }
+        }
+        // ... the others each on the nodes of its own pieces.
+        guard !piecewise.kinked.isEmpty, let mlp = model as? MLP else { return }
+        for lower in stride(from: 0, to: piecewise.kinked.count, by: chunk) {
+            let nodes = piecewise.kinked[lower..<min(lower + chunk, piecewise.kinked.count)]
+            let rows = nodes.map(\.row)
+            let fq = mlp.segmentFeatures(start: seg.start, delta: tangents[0], context.xq.rows(at: rows), at: nodes.map(\.t),
+                                         as: S.self, tangents: tangents)
+            accumulate(fq, rows: rows, weights: nodes.map(\.weight), sides: sides, into: &acc)
+        }
+    }
+
+    /// Adds one feature set's JVPs and kernels against `sides` into the sums: feature row r is
+    /// query `rows[r]`, weighted by `weights[r]` (its node's weight), each side's example column b
+    /// by `columnWeight[b]`.
+    private func accumulate<S: BLASScalar>(_ fq: TangentFeatures<S>, rows: [Int], weights: [Double],
+                                           sides: [(TrainingSide<S>, [Double])], into acc: inout KernelAccumulators) {
+        let n = context.train, C = context.outputs, blocks = context.blocks, mode = context.mode
+        let nT = context.heldOut, exactOnly = context.exactOnly, attrIndex = context.attrIndex
+        // JΔw (reconstruction) and J·(decay part of Δw) (the term R_wd) from the same pass.
+        for (j, jv) in fq.outputTangents.enumerated() {
+            for r in 0..<rows.count { for c in 0..<C {
+                let v = weights[r] * Double(jv[r, c])
+                if j == 0 { acc.jvpSum[rows[r], c] += v } else { acc.rwd[rows[r], c] += v }
+            } }
+        }
+        for (side, columnWeight) in sides {
+            let batch = side.batch, nb = batch.count, g = side.g
+            let ks = TangentFeatures.kernels(fq, mode == .trace ? [(side.fb, .trace), (side.fbg!, .full)] : [(side.fb, .full)])
+            let kk = ks[0]
+            kk.data.withUnsafeBufferPointer { kkp in
+                acc.kp.data.withUnsafeMutableBufferPointer { kpp in
+                    for r in 0..<(rows.count * blocks) {
+                        let src = r * nb * blocks, dst = (rows[r / blocks] * blocks + r % blocks) * n * blocks
+                        let omega = weights[r / blocks]
+                        for (b, i) in batch.enumerated() {
+                            let to = dst + i * blocks, from = src + b * blocks, w = omega * columnWeight[b]
+                            for k in 0..<blocks {
+                                let v: Double = Double(kkp[from + k])
+                                kpp[to + k] += w * v
+                            }
+                        }
+                    }
                 }
-                for (side, columnWeight) in sides {
-                    let batch = side.batch, nb = batch.count, g = side.g
-                    let ks = TangentFeatures.kernels(fq, mode == .trace ? [(side.fb, .trace), (side.fbg!, .full)] : [(side.fb, .full)])
-                    let kk = ks[0]
-                    kk.data.withUnsafeBufferPointer { kkp in
-                        acc.kp.data.withUnsafeMutableBufferPointer { kpp in
-                            for r in 0..<(rows.count * blocks) {
-                                let src = r * nb * blocks, dst = (rows.lowerBound * blocks + r) * n * blocks
-                                for (b, i) in batch.enumerated() {
-                                    let to = dst + i * blocks, from = src + b * blocks, w = omega * columnWeight[b]
-                                    for k in 0..<blocks {
-                                        let v: Double = Double(kkp[from + k])
-                                        kpp[to + k] += w * v
-                                    }
-                                }
-                            }
+            }
+            // N's contributions: Σ_k K̄_ck(x, x_b) g_bk, from K̄ (full) or the contracted kernel (trace).
+            for r in 0..<rows.count {
+                let q = rows[r], omega = weights[r]
+                let diag = (!exactOnly && q >= nT) ? q - nT : -1
+                let attr = attrIndex[q]
+                for c in 0..<C {
+                    var rowSum = 0.0
+                    for (b, i) in batch.enumerated() {
+                        let w = omega * columnWeight[b]
+                        var v = 0.0
+                        if mode == .trace {
+                            v = Double(ks[1][r * C + c, b])
+                        } else {
+                            let base = (r * C + c) * nb * C + b * C
+                            for k in 0..<C { v += Double(kk.data[base + k]) * g[b, k] }
                         }
+                        rowSum += w * v
+                        if i == diag { acc.nDiag[i, c] += w * v }
+                        if let attr { acc.nAttr[attr][c, i] += w * v }
                     }
-                    // N's contributions: Σ_k K̄_ck(x, x_b) g_bk, from K̄ (full) or the contracted kernel (trace).
-                    for r in 0..<rows.count {
-                        let q = rows.lowerBound + r
-                        let diag = (!exactOnly && q >= nT) ? q - nT : -1
-                        let attr = attrIndex[q]
-                        for c in 0..<C {
-                            var rowSum = 0.0
-                            for (b, i) in batch.enumerated() {
-                                let w = omega * columnWeight[b]
-                                var v = 0.0
-                                if mode == .trace {
-                                    v = Double(ks[1][r * C + c, b])
-                                } else {
-                                    let base = (r * C + c) * nb * C + b * C
-                                    for k in 0..<C { v += Double(kk.data[base + k]) * g[b, k] }
-                                }
-                                rowSum += w * v
-                                if i == diag { acc.nDiag[i, c] += w * v }
-                                if let attr { acc.nAttr[attr][c, i] += w * v }
-                            }
-                            acc.nSum[q, c] += rowSum
-                        }
-                    }
+                    acc.nSum[q, c] += rowSum
                 }
             }
         }

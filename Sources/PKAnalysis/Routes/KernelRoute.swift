@@ -28,6 +28,9 @@ protocol KernelRoute {
     var windowSides: Double { get }
     /// The report's note on the kernel, if any (after the weight-decay note).
     var note: String? { get }
+    /// The route reads `RouteSegment.piecewise` (exact quadrature's per-query nodes, math §1.1);
+    /// false: it integrates every query on the shared nodes, and exact quadrature is not offered.
+    var takesPiecewiseNodes: Bool { get }
     /// Consumes one segment of the path (steps in time order).
     mutating func consume(_ segment: RouteSegment, into acc: inout KernelAccumulators)
     /// After the last segment; `end` is w_T. `progress(done, total)` in the route's own units.
@@ -38,11 +41,13 @@ extension KernelRoute {
     var backwardPass: Bool { false }
     var windowSides: Double { 1 }
     var note: String? { nil }
+    var takesPiecewiseNodes: Bool { false }
     mutating func finish(end: [Double], into acc: inout KernelAccumulators, progress: (_ done: Int, _ total: Int) -> Void) {}
 }
 
 /// One segment `(w_t, w_{t+1})` of the path as a route reads it: the segment, its Δw_t, its
-/// batch (indices and rows), and the quadrature nodes `(s_j, ω_j)` chosen for it.
+/// batch (indices and rows), and the quadrature nodes `(s_j, ω_j)` chosen for it (with exact
+/// quadrature, shared by the queries without a breakpoint; the others' are `piecewise`).
 struct RouteSegment {
     let segment: WeightPath.Segment
     /// Δw_t = w_{t+1} − w_t.
@@ -50,6 +55,9 @@ struct RouteSegment {
     let batch: [Int]
     let xb: Matrix, yb: Matrix
     let nodes: [(s: Double, w: Double)]
+    /// Exact quadrature (only for routes with `takesPiecewiseNodes`): the queries that leave
+    /// `nodes` for nodes of their own; nil: every query takes `nodes`.
+    var piecewise: PiecewiseNodes? = nil
 
     var step: Int { segment.step }
     var start: [Double] { segment.start }

@@ -5,7 +5,8 @@ import PKOptim
 /// `K^p = Σ_t η_t s_t/|B_t| K̄_t`, summed forwards in time, step by step, in precision S (tangent
 /// features, kernels and JVPs in S, every sum in float64). The training side of step t is taken at
 /// `w_t`; the decay part of Δw_t, `−η_t λ w_t`, goes through the same query features as Δw_t
-/// (its JVPs are R_wd).
+/// (its JVPs are R_wd). With exact quadrature (§1.1) the queries that cross a kink on a segment
+/// are integrated on their own nodes (`RouteSegment.piecewise`), in the kernel form as in the JVPs.
 struct PathKernelRoute<S: BLASScalar>: KernelRoute {
     let form: KernelForm
     let integral: ForwardPathIntegral
@@ -21,6 +22,7 @@ struct PathKernelRoute<S: BLASScalar>: KernelRoute {
     var kernelName: String { "path kernel Σ_t η_t/|B_t| K̄_t(x, x_i) of (S)GD\(KernelRoutes.clipSuffix(form))" }
     var hasKernelForm: Bool { true }
     var summedForwards: Bool { true }
+    var takesPiecewiseNodes: Bool { true }
 
     mutating func consume(_ seg: RouteSegment, into acc: inout KernelAccumulators) {
         // The decay part of Δw_t: −η_t λ w_t (λ_k per parameter with groups).
