@@ -14,6 +14,19 @@ extension AnalysisStore {
         return "it covers \(result.run.steps) steps of a trace that was \(result.run.status); the trace is now \(now.summary)"
     }
 
+    /// A clause saying why `stored`, found under the key of `settings`, is not what these settings
+    /// compute now, or nil: a relu or leaky-relu MLP on the (S)GD route analyzed with the default
+    /// settings before exact quadrature (math §1.1) was their default has Gauss quadrature's
+    /// residual (its result names no quadrature, its kernel is the (S)GD one).
+    public static func predatesExactQuadrature(_ result: AnalysisResult, settings: AnalysisSettings) -> String? {
+        guard settings.quadrature == nil, settings.adaptiveTolerance == nil, result.settings.quadrature == nil,
+              result.settings.adaptiveTolerance == nil, result.reconstruction.exact == nil,
+              result.settings.pathKernel?.hasPrefix(PathKernelRoute<Double>.kernelNamePrefix) == true else { return nil }
+        let words = result.run.model.split(separator: " ")
+        guard words.first == "MLP", let activation = words.last, ["relu", "leaky-relu"].contains(activation) else { return nil }
+        return "it was integrated with q = \(result.settings.nodes) Gauss–Legendre nodes, from before exact quadrature through the kinks was the default for \(activation) MLPs"
+    }
+
     /// `pathkernel analyze PATH [options] --force` for the settings `stored` was computed with
     /// (the options are left out when its settings cannot be read).
     public static func refreshCommand(path: String, stored: StoredAnalysis) -> String {

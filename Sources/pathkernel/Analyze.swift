@@ -78,7 +78,8 @@ enum AnalysisRunner {
         let reader = try TraceReader.open(path)
         if !force, let stored = try reader.analysis(key: key) {
             let result = try AnalysisStore.decode(stored.resultJSON)
-            guard let stale = AnalysisStore.staleness(of: stored, result: result, now: try reader.basis()) else {
+            guard let stale = try AnalysisStore.staleness(of: stored, result: result, now: reader.basis())
+                    ?? AnalysisStore.predatesExactQuadrature(result, settings: settings) else {
                 if !quiet { note("using the stored analysis with these settings (pass --force to recompute)") }
                 return result
             }

@@ -311,7 +311,9 @@ struct PathAnalysisTests {
                          optimizer: OptimizerSpec(kind: .sgd, learningRate: 0.05), steps: 8, batchSize: 6)
         let path = try recordTrace(cfg)
         let tol = 1e-8
-        let fixed = try analyze(path, AnalysisSettings(nodes: 2))
+        var twoNodes = AnalysisSettings(nodes: 2)
+        twoNodes.quadrature = .gauss   // the fixed rule (exact quadrature is the default for relu)
+        let fixed = try analyze(path, twoNodes)
         var settings = AnalysisSettings(nodes: 2, adaptiveTolerance: tol)
         settings.maxNodes = 4096   // this tolerance needs more than the default budget at q = 2
         let adaptive = try analyze(path, settings)
@@ -334,7 +336,9 @@ struct PathAnalysisTests {
         let capped = try analyze(path, settings)
         #expect(capped.run.notes.first?.contains("stopped at its node budget (--max-nodes 16") == true, "\(capped.run.notes)")
         #expect(capped.reconstruction.meanNodesPerStep <= 16)
-        let fixed = try analyze(path, AnalysisSettings(nodes: 2))
+        var twoNodes = AnalysisSettings(nodes: 2)
+        twoNodes.quadrature = .gauss   // the fixed rule (exact quadrature is the default for relu)
+        let fixed = try analyze(path, twoNodes)
         #expect(capped.reconstruction.test!.maxAbsResidual.isFinite)
         #expect(capped.reconstruction.test!.maxAbsResidual <= fixed.reconstruction.test!.maxAbsResidual)
         // --max-nodes without --adaptive is refused.

@@ -127,6 +127,11 @@ struct ExactQuadratureTests {
         #expect(g.settings.quadrature == nil && g.reconstruction.exact == nil)
         #expect(g.reconstruction.test!.relativeResidual > 1e4 * Self.roundOff, "q = 4 should leave a quadrature error here")
         #expect(Self.relativeError(gk.data, oracle.data) > 1e4 * Self.oracleTolerance)
+        // A result like this one stored under the default key (before exact quadrature was the
+        // default) is recomputed; the exact one and an explicit --quadrature gauss are not.
+        #expect(AnalysisStore.predatesExactQuadrature(g, settings: AnalysisSettings()) != nil)
+        #expect(AnalysisStore.predatesExactQuadrature(result, settings: AnalysisSettings()) == nil)
+        #expect(AnalysisStore.predatesExactQuadrature(g, settings: gauss) == nil)
     }
 
     /// Same trace, same bits: exact quadrature on one thread and on two (64 queries, so that row

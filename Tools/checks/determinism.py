@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Same trace, same analysis, same bits — checked on the release binary.
 
-For every optimizer the analyzer has a kernel form for, with one output and with three, this
+For every optimizer the analyzer has a kernel form for (and (S)GD on relu nets, whose exact
+quadrature gives queries nodes of their own), with one output and with three, this
 trains a small run (sparse checkpoints, minibatches), analyzes it four times with
 PATHKERNEL_THREADS=1, 2, 1, 2 and requires:
   * the stored analysis (`report --format json`, run time removed) identical byte for byte;
@@ -30,10 +31,13 @@ OPTIMIZERS = {
     "adam": {"kind": "adam", "learningRate": 0.01, "weightDecay": 0.01, "clipNorm": 1.0},
     "adamw": {"kind": "adamw", "learningRate": 0.01, "weightDecay": 0.05},
     "rmsprop": {"kind": "rmsprop", "learningRate": 0.003, "momentum": 0.5, "weightDecay": 0.01},
+    # relu: (S)GD's exact quadrature through the kinks (per-query nodes, Docs/path-kernel.md §1.1).
+    "gd-relu": {"kind": "gd", "learningRate": 0.2},
+    "sgd-relu": {"kind": "sgd", "learningRate": 0.2, "weightDecay": 0.01},
 }
 
 
-def config(name, optimizer, outputs):
+def config(name, optimizer, outputs, activation="tanh"):
     if outputs == 1:
         data = {"kind": "moons", "train": 60, "test": 30}
         loss = "logistic"
@@ -42,7 +46,7 @@ def config(name, optimizer, outputs):
         loss = "cross-entropy"
     return {
         "name": name, "seed": 3, "data": data,
-        "model": {"kind": "mlp", "layers": [2, 16, 16, outputs], "activation": "tanh"},
+        "model": {"kind": "mlp", "layers": [2, 16, 16, outputs], "activation": activation},
         "loss": {"kind": loss}, "optimizer": optimizer,
         "training": {"steps": 40, "checkpointEvery": 4, **({} if optimizer["kind"] == "gd" else {"batchSize": 16})},
     }
@@ -69,7 +73,7 @@ def main():
                 cfg = os.path.join(tmp, f"{name}{outputs}.json")
                 trace = os.path.join(tmp, f"{name}{outputs}.sqlite")
                 with open(cfg, "w") as f:
-                    json.dump(config(f"{name}{outputs}", opt, outputs), f)
+                    json.dump(config(f"{name}{outputs}", opt, outputs, "relu" if name.endswith("relu") else "tanh"), f)
                 run(["train", "--config", cfg, "--out", trace, "--force", "--quiet"])
                 prints, worst = [], 0.0
                 for threads in (1, 2, 1, 2, 1, 2):

@@ -19,7 +19,9 @@ struct PathKernelRoute<S: BLASScalar>: KernelRoute {
         lambda = form.coupledDecay + form.decoupledDecay
     }
 
-    var kernelName: String { "path kernel Σ_t η_t/|B_t| K̄_t(x, x_i) of (S)GD\(KernelRoutes.clipSuffix(form))" }
+    /// The start of `kernelName` (what a stored result's `path_kernel` says of this route).
+    static var kernelNamePrefix: String { "path kernel Σ_t η_t/|B_t| K̄_t(x, x_i) of (S)GD" }
+    var kernelName: String { "\(Self.kernelNamePrefix)\(KernelRoutes.clipSuffix(form))" }
     var hasKernelForm: Bool { true }
     var summedForwards: Bool { true }
     var takesPiecewiseNodes: Bool { true }
