@@ -2,6 +2,7 @@
  * and, on x86-64, for AVX2; the compiler vectorizes both. Contraction into FMA is off: AVX2 alone
  * has no FMA, and the pragma keeps a compiler from fusing anywhere, so the two versions round alike. */
 #include "pk_kernels.h"
+#include <stdatomic.h>
 
 #pragma STDC FP_CONTRACT OFF
 #if defined(__clang__)
@@ -53,8 +54,8 @@ PK_CONTRACTION(double, contraction_f64_base, )
 PK_CONTRACTION(float, contraction_f32_base, )
 PK_COMBINATION(float, combination_f32_base, )
 
-static int force_baseline = 0;
-void pk_kernels_force_baseline(int on) { force_baseline = on; }
+static atomic_int force_baseline = 0;
+void pk_kernels_force_baseline(int on) { atomic_store(&force_baseline, on); }
 
 #if defined(__x86_64__) || defined(_M_X64)
 PK_COMBINATION(double, combination_f64_avx2, __attribute__((target("avx2"))))
@@ -63,15 +64,17 @@ PK_CONTRACTION(double, contraction_f64_avx2, __attribute__((target("avx2"))))
 PK_CONTRACTION(float, contraction_f32_avx2, __attribute__((target("avx2"))))
 
 int pk_kernels_avx2(void) {
-    static int cached = -1;
-    if (cached < 0) {
+    static atomic_int cached = -1;  /* every thread computes the same value: a race is harmless */
+    int known = atomic_load(&cached);
+    if (known < 0) {
         __builtin_cpu_init();
-        cached = __builtin_cpu_supports("avx2") ? 1 : 0;
+        known = __builtin_cpu_supports("avx2") ? 1 : 0;
+        atomic_store(&cached, known);
     }
-    return cached && !force_baseline;
+    return known && !atomic_load(&force_baseline);
 }
 #else
-int pk_kernels_avx2(void) { (void)force_baseline; return 0; }
+int pk_kernels_avx2(void) { (void)atomic_load(&force_baseline); return 0; }
 #endif
 
 void pk_scaled_combination_f64(double *o, const double *s, const double *a0, const double *a1,

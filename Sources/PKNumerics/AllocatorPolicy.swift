@@ -15,7 +15,9 @@ public enum AllocatorPolicy {
     public static let mmapThreshold: Int32 = 32 << 20
 
     /// Applies the policy (idempotent; a no-op off glibc). Returns whether glibc accepted both
-    /// settings.
+    /// settings. Call it first thing in `main`, before any thread starts: glibc's `mallopt` is not
+    /// safe while other threads allocate (a test that called it amid the parallel test run crashed
+    /// the runner), so no test calls it.
     @discardableResult
     public static func apply() -> Bool {
         pathkernel_keep_freed_blocks(mmapThreshold) == 1

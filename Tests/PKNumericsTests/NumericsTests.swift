@@ -395,12 +395,6 @@ struct ElementwiseKernelTests {
         }
     }
 
-    /// The heap policy is accepted by this C library (glibc on the Linux machines it targets).
-    @Test func allocatorPolicyApplies() {
-        #if os(Linux)
-        #expect(AllocatorPolicy.apply())
-        #endif
-    }
 }
 
 @Suite("The C kernels against the Swift expression they replace", .serialized)
