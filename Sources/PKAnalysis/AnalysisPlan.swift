@@ -8,7 +8,7 @@ import PKTrace
 /// time at this machine's GEMM rate, measured now, times each phase's measured efficiency.
 ///
 /// The work is counted in flop-equivalents (the cost model's unit: GEMM and elementwise flops,
-/// plus R's memory traffic at about 3 flops per byte). The efficiencies (`efficiency`) are the
+/// plus a fixed cost per row of the backward pass's R). The efficiencies (`efficiency`) are the
 /// fraction of the single-core GEMM rate × threads each phase reaches, calibrated on the runs
 /// listed in Docs/path-kernel.md §7 (Cost and time estimate); the estimate is checked against
 /// the real run by `bench --workload W5|W6`.
@@ -52,7 +52,7 @@ extension PathAnalyzer {
     /// The fraction of `threads × one core's GEMM rate` each phase reaches (see `AnalysisPlan`):
     /// measured on W5 (SGD momentum, factored backward pass), W6 (AdamW, explicit), fmnist-mlp
     /// (SGD, forward) and the presets' machines; Docs/path-kernel.md §7.
-    static let efficiency = (forward: 0.5, backward: 0.7, machines: 0.6)
+    static let efficiency = (forward: 0.5, backward: 0.79, machines: 0.6)
 
     /// The plan of this analysis of `reader`'s trace; `gemmRate` (GFLOP/s of one core in the
     /// analysis precision) is measured when not given.

@@ -41,10 +41,15 @@ public struct AnalysisProgress: Sendable {
 /// (`2·n_q·P·(2 + C)`), their kernels against the training side (`2·n_q·n_b·Σ_l(in_l + C·out_l)`
 /// per side and node), the training side's features, the step check and the linearized update
 /// (`≈ 10·n_b·P`); the backward pass's update of the query side R and its products with the batch
-/// (`2·C·n_q·P_R·(q + n_b)`, `P_R` R's scalars per query and channel, `querySideScalars`) plus its
-/// memory traffic (three passes over R, counted as 72·C·n_q·P_R: about 3 flops per byte); the ridge machines' eigendecompositions (`9m³` each, or `m³/3` by
+/// (`2·C·n_q·P_R·(q + n_b)`, `P_R` R's scalars per query and channel, `querySideScalars`) plus a
+/// fixed cost per row of R of an MLP (one output unit of one layer for one query and channel:
+/// its contraction with the batch's signals, the GEMM's edges; `rowOverhead` flop-equivalents,
+/// fitted with the backward efficiency on W5 and W6); the ridge machines' eigendecompositions (`9m³` each, or `m³/3` by
 /// Cholesky above `eigenRidgeLimit`). Checked against measured runs in Docs/path-kernel.md §7.
 struct AnalysisCostModel {
+    /// Flop-equivalents per row of the backward pass's R and step (see above).
+    static let rowOverhead = 8_000.0
+
     let forwardPerStep: Double
     let backwardPerStep: Double
     let machines: Double
@@ -60,7 +65,8 @@ struct AnalysisCostModel {
         let perStepFixed = 10 * nb * P + (model is MLP ? 2 * nb * P * (1 + C) : nb * perExample) + dynamicsPerStep * perExample
         if backward {
             forwardPerStep = perStepFixed
-            backwardPerStep = qd * features + 2 * C * Q * PR * (qd + nb) + 72 * C * Q * PR
+            let rows = model is MLP ? Double(model.featureBlocks.reduce(0) { $0 + $1.outputs }) : 0
+            backwardPerStep = qd * features + 2 * C * Q * PR * (qd + nb) + Self.rowOverhead * C * Q * rows
         } else if kernelForm {
             forwardPerStep = perStepFixed + qd * (features + 2 * Q * nb * windowSides * widths * Double(blocks))
             backwardPerStep = 0
