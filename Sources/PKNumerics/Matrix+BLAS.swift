@@ -13,6 +13,12 @@ public protocol BLASScalar: BinaryFloatingPoint, Sendable, Codable {
     /// ReLU in place with its derivative, one branch-free pass: `d[k] = [v[k] > 0]`,
     /// `v[k] ← v[k]·[v[k] > 0]` (0 for NaN and −0).
     static func reluInPlace(_ v: UnsafeMutablePointer<Self>, derivatives d: UnsafeMutablePointer<Self>, count: Int)
+    /// ReLU in place without derivatives: `v[k] ← v[k]·[v[k] > 0]`, the values of `reluInPlace`
+    /// (its derivative is `[φ(z) > 0]`, read back from the values where needed).
+    static func reluInPlace(_ v: UnsafeMutablePointer<Self>, count: Int)
+    /// `out[k] = x[k]·[a[k] > 0]` (a multiplication by 1 or 0, as by ReLU's stored derivative);
+    /// `out` may be `x`.
+    static func multiplyByStep(_ x: UnsafePointer<Self>, of a: UnsafePointer<Self>, into out: UnsafeMutablePointer<Self>, count: Int)
 }
 
 extension Double: BLASScalar {
@@ -192,6 +198,39 @@ extension Double {
     }
 }
 
+extension Double {
+    @inlinable
+    public static func reluInPlace(_ v: UnsafeMutablePointer<Double>, count: Int) {
+        let zero = SIMD4<Double>(repeating: 0)
+        var k = 0
+        while k + 4 <= count {
+            let x = UnsafeRawPointer(v + k).loadUnaligned(as: SIMD4<Double>.self)
+            UnsafeMutableRawPointer(v + k).storeBytes(of: zero.replacing(with: x, where: x .> zero), as: SIMD4<Double>.self)
+            k += 4
+        }
+        while k < count {
+            v[k] = v[k] > 0 ? v[k] : 0
+            k += 1
+        }
+    }
+
+    @inlinable
+    public static func multiplyByStep(_ x: UnsafePointer<Double>, of a: UnsafePointer<Double>, into out: UnsafeMutablePointer<Double>, count: Int) {
+        let zero = SIMD4<Double>(repeating: 0), one = SIMD4<Double>(repeating: 1)
+        var k = 0
+        while k + 4 <= count {
+            let xv = UnsafeRawPointer(x + k).loadUnaligned(as: SIMD4<Double>.self)
+            let av = UnsafeRawPointer(a + k).loadUnaligned(as: SIMD4<Double>.self)
+            UnsafeMutableRawPointer(out + k).storeBytes(of: xv * zero.replacing(with: one, where: av .> zero), as: SIMD4<Double>.self)
+            k += 4
+        }
+        while k < count {
+            out[k] = x[k] * (a[k] > 0 ? 1 : 0)
+            k += 1
+        }
+    }
+}
+
 extension Float {
     @inlinable
     public static func reluInPlace(_ v: UnsafeMutablePointer<Float>, derivatives d: UnsafeMutablePointer<Float>, count: Int) {
@@ -208,6 +247,39 @@ extension Float {
             let positive = v[k] > 0
             d[k] = positive ? 1 : 0
             v[k] = positive ? v[k] : 0
+            k += 1
+        }
+    }
+}
+
+extension Float {
+    @inlinable
+    public static func reluInPlace(_ v: UnsafeMutablePointer<Float>, count: Int) {
+        let zero = SIMD8<Float>(repeating: 0)
+        var k = 0
+        while k + 8 <= count {
+            let x = UnsafeRawPointer(v + k).loadUnaligned(as: SIMD8<Float>.self)
+            UnsafeMutableRawPointer(v + k).storeBytes(of: zero.replacing(with: x, where: x .> zero), as: SIMD8<Float>.self)
+            k += 8
+        }
+        while k < count {
+            v[k] = v[k] > 0 ? v[k] : 0
+            k += 1
+        }
+    }
+
+    @inlinable
+    public static func multiplyByStep(_ x: UnsafePointer<Float>, of a: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, count: Int) {
+        let zero = SIMD8<Float>(repeating: 0), one = SIMD8<Float>(repeating: 1)
+        var k = 0
+        while k + 8 <= count {
+            let xv = UnsafeRawPointer(x + k).loadUnaligned(as: SIMD8<Float>.self)
+            let av = UnsafeRawPointer(a + k).loadUnaligned(as: SIMD8<Float>.self)
+            UnsafeMutableRawPointer(out + k).storeBytes(of: xv * zero.replacing(with: one, where: av .> zero), as: SIMD8<Float>.self)
+            k += 8
+        }
+        while k < count {
+            out[k] = x[k] * (a[k] > 0 ? 1 : 0)
             k += 1
         }
     }
