@@ -81,9 +81,11 @@ extension TangentFeatures {
         kernels(a, [(b, mode)])[0]
     }
 
-    /// Shortest side of a kernel tile: `kernels` cuts the longer of A's rows and B's rows into
-    /// 1, 2, 4 or 8 parts of at least this many (`Parallel.powerOfTwoRanges`).
-    public static var kernelTileMinimum: Int { 128 }
+    /// Fewest examples along the cut side of a kernel tile: `kernels` cuts the longer of A's and
+    /// B's examples into 1, 2, 4 or 8 parts of at least this many, and into two from 64 on
+    /// (`Parallel.powerOfTwoRanges`). W1 on 2 cores (200 × 1000): 2 tiles of 500 beat 4 of 250 and
+    /// row blocks of A (which pack all of B once per block).
+    public static var kernelTileMinimum: Int { 256 }
 
     /// Several kernels of `A` against feature sets of the same examples (for instance `B` and
     /// `B.contracted(with: g)`), sharing the activation Grams: one `kernel(a, b, mode:)` per request.
@@ -118,13 +120,31 @@ extension TangentFeatures {
             return shapes.map { DenseMatrix(rows: $0.rows, cols: $0.cols) }
         }
         let alongB = nB >= nA
-        let tiles = Parallel.powerOfTwoRanges(alongB ? nB : nA, minimum: tileMinimum)
+        let tiles = Parallel.powerOfTwoRanges(alongB ? nB : nA, minimum: tileMinimum, pairFrom: 64)
+        let L = a.signals.count, R = requests.count
+        // Every operand's storage, gathered once: A's inputs and signals, B's inputs (shared by
+        // the requests), each request's signals.
+        let operands = a.inputs.map(\.data) + a.signals.map(\.data) + first.0.inputs.map(\.data)
+            + requests.flatMap { $0.0.signals.map(\.data) }
         let data = withUninitializedArrays(shapes.map { $0.rows * $0.cols }) { (out: [UnsafeMutablePointer<Scalar>]) in
-            Parallel.forEach(tiles.count) { t in
-                kernelTile(a, rows: alongB ? 0..<nA : tiles[t], columns: alongB ? tiles[t] : 0..<nB, requests, into: out)
+            withBufferPointers(operands) { p in
+                let grams = GramOperands(aInputs: Array(p[0..<L]), aSignals: Array(p[L..<(2 * L)]), bInputs: Array(p[(2 * L)..<(3 * L)]),
+                                         bSignals: (0..<R).map { j in Array(p[(3 * L + j * L)..<(3 * L + (j + 1) * L)]) })
+                Parallel.forEach(tiles.count) { t in
+                    kernelTile(a, rows: alongB ? 0..<nA : tiles[t], columns: alongB ? tiles[t] : 0..<nB, requests, grams, into: out)
+                }
             }
         }
         return zip(shapes, data).map { DenseMatrix(rows: $0.rows, cols: $0.cols, data: $1) }
+    }
+
+    /// Raw storage of the feature matrices `kernels` reads (see `kernelTile`).
+    struct GramOperands {
+        let aInputs: [UnsafePointer<Scalar>]
+        let aSignals: [UnsafePointer<Scalar>]
+        let bInputs: [UnsafePointer<Scalar>]
+        /// Per request, per layer.
+        let bSignals: [[UnsafePointer<Scalar>]]
     }
 
     /// The entries of every requested kernel between A's examples `ra` and B's examples `cb`,
@@ -132,85 +152,68 @@ extension TangentFeatures {
     @_specialize(where Scalar == Double)
     @_specialize(where Scalar == Float)
     static func kernelTile(_ a: TangentFeatures, rows ra: Range<Int>, columns cb: Range<Int>,
-                           _ requests: [(TangentFeatures, KernelMode)], into out: [UnsafeMutablePointer<Scalar>]) {
+                           _ requests: [(TangentFeatures, KernelMode)], _ p: GramOperands, into out: [UnsafeMutablePointer<Scalar>]) {
         let mA = ra.count, mB = cb.count, nA = a.count, Ca = a.channels, nB = requests[0].0.count
         let r0 = ra.lowerBound, c0 = cb.lowerBound
         if mA == 0 || mB == 0 { return }
         let widest = requests.map { $0.1 == .full ? $0.0.channels : 1 }.max() ?? 1
-        var gaStore = [Scalar](unsafeUninitializedCapacity: mA * mB) { $1 = mA * mB }
-        var gdStore = [Scalar](unsafeUninitializedCapacity: mA * mB * widest) { $1 = mA * mB * widest }
-        gaStore.withUnsafeMutableBufferPointer { gaBuffer in
-            gdStore.withUnsafeMutableBufferPointer { gdBuffer in
-                let ga = gaBuffer.baseAddress!, gd = gdBuffer.baseAddress!
-                for l in a.signals.indices {
-                    let assign = l == 0
-                    let k = a.inputs[l].cols
-                    // ga = s_l² A_l[ra] B_l[cb]ᵀ
-                    a.inputs[l].data.withUnsafeBufferPointer { ap in
-                        requests[0].0.inputs[l].data.withUnsafeBufferPointer { bp in
-                            rawGemm(transposeB: true, m: mA, n: mB, k: k, alpha: Scalar(a.weightScaleSquared[l]),
-                                    a: ap.baseAddress.map { $0 + r0 * k }, lda: k, b: bp.baseAddress.map { $0 + c0 * k }, ldb: k,
-                                    beta: 0, c: ga, ldc: mB)
+        let ga = UnsafeMutablePointer<Scalar>.allocate(capacity: mA * mB)
+        let gd = UnsafeMutablePointer<Scalar>.allocate(capacity: mA * mB * widest)
+        defer { ga.deallocate(); gd.deallocate() }
+        for l in a.signals.indices {
+            let assign = l == 0
+            let k = a.inputs[l].cols, width = a.signals[l].cols
+            let beta2 = Scalar(a.biasScaleSquared[l])
+            // ga = s_l² A_l[ra] B_l[cb]ᵀ
+            rawGemm(transposeB: true, m: mA, n: mB, k: k, alpha: Scalar(a.weightScaleSquared[l]), a: p.aInputs[l] + r0 * k, lda: k,
+                    b: p.bInputs[l] + c0 * k, ldb: k, beta: 0, c: ga, ldc: mB)
+            for (j, (b, mode)) in requests.enumerated() {
+                let Cb = b.channels, K = out[j], sA = p.aSignals[l], sB = p.bSignals[j][l]
+                switch mode {
+                case .trace:
+                    if width == 1 && Ca == 1 {
+                        // One channel, one column: the signal Gram is the product δ_A(r) δ_B(r').
+                        for i in 0..<mA {
+                            Scalar.hadamardUpdate(K + (r0 + i) * nB + c0, sB + c0, scale: sA[r0 + i], ga + i * mB, shift: beta2,
+                                                  count: mB, assign: assign)
                         }
+                        continue
                     }
-                    let beta2 = Scalar(a.biasScaleSquared[l])
-                    let width = a.signals[l].cols
-                    for (j, (b, mode)) in requests.enumerated() {
-                        let Cb = b.channels, K = out[j]
-                        a.signals[l].data.withUnsafeBufferPointer { sap in
-                            b.signals[l].data.withUnsafeBufferPointer { sbp in
-                                let sA = sap.baseAddress, sB = sbp.baseAddress
-                                switch mode {
-                                case .trace:
-                                    if width == 1 && Ca == 1 {
-                                        // One channel, one column: the signal Gram is the product δ_A(r) δ_B(r').
-                                        for i in 0..<mA {
-                                            multiplyRow(into: K + (r0 + i) * nB + c0, ga + i * mB, outer: (sA![r0 + i], sB! + c0), nil,
-                                                        beta2, count: mB, assign: assign)
-                                        }
-                                        return
-                                    }
-                                    for c in 0..<Ca {
-                                        rawGemm(transposeB: true, m: mA, n: mB, k: width, alpha: 1,
-                                                a: sA.map { $0 + (c * nA + r0) * width }, lda: width,
-                                                b: sB.map { $0 + (c * nB + c0) * width }, ldb: width, beta: c == 0 ? 0 : 1, c: gd, ldc: mB)
-                                    }
-                                    for i in 0..<mA {
-                                        multiplyRow(into: K + (r0 + i) * nB + c0, ga + i * mB, outer: nil, gd + i * mB, beta2, count: mB, assign: assign)
-                                    }
-                                case .full:
-                                    let ldk = nB * Cb
-                                    for c in 0..<Ca {
-                                        if width == 1 && Cb == 1 {
-                                            for i in 0..<mA {
-                                                multiplyRow(into: K + ((r0 + i) * Ca + c) * ldk + c0, ga + i * mB,
-                                                            outer: (sA![c * nA + r0 + i], sB! + c0), nil, beta2, count: mB, assign: assign)
-                                            }
-                                            continue
-                                        }
-                                        // Channel c of A against every channel of B: mA × (Cb·mB), column kk·mB + r'.
-                                        for kk in 0..<Cb {
-                                            rawGemm(transposeB: true, m: mA, n: mB, k: width, alpha: 1,
-                                                    a: sA.map { $0 + (c * nA + r0) * width }, lda: width,
-                                                    b: sB.map { $0 + (kk * nB + c0) * width }, ldb: width, beta: 0, c: gd + kk * mB, ldc: Cb * mB)
-                                        }
-                                        if Cb == 1 {
-                                            for i in 0..<mA {
-                                                multiplyRow(into: K + ((r0 + i) * Ca + c) * ldk + c0, ga + i * mB, outer: nil, gd + i * mB,
-                                                            beta2, count: mB, assign: assign)
-                                            }
-                                            continue
-                                        }
-                                        for i in 0..<mA {
-                                            let krow = K + ((r0 + i) * Ca + c) * ldk + c0 * Cb, grow = gd + i * Cb * mB, arow = ga + i * mB
-                                            for kk in 0..<Cb {
-                                                for r2 in 0..<mB {
-                                                    let v = grow[kk * mB + r2] * (arow[r2] + beta2)
-                                                    if assign { krow[r2 * Cb + kk] = v } else { krow[r2 * Cb + kk] += v }
-                                                }
-                                            }
-                                        }
-                                    }
+                    for c in 0..<Ca {
+                        rawGemm(transposeB: true, m: mA, n: mB, k: width, alpha: 1, a: sA + (c * nA + r0) * width, lda: width,
+                                b: sB + (c * nB + c0) * width, ldb: width, beta: c == 0 ? 0 : 1, c: gd, ldc: mB)
+                    }
+                    for i in 0..<mA {
+                        Scalar.hadamardUpdate(K + (r0 + i) * nB + c0, gd + i * mB, scale: nil, ga + i * mB, shift: beta2, count: mB, assign: assign)
+                    }
+                case .full:
+                    let ldk = nB * Cb
+                    for c in 0..<Ca {
+                        if width == 1 && Cb == 1 {
+                            for i in 0..<mA {
+                                Scalar.hadamardUpdate(K + ((r0 + i) * Ca + c) * ldk + c0, sB + c0, scale: sA[c * nA + r0 + i], ga + i * mB,
+                                                      shift: beta2, count: mB, assign: assign)
+                            }
+                            continue
+                        }
+                        // Channel c of A against every channel of B: mA × (Cb·mB), column kk·mB + r'.
+                        for kk in 0..<Cb {
+                            rawGemm(transposeB: true, m: mA, n: mB, k: width, alpha: 1, a: sA + (c * nA + r0) * width, lda: width,
+                                    b: sB + (kk * nB + c0) * width, ldb: width, beta: 0, c: gd + kk * mB, ldc: Cb * mB)
+                        }
+                        if Cb == 1 {
+                            for i in 0..<mA {
+                                Scalar.hadamardUpdate(K + ((r0 + i) * Ca + c) * ldk + c0, gd + i * mB, scale: nil, ga + i * mB, shift: beta2,
+                                                      count: mB, assign: assign)
+                            }
+                            continue
+                        }
+                        for i in 0..<mA {
+                            let krow = K + ((r0 + i) * Ca + c) * ldk + c0 * Cb, grow = gd + i * Cb * mB, arow = ga + i * mB
+                            for kk in 0..<Cb {
+                                for r2 in 0..<mB {
+                                    let v = grow[kk * mB + r2] * (arow[r2] + beta2)
+                                    if assign { krow[r2 * Cb + kk] = v } else { krow[r2 * Cb + kk] += v }
                                 }
                             }
                         }
@@ -219,21 +222,21 @@ extension TangentFeatures {
             }
         }
     }
+}
 
-    /// `K[i] (=|+=) G_δ[i] · (G_a[i] + β²)` along one row of a tile, with `G_δ[i]` read from `gd`
-    /// or, for one-column signals, the product `outer.0 · outer.1[i]`.
-    @inline(__always)
-    static func multiplyRow(into k: UnsafeMutablePointer<Scalar>, _ ga: UnsafePointer<Scalar>,
-                            outer: (Scalar, UnsafePointer<Scalar>)?, _ gd: UnsafePointer<Scalar>?,
-                            _ beta2: Scalar, count: Int, assign: Bool) {
-        if let (da, db) = outer {
-            if assign { for i in 0..<count { k[i] = (da * db[i]) * (ga[i] + beta2) } }
-            else { for i in 0..<count { k[i] += (da * db[i]) * (ga[i] + beta2) } }
-        } else if let gd {
-            if assign { for i in 0..<count { k[i] = gd[i] * (ga[i] + beta2) } }
-            else { for i in 0..<count { k[i] += gd[i] * (ga[i] + beta2) } }
+/// `body` with the base addresses of `arrays`' storage (valid during `body`; an empty array
+/// gives a pointer that must not be read).
+func withBufferPointers<Scalar: BLASScalar, R>(_ arrays: [[Scalar]], _ body: ([UnsafePointer<Scalar>]) -> R) -> R {
+    var pointers: [UnsafePointer<Scalar>] = []
+    pointers.reserveCapacity(arrays.count)
+    func level(_ i: Int) -> R {
+        if i == arrays.count { return body(pointers) }
+        return arrays[i].withUnsafeBufferPointer { buffer in
+            pointers.append(buffer.baseAddress ?? UnsafePointer(bitPattern: MemoryLayout<Scalar>.alignment)!)
+            return level(i + 1)
         }
     }
+    return level(0)
 }
 
 /// `C ← α·A·op(B) + β·C`, row-major on raw storage (`op(B) = Bᵀ` when `transposeB`); `k = 0`
@@ -283,8 +286,10 @@ extension MLP {
     }
 
     /// Fewest rows of a feature block: `tangentFeatures` cuts the batches' rows, laid end to end,
-    /// into 1, 2, 4 or 8 parts of at least this many (`Parallel.powerOfTwoRanges`).
-    public static var featureBlockMinimum: Int { 128 }
+    /// into 1, 2, 4 or 8 parts of at least this many, and into two from 64 rows on
+    /// (`Parallel.powerOfTwoRanges`). Each part's GEMMs pack every weight matrix once, so the
+    /// packing per row falls as parts grow: W1 (1,200 rows) runs 4 parts of 300 faster than 8 of 150.
+    public static var featureBlockMinimum: Int { 256 }
 
     /// The tangent features of several batches at the same weights (for instance the queries and
     /// the training points of a kernel), one `TangentFeatures` per batch, equal to
@@ -313,8 +318,19 @@ extension MLP {
         let biases = scaledBiases(w)
         let tangentBiases = tangents.map(scaledBiases)
         // The parameters in `Scalar`: float64 reads `w` in place.
-        let converted: [Scalar]? = Scalar.self == Double.self ? nil : w.map { Scalar($0) }
-        let tangentParameters: [Scalar] = tangents.flatMap { $0.map { Scalar($0) } }
+        func rounded(_ vectors: [[Double]]) -> [Scalar] {
+            let total = vectors.reduce(0) { $0 + $1.count }
+            return [Scalar](unsafeUninitializedCapacity: total) { out, initialized in
+                var at = 0
+                for v in vectors {
+                    v.withUnsafeBufferPointer { vp in for i in 0..<vp.count { out[at + i] = Scalar(vp[i]) } }
+                    at += v.count
+                }
+                initialized = total
+            }
+        }
+        let converted: [Scalar]? = Scalar.self == Double.self ? nil : rounded([w])
+        let tangentParameters = rounded(tangents)
         // Per batch: inputs[0..<L], signals[0..<L], outputs, outputTangents[0..<T].
         let perBatch = 2 * L + 1 + T
         var counts: [Int] = []
@@ -324,7 +340,7 @@ extension MLP {
         }
         var offsets = [0]
         for x in batches { offsets.append(offsets.last! + x.rows) }
-        let parts = Parallel.powerOfTwoRanges(offsets.last!, minimum: blockMinimum)
+        let parts = Parallel.powerOfTwoRanges(offsets.last!, minimum: blockMinimum, pairFrom: 64)
         let pieces: [[(batch: Int, rows: Range<Int>)]] = parts.map { part in
             batches.indices.compactMap { bi in
                 let lo = max(part.lowerBound, offsets[bi]), hi = min(part.upperBound, offsets[bi + 1])
@@ -471,9 +487,15 @@ extension MLP {
             let v = (0..<width).map { j in s * wp[top.weightOffset + c * width + j] }
             let dst = out.signals[L - 2] + (c * n + r0) * width
             v.withUnsafeBufferPointer { vp in
-                for r in 0..<m { (dst + r * width).update(from: vp.baseAddress!, count: width) }
+                if relu {
+                    let a = out.inputs[L - 1] + r0 * width
+                    for r in 0..<m { Scalar.multiplyByStep(vp.baseAddress!, of: a + r * width, into: dst + r * width, count: width) }
+                } else {
+                    slopes[L - 2].withUnsafeBufferPointer { sp in
+                        for r in 0..<m { for j in 0..<width { dst[r * width + j] = vp[j] * sp[r * width + j] } }
+                    }
+                }
             }
-            multiplySlope(L - 2, dst, width: width)
         }
         // δ_{l−1} = s_l (δ_l W_l) ⊙ φ'(z_{l−1}).
         for l in stride(from: L - 2, through: 1, by: -1) {

@@ -19,6 +19,11 @@ public protocol BLASScalar: BinaryFloatingPoint, Sendable, Codable {
     /// `out[k] = x[k]·[a[k] > 0]` (a multiplication by 1 or 0, as by ReLU's stored derivative);
     /// `out` may be `x`.
     static func multiplyByStep(_ x: UnsafePointer<Self>, of a: UnsafePointer<Self>, into out: UnsafeMutablePointer<Self>, count: Int)
+    /// The Hadamard step of a structured kernel, along one row: `k[i] = g_i·(a[i] + shift)`
+    /// (`assign`) or `k[i] += g_i·(a[i] + shift)`, with `g_i = d[i]`, or `g_i = scale·d[i]` when
+    /// `scale` is given (a one-column Gram, the product of two numbers).
+    static func hadamardUpdate(_ k: UnsafeMutablePointer<Self>, _ d: UnsafePointer<Self>, scale: Self?, _ a: UnsafePointer<Self>,
+                               shift: Self, count: Int, assign: Bool)
 }
 
 extension Double: BLASScalar {
@@ -229,6 +234,31 @@ extension Double {
             k += 1
         }
     }
+
+    @inlinable
+    public static func hadamardUpdate(_ k: UnsafeMutablePointer<Double>, _ d: UnsafePointer<Double>, scale: Double?, _ a: UnsafePointer<Double>,
+                                      shift: Double, count: Int, assign: Bool) {
+        @inline(__always) func load(_ p: UnsafePointer<Double>, _ i: Int) -> SIMD4<Double> { UnsafeRawPointer(p + i).loadUnaligned(as: SIMD4<Double>.self) }
+        @inline(__always) func store(_ v: SIMD4<Double>, _ i: Int) { UnsafeMutableRawPointer(k + i).storeBytes(of: v, as: SIMD4<Double>.self) }
+        let sh = SIMD4<Double>(repeating: shift)
+        var i = 0
+        switch (scale, assign) {
+        case (let s?, true):
+            let sv = SIMD4<Double>(repeating: s)
+            while i + 4 <= count { store((sv * load(d, i)) * (load(a, i) + sh), i); i += 4 }
+            while i < count { k[i] = (s * d[i]) * (a[i] + shift); i += 1 }
+        case (let s?, false):
+            let sv = SIMD4<Double>(repeating: s)
+            while i + 4 <= count { store(load(k, i) + (sv * load(d, i)) * (load(a, i) + sh), i); i += 4 }
+            while i < count { k[i] += (s * d[i]) * (a[i] + shift); i += 1 }
+        case (nil, true):
+            while i + 4 <= count { store(load(d, i) * (load(a, i) + sh), i); i += 4 }
+            while i < count { k[i] = d[i] * (a[i] + shift); i += 1 }
+        case (nil, false):
+            while i + 4 <= count { store(load(k, i) + load(d, i) * (load(a, i) + sh), i); i += 4 }
+            while i < count { k[i] += d[i] * (a[i] + shift); i += 1 }
+        }
+    }
 }
 
 extension Float {
@@ -281,6 +311,31 @@ extension Float {
         while k < count {
             out[k] = x[k] * (a[k] > 0 ? 1 : 0)
             k += 1
+        }
+    }
+
+    @inlinable
+    public static func hadamardUpdate(_ k: UnsafeMutablePointer<Float>, _ d: UnsafePointer<Float>, scale: Float?, _ a: UnsafePointer<Float>,
+                                      shift: Float, count: Int, assign: Bool) {
+        @inline(__always) func load(_ p: UnsafePointer<Float>, _ i: Int) -> SIMD8<Float> { UnsafeRawPointer(p + i).loadUnaligned(as: SIMD8<Float>.self) }
+        @inline(__always) func store(_ v: SIMD8<Float>, _ i: Int) { UnsafeMutableRawPointer(k + i).storeBytes(of: v, as: SIMD8<Float>.self) }
+        let sh = SIMD8<Float>(repeating: shift)
+        var i = 0
+        switch (scale, assign) {
+        case (let s?, true):
+            let sv = SIMD8<Float>(repeating: s)
+            while i + 8 <= count { store((sv * load(d, i)) * (load(a, i) + sh), i); i += 8 }
+            while i < count { k[i] = (s * d[i]) * (a[i] + shift); i += 1 }
+        case (let s?, false):
+            let sv = SIMD8<Float>(repeating: s)
+            while i + 8 <= count { store(load(k, i) + (sv * load(d, i)) * (load(a, i) + sh), i); i += 8 }
+            while i < count { k[i] += (s * d[i]) * (a[i] + shift); i += 1 }
+        case (nil, true):
+            while i + 8 <= count { store(load(d, i) * (load(a, i) + sh), i); i += 8 }
+            while i < count { k[i] = d[i] * (a[i] + shift); i += 1 }
+        case (nil, false):
+            while i + 8 <= count { store(load(k, i) + load(d, i) * (load(a, i) + sh), i); i += 8 }
+            while i < count { k[i] += d[i] * (a[i] + shift); i += 1 }
         }
     }
 }
