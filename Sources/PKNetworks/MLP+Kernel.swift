@@ -539,11 +539,3 @@ extension TangentFeatures {
                                })
     }
 }
-
-extension DenseMatrix {
-    /// Layer `layer`'s weight matrix `W` (`outputs × inputs`) from the flat parameters, in this precision.
-    init(layer: DenseLayer, _ w: [Double]) {
-        self.init(rows: layer.outputs, cols: layer.inputs,
-                  data: w[layer.weightOffset..<(layer.weightOffset + layer.weightCount)].map { Scalar($0) })
-    }
-}
