@@ -29,11 +29,11 @@ public enum KernelBenchmark {
         }
     }
 
-    /// Θ(Q, X) by structured derivatives, in `S`: features of both sides, then per-layer Grams.
+    /// Θ(Q, X) by structured derivatives, in `S`: features of both sides (one pass over both
+    /// batches), then per-layer Grams.
     public static func structured<S: BLASScalar>(_ p: Problem, as _: S.Type) -> DenseMatrix<S> {
-        let fq = p.model.tangentFeatures(p.weights, p.queries, as: S.self)
-        let fx = p.model.tangentFeatures(p.weights, p.train, as: S.self)
-        return TangentFeatures.kernel(fq, fx, mode: .full)
+        let f = p.model.tangentFeatures(p.weights, batches: [p.queries, p.train], as: S.self)
+        return TangentFeatures.kernel(f[0], f[1], mode: .full)
     }
 
     /// Θ(Q, X) by explicit Jacobian contraction (the reference): `J_Q` whole, `J_X` in blocks of
@@ -234,6 +234,9 @@ public enum KernelBenchmark {
             public var times: [Double]
             /// `flops / seconds / 1e9`.
             public var gflops: Double
+            /// Median CPU seconds of the process (all threads) per call: with `threads` threads
+            /// and none of them waiting, `threads × seconds`; on a shared machine the steadier figure.
+            public var cpuSeconds: Double? = nil
         }
         public var model: String
         public var parameters: Int
@@ -256,9 +259,9 @@ public enum KernelBenchmark {
         public func text() -> String {
             var s = "W1  structured kernels only (no GEMM rate, no explicit route), \(model) (\(parameters) parameters), \(queries) × \(train), \(threads) threads\n"
             s += "    \(blas.summary)\n"
-            s += "    precision   median s      min s      max s   GFLOP/s   calls\n"
+            s += "    precision   median s      min s      max s   GFLOP/s   calls   CPU s/call   GFLOP per CPU s\n"
             for (name, t) in [("f64", f64), ("f32", f32)] {
-                s += "    \(name)       \(String(format: "%9.4f", t.seconds))  \(String(format: "%9.4f", t.times.min() ?? .nan))  \(String(format: "%9.4f", t.times.max() ?? .nan))  \(String(format: "%8.1f", t.gflops))   \(t.times.count)\n"
+                s += "    \(name)       \(String(format: "%9.4f", t.seconds))  \(String(format: "%9.4f", t.times.min() ?? .nan))  \(String(format: "%9.4f", t.times.max() ?? .nan))  \(String(format: "%8.1f", t.gflops))   \(String(format: "%5d", t.times.count))   \(String(format: "%10.4f", t.cpuSeconds ?? .nan))   \(String(format: "%15.1f", flops / (t.cpuSeconds ?? .nan) / 1e9))\n"
             }
             s += "    f32 vs f64 kernel: \(String(format: "%.1e", relativeErrorF32VsF64))\n\n"
             return s
@@ -277,9 +280,11 @@ public enum KernelBenchmark {
         func time<S: BLASScalar>(_: S.Type) -> (KernelTimes.Times, DenseMatrix<S>) {
             log("W1 \(S.self == Float.self ? "f32" : "f64"): structured kernel, 1 + \(repeats) calls")
             var k = structured(p, as: S.self)
-            let times = (0..<repeats).map { _ in Measure.seconds { k = structured(p, as: S.self) } }
+            let measured = (0..<repeats).map { _ in Measure.cpuAndWallSeconds { k = structured(p, as: S.self) } }
+            let times = measured.map(\.wall)
             let median = times.sorted()[times.count / 2]
-            return (KernelTimes.Times(seconds: median, times: times, gflops: flops / median / 1e9), k)
+            let cpu = measured.map(\.cpu).sorted()[measured.count / 2]
+            return (KernelTimes.Times(seconds: median, times: times, gflops: flops / median / 1e9, cpuSeconds: cpu), k)
         }
         let (t64, k64) = time(Double.self)
         let (t32, k32) = time(Float.self)

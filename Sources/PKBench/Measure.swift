@@ -9,6 +9,20 @@ public enum Measure {
         return Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
     }
 
+    /// CPU seconds the whole process (every thread) spends in `body`, and its wall seconds. On a
+    /// machine shared with other work the CPU time is the steadier measure of the work itself
+    /// (time the process is not scheduled is not counted; time its threads wait busily is).
+    public static func cpuAndWallSeconds(_ body: () throws -> Void) rethrows -> (cpu: Double, wall: Double) {
+        func cpuNow() -> Double {
+            var t = timespec()
+            clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t)
+            return Double(t.tv_sec) + Double(t.tv_nsec) / 1e9
+        }
+        let c0 = cpuNow()
+        let wall = try seconds(body)
+        return (cpuNow() - c0, wall)
+    }
+
     /// The median of `repeats` timed runs of `body` after `warmup` untimed ones.
     public static func median(repeats: Int, warmup: Int = 1, _ body: () -> Void) -> Double {
         for _ in 0..<warmup { body() }

@@ -27,6 +27,17 @@ public protocol BLASScalar: BinaryFloatingPoint, Sendable, Codable {
                                   y: UnsafePointer<Self>?, u: UnsafePointer<Self>?, gram: UnsafePointer<Self>?, sw: Self,
                                   bias b: UnsafePointer<Self>?, sb: Self, signals sT: UnsafePointer<Self>,
                                   dout: Int, nb: Int, scratch: UnsafeMutablePointer<Self>)
+    /// ReLU in place without derivatives: `v[k] ← v[k]·[v[k] > 0]`, the values of `reluInPlace`
+    /// (its derivative is `[φ(z) > 0]`, read back from the values where needed).
+    static func reluInPlace(_ v: UnsafeMutablePointer<Self>, count: Int)
+    /// `out[k] = x[k]·[a[k] > 0]` (a multiplication by 1 or 0, as by ReLU's stored derivative);
+    /// `out` may be `x`.
+    static func multiplyByStep(_ x: UnsafePointer<Self>, of a: UnsafePointer<Self>, into out: UnsafeMutablePointer<Self>, count: Int)
+    /// The Hadamard step of a structured kernel, along one row: `k[i] = g_i·(a[i] + shift)`
+    /// (`assign`) or `k[i] += g_i·(a[i] + shift)`, with `g_i = d[i]`, or `g_i = scale·d[i]` when
+    /// `scale` is given (a one-column Gram, the product of two numbers).
+    static func hadamardUpdate(_ k: UnsafeMutablePointer<Self>, _ d: UnsafePointer<Self>, scale: Self?, _ a: UnsafePointer<Self>,
+                               shift: Self, count: Int, assign: Bool)
 }
 
 extension Double: BLASScalar {
@@ -206,6 +217,64 @@ extension Double {
     }
 }
 
+extension Double {
+    @inlinable
+    public static func reluInPlace(_ v: UnsafeMutablePointer<Double>, count: Int) {
+        let zero = SIMD4<Double>(repeating: 0)
+        var k = 0
+        while k + 4 <= count {
+            let x = UnsafeRawPointer(v + k).loadUnaligned(as: SIMD4<Double>.self)
+            UnsafeMutableRawPointer(v + k).storeBytes(of: zero.replacing(with: x, where: x .> zero), as: SIMD4<Double>.self)
+            k += 4
+        }
+        while k < count {
+            v[k] = v[k] > 0 ? v[k] : 0
+            k += 1
+        }
+    }
+
+    @inlinable
+    public static func multiplyByStep(_ x: UnsafePointer<Double>, of a: UnsafePointer<Double>, into out: UnsafeMutablePointer<Double>, count: Int) {
+        let zero = SIMD4<Double>(repeating: 0), one = SIMD4<Double>(repeating: 1)
+        var k = 0
+        while k + 4 <= count {
+            let xv = UnsafeRawPointer(x + k).loadUnaligned(as: SIMD4<Double>.self)
+            let av = UnsafeRawPointer(a + k).loadUnaligned(as: SIMD4<Double>.self)
+            UnsafeMutableRawPointer(out + k).storeBytes(of: xv * zero.replacing(with: one, where: av .> zero), as: SIMD4<Double>.self)
+            k += 4
+        }
+        while k < count {
+            out[k] = x[k] * (a[k] > 0 ? 1 : 0)
+            k += 1
+        }
+    }
+
+    @inlinable
+    public static func hadamardUpdate(_ k: UnsafeMutablePointer<Double>, _ d: UnsafePointer<Double>, scale: Double?, _ a: UnsafePointer<Double>,
+                                      shift: Double, count: Int, assign: Bool) {
+        @inline(__always) func load(_ p: UnsafePointer<Double>, _ i: Int) -> SIMD4<Double> { UnsafeRawPointer(p + i).loadUnaligned(as: SIMD4<Double>.self) }
+        @inline(__always) func store(_ v: SIMD4<Double>, _ i: Int) { UnsafeMutableRawPointer(k + i).storeBytes(of: v, as: SIMD4<Double>.self) }
+        let sh = SIMD4<Double>(repeating: shift)
+        var i = 0
+        switch (scale, assign) {
+        case (let s?, true):
+            let sv = SIMD4<Double>(repeating: s)
+            while i + 4 <= count { store((sv * load(d, i)) * (load(a, i) + sh), i); i += 4 }
+            while i < count { k[i] = (s * d[i]) * (a[i] + shift); i += 1 }
+        case (let s?, false):
+            let sv = SIMD4<Double>(repeating: s)
+            while i + 4 <= count { store(load(k, i) + (sv * load(d, i)) * (load(a, i) + sh), i); i += 4 }
+            while i < count { k[i] += (s * d[i]) * (a[i] + shift); i += 1 }
+        case (nil, true):
+            while i + 4 <= count { store(load(d, i) * (load(a, i) + sh), i); i += 4 }
+            while i < count { k[i] = d[i] * (a[i] + shift); i += 1 }
+        case (nil, false):
+            while i + 4 <= count { store(load(k, i) + load(d, i) * (load(a, i) + sh), i); i += 4 }
+            while i < count { k[i] += d[i] * (a[i] + shift); i += 1 }
+        }
+    }
+}
+
 extension Float {
     @inlinable
     public static func reluInPlace(_ v: UnsafeMutablePointer<Float>, derivatives d: UnsafeMutablePointer<Float>, count: Int) {
@@ -266,4 +335,61 @@ public enum ElementwiseKernels {
     public static var avx2: Bool { pk_kernels_avx2() == 1 }
     /// Tests: run the baseline versions whatever the CPU (`false` chooses by CPUID again).
     public static func forceBaseline(_ on: Bool) { pk_kernels_force_baseline(on ? 1 : 0) }
+}
+extension Float {
+    @inlinable
+    public static func reluInPlace(_ v: UnsafeMutablePointer<Float>, count: Int) {
+        let zero = SIMD8<Float>(repeating: 0)
+        var k = 0
+        while k + 8 <= count {
+            let x = UnsafeRawPointer(v + k).loadUnaligned(as: SIMD8<Float>.self)
+            UnsafeMutableRawPointer(v + k).storeBytes(of: zero.replacing(with: x, where: x .> zero), as: SIMD8<Float>.self)
+            k += 8
+        }
+        while k < count {
+            v[k] = v[k] > 0 ? v[k] : 0
+            k += 1
+        }
+    }
+
+    @inlinable
+    public static func multiplyByStep(_ x: UnsafePointer<Float>, of a: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, count: Int) {
+        let zero = SIMD8<Float>(repeating: 0), one = SIMD8<Float>(repeating: 1)
+        var k = 0
+        while k + 8 <= count {
+            let xv = UnsafeRawPointer(x + k).loadUnaligned(as: SIMD8<Float>.self)
+            let av = UnsafeRawPointer(a + k).loadUnaligned(as: SIMD8<Float>.self)
+            UnsafeMutableRawPointer(out + k).storeBytes(of: xv * zero.replacing(with: one, where: av .> zero), as: SIMD8<Float>.self)
+            k += 8
+        }
+        while k < count {
+            out[k] = x[k] * (a[k] > 0 ? 1 : 0)
+            k += 1
+        }
+    }
+
+    @inlinable
+    public static func hadamardUpdate(_ k: UnsafeMutablePointer<Float>, _ d: UnsafePointer<Float>, scale: Float?, _ a: UnsafePointer<Float>,
+                                      shift: Float, count: Int, assign: Bool) {
+        @inline(__always) func load(_ p: UnsafePointer<Float>, _ i: Int) -> SIMD8<Float> { UnsafeRawPointer(p + i).loadUnaligned(as: SIMD8<Float>.self) }
+        @inline(__always) func store(_ v: SIMD8<Float>, _ i: Int) { UnsafeMutableRawPointer(k + i).storeBytes(of: v, as: SIMD8<Float>.self) }
+        let sh = SIMD8<Float>(repeating: shift)
+        var i = 0
+        switch (scale, assign) {
+        case (let s?, true):
+            let sv = SIMD8<Float>(repeating: s)
+            while i + 8 <= count { store((sv * load(d, i)) * (load(a, i) + sh), i); i += 8 }
+            while i < count { k[i] = (s * d[i]) * (a[i] + shift); i += 1 }
+        case (let s?, false):
+            let sv = SIMD8<Float>(repeating: s)
+            while i + 8 <= count { store(load(k, i) + (sv * load(d, i)) * (load(a, i) + sh), i); i += 8 }
+            while i < count { k[i] += (s * d[i]) * (a[i] + shift); i += 1 }
+        case (nil, true):
+            while i + 8 <= count { store(load(d, i) * (load(a, i) + sh), i); i += 8 }
+            while i < count { k[i] = d[i] * (a[i] + shift); i += 1 }
+        case (nil, false):
+            while i + 8 <= count { store(load(k, i) + load(d, i) * (load(a, i) + sh), i); i += 8 }
+            while i < count { k[i] += d[i] * (a[i] + shift); i += 1 }
+        }
+    }
 }

@@ -71,6 +71,19 @@ public enum Parallel {
         let parts = max(1, min(maxParts, n / max(minimum, 1)))
         return (0..<parts).map { p in (p * n / parts)..<((p + 1) * n / parts) }
     }
+
+    /// `0..<n` cut into 1, 2, 4 or 8 (at most `maxParts`) contiguous ranges of nearly equal
+    /// length, as many as keep each at least `minimum` long, and at least two once `n` reaches
+    /// `pairFrom` (so that two cores share even a small `n`). Like `ranges`, the cut depends on
+    /// the arguments only, never on the thread count; a power-of-two count splits evenly over 1,
+    /// 2, 4 or 8 threads, so fewer, larger parts (larger GEMMs, less packing per row) do not
+    /// leave a core idle.
+    public static func powerOfTwoRanges(_ n: Int, minimum: Int = 1, pairFrom: Int = .max) -> [Range<Int>] {
+        var parts = 1
+        while parts * 2 <= maxParts && n / (parts * 2) >= max(minimum, 1) { parts *= 2 }
+        if parts == 1 && n >= max(pairFrom, 2) && maxParts >= 2 { parts = 2 }
+        return (0..<parts).map { p in (p * n / parts)..<((p + 1) * n / parts) }
+    }
 }
 
 /// A bad parallelism setting, in one line.

@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-import PKNetworks
+@testable import PKNetworks
 import PKNumerics
 
 /// Every fast path of the structured kernels against the reference: explicit per-example
@@ -69,6 +69,51 @@ struct FastKernelTests {
         #expect(Self.maxRelative(f.outputTangents[1], model.jvp(u, x1, tangent: t2)) <= 1e-12)
         let f32 = model.tangentFeatures(u, x1, as: Float.self, tangents: [v])
         #expect(Self.maxRelative(f32.outputTangents[0], model.jvp(u, x1, tangent: v)) <= 1e-5)
+    }
+
+    /// Several batches in one pass, cut into parts that span both batches (8-row minimum), give
+    /// each batch's features alone; kernels cut into tiles along either side (B's examples when
+    /// nB ≥ nA, else A's) give the uncut kernel; both against the explicit contraction, every
+    /// mode, one and several outputs, one-column last-layer signals included.
+    @Test(arguments: specs)
+    func batchesAndTilesMatchTheReference(spec: ModelSpec) {
+        let (model, u, v, x1, x2) = Self.problem(spec)
+        let C = model.outputDim
+        let t = v.map { 0.5 * $0 }
+        do {
+            func run<T: BLASScalar>(_: T.Type) {
+                let tol = T.self == Double.self ? 1e-12 : 1e-5
+                let split = model.tangentFeatures(u, batches: [x1, x2], as: T.self, tangents: [t], blockMinimum: 8)
+                let whole = model.tangentFeatures(u, batches: [x1, x2], as: T.self, tangents: [t], blockMinimum: 1_000_000)
+                #expect(split.count == 2 && split[0].count == x1.rows && split[1].count == x2.rows)
+                for (bi, x) in [x1, x2].enumerated() {
+                    let alone = model.tangentFeatures(u, x, as: T.self, tangents: [t])
+                    for f in [split[bi], whole[bi]] {
+                        #expect(Self.maxRelative(f.outputs, model.forward(u, x)) <= tol)
+                        #expect(Self.maxRelative(f.outputTangents[0], model.jvp(u, x, tangent: t)) <= tol)
+                        for l in 0..<model.depth {
+                            #expect(Self.maxRelative(f.inputs[l], Matrix(alone.inputs[l])) <= tol)
+                            #expect(Self.maxRelative(f.signals[l], Matrix(alone.signals[l])) <= tol)
+                        }
+                    }
+                }
+                let explicit = Matrix.product(model.jacobians(u, x1), model.jacobians(u, x2), transposeB: true)
+                var traced = Matrix(rows: x1.rows, cols: x2.rows)
+                for r in 0..<x1.rows { for s in 0..<x2.rows { for c in 0..<C { traced[r, s] += explicit[r * C + c, s * C + c] } } }
+                let (fa, fb) = (split[0], split[1])
+                for minimum in [8, 1_000_000] {
+                    // nB ≥ nA: tiles of B's examples; swapped: tiles of A's rows.
+                    let ks = TangentFeatures.kernels(fa, [(fb, .full), (fb, .trace)], tileMinimum: minimum)
+                    #expect(Self.maxRelative(ks[0], explicit) <= tol)
+                    #expect(Self.maxRelative(ks[1], traced) <= tol)
+                    let swapped = TangentFeatures.kernels(fb, [(fa, .full), (fa, .trace)], tileMinimum: minimum)
+                    #expect(Self.maxRelative(swapped[0], explicit.transposed) <= tol)
+                    #expect(Self.maxRelative(swapped[1], traced.transposed) <= tol)
+                }
+            }
+            run(Double.self)
+            run(Float.self)
+        }
     }
 
     /// The thread count changes only how rows are split, never a row's value.

@@ -199,6 +199,27 @@ struct FloatMatrixTests {
         }
     }
 
+    @Test func powerOfTwoRangesCoverEachIndexOnce() {
+        let saved = Parallel.threads
+        defer { Parallel.threads = saved }
+        for n in [0, 1, 5, 127, 128, 255, 256, 300, 1000, 1200, 100_000] {
+            let r = Parallel.powerOfTwoRanges(n, minimum: 128)
+            #expect(r.flatMap { Array($0) } == Array(0..<n))
+            #expect([1, 2, 4, 8].contains(r.count) && r.count <= Parallel.maxParts)
+            #expect(r.count == 1 || r.allSatisfy { $0.count >= 128 })
+            // As many as allowed: doubling the count would cut parts below the minimum (or past 8).
+            #expect(r.count == Parallel.maxParts || n / (2 * r.count) < 128)
+            #expect((r.map(\.count).max() ?? 0) - (r.map(\.count).min() ?? 0) <= 1)
+            Parallel.threads = 1
+            #expect(Parallel.powerOfTwoRanges(n, minimum: 128) == r)
+            Parallel.threads = 3
+            #expect(Parallel.powerOfTwoRanges(n, minimum: 128) == r)
+        }
+        #expect(Parallel.powerOfTwoRanges(1200, minimum: 256).count == 4)
+        #expect(Parallel.powerOfTwoRanges(1000, minimum: 128).count == 4)
+    }
+
+
     @Test func forEachRunsEveryIterationOnce() {
         var hits = [Int](repeating: 0, count: 16)
         hits.withUnsafeMutableBufferPointer { h in Parallel.forEach(16) { h[$0] += 1 } }
@@ -392,6 +413,77 @@ struct ElementwiseKernelTests {
                 #expect(df[k].bitPattern == (x > 0 ? Float(1) : 0).bitPattern)
                 #expect(vf[k].bitPattern == (x > 0 ? x : 0).bitPattern)
             }
+        }
+    }
+
+
+    /// ReLU without derivatives and the multiplication by ReLU's derivative read back from the
+    /// activations, every length 0…19, both precisions, bit for bit against their definitions
+    /// `v ← v·[v > 0]` (0 for NaN and −0) and `out = x·[a > 0]` (a multiplication, so NaN·0 and
+    /// ∞·0 stay NaN and −x·0 is −0, as with a stored derivative), in place and not.
+    @Test func reluValuesAndStepProductMatchDefinitions() {
+        var rng = PortableRandom(seed: 12)
+        let specials: [Double] = [.nan, 0, -0.0, .infinity, -.infinity, 5e-324, -5e-324]
+        for count in 0..<20 {
+            let values: [Double] = (0..<count).map { k in k % 5 == 3 ? specials[k % specials.count] : rng.normal() }
+            let xs: [Double] = (0..<count).map { k in k % 7 == 2 ? specials[(k + 3) % specials.count] : rng.normal() }
+            func check<S: BLASScalar>(_: S.Type) {
+                var v = values.map { S($0) }
+                v.withUnsafeMutableBufferPointer { vp in if count > 0 { S.reluInPlace(vp.baseAddress!, count: count) } }
+                for k in 0..<count {
+                    let x = S(values[k])
+                    let e: S = x > 0 ? x : 0
+                    #expect(v[k] == e && v[k].sign == e.sign)
+                }
+                let a = values.map { S($0) }, x = xs.map { S($0) }
+                var out = [S](repeating: 7, count: count), inPlace = x
+                a.withUnsafeBufferPointer { ap in x.withUnsafeBufferPointer { xp in out.withUnsafeMutableBufferPointer { op in
+                    inPlace.withUnsafeMutableBufferPointer { ip in
+                        if count > 0 {
+                            S.multiplyByStep(xp.baseAddress!, of: ap.baseAddress!, into: op.baseAddress!, count: count)
+                            S.multiplyByStep(ip.baseAddress!, of: ap.baseAddress!, into: ip.baseAddress!, count: count)
+                        }
+                    }
+                } } }
+                for k in 0..<count {
+                    let expected = x[k] * (a[k] > 0 ? 1 : 0)
+                    #expect(out[k] == expected || (out[k].isNaN && expected.isNaN))
+                    #expect(out[k].sign == expected.sign || expected.isNaN)
+                    #expect(inPlace[k] == out[k] || (out[k].isNaN && inPlace[k].isNaN))
+                }
+            }
+            check(Double.self)
+            check(Float.self)
+        }
+    }
+
+    /// The structured kernel's Hadamard step, every length 0…19 (vector body and tails), both
+    /// precisions, all four forms (assign or accumulate, with or without a scale), bit for bit
+    /// against `k = g·(a + shift)` / `k += g·(a + shift)` with `g = d` or `g = scale·d`.
+    @Test func hadamardUpdateMatchesDefinition() {
+        var rng = PortableRandom(seed: 13)
+        for count in 0..<20 {
+            let d = (0..<count).map { _ in rng.normal() }, a = (0..<count).map { _ in rng.normal() }
+            let k0 = (0..<count).map { _ in rng.normal() }
+            func check<S: BLASScalar>(_: S.Type) {
+                let ds = d.map { S($0) }, as_ = a.map { S($0) }, shift = S(0.01), scale = S(-1.7)
+                for (sc, assign) in [(S?.none, true), (S?.none, false), (S?.some(scale), true), (S?.some(scale), false)] {
+                    var k = k0.map { S($0) }
+                    ds.withUnsafeBufferPointer { dp in as_.withUnsafeBufferPointer { ap in k.withUnsafeMutableBufferPointer { kp in
+                        if count > 0 {
+                            S.hadamardUpdate(kp.baseAddress!, dp.baseAddress!, scale: sc, ap.baseAddress!, shift: shift, count: count, assign: assign)
+                        }
+                    } } }
+                    for i in 0..<count {
+                        let g = sc.map { $0 * ds[i] } ?? ds[i]
+                        let v = g * (as_[i] + shift)
+                        let expected = assign ? v : S(k0[i]) + v
+                        #expect(k[i] == expected)
+                    }
+                }
+            }
+            check(Double.self)
+            check(Float.self)
         }
     }
 
