@@ -29,11 +29,11 @@ public enum KernelBenchmark {
         }
     }
 
-    /// Θ(Q, X) by structured derivatives, in `S` (`MLP.tangentKernel`): the queries' features,
-    /// then the training points in parts, each part's features followed by its per-layer Grams
-    /// against the queries.
+    /// Θ(Q, X) by structured derivatives, in `S`: features of both sides (one pass over both
+    /// batches), then per-layer Grams.
     public static func structured<S: BLASScalar>(_ p: Problem, as _: S.Type) -> DenseMatrix<S> {
-        p.model.tangentKernel(p.weights, p.queries, p.train, mode: .full, as: S.self)
+        let f = p.model.tangentFeatures(p.weights, batches: [p.queries, p.train], as: S.self)
+        return TangentFeatures.kernel(f[0], f[1], mode: .full)
     }
 
     /// Θ(Q, X) by explicit Jacobian contraction (the reference): `J_Q` whole, `J_X` in blocks of

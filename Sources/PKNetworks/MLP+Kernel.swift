@@ -129,11 +129,9 @@ extension TangentFeatures {
         let data = withUninitializedArrays(shapes.map { $0.rows * $0.cols }) { (out: [UnsafeMutablePointer<Scalar>]) in
             withBufferPointers(operands) { p in
                 let grams = GramOperands(aInputs: Array(p[0..<L]), aSignals: Array(p[L..<(2 * L)]), bInputs: Array(p[(2 * L)..<(3 * L)]),
-                                         bSignals: (0..<R).map { j in Array(p[(3 * L + j * L)..<(3 * L + (j + 1) * L)]) },
-                                         bCount: nB, bFirst: 0)
-                let kinds = requests.map { (channels: $0.0.channels, mode: $0.1) }
+                                         bSignals: (0..<R).map { j in Array(p[(3 * L + j * L)..<(3 * L + (j + 1) * L)]) })
                 Parallel.forEach(tiles.count) { t in
-                    kernelTile(a, rows: alongB ? 0..<nA : tiles[t], columns: alongB ? tiles[t] : 0..<nB, of: nB, kinds, grams, into: out)
+                    kernelTile(a, rows: alongB ? 0..<nA : tiles[t], columns: alongB ? tiles[t] : 0..<nB, requests, grams, into: out)
                 }
             }
         }
@@ -147,24 +145,18 @@ extension TangentFeatures {
         let bInputs: [UnsafePointer<Scalar>]
         /// Per request, per layer.
         let bSignals: [[UnsafePointer<Scalar>]]
-        /// Examples (rows per channel) in B's storage, and the kernel column of its first one
-        /// (`nB` and 0 for whole features; a part's size and offset for `MLP.tangentKernel`).
-        let bCount: Int
-        let bFirst: Int
     }
 
     /// The entries of every requested kernel between A's examples `ra` and B's examples `cb`,
     /// written into `out` (one pointer per request, `kernel`'s layout), on the calling thread.
     @_specialize(where Scalar == Double)
     @_specialize(where Scalar == Float)
-    static func kernelTile(_ a: TangentFeatures, rows ra: Range<Int>, columns cb: Range<Int>, of nB: Int,
-                           _ requests: [(channels: Int, mode: KernelMode)], _ p: GramOperands, into out: [UnsafeMutablePointer<Scalar>]) {
-        let mA = ra.count, mB = cb.count, nA = a.count, Ca = a.channels
+    static func kernelTile(_ a: TangentFeatures, rows ra: Range<Int>, columns cb: Range<Int>,
+                           _ requests: [(TangentFeatures, KernelMode)], _ p: GramOperands, into out: [UnsafeMutablePointer<Scalar>]) {
+        let mA = ra.count, mB = cb.count, nA = a.count, Ca = a.channels, nB = requests[0].0.count
         let r0 = ra.lowerBound, c0 = cb.lowerBound
-        // B's rows of this tile in its storage: example c0 is row `b0` of each channel.
-        let b0 = c0 - p.bFirst, nBs = p.bCount
         if mA == 0 || mB == 0 { return }
-        let widest = requests.map { $0.mode == .full ? $0.channels : 1 }.max() ?? 1
+        let widest = requests.map { $0.1 == .full ? $0.0.channels : 1 }.max() ?? 1
         let ga = UnsafeMutablePointer<Scalar>.allocate(capacity: mA * mB)
         let gd = UnsafeMutablePointer<Scalar>.allocate(capacity: mA * mB * widest)
         defer { ga.deallocate(); gd.deallocate() }
@@ -174,22 +166,22 @@ extension TangentFeatures {
             let beta2 = Scalar(a.biasScaleSquared[l])
             // ga = s_l² A_l[ra] B_l[cb]ᵀ
             rawGemm(transposeB: true, m: mA, n: mB, k: k, alpha: Scalar(a.weightScaleSquared[l]), a: p.aInputs[l] + r0 * k, lda: k,
-                    b: p.bInputs[l] + b0 * k, ldb: k, beta: 0, c: ga, ldc: mB)
-            for (j, (Cb, mode)) in requests.enumerated() {
-                let K = out[j], sA = p.aSignals[l], sB = p.bSignals[j][l]
+                    b: p.bInputs[l] + c0 * k, ldb: k, beta: 0, c: ga, ldc: mB)
+            for (j, (b, mode)) in requests.enumerated() {
+                let Cb = b.channels, K = out[j], sA = p.aSignals[l], sB = p.bSignals[j][l]
                 switch mode {
                 case .trace:
                     if width == 1 && Ca == 1 {
                         // One channel, one column: the signal Gram is the product δ_A(r) δ_B(r').
                         for i in 0..<mA {
-                            Scalar.hadamardUpdate(K + (r0 + i) * nB + c0, sB + b0, scale: sA[r0 + i], ga + i * mB, shift: beta2,
+                            Scalar.hadamardUpdate(K + (r0 + i) * nB + c0, sB + c0, scale: sA[r0 + i], ga + i * mB, shift: beta2,
                                                   count: mB, assign: assign)
                         }
                         continue
                     }
                     for c in 0..<Ca {
                         rawGemm(transposeB: true, m: mA, n: mB, k: width, alpha: 1, a: sA + (c * nA + r0) * width, lda: width,
-                                b: sB + (c * nBs + b0) * width, ldb: width, beta: c == 0 ? 0 : 1, c: gd, ldc: mB)
+                                b: sB + (c * nB + c0) * width, ldb: width, beta: c == 0 ? 0 : 1, c: gd, ldc: mB)
                     }
                     for i in 0..<mA {
                         Scalar.hadamardUpdate(K + (r0 + i) * nB + c0, gd + i * mB, scale: nil, ga + i * mB, shift: beta2, count: mB, assign: assign)
@@ -199,7 +191,7 @@ extension TangentFeatures {
                     for c in 0..<Ca {
                         if width == 1 && Cb == 1 {
                             for i in 0..<mA {
-                                Scalar.hadamardUpdate(K + ((r0 + i) * Ca + c) * ldk + c0, sB + b0, scale: sA[c * nA + r0 + i], ga + i * mB,
+                                Scalar.hadamardUpdate(K + ((r0 + i) * Ca + c) * ldk + c0, sB + c0, scale: sA[c * nA + r0 + i], ga + i * mB,
                                                       shift: beta2, count: mB, assign: assign)
                             }
                             continue
@@ -207,7 +199,7 @@ extension TangentFeatures {
                         // Channel c of A against every channel of B: mA × (Cb·mB), column kk·mB + r'.
                         for kk in 0..<Cb {
                             rawGemm(transposeB: true, m: mA, n: mB, k: width, alpha: 1, a: sA + (c * nA + r0) * width, lda: width,
-                                    b: sB + (kk * nBs + b0) * width, ldb: width, beta: 0, c: gd + kk * mB, ldc: Cb * mB)
+                                    b: sB + (kk * nB + c0) * width, ldb: width, beta: 0, c: gd + kk * mB, ldc: Cb * mB)
                         }
                         if Cb == 1 {
                             for i in 0..<mA {
@@ -319,56 +311,26 @@ extension MLP {
                                              tangents: [[Double]], blockMinimum: Int) -> [TangentFeatures<Scalar>] {
         for x in batches { checkShapes(w, x) }
         for v in tangents { precondition(v.count == parameterCount, "tangent has \(v.count) entries, the network has \(parameterCount) parameters") }
-        let prepared = PreparedParameters<Scalar>(self, w, tangents: tangents)
-        return prepared.withWeights(w) { wp, tp in
-            features(batches, weights: wp, tangentWeights: tp, prepared, blockMinimum: blockMinimum)
+        let L = depth, C = outputDim, T = tangents.count, P = parameterCount
+        func scaledBiases(_ v: [Double]) -> [[Scalar]?] {
+            layers.map { layer in layer.biasOffset.map { bo in (0..<layer.outputs).map { Scalar(layer.biasScale * v[bo + $0]) } } }
         }
-    }
-
-    /// The parameters as `featureRows` reads them: biases scaled, and in float32 the weights and
-    /// tangents rounded once (float64 reads `w` in place).
-    struct PreparedParameters<Scalar: BLASScalar> {
-        let biases: [[Scalar]?]
-        let tangentBiases: [[[Scalar]?]]
-        let converted: [Scalar]?
-        let tangentParameters: [Scalar]
-
-        init(_ model: MLP, _ w: [Double], tangents: [[Double]]) {
-            func scaledBiases(_ v: [Double]) -> [[Scalar]?] {
-                model.layers.map { layer in layer.biasOffset.map { bo in (0..<layer.outputs).map { Scalar(layer.biasScale * v[bo + $0]) } } }
-            }
-            func rounded(_ vectors: [[Double]]) -> [Scalar] {
-                let total = vectors.reduce(0) { $0 + $1.count }
-                return [Scalar](unsafeUninitializedCapacity: total) { out, initialized in
-                    var at = 0
-                    for v in vectors {
-                        v.withUnsafeBufferPointer { vp in for i in 0..<vp.count { out[at + i] = Scalar(vp[i]) } }
-                        at += v.count
-                    }
-                    initialized = total
+        let biases = scaledBiases(w)
+        let tangentBiases = tangents.map(scaledBiases)
+        // The parameters in `Scalar`: float64 reads `w` in place.
+        func rounded(_ vectors: [[Double]]) -> [Scalar] {
+            let total = vectors.reduce(0) { $0 + $1.count }
+            return [Scalar](unsafeUninitializedCapacity: total) { out, initialized in
+                var at = 0
+                for v in vectors {
+                    v.withUnsafeBufferPointer { vp in for i in 0..<vp.count { out[at + i] = Scalar(vp[i]) } }
+                    at += v.count
                 }
-            }
-            biases = scaledBiases(w)
-            tangentBiases = tangents.map(scaledBiases)
-            converted = Scalar.self == Double.self ? nil : rounded([w])
-            tangentParameters = rounded(tangents)
-        }
-
-        /// `body(weights, tangents)`: the parameters and the tangents (one after the other) in `Scalar`.
-        func withWeights<R>(_ w: [Double], _ body: (UnsafePointer<Scalar>, UnsafePointer<Scalar>?) -> R) -> R {
-            tangentParameters.withUnsafeBufferPointer { tp in
-                if let converted { return converted.withUnsafeBufferPointer { body($0.baseAddress!, tp.baseAddress) } }
-                return w.withUnsafeBufferPointer { body(UnsafeRawPointer($0.baseAddress!).assumingMemoryBound(to: Scalar.self), tp.baseAddress) }
+                initialized = total
             }
         }
-    }
-
-    /// `tangentFeatures(_:batches:as:tangents:)` on prepared parameters.
-    @_specialize(where Scalar == Double)
-    @_specialize(where Scalar == Float)
-    func features<Scalar: BLASScalar>(_ batches: [Matrix], weights wp: UnsafePointer<Scalar>, tangentWeights tp: UnsafePointer<Scalar>?,
-                                      _ prepared: PreparedParameters<Scalar>, blockMinimum: Int) -> [TangentFeatures<Scalar>] {
-        let L = depth, C = outputDim, T = prepared.tangentBiases.count, P = parameterCount
+        let converted: [Scalar]? = Scalar.self == Double.self ? nil : rounded([w])
+        let tangentParameters = rounded(tangents)
         // Per batch: inputs[0..<L], signals[0..<L], outputs, outputTangents[0..<T].
         let perBatch = 2 * L + 1 + T
         var counts: [Int] = []
@@ -386,15 +348,24 @@ extension MLP {
             }
         }
         let arrays = withUninitializedArrays(counts) { (pointers: [UnsafeMutablePointer<Scalar>]) in
-            Parallel.forEach(parts.count) { p in
-                for piece in pieces[p] {
-                    let base = piece.batch * perBatch
-                    let storage = FeatureStorage(count: batches[piece.batch].rows, inputs: Array(pointers[base..<(base + L)]),
-                                                 signals: Array(pointers[(base + L)..<(base + 2 * L)]), outputs: pointers[base + 2 * L],
-                                                 outputTangents: Array(pointers[(base + 2 * L + 1)..<(base + perBatch)]))
-                    featureRows(piece.rows, of: batches[piece.batch], weights: wp, biases: prepared.biases,
-                                tangentWeights: tp, tangentStride: P, tangentBiases: prepared.tangentBiases, into: storage)
+            func run(_ wp: UnsafePointer<Scalar>) {
+                tangentParameters.withUnsafeBufferPointer { tp in
+                    Parallel.forEach(parts.count) { p in
+                        for piece in pieces[p] {
+                            let base = piece.batch * perBatch
+                            let storage = FeatureStorage(count: batches[piece.batch].rows, inputs: Array(pointers[base..<(base + L)]),
+                                                         signals: Array(pointers[(base + L)..<(base + 2 * L)]), outputs: pointers[base + 2 * L],
+                                                         outputTangents: Array(pointers[(base + 2 * L + 1)..<(base + perBatch)]))
+                            featureRows(piece.rows, of: batches[piece.batch], weights: wp, biases: biases,
+                                        tangentWeights: tp.baseAddress, tangentStride: P, tangentBiases: tangentBiases, into: storage)
+                        }
+                    }
                 }
+            }
+            if let converted {
+                converted.withUnsafeBufferPointer { run($0.baseAddress!) }
+            } else {
+                w.withUnsafeBufferPointer { run(UnsafeRawPointer($0.baseAddress!).assumingMemoryBound(to: Scalar.self)) }
             }
         }
         return batches.indices.map { bi in
@@ -406,58 +377,6 @@ extension MLP {
                                    biasScaleSquared: layers.map { $0.biasOffset == nil ? 0 : $0.biasScale * $0.biasScale },
                                    outputs: DenseMatrix(rows: n, cols: C, data: arrays[base + 2 * L]),
                                    outputTangents: (0..<T).map { DenseMatrix(rows: n, cols: C, data: arrays[base + 2 * L + 1 + $0]) })
-        }
-    }
-
-    /// `Θ(A, B)` at one weight vector: `TangentFeatures.kernel(tangentFeatures(w, xa),
-    /// tangentFeatures(w, xb), mode:)` to round-off (the same bits on this machine's BLAS, where a
-    /// GEMM's entries do not depend on its row count), without keeping B's features. A's features
-    /// first (they meet every example of B), then B in parts side by side, each part's features
-    /// followed at once by its columns of the kernel (`TangentFeatures.kernelTile`) while they
-    /// are still in cache: no pass over all of B's features after they are computed, and no wait
-    /// between the two phases. Parts as in `tangentFeatures` (at least `featureBlockMinimum` rows,
-    /// two from 64 on), so the bits do not depend on the thread count.
-    @_specialize(where Scalar == Double)
-    @_specialize(where Scalar == Float)
-    public func tangentKernel<Scalar: BLASScalar>(_ w: [Double], _ xa: Matrix, _ xb: Matrix, mode: KernelMode = .full,
-                                                  as _: Scalar.Type = Double.self) -> DenseMatrix<Scalar> {
-        tangentKernel(w, xa, xb, mode: mode, as: Scalar.self, blockMinimum: Self.featureBlockMinimum)
-    }
-
-    /// `tangentKernel` with parts of at least `blockMinimum` rows (tests cut small problems).
-    @_specialize(where Scalar == Double)
-    @_specialize(where Scalar == Float)
-    func tangentKernel<Scalar: BLASScalar>(_ w: [Double], _ xa: Matrix, _ xb: Matrix, mode: KernelMode,
-                                           as _: Scalar.Type, blockMinimum: Int) -> DenseMatrix<Scalar> {
-        checkShapes(w, xa)
-        checkShapes(w, xb)
-        let L = depth, C = outputDim, nA = xa.rows, nB = xb.rows
-        let shape = mode == .trace ? (rows: nA, cols: nB) : (rows: nA * C, cols: nB * C)
-        if nA == 0 || nB == 0 { return DenseMatrix(rows: shape.rows, cols: shape.cols) }
-        let prepared = PreparedParameters<Scalar>(self, w, tangents: [])
-        return prepared.withWeights(w) { wp, _ in
-            let fa = features([xa], weights: wp, tangentWeights: nil, prepared, blockMinimum: blockMinimum)[0]
-            let parts = Parallel.powerOfTwoRanges(nB, minimum: blockMinimum, pairFrom: 64)
-            let data = withUninitializedArrays([shape.rows * shape.cols]) { (out: [UnsafeMutablePointer<Scalar>]) in
-                withBufferPointers(fa.inputs.map(\.data) + fa.signals.map(\.data)) { ap in
-                    Parallel.forEach(parts.count) { p in
-                        let part = parts[p], m = part.count
-                        let xp = xb.rows(part)
-                        _ = withUninitializedArrays(layers.map { m * $0.inputs } + layers.map { C * m * $0.outputs } + [m * C]) {
-                            (b: [UnsafeMutablePointer<Scalar>]) in
-                            let storage = FeatureStorage(count: m, inputs: Array(b[0..<L]), signals: Array(b[L..<(2 * L)]), outputs: b[2 * L],
-                                                         outputTangents: [])
-                            featureRows(0..<m, of: xp, weights: wp, biases: prepared.biases, tangentWeights: nil, tangentStride: 0,
-                                        tangentBiases: [], into: storage)
-                            let grams = TangentFeatures<Scalar>.GramOperands(
-                                aInputs: Array(ap[0..<L]), aSignals: Array(ap[L..<(2 * L)]), bInputs: b[0..<L].map { UnsafePointer($0) },
-                                bSignals: [b[L..<(2 * L)].map { UnsafePointer($0) }], bCount: m, bFirst: part.lowerBound)
-                            TangentFeatures.kernelTile(fa, rows: 0..<nA, columns: part, of: nB, [(channels: C, mode: mode)], grams, into: out)
-                        }
-                    }
-                }
-            }
-            return DenseMatrix(rows: shape.rows, cols: shape.cols, data: data[0])
         }
     }
 

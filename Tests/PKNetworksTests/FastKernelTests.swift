@@ -116,29 +116,6 @@ struct FastKernelTests {
         }
     }
 
-    /// The fused kernel (B's features in parts, each followed by its kernel columns) equals the
-    /// kernel of the two feature sets, in one part and in several (8-row minimum), every mode,
-    /// both precisions; an empty side gives an empty kernel.
-    @Test(arguments: specs)
-    func fusedKernelMatchesTheFeatureKernel(spec: ModelSpec) {
-        let (model, u, _, x1, x2) = Self.problem(spec)
-        func run<T: BLASScalar>(_: T.Type) {
-            let tol = T.self == Double.self ? 1e-13 : 1e-6
-            let fa = model.tangentFeatures(u, x1, as: T.self), fb = model.tangentFeatures(u, x2, as: T.self)
-            for mode in KernelMode.allCases {
-                let reference = Matrix(TangentFeatures.kernel(fa, fb, mode: mode))
-                for minimum in [8, 1_000_000] {
-                    #expect(Self.maxRelative(model.tangentKernel(u, x1, x2, mode: mode, as: T.self, blockMinimum: minimum), reference) <= tol)
-                }
-                #expect(Self.maxRelative(model.tangentKernel(u, x1, x2, mode: mode, as: T.self), reference) <= tol)
-                let empty = model.tangentKernel(u, x1.rows(0..<0), x2, mode: mode, as: T.self)
-                #expect(empty.rows == 0 && empty.cols == (mode == .trace ? x2.rows : x2.rows * model.outputDim))
-            }
-        }
-        run(Double.self)
-        run(Float.self)
-    }
-
     /// The thread count changes only how rows are split, never a row's value.
     @Test func rowBlocksDoNotChangeTheKernel() {
         let (model, u, v, x1, x2) = Self.problem(Self.specs[0])
