@@ -25,33 +25,100 @@
         }                                                                                          \
     }
 
-#define PK_CONTRACTION(T, NAME, ATTR)                                                              \
+/* The contraction in register blocks: 2 vectors of examples (W = 2·32/sizeof(T)) × G channels
+ * (4, 2 or 1) accumulate over j in vector registers (GCC/Clang vector extensions, so that the
+ * compiler cannot fall back to scalar code), so z is written once and y, sT read once per block;
+ * each z[k*nb + i] still starts at 0 and adds its terms in j order with the same operations
+ * (a scalar operand of a vector operation is splat exactly), so the bits are those of the plain
+ * loop (the tail below). */
+typedef double pk_v4d __attribute__((vector_size(32)));
+typedef float pk_v8f __attribute__((vector_size(32)));
+
+#define PK_CONTRACTION_BLOCK(T, V, NAME, ATTR, G)                                                  \
+    ATTR static inline void NAME(T *restrict z, const int *channels, const T *restrict y,         \
+                                 const T *restrict u, const T *restrict gram, T sw,               \
+                                 const T *restrict b, T sb, const T *restrict sT, size_t dout,    \
+                                 size_t nb, size_t i0) {                                          \
+        const size_t L = sizeof(V) / sizeof(T);                                                    \
+        V acc[G][2];                                                                               \
+        const T *sk[G];                                                                            \
+        for (int c = 0; c < G; c++) {                                                              \
+            sk[c] = sT + (size_t)channels[c] * dout * nb + i0;                                     \
+            acc[c][0] = (V){0};                                                                    \
+            acc[c][1] = (V){0};                                                                    \
+        }                                                                                          \
+        V g0 = (V){0}, g1 = (V){0};                                                                \
+        if (u) {                                                                                   \
+            __builtin_memcpy(&g0, gram + i0, sizeof(V));                                           \
+            __builtin_memcpy(&g1, gram + i0 + L, sizeof(V));                                       \
+        }                                                                                          \
+        for (size_t j = 0; j < dout; j++) {                                                        \
+            T bj = b ? sb * b[j] : (T)0;                                                           \
+            V c0, c1;                                                                              \
+            if (u) {                                                                               \
+                T uj = sw * u[j];                                                                  \
+                c0 = uj * g0 + bj;                                                                 \
+                c1 = uj * g1 + bj;                                                                 \
+            } else {                                                                               \
+                __builtin_memcpy(&c0, y + j * nb + i0, sizeof(V));                                 \
+                __builtin_memcpy(&c1, y + j * nb + i0 + L, sizeof(V));                             \
+                c0 = c0 + bj;                                                                      \
+                c1 = c1 + bj;                                                                      \
+            }                                                                                      \
+            for (int c = 0; c < G; c++) {                                                          \
+                V s0, s1;                                                                          \
+                __builtin_memcpy(&s0, sk[c] + j * nb, sizeof(V));                                  \
+                __builtin_memcpy(&s1, sk[c] + j * nb + L, sizeof(V));                              \
+                acc[c][0] = acc[c][0] + c0 * s0;                                                   \
+                acc[c][1] = acc[c][1] + c1 * s1;                                                   \
+            }                                                                                      \
+        }                                                                                          \
+        for (int c = 0; c < G; c++) {                                                              \
+            T *zk = z + (size_t)channels[c] * nb + i0;                                             \
+            __builtin_memcpy(zk, &acc[c][0], sizeof(V));                                           \
+            __builtin_memcpy(zk + L, &acc[c][1], sizeof(V));                                       \
+        }                                                                                          \
+    }
+
+#define PK_CONTRACTION(T, V, NAME, ATTR)                                                           \
+    PK_CONTRACTION_BLOCK(T, V, NAME##_g4, ATTR, 4)                                                 \
+    PK_CONTRACTION_BLOCK(T, V, NAME##_g2, ATTR, 2)                                                 \
+    PK_CONTRACTION_BLOCK(T, V, NAME##_g1, ATTR, 1)                                                 \
     ATTR static void NAME(T *restrict z, const int *channels, int nch, const T *restrict y,        \
                           const T *restrict u, const T *restrict gram, T sw, const T *restrict b,  \
                           T sb, const T *restrict sT, size_t dout, size_t nb, T *restrict coef) {  \
+        const size_t W = 2 * sizeof(V) / sizeof(T);                                                \
+        size_t blocked = nb - nb % W;                                                              \
+        for (size_t i0 = 0; i0 < blocked; i0 += W) {                                               \
+            int c = 0;                                                                             \
+            for (; c + 4 <= nch; c += 4) NAME##_g4(z, channels + c, y, u, gram, sw, b, sb, sT, dout, nb, i0); \
+            for (; c + 2 <= nch; c += 2) NAME##_g2(z, channels + c, y, u, gram, sw, b, sb, sT, dout, nb, i0); \
+            for (; c < nch; c++) NAME##_g1(z, channels + c, y, u, gram, sw, b, sb, sT, dout, nb, i0); \
+        }                                                                                          \
+        if (blocked == nb) return;                                                                 \
         for (int c = 0; c < nch; c++)                                                              \
-            for (size_t i = 0; i < nb; i++) z[(size_t)channels[c] * nb + i] = 0;                  \
+            for (size_t i = blocked; i < nb; i++) z[(size_t)channels[c] * nb + i] = 0;            \
         for (size_t j = 0; j < dout; j++) {                                                        \
             T bj = b ? sb * b[j] : (T)0;                                                           \
             if (u) {                                                                               \
                 T uj = sw * u[j];                                                                  \
-                for (size_t i = 0; i < nb; i++) coef[i] = uj * gram[i] + bj;                       \
+                for (size_t i = blocked; i < nb; i++) coef[i] = uj * gram[i] + bj;                 \
             } else {                                                                               \
                 const T *yj = y + j * nb;                                                          \
-                for (size_t i = 0; i < nb; i++) coef[i] = yj[i] + bj;                              \
+                for (size_t i = blocked; i < nb; i++) coef[i] = yj[i] + bj;                        \
             }                                                                                      \
             for (int c = 0; c < nch; c++) {                                                        \
                 size_t k = (size_t)channels[c];                                                    \
                 const T *sk = sT + (k * dout + j) * nb;                                            \
                 T *zk = z + k * nb;                                                                \
-                for (size_t i = 0; i < nb; i++) zk[i] = zk[i] + coef[i] * sk[i];                  \
+                for (size_t i = blocked; i < nb; i++) zk[i] = zk[i] + coef[i] * sk[i];            \
             }                                                                                      \
         }                                                                                          \
     }
 
 PK_COMBINATION(double, combination_f64_base, )
-PK_CONTRACTION(double, contraction_f64_base, )
-PK_CONTRACTION(float, contraction_f32_base, )
+PK_CONTRACTION(double, pk_v4d, contraction_f64_base, )
+PK_CONTRACTION(float, pk_v8f, contraction_f32_base, )
 PK_COMBINATION(float, combination_f32_base, )
 
 static atomic_int force_baseline = 0;
@@ -60,8 +127,8 @@ void pk_kernels_force_baseline(int on) { atomic_store(&force_baseline, on); }
 #if defined(__x86_64__) || defined(_M_X64)
 PK_COMBINATION(double, combination_f64_avx2, __attribute__((target("avx2"))))
 PK_COMBINATION(float, combination_f32_avx2, __attribute__((target("avx2"))))
-PK_CONTRACTION(double, contraction_f64_avx2, __attribute__((target("avx2"))))
-PK_CONTRACTION(float, contraction_f32_avx2, __attribute__((target("avx2"))))
+PK_CONTRACTION(double, pk_v4d, contraction_f64_avx2, __attribute__((target("avx2"))))
+PK_CONTRACTION(float, pk_v8f, contraction_f32_avx2, __attribute__((target("avx2"))))
 
 int pk_kernels_avx2(void) {
     static atomic_int cached = -1;  /* every thread computes the same value: a race is harmless */

@@ -541,17 +541,18 @@ struct ScaledCombinationTests {
 extension ScaledCombinationTests {
     /// `pk_signal_contraction` (AVX2 and baseline) bit for bit against the loop it replaced in the
     /// backward route: factored (u, gram) and explicit (y) coefficients, with and without bias
-    /// rows, every channel and a pair of channels, nb in {1, 5, 64}; untouched channels stay as
-    /// they were.
+    /// rows, 1 to 7 of 8 channels (the register blocks of 4, 2 and 1 channels and their mixes),
+    /// nb in {1, 5, 8, 21, 64, 70} (whole blocks of 4, 8 or 16 examples, and tails); untouched
+    /// channels stay as they were.
     @Test func signalContractionMatchesTheLoop() {
         var rng = PortableRandom(seed: 29)
         for baseline in [false, true] {
             ElementwiseKernels.forceBaseline(baseline)
             defer { ElementwiseKernels.forceBaseline(false) }
-            for nb in [1, 5, 64] {
+            for nb in [1, 5, 8, 21, 64, 70] {
                 for factored in [false, true] {
                     for withBias in [false, true] {
-                        for channels in [[0, 1, 2, 3], [1, 3]] as [[Int32]] {
+                        for channels in [[0, 1, 2, 3], [1, 3], [2], [0, 2, 7], [0, 1, 2, 3, 4, 5, 6]] as [[Int32]] {
                             contraction(Double.self, nb: nb, factored: factored, withBias: withBias, channels: channels, rng: &rng)
                             contraction(Float.self, nb: nb, factored: factored, withBias: withBias, channels: channels, rng: &rng)
                         }
@@ -562,7 +563,7 @@ extension ScaledCombinationTests {
     }
 
     private func contraction<S: BLASScalar>(_: S.Type, nb: Int, factored: Bool, withBias: Bool, channels: [Int32], rng: inout PortableRandom) {
-        let dout = 7, C1 = 4
+        let dout = 7, C1 = 8
         let y = (0..<(dout * nb)).map { _ in S(rng.normal()) }, u = (0..<dout).map { _ in S(rng.normal()) }
         let gram = (0..<nb).map { _ in S(rng.normal()) }, b = (0..<dout).map { _ in S(rng.normal()) }
         let sT = (0..<(C1 * dout * nb)).map { _ in S(rng.normal()) }
