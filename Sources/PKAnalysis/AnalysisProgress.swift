@@ -55,7 +55,7 @@ struct AnalysisCostModel {
     static let rowOverhead = 8_000.0
     /// Exact quadrature's estimate before the run (Docs/path-kernel.md §7): the share of (query,
     /// step) pairs that cross a kink and their mean breakpoints, as measured on the relu presets
-    /// (14–33 % of the pairs, about 1.2 breakpoints each).
+    /// (10–33 % of the pairs, 1.1–1.2 breakpoints each).
     static let exactKinkedShare = 0.25
     static let exactBreakpoints = 1.2
 
