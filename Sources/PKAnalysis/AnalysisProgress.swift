@@ -46,17 +46,31 @@ public struct AnalysisProgress: Sendable {
 /// its contraction with the batch's signals, the GEMM's edges; `rowOverhead` flop-equivalents,
 /// fitted with the backward efficiency on W5 and W6); the ridge machines' eigendecompositions (`9m³` each, or `m³/3` by
 /// Cholesky above `eigenRidgeLimit`). Checked against measured runs in Docs/path-kernel.md §7.
+/// With exact quadrature (math §1.1) `q` is ⌈L/2⌉ and a share `exactKinkedShare` of the (query,
+/// step) pairs takes `(1 + exactBreakpoints)·q` nodes of its own, each at about twice a shared
+/// node's feature cost (`segmentFeatures`); the backward pass computes the shared nodes for every
+/// query of a block, the forward routes for the queries without a kink only.
 struct AnalysisCostModel {
     /// Flop-equivalents per row of the backward pass's R and step (see above).
     static let rowOverhead = 8_000.0
+    /// Exact quadrature's estimate before the run (Docs/path-kernel.md §7): the share of (query,
+    /// step) pairs that cross a kink and their mean breakpoints, as measured on the relu presets
+    /// (10–33 % of the pairs, 1.1–1.2 breakpoints each).
+    static let exactKinkedShare = 0.25
+    static let exactBreakpoints = 1.2
 
     let forwardPerStep: Double
     let backwardPerStep: Double
     let machines: Double
 
-    init(model: any Network, queries nQ: Int, train n: Int, meanBatch nb: Double, nodes q: Int, blocks: Int,
+    init(model: any Network, queries nQ: Int, train n: Int, meanBatch nb: Double, nodes q: Int, exact: Bool = false, blocks: Int,
          kernelForm: Bool, backward: Bool, querySide: Int? = nil, windowSides: Double, machines fitRows: Int?, dynamicsPerStep: Double = 0) {
-        let P = Double(model.parameterCount), PR = Double(querySide ?? model.parameterCount), Q = Double(nQ), C = Double(model.outputDim), qd = Double(q)
+        let P = Double(model.parameterCount), PR = Double(querySide ?? model.parameterCount), Q = Double(nQ), C = Double(model.outputDim)
+        // Node evaluations per query and step (R's updates, kernels, JVPs: qd) and their feature
+        // cost in shared nodes' units (qf): q, or exact quadrature's estimate (see above).
+        let share = Self.exactKinkedShare, own = (1 + Self.exactBreakpoints) * Double(q)
+        let qd = exact ? (1 - share) * Double(q) + share * own : Double(q)
+        let qf = exact ? (backward ? Double(q) : (1 - share) * Double(q)) + 2 * share * own : Double(q)
         let widths = Double(model.featureScalarsPerExample)
         // One example's tangent features: 2·P·(2 + C) for an MLP (all GEMMs); a layer network's
         // Jacobian passes and rows (`Network.featureCostPerExample`).
@@ -66,9 +80,9 @@ struct AnalysisCostModel {
         if backward {
             forwardPerStep = perStepFixed
             let rows = model is MLP ? Double(model.featureBlocks.reduce(0) { $0 + $1.outputs }) : 0
-            backwardPerStep = qd * features + 2 * C * Q * PR * (qd + nb) + Self.rowOverhead * C * Q * rows
+            backwardPerStep = qf * features + 2 * C * Q * PR * (qd + nb) + Self.rowOverhead * C * Q * rows
         } else if kernelForm {
-            forwardPerStep = perStepFixed + qd * (features + 2 * Q * nb * windowSides * widths * Double(blocks))
+            forwardPerStep = perStepFixed + qf * features + qd * 2 * Q * nb * windowSides * widths * Double(blocks)
             backwardPerStep = 0
         } else {
             forwardPerStep = perStepFixed + qd * 4 * Q * P
@@ -89,7 +103,9 @@ extension AnalysisCostModel {
     init(context: AnalysisContext, route: any KernelRoute) {
         let T = context.steps, n = context.train
         let meanBatch = Double(context.run.stepRecords.reduce(0) { $0 + $1.batch.count }) / Double(max(T, 1))
-        self.init(model: context.model, queries: context.queries, train: n, meanBatch: meanBatch, nodes: context.settings.nodes,
+        let exact = PathAnalyzer.exactQuadrature(settings: context.settings, model: context.model, route: route).0
+        let nodes = exact ? (context.model as? MLP).map(PiecewiseNodes.nodesPerPiece) ?? context.settings.nodes : context.settings.nodes
+        self.init(model: context.model, queries: context.queries, train: n, meanBatch: meanBatch, nodes: nodes, exact: exact,
                   blocks: context.blocks, kernelForm: route.hasKernelForm, backward: route.backwardPass,
                   querySide: (route as? PreconditionedRoute).map { PathAnalyzer.querySideScalars(model: context.model, form: $0.form) },
                   windowSides: route.windowSides,

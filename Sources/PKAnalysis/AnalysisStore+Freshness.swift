@@ -15,13 +15,12 @@ extension AnalysisStore {
     }
 
     /// A clause saying why `stored`, found under the key of `settings`, is not what these settings
-    /// compute now, or nil: a relu or leaky-relu MLP on the (S)GD route analyzed with the default
-    /// settings before exact quadrature (math §1.1) was their default has Gauss quadrature's
-    /// residual (its result names no quadrature, its kernel is the (S)GD one).
+    /// compute now, or nil: a relu or leaky-relu MLP analyzed with the default settings before
+    /// exact quadrature (math §1.1) was their default (on the (S)GD route first, then on every
+    /// route) has Gauss quadrature's residual (its result names no quadrature).
     public static func predatesExactQuadrature(_ result: AnalysisResult, settings: AnalysisSettings) -> String? {
         guard settings.quadrature == nil, settings.adaptiveTolerance == nil, result.settings.quadrature == nil,
-              result.settings.adaptiveTolerance == nil, result.reconstruction.exact == nil,
-              result.settings.pathKernel?.hasPrefix(PathKernelRoute<Double>.kernelNamePrefix) == true else { return nil }
+              result.settings.adaptiveTolerance == nil, result.reconstruction.exact == nil else { return nil }
         let words = result.run.model.split(separator: " ")
         guard words.first == "MLP", let activation = words.last, ["relu", "leaky-relu"].contains(activation) else { return nil }
         return "it was integrated with q = \(result.settings.nodes) Gauss–Legendre nodes, from before exact quadrature through the kinks was the default for \(activation) MLPs"

@@ -39,6 +39,8 @@ struct PreconditionedForm {
         /// `s_t/|B_t|`: clip scale over batch size.
         let scale: Double
         let nodes: [(s: Double, w: Double)]
+        /// Exact quadrature (math §1.1): the queries that leave `nodes` for nodes of their own.
+        var piecewise: PiecewiseNodes? = nil
     }
 
     let name: String
@@ -243,11 +245,40 @@ extension PathAnalyzer {
                 // and of AdamW's decoupled part −η_s λ w_s (R_wd).
                 var tangents = [delta]
                 if form.decoupledDecay > 0 { tangents.append(form.kernelForm.decay(of: st.start, times: -st.learningRate, lambda: form.decoupledDecay)) }
+                // Exact quadrature (math §1.1): the block's queries with breakpoints on this segment
+                // take their own nodes, rows of one feature set (`own`, K rows) at their own points;
+                // `ownNodes[r]`: local query r's rows of it (nil: r takes the shared nodes). Their R
+                // rows accumulate `Σ_k ω_k J(x_r; w_s + t_kΔw_s)` instead of the shared nodes' sum.
+                var ownNodes = [Range<Int>?](repeating: nil, count: m)
+                var own: TangentFeatures<S>? = nil
+                // Per local query with own nodes: (its row k of `own`, η_s a_s ω_k).
+                var ownSources = [[(row: Int, weight: Double)]](repeating: [], count: m)
+                if let pw = st.piecewise {
+                    let range = pw.kinkedNodes(of: rows)
+                    if !range.isEmpty {
+                        let list = Array(pw.kinked[range])
+                        let f = PiecewiseNodes.features(model: model, start: st.start, delta: delta, xq.rows(at: list.map(\.row)),
+                                                        at: list.map(\.t), as: S.self, tangents: tangents)
+                        var lower = 0
+                        for k in 1...list.count where k == list.count || list[k].row != list[lower].row {
+                            ownNodes[list[lower].row - rows.lowerBound] = lower..<k
+                            lower = k
+                        }
+                        for (k, node) in list.enumerated() {
+                            ownSources[node.row - rows.lowerBound].append((k, coef * node.weight))
+                            for c in 0..<C {
+                                acc.jvpSum[node.row, c] += node.weight * Double(f.outputTangents[0][k, c])
+                                if tangents.count > 1 { acc.rwd[node.row, c] += node.weight * Double(f.outputTangents[1][k, c]) }
+                            }
+                        }
+                        own = f
+                    }
+                }
                 let nodes = st.nodes.map { node -> (features: TangentFeatures<S>, weight: Double) in
                     var ws = st.start
                     Vec.axpy(node.s, delta, &ws)
                     let f = model.tangentFeatures(ws, xb, as: S.self, tangents: tangents)
-                    for r in 0..<m {
+                    for r in 0..<m where ownNodes[r] == nil {
                         for c in 0..<C {
                             acc.jvpSum[rows.lowerBound + r, c] += node.w * Double(f.outputTangents[0][r, c])
                             if tangents.count > 1 { acc.rwd[rows.lowerBound + r, c] += node.w * Double(f.outputTangents[1][r, c]) }
@@ -338,6 +369,7 @@ extension PathAnalyzer {
                     let kf = mode == .full ? kfp.baseAddress : nil, kt = mode == .full ? nil : ktp.baseAddress
                     let nbk = nbp.baseAddress!, rvk = rvp.baseAddress!
                     let dx: UnsafePointer<S>? = form.preconditionQuery ? nil : dxp.baseAddress!
+                    let ownRows = ownNodes, ownSourceList = ownSources, ownFeatures = own
                     Parallel.forEach(chunks.count) { ci in
                         let rr = chunks[ci]
                         let tmp = tmpScratch[ci], old = oldScratch[ci], tmpB = tmpBScratch[ci], oldB = oldBScratch[ci]
@@ -356,11 +388,35 @@ extension PathAnalyzer {
                                     old.update(from: rW[l] + qr.lowerBound * rw, count: rr.count * rw)
                                     if let b = rB[l] { oldB.update(from: b + qr.lowerBound * dout, count: width) }
                                 }
-                                if fac {
-                                    layer.accumulateFactoredJacobians(nodes, block: l, rows: qr, decay: form.rho, weights: rW[l], bias: rB[l])
-                                } else {
-                                    layer.accumulateJacobians(nodes, block: l, rows: qr, scale: dqp.baseAddress!, decay: form.rho,
-                                                              weights: rW[l], bias: rB[l])
+                                // R_s = ρ R_{s+1} + η_s a_s Σ_j ω_j J_j: runs of queries on the shared nodes
+                                // in one call each; a query with nodes of its own (exact quadrature) from its
+                                // rows of `ownFeatures`.
+                                var at = rr.lowerBound
+                                while at < rr.upperBound {
+                                    if let ownFeatures, ownRows[at] != nil {
+                                        let sources = ownSourceList[at].map { (row: c * ownFeatures.count + $0.row, weight: $0.weight) }
+                                        let row = c * m + at
+                                        if fac {
+                                            layer.accumulateFactoredJacobianRow(ownFeatures, block: l, sources: sources, decay: form.rho,
+                                                                                weights: rW[l] + row * rw, bias: rB[l].map { $0 + row * dout })
+                                        } else {
+                                            layer.accumulateJacobianRow(ownFeatures, block: l, sources: sources, scale: dqp.baseAddress!,
+                                                                        decay: form.rho, weights: rW[l] + row * rw,
+                                                                        bias: rB[l].map { $0 + row * dout })
+                                        }
+                                        at += 1
+                                        continue
+                                    }
+                                    var end = at + 1
+                                    while end < rr.upperBound && ownRows[end] == nil { end += 1 }
+                                    let shared = (c * m + at)..<(c * m + end)
+                                    if fac {
+                                        layer.accumulateFactoredJacobians(nodes, block: l, rows: shared, decay: form.rho, weights: rW[l], bias: rB[l])
+                                    } else {
+                                        layer.accumulateJacobians(nodes, block: l, rows: shared, scale: dqp.baseAddress!, decay: form.rho,
+                                                                  weights: rW[l], bias: rB[l])
+                                    }
+                                    at = end
                                 }
                                 // These rows of R_s, with RMSProp's D_s moved onto them (D is diagonal).
                                 var src = UnsafePointer(rW[l] + qr.lowerBound * rw)

@@ -90,7 +90,8 @@ public struct PathAnalyzer {
 
     /// Whether the analysis integrates exactly through each query's kinks (math §1.1), and the
     /// notes that say why not where it was asked for or would have applied: exact quadrature needs
-    /// an MLP with relu or leaky-relu and a route that takes per-query nodes (plain (S)GD);
+    /// an MLP with relu or leaky-relu and a route that takes per-query nodes (all of them: (S)GD,
+    /// momentum exact or windowed, Adam, AdamW, RMSProp, the JVP route);
     /// `--adaptive` or `--quadrature gauss|adaptive` choose the Gauss rules instead.
     static func exactQuadrature(settings: AnalysisSettings, model: any Network, route: any KernelRoute) -> (Bool, [String]) {
         guard settings.quadrature == .exact || (settings.quadrature == nil && settings.adaptiveTolerance == nil) else { return (false, []) }
@@ -103,7 +104,7 @@ public struct PathAnalyzer {
             return (false, ["exact quadrature through the kinks is implemented for MLPs (kind mlp) so far: this network is integrated with \(gauss)"])
         }
         if !route.takesPiecewiseNodes {
-            return (false, ["exact quadrature through the kinks is implemented for the (S)GD route so far: this run's kernel route is integrated with \(gauss)"])
+            return (false, ["exact quadrature through the kinks is not implemented for this run's kernel route: it is integrated with \(gauss)"])
         }
         return (true, [])
     }

@@ -102,3 +102,40 @@ struct PiecewiseNodes {
         self.breakpoints = count
     }
 }
+
+extension PiecewiseNodes {
+    /// The kinked nodes of the query rows `rows` (a range of `kinked`, which is ordered by row).
+    func kinkedNodes(of rows: Range<Int>) -> Range<Int> {
+        let lower = kinked.firstIndex { $0.row >= rows.lowerBound } ?? kinked.count
+        let upper = kinked[lower...].firstIndex { $0.row >= rows.upperBound } ?? kinked.count
+        return lower..<upper
+    }
+
+    /// Tangent features of row r of `x` at its own point `start + t[r]·delta` of the segment, with
+    /// the JVPs of `tangents` (what per-query nodes need): an MLP's `segmentFeatures` (all rows in
+    /// one pass); any other network one row at a time by `tangentFeatures` at that point.
+    static func features<S: BLASScalar>(model: any Network, start: [Double], delta: [Double], _ x: Matrix, at t: [Double],
+                                        as _: S.Type, tangents: [[Double]]) -> TangentFeatures<S> {
+        if let mlp = model as? MLP {
+            return mlp.segmentFeatures(start: start, delta: delta, x, at: t, as: S.self, tangents: tangents)
+        }
+        let rows = (0..<x.rows).map { r -> TangentFeatures<S> in
+            var w = start
+            Vec.axpy(t[r], delta, &w)
+            return model.tangentFeatures(w, x.rows(r..<(r + 1)), as: S.self, tangents: tangents)
+        }
+        return TangentFeatures.concatenating(rows)
+    }
+
+    /// `J(x_r; start + t[r]·delta)·v` for every row r of `x` (n × C), one row at a time (`jvp`).
+    static func jvps(model: any Network, start: [Double], delta: [Double], _ x: Matrix, at t: [Double], tangent v: [Double]) -> Matrix {
+        var out = Matrix(rows: x.rows, cols: model.outputDim)
+        for r in 0..<x.rows {
+            var w = start
+            Vec.axpy(t[r], delta, &w)
+            let j = model.jvp(w, x.rows(r..<(r + 1)), tangent: v)
+            for c in 0..<out.cols { out[r, c] = j[0, c] }
+        }
+        return out
+    }
+}

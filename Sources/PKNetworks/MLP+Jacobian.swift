@@ -160,4 +160,76 @@ extension DenseLayer {
             }
         }
     }
+
+    /// `accumulateJacobians` for one row of R whose nodes are rows of one feature set at
+    /// different points (exact quadrature's per-query nodes, path-kernel math §1.1): `target`
+    /// (this block's `out·in` scalars of the row) and `bias` (its `out`) become
+    /// `decay·old + Σ_j ω_j scale ⊙ J_j`, J_j the block's Jacobian of feature row `sources[j].row`
+    /// (a signal row `c·n + r`, whose input row is `r`), as `accumulateJacobians` sums the nodes
+    /// of one row: in groups of four, the decay with the first group.
+    @_specialize(where S == Double)
+    @_specialize(where S == Float)
+    public func accumulateJacobianRow<S: BLASScalar>(_ features: TangentFeatures<S>, block l: Int, sources: [(row: Int, weight: Double)],
+                                                     scale: UnsafePointer<S>, decay: Double,
+                                                     weights target: UnsafeMutablePointer<S>, bias: UnsafeMutablePointer<S>?) {
+        let n = features.count, din = inputs, dout = outputs
+        let sW = S(weightScale), sB = S(biasScale)
+        let sBase = scale + weightOffset
+        defer { withExtendedLifetime(features) {} }
+        let a = features.inputs[l].data.withUnsafeBufferPointer { $0.baseAddress! }
+        let dl = features.signals[l].data.withUnsafeBufferPointer { $0.baseAddress! }
+        if sources.isEmpty {
+            let dec = S(decay)
+            for e in 0..<(dout * din) { target[e] = decay == 0 ? 0 : dec * target[e] }
+            if let bias, biasOffset != nil { for i in 0..<dout { bias[i] = decay == 0 ? 0 : dec * bias[i] } }
+            return
+        }
+        let weights = sources.map { S($0.weight) }
+        for g in stride(from: 0, to: sources.count, by: 4) {
+            let dec: S = g == 0 ? S(decay) : 1
+            let last = sources.count - 1
+            let j = (g, min(g + 1, last), min(g + 2, last), min(g + 3, last))
+            let w0 = weights[j.0] * sW
+            let w1 = g + 1 <= last ? weights[j.1] * sW : 0
+            let w2 = g + 2 <= last ? weights[j.2] * sW : 0
+            let w3 = g + 3 <= last ? weights[j.3] * sW : 0
+            let r = (sources[j.0].row, sources[j.1].row, sources[j.2].row, sources[j.3].row)
+            let a0 = a + (r.0 % n) * din, a1 = a + (r.1 % n) * din, a2 = a + (r.2 % n) * din, a3 = a + (r.3 % n) * din
+            let d0 = dl + r.0 * dout, d1 = dl + r.1 * dout, d2 = dl + r.2 * dout, d3 = dl + r.3 * dout
+            for i in 0..<dout {
+                S.scaledCombination(target + i * din, scale: sBase + i * din, (a0, a1, a2, a3),
+                                    (w0 * d0[i], w1 * d1[i], w2 * d2[i], w3 * d3[i]), decay: dec, count: din)
+            }
+        }
+        if let bias, let bo = biasOffset {
+            for i in 0..<dout {
+                var v: S = 0
+                for (j, source) in sources.enumerated() { v += weights[j] * dl[source.row * dout + i] }
+                let old: S = decay == 0 ? 0 : S(decay) * bias[i]
+                bias[i] = old + sB * v * scale[bo + i]
+            }
+        }
+    }
+
+    /// The factored form of `accumulateJacobianRow` (as `accumulateFactoredJacobians`: the
+    /// block's input does not move along the segment and no scale applies): `target` (`out`
+    /// scalars) becomes `decay·u + s_W Σ_j ω_j δ_j`, `bias` `decay·b + s_b Σ_j ω_j δ_j`, δ_j the
+    /// signal row `sources[j].row`.
+    @_specialize(where S == Double)
+    @_specialize(where S == Float)
+    public func accumulateFactoredJacobianRow<S: BLASScalar>(_ features: TangentFeatures<S>, block l: Int, sources: [(row: Int, weight: Double)],
+                                                             decay: Double, weights target: UnsafeMutablePointer<S>,
+                                                             bias: UnsafeMutablePointer<S>?) {
+        let dout = outputs
+        let weights = sources.map { S($0.weight) }
+        let sW = S(weightScale), sB = S(biasScale), dec = S(decay)
+        defer { withExtendedLifetime(features) {} }
+        let dl = features.signals[l].data.withUnsafeBufferPointer { $0.baseAddress! }
+        for i in 0..<dout {
+            var v: S = 0
+            for (j, source) in sources.enumerated() { v += weights[j] * dl[source.row * dout + i] }
+            target[i] = dec * target[i] + sW * v
+            if let bias { bias[i] = dec * bias[i] + sB * v }
+        }
+    }
 }

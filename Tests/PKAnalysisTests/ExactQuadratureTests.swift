@@ -156,16 +156,17 @@ struct ExactQuadratureTests {
         #expect(prints[0] == prints[1], "1 and 2 threads differ")
     }
 
-    /// Exact quadrature is the default where it applies (a relu MLP on the (S)GD route) and is
-    /// never silently absent where it was asked for: the momentum route and smooth networks keep
-    /// the Gauss rule with a note; `--adaptive` keeps adaptive; contradictory options are errors.
+    /// Exact quadrature is the default where it applies (a relu MLP on any route: (S)GD here,
+    /// momentum and Adam in `ExactQuadratureRoutesTests`) and is never silently absent where it
+    /// was asked for: smooth networks keep the Gauss rule with a note; `--adaptive` keeps
+    /// adaptive; contradictory options are errors.
     @Test func whereItApplies() throws {
         var asked = AnalysisSettings()
         asked.quadrature = .exact
         let momentum = try Self.run(steps: 3, optimizer: #"{"kind":"sgd","learningRate":0.5,"momentum":0.9}"#)
         let m = try analyze(momentum)
-        #expect(m.settings.quadrature == nil && m.reconstruction.exact == nil)
-        #expect(m.run.notes.contains { $0.contains("implemented for the (S)GD route so far") })
+        #expect(m.settings.quadrature == "exact" && m.reconstruction.exact != nil)
+        #expect(!m.run.notes.contains { $0.contains("quadrature") })
 
         let smooth = try Self.run("tanh", steps: 3)
         let s = try analyze(smooth, asked)

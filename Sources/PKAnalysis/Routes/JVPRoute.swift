@@ -24,18 +24,38 @@ struct JVPRoute: KernelRoute {
     var kernelName: String { "none: the exact decomposition by the JVP route only (see the notes)" }
     var hasKernelForm: Bool { false }
     var summedForwards: Bool { false }
+    var takesPiecewiseNodes: Bool { true }
 
+    /// With exact quadrature (`seg.piecewise`, math §1.1) the queries without a breakpoint take
+    /// the shared nodes, batched, and each other one its own nodes, one JVP per node
+    /// (`PiecewiseNodes.jvps`).
     mutating func consume(_ seg: RouteSegment, into acc: inout KernelAccumulators) {
         let delta = seg.delta
         let decoupled = decoupledDecay > 0 ? form!.decay(of: seg.start, times: -seg.learningRate, lambda: decoupledDecay) : nil
-        for (s, omega) in seg.nodes {
-            var ws = seg.start
-            Vec.axpy(s, delta, &ws)
-            let jv = model.jvp(ws, xq, tangent: delta)
-            for i in acc.jvpSum.data.indices { acc.jvpSum.data[i] += omega * jv.data[i] }
-            if let decoupled {
-                let jd = model.jvp(ws, xq, tangent: decoupled)
-                for i in acc.rwd.data.indices { acc.rwd.data[i] += omega * jd.data[i] }
+        let C = acc.jvpSum.cols
+        // The rows on the shared nodes: every query, or exact quadrature's smooth ones.
+        let rows = seg.piecewise?.smoothRows ?? Array(0..<xq.rows)
+        let x = seg.piecewise == nil ? xq : xq.rows(at: rows)
+        if !rows.isEmpty {
+            for (s, omega) in seg.nodes {
+                var ws = seg.start
+                Vec.axpy(s, delta, &ws)
+                let jv = model.jvp(ws, x, tangent: delta)
+                for (r, q) in rows.enumerated() { for c in 0..<C { acc.jvpSum[q, c] += omega * jv[r, c] } }
+                if let decoupled {
+                    let jd = model.jvp(ws, x, tangent: decoupled)
+                    for (r, q) in rows.enumerated() { for c in 0..<C { acc.rwd[q, c] += omega * jd[r, c] } }
+                }
+            }
+        }
+        guard let kinked = seg.piecewise?.kinked, !kinked.isEmpty else { return }
+        let xk = xq.rows(at: kinked.map(\.row)), t = kinked.map(\.t)
+        let jv = PiecewiseNodes.jvps(model: model, start: seg.start, delta: delta, xk, at: t, tangent: delta)
+        let jd = decoupled.map { PiecewiseNodes.jvps(model: model, start: seg.start, delta: delta, xk, at: t, tangent: $0) }
+        for (k, node) in kinked.enumerated() {
+            for c in 0..<C {
+                acc.jvpSum[node.row, c] += node.weight * jv[k, c]
+                if let jd { acc.rwd[node.row, c] += node.weight * jd[k, c] }
             }
         }
     }

@@ -8,7 +8,10 @@ import PKStep
 /// backward recursion needs of each step (w_t, the batch, η_t, the clip scale, the nodes, and
 /// D_t from the optimizer state after update t); `finish` then runs
 /// `PathAnalyzer.accumulatePreconditioned` backwards in time, which does all the query-side
-/// work, JVPs included. K^p exists only at the end (no path-km error in the dynamics).
+/// work, JVPs included. K^p exists only at the end (no path-km error in the dynamics). With
+/// exact quadrature (§1.1) each step also keeps its per-query nodes (`RouteSegment.piecewise`):
+/// a query with breakpoints accumulates its own nodes' Jacobians into its rows of R, and its JVPs
+/// from the same features.
 struct PreconditionedRoute: KernelRoute {
     let context: AnalysisContext
     let optimizer: Chain
@@ -28,6 +31,7 @@ struct PreconditionedRoute: KernelRoute {
     var summedForwards: Bool { false }
     var backwardPass: Bool { true }
     var note: String? { form.description }
+    var takesPiecewiseNodes: Bool { true }
 
     mutating func consume(_ seg: RouteSegment, into acc: inout KernelAccumulators) {
         // D_t from the optimizer state after update t (the trace's, stored or replayed, else our own update).
@@ -43,7 +47,7 @@ struct PreconditionedRoute: KernelRoute {
             d = optimizer.preconditioner(state) ?? [Double](repeating: 1, count: model.parameterCount)
         }
         form.steps.append(.init(start: seg.start, preconditioner: d, batch: seg.batch, learningRate: seg.learningRate,
-                                scale: seg.scale, nodes: seg.nodes))
+                                scale: seg.scale, nodes: seg.nodes, piecewise: seg.piecewise))
     }
 
     mutating func finish(end: [Double], into acc: inout KernelAccumulators, progress: (_ done: Int, _ total: Int) -> Void) {

@@ -36,6 +36,9 @@ struct WindowedMomentumRoute: KernelRoute {
     }
     var hasKernelForm: Bool { true }
     var summedForwards: Bool { true }
+    /// Exact quadrature (§1.1) as on the (S)GD route: `ForwardPathIntegral` gives a query with
+    /// breakpoints its own nodes, against every side in the window.
+    var takesPiecewiseNodes: Bool { true }
     var windowSides: Double {
         mu > 0 ? min(Double(steps), max(1, (log(tolerance) / log(mu)).rounded(.up))) : 1
     }
