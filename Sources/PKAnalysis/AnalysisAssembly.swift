@@ -221,10 +221,16 @@ struct AnalysisAssembly {
         return .init(relativeResidual: den > 0 ? (num / den).squareRoot() : (num > 0 ? .infinity : 0), maxAbsResidual: mx, kernelFormMaxAbs: km)
     }
 
-    /// Attribution for the first few queries: the training points with the largest shares of
-    /// `f_T(x) − f_0(x)` in N(x, i). Needs the kernel form (none for runs analyzed by the JVP route).
+    /// Attribution for the first few queries (Docs/path-kernel.md §4, Attribution): each
+    /// training example's contribution `−N(x, i)` to `f_T(x) − f_0(x)` in output units, as one
+    /// scalar per example (the output for C = 1, the predicted class's output for classification,
+    /// the projection on the change direction for regression with C > 1), the largest positive and
+    /// negative ones, and their total over all examples; plus the shares of the change (`top`).
+    /// Needs the kernel form (none for runs analyzed by the JVP route).
     func attribution(_ acc: KernelAccumulators, change: Matrix, fT: Matrix) -> [AnalysisResult.Attribution] {
         let C = context.outputs, n = context.train, run = context.run
+        /// Contributions listed on each side.
+        let listed = 5
         var attribution: [AnalysisResult.Attribution] = []
         for (a, (split, index, q)) in context.attributed.enumerated() {
             let d = (0..<C).map { change[q, $0] }
@@ -235,9 +241,35 @@ struct AnalysisAssembly {
                 for c in 0..<C { dot += -acc.nAttr[a][c, i] * d[c] }
                 shares.append((i, dd > 0 ? dot / dd : 0))
             }
+            // The scalar per example: a weight vector u on the C outputs.
+            let component: String, u: [Double]
+            if C == 1 {
+                (component, u) = ("output", [1])
+            } else if run.isClassification {
+                let k = (0..<C).max { fT[q, $0] < fT[q, $1] } ?? 0
+                (component, u) = ("class \(k)", (0..<C).map { $0 == k ? 1 : 0 })
+            } else {
+                let norm = dd.squareRoot()
+                (component, u) = ("change direction", d.map { norm > 0 ? $0 / norm : 0 })
+            }
+            var values: [(Int, Double)] = []
+            var total = 0.0
+            for i in 0..<n {
+                var v = 0.0
+                for c in 0..<C where u[c] != 0 { v += -acc.nAttr[a][c, i] * u[c] }
+                values.append((i, v))
+                total += v
+            }
+            let label = { (i: Int) in run.trainY[i, 0] }
+            let up = values.filter { $0.1 > 0 }.sorted { $0.1 > $1.1 || ($0.1 == $1.1 && $0.0 < $1.0) }.prefix(listed)
+            let down = values.filter { $0.1 < 0 }.sorted { $0.1 < $1.1 || ($0.1 == $1.1 && $0.0 < $1.0) }.prefix(listed)
             shares.sort { abs($0.1) > abs($1.1) }
             attribution.append(.init(split: split, query: index, output: (0..<C).map { fT[q, $0] }, change: d,
-                                     top: shares.prefix(5).map { .init(trainIndex: $0.0, share: $0.1, label: run.trainY[$0.0, 0]) }))
+                                     top: shares.prefix(5).map { .init(trainIndex: $0.0, share: $0.1, label: label($0.0)) },
+                                     component: component, componentChange: zip(d, u).reduce(0) { $0 + $1.0 * $1.1 },
+                                     examplesSum: total, examples: n,
+                                     pushedUp: up.map { .init(trainIndex: $0.0, value: $0.1, label: label($0.0)) },
+                                     pushedDown: down.map { .init(trainIndex: $0.0, value: $0.1, label: label($0.0)) }))
         }
         return attribution
     }

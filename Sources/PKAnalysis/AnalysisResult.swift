@@ -167,12 +167,66 @@ public struct AnalysisResult: Codable, Sendable {
         public var label: Double
     }
 
+    /// One training example's signed contribution to a query's change, in output units (§4).
+    public struct Contribution: Codable, Sendable, Equatable {
+        public var trainIndex: Int
+        /// The component (`Attribution.component`) of `−N(x, i)`.
+        public var value: Double
+        public var label: Double
+    }
+
     public struct Attribution: Codable, Sendable {
         public var split: String
         public var query: Int
         public var output: [Double]
         public var change: [Double]
+        /// The five largest shares of the change (the form before contributions in output units;
+        /// kept for readers of the JSON).
         public var top: [Support]
+        /// Which scalar of the C outputs the contributions are (Docs/path-kernel.md §4,
+        /// Attribution): `output` (C = 1), `class k` (the network's predicted class at w_T), or
+        /// `change direction` (regression with C > 1: the projection on (f_T − f_0)/‖f_T − f_0‖).
+        /// Nil in results from before it (they have `top` only).
+        public var component: String?
+        /// f_T(x) − f_0(x) in that component.
+        public var componentChange: Double?
+        /// Σ_i over every training example of its contribution.
+        public var examplesSum: Double?
+        /// The number of training examples summed.
+        public var examples: Int?
+        /// The largest positive contributions, largest first (at most five).
+        public var pushedUp: [Contribution]?
+        /// The most negative contributions, most negative first (at most five).
+        public var pushedDown: [Contribution]?
+
+        public init(split: String, query: Int, output: [Double], change: [Double], top: [Support], component: String? = nil,
+                    componentChange: Double? = nil, examplesSum: Double? = nil, examples: Int? = nil,
+                    pushedUp: [Contribution]? = nil, pushedDown: [Contribution]? = nil) {
+            self.split = split
+            self.query = query
+            self.output = output
+            self.change = change
+            self.top = top
+            self.component = component
+            self.componentChange = componentChange
+            self.examplesSum = examplesSum
+            self.examples = examples
+            self.pushedUp = pushedUp
+            self.pushedDown = pushedDown
+        }
+
+        /// The examples not listed: `examplesSum` less the listed contributions.
+        public var rest: Double? {
+            guard let total = examplesSum, let up = pushedUp, let down = pushedDown else { return nil }
+            return total - up.reduce(0) { $0 + $1.value } - down.reduce(0) { $0 + $1.value }
+        }
+
+        /// What no training example carries: `componentChange − examplesSum` (decoupled weight
+        /// decay's part R_wd and the reconstruction residual).
+        public var notFromExamples: Double? {
+            guard let change = componentChange, let total = examplesSum else { return nil }
+            return change - total
+        }
     }
 
     public var settings: Settings

@@ -141,11 +141,31 @@ extension Report {
 
         if !r.attribution.isEmpty {
             h("Training examples behind predictions")
+            let signedContributions = r.attribution.contains { $0.pushedUp != nil }
+            if signedContributions {
+                out.append(contentsOf: wrap("Contributions: what each training example added to f_T(x) − f_0(x), in output units (−N(x,i), Docs/path-kernel.md §4); all examples' sum plus what no example carries is the change.", width: 78))
+            }
             for a in r.attribution {
                 let outStr = a.output.count == 1 ? num(a.output[0]) : "[\(a.output.prefix(4).map { num($0, 2) }.joined(separator: ", "))\(a.output.count > 4 ? ", …" : "")]"
-                out.append("\(a.split) #\(a.query): output \(outStr); top examples (share of f_T − f_0):")
-                let cells = a.top.prefix(4).map { "#\($0.trainIndex) y=\(num($0.label, classification ? 0 : 2)) \(pct($0.share))" }
-                out.append((md ? "- " : "  ") + cells.joined(separator: ",  "))
+                let label = { (y: Double) in num(y, classification ? 0 : 2) }
+                guard let up = a.pushedUp, let down = a.pushedDown, let change = a.componentChange, let component = a.component else {
+                    out.append("\(a.split) #\(a.query): output \(outStr); top examples (share of f_T − f_0):")
+                    let cells = a.top.prefix(4).map { "#\($0.trainIndex) y=\(label($0.label)) \(pct($0.share))" }
+                    out.append((md ? "- " : "  ") + cells.joined(separator: ",  "))
+                    continue
+                }
+                let what = component == "output" ? "output \(outStr)" : component == "change direction"
+                    ? "outputs \(outStr), along f_T − f_0" : "\(component) (predicted), output \(num(a.output[Int(component.dropFirst(6)) ?? 0]))"
+                out.append("\(a.split) #\(a.query): \(what), change \(signed(change))")
+                let shown = 3
+                for (name, side) in [("up  ", up), ("down", down)] where !side.isEmpty {
+                    let cells = side.prefix(shown).map { "#\($0.trainIndex) y=\(label($0.label)) \(signed($0.value))" }
+                    let sum = side.prefix(shown).reduce(0) { $0 + $1.value }
+                    out.append((md ? "- " : "  ") + "\(name)  \(cells.joined(separator: ", "))  (sum \(signed(sum)))")
+                }
+                let listedCount = min(up.count, shown) + min(down.count, shown)
+                let others = (a.examplesSum ?? 0) - up.prefix(shown).reduce(0) { $0 + $1.value } - down.prefix(shown).reduce(0) { $0 + $1.value }
+                out.append((md ? "- " : "  ") + "the other \((a.examples ?? 0) - listedCount) examples \(signed(others)); not from examples \(signed(a.notFromExamples))")
             }
             blank()
         }

@@ -38,6 +38,15 @@ public enum Report {
         return String(format: "%.0f%%", p)
     }
 
+    /// A signed number with 3 significant digits (`+0.412`, `−2.36`, `+1.2e-05`), the minus sign
+    /// written as U+2212.
+    static func signed(_ x: Double?) -> String {
+        guard let x else { return "–" }
+        guard x.isFinite else { return x.isNaN ? "nan" : (x > 0 ? "+inf" : "−inf") }
+        if x == 0 { return "0" }
+        return String(format: "%+.3g", x).replacingOccurrences(of: "-", with: "−").replacingOccurrences(of: "e−", with: "e-")
+    }
+
     static func num(_ x: Double?, _ digits: Int = 3) -> String {
         guard let x else { return "–" }
         guard x.isFinite else { return x.isNaN ? "nan" : (x > 0 ? "inf" : "-inf") }

@@ -110,6 +110,36 @@ struct ReportTests {
         #expect(settings["nodes"] is Int && settings["queries"] is String && settings["kernel"] is String)
     }
 
+    /// Attribution in output units (Docs/path-kernel.md §4): the largest contributions on each
+    /// side with their sums, the other examples and what no example carries, which add up to the
+    /// change as printed; 80 columns; results without contributions keep the shares.
+    @Test func attributionInOutputUnits() throws {
+        var r = try Golden.result()
+        let old = Report.render(r, format: .text)
+        #expect(old.contains("top examples (share of f_T − f_0)"))
+        let c = { (i: Int, v: Double, y: Double) in AnalysisResult.Contribution(trainIndex: i, value: v, label: y) }
+        r.attribution = [AnalysisResult.Attribution(split: "test", query: 2, output: [2.112], change: [1.5], top: [],
+                                                    component: "output", componentChange: 1.5, examplesSum: 1.25, examples: 200,
+                                                    pushedUp: [c(193, 4.25, 0), c(5, 2.5, 0), c(176, 1.0, 1), c(9, 0.5, 1)],
+                                                    pushedDown: [c(55, -3.0, 1), c(79, -2.0, 1)])]
+        for format in [ReportFormat.text, .markdown] {
+            let text = Report.render(r, format: format)
+            #expect(!text.contains("share of f_T"))
+            #expect(text.contains("test #2: output 2.112, change +1.5"), "\(text)")
+            #expect(text.contains("up    #193 y=0 +4.25, #5 y=0 +2.5, #176 y=1 +1  (sum +7.75)"), "\(text)")
+            #expect(text.contains("down  #55 y=1 −3, #79 y=1 −2  (sum −5)"), "\(text)")
+            // 1.25 − 7.75 + 5 = −1.5 over the 195 unlisted examples; 1.5 − 1.25 = +0.25 from no example.
+            #expect(text.contains("the other 195 examples −1.5; not from examples +0.25"), "\(text)")
+            if format == .text {
+                for line in text.split(separator: "\n") { #expect(line.count <= 80, "line wider than 80 columns: \(line)") }
+            }
+        }
+        let obj = try #require(try JSONSerialization.jsonObject(with: Data(Report.render(r, format: .json).utf8)) as? [String: Any])
+        let attr = try #require((obj["attribution"] as? [[String: Any]])?.first)
+        #expect(attr["component"] as? String == "output" && attr["examples_sum"] as? Double == 1.25)
+        #expect((attr["pushed_up"] as? [[String: Any]])?.first?["value"] as? Double == 4.25)
+    }
+
     /// The paragraph's numbers come from the result: change one and the text changes.
     @Test func paragraphUsesTheNumbers() throws {
         var r = try Golden.result()
