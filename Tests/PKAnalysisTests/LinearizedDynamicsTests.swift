@@ -236,3 +236,53 @@ struct NTK0KMClosedFormTests {
         #expect(zip(closed.data, f0Test.data).map { abs($0 - $1) }.max()! > 1e-3 * scale)
     }
 }
+
+/// `ntkinf-km`, the analyzer's machine of the analytic NTK: its function-space training equals
+/// §2's closed form with the analytic kernel on a full-batch constant-rate MSE run, it appears
+/// in the analysis with its fidelity, and it is skipped with a note where it does not apply.
+@Suite("ntkinf-km")
+struct NTKInfKMTests {
+    /// The closed form against 30 function-space steps: round-off.
+    static let agreementTolerance = 1e-10
+
+    static let model = #"{"layers":[3,16,16,2],"activation":"relu","parameterization":"ntk","sigmaW":1.5,"sigmaB":0.1}"#
+    static let data = #"{"kind":"teacher","train":8,"test":4,"inputDim":3,"teacherWidths":[5],"outputDim":2}"#
+
+    @Test func equalsTheClosedFormAndIsReported() throws {
+        let path = try recordTrace(config(name: "gd", data: Self.data, model: Self.model, loss: .mse,
+                                          optimizer: OptimizerSpec(kind: .gd, learningRate: 0.2), steps: 30, checkpointEvery: 10))
+        let reader = try TraceReader.open(path)
+        defer { reader.close() }
+        let run = try TraceRun.load(reader)
+        let w0 = try reader.checkpoint(step: 0)
+        // Queries as the analyzer orders them: held-out, then training points.
+        let xq = Matrix(rows: 12, cols: 3, data: run.testX.data + run.trainX.data)
+        let analytic = try InfiniteWidthKernel(spec: run.model.spec)
+        let f0 = run.model.forward(w0, xq)
+        let machine = NTKInfKM.train(kernel: try analytic.kernels(xq, run.trainX).ntk, initial: f0, heldOut: 4, run: run)
+
+        let d = try LinearizedDynamics(kernel: try analytic.kernels(run.trainX).ntk, examples: 8, learningRate: 0.2, dynamics: .discrete)
+        let residual = run.trainY - run.model.forward(w0, run.trainX)
+        let closed = try d.predict(cross: try analytic.kernels(xq, run.trainX).ntk, initial: f0, residual: residual, time: 30)
+        let scale = closed.data.map(abs).max()!
+        let worst = zip(closed.data, machine.data).map { abs($0 - $1) }.max()!
+        #expect(worst <= Self.agreementTolerance * scale, "largest difference \(worst), scale \(scale)")
+        #expect(zip(machine.data, f0.data).map { abs($0 - $1) }.max()! > 1e-3 * scale)
+
+        let result = try analyze(path)
+        let km = try #require(result.kernelMachines.first { $0.name == "ntkinf-km" })
+        let fidelity = try #require(km.test)
+        #expect(fidelity.relativeError.isFinite && fidelity.relativeError > 0)
+        let names = result.kernelMachines.map(\.name)
+        #expect(names.firstIndex(of: "ntkinf-km") == names.firstIndex(of: "ntk0-km")! + 1)
+    }
+
+    @Test func skippedWithANote() throws {
+        let path = try recordTrace(config(name: "adam", data: Self.data, model: Self.model, loss: .mse,
+                                          optimizer: OptimizerSpec(kind: .adam, learningRate: 0.01), steps: 3, checkpointEvery: 1))
+        let result = try analyze(path)
+        let km = try #require(result.kernelMachines.first { $0.name == "ntkinf-km" })
+        #expect(km.test == nil && km.train == nil)
+        #expect(result.run.notes.contains { $0.hasPrefix("ntkinf-km skipped") && $0.contains("adam") }, "\(result.run.notes)")
+    }
+}
