@@ -16,15 +16,17 @@ import PKOptim
 /// `f₀(x) + Θ(x, X) G_T (Y − F₀)` at `t = T` (a test). Skipped, with a note, for other networks
 /// and for updates that are not plain (S)GD steps on the loss (momentum, Adam, RMSProp, weight
 /// decay, clipping, parameter groups), and on the quadrature route (tanh, sigmoid, softplus) when
-/// `Θ(queries, X)` exceeds `quadraturePairLimit` pairs per hidden layer.
+/// `Θ(queries, X)` over the hidden layers exceeds `quadraturePairLimit` pairs.
 struct NTKInfKM: KernelMachineRule {
     let name = "ntkinf-km"
     let needsFullScope = true
     let needsKernelForm = false
 
-    /// Most query × training pairs per hidden layer on the quadrature route (about `M² = 9,409`
-    /// activation products each): 2·10⁹ products, seconds in a release build.
-    static let quadraturePairLimit = 200_000
+    /// Most query × training pairs, summed over the hidden layers, on the quadrature route (about
+    /// `M² = 9,409` activation products each): 2·10⁸ products, a fraction of a second in a release
+    /// build (sine-tanh's 128 × 64 × 2 layers fit; moons-mlp's 400 × 200 × 2 do not: 200,000
+    /// pairs took minutes in a debug build).
+    static let quadraturePairLimit = 20_000
 
     func description(in context: KernelMachineContext) -> String {
         "the analytic (infinite-width) NTK's kernel machine, trained like the network"
@@ -56,7 +58,7 @@ struct NTKInfKM: KernelMachineRule {
         }
         let hidden = spec.layers.count - 2
         if !GaussianExpectation.hasClosedForm(spec.activation) && context.queries * context.train * hidden > quadraturePairLimit {
-            return "Θ(queries, X) of \(spec.activation.rawValue) needs the quadrature on \(context.queries) × \(context.train) pairs per hidden layer, more than \(quadraturePairLimit) (`pathkernel predict-linear --kernel analytic` computes it on its own)"
+            return "Θ(queries, X) of \(spec.activation.rawValue) needs the quadrature on \(context.queries) × \(context.train) pairs × \(hidden) hidden layers, more than \(quadraturePairLimit) (`pathkernel predict-linear --kernel analytic` computes it on its own)"
         }
         return nil
     }
