@@ -65,6 +65,21 @@ struct PredictLinearCommandTests {
         #expect(text.status == 0 && text.stdout.contains("infinite ensemble (nngp)") && text.stdout.contains(" ± "), "\(text.stdout)\(text.stderr)")
     }
 
+    @Test func sameOutputOnOneAndTwoThreads() throws {
+        let dir = try temporaryDirectory()
+        let trace = dir.appendingPathComponent("t.sqlite").path
+        #expect(try CLI.run(["train", "--config", try Self.config(dir), "--out", trace, "--quiet"]).status == 0)
+        var outputs: [String] = []
+        for threads in ["1", "2"] {
+            for args in [["--trace", trace, "--json"], ["--trace", trace, "--kernel", "analytic", "--ensemble", "nngp", "--time", "3", "inf", "--json"]] {
+                let r = try CLI.run(["predict-linear"] + args, environment: ["PATHKERNEL_THREADS": threads])
+                #expect(r.status == 0, "\(r.stderr)")
+                outputs.append(r.stdout)
+            }
+        }
+        #expect(outputs[0] == outputs[2] && outputs[1] == outputs[3])
+    }
+
     @Test func badInputsFailCleanly() throws {
         let dir = try temporaryDirectory()
         let config = try Self.config(dir)
