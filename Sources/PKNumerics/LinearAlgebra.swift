@@ -123,6 +123,38 @@ public enum LinearAlgebra {
         return (x, fitted, lambda, total > 0 ? negative / total : 0, negativeCount)
     }
 
+    /// Eigenvalues and eigenvectors of a symmetric matrix (LAPACK `dsyevd`; only the lower
+    /// triangle of `a` is read): `values` ascending, and `vectors` holding the eigenvectors as
+    /// its *rows* (`vectors = Vᵀ`, row `j` the unit eigenvector of `values[j]`), so that
+    /// `a = vectorsᵀ diag(values) vectors`. Throws when LAPACK fails.
+    public static func symmetricEigen(_ a: Matrix) throws -> (values: [Double], vectors: Matrix) {
+        precondition(a.rows == a.cols, "eigenvectors of a non-square matrix")
+        let m = a.rows
+        if m == 0 { return ([], a) }
+        var e = a
+        var n = Int32(m), lda = n, info: Int32 = 0
+        var jobz: CChar = 86 // "V"
+        var uplo: CChar = 85 // "U": the lower triangle of row-major storage is the upper of column-major
+        var w = [Double](repeating: 0, count: m)
+        var lwork: Int32 = -1, liwork: Int32 = -1
+        var wq = [Double](repeating: 0, count: 1)
+        var iwq = [Int32](repeating: 0, count: 1)
+        e.data.withUnsafeMutableBufferPointer { p in
+            dsyevd_(&jobz, &uplo, &n, p.baseAddress, &lda, &w, &wq, &lwork, &iwq, &liwork, &info, 1, 1)
+        }
+        guard info == 0 else { throw Failure(description: "dsyevd workspace query failed (info \(info))") }
+        lwork = Int32(wq[0])
+        liwork = max(iwq[0], 1)
+        var work = [Double](repeating: 0, count: Int(lwork))
+        var iwork = [Int32](repeating: 0, count: Int(liwork))
+        e.data.withUnsafeMutableBufferPointer { p in
+            dsyevd_(&jobz, &uplo, &n, p.baseAddress, &lda, &w, &work, &lwork, &iwork, &liwork, &info, 1, 1)
+        }
+        guard info == 0 else { throw Failure(description: "dsyevd failed (info \(info))") }
+        // LAPACK's column j (an eigenvector) is row j of the row-major storage.
+        return (w, e)
+    }
+
     /// Eigenvalues of a symmetric matrix, ascending (LAPACK `dsyevd`, no vectors).
     public static func symmetricEigenvalues(_ a: Matrix) throws -> [Double] {
         precondition(a.rows == a.cols, "eigenvalues of a non-square matrix")

@@ -61,6 +61,17 @@ public enum OutputPath {
         }
     }
 
+    /// Writes `bytes` to `path` (atomically, through a temporary file in the same directory),
+    /// after `check`; a failure names its cause in one line.
+    public static func write(_ bytes: Data, to path: String) throws {
+        try check(path)
+        do {
+            try bytes.write(to: URL(fileURLWithPath: path), options: .atomic)
+        } catch {
+            throw OutputError(path: path, detail: "cannot write the file: \(explain(error))")
+        }
+    }
+
     /// The directory a file at `path` goes into ("." for a bare name).
     static func directory(of path: String) -> String {
         let dir = (path as NSString).deletingLastPathComponent

@@ -152,6 +152,22 @@ struct EigenTests {
         let e = try LinearAlgebra.symmetricEigenvalues(a)
         for (x, y) in zip(e, [-1, 0.5, 3]) { #expect(abs(x - y) <= 1e-13) }
     }
+
+    /// `symmetricEigen`: the same eigenvalues, orthonormal rows, and `Vᵀ diag(λ) V` gives the
+    /// matrix back (round-off of a 20 × 20 random symmetric matrix).
+    @Test func eigenvectorsReconstruct() throws {
+        var rng = PortableRandom(seed: 11)
+        let n = 20
+        let g = Matrix(rows: n, cols: n, data: (0..<(n * n)).map { _ in rng.normal() })
+        let a = g + g.transposed
+        let (values, v) = try LinearAlgebra.symmetricEigen(a)
+        let reference = try LinearAlgebra.symmetricEigenvalues(a)
+        for (x, y) in zip(values, reference) { #expect(abs(x - y) <= 1e-12 * abs(reference.last!)) }
+        var d = Matrix(rows: n, cols: n)
+        for i in 0..<n { d[i, i] = values[i] }
+        #expect((Matrix.product(v, transposeA: true, d * v) - a).frobeniusNorm <= 1e-12 * a.frobeniusNorm)
+        #expect((v * v.transposed - Matrix.identity(n)).frobeniusNorm <= 1e-12 * Double(n))
+    }
 }
 
 @Test func argmaxTakesTheFirstLargest() {

@@ -72,6 +72,7 @@ enum KernelMachines {
         PathKRR(),
         NTK0Lin(),
         NTK0KM(),
+        NTKInfKM(),
         NTKTKRR(),
     ]
 

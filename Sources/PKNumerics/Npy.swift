@@ -1,8 +1,13 @@
 import Foundation
 import PKNumerics
 
-/// NumPy `.npy` files (format version 1.0, little-endian, C order), for exporting benchmark
-/// problems to peer tools. Writes only.
+/// NumPy `.npy` files (format version 1.0, little-endian, C order): `pathkernel ntk --out K.npy`
+/// and the benchmarks' exports to peer tools. Writes only.
+///
+/// The layout (NumPy's `format.py`, version 1.0): the magic `\x93NUMPY`, the version bytes
+/// `1 0`, the header length as a little-endian `UInt16`, then an ASCII header
+/// `{'descr': '<f8', 'fortran_order': False, 'shape': (r, c), }` padded with spaces and ended by
+/// `\n` so that the data starts at a multiple of 64 bytes, then the values row-major.
 public enum Npy {
     /// The bytes of a `.npy` file holding `data` with `shape` (`<f8` or `<f4`).
     public static func encode<S: BLASScalar>(_ data: [S], shape: [Int]) -> Data {
@@ -17,7 +22,8 @@ public enum Npy {
         let len = UInt16(header.utf8.count)
         out.append(contentsOf: [UInt8(len & 0xFF), UInt8(len >> 8)])
         out.append(contentsOf: Array(header.utf8))
-        data.withUnsafeBufferPointer { out.append(UnsafeBufferPointer(start: UnsafeRawPointer($0.baseAddress!).assumingMemoryBound(to: UInt8.self), count: $0.count * MemoryLayout<S>.size)) }
+        // The host's byte order is little-endian on every platform the package builds for (x86-64, arm64).
+        if !data.isEmpty { data.withUnsafeBufferPointer { out.append(UnsafeBufferPointer(start: UnsafeRawPointer($0.baseAddress!).assumingMemoryBound(to: UInt8.self), count: $0.count * MemoryLayout<S>.size)) } }
         return out
     }
 
