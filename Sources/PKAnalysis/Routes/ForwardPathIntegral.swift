@@ -44,7 +44,7 @@ struct ForwardPathIntegral {
     ///
     /// With exact quadrature (`seg.piecewise`, math §1.1) the queries without a breakpoint take
     /// the shared nodes, gathered into blocks, and the others their own nodes: rows of one
-    /// feature set each at its own point of the segment (`MLP.segmentFeatures`), in blocks of the
+    /// feature set each at its own point of the segment (`Network.segmentFeatures`), in blocks of the
     /// same size, every row's kernels weighted by its node's weight into its query's sums.
     func integrate<S: BLASScalar>(_: S.Type, _ seg: RouteSegment, sides weighted: [(side: TrainingSide<S>, weight: Double)],
                                   tangents: [[Double]], into acc: inout KernelAccumulators) {
@@ -87,11 +87,11 @@ struct ForwardPathIntegral {
             }
         }
         // ... the others each on the nodes of its own pieces.
-        guard !piecewise.kinked.isEmpty, let mlp = model as? MLP else { return }
+        guard !piecewise.kinked.isEmpty else { return }
         for lower in stride(from: 0, to: piecewise.kinked.count, by: chunk) {
             let nodes = piecewise.kinked[lower..<min(lower + chunk, piecewise.kinked.count)]
             let rows = nodes.map(\.row)
-            let fq = mlp.segmentFeatures(start: seg.start, delta: tangents[0], context.xq.rows(at: rows), at: nodes.map(\.t),
+            let fq = model.segmentFeatures(start: seg.start, delta: tangents[0], context.xq.rows(at: rows), at: nodes.map(\.t),
                                          as: S.self, tangents: tangents)
             accumulate(fq, rows: rows, weights: nodes.map(\.weight), sides: sides, into: &acc)
         }
