@@ -100,7 +100,8 @@ struct LayerExactQuadratureTests {
         #expect(ExactQuadratureTests.relativeError(gk.data, oracle.data) > 1e3 * Self.oracleTolerance)
     }
 
-    /// The breakpoints of one query by its pattern: 1024 samples, each change bisected to 1e-13.
+    /// The breakpoints of one query by its pattern: 1024 samples, each change bisected to 1e-13
+    /// (both halves wherever their ends differ: several changes in one sample interval are found).
     func referenceBreakpoints(_ model: any Network, _ w: [Double], _ v: [Double], _ x: Matrix) -> [Double] {
         func pattern(_ t: Double) -> [Double] {
             var wt = w
@@ -108,19 +109,20 @@ struct LayerExactQuadratureTests {
             return model.kinkPattern(wt, x)
         }
         let samples = 1024
+        /// Every change in (a, b), whose ends' patterns differ: halves with different ends are
+        /// bisected on, so that two changes in one sample interval are both found.
+        func bisect(_ a: Double, _ b: Double, _ pa: [Double], _ pb: [Double], into cuts: inout [Double]) {
+            if b - a <= 1e-13 { cuts.append(0.5 * (a + b)); return }
+            let m = 0.5 * (a + b), pm = pattern(m)
+            if pm != pa { bisect(a, m, pa, pm, into: &cuts) }
+            if pm != pb { bisect(m, b, pm, pb, into: &cuts) }
+        }
         var cuts: [Double] = []
         var previous = pattern(0)
         for k in 1...samples {
-            var (a, b) = (Double(k - 1) / Double(samples), Double(k) / Double(samples))
+            let (a, b) = (Double(k - 1) / Double(samples), Double(k) / Double(samples))
             let p = pattern(b)
-            if p != previous {
-                let left = previous
-                while b - a > 1e-13 {
-                    let m = 0.5 * (a + b)
-                    if pattern(m) == left { a = m } else { b = m }
-                }
-                cuts.append(0.5 * (a + b))
-            }
+            if p != previous { bisect(a, b, previous, p, into: &cuts) }
             previous = p
         }
         return cuts

@@ -67,26 +67,28 @@ struct LayerSegmentBreakpointTests {
 
     /// The breakpoints of `x` (one row) on `w + tΔw` without polynomials: the network's pattern
     /// (`kinkPattern`: relu signs, max-pool arg-maxes, from the forward pass) at `samples` + 1
-    /// points, each change bisected on the pattern until the bracket is below 1e-13.
+    /// points, each change bisected on the pattern until the bracket is below 1e-13 (both halves
+    /// wherever their ends differ, so that several changes in one sample interval are all found).
     static func referenceBreakpoints(_ model: any Network, _ w: [Double], _ v: [Double], _ x: Matrix, samples: Int = 2048) -> [Double] {
         func pattern(_ t: Double) -> [Double] {
             var wt = w
             Vec.axpy(t, v, &wt)
             return model.kinkPattern(wt, x)
         }
+        /// Every change in (a, b), whose ends' patterns differ: halves with different ends are
+        /// bisected on, so that two changes in one sample interval are both found.
+        func bisect(_ a: Double, _ b: Double, _ pa: [Double], _ pb: [Double], into cuts: inout [Double]) {
+            if b - a <= 1e-13 { cuts.append(0.5 * (a + b)); return }
+            let m = 0.5 * (a + b), pm = pattern(m)
+            if pm != pa { bisect(a, m, pa, pm, into: &cuts) }
+            if pm != pb { bisect(m, b, pm, pb, into: &cuts) }
+        }
         var cuts: [Double] = []
         var previous = pattern(0)
         for k in 1...samples {
-            var (a, b) = (Double(k - 1) / Double(samples), Double(k) / Double(samples))
+            let (a, b) = (Double(k - 1) / Double(samples), Double(k) / Double(samples))
             let p = pattern(b)
-            if p != previous {
-                let left = previous
-                while b - a > 1e-13 {
-                    let m = 0.5 * (a + b)
-                    if pattern(m) == left { a = m } else { b = m }
-                }
-                cuts.append(0.5 * (a + b))
-            }
+            if p != previous { bisect(a, b, previous, p, into: &cuts) }
             previous = p
         }
         return cuts
