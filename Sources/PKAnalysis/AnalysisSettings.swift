@@ -22,16 +22,18 @@ public struct AnalysisSettings: Codable, Sendable, Equatable, Hashable {
     }
     /// How each segment's integral is computed (path-kernel math §1, §1.1, §7).
     public enum Quadrature: String, Codable, Sendable, CaseIterable {
-        /// Exact for piecewise-linear MLPs (relu, leaky-relu), on every kernel route: each query's
-        /// breakpoints on the segment, and on each piece the Gauss–Legendre rule exact for its degree.
+        /// Exact for piecewise-linear networks (relu, leaky-relu MLPs; layer networks of dense,
+        /// conv2d, relu, leaky-relu, max and average pooling, flatten, residual blocks) on every
+        /// kernel route: each query's breakpoints on the segment, and on each piece the
+        /// Gauss–Legendre rule exact for its degree.
         case exact
         /// Gauss–Legendre with `nodes` nodes on the whole segment.
         case gauss
         /// Globally adaptive Gauss–Legendre to `adaptiveTolerance` (needs it).
         case adaptive
     }
-    /// nil (default): `adaptive` with `--adaptive`, else `exact` where it applies (a relu or
-    /// leaky-relu MLP), else `gauss`. (Optional so that the stored keys of
+    /// nil (default): `adaptive` with `--adaptive`, else `exact` where it applies (a
+    /// piecewise-linear network, as `exact` says), else `gauss`. (Optional so that the stored keys of
     /// analyses made without it stay the same.)
     public var quadrature: Quadrature? = nil
     /// Gauss–Legendre nodes per segment (or per sub-segment in adaptive mode; exact quadrature

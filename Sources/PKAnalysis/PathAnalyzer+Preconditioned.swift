@@ -257,8 +257,8 @@ extension PathAnalyzer {
                     let range = pw.kinkedNodes(of: rows)
                     if !range.isEmpty {
                         let list = Array(pw.kinked[range])
-                        let f = PiecewiseNodes.features(model: model, start: st.start, delta: delta, xq.rows(at: list.map(\.row)),
-                                                        at: list.map(\.t), as: S.self, tangents: tangents)
+                        let f = model.segmentFeatures(start: st.start, delta: delta, xq.rows(at: list.map(\.row)),
+                                                      at: list.map(\.t), as: S.self, tangents: tangents)
                         var lower = 0
                         for k in 1...list.count where k == list.count || list[k].row != list[lower].row {
                             ownNodes[list[lower].row - rows.lowerBound] = lower..<k

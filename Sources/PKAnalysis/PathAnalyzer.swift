@@ -90,8 +90,10 @@ public struct PathAnalyzer {
 
     /// Whether the analysis integrates exactly through each query's kinks (math §1.1), and the
     /// notes that say why not where it was asked for or would have applied: exact quadrature needs
-    /// an MLP with relu or leaky-relu and a route that takes per-query nodes (all of them: (S)GD,
-    /// momentum exact or windowed, Adam, AdamW, RMSProp, the JVP route);
+    /// a network with a `piecewiseJacobianDegree` (an MLP with relu or leaky-relu, a layer network
+    /// whose every layer is piecewise polynomial along a segment) and a route that takes
+    /// per-query nodes (all of them: (S)GD, momentum exact or windowed, Adam, AdamW, RMSProp, the
+    /// JVP route);
     /// `--adaptive` or `--quadrature gauss|adaptive` choose the Gauss rules instead.
     static func exactQuadrature(settings: AnalysisSettings, model: any Network, route: any KernelRoute) -> (Bool, [String]) {
         guard settings.quadrature == .exact || (settings.quadrature == nil && settings.adaptiveTolerance == nil) else { return (false, []) }
@@ -100,8 +102,8 @@ public struct PathAnalyzer {
         if !model.isPiecewiseLinear {
             return (false, ["--quadrature exact applies to piecewise-linear networks (relu, leaky-relu); this one is smooth: integrated with \(gauss.prefix { $0 != "(" })".trimmingCharacters(in: .whitespaces)])
         }
-        if !(model is MLP) {
-            return (false, ["exact quadrature through the kinks is implemented for MLPs (kind mlp) so far: this network is integrated with \(gauss)"])
+        if model.piecewiseJacobianDegree == nil {
+            return (false, ["exact quadrature through the kinks needs every layer piecewise polynomial along a step (dense, conv2d, relu, leaky-relu, identity, max and average pooling, flatten, residual); this network has a smooth nonlinear one (tanh, gelu, layernorm …) besides its kinks: integrated with \(gauss)"])
         }
         if !route.takesPiecewiseNodes {
             return (false, ["exact quadrature through the kinks is not implemented for this run's kernel route: it is integrated with \(gauss)"])

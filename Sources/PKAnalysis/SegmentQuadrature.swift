@@ -3,13 +3,13 @@ import PKNumerics
 
 /// The quadrature nodes of each segment (path-kernel math §1.1, §7): the fixed Gauss–Legendre
 /// rule of `--nodes`, with `--adaptive` the globally adaptive rule (`PathAnalyzer.adaptiveNodes`,
-/// tolerance split evenly over the steps), or for a piecewise-linear MLP the exact rule
-/// (`PiecewiseNodes`: each query's breakpoints, ⌈L/2⌉ nodes per piece); and what the report says
-/// of them.
+/// tolerance split evenly over the steps), or for a piecewise-linear network (an MLP, or a layer
+/// network that is piecewise polynomial along a segment) the exact rule (`PiecewiseNodes`: each
+/// query's breakpoints, ⌈(deg J + 1)/2⌉ nodes per piece); and what the report says of them.
 struct SegmentQuadrature {
     /// The quadrature taken (resolved from `--quadrature`, the network and the route).
     let kind: AnalysisSettings.Quadrature
-    /// Gauss: `--nodes`; exact: the rule per piece, ⌈L/2⌉ nodes (exact for degree L − 1).
+    /// Gauss: `--nodes`; exact: the rule per piece, exact for the degree of `J` on a piece.
     let rule: GaussLegendre
     /// `--adaptive`: the tolerance per step; nil for the fixed rule.
     let stepTolerance: Double?
@@ -25,14 +25,14 @@ struct SegmentQuadrature {
     private(set) var breakpoints = 0
     private(set) var queryNodes = 0
 
-    /// `exact`: the resolved quadrature is exact (the caller checked that it applies: an MLP
-    /// whose pattern is piecewise linear, on a route that takes per-query nodes).
+    /// `exact`: the resolved quadrature is exact (the caller checked that it applies: a network
+    /// with a `piecewiseJacobianDegree`, on a route that takes per-query nodes).
     init(settings: AnalysisSettings, steps: Int, model: any Network, exact: Bool) {
         stepTolerance = settings.adaptiveTolerance.map { $0 / Double(steps) }
         maxNodes = settings.maxNodes ?? PathAnalyzer.defaultMaxAdaptiveNodes
-        if exact, let mlp = model as? MLP {
+        if exact, model.piecewiseJacobianDegree != nil {
             kind = .exact
-            rule = GaussLegendre(nodes: PiecewiseNodes.nodesPerPiece(mlp))
+            rule = GaussLegendre(nodes: PiecewiseNodes.nodesPerPiece(model))
         } else {
             kind = stepTolerance == nil ? .gauss : .adaptive
             rule = GaussLegendre(nodes: settings.nodes)
@@ -55,8 +55,8 @@ struct SegmentQuadrature {
         } else {
             nodes = zip(rule.nodes, rule.weights).map { ($0, $1) }
         }
-        if kind == .exact, let mlp = model as? MLP {
-            let p = PiecewiseNodes(breakpoints: mlp.segmentBreakpoints(start: start, delta: delta, x), rule: rule)
+        if kind == .exact {
+            let p = PiecewiseNodes(breakpoints: model.segmentBreakpoints(start: start, delta: delta, x), rule: rule)
             pairs += x.rows
             kinkedPairs += x.rows - p.smoothRows.count
             breakpoints += p.breakpoints
@@ -80,11 +80,13 @@ struct PiecewiseNodes {
     /// Breakpoints over all queries.
     let breakpoints: Int
 
-    /// Gauss–Legendre nodes per piece for an MLP of depth L: ⌈L/2⌉, the fewest that integrate
-    /// `J(x; w(t))`'s degree L − 1 exactly (2q − 1 ≥ L − 1).
-    static func nodesPerPiece(_ model: MLP) -> Int { max(1, (model.depth + 1) / 2) }
+    /// Gauss–Legendre nodes per piece: the fewest q that integrate `J(x; w(t))`'s degree
+    /// `d = piecewiseJacobianDegree` exactly, `2q − 1 ≥ d`: q = ⌈(d + 1)/2⌉ (an MLP of depth L:
+    /// d = L − 1, q = ⌈L/2⌉; a layer network: d = D − 1, D its most layers with parameters on a
+    /// path, q = ⌈D/2⌉).
+    static func nodesPerPiece(_ model: any Network) -> Int { max(1, ((model.piecewiseJacobianDegree ?? 0) + 2) / 2) }
 
-    /// `breakpoints[q]`: query q's breakpoints in (0, 1), ascending (`MLP.segmentBreakpoints`).
+    /// `breakpoints[q]`: query q's breakpoints in (0, 1), ascending (`Network.segmentBreakpoints`).
     init(breakpoints: [[Double]], rule: GaussLegendre) {
         var smooth: [Int] = [], kinked: [(row: Int, t: Double, weight: Double)] = []
         var count = 0
@@ -109,22 +111,6 @@ extension PiecewiseNodes {
         let lower = kinked.firstIndex { $0.row >= rows.lowerBound } ?? kinked.count
         let upper = kinked[lower...].firstIndex { $0.row >= rows.upperBound } ?? kinked.count
         return lower..<upper
-    }
-
-    /// Tangent features of row r of `x` at its own point `start + t[r]·delta` of the segment, with
-    /// the JVPs of `tangents` (what per-query nodes need): an MLP's `segmentFeatures` (all rows in
-    /// one pass); any other network one row at a time by `tangentFeatures` at that point.
-    static func features<S: BLASScalar>(model: any Network, start: [Double], delta: [Double], _ x: Matrix, at t: [Double],
-                                        as _: S.Type, tangents: [[Double]]) -> TangentFeatures<S> {
-        if let mlp = model as? MLP {
-            return mlp.segmentFeatures(start: start, delta: delta, x, at: t, as: S.self, tangents: tangents)
-        }
-        let rows = (0..<x.rows).map { r -> TangentFeatures<S> in
-            var w = start
-            Vec.axpy(t[r], delta, &w)
-            return model.tangentFeatures(w, x.rows(r..<(r + 1)), as: S.self, tangents: tangents)
-        }
-        return TangentFeatures.concatenating(rows)
     }
 
     /// `J(x_r; start + t[r]·delta)·v` for every row r of `x` (n × C), one row at a time (`jvp`).

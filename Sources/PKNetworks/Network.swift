@@ -63,6 +63,22 @@ public protocol Network: Sendable {
     /// numbers: equal patterns at two weights mean no kink was crossed between them along a
     /// segment on which the pattern is monotone (adaptive quadrature's test). Empty for smooth networks.
     func kinkPattern(_ w: [Double], _ x: Matrix) -> [Double]
+
+    /// The degree in t of `J(x; w + tΔw)` between the breakpoints of `segmentBreakpoints`, when
+    /// exact quadrature through the kinks applies (path-kernel math §1.1): the network has kinks
+    /// and is piecewise polynomial along a segment (MLP: relu or leaky-relu, degree L − 1; layer
+    /// network: every layer has a `segmentDegree`, degree D − 1 with D the network's). nil otherwise.
+    var piecewiseJacobianDegree: Int? { get }
+    /// Per row of `x`, the t in (0, 1), ascending, where the network's pattern changes along
+    /// `w(t) = start + t·delta` (a relu input's sign, a max-pooling window's arg-max): between
+    /// them `J(x; w(t))` is a polynomial of degree `piecewiseJacobianDegree`. Empty lists when
+    /// that is nil.
+    func segmentBreakpoints(start: [Double], delta: [Double], _ x: Matrix) -> [[Double]]
+    /// Tangent features (as `tangentFeatures`, with the JVPs of `tangents`) of row r of `x` at its
+    /// own point `start + t[r]·delta` of the segment, in precision `S`: what per-query
+    /// quadrature nodes need. Agrees with `tangentFeatures` at each row's point to round-off.
+    func segmentFeatures<S: BLASScalar>(start: [Double], delta: [Double], _ x: Matrix, at t: [Double],
+                                        as: S.Type, tangents: [[Double]]) -> TangentFeatures<S>
 }
 
 extension Network {
@@ -106,4 +122,7 @@ extension MLP: Network {
     public func kinkPattern(_ w: [Double], _ x: Matrix) -> [Double] {
         isPiecewiseLinear ? forwardCache(w, x).activationDerivatives.flatMap(\.data) : []
     }
+
+    /// `segmentJacobianDegree` (L − 1) for relu and leaky-relu.
+    public var piecewiseJacobianDegree: Int? { isPiecewiseLinear ? segmentJacobianDegree : nil }
 }

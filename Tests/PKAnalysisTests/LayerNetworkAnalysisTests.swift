@@ -140,12 +140,16 @@ struct LayerNetworkAnalysisTests {
         #expect(try #require(r32.reconstruction.test).kernelFormMaxAbs < 1e-4)
     }
 
-    /// ReLU with max pooling stops at the quadrature error; more nodes and `--adaptive` shrink it.
+    /// ReLU with max pooling under the Gauss rule stops at the quadrature error; more nodes and
+    /// `--adaptive` shrink it.
     @Test func reluNetworkAtItsQuadratureError() throws {
         let cfg = config(name: "lnr", data: LayerNetworkFixtures.teacher, model: LayerNetworkFixtures.reluCNN, loss: .mse,
                          optimizer: OptimizerSpec(kind: .gd, learningRate: 0.5), steps: 6)
         let path = try recordTrace(cfg)
-        let coarse = try #require(analyze(path, AnalysisSettings(nodes: 1, queries: .test, scope: .exact)).reconstruction.test)
+        // The Gauss rule asked for: exact quadrature is the default for this network on GD (math §1.1).
+        var one = AnalysisSettings(nodes: 1, queries: .test, scope: .exact)
+        one.quadrature = .gauss
+        let coarse = try #require(analyze(path, one).reconstruction.test)
         var settings = AnalysisSettings(nodes: 2, adaptiveTolerance: 1e-10, queries: .test, scope: .exact)
         settings.maxNodes = 4096
         let adaptive = try #require(analyze(path, settings).reconstruction.test)

@@ -44,9 +44,8 @@ struct ForwardPathIntegral {
     ///
     /// With exact quadrature (`seg.piecewise`, math §1.1) the queries without a breakpoint take
     /// the shared nodes, gathered into blocks, and the others their own nodes: rows of one
-    /// feature set each at its own point of the segment (`MLP.segmentFeatures`), in blocks of the
-    /// same size, every row's kernels weighted by its node's weight into its query's sums
-    /// (`PiecewiseNodes.features`: an MLP's `segmentFeatures`, other networks row by row).
+    /// feature set each at its own point of the segment (`Network.segmentFeatures`), in blocks of the
+    /// same size, every row's kernels weighted by its node's weight into its query's sums.
     func integrate<S: BLASScalar>(_: S.Type, _ seg: RouteSegment, sides weighted: [(side: TrainingSide<S>, weight: Double)],
                                   tangents: [[Double]], into acc: inout KernelAccumulators) {
         let model = context.model, n = context.train
@@ -92,8 +91,8 @@ struct ForwardPathIntegral {
         for lower in stride(from: 0, to: piecewise.kinked.count, by: chunk) {
             let nodes = piecewise.kinked[lower..<min(lower + chunk, piecewise.kinked.count)]
             let rows = nodes.map(\.row)
-            let fq = PiecewiseNodes.features(model: model, start: seg.start, delta: tangents[0], context.xq.rows(at: rows),
-                                             at: nodes.map(\.t), as: S.self, tangents: tangents)
+            let fq = model.segmentFeatures(start: seg.start, delta: tangents[0], context.xq.rows(at: rows), at: nodes.map(\.t),
+                                         as: S.self, tangents: tangents)
             accumulate(fq, rows: rows, weights: nodes.map(\.weight), sides: sides, into: &acc)
         }
     }

@@ -24,6 +24,40 @@ public struct ActivationLayer: Layer {
     public var outputShape: TensorShape { inputShape }
     public var parameters: [LayerParameter] { [] }
     public var isPiecewiseLinear: Bool { activation == .relu || activation == .leakyRelu }
+    /// Relu, leaky relu and the identity keep the degree (their slopes are fixed on a piece);
+    /// the smooth activations are not polynomial along a segment (nil).
+    public var segmentDegree: Int? { isPiecewiseLinear || activation == .identity ? 0 : nil }
+
+    /// Relu and leaky relu: the switching functions are the inputs themselves; each one's sign
+    /// changes inside a row's piece (`SegmentPieces.signChanges`) cut the row, and on every new
+    /// piece the slopes (1 above 0, else 0 or α: the forward pass's rule), read at its midpoint,
+    /// multiply the coefficients. The identity passes the pieces on.
+    public func segmentPieces(_ input: SegmentPieces, start w: [Double], delta v: [Double]) -> SegmentPieces? {
+        if activation == .identity { return input }
+        guard isPiecewiseLinear else { return nil }
+        let alpha = activation == .leakyRelu ? leakySlope : 0
+        let width = input.width, d = input.degree
+        var cuts = [[Double]](repeating: [], count: input.rows)
+        var c = [Double](repeating: 0, count: d + 1)
+        for r in 0..<input.rows {
+            var roots: [Double] = []
+            for j in 0..<width {
+                for k in 0...d { c[k] = input.coefficients[k][r, j] }
+                roots += SegmentPieces.signChanges(c, in: input.lo[r], input.hi[r])
+            }
+            cuts[r] = roots.sorted()
+        }
+        let s = input.split(cuts)
+        var out = [Matrix](repeating: Matrix(rows: s.example.count, cols: width), count: d + 1)
+        for i in s.example.indices {
+            let p = s.parent[i]
+            for j in 0..<width {
+                let slope = input.value(p, j, at: s.midpoint[i]) > 0 ? 1 : alpha
+                for k in 0...d { out[k][i, j] = slope * input.coefficients[k][p, j] }
+            }
+        }
+        return SegmentPieces(example: s.example, lo: s.lo, hi: s.hi, coefficients: out)
+    }
 
     /// `φ'` at every input entry.
     struct Cache<S: BLASScalar>: Sendable { let derivatives: DenseMatrix<S> }

@@ -70,6 +70,13 @@ public struct Conv2D: Layer {
     public var inputShape: TensorShape { .image(channels: inputChannels, height: window.inputHeight, width: window.inputWidth) }
     public var outputShape: TensorShape { .image(channels: outputChannels, height: window.outputHeight, width: window.outputWidth) }
     public var isPiecewiseLinear: Bool { false }
+    /// Bilinear in `x` and `W` plus the bias: one degree more along a segment (`affineSegmentPieces`).
+    public var segmentDegree: Int? { 1 }
+
+    public func segmentPieces(_ input: SegmentPieces, start w: [Double], delta v: [Double]) -> SegmentPieces? {
+        let k = outputChannels * patchSize
+        return affineSegmentPieces(input, start: w, delta: v, bias: hasBias ? k..<(k + outputChannels) : nil)
+    }
 
     /// Rows of an example's patch matrix: `C·kh·kw`.
     var patchSize: Int { inputChannels * window.kernelPositions }

@@ -59,6 +59,12 @@ public struct Dense: Layer {
     public var inputShape: TensorShape { .features(inputs) }
     public var outputShape: TensorShape { .features(outputs) }
     public var isPiecewiseLinear: Bool { false }
+    /// Bilinear in `x` and `W` plus the bias: one degree more along a segment (`affineSegmentPieces`).
+    public var segmentDegree: Int? { 1 }
+
+    public func segmentPieces(_ input: SegmentPieces, start w: [Double], delta v: [Double]) -> SegmentPieces? {
+        affineSegmentPieces(input, start: w, delta: v, bias: hasBias ? (outputs * inputs)..<(outputs * inputs + outputs) : nil)
+    }
 
     /// The input (for `∂/∂W`) and `W` (for `∂/∂x` and the tangent).
     struct Cache<S: BLASScalar>: Sendable {

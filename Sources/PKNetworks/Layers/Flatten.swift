@@ -16,6 +16,12 @@ public struct Flatten: Layer {
     public var outputShape: TensorShape { .features(inputShape.count) }
     public var parameters: [LayerParameter] { [] }
     public var isPiecewiseLinear: Bool { false }
+    /// Linear, no parameters: the degree is kept and the coefficients pooled (`linearSegmentPieces`).
+    public var segmentDegree: Int? { 0 }
+
+    public func segmentPieces(_ input: SegmentPieces, start w: [Double], delta v: [Double]) -> SegmentPieces? {
+        linearSegmentPieces(input)
+    }
 
     public func forward<S: BLASScalar>(_ x: DenseMatrix<S>, parameters w: [S]) -> (output: DenseMatrix<S>, cache: LayerCache) {
         checkArguments(x, w)

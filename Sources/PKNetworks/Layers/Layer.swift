@@ -62,6 +62,21 @@ public protocol Layer: Sendable {
     /// mean no kink was crossed (adaptive quadrature's test, `Network.kinkPattern`). The default,
     /// for smooth layers: `apply`, nothing appended.
     func kinkPattern(_ x: Matrix, parameters w: [Double], into pattern: inout [Double]) -> Matrix
+    /// The degree in t that the layer adds to its input's along a weight segment `w + tΔw` on
+    /// which its pattern is fixed (path-kernel math §1.1, "Layer networks"): 1 for a layer
+    /// bilinear in its input and weights plus a bias (dense, convolution), 0 for a linear or
+    /// piecewise-linear layer without parameters (pooling, flatten, relu, leaky relu, identity);
+    /// `Sequential` the sum of its children's, `Residual` the larger of its branches'. nil, the
+    /// default: the layer is not piecewise polynomial along a segment (tanh, gelu, layer norm …),
+    /// and exact quadrature does not apply to a network that contains it.
+    var segmentDegree: Int? { get }
+    /// `input` (the polynomials in t of this layer's input on pieces of the segment
+    /// `w + tΔw`, `w` and `v = Δw` this layer's slices) carried through the layer: the output's
+    /// polynomials, one degree higher per `segmentDegree`, the rows cut where the layer's own
+    /// pattern changes (a ReLU input's sign, a max-pooling window's arg-max), so that on every
+    /// output row every piecewise-linear layer so far keeps its pattern. nil exactly when
+    /// `segmentDegree` is (the default).
+    func segmentPieces(_ input: SegmentPieces, start w: [Double], delta v: [Double]) -> SegmentPieces?
     /// Multiply-adds ×2 of one example's forward pass, roughly (progress estimates only, never a
     /// result). The default, `2·parameterCount + 4·(input + output scalars)`, fits dense,
     /// elementwise and normalization layers; a layer that reuses its weights (a convolution) says
@@ -90,6 +105,10 @@ extension Layer {
     public func kinkPattern(_ x: Matrix, parameters w: [Double], into pattern: inout [Double]) -> Matrix {
         apply(x, parameters: w)
     }
+
+    public var segmentDegree: Int? { nil }
+
+    public func segmentPieces(_ input: SegmentPieces, start w: [Double], delta v: [Double]) -> SegmentPieces? { nil }
 
     public func apply<S: BLASScalar>(_ x: DenseMatrix<S>, parameters w: [S]) -> DenseMatrix<S> {
         forward(x, parameters: w).output

@@ -26,6 +26,95 @@ public struct MaxPool2D: Layer {
     }
 
     public var isPiecewiseLinear: Bool { true }
+    /// No parameters: a selection on each piece keeps the degree.
+    public var segmentDegree: Int? { 0 }
+
+    /// The input columns of every output's window (padding skipped), outputs and positions in
+    /// the forward pass's order (so ties go to the first, as there).
+    var windowEntries: [[Int]] {
+        let g = window
+        var out: [[Int]] = []
+        for c in 0..<channels {
+            for oy in 0..<g.outputHeight {
+                for ox in 0..<g.outputWidth {
+                    var entries: [Int] = []
+                    for i in 0..<g.kernelHeight {
+                        let yy = oy * g.strideHeight - g.padTop + i
+                        guard yy >= 0 && yy < g.inputHeight else { continue }
+                        for j in 0..<g.kernelWidth {
+                            let xx = ox * g.strideWidth - g.padLeft + j
+                            guard xx >= 0 && xx < g.inputWidth else { continue }
+                            entries.append(c * g.inputPositions + yy * g.inputWidth + xx)
+                        }
+                    }
+                    out.append(entries)
+                }
+            }
+        }
+        return out
+    }
+
+    /// Crossings of one window closer than this (in t) count as one: where several entries cross
+    /// at the same t (in exact arithmetic), their computed roots differ by ulps, and the arg-max
+    /// between them is rounding noise. Costs at most a piece this short with its neighbour's pattern.
+    static let coincident = 16 * Double.ulpOfOne
+
+    /// The switching functions of a window are the pairwise differences of its entries (linear
+    /// in the input): the arg-max can change only where one changes sign. Per row and window,
+    /// every such crossing inside the piece is found (`SegmentPieces.signChanges`), the arg-max
+    /// read at the midpoint of each interval between them, and only the crossings where it
+    /// changes cut the row (a crossing of two entries below the maximum is dropped; crossings
+    /// within `coincident` of each other count as one). On every
+    /// new piece each output is the coefficients of its arg-max at the piece's midpoint.
+    public func segmentPieces(_ input: SegmentPieces, start w: [Double], delta v: [Double]) -> SegmentPieces? {
+        let windows = windowEntries, d = input.degree
+        /// The first entry of the window with the largest value at t (the forward pass's tie rule).
+        func argmax(_ r: Int, _ entries: [Int], at t: Double) -> Int {
+            var best = entries[0], top = input.value(r, entries[0], at: t)
+            for e in entries.dropFirst() {
+                let y = input.value(r, e, at: t)
+                if y > top { best = e; top = y }
+            }
+            return best
+        }
+        var cuts = [[Double]](repeating: [], count: input.rows)
+        var c = [Double](repeating: 0, count: d + 1)
+        for r in 0..<input.rows {
+            let (lo, hi) = (input.lo[r], input.hi[r])
+            var rowCuts: [Double] = []
+            for entries in windows where entries.count > 1 {
+                var crossings: [Double] = []
+                for a in 0..<(entries.count - 1) {
+                    for b in (a + 1)..<entries.count {
+                        for k in 0...d { c[k] = input.coefficients[k][r, entries[a]] - input.coefficients[k][r, entries[b]] }
+                        crossings += SegmentPieces.signChanges(c, in: lo, hi)
+                    }
+                }
+                guard !crossings.isEmpty else { continue }
+                crossings.sort()
+                var ends = [lo]
+                for t in crossings where t > ends[ends.count - 1] + Self.coincident { ends.append(t) }
+                ends.append(hi)
+                var previous = argmax(r, entries, at: 0.5 * (ends[0] + ends[1]))
+                for i in 1..<(ends.count - 1) {
+                    let next = argmax(r, entries, at: 0.5 * (ends[i] + ends[i + 1]))
+                    if next != previous { rowCuts.append(ends[i]) }
+                    previous = next
+                }
+            }
+            cuts[r] = rowCuts.sorted()
+        }
+        let s = input.split(cuts)
+        var out = [Matrix](repeating: Matrix(rows: s.example.count, cols: windows.count), count: d + 1)
+        for i in s.example.indices {
+            let p = s.parent[i]
+            for (o, entries) in windows.enumerated() {
+                let a = argmax(p, entries, at: s.midpoint[i])
+                for k in 0...d { out[k][i, o] = input.coefficients[k][p, a] }
+            }
+        }
+        return SegmentPieces(example: s.example, lo: s.lo, hi: s.hi, coefficients: out)
+    }
 
     /// For every output entry (`n × C·Ho·Wo`, row-major), the column of its arg-max in its input row.
     struct Cache: Sendable {

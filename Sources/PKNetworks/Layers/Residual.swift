@@ -34,6 +34,24 @@ public struct Residual: Layer {
     public var inputShape: TensorShape { block.inputShape }
     public var outputShape: TensorShape { block.outputShape }
     public var isPiecewiseLinear: Bool { block.isPiecewiseLinear || (shortcut?.isPiecewiseLinear ?? false) }
+    /// The larger of the branches' degrees (the identity's is 0): the sum's degree is its
+    /// terms' largest; nil when a branch's is.
+    public var segmentDegree: Int? {
+        guard let b = block.segmentDegree else { return nil }
+        guard let shortcut else { return b }
+        return shortcut.segmentDegree.map { max(b, $0) }
+    }
+
+    /// The block on the input's pieces; the shortcut (the input itself, or the projection) on
+    /// the block's finer pieces, which it may cut further; the two sums on the finest pieces.
+    public func segmentPieces(_ input: SegmentPieces, start w: [Double], delta v: [Double]) -> SegmentPieces? {
+        let k = blockParameterCount
+        guard let f = block.segmentPieces(input, start: Array(w[0..<k]), delta: Array(v[0..<k])) else { return nil }
+        let x = input.refined(to: f)
+        guard let shortcut else { return f + x }
+        guard let p = shortcut.segmentPieces(x, start: Array(w[k...]), delta: Array(v[k...])) else { return nil }
+        return f.refined(to: p) + p
+    }
     public var forwardFlops: Double { block.forwardFlops + (shortcut?.forwardFlops ?? 0) + Double(outputShape.count) }
 
     var blockParameterCount: Int { block.parameterCount }

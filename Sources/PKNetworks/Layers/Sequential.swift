@@ -62,6 +62,20 @@ public struct Sequential: Layer {
     public var inputShape: TensorShape { children.first!.layer.inputShape }
     public var outputShape: TensorShape { children.last!.layer.outputShape }
     public var isPiecewiseLinear: Bool { children.contains { $0.layer.isPiecewiseLinear } }
+    /// The children's degrees added (nil when one is nil).
+    public var segmentDegree: Int? {
+        children.reduce(Optional(0)) { sum, child in sum.flatMap { s in child.layer.segmentDegree.map { s + $0 } } }
+    }
+
+    /// The children in order, each cutting the pieces further.
+    public func segmentPieces(_ input: SegmentPieces, start w: [Double], delta v: [Double]) -> SegmentPieces? {
+        var a = input
+        for (i, child) in children.enumerated() {
+            guard let next = child.layer.segmentPieces(a, start: childParameters(w, i), delta: childParameters(v, i)) else { return nil }
+            a = next
+        }
+        return a
+    }
     public var forwardFlops: Double { children.reduce(0) { $0 + $1.layer.forwardFlops } }
 
     /// Child `i`'s slice of `w`.
