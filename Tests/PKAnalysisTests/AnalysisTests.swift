@@ -261,7 +261,10 @@ struct PathAnalysisTests {
         let exact = result.kernelMachines.first { $0.name == "exact" }!
         #expect(exact.test!.relativeError < 1e-9)
         // Other machines are approximations: their errors are positive and finite.
-        for km in result.kernelMachines where km.name != "exact" { #expect(km.test!.relativeError.isFinite) }
+        for km in result.kernelMachines where km.name != "exact" {
+            let figures = try #require(km.test, "\(km.name) has no held-out figures")
+            #expect(figures.relativeError.isFinite)
+        }
     }
 
     /// One step, one node: K^p = (η/|B|) Θ(x, x_i; w_0 + ½Δw, w_0) from explicit Jacobians; the
@@ -299,8 +302,14 @@ struct PathAnalysisTests {
         let sparse = try analyze(try recordTrace(cfg, name: "sparse.sqlite"))
         #expect(sparse.replay.largestMismatch < 1e-12)
         #expect(sparse.replay.checkpointEvery == 10)
+        #expect(dense.kernelMachines.map(\.name) == sparse.kernelMachines.map(\.name))
         for (a, b) in zip(dense.kernelMachines, sparse.kernelMachines) {
-            #expect(abs(a.test!.relativeError - b.test!.relativeError) <= 1e-9 * max(1, a.test!.relativeError), "\(a.name)")
+            // A machine skipped with a note (ntkinf-km: plain (S)GD without decay only) has no figures in either.
+            guard let at = a.test, let bt = b.test else {
+                #expect(a.test == nil && b.test == nil, "\(a.name)")
+                continue
+            }
+            #expect(abs(at.relativeError - bt.relativeError) <= 1e-9 * max(1, at.relativeError), "\(a.name)")
         }
         #expect(sparse.reconstruction.test!.relativeResidual < 1e-9)
     }
