@@ -108,6 +108,13 @@ public struct PathAnalyzer {
         if !route.takesPiecewiseNodes {
             return (false, ["exact quadrature through the kinks is not implemented for this run's kernel route: it is integrated with \(gauss)"])
         }
+        // A layer network on a backward route (momentum, Adam, …) only when asked for: its kinked
+        // queries' Jacobian rows are computed one at a time at their own points (nearly every query
+        // of a CNN on every step, at ~16 nodes each), about 11 times the time of q = 4 on
+        // fmnist-cnn (Docs/benchmarks.md, issue 16).
+        if settings.quadrature == nil && model is LayerNetwork && route.backwardPass {
+            return (false, ["exact quadrature through the kinks is not the default for layer networks on this kernel route (about 10 times the time of q = 4 on a CNN: --quadrature exact to take it): integrated with \(gauss)"])
+        }
         return (true, [])
     }
 }

@@ -510,10 +510,44 @@ extension MLP {
     }
 }
 
+
 extension TangentFeatures {
     /// The features of the examples of `parts`, in order (same network and channels).
     @_specialize(where Scalar == Double)
     @_specialize(where Scalar == Float)
+    /// Row `g` of the result: `Σ (weight · row)` over `groups[g]`, in every channel, for feature
+    /// sets whose rows are Jacobian rows (every block's input is the constant 1, as a layer
+    /// network's), where the kernel with any other set is linear in the rows: the weighted sum of
+    /// rows has the weighted sum of their kernels. Outputs are zero and no output tangents are kept.
+    /// (An MLP's rows are outer products of activations and signals and do not add up this way.)
+    public func weightedRowSums(_ groups: [[(row: Int, weight: Double)]]) -> TangentFeatures {
+        precondition(inputs.allSatisfy { $0.cols == 1 && $0.data.allSatisfy { $0 == 1 } },
+                     "weightedRowSums needs Jacobian rows (every block's input 1)")
+        let n = count, m = groups.count, C = channels
+        let sums = signals.map { s -> DenseMatrix<Scalar> in
+            let width = s.cols
+            var out = DenseMatrix<Scalar>(rows: C * m, cols: width)
+            s.data.withUnsafeBufferPointer { sp in
+                out.data.withUnsafeMutableBufferPointer { op in
+                    for c in 0..<C {
+                        for (g, group) in groups.enumerated() {
+                            let dst = op.baseAddress! + (c * m + g) * width
+                            for (row, weight) in group {
+                                precondition(row >= 0 && row < n, "row \(row) of \(n)")
+                                let w = Scalar(weight), src = sp.baseAddress! + (c * n + row) * width
+                                for j in 0..<width { dst[j] += w * src[j] }
+                            }
+                        }
+                    }
+                }
+            }
+            return out
+        }
+        return TangentFeatures(count: m, channels: C, inputs: inputs.map { _ in DenseMatrix(rows: m, cols: 1, data: [Scalar](repeating: 1, count: m)) },
+                               signals: sums, weightScaleSquared: weightScaleSquared, biasScaleSquared: biasScaleSquared,
+                               outputs: DenseMatrix(rows: m, cols: outputs.cols), outputTangents: [])
+    }
+
     public static func concatenating(_ parts: [TangentFeatures]) -> TangentFeatures {
         let n = parts.reduce(0) { $0 + $1.count }, C = parts[0].channels
         let inputs = parts[0].inputs.indices.map { l in
