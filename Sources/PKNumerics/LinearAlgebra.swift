@@ -82,26 +82,7 @@ public enum LinearAlgebra {
         precondition(a.rows == a.cols && b.rows == a.rows, "psdRidgeSolve shapes \(a.rows)×\(a.cols), \(b.rows)×\(b.cols)")
         let m = a.rows
         if m == 0 { return (b, b, 0, 0, 0) }
-        var n = Int32(m), lda = n, info: Int32 = 0
-        var jobz: CChar = 86 // "V"
-        var uplo: CChar = 76 // "L"
-        var w = [Double](repeating: 0, count: m)
-        var lwork: Int32 = -1, liwork: Int32 = -1
-        var wq = [Double](repeating: 0, count: 1)
-        var iwq = [Int32](repeating: 0, count: 1)
-        a.data.withUnsafeMutableBufferPointer { p in
-            dsyevd_(&jobz, &uplo, &n, p.baseAddress, &lda, &w, &wq, &lwork, &iwq, &liwork, &info, 1, 1)
-        }
-        guard info == 0 else { throw Failure(description: "dsyevd workspace query failed (info \(info))") }
-        lwork = Int32(wq[0])
-        liwork = max(iwq[0], 1)
-        var work = [Double](repeating: 0, count: Int(lwork))
-        var iwork = [Int32](repeating: 0, count: Int(liwork))
-        a.data.withUnsafeMutableBufferPointer { p in
-            dsyevd_(&jobz, &uplo, &n, p.baseAddress, &lda, &w, &work, &lwork, &iwork, &liwork, &info, 1, 1)
-        }
-        work = []
-        guard info == 0 else { throw Failure(description: "dsyevd failed (info \(info))") }
+        let w = try eigenInPlace(&a, uplo: 76) // "L"
         // LAPACK's column j (an eigenvector) is row j of `a` read row-major: E = Vᵀ.
         var positive = 0.0, negative = 0.0, negativeCount = 0
         for v in w { if v > 0 { positive += v } else if v < 0 { negative -= v; negativeCount += 1 } }
@@ -123,6 +104,33 @@ public enum LinearAlgebra {
         return (x, fitted, lambda, total > 0 ? negative / total : 0, negativeCount)
     }
 
+    /// LAPACK `dsyevd` with eigenvectors on the m × m matrix `a` in place (its column-major
+    /// triangle `uplo`, 76 "L" or 85 "U", is read; the eigenvectors overwrite it, column j of the
+    /// column-major storage = row j read row-major): the eigenvalues, ascending.
+    private static func eigenInPlace(_ a: inout Matrix, uplo: CChar) throws -> [Double] {
+        let m = a.rows
+        var n = Int32(m), lda = n, info: Int32 = 0
+        var jobz: CChar = 86 // "V"
+        var uplo = uplo
+        var w = [Double](repeating: 0, count: m)
+        var lwork: Int32 = -1, liwork: Int32 = -1
+        var wq = [Double](repeating: 0, count: 1)
+        var iwq = [Int32](repeating: 0, count: 1)
+        a.data.withUnsafeMutableBufferPointer { p in
+            dsyevd_(&jobz, &uplo, &n, p.baseAddress, &lda, &w, &wq, &lwork, &iwq, &liwork, &info, 1, 1)
+        }
+        guard info == 0 else { throw Failure(description: "dsyevd workspace query failed (info \(info))") }
+        lwork = Int32(wq[0])
+        liwork = max(iwq[0], 1)
+        var work = [Double](repeating: 0, count: Int(lwork))
+        var iwork = [Int32](repeating: 0, count: Int(liwork))
+        a.data.withUnsafeMutableBufferPointer { p in
+            dsyevd_(&jobz, &uplo, &n, p.baseAddress, &lda, &w, &work, &lwork, &iwork, &liwork, &info, 1, 1)
+        }
+        guard info == 0 else { throw Failure(description: "dsyevd failed (info \(info))") }
+        return w
+    }
+
     /// Eigenvalues and eigenvectors of a symmetric matrix (LAPACK `dsyevd`; only the lower
     /// triangle of `a` is read): `values` ascending, and `vectors` holding the eigenvectors as
     /// its *rows* (`vectors = Vᵀ`, row `j` the unit eigenvector of `values[j]`), so that
@@ -132,25 +140,8 @@ public enum LinearAlgebra {
         let m = a.rows
         if m == 0 { return ([], a) }
         var e = a
-        var n = Int32(m), lda = n, info: Int32 = 0
-        var jobz: CChar = 86 // "V"
-        var uplo: CChar = 85 // "U": the lower triangle of row-major storage is the upper of column-major
-        var w = [Double](repeating: 0, count: m)
-        var lwork: Int32 = -1, liwork: Int32 = -1
-        var wq = [Double](repeating: 0, count: 1)
-        var iwq = [Int32](repeating: 0, count: 1)
-        e.data.withUnsafeMutableBufferPointer { p in
-            dsyevd_(&jobz, &uplo, &n, p.baseAddress, &lda, &w, &wq, &lwork, &iwq, &liwork, &info, 1, 1)
-        }
-        guard info == 0 else { throw Failure(description: "dsyevd workspace query failed (info \(info))") }
-        lwork = Int32(wq[0])
-        liwork = max(iwq[0], 1)
-        var work = [Double](repeating: 0, count: Int(lwork))
-        var iwork = [Int32](repeating: 0, count: Int(liwork))
-        e.data.withUnsafeMutableBufferPointer { p in
-            dsyevd_(&jobz, &uplo, &n, p.baseAddress, &lda, &w, &work, &lwork, &iwork, &liwork, &info, 1, 1)
-        }
-        guard info == 0 else { throw Failure(description: "dsyevd failed (info \(info))") }
+        // "U": the lower triangle of row-major storage is the upper of column-major.
+        let w = try eigenInPlace(&e, uplo: 85)
         // LAPACK's column j (an eigenvector) is row j of the row-major storage.
         return (w, e)
     }
