@@ -74,7 +74,7 @@ struct ExactQuadratureTests {
         let xq = Matrix(rows: run.testX.rows + n, cols: run.trainX.cols, data: run.testX.data + run.trainX.data)
         let nQ = xq.rows
         let w = try (0...T).map { try reader.checkpoint(step: $0) }
-        let panel = GaussLegendre(nodes: 4), panels = 256
+        let panels = 256
         var oracle = Matrix(rows: nQ * C, cols: n * C), jvpSum = Matrix(rows: nQ, cols: C)
         var crossings = 0
         for t in 0..<T {
@@ -86,18 +86,7 @@ struct ExactQuadratureTests {
                 let x = xq.rows(q..<(q + 1))
                 let cuts = [0] + Self.referenceBreakpoints(model, w[t], delta, x) + [1]
                 crossings += cuts.count - 2
-                var jbar = Matrix(rows: C, cols: P)
-                for p in 0..<(cuts.count - 1) {
-                    let h = (cuts[p + 1] - cuts[p]) / Double(panels)
-                    for k in 0..<panels {
-                        for (s, o) in zip(panel.nodes, panel.weights) {
-                            var wt = w[t]
-                            Vec.axpy(cuts[p] + h * (Double(k) + s), delta, &wt)
-                            let j = model.jacobians(wt, x)
-                            for i in jbar.data.indices { jbar.data[i] += h * o * j.data[i] }
-                        }
-                    }
-                }
+                let jbar = compositePathJacobian(model, start: w[t], delta: delta, x, cuts: cuts, panels: panels)
                 let k = Matrix.product(jbar, jb, transposeB: true)   // C × (|B|·C)
                 for (b, i) in batch.enumerated() {
                     for c in 0..<C { for kk in 0..<C { oracle[q * C + c, i * C + kk] += scale * k[c, b * C + kk] } }
