@@ -189,6 +189,12 @@ public enum NeuralTangentRandomFeatures {
     /// active-set method (finite termination for positive-definite `M`). Either way the KKT
     /// conditions are checked at the end (`kktResidual`); a residual above 1e-9 throws.
     public static func marginComplexity(inverse hinv: Matrix, labels y: [Double]) throws -> MarginComplexity {
+        try marginComplexity(inverse: hinv, labels: y, primalDual: true)
+    }
+
+    /// `marginComplexity` with the primal–dual stage skipped when `primalDual` is false (tests
+    /// reach the Lawson–Hanson route this way).
+    static func marginComplexity(inverse hinv: Matrix, labels y: [Double], primalDual: Bool) throws -> MarginComplexity {
         let n = y.count
         precondition(hinv.rows == n && hinv.cols == n, "marginComplexity shapes")
         var m = hinv
@@ -232,7 +238,7 @@ public enum NeuralTangentRandomFeatures {
         var free = (0..<n).map { c[$0] < 0 }
         var seen: Set<[Bool]> = []
         var solved = false
-        while iterations < 100 && !seen.contains(free) {
+        while primalDual && iterations < 100 && !seen.contains(free) {
             seen.insert(free)
             iterations += 1
             w = try solve(free: free)
@@ -279,8 +285,8 @@ public enum NeuralTangentRandomFeatures {
         let z = w.map { 1 + max($0, 0) }
         let mz = Matrix.product(m, Matrix(rows: n, cols: 1, data: z)).data
         let value = zip(z, mz).reduce(0) { $0 + $1.0 * $1.1 }
-        return MarginComplexity(value: value, labels: zip(z, y).map { $0 * $1 },
-                                atMargin: free.filter { !$0 }.count, kktResidual: residual, iterations: iterations)
+        return MarginComplexity(value: value, labels: zip(z, y).map { $0 * $1 }, atMargin: free.filter { !$0 }.count,
+                                kktResidual: residual, iterations: iterations, primalDual: solved)
     }
 
     // MARK: - NTRF risk
@@ -396,6 +402,8 @@ public struct MarginComplexity: Sendable, Equatable {
     public let kktResidual: Double
     /// Active-set steps taken.
     public let iterations: Int
+    /// Whether the primal–dual active-set method found the free set (false: Lawson–Hanson did).
+    public let primalDual: Bool
 }
 
 /// The NTRF risk at one radius.
