@@ -141,18 +141,25 @@ struct NTRFCommand: ParsableCommand {
 
     private static func g(_ v: Double) -> String { String(format: "%.10g", v) }
 
+    /// The text form; every line but the data's name fits 80 columns.
     private func text(_ r: NTRFReport, name: String, seed: UInt64, labels: [Double]) -> String {
         let g = Self.g
         let positives = labels.filter { $0 > 0 }.count
         let layers = ([r.inputDim] + [Int](repeating: r.width, count: r.depth - 1) + [1]).map(String.init).joined(separator: "-")
         var out = "data       \(name): n = \(r.examples) examples, d = \(r.inputDim) features\n"
-        out += "           inputs scaled to unit norm (Cao–Gu setting); labels 2y − 1: \(positives) +1, \(r.examples - positives) −1\n"
-        out += "net        MLP \(layers) relu, ntk, σ_w √2, no bias (L = \(r.depth), m = \(r.width), seed \(seed))\n"
-        out += "kernel     H = (d/4)(Θ + Σ), analytic NTK and NNGP of that MLP, \(r.examples) × \(r.examples)\n"
-        if r.examples <= 8 {
+        out += "           inputs scaled to unit norm (Cao–Gu setting)\n"
+        out += "           labels y ∈ {0, 1} as 2y − 1: \(positives) +1, \(r.examples - positives) −1\n"
+        out += "net        MLP \(layers) relu, ntk, σ_w √2, no bias\n"
+        out += "           L = \(r.depth), m = \(r.width), seed \(seed)\n"
+        out += "kernel     H = (d/4)(Θ + Σ): the analytic NTK and NNGP of that MLP\n"
+        out += "           \(r.examples) × \(r.examples)"
+        if r.examples <= 5 {
+            out += "\n"
             for i in 0..<r.examples {
                 out += "          " + (0..<r.examples).map { String(format: " %12.6g", r.kernel[i, $0]) }.joined() + "\n"
             }
+        } else {
+            out += " (--json prints it)\n"
         }
         out += "\n"
         out += "λ_min(H)           \(g(r.lambdaMin))   (λ_max \(g(r.lambdaMax)))\n"
@@ -161,22 +168,24 @@ struct NTRFCommand: ParsableCommand {
             out += "√(yᵀH⁻¹y/n)        \(g(t))\n"
         }
         if let m = r.margin, let t = r.marginTerm {
-            out += "margin complexity  \(g(m.value))   min ỹᵀH⁻¹ỹ over ỹ_i y_i ≥ 1 (exact QP, KKT residual \(String(format: "%.1e", m.kktResidual)))\n"
-            out += "                   \(m.atMargin) of \(r.examples) examples at |ỹ_i| = 1\n"
-            out += "√(margin/n)        \(g(t))   L·√(margin/n) = \(g(Double(r.depth) * t)) (Corollary 3.10's term, up to Õ(·))\n"
+            out += "margin complexity  \(g(m.value))   min ỹᵀH⁻¹ỹ over ỹ_i y_i ≥ 1 (exact QP)\n"
+            out += "                   \(m.atMargin) of \(r.examples) at |ỹ_i| = 1, KKT residual \(String(format: "%.1e", m.kktResidual))\n"
+            out += "√(margin/n)        \(g(t))   × L = \(g(Double(r.depth) * t)) (Corollary 3.10)\n"
         }
         out += "√(log(1/δ)/n)      \(g(r.confidenceTerm))   (δ = \(r.delta))\n"
-        out += "\nNTRF risk R̂(R): least mean logistic loss over ‖W_l − W_l⁽⁰⁾‖_F ≤ R/√m (width \(r.width))\n"
-        out += "R".rightPadded(10) + "R̂(R)".leftPadded(16) + "4R̂(R)".leftPadded(16) + "LR/√n".leftPadded(16)
-            + "residual".leftPadded(11) + "  balls full\n"
+        out += "\nNTRF risk R̂(R): the least mean logistic loss of the NTRF functions with\n"
+        out += "‖W_l − W_l⁽⁰⁾‖_F ≤ R/√m for every layer (width m = \(r.width))\n"
+        out += "R".rightPadded(8) + "R̂(R)".leftPadded(15) + "4R̂(R)".leftPadded(15) + "LR/√n".leftPadded(15)
+            + "residual".leftPadded(10) + "  full balls\n"
         for p in r.risks {
             let full = zip(p.layerNorms, p.layerRadii).filter { $0.0 >= $0.1 * (1 - 1e-9) }.count
-            out += g(p.radius).rightPadded(10) + g(p.risk).leftPadded(16) + g(4 * p.risk).leftPadded(16)
-                + g(r.radiusTerm(p.radius)).leftPadded(16) + String(format: "%.1e", p.residual).leftPadded(11)
+            out += g(p.radius).rightPadded(8) + g(p.risk).leftPadded(15) + g(4 * p.risk).leftPadded(15)
+                + g(r.radiusTerm(p.radius)).leftPadded(15) + String(format: "%.1e", p.residual).leftPadded(10)
                 + "  \(full) of \(r.depth)\n"
         }
-        out += "\nTheorem 3.3 (Cao & Gu 2019), for m ≥ m*(δ, R, L, n): E[0-1 error] ≤ 4R̂(R) + O(LR/√n + √(log(1/δ)/n));\n"
-        out += "the O(·) has no published constants, so no bound value is formed.\n"
+        out += "\nCao & Gu 2019, Theorem 3.3, for m ≥ m*(δ, R, L, n):\n"
+        out += "  E[0-1 error] ≤ 4R̂(R) + O(LR/√n + √(log(1/δ)/n)); the O(·) has no published\n"
+        out += "  constants, so no bound value is formed.\n"
         for note in r.notes { out += "note       \(note)\n" }
         return out
     }
