@@ -107,7 +107,9 @@ struct NTRFCommand: ParsableCommand {
                 throw ConfigError("\(text): cannot read the file")
             }
             let object = try? JSONSerialization.jsonObject(with: json) as? [String: Any]
-            guard let object else { throw ConfigError("\(text): not a JSON object (a run config or a data section)") }
+            guard let object else {
+                throw ConfigError("\(text): not a JSON object (a run config or a data section); a CSV file goes in a data section, e.g. --data '{\"kind\": \"csv\", \"path\": \"\(text)\", \"task\": \"binary\"}'")
+            }
             if object["data"] != nil {
                 let config = try RunConfig.load(path: text)
                 return (config.data, config.seed)
@@ -117,8 +119,12 @@ struct NTRFCommand: ParsableCommand {
         guard !text.contains("/") && !text.hasSuffix(".json") else {
             throw ConfigError("\(text): no such file; --data takes a preset name, a JSON file or inline JSON")
         }
-        let config = try Presets.load(text)
-        return (config.data, config.seed)
+        do {
+            let config = try Presets.load(text)
+            return (config.data, config.seed)
+        } catch {
+            throw ConfigError("--data \(text): \(error) (--data takes a preset name, a JSON file or inline JSON)")
+        }
     }
 
     private static func reason(_ error: Error) -> String {

@@ -169,7 +169,7 @@ public enum NeuralTangentRandomFeatures {
             return try risk(kernels: kernels, outputs: f0, labels: y, outputScale: (Double(d) / 2).squareRoot(), radii: balls, radius: r)
         }
         for r in risks where !r.converged {
-            notes.append("R̂(\(r.radius)): the projected-gradient residual stopped at \(r.residual) after \(r.iterations) iterations, above the tolerance; the risk is an upper bound on the minimum")
+            notes.append("R̂(\(r.radius)): the projected-gradient residual stopped at \(String(format: "%.2e", r.residual)) after \(r.iterations) iterations, above the tolerance \(riskTolerance)·max(1, ‖∇R̂(0)‖); the risk is an upper bound on the minimum")
         }
         return NTRFReport(examples: n, inputDim: d, depth: depth, width: width, delta: delta, kernel: h,
                           lambdaMin: spectrum.lambdaMin, lambdaMax: spectrum.lambdaMax,
@@ -351,6 +351,12 @@ public enum NeuralTangentRandomFeatures {
         let lip = s * s * lambdaMax / (4 * Double(n))
         let gradNorm0 = normU(zero.map { _ in start.rho })
         let tolerance = riskTolerance * max(1, gradNorm0)
+        /// `L_F ‖u − Π(u − ∇R̂(u)/L_F)‖` at `alpha`.
+        func residualAt(_ alpha: [[Double]]) -> Double {
+            let (_, rho) = evaluate(alpha)
+            let check = project(alpha.map { a in zip(a, rho).map { $0 - $1 / lip } })
+            return lip * normU((0..<layers).map { l in zip(alpha[l], check[l]).map { $0 - $1 } })
+        }
         var x = zero, v = zero, t = 1.0
         var iterations = 0
         var residual = Double.infinity
@@ -359,8 +365,15 @@ public enum NeuralTangentRandomFeatures {
             let (_, rho) = evaluate(v)
             let next = project(v.map { a in zip(a, rho).map { $0 - $1 / lip } })
             let step = (0..<layers).map { l in zip(v[l], next[l]).map { $0 - $1 } }
-            residual = lip * normU(step)
-            if residual <= tolerance { x = next; break }
+            if lip * normU(step) <= tolerance {
+                // Small at the extrapolated point: stop if also small at the point returned.
+                x = next
+                residual = residualAt(next)
+                if residual <= tolerance { break }
+                t = 1
+                v = next
+                continue
+            }
             let tNext = (1 + (1 + 4 * t * t).squareRoot()) / 2
             // Restart when the gradient mapping and the last move disagree: ⟨v − x⁺, x⁺ − x⟩ > 0.
             let agreement = (0..<layers).reduce(0.0) { acc, l in
@@ -379,10 +392,7 @@ public enum NeuralTangentRandomFeatures {
             x = next
             t = tNext
         }
-        // The residual at the returned point itself.
-        let (_, rho) = evaluate(x)
-        let check = project(x.map { a in zip(a, rho).map { $0 - $1 / lip } })
-        residual = lip * normU((0..<layers).map { l in zip(x[l], check[l]).map { $0 - $1 } })
+        if residual > tolerance { residual = residualAt(x) }
         let final = evaluate(x)
         let norms = (0..<layers).map { max(quad(kernels[$0], x[$0], x[$0]), 0).squareRoot() }
         return NTRFRisk(radius: radius, risk: final.risk, layerNorms: norms, layerRadii: radii, residual: residual,
