@@ -35,6 +35,8 @@ public enum NeuralTangentRandomFeatures {
     /// `H` counts as singular when `λ_min(H) ≤ singularRatio · λ_max(H)` (its inverse would carry
     /// no correct digit).
     public static let singularRatio = 1e-13
+    /// Above this condition number `λ_max/λ_min` of `H` the report notes the digits lost in `H⁻¹`.
+    public static let illConditioned = 1e8
     /// The risk solver stops when the projected-gradient residual is at most this times
     /// `max(1, ‖∇R̂(0)‖)` (norms in the parameters `u`).
     public static let riskTolerance = 1e-12
@@ -159,6 +161,10 @@ public enum NeuralTangentRandomFeatures {
             for i in 0..<n { for j in 0..<n { q += y[i] * hinv[i, j] * y[j] } }
             labelComplexity = q
             margin = try marginComplexity(inverse: hinv, labels: y)
+            let condition = spectrum.lambdaMax / spectrum.lambdaMin
+            if condition > illConditioned {
+                notes.append("H is ill-conditioned (λ_max/λ_min = \(String(format: "%.2g", condition))): yᵀH⁻¹y and the margin complexity carry about \(max(0, Int((16 - log10(condition)).rounded(.down)))) correct digits (inputs that are close after scaling to unit norm, with different labels?)")
+            }
         } else {
             notes.append("H is singular to working precision (λ_min ≤ \(singularRatio)·λ_max: repeated or parallel inputs?): yᵀH⁻¹y and the margin complexity are not defined; remove the repeated inputs")
         }
