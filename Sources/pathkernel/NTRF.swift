@@ -29,7 +29,8 @@ struct NTRFCommand: ParsableCommand {
         (Docs/datasets.md). The seed draws the data and the net; default: the config's seed, \
         else 0.
 
-        Example:  pathkernel ntrf --data moons-mlp --depth 2 --width 256 --radius 1,4
+        Example:  pathkernel ntrf --data '{"kind": "xor", "train": 200, "test": 0}'
+                      --depth 2 --width 256 --radius 1,4
         """)
 
     @Option(help: ArgumentHelp("A preset, a run config or data JSON file, or inline JSON.", valueName: "spec"))
