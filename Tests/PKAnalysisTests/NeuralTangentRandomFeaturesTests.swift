@@ -165,6 +165,56 @@ struct NeuralTangentRandomFeaturesTests {
         }
     }
 
+    /// The risk's minimizer checked in the network's own parameters, on inputs the oracle does not
+    /// list (the project initializer, seed 3, L = 3, m = 8): `u_l = J_lᵀ α_l` from explicit
+    /// Jacobians; the loss recomputed from `f₀ + J u` equals `R̂`; every `u_l` lies in its ball; and
+    /// the KKT conditions of the convex problem hold, so it is the minimum: per layer the gradient
+    /// `g_l` is 0 inside the ball, or `−μ_l u_l` with `μ_l ≥ 0` on its surface.
+    @Test(arguments: [0.3, 1.0, 5.0])
+    func riskMinimizerSatisfiesKKT(radius: Double) throws {
+        let kktTolerance = 1e-9
+        let x = try NeuralTangentRandomFeatures.unitRows(Self.x)
+        let depth = 3, n = 8
+        let network = try MLP(spec: NeuralTangentRandomFeatures.modelSpec(inputDim: 3, depth: depth, width: 8))
+        let w = network.initialParameters(seed: 3)
+        let r = try NeuralTangentRandomFeatures.analyze(x: Self.x, labels: Self.y, depth: depth, width: 8, radii: [radius],
+                                                        delta: 0.05, parameters: .seed(3)).risks[0]
+        #expect(r.converged)
+        let j = network.jacobians(w, x)
+        let f0 = network.forward(w, x)
+        let s = 1.5.squareRoot()   // √(d/2)
+        var u = [Double](repeating: 0, count: network.parameterCount)
+        for (l, t) in network.layout.enumerated() {
+            for p in t.offset..<(t.offset + t.count) { u[p] = (0..<n).reduce(0.0) { $0 + j[$1, p] * r.coefficients[l][$1] } }
+        }
+        var loss = 0.0
+        var rho = [Double](repeating: 0, count: n)
+        for i in 0..<n {
+            let v = f0[i, 0] + (0..<u.count).reduce(0.0) { $0 + j[i, $1] * u[$1] }
+            let z = Self.y[i] * s * v
+            loss += log1p(exp(-z)) / Double(n)
+            rho[i] = -Self.y[i] * s / (1 + exp(z)) / Double(n)
+        }
+        #expect(abs(loss - r.risk) <= 1e-13, "loss from u \(loss) vs R̂ \(r.risk)")
+        for (l, t) in network.layout.enumerated() {
+            let range = t.offset..<(t.offset + t.count)
+            let ul = range.map { u[$0] }
+            let gl = range.map { p in (0..<n).reduce(0.0) { $0 + j[$1, p] * rho[$1] } }
+            let norm = ul.reduce(0) { $0 + $1 * $1 }.squareRoot(), gnorm = gl.reduce(0) { $0 + $1 * $1 }.squareRoot()
+            let ball = r.layerRadii[l]
+            #expect(norm <= ball * (1 + 1e-12), "layer \(l): ‖u‖ = \(norm) > \(ball)")
+            #expect(abs(norm - r.layerNorms[l]) <= 1e-12 * ball)
+            if norm < ball * (1 - 1e-9) {
+                #expect(gnorm <= kktTolerance, "layer \(l) inside its ball with gradient \(gnorm)")
+            } else {
+                // g_l + μ u_l = 0 with μ = ‖g_l‖/‖u_l‖ ≥ 0: g_l points against u_l.
+                let mu = gnorm / norm
+                let violation = zip(gl, ul).reduce(0.0) { $0 + ($1.0 + mu * $1.1) * ($1.0 + mu * $1.1) }.squareRoot()
+                #expect(violation <= kktTolerance * max(1, gnorm), "layer \(l): ‖g + μu‖ = \(violation), ‖g‖ = \(gnorm)")
+            }
+        }
+    }
+
     /// Contract §4: `(1/m)⟨∇_W f_W, ∇_W f_W'⟩ → H`, 2–4 % (Frobenius) at m = 4096. With the
     /// project's initializer (seeds 1–3, L = 2, m = 4096) every relative gap is below `gapBound`
     /// (measured: 0.040, 0.044, 0.019); and the test can tell `H` from its look-alikes: the

@@ -352,7 +352,7 @@ public enum NeuralTangentRandomFeatures {
         guard lambdaMax > 0 else {
             // No feature moves the outputs: the risk is the loss at initialization.
             return NTRFRisk(radius: radius, risk: start.risk, layerNorms: radii.map { _ in 0 }, layerRadii: radii,
-                            residual: 0, iterations: 0, converged: true)
+                            residual: 0, iterations: 0, converged: true, coefficients: zero)
         }
         let lip = s * s * lambdaMax / (4 * Double(n))
         let gradNorm0 = normU(zero.map { _ in start.rho })
@@ -402,7 +402,7 @@ public enum NeuralTangentRandomFeatures {
         let final = evaluate(x)
         let norms = (0..<layers).map { max(quad(kernels[$0], x[$0], x[$0]), 0).squareRoot() }
         return NTRFRisk(radius: radius, risk: final.risk, layerNorms: norms, layerRadii: radii, residual: residual,
-                        iterations: iterations, converged: residual <= tolerance)
+                        iterations: iterations, converged: residual <= tolerance, coefficients: x)
     }
 }
 
@@ -436,6 +436,9 @@ public struct NTRFRisk: Sendable, Equatable {
     public let iterations: Int
     /// Whether the residual reached the tolerance.
     public let converged: Bool
+    /// The minimizer in kernel coordinates: `u_l = J_lᵀ α_l` (`α_l ∈ Rⁿ`, one per layer), `J_l`
+    /// the raw Jacobian of layer `l` at initialization, `n × P_l`.
+    public let coefficients: [[Double]]
 }
 
 /// What `pathkernel ntrf` prints (Docs/ntk-family.md, "NTRF and the Cao–Gu measure").
