@@ -269,6 +269,14 @@ struct NeuralTangentRandomFeaturesTests {
         #expect(message { try analyze(big, [Double](repeating: 1, count: n)) }.contains("at most \(NeuralTangentRandomFeatures.maxExamples)"))
     }
 
+    /// Unit rows: of norm 1 to round-off for tiny and huge rows alike, in the same direction.
+    @Test func unitRowsOfAnyScale() throws {
+        let x = Matrix([[3, 4], [3e-200, -4e-200], [3e200, 4e200], [0, -2]])
+        let u = try NeuralTangentRandomFeatures.unitRows(x)
+        let expected: [[Double]] = [[0.6, 0.8], [0.6, -0.8], [0.6, 0.8], [0, -1]]
+        for i in 0..<4 { for j in 0..<2 { #expect(abs(u[i, j] - expected[i][j]) <= 1e-15, "\(u)") } }
+    }
+
     /// A repeated input (after normalization: x and 2x) makes H singular: said, not trapped; the
     /// complexities are absent, λ_min and the risks still there.
     @Test func singularKernelIsReported() throws {

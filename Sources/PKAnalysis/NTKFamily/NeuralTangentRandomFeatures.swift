@@ -55,22 +55,25 @@ public enum NeuralTangentRandomFeatures {
                   parameterization: .ntk, sigmaW: 2.0.squareRoot(), sigmaB: 0, bias: false)
     }
 
-    /// The rows of `x` scaled to unit Euclidean norm; throws for a zero row or a non-finite value.
+    /// The rows of `x` scaled to unit Euclidean norm (the norm taken after dividing by the row's
+    /// largest magnitude, so no finite row overflows); throws for a zero row or a non-finite value.
     public static func unitRows(_ x: Matrix) throws -> Matrix {
         var out = x
         for i in 0..<x.rows {
-            var s = 0.0
+            var largest = 0.0
             for j in 0..<x.cols {
                 guard x[i, j].isFinite else {
                     throw AnalysisError("input row \(i + 1), feature \(j + 1) is \(x[i, j]); every input must be a finite number")
                 }
-                s += x[i, j] * x[i, j]
+                largest = max(largest, abs(x[i, j]))
             }
+            guard largest > 0 else {
+                throw AnalysisError("input row \(i + 1) is zero: the Cao–Gu setting needs inputs scaled to unit norm, and this one cannot be; remove it")
+            }
+            var s = 0.0
+            for j in 0..<x.cols { s += (x[i, j] / largest) * (x[i, j] / largest) }
             let norm = s.squareRoot()
-            guard norm > 0, norm.isFinite else {
-                throw AnalysisError("input row \(i + 1) is \(norm == 0 ? "zero" : "too large to normalize"): the Cao–Gu setting needs inputs scaled to unit norm, and this one cannot be; remove it")
-            }
-            for j in 0..<x.cols { out[i, j] = x[i, j] / norm }
+            for j in 0..<x.cols { out[i, j] = (x[i, j] / largest) / norm }
         }
         return out
     }
