@@ -159,6 +159,19 @@ struct NTRFCommandTests {
         CLIBadInputTests.assertCleanFailure(r, mentions: ["parameters", "smaller widths"])
     }
 
+    /// Same input, same bytes, on 1 and 2 threads; a bad PATHKERNEL_THREADS stops it at startup.
+    @Test func threads() throws {
+        let args = ["ntrf", "--data", "{\"kind\": \"xor\", \"train\": 40, \"test\": 0}", "--depth", "3", "--width", "32",
+                    "--radius", "0.5,3", "--json"]
+        let one = try CLI.run(args, environment: ["PATHKERNEL_THREADS": "1"])
+        let two = try CLI.run(args, environment: ["PATHKERNEL_THREADS": "2"])
+        #expect(one.status == 0 && !one.stdout.isEmpty, "\(one.stderr)")
+        #expect(one.stdout == two.stdout)
+        let bad = try CLI.run(args, environment: ["PATHKERNEL_THREADS": "0"])
+        CLIBadInputTests.assertCleanFailure(bad, mentions: ["PATHKERNEL_THREADS"])
+        #expect(bad.status == 64)
+    }
+
     @Test func helpFitsAndNamesTheOptions() throws {
         let r = try CLI.run(["ntrf", "--help"])
         #expect(r.status == 0)
