@@ -267,6 +267,11 @@ struct NeuralTangentRandomFeaturesTests {
         let n = NeuralTangentRandomFeatures.maxExamples + 1
         let big = Matrix(rows: n, cols: 1, data: [Double](repeating: 1, count: n))
         #expect(message { try analyze(big, [Double](repeating: 1, count: n)) }.contains("at most \(NeuralTangentRandomFeatures.maxExamples)"))
+        let deep = NeuralTangentRandomFeatures.maxLayerKernelEntries / (4_000 * 4_000) + 1
+        let wide = Matrix(rows: 4_000, cols: 1, data: [Double](repeating: 1, count: 4_000))
+        #expect(message { try NeuralTangentRandomFeatures.analyze(x: wide, labels: [Double](repeating: 1, count: 4_000), depth: deep,
+                                                                  width: 2, radii: [1], delta: 0.05, parameters: .seed(0)) }
+                .contains("one n × n kernel per layer"))
     }
 
     /// Unit rows: of norm 1 to round-off for tiny and huge rows alike, in the same direction.

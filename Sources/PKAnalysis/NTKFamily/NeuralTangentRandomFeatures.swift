@@ -28,6 +28,8 @@ public enum NeuralTangentRandomFeatures {
     public static let depthRange = 2...64
     /// Most examples for the dense `n × n` solves (H, H⁻¹, per-layer kernels: 128 MB each).
     public static let maxExamples = 4_000
+    /// Most entries of the per-layer kernels together (`L n²`, float64: 2 GB).
+    public static let maxLayerKernelEntries = 250_000_000
     /// Radii `R` (per-layer balls `R/√2`, `R`).
     public static let radiusRange = NumberRange("a number in (0, 1e6]") { $0 > 0 && $0 <= 1e6 }
     /// `δ` of the theorem: `(0, 1/e]`.
@@ -136,6 +138,9 @@ public enum NeuralTangentRandomFeatures {
         guard !radii.isEmpty else { throw AnalysisError("give at least one radius R") }
         for r in radii where !radiusRange.contains(r) { throw AnalysisError("radius \(r): must be \(radiusRange)") }
         guard deltaRange.contains(delta) else { throw AnalysisError("δ = \(delta): must be \(deltaRange)") }
+        guard depth * n * n <= maxLayerKernelEntries else {
+            throw AnalysisError("depth \(depth) × \(n)² examples: the risk keeps one n × n kernel per layer, \(depth * n * n) entries, more than \(maxLayerKernelEntries) (2 GB); use fewer examples or layers")
+        }
         let spec = modelSpec(inputDim: d, depth: depth, width: width)
         do { try spec.validate() } catch {
             throw AnalysisError("width \(width), depth \(depth), \(d) inputs: \(error)")
@@ -163,7 +168,7 @@ public enum NeuralTangentRandomFeatures {
             var q = 0.0
             for i in 0..<n { for j in 0..<n { q += y[i] * hinv[i, j] * y[j] } }
             labelComplexity = q
-            margin = try marginComplexity(inverse: hinv, labels: y)
+            do { margin = try marginComplexity(inverse: hinv, labels: y) } catch { notes.append("\(error)") }
             let condition = spectrum.lambdaMax / spectrum.lambdaMin
             if condition > illConditioned {
                 notes.append("H is ill-conditioned (λ_max/λ_min = \(String(format: "%.2g", condition))): yᵀH⁻¹y and the margin complexity carry about \(max(0, Int((16 - log10(condition)).rounded(.down)))) correct digits (inputs that are close after scaling to unit norm, with different labels?)")
