@@ -201,7 +201,8 @@ public enum NeuralTangentRandomFeatures {
     /// 2002: every step solves on the current free set and re-reads it from the signs of `w` and
     /// the multipliers; stops when the set repeats), and, should that cycle, by the Lawson–Hanson
     /// active-set method (finite termination for positive-definite `M`). Either way the KKT
-    /// conditions are checked at the end (`kktResidual`); a residual above 1e-9 throws.
+    /// conditions are checked at the end (`kktResidual`); a residual above 1e-9 throws (`analyze`
+    /// turns that into a note and leaves the margin complexity out).
     public static func marginComplexity(inverse hinv: Matrix, labels y: [Double]) throws -> MarginComplexity {
         try marginComplexity(inverse: hinv, labels: y, primalDual: true)
     }
