@@ -47,6 +47,16 @@ struct AnalysisAssembly {
         // The reconstruction residuals read `exact`'s prediction (the same function, the same bits).
         let exact = ExactMachine.prediction(machineContext)
 
+        // The over-parameterization diagnostics (ntk-family §5), from the machines' predictions
+        // where they are the figures' predictors.
+        func predictions(_ name: String) -> Matrix? {
+            guard case .prediction(let p)? = machineOutcomes.first(where: { $0.rule.name == name })?.outcome else { return nil }
+            return p
+        }
+        let diagnostics = exactOnly ? nil
+            : OverParameterization(context: context, w0: w0, wT: wT, fT: fT, f0: f0, linearization: predictions("ntk0-lin"),
+                                   kernelMachine: predictions("ntk0-km")).compute()
+
         if !exactOnly { machinesProgress(true) }
 
         // Fidelity per machine and split.
@@ -73,7 +83,7 @@ struct AnalysisAssembly {
         }
 
         let residual = { (rows: [Int]) in self.residual(rows, change: change, fT: fT, exact: exact, jvpSum: acc.jvpSum) }
-        let result = AnalysisResult(
+        var result = AnalysisResult(
             settings: resolvedSettings,
             run: runSummary(notes: notes, scoring: scoring),
             replay: replay,
@@ -83,6 +93,7 @@ struct AnalysisAssembly {
             kernelMachines: machines, dynamics: dynamics, dynamicsSubset: dynamicsSubset,
             attribution: kernelForm ? attribution(acc, change: change, fT: fT) : [],
             seconds: Date().timeIntervalSince(started), toolVersion: "")
+        result.diagnostics = diagnostics
         // Never a table of NaN: a run whose weights or outputs are too large for float64 kernels
         // (a diverged run its writer did not mark) is refused, naming the likely cause.
         let json = AnalysisStore.encode(result)

@@ -239,6 +239,10 @@ public struct AnalysisResult: Codable, Sendable {
     public var attribution: [Attribution]
     public var seconds: Double
     public var toolVersion: String
+    /// The over-parameterization diagnostics (ntk-family contract §5, Docs/ntk-family.md
+    /// "Over-parameterization diagnostics"): computed in every full-scope analysis; absent in
+    /// scope exact and in results from before them.
+    public var diagnostics: Diagnostics? = nil
     /// Set when the analysis was computed in shards and merged (`analyze --shard`, `merge`);
     /// absent otherwise.
     public var sharding: Sharding? = nil
@@ -252,5 +256,112 @@ public struct AnalysisResult: Codable, Sendable {
         public var shardCpuSeconds: Double
         public var longestShardSeconds: Double
         public var mergeCpuSeconds: Double
+    }
+
+    /// Where the run sits between the lazy (kernel) regime and feature learning (ntk-family
+    /// contract §5; Docs/path-kernel.md §7 "Over-parameterization diagnostics"). Every figure is
+    /// nil when it could not be computed, with the reason in the matching note.
+    public struct Diagnostics: Codable, Sendable {
+        /// The training points the kernels, their λ_min and the separation are computed on: the
+        /// whole training set when it has at most `points` rows, else `points` evenly spaced
+        /// ones (the dynamics' subset) — `subset` says which.
+        public var points: Int
+        public var subset: Bool
+        /// Rows of the empirical kernels: `points · C` (C×C blocks, ntk-family §0).
+        public var kernelRows: Int
+        /// `λ_min(Θ̂_{w_0}(X, X))` and `λ_min(Θ̂_{w_T}(X, X))` (full C×C blocks, symmetrized).
+        public var lambdaMinStart: Double?
+        public var lambdaMinEnd: Double?
+        /// `λ_min(Θ(X, X))` of the analytic NTK of the MLP spec on the same points (ntk-family §1;
+        /// `Θ ⊗ I_C` has the same smallest eigenvalue); nil with `analyticNote` saying why.
+        public var analyticLambdaMin: Double?
+        public var analyticNote: String?
+        /// `δ = min_{i≠j} ‖x̂_i − x̂_j‖` over the same points, `x̂ = x/‖x‖` (zero rows left out;
+        /// nil for fewer than two nonzero rows).
+        public var separation: Double?
+        /// `‖Θ̂_T − Θ̂_0‖_F / ‖Θ̂_0‖_F` and `1 − ⟨Θ̂_0, Θ̂_T⟩_F/(‖Θ̂_0‖‖Θ̂_T‖)` on the same kernels.
+        public var kernelChange: Double?
+        public var kernelDistance: Double?
+        /// Per parameter tensor (an MLP's `layers.l.weight`, `layers.l.bias`), in layout order.
+        public var travel: [Travel]
+        /// `‖w_T − w_0‖ / ‖w_0‖` over every parameter (nil when `w_0 = 0`).
+        public var totalTravel: Double?
+        /// Per hidden layer of an MLP; nil with `patternNote` for other networks.
+        public var patternChange: [PatternChange]?
+        public var patternNote: String?
+        /// The held-out loss of the network against two kernel predictors; nil with
+        /// `beyondKernelNote` when there are no held-out queries.
+        public var beyondKernel: BeyondKernel?
+        public var beyondKernelNote: String?
+        /// Why a figure above is absent or approximate (kernel or eigen-solver failures).
+        public var notes: [String]?
+
+        public init(points: Int, subset: Bool, kernelRows: Int, travel: [Travel]) {
+            self.points = points
+            self.subset = subset
+            self.kernelRows = kernelRows
+            self.travel = travel
+        }
+    }
+
+    /// `‖W_T − W_0‖_F / ‖W_0‖_F` of one parameter tensor on its raw (stored) values.
+    public struct Travel: Codable, Sendable, Equatable {
+        public var tensor: String
+        /// `‖W_T − W_0‖_F` and `‖W_0‖_F`.
+        public var change: Double
+        public var initialNorm: Double
+        /// `change / initialNorm`; nil when `initialNorm = 0` (biases initialized at zero).
+        public var relative: Double?
+
+        public init(tensor: String, change: Double, initialNorm: Double, relative: Double?) {
+            self.tensor = tensor
+            self.change = change
+            self.initialNorm = initialNorm
+            self.relative = relative
+        }
+    }
+
+    /// The share of (training example, unit) pairs of one hidden layer whose pre-activation sign
+    /// (`z > 0` or not) differs between `w_0` and `w_T`.
+    public struct PatternChange: Codable, Sendable, Equatable {
+        /// Hidden layer `l = 1 … L−1` (its pre-activation is dense layer `l − 1`'s output).
+        public var layer: Int
+        public var units: Int
+        /// Training examples compared (every one).
+        public var examples: Int
+        public var flipped: Int
+        public var fraction: Double
+
+        public init(layer: Int, units: Int, examples: Int, flipped: Int, fraction: Double) {
+            self.layer = layer
+            self.units = units
+            self.examples = examples
+            self.flipped = flipped
+            self.fraction = fraction
+        }
+    }
+
+    /// The run's loss, mean over the analyzed held-out queries, of the network at `w_T` and of two
+    /// kernel predictors; a gap is the network's loss minus the predictor's (positive: the kernel
+    /// predicts the held-out data better than the trained network).
+    public struct BeyondKernel: Codable, Sendable {
+        public var heldOut: Int
+        public var loss: String
+        public var networkLoss: Double
+        /// `ntk0-lin`: `f_0 + J(·; w_0)(w_T − w_0)`.
+        public var linearizationLoss: Double?
+        public var linearizationGap: Double?
+        /// §2's closed form `f_0(x) + Θ̂_{w_0}(x, X) G_T (Y − F_0)` (discrete GD, T steps, the first
+        /// step's rate); `closedFormSource` names how it was obtained; nil with `closedFormNote`.
+        public var closedFormLoss: Double?
+        public var closedFormGap: Double?
+        public var closedFormSource: String?
+        public var closedFormNote: String?
+
+        public init(heldOut: Int, loss: String, networkLoss: Double) {
+            self.heldOut = heldOut
+            self.loss = loss
+            self.networkLoss = networkLoss
+        }
     }
 }

@@ -80,3 +80,20 @@ extension MLP {
         forwardCache(w, x).pullback(cotangent)
     }
 }
+
+extension MLP {
+    /// The pre-activations `z_l = s_W W_l a_l + s_b b_l` of the hidden layers `l = 0 … L−2`
+    /// (`n × d_{l+1}` each; the output layer's is left out): what the activation-pattern
+    /// diagnostics compare between two weight vectors (ntk-family contract §5).
+    public func hiddenPreActivations(_ w: [Double], _ x: Matrix) -> [Matrix] {
+        checkShapes(w, x)
+        var out: [Matrix] = []
+        var a = x
+        for layer in layers where layer.index < depth - 1 {
+            let z = layer.forward(layer.weight(w), w, a)
+            out.append(z)
+            a = activation.values(z, leakySlope: spec.leakySlope)
+        }
+        return out
+    }
+}

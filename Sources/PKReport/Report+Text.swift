@@ -139,6 +139,27 @@ extension Report {
             blank()
         }
 
+        if let diag = r.diagnostics {
+            h("Over-parameterization (Docs/ntk-family.md)")
+            for line in overParameterization(diag, outputs: run.outputs) { out.append(md ? "    " + line : line) }
+            if !diag.travel.isEmpty {
+                blank()
+                table(["parameters", "‖ΔW‖/‖W_0‖", "‖ΔW‖"],
+                      diag.travel.map { [$0.tensor, $0.relative.map { pct($0) } ?? "– (W_0 = 0)", g3($0.change)] })
+                blank()
+            }
+            let notes = [diag.analyticNote.map { "analytic λ_min: \($0)" }, diag.patternNote.map { "pattern flips: \($0)" },
+                         diag.beyondKernelNote.map { "held-out loss: \($0)" },
+                         diag.beyondKernel?.closedFormNote.map { "closed form: \($0)" }].compactMap { $0 } + (diag.notes ?? [])
+            for note in notes {
+                if md { out.append("> " + note) } else {
+                    let lines = wrap("note: " + note, width: 76)
+                    out.append(contentsOf: lines.prefix(1) + lines.dropFirst().map { "  " + $0 })
+                }
+            }
+            if !notes.isEmpty { blank() }
+        }
+
         if !r.attribution.isEmpty {
             h("Training examples behind predictions")
             let signedContributions = r.attribution.contains { $0.pushedUp != nil }
@@ -174,6 +195,43 @@ extension Report {
         out.append(contentsOf: wrap(paragraph(r), width: 78))
         blank()
         return out.joined(separator: "\n")
+    }
+
+    /// Three significant digits (`0.0123`, `4.56e-07`), the minus sign as U+2212.
+    static func g3(_ x: Double?) -> String {
+        guard let x else { return "–" }
+        guard x.isFinite else { return x.isNaN ? "nan" : (x > 0 ? "inf" : "−inf") }
+        return String(format: "%.3g", x).replacingOccurrences(of: "-", with: "−").replacingOccurrences(of: "e−", with: "e-")
+    }
+
+    /// The over-parameterization block's lines (ntk-family contract §5), each within 78 columns.
+    static func overParameterization(_ d: AnalysisResult.Diagnostics, outputs C: Int) -> [String] {
+        var lines: [String] = []
+        let which = d.subset ? "\(d.points) evenly spaced training points" : "the \(d.points) training points"
+        lines.append("kernels on \(which), Θ̂ \(d.kernelRows) × \(d.kernelRows) (C×C blocks)")
+        let analytic = d.analyticLambdaMin.map { "; analytic Θ \(g3($0))" } ?? ""
+        lines.append("λ_min          Θ̂ at w_0 \(g3(d.lambdaMinStart)), at w_T \(g3(d.lambdaMinEnd))\(analytic)")
+        lines.append("separation     δ = \(g3(d.separation)) (min distance of unit-normalized inputs)")
+        if d.kernelChange != nil || d.kernelDistance != nil {
+            lines.append("kernel change  ‖Θ̂_T − Θ̂_0‖/‖Θ̂_0‖ = \(pct(d.kernelChange)), cosine distance \(g3(d.kernelDistance))")
+        }
+        if let flips = d.patternChange, !flips.isEmpty {
+            lines.append("pattern flips  share of (example, unit) pairs whose pre-activation sign changed")
+            let cells = flips.map { "layer \($0.layer) \(pct($0.fraction))" }.joined(separator: ", ")
+            lines.append(contentsOf: wrap(cells, width: 63).map { String(repeating: " ", count: 15) + $0 })
+        }
+        if let b = d.beyondKernel {
+            lines.append("held-out loss  network \(g3(b.networkLoss)) (\(b.loss), \(b.heldOut) queries)")
+            if let lin = b.linearizationLoss {
+                lines.append("               ntk0-lin \(g3(lin)), network − ntk0-lin \(signed(b.linearizationGap))")
+            }
+            if let cf = b.closedFormLoss {
+                let source = b.closedFormSource == "ntk0-km" ? " (= ntk0-km)" : ""
+                lines.append("               closed form Θ̂_{w_0}\(source) \(g3(cf)), network − it \(signed(b.closedFormGap))")
+            }
+        }
+        lines.append("weight travel  ‖w_T − w_0‖/‖w_0‖ = \(pct(d.totalTravel)); per tensor, ΔW = W_T − W_0:")
+        return lines
     }
 
     /// The step check in a few words: whether the stored weights are the recorded loss's and

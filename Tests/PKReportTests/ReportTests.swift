@@ -156,4 +156,54 @@ struct ReportTests {
         #expect(s == "▁▂▃▄▅▆▇█")
         #expect(Report.sparkline([1, 1, 1]) == "▁▁▁")
     }
+
+    /// The over-parameterization block (ntk-family contract §5): absent from results without
+    /// diagnostics (the golden file), printed within 80 columns with every figure and note in
+    /// text and Markdown, carried by the JSON with snake_case keys.
+    @Test func overParameterizationBlock() throws {
+        var r = try Golden.result()
+        #expect(!Report.render(r, format: .text).contains("Over-parameterization"))
+        var d = AnalysisResult.Diagnostics(points: 100, subset: true, kernelRows: 300, travel: [
+            .init(tensor: "layers.0.weight", change: 0.123, initialNorm: 12.5, relative: 0.00984),
+            .init(tensor: "layers.0.bias", change: 0.05, initialNorm: 0, relative: nil),
+            .init(tensor: "layers.12.some_very_long_parameter_tensor_name.weight", change: 1.5e-7, initialNorm: 40, relative: 3.75e-9),
+        ])
+        d.lambdaMinStart = 0.0123
+        d.lambdaMinEnd = 4.56e-7
+        d.analyticLambdaMin = 0.5223673878563
+        d.separation = 0.0871
+        d.kernelChange = 0.17
+        d.kernelDistance = 0.0042
+        d.totalTravel = 0.0312
+        d.patternChange = (1...6).map { .init(layer: $0, units: 4096, examples: 60000, flipped: 12345, fraction: 1.0e-4 * Double($0)) }
+        var b = AnalysisResult.BeyondKernel(heldOut: 1000, loss: "cross_entropy", networkLoss: 0.412)
+        b.linearizationLoss = 0.5
+        b.linearizationGap = -0.088
+        b.closedFormLoss = 0.45
+        b.closedFormGap = -0.038
+        b.closedFormSource = "computed"
+        b.closedFormNote = String(repeating: "a long departure note ", count: 8)
+        d.beyondKernel = b
+        d.analyticNote = "never printed with a value, but a note must wrap: " + String(repeating: "word ", count: 30)
+        r.diagnostics = d
+        for format in [ReportFormat.text, .markdown] {
+            let text = Report.render(r, format: format)
+            for needle in ["Over-parameterization", "kernels on 100 evenly spaced training points, Θ̂ 300 × 300",
+                           "Θ̂ at w_0 0.0123, at w_T 4.56e-07; analytic Θ 0.522", "δ = 0.0871", "= 17.0%, cosine distance 0.0042",
+                           "‖w_T − w_0‖/‖w_0‖ = 3.12%", "layer 1 0.01%", "layer 4 0.04%", "layer 6 0.06%", "network 0.412 (cross_entropy, 1000 queries)",
+                           "ntk0-lin 0.5, network − ntk0-lin −0.088", "closed form Θ̂_{w_0} 0.45, network − it −0.038",
+                           "layers.0.bias", "– (W_0 = 0)", "a long departure note"] {
+                #expect(text.contains(needle), "\(format): no '\(needle)' in\n\(text)")
+            }
+            if format == .text {
+                for line in text.split(separator: "\n") { #expect(line.count <= 80, "line wider than 80 columns: \(line)") }
+            }
+        }
+        let obj = try #require(try JSONSerialization.jsonObject(with: Data(Report.render(r, format: .json).utf8)) as? [String: Any])
+        let diag = try #require(obj["diagnostics"] as? [String: Any])
+        #expect(diag["lambda_min_start"] as? Double == 0.0123 && diag["kernel_rows"] as? Int == 300)
+        #expect((diag["beyond_kernel"] as? [String: Any])?["linearization_gap"] as? Double == -0.088)
+        #expect((diag["travel"] as? [[String: Any]])?[1]["relative"] == nil)
+        #expect((diag["pattern_change"] as? [[String: Any]])?.count == 6)
+    }
 }
