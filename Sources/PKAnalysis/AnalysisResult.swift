@@ -273,7 +273,8 @@ public struct AnalysisResult: Codable, Sendable {
         public var lambdaMinStart: Double?
         public var lambdaMinEnd: Double?
         /// `λ_min(Θ(X, X))` of the analytic NTK of the MLP spec on the same points (ntk-family §1;
-        /// `Θ ⊗ I_C` has the same smallest eigenvalue); nil with `analyticNote` saying why.
+        /// `Θ ⊗ I_C` has the same smallest eigenvalue); nil with `analyticNote` saying why
+        /// (`analyticNote` also says when the value is at round-off).
         public var analyticLambdaMin: Double?
         public var analyticNote: String?
         /// `δ = min_{i≠j} ‖x̂_i − x̂_j‖` over the same points, `x̂ = x/‖x‖` (zero rows left out;

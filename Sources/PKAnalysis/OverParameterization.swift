@@ -80,9 +80,17 @@ struct OverParameterization {
 
     // MARK: The figures
 
-    /// λ_min of the symmetrized kernel, nil (with a note) when the eigen-solver fails.
+    /// λ_min of the symmetrized kernel, nil (with a note) when the eigen-solver fails; a note
+    /// when it is at round-off, `|λ_min| ≤ m·ε·λ_max` (singular to working precision: fewer
+    /// parameters than rows, duplicate inputs, or a smooth kernel's fast-decaying spectrum).
     static func lambdaMin(_ k: Matrix, _ notes: inout [String], _ name: String) -> Double? {
-        do { return finite(try KernelSpectrum(k).lambdaMin) } catch {
+        do {
+            let spectrum = try KernelSpectrum(k)
+            if abs(spectrum.lambdaMin) <= Double(k.rows) * .ulpOfOne * spectrum.lambdaMax {
+                notes.append("λ_min of \(name) is at round-off (|λ_min| ≤ m·ε·λ_max, λ_max = \(String(format: "%.3g", spectrum.lambdaMax))): singular to working precision on these points")
+            }
+            return finite(spectrum.lambdaMin)
+        } catch {
             notes.append("the eigenvalues of \(name) were not computed: \(error)")
             return nil
         }
@@ -100,7 +108,9 @@ struct OverParameterization {
         do {
             let theta = try InfiniteWidthKernel(spec: spec).kernels(x).ntk
             guard theta.isFinite else { return (nil, "the analytic NTK is not finite on these points") }
-            return (Self.finite(try KernelSpectrum(theta).lambdaMin), nil)
+            var notes: [String] = []
+            let value = Self.lambdaMin(theta, &notes, "Θ")
+            return (value, notes.first)
         } catch {
             return (nil, "\(error)")
         }

@@ -280,6 +280,21 @@ struct OverParameterizationTests {
         return try analyze(try recordTrace(cfg), settings)
     }
 
+    /// A linear model `[3, 1]` on 10 points: 4 parameters, so `Θ̂(X, X)` (10 × 10, rank ≤ 4) and
+    /// the analytic `Θ` are singular: λ_min is at round-off and the notes say so; no hidden layer,
+    /// no pattern. The tiny MLP of the first test (positive definite kernels) has no such note.
+    @Test func singularKernelsAreNoted() throws {
+        let cfg = config(name: "linear", data: #"{"kind":"teacher","train":10,"test":5,"inputDim":3}"#,
+                         model: #"{"layers":[3,1],"activation":"relu"}"#,
+                         loss: .mse, optimizer: OptimizerSpec(kind: .gd, learningRate: 0.5), steps: 3)
+        let d = try #require(try analyze(try recordTrace(cfg)).diagnostics)
+        #expect(d.notes?.contains { $0.hasPrefix("λ_min of Θ̂_{w_0} is at round-off") } == true, "\(d.notes ?? [])")
+        #expect(d.analyticLambdaMin != nil && d.analyticNote?.hasPrefix("λ_min of Θ is at round-off") == true)
+        #expect(d.patternChange == nil && d.patternNote?.contains("no hidden layer") == true)
+        let fine = try #require(Self.fixtureResult(settings: AnalysisSettings()).diagnostics)
+        #expect(fine.notes == nil && fine.analyticNote == nil)
+    }
+
     /// Above `pointLimit` training points the kernels take the evenly spaced subset.
     @Test func largeTrainingSetsUseTheSubset() {
         #expect(OverParameterization.pointCount(train: 40, outputs: 3) == 40)
