@@ -39,6 +39,14 @@ struct OverParameterization {
     let fT: Matrix, f0: Matrix
     let linearization: Matrix?
     let kernelMachine: Matrix?
+    /// `ntkinf-km`'s analytic `Θ(queries, X)` (nQ × n) when it computed one.
+    let analyticQX: Matrix?
+
+    /// Most (pair, hidden layer) evaluations of the analytic NTK's quadrature (tanh, sigmoid,
+    /// softplus) the diagnostics compute themselves when `ntkinf-km` left no kernel: `M² ≈ 9,409`
+    /// activation products each, 2,000 take about 6 s in a debug build (a fraction of a second
+    /// in release).
+    static let quadraturePairLimit = 2_000
 
     /// Points of the kernels for `n` training points and `C` outputs.
     static func pointCount(train n: Int, outputs C: Int) -> Int {
@@ -69,7 +77,7 @@ struct OverParameterization {
         } else {
             notes.append("the empirical kernels are not finite (the weights overflow the network): no λ_min, no kernel change")
         }
-        (d.analyticLambdaMin, d.analyticNote) = analyticLambdaMin(x)
+        (d.analyticLambdaMin, d.analyticNote) = analyticLambdaMin(x, indices: indices)
         d.separation = Self.separation(x)
         d.totalTravel = Self.relativeDistance(wT, w0)
         (d.patternChange, d.patternNote) = Self.patternChange(model, w0, wT, run.trainX)
@@ -96,17 +104,27 @@ struct OverParameterization {
         }
     }
 
-    /// λ_min(Θ(X, X)) of the analytic NTK, or why not.
-    func analyticLambdaMin(_ x: Matrix) -> (Double?, String?) {
+    /// λ_min(Θ(X, X)) of the analytic NTK on the training points `indices` (rows `x`), or why
+    /// not. Closed forms: the Gram matrix of `x`. Quadrature activations: `ntkinf-km`'s
+    /// `Θ(queries, X)` restricted to those points where it was computed (training point `i` is
+    /// query row `heldOut + i`), else the Gram matrix within `quadraturePairLimit`.
+    func analyticLambdaMin(_ x: Matrix, indices: [Int]) -> (Double?, String?) {
         let spec = context.model.spec
         guard spec.kind == "mlp" else { return (nil, "the analytic NTK covers MLPs (model.kind \"mlp\")") }
         let hidden = spec.layers.count - 2, m = x.rows
         let pairs = m * (m + 1) / 2 * hidden
-        if !GaussianExpectation.hasClosedForm(spec.activation) && pairs > NTKInfKM.quadraturePairLimit {
-            return (nil, "Θ(X, X) of \(spec.activation.rawValue) needs the quadrature on \(pairs) pairs, more than \(NTKInfKM.quadraturePairLimit) (`pathkernel kernel` computes it on its own)")
+        var reused: Matrix? = nil
+        if !GaussianExpectation.hasClosedForm(spec.activation) {
+            if let qx = analyticQX, qx.rows == context.queries, qx.cols == context.train {
+                var t = Matrix(rows: m, cols: m)
+                for (a, i) in indices.enumerated() { for (b, j) in indices.enumerated() { t[a, b] = qx[context.heldOut + i, j] } }
+                reused = t
+            } else if pairs > Self.quadraturePairLimit {
+                return (nil, "Θ(X, X) of \(spec.activation.rawValue) needs the quadrature on \(m * (m + 1) / 2) pairs × \(hidden) hidden layer\(hidden == 1 ? "" : "s"), more than \(Self.quadraturePairLimit) without ntkinf-km's kernel to reuse (`pathkernel kernel` computes it on its own)")
+            }
         }
         do {
-            let theta = try InfiniteWidthKernel(spec: spec).kernels(x).ntk
+            let theta = try reused ?? InfiniteWidthKernel(spec: spec).kernels(x).ntk
             guard theta.isFinite else { return (nil, "the analytic NTK is not finite on these points") }
             var notes: [String] = []
             let value = Self.lambdaMin(theta, &notes, "Θ")

@@ -295,6 +295,35 @@ struct OverParameterizationTests {
         #expect(fine.notes == nil && fine.analyticNote == nil)
     }
 
+    /// A quadrature activation (tanh): with full-batch GD the analytic λ_min reads `ntkinf-km`'s
+    /// `Θ(queries, X)`, with Adam (ntkinf-km skipped) it computes the Gram matrix itself; both
+    /// against `pathkernel kernel`'s Gram matrix and the Jacobi solver. Above the diagnostics'
+    /// quadrature budget without ntkinf-km's kernel it is absent with a note.
+    @Test(arguments: [OptimizerSpec(kind: .gd, learningRate: 0.3), OptimizerSpec(kind: .adam, learningRate: 0.01)])
+    func analyticLambdaMinOfQuadratureActivations(optimizer: OptimizerSpec) throws {
+        let cfg = config(name: "tanh", data: #"{"kind":"teacher","train":10,"test":5,"inputDim":3}"#,
+                         model: #"{"layers":[3,6,6,1],"activation":"tanh","sigmaW":1.5,"sigmaB":0.1}"#,
+                         loss: .mse, optimizer: optimizer, steps: 3)
+        let path = try recordTrace(cfg)
+        let r = try analyze(path)
+        let reused = r.kernelMachines.first { $0.name == "ntkinf-km" }?.test != nil
+        #expect(reused == (optimizer.kind == .gd))
+        let d = try #require(r.diagnostics)
+        let run = try TraceRun.load(try TraceReader.open(path))
+        let ea = Self.jacobiEigenvalues(try InfiniteWidthKernel(spec: run.model.spec).kernels(run.trainX).ntk)
+        #expect(d.analyticNote == nil)
+        #expect(abs(try #require(d.analyticLambdaMin) - ea[0]) <= Self.eigenTolerance * ea.last!, "\(d.analyticLambdaMin ?? -1) vs \(ea[0])")
+    }
+
+    @Test func quadratureBeyondTheBudgetIsAbsent() throws {
+        let cfg = config(name: "tanh100", data: #"{"kind":"teacher","train":100,"test":2,"inputDim":2}"#,
+                         model: #"{"layers":[2,3,1],"activation":"tanh"}"#,
+                         loss: .mse, optimizer: OptimizerSpec(kind: .adam, learningRate: 0.01), steps: 1)
+        let d = try #require(try analyze(try recordTrace(cfg)).diagnostics)
+        #expect(d.points == 100 && d.analyticLambdaMin == nil)
+        #expect(d.analyticNote?.contains("5050 pairs × 1 hidden layer, more than 2000") == true, "\(d.analyticNote ?? "")")
+    }
+
     /// Above `pointLimit` training points the kernels take the evenly spaced subset.
     @Test func largeTrainingSetsUseTheSubset() {
         #expect(OverParameterization.pointCount(train: 40, outputs: 3) == 40)

@@ -58,9 +58,19 @@ struct KernelMachineContext {
     let rwd: Matrix, jvpSum: Matrix
     /// `Σ_t c_{i,t}` (n) and `Σ_t c_{i,t} g_{i,t}` (n × C).
     let cSum: [Double], gSum: Matrix
+    /// Where `ntkinf-km` leaves the analytic NTK `Θ(queries, X)` it computed (nQ × n), for the
+    /// over-parameterization diagnostics to read instead of computing it again.
+    var analyticNTK = AnalyticKernelBox()
 
     /// `f_T(X) − f_0(X)` on the training queries (rows nT..<nQ): the ridge machines' target.
     var trainingChange: Matrix { change.rows(at: Array(heldOut..<queries)) }
+}
+
+/// A slot for a kernel computed by one machine and read after the machines (one analysis, one
+/// thread: the machines run in order).
+final class AnalyticKernelBox: @unchecked Sendable {
+    var kernel: Matrix?
+    init() {}
 }
 
 enum KernelMachines {

@@ -37,6 +37,7 @@ struct NTKInfKM: KernelMachineRule {
         do {
             let run = context.run
             let theta = try InfiniteWidthKernel(spec: context.model.spec).kernels(context.xq, run.trainX).ntk
+            context.analyticNTK.kernel = theta
             return .prediction(Self.train(kernel: theta, initial: context.f0, heldOut: context.heldOut, run: run))
         } catch {
             return .skipped(note: "\(name) skipped: \(error)")
