@@ -61,6 +61,11 @@ struct OverParameterization {
         var d = AnalysisResult.Diagnostics(points: m, subset: m < n, kernelRows: m * C, travel: Self.travel(model, w0, wT))
         var notes: [String] = []
 
+        guard m > 0 else {
+            d.totalTravel = Self.relativeDistance(wT, w0)
+            d.notes = ["no training points: no kernels, no separation, no pattern"]
+            return d
+        }
         // Empirical kernels at both ends, their λ_min, change and cosine distance.
         let theta0 = EmpiricalNTK.gram(model, weights: w0, x, mode: .full)
         let thetaT = EmpiricalNTK.gram(model, weights: wT, x, mode: .full)
