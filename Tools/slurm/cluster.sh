@@ -153,6 +153,7 @@ MpiDefault=none
 SwitchType=switch/none
 JobRequeue=1
 MinJobAge=300
+KillWait=5
 NodeName=$NODE NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem State=UNKNOWN
 PartitionName=debug Nodes=$NODE Default=YES MaxTime=INFINITE State=UP
 EOF
@@ -160,6 +161,7 @@ EOF
 # Source this file to use the pathkernel test cluster: . $DIR/env
 export SLURM_CONF=$CONF
 export PATHKERNEL_SLURM_DIR=$DIR
+export PATHKERNEL_SLURM_NODE=$NODE
 EOF
 }
 
@@ -256,7 +258,7 @@ stop() {
   # slurmd's spool (scontrol listpids), so only this cluster's processes.
   if pid_of "$SLURMD_PID" "$SLURMD" >/dev/null; then
     for ((i = 0; i < 100; i++)); do
-      pids="$(scontrol listpids 2>/dev/null | awk 'NR > 1 && $1 ~ /^[0-9]+$/ {print $1}' || true)"
+      pids="$(scontrol listpids '*' "$NODE" 2>/dev/null | awk 'NR > 1 && $1 ~ /^[0-9]+$/ {print $1}' || true)"
       [[ -z "$pids" ]] && break
       sleep 0.1
     done
