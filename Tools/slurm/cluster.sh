@@ -185,6 +185,14 @@ start() {
     port_busy "$p" && die "TCP port $p is in use (another Slurm?); choose free ports with PATHKERNEL_SLURMCTLD_PORT and PATHKERNEL_SLURMD_PORT"
   done
   local t0=$SECONDS
+  # The directory is this script's alone (start deletes its subdirectories): a new or empty one, or
+  # one with the marker an earlier start wrote.
+  [[ "$DIR" == /* && "$DIR" != / ]] || die "PATHKERNEL_SLURM_DIR must be an absolute path other than /, not '$DIR'"
+  if [[ -e "$DIR" && ! -e "$DIR/.pathkernel-slurm" && -n "$(ls -A "$DIR" 2>/dev/null)" ]]; then
+    die "$DIR exists, is not empty and was not made by cluster.sh; choose another PATHKERNEL_SLURM_DIR"
+  fi
+  mkdir -p "$DIR"
+  echo "state directory of pathkernel Tools/slurm/cluster.sh; cluster.sh start deletes its subdirectories" >"$DIR/.pathkernel-slurm"
   # Fresh state at every start: no jobs or node state carried over from a previous run.
   rm -rf "$DIR/spool" "$DIR/log" "$DIR/run" "$DIR/munge" "$DIR/etc"
   mkdir -p "$DIR/etc" "$DIR/spool/ctld" "$DIR/spool/d" "$DIR/log" "$DIR/run" "$DIR/munge" "$DIR/munge-key"
