@@ -216,9 +216,9 @@ class SlurmShardTests(unittest.TestCase):
             time.sleep(1)
         self.fail(f"job {job} not finished after {timeout} s")
 
-    def task_analyze_pid(self, task, timeout=120):
-        """The pid of the `analyze --shard task/N` process of a running array task, found among
-        the job processes of this cluster's node (scontrol listpids), not by name."""
+    def running_shard(self, timeout=120):
+        """(I, pid) of a running `analyze --shard I/N` process of an array task, found among the job
+        processes of this cluster's node (scontrol listpids), not by name."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             r = subprocess.run(["scontrol", "listpids", "*", NODE], env=self.env, capture_output=True, text=True)
@@ -231,10 +231,11 @@ class SlurmShardTests(unittest.TestCase):
                         argv = f.read().decode(errors="replace").split("\0")
                 except OSError:
                     continue
-                if "analyze" in argv and "--shard" in argv and f"{task}/{SHARDS}" in argv:
-                    return int(pid)
-            time.sleep(0.1)
-        self.fail(f"no analyze process of task {task} appeared in {timeout} s")
+                if "analyze" in argv and "--shard" in argv:
+                    shard = argv[argv.index("--shard") + 1]
+                    return int(shard.split("/")[0]), int(pid)
+            time.sleep(0.05)
+        self.fail(f"no running analyze --shard process appeared in {timeout} s")
 
     # --- cases -----------------------------------------------------------------------------------
 
@@ -268,8 +269,7 @@ class SlurmShardTests(unittest.TestCase):
         t0 = time.monotonic()
         r, (array, merge, out) = self.submit(trace, wait=False, env=env)
         self.assertEqual(r.returncode, 0, r.stderr)
-        victim = 1
-        pid = self.task_analyze_pid(victim)
+        victim, pid = self.running_shard()
         os.kill(pid, 9)
         note(f"killed task {array}_{victim}'s analyze (pid {pid}) with SIGKILL mid-run")
         self.assertEqual(self.wait_job(merge), "COMPLETED",
