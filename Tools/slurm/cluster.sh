@@ -118,6 +118,7 @@ write_config() {
   # it finds instead of setting the node INVAL ("Low CPUs").
   ((cpus < 4)) && cpus=4
   cpus="${PATHKERNEL_SLURM_CPUS:-$cpus}"
+  [[ "$cpus" =~ ^[1-9][0-9]*$ ]] || die "PATHKERNEL_SLURM_CPUS must be a whole number >= 1, not '$cpus'"
   cat >"$CONF" <<EOF
 # Written by pathkernel Tools/slurm/cluster.sh start; rewritten at every start.
 ClusterName=pathkernel
@@ -173,6 +174,14 @@ show_logs() {
   return 0
 }
 
+# fail_start WHY: show the logs, stop whatever this start started, and exit with WHY.
+fail_start() {
+  show_logs
+  say "$1; stopping what this start started"
+  stop || true
+  die "$1 (the daemons' own messages are above; logs in $DIR/log and $DIR/munge)"
+}
+
 start() {
   [[ $(id -u) -eq 0 ]] || die "must run as root (it runs the Slurm daemons as root; SlurmUser=root)"
   if pid_of "$CTLD_PID" "$SLURMCTLD" >/dev/null || pid_of "$SLURMD_PID" "$SLURMD" >/dev/null ||
@@ -206,10 +215,9 @@ start() {
   write_config
   "$MUNGED" --key-file="$DIR/munge-key/munge.key" --socket="$MUNGE_SOCKET" \
     --pid-file="$MUNGE_PID" --log-file="$DIR/munge/munged.log" \
-    --seed-file="$DIR/munge-key/munged.seed" --force ||
-    { show_logs; die "munged did not start (log above)"; }
-  "$SLURMCTLD" -f "$CONF" || { show_logs; die "slurmctld did not start (log above)"; }
-  "$SLURMD" -f "$CONF" -N "$NODE" || { show_logs; die "slurmd did not start (log above)"; }
+    --seed-file="$DIR/munge-key/munged.seed" --force || fail_start "munged did not start"
+  "$SLURMCTLD" -f "$CONF" || fail_start "slurmctld did not start"
+  "$SLURMD" -f "$CONF" -N "$NODE" || fail_start "slurmd did not start"
   local state="" i
   for ((i = 0; i < 300; i++)); do
     state="$(SLURM_CONF="$CONF" sinfo -h -N -n "$NODE" -o %T 2>/dev/null || true)"
@@ -218,10 +226,7 @@ start() {
     sleep 0.1
   done
   if [[ "$state" != idle ]]; then
-    show_logs
-    say "the node is not idle (state '${state:-unknown}'; reason: $(SLURM_CONF="$CONF" sinfo -h -N -n "$NODE" -o %E 2>/dev/null || true)); stopping what started"
-    stop || true
-    die "Slurm did not come up (logs above, all in $DIR/log)"
+    fail_start "the node is not idle (state '${state:-unknown}'; reason: $(SLURM_CONF="$CONF" sinfo -h -N -n "$NODE" -o %E 2>/dev/null || true))"
   fi
   say "Slurm up in $((SECONDS - t0)) s: node $NODE idle; use it with: . $DIR/env"
 }

@@ -134,6 +134,7 @@ class SlurmShardTests(unittest.TestCase):
             raise unittest.SkipTest("not root: the local Slurm needs root")
         cls.bin, cls.stub = choose_binary()
         cls.work = tempfile.mkdtemp(prefix="pathkernel-slurm-test-")
+        os.chmod(cls.work, 0o755)  # munged wants its socket's directories world-executable
         cls.addClassCleanup(shutil.rmtree, cls.work, ignore_errors=True)
         cls.slurm_dir = os.path.join(cls.work, "slurm")
         cls.env = dict(os.environ, PATHKERNEL_SLURM_DIR=cls.slurm_dir,
@@ -147,8 +148,8 @@ class SlurmShardTests(unittest.TestCase):
         t0 = time.monotonic()
         r = subprocess.run([CLUSTER, "start"], env=cls.env, capture_output=True, text=True)
         if r.returncode != 0:
-            tail = "\n".join((r.stderr or r.stdout).strip().splitlines()[-12:])
-            note(f"SKIPPED the Slurm tests: the local Slurm cannot start here:\n{tail}")
+            note(f"SKIPPED the Slurm tests: the local Slurm cannot start here "
+                 f"(Tools/slurm/cluster.sh start says):\n{(r.stderr + r.stdout).strip()}")
             raise unittest.SkipTest("the local Slurm cannot start (message printed above)")
         note(f"local Slurm started in {time.monotonic() - t0:.1f} s ({cls.slurm_dir})")
 
