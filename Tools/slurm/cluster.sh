@@ -203,7 +203,7 @@ start() {
   mkdir -p "$DIR"
   echo "state directory of pathkernel Tools/slurm/cluster.sh; cluster.sh start deletes its subdirectories" >"$DIR/.pathkernel-slurm"
   # Fresh state at every start: no jobs or node state carried over from a previous run.
-  rm -rf "$DIR/spool" "$DIR/log" "$DIR/run" "$DIR/munge" "$DIR/etc"
+  rm -rf "${DIR:?}/spool" "${DIR:?}/log" "${DIR:?}/run" "${DIR:?}/munge" "${DIR:?}/etc"
   mkdir -p "$DIR/etc" "$DIR/spool/ctld" "$DIR/spool/d" "$DIR/log" "$DIR/run" "$DIR/munge" "$DIR/munge-key"
   # munged refuses a socket directory that is not world-executable and a key readable by others.
   chmod 755 "$DIR" "$DIR/munge"
@@ -255,7 +255,7 @@ stop_daemon() {
 stop() {
   [[ $(id -u) -eq 0 ]] || die "must run as root"
   export SLURM_CONF="$CONF"
-  local i pids
+  local i pids=()
   if pid_of "$CTLD_PID" "$SLURMCTLD" >/dev/null; then
     # Cancel this cluster's jobs (SLURM_CONF points at this cluster only) and wait for them.
     if [[ -n "$(squeue -h -o %i 2>/dev/null || true)" ]]; then
@@ -271,13 +271,13 @@ stop() {
   # slurmd's spool (scontrol listpids), so only this cluster's processes.
   if pid_of "$SLURMD_PID" "$SLURMD" >/dev/null; then
     for ((i = 0; i < 100; i++)); do
-      pids="$(scontrol listpids '*' "$NODE" 2>/dev/null | awk 'NR > 1 && $1 ~ /^[0-9]+$/ {print $1}' || true)"
-      [[ -z "$pids" ]] && break
+      mapfile -t pids < <(scontrol listpids '*' "$NODE" 2>/dev/null | awk 'NR > 1 && $1 ~ /^[0-9]+$/ {print $1}' || true)
+      ((${#pids[@]} == 0)) && break
       sleep 0.1
     done
-    if [[ -n "$pids" ]]; then
-      say "job processes still running after 10 s, killing them: $(echo $pids)"
-      kill -KILL $pids 2>/dev/null || true
+    if ((${#pids[@]})); then
+      say "job processes still running after 10 s, killing them: ${pids[*]}"
+      kill -KILL "${pids[@]}" 2>/dev/null || true
     fi
   fi
   stop_daemon slurmd "$SLURMD_PID" "$SLURMD"
