@@ -13,7 +13,8 @@ Cases: one preset per kernel route ((S)GD, momentum, Adam) sharded into 4 parts 
 array + dependent merge, compared with the single-process analysis of a copy to 1e-12 relative
 (compare_json.py); one array task's analyze killed mid-run (Slurm requeues the task, the merge still
 matches); a deleted part (the merge refuses and names it), a duplicated and a foreign part; a task
-that fails for good (the merge is cancelled). Python 3 standard library only.
+that fails for good, and a task ended with scancel (the merge is cancelled). Python 3 standard
+library only.
 """
 import json
 import os
@@ -178,6 +179,15 @@ class SlurmShardTests(unittest.TestCase):
         self.run_ok(args)
         return trace
 
+    def train_long(self, name):
+        """moons-momentum at its full length (300 steps): shards that still run when the test
+        reaches for one (the stub is slowed by PATHKERNEL_STUB_SECONDS instead)."""
+        trace = os.path.join(self.work, name, "run.sqlite")
+        os.makedirs(os.path.dirname(trace), exist_ok=True)
+        self.run_ok([self.bin, "train", "--preset", "moons-momentum", "--out", trace, "--force",
+                     "--checkpoint-every", "20", "--quiet"])
+        return trace
+
     def single_process_report(self, trace):
         """`analyze` on a copy of the trace, and the copy's JSON report."""
         copy = trace.replace(".sqlite", "-single.sqlite")
@@ -259,13 +269,7 @@ class SlurmShardTests(unittest.TestCase):
         env = dict(self.env)
         if self.stub:
             env["PATHKERNEL_STUB_SECONDS"] = "15"
-            trace = self.train("killed", "moons-momentum")
-        else:
-            # a longer run, so that the shard is still running when it is killed
-            trace = os.path.join(self.work, "killed", "run.sqlite")
-            os.makedirs(os.path.dirname(trace), exist_ok=True)
-            self.run_ok([self.bin, "train", "--preset", "moons-momentum", "--out", trace, "--force",
-                         "--checkpoint-every", "20", "--quiet"])
+        trace = self.train_long("killed")
         single = self.single_process_report(trace)
         t0 = time.monotonic()
         r, (array, merge, out) = self.submit(trace, wait=False, env=env)
@@ -328,6 +332,25 @@ class SlurmShardTests(unittest.TestCase):
         self.assertEqual(self.job_fields(merge).get("JobState"), "CANCELLED")
         self.assertFalse(any(p.startswith("part-") for p in os.listdir(out)))
         note(f"failing tasks: merge {merge} cancelled, pathkernel-slurm --wait exited {r.returncode}")
+
+    def test_5_scancel_of_a_task_is_not_retried_and_cancels_the_merge(self):
+        """`scancel --signal=KILL` ends the task's batch script itself: Slurm records the task
+        CANCELLED (what scancel asks for), the task cannot requeue itself, and the merge job is
+        cancelled instead of merging an incomplete set (Docs/scale-out.md, failures table)."""
+        env = dict(self.env)
+        if self.stub:
+            env["PATHKERNEL_STUB_SECONDS"] = "15"
+        trace = self.train_long("scancel")
+        r, (array, merge, out) = self.submit(trace, wait=False, env=env)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        victim, _ = self.running_shard()
+        subprocess.run(["scancel", "--signal=KILL", f"{array}_{victim}"], env=self.env, check=True)
+        self.assertEqual(self.wait_job(merge), "CANCELLED", f"merge job {merge} was not cancelled")
+        task = self.job_fields(f"{array}_{victim}")
+        self.assertEqual(task.get("JobState"), "CANCELLED", task)
+        self.assertFalse(os.path.exists(os.path.join(out, f"part-{victim}.sqlite")))
+        note(f"scancel --signal=KILL {array}_{victim}: task CANCELLED (Restarts={task.get('Restarts')}), "
+             f"merge {merge} cancelled")
 
 
 if __name__ == "__main__":
