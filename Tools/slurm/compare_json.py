@@ -10,8 +10,8 @@ rtol (default 1e-12) is the issue-13 target. atol (default 1e-13) is there for n
 themselves round-off: residuals of ~1e-14, a kernel distance of -1e-15 at step 0. Summing the
 steps in another order (shards) changes those in their last bits, which is 100 % of their value;
 1e-13 is below anything the analysis reports as a real quantity. Booleans, strings, nulls, key sets
-and array lengths must be equal. Keys named in --ignore (default: `seconds`, wall time) are skipped
-wherever they occur. Python 3 standard library only.
+and array lengths must be equal. Keys named in --ignore (default: `seconds`, wall time, and
+`sharding`, which only a merged analysis has) are skipped wherever they occur. Python 3 standard library only.
 
 What does *not* hold: the relation is not transitive, and a number that is legitimately below atol
 in magnitude is compared only absolutely.
@@ -21,7 +21,7 @@ import json
 import math
 import sys
 
-DEFAULT_IGNORE = ("seconds",)
+DEFAULT_IGNORE = ("seconds", "sharding")
 
 
 class Comparison:
@@ -78,7 +78,7 @@ def main(argv=None):
     p.add_argument("second")
     p.add_argument("--rtol", type=float, default=1e-12)
     p.add_argument("--atol", type=float, default=1e-13)
-    p.add_argument("--ignore", action="append", help="a key to skip wherever it occurs (default: seconds)")
+    p.add_argument("--ignore", action="append", help="a key to skip wherever it occurs (default: seconds, sharding)")
     args = p.parse_args(argv)
     try:
         with open(args.first) as f:
