@@ -87,7 +87,7 @@ let package = Package(
         .testTarget(name: "PKAnalysisTests", dependencies: ["PKAnalysis", "PKTraining"]),
         .testTarget(name: "PKReportTests", dependencies: ["PKReport"], exclude: ["Golden"]),
         .testTarget(name: "PKBenchTests", dependencies: ["PKBench", "PKNetworks", "PKNumerics"]),
-        .testTarget(name: "CLITests", dependencies: ["PKTraining", "PKTrace"]),
+        .testTarget(name: "CLITests", dependencies: ["PKTraining", "PKTrace", "PKData"]),
     ],
     swiftLanguageModes: [.v6]
 )

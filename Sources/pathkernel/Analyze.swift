@@ -200,17 +200,23 @@ struct Analyze: ParsableCommand {
 struct ReportCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "report",
-        abstract: "Print the stored analysis of a trace as text, Markdown or JSON.",
+        abstract: "Print the stored analysis of a trace as text, Markdown, JSON or HTML.",
         discussion: """
         With several stored analyses, the newest is shown. An analysis computed before the trace \
         last changed (more steps, a new checkpoint, a new status) is printed marked OUT OF DATE, \
         with the `pathkernel analyze … --force` command that refreshes it.
+
+        --format html writes one self-contained page (inline SVG and CSS, nothing fetched) with \
+        figures: kernel machines' errors, the kernel along training with the recorded loss and \
+        learning rate, and for image data the training images behind predictions.
+
+        Example:  pathkernel report run.sqlite --format html --out report.html
         """)
 
     @Argument(help: "The trace file.")
     var path: String
 
-    @Option(help: "text (80 columns), markdown or json.")
+    @Option(help: "text (80 columns), markdown, json or html (a page; see Docs/cli.md).")
     var format: ReportFormat = .text
 
     @Option(help: "Write the report to FILE instead of standard output.")
@@ -229,7 +235,9 @@ struct ReportCommand: ParsableCommand {
                 result.run.notes.insert("OUT OF DATE: " + line, at: 0)
                 AnalysisRunner.note("warning: the stored analysis is out of date: " + line)
             }
-            let text = Report.render(result, format: format)
+            // HTML adds what the trace holds beside the result: per-step loss and learning rate, input images.
+            let text = format == .html ? Report.html(result, data: try ReportData.read(reader, for: result))
+                                       : Report.render(result, format: format)
             if let out {
                 try OutputPath.write(text, to: out)
             } else {

@@ -1,0 +1,58 @@
+import Foundation
+import PKTrace
+import PKAnalysis
+import PKReport
+
+extension ReportData {
+    /// What the HTML report shows beside `result`, read from the trace: the recorded learning rate
+    /// and loss of every step, and, for data with an input shape, the inputs the attribution names.
+    static func read(_ reader: TraceReader, for result: AnalysisResult) throws -> ReportData {
+        let steps = try reader.steps()
+        var data = ReportData(steps: steps.map(\.step), learningRates: steps.map(\.learningRate), losses: steps.map(\.loss))
+        guard !result.attribution.isEmpty else { return data }
+        let arrays = try reader.data()
+        guard let shape = imageShape(x: arrays.trainX, modelJSON: reader.run.modelJSON, configJSON: reader.run.configJSON) else { return data }
+        let size = shape.channels * shape.height * shape.width
+        func row(_ a: DataArray, _ i: Int) -> [Double]? {
+            guard i >= 0, i < a.rows, a.rows > 0, a.values.count == a.rows * size else { return nil }
+            return Array(a.values[i * size ..< (i + 1) * size])
+        }
+        var train: [Int: [Double]] = [:], test: [Int: [Double]] = [:]
+        for a in result.attribution {
+            let query = a.split == "train" ? row(arrays.trainX, a.query) : row(arrays.testX, a.query)
+            if a.split == "train" { train[a.query] = query } else { test[a.query] = query }
+            for i in (a.pushedUp ?? []).map(\.trainIndex) + (a.pushedDown ?? []).map(\.trainIndex) + a.top.map(\.trainIndex) {
+                train[i] = row(arrays.trainX, i)
+            }
+        }
+        data.images = Images(channels: shape.channels, height: shape.height, width: shape.width, train: train, test: test)
+        return data
+    }
+
+    /// One input's image shape: from the stored array (`[n, C, H, W]` or `[n, H, W]`), else the
+    /// model's `input` `[C, H, W]`, else a square for IDX data (`[n, d]` with d = s², as an MLP on
+    /// Fashion-MNIST stores it); nil for data without one.
+    static func imageShape(x: DataArray, modelJSON: String, configJSON: String) -> (channels: Int, height: Int, width: Int)? {
+        let dims = Array(x.shape.dropFirst())
+        let d = dims.reduce(1, *)
+        func valid(_ s: (Int, Int, Int)) -> (channels: Int, height: Int, width: Int)? {
+            s.0 > 0 && s.1 > 0 && s.2 > 0 && s.0 * s.1 * s.2 == d && d > 0 ? (s.0, s.1, s.2) : nil
+        }
+        if dims.count == 3 { return valid((dims[0], dims[1], dims[2])) }
+        if dims.count == 2 { return valid((1, dims[0], dims[1])) }
+        func object(_ json: String) -> [String: Any]? {
+            (try? JSONSerialization.jsonObject(with: Data(json.utf8))) as? [String: Any]
+        }
+        if let input = object(modelJSON)?["input"] as? [Int], input.count == 3 {
+            return valid((input[0], input[1], input[2]))
+        }
+        if let config = object(configJSON), let model = config["model"] as? [String: Any], let input = model["input"] as? [Int], input.count == 3 {
+            return valid((input[0], input[1], input[2]))
+        }
+        if let config = object(configJSON), (config["data"] as? [String: Any])?["kind"] as? String == "idx" {
+            let side = Int(Double(d).squareRoot().rounded())
+            return side > 1 ? valid((1, side, side)) : nil
+        }
+        return nil
+    }
+}
