@@ -90,7 +90,7 @@ extension Report {
                 return row + [km.description]
             }
             var html = figure("fig-kernel-machines", chart, caption: "Each machine's relative error ‖KM − f_T‖/‖f_T − f_0‖ on each split: 0 is the network itself, 1 (100%) no better than the untrained network.")
-            html += table(header, rows, textColumns: [0, header.count - 1])
+            html += table(header, rows, textColumns: [0, header.count - 1], wideLast: true)
             let ridge = r.kernelMachines.compactMap(ridgeLine)
             if !ridge.isEmpty { html += "<ul>" + ridge.map { "<li>\(e($0))</li>" }.joined() + "</ul>" }
             if classification { html += "<p class=\"meaning\">agree = same predicted class as the network.</p>" }
@@ -103,8 +103,10 @@ extension Report {
             let stepsX = d.map { Double($0.step) } + data.steps.map(Double.init)
             let domain = stepsX.min().flatMap { lo in stepsX.max().map { (lo, $0) } }
             var figs: [String] = []
-            func chart(_ id: String, _ title: String, _ series: [SVG.Series], logY: Bool = false, yLabel: String, format: @escaping (Double) -> String) {
-                figs.append(figure(id, SVG.lineChart(title: title, series: series, xLabel: "step", yLabel: yLabel, xDomain: domain, logY: logY, format: format)))
+            func chart(_ id: String, _ title: String, _ series: [SVG.Series], logY: Bool = false, yLabel: String, format: @escaping (Double) -> String,
+                       ticks: @escaping (Double) -> String = { SVG.tickLabel($0) }) {
+                figs.append(figure(id, SVG.lineChart(title: title, series: series, xLabel: "step", yLabel: yLabel, xDomain: domain, logY: logY,
+                                                     format: format, tickFormat: ticks)))
             }
             let steps = d.map { Double($0.step) }
             if !d.isEmpty {
@@ -113,7 +115,7 @@ extension Report {
                 chart("fig-weight-travel", "Weight travel ‖w_t − w_0‖/‖w_0‖", [SVG.Series(name: "weight travel", x: steps, y: d.map(\.weightTravel))], yLabel: "travel", format: { num($0) })
                 let km = d.compactMap { p in p.pathKmError.map { (Double(p.step), $0) } }
                 if !km.isEmpty {
-                    chart("fig-path-km-error", "path-km relative error (log scale)", [SVG.Series(name: "path-km rel err", x: km.map(\.0), y: km.map(\.1))], logY: true, yLabel: "rel err", format: { pct($0) })
+                    chart("fig-path-km-error", "path-km relative error (log scale)", [SVG.Series(name: "path-km rel err", x: km.map(\.0), y: km.map(\.1))], logY: true, yLabel: "rel err", format: { pct($0) }, ticks: { pct($0) })
                 }
             }
             let n = min(data.steps.count, data.losses.count, data.learningRates.count)
@@ -256,8 +258,9 @@ extension Report {
     }
 
     /// A table; columns not in `textColumns` (default: the first) are numbers, right-aligned.
-    static func table(_ header: [String], _ rows: [[String]], textColumns: Set<Int> = [0]) -> String {
-        func cls(_ i: Int) -> String { textColumns.contains(i) ? "" : " class=\"n\"" }
+    /// `wideLast`: the last column is prose (kept readable instead of squeezed).
+    static func table(_ header: [String], _ rows: [[String]], textColumns: Set<Int> = [0], wideLast: Bool = false) -> String {
+        func cls(_ i: Int) -> String { wideLast && i == header.count - 1 ? " class=\"prose\"" : textColumns.contains(i) ? "" : " class=\"n\"" }
         var out = "<table><thead><tr>" + header.enumerated().map { "<th\(cls($0.offset))>\(SVG.escape($0.element))</th>" }.joined() + "</tr></thead><tbody>"
         for row in rows { out += "<tr>" + row.enumerated().map { "<td\(cls($0.offset))>\(SVG.escape($0.element))</td>" }.joined() + "</tr>" }
         return out + "</tbody></table>"
@@ -281,9 +284,10 @@ extension Report {
     th,td{padding:3px 10px;border-bottom:1px solid #e4e4e4;text-align:left;vertical-align:top}
     th{border-bottom:2px solid #bbb;font-weight:600}
     td.n,th.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
-    figure{margin:8px 0}figure.fig svg{max-width:100%;height:auto}
+    figure{margin:8px 0}figure.fig svg{width:100%;max-width:720px;height:auto}
+    td.prose{min-width:14em;font-size:13px;color:#444}
     figcaption{font-size:13px;color:#555}
-    .grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(440px,1fr));gap:4px 16px}
+    .grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(420px,1fr));gap:4px 16px}
     .meaning{font-size:13px;color:#444}
     .strip{display:flex;flex-wrap:wrap;align-items:flex-start;gap:10px}
     .side{display:flex;flex-wrap:wrap;gap:6px;padding:6px;border-radius:6px}

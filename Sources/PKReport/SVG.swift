@@ -35,8 +35,8 @@ public enum SVG {
 
     /// Drawing size and margins of the charts.
     struct Frame {
-        var width = 640.0, height = 220.0
-        var left = 64.0, right = 16.0, top = 28.0, bottom = 40.0
+        var width = 480.0, height = 210.0
+        var left = 60.0, right = 12.0, top = 28.0, bottom = 38.0
         var plotWidth: Double { width - left - right }
         var plotHeight: Double { height - top - bottom }
     }
@@ -45,10 +45,11 @@ public enum SVG {
 
     /// A line chart of `series` against a shared x axis. `xDomain` fixes the x range (charts that
     /// share a step axis pass the same one); `logY` draws y on a log scale (values ≤ 0 left out).
-    /// `format` writes the values in tooltips and on the y ticks.
+    /// `format` writes the values in tooltips, `tickFormat` on the y ticks.
     public static func lineChart(title: String, series: [Series], xLabel: String, yLabel: String,
                                  xDomain: (Double, Double)? = nil, logY: Bool = false,
-                                 format: (Double) -> String = { tickLabel($0) }) -> String {
+                                 format: (Double) -> String = { tickLabel($0) },
+                                 tickFormat: (Double) -> String = { tickLabel($0) }) -> String {
         let f = Frame()
         let kept = series.map { s in s.points.filter { $0.x.isFinite && usable($0.y, log: logY) } }
         let xs = kept.flatMap { $0.map(\.x) }, ys = kept.flatMap { $0.map(\.y) }
@@ -60,7 +61,7 @@ public enum SVG {
         }
         let sx = Scale(lo: xr.0, hi: xr.1, from: f.left, to: f.left + f.plotWidth, log: false)
         let sy = Scale(lo: yr.0, hi: yr.1, from: f.top + f.plotHeight, to: f.top, log: logY)
-        out += axes(f, sx: sx, sy: sy, xFormat: { tickLabel($0) }, yFormat: format)
+        out += axes(f, sx: sx, sy: sy, xFormat: { tickLabel($0) }, yFormat: tickFormat)
         for (k, s) in series.enumerated() {
             let color = palette[k % palette.count]
             // Break the line at points that cannot be drawn.
@@ -94,8 +95,9 @@ public enum SVG {
     public static func logBarChart(title: String, groups: [(label: String, values: [Double?])], seriesNames: [String],
                                    yLabel: String, format: (Double) -> String = { tickLabel($0) }) -> String {
         var f = Frame()
+        f.width = 720
         f.bottom = 72
-        f.height = 260
+        f.height = 270
         let ys = groups.flatMap { $0.values.compactMap { $0 } }.filter { usable($0, log: true) }
         var out = open(f, title: title)
         guard !groups.isEmpty, let fit = range(ys, log: true) else {
@@ -142,6 +144,7 @@ public enum SVG {
     /// spectra, x is the eigenvalue's rank 1, 2, ….
     public static func logLogPlot(title: String, series: [Series], xLabel: String, yLabel: String,
                                   format: (Double) -> String = { tickLabel($0) }) -> String {
+        // Ticks are powers of ten: `tickLabel` writes them; `format` the tooltips.
         let f = Frame()
         let kept = series.map { $0.points.filter { usable($0.x, log: true) && usable($0.y, log: true) } }
         var out = open(f, title: title)
@@ -151,7 +154,7 @@ public enum SVG {
         }
         let sx = Scale(lo: xr.0, hi: xr.1, from: f.left, to: f.left + f.plotWidth, log: true)
         let sy = Scale(lo: yr.0, hi: yr.1, from: f.top + f.plotHeight, to: f.top, log: true)
-        out += axes(f, sx: sx, sy: sy, xFormat: { tickLabel($0) }, yFormat: format)
+        out += axes(f, sx: sx, sy: sy, xFormat: { tickLabel($0) }, yFormat: { tickLabel($0) })
         for (k, pts) in kept.enumerated() where !pts.isEmpty {
             let color = palette[k % palette.count]
             if pts.count > 1 {

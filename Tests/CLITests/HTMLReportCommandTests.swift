@@ -60,7 +60,7 @@ struct HTMLReportCommandTests {
                 #expect(queries >= 1 && thumbs > queries, "\(page.name): \(queries) query images, \(thumbs) in all")
                 #expect(!html.contains("<th>side</th>"), "\(page.name): every contributor has its image")
             } else {
-                #expect(thumbs == 0 && html.contains("<th>contribution</th>"), "\(page.name): a table, no images")
+                #expect(thumbs == 0 && html.contains("contribution</th>"), "\(page.name): a table, no images")
             }
             #expect(Self.balanceProblem(html) == nil, "\(page.name): \(Self.balanceProblem(html) ?? "")")
             let stripped = html.replacingOccurrences(of: "xmlns=\"http://www.w3.org/2000/svg\"", with: "")
@@ -108,7 +108,7 @@ struct HTMLReportCommandTests {
                                       environment: ["HOME": NSTemporaryDirectory()], what: "chromium --dump-dom \(page.name)").stdout
             for id in Self.sections + Self.figures { #expect(dom.contains("id=\"\(id)\""), "\(page.name): \(id) not in Chromium's DOM") }
             let svgs = page.html.components(separatedBy: "<svg").count - 1
-            #expect(svgs > Self.figures.count && dom.components(separatedBy: "<svg").count - 1 == svgs, "\(page.name): \(svgs) SVGs in the file")
+            #expect(svgs >= Self.figures.count && dom.components(separatedBy: "<svg").count - 1 == svgs, "\(page.name): \(svgs) SVGs in the file")
             #expect(dom.contains("<title>pathkernel report: "))
         }
     }
