@@ -143,7 +143,7 @@ extension Report {
                 let sorted = s.eigenvalues.filter { !$0.isNaN }.sorted(by: >)
                 return SVG.Series(name: s.label, x: sorted.indices.map { Double($0 + 1) }, y: sorted)
             }
-            let plot = SVG.logLogPlot(title: "Eigenvalues, largest first (log-log)", series: series, xLabel: "rank", yLabel: "eigenvalue", format: { sci($0) })
+            let plot = SVG.logLogPlot(title: "Eigenvalues, largest first", series: series, xLabel: "rank", yLabel: "eigenvalue", format: { sci($0) })
             body.append(section("spectrum", "NTK eigenvalue spectrum", figure("fig-spectrum", plot, caption: "Eigenvalues ≤ 0 are left out of the log axes.")))
         }
 
@@ -284,7 +284,7 @@ extension Report {
     th,td{padding:3px 10px;border-bottom:1px solid #e4e4e4;text-align:left;vertical-align:top}
     th{border-bottom:2px solid #bbb;font-weight:600}
     td.n,th.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
-    figure{margin:8px 0}figure.fig svg{width:100%;max-width:720px;height:auto}
+    figure{margin:8px 0}figure.fig svg{max-width:100%;height:auto}.grid figure.fig svg{width:100%}
     td.prose{min-width:14em;font-size:13px;color:#444}
     figcaption{font-size:13px;color:#555}
     .grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(420px,1fr));gap:4px 16px}

@@ -50,7 +50,8 @@ public enum SVG {
                                  xDomain: (Double, Double)? = nil, logY: Bool = false,
                                  format: (Double) -> String = { tickLabel($0) },
                                  tickFormat: (Double) -> String = { tickLabel($0) }) -> String {
-        let f = Frame()
+        var f = Frame()
+        if series.count > 1 { f.top += 14 }
         let kept = series.map { s in s.points.filter { $0.x.isFinite && usable($0.y, log: logY) } }
         let xs = kept.flatMap { $0.map(\.x) }, ys = kept.flatMap { $0.map(\.y) }
         var out = open(f, title: title)
@@ -98,6 +99,7 @@ public enum SVG {
         f.width = 720
         f.bottom = 72
         f.height = 270
+        if !seriesNames.isEmpty { f.top += 14 }
         let ys = groups.flatMap { $0.values.compactMap { $0 } }.filter { usable($0, log: true) }
         var out = open(f, title: title)
         guard !groups.isEmpty, let fit = range(ys, log: true) else {
@@ -145,7 +147,8 @@ public enum SVG {
     public static func logLogPlot(title: String, series: [Series], xLabel: String, yLabel: String,
                                   format: (Double) -> String = { tickLabel($0) }) -> String {
         // Ticks are powers of ten: `tickLabel` writes them; `format` the tooltips.
-        let f = Frame()
+        var f = Frame()
+        if series.count > 1 { f.top += 14 }
         let kept = series.map { $0.points.filter { usable($0.x, log: true) && usable($0.y, log: true) } }
         var out = open(f, title: title)
         guard let xr = range(kept.flatMap { $0.map(\.x) }, log: true), let yr = range(kept.flatMap { $0.map(\.y) }, log: true) else {
@@ -213,6 +216,7 @@ public enum SVG {
         if x == 0 { return "0" }
         let a = abs(x)
         if a >= 1e5 || a < 1e-3 { return String(format: "%.0e", x) }
+        if x == x.rounded() { return String(format: "%.0f", x) }
         return String(format: "%.4g", x)
     }
 
@@ -233,12 +237,24 @@ public enum SVG {
         return ticks
     }
 
-    /// Powers of ten in [lo, hi] (every second or more when there are many), or the two ends
-    /// when the range holds none.
+    /// Powers of ten in [lo, hi] (every second or more when there are many); 1, 2 and 5 times
+    /// powers of ten when the range holds fewer than two powers; the two ends when it holds fewer
+    /// than two of those.
     static func logTicks(_ lo: Double, _ hi: Double) -> [Double] {
         guard lo > 0, hi >= lo, lo.isFinite, hi.isFinite else { return [] }
         let a = Int(ceil(log10(lo) - 1e-9)), b = Int(floor(log10(hi) + 1e-9))
-        guard a <= b else { return [lo, hi] }
+        if b - a < 1 {
+            let k0 = Int(floor(log10(lo))), k1 = Int(ceil(log10(hi)))
+            var fine: [Double] = []
+            for k in k0...max(k0, k1) {
+                let power: Double = pow(10, Double(k))
+                for m: Double in [1, 2, 5] {
+                    let t = m * power
+                    if t >= lo * (1 - 1e-9) && t <= hi * (1 + 1e-9) { fine.append(t) }
+                }
+            }
+            return fine.count >= 2 ? fine : [lo, hi]
+        }
         let every = max(1, (b - a + 7) / 8)
         return stride(from: a, through: b, by: every).map { pow(10, Double($0)) }
     }
@@ -348,15 +364,14 @@ public enum SVG {
         return out
     }
 
-    /// Colour keys at the top right, right to left.
+    /// Colour keys in a row under the title (the frame's `top` leaves room when there are any).
     static func legend(_ f: Frame, names: [String]) -> String {
         var out = ""
-        var x = f.width - f.right
-        for (k, name) in names.enumerated().reversed() {
-            let w = Double(name.count) * 6.5 + 18
-            x -= w
-            out += "<rect x=\"\(c(x))\" y=\"8\" width=\"10\" height=\"10\" fill=\"\(palette[k % palette.count])\"/>"
-            out += "<text x=\"\(c(x + 14))\" y=\"17\" font-size=\"11\" fill=\"#222\">\(escape(name))</text>"
+        var x = f.left
+        for (k, name) in names.enumerated() {
+            out += "<rect x=\"\(c(x))\" y=\"24\" width=\"10\" height=\"10\" fill=\"\(palette[k % palette.count])\"/>"
+            out += "<text x=\"\(c(x + 14))\" y=\"33\" font-size=\"11\" fill=\"#222\">\(escape(name))</text>"
+            x += Double(name.count) * 6.5 + 26
         }
         return out
     }

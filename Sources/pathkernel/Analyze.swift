@@ -222,6 +222,13 @@ struct ReportCommand: ParsableCommand {
     @Option(help: "Write the report to FILE instead of standard output.")
     var out: String?
 
+    @Flag(help: "With --format html: add the empirical NTK's eigenvalues on the training points at the first and the last step (computes two n × n kernels, trace over outputs).")
+    var spectrum = false
+
+    func validate() throws {
+        if spectrum && format != .html { throw ValidationError("--spectrum needs --format html") }
+    }
+
     func run() throws {
         do {
             let reader = try TraceReader.open(path)
@@ -236,7 +243,7 @@ struct ReportCommand: ParsableCommand {
                 AnalysisRunner.note("warning: the stored analysis is out of date: " + line)
             }
             // HTML adds what the trace holds beside the result: per-step loss and learning rate, input images.
-            let text = format == .html ? Report.html(result, data: try ReportData.read(reader, for: result))
+            let text = format == .html ? Report.html(result, data: try ReportData.read(reader, for: result, spectrum: spectrum))
                                        : Report.render(result, format: format)
             if let out {
                 try OutputPath.write(text, to: out)
@@ -278,7 +285,7 @@ struct Demo: ParsableCommand {
             guard outcome.status == .finished else { throw fail("training \(outcome.status.rawValue): \(outcome.message ?? "")") }
             let result = try AnalysisRunner.run(path: out, settings: AnalysisSettings(), force: true, quiet: false)
             print(Report.render(result, format: .text), terminator: "")
-            FileHandle.standardError.write(Data("trace and analysis kept in \(out) (pathkernel report \(out) --format json)\n".utf8))
+            FileHandle.standardError.write(Data("trace and analysis kept in \(out) (pathkernel report \(out) --format html --out report.html: the report with figures)\n".utf8))
         } catch let e as ExitCode {
             throw e
         } catch {

@@ -1,14 +1,23 @@
 import Foundation
 import PKTrace
 import PKAnalysis
+import PKNetworks
 import PKReport
 
 extension ReportData {
     /// What the HTML report shows beside `result`, read from the trace: the recorded learning rate
-    /// and loss of every step, and, for data with an input shape, the inputs the attribution names.
-    static func read(_ reader: TraceReader, for result: AnalysisResult) throws -> ReportData {
+    /// and loss of every step, for data with an input shape the inputs the attribution names, and
+    /// with `spectrum` the empirical NTK's eigenvalues (trace over outputs, training points) at
+    /// step 0 and at the analyzed last step.
+    static func read(_ reader: TraceReader, for result: AnalysisResult, spectrum: Bool = false) throws -> ReportData {
         let steps = try reader.steps()
         var data = ReportData(steps: steps.map(\.step), learningRates: steps.map(\.learningRate), losses: steps.map(\.loss))
+        if spectrum {
+            for step in Set([0, result.run.steps]).sorted() {
+                let ntk = try EmpiricalNTK.compute(trace: reader.path, step: step, queries: .train, mode: .trace, spectrum: true)
+                data.spectra.append(Spectrum(label: "NTK at step \(step)", eigenvalues: ntk.spectrum?.eigenvalues ?? []))
+            }
+        }
         guard !result.attribution.isEmpty else { return data }
         let arrays = try reader.data()
         guard let shape = imageShape(x: arrays.trainX, modelJSON: reader.run.modelJSON, configJSON: reader.run.configJSON) else { return data }

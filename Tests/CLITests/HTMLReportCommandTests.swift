@@ -11,6 +11,8 @@ struct HTMLReportCommandTests {
         var path: String
         var html: String
         var images: Bool
+        /// Written with `--spectrum`.
+        var spectrum: Bool
     }
 
     /// The sections and figures both pages have (a 30-step run has every one of them).
@@ -33,14 +35,15 @@ struct HTMLReportCommandTests {
         var pages: [Page] = []
         for (name, source, images) in [("moons", ["--preset", "moons-mlp", "--steps", "30"], false),
                                        ("fmnist", ["--config", config.path], true)] {
+            let spectrum = name == "moons"
             let trace = dir.appendingPathComponent("\(name).sqlite").path
             let html = dir.appendingPathComponent("\(name).html").path
             for args in [["train"] + source + ["--out", trace, "--quiet", "--force"], ["analyze", trace, "--quiet"],
-                         ["report", trace, "--format", "html", "--out", html]] {
+                         ["report", trace, "--format", "html", "--out", html] + (spectrum ? ["--spectrum"] : [])] {
                 let r = try CLI.run(args, timeout: 600)
                 guard r.status == 0 else { throw CLIFailure("pathkernel \(args.joined(separator: " ")) exited \(r.status): \(r.stderr)") }
             }
-            pages.append(Page(name: name, path: html, html: try String(contentsOfFile: html, encoding: .utf8), images: images))
+            pages.append(Page(name: name, path: html, html: try String(contentsOfFile: html, encoding: .utf8), images: images, spectrum: spectrum))
         }
         return pages
     }
@@ -52,7 +55,9 @@ struct HTMLReportCommandTests {
             let html = page.html
             for id in Self.sections { #expect(html.contains("<section id=\"\(id)\">"), "\(page.name): section \(id)") }
             for id in Self.figures { #expect(html.contains("<figure id=\"\(id)\" class=\"fig\"><svg"), "\(page.name): figure \(id)") }
-            #expect(!html.contains("id=\"spectrum\""), "\(page.name): no spectra were read")
+            // Spectra only when asked for: step 0 and the last step, each n eigenvalues.
+            #expect(html.contains("<section id=\"spectrum\">") == page.spectrum && html.contains("<figure id=\"fig-spectrum\"") == page.spectrum, "\(page.name)")
+            if page.spectrum { #expect(html.contains("NTK at step 0") && html.contains("NTK at step 30"), "\(page.name)") }
             // Images only where the data has an input shape: a query and its contributors.
             let thumbs = html.components(separatedBy: "<figure class=\"thumb").count - 1
             let queries = html.components(separatedBy: "<figure class=\"thumb q\"").count - 1
@@ -68,7 +73,7 @@ struct HTMLReportCommandTests {
                 #expect(!stripped.contains(needle), "\(page.name): \(needle)")
             }
             // Same trace, same bytes.
-            let again = try CLI.run(["report", page.path.replacingOccurrences(of: ".html", with: ".sqlite"), "--format", "html"])
+            let again = try CLI.run(["report", page.path.replacingOccurrences(of: ".html", with: ".sqlite"), "--format", "html"] + (page.spectrum ? ["--spectrum"] : []))
             #expect(again.status == 0 && again.stdout == html, "\(page.name): a second report differs")
         }
     }

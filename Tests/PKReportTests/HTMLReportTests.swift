@@ -121,7 +121,10 @@ struct SVGFigures {
         #expect(SVG.linearTicks(0, 60, count: 6) == [0, 10, 20, 30, 40, 50, 60])
         #expect(SVG.linearTicks(-0.03, 0.02, count: 4).count >= 3)
         #expect(SVG.logTicks(1e-14, 0.08) == stride(from: -14, through: -2, by: 2).map { pow(10, Double($0)) })
-        #expect(SVG.logTicks(2, 8) == [2, 8])
+        #expect(SVG.logTicks(2, 8) == [2, 5])
+        #expect(SVG.logTicks(0.7, 3) == [1, 2])
+        #expect(SVG.logTicks(3, 4) == [3, 4])
+        #expect(SVG.tickLabel(10000) == "10000" && SVG.tickLabel(1e5) == "1e+05" && SVG.tickLabel(0.25) == "0.25" && SVG.tickLabel(-2e-4) == "-2e-04")
         #expect(SVG.linearTicks(.nan, 1).isEmpty && SVG.logTicks(0, 1).isEmpty)
     }
 }
