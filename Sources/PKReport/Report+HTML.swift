@@ -76,7 +76,7 @@ extension Report {
         if !splits.isEmpty {
             let chart = SVG.logBarChart(title: "Relative error against the network (log scale)",
                                         groups: r.kernelMachines.map { km in (km.name, splits.map { $0.pick(km)?.relativeError }) },
-                                        seriesNames: splits.map(\.name), yLabel: "rel err", format: { pct($0) })
+                                        seriesNames: splits.map(\.name), yLabel: "rel err (1 = 100%)", format: { pct($0) })
             var header = ["machine"]
             for s in splits { header += (classification ? ["rel err", "R²", "agree"] : ["rel err", "R²"]).map { "\(s.name) \($0)" } }
             header.append("what it is")
@@ -115,7 +115,7 @@ extension Report {
                 chart("fig-weight-travel", "Weight travel ‖w_t − w_0‖/‖w_0‖", [SVG.Series(name: "weight travel", x: steps, y: d.map(\.weightTravel))], yLabel: "travel", format: { num($0) })
                 let km = d.compactMap { p in p.pathKmError.map { (Double(p.step), $0) } }
                 if !km.isEmpty {
-                    chart("fig-path-km-error", "path-km relative error (log scale)", [SVG.Series(name: "path-km rel err", x: km.map(\.0), y: km.map(\.1))], logY: true, yLabel: "rel err", format: { pct($0) }, ticks: { pct($0) })
+                    chart("fig-path-km-error", "path-km relative error (log scale)", [SVG.Series(name: "path-km rel err", x: km.map(\.0), y: km.map(\.1))], logY: true, yLabel: "rel err (1 = 100%)", format: { pct($0) })
                 }
             }
             let n = min(data.steps.count, data.losses.count, data.learningRates.count)
@@ -261,9 +261,9 @@ extension Report {
     /// `wideLast`: the last column is prose (kept readable instead of squeezed).
     static func table(_ header: [String], _ rows: [[String]], textColumns: Set<Int> = [0], wideLast: Bool = false) -> String {
         func cls(_ i: Int) -> String { wideLast && i == header.count - 1 ? " class=\"prose\"" : textColumns.contains(i) ? "" : " class=\"n\"" }
-        var out = "<table><thead><tr>" + header.enumerated().map { "<th\(cls($0.offset))>\(SVG.escape($0.element))</th>" }.joined() + "</tr></thead><tbody>"
+        var out = "<div class=\"tablewrap\"><table><thead><tr>" + header.enumerated().map { "<th\(cls($0.offset))>\(SVG.escape($0.element))</th>" }.joined() + "</tr></thead><tbody>"
         for row in rows { out += "<tr>" + row.enumerated().map { "<td\(cls($0.offset))>\(SVG.escape($0.element))</td>" }.joined() + "</tr>" }
-        return out + "</tbody></table>"
+        return out + "</tbody></table></div>"
     }
 
     static let css = """
@@ -285,7 +285,7 @@ extension Report {
     th{border-bottom:2px solid #bbb;font-weight:600}
     td.n,th.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
     figure{margin:8px 0}figure.fig svg{max-width:100%;height:auto}.grid figure.fig svg{width:100%}
-    td.prose{min-width:14em;font-size:13px;color:#444}
+    td.prose{min-width:14em;font-size:13px;color:#444}.tablewrap{overflow-x:auto}
     figcaption{font-size:13px;color:#555}
     .grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(420px,1fr));gap:4px 16px}
     .meaning{font-size:13px;color:#444}
@@ -300,6 +300,6 @@ extension Report {
     figure.thumb figcaption{font-size:11px;line-height:1.2;font-variant-numeric:tabular-nums}
     circle.hit:hover{fill-opacity:1}
     footer{margin-top:32px;font-size:12px;color:#777}
-    @media print{main{max-width:none;padding:0}section{break-inside:avoid-page}.grid{grid-template-columns:1fr 1fr}figure,table,.query{break-inside:avoid}}
+    @media print{main{max-width:none;padding:0}section{break-inside:avoid-page}.grid{grid-template-columns:1fr 1fr}figure,table,.query{break-inside:avoid}.tablewrap{overflow:visible}}
     """
 }

@@ -93,8 +93,10 @@ public enum SVG {
 
     /// Grouped bars on a log y axis: one group per label, one bar per series name in each (`nil`:
     /// no bar). Zero, negative and non-finite values get no bar but a mark and their value.
+    /// `format` writes the values in tooltips and under the marks, `tickFormat` on the y ticks.
     public static func logBarChart(title: String, groups: [(label: String, values: [Double?])], seriesNames: [String],
-                                   yLabel: String, format: (Double) -> String = { tickLabel($0) }) -> String {
+                                   yLabel: String, format: (Double) -> String = { tickLabel($0) },
+                                   tickFormat: (Double) -> String = { tickLabel($0) }) -> String {
         var f = Frame()
         f.width = 720
         f.bottom = 72
@@ -111,7 +113,7 @@ public enum SVG {
         let bottom = pow(10, floor(log10(fit.0) - 0.5))
         let yr = (bottom.isFinite && bottom > 0 && bottom < fit.0 ? bottom : fit.0, fit.1)
         let sy = Scale(lo: yr.0, hi: yr.1, from: f.top + f.plotHeight, to: f.top, log: true)
-        out += yAxis(f, sy: sy, format: format)
+        out += yAxis(f, sy: sy, format: tickFormat)
         let groupWidth = f.plotWidth / Double(groups.count)
         let nSeries = max(1, seriesNames.count)
         let barWidth = min(28, groupWidth * 0.8 / Double(nSeries))
