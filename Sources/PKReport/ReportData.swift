@@ -32,12 +32,23 @@ public struct ReportData: Sendable {
             self.test = test
         }
 
+        /// The product of positive `sizes`; nil when one is ≤ 0 or the product overflows.
+        public static func product(_ sizes: [Int]) -> Int? {
+            var p = 1
+            for s in sizes {
+                guard s > 0 else { return nil }
+                let (q, overflow) = p.multipliedReportingOverflow(by: s)
+                if overflow { return nil }
+                p = q
+            }
+            return p
+        }
+
         /// The input of `index` in `split` ("train", else held out) as `height·width` grey values
         /// (the mean over channels); nil when absent or of the wrong size.
         public func gray(split: String, index: Int) -> [Double]? {
-            guard let row = (split == "train" ? train : test)[index], channels > 0, height > 0, width > 0 else { return nil }
-            let plane = height * width
-            guard row.count == channels * plane else { return nil }
+            guard let row = (split == "train" ? train : test)[index], let plane = Images.product([height, width]),
+                  Images.product([channels, plane]) == row.count else { return nil }
             if channels == 1 { return row }
             return (0..<plane).map { p in (0..<channels).reduce(0.0) { $0 + row[$1 * plane + p] } / Double(channels) }
         }

@@ -176,16 +176,17 @@ public enum SVG {
 
     // MARK: - Grayscale image
 
-    /// An image of `height × width` pixels (row-major, `pixels.count` must be `height·width`;
-    /// otherwise a crossed-out box) as rectangles, `scale` screen pixels per image pixel. Values map
+    /// An image of `height × width` pixels (row-major, `pixels.count` must be `height·width`, each
+    /// side at most 4096; otherwise a crossed-out box) as rectangles, `scale` screen pixels per image pixel. Values map
     /// linearly from `range.lo` (white) to `range.hi` (black), clamped; non-finite pixels are white.
     /// Runs of equal grey in a row are one rectangle.
     public static func grayscaleImage(pixels: [Double], width: Int, height: Int, range: (lo: Double, hi: Double),
                                       scale: Int = 3, title: String) -> String {
-        let w = max(1, width), h = max(1, height), s = max(1, scale)
+        // Sizes clamped to what a page can show (no overflow on any input).
+        let w = min(max(1, width), 4096), h = min(max(1, height), 4096), s = min(max(1, scale), 64)
         var out = "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"thumb\" viewBox=\"0 0 \(w) \(h)\" width=\"\(w * s)\" height=\"\(h * s)\" shape-rendering=\"crispEdges\" role=\"img\" aria-label=\"\(escape(title))\"><title>\(escape(title))</title>"
         out += "<rect width=\"\(w)\" height=\"\(h)\" fill=\"#fff\"/>"
-        guard width > 0, height > 0, pixels.count == width * height else {
+        guard width == w, height == h, pixels.count == w * h else {
             return out + "<path d=\"M0 0L\(w) \(h)M\(w) 0L0 \(h)\" stroke=\"#c00\" stroke-width=\"\(c(Double(max(w, h)) / 40))\"/></svg>"
         }
         let span = range.hi - range.lo

@@ -21,9 +21,9 @@ extension ReportData {
         guard !result.attribution.isEmpty else { return data }
         let arrays = try reader.data()
         guard let shape = imageShape(x: arrays.trainX, modelJSON: reader.run.modelJSON, configJSON: reader.run.configJSON) else { return data }
-        let size = shape.channels * shape.height * shape.width
+        let size = shape.channels * shape.height * shape.width   // = d, checked by imageShape
         func row(_ a: DataArray, _ i: Int) -> [Double]? {
-            guard i >= 0, i < a.rows, a.rows > 0, a.values.count == a.rows * size else { return nil }
+            guard i >= 0, i < a.rows, a.values.count / size == a.rows, a.values.count % size == 0 else { return nil }
             return Array(a.values[i * size ..< (i + 1) * size])
         }
         var train: [Int: [Double]] = [:], test: [Int: [Double]] = [:]
@@ -43,9 +43,9 @@ extension ReportData {
     /// Fashion-MNIST stores it); nil for data without one.
     static func imageShape(x: DataArray, modelJSON: String, configJSON: String) -> (channels: Int, height: Int, width: Int)? {
         let dims = Array(x.shape.dropFirst())
-        let d = dims.reduce(1, *)
+        guard let d = ReportData.Images.product(dims), d > 0 else { return nil }
         func valid(_ s: (Int, Int, Int)) -> (channels: Int, height: Int, width: Int)? {
-            s.0 > 0 && s.1 > 0 && s.2 > 0 && s.0 * s.1 * s.2 == d && d > 0 ? (s.0, s.1, s.2) : nil
+            ReportData.Images.product([s.0, s.1, s.2]) == d ? (s.0, s.1, s.2) : nil
         }
         if dims.count == 3 { return valid((dims[0], dims[1], dims[2])) }
         if dims.count == 2 { return valid((1, dims[0], dims[1])) }

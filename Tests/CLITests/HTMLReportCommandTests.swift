@@ -2,8 +2,9 @@ import Foundation
 import Testing
 import PKData   // Gzip: inflates the screenshots' PNG data
 
-/// `pathkernel report --format html` on two real runs, moons-mlp (2-D points) and a small
-/// Fashion-MNIST MLP (images), checked as markup and as a person sees it in headless Chromium.
+/// `pathkernel report --format html` on two presets, moons-mlp (2-D points, plain GD) and
+/// fmnist-adamw (Fashion-MNIST images, AdamW with clipping), shortened to a few steps, checked
+/// as markup and as a person sees it in headless Chromium.
 @Suite("HTML report command")
 struct HTMLReportCommandTests {
     struct Page: Sendable {
@@ -13,37 +14,32 @@ struct HTMLReportCommandTests {
         var images: Bool
         /// Written with `--spectrum`.
         var spectrum: Bool
+        /// The figures it must have.
+        var figures: [String]
     }
 
-    /// The sections and figures both pages have (a 30-step run has every one of them).
+    /// The sections both pages have, and their figures (path-km along training is computed for
+    /// plain (S)GD only, Docs/path-kernel.md §7).
     static let sections = ["run", "reconstruction", "kernel-machines", "dynamics", "attribution", "summary"]
-    static let figures = ["fig-kernel-machines", "fig-kernel-distance", "fig-alignment", "fig-weight-travel",
-                          "fig-path-km-error", "fig-loss", "fig-learning-rate"]
+    static let figures = ["fig-kernel-machines", "fig-kernel-distance", "fig-alignment", "fig-weight-travel", "fig-loss", "fig-learning-rate"]
 
     /// Both pages, trained, analyzed and written once for the suite.
     static let pages: Result<[Page], Error> = Result {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("pk-html-\(getpid())")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        let config = dir.appendingPathComponent("fmnist-small.json")
-        try """
-        {"name": "fmnist-small", "seed": 4,
-         "data": {"kind": "idx", "directory": "/usr/share/datasets/fashion-mnist", "train": 60, "test": 20, "normalize": "unit"},
-         "model": {"kind": "mlp", "layers": [784, 16, 10], "activation": "relu"},
-         "loss": {"kind": "cross-entropy"}, "optimizer": {"kind": "sgd", "learningRate": 0.5},
-         "training": {"steps": 20, "batchSize": 20}}
-        """.write(to: config, atomically: true, encoding: .utf8)
         var pages: [Page] = []
         for (name, source, images) in [("moons", ["--preset", "moons-mlp", "--steps", "30"], false),
-                                       ("fmnist", ["--config", config.path], true)] {
+                                       ("fmnist", ["--preset", "fmnist-adamw", "--steps", "10"], true)] {
             let spectrum = name == "moons"
+            let expected = HTMLReportCommandTests.figures + (name == "moons" ? ["fig-path-km-error"] : []) + (spectrum ? ["fig-spectrum"] : [])
             let trace = dir.appendingPathComponent("\(name).sqlite").path
             let html = dir.appendingPathComponent("\(name).html").path
             for args in [["train"] + source + ["--out", trace, "--quiet", "--force"], ["analyze", trace, "--quiet"],
                          ["report", trace, "--format", "html", "--out", html] + (spectrum ? ["--spectrum"] : [])] {
-                let r = try CLI.run(args, timeout: 600)
+                let r = try CLI.run(args, timeout: 900)
                 guard r.status == 0 else { throw CLIFailure("pathkernel \(args.joined(separator: " ")) exited \(r.status): \(r.stderr)") }
             }
-            pages.append(Page(name: name, path: html, html: try String(contentsOfFile: html, encoding: .utf8), images: images, spectrum: spectrum))
+            pages.append(Page(name: name, path: html, html: try String(contentsOfFile: html, encoding: .utf8), images: images, spectrum: spectrum, figures: expected))
         }
         return pages
     }
@@ -54,7 +50,8 @@ struct HTMLReportCommandTests {
         for page in try Self.pages.get() {
             let html = page.html
             for id in Self.sections { #expect(html.contains("<section id=\"\(id)\">"), "\(page.name): section \(id)") }
-            for id in Self.figures { #expect(html.contains("<figure id=\"\(id)\" class=\"fig\"><svg"), "\(page.name): figure \(id)") }
+            for id in page.figures { #expect(html.contains("<figure id=\"\(id)\" class=\"fig\"><svg"), "\(page.name): figure \(id)") }
+            #expect(html.components(separatedBy: "<figure id=\"fig-").count - 1 == page.figures.count, "\(page.name): other figures than \(page.figures)")
             // Spectra only when asked for: step 0 and the last step, each n eigenvalues.
             #expect(html.contains("<section id=\"spectrum\">") == page.spectrum && html.contains("<figure id=\"fig-spectrum\"") == page.spectrum, "\(page.name)")
             if page.spectrum { #expect(html.contains("NTK at step 0") && html.contains("NTK at step 30"), "\(page.name)") }
@@ -111,9 +108,9 @@ struct HTMLReportCommandTests {
 
             let dom = try CLI.execute(chromium, Chromium.flags + ["--dump-dom", "file://\(page.path)"], timeout: 180,
                                       environment: ["HOME": NSTemporaryDirectory()], what: "chromium --dump-dom \(page.name)").stdout
-            for id in Self.sections + Self.figures { #expect(dom.contains("id=\"\(id)\""), "\(page.name): \(id) not in Chromium's DOM") }
+            for id in Self.sections + page.figures { #expect(dom.contains("id=\"\(id)\""), "\(page.name): \(id) not in Chromium's DOM") }
             let svgs = page.html.components(separatedBy: "<svg").count - 1
-            #expect(svgs >= Self.figures.count && dom.components(separatedBy: "<svg").count - 1 == svgs, "\(page.name): \(svgs) SVGs in the file")
+            #expect(svgs >= page.figures.count && dom.components(separatedBy: "<svg").count - 1 == svgs, "\(page.name): \(svgs) SVGs in the file")
             #expect(dom.contains("<title>pathkernel report: "))
         }
     }

@@ -113,6 +113,11 @@ struct SVGFigures {
         #expect(SVG.lineChart(title: "none", series: [], xLabel: "x", yLabel: "y").contains("no finite values"))
         #expect(SVG.logBarChart(title: "none", groups: [], seriesNames: [], yLabel: "y").contains("no finite values"))
         #expect(SVG.grayscaleImage(pixels: [], width: 0, height: -3, range: (0, 1), title: "empty").contains("<path"))
+        #expect(SVG.grayscaleImage(pixels: [1], width: .max, height: .max, range: (0, 1), scale: .max, title: "huge").contains("<path"))
+        #expect(SVG.grayscaleImage(pixels: [1, 2], width: 2, height: 1, range: (-.infinity, .infinity), title: "r").contains("<rect width=\"2\" height=\"1\" fill=\"#fff\"/></svg>"))
+        // Image sizes that overflow: no image, no trap.
+        let huge = ReportData.Images(channels: .max, height: 2, width: .max, train: [0: [1]], test: [:])
+        #expect(huge.gray(split: "train", index: 0) == nil && ReportData.Images.product([.max, 2]) == nil && ReportData.Images.product([3, 0]) == nil)
     }
 
     /// Round ticks: 1, 2 or 5 times a power of ten, inside the range; log ticks are powers of ten.
