@@ -128,6 +128,7 @@ extension Report {
             }
             if !figs.isEmpty {
                 var intro = "All charts share the step axis"
+                if d.isEmpty { intro += "; this analysis computed no kernel figures along training (scope exact)" }
                 if let first = d.first, let last = d.last {
                     intro += "; the kernel figures are \(d.count) points from step \(first.step) to \(last.step) on \(r.dynamicsSubset) training points (kernel distance 1 − ⟨Θ_0, Θ_t⟩/(‖Θ_0‖‖Θ_t‖), alignment ⟨Θ_t, YYᵀ⟩/(‖Θ_t‖‖YYᵀ‖), path-km built from steps before t against the network at w_t)"
                 }

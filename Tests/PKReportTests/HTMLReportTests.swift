@@ -235,6 +235,11 @@ struct HTMLReportTests {
         Self.checkWellFormed(html)
         #expect(Self.ids(html, prefix: "") == ["run", "reconstruction", "kernel-machines", "fig-kernel-machines", "summary"])
         #expect(!html.contains("train rel err") && !html.contains(">train<"))
+        // The recorded loss and learning rate still draw, said to be all there is.
+        let steps = ReportData(steps: [0, 1], learningRates: [0.1, 0.1], losses: [1, 0.5])
+        let withSteps = Report.html(r, data: steps)
+        #expect(Self.ids(withSteps, prefix: "") == ["run", "reconstruction", "kernel-machines", "fig-kernel-machines", "dynamics", "fig-loss", "fig-learning-rate", "summary"])
+        #expect(withSteps.contains("computed no kernel figures along training"))
         r.kernelMachines = []
         #expect(!Report.html(r).contains("kernel-machines"))
     }
