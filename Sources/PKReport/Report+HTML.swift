@@ -236,8 +236,14 @@ extension Report {
                 if !down.isEmpty { html += "<div class=\"side\"><div class=\"side-label down\">pushed down (sum \(e(signed(down.reduce(0) { $0 + $1.value }))))</div>" + downThumbs.joined() + "</div>" }
                 html += "</div>"
             } else {
-                let rows = up.map { ["up", "#\($0.trainIndex)", label($0.label), signed($0.value)] } + down.map { ["down", "#\($0.trainIndex)", label($0.label), signed($0.value)] }
-                html += table(["side", "training example", "label", "contribution"], rows, textColumns: [0, 1])
+                // The two sides next to each other, each with its sum.
+                html += "<div class=\"strip\">"
+                for (name, side) in [("pushed up", up), ("pushed down", down)] where !side.isEmpty {
+                    let sum = side.reduce(0) { $0 + $1.value }
+                    html += table(["\(name) (sum \(signed(sum)))", "label", "contribution"],
+                                  side.map { ["#\($0.trainIndex)", label($0.label), signed($0.value)] })
+                }
+                html += "</div>"
             }
             html += "<p class=\"meaning\">\(e(rest)).</p></div>"
         }

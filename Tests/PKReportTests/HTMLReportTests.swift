@@ -214,7 +214,7 @@ struct HTMLReportTests {
         var partial = data
         partial.images?.train[3] = nil
         let fallback = Report.html(r, data: partial)
-        #expect(fallback.contains("<th>side</th>") && fallback.contains("<td>#3</td>"))
+        #expect(fallback.contains("<th>pushed up (sum +1.3)</th>") && fallback.contains("<th>pushed down (sum −0.3)</th>") && fallback.contains("<td>#3</td>"))
         // Spectra: the log-log figure.
         var withSpectra = data
         withSpectra.spectra = [ReportData.Spectrum(label: "NTK at step 0", eigenvalues: [3, 1, 0.5, 0, .nan]),
