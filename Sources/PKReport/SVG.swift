@@ -92,7 +92,7 @@ public enum SVG {
     // MARK: - Log bar chart
 
     /// Grouped bars on a log y axis: one group per label, one bar per series name in each (`nil`:
-    /// no bar). Zero, negative and non-finite values get no bar but a mark and their value.
+    /// no bar; a group of nils says "not measured"). Zero, negative and non-finite values get no bar but a mark and their value.
     /// `format` writes the values in tooltips and under the marks, `tickFormat` on the y ticks.
     public static func logBarChart(title: String, groups: [(label: String, values: [Double?])], seriesNames: [String],
                                    yLabel: String, format: (Double) -> String = { tickLabel($0) },
@@ -134,6 +134,9 @@ public enum SVG {
                     out += "<rect x=\"\(c(x + 1))\" y=\"\(c(base - 3))\" width=\"\(c(barWidth - 2))\" height=\"3\" fill=\"none\" stroke=\"\(palette[k % palette.count])\">\(tip)</rect>"
                     out += "<text x=\"\(c(x + barWidth / 2))\" y=\"\(c(base - 6))\" font-size=\"9\" text-anchor=\"middle\" fill=\"#555\">\(escape(format(v)))</text>"
                 }
+            }
+            if group.values.allSatisfy({ $0 == nil }) {
+                out += "<text x=\"\(c(center))\" y=\"\(c(base - 6))\" font-size=\"9\" text-anchor=\"middle\" fill=\"#555\">not measured</text>"
             }
             out += "<text x=\"\(c(center))\" y=\"\(c(base + 14))\" font-size=\"11\" text-anchor=\"end\" transform=\"rotate(-30 \(c(center)) \(c(base + 14)))\" fill=\"#222\">\(escape(group.label))</text>"
         }

@@ -70,7 +70,7 @@ struct SVGFigures {
         ("svg-line-constant.svg", SVG.lineChart(title: "Constant", series: [SVG.Series(name: "c", x: [0, 1, 2], y: [2, 2, 2])], xLabel: "step", yLabel: "c")),
         ("svg-line-empty.svg", SVG.lineChart(title: "Nothing finite", series: [SVG.Series(name: "e", x: [0, 1], y: [.nan, .infinity])], xLabel: "step", yLabel: "e")),
         ("svg-bars.svg", SVG.logBarChart(title: "Bars", groups: [("exact", [7e-15, 6e-15]), ("path-km", [0.0867, 0.0778]), ("zero", [0, nil]),
-                                                                ("nan", [.nan, 1.5])],
+                                                                ("nan", [.nan, 1.5]), ("none", [nil, nil])],
                                          seriesNames: ["held out", "train"], yLabel: "rel err", format: { Report.pct($0) })),
         ("svg-loglog.svg", SVG.logLogPlot(title: "Spectrum", series: [
             SVG.Series(name: "start", x: [1, 2, 3, 4, 5], y: [100, 10, 1, 0.1, 0]),
