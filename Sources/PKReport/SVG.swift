@@ -70,7 +70,7 @@ public enum SVG {
             for p in s.points {
                 if p.x.isFinite && usable(p.y, log: logY) { runs[runs.count - 1].append(p) } else if !runs[runs.count - 1].isEmpty { runs.append([]) }
             }
-            for run in runs where !run.isEmpty {
+            for run in runs.map({ thinned($0) }) where !run.isEmpty {
                 if run.count == 1 {
                     out += "<circle cx=\"\(c(sx(run[0].x)))\" cy=\"\(c(sy(run[0].y)))\" r=\"2\" fill=\"\(color)\"/>"
                 } else {
@@ -280,6 +280,27 @@ public enum SVG {
                 // Control characters other than tab and newline are not allowed in HTML text.
                 if ch.value < 0x20 && ch != "\t" && ch != "\n" { out += "\u{FFFD}" } else { out.unicodeScalars.append(ch) }
             }
+        }
+        return out
+    }
+
+    /// At most about `2·buckets` points of a long line: in each of `buckets` consecutive slices,
+    /// its lowest and its highest point in their order, so that spikes stay drawn (a 100 000-step
+    /// loss draws as 1 600 points).
+    static func thinned(_ points: [Point], buckets: Int = 800) -> [Point] {
+        guard points.count > 2 * buckets, buckets > 0 else { return points }
+        var out: [Point] = []
+        out.reserveCapacity(2 * buckets)
+        for b in 0..<buckets {
+            let lo = b * points.count / buckets, hi = (b + 1) * points.count / buckets
+            guard lo < hi else { continue }
+            var iMin = lo, iMax = lo
+            for i in lo..<hi {
+                if points[i].y < points[iMin].y { iMin = i }
+                if points[i].y > points[iMax].y { iMax = i }
+            }
+            out.append(points[min(iMin, iMax)])
+            if iMin != iMax { out.append(points[max(iMin, iMax)]) }
         }
         return out
     }

@@ -120,6 +120,18 @@ struct SVGFigures {
         #expect(huge.gray(split: "train", index: 0) == nil && ReportData.Images.product([.max, 2]) == nil && ReportData.Images.product([3, 0]) == nil)
     }
 
+    /// A 100 000-step series draws as a short polyline that keeps its spike.
+    @Test func longSeriesAreThinned() {
+        var y = (0..<100_000).map { 1 + 0.5 * sin(Double($0) / 5000) }
+        y[61_234] = 9
+        let svg = SVG.lineChart(title: "long", series: [SVG.Series(name: "loss", x: y.indices.map(Double.init), y: y)], xLabel: "step", yLabel: "loss")
+        #expect(svg.utf8.count < 60_000, "\(svg.utf8.count) bytes")
+        let thinned = SVG.thinned(y.indices.map { SVG.Point(x: Double($0), y: y[$0]) })
+        #expect(thinned.count <= 1600 && thinned.contains { $0.y == 9 && $0.x == 61_234 })
+        #expect(zip(thinned, thinned.dropFirst()).allSatisfy { $0.x < $1.x })
+        #expect(SVG.thinned([SVG.Point(x: 0, y: 1)]) == [SVG.Point(x: 0, y: 1)])
+    }
+
     /// Round ticks: 1, 2 or 5 times a power of ten, inside the range; log ticks are powers of ten.
     @Test func ticksAreRound() {
         #expect(SVG.linearTicks(0, 1, count: 5) == [0, 0.2, 0.4, 0.6000000000000001, 0.8, 1])
