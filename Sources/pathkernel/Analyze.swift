@@ -242,9 +242,19 @@ struct ReportCommand: ParsableCommand {
                 result.run.notes.insert("OUT OF DATE: " + line, at: 0)
                 AnalysisRunner.note("warning: the stored analysis is out of date: " + line)
             }
-            // HTML adds what the trace holds beside the result: per-step loss and learning rate, input images.
-            let text = format == .html ? Report.html(result, data: try ReportData.read(reader, for: result, spectrum: spectrum))
-                                       : Report.render(result, format: format)
+            // HTML adds what the trace holds beside the result: per-step loss and learning rate, input
+            // images, spectra. What cannot be read is left out, with a note on the page and on standard error.
+            let text: String
+            if format == .html {
+                let (data, problems) = ReportData.read(reader, for: result, spectrum: spectrum)
+                for p in problems {
+                    result.run.notes.append("HTML report: " + p)
+                    AnalysisRunner.note("warning: " + p)
+                }
+                text = Report.html(result, data: data)
+            } else {
+                text = Report.render(result, format: format)
+            }
             if let out {
                 try OutputPath.write(text, to: out)
             } else {

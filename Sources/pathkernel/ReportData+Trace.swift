@@ -8,19 +8,42 @@ extension ReportData {
     /// What the HTML report shows beside `result`, read from the trace: the recorded learning rate
     /// and loss of every step, for data with an input shape the inputs the attribution names, and
     /// with `spectrum` the empirical NTK's eigenvalues (trace over outputs, training points) at
-    /// step 0 and at the analyzed last step.
-    static func read(_ reader: TraceReader, for result: AnalysisResult, spectrum: Bool = false) throws -> ReportData {
-        let steps = try reader.steps()
-        var data = ReportData(steps: steps.map(\.step), learningRates: steps.map(\.learningRate), losses: steps.map(\.loss))
+    /// step 0 and at the analyzed last step. What cannot be read or computed is left out and
+    /// said in `problems` (one line each; the page is still written from the stored analysis).
+    static func read(_ reader: TraceReader, for result: AnalysisResult, spectrum: Bool = false) -> (data: ReportData, problems: [String]) {
+        var data = ReportData()
+        var problems: [String] = []
+        do {
+            let steps = try reader.steps()
+            data.steps = steps.map(\.step)
+            data.learningRates = steps.map(\.learningRate)
+            data.losses = steps.map(\.loss)
+        } catch {
+            problems.append("the step rows could not be read (\(error)); no loss or learning-rate chart")
+        }
         if spectrum {
             for step in Set([0, result.run.steps]).sorted() {
-                let ntk = try EmpiricalNTK.compute(trace: reader.path, step: step, queries: .train, mode: .trace, spectrum: true)
-                data.spectra.append(Spectrum(label: "NTK at step \(step)", eigenvalues: ntk.spectrum?.eigenvalues ?? []))
+                do {
+                    let ntk = try EmpiricalNTK.compute(trace: reader.path, step: step, queries: .train, mode: .trace, spectrum: true)
+                    data.spectra.append(Spectrum(label: "NTK at step \(step)", eigenvalues: ntk.spectrum?.eigenvalues ?? []))
+                } catch {
+                    problems.append("no NTK spectrum at step \(step): \(error)")
+                }
             }
         }
-        guard !result.attribution.isEmpty else { return data }
+        guard !result.attribution.isEmpty else { return (data, problems) }
+        do {
+            data.images = try images(reader, for: result)
+        } catch {
+            problems.append("the data could not be read (\(error)); no images")
+        }
+        return (data, problems)
+    }
+
+    /// The inputs the attribution names, for data with an input shape (nil for other data).
+    static func images(_ reader: TraceReader, for result: AnalysisResult) throws -> Images? {
         let arrays = try reader.data()
-        guard let shape = imageShape(x: arrays.trainX, modelJSON: reader.run.modelJSON, configJSON: reader.run.configJSON) else { return data }
+        guard let shape = imageShape(x: arrays.trainX, modelJSON: reader.run.modelJSON, configJSON: reader.run.configJSON) else { return nil }
         let size = shape.channels * shape.height * shape.width   // = d, checked by imageShape
         func row(_ a: DataArray, _ i: Int) -> [Double]? {
             guard i >= 0, i < a.rows, a.values.count / size == a.rows, a.values.count % size == 0 else { return nil }
@@ -34,8 +57,7 @@ extension ReportData {
                 train[i] = row(arrays.trainX, i)
             }
         }
-        data.images = Images(channels: shape.channels, height: shape.height, width: shape.width, train: train, test: test)
-        return data
+        return Images(channels: shape.channels, height: shape.height, width: shape.width, train: train, test: test)
     }
 
     /// One input's image shape: from the stored array (`[n, C, H, W]` or `[n, H, W]`), else the

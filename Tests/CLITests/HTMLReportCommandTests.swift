@@ -75,6 +75,22 @@ struct HTMLReportCommandTests {
         }
     }
 
+    /// A trace whose data rows are damaged still gets its page from the stored analysis: no
+    /// images and no spectrum, each said in a note and on standard error.
+    @Test func damagedDataLeavesImagesOut() throws {
+        let page = try #require(try Self.pages.get().first { $0.images })
+        let copy = page.path.replacingOccurrences(of: ".html", with: "-damaged.sqlite")
+        try? FileManager.default.removeItem(atPath: copy)
+        try FileManager.default.copyItem(atPath: page.path.replacingOccurrences(of: ".html", with: ".sqlite"), toPath: copy)
+        try CLI.sqlite(copy, "UPDATE data SET checksum = checksum + 1 WHERE split = 'train' AND role = 'x'")
+        let r = try CLI.run(["report", copy, "--format", "html", "--spectrum"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stderr.contains("warning: the data could not be read") && r.stderr.contains("warning: no NTK spectrum at step 0"), "\(r.stderr)")
+        #expect(!r.stdout.contains("<figure class=\"thumb") && r.stdout.contains("<th>pushed up (sum "))
+        #expect(r.stdout.contains("<li>HTML report: the data could not be read") && !r.stdout.contains("id=\"spectrum\""))
+        #expect(r.stdout.contains("<figure id=\"fig-loss\""))
+    }
+
     /// Headless Chromium renders both pages: the screenshots are not blank and show the charts'
     /// colours, and the DOM it parsed holds every section, figure and SVG of the source.
     @Test(.enabled(if: Chromium.path != nil, "Chromium not installed (Debian: apt-get install chromium): the HTML report is not rendered"))
