@@ -18,22 +18,7 @@ extension Report {
         for w in warnings { body.append("<p class=\"warn\">\(e(w))</p>") }
 
         // MARK: Run card
-        var card: [(String, String)] = [
-            ("model", "\(run.model), \(run.parameterCount) parameters"),
-            ("task", "\(run.task), loss \(run.loss), \(run.outputs) output\(run.outputs == 1 ? "" : "s")"),
-            ("training", "\(run.optimizer), \(run.steps) steps, status \(run.status)"),
-            ("queries", "\(run.testQueries) held out, \(run.trainCount) training points"),
-            ("settings", "\(r.settings.quadrature == "exact" ? "exact quadrature through the kinks" : "q = \(r.settings.nodes) Gauss–Legendre nodes\(r.settings.adaptiveTolerance.map { ", adaptive to \(sci($0))" } ?? "")"), kernel \(r.settings.kernel), ridge ρ = \(sci(r.settings.ridge))"),
-        ]
-        if let k = r.settings.pathKernel { card.append(("kernel", k)) }
-        card.append(("precision", "trace stored in \(run.precision), computed in \(r.settings.precision ?? "f64")\(r.settings.scope == "exact" ? "; scope exact (held-out queries only)" : "")"))
-        card.append(("replay", r.replay.mode))
-        if let s = stepCheck(r.replay) { card.append(("steps", s)) }
-        if classification {
-            let parts = [run.networkTrainAccuracy.map { "\(pct($0)) train" }, run.networkTestAccuracy.map { "\(pct($0)) held out" }].compactMap { $0 }
-            if !parts.isEmpty { card.append(("network", "accuracy \(parts.joined(separator: ", "))")) }
-        }
-        body.append(section("run", "Run", "<dl class=\"card\">" + card.map { "<dt>\(e($0.0))</dt><dd>\(e($0.1))</dd>" }.joined() + "</dl>"))
+        body.append(section("run", "Run", "<dl class=\"card\">" + runCard(r).map { "<dt>\(e($0.label))</dt><dd>\(e($0.value))</dd>" }.joined() + "</dl>"))
 
         // MARK: Reconstruction and step check
         do {
