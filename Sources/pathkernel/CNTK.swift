@@ -1,0 +1,395 @@
+import ArgumentParser
+import Foundation
+import PKAnalysis
+import PKData
+import PKNetworks
+import PKNumerics
+import PKTrace
+import PKTraining
+
+extension ConvolutionalKernel.Padding: ExpressibleByArgument {}
+extension ConvolutionalKernel.Readout: ExpressibleByArgument {}
+extension Activation: ExpressibleByArgument {}
+
+/// `pathkernel cntk`: the infinite-width NNGP and NTK of a small conv net between the images of
+/// a dataset (Docs/ntk-family.md, "The CNTK"), and kernel regression with them.
+struct CNTKCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "cntk",
+        abstract: "The CNTK: infinite-width kernels of a small conv net on images.",
+        discussion: """
+        The net: --conv-layers blocks of [conv q×q (--filter, odd), stride 1, --padding; \
+        --activation], a --readout (gap: global average pooling, all pixel pairs; flatten: \
+        the diagonal pixel pairs only), then a dense layer; ntk parameterization, one σ_w, σ_b. \
+        The kernels are exact (contract §3): one number per pair of images, the NNGP and the NTK \
+        of the training split (a Gram matrix), written with --out. --predict adds kernel \
+        regression at t = ∞ (f = Θ(x, X) Θ(X, X)⁻¹ Y) on the held-out split: accuracy and MSE.
+
+        --data takes a preset or run config (its data; a sequential model's input [C, H, W] \
+        gives the image shape), a data spec as a JSON file or inline JSON, or fashion-mnist. \
+        Rows are H×W×C images, channel last (--image H,W,C); a square single-channel image \
+        is assumed when the shape is not given. gap costs P² pixel pairs per image pair \
+        (28×28: 614,656), flatten P. Docs/ntk-family.md.
+
+        Example:  pathkernel cntk --data fashion-mnist --train 100 --test 50 --predict
+        """)
+
+    @Option(help: ArgumentHelp("A preset, a config or data spec (.json), inline JSON, or fashion-mnist.", valueName: "SPEC"))
+    var data: String
+
+    @Option(parsing: .unconditional, help: "Training images (overrides the spec's train).",
+            transform: OptionValue.integer(in: 1...ConfigLimits.maxExamples))
+    var train: Int?
+
+    @Option(parsing: .unconditional, help: "Held-out images (overrides the spec's test).",
+            transform: OptionValue.integer(in: 0...ConfigLimits.maxExamples))
+    var test: Int?
+
+    @Option(parsing: .unconditional, help: "Seed of the data's subsets and generators (default: the config's, or 1).")
+    var seed: UInt64?
+
+    @Option(help: ArgumentHelp("Image shape, rows channel last.", valueName: "H,W,C"))
+    var image: String?
+
+    @Option(parsing: .unconditional, help: "Convolution blocks L_c.",
+            transform: OptionValue.integer(in: 1...ConvolutionalKernel.maxConvLayers))
+    var convLayers: Int = 2
+
+    @Option(parsing: .unconditional, help: "Filter size q (odd).",
+            transform: OptionValue.integer(in: 1...ConvolutionalKernel.maxFilter))
+    var filter: Int = 3
+
+    @Option(help: "Zero padding of every convolution.")
+    var padding: ConvolutionalKernel.Padding = .same
+
+    @Option(help: "gap (all pixel pairs) or flatten (diagonal pixel pairs).")
+    var readout: ConvolutionalKernel.Readout = .gap
+
+    @Option(parsing: .unconditional, help: "σ_w of every layer (default √2).",
+            transform: OptionValue.number(in: .above(0)))
+    var sigmaW: Double = 2.0.squareRoot()
+
+    @Option(parsing: .unconditional, help: "σ_b of every layer.", transform: OptionValue.number(in: .atLeast(0)))
+    var sigmaB: Double = 0
+
+    @Option(help: "relu, leaky-relu, erf, gelu, identity (closed forms); tanh, sigmoid, softplus.")
+    var activation: Activation = .relu
+
+    @Option(parsing: .unconditional, help: "Slope of leaky-relu below 0.",
+            transform: OptionValue.number(in: .between(-1e6, 1e6)))
+    var leakySlope: Double = 0.01
+
+    @Option(help: "Which kernels to compute and print.")
+    var kind: KernelCommand.Kind = .both
+
+    @Flag(help: "Kernel regression at t = ∞ on the held-out split.")
+    var predict = false
+
+    @Option(parsing: .unconditional, help: "With --predict: relative ridge ρ ≥ 0, λ = ρ·tr(Θ)/n.",
+            transform: OptionValue.number(in: LinearizedDynamics.ridgeRange))
+    var ridge: Double = 0
+
+    @Option(help: ArgumentHelp("Write the training Gram to FILE (.npy or .csv); with --kind both two files, FILE.nngp.EXT and FILE.ntk.EXT.", valueName: "FILE"))
+    var out: String?
+
+    @Flag(help: "Print JSON instead of text.")
+    var json = false
+
+    /// Most kernel entries per matrix (200 MB of float64), as `pathkernel kernel`.
+    static let maxEntries = KernelCommand.maxEntries
+    /// Largest Gram matrix printed as text.
+    static let maxPrintedRows = 8
+
+    func validate() throws {
+        try checkThreadsEnvironment()
+        if let out, KernelFile.format(of: out) == nil {
+            throw ValidationError("--out \(out): the kernel file must end in .npy or .csv")
+        }
+        if ridge > 0 && !predict { throw ValidationError("--ridge applies to --predict: add --predict") }
+        if let image { _ = try Self.parseImage(image) }
+    }
+
+    static func parseImage(_ text: String) throws -> (height: Int, width: Int, channels: Int) {
+        let parts = text.split(separator: ",", omittingEmptySubsequences: false).map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard parts.count == 3, let h = parts[0], let w = parts[1], let c = parts[2], h >= 1, w >= 1, c >= 1,
+              h <= 4096, w <= 4096, c <= 4096 else {
+            throw ValidationError("--image \(text): give the image shape as H,W,C (height, width, channels; positive, e.g. 28,28,1)")
+        }
+        return (h, w, c)
+    }
+
+    func run() throws {
+        do {
+            let source = try Self.loadSpec(data)
+            var spec = source.spec
+            if let train { spec.train = train }
+            if let test { spec.test = test }
+            let split = try spec.load(seed: seed ?? source.seed ?? 1)
+            let d = split.train.inputDim
+            let (shape, layout, assumed) = try imageShape(features: d, input: source.input)
+            let arch = ConvolutionalKernel.Architecture(
+                height: shape.height, width: shape.width, channels: shape.channels, convLayers: convLayers, filter: filter,
+                padding: padding, readout: readout, activation: activation, leakySlope: leakySlope, sigmaW: sigmaW, sigmaB: sigmaB)
+            let kernel = try ConvolutionalKernel(arch)
+            let n = split.train.count, q = split.test.count
+            guard n * n <= Self.maxEntries else {
+                throw InfiniteWidthError("\(n) training images make a \(n) × \(n) kernel, more than \(Self.maxEntries) entries (200 MB per matrix); use --train N with fewer images")
+            }
+            if predict {
+                guard n <= LinearPrediction.maxKernelRows else {
+                    throw InfiniteWidthError("--predict solves with the \(n) × \(n) training kernel, more than \(LinearPrediction.maxKernelRows) rows; use --train N with fewer images")
+                }
+                guard q > 0 else { throw InfiniteWidthError("--predict needs held-out images: the data's test split is empty (--test N)") }
+                guard q * n <= Self.maxEntries else {
+                    throw InfiniteWidthError("\(q) held-out × \(n) training images exceed \(Self.maxEntries) kernel entries; use --test N with fewer images")
+                }
+            }
+            if let out { try OutputPath.check(out) }
+            let wantNTK = kind != .nngp || predict
+            let start = Date()
+            let gram = try kernel.kernels(split.train.x, layout: layout, ntk: wantNTK)
+            let cross = predict ? try kernel.kernels(split.test.x, split.train.x, layout: layout, ntk: wantNTK) : nil
+            let seconds = Date().timeIntervalSince(start)
+            var notes: [String] = []
+            if let assumed { notes.append(assumed) }
+            if !GaussianExpectation.hasClosedForm(activation) {
+                let largest = max(gram.largestVariance, cross?.largestVariance ?? 0)
+                if largest > KernelCommand.measuredVariance {
+                    notes.append("pre-activation variances reach \(String(format: "%.4g", largest)), beyond the 32 up to which the trapezoidal rule's error (1e-10) was measured; scale the inputs down for that accuracy")
+                }
+            }
+            var written: [String] = []
+            if let out {
+                for (name, m) in kernelsToWrite(gram) {
+                    let path = kind == .both ? Self.suffixed(out, name) : out
+                    try KernelFile.write(m, to: path)
+                    written.append(path)
+                }
+            }
+            var predictions: [Prediction] = []
+            if let cross {
+                let targets = Self.targets(split.train), heldOut = Self.targets(split.test)
+                for (name, train, test) in [("nngp", gram.nngp, cross.nngp), ("ntk", gram.ntk!, cross.ntk!)]
+                where kind == .both || kind.rawValue == name {
+                    let r = try KernelRegression.infiniteTime(kernel: train, cross: test, targets: targets, ridge: ridge)
+                    predictions.append(Prediction(kernel: name, ridge: r.ridge, lambdaMin: r.eigenvalues.first ?? 0,
+                                                  trainMSE: Self.mse(r.train, targets), testMSE: Self.mse(r.test, heldOut),
+                                                  trainAccuracy: Self.accuracy(r.train, split.train),
+                                                  testAccuracy: Self.accuracy(r.test, split.test)))
+                }
+            }
+            let report = Report(arch: arch, source: source.name, train: n, test: predict ? q : 0, gram: gram, seconds: seconds,
+                                pairs: n * (n + 1) / 2 + (predict ? q * n : 0), expectations: kernel.expectationsPerPair(),
+                                written: written, predictions: predictions, notes: notes, task: split.train.task)
+            print(json ? jsonText(report) : text(report), terminator: "")
+        } catch let e as ExitCode {
+            throw e
+        } catch {
+            throw fail("\(error)")
+        }
+    }
+
+    // MARK: - Inputs
+
+    struct Source {
+        let spec: DataSpec
+        let seed: UInt64?
+        /// A sequential model's `input` `[C, H, W]`.
+        let input: [Int]?
+        let name: String
+    }
+
+    /// `--data`: inline JSON, `fashion-mnist`, a JSON file (a run config or a bare data spec), or
+    /// a preset name.
+    static func loadSpec(_ text: String) throws -> Source {
+        let trimmed = text.trimmingCharacters(in: .whitespaces)
+        if trimmed.hasPrefix("{") { return Source(spec: try decodeSpec(Data(trimmed.utf8), source: "--data"), seed: nil, input: nil, name: "inline data spec") }
+        if trimmed == "fashion-mnist" {
+            return Source(spec: DataSpec(kind: "idx"), seed: nil, input: nil, name: "fashion-mnist (\(DataSpec.defaultFashionMNISTDirectory))")
+        }
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: trimmed, isDirectory: &isDirectory), !isDirectory.boolValue {
+            guard let bytes = FileManager.default.contents(atPath: trimmed) else {
+                throw InfiniteWidthError("\(trimmed): cannot read the file")
+            }
+            let object = try? JSONSerialization.jsonObject(with: bytes) as? [String: Any]
+            if object?["data"] != nil {
+                let config = try RunConfig.decode(bytes, source: trimmed)
+                return Source(spec: config.data, seed: config.seed, input: config.model.input, name: trimmed)
+            }
+            return Source(spec: try decodeSpec(bytes, source: trimmed), seed: nil, input: nil, name: trimmed)
+        }
+        if let names = try? Presets.names(), names.contains(trimmed) {
+            let config = try Presets.load(trimmed)
+            return Source(spec: config.data, seed: config.seed, input: config.model.input, name: "preset \(trimmed)")
+        }
+        throw InfiniteWidthError("--data \(text): not a preset (`pathkernel presets`), a JSON file, inline JSON such as {\"kind\": \"idx\", \"train\": 100, \"test\": 50}, or fashion-mnist")
+    }
+
+    static func decodeSpec(_ json: Data, source: String) throws -> DataSpec {
+        do {
+            return try JSONDecoder().decode(DataSpec.self, from: json)
+        } catch let error as DecodingError {
+            throw ConfigError("\(source): data spec: \(ConfigError.describe(error, json: json))")
+        }
+    }
+
+    /// The image shape: `--image` (channel last), a sequential model's `[C, H, W]` (channel first),
+    /// or a square single-channel image (with a note).
+    func imageShape(features d: Int, input: [Int]?) throws
+        -> ((height: Int, width: Int, channels: Int), ConvolutionalKernel.ImageLayout, String?) {
+        if let image {
+            let s = try Self.parseImage(image)
+            guard s.height * s.width * s.channels == d else {
+                throw InfiniteWidthError("--image \(image): \(s.height)×\(s.width)×\(s.channels) = \(s.height * s.width * s.channels) values, the data has \(d) per example")
+            }
+            return (s, .channelsLast, nil)
+        }
+        if let input, input.count == 3, input.reduce(1, *) == d {
+            return ((input[1], input[2], input[0]), .channelsFirst, nil)
+        }
+        let side = Int(Double(d).squareRoot().rounded())
+        guard side * side == d else {
+            throw InfiniteWidthError("the data has \(d) values per example, not a square image: give its shape with --image H,W,C")
+        }
+        return ((side, side, 1), .channelsLast, "image shape \(side)×\(side)×1 assumed from \(d) values per example (--image H,W,C to change it)")
+    }
+
+    private func kernelsToWrite(_ k: ConvolutionalKernels) -> [(String, Matrix)] {
+        switch kind {
+        case .nngp: return [("nngp", k.nngp)]
+        case .ntk: return [("ntk", k.ntk!)]
+        case .both: return [("nngp", k.nngp), ("ntk", k.ntk!)]
+        }
+    }
+
+    /// `K.npy` → `K.nngp.npy`.
+    static func suffixed(_ path: String, _ name: String) -> String {
+        let ext = (path as NSString).pathExtension
+        return (path as NSString).deletingPathExtension + ".\(name).\(ext)"
+    }
+
+    // MARK: - Kernel regression
+
+    /// Regression: the targets; binary: ±1; multiclass: one-hot.
+    static func targets(_ d: Dataset) -> Matrix {
+        switch d.task {
+        case .regression: return d.y
+        case .binary: return d.y.map { 2 * $0 - 1 }
+        case .multiclass:
+            var m = Matrix(rows: d.count, cols: d.numClasses)
+            for (i, label) in d.labels.enumerated() where label >= 0 && label < d.numClasses { m[i, label] = 1 }
+            return m
+        }
+    }
+
+    /// The project's MSE, `(1/n) Σ ½‖f − y‖²`.
+    static func mse(_ f: Matrix, _ y: Matrix) -> Double {
+        var s = 0.0
+        for i in f.data.indices { let d = f.data[i] - y.data[i]; s += d * d }
+        return 0.5 * s / Double(max(f.rows, 1))
+    }
+
+    /// The share of examples whose predicted class (sign; argmax) is the label; nil for regression.
+    static func accuracy(_ f: Matrix, _ d: Dataset) -> Double? {
+        guard d.task != .regression, d.count > 0 else { return nil }
+        let labels = d.labels
+        var right = 0
+        for i in 0..<d.count {
+            let predicted = d.task == .binary ? (f[i, 0] > 0 ? 1 : 0) : f.argmax(row: i)
+            if predicted == labels[i] { right += 1 }
+        }
+        return Double(right) / Double(d.count)
+    }
+
+    // MARK: - Output
+
+    struct Prediction {
+        let kernel: String
+        let ridge: Double
+        let lambdaMin: Double
+        let trainMSE: Double, testMSE: Double
+        let trainAccuracy: Double?, testAccuracy: Double?
+    }
+
+    struct Report {
+        let arch: ConvolutionalKernel.Architecture
+        let source: String
+        let train: Int, test: Int
+        let gram: ConvolutionalKernels
+        let seconds: Double
+        let pairs: Int
+        let expectations: Int
+        let written: [String]
+        let predictions: [Prediction]
+        let notes: [String]
+        let task: TaskKind
+    }
+
+    private func text(_ r: Report) -> String {
+        var out = "net        \(r.arch.summary)\n"
+        out += "data       \(r.source): \(r.train) training" + (r.test > 0 ? ", \(r.test) held-out" : "") + " images\n"
+        out += "method     " + (GaussianExpectation.hasClosedForm(r.arch.activation)
+            ? "closed form" : "trapezoidal rule (M = 2·⌈48·√max(1, q)⌉ + 1 nodes per axis)") + ", exact recursion\n"
+        out += "work       \(r.pairs) image pairs × \(r.expectations) pixel-pair expectations, "
+            + String(format: "%.3g", r.seconds) + " s on \(Parallel.threads) thread\(Parallel.threads == 1 ? "" : "s")\n"
+        for note in r.notes { out += "note       \(note)\n" }
+        for path in r.written { out += "written    \(path) (\(KernelFile.format(of: path)! == .npy ? "NumPy .npy, float64, C order" : "CSV, one row per line"))\n" }
+        func matrix(_ title: String, _ m: Matrix) {
+            out += "\n\(title) (\(m.rows) × \(m.cols))\n"
+            guard m.rows <= Self.maxPrintedRows else {
+                out += "(printed up to \(Self.maxPrintedRows) rows: --out K.npy or --json)\n"
+                return
+            }
+            for i in 0..<m.rows {
+                out += (0..<m.cols).map { String(format: "%19.12e", m[i, $0]) }.joined(separator: " ") + "\n"
+            }
+        }
+        if kind != .ntk { matrix("NNGP", r.gram.nngp) }
+        if kind != .nngp, let t = r.gram.ntk { matrix("NTK", t) }
+        if !r.predictions.isEmpty {
+            let pct = { (v: Double?) in v.map { String(format: "%.2f%%", 100 * $0) } ?? "—" }
+            out += "\nkernel regression at t = ∞ (targets: \(["regression": "the values", "binary": "±1", "multiclass": "one-hot"][r.task.rawValue]!))\n"
+            out += "kernel".rightPadded(8) + "train acc".leftPadded(11) + "test acc".leftPadded(11) + "train MSE".leftPadded(13)
+                + "test MSE".leftPadded(13) + "λ_min".leftPadded(12) + "\n"
+            for p in r.predictions {
+                out += p.kernel.rightPadded(8) + pct(p.trainAccuracy).leftPadded(11) + pct(p.testAccuracy).leftPadded(11)
+                    + String(format: "%.4e", p.trainMSE).leftPadded(13) + String(format: "%.4e", p.testMSE).leftPadded(13)
+                    + String(format: "%.3e", p.lambdaMin).leftPadded(12) + "\n"
+            }
+            if let p = r.predictions.first, p.ridge > 0 { out += "ridge      λ_r = \(String(format: "%.4e", p.ridge)) (ρ = \(ridge)) for the first; each kernel its own\n" }
+        }
+        return out
+    }
+
+    private func jsonText(_ r: Report) -> String {
+        func number(_ v: Double?) -> String { v.map { $0.isFinite ? "\($0)" : "null" } ?? "null" }
+        func matrix(_ m: Matrix) -> String {
+            "[" + (0..<m.rows).map { i in "[" + (0..<m.cols).map { number(m[i, $0]) }.joined(separator: ", ") + "]" }.joined(separator: ",\n  ") + "]"
+        }
+        func string(_ s: String) -> String {
+            String(decoding: (try? JSONEncoder().encode(s)) ?? Data("\"\"".utf8), as: UTF8.self)
+        }
+        let a = r.arch
+        var fields = [
+            "\"net\": {\"height\": \(a.height), \"width\": \(a.width), \"channels\": \(a.channels), \"convLayers\": \(a.convLayers), "
+                + "\"filter\": \(a.filter), \"padding\": \"\(a.padding.rawValue)\", \"readout\": \"\(a.readout.rawValue)\", "
+                + "\"activation\": \"\(a.activation.rawValue)\", \"leakySlope\": \(a.leakySlope), \"sigmaW\": \(a.sigmaW), \"sigmaB\": \(a.sigmaB)}",
+            "\"data\": \(string(r.source))", "\"train\": \(r.train)", "\"test\": \(r.test)",
+            "\"imagePairs\": \(r.pairs)", "\"expectationsPerPair\": \(r.expectations)", "\"seconds\": \(r.seconds)",
+            "\"largestVariance\": \(r.gram.largestVariance)",
+            "\"written\": [\(r.written.map(string).joined(separator: ", "))]",
+            "\"notes\": [\(r.notes.map(string).joined(separator: ", "))]",
+        ]
+        if kind != .ntk { fields.append("\"nngp\": \(matrix(r.gram.nngp))") }
+        if kind != .nngp, let t = r.gram.ntk { fields.append("\"ntk\": \(matrix(t))") }
+        if !r.predictions.isEmpty {
+            let p = r.predictions.map { p in
+                "{\"kernel\": \"\(p.kernel)\", \"ridge\": \(p.ridge), \"lambdaMin\": \(p.lambdaMin), \"trainMSE\": \(number(p.trainMSE)), "
+                    + "\"testMSE\": \(number(p.testMSE)), \"trainAccuracy\": \(number(p.trainAccuracy)), \"testAccuracy\": \(number(p.testAccuracy))}"
+            }
+            fields.append("\"predictions\": [\(p.joined(separator: ", "))]")
+        }
+        return "{\n" + fields.joined(separator: ",\n") + "\n}\n"
+    }
+}
