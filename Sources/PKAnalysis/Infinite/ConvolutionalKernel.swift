@@ -207,19 +207,20 @@ public struct ConvolutionalKernel: Sendable {
         let n1 = x1.rows, n2 = x2?.rows ?? n1
         let plan = Plan(a, route: route, ntk: ntk)
 
-        // Each image's own variances Σˡ(x,x)(p,p) per layer, by the diagonal recursion.
-        func selfVariances(_ images: [Double], count: Int) -> [[[Double]]] {
-            var out = [[[Double]]](repeating: [], count: count)
+        // Each image's own variances Σˡ(x,x)(p,p), all layers in one row of `plan.varianceCount`
+        // (layer l from `plan.varianceOffsets[l]`), by the diagonal recursion.
+        func selfVariances(_ images: [Double], count: Int) -> [Double] {
+            var out = [Double](repeating: 0, count: count * plan.varianceCount)
             out.withUnsafeMutableBufferPointer { o in
                 let base = o.baseAddress!
                 images.withUnsafeBufferPointer { im in
                     let ip = im.baseAddress!
                     Parallel.forEach(count) { i in
-                        var scratch = DiagonalScratch(plan)
+                        var scratch = [Double](repeating: 0, count: plan.diagonalScratchCount)
                         let x = ip + i * plan.inputValues
-                        var variances: [[Double]] = []
-                        _ = plan.diagonalPair(x, x, nil, nil, &scratch, record: &variances)
-                        (base + i).initialize(to: variances)
+                        scratch.withUnsafeMutableBufferPointer { sp in
+                            _ = plan.diagonalPair(x, x, nil, nil, sp.baseAddress!, record: base + i * plan.varianceCount)
+                        }
                     }
                 }
             }
@@ -227,7 +228,7 @@ public struct ConvolutionalKernel: Sendable {
         }
         let vars1 = selfVariances(images1, count: n1)
         let vars2 = gram ? vars1 : selfVariances(images2, count: n2)
-        let largestVariance = (vars1 + (gram ? [] : vars2)).reduce(0.0) { m, v in max(m, v.reduce(0.0) { max($0, $1.max() ?? 0) }) }
+        let largestVariance = max(vars1.max() ?? 0, gram ? 0 : vars2.max() ?? 0)
 
         // Image pairs: the upper triangle of a Gram matrix, every pair of a cross kernel; cut
         // into chunks that depend on the count only (each pair is computed alone anyway).
@@ -238,28 +239,32 @@ public struct ConvolutionalKernel: Sendable {
         let chunks = Self.chunks(pairs.count, parts: min(pairs.count, Self.maxChunks))
         var nngp = [Double](repeating: 0, count: n1 * n2)
         var theta = [Double](repeating: 0, count: ntk ? n1 * n2 : 0)
+        let vc = plan.varianceCount
         nngp.withUnsafeMutableBufferPointer { kp in
             theta.withUnsafeMutableBufferPointer { tp in
                 images1.withUnsafeBufferPointer { i1 in
                     images2.withUnsafeBufferPointer { i2 in
-                        let (kBase, tBase, p1, p2) = (kp.baseAddress!, tp.baseAddress, i1.baseAddress!, i2.baseAddress!)
-                        Parallel.forEach(chunks.count) { c in
-                            var full = a.readout == .gap ? FullScratch(plan) : nil
-                            var diagonal = DiagonalScratch(plan)
-                            var unused: [[Double]] = []
-                            for index in chunks[c] {
-                                let (i, j) = pairs[index]
-                                let x = p1 + i * plan.inputValues, y = p2 + j * plan.inputValues
-                                let same = gram && i == j
-                                let r: (Double, Double)
-                                if a.readout == .gap {
-                                    r = plan.fullPair(x, y, same ? nil : vars1[i], same ? nil : vars2[j], &full!)
-                                } else {
-                                    unused.removeAll(keepingCapacity: true)
-                                    r = plan.diagonalPair(x, y, same ? nil : vars1[i], same ? nil : vars2[j], &diagonal, record: &unused)
+                        vars1.withUnsafeBufferPointer { v1 in
+                            vars2.withUnsafeBufferPointer { v2 in
+                                let (kBase, tBase, p1, p2) = (kp.baseAddress!, tp.baseAddress, i1.baseAddress!, i2.baseAddress!)
+                                let (vb1, vb2) = (v1.baseAddress!, v2.baseAddress!)
+                                Parallel.forEach(chunks.count) { c in
+                                    var full = a.readout == .gap ? FullScratch(plan) : nil
+                                    var diagonal = [Double](repeating: 0, count: plan.diagonalScratchCount)
+                                    diagonal.withUnsafeMutableBufferPointer { dp in
+                                        for index in chunks[c] {
+                                            let (i, j) = pairs[index]
+                                            let x = p1 + i * plan.inputValues, y = p2 + j * plan.inputValues
+                                            let same = gram && i == j
+                                            let vx = same ? nil : UnsafePointer(vb1 + i * vc), vy = same ? nil : UnsafePointer(vb2 + j * vc)
+                                            let r = a.readout == .gap
+                                                ? plan.fullPair(x, y, vx, vy, &full!)
+                                                : plan.diagonalPair(x, y, vx, vy, dp.baseAddress!, record: nil)
+                                            kBase[i * n2 + j] = r.0
+                                            if ntk { tBase![i * n2 + j] = r.1 }
+                                        }
+                                    }
                                 }
-                                kBase[i * n2 + j] = r.0
-                                if ntk { tBase![i * n2 + j] = r.1 }
                             }
                         }
                     }
@@ -362,50 +367,63 @@ extension ConvolutionalKernel {
 
         // MARK: Diagonal (flatten readout, and every image's own variances)
 
-        /// The pair `(x, y)` on the diagonal pixel pairs `(p, p)`. `varsX`, `varsY` are the images'
-        /// own variances per layer; nil for an image paired with itself, which reads them from
-        /// its own `Σˡ(p, p)` (and appends them to `record`). Returns the flatten readout's
-        /// `(NNGP, NTK)` (NTK 0 when `ntk` is off).
-        func diagonalPair(_ x: UnsafePointer<Double>, _ y: UnsafePointer<Double>, _ varsX: [[Double]]?, _ varsY: [[Double]]?,
-                          _ s: inout DiagonalScratch, record: inout [[Double]]) -> (Double, Double) {
+        /// Doubles of one image's variances over all layers (`Σ_l P_{l+1}`).
+        var varianceCount: Int { varianceOffsets.last! }
+        /// Where layer `l`'s variances start in a row of `varianceCount`.
+        var varianceOffsets: [Int] {
+            var out = [0]
+            for l in 0..<a.convLayers { out.append(out[l] + sizes[l + 1].height * sizes[l + 1].width) }
+            return out
+        }
+        /// Doubles of the diagonal recursion's buffers (`k`, `g`, `Σ`, `Θ`, a temporary: `P₀` each).
+        var diagonalScratchCount: Int { 5 * max(sizes[0].height * sizes[0].width, 1) }
+
+        /// The pair `(x, y)` on the diagonal pixel pairs `(p, p)`. `vx`, `vy` are the images' own
+        /// variances (rows of `varianceCount`); nil for an image paired with itself, which reads
+        /// them from its own `Σˡ(p, p)` (and writes them to `record` when given). `scratch` holds
+        /// `diagonalScratchCount` doubles. Returns the flatten readout's `(NNGP, NTK)` (NTK 0 when
+        /// `ntk` is off).
+        func diagonalPair(_ x: UnsafePointer<Double>, _ y: UnsafePointer<Double>, _ vx: UnsafePointer<Double>?,
+                          _ vy: UnsafePointer<Double>?, _ scratch: UnsafeMutablePointer<Double>,
+                          record: UnsafeMutablePointer<Double>?) -> (Double, Double) {
             let c = a.channels
-            let p0 = sizes[0].height * sizes[0].width
-            s.k.withUnsafeMutableBufferPointer { kb in
-                let k = kb.baseAddress!
-                for p in 0..<p0 {
-                    var acc = 0.0
-                    for ch in 0..<c { acc += x[p * c + ch] * y[p * c + ch] }
-                    k[p] = acc / channels
-                }
+            let p0 = max(sizes[0].height * sizes[0].width, 1)
+            let k = scratch, g = scratch + p0, sigma = scratch + 2 * p0, theta = scratch + 3 * p0, temp = scratch + 4 * p0
+            for p in 0..<(sizes[0].height * sizes[0].width) {
+                var acc = 0.0
+                for ch in 0..<c { acc += x[p * c + ch] * y[p * c + ch] }
+                k[p] = acc / channels
             }
             var sumK = 0.0, sumG = 0.0, count = 1
+            var offset = 0
             for l in 0..<a.convLayers {
                 let (hi, wi) = sizes[l], (ho, wo) = sizes[l + 1]
                 let po = ho * wo
-                windowDiagonal(&s.k, into: &s.sigma, temp: &s.temp, hi: hi, wi: wi, ho: ho, wo: wo)
-                for p in 0..<po { s.sigma[p] = scale * s.sigma[p] + sb2 }
+                windowDiagonal(k, into: sigma, temp: temp, hi: hi, wi: wi, ho: ho, wo: wo)
+                for p in 0..<po { sigma[p] = scale * sigma[p] + sb2 }
                 if ntk {
                     if l == 0 {
-                        for p in 0..<po { s.theta[p] = s.sigma[p] }
+                        theta.update(from: sigma, count: po)
                     } else {
-                        windowDiagonal(&s.g, into: &s.theta, temp: &s.temp, hi: hi, wi: wi, ho: ho, wo: wo)
-                        for p in 0..<po { s.theta[p] = s.sigma[p] + scale * s.theta[p] }
+                        windowDiagonal(g, into: theta, temp: temp, hi: hi, wi: wi, ho: ho, wo: wo)
+                        for p in 0..<po { theta[p] = sigma[p] + scale * theta[p] }
                     }
                 }
-                if varsX == nil { record.append(Array(s.sigma[0..<po])) }
+                if let record { (record + offset).update(from: sigma, count: po) }
+                let v1 = vx.map { $0 + offset } ?? UnsafePointer(sigma), v2 = vy.map { $0 + offset } ?? UnsafePointer(sigma)
                 let last = l == a.convLayers - 1
                 if last { sumK = 0; sumG = 0; count = po }
                 for p in 0..<po {
-                    let q1 = varsX?[l][p] ?? s.sigma[p], q2 = varsY?[l][p] ?? s.sigma[p]
-                    let e = expectation(q1: q1, q2: q2, c: s.sigma[p])
+                    let e = expectation(q1: v1[p], q2: v2[p], c: sigma[p])
                     if last {
                         sumK += e.value
-                        if ntk { sumG += e.derivative * s.theta[p] }
+                        if ntk { sumG += e.derivative * theta[p] }
                     } else {
-                        s.k[p] = e.value
-                        if ntk { s.g[p] = e.derivative * s.theta[p] }
+                        k[p] = e.value
+                        if ntk { g[p] = e.derivative * theta[p] }
                     }
                 }
+                offset += po
             }
             let r = readout(sumK, sumG, count: count)
             return (r.0, ntk ? r.1 : 0)
@@ -414,15 +432,17 @@ extension ConvolutionalKernel {
         /// `out[ho·wo + wo] = Σ_a Σ_b m[(ho+a−pad)·wi + wo+b−pad]` over the offsets inside the image:
         /// first along the width (b ascending), then along the height (a ascending) — the order of
         /// `window`'s diagonal, so that the two give the same bits.
-        func windowDiagonal(_ m: inout [Double], into out: inout [Double], temp t: inout [Double],
-                            hi: Int, wi: Int, ho: Int, wo: Int) {
+        func windowDiagonal(_ m: UnsafeMutablePointer<Double>, into out: UnsafeMutablePointer<Double>,
+                            temp t: UnsafeMutablePointer<Double>, hi: Int, wi: Int, ho: Int, wo: Int) {
             let q = a.filter, pad = a.pad
-            for i in 0..<(hi * wo) { t[i] = 0 }
-            for i in 0..<(ho * wo) { out[i] = 0 }
+            t.update(repeating: 0, count: hi * wo)
+            out.update(repeating: 0, count: ho * wo)
             for h in 0..<hi {
                 for b in 0..<q {
                     let off = b - pad
-                    for w in max(0, -off)..<min(wo, wi - off) { t[h * wo + w] += m[h * wi + w + off] }
+                    let lo = max(0, -off), up = min(wo, wi - off)
+                    guard lo < up else { continue }
+                    for w in lo..<up { t[h * wo + w] += m[h * wi + w + off] }
                 }
             }
             for h in 0..<ho {
@@ -436,11 +456,12 @@ extension ConvolutionalKernel {
 
         // MARK: Full pixel-pair matrices (gap readout)
 
-        /// The pair `(x, y)` on all pixel pairs; matrices laid out `[h][h'][w][w']`. `varsX`,
-        /// `varsY` as in `diagonalPair` (nil: read from the pair's own diagonal). Returns the gap
+        /// The pair `(x, y)` on all pixel pairs; matrices laid out `[h][h'][w][w']`. `vx`, `vy`
+        /// as in `diagonalPair` (nil: read from the pair's own diagonal). Returns the gap
         /// readout's `(NNGP, NTK)`.
-        func fullPair(_ x: UnsafePointer<Double>, _ y: UnsafePointer<Double>, _ varsX: [[Double]]?, _ varsY: [[Double]]?,
-                      _ s: inout FullScratch) -> (Double, Double) {
+        func fullPair(_ x: UnsafePointer<Double>, _ y: UnsafePointer<Double>, _ vx: UnsafePointer<Double>?,
+                      _ vy: UnsafePointer<Double>?, _ s: inout FullScratch) -> (Double, Double) {
+            let offsets = varianceOffsets
             let c = a.channels
             let (h0, w0) = sizes[0]
             var result = (0.0, 0.0)
@@ -479,8 +500,8 @@ extension ConvolutionalKernel {
                     for h in 0..<ho {
                         for w in 0..<wo {
                             let d = sigma[((h * ho + h) * wo + w) * wo + w]
-                            diag1[h * wo + w] = varsX?[l][h * wo + w] ?? d
-                            diag2[h * wo + w] = varsY?[l][h * wo + w] ?? d
+                            diag1[h * wo + w] = vx?[offsets[l] + h * wo + w] ?? d
+                            diag2[h * wo + w] = vy?[offsets[l] + h * wo + w] ?? d
                         }
                     }
                     let last = l == a.convLayers - 1
@@ -571,16 +592,6 @@ extension ConvolutionalKernel {
                     }
                 }
             }
-        }
-    }
-
-    /// One thread's buffers for the diagonal recursion (`P₀` doubles each).
-    struct DiagonalScratch {
-        var k, g, sigma, theta, temp: [Double]
-        init(_ plan: Plan) {
-            let p = max(plan.sizes[0].height * plan.sizes[0].width, 1)
-            k = [Double](repeating: 0, count: p)
-            g = k; sigma = k; theta = k; temp = k
         }
     }
 
