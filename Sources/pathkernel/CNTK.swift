@@ -31,11 +31,23 @@ struct CNTKCommand: ParsableCommand {
         is assumed when the shape is not given. gap costs P² pixel pairs per image pair \
         (28×28: 614,656), flatten P. Docs/ntk-family.md.
 
+        With --trace T [--step k]: a recorded conv net of this form (conv2d, activation, …, \
+        globalavgpool or flatten, dense) gives the net and the images (its first --train \
+        training images); the report adds its empirical NTK at the checkpoint and the gap \
+        ‖Θ̂ − Θ⊗I‖_F/‖Θ⊗I‖_F to the CNTK's.
+
         Example:  pathkernel cntk --data fashion-mnist --train 100 --test 50 --predict
         """)
 
     @Option(help: ArgumentHelp("A preset, a config or data spec (.json), inline JSON, or fashion-mnist.", valueName: "SPEC"))
-    var data: String
+    var data: String?
+
+    @Option(help: "A trace of a conv net of the CNTK's form: its net, training images, and the gap of its empirical NTK.")
+    var trace: String?
+
+    @Option(parsing: .unconditional, help: "With --trace: the checkpoint's step (default: the first checkpoint).",
+            transform: OptionValue.integer(in: 0...ConfigLimits.maxSteps))
+    var step: Int?
 
     @Option(parsing: .unconditional, help: "Training images (overrides the spec's train).",
             transform: OptionValue.integer(in: 1...ConfigLimits.maxExamples))
@@ -51,33 +63,33 @@ struct CNTKCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Image shape, rows channel last.", valueName: "H,W,C"))
     var image: String?
 
-    @Option(parsing: .unconditional, help: "Convolution blocks L_c.",
+    @Option(parsing: .unconditional, help: "Convolution blocks L_c (default 2).",
             transform: OptionValue.integer(in: 1...ConvolutionalKernel.maxConvLayers))
-    var convLayers: Int = 2
+    var convLayers: Int?
 
-    @Option(parsing: .unconditional, help: "Filter size q (odd).",
+    @Option(parsing: .unconditional, help: "Filter size q, odd (default 3).",
             transform: OptionValue.integer(in: 1...ConvolutionalKernel.maxFilter))
-    var filter: Int = 3
+    var filter: Int?
 
-    @Option(help: "Zero padding of every convolution.")
-    var padding: ConvolutionalKernel.Padding = .same
+    @Option(help: "Zero padding of every convolution: same (default) or valid.")
+    var padding: ConvolutionalKernel.Padding?
 
-    @Option(help: "gap (all pixel pairs) or flatten (diagonal pixel pairs).")
-    var readout: ConvolutionalKernel.Readout = .gap
+    @Option(help: "gap (all pixel pairs, default) or flatten (diagonal pairs).")
+    var readout: ConvolutionalKernel.Readout?
 
     @Option(parsing: .unconditional, help: "σ_w of every layer (default √2).",
             transform: OptionValue.number(in: .above(0)))
-    var sigmaW: Double = 2.0.squareRoot()
+    var sigmaW: Double?
 
-    @Option(parsing: .unconditional, help: "σ_b of every layer.", transform: OptionValue.number(in: .atLeast(0)))
-    var sigmaB: Double = 0
+    @Option(parsing: .unconditional, help: "σ_b of every layer (default 0).", transform: OptionValue.number(in: .atLeast(0)))
+    var sigmaB: Double?
 
-    @Option(help: "relu, leaky-relu, erf, gelu, identity (closed forms); tanh, sigmoid, softplus.")
-    var activation: Activation = .relu
+    @Option(help: "relu (default), leaky-relu, erf, gelu, identity (closed forms); tanh, sigmoid, softplus.")
+    var activation: Activation?
 
-    @Option(parsing: .unconditional, help: "Slope of leaky-relu below 0.",
+    @Option(parsing: .unconditional, help: "Slope of leaky-relu below 0 (default 0.01).",
             transform: OptionValue.number(in: .between(-1e6, 1e6)))
-    var leakySlope: Double = 0.01
+    var leakySlope: Double?
 
     @Option(help: "Which kernels to compute and print.")
     var kind: KernelCommand.Kind = .both
@@ -100,8 +112,23 @@ struct CNTKCommand: ParsableCommand {
     /// Largest Gram matrix printed as text.
     static let maxPrintedRows = 8
 
+    /// The architecture options given on the command line (refused with --trace).
+    private var netOptions: [String] {
+        [convLayers.map { _ in "--conv-layers" }, filter.map { _ in "--filter" }, padding.map { _ in "--padding" },
+         readout.map { _ in "--readout" }, sigmaW.map { _ in "--sigma-w" }, sigmaB.map { _ in "--sigma-b" },
+         activation.map { _ in "--activation" }, leakySlope.map { _ in "--leaky-slope" }, image.map { _ in "--image" }].compactMap { $0 }
+    }
+
     func validate() throws {
         try checkThreadsEnvironment()
+        if (data == nil) == (trace == nil) { throw ValidationError("give exactly one of --data SPEC or --trace FILE.sqlite") }
+        if trace != nil {
+            if let first = netOptions.first { throw ValidationError("\(first): with --trace the net and images come from the trace; drop it") }
+            if predict || out != nil || test != nil || seed != nil {
+                throw ValidationError("--trace compares the trace's empirical NTK with the CNTK; --predict, --out, --test and --seed go with --data")
+            }
+        }
+        if step != nil && trace == nil { throw ValidationError("--step picks the trace's checkpoint: add --trace FILE.sqlite") }
         if let out, KernelFile.format(of: out) == nil {
             throw ValidationError("--out \(out): the kernel file must end in .npy or .csv")
         }
@@ -120,7 +147,11 @@ struct CNTKCommand: ParsableCommand {
 
     func run() throws {
         do {
-            let source = try Self.loadSpec(data)
+            if let trace {
+                print(try compare(trace: trace), terminator: "")
+                return
+            }
+            let source = try Self.loadSpec(data!)
             var spec = source.spec
             if let train { spec.train = train }
             if let test { spec.test = test }
@@ -128,8 +159,9 @@ struct CNTKCommand: ParsableCommand {
             let d = split.train.inputDim
             let (shape, layout, assumed) = try imageShape(features: d, input: source.input)
             let arch = ConvolutionalKernel.Architecture(
-                height: shape.height, width: shape.width, channels: shape.channels, convLayers: convLayers, filter: filter,
-                padding: padding, readout: readout, activation: activation, leakySlope: leakySlope, sigmaW: sigmaW, sigmaB: sigmaB)
+                height: shape.height, width: shape.width, channels: shape.channels, convLayers: convLayers ?? 2, filter: filter ?? 3,
+                padding: padding ?? .same, readout: readout ?? .gap, activation: activation ?? .relu, leakySlope: leakySlope ?? 0.01,
+                sigmaW: sigmaW ?? 2.0.squareRoot(), sigmaB: sigmaB ?? 0)
             let kernel = try ConvolutionalKernel(arch)
             let n = split.train.count, q = split.test.count
             guard n * n <= Self.maxEntries else {
@@ -152,7 +184,7 @@ struct CNTKCommand: ParsableCommand {
             let seconds = Date().timeIntervalSince(start)
             var notes: [String] = []
             if let assumed { notes.append(assumed) }
-            if !GaussianExpectation.hasClosedForm(activation) {
+            if !GaussianExpectation.hasClosedForm(arch.activation) {
                 let largest = max(gram.largestVariance, cross?.largestVariance ?? 0)
                 if largest > KernelCommand.measuredVariance {
                     notes.append("pre-activation variances reach \(String(format: "%.4g", largest)), beyond the 32 up to which the trapezoidal rule's error (1e-10) was measured; scale the inputs down for that accuracy")
@@ -187,6 +219,60 @@ struct CNTKCommand: ParsableCommand {
         } catch {
             throw fail("\(error)")
         }
+    }
+
+    // MARK: - A trace's conv net against its CNTK
+
+    /// Most entries of the empirical NTK's tangent features (`n·C` rows of `P` parameters): 1.6 GB.
+    static let maxFeatureEntries = 200_000_000
+
+    /// The trace's network read as a CNTK architecture, its first `--train` training images, the
+    /// CNTK's NTK and the empirical NTK at the checkpoint, and their relative gap.
+    private func compare(trace: String) throws -> String {
+        let reader = try TraceReader.open(trace)
+        defer { reader.close() }
+        let run = try TraceRun.load(reader)
+        guard let network = run.model as? LayerNetwork else {
+            throw InfiniteWidthError("\(trace): its model is an MLP (\(run.model.summary)); compare it with `pathkernel kernel --trace \(trace) --compare`")
+        }
+        let arch = try ConvolutionalKernel.Architecture(network: network)
+        let n = min(train ?? run.trainX.rows, run.trainX.rows)
+        guard n > 0 else { throw InfiniteWidthError("\(trace): no training images") }
+        let c = network.outputDim
+        guard n * c * network.parameterCount <= Self.maxFeatureEntries else {
+            throw InfiniteWidthError("the empirical NTK of \(n) images needs \(n) × \(c) × \(network.parameterCount) Jacobian entries, more than \(Self.maxFeatureEntries); use --train N with fewer images")
+        }
+        let x = run.trainX.rows(0..<n)
+        let start = Date()
+        let kernel = try ConvolutionalKernel(arch)
+        let k = try kernel.kernels(x, layout: .channelsFirst)
+        let seconds = Date().timeIntervalSince(start)
+        guard let chosen = try step ?? reader.checkpointSteps().first else { throw InfiniteWidthError("\(trace): no checkpoint to compare") }
+        let w = try reader.checkpoint(step: chosen)
+        let gap = try InfiniteWidthKernel.empiricalGap(network: network, weights: w, x, nil, analytic: k.ntk!)
+        if json {
+            func matrix(_ m: Matrix) -> String {
+                "[" + (0..<m.rows).map { i in "[" + (0..<m.cols).map { "\(m[i, $0])" }.joined(separator: ", ") + "]" }.joined(separator: ",\n  ") + "]"
+            }
+            return "{\n\"net\": \"\(arch.summary)\",\n\"trace\": \(String(decoding: try JSONEncoder().encode(trace), as: UTF8.self)),\n"
+                + "\"train\": \(n),\n\"seconds\": \(seconds),\n\"nngp\": \(matrix(k.nngp)),\n\"ntk\": \(matrix(k.ntk!)),\n"
+                + "\"empirical\": {\"step\": \(chosen), \"gap\": \(gap.gap), \"outputGaps\": \(gap.outputGaps), \"ntk\": \(matrix(gap.empirical))}\n}\n"
+        }
+        var out = "trace      \(trace) (\(network.summary))\n"
+        out += "net        \(arch.summary)\n"
+        out += "images     the first \(n) training images\n"
+        out += "work       \(n * (n + 1) / 2) image pairs × \(kernel.expectationsPerPair()) pixel-pair expectations, "
+            + String(format: "%.3g", seconds) + " s\n"
+        if n <= Self.maxPrintedRows {
+            for (title, m) in [("CNTK NTK", k.ntk!), ("empirical NTK at step \(chosen)" + (c > 1 ? ", rows r·C + c, columns r'·C + c'" : ""), gap.empirical)] {
+                out += "\n\(title) (\(m.rows) × \(m.cols))\n"
+                for i in 0..<m.rows { out += (0..<m.cols).map { String(format: "%19.12e", m[i, $0]) }.joined(separator: " ") + "\n" }
+            }
+            out += "\n"
+        }
+        out += "gap        ‖Θ̂ − Θ⊗I‖_F/‖Θ⊗I‖_F = " + String(format: "%.6g", gap.gap) + " at step \(chosen)\n"
+        if c > 1 { out += "per output " + gap.outputGaps.map { String(format: "%.6g", $0) }.joined(separator: " ") + "\n" }
+        return out
     }
 
     // MARK: - Inputs

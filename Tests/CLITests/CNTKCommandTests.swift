@@ -142,12 +142,48 @@ struct CNTKCommandTests {
         #expect((p["testAccuracy"] as? Double ?? 0) > 0.2, "\(p)")
     }
 
+    /// A recorded conv net of the CNTK's form: its empirical NTK at initialization against the
+    /// CNTK, closer with more channels (the gap shrinks like 1/√channels: 4× from 8 to 128).
+    @Test func traceComparison() throws {
+        let dir = try temporaryDirectory()
+        func gap(channels: Int) throws -> Double {
+            let config = dir.appendingPathComponent("c\(channels).json").path
+            try """
+            { "name": "cntk", "seed": 3, "data": { "kind": "teacher", "train": 5, "test": 2, "inputDim": 25 },
+              "model": { "kind": "sequential", "input": [1, 5, 5], "parameterization": "ntk", "sigmaW": 1.4142135623730951,
+                         "layers": [ {"kind": "conv2d", "out": \(channels), "kernel": 3, "padding": "same", "bias": false}, {"kind": "relu"},
+                                     {"kind": "conv2d", "out": \(channels), "kernel": 3, "padding": "same", "bias": false}, {"kind": "relu"},
+                                     {"kind": "globalavgpool"}, {"kind": "dense", "out": 1, "bias": false} ] },
+              "loss": { "kind": "mse" }, "optimizer": { "kind": "gd", "learningRate": 0.1 },
+              "training": { "steps": 1, "checkpointEvery": 1 } }
+            """.write(toFile: config, atomically: true, encoding: .utf8)
+            let trace = dir.appendingPathComponent("t\(channels).sqlite").path
+            let train = try CLI.run(["train", "--config", config, "--out", trace, "--quiet"])
+            #expect(train.status == 0, "\(train.stderr)")
+            let r = try CLI.run(["cntk", "--trace", trace, "--step", "0", "--json"], timeout: 300)
+            #expect(r.status == 0, "\(r.stderr)")
+            let object = try Self.object(r.stdout)
+            #expect((object["net"] as? String ?? "").contains("5×5×1 images, 2 × [conv 3×3 same, relu], gap readout"), "\(object)")
+            let empirical = try #require(object["empirical"] as? [String: Any])
+            return try #require(empirical["gap"] as? Double)
+        }
+        let narrow = try gap(channels: 8), wide = try gap(channels: 128)
+        #expect(wide < 0.3 && wide < narrow, "gaps: 8 channels \(narrow), 128 channels \(wide)")
+        let text = try CLI.run(["cntk", "--trace", dir.appendingPathComponent("t8.sqlite").path])
+        #expect(text.status == 0 && text.stdout.contains("gap        ‖Θ̂ − Θ⊗I‖_F/‖Θ⊗I‖_F") && text.stdout.contains("at step 0"), "\(text.stdout)")
+        let bad = try CLI.run(["cntk", "--trace", dir.appendingPathComponent("t8.sqlite").path, "--filter", "5"])
+        CLIBadInputTests.assertCleanFailure(bad, mentions: ["--filter", "from the trace"])
+        let mlp = dir.appendingPathComponent("m.sqlite").path
+        #expect(try CLI.run(["train", "--preset", "moons-mlp", "--steps", "2", "--out", mlp, "--quiet"]).status == 0)
+        CLIBadInputTests.assertCleanFailure(try CLI.run(["cntk", "--trace", mlp]), mentions: ["MLP", "pathkernel kernel"])
+    }
+
     @Test func helpFitsEightyColumns() throws {
         let r = try CLI.run(["cntk", "--help"])
         #expect(r.status == 0)
         for line in r.stdout.split(separator: "\n") { #expect(line.count <= 80, "wider than 80 columns: \(line)") }
         for word in ["--data", "--conv-layers", "--filter", "--padding", "--readout", "--sigma-w", "--sigma-b", "--kind",
-                     "--activation", "--predict", "--out", "--image", "Docs/ntk-family.md"] {
+                     "--activation", "--predict", "--out", "--image", "--trace", "--step", "Docs/ntk-family.md"] {
             #expect(r.stdout.contains(word), "\(word) not in help")
         }
     }
