@@ -178,6 +178,10 @@ struct CNTKCommand: ParsableCommand {
             }
             if let out { try OutputPath.check(out) }
             let wantNTK = kind != .nngp || predict
+            if !GaussianExpectation.hasClosedForm(arch.activation) {
+                let work = Double(n * (n + 1) / 2 + (predict ? q * n : 0)) * Double(kernel.expectationsPerPair())
+                FileHandle.standardError.write(Data("note: \(arch.activation.rawValue) has no closed form: \(String(format: "%.3g", work)) pixel-pair expectations by the trapezoidal rule, each at least 97² activation evaluations (relu, erf or gelu are closed forms)\n".utf8))
+            }
             let start = Date()
             let gram = try kernel.kernels(split.train.x, layout: layout, ntk: wantNTK)
             let cross = predict ? try kernel.kernels(split.test.x, split.train.x, layout: layout, ntk: wantNTK) : nil

@@ -167,11 +167,11 @@ public struct ConvolutionalKernel: Sendable {
     }
 
     /// Bytes of pixel-pair buffers one thread holds: `5·P₀²` doubles for `gap` (`P₀ = H·W`, the
-    /// largest layer), `4·P₀` for `flatten`.
+    /// largest layer), `5·P₀` for `flatten`.
     public static func scratchBytes(_ a: Architecture) -> Int {
         let p = a.height.multipliedReportingOverflow(by: a.width).partialValue
         let (pp, over) = p.multipliedReportingOverflow(by: p)
-        if a.readout == .flatten { return 8 * 4 * p }
+        if a.readout == .flatten { return 8 * 5 * p }
         return over || pp > Int.max / 40 ? Int.max : 40 * pp
     }
 
