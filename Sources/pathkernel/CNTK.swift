@@ -447,7 +447,9 @@ struct CNTKCommand: ParsableCommand {
                     + String(format: "%.4e", p.trainMSE).leftPadded(13) + String(format: "%.4e", p.testMSE).leftPadded(13)
                     + String(format: "%.3e", p.lambdaMin).leftPadded(12) + "\n"
             }
-            if let p = r.predictions.first, p.ridge > 0 { out += "ridge      λ_r = \(String(format: "%.4e", p.ridge)) (ρ = \(ridge)) for the first; each kernel its own\n" }
+            if ridge > 0 {
+                out += "ridge      ρ = \(ridge): λ_r = ρ·tr/n, " + r.predictions.map { "\($0.kernel) \(String(format: "%.4e", $0.ridge))" }.joined(separator: ", ") + "\n"
+            }
         }
         return out
     }
