@@ -13,11 +13,13 @@ struct AnalysisAssembly {
     let form: KernelForm?
     /// The run's notes and the route selection's, in order.
     let notes: [String]
-    /// The path after its last segment (the step check's figures, checkpoint resolution).
-    let path: WeightPath
+    /// The step check's figures and checkpoint resolution, from the path after its last segment.
+    let path: ReplaySummary
     /// Weights at step 0, at step T, and of the linearized network (ntk0-km).
     let w0: [Double], wT: [Double], wLin: [Double]
-    let dynamics: DynamicsSampler
+    /// The dynamics' points and the size of their training subset.
+    let dynamics: [AnalysisResult.DynamicsPoint]
+    let dynamicsSubset: Int
     let quadrature: SegmentQuadrature
 
     /// The result and K^p. `machinesProgress(finished)` is called before the kernel machines and
@@ -78,7 +80,7 @@ struct AnalysisAssembly {
             reconstruction: .init(train: scoring.showTrain ? residual(scoring.train) : nil, test: scoring.showTest ? residual(scoring.test) : nil,
                                   meanNodesPerStep: Double(quadrature.nodeCount) / Double(max(context.steps, 1)), maxDepth: quadrature.maxDepth,
                                   exact: exactFigures),
-            kernelMachines: machines, dynamics: dynamics.points, dynamicsSubset: dynamics.indices.count,
+            kernelMachines: machines, dynamics: dynamics, dynamicsSubset: dynamicsSubset,
             attribution: kernelForm ? attribution(acc, change: change, fT: fT) : [],
             seconds: Date().timeIntervalSince(started), toolVersion: "")
         // Never a table of NaN: a run whose weights or outputs are too large for float64 kernels

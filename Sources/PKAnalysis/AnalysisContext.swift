@@ -31,8 +31,11 @@ struct AnalysisContext {
     /// The rows the dynamics' path-km error and the weight-decay note are measured on: the
     /// held-out queries, else every training point.
     let fidelityRows: [Int]
+    /// The query rows this process computes: all of them, or a shard's (`AnalysisShard`; the
+    /// routes compute only these rows of the accumulators, the rest stay zero).
+    let rows: Range<Int>
 
-    init(settings: AnalysisSettings, run: TraceRun) throws {
+    init(settings: AnalysisSettings, run: TraceRun, shard: AnalysisShard? = nil) throws {
         self.settings = settings
         self.run = run
         model = run.model
@@ -58,5 +61,9 @@ struct AnalysisContext {
                             : (0..<min(n, 3)).map { ("train", $0, nT + $0) }
         attrIndex = Dictionary(uniqueKeysWithValues: attributed.enumerated().map { ($1.row, $0) })
         fidelityRows = nT > 0 ? Array(0..<nT) : Array(0..<n).map { $0 + nT }
+        rows = try shard?.rows(queries: nQ) ?? 0..<nQ
     }
+
+    /// True when this process computes every query row (not a shard).
+    var allRows: Bool { rows == 0..<queries }
 }

@@ -239,4 +239,18 @@ public struct AnalysisResult: Codable, Sendable {
     public var attribution: [Attribution]
     public var seconds: Double
     public var toolVersion: String
+    /// Set when the analysis was computed in shards and merged (`analyze --shard`, `merge`);
+    /// absent otherwise.
+    public var sharding: Sharding? = nil
+
+    /// How a sharded analysis was computed (Docs/scale-out.md).
+    public struct Sharding: Codable, Sendable {
+        /// Shards of the query rows.
+        public var shards: Int
+        /// CPU seconds (user + system) of all shards together, of the longest shard's wall
+        /// time, and of the merge.
+        public var shardCpuSeconds: Double
+        public var longestShardSeconds: Double
+        public var mergeCpuSeconds: Double
+    }
 }

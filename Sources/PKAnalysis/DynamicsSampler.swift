@@ -19,6 +19,10 @@ struct DynamicsSampler {
     let pathKM: Bool
     private var theta0: Matrix? = nil
     private(set) var points: [AnalysisResult.DynamicsPoint] = []
+    /// Per point, path-km's squared error and the squared change summed over this process's
+    /// fidelity rows (a shard's share; the merge adds the shards' and takes the root of the
+    /// ratio); nil where the error is not measured.
+    private(set) var pathKmSums: [[Double]?] = []
 
     init(context: AnalysisContext, w0: [Double], pathKM: Bool) {
         self.context = context
@@ -49,10 +53,11 @@ struct DynamicsSampler {
         let align = PathAnalyzer.cosine(theta, targetGram)
         let travel = Vec.norm(zip(w, w0).map { $0 - $1 }) / max(Vec.norm(w0), .leastNormalMagnitude)
         var pkm: Double? = nil
+        var sums: [Double]? = nil
         if step > 0 && pathKM {
             let a = PathAnalyzer.fixedCoefficients(cSum: acc.cSum, gSum: acc.gSum)
             var num = 0.0, den = 0.0
-            for q in context.fidelityRows {
+            for q in context.fidelityRows where context.rows.contains(q) {
                 let pred = PathAnalyzer.kernelTimes(acc.kp, row: q, coefficients: a, blocks: context.blocks, outputs: C)
                 for c in 0..<C {
                     let ft = acc.jvpSum[q, c]   // f_t − f_0 up to quadrature
@@ -61,7 +66,9 @@ struct DynamicsSampler {
                 }
             }
             pkm = den > 0 ? (num / den).squareRoot() : nil
+            sums = [num, den]
         }
         points.append(.init(step: step, kernelDistance: dist, alignment: align, weightTravel: travel, pathKmError: pkm))
+        pathKmSums.append(sums)
     }
 }

@@ -164,7 +164,7 @@ extension PathAnalyzer {
     /// `∂f_k(x_i)/∂W_l = s_l δ_{k,i} a_iᵀ`, `Y = A_b R_l[rows]ᵀ` (one GEMM), then per example i
     /// a small GEMM of Y's row i (rows × out) with the C signals of x_i and its δ^g.
     static func accumulatePreconditioned<S: BLASScalar>(_: S.Type, _ form: PreconditionedForm, model: any Network, run: TraceRun, xq: Matrix, nT: Int,
-                                         exactOnly: Bool, mode: KernelMode, attrIndex: [Int: Int],
+                                         rows queryRows: Range<Int>? = nil, exactOnly: Bool, mode: KernelMode, attrIndex: [Int: Int],
                                          into acc: inout KernelAccumulators, progress: (Int, Int) -> Void) {
         let C = model.outputDim, P = model.parameterCount, T = form.steps.count, n = run.trainX.rows
         let blocks = mode == .full ? C : 1
@@ -182,8 +182,10 @@ extension PathAnalyzer {
         let rowWidth = layers.map { factored[$0.index] ? $0.outputs : $0.weightCount }
         let perQuery = C * querySideScalars(model: model, form: form)
         // Query rows per block: R stays under `querySideBlockBytes`.
-        let perBlock = max(1, min(nQ, querySideBlockBytes / max(bytes * perQuery, 1)))
-        let queryBlocks = stride(from: 0, to: nQ, by: perBlock).map { $0..<min($0 + perBlock, nQ) }
+        // The query rows computed here: all, or a shard's (`AnalysisContext.rows`).
+        let computed = queryRows ?? 0..<nQ
+        let perBlock = max(1, min(computed.count, querySideBlockBytes / max(bytes * perQuery, 1)))
+        let queryBlocks = stride(from: computed.lowerBound, to: computed.upperBound, by: perBlock).map { $0..<min($0 + perBlock, computed.upperBound) }
         // Query rows per thread chunk: one layer's rows of a chunk (C channels) stay near 2 MB.
         let largest = rowWidth.max() ?? 1
         let widest = layers.map { $0.outputs }.max() ?? 1

@@ -37,12 +37,43 @@ public struct PathAnalyzer {
     /// the notes, residuals and attribution).
     public func analyzeWithKernel(reader: TraceReader, progress: (AnalysisProgress) -> Void = { _ in }) throws
         -> (result: AnalysisResult, kernel: Matrix) {
+        let started = Date()
+        let walk = try self.walk(reader: reader, shard: nil, progress: progress)
+        return try walk.assembly().assemble(walk.acc, started: started) { finished in
+            progress(AnalysisProgress(done: finished ? walk.totalWork : walk.totalWork - walk.cost.machines, total: walk.totalWork,
+                                      phase: .machines, step: 0, steps: 0))
+        }
+    }
+
+    /// Everything before the assembly: the accumulated sums of the query rows of `shard` (all
+    /// rows when nil), and what the assembly reads of the path.
+    struct PathWalk {
+        let context: AnalysisContext
+        let route: any KernelRoute
+        let form: KernelForm?
+        let notes: [String]
+        let replay: ReplaySummary
+        let w0: [Double], wT: [Double], wLin: [Double]
+        let dynamics: DynamicsSampler
+        let quadrature: SegmentQuadrature
+        let acc: KernelAccumulators
+        let cost: AnalysisCostModel
+        let totalWork: Double
+
+        func assembly() -> AnalysisAssembly {
+            AnalysisAssembly(context: context, route: route, form: form, notes: notes, path: replay, w0: w0, wT: wT, wLin: wLin,
+                             dynamics: dynamics.points, dynamicsSubset: dynamics.indices.count, quadrature: quadrature)
+        }
+    }
+
+    /// One pass over the weight path, forwards in time: per segment the dynamics sample, the
+    /// quadrature nodes, the kernel route and the linearized network; then the route's finish.
+    func walk(reader: TraceReader, shard: AnalysisShard?, progress: (AnalysisProgress) -> Void) throws -> PathWalk {
         try settings.validate()
         // Many small GEMMs: one BLAS thread (see `BLASThreads`).
         BLASThreads.set(1)
-        let started = Date()
         let run = try TraceRun.load(reader)
-        let context = try AnalysisContext(settings: settings, run: run)
+        let context = try AnalysisContext(settings: settings, run: run, shard: shard)
         let T = context.steps
         var path = try WeightPath(run: run, reader: reader, allowMismatch: settings.allowInconsistentSteps == true)
         let w0 = path.current
@@ -59,12 +90,14 @@ public struct PathAnalyzer {
         let (exact, quadratureNotes) = Self.exactQuadrature(settings: settings, model: context.model, route: route)
         var quadrature = SegmentQuadrature(settings: settings, steps: T, model: context.model, exact: exact)
         var acc = KernelAccumulators(zeroFor: context)
+        // The queries whose nodes this process chooses (a shard's rows only).
+        let xNodes = context.allRows ? context.xq : context.xq.rows(context.rows)
 
         while let seg = try path.next() {
             dynamics.sample(segment: seg, acc)
             let delta = seg.delta
             let batch = seg.record.batch.map(Int.init)
-            let nodes = quadrature.nodes(model: context.model, start: seg.start, delta: delta, x: context.xq)
+            let nodes = quadrature.nodes(model: context.model, start: seg.start, delta: delta, x: xNodes, rowOffset: context.rows.lowerBound)
             let step = RouteSegment(segment: seg, delta: delta, batch: batch, xb: run.trainX.rows(at: batch),
                                     yb: run.trainY.rows(at: batch), nodes: nodes.shared, piecewise: nodes.piecewise)
             route.consume(step, into: &acc)
@@ -79,13 +112,9 @@ public struct PathAnalyzer {
             progress(AnalysisProgress(done: Double(T) * (cost.forwardPerStep + part * cost.backwardPerStep), total: totalWork,
                                       phase: .backward, step: Int((part * Double(T)).rounded()), steps: T))
         }
-
-        let assembly = AnalysisAssembly(context: context, route: route, form: optimizer.kernelForm, notes: run.notes + selection.notes + quadratureNotes,
-                                        path: path, w0: w0, wT: wT, wLin: linearized.weights, dynamics: dynamics, quadrature: quadrature)
-        return try assembly.assemble(acc, started: started) { finished in
-            progress(AnalysisProgress(done: finished ? totalWork : totalWork - cost.machines, total: totalWork, phase: .machines,
-                                      step: 0, steps: 0))
-        }
+        return PathWalk(context: context, route: route, form: optimizer.kernelForm, notes: run.notes + selection.notes + quadratureNotes,
+                        replay: path.summary, w0: w0, wT: wT, wLin: linearized.weights, dynamics: dynamics, quadrature: quadrature,
+                        acc: acc, cost: cost, totalWork: totalWork)
     }
 
     /// Whether the analysis integrates exactly through each query's kinks (math §1.1), and the

@@ -42,7 +42,8 @@ struct SegmentQuadrature {
     /// The nodes `(s_j, ω_j)` on [0, 1] for the segment from `start` along `delta` (adaptive
     /// mode measures the integrand at the queries `x`), and with exact quadrature the queries
     /// that leave them for their own nodes.
-    mutating func nodes(model: any Network, start: [Double], delta: [Double], x: Matrix)
+    /// `rowOffset`: the query row of `x`'s first row (a shard's rows start past 0).
+    mutating func nodes(model: any Network, start: [Double], delta: [Double], x: Matrix, rowOffset: Int = 0)
         -> (shared: [(s: Double, w: Double)], piecewise: PiecewiseNodes?) {
         var nodes: [(s: Double, w: Double)]
         var piecewise: PiecewiseNodes? = nil
@@ -56,7 +57,7 @@ struct SegmentQuadrature {
             nodes = zip(rule.nodes, rule.weights).map { ($0, $1) }
         }
         if kind == .exact {
-            let p = PiecewiseNodes(breakpoints: model.segmentBreakpoints(start: start, delta: delta, x), rule: rule)
+            let p = PiecewiseNodes(breakpoints: model.segmentBreakpoints(start: start, delta: delta, x), rule: rule, rowOffset: rowOffset)
             pairs += x.rows
             kinkedPairs += x.rows - p.smoothRows.count
             breakpoints += p.breakpoints
@@ -86,11 +87,13 @@ struct PiecewiseNodes {
     /// path, q = ⌈D/2⌉).
     static func nodesPerPiece(_ model: any Network) -> Int { max(1, ((model.piecewiseJacobianDegree ?? 0) + 2) / 2) }
 
-    /// `breakpoints[q]`: query q's breakpoints in (0, 1), ascending (`Network.segmentBreakpoints`).
-    init(breakpoints: [[Double]], rule: GaussLegendre) {
+    /// `breakpoints[k]`: query row `rowOffset + k`'s breakpoints in (0, 1), ascending
+    /// (`Network.segmentBreakpoints`).
+    init(breakpoints: [[Double]], rule: GaussLegendre, rowOffset: Int = 0) {
         var smooth: [Int] = [], kinked: [(row: Int, t: Double, weight: Double)] = []
         var count = 0
-        for (q, cuts) in breakpoints.enumerated() {
+        for (k, cuts) in breakpoints.enumerated() {
+            let q = rowOffset + k
             if cuts.isEmpty { smooth.append(q); continue }
             count += cuts.count
             let ends = [0] + cuts + [1]
@@ -123,5 +126,31 @@ extension PiecewiseNodes {
             for c in 0..<out.cols { out[r, c] = j[0, c] }
         }
         return out
+    }
+}
+
+/// What `SegmentQuadrature` counted, as a shard's part carries it to the merge.
+struct QuadratureTally: Codable, Equatable {
+    var nodeCount: Int, maxDepth: Int, budgetSteps: Int
+    var pairs: Int, kinkedPairs: Int, breakpoints: Int, queryNodes: Int
+}
+
+extension SegmentQuadrature {
+    var tally: QuadratureTally {
+        QuadratureTally(nodeCount: nodeCount, maxDepth: maxDepth, budgetSteps: budgetSteps, pairs: pairs, kinkedPairs: kinkedPairs,
+                        breakpoints: breakpoints, queryNodes: queryNodes)
+    }
+
+    /// The counts of a sharded analysis: the shared nodes per step are every shard's (the first
+    /// shard's figures), the per-query counts add up over the shards' rows.
+    mutating func take(_ parts: [QuadratureTally]) {
+        guard let first = parts.first else { return }
+        nodeCount = first.nodeCount
+        maxDepth = first.maxDepth
+        budgetSteps = first.budgetSteps
+        pairs = parts.reduce(0) { $0 + $1.pairs }
+        kinkedPairs = parts.reduce(0) { $0 + $1.kinkedPairs }
+        breakpoints = parts.reduce(0) { $0 + $1.breakpoints }
+        queryNodes = parts.reduce(0) { $0 + $1.queryNodes }
     }
 }

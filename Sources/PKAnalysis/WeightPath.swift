@@ -70,6 +70,12 @@ public struct WeightPath {
     /// checkpoints, no stored state): segments then run from checkpoint to checkpoint.
     public private(set) var checkpointResolution = false
 
+    /// The step check's figures so far (what the report's replay line says).
+    var summary: ReplaySummary {
+        ReplaySummary(checkpointResolution: checkpointResolution, largestMismatch: largestMismatch, tolerance: tolerance,
+                      worstStep: worstStep, checkedSteps: checkedSteps)
+    }
+
     /// The optimizer state stored with the checkpoint at step 0 (nil: none), as read; a count above
     /// 0 means the run was resumed with buffers that hold gradients from before the trace.
     public let initialStoredState: StoredOptimizerState?
@@ -153,4 +159,14 @@ public struct WeightPath {
         t += 1
         return seg
     }
+}
+
+/// The step check's figures of a walked path (`WeightPath.summary`): what the report's replay
+/// line and the inconsistency note read, and what a shard's part carries to the merge.
+struct ReplaySummary: Codable, Equatable {
+    var checkpointResolution: Bool
+    var largestMismatch: Double
+    var tolerance: Double
+    var worstStep: Int?
+    var checkedSteps: Int
 }

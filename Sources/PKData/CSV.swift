@@ -251,7 +251,7 @@ public enum CSV {
             y = classIndex.map(Double.init)
             numClasses = k
         }
-        let base = (name as NSString).lastPathComponent
+        let base = lastPathComponent(name)
         let ds = Dataset(x: Matrix(rows: n, cols: d, data: x), y: Matrix(rows: n, cols: 1, data: y),
                          task: task, numClasses: numClasses, name: base)
         try ds.validate(file: name)
@@ -263,4 +263,13 @@ public enum CSV {
                             header: Bool? = nil, delimiter: Character = ",") throws -> Dataset {
         try dataset(try read(path: path, delimiter: delimiter, header: header), target: target, task: task)
     }
+}
+
+/// The last component of a path (trailing slashes ignored), without Foundation's `NSString`
+/// path methods, which crash on some one-character paths on Linux (PKTrace's `PathNames`).
+func lastPathComponent(_ path: String) -> String {
+    var s = Substring(path)
+    while s.count > 1 && s.hasSuffix("/") { s = s.dropLast() }
+    if s == "/" { return "/" }
+    return String(s.split(separator: "/", omittingEmptySubsequences: true).last ?? "")
 }

@@ -186,7 +186,7 @@ extension DataSpec {
             return Dataset(x: Matrix(rows: idx.count, cols: d, data: x), y: Matrix(rows: idx.count, cols: 1, data: y),
                            task: k == 2 ? .binary : .multiclass, numClasses: k, name: name)
         }
-        let base = (dir as NSString).lastPathComponent
+        let base = lastPathComponent(dir)
         var trainSet = build(tr, trainIdx, "\(base)/train")
         var testSet = build(te, testIdx, "\(base)/test")
         switch normalize ?? "unit" {

@@ -23,9 +23,9 @@ public enum OutputPath {
         let dir = directory(of: path)
         guard fm.fileExists(atPath: dir, isDirectory: &isDir) else {
             // The nearest existing ancestor: a file there is the real problem.
-            var ancestor = (dir as NSString).deletingLastPathComponent
+            var ancestor = PathNames.deletingLastComponent(dir)
             while !ancestor.isEmpty && !fm.fileExists(atPath: ancestor, isDirectory: &isDir) {
-                ancestor = (ancestor as NSString).deletingLastPathComponent
+                ancestor = PathNames.deletingLastComponent(ancestor)
             }
             if !ancestor.isEmpty && !isDir.boolValue {
                 throw OutputError(path: path, detail: "\(ancestor) is a file, not a directory; choose another location")
@@ -35,7 +35,7 @@ public enum OutputPath {
         guard isDir.boolValue else {
             throw OutputError(path: path, detail: "\(dir) is a file, not a directory; choose another location")
         }
-        let probe = (dir as NSString).appendingPathComponent(".pathkernel-write-test-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+        let probe = PathNames.appending(".pathkernel-write-test-\(getpid())-\(UInt32.random(in: 0...UInt32.max))", to: dir)
         let fd = open(probe, O_WRONLY | O_CREAT | O_EXCL, 0o600)
         if fd < 0 {
             let code = errno
@@ -74,7 +74,7 @@ public enum OutputPath {
 
     /// The directory a file at `path` goes into ("." for a bare name).
     static func directory(of path: String) -> String {
-        let dir = (path as NSString).deletingLastPathComponent
+        let dir = PathNames.deletingLastComponent(path)
         return dir.isEmpty ? "." : dir
     }
 

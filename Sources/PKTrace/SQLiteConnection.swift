@@ -136,7 +136,7 @@ final class SQLiteConnection {
         case SQLITE_CORRUPT:
             return .corrupt(path: path, detail: "SQLite reports \"\(message)\" while \(operation) (truncated or overwritten?)")
         case SQLITE_CANTOPEN where readOnly, SQLITE_READONLY where readOnly:
-            return .cannotOpenReadOnly(path: path, detail: "SQLite reports \"\(message)\" while \(operation); it needs to create \((path as NSString).lastPathComponent)-shm next to the trace, so make the directory writable or copy the trace (with its -wal file, if any) to a writable one")
+            return .cannotOpenReadOnly(path: path, detail: "SQLite reports \"\(message)\" while \(operation); it needs to create \(PathNames.lastComponent(path))-shm next to the trace, so make the directory writable or copy the trace (with its -wal file, if any) to a writable one")
         case SQLITE_CANTOPEN, SQLITE_READONLY, SQLITE_PERM:
             // A writer: say why the file or its directory cannot be written.
             let dir = OutputPath.directory(of: path)

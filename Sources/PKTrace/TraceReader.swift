@@ -105,7 +105,7 @@ public final class TraceReader: @unchecked Sendable {
             case .cannotOpenReadOnly, .diskFullReading: break
             default: throw error
             }
-            let name = (path as NSString).lastPathComponent
+            let name = PathNames.lastComponent(path)
             guard !SQLiteConnection.walHoldsCommits(path) else {
                 if FileManager.default.fileExists(atPath: path + "-shm") { throw error }
                 throw TraceError.cannotOpenReadOnly(path: path, detail: "its \(name)-wal holds commits, which SQLite reads only through a \(name)-shm index, and it cannot create one in this directory (read-only, or the disk is full); copy \(name) and \(name)-wal together to a writable directory and read the copy")

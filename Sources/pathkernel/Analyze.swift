@@ -175,13 +175,30 @@ struct Analyze: ParsableCommand {
     @Flag(help: "Print the estimate only (work per phase, time at this machine's GEMM rate, peak memory, and the options that would cut it); analyze nothing.")
     var plan = false
 
+    @Option(help: ArgumentHelp("Compute only shard I of N (0 ≤ I < N: the I-th of N equal parts of the queries, every step) into the part file --out; `pathkernel merge` combines the N parts into the analysis (Docs/scale-out.md).", valueName: "I/N"))
+    var shard: String?
+
+    @Option(help: ArgumentHelp("With --shard: where the part goes (written complete or not at all).", valueName: "PART"))
+    var out: String?
+
     func validate() throws {
         try checkThreadsEnvironment()
         do { try options.settings.validate() } catch { throw ValidationError("\(error)") }
+        if let shard {
+            do { _ = try AnalysisShard(parsing: shard) } catch { throw ValidationError("\(error)") }
+            guard out != nil else { throw ValidationError("--shard needs --out PART: a shard's part is written to a file, not stored in the trace") }
+            guard !plan else { throw ValidationError("--plan estimates the whole analysis: drop --shard (a shard of N takes about 1/N of it)") }
+        } else if out != nil {
+            throw ValidationError("--out writes a shard's part: pass --shard I/N too (a whole analysis is stored in the trace)")
+        }
     }
 
     func run() throws {
         do {
+            if let shard, let out {
+                try runShard(try AnalysisShard(parsing: shard), out: out)
+                return
+            }
             if plan {
                 let p = try PathAnalyzer(settings: options.settings).plan(reader: try TraceReader.open(path))
                 print(AnalysisRunner.describe(p), terminator: "")
@@ -191,6 +208,74 @@ struct Analyze: ParsableCommand {
             let rec = result.reconstruction.test ?? result.reconstruction.train
             let steps = result.replay.checkedSteps.map { $0 > 0 ? "step check \(String(format: "%.1e", result.replay.largestMismatch))\(result.replay.inconsistent == true ? " (INCONSISTENT)" : ""), " : "" } ?? ""
             print("analysis stored in \(path): \(steps)reconstruction residual \(String(format: "%.1e", rec?.relativeResidual ?? .nan)); see `pathkernel report \(path)`")
+        } catch {
+            throw fail("\(error)")
+        }
+    }
+}
+
+extension Analyze {
+    /// `--shard I/N --out PART`: the shard's part, written complete or not at all; the trace is only read.
+    func runShard(_ shard: AnalysisShard, out: String) throws {
+        let reader = try TraceReader.open(path)
+        try OutputPath.check(out)
+        let bar = quiet ? nil : ProgressBar(total: 10_000, counts: false)
+        let part = try PathAnalyzer(settings: options.settings).analyzeShard(reader: reader, shard: shard, toolVersion: ToolInfo.version) { p in
+            let what = p.steps > 0 ? "\(p.phase.label) \(p.step)/\(p.steps)" : p.phase.label
+            bar?.update(Int((10_000 * p.fraction).rounded(.down)), what, phase: p.phase.rawValue)
+        }
+        try part.write(to: out)
+        let rows = part.arrays["n_sum"]?.rows ?? 0
+        bar?.finish("shard \(shard.description) done")
+        print("shard \(shard.description) of \(path) (\(rows) query rows) written to \(out); when all \(shard.count) are done: `pathkernel merge \(path) PART...`")
+    }
+}
+
+struct Merge: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Combine the parts of a sharded analysis and store the analysis in the trace.",
+        discussion: """
+        The parts come from `pathkernel analyze TRACE --shard I/N --out PART`, one per I = 0 … \
+        N − 1, with the same options. merge checks that they are of this trace as it is now, of \
+        one set of options and complete (each shard once), combines them, builds the kernel \
+        machines, fidelity and attribution, and stores the analysis in the trace as `analyze` \
+        would; `pathkernel report TRACE` prints it (Docs/scale-out.md).
+        """)
+
+    @Argument(help: "The trace file.")
+    var path: String
+
+    @Argument(help: "The parts, one per shard (any order).")
+    var parts: [String] = []
+
+    @Flag(help: "Print no progress.")
+    var quiet = false
+
+    func validate() throws {
+        try checkThreadsEnvironment()
+        guard !parts.isEmpty else { throw ValidationError("merge needs the parts: pathkernel merge TRACE PART... (written by `analyze TRACE --shard I/N --out PART`)") }
+    }
+
+    func run() throws {
+        do {
+            var files: [PartFile] = []
+            for name in parts {
+                do { files.append(try PartFile.read(name)) } catch { throw AnalysisError("\(name): \(error)") }
+            }
+            let reader = try TraceReader.open(path)
+            try AnalysisStore.checkWritable(path)
+            let writer = try AnalysisWriter.open(path)
+            defer { writer.close() }
+            let before = try reader.basis()
+            var (result, settings) = try PathAnalyzer.merge(reader: reader, parts: files, names: parts, toolVersion: ToolInfo.version) { finished in
+                if !quiet && !finished { AnalysisRunner.note("merged \(files.count) parts; fitting the kernel machines") }
+            }
+            result.toolVersion = ToolInfo.version
+            if let warning = try AnalysisStore.save(result, key: AnalysisStore.key(settings), basis: before, into: writer) {
+                AnalysisRunner.note("warning: \(warning)")
+            }
+            let rec = result.reconstruction.test ?? result.reconstruction.train
+            print("analysis of \(files.count) shards stored in \(path): reconstruction residual \(String(format: "%.1e", rec?.relativeResidual ?? .nan)); see `pathkernel report \(path)`")
         } catch {
             throw fail("\(error)")
         }

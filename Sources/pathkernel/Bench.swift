@@ -6,6 +6,7 @@ import PKTraining
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run benchmarks and print their table (never part of the tests).",
+        usage: "pathkernel bench [--workload <workload>] [<options>]",
         discussion: """
         W1: the empirical NTK of an MLP 64-512-512-512-1 (relu, NTK parameterization) between 200 \
         queries and 1,000 training points, float64 and float32, against the explicit Jacobian \

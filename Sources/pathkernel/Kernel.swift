@@ -13,6 +13,7 @@ struct KernelCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "kernel",
         abstract: "The infinite-width NNGP and NTK of an MLP between the rows of CSV files.",
+        usage: "pathkernel kernel (--preset <preset> | --config <config> |\n                  --trace <trace>) --inputs <inputs> [<options>]",
         discussion: """
         The model comes from a preset, a run config or a trace (its layers, activation, \
         parameterization, sigmaW, sigmaB, bias, leakySlope); the widths matter only under the \

@@ -13,6 +13,7 @@ struct NTKCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ntk",
         abstract: "The empirical NTK of a trace's network at a step, and its spectrum.",
+        usage: "pathkernel ntk <path> [--step <step>] [--queries <queries>]\n               [--out <FILE>] [<options>]",
         discussion: """
         Θ̂(x, x') = J(x; w_k) J(x'; w_k)ᵀ between the trace's examples (--queries), at a stored \
         checkpoint or at any step the trace can replay to (--step; default 0, the \

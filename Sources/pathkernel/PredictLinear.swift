@@ -15,6 +15,7 @@ struct PredictLinear: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "predict-linear",
         abstract: "Linearized training dynamics in closed form, finite width or infinite.",
+        usage: "pathkernel predict-linear (--trace <trace> | --config <config>)\n                          [<options>]",
         discussion: """
         f_t(x) = f₀(x) + Θ(x, X) G_t (Y − F₀), the network linearized at w₀ trained by \
         full-batch gradient descent on the mean MSE: discrete steps, G_t = Θ⁻¹[I − (I − ηΘ/n)^t], \

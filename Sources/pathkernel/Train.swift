@@ -6,6 +6,7 @@ import PKTraining
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Train a network and record the run into a trace file.",
+        usage: "pathkernel train (--preset <preset> | --config <config>) [--out <out>]\n                 [<options>]",
         discussion: """
         The trace (SQLite) holds the model, the data, every step's learning rate, batch and loss, \
         and parameter checkpoints; its format is in Docs/trace-format.md. A run stopped at any \

@@ -95,7 +95,7 @@ public enum KernelFile {
 
     /// The format `path`'s extension names (case-insensitive), nil for any other.
     public static func format(of path: String) -> Format? {
-        Format(rawValue: (path as NSString).pathExtension.lowercased())
+        Format(rawValue: PathNames.fileExtension(path).lowercased())
     }
 
     /// Writes `m` to `path` in its extension's format (an `OutputError` when the file cannot be

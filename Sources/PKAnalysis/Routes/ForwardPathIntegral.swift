@@ -24,7 +24,9 @@ struct ForwardPathIntegral {
         let chunk = model is MLP ? max(64, min(nQ, 128 << 20 / max(rowBytes, 1)))
                                  : max(16, min(nQ, 128 << 20 / max(rowBytes, 1), featureRows))
         self.chunk = chunk
-        queryBlocks = stride(from: 0, to: nQ, by: chunk).map { $0..<min($0 + chunk, nQ) }
+        // This process's query rows (all, or a shard's), in blocks.
+        let rows = context.rows
+        queryBlocks = stride(from: rows.lowerBound, to: rows.upperBound, by: chunk).map { $0..<min($0 + chunk, rows.upperBound) }
         xqBlocks = queryBlocks.map { context.xq.rows($0) }
     }
 

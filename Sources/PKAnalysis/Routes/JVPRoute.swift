@@ -14,9 +14,13 @@ struct JVPRoute: KernelRoute {
     let form: KernelForm?
     let decoupledDecay: Double
 
+    /// This process's query rows (all, or a shard's).
+    let rows: Range<Int>
+
     init(context: AnalysisContext, form: KernelForm?) {
         model = context.model
         xq = context.xq
+        rows = context.rows
         self.form = form
         decoupledDecay = form?.decoupledDecay ?? 0
     }
@@ -34,8 +38,8 @@ struct JVPRoute: KernelRoute {
         let decoupled = decoupledDecay > 0 ? form!.decay(of: seg.start, times: -seg.learningRate, lambda: decoupledDecay) : nil
         let C = acc.jvpSum.cols
         // The rows on the shared nodes: every query, or exact quadrature's smooth ones.
-        let rows = seg.piecewise?.smoothRows ?? Array(0..<xq.rows)
-        let x = seg.piecewise == nil ? xq : xq.rows(at: rows)
+        let rows = seg.piecewise?.smoothRows ?? Array(self.rows)
+        let x = seg.piecewise == nil ? (self.rows.count == xq.rows ? xq : xq.rows(self.rows)) : xq.rows(at: rows)
         if !rows.isEmpty {
             for (s, omega) in seg.nodes {
                 var ws = seg.start

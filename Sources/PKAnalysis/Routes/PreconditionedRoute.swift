@@ -55,10 +55,10 @@ struct PreconditionedRoute: KernelRoute {
         let c = context
         switch c.settings.precision {
         case .f64:
-            PathAnalyzer.accumulatePreconditioned(Double.self, form, model: c.model, run: c.run, xq: c.xq, nT: c.heldOut, exactOnly: c.exactOnly,
+            PathAnalyzer.accumulatePreconditioned(Double.self, form, model: c.model, run: c.run, xq: c.xq, nT: c.heldOut, rows: c.rows, exactOnly: c.exactOnly,
                                                   mode: c.mode, attrIndex: c.attrIndex, into: &acc, progress: progress)
         case .f32:
-            PathAnalyzer.accumulatePreconditioned(Float.self, form, model: c.model, run: c.run, xq: c.xq, nT: c.heldOut, exactOnly: c.exactOnly,
+            PathAnalyzer.accumulatePreconditioned(Float.self, form, model: c.model, run: c.run, xq: c.xq, nT: c.heldOut, rows: c.rows, exactOnly: c.exactOnly,
                                                   mode: c.mode, attrIndex: c.attrIndex, into: &acc, progress: progress)
         }
         // The stored w_t (and D_t) of every step are no longer needed: free them before the machines.
