@@ -288,6 +288,31 @@ struct ConvolutionalKernelTests {
         }
     }
 
+    /// More image pairs than chunks (`maxChunks`), so that chunks hold several pairs and find
+    /// their first one by row: every entry equals the pair computed alone.
+    @Test(arguments: ConvolutionalKernel.Readout.allCases)
+    func chunksOfSeveralPairs(_ readout: ConvolutionalKernel.Readout) throws {
+        let a = ConvolutionalKernel.Architecture(height: 3, width: 3, channels: 1, convLayers: 1, filter: 3, padding: .same,
+                                                 readout: readout, activation: .relu, sigmaB: 0.1)
+        let kernel = try ConvolutionalKernel(a)
+        let x = Self.images(30, a, phase: 0.6), y = Self.images(17, a, phase: 1.1)
+        #expect(30 * 31 / 2 > ConvolutionalKernel.maxChunks && 30 * 17 > ConvolutionalKernel.maxChunks)
+        let gram = try kernel.kernels(x), cross = try kernel.kernels(x, y)
+        for i in 0..<30 {
+            let xi = x.rows(i..<(i + 1))
+            for j in i..<30 {
+                let alone = try kernel.kernels(xi, x.rows(j..<(j + 1)))
+                Self.expectClose([gram.nngp[i, j], gram.ntk![i, j], gram.nngp[j, i]],
+                                 [alone.nngp[0, 0], alone.ntk![0, 0], alone.nngp[0, 0]], Self.duplicateTolerance, "Gram \(i), \(j)")
+            }
+            for j in 0..<17 {
+                let alone = try kernel.kernels(xi, y.rows(j..<(j + 1)))
+                Self.expectClose([cross.nngp[i, j], cross.ntk![i, j]], [alone.nngp[0, 0], alone.ntk![0, 0]],
+                                 Self.duplicateTolerance, "cross \(i), \(j)")
+            }
+        }
+    }
+
     @Test func channelsFirstLayout() throws {
         let a = ConvolutionalKernel.Architecture(height: 4, width: 3, channels: 2, convLayers: 1, filter: 3, padding: .same,
                                                  readout: .gap, activation: .relu)

@@ -230,13 +230,12 @@ public struct ConvolutionalKernel: Sendable {
         let vars2 = gram ? vars1 : selfVariances(images2, count: n2)
         let largestVariance = max(vars1.max() ?? 0, gram ? 0 : vars2.max() ?? 0)
 
-        // Image pairs: the upper triangle of a Gram matrix, every pair of a cross kernel; cut
-        // into chunks that depend on the count only (each pair is computed alone anyway).
+        // Image pairs in row order: the upper triangle of a Gram matrix, every pair of a cross
+        // kernel; cut into chunks that depend on the count only (each pair is computed alone
+        // anyway). Row i's first pair is number `rowStart[i]`.
         let pairCount = gram ? n1 * (n1 + 1) / 2 : n1 * n2
-        var pairs: [(Int, Int)] = []
-        pairs.reserveCapacity(pairCount)
-        for i in 0..<n1 { for j in (gram ? i : 0)..<n2 { pairs.append((i, j)) } }
-        let chunks = Self.chunks(pairs.count, parts: min(pairs.count, Self.maxChunks))
+        let rowStart = (0...n1).map { i in gram ? i * n1 - i * (i - 1) / 2 : i * n2 }
+        let chunks = Self.chunks(pairCount, parts: min(pairCount, Self.maxChunks))
         var nngp = [Double](repeating: 0, count: n1 * n2)
         var theta = [Double](repeating: 0, count: ntk ? n1 * n2 : 0)
         let vc = plan.varianceCount
@@ -252,8 +251,19 @@ public struct ConvolutionalKernel: Sendable {
                                     var full = a.readout == .gap ? FullScratch(plan) : nil
                                     var diagonal = [Double](repeating: 0, count: plan.diagonalScratchCount)
                                     diagonal.withUnsafeMutableBufferPointer { dp in
-                                        for index in chunks[c] {
-                                            let (i, j) = pairs[index]
+                                        guard let first = chunks[c].first else { return }
+                                        // The chunk's first pair: the last row starting at or before it.
+                                        var (lo, hi) = (0, n1 - 1)
+                                        while lo < hi {
+                                            let mid = (lo + hi + 1) / 2
+                                            if rowStart[mid] <= first { lo = mid } else { hi = mid - 1 }
+                                        }
+                                        var (i, j) = (lo, (gram ? lo : 0) + first - rowStart[lo])
+                                        for _ in chunks[c] {
+                                            defer {
+                                                j += 1
+                                                if j == n2 { i += 1; j = gram ? i : 0 }
+                                            }
                                             let x = p1 + i * plan.inputValues, y = p2 + j * plan.inputValues
                                             let same = gram && i == j
                                             let vx = same ? nil : UnsafePointer(vb1 + i * vc), vy = same ? nil : UnsafePointer(vb2 + j * vc)
