@@ -17,6 +17,7 @@ struct CNTKCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cntk",
         abstract: "The CNTK: infinite-width kernels of a small conv net on images.",
+        usage: "pathkernel cntk (--data <SPEC> | --trace <trace>) [<options>]",
         discussion: """
         The net: --conv-layers blocks of [conv q×q (--filter, odd), stride 1, --padding; \
         --activation], a --readout (gap: global average pooling, all pixel pairs; flatten: \
