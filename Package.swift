@@ -69,7 +69,7 @@ let package = Package(
         /// Never links the training loop.
         .target(name: "PKAnalysis", dependencies: ["PKNumerics", "PKNetworks", "PKOptim", "PKStep", "PKTrace", "PKTraceCheck"]),
         /// Benchmarks (`pathkernel bench`): W1–W3 and their export for peer tools. Never in tests' timing.
-        .target(name: "PKBench", dependencies: ["PKNumerics", "PKNetworks", "PKTrace", "PKTraining", "PKAnalysis"]),
+        .target(name: "PKBench", dependencies: ["PKNumerics", "PKNetworks", "PKData", "PKTrace", "PKTraining", "PKAnalysis"]),
         /// Reports: pure functions of analysis results (text, Markdown, JSON; HTML with inline SVG figures).
         .target(name: "PKReport", dependencies: ["PKAnalysis"]),
         /// The command line: thin, calls library code only.
