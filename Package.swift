@@ -13,7 +13,8 @@
 // PKOptim (losses, optimizers as value transformations) knows no network; PKStep, one gradient
 // step of a network, joins them for training and the analyzer's replay.
 // PKAnalysis depends on PKNetworks, PKOptim, PKStep and PKTrace, never on PKTraining;
-// PKReport depends on PKAnalysis alone (reports are pure functions of analysis results).
+// PKReport depends on PKAnalysis alone (reports are pure functions of analysis results, and for
+// HTML of the plain values the CLI reads from the trace beside it, `ReportData`).
 import PackageDescription
 
 let package = Package(
@@ -68,8 +69,8 @@ let package = Package(
         /// Never links the training loop.
         .target(name: "PKAnalysis", dependencies: ["PKNumerics", "PKNetworks", "PKOptim", "PKStep", "PKTrace", "PKTraceCheck"]),
         /// Benchmarks (`pathkernel bench`): W1–W3 and their export for peer tools. Never in tests' timing.
-        .target(name: "PKBench", dependencies: ["PKNumerics", "PKNetworks", "PKTrace", "PKTraining", "PKAnalysis"]),
-        /// Reports: pure functions of analysis results (text, Markdown, JSON).
+        .target(name: "PKBench", dependencies: ["PKNumerics", "PKNetworks", "PKData", "PKTrace", "PKTraining", "PKAnalysis"]),
+        /// Reports: pure functions of analysis results (text, Markdown, JSON; HTML with inline SVG figures).
         .target(name: "PKReport", dependencies: ["PKAnalysis"]),
         /// The command line: thin, calls library code only.
         .executableTarget(name: "pathkernel", dependencies: [
@@ -87,7 +88,7 @@ let package = Package(
         .testTarget(name: "PKAnalysisTests", dependencies: ["PKAnalysis", "PKTraining"]),
         .testTarget(name: "PKReportTests", dependencies: ["PKReport"], exclude: ["Golden"]),
         .testTarget(name: "PKBenchTests", dependencies: ["PKBench", "PKNetworks", "PKNumerics"]),
-        .testTarget(name: "CLITests", dependencies: ["PKTraining", "PKTrace"]),
+        .testTarget(name: "CLITests", dependencies: ["PKTraining", "PKTrace", "PKData"]),
     ],
     swiftLanguageModes: [.v6]
 )

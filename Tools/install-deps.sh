@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# Installs the Debian packages listed in Tools/apt-packages.txt that are missing.
-# Runs apt-get as root, or through sudo when available; otherwise prints the command to run.
+# Installs the Debian packages listed in Tools/apt-packages.txt (or in the lists given as
+# arguments, e.g. Tools/apt-packages-test.txt for ./dev test) that are missing, without their
+# recommended packages. Runs apt-get as root, or through sudo when available; otherwise prints the
+# command to run.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
-mapfile -t wanted < <(grep -v '^\s*#' "$here/apt-packages.txt" | awk 'NF {print $1}')
+lists=("$@")
+((${#lists[@]} > 0)) || lists=("$here/apt-packages.txt")
+mapfile -t wanted < <(cat "${lists[@]}" | grep -v '^\s*#' | awk 'NF {print $1}')
 missing=()
 for p in "${wanted[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -20,4 +24,4 @@ else
 fi
 export DEBIAN_FRONTEND=noninteractive
 "${SUDO[@]}" apt-get update -qq >&2
-"${SUDO[@]}" apt-get install -y -qq "${missing[@]}" >&2
+"${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2

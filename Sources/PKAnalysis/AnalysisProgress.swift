@@ -99,13 +99,14 @@ struct AnalysisCostModel {
 
 extension AnalysisCostModel {
     /// The cost of `context`'s analysis by `route` (its dynamics sampled on at most 100 points
-    /// every `max(1, ⌊T/40⌋)` steps; no machines nor dynamics in scope exact).
+    /// every `max(1, ⌊T/40⌋)` steps; no machines nor dynamics in scope exact), for the query rows
+    /// it computes (a shard's: `AnalysisContext.rows`).
     init(context: AnalysisContext, route: any KernelRoute) {
         let T = context.steps, n = context.train
         let meanBatch = Double(context.run.stepRecords.reduce(0) { $0 + $1.batch.count }) / Double(max(T, 1))
         let exact = PathAnalyzer.exactQuadrature(settings: context.settings, model: context.model, route: route).0
         let nodes = exact ? (context.model as? MLP).map(PiecewiseNodes.nodesPerPiece) ?? context.settings.nodes : context.settings.nodes
-        self.init(model: context.model, queries: context.queries, train: n, meanBatch: meanBatch, nodes: nodes, exact: exact,
+        self.init(model: context.model, queries: context.rows.count, train: n, meanBatch: meanBatch, nodes: nodes, exact: exact,
                   blocks: context.blocks, kernelForm: route.hasKernelForm, backward: route.backwardPass,
                   querySide: (route as? PreconditionedRoute).map { PathAnalyzer.querySideScalars(model: context.model, form: $0.form) },
                   windowSides: route.windowSides,

@@ -115,12 +115,14 @@ public struct LayerNetwork: Network {
     }
     public var featureScalarsPerExample: Int { 1 + outputDim * parameterCount }
     public var activationsPerExample: Int { LayerNetwork.activations(root) }
-    /// The forward pass and C pullbacks (each about twice a forward pass) at a quarter of the
-    /// GEMM rate (small per-example GEMMs, im2col/col2im), plus writing and reordering the `C·P`
-    /// rows and their JVPs (memory-bound: 16 flop-equivalents per scalar). Calibrated on the
-    /// fmnist-cnn and fmnist-resnet presets (Docs/path-kernel.md §7).
+    /// The forward pass and C pullbacks (each about twice a forward pass) at about 1/14 of the
+    /// GEMM rate (small per-example GEMMs, im2col/col2im, the layers' own loops), plus writing and
+    /// reordering the `C·P` rows and their JVPs (memory-bound: 56 flop-equivalents per scalar).
+    /// Calibrated on the fmnist-cnn and fmnist-resnet presets so that `analyze --plan` meets
+    /// their real time (Docs/path-kernel.md §7; the factors were 4 and 16 before, which put the
+    /// estimate 3.3–4.4 times below the real run).
     public var featureCostPerExample: Double {
-        4 * (1 + 2 * Double(outputDim)) * root.forwardFlops + 16 * Double(outputDim * parameterCount)
+        14 * (1 + 2 * Double(outputDim)) * root.forwardFlops + 56 * Double(outputDim * parameterCount)
     }
 
     /// Scalars a forward pass keeps per example: the input and every leaf's output.

@@ -38,24 +38,7 @@ extension Report {
             out.append("pathkernel report: \(run.name)")
             out.append(String(repeating: "═", count: min(20 + run.name.count, 78)))
         }
-        var summary: [String] = ([
-            "model      \(run.model), \(run.parameterCount) parameters",
-            "task       \(run.task), loss \(run.loss), \(run.outputs) output\(run.outputs == 1 ? "" : "s")",
-            "training   \(run.optimizer), \(run.steps) steps, status \(run.status)",
-            "queries    \(run.testQueries) held out, \(run.trainCount) training points",
-            "settings   \(r.settings.quadrature == "exact" ? "exact quadrature through the kinks" : "q = \(r.settings.nodes) Gauss–Legendre nodes\(r.settings.adaptiveTolerance.map { ", adaptive to \(sci($0))" } ?? "")"), kernel \(r.settings.kernel), ridge ρ = \(sci(r.settings.ridge))",
-            // The kernel used for the run's optimizer (results from before it was recorded have none).
-            r.settings.pathKernel.map { "kernel     \($0)" },
-            "precision  trace stored in \(run.precision), computed in \(r.settings.precision ?? "f64")\(r.settings.scope == "exact" ? "; scope exact (held-out queries only)" : "")",
-            "replay     \(r.replay.mode)",
-            stepCheck(r.replay).map { "steps      \($0)" },
-        ] as [String?]).compactMap { $0 }
-        // Only the splits that have an accuracy (scope exact computes none on training points).
-        if classification {
-            let parts = [run.networkTrainAccuracy.map { "\(pct($0)) train" }, run.networkTestAccuracy.map { "\(pct($0)) held out" }]
-                .compactMap { $0 }
-            if !parts.isEmpty { summary.append("network    accuracy \(parts.joined(separator: ", "))") }
-        }
+        let summary = runCard(r).map { $0.label.padding(toLength: 11, withPad: " ", startingAt: 0) + $0.value }
         if md { out.append(contentsOf: summary.map { "    " + $0 }) } else { out.append(contentsOf: summary) }
         for note in run.notes { out.append((md ? "> " : "note: ") + note) }
         blank()
@@ -232,6 +215,30 @@ extension Report {
         }
         lines.append("weight travel  ‖w_T − w_0‖/‖w_0‖ = \(pct(d.totalTravel)); per tensor, ΔW = W_T − W_0:")
         return lines
+    }
+
+    /// The run card, label and value (the text report's first lines, the HTML report's `run`).
+    static func runCard(_ r: AnalysisResult) -> [(label: String, value: String)] {
+        let run = r.run
+        var card: [(label: String, value: String)?] = [
+            ("model", "\(run.model), \(run.parameterCount) parameters"),
+            ("task", "\(run.task), loss \(run.loss), \(run.outputs) output\(run.outputs == 1 ? "" : "s")"),
+            ("training", "\(run.optimizer), \(run.steps) steps, status \(run.status)"),
+            ("queries", "\(run.testQueries) held out, \(run.trainCount) training points"),
+            ("settings", "\(r.settings.quadrature == "exact" ? "exact quadrature through the kinks" : "q = \(r.settings.nodes) Gauss–Legendre nodes\(r.settings.adaptiveTolerance.map { ", adaptive to \(sci($0))" } ?? "")"), kernel \(r.settings.kernel), ridge ρ = \(sci(r.settings.ridge))"),
+            // The kernel used for the run's optimizer (results from before it was recorded have none).
+            r.settings.pathKernel.map { ("kernel", $0) },
+            ("precision", "trace stored in \(run.precision), computed in \(r.settings.precision ?? "f64")\(r.settings.scope == "exact" ? "; scope exact (held-out queries only)" : "")"),
+            ("replay", r.replay.mode),
+            stepCheck(r.replay).map { ("steps", $0) },
+        ]
+        // Only the splits that have an accuracy (scope exact computes none on training points).
+        if run.task != "regression" {
+            let parts = [run.networkTrainAccuracy.map { "\(pct($0)) train" }, run.networkTestAccuracy.map { "\(pct($0)) held out" }]
+                .compactMap { $0 }
+            if !parts.isEmpty { card.append(("network", "accuracy \(parts.joined(separator: ", "))")) }
+        }
+        return card.compactMap { $0 }
     }
 
     /// The step check in a few words: whether the stored weights are the recorded loss's and

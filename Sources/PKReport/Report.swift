@@ -1,8 +1,10 @@
 import Foundation
 import PKAnalysis
 
-/// Reports are pure functions of an `AnalysisResult`: the same result gives the same bytes.
-public enum ReportFormat: String, CaseIterable, Sendable { case text, markdown, json }
+/// Reports are pure functions of an `AnalysisResult` (and, for HTML, the `ReportData` read from
+/// the trace): the same inputs give the same bytes.
+/// `html` is one self-contained page (`html(_:data:)`); `render` gives it without the trace's data.
+public enum ReportFormat: String, CaseIterable, Sendable { case text, markdown, json, html }
 
 public enum Report {
     public static func render(_ r: AnalysisResult, format: ReportFormat) -> String {
@@ -10,6 +12,7 @@ public enum Report {
         case .json: return json(r)
         case .text: return text(r, markdown: false)
         case .markdown: return text(r, markdown: true)
+        case .html: return html(r)
         }
     }
 

@@ -216,7 +216,7 @@ public struct ConfigError: Error, CustomStringConvertible, Sendable {
 
     /// One line for a decoding failure: the field's path, what is wrong and, where the decoder
     /// knows it, what is allowed.
-    static func describe(_ e: DecodingError, json: Data? = nil) -> String {
+    public static func describe(_ e: DecodingError, json: Data? = nil) -> String {
         func path(_ p: [CodingKey]) -> String { ConfigProblem.fieldName(p) }
         switch e {
         case .keyNotFound(let k, let ctx):

@@ -285,21 +285,34 @@ struct Merge: ParsableCommand {
 struct ReportCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "report",
-        abstract: "Print the stored analysis of a trace as text, Markdown or JSON.",
+        abstract: "Print the stored analysis of a trace as text, Markdown, JSON or HTML.",
         discussion: """
         With several stored analyses, the newest is shown. An analysis computed before the trace \
         last changed (more steps, a new checkpoint, a new status) is printed marked OUT OF DATE, \
         with the `pathkernel analyze … --force` command that refreshes it.
+
+        --format html writes one self-contained page (inline SVG and CSS, nothing fetched) with \
+        figures: kernel machines' errors, the kernel along training with the recorded loss and \
+        learning rate, and for image data the training images behind predictions.
+
+        Example:  pathkernel report run.sqlite --format html --out report.html
         """)
 
     @Argument(help: "The trace file.")
     var path: String
 
-    @Option(help: "text (80 columns), markdown or json.")
+    @Option(help: "text (80 columns), markdown, json or html (a page; see Docs/cli.md).")
     var format: ReportFormat = .text
 
     @Option(help: "Write the report to FILE instead of standard output.")
     var out: String?
+
+    @Flag(help: "With --format html: add the empirical NTK's eigenvalues on the training points at the first and the last step (computes two n × n kernels, trace over outputs).")
+    var spectrum = false
+
+    func validate() throws {
+        if spectrum && format != .html { throw ValidationError("--spectrum needs --format html") }
+    }
 
     func run() throws {
         do {
@@ -314,7 +327,19 @@ struct ReportCommand: ParsableCommand {
                 result.run.notes.insert("OUT OF DATE: " + line, at: 0)
                 AnalysisRunner.note("warning: the stored analysis is out of date: " + line)
             }
-            let text = Report.render(result, format: format)
+            // HTML adds what the trace holds beside the result: per-step loss and learning rate, input
+            // images, spectra. What cannot be read is left out, with a note on the page and on standard error.
+            let text: String
+            if format == .html {
+                let (data, problems) = ReportData.read(reader, for: result, spectrum: spectrum)
+                for p in problems {
+                    result.run.notes.append("HTML report: " + p)
+                    AnalysisRunner.note("warning: " + p)
+                }
+                text = Report.html(result, data: data)
+            } else {
+                text = Report.render(result, format: format)
+            }
             if let out {
                 try OutputPath.write(text, to: out)
             } else {
@@ -355,7 +380,7 @@ struct Demo: ParsableCommand {
             guard outcome.status == .finished else { throw fail("training \(outcome.status.rawValue): \(outcome.message ?? "")") }
             let result = try AnalysisRunner.run(path: out, settings: AnalysisSettings(), force: true, quiet: false)
             print(Report.render(result, format: .text), terminator: "")
-            FileHandle.standardError.write(Data("trace and analysis kept in \(out) (pathkernel report \(out) --format json)\n".utf8))
+            FileHandle.standardError.write(Data("trace and analysis kept in \(out) (pathkernel report \(out) --format html --out report.html: the report with figures)\n".utf8))
         } catch let e as ExitCode {
             throw e
         } catch {

@@ -32,13 +32,20 @@ struct Bench: ParsableCommand {
         recording: the cost of recording a preset: trained without recording (as train --no-record), \
         recorded at its checkpoint policy (or --checkpoint-every K) and with a checkpoint every step, \
         interleaved repeats, with the trace sizes and the load average before and after.
+        W7-cntk: the exact CNTK Gram (gap, 2 relu conv layers 3×3 same, σ_w = √2), NNGP and NTK, \
+        of 100 Fashion-MNIST training images (--images N): 5,050 image pairs of 1,229,312 \
+        pixel-pair expectations (minutes on 2 cores).
         layer-jacobians: per-example Jacobians of small CNNs and a residual block (28×28 inputs), \
         batched against one example at a time (about a minute on 2 cores).
         Without --workload, W1, W2 and W3 run in turn (about 25 minutes on 2 cores, most of it W3 --kernel full).
         """)
 
-    @Option(help: "W1, W2, W3, W4, W5, W6, recording or layer-jacobians (default: W1, W2 and W3).")
+    @Option(help: "W1, W2, W3, W4, W5, W6, W7-cntk, recording or layer-jacobians (default: W1, W2 and W3).")
     var workload: String?
+
+    @Option(parsing: .unconditional, help: "W7-cntk: the number of images, 3…2000 (default 100).",
+            transform: OptionValue.integer(in: 3...2000))
+    var images: Int?
 
     @Option(parsing: .unconditional, help: "W5, W6: train and analyze this many steps instead of 300 (1…100000), for a quicker look.",
             transform: OptionValue.integer(in: 1...100_000))
@@ -80,7 +87,7 @@ struct Bench: ParsableCommand {
 
     func run() throws {
         let log: (String) -> Void = { FileHandle.standardError.write(Data("bench: \($0)\n".utf8)) }
-        let known = ["W1", "W2", "W3", "W4", "W5", "W6", "recording", "layer-jacobians"]
+        let known = ["W1", "W2", "W3", "W4", "W5", "W6", "W7-cntk", "recording", "layer-jacobians"]
         let chosen = workload.map { w in [known.first { $0.uppercased() == w.uppercased() } ?? w] } ?? ["W1", "W2", "W3"]
         for w in chosen where !known.contains(w) {
             throw fail("unknown workload '\(w)'; known: \(known.joined(separator: ", "))")
@@ -89,6 +96,7 @@ struct Bench: ParsableCommand {
             throw fail("--export writes one workload's problem: run it with --workload W1 or --workload W4")
         }
         if steps != nil && !chosen.allSatisfy({ RealisticBenchmark.presets[$0] != nil }) { throw fail("--steps sets W5's and W6's runs: run it with --workload W5 or W6") }
+        if images != nil && chosen != ["W7-cntk"] { throw fail("--images sets W7-cntk's problem: run it with --workload W7-cntk") }
         if channels != nil && chosen != ["W4"] { throw fail("--channels sets W4's network: run it with --workload W4") }
         if kernelsOnly && (chosen != ["W1"] || export != nil) { throw fail("--kernels-only times W1's kernels: run it with --workload W1 and without --export") }
         if kernelsOnly {
@@ -122,6 +130,8 @@ struct Bench: ParsableCommand {
                     try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
                     defer { try? FileManager.default.removeItem(at: dir) }
                     report.realistic.append(try RealisticBenchmark.run(workload: w, steps: steps, directory: dir, log: log))
+                case "W7-cntk":
+                    report.cntk = try CNTKBenchmark.run(images: images ?? 100, log: log)
                 case "layer-jacobians":
                     report.layerJacobians = try LayerJacobianBenchmark.run(repeats: repeats ?? 3, log: log)
                 default:

@@ -236,3 +236,18 @@ struct BenchTests {
         #expect { try RecordingBenchmark.run(config: try Self.recordingConfig(checkpointEvery: 5), repeats: 0, directory: dir) } throws: { _ in true }
     }
 }
+
+/// W7's CNTK part on three images (skipped without Fashion-MNIST): the cross kernel of the first
+/// three images equals the Gram's upper triangle to the bit (the same arithmetic; the self
+/// pairs' variances read by the other route).
+@Suite("W7-cntk benchmark")
+struct CNTKBenchmarkTests {
+    @Test func threeImages() throws {
+        #expect(throws: (any Error).self) { try CNTKBenchmark.run(images: 2) }
+        guard FileManager.default.fileExists(atPath: "/usr/share/datasets/fashion-mnist") else { return }
+        let r = try CNTKBenchmark.run(images: 3)
+        #expect(r.imagePairs == 6 && r.expectationsPerPair == 2 * 784 * 784)
+        #expect(r.crossCheck == 0, "cross kernel vs Gram \(r.crossCheck)")
+        #expect(r.ntkTrace > 0 && r.text().contains("W7-cntk"))
+    }
+}

@@ -18,8 +18,9 @@ public struct EmpiricalKernelGap: Sendable, Equatable {
 extension InfiniteWidthKernel {
     /// The empirical NTK of `network` at weights `w` between the rows of `x1` and `x2` (`x1`'s
     /// Gram when nil) and its relative gap to `analytic` (`n₁ × n₂`, this spec's NTK of the same
-    /// rows). `network` must be this spec's MLP and `w` of its parameter count.
-    public static func empiricalGap(network: MLP, weights w: [Double], _ x1: Matrix, _ x2: Matrix?,
+    /// rows). `network` must be the analytic kernel's network (this spec's MLP, or the conv net
+    /// of a CNTK) and `w` of its parameter count.
+    public static func empiricalGap(network: any Network, weights w: [Double], _ x1: Matrix, _ x2: Matrix?,
                                     analytic: Matrix) throws -> EmpiricalKernelGap {
         guard w.count == network.parameterCount else {
             throw InfiniteWidthError("the weights have \(w.count) entries, the model has \(network.parameterCount) parameters")
@@ -29,8 +30,8 @@ extension InfiniteWidthKernel {
               analytic.rows == x1.rows, analytic.cols == y.rows else {
             throw InfiniteWidthError("the inputs (\(x1.rows) × \(x1.cols), \(y.rows) × \(y.cols)) do not match the model (\(network.inputDim) inputs) or the analytic kernel (\(analytic.rows) × \(analytic.cols))")
         }
-        let a: TangentFeatures<Double> = network.tangentFeatures(w, x1)
-        let b = x2 == nil ? a : network.tangentFeatures(w, y)
+        let a: TangentFeatures<Double> = network.features(w, x1)
+        let b = x2 == nil ? a : network.features(w, y)
         let e = TangentFeatures<Double>.kernel(a, b, mode: .full)
         let c = network.outputDim
         var diff = 0.0
