@@ -6,7 +6,7 @@ import Testing
 /// input. (The §6 oracle is checked on the library: NeuralUCBTests.)
 @Suite("pathkernel bandit", .serialized)
 struct BanditCommandTests {
-    /// A tiny synthetic bandit (debug builds): d = 3, K = 3, width 4 (P = 12), 24 rounds, 2 runs.
+    /// A tiny synthetic bandit (debug builds): d = 3, K = 3, width 4 (P = 16), 24 rounds, 2 runs.
     static let small = ["bandit", "--data", "synthetic:cos", "--dim", "3", "--arms", "3", "--width", "4",
                         "--rounds", "24", "--runs", "2", "--steps", "3", "--lambda", "0.1", "--eta", "0.5",
                         "--objective", "mean"]
@@ -18,7 +18,7 @@ struct BanditCommandTests {
     @Test func textSaysWhatItDid() throws {
         let r = try CLI.run(Self.small + ["--algo", "neuralucb,neuralucb-diag,neuralucb0,linucb,neural-egreedy,uniform"])
         #expect(r.status == 0 && r.stderr.isEmpty, "\(r.stderr)")
-        for phrase in ["cos(3xᵀa)", "K = 3 arms, T = 24 rounds, 2 runs (seeds 0…1)", "MLP 3-4-1 relu", "P = 12",
+        for phrase in ["cos(3xᵀa)", "K = 3 arms, T = 24 rounds, 2 runs (seeds 0…1)", "MLP 3-4-1 relu", "P = 16",
                        "cumulative regret R_t, mean ± std", "t = 24", "play counts", "neuralucb-diag", "neural-egreedy",
                        "log det(Z_T/λ)"] {
             #expect(r.stdout.contains(phrase), "'\(phrase)' not in:\n\(r.stdout)")
