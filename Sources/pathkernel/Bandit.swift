@@ -15,8 +15,9 @@ struct BanditCommand: ParsableCommand {
         usage: """
         pathkernel bandit --data <spec> --algo <A,…> [--rounds <T>] [--runs <R>]
                           [--lambda <λ>] [--gamma <γ>] [--eta <η>] [--steps <J>]
-                          [--objective sum|mean] [--train-every <k>] [--warm-start]
-                          [--epsilon <ε>] [--alpha <α>] [--width <m>] [--json]
+                          [--objective sum|mean] [--train-every <k>]
+                          [--warm-start] [--epsilon <ε>] [--alpha <α>]
+                          [--width <m>] [--json]
         """,
         discussion: """
         Plays T rounds of a K-armed contextual bandit with each algorithm, R runs with the \
