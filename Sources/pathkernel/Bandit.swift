@@ -155,7 +155,7 @@ struct BanditCommand: ParsableCommand {
 
     /// The bandit `--data` names: a round generator of a run's seed, and its description.
     private func bandit() throws -> (name: String, contextDim: Int, arms: Int, baseSeed: UInt64,
-                                     rounds: (UInt64) throws -> [NeuralUCB.Round]) {
+                                     rounds: (UInt64) throws -> NeuralUCB.Bandit) {
         let rounds = self.rounds
         if data.hasPrefix("synthetic:") {
             let name = String(data.dropFirst("synthetic:".count))
@@ -165,7 +165,7 @@ struct BanditCommand: ParsableCommand {
             let (dim, arms, noise) = (self.dim, self.arms, self.noise)
             let formula = ["quadratic": "10(xᵀa)²", "quadform": "xᵀAᵀAx", "cos": "cos(3xᵀa)"][name] ?? name
             return ("synthetic \(formula) + \(noise)·N(0,1), d = \(dim), unit ball", dim, arms, seed ?? 0, { s in
-                try BanditEnvironment.synthetic(h, dim: dim, arms: arms, rounds: rounds, noise: noise, seed: s)
+                NeuralUCB.Bandit(try BanditEnvironment.synthetic(h, dim: dim, arms: arms, rounds: rounds, noise: noise, seed: s))
             })
         }
         let (spec, configSeed) = try NTRFCommand.dataSpec(data)
@@ -181,7 +181,7 @@ struct BanditCommand: ParsableCommand {
         }
         let (x, labels) = (train.x, train.labels)
         return ("\(train.name): \(train.count) examples, d = \(train.inputDim), disjoint arms", train.inputDim * K, K, base, { s in
-            try BanditEnvironment.classification(x: x, labels: labels, classes: K, rounds: rounds, seed: s)
+            try BanditEnvironment.classificationBandit(x: x, labels: labels, classes: K, rounds: rounds, seed: s)
         })
     }
 
@@ -203,7 +203,7 @@ struct BanditCommand: ParsableCommand {
                 let rounds = try b.rounds(runSeed)
                 let w0 = model?.initialParameters(seed: runSeed) ?? []
                 for (i, a) in algorithms.enumerated() {
-                    runsByAlgorithm[i].append(try NeuralUCB.run(settings(a), rounds: rounds, model: model, w0: w0, seed: runSeed))
+                    runsByAlgorithm[i].append(try NeuralUCB.run(settings(a), bandit: rounds, model: model, w0: w0, seed: runSeed))
                 }
             }
             let summaries = zip(algorithms, runsByAlgorithm).map { NeuralUCB.Summary(settings: settings($0.0), runs: $0.1) }

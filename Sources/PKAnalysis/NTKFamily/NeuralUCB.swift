@@ -411,14 +411,37 @@ public enum NeuralUCB {
         }
     }
 
+    /// A bandit's rounds, made one at a time (a classification bandit's `K × dK` contexts are
+    /// built when played, never all `T` at once).
+    public struct Bandit: Sendable {
+        public let rounds: Int
+        public let arms: Int
+        public let contextDim: Int
+        public let round: @Sendable (Int) -> Round
+        public init(rounds: Int, arms: Int, contextDim: Int, round: @escaping @Sendable (Int) -> Round) {
+            self.rounds = rounds; self.arms = arms; self.contextDim = contextDim; self.round = round
+        }
+        /// The given rounds.
+        public init(_ list: [Round]) {
+            self.init(rounds: list.count, arms: list.first?.arms ?? 0, contextDim: list.first?.contexts.cols ?? 0) { list[$0] }
+        }
+        /// Every round (for small bandits and tests).
+        public var all: [Round] { (0..<rounds).map(round) }
+    }
+
     /// One run of `settings` on `rounds`: the network policies start from `w0`.
     public static func run(_ settings: Settings, rounds: [Round], model: MLP?, w0: [Double], seed: UInt64) throws -> Run {
-        guard let first = rounds.first else { throw AnalysisError("the bandit has no rounds; give --rounds ≥ 1") }
-        var policy = try Policy(settings: settings, contextDim: first.contexts.cols, model: model, w0: w0, seed: seed)
+        try run(settings, bandit: Bandit(rounds), model: model, w0: w0, seed: seed)
+    }
+
+    /// One run of `settings` on the rounds of `bandit`, in order.
+    public static func run(_ settings: Settings, bandit: Bandit, model: MLP?, w0: [Double], seed: UInt64) throws -> Run {
+        guard bandit.rounds >= 1 else { throw AnalysisError("the bandit has no rounds; give --rounds ≥ 1") }
+        var policy = try Policy(settings: settings, contextDim: bandit.contextDim, model: model, w0: w0, seed: seed)
         var steps: [Step] = []
-        steps.reserveCapacity(rounds.count)
-        for r in rounds { steps.append(try policy.play(r)) }
-        return Run(seed: seed, steps: steps, arms: first.arms)
+        steps.reserveCapacity(bandit.rounds)
+        for t in 0..<bandit.rounds { steps.append(try policy.play(bandit.round(t))) }
+        return Run(seed: seed, steps: steps, arms: bandit.arms)
     }
 }
 
@@ -444,6 +467,11 @@ public enum BanditEnvironment {
     /// example; reward `1[a = y]`, regret `1 − r`. The stream is the examples in a fresh
     /// shuffle of `seed` (reshuffled after each pass when `rounds > n`).
     public static func classification(x: Matrix, labels: [Int], classes K: Int, rounds T: Int, seed: UInt64) throws -> [NeuralUCB.Round] {
+        try classificationBandit(x: x, labels: labels, classes: K, rounds: T, seed: seed).all
+    }
+
+    /// The classification bandit with its rounds made when played (`classification`'s rounds).
+    public static func classificationBandit(x: Matrix, labels: [Int], classes K: Int, rounds T: Int, seed: UInt64) throws -> NeuralUCB.Bandit {
         guard K >= 2 else { throw AnalysisError("a classification bandit needs at least 2 classes, not \(K)") }
         guard x.rows == labels.count, x.rows > 0 else { throw AnalysisError("the data set has no examples") }
         guard T >= 1 else { throw AnalysisError("give --rounds ≥ 1") }
@@ -452,16 +480,18 @@ public enum BanditEnvironment {
         }
         guard x.data.allSatisfy(\.isFinite) else { throw AnalysisError("the data set has a non-finite feature") }
         var random = PortableRandom.stream(seed: seed, label: orderStreamLabel)
-        var order: [Int] = []
-        var rounds: [NeuralUCB.Round] = []
-        rounds.reserveCapacity(T)
+        var pass: [Int] = []
+        var stream: [Int] = []
+        stream.reserveCapacity(T)
         for _ in 0..<T {
-            if order.isEmpty { order = random.permutation(x.rows).reversed() }
-            let i = order.removeLast()
-            let reward = (0..<K).map { $0 == labels[i] ? 1.0 : 0.0 }
-            rounds.append(NeuralUCB.Round(contexts: disjointContexts(x.row(i), arms: K), rewards: reward, expected: reward))
+            if pass.isEmpty { pass = random.permutation(x.rows).reversed() }
+            stream.append(pass.removeLast())
         }
-        return rounds
+        return NeuralUCB.Bandit(rounds: T, arms: K, contextDim: x.cols * K) { [stream] t in
+            let i = stream[t]
+            let reward = (0..<K).map { $0 == labels[i] ? 1.0 : 0.0 }
+            return NeuralUCB.Round(contexts: disjointContexts(x.row(i), arms: K), rewards: reward, expected: reward)
+        }
     }
 
     /// The paper's synthetic reward functions (§7.1).
