@@ -240,6 +240,58 @@ struct NeuralUCBTests {
         #expect(other != rounds)
     }
 
+    /// The mean objective with step η is the sum objective with step η/t (GD on `L/t`), to round-off.
+    static let objectiveTolerance = 1e-12
+
+    @Test("TrainNN: mean objective with η equals sum objective with η/t; warm start changes only later trainings")
+    func trainingForms() throws {
+        let (model, w0, rounds) = try Self.smallSynthetic(seed: 9, rounds: 10)
+        var mean = NeuralUCB.Settings(algorithm: .neuralucb)
+        mean.lambda = 0.3; mean.gamma = 0.2; mean.eta = 0.4; mean.steps = 7; mean.objective = .mean
+        mean.trainEvery = 5                     // trains after rounds 5 and 10 only
+        var sum = mean
+        sum.objective = .sum; sum.eta = 0.4 / 5
+        let a = try NeuralUCB.run(mean, rounds: Array(rounds.prefix(5)), model: model, w0: w0, seed: 9)
+        let b = try NeuralUCB.run(sum, rounds: Array(rounds.prefix(5)), model: model, w0: w0, seed: 9)
+        #expect(a.playedArms == b.playedArms)
+        let da = try #require(a.steps[4].parameterDistance), db = try #require(b.steps[4].parameterDistance)
+        #expect(da > 0 && a.steps[3].parameterDistance == 0, "no training before round 5")
+        #expect(abs(da - db) <= Self.objectiveTolerance * da, "\(da) vs \(db)")
+        // Warm start: the first training starts from w₀ either way; the second does not.
+        var warm = mean
+        warm.warmStart = true
+        let cold = try NeuralUCB.run(mean, rounds: rounds, model: model, w0: w0, seed: 9)
+        let hot = try NeuralUCB.run(warm, rounds: rounds, model: model, w0: w0, seed: 9)
+        #expect(cold.steps[4].parameterDistance == hot.steps[4].parameterDistance)
+        #expect(cold.steps[9].parameterDistance != hot.steps[9].parameterDistance)
+        // The schedule: every round up to N, then multiples of k.
+        var schedule = NeuralUCB.Settings(algorithm: .neuralucb)
+        schedule.trainEvery = 25; schedule.trainEveryRoundUntil = 3
+        #expect((1...60).filter(schedule.trains(after:)) == [1, 2, 3, 25, 50])
+    }
+
+    @Test("the classification bandit: K disjoint copies of each example, reward 1[a = y], each example once per pass")
+    func classificationBandit() throws {
+        let x = Matrix([[1.0, 2], [3, 4], [5, 6]])
+        let labels = [2, 0, 1]
+        let rounds = try BanditEnvironment.classification(x: x, labels: labels, classes: 3, rounds: 7, seed: 4)
+        var seen: [Int] = []
+        for r in rounds {
+            #expect(r.contexts.rows == 3 && r.contexts.cols == 6)
+            let i = try #require((0..<3).first { x.row($0) == Array(r.contexts.row(0)[0..<2]) })
+            seen.append(i)
+            for a in 0..<3 {
+                for j in 0..<6 {
+                    let want = j / 2 == a ? x[i, j % 2] : 0
+                    #expect(r.contexts[a, j] == want)
+                }
+                #expect(r.rewards[a] == (a == labels[i] ? 1 : 0) && r.expected == r.rewards)
+            }
+            #expect(r.regret(labels[i]) == 0 && r.regret((labels[i] + 1) % 3) == 1)
+        }
+        #expect(Set(seen.prefix(3)) == [0, 1, 2] && Set(seen[3..<6]) == [0, 1, 2])
+    }
+
     @Test("refusals: full Z above P = 4000, bad settings, mismatched network")
     func refusals() throws {
         let spec = ModelSpec(layers: [100, 50, 1], activation: .relu, parameterization: .ntk,
