@@ -80,6 +80,8 @@ struct BanditCommandTests {
             (["bandit", "--data", "synthetic:cos", "--algo", "neuralucb", "--width", "300"], "neuralucb-diag"),
             (["bandit", "--data", "{\"kind\": \"sine\", \"train\": 10, \"test\": 0}", "--algo", "uniform"], "regression"),
             (["bandit", "--data", "no-such-preset", "--algo", "uniform"], "--data"),
+            (["bandit", "--data", "synthetic:quadratic", "--algo", "neuralucb", "--width", "4", "--rounds", "30",
+              "--runs", "1", "--eta", "1000"], "diverged"),
         ]
         for (args, words) in cases {
             let r = try CLI.run(args)

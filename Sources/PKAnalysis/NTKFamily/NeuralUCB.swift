@@ -309,6 +309,9 @@ public enum NeuralUCB {
         public mutating func play(_ r: Round) throws -> Step {
             round += 1
             let K = r.arms
+            guard K >= 1, r.rewards.count == K, r.expected.count == K else {
+                throw AnalysisError("round \(round) has \(K) contexts, \(r.rewards.count) rewards and \(r.expected.count) expected rewards; they must agree")
+            }
             guard r.contexts.cols == contextDim else {
                 throw AnalysisError("round \(round) has contexts of \(r.contexts.cols) features, the policy \(contextDim)")
             }
@@ -369,6 +372,9 @@ public enum NeuralUCB {
                 }
                 chosenFeature = features[arm]
             }
+            guard scores.allSatisfy(\.isFinite) else {
+                throw AnalysisError("round \(round): a score is not finite (\(scores)); lower --eta or --gamma, or raise --lambda")
+            }
             let reward = r.rewards[arm]
             guard reward.isFinite else { throw AnalysisError("round \(round): the reward of arm \(arm) is \(reward)") }
             // Update: Z (and b), then the network.
@@ -381,7 +387,7 @@ public enum NeuralUCB {
                 history.append(contentsOf: r.contexts.row(arm))
                 historyF0.append(model.forward(w0, r.contexts.rows(at: [arm]))[0, 0])
                 historyRewards.append(reward)
-                if settings.trains(after: round) { train(model) }
+                if settings.trains(after: round) { try train(model) }
                 var s = 0.0
                 for k in 0..<w.count { s += (w[k] - w0[k]) * (w[k] - w0[k]) }
                 distance = s.squareRoot()
@@ -395,7 +401,7 @@ public enum NeuralUCB {
 
         /// TrainNN: `J` GD steps (from `w₀`, or from `w` under warm start) on
         /// `Σ_i ½(f̃(x_i; w) − r_i)² + (λ/2)‖w − w₀‖²` (divided by `t` for the mean objective).
-        private mutating func train(_ model: MLP) {
+        private mutating func train(_ model: MLP) throws {
             let t = historyRewards.count
             let X = Matrix(rows: t, cols: contextDim, data: history)
             var v = settings.warmStart ? w : w0
@@ -406,6 +412,9 @@ public enum NeuralUCB {
                 for i in 0..<t { residual[i, 0] = (f[i, 0] - historyF0[i] - historyRewards[i]) * scale }
                 let g = model.vjp(v, X, cotangent: residual)
                 for k in 0..<v.count { v[k] -= settings.eta * (g[k] + scale * settings.lambda * (v[k] - w0[k])) }
+            }
+            guard v.allSatisfy(\.isFinite) else {
+                throw AnalysisError("TrainNN diverged after round \(round) (the network's parameters are no longer finite): lower --eta, or use --objective mean (the sum's curvature grows with the rounds)")
             }
             w = v
         }
