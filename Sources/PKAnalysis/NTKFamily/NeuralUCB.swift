@@ -407,10 +407,10 @@ public enum NeuralUCB {
             var v = settings.warmStart ? w : w0
             let scale = settings.objective == .mean ? 1 / Double(t) : 1
             for _ in 0..<settings.steps {
-                let f = model.forward(v, X)
+                let cache = model.forwardCache(v, X)   // one forward pass for f and the pullback
                 var residual = Matrix(rows: t, cols: 1)
-                for i in 0..<t { residual[i, 0] = (f[i, 0] - historyF0[i] - historyRewards[i]) * scale }
-                let g = model.vjp(v, X, cotangent: residual)
+                for i in 0..<t { residual[i, 0] = (cache.output[i, 0] - historyF0[i] - historyRewards[i]) * scale }
+                let g = cache.pullback(residual)
                 for k in 0..<v.count { v[k] -= settings.eta * (g[k] + scale * settings.lambda * (v[k] - w0[k])) }
             }
             guard v.allSatisfy(\.isFinite) else {
