@@ -312,6 +312,26 @@ struct MLPKernelBenchmarkTests {
         }
     }
 
+    /// The input covariance `K⁰ = x·x'/d_0` (computed in parallel rows since W7) is the serial
+    /// in-order sum to the bit: a one-layer net's NNGP is `σ_w² K⁰ + σ_b²`, compared exactly
+    /// (tolerance 0), cross and Gram, on W7's input width.
+    @Test func inputCovarianceIsTheSerialSumToTheBit() throws {
+        let p = MLPKernelBenchmark.Problem(points: 9, inputs: 784, seed: 5)
+        let spec = ModelSpec(layers: [784, 1], activation: .relu, parameterization: .ntk, sigmaW: 1.5, sigmaB: 0.1, bias: true)
+        let kernel = try InfiniteWidthKernel(spec: spec)
+        for (a, b, gram) in [(p.queries, p.train, false), (p.queries, p.queries, true)] {
+            let k = try kernel.kernels(a, gram ? nil : b)
+            for i in 0..<9 {
+                for j in 0..<9 {
+                    var s = 0.0
+                    for f in 0..<784 { s += a[i, f] * b[j, f] }
+                    let expected = 1.5 * 1.5 * (s / 784) + 0.1 * 0.1
+                    #expect(k.nngp[i, j] == expected, "K⁰[\(i),\(j)] gram \(gram): \(k.nngp[i, j]) vs \(expected)")
+                }
+            }
+        }
+    }
+
     /// The quadrature's count: every pair of the tiny problem at 97…M nodes, counted directly.
     @Test func quadratureCostCountsEveryPair() {
         let p = MLPKernelBenchmark.Problem(points: 3, inputs: 5, seed: 4)
