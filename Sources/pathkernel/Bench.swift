@@ -86,7 +86,7 @@ struct Bench: ParsableCommand {
             transform: OptionValue.integer(in: KernelBenchmark.repeatsRange))
     var repeats: Int?
 
-    @Option(help: ArgumentHelp("W1, W4: also write the problem (weights, inputs) and both kernels as .npy files for Tools/compare.", valueName: "DIR"))
+    @Option(help: ArgumentHelp("W1, W4: also write the problem (weights, inputs) and both kernels as .npy files for Tools/compare; W7-mlp: the inputs and each activation's NNGP and NTK.", valueName: "DIR"))
     var export: String?
 
     @Flag(help: "W1: time only the structured kernels (--repeats calls per precision after a warm-up; no GEMM rate, no explicit route, so no check against it): the rounds of Tools/compare's interleaved comparison.")

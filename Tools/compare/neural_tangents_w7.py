@@ -43,6 +43,7 @@ Never part of CI. Needs the venv made by setup-peers.sh (jax 0.4.23, neural-tang
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -291,6 +292,16 @@ class OtherLoad:
 
 
 def time_w7(args):
+    """The timing; the bench's exports go to temporary folders removed at the end."""
+    made = []
+    try:
+        return time_w7_in(args, made)
+    finally:
+        for d in made:
+            shutil.rmtree(d, ignore_errors=True)
+
+
+def time_w7_in(args, made):
     import jax
     jax.config.update("jax_enable_x64", True)
     import jax.numpy as jnp
@@ -300,6 +311,7 @@ def time_w7(args):
     env = pk_environment()
     set_here = {v: os.environ.get(v) for v in OPENBLAS_VARIABLES}
     export = tempfile.mkdtemp(prefix="pk-w7-")
+    made.append(export)
     log(f"pathkernel bench --workload W7-mlp --activation relu --points {args.points} --export {export}")
     first = run_pk([args.pathkernel, "bench", "--workload", "W7-mlp", "--activation", "relu", "--points", str(args.points),
                     "--export", export, "--json"], env=env)["W7-mlp"]
@@ -358,6 +370,7 @@ def time_w7(args):
            "openblas_here": set_here, "openblas_unset_for_pathkernel": True, "waited_seconds": waited, "clean": clean}
     if args.tanh_points > 0:
         tdir = tempfile.mkdtemp(prefix="pk-w7-tanh-")
+        made.append(tdir)
         pk = run_pk([args.pathkernel, "bench", "--workload", "W7-mlp", "--activation", "tanh",
                      "--points", str(args.tanh_points), "--export", tdir, "--json"], env=env)["W7-mlp"]["runs"][0]
         tx1 = jnp.asarray(np.load(os.path.join(tdir, "x1.npy")))
