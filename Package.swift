@@ -87,7 +87,7 @@ let package = Package(
         .testTarget(name: "PKTrainingTests", dependencies: ["PKTraining"]),
         .testTarget(name: "PKAnalysisTests", dependencies: ["PKAnalysis", "PKTraining"]),
         .testTarget(name: "PKReportTests", dependencies: ["PKReport"], exclude: ["Golden"]),
-        .testTarget(name: "PKBenchTests", dependencies: ["PKBench", "PKNetworks", "PKNumerics"]),
+        .testTarget(name: "PKBenchTests", dependencies: ["PKBench", "PKNetworks", "PKNumerics", "PKAnalysis"]),
         .testTarget(name: "CLITests", dependencies: ["PKTraining", "PKTrace", "PKData"]),
     ],
     swiftLanguageModes: [.v6]

@@ -1,7 +1,7 @@
 import Foundation
 import PKTraining
 
-/// What `pathkernel bench` prints: a table, or JSON with keys `W1`, `W2`, `W3`, `W4`, `W5`, `W6`, `W7-cntk`, `recording`, `layer-jacobians`.
+/// What `pathkernel bench` prints: a table, or JSON with keys `W1`, `W2`, `W3`, `W4`, `W5`, `W6`, `W7-cntk`, `W7-mlp`, `recording`, `layer-jacobians`.
 public struct BenchReport {
     public var w1: KernelBenchmark.Result?
     public var w2: PathBenchmark.W2?
@@ -11,6 +11,8 @@ public struct BenchReport {
     public var layerJacobians: LayerJacobianBenchmark.Result?
     /// W7's CNTK part.
     public var cntk: CNTKBenchmark.Result?
+    /// W7's MLP part.
+    public var mlpKernel: MLPKernelBenchmark.Result?
     /// W5, W6.
     public var realistic: [RealisticBenchmark.Result] = []
 
@@ -28,6 +30,7 @@ public struct BenchReport {
         if let recording { out["recording"] = try object(recording) }
         if let layerJacobians { out["layer-jacobians"] = try object(layerJacobians) }
         if let cntk { out["W7-cntk"] = try object(cntk) }
+        if let mlpKernel { out["W7-mlp"] = try object(mlpKernel) }
         for r in realistic { out[r.workload] = try object(r) }
         return String(decoding: try JSONSerialization.data(withJSONObject: out, options: [.prettyPrinted, .sortedKeys]), as: UTF8.self)
     }
@@ -66,6 +69,7 @@ public struct BenchReport {
         if let recording { s += recording.text() }
         if let layerJacobians { s += layerJacobians.text() }
         if let cntk { s += cntk.text() }
+        if let mlpKernel { s += mlpKernel.text() }
         for r in realistic { s += r.text() }
         return s
     }

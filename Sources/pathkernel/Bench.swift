@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import PKBench
+import PKNetworks
 import PKTraining
 
 struct Bench: ParsableCommand {
@@ -35,17 +36,30 @@ struct Bench: ParsableCommand {
         W7-cntk: the exact CNTK Gram (gap, 2 relu conv layers 3×3 same, σ_w = √2), NNGP and NTK, \
         of 100 Fashion-MNIST training images (--images N): 5,050 image pairs of 1,229,312 \
         pixel-pair expectations (minutes on 2 cores).
+        W7-mlp: the analytic NNGP and NTK (float64) of a 5-layer MLP 784-512-512-512-512-1 (σ_w 1.5, \
+        σ_b 0.1, NTK parameterization) between 2,000 and 2,000 seeded N(0, I) points (--points N), relu \
+        (closed form) then tanh (trapezoidal quadrature, with its node counts and activation \
+        evaluations per second); --activation relu|tanh for one; --export DIR writes the inputs and \
+        kernels as .npy for Tools/compare/neural_tangents_w7.py. The tanh kernel at 2,000 points \
+        takes tens of minutes on 2 cores.
         layer-jacobians: per-example Jacobians of small CNNs and a residual block (28×28 inputs), \
         batched against one example at a time (about a minute on 2 cores).
         Without --workload, W1, W2 and W3 run in turn (about 25 minutes on 2 cores, most of it W3 --kernel full).
         """)
 
-    @Option(help: "W1, W2, W3, W4, W5, W6, W7-cntk, recording or layer-jacobians (default: W1, W2 and W3).")
+    @Option(help: "W1, W2, W3, W4, W5, W6, W7-cntk, W7-mlp, recording or layer-jacobians (default: W1, W2 and W3).")
     var workload: String?
 
     @Option(parsing: .unconditional, help: "W7-cntk: the number of images, 3…2000 (default 100).",
             transform: OptionValue.integer(in: 3...2000))
     var images: Int?
+
+    @Option(parsing: .unconditional, help: "W7-mlp: the number of points in each set, 3…20000 (default 2000).",
+            transform: OptionValue.integer(in: MLPKernelBenchmark.pointsRange))
+    var points: Int?
+
+    @Option(help: "W7-mlp: only this activation (relu or tanh; default both).")
+    var activation: String?
 
     @Option(parsing: .unconditional, help: "W5, W6: train and analyze this many steps instead of 300 (1…100000), for a quicker look.",
             transform: OptionValue.integer(in: 1...100_000))
@@ -72,7 +86,7 @@ struct Bench: ParsableCommand {
             transform: OptionValue.integer(in: KernelBenchmark.repeatsRange))
     var repeats: Int?
 
-    @Option(help: ArgumentHelp("W1, W4: also write the problem (weights, inputs) and both kernels as .npy files for Tools/compare.", valueName: "DIR"))
+    @Option(help: ArgumentHelp("W1, W4: also write the problem (weights, inputs) and both kernels as .npy files for Tools/compare; W7-mlp: the inputs and each activation's NNGP and NTK.", valueName: "DIR"))
     var export: String?
 
     @Flag(help: "W1: time only the structured kernels (--repeats calls per precision after a warm-up; no GEMM rate, no explicit route, so no check against it): the rounds of Tools/compare's interleaved comparison.")
@@ -87,16 +101,24 @@ struct Bench: ParsableCommand {
 
     func run() throws {
         let log: (String) -> Void = { FileHandle.standardError.write(Data("bench: \($0)\n".utf8)) }
-        let known = ["W1", "W2", "W3", "W4", "W5", "W6", "W7-cntk", "recording", "layer-jacobians"]
+        let known = ["W1", "W2", "W3", "W4", "W5", "W6", "W7-cntk", "W7-mlp", "recording", "layer-jacobians"]
         let chosen = workload.map { w in [known.first { $0.uppercased() == w.uppercased() } ?? w] } ?? ["W1", "W2", "W3"]
         for w in chosen where !known.contains(w) {
             throw fail("unknown workload '\(w)'; known: \(known.joined(separator: ", "))")
         }
-        if export != nil && (chosen.count != 1 || !["W1", "W4"].contains(chosen[0])) {
-            throw fail("--export writes one workload's problem: run it with --workload W1 or --workload W4")
+        if export != nil && (chosen.count != 1 || !["W1", "W4", "W7-mlp"].contains(chosen[0])) {
+            throw fail("--export writes one workload's problem: run it with --workload W1, W4 or W7-mlp")
         }
         if steps != nil && !chosen.allSatisfy({ RealisticBenchmark.presets[$0] != nil }) { throw fail("--steps sets W5's and W6's runs: run it with --workload W5 or W6") }
         if images != nil && chosen != ["W7-cntk"] { throw fail("--images sets W7-cntk's problem: run it with --workload W7-cntk") }
+        if (points != nil || activation != nil) && chosen != ["W7-mlp"] { throw fail("--points and --activation set W7-mlp's problem: run them with --workload W7-mlp") }
+        var mlpActivations: [Activation]? = nil
+        if let activation {
+            guard let a = Activation(rawValue: activation.lowercased()), MLPKernelBenchmark.activations.contains(a) else {
+                throw fail("--activation must be relu or tanh, got '\(activation)'")
+            }
+            mlpActivations = [a]
+        }
         if channels != nil && chosen != ["W4"] { throw fail("--channels sets W4's network: run it with --workload W4") }
         if kernelsOnly && (chosen != ["W1"] || export != nil) { throw fail("--kernels-only times W1's kernels: run it with --workload W1 and without --export") }
         if kernelsOnly {
@@ -132,6 +154,9 @@ struct Bench: ParsableCommand {
                     report.realistic.append(try RealisticBenchmark.run(workload: w, steps: steps, directory: dir, log: log))
                 case "W7-cntk":
                     report.cntk = try CNTKBenchmark.run(images: images ?? 100, log: log)
+                case "W7-mlp":
+                    report.mlpKernel = try MLPKernelBenchmark.run(points: points ?? 2000, only: mlpActivations,
+                                                                  export: export.map { URL(fileURLWithPath: $0) }, log: log)
                 case "layer-jacobians":
                     report.layerJacobians = try LayerJacobianBenchmark.run(repeats: repeats ?? 3, log: log)
                 default:

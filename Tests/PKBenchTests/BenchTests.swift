@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import PKAnalysis
 import PKNetworks
 import PKNumerics
 import PKTraining
@@ -249,5 +250,103 @@ struct CNTKBenchmarkTests {
         #expect(r.imagePairs == 6 && r.expectationsPerPair == 2 * 784 * 784)
         #expect(r.crossCheck == 0, "cross kernel vs Gram \(r.crossCheck)")
         #expect(r.ntkTrace > 0 && r.text().contains("W7-cntk"))
+    }
+}
+
+/// W7's MLP part on tiny problems: the bench's kernels against a per-pair recursion written here
+/// (the contract's §1 recursion, relu's arc-cosine closed form spelled out; tanh through the
+/// library's quadrature of one pair), so a wrong spec, input order or recursion in the bench
+/// fails. Tolerances: relu 1e-12 relative (closed forms, round-off only); tanh 1e-12 relative
+/// (the same quadrature per pair; only the recursion's arithmetic is independent).
+@Suite("W7-mlp benchmark")
+struct MLPKernelBenchmarkTests {
+    static let closedFormTolerance = 1e-12
+    static let quadratureTolerance = 1e-12
+
+    /// (NNGP, NTK) of the bench's net for one pair, by the contract's recursion.
+    static func pairKernels(_ x: [Double], _ y: [Double], activation: Activation) -> (nngp: Double, ntk: Double) {
+        // W7's net as documented (σ_w 1.5, σ_b 0.1, bias, five dense layers), spelled out here.
+        let sw2 = 1.5 * 1.5, sb2 = 0.1 * 0.1
+        let depth = 5
+        let d = Double(x.count)
+        var kxy = zip(x, y).map { $0 * $1 }.reduce(0, +) / d
+        var kxx = x.map { $0 * $0 }.reduce(0, +) / d
+        var kyy = y.map { $0 * $0 }.reduce(0, +) / d
+        var theta = 0.0, dot = 0.0, sigma = 0.0
+        for l in 0..<depth {
+            sigma = sw2 * kxy + sb2
+            theta = sigma + (l == 0 ? 0 : sw2 * dot * theta)
+            guard l < depth - 1 else { break }
+            let q1 = sw2 * kxx + sb2, q2 = sw2 * kyy + sb2
+            func e(_ a: Double, _ b: Double, _ c: Double) -> (Double, Double) {
+                if activation == .relu {
+                    let s = max(a * b - c * c, 0).squareRoot()
+                    let t = atan2(s, c)
+                    return ((s + (Double.pi - t) * c) / (2 * Double.pi), (Double.pi - t) / (2 * Double.pi))
+                }
+                let p = GaussianExpectation.trapezoid(activation, leakySlope: 0, q1: a, q2: b, c: c)
+                return (p.value, p.derivative)
+            }
+            (kxy, dot) = e(q1, q2, sigma)
+            kxx = e(q1, q1, q1).0
+            kyy = e(q2, q2, q2).0
+        }
+        return (sigma, theta)
+    }
+
+    @Test(arguments: MLPKernelBenchmark.activations)
+    func kernelsMatchAPerPairRecursion(_ activation: Activation) throws {
+        #expect(MLPKernelBenchmark.spec(activation).layers == [784, 512, 512, 512, 512, 1])
+        #expect(MLPKernelBenchmark.spec(activation).parameterization == .ntk)
+        let p = MLPKernelBenchmark.Problem(points: 4, inputs: 6, seed: 3)
+        let k = try MLPKernelBenchmark.kernels(p, activation: activation)
+        #expect(k.ntk.rows == 4 && k.ntk.cols == 4)
+        let tol = activation == .relu ? Self.closedFormTolerance : Self.quadratureTolerance
+        for i in 0..<4 {
+            for j in 0..<4 {
+                let x = (0..<6).map { p.queries[i, $0] }, y = (0..<6).map { p.train[j, $0] }
+                let r = Self.pairKernels(x, y, activation: activation)
+                #expect(abs(k.nngp[i, j] - r.nngp) <= tol * max(abs(r.nngp), 1), "\(activation) NNGP[\(i),\(j)] \(k.nngp[i, j]) vs \(r.nngp)")
+                #expect(abs(k.ntk[i, j] - r.ntk) <= tol * max(abs(r.ntk), 1), "\(activation) NTK[\(i),\(j)] \(k.ntk[i, j]) vs \(r.ntk)")
+            }
+        }
+    }
+
+    /// The input covariance `K⁰ = x·x'/d_0` (computed in parallel rows since W7) is the serial
+    /// in-order sum to the bit: a one-layer net's NNGP is `σ_w² K⁰ + σ_b²`, compared exactly
+    /// (tolerance 0), cross and Gram, on W7's input width.
+    @Test func inputCovarianceIsTheSerialSumToTheBit() throws {
+        let p = MLPKernelBenchmark.Problem(points: 9, inputs: 784, seed: 5)
+        let spec = ModelSpec(layers: [784, 1], activation: .relu, parameterization: .ntk, sigmaW: 1.5, sigmaB: 0.1, bias: true)
+        let kernel = try InfiniteWidthKernel(spec: spec)
+        for (a, b, gram) in [(p.queries, p.train, false), (p.queries, p.queries, true)] {
+            let k = try kernel.kernels(a, gram ? nil : b)
+            for i in 0..<9 {
+                for j in 0..<9 {
+                    var s = 0.0
+                    for f in 0..<784 { s += a[i, f] * b[j, f] }
+                    let expected = 1.5 * 1.5 * (s / 784) + 0.1 * 0.1
+                    #expect(k.nngp[i, j] == expected, "K⁰[\(i),\(j)] gram \(gram): \(k.nngp[i, j]) vs \(expected)")
+                }
+            }
+        }
+    }
+
+    /// The quadrature's count: every pair of the tiny problem at 97…M nodes, counted directly.
+    @Test func quadratureCostCountsEveryPair() {
+        let p = MLPKernelBenchmark.Problem(points: 3, inputs: 5, seed: 4)
+        let c = MLPKernelBenchmark.quadratureCost(p, activation: .tanh)
+        #expect(c.minNodes >= 97 && c.maxNodes >= c.minNodes)
+        #expect(c.evaluations >= Double(4 * 9 * (c.minNodes * c.minNodes + c.minNodes)))
+        #expect(c.evaluations <= Double(4 * 9 * (c.maxNodes * c.maxNodes + c.maxNodes)))
+    }
+
+    @Test func runReportsBothActivationsAndChecksItsBlock() throws {
+        #expect(throws: (any Error).self) { try MLPKernelBenchmark.run(points: 2) }
+        let r = try MLPKernelBenchmark.run(points: 3)
+        #expect(r.runs.map(\.activation) == ["relu", "tanh"])
+        #expect(r.runs.allSatisfy { $0.blockCheck == 0 })
+        #expect(r.runs[0].quadrature == nil && r.runs[1].quadrature != nil)
+        #expect(r.text().contains("W7-mlp") && r.text().contains("quadrature"))
     }
 }

@@ -64,12 +64,24 @@ public struct InfiniteWidthKernel: Sendable {
 
         // Kˡ between the sets, and each point's own Kˡ(x,x) (cross kernels only: a Gram matrix
         // reads its diagonal).
+        // Rows in parallel (each iteration writes its own row of `k`); every entry's sum runs over
+        // the features in order, so the result is the serial loop's to the bit. This loop was ~80 %
+        // of W7-mlp's relu time when serial (perf, 1,000 × 1,000 points, d_0 = 784).
         var k = Matrix(rows: n1, cols: n2)
-        for i in 0..<n1 {
-            for j in (gram ? i : 0)..<n2 {
-                var s = 0.0
-                for f in 0..<d0 { s += x1[i, f] * y[j, f] }
-                k[i, j] = s / Double(d0)
+        x1.data.withUnsafeBufferPointer { ap in
+            y.data.withUnsafeBufferPointer { bp in
+                k.data.withUnsafeMutableBufferPointer { kp in
+                    let (a, b, out) = (ap.baseAddress!, bp.baseAddress!, kp.baseAddress!)
+                    Parallel.forEach(n1) { i in
+                        let row = a + i * d0
+                        for j in (gram ? i : 0)..<n2 {
+                            let col = b + j * d0
+                            var s = 0.0
+                            for f in 0..<d0 { s += row[f] * col[f] }
+                            out[i * n2 + j] = s / Double(d0)
+                        }
+                    }
+                }
             }
         }
         var self1 = (0..<n1).map { i in (0..<d0).reduce(0.0) { $0 + x1[i, $1] * x1[i, $1] } / Double(d0) }
