@@ -122,6 +122,18 @@ extension Report {
             }
         }
 
+        // MARK: Over-parameterization (the text report's block, its travel table and notes)
+        if let diag = r.diagnostics {
+            var content = "<pre class=\"block\">" + overParameterization(diag, outputs: run.outputs).map(e).joined(separator: "\n") + "</pre>"
+            if !diag.travel.isEmpty {
+                content += table(["parameters", "‖ΔW‖/‖W_0‖", "‖ΔW‖"],
+                                 diag.travel.map { [$0.tensor, $0.relative.map { pct($0) } ?? "– (W_0 = 0)", g3($0.change)] })
+            }
+            let notes = diagnosticNotes(diag)
+            if !notes.isEmpty { content += "<ul>" + notes.map { "<li>\(e($0))</li>" }.joined() + "</ul>" }
+            body.append(section("diagnostics", "Over-parameterization", "<p class=\"meaning\">Where the run sits between the lazy (kernel) regime and feature learning (Docs/ntk-family.md).</p>" + content))
+        }
+
         // MARK: Spectrum
         let spectra = data.spectra.filter { !$0.eigenvalues.isEmpty }
         if !spectra.isEmpty {
@@ -281,6 +293,7 @@ extension Report {
     figcaption{font-size:13px;color:#555}
     .grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(420px,1fr));gap:4px 16px}
     .meaning{font-size:13px;color:#444}
+    pre.block{font-size:13px;line-height:1.4;overflow-x:auto;margin:8px 0}
     .strip{display:flex;flex-wrap:wrap;align-items:flex-start;gap:10px}
     .side{display:flex;flex-wrap:wrap;gap:6px;padding:6px;border-radius:6px}
     .side-label{flex-basis:100%;font-size:12px;font-weight:600}

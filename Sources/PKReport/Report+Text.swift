@@ -131,9 +131,7 @@ extension Report {
                       diag.travel.map { [$0.tensor, $0.relative.map { pct($0) } ?? "– (W_0 = 0)", g3($0.change)] })
                 blank()
             }
-            let notes = [diag.analyticNote.map { "analytic λ_min: \($0)" }, diag.patternNote.map { "pattern flips: \($0)" },
-                         diag.beyondKernelNote.map { "held-out loss: \($0)" },
-                         diag.beyondKernel?.closedFormNote.map { "closed form: \($0)" }].compactMap { $0 } + (diag.notes ?? [])
+            let notes = diagnosticNotes(diag)
             for note in notes {
                 if md { out.append("> " + note) } else {
                     let lines = wrap("note: " + note, width: 76)
@@ -185,6 +183,13 @@ extension Report {
         guard let x else { return "–" }
         guard x.isFinite else { return x.isNaN ? "nan" : (x > 0 ? "inf" : "−inf") }
         return String(format: "%.3g", x).replacingOccurrences(of: "-", with: "−").replacingOccurrences(of: "e−", with: "e-")
+    }
+
+    /// The over-parameterization block's notes, each with what it is about (text, Markdown, HTML).
+    static func diagnosticNotes(_ diag: AnalysisResult.Diagnostics) -> [String] {
+        [diag.analyticNote.map { "analytic λ_min: \($0)" }, diag.patternNote.map { "pattern flips: \($0)" },
+         diag.beyondKernelNote.map { "held-out loss: \($0)" },
+         diag.beyondKernel?.closedFormNote.map { "closed form: \($0)" }].compactMap { $0 } + (diag.notes ?? [])
     }
 
     /// The over-parameterization block's lines (ntk-family contract §5), each within 78 columns.

@@ -20,7 +20,7 @@ struct HTMLReportCommandTests {
 
     /// The sections both pages have, and their figures (path-km along training is computed for
     /// plain (S)GD only, Docs/path-kernel.md §7).
-    static let sections = ["run", "reconstruction", "kernel-machines", "dynamics", "attribution", "summary"]
+    static let sections = ["run", "reconstruction", "kernel-machines", "dynamics", "diagnostics", "attribution", "summary"]
     static let figures = ["fig-kernel-machines", "fig-kernel-distance", "fig-alignment", "fig-weight-travel", "fig-loss", "fig-learning-rate"]
 
     /// Both pages, trained, analyzed and written once for the suite.

@@ -199,6 +199,15 @@ struct ReportTests {
                 for line in text.split(separator: "\n") { #expect(line.count <= 80, "line wider than 80 columns: \(line)") }
             }
         }
+        // The HTML report: its own section, after the dynamics, with the same lines, table and notes.
+        let html = Report.html(r)
+        #expect(html.contains("<section id=\"diagnostics\"><h2>Over-parameterization</h2>"))
+        for needle in ["Θ̂ at w_0 0.0123, at w_T 4.56e-07; analytic Θ 0.522", "<td>layers.0.bias</td>", "– (W_0 = 0)",
+                       "<li>closed form: a long departure note", "<li>analytic λ_min: never printed"] {
+            #expect(html.contains(needle), "html: no '\(needle)'")
+        }
+        let summary = try #require(html.range(of: "<section id=\"summary\""))
+        #expect(try #require(html.range(of: "<section id=\"diagnostics\"")).lowerBound < summary.lowerBound)
         let obj = try #require(try JSONSerialization.jsonObject(with: Data(Report.render(r, format: .json).utf8)) as? [String: Any])
         let diag = try #require(obj["diagnostics"] as? [String: Any])
         #expect(diag["lambda_min_start"] as? Double == 0.0123 && diag["kernel_rows"] as? Int == 300)
