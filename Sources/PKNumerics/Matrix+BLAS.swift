@@ -7,6 +7,10 @@ import CKernels
 
 /// A scalar type BLAS computes with: `Double` (`dgemm`) and `Float` (`sgemm`).
 public protocol BLASScalar: BinaryFloatingPoint, Sendable, Codable {
+    /// The value as a `Double` (exact for both types). Code generic over the scalar that is not
+    /// specialized would otherwise convert through `BinaryFloatingPoint`'s generic initializer,
+    /// tens of nanoseconds a value (it was most of the (S)GD route's time on small networks).
+    var doubleValue: Double { get }
     /// Row-major `C ← α·op(A)·op(B) + β·C` on raw storage (`m×n` result, inner dimension `k`).
     static func gemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Self,
                      a: UnsafePointer<Self>, lda: Int, b: UnsafePointer<Self>, ldb: Int,
@@ -41,6 +45,7 @@ public protocol BLASScalar: BinaryFloatingPoint, Sendable, Codable {
 }
 
 extension Double: BLASScalar {
+    @inlinable public var doubleValue: Double { self }
     @inlinable
     public static func gemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Double,
                             a: UnsafePointer<Double>, lda: Int, b: UnsafePointer<Double>, ldb: Int,
@@ -51,6 +56,7 @@ extension Double: BLASScalar {
 }
 
 extension Float: BLASScalar {
+    @inlinable public var doubleValue: Double { Double(self) }
     @inlinable
     public static func gemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float,
                             a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,

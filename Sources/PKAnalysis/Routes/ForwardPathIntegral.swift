@@ -109,7 +109,7 @@ struct ForwardPathIntegral {
         // JΔw (reconstruction) and J·(decay part of Δw) (the term R_wd) from the same pass.
         for (j, jv) in fq.outputTangents.enumerated() {
             for r in 0..<rows.count { for c in 0..<C {
-                let v = weights[r] * Double(jv[r, c])
+                let v = weights[r] * jv[r, c].doubleValue
                 if j == 0 { acc.jvpSum[rows[r], c] += v } else { acc.rwd[rows[r], c] += v }
             } }
         }
@@ -125,7 +125,7 @@ struct ForwardPathIntegral {
                         for (b, i) in batch.enumerated() {
                             let to = dst + i * blocks, from = src + b * blocks, w = omega * columnWeight[b]
                             for k in 0..<blocks {
-                                let v: Double = Double(kkp[from + k])
+                                let v: Double = kkp[from + k].doubleValue
                                 kpp[to + k] += w * v
                             }
                         }
@@ -143,10 +143,10 @@ struct ForwardPathIntegral {
                         let w = omega * columnWeight[b]
                         var v = 0.0
                         if mode == .trace {
-                            v = Double(ks[1][r * C + c, b])
+                            v = ks[1][r * C + c, b].doubleValue
                         } else {
                             let base = (r * C + c) * nb * C + b * C
-                            for k in 0..<C { v += Double(kk.data[base + k]) * g[b, k] }
+                            for k in 0..<C { v += kk.data[base + k].doubleValue * g[b, k] }
                         }
                         rowSum += w * v
                         if i == diag { acc.nDiag[i, c] += w * v }
