@@ -63,8 +63,13 @@ struct AnalysisCostModel {
     let backwardPerStep: Double
     let machines: Double
 
+    /// `smoothPerExample`: one example's smooth activations (`Network.smoothActivationUnits`) in
+    /// flop-equivalents of the steps' phase (their measured time at that phase's rate);
+    /// `quadrature`: the machines' and diagnostics' analytic kernels on the quadrature route, in
+    /// the machines' flop-equivalents.
     init(model: any Network, queries nQ: Int, train n: Int, meanBatch nb: Double, nodes q: Int, exact: Bool = false, blocks: Int,
-         kernelForm: Bool, backward: Bool, querySide: Int? = nil, windowSides: Double, machines fitRows: Int?, dynamicsPerStep: Double = 0) {
+         kernelForm: Bool, backward: Bool, querySide: Int? = nil, windowSides: Double, machines fitRows: Int?, dynamicsPerStep: Double = 0,
+         smoothPerExample: Double = 0, quadrature: Double = 0) {
         let P = Double(model.parameterCount), PR = Double(querySide ?? model.parameterCount), Q = Double(nQ), C = Double(model.outputDim)
         // Node evaluations per query and step (R's updates, kernels, JVPs: qd) and their feature
         // cost in shared nodes' units (qf): q, or exact quadrature's estimate (see above).
@@ -74,9 +79,12 @@ struct AnalysisCostModel {
         let widths = Double(model.featureScalarsPerExample)
         // One example's tangent features: 2·P·(2 + C) for an MLP (all GEMMs); a layer network's
         // Jacobian passes and rows (`Network.featureCostPerExample`).
-        let perExample = model.featureCostPerExample
+        let perExample = model.featureCostPerExample + smoothPerExample
         let features = Q * perExample
-        let perStepFixed = 10 * nb * P + (model is MLP ? 2 * nb * P * (1 + C) : nb * perExample) + dynamicsPerStep * perExample
+        // The training side's features, the replay's forward passes at w_s and w_{s+1} and the
+        // linearized network's JVP (their activations: `smoothPerExample` each).
+        let perStepFixed = 10 * nb * P + (model is MLP ? 2 * nb * P * (1 + C) + nb * smoothPerExample : nb * perExample)
+            + 2 * nb * smoothPerExample + dynamicsPerStep * perExample
         if backward {
             forwardPerStep = perStepFixed
             let rows = model is MLP ? Double(model.featureBlocks.reduce(0) { $0 + $1.outputs }) : 0
@@ -90,7 +98,7 @@ struct AnalysisCostModel {
         }
         if let m = fitRows.map(Double.init) {
             let fit = m <= Double(PathAnalyzer.eigenRidgeLimit) ? 9 * m * m * m : m * m * m / 3
-            machines = 2 * fit + (Q + Double(n)) * perExample + 2 * Q * Double(n) * widths * Double(blocks)
+            machines = 2 * fit + (Q + Double(n)) * perExample + 2 * Q * Double(n) * widths * Double(blocks) + quadrature
         } else {
             machines = 0
         }
@@ -101,16 +109,41 @@ extension AnalysisCostModel {
     /// The cost of `context`'s analysis by `route` (its dynamics sampled on at most 100 points
     /// every `max(1, ⌊T/40⌋)` steps; no machines nor dynamics in scope exact), for the query rows
     /// it computes (a shard's: `AnalysisContext.rows`).
-    init(context: AnalysisContext, route: any KernelRoute) {
+    ///
+    /// `gemmRate`: one core's GEMM rate (GFLOP/s) in the analysis precision that the time will be
+    /// reckoned at (measured when nil); it converts the measured activation times into work.
+    init(context: AnalysisContext, route: any KernelRoute, gemmRate: Double? = nil) {
         let T = context.steps, n = context.train
         let meanBatch = Double(context.run.stepRecords.reduce(0) { $0 + $1.batch.count }) / Double(max(T, 1))
         let exact = PathAnalyzer.exactQuadrature(settings: context.settings, model: context.model, route: route).0
         let nodes = exact ? (context.model as? MLP).map(PiecewiseNodes.nodesPerPiece) ?? context.settings.nodes : context.settings.nodes
+        // Smooth activations and the analytic kernels' quadrature at the rates measured now, as
+        // flop-equivalents of their phases (the steps at the analysis precision's GEMM rate and
+        // efficiency, the machines at float64's).
+        let precision = context.settings.precision
+        let units = context.model.smoothActivationUnits
+        func rate(_ p: AnalysisSettings.Precision) -> Double {
+            (p == precision ? gemmRate : nil) ?? PathAnalyzer.measuredGemmRate(p)
+        }
+        let stepRate = units.isEmpty ? 0 : rate(precision) * 1e9 * PathAnalyzer.efficiency.forward
+        let smooth = units.reduce(0.0) { sum, unit in
+            sum + Double(unit.value) * PathAnalyzer.measuredActivationSeconds(unit.key, precision) * stepRate
+        }
+        var quadrature = 0.0
+        if !context.exactOnly, let spec = context.model.spec.kind == "mlp" ? context.model.spec : nil,
+           !GaussianExpectation.hasClosedForm(spec.activation), let kernel = try? InfiniteWidthKernel(spec: spec) {
+            let evaluations = NTKInfKM.inapplicable(spec: spec, optimizer: context.run.optimizer, queries: context.queries, train: n) == nil
+                ? kernel.quadratureEvaluations(context.xq, context.run.trainX)
+                : OverParameterization.analyticGram(context: context).map { kernel.quadratureEvaluations($0) } ?? 0
+            quadrature = evaluations * PathAnalyzer.measuredActivationSeconds(spec.activation, .f64)
+                * rate(.f64) * 1e9 * PathAnalyzer.efficiency.machines
+        }
         self.init(model: context.model, queries: context.rows.count, train: n, meanBatch: meanBatch, nodes: nodes, exact: exact,
                   blocks: context.blocks, kernelForm: route.hasKernelForm, backward: route.backwardPass,
                   querySide: (route as? PreconditionedRoute).map { PathAnalyzer.querySideScalars(model: context.model, form: $0.form) },
                   windowSides: route.windowSides,
                   machines: context.exactOnly ? nil : n * context.blocks,
-                  dynamicsPerStep: context.exactOnly ? 0 : Double(min(n, 100)) / Double(max(1, T / 40)))
+                  dynamicsPerStep: context.exactOnly ? 0 : Double(min(n, 100)) / Double(max(1, T / 40)),
+                  smoothPerExample: smooth, quadrature: quadrature)
     }
 }

@@ -109,6 +109,17 @@ struct OverParameterization {
         }
     }
 
+    /// The points whose analytic Gram matrix the diagnostics compute by quadrature when
+    /// `ntkinf-km` left no kernel to reuse (`analyticLambdaMin`), nil when they compute none:
+    /// the cost model's count.
+    static func analyticGram(context: AnalysisContext) -> Matrix? {
+        let spec = context.model.spec
+        guard spec.kind == "mlp", !GaussianExpectation.hasClosedForm(spec.activation) else { return nil }
+        let m = pointCount(train: context.train, outputs: context.outputs), hidden = spec.layers.count - 2
+        guard m > 0, m * (m + 1) / 2 * hidden <= quadraturePairLimit else { return nil }
+        return context.run.trainX.rows(at: PathAnalyzer.evenlySpaced(context.train, count: m))
+    }
+
     /// λ_min(Θ(X, X)) of the analytic NTK on the training points `indices` (rows `x`), or why
     /// not. Closed forms: the Gram matrix of `x`. Quadrature activations: `ntkinf-km`'s
     /// `Θ(queries, X)` restricted to those points where it was computed (training point `i` is

@@ -163,6 +163,8 @@ extension PathAnalyzer {
     /// rows of R and at once (while they are in cache) multiplies them with the batch: with
     /// `∂f_k(x_i)/∂W_l = s_l δ_{k,i} a_iᵀ`, `Y = A_b R_l[rows]ᵀ` (one GEMM), then per example i
     /// a small GEMM of Y's row i (rows × out) with the C signals of x_i and its δ^g.
+    @_specialize(where S == Double)
+    @_specialize(where S == Float)
     static func accumulatePreconditioned<S: BLASScalar>(_: S.Type, _ form: PreconditionedForm, model: any Network, run: TraceRun, xq: Matrix, nT: Int,
                                          rows queryRows: Range<Int>? = nil, exactOnly: Bool, mode: KernelMode, attrIndex: [Int: Int],
                                          into acc: inout KernelAccumulators, progress: (Int, Int) -> Void) {

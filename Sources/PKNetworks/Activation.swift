@@ -23,6 +23,10 @@ import PKNumerics
 public enum Activation: String, Codable, Sendable, CaseIterable {
     case identity, relu, leakyRelu = "leaky-relu", tanh, sigmoid, gelu, erf, softplus
 
+    /// Whether `φ` calls a transcendental function (tanh, sigmoid, gelu, erf, softplus): not the
+    /// identity nor the piecewise-linear relu and leaky relu.
+    public var isSmooth: Bool { ![.identity, .relu, .leakyRelu].contains(self) }
+
     /// `φ(x)`.
     @inlinable
     public func value(_ x: Double, leakySlope alpha: Double = 0.01) -> Double {

@@ -125,6 +125,22 @@ public struct LayerNetwork: Network {
         14 * (1 + 2 * Double(outputDim)) * root.forwardFlops + 56 * Double(outputDim * parameterCount)
     }
 
+    public var smoothActivationUnits: [Activation: Int] { LayerNetwork.smoothUnits(in: root) }
+
+    /// The units of every smooth activation layer under `layer` (see `Network.smoothActivationUnits`).
+    public static func smoothUnits(in layer: any Layer) -> [Activation: Int] {
+        switch layer {
+        case let s as Sequential:
+            return s.children.reduce(into: [:]) { units, child in units.merge(smoothUnits(in: child.layer), uniquingKeysWith: +) }
+        case let r as Residual:
+            return smoothUnits(in: r.block).merging(r.shortcut.map { smoothUnits(in: $0) } ?? [:], uniquingKeysWith: +)
+        case let a as ActivationLayer:
+            return a.activation.isSmooth ? [a.activation: a.outputShape.count] : [:]
+        default:
+            return [:]
+        }
+    }
+
     /// Scalars a forward pass keeps per example: the input and every leaf's output.
     static func activations(_ layer: any Layer) -> Int {
         switch layer {

@@ -43,6 +43,10 @@ public protocol Network: Sendable {
     /// One example's tangent features (all C channels, with a JVP) in flop-equivalents at the
     /// GEMM rate: the analyzer's cost model for progress and ETAs (never a result).
     var featureCostPerExample: Double { get }
+    /// Per smooth activation (tanh, sigmoid, gelu, erf, softplus: a transcendental function per
+    /// unit), the units one example's forward pass evaluates it on: the cost model prices them at
+    /// the rate measured on this machine (`featureCostPerExample` counts GEMM work only).
+    var smoothActivationUnits: [Activation: Int] { get }
 
     /// Initial parameters, a deterministic function of `seed` (`Docs/networks.md`, Initialization).
     func initialParameters(seed: UInt64) -> [Double]
@@ -118,6 +122,10 @@ extension MLP: Network {
     public var activationsPerExample: Int { spec.layers.reduce(0, +) }
     /// `2·P·(2 + C)`: the forward pass, the C stacked backward passes and the JVPs, all GEMMs.
     public var featureCostPerExample: Double { 2 * Double(parameterCount) * Double(2 + outputDim) }
+    /// Every hidden unit when the activation is smooth.
+    public var smoothActivationUnits: [Activation: Int] {
+        activation.isSmooth ? [activation: spec.layers.dropFirst().dropLast().reduce(0, +)] : [:]
+    }
 
     public func kinkPattern(_ w: [Double], _ x: Matrix) -> [Double] {
         isPiecewiseLinear ? forwardCache(w, x).activationDerivatives.flatMap(\.data) : []

@@ -158,6 +158,50 @@ public struct InfiniteWidthKernel: Sendable {
 }
 
 extension InfiniteWidthKernel {
+    /// The activation evaluations `kernels(x1, x2)` makes on the quadrature route (0 for the
+    /// closed forms): per hidden layer and pair `M²` for the pair's larger variance (`M` when the
+    /// pair is a point with itself), from the self-variance recursion alone (`M` evaluations per
+    /// point and layer, no pair work). The analyzer's cost model prices them; not a result.
+    public func quadratureEvaluations(_ x1: Matrix, _ x2: Matrix? = nil) -> Double {
+        guard !GaussianExpectation.hasClosedForm(spec.activation) || route == .quadrature else { return 0 }
+        let d0 = Double(spec.layers[0]), depth = spec.layers.count - 1
+        let sw2 = spec.sigmaW * spec.sigmaW, sb2 = spec.bias ? spec.sigmaB * spec.sigmaB : 0
+        func variances(_ x: Matrix) -> [Double] {
+            (0..<x.rows).map { r in (0..<x.cols).reduce(0.0) { $0 + x[r, $1] * x[r, $1] } / d0 }
+        }
+        var k1 = variances(x1), k2 = x2.map(variances) ?? k1
+        var total = 0.0
+        for _ in 0..<max(depth - 1, 0) {
+            let q1 = k1.map { sw2 * $0 + sb2 }, q2 = k2.map { sw2 * $0 + sb2 }
+            guard q1.allSatisfy(\.isFinite), q2.allSatisfy(\.isFinite) else { return total }
+            // Pairs by node count: sort one side's counts, count the other side's larger ones.
+            let m1 = q1.map { Double(GaussianExpectation.nodeCount(maxVariance: $0)) }
+            let m2 = q2.map { Double(GaussianExpectation.nodeCount(maxVariance: $0)) }
+            if x2 == nil {
+                let sorted = m1.sorted()
+                // Each unordered pair i < j costs max(M_i, M_j)², the diagonal M_i.
+                for (rank, m) in sorted.enumerated() { total += Double(rank) * m * m + m }
+            } else {
+                let sorted2 = m2.sorted()
+                var prefix = [0.0]
+                for m in sorted2 { prefix.append(prefix[prefix.count - 1] + m * m) }
+                for m in m1 {
+                    // Columns with M ≤ m cost m², the others their own M².
+                    var lo = 0, hi = sorted2.count
+                    while lo < hi { let mid = (lo + hi) / 2; if sorted2[mid] <= m { lo = mid + 1 } else { hi = mid } }
+                    total += Double(lo) * m * m + (prefix[sorted2.count] - prefix[lo])
+                }
+                total += m1.reduce(0, +) + m2.reduce(0, +)       // the self variances' 1-D sums
+            }
+            let a = spec.activation, alpha = spec.leakySlope, route = self.route
+            k1 = q1.map { GaussianExpectation.pair(a, leakySlope: alpha, q1: $0, q2: $0, c: $0, route: route).value }
+            k2 = x2 == nil ? k1 : q2.map { GaussianExpectation.pair(a, leakySlope: alpha, q1: $0, q2: $0, c: $0, route: route).value }
+        }
+        return total
+    }
+}
+
+extension InfiniteWidthKernel {
     static let overflow = InfiniteWidthError("the kernels overflowed (inputs of very large norm for these σ's and depth); scale the inputs down")
 }
 

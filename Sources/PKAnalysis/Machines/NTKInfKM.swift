@@ -46,7 +46,12 @@ struct NTKInfKM: KernelMachineRule {
 
     /// Why the machine does not apply to this run, nil when it does.
     static func inapplicable(_ context: KernelMachineContext) -> String? {
-        let spec = context.model.spec, o = context.run.optimizer
+        inapplicable(spec: context.model.spec, optimizer: context.run.optimizer, queries: context.queries, train: context.train)
+    }
+
+    /// Why the machine does not apply to a run of `spec` and `o` with these queries and training
+    /// points, nil when it does (also the cost model's test).
+    static func inapplicable(spec: ModelSpec, optimizer o: OptimizerSpec, queries: Int, train: Int) -> String? {
         guard spec.kind == "mlp" else { return "the analytic NTK covers MLPs (model.kind \"mlp\")" }
         var why: [String] = []
         if ![.gd, .sgd].contains(o.kind) { why.append(o.kind.rawValue) }
@@ -58,8 +63,8 @@ struct NTKInfKM: KernelMachineRule {
             return "its function-space update is plain (S)GD's; this run uses \(why.joined(separator: ", "))"
         }
         let hidden = spec.layers.count - 2
-        if !GaussianExpectation.hasClosedForm(spec.activation) && context.queries * context.train * hidden > quadraturePairLimit {
-            return "Θ(queries, X) of \(spec.activation.rawValue) needs the quadrature on \(context.queries) × \(context.train) pairs × \(hidden) hidden layers, more than \(quadraturePairLimit) (`pathkernel predict-linear --kernel analytic` computes it on its own)"
+        if !GaussianExpectation.hasClosedForm(spec.activation) && queries * train * hidden > quadraturePairLimit {
+            return "Θ(queries, X) of \(spec.activation.rawValue) needs the quadrature on \(queries) × \(train) pairs × \(hidden) hidden layers, more than \(quadraturePairLimit) (`pathkernel predict-linear --kernel analytic` computes it on its own)"
         }
         return nil
     }

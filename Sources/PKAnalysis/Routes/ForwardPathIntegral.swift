@@ -31,6 +31,8 @@ struct ForwardPathIntegral {
     }
 
     /// The training side of the segment's step: features at `w_s`, `g_{i,s}`, the scale `s_s/|B_s|`.
+    @_specialize(where S == Double)
+    @_specialize(where S == Float)
     func trainingSide<S: BLASScalar>(_: S.Type, _ seg: RouteSegment) -> TrainingSide<S> {
         let fb = context.model.tangentFeatures(seg.start, seg.xb, as: S.self, tangents: [])
         let g = seg.segment.outputGradient ?? context.run.loss.evaluate(outputs: Matrix(fb.outputs), targets: seg.yb).perExampleGradient
@@ -48,6 +50,8 @@ struct ForwardPathIntegral {
     /// the shared nodes, gathered into blocks, and the others their own nodes: rows of one
     /// feature set each at its own point of the segment (`Network.segmentFeatures`), in blocks of the
     /// same size, every row's kernels weighted by its node's weight into its query's sums.
+    @_specialize(where S == Double)
+    @_specialize(where S == Float)
     func integrate<S: BLASScalar>(_: S.Type, _ seg: RouteSegment, sides weighted: [(side: TrainingSide<S>, weight: Double)],
                                   tangents: [[Double]], into acc: inout KernelAccumulators) {
         let model = context.model, n = context.train
@@ -101,7 +105,10 @@ struct ForwardPathIntegral {
 
     /// Adds one feature set's JVPs and kernels against `sides` into the sums: feature row r is
     /// query `rows[r]`, weighted by `weights[r]` (its node's weight), each side's example column b
-    /// by `columnWeight[b]`.
+    /// by `columnWeight[b]`. (Specialized per precision and written on raw storage: the generic
+    /// loops cost as much as the Grams on small networks, moons-mlp.)
+    @_specialize(where S == Double)
+    @_specialize(where S == Float)
     private func accumulate<S: BLASScalar>(_ fq: TangentFeatures<S>, rows: [Int], weights: [Double],
                                            sides: [(TrainingSide<S>, [Double])], into acc: inout KernelAccumulators) {
         let n = context.train, C = context.outputs, blocks = context.blocks, mode = context.mode
@@ -114,44 +121,74 @@ struct ForwardPathIntegral {
             } }
         }
         for (side, columnWeight) in sides {
-            let batch = side.batch, nb = batch.count, g = side.g
+            let batch = side.batch, nb = batch.count
             let ks = TangentFeatures.kernels(fq, mode == .trace ? [(side.fb, .trace), (side.fbg!, .full)] : [(side.fb, .full)])
-            let kk = ks[0]
-            kk.data.withUnsafeBufferPointer { kkp in
-                acc.kp.data.withUnsafeMutableBufferPointer { kpp in
-                    for r in 0..<(rows.count * blocks) {
-                        let src = r * nb * blocks, dst = (rows[r / blocks] * blocks + r % blocks) * n * blocks
-                        let omega = weights[r / blocks]
-                        for (b, i) in batch.enumerated() {
-                            let to = dst + i * blocks, from = src + b * blocks, w = omega * columnWeight[b]
-                            for k in 0..<blocks {
-                                let v: Double = kkp[from + k].doubleValue
-                                kpp[to + k] += w * v
+            // Per (row, example): the example's column weight and its training index.
+            batch.withUnsafeBufferPointer { bp in
+                columnWeight.withUnsafeBufferPointer { cw in
+                    ks[0].data.withUnsafeBufferPointer { kkp in
+                        acc.kp.data.withUnsafeMutableBufferPointer { kpp in
+                            for r in 0..<(rows.count * blocks) {
+                                let src = r * nb * blocks, dst = (rows[r / blocks] * blocks + r % blocks) * n * blocks
+                                let omega = weights[r / blocks]
+                                for b in 0..<nb {
+                                    let to = dst + bp[b] * blocks, from = src + b * blocks, w = omega * cw[b]
+                                    for k in 0..<blocks { kpp[to + k] += w * kkp[from + k].doubleValue }
+                                }
                             }
                         }
                     }
                 }
             }
-            // N's contributions: Σ_k K̄_ck(x, x_b) g_bk, from K̄ (full) or the contracted kernel (trace).
+            // N's contributions: Σ_k K̄_ck(x, x_b) g_bk, from K̄ (full) or the contracted kernel (trace),
+            // row (r, c) of `contributions` at column b, weighted.
+            var contributions = [Double](repeating: 0, count: rows.count * C * nb)
+            contributions.withUnsafeMutableBufferPointer { out in
+                columnWeight.withUnsafeBufferPointer { cw in
+                    if mode == .trace {
+                        ks[1].data.withUnsafeBufferPointer { kg in
+                            for r in 0..<rows.count {
+                                let omega = weights[r]
+                                for c in 0..<C {
+                                    let at = (r * C + c) * nb
+                                    for b in 0..<nb { out[at + b] = omega * cw[b] * kg[at + b].doubleValue }
+                                }
+                            }
+                        }
+                    } else {
+                        ks[0].data.withUnsafeBufferPointer { kk in
+                            side.g.data.withUnsafeBufferPointer { g in
+                                for r in 0..<rows.count {
+                                    let omega = weights[r]
+                                    for c in 0..<C {
+                                        let at = (r * C + c) * nb
+                                        for b in 0..<nb {
+                                            let base = at * C + b * C
+                                            var v = 0.0
+                                            for k in 0..<C { v += kk[base + k].doubleValue * g[b * C + k] }
+                                            out[at + b] = omega * cw[b] * v
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
             for r in 0..<rows.count {
-                let q = rows[r], omega = weights[r]
+                let q = rows[r]
                 let diag = (!exactOnly && q >= nT) ? q - nT : -1
                 let attr = attrIndex[q]
                 for c in 0..<C {
+                    let at = (r * C + c) * nb
                     var rowSum = 0.0
-                    for (b, i) in batch.enumerated() {
-                        let w = omega * columnWeight[b]
-                        var v = 0.0
-                        if mode == .trace {
-                            v = ks[1][r * C + c, b].doubleValue
-                        } else {
-                            let base = (r * C + c) * nb * C + b * C
-                            for k in 0..<C { v += kk.data[base + k].doubleValue * g[b, k] }
-                        }
-                        rowSum += w * v
-                        if i == diag { acc.nDiag[i, c] += w * v }
-                        if let attr { acc.nAttr[attr][c, i] += w * v }
+                    for b in 0..<nb {
+                        let v = contributions[at + b]
+                        rowSum += v
+                        let i = batch[b]
+                        if i == diag { acc.nDiag[i, c] += v }
                     }
+                    if let attr { for b in 0..<nb { acc.nAttr[attr][c, batch[b]] += contributions[at + b] } }
                     acc.nSum[q, c] += rowSum
                 }
             }
