@@ -135,7 +135,7 @@ extension AnalysisCostModel {
             let evaluations = NTKInfKM.inapplicable(spec: spec, optimizer: context.run.optimizer, queries: context.queries, train: n) == nil
                 ? kernel.quadratureEvaluations(context.xq, context.run.trainX)
                 : OverParameterization.analyticGram(context: context).map { kernel.quadratureEvaluations($0) } ?? 0
-            quadrature = evaluations * PathAnalyzer.measuredActivationSeconds(spec.activation, .f64)
+            quadrature = evaluations * PathAnalyzer.measuredQuadratureSeconds(spec.activation)
                 * rate(.f64) * 1e9 * PathAnalyzer.efficiency.machines
         }
         self.init(model: context.model, queries: context.rows.count, train: n, meanBatch: meanBatch, nodes: nodes, exact: exact,

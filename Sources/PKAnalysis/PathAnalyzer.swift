@@ -40,7 +40,7 @@ public struct PathAnalyzer {
         let started = Date()
         let walk = try self.walk(reader: reader, shard: nil, progress: progress)
         return try walk.assembly().assemble(walk.acc, started: started) { finished in
-            progress(AnalysisProgress(done: finished ? walk.totalWork : walk.totalWork - walk.cost.machines, total: walk.totalWork,
+            progress(AnalysisProgress(done: finished ? walk.totalWork : walk.workBeforeMachines, total: walk.totalWork,
                                       phase: .machines, step: 0, steps: 0))
         }
     }
@@ -59,6 +59,9 @@ public struct PathAnalyzer {
         let acc: KernelAccumulators
         let cost: AnalysisCostModel
         let totalWork: Double
+        /// The walk's work, as its last progress report counts it (`T·(forward + backward)`; the
+        /// total less the machines' work can round below it).
+        var workBeforeMachines: Double { Double(context.steps) * (cost.forwardPerStep + cost.backwardPerStep) }
 
         func assembly() -> AnalysisAssembly {
             AnalysisAssembly(context: context, route: route, form: form, notes: notes, path: replay, w0: w0, wT: wT, wLin: wLin,

@@ -238,4 +238,29 @@ struct InfiniteWidthKernelTests {
             #expect(abs(g - e) <= tolerance * scale, "\(what) entry \(i): \(g) vs \(e)", sourceLocation: sourceLocation)
         }
     }
+
+    /// The trapezoidal rule's row sums for tanh and sigmoid by a geometric sequence of
+    /// exponentials equal the plain sums of `Activation`'s own φ and φ' at every node: rows that
+    /// cross zero, rows deep in saturation on either side (an exponential that underflows or
+    /// overflows at a restart), the largest node count, a zero step.
+    @Test(arguments: [Activation.tanh, .sigmoid])
+    func geometricRowsEqualThePlainSums(activation: Activation) {
+        // Absolute, per unit of Σw (every evaluation within ~1e-14; the rule's own error is 1e-10).
+        let rowTolerance = 1e-13
+        for (m, v0, d) in [(97, -3.0, 0.06), (545, -40.0, 0.15), (4097, -380.0, 0.18), (4097, 300.0, 0.18),
+                           (4097, -9 * 42.4, 18 * 42.4 / 4096), (201, 2.5, 0.0), (97, -1000.0, 0.01), (161, -0.7, 1e-9)] {
+            let h = 18.0 / Double(m - 1)
+            let weights = (0..<m).map { h * exp(-0.5 * pow(-9 + Double($0) * h, 2)) / (2 * Double.pi).squareRoot() }
+            var value = 0.0, derivative = 0.0
+            for k in 0..<m {
+                let v = v0 + Double(k) * d
+                value += weights[k] * activation.value(v)
+                derivative += weights[k] * activation.derivative(v)
+            }
+            let (fast, fastDerivative) = GaussianExpectation.geometricRow(activation, from: v0, by: d, weights: weights)
+            let total = weights.reduce(0, +)
+            #expect(abs(fast - value) <= rowTolerance * total, "\(activation) m \(m) v0 \(v0) d \(d): \(fast) vs \(value)")
+            #expect(abs(fastDerivative - derivative) <= rowTolerance * total, "\(activation) m \(m) v0 \(v0) d \(d): φ' \(fastDerivative) vs \(derivative)")
+        }
+    }
 }
