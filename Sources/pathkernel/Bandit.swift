@@ -15,11 +15,11 @@ struct BanditCommand: ParsableCommand {
         abstract: "NeuralUCB and baselines on a contextual bandit: regret, play counts.",
         usage: """
         pathkernel bandit (--preset <name> | --data <spec> --algo <A,…>)
-                          [--rounds <T>] [--runs <R>] [--lambda <λ>] [--gamma <γ>]
-                          [--eta <η>] [--steps <J>] [--objective sum|mean]
-                          [--train-every <k>] [--[no-]warm-start] [--epsilon <ε>]
-                          [--alpha <α>] [--width <m>] [--json]
-                          [--html <file.html>]
+                          [--rounds <T>] [--runs <R>] [--lambda <λ>]
+                          [--gamma <γ>] [--eta <η>] [--steps <J>]
+                          [--objective sum|mean] [--train-every <k>]
+                          [--[no-]warm-start] [--epsilon <ε>] [--alpha <α>]
+                          [--width <m>] [--json] [--html <file.html>]
         """,
         discussion: """
         Plays T rounds of a K-armed contextual bandit with each algorithm, R runs with the \
