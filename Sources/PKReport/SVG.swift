@@ -89,6 +89,73 @@ public enum SVG {
         return out + axisLabels(f, x: xLabel, y: yLabel) + "</svg>"
     }
 
+    // MARK: - Band chart
+
+    /// A curve with a band around it: `mean[i] ± spread[i]` at `x[i]` (the bandit's cumulative
+    /// regret, mean ± std over runs).
+    public struct Band: Sendable, Equatable {
+        public var name: String
+        public var x: [Double]
+        public var mean: [Double]
+        public var spread: [Double]
+        public init(name: String, x: [Double], mean: [Double], spread: [Double]) {
+            self.name = name; self.x = x; self.mean = mean; self.spread = spread
+        }
+    }
+
+    /// Line charts of each band's mean over a translucent band `mean ± spread` (same colour), on a
+    /// linear y axis that holds every band. A point whose mean or spread is not finite (or whose
+    /// spread is negative) is left out and breaks the band and the line; at most `maxPoints`
+    /// evenly spaced points (and the last) of a band are drawn.
+    public static func bandChart(title: String, bands: [Band], xLabel: String, yLabel: String,
+                                 format: (Double) -> String = { tickLabel($0) }, maxPoints: Int = 400) -> String {
+        var f = Frame()
+        if bands.count > 1 { f.top += 14 }
+        func drawable(_ b: Band) -> [(x: Double, mean: Double, spread: Double)?] {
+            let n = min(b.x.count, b.mean.count, b.spread.count)
+            let stride = max(1, (n + maxPoints - 1) / max(1, maxPoints))
+            return (0..<n).filter { $0 % stride == 0 || $0 == n - 1 }.map { i in
+                let (x, m, s) = (b.x[i], b.mean[i], b.spread[i])
+                return x.isFinite && m.isFinite && s.isFinite && s >= 0 && (m - s).isFinite && (m + s).isFinite ? (x, m, s) : nil
+            }
+        }
+        let points = bands.map(drawable)
+        let kept = points.flatMap { $0.compactMap { $0 } }
+        var out = open(f, title: title)
+        guard let xr = range(kept.map(\.x), log: false), let yr = range(kept.flatMap { [$0.mean - $0.spread, $0.mean + $0.spread] }, log: false) else {
+            out += empty(f)
+            return out + axisLabels(f, x: xLabel, y: yLabel) + "</svg>"
+        }
+        let sx = Scale(lo: xr.0, hi: xr.1, from: f.left, to: f.left + f.plotWidth, log: false)
+        let sy = Scale(lo: yr.0, hi: yr.1, from: f.top + f.plotHeight, to: f.top, log: false)
+        out += axes(f, sx: sx, sy: sy, xFormat: { tickLabel($0) }, yFormat: { tickLabel($0) })
+        for (k, band) in bands.enumerated() {
+            let color = palette[k % palette.count]
+            var runs: [[(x: Double, mean: Double, spread: Double)]] = [[]]
+            for p in points[k] {
+                if let p { runs[runs.count - 1].append(p) } else if !runs[runs.count - 1].isEmpty { runs.append([]) }
+            }
+            for run in runs where !run.isEmpty {
+                if run.count == 1 {
+                    out += "<circle cx=\"\(c(sx(run[0].x)))\" cy=\"\(c(sy(run[0].mean)))\" r=\"2\" fill=\"\(color)\"/>"
+                    continue
+                }
+                let upper = run.map { "\(c(sx($0.x))),\(c(sy($0.mean + $0.spread)))" }
+                let lower = run.reversed().map { "\(c(sx($0.x))),\(c(sy($0.mean - $0.spread)))" }
+                out += "<polygon class=\"band\" fill=\"\(color)\" fill-opacity=\"0.18\" stroke=\"none\" points=\"\((upper + lower).joined(separator: " "))\"/>"
+                out += "<polyline fill=\"none\" stroke=\"\(color)\" stroke-width=\"1.5\" points=\"\(run.map { "\(c(sx($0.x))),\(c(sy($0.mean)))" }.joined(separator: " "))\"/>"
+            }
+            // Hover targets: at most 60 points per band.
+            let all = points[k].compactMap { $0 }
+            let stride = max(1, (all.count + 59) / 60)
+            for (i, p) in all.enumerated() where i % stride == 0 || i == all.count - 1 {
+                out += "<circle class=\"hit\" cx=\"\(c(sx(p.x)))\" cy=\"\(c(sy(p.mean)))\" r=\"4\" fill=\"\(color)\" fill-opacity=\"0\"><title>\(escape(band.name)) at \(escape(xLabel)) \(tickLabel(p.x)): \(escape(format(p.mean))) ± \(escape(format(p.spread)))</title></circle>"
+            }
+        }
+        out += legend(f, names: bands.count > 1 ? bands.map(\.name) : [])
+        return out + axisLabels(f, x: xLabel, y: yLabel) + "</svg>"
+    }
+
     // MARK: - Log bar chart
 
     /// Grouped bars on a log y axis: one group per label, one bar per series name in each (`nil`:

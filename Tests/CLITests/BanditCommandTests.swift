@@ -68,6 +68,55 @@ struct BanditCommandTests {
         #expect(abs(final / 2000 - 0.5) <= 5 * 0.5 / 2000.0.squareRoot(), "\(final)")
     }
 
+    /// A preset sets every option; each option given overrides it (here: a tiny bandit-quadratic).
+    @Test func presetAndOverrides() throws {
+        let args = ["bandit", "--preset", "bandit-quadratic", "--rounds", "12", "--runs", "1", "--width", "4",
+                    "--algo", "neuralucb,uniform", "--json"]
+        let r = try CLI.run(args)
+        #expect(r.status == 0, "\(r.stderr)")
+        let o = try Self.object(r.stdout)
+        #expect(o["preset"] as? String == "bandit-quadratic" && o["rounds"] as? Int == 12 && o["arms"] as? Int == 4)
+        let network = try #require(o["network"] as? [String: Any])
+        #expect(network["layers"] as? [Int] == [20, 4, 1])
+        let a = try #require((o["algorithms"] as? [[String: Any]])?.first)
+        #expect(a["lambda"] as? Double == 0.01 && a["gamma"] as? Double == 0.1 && a["eta"] as? Double == 5)
+        #expect(a["steps"] as? Int == 20 && a["objective"] as? String == "mean" && a["warmStart"] as? Bool == true)
+        #expect(a["trainEvery"] as? Int == 25 && a["trainEveryRoundUntil"] as? Int == 500)
+        let cold = try Self.object(try CLI.run(args + ["--no-warm-start", "--lambda", "0.3"]).stdout)
+        let c = try #require((cold["algorithms"] as? [[String: Any]])?.first)
+        #expect(c["warmStart"] as? Bool == false && c["lambda"] as? Double == 0.3 && c["eta"] as? Double == 5)
+        // The text names the preset.
+        let text = try CLI.run(Array(args.dropLast()))
+        #expect(text.stdout.hasPrefix("preset     bandit-quadratic\n"), "\(text.stdout)")
+        #expect(text.stdout.contains("mean R_T of neuralucb over each other algorithm's mean R_T"))
+    }
+
+    /// bandit-fmnist (when the Fashion-MNIST files are installed), shrunk to a few rounds and a
+    /// width-2 network: the 10 disjoint arms of 784 features on the arm-block path.
+    @Test func fmnistPresetRuns() throws {
+        guard FileManager.default.fileExists(atPath: "/usr/share/datasets/fashion-mnist/train-labels-idx1-ubyte.gz") else { return }
+        let r = try CLI.run(["bandit", "--preset", "bandit-fmnist", "--rounds", "4", "--runs", "1", "--width", "2", "--json"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let o = try Self.object(r.stdout)
+        #expect(o["preset"] as? String == "bandit-fmnist" && o["arms"] as? Int == 10)
+        #expect((o["network"] as? [String: Any])?["layers"] as? [Int] == [7840, 2, 1])
+        #expect((o["algorithms"] as? [[String: Any]])?.map { $0["algorithm"] as? String } == ["neuralucb-diag", "uniform"])
+    }
+
+    /// `--html FILE`: the page with both regret figures, one band per algorithm in each.
+    @Test func htmlPage() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("pk-bandit-\(getpid()).html").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let r = try CLI.run(Self.small + ["--algo", "neuralucb,linucb,uniform", "--html", path])
+        #expect(r.status == 0, "\(r.stderr)")
+        let html = try String(contentsOfFile: path, encoding: .utf8)
+        #expect(html.hasPrefix("<!DOCTYPE html>") && html.contains("<figure id=\"fig-regret\"") && html.contains("<figure id=\"fig-regret-rate\""))
+        #expect(html.components(separatedBy: "<polygon class=\"band\"").count - 1 == 6)
+        #expect(html.contains("synthetic cos(3xᵀa)"))
+        let bad = try CLI.run(Self.small + ["--algo", "uniform", "--html", "/nonexistent-dir/x.html"])
+        #expect(bad.status != 0 && bad.stderr.hasPrefix("error: ") && bad.stderr.contains("--html"), "\(bad.stderr)")
+    }
+
     @Test func badInputsSayWhatToDo() throws {
         let cases: [([String], String)] = [
             (["bandit", "--data", "synthetic:cos", "--algo", "thompson"], "not an algorithm"),
@@ -80,6 +129,9 @@ struct BanditCommandTests {
             (["bandit", "--data", "synthetic:cos", "--algo", "neuralucb", "--width", "300"], "neuralucb-diag"),
             (["bandit", "--data", "{\"kind\": \"sine\", \"train\": 10, \"test\": 0}", "--algo", "uniform"], "regression"),
             (["bandit", "--data", "no-such-preset", "--algo", "uniform"], "--data"),
+            (["bandit", "--preset", "bandit-mnist"], "bandit-quadratic or bandit-fmnist"),
+            (["bandit", "--algo", "uniform"], "--data"),
+            (["bandit", "--data", "synthetic:cos"], "--algo"),
             (["bandit", "--data", "synthetic:quadratic", "--algo", "neuralucb", "--width", "4", "--rounds", "30",
               "--runs", "1", "--eta", "1000"], "diverged"),
         ]

@@ -292,6 +292,83 @@ struct NeuralUCBTests {
         #expect(Set(seen.prefix(3)) == [0, 1, 2] && Set(seen[3..<6]) == [0, 1, 2])
     }
 
+    /// The block path against the dense one: the same numbers up to the rounding of the input
+    /// scale `c = √(d/(dK))` (one rounding per input, carried through ≤ 30 rounds of training),
+    /// relative to max(1, |dense|).
+    static let blockTolerance = 1e-9
+
+    @Test("oracle 6 through the arm blocks (block size 2): the same scores, arms, log det, distance")
+    func blockOracle() throws {
+        let (model, w0) = try Self.oracleNetwork()
+        let rounds = try Self.oracleRounds()
+        for algorithm in [NeuralUCB.Algorithm.neuralucb, .neuralucbDiag, .neuralucb0] {
+            var bandit = NeuralUCB.Bandit(rounds)
+            bandit.blockSize = 2
+            let run = try NeuralUCB.run(Self.oracleSettings(algorithm), bandit: bandit, model: model, w0: w0, seed: 0)
+            let dense = try Self.runOracle(algorithm)
+            #expect(run.playedArms == dense.playedArms, "\(algorithm)")
+            for (s, t) in zip(run.steps, dense.steps) {
+                for (a, b) in zip(s.scores, t.scores) { #expect(Self.close(a, b, Self.oracleTolerance), "\(algorithm)") }
+                #expect(Self.close(s.logDet ?? .nan, t.logDet ?? .nan, Self.oracleTolerance))
+                #expect(Self.close(s.parameterDistance ?? .nan, t.parameterDistance ?? .nan, Self.oracleTolerance))
+            }
+        }
+        let run = try NeuralUCB.run(Self.oracleSettings(.neuralucb), bandit: {
+            var b = NeuralUCB.Bandit(rounds); b.blockSize = 2; return b }(), model: model, w0: w0, seed: 0)
+        #expect(run.playedArms == [1, 0, 0, 2, 1, 1])
+        expectScores(run, round: 5, [0.446930254459, 0.8983105882767, 0.497573605454], 1)
+    }
+
+    @Test("arm blocks: forward, Jacobian, diagonal Z and TrainNN equal the dense computation")
+    func blockSparseMatchesDense() throws {
+        // K = 5 arms of d = 7 features, net [35, 9, 6, 1] (depth 3) with biases: a block touches
+        // 9·7 of the 9·35 first-layer weights; everything later is shared.
+        let K = 5, d = 7
+        let spec = ModelSpec(layers: [d * K, 9, 6, 1], activation: .relu, parameterization: .ntk,
+                             sigmaW: 2.0.squareRoot(), sigmaB: 0.3, bias: true)
+        let model = try MLP(spec: spec)
+        let w0 = model.initialParameters(seed: 2)
+        let x = Matrix((0..<40).map { i in (0..<d).map { j in sin(0.37 * Double(i * d + j) + 0.1) + 0.2 } })
+        let labels = (0..<40).map { ($0 * 3 + $0 / 7) % K }
+        let bandit = try BanditEnvironment.classificationBandit(x: x, labels: labels, classes: K, rounds: 30, seed: 6)
+        #expect(bandit.blockSize == d)
+        var dense = bandit
+        dense.blockSize = nil
+        // The pieces: f and J of every arm of one round at w₀.
+        let blocks = try NeuralUCB.ArmBlocks(full: model, blockSize: d, arms: K)
+        let round = bandit.round(0)
+        let J = model.jacobians(w0, round.contexts), f = model.forward(w0, round.contexts)
+        for a in 0..<K {
+            let xa = Matrix(rows: 1, cols: d, data: blocks.input(round.contexts, arm: a))
+            let sub = blocks.gather(w0, arm: a)
+            let fa = blocks.sub.forward(sub, xa)[0, 0]
+            #expect(abs(fa - f[a, 0]) <= Self.blockTolerance * max(1, abs(f[a, 0])))
+            var full = [Double](repeating: 0, count: model.parameterCount)
+            blocks.scatterAdd(blocks.sub.jacobians(sub, xa).data, arm: a, into: &full)
+            let scale = J.row(a).map(abs).max()!
+            for k in 0..<model.parameterCount {
+                #expect(abs(full[k] - J[a, k]) <= Self.blockTolerance * scale, "arm \(a), parameter \(k)")
+            }
+        }
+        // Whole runs: scores, arms, log det and ‖w_t − w₀‖, cold and warm, sum objective.
+        for (algorithm, warm) in [(NeuralUCB.Algorithm.neuralucbDiag, false), (.neuralucbDiag, true), (.neuralucb, false),
+                                  (.neuralEgreedy, true), (.neuralucb0, false)] {
+            var s = NeuralUCB.Settings(algorithm: algorithm)
+            s.lambda = 0.5; s.gamma = 0.3; s.eta = 0.05; s.steps = 6; s.warmStart = warm; s.epsilon = 0.2
+            let a = try NeuralUCB.run(s, bandit: bandit, model: model, w0: w0, seed: 1)
+            let b = try NeuralUCB.run(s, bandit: dense, model: model, w0: w0, seed: 1)
+            #expect(a.playedArms == b.playedArms, "\(algorithm) warm \(warm)")
+            for (p, q) in zip(a.steps, b.steps) {
+                for (u, v) in zip(p.scores, q.scores) { #expect(abs(u - v) <= Self.blockTolerance * max(1, abs(v)), "\(algorithm)") }
+                if let u = p.logDet, let v = q.logDet { #expect(abs(u - v) <= Self.blockTolerance * max(1, abs(v))) }
+                if let u = p.parameterDistance, let v = q.parameterDistance { #expect(abs(u - v) <= Self.blockTolerance * max(1, v)) }
+            }
+            // Not vacuous: the network moved and more than one arm was played.
+            #expect(Set(a.playedArms).count > 1)
+            if algorithm != .neuralucb0 { #expect((a.steps.last?.parameterDistance ?? 0) > 0.01) }
+        }
+    }
+
     @Test("refusals: full Z above P = 4000, bad settings, mismatched network")
     func refusals() throws {
         let spec = ModelSpec(layers: [100, 50, 1], activation: .relu, parameterization: .ntk,

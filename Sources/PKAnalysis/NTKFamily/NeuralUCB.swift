@@ -130,6 +130,12 @@ public enum NeuralUCB {
         public var logDet: Double?
         /// `‖w_t − w₀‖` after the round (nil: no network).
         public var parameterDistance: Double?
+
+        public init(scores: [Double], widths: [Double], arm: Int, reward: Double, regret: Double,
+                    logDet: Double?, parameterDistance: Double?) {
+            self.scores = scores; self.widths = widths; self.arm = arm; self.reward = reward
+            self.regret = regret; self.logDet = logDet; self.parameterDistance = parameterDistance
+        }
     }
 
     /// One run of a policy.
@@ -137,6 +143,7 @@ public enum NeuralUCB {
         public var seed: UInt64
         public var steps: [Step]
         public var arms: Int
+        public init(seed: UInt64, steps: [Step], arms: Int) { self.seed = seed; self.steps = steps; self.arms = arms }
         public var cumulativeRegret: [Double] {
             var s = 0.0
             return steps.map { s += $0.regret; return s }
@@ -179,6 +186,92 @@ public enum NeuralUCB {
         }
     }
 
+    // MARK: - Features
+
+    /// A feature vector `φ` of length `dimension`: dense (`indices` nil) or supported on the
+    /// increasing `indices` only (a disjoint arm's block, `ArmBlocks`).
+    struct Feature {
+        var indices: [Int]?
+        var values: [Double]
+    }
+
+    /// The disjoint encoding's structure (contract §6 (a), `bandit-fmnist`): arm `a`'s context
+    /// `e_a ⊗ x` touches columns `a·d ..< (a+1)·d` of the first layer only, so its forward pass,
+    /// Jacobian and `Z` update need the network restricted to that block: the sub-network
+    /// `[d, m, …, 1]` with the weights `W¹[:, block a]` and every later parameter, fed `c·x` with
+    /// `c = s_W(full) / s_W(sub)` (`√(d/(dK))` under `ntk`, 1 under `standard`) so that its first
+    /// pre-activation is the full network's. `K` times less work than the dense `dK` columns; the
+    /// result equals the dense computation up to round-off (the scaling `c` rounds;
+    /// NeuralUCBTests.blockSparseMatchesDense).
+    public struct ArmBlocks: Sendable {
+        public let full: MLP
+        public let sub: MLP
+        /// `d`, the columns of one arm's block.
+        public let blockSize: Int
+        public let arms: Int
+        /// `c`, applied to `x` before the sub-network.
+        public let inputScale: Double
+        /// `indices[a][i]`: the full parameter index of the sub-network's parameter `i` for arm `a`
+        /// (increasing in `i`).
+        public let indices: [[Int]]
+
+        /// The structure of `full` on `arms` blocks of `blockSize` columns (`arms·blockSize` inputs).
+        public init(full: MLP, blockSize d: Int, arms K: Int) throws {
+            guard d >= 1, K >= 1, d * K == full.inputDim else {
+                throw AnalysisError("arm blocks: \(K) blocks of \(d) columns do not make the network's \(full.inputDim) inputs")
+            }
+            var spec = full.spec
+            spec.layers[0] = d
+            let sub = try MLP(spec: spec)
+            self.full = full
+            self.sub = sub
+            self.blockSize = d
+            self.arms = K
+            self.inputScale = full.layers[0].weightScale / sub.layers[0].weightScale
+            let m = full.layers[0].outputs, D = full.inputDim
+            let firstCount = m * d
+            let restCount = full.parameterCount - m * D
+            precondition(sub.parameterCount == firstCount + restCount, "arm blocks: sub-network layout")
+            indices = (0..<K).map { a in
+                var idx = [Int](repeating: 0, count: sub.parameterCount)
+                for r in 0..<m { for c in 0..<d { idx[r * d + c] = r * D + a * d + c } }
+                for i in 0..<restCount { idx[firstCount + i] = m * D + i }
+                return idx
+            }
+        }
+
+        /// The sub-network's parameters for arm `a`.
+        /// (Row `r` of the block is `d` consecutive entries of `w`; the rest is one run.)
+        public func gather(_ w: [Double], arm a: Int) -> [Double] {
+            let d = blockSize, m = full.layers[0].outputs, D = full.inputDim
+            let n = sub.parameterCount, rest = n - m * d
+            precondition(w.count == full.parameterCount, "gather: \(w.count) parameters, the network has \(full.parameterCount)")
+            return [Double](unsafeUninitializedCapacity: n) { out, count in
+                w.withUnsafeBufferPointer { wp in
+                    let base = out.baseAddress!, src = wp.baseAddress!
+                    for r in 0..<m { (base + r * d).initialize(from: src + r * D + a * d, count: d) }
+                    (base + m * d).initialize(from: src + m * D, count: rest)
+                }
+                count = n
+            }
+        }
+
+        /// `g[indices[a][i]] += s[i]`.
+        public func scatterAdd(_ s: [Double], arm a: Int, into g: inout [Double]) {
+            let idx = indices[a]
+            precondition(s.count == idx.count, "scatterAdd: \(s.count) values for \(idx.count) indices")
+            g.withUnsafeMutableBufferPointer { gp in s.withUnsafeBufferPointer { sp in idx.withUnsafeBufferPointer { ip in
+                for i in 0..<ip.count { gp[ip[i]] += sp[i] }
+            } } }
+        }
+
+        /// Arm `a`'s block of its context row (`dK` features), scaled by `c`: the sub-network's input.
+        public func input(_ contexts: Matrix, arm a: Int) -> [Double] {
+            let d = blockSize
+            return (0..<d).map { inputScale * contexts[a, a * d + $0] }
+        }
+    }
+
     // MARK: - The policy
 
     /// The state of a policy during a run.
@@ -192,19 +285,33 @@ public enum NeuralUCB {
         public private(set) var zDiagonal: [Double]
         public let dimension: Int
         public private(set) var logDet = 0.0
+        /// The disjoint arms' block structure, when the policy uses it (network policies on a
+        /// bandit that declares `blockSize`): every network computation on the arm's block only.
+        public let blocks: ArmBlocks?
         /// LinUCB / NeuralUCB₀: `b = Σ r φ`.
         private var b: [Double]
-        /// The played contexts, their `f(x; w₀)` and rewards.
+        /// The played contexts, their `f(x; w₀)` and rewards (dense path).
         private var history: [Double] = []
         private var historyF0: [Double] = []
         private var historyRewards: [Double] = []
+        /// The same per played arm, the contexts as the sub-network's scaled inputs (block path).
+        private var blockHistory: [[Double]] = []
+        private var blockF0: [[Double]] = []
+        private var blockRewards: [[Double]] = []
+        /// `w₀` restricted to each arm's block (block path).
+        private var w0Blocks: [[Double]] = []
+        private var played = 0
+        /// `‖w − w₀‖`, updated by each training.
+        private var currentDistance = 0.0
         private var random: PortableRandom
         private var round = 0
         private let contextDim: Int
 
         /// A policy on contexts of `contextDim` features; `model` and `w0` for the network policies
-        /// (the model has one output and `contextDim` inputs).
-        public init(settings: Settings, contextDim: Int, model: MLP?, w0: [Double], seed: UInt64) throws {
+        /// (the model has one output and `contextDim` inputs). `blockSize` `d`: the contexts are
+        /// the disjoint encoding `e_a ⊗ x` (row `a` zero outside columns `a·d ..< (a+1)·d`), and the
+        /// network policies compute on arm blocks (`ArmBlocks`); nil: dense.
+        public init(settings: Settings, contextDim: Int, model: MLP?, w0: [Double], seed: UInt64, blockSize: Int? = nil) throws {
             try settings.validate()
             self.settings = settings
             self.contextDim = contextDim
@@ -220,8 +327,22 @@ public enum NeuralUCB {
                 }
                 self.model = model
                 self.dimension = model.parameterCount
+                if let d = blockSize {
+                    guard d >= 1, contextDim % d == 0 else {
+                        throw AnalysisError("arm blocks of \(d) columns do not divide the \(contextDim) context features")
+                    }
+                    let blocks = try ArmBlocks(full: model, blockSize: d, arms: contextDim / d)
+                    self.blocks = blocks
+                    w0Blocks = (0..<blocks.arms).map { blocks.gather(w0, arm: $0) }
+                    blockHistory = [[Double]](repeating: [], count: blocks.arms)
+                    blockF0 = blockHistory
+                    blockRewards = blockHistory
+                } else {
+                    self.blocks = nil
+                }
             } else {
                 self.model = nil
+                self.blocks = nil
                 self.dimension = settings.algorithm == .linucb ? contextDim : 0
             }
             self.w0 = w0
@@ -243,22 +364,32 @@ public enum NeuralUCB {
             b = [Double](repeating: 0, count: settings.algorithm == .linucb || settings.algorithm == .neuralucb0 ? n : 0)
         }
 
-        /// `Z⁻¹v` (full matrix).
-        private func zInverseTimes(_ v: [Double]) -> [Double] {
+        /// `Z⁻¹φ` (full matrix; `Z⁻¹` is symmetric, so a sparse `φ` sums the rows of its support).
+        private func zInverseTimes(_ phi: Feature) -> [Double] {
             let n = dimension
             var out = [Double](repeating: 0, count: n)
             zInverse.withUnsafeBufferPointer { zp in
-                v.withUnsafeBufferPointer { vp in
-                    for i in 0..<n {
-                        var s = 0.0
-                        let row = i * n
-                        for j in 0..<n { s += zp[row + j] * vp[j] }
-                        out[i] = s
+                phi.values.withUnsafeBufferPointer { vp in
+                    if let idx = phi.indices {
+                        for (k, j) in idx.enumerated() {
+                            let v = vp[k]
+                            let row = j * n
+                            for i in 0..<n { out[i] += zp[row + i] * v }
+                        }
+                    } else {
+                        for i in 0..<n {
+                            var s = 0.0
+                            let row = i * n
+                            for j in 0..<n { s += zp[row + j] * vp[j] }
+                            out[i] = s
+                        }
                     }
                 }
             }
             return out
         }
+
+        private func zInverseTimes(_ v: [Double]) -> [Double] { zInverseTimes(Feature(indices: nil, values: v)) }
 
         private static func dot(_ a: [Double], _ b: [Double]) -> Double {
             var s = 0.0
@@ -266,16 +397,34 @@ public enum NeuralUCB {
             return s
         }
 
+        /// `φᵀv` for a dense `v` of length `dimension`.
+        private static func dot(_ phi: Feature, _ v: [Double]) -> Double {
+            guard let idx = phi.indices else { return dot(phi.values, v) }
+            var s = 0.0
+            for (k, j) in idx.enumerated() { s += phi.values[k] * v[j] }
+            return s
+        }
+
         /// `φᵀZ⁻¹φ`.
-        private func quadratic(_ phi: [Double]) -> Double {
+        private func quadratic(_ phi: Feature) -> Double {
             if settings.algorithm.fullMatrix { return Self.dot(phi, zInverseTimes(phi)) }
             var s = 0.0
-            for k in 0..<phi.count { s += phi[k] * phi[k] / zDiagonal[k] }
+            if let idx = phi.indices {
+                // A zero entry adds exactly 0: skipping it changes no bit (dead relu units and zero
+                // pixels make most of a block's entries zero).
+                phi.values.withUnsafeBufferPointer { vp in idx.withUnsafeBufferPointer { ip in zDiagonal.withUnsafeBufferPointer { zp in
+                    for k in 0..<vp.count where vp[k] != 0 { s += vp[k] * vp[k] / zp[ip[k]] }
+                } } }
+            } else {
+                for k in 0..<phi.values.count { s += phi.values[k] * phi.values[k] / zDiagonal[k] }
+            }
             return s
         }
 
         /// `Z ← Z + φφᵀ`: Sherman–Morrison on `Z⁻¹` (or the diagonal), and `log det(Z/λ)`.
-        mutating func addOuterProduct(_ phi: [Double]) {
+        mutating func addOuterProduct(_ phi: [Double]) { addOuterProduct(Feature(indices: nil, values: phi)) }
+
+        private mutating func addOuterProduct(_ phi: Feature) {
             if settings.algorithm.fullMatrix {
                 let u = zInverseTimes(phi)
                 let q = Self.dot(phi, u)
@@ -290,10 +439,14 @@ public enum NeuralUCB {
                     }
                 }
             } else {
-                for k in 0..<phi.count {
-                    let before = zDiagonal[k]
-                    zDiagonal[k] += phi[k] * phi[k]
-                    logDet += Foundation.log(zDiagonal[k] / before)
+                // Off the support φ_k = 0 adds log(1) = 0: the sparse sum is the dense one.
+                // (A zero entry leaves Z_jj and log det unchanged: skipped.)
+                let count = phi.values.count
+                for k in 0..<count where phi.values[k] != 0 {
+                    let j = phi.indices?[k] ?? k
+                    let before = zDiagonal[j]
+                    zDiagonal[j] += phi.values[k] * phi.values[k]
+                    logDet += Foundation.log(zDiagonal[j] / before)
                 }
             }
         }
@@ -303,6 +456,31 @@ public enum NeuralUCB {
             guard let top = scores.max() else { return 0 }
             let tol = NeuralUCB.tieTolerance * max(1, abs(top))
             return scores.firstIndex { abs($0 - top) <= tol } ?? 0
+        }
+
+        /// `f̃(x_a; v)` (`v` nil: not needed, 0) and `φ(x_a; at)` of every arm of `r`, dense or on
+        /// the arms' blocks.
+        private func armFeatures(_ r: Round, model: MLP, at weights: [Double], centered: Bool) -> (f: [Double], features: [Feature]) {
+            let K = r.arms
+            if let blocks {
+                var f: [Double] = [], features: [Feature] = []
+                for a in 0..<K {
+                    let x = Matrix(rows: 1, cols: blocks.blockSize, data: blocks.input(r.contexts, arm: a))
+                    let sub = blocks.gather(weights, arm: a)
+                    let J = blocks.sub.jacobians(sub, x)
+                    features.append(Feature(indices: blocks.indices[a], values: J.data))
+                    f.append(centered ? blocks.sub.forward(sub, x)[0, 0] - blocks.sub.forward(w0Blocks[a], x)[0, 0] : 0)
+                }
+                return (f, features)
+            }
+            let J = model.jacobians(weights, r.contexts)
+            var f = [Double](repeating: 0, count: K)
+            if centered {
+                let now = model.forward(weights, r.contexts)
+                let initial = model.forward(w0, r.contexts)
+                for a in 0..<K { f[a] = now[a, 0] - initial[a, 0] }
+            }
+            return (f, (0..<K).map { Feature(indices: nil, values: J.row($0)) })
         }
 
         /// Plays round `t` (1-based, in order): scores, the arm, then the update with its reward.
@@ -315,8 +493,11 @@ public enum NeuralUCB {
             guard r.contexts.cols == contextDim else {
                 throw AnalysisError("round \(round) has contexts of \(r.contexts.cols) features, the policy \(contextDim)")
             }
+            if let blocks, K != blocks.arms {
+                throw AnalysisError("round \(round) has \(K) arms, the arm blocks \(blocks.arms)")
+            }
             var scores: [Double] = [], widths: [Double] = []
-            var chosenFeature: [Double] = []
+            var chosenFeature: Feature? = nil
             var arm: Int
             switch settings.algorithm {
             case .uniform:
@@ -324,43 +505,32 @@ public enum NeuralUCB {
             case .linucb:
                 let theta = zInverseTimes(b)
                 for a in 0..<K {
-                    let x = r.contexts.row(a)
+                    let x = Feature(indices: nil, values: r.contexts.row(a))
                     let width = quadratic(x).squareRoot()
                     widths.append(width)
                     scores.append(Self.dot(x, theta) + settings.alpha * width)
                 }
                 arm = Self.argmax(scores)
-                chosenFeature = r.contexts.row(arm)
+                chosenFeature = Feature(indices: nil, values: r.contexts.row(arm))
             case .neuralucb0:
-                let model = self.model!
-                let J = model.jacobians(w0, r.contexts)
+                let (_, features) = armFeatures(r, model: self.model!, at: w0, centered: false)
                 let theta = zInverseTimes(b)
-                var features: [[Double]] = []
                 for a in 0..<K {
-                    let phi = J.row(a)
-                    features.append(phi)
-                    let width = quadratic(phi).squareRoot()
+                    let width = quadratic(features[a]).squareRoot()
                     widths.append(width)
-                    scores.append(Self.dot(phi, theta) + settings.gamma * width)
+                    scores.append(Self.dot(features[a], theta) + settings.gamma * width)
                 }
                 arm = Self.argmax(scores)
                 chosenFeature = features[arm]
             case .neuralucb, .neuralucbDiag, .neuralEgreedy:
-                let model = self.model!
-                let f = model.forward(w, r.contexts)
-                let f0 = model.forward(w0, r.contexts)
-                let J = model.jacobians(w, r.contexts)
-                var features: [[Double]] = []
+                let (f, features) = armFeatures(r, model: self.model!, at: w, centered: true)
                 for a in 0..<K {
-                    let centered = f[a, 0] - f0[a, 0]
-                    let phi = J.row(a)
-                    features.append(phi)
                     if settings.algorithm == .neuralEgreedy {
-                        scores.append(centered)
+                        scores.append(f[a])
                     } else {
-                        let width = quadratic(phi).squareRoot()
+                        let width = quadratic(features[a]).squareRoot()
                         widths.append(width)
-                        scores.append(centered + settings.gamma * width)
+                        scores.append(f[a] + settings.gamma * width)
                     }
                 }
                 if settings.algorithm == .neuralEgreedy {
@@ -378,19 +548,25 @@ public enum NeuralUCB {
             let reward = r.rewards[arm]
             guard reward.isFinite else { throw AnalysisError("round \(round): the reward of arm \(arm) is \(reward)") }
             // Update: Z (and b), then the network.
-            if !chosenFeature.isEmpty && settings.algorithm != .neuralEgreedy { addOuterProduct(chosenFeature) }
-            if settings.algorithm == .linucb || settings.algorithm == .neuralucb0 {
-                for k in 0..<b.count { b[k] += reward * chosenFeature[k] }
+            if let chosenFeature, settings.algorithm != .neuralEgreedy { addOuterProduct(chosenFeature) }
+            if let phi = chosenFeature, settings.algorithm == .linucb || settings.algorithm == .neuralucb0 {
+                for k in 0..<phi.values.count { b[phi.indices?[k] ?? k] += reward * phi.values[k] }
             }
             var distance: Double? = nil
             if settings.algorithm.trainsNetwork, let model {
-                history.append(contentsOf: r.contexts.row(arm))
-                historyF0.append(model.forward(w0, r.contexts.rows(at: [arm]))[0, 0])
-                historyRewards.append(reward)
+                if let blocks {
+                    let x = blocks.input(r.contexts, arm: arm)
+                    blockHistory[arm].append(contentsOf: x)
+                    blockF0[arm].append(blocks.sub.forward(w0Blocks[arm], Matrix(rows: 1, cols: blocks.blockSize, data: x))[0, 0])
+                    blockRewards[arm].append(reward)
+                } else {
+                    history.append(contentsOf: r.contexts.row(arm))
+                    historyF0.append(model.forward(w0, r.contexts.rows(at: [arm]))[0, 0])
+                    historyRewards.append(reward)
+                }
+                played += 1
                 if settings.trains(after: round) { try train(model) }
-                var s = 0.0
-                for k in 0..<w.count { s += (w[k] - w0[k]) * (w[k] - w0[k]) }
-                distance = s.squareRoot()
+                distance = currentDistance
             } else if settings.algorithm == .neuralucb0 {
                 distance = 0
             }
@@ -399,24 +575,45 @@ public enum NeuralUCB {
                         logDet: hasZ ? logDet : nil, parameterDistance: distance)
         }
 
+        /// The gradient of `Σ_i ½(f̃(x_i; v) − r_i)²·scale` (no ridge), dense or per arm block.
+        private func dataGradient(_ model: MLP, at v: [Double], scale: Double) -> [Double] {
+            if let blocks {
+                var g = [Double](repeating: 0, count: v.count)
+                for a in 0..<blocks.arms where !blockRewards[a].isEmpty {
+                    let n = blockRewards[a].count
+                    let X = Matrix(rows: n, cols: blocks.blockSize, data: blockHistory[a])
+                    let cache = blocks.sub.forwardCache(blocks.gather(v, arm: a), X)
+                    var residual = Matrix(rows: n, cols: 1)
+                    for i in 0..<n { residual[i, 0] = (cache.output[i, 0] - blockF0[a][i] - blockRewards[a][i]) * scale }
+                    blocks.scatterAdd(cache.pullback(residual), arm: a, into: &g)
+                }
+                return g
+            }
+            let t = historyRewards.count
+            let X = Matrix(rows: t, cols: contextDim, data: history)
+            let cache = model.forwardCache(v, X)   // one forward pass for f and the pullback
+            var residual = Matrix(rows: t, cols: 1)
+            for i in 0..<t { residual[i, 0] = (cache.output[i, 0] - historyF0[i] - historyRewards[i]) * scale }
+            return cache.pullback(residual)
+        }
+
         /// TrainNN: `J` GD steps (from `w₀`, or from `w` under warm start) on
         /// `Σ_i ½(f̃(x_i; w) − r_i)² + (λ/2)‖w − w₀‖²` (divided by `t` for the mean objective).
         private mutating func train(_ model: MLP) throws {
-            let t = historyRewards.count
-            let X = Matrix(rows: t, cols: contextDim, data: history)
+            let t = played
             var v = settings.warmStart ? w : w0
             let scale = settings.objective == .mean ? 1 / Double(t) : 1
             for _ in 0..<settings.steps {
-                let cache = model.forwardCache(v, X)   // one forward pass for f and the pullback
-                var residual = Matrix(rows: t, cols: 1)
-                for i in 0..<t { residual[i, 0] = (cache.output[i, 0] - historyF0[i] - historyRewards[i]) * scale }
-                let g = cache.pullback(residual)
+                let g = dataGradient(model, at: v, scale: scale)
                 for k in 0..<v.count { v[k] -= settings.eta * (g[k] + scale * settings.lambda * (v[k] - w0[k])) }
             }
             guard v.allSatisfy(\.isFinite) else {
                 throw AnalysisError("TrainNN diverged after round \(round) (the network's parameters are no longer finite): lower --eta, or use --objective mean (the sum's curvature grows with the rounds)")
             }
             w = v
+            var s = 0.0
+            for k in 0..<w.count { s += (w[k] - w0[k]) * (w[k] - w0[k]) }
+            currentDistance = s.squareRoot()
         }
     }
 
@@ -427,8 +624,12 @@ public enum NeuralUCB {
         public let arms: Int
         public let contextDim: Int
         public let round: @Sendable (Int) -> Round
-        public init(rounds: Int, arms: Int, contextDim: Int, round: @escaping @Sendable (Int) -> Round) {
-            self.rounds = rounds; self.arms = arms; self.contextDim = contextDim; self.round = round
+        /// `d` when the contexts are the disjoint encoding `e_a ⊗ x` with `x ∈ R^d` (arm `a`'s row
+        /// zero outside its block): the network policies then compute on arm blocks
+        /// (`ArmBlocks`). nil: dense contexts.
+        public var blockSize: Int?
+        public init(rounds: Int, arms: Int, contextDim: Int, blockSize: Int? = nil, round: @escaping @Sendable (Int) -> Round) {
+            self.rounds = rounds; self.arms = arms; self.contextDim = contextDim; self.blockSize = blockSize; self.round = round
         }
         /// The given rounds.
         public init(_ list: [Round]) {
@@ -446,7 +647,8 @@ public enum NeuralUCB {
     /// One run of `settings` on the rounds of `bandit`, in order.
     public static func run(_ settings: Settings, bandit: Bandit, model: MLP?, w0: [Double], seed: UInt64) throws -> Run {
         guard bandit.rounds >= 1 else { throw AnalysisError("the bandit has no rounds; give --rounds ≥ 1") }
-        var policy = try Policy(settings: settings, contextDim: bandit.contextDim, model: model, w0: w0, seed: seed)
+        var policy = try Policy(settings: settings, contextDim: bandit.contextDim, model: model, w0: w0, seed: seed,
+                                blockSize: bandit.blockSize)
         var steps: [Step] = []
         steps.reserveCapacity(bandit.rounds)
         for t in 0..<bandit.rounds { steps.append(try policy.play(bandit.round(t))) }
@@ -496,7 +698,7 @@ public enum BanditEnvironment {
             if pass.isEmpty { pass = random.permutation(x.rows).reversed() }
             stream.append(pass.removeLast())
         }
-        return NeuralUCB.Bandit(rounds: T, arms: K, contextDim: x.cols * K) { [stream] t in
+        return NeuralUCB.Bandit(rounds: T, arms: K, contextDim: x.cols * K, blockSize: x.cols) { [stream] t in
             let i = stream[t]
             let reward = (0..<K).map { $0 == labels[i] ? 1.0 : 0.0 }
             return NeuralUCB.Round(contexts: disjointContexts(x.row(i), arms: K), rewards: reward, expected: reward)
