@@ -8,6 +8,10 @@
 /// little-endian bytes) of the case's `DeterminismTests.fingerprint`: the analysis result's JSON
 /// (sorted keys, run time zeroed) and then the path kernel's bits.
 ///
+/// Printed afresh for issue 12 item 7 (the beyond-kernel gap gained `ntkinf-km`'s held-out loss
+/// and gap and, for classification, held-out accuracies; with those six keys left out of the
+/// fingerprint every case hashed as recorded before, so no other figure moved).
+///
 /// Printed afresh in session 9 after the analytic kernels' input covariance became one GEMM
 /// (entries within d_0·ε of the ordered sum; ntkinf-km's predictions and the analytic λ_min move
 /// at round-off; every other figure as before); two runs printed the same.
@@ -38,28 +42,28 @@
 /// (on the commit before a refactoring) before relying on them elsewhere.
 enum DeterminismFingerprints {
     static let expected: [String: UInt64] = [
-        #"{"kind":"gd","learningRate":0.2}|C=1"#: 0x7ced2d623809ace9,
-        #"{"kind":"gd","learningRate":0.2}|C=3"#: 0x8c6a11c0121f8402,
-        #"{"kind":"sgd","learningRate":0.1,"momentum":0.9,"weightDecay":0.01}|C=1"#: 0x398e3524f2b22f0f,
-        #"{"kind":"sgd","learningRate":0.1,"momentum":0.9,"weightDecay":0.01}|C=3"#: 0xf17731d048fc4fa0,
-        #"{"kind":"sgd","learningRate":0.1,"momentum":0.9,"nesterov":true,"weightDecay":0.01}|C=1"#: 0x8f9f661e247e127a,
-        #"{"kind":"sgd","learningRate":0.1,"momentum":0.9,"nesterov":true,"weightDecay":0.01}|C=3"#: 0x4e2c1206e4804e24,
-        #"{"kind":"sgd","learningRate":0.1,"momentum":0.9,"nesterov":true,"weightDecay":0.01}|tol|C=1"#: 0xac10ead3d52d0d55,
-        #"{"kind":"sgd","learningRate":0.1,"momentum":0.9,"nesterov":true,"weightDecay":0.01}|tol|C=3"#: 0xda2e76190994f7f4,
-        #"{"kind":"adam","learningRate":0.02,"weightDecay":0.01,"clipNorm":0.5}|C=1"#: 0x3b704ca4b525873,
-        #"{"kind":"adam","learningRate":0.02,"weightDecay":0.01,"clipNorm":0.5}|C=3"#: 0x2db75e6de7cb45a1,
-        #"{"kind":"adamw","learningRate":0.02,"weightDecay":0.05}|C=1"#: 0xff48a3da3bc92fc,
-        #"{"kind":"adamw","learningRate":0.02,"weightDecay":0.05}|C=3"#: 0x94883e8c225cd6ec,
-        #"{"kind":"rmsprop","learningRate":0.005,"momentum":0.5,"weightDecay":0.01}|C=1"#: 0xfa52f4795da384cc,
-        #"{"kind":"rmsprop","learningRate":0.005,"momentum":0.5,"weightDecay":0.01}|C=3"#: 0xe8ef99efd2f3fe25,
-        #"{"kind":"sgd","learningRate":0.1,"weightDecay":0.01,"clipNorm":0.3}"#: 0x32f7cda1f08d4f52,  // path kernel Σ_t η_t/|B_t| K̄_t(x, x_i) of (S)GD, recorded clip scales
-        #"{"kind":"sgd","learningRate":0.1,"momentum":0.8,"dampening":0.3}"#: 0x1c829a81f3156b26,  // two-time path kernel (momentum 0.8), exact
-        #"{"kind":"sgd","learningRate":0.1,"momentum":0.8,"dampening":0.3,"weightDecay":0.01}|tol"#: 0x1a47794f2a0d2738,  // two-time path kernel (momentum 0.8), tail < 1e-06
-        #"{"kind":"gd","learningRate":0.2,"momentum":0.9,"weightDecay":0.01}|f32|tol"#: 0x54275e28147e5571,  // two-time path kernel (momentum 0.9), exact
-        #"{"kind":"rmsprop","learningRate":0.01,"alpha":0.9}"#: 0x195c7281a6ba4d16,  // preconditioned path kernel (RMSProp): J̄_t(x) D J(x_i; w_s)ᵀ, exact
-        #"{"kind":"adamw","learningRate":0.02}"#: 0x2b14072d5759af29,  // preconditioned path kernel (AdamW): J̄_t(x) D J(x_i; w_s)ᵀ, exact
-        #"{"kind":"adam","learningRate":0.02,"weightDecay":0.01}|f32"#: 0x3d2d8ea70c3ee364,  // preconditioned path kernel (Adam): J̄_t(x) D J(x_i; w_s)ᵀ, exact
-        #"{"kind":"adamw","learningRate":0.02,"weightDecay":0.05}|nostate"#: 0x16fc3d9c6a524742,  // none: the exact decomposition by the JVP route only (see the notes)
-        #"{"kind":"sgd","learningRate":0.1,"momentum":0.9}|resumed"#: 0x51a394bb610705d8,  // none: the exact decomposition by the JVP route only (see the notes)
+        #"{"kind":"gd","learningRate":0.2}|C=1"#: 0x2d582d9857171699,
+        #"{"kind":"gd","learningRate":0.2}|C=3"#: 0x1de29be7703aebd2,
+        #"{"kind":"sgd","learningRate":0.1,"momentum":0.9,"weightDecay":0.01}|C=1"#: 0x1c654e7371ad12ea,
+        #"{"kind":"sgd","learningRate":0.1,"momentum":0.9,"weightDecay":0.01}|C=3"#: 0x7638ada7299d4581,
+        #"{"kind":"sgd","learningRate":0.1,"momentum":0.9,"nesterov":true,"weightDecay":0.01}|C=1"#: 0x159ae166dcb9c29b,
+        #"{"kind":"sgd","learningRate":0.1,"momentum":0.9,"nesterov":true,"weightDecay":0.01}|C=3"#: 0xfca56df899554f29,
+        #"{"kind":"sgd","learningRate":0.1,"momentum":0.9,"nesterov":true,"weightDecay":0.01}|tol|C=1"#: 0x422be803b35b322c,
+        #"{"kind":"sgd","learningRate":0.1,"momentum":0.9,"nesterov":true,"weightDecay":0.01}|tol|C=3"#: 0x22a03a2a819a4f95,
+        #"{"kind":"adam","learningRate":0.02,"weightDecay":0.01,"clipNorm":0.5}|C=1"#: 0x31693371cefaf5a6,
+        #"{"kind":"adam","learningRate":0.02,"weightDecay":0.01,"clipNorm":0.5}|C=3"#: 0xe138286dbcc61f3c,
+        #"{"kind":"adamw","learningRate":0.02,"weightDecay":0.05}|C=1"#: 0x68f6ec998a652f6d,
+        #"{"kind":"adamw","learningRate":0.02,"weightDecay":0.05}|C=3"#: 0x8a5f452554509cd,
+        #"{"kind":"rmsprop","learningRate":0.005,"momentum":0.5,"weightDecay":0.01}|C=1"#: 0xf008c9392ca489,
+        #"{"kind":"rmsprop","learningRate":0.005,"momentum":0.5,"weightDecay":0.01}|C=3"#: 0xf04bb138706d9382,
+        #"{"kind":"sgd","learningRate":0.1,"weightDecay":0.01,"clipNorm":0.3}"#: 0xea11b4f546e92573,  // path kernel Σ_t η_t/|B_t| K̄_t(x, x_i) of (S)GD, recorded clip scales
+        #"{"kind":"sgd","learningRate":0.1,"momentum":0.8,"dampening":0.3}"#: 0x173a7e842cdf4ab,  // two-time path kernel (momentum 0.8), exact
+        #"{"kind":"sgd","learningRate":0.1,"momentum":0.8,"dampening":0.3,"weightDecay":0.01}|tol"#: 0x1c071b56b1711a89,  // two-time path kernel (momentum 0.8), tail < 1e-06
+        #"{"kind":"gd","learningRate":0.2,"momentum":0.9,"weightDecay":0.01}|f32|tol"#: 0xc6058fb4b866058,  // two-time path kernel (momentum 0.9), exact
+        #"{"kind":"rmsprop","learningRate":0.01,"alpha":0.9}"#: 0x9d8445769e9201f,  // preconditioned path kernel (RMSProp): J̄_t(x) D J(x_i; w_s)ᵀ, exact
+        #"{"kind":"adamw","learningRate":0.02}"#: 0x5ad92524c0175308,  // preconditioned path kernel (AdamW): J̄_t(x) D J(x_i; w_s)ᵀ, exact
+        #"{"kind":"adam","learningRate":0.02,"weightDecay":0.01}|f32"#: 0x59db12b406ec27e1,  // preconditioned path kernel (Adam): J̄_t(x) D J(x_i; w_s)ᵀ, exact
+        #"{"kind":"adamw","learningRate":0.02,"weightDecay":0.05}|nostate"#: 0x633df8a189f5641f,  // none: the exact decomposition by the JVP route only (see the notes)
+        #"{"kind":"sgd","learningRate":0.1,"momentum":0.9}|resumed"#: 0xb43ea4d820f9e945,  // none: the exact decomposition by the JVP route only (see the notes)
     ]
 }
