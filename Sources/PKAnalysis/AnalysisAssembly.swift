@@ -55,7 +55,8 @@ struct AnalysisAssembly {
         }
         let diagnostics = exactOnly ? nil
             : OverParameterization(context: context, w0: w0, wT: wT, fT: fT, f0: f0, linearization: predictions("ntk0-lin"),
-                                   kernelMachine: predictions("ntk0-km"), analyticQX: machineContext.analyticNTK.kernel).compute()
+                                   kernelMachine: predictions("ntk0-km"), analyticQX: machineContext.analyticNTK.kernel,
+                                   analyticMachine: predictions("ntkinf-km")).compute()
 
         if !exactOnly { machinesProgress(true) }
 

@@ -342,22 +342,31 @@ public struct AnalysisResult: Codable, Sendable {
         }
     }
 
-    /// The run's loss, mean over the analyzed held-out queries, of the network at `w_T` and of two
-    /// kernel predictors; a gap is the network's loss minus the predictor's (positive: the kernel
-    /// predicts the held-out data better than the trained network).
+    /// The run's loss, mean over the analyzed held-out queries, of the network at `w_T` and of
+    /// three kernel predictors; a gap is the network's loss minus the predictor's (positive: the
+    /// kernel predicts the held-out data better than the trained network). For classification
+    /// also each one's held-out accuracy (nil for regression and in older results).
     public struct BeyondKernel: Codable, Sendable {
         public var heldOut: Int
         public var loss: String
         public var networkLoss: Double
+        public var networkAccuracy: Double?
         /// `ntk0-lin`: `f_0 + J(·; w_0)(w_T − w_0)`.
         public var linearizationLoss: Double?
         public var linearizationGap: Double?
+        public var linearizationAccuracy: Double?
+        /// `ntkinf-km`: the analytic (infinite-width) NTK's kernel machine, where the analysis
+        /// ran it (its note in the run's notes says why not).
+        public var analyticLoss: Double?
+        public var analyticGap: Double?
+        public var analyticAccuracy: Double?
         /// §2's closed form `f_0(x) + Θ̂_{w_0}(x, X) G_T (Y − F_0)` (discrete GD, T steps, the first
         /// step's rate); `closedFormSource` names how it was obtained; nil with `closedFormNote`.
         public var closedFormLoss: Double?
         public var closedFormGap: Double?
         public var closedFormSource: String?
         public var closedFormNote: String?
+        public var closedFormAccuracy: Double?
 
         public init(heldOut: Int, loss: String, networkLoss: Double) {
             self.heldOut = heldOut

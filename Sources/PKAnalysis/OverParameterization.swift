@@ -25,8 +25,10 @@ import PKOptim
 ///     flips_l = #{(i, u): [z_l(x_i; w_0)_u > 0] ≠ [z_l(x_i; w_T)_u > 0]} / (n·d_l)   (MLPs)
 ///
 /// On the analyzed held-out queries: the run's mean loss of the network at `w_T` minus that of
-/// `ntk0-lin` and of §2's closed form with `Θ̂_{w_0}` (`ntk0-km`'s predictions where the run is
-/// full-batch constant-rate GD on MSE, which they equal; else computed when `nC ≤ maxKernelRows`).
+/// `ntk0-lin`, of §2's closed form with `Θ̂_{w_0}` (`ntk0-km`'s predictions where the run is
+/// full-batch constant-rate GD on MSE, which they equal; else computed when `nC ≤ maxKernelRows`)
+/// and of `ntkinf-km` (the analytic NTK's machine, where it ran); for classification also each
+/// one's held-out accuracy.
 struct OverParameterization {
     /// Most training points of the kernels (the dynamics' subset size).
     static let pointLimit = 100
@@ -41,6 +43,8 @@ struct OverParameterization {
     let kernelMachine: Matrix?
     /// `ntkinf-km`'s analytic `Θ(queries, X)` (nQ × n) when it computed one.
     let analyticQX: Matrix?
+    /// `ntkinf-km`'s predictions (the analytic NTK's machine) when it ran.
+    let analyticMachine: Matrix?
 
     /// Most (pair, hidden layer) evaluations of the analytic NTK's quadrature (tanh, sigmoid,
     /// softplus) the diagnostics compute themselves when `ntkinf-km` left no kernel: `M² ≈ 9,409`
@@ -224,11 +228,20 @@ struct OverParameterization {
             guard part.isFinite else { return nil }
             return Self.finite(run.loss.evaluate(outputs: part, targets: y).loss)
         }
+        /// Held-out accuracy (classification only; nil for regression or outputs that are not finite).
+        func accuracy(_ f: Matrix) -> Double? {
+            guard run.isClassification else { return nil }
+            let part = f.rows(at: heldOut)
+            guard part.isFinite else { return nil }
+            return PathAnalyzer.accuracy(part, labels: heldOut.map { run.testY[$0, 0] }, task: run.info.task)
+        }
         guard let network = loss(fT) else { return (nil, "the network's held-out outputs are not finite") }
         var b = AnalysisResult.BeyondKernel(heldOut: nT, loss: run.loss.rawValue, networkLoss: network)
-        if let lin = linearization.flatMap(loss) {
+        b.networkAccuracy = accuracy(fT)
+        if let f = linearization, let lin = loss(f) {
             b.linearizationLoss = lin
             b.linearizationGap = Self.finite(network - lin)
+            b.linearizationAccuracy = accuracy(f)
         }
         switch closedForm() {
         case .success(let (prediction, source, note)):
@@ -237,11 +250,17 @@ struct OverParameterization {
                 b.closedFormGap = Self.finite(network - cf)
                 b.closedFormSource = source
                 b.closedFormNote = note
+                b.closedFormAccuracy = accuracy(prediction)
             } else {
                 b.closedFormNote = "the closed form's predictions are not finite"
             }
         case .failure(let why):
             b.closedFormNote = why.description
+        }
+        if let f = analyticMachine, let inf = loss(f) {
+            b.analyticLoss = inf
+            b.analyticGap = Self.finite(network - inf)
+            b.analyticAccuracy = accuracy(f)
         }
         return (b, nil)
     }

@@ -33,7 +33,7 @@ public struct DataSpec: Codable, Sendable, Equatable {
     public var inputDim: Int?
     /// Hidden widths of the teacher (default `[32]`; `[]` makes a linear teacher).
     public var teacherWidths: [Int]?
-    /// `tanh` (default) or `relu`.
+    /// `tanh` (default), `relu` or `square` (`z²`).
     public var teacherActivation: String?
     /// Number of regression targets `C` (default 1).
     public var outputDim: Int?
@@ -350,7 +350,7 @@ public struct DataSpec: Codable, Sendable, Equatable {
                 return bad(.teacherWidths, "teacherWidths must each be \(ConfigLimits.describe(widthRange)), got \(w)")
             }
             if let a = teacherActivation, Generators.Teacher.ActivationKind(rawValue: a) == nil {
-                return bad(.teacherActivation, "unknown teacherActivation '\(a)'; expected tanh or relu")
+                return bad(.teacherActivation, "unknown teacherActivation '\(a)'; expected tanh, relu or square")
             }
             if let c = outputDim, !widthRange.contains(c) { return bad(.outputDim, "outputDim must be \(ConfigLimits.describe(widthRange)), got \(c)") }
             let widths = [inputDim ?? 16] + (teacherWidths ?? [32]) + [outputDim ?? 1]

@@ -153,7 +153,10 @@ public enum Generators {
     /// `scale` is the root mean square of the raw outputs over 4096 reference inputs `N(0, I)`
     /// drawn from `scaleRNG`, so `teacher(x)/scale` has second moment ≈ 1 whatever the sizes.
     public struct Teacher: Sendable, Equatable {
-        public enum ActivationKind: String, Codable, Sendable { case tanh, relu }
+        /// `square` is `φ(z) = z²`: with one hidden unit (`widths: [1]`) the teacher is the
+        /// single-index quadratic `y ∝ (w·x)²`, a target kernels in high dimension learn slowly
+        /// (Ghorbani et al. 2019; the `beyond-kernels` preset).
+        public enum ActivationKind: String, Codable, Sendable { case tanh, relu, square }
         public let inputDim: Int
         public let widths: [Int]
         public let outputDim: Int
@@ -202,6 +205,7 @@ public enum Generators {
                     switch activation {
                     case .tanh: z = z.map { Foundation.tanh($0) }
                     case .relu: z = z.map { max($0, 0) }
+                    case .square: z = z.map { $0 * $0 }
                     }
                 }
                 h = z

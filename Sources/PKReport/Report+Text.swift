@@ -217,9 +217,48 @@ extension Report {
                 let source = b.closedFormSource == "ntk0-km" ? " (= ntk0-km)" : ""
                 lines.append("               closed form Θ̂_{w_0}\(source) \(g3(cf)), network − it \(signed(b.closedFormGap))")
             }
+            if let inf = b.analyticLoss {
+                lines.append("               ntkinf-km (analytic Θ) \(g3(inf)), network − it \(signed(b.analyticGap))")
+            }
+            let verdict = beyondKernelComparisons(b).map { "\($0.change) \($0.name)'s" }
+            if !verdict.isEmpty {
+                let text = "the network's held-out loss is " + verdict.joined(separator: ", ")
+                for (k, line) in wrap(text, width: 63).enumerated() { lines.append((k == 0 ? "beyond kernel  " : String(repeating: " ", count: 15)) + line) }
+            }
+            if let acc = b.networkAccuracy {
+                let kernels = beyondKernelPredictors(b).compactMap { p in
+                    p.accuracy.map { "\(p.name) \(pct($0)) (\(points(acc - $0)))" }
+                }
+                let text = (["network \(pct(acc))"] + kernels).joined(separator: ", ")
+                for (k, line) in wrap(text, width: 63).enumerated() { lines.append((k == 0 ? "accuracy       " : String(repeating: " ", count: 15)) + line) }
+            }
         }
         lines.append("weight travel  ‖w_T − w_0‖/‖w_0‖ = \(pct(d.totalTravel)); per tensor, ΔW = W_T − W_0:")
         return lines
+    }
+
+    /// The kernel predictors of the beyond-kernel comparison that were computed, in the report's
+    /// order, with their held-out loss and accuracy.
+    static func beyondKernelPredictors(_ b: AnalysisResult.BeyondKernel) -> [(name: String, loss: Double, accuracy: Double?)] {
+        [b.linearizationLoss.map { ("ntk0-lin", $0, b.linearizationAccuracy) },
+         b.closedFormLoss.map { ("the closed form", $0, b.closedFormAccuracy) },
+         b.analyticLoss.map { ("ntkinf-km", $0, b.analyticAccuracy) }].compactMap { $0 }
+    }
+
+    /// By how much the network's held-out loss `L` is below (or above) each predictor's `L_k`,
+    /// relative to `L_k`: "62.0% lower than", "3.10% higher than", "equal to" (none for `L_k = 0`).
+    static func beyondKernelComparisons(_ b: AnalysisResult.BeyondKernel) -> [(name: String, change: String, relative: Double)] {
+        beyondKernelPredictors(b).compactMap { p in
+            guard p.loss > 0, p.loss.isFinite else { return nil }
+            let relative = (b.networkLoss - p.loss) / p.loss
+            let change = relative == 0 ? "equal to" : "\(pct(abs(relative))) \(relative < 0 ? "lower" : "higher") than"
+            return (p.name, change, relative)
+        }
+    }
+
+    /// A difference of two accuracies in percentage points, signed: "+12.5 points".
+    static func points(_ x: Double) -> String {
+        x == 0 ? "±0 points" : String(format: "%+.1f points", 100 * x).replacingOccurrences(of: "-", with: "−")
     }
 
     /// The run card, label and value (the text report's first lines, the HTML report's `run`).
@@ -304,6 +343,19 @@ extension Report {
         if let n0 = machine("ntk0-km"), let lin = machine("ntk0-lin") {
             let lazy = n0.relativeError < 0.1
             s.append("Kernel gradient descent with the initial NTK is \(pct(n0.relativeError)) off and the linearization at w_0 \(pct(lin.relativeError)): \(lazy ? "the run stayed close to the lazy (NTK) regime." : "this run left the lazy regime.")")
+        }
+        if let b = r.diagnostics?.beyondKernel {
+            let comparisons = beyondKernelComparisons(b)
+            if !comparisons.isEmpty {
+                let names = ["ntk0-lin": "ntk0-lin's (the network linearized at w_0)",
+                             "the closed form": "the closed-form kernel predictor's with Θ̂_{w_0}",
+                             "ntkinf-km": "ntkinf-km's (the analytic NTK's machine)"]
+                let parts = comparisons.map { "\($0.change) \(names[$0.name] ?? $0.name)" }
+                let list = parts.count == 1 ? parts.joined() : parts.dropLast().joined(separator: ", ") + " and " + (parts.last ?? "")
+                let verdict = comparisons.allSatisfy { $0.relative < 0 } ? ": the trained network beats its kernels on held-out data"
+                    : comparisons.allSatisfy { $0.relative > 0 } ? ": its kernels predict the held-out data better than the trained network" : ""
+                s.append("On the held-out points the network's loss is \(list)\(verdict).")
+            }
         }
         if let krr = machine("path-krr"), let ntkT = machine("ntkT-krr") {
             s.append("Ridge regression on the network's own changes is \(pct(krr.relativeError)) off with the path kernel and \(pct(ntkT.relativeError)) with the final NTK.")

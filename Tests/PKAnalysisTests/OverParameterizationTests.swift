@@ -132,6 +132,23 @@ struct OverParameterizationTests {
         return f
     }
 
+    /// `steps` full-batch GD steps at rate `eta` in function space with the analytic NTK `Θ`
+    /// (`pathkernel kernel`'s library code) from the network's own `f_0`, written out step by step:
+    /// `f ← f − (η/n) Θ(·, X)(f(X) − Y)`; its held-out predictions (what `ntkinf-km` predicts).
+    static func analyticGD(_ run: TraceRun, _ w0: [Double], eta: Double, steps: Int) throws -> Matrix {
+        let model = run.model, n = run.trainX.rows
+        let k = try InfiniteWidthKernel(spec: model.spec)
+        let kxx = try k.kernels(run.trainX).ntk, ktx = try k.kernels(run.testX, run.trainX).ntk
+        var fx = model.forward(w0, run.trainX), ft = model.forward(w0, run.testX)
+        for _ in 0..<steps {
+            let r = (0..<n).map { fx[$0, 0] - run.trainY[$0, 0] }
+            let dx = (0..<n).map { i in (0..<n).reduce(0) { $0 + kxx[i, $1] * r[$1] } }
+            for i in 0..<ft.rows { ft[i, 0] -= eta / Double(n) * (0..<n).reduce(0) { $0 + ktx[i, $1] * r[$1] } }
+            for i in 0..<n { fx[i, 0] -= eta / Double(n) * dx[i] }
+        }
+        return ft
+    }
+
     @Test func kernelsTravelFlipsAndLossesMatchTheirOracles() throws {
         let fx = try Self.fixture(batch: nil)
         let d = fx.diagnostics, run = fx.run, model = run.model
@@ -226,6 +243,12 @@ struct OverParameterizationTests {
         #expect(b.closedFormSource == "ntk0-km" && b.closedFormNote == nil)
         #expect(abs(try #require(b.closedFormLoss) - cfLoss) <= Self.dynamicsTolerance * cfLoss, "\(b.closedFormLoss ?? -1) vs \(cfLoss)")
         #expect(abs(try #require(b.closedFormGap) - (net - cfLoss)) <= Self.dynamicsTolerance * max(net, cfLoss))
+        // The analytic NTK's machine (ntkinf-km) by function-space GD written out here.
+        let infLoss = Self.heldOutMSE(try Self.analyticGD(run, fx.w0, eta: 0.5, steps: run.steps), yT)
+        #expect(abs(try #require(b.analyticLoss) - infLoss) <= Self.dynamicsTolerance * infLoss, "\(b.analyticLoss ?? -1) vs \(infLoss)")
+        #expect(abs(try #require(b.analyticGap) - (net - infLoss)) <= Self.dynamicsTolerance * max(net, infLoss))
+        // Regression: no accuracies.
+        #expect(b.networkAccuracy == nil && b.linearizationAccuracy == nil && b.closedFormAccuracy == nil && b.analyticAccuracy == nil)
     }
 
     /// Minibatch SGD: the closed form is computed (discrete GD at the first rate, T steps on the
@@ -258,11 +281,27 @@ struct OverParameterizationTests {
         let cls = config(name: "cls", data: #"{"kind":"moons","train":12,"test":6}"#,
                          model: #"{"layers":[2,5,1],"activation":"tanh"}"#, loss: .logistic,
                          optimizer: OptimizerSpec(kind: .gd, learningRate: 0.3), steps: 5)
-        let c = try analyze(try recordTrace(cls))
+        let clsPath = try recordTrace(cls, name: "cls.sqlite")
+        let c = try analyze(clsPath)
         let cd = try #require(c.diagnostics)
         #expect(AnalysisStore.encode(c).contains("\"diagnostics\""))
         #expect(cd.beyondKernel?.closedFormLoss == nil && cd.beyondKernel?.closedFormNote?.contains("MSE") == true)
         #expect(cd.beyondKernel?.linearizationLoss != nil)
+        // Classification: held-out accuracies, counted here from the outputs (sign of f: class 1).
+        let creader = try TraceReader.open(clsPath)
+        defer { creader.close() }
+        let crun = try TraceRun.load(creader)
+        let cw0 = try creader.checkpoint(step: 0), cwT = try creader.checkpoint(step: crun.steps)
+        func accuracy(_ f: Matrix) -> Double {
+            Double((0..<f.rows).filter { (f[$0, 0] > 0 ? 1.0 : 0.0) == crun.testY[$0, 0] }.count) / Double(f.rows)
+        }
+        let cb = try #require(cd.beyondKernel)
+        #expect(cb.networkAccuracy == accuracy(crun.model.forward(cwT, crun.testX)))
+        let cjt = explicitJacobians(crun.model, cw0, crun.testX)
+        var clin = crun.model.forward(cw0, crun.testX)
+        for i in 0..<clin.rows { clin[i, 0] += (0..<cw0.count).reduce(0) { $0 + cjt[i, $1] * (cwT[$1] - cw0[$1]) } }
+        #expect(cb.linearizationAccuracy == accuracy(clin))
+        #expect(cb.closedFormAccuracy == nil && (cb.analyticLoss == nil) == (cb.analyticAccuracy == nil))
 
         let layer = config(name: "cnn", data: LayerNetworkFixtures.teacher, model: LayerNetworkFixtures.smoothCNN, loss: .mse,
                            optimizer: OptimizerSpec(kind: .gd, learningRate: 0.1), steps: 3)

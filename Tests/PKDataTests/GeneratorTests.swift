@@ -221,7 +221,37 @@ struct GeneratorLawTests {
         }
     }
 
-    @Test(arguments: ["tanh", "relu"])
+    /// `square` with one hidden unit is the single-index quadratic `y = W₂ (W₁x)²/scale`
+    /// (the `beyond-kernels` preset's target): rebuilt here from the documented streams, bit for
+    /// bit, and even in `x` (`y(−x) = y(x)`, which no other activation gives).
+    @Test func squareTeacherIsTheSingleIndexQuadratic() throws {
+        let spec = try decodeSpec(#"{"kind":"teacher","train":40,"test":10,"inputDim":6,"teacherWidths":[1],"teacherActivation":"square"}"#)
+        let d = try spec.load(seed: 4)
+        var w = DataStreams.random(seed: 4, DataStreams.teacher)
+        let w1 = (0..<6).map { _ in (1.0 / 6).squareRoot() * w.normal() }, w2 = w.normal()
+        var s = DataStreams.random(seed: 4, DataStreams.teacherScale)
+        var m2 = 0.0
+        for _ in 0..<Generators.Teacher.referenceCount {
+            let x = (0..<6).map { _ in s.normal() }
+            let u = zip(w1, x).reduce(0) { $0 + $1.0 * $1.1 }
+            let v = w2 * (u * u)
+            m2 += v * v
+        }
+        let scale = (m2 / Double(Generators.Teacher.referenceCount)).squareRoot()
+        var wRNG = DataStreams.random(seed: 4, DataStreams.teacher)
+        var sRNG = DataStreams.random(seed: 4, DataStreams.teacherScale)
+        let teacher = Generators.Teacher(inputDim: 6, widths: [1], outputDim: 1, activation: .square, rng: &wRNG, scaleRNG: &sRNG)
+        for set in [d.train, d.test] {
+            for r in 0..<set.count {
+                let x = set.x.row(r)
+                let u = zip(w1, x).reduce(0) { $0 + $1.0 * $1.1 }
+                #expect(set.y[r, 0].bitPattern == (w2 * (u * u) / scale).bitPattern)
+                #expect(teacher(x.map { -$0 })[0].bitPattern == set.y[r, 0].bitPattern)
+            }
+        }
+    }
+
+    @Test(arguments: ["tanh", "relu", "square"])
     func teacherScaleGivesUnitSecondMoment(activation: String) throws {
         let d = try DataSpec(kind: "teacher", train: 3000, test: 0, noise: 0, inputDim: 16, teacherWidths: [32],
                              teacherActivation: activation, outputDim: 3).load(seed: 5).train

@@ -151,6 +151,36 @@ struct ReportTests {
         #expect(after.contains("43.2%"))
     }
 
+    /// `text` with every run of white space (line breaks and the indentation after them) as one space.
+    static func squeezed(_ text: String) -> String {
+        text.split(whereSeparator: { $0 == " " || $0 == "\n" }).joined(separator: " ")
+    }
+
+    /// The beyond-kernel comparison in words: below, above and equal, relative to each
+    /// predictor's loss; a predictor with zero loss is left out; the paragraph's verdict only when
+    /// every predictor falls on the same side.
+    @Test func beyondKernelComparisons() throws {
+        var b = AnalysisResult.BeyondKernel(heldOut: 10, loss: "mse", networkLoss: 0.5)
+        b.linearizationLoss = 0.4     // (0.5 − 0.4)/0.4 = +25%
+        b.closedFormLoss = 0.5        // equal
+        b.analyticLoss = 0            // left out
+        let c = Report.beyondKernelComparisons(b)
+        #expect(c.map(\.name) == ["ntk0-lin", "the closed form"])
+        #expect(c.map(\.change) == ["25.0% higher than", "equal to"])
+        var r = try Golden.result()
+        var d = AnalysisResult.Diagnostics(points: 10, subset: false, kernelRows: 10, travel: [])
+        d.beyondKernel = b
+        r.diagnostics = d
+        let text = Self.squeezed(Report.render(r, format: .text))
+        #expect(text.contains("the network's held-out loss is 25.0% higher than ntk0-lin's, equal to the closed form's"))
+        #expect(text.contains("On the held-out points the network's loss is 25.0% higher than ntk0-lin's"))
+        #expect(!text.contains("beats its kernels") && !text.contains("predict the held-out data better"))
+        b.closedFormLoss = 0.45
+        d.beyondKernel = b
+        r.diagnostics = d
+        #expect(Self.squeezed(Report.render(r, format: .text)).contains("its kernels predict the held-out data better than the trained network"))
+    }
+
     @Test func sparklineSpansTheRange() {
         let s = Report.sparkline([0, 1, 2, 3, 4, 5, 6, 7])
         #expect(s == "▁▂▃▄▅▆▇█")
@@ -183,6 +213,12 @@ struct ReportTests {
         b.closedFormGap = -0.038
         b.closedFormSource = "computed"
         b.closedFormNote = String(repeating: "a long departure note ", count: 8)
+        b.analyticLoss = 0.48
+        b.analyticGap = -0.068
+        b.networkAccuracy = 0.9
+        b.linearizationAccuracy = 0.8
+        b.closedFormAccuracy = 0.85
+        b.analyticAccuracy = 0.9
         d.beyondKernel = b
         d.analyticNote = "never printed with a value, but a note must wrap: " + String(repeating: "word ", count: 30)
         r.diagnostics = d
@@ -192,12 +228,21 @@ struct ReportTests {
                            "Θ̂ at w_0 0.0123, at w_T 4.56e-07; analytic Θ 0.522", "δ = 0.0871", "= 17.0%, cosine distance 0.0042",
                            "‖w_T − w_0‖/‖w_0‖ = 3.12%", "layer 1 0.01%", "layer 4 0.04%", "layer 6 0.06%", "network 0.412 (cross_entropy, 1000 queries)",
                            "ntk0-lin 0.5, network − ntk0-lin −0.088", "closed form Θ̂_{w_0} 0.45, network − it −0.038",
-                           "layers.0.bias", "– (W_0 = 0)", "a long departure note"] {
+                           "layers.0.bias", "– (W_0 = 0)", "a long departure note",
+                           "ntkinf-km (analytic Θ) 0.48, network − it −0.068"] {
                 #expect(text.contains(needle), "\(format): no '\(needle)' in\n\(text)")
             }
             if format == .text {
                 for line in text.split(separator: "\n") { #expect(line.count <= 80, "line wider than 80 columns: \(line)") }
             }
+            // The summary paragraph says it in words (wrapped: compared with runs of white space as one space).
+            let flat = Self.squeezed(text)
+            // By how much the network beats each predictor, (0.412 − L_k)/L_k, and the accuracies.
+            for needle in ["beyond kernel the network's held-out loss is 17.6% lower than ntk0-lin's, 8.44% lower than the closed form's, 14.2% lower than ntkinf-km's",
+                           "accuracy network 90.0%, ntk0-lin 80.0% (+10.0 points), the closed form 85.0% (+5.0 points), ntkinf-km 90.0% (±0 points)"] {
+                #expect(flat.contains(needle), "\(format): no '\(needle)' in\n\(text)")
+            }
+            #expect(flat.contains("On the held-out points the network's loss is 17.6% lower than ntk0-lin's (the network linearized at w_0), 8.44% lower than the closed-form kernel predictor's with Θ̂_{w_0} and 14.2% lower than ntkinf-km's (the analytic NTK's machine): the trained network beats its kernels on held-out data."), "\(format): no beyond-kernel sentence in\n\(text)")
         }
         // The HTML report: its own section, after the dynamics, with the same lines, table and notes.
         let html = Report.html(r)
@@ -211,7 +256,11 @@ struct ReportTests {
         let obj = try #require(try JSONSerialization.jsonObject(with: Data(Report.render(r, format: .json).utf8)) as? [String: Any])
         let diag = try #require(obj["diagnostics"] as? [String: Any])
         #expect(diag["lambda_min_start"] as? Double == 0.0123 && diag["kernel_rows"] as? Int == 300)
-        #expect((diag["beyond_kernel"] as? [String: Any])?["linearization_gap"] as? Double == -0.088)
+        let beyond = try #require(diag["beyond_kernel"] as? [String: Any])
+        #expect(beyond["linearization_gap"] as? Double == -0.088)
+        #expect(beyond["analytic_loss"] as? Double == 0.48 && beyond["analytic_gap"] as? Double == -0.068)
+        #expect(beyond["network_accuracy"] as? Double == 0.9 && beyond["linearization_accuracy"] as? Double == 0.8)
+        #expect(beyond["closed_form_accuracy"] as? Double == 0.85 && beyond["analytic_accuracy"] as? Double == 0.9)
         #expect((diag["travel"] as? [[String: Any]])?[1]["relative"] == nil)
         #expect((diag["pattern_change"] as? [[String: Any]])?.count == 6)
     }

@@ -241,7 +241,7 @@ struct TrainingTests {
 
     @Test func everyPresetDecodesAndValidates() throws {
         let names = try Presets.names()
-        #expect(Set(["moons-mlp", "sine-tanh", "teacher-relu", "fmnist-mlp", "moons-momentum", "teacher-adam", "fmnist-adamw"]).isSubset(of: Set(names)))
+        #expect(Set(["moons-mlp", "sine-tanh", "teacher-relu", "fmnist-mlp", "moons-momentum", "teacher-adam", "fmnist-adamw", "beyond-kernels"]).isSubset(of: Set(names)))
         for n in names {
             let c = try Presets.load(n)
             try c.validate()
