@@ -17,7 +17,8 @@ extension Report {
         out.append("training   \(s.optimizer), \(s.steps) steps, loss \(s.loss)")
         out.append("data       \(s.data): \(s.train) training, \(s.heldOut) held out (the same for every run)")
         let seeds = s.seeds.count == 1 ? "seed \(s.seeds[0])" : "seeds \(s.seeds.first!)…\(s.seeds.last!)"
-        out.append("traces     \(s.directory)/m<m>-seed<s>.sqlite (pathkernel analyze: the full analysis)")
+        out.append("traces     \(s.directory)/m<m>-seed<s>.sqlite")
+        out.append("           (pathkernel analyze on a trace: its full analysis)")
         out.append("runs       \(s.widths.count) widths × \(s.seeds.count) seed\(s.seeds.count == 1 ? "" : "s") (\(seeds)), \(ProgressBarFree.duration(s.seconds))")
         out.append("")
         out.append(s.seeds.count > 1 ? "Seed means (± standard deviation over the seeds, relative to the mean) and"

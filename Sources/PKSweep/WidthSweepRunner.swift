@@ -46,16 +46,7 @@ public struct WidthSweepRunner {
         guard Self.seedsRange.contains(count) else {
             throw ConfigError("--seeds must be \(ConfigLimits.describe(Self.seedsRange)), got \(count)")
         }
-        let sorted = widths.sorted()
-        if let out = sorted.first(where: { !(1...ConfigLimits.maxWidth).contains($0) }) {
-            throw ConfigError("--widths: every width must be \(ConfigLimits.describe(1...ConfigLimits.maxWidth)), got \(out)")
-        }
-        if let dup = zip(sorted, sorted.dropFirst()).first(where: { $0 == $1 }) {
-            throw ConfigError("--widths: \(dup.0) appears twice; give each width once")
-        }
-        guard sorted.count >= 2 else {
-            throw ConfigError("--widths: a slope needs at least two widths, got \(sorted.count) (e.g. --widths 64,256,1024)")
-        }
+        let sorted = try Self.checkWidths(widths)
         guard sorted.count * count <= Self.maxRuns else {
             throw ConfigError("\(sorted.count) widths × \(count) seeds are \(sorted.count * count) runs, more than \(Self.maxRuns)")
         }
@@ -74,6 +65,22 @@ public struct WidthSweepRunner {
         seeds = Array(config.seed...last)
         self.directory = directory
         try prepareDirectory(force: force)
+    }
+
+    /// The widths ascending; throws a `ConfigError` for a width out of range, a width given
+    /// twice, or fewer than two widths.
+    public static func checkWidths(_ widths: [Int]) throws -> [Int] {
+        let sorted = widths.sorted()
+        if let out = sorted.first(where: { !(1...ConfigLimits.maxWidth).contains($0) }) {
+            throw ConfigError("--widths: every width must be \(ConfigLimits.describe(1...ConfigLimits.maxWidth)), got \(out)")
+        }
+        if let dup = zip(sorted, sorted.dropFirst()).first(where: { $0 == $1 }) {
+            throw ConfigError("--widths: \(dup.0) appears twice; give each width once")
+        }
+        guard sorted.count >= 2 else {
+            throw ConfigError("--widths: a slope needs at least two widths, got \(sorted.count) (e.g. --widths 64,256,1024)")
+        }
+        return sorted
     }
 
     /// The config with every hidden width set to `m`.

@@ -13,7 +13,7 @@ struct SweepCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sweep",
         abstract: "Train a config at several hidden widths; how the diagnostics scale.",
-        usage: "pathkernel sweep (--preset <preset> | --config <config>)\n                 [--widths <m,m,…>] [--seeds <k>] [--out <dir>] [<options>]",
+        usage: "pathkernel sweep (--preset <preset> | --config <config>)\n                 [--widths <m,m,…>] [--seeds <k>] [<options>]",
         discussion: """
         Every hidden width of the config's MLP is set to m, everything else kept (the \
         parameterization, η, steps, data; the data are drawn once, with the config's seed). \
@@ -75,7 +75,11 @@ struct SweepCommand: ParsableCommand {
         if (preset == nil) == (config == nil) {
             throw ValidationError("give exactly one of --preset NAME or --config FILE.json")
         }
-        if let widths { _ = try Self.parseWidths(widths) }
+        if let widths {
+            do { _ = try WidthSweepRunner.checkWidths(try Self.parseWidths(widths)) } catch let e as ConfigError {
+                throw ValidationError(e.description)
+            }
+        }
     }
 
     func run() throws {
