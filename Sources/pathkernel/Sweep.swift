@@ -39,7 +39,7 @@ struct SweepCommand: ParsableCommand {
     @Option(help: ArgumentHelp("The hidden widths, comma-separated (default 64,256,1024).", valueName: "m,m,…"))
     var widths: String?
 
-    @Option(parsing: .unconditional, help: "Seeds per width: the config's seed and the next ones (1…1000).",
+    @Option(parsing: .unconditional, help: "Seeds per width: the config's seed and the next ones (1…1000; default 4).",
             transform: OptionValue.integer(in: WidthSweepRunner.seedsRange))
     var seeds: Int = WidthSweepRunner.defaultSeeds
 
