@@ -48,7 +48,7 @@ extension Report {
         out.append("")
         out.append("τ_l = ‖W_l,T − W_l,0‖/‖W_l,0‖ (layer l's weights); flips: share of (example,")
         out.append("unit) pairs whose pre-activation sign changed; λ̂₀ = λ_min(Θ̂ at w_0), λ of the")
-        out.append("analytic Θ. Under ntk theory says: τ of the first and last layers ∝ m^−1/2,")
+        out.append("analytic Θ. The theory under ntk: τ of the first and last layers ∝ m^−1/2,")
         out.append("hidden-to-hidden ∝ m^−1, flips ∝ m^−1/2, kernel change → 0 (Docs/ntk-family.md).")
         if !s.notes.isEmpty {
             out.append("")
