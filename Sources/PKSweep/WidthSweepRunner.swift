@@ -219,7 +219,9 @@ public struct WidthSweepRunner {
         // Each run's diagnostic notes, once, with how many runs gave them.
         var counts: [String: Int] = [:], order: [String] = []
         for r in runs {
-            for n in Set(Report.diagnosticNotes(r.diagnostics)) {
+            var seen = Set<String>()
+            // In the run's order (never a Set's: the same sweep prints the same notes).
+            for n in Report.diagnosticNotes(r.diagnostics) where seen.insert(n).inserted {
                 if counts[n] == nil { order.append(n) }
                 counts[n, default: 0] += 1
             }

@@ -51,6 +51,30 @@ struct SweepCommandTests {
         #expect(inspect.status == 0 && inspect.stdout.contains("3-16-16-1"), "\(inspect.stdout)\(inspect.stderr)")
     }
 
+    /// The same numbers on 1 and 2 threads (times and paths aside).
+    @Test func sameNumbersOnOneAndTwoThreads() throws {
+        let dir = try temporaryDirectory()
+        let config = try Self.config(dir)
+        func numbers(_ threads: String) throws -> String {
+            let r = try CLI.run(["sweep", "--config", config, "--widths", "4,16", "--seeds", "2", "--json", "--quiet",
+                                 "--out", dir.appendingPathComponent("t\(threads)").path], environment: ["PATHKERNEL_THREADS": threads])
+            #expect(r.status == 0, "\(r.stderr)")
+            func strip(_ o: Any) -> Any {
+                if let d = o as? [String: Any] {
+                    return d.filter { !["seconds", "trainSeconds", "diagnosticSeconds", "trace", "directory"].contains($0.key) }
+                        .mapValues(strip)
+                }
+                if let a = o as? [Any] { return a.map(strip) }
+                return o
+            }
+            let object = strip(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)))
+            return String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self)
+        }
+        let one = try numbers("1"), two = try numbers("2")
+        #expect(one == two)
+        #expect(one.contains("kernelChange"))
+    }
+
     @Test func badInputsGiveOneLine() throws {
         let dir = try temporaryDirectory()
         let good = try Self.config(dir)
