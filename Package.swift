@@ -9,6 +9,7 @@
 //                     └─ PKTrace ── CSQLite, CCRC32    (the trace store knows SQLite alone, and one C CRC-32 kernel)
 //   PKTraining, PKAnalysis ── PKTraceCheck ── PKNetworks, PKOptim, PKTrace   (a trace's contents checked once)
 //                     └─ PKBench ── PKTraining, PKAnalysis  (benchmarks only)
+//                     └─ PKSweep ── PKTraining, PKAnalysis, PKReport  (width sweeps: train, then diagnose)
 //
 // PKOptim (losses, optimizers as value transformations) knows no network; PKStep, one gradient
 // step of a network, joins them for training and the analyzer's replay.
@@ -23,7 +24,7 @@ let package = Package(
     products: [
         .executable(name: "pathkernel", targets: ["pathkernel"]),
         .library(name: "PathKernel", targets: ["PKNumerics", "PKNetworks", "PKData", "PKOptim", "PKStep", "PKTrace", "PKTraceCheck", "PKTraining",
-                                               "PKAnalysis", "PKReport", "PKBench"]),
+                                               "PKAnalysis", "PKReport", "PKBench", "PKSweep"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -70,11 +71,14 @@ let package = Package(
         .target(name: "PKAnalysis", dependencies: ["PKNumerics", "PKNetworks", "PKOptim", "PKStep", "PKTrace", "PKTraceCheck"]),
         /// Benchmarks (`pathkernel bench`): W1–W3 and their export for peer tools. Never in tests' timing.
         .target(name: "PKBench", dependencies: ["PKNumerics", "PKNetworks", "PKData", "PKTrace", "PKTraining", "PKAnalysis"]),
+        /// Width sweeps (`pathkernel sweep`): train a config at several hidden widths and seeds,
+        /// diagnose every run with the analyzer's code, tabulate the scaling (ntk-family §5).
+        .target(name: "PKSweep", dependencies: ["PKNumerics", "PKTraining", "PKTrace", "PKAnalysis", "PKReport"]),
         /// Reports: pure functions of analysis results (text, Markdown, JSON; HTML with inline SVG figures).
         .target(name: "PKReport", dependencies: ["PKAnalysis"]),
         /// The command line: thin, calls library code only.
         .executableTarget(name: "pathkernel", dependencies: [
-            "PKTraining", "PKTrace", "PKAnalysis", "PKReport", "PKBench",
+            "PKTraining", "PKTrace", "PKAnalysis", "PKReport", "PKBench", "PKSweep",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -88,6 +92,7 @@ let package = Package(
         .testTarget(name: "PKAnalysisTests", dependencies: ["PKAnalysis", "PKTraining"]),
         .testTarget(name: "PKReportTests", dependencies: ["PKReport"], exclude: ["Golden"]),
         .testTarget(name: "PKBenchTests", dependencies: ["PKBench", "PKNetworks", "PKNumerics", "PKAnalysis"]),
+        .testTarget(name: "PKSweepTests", dependencies: ["PKSweep", "PKAnalysis", "PKReport", "PKTraining"]),
         .testTarget(name: "CLITests", dependencies: ["PKTraining", "PKTrace", "PKData"]),
     ],
     swiftLanguageModes: [.v6]

@@ -186,7 +186,7 @@ extension Report {
     }
 
     /// The over-parameterization block's notes, each with what it is about (text, Markdown, HTML).
-    static func diagnosticNotes(_ diag: AnalysisResult.Diagnostics) -> [String] {
+    public static func diagnosticNotes(_ diag: AnalysisResult.Diagnostics) -> [String] {
         [diag.analyticNote.map { "analytic λ_min: \($0)" }, diag.patternNote.map { "pattern flips: \($0)" },
          diag.beyondKernelNote.map { "held-out loss: \($0)" },
          diag.beyondKernel?.closedFormNote.map { "closed form: \($0)" }].compactMap { $0 } + (diag.notes ?? [])

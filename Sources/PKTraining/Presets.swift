@@ -1,6 +1,7 @@
 import Foundation
 
-/// The built-in run configs: JSON files in `Traces/presets/` of the source tree.
+/// The built-in run configs: JSON files in `Traces/presets/` of the source tree. A preset's
+/// `csv` data path is relative to that folder (its files live in `Traces/presets/data/`).
 ///
 /// The folder is found, in order, from `$PATHKERNEL_PRESETS`, by walking up from the running
 /// executable (so `.build/release/pathkernel` finds the checkout it was built from), and from
@@ -40,6 +41,11 @@ public enum Presets {
             let known = (try? names().joined(separator: ", ")) ?? ""
             throw ConfigError("unknown preset '\(name)'; known presets: \(known)")
         }
-        return try RunConfig.load(path: path)
+        var config = try RunConfig.load(path: path)
+        // A preset's data file is named relative to the presets folder (`data/sweep-relu.csv`).
+        if config.data.kind == "csv", let file = config.data.path, !file.hasPrefix("/") {
+            config.data.path = dir.appendingPathComponent(file).path
+        }
+        return config
     }
 }
