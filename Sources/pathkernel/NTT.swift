@@ -17,7 +17,8 @@ struct NTTCommand: ParsableCommand {
         pathkernel ntt (--config <F> | --preset <name>) [--density <ρ> …]
                        [--lambda-kernel <λ_K>] [--lambda-l2 <λ₂>]
                        [--mask-every <k_M>] [--ntt-epochs <E>] [--out <P>]
-                       [--no-train]
+                       [--ntt-batch <B>] [--ntt-lr <η>] [--seed <S>]
+                       [--no-train] [--force] [--quiet]
         """,
         discussion: """
         For each density ρ: starts from the config's initialization w_T (the teacher) and its \
@@ -45,31 +46,31 @@ struct NTTCommand: ParsableCommand {
             transform: OptionValue.number(in: NumberRange("a number in (0, 1]") { $0 > 0 && $0 <= 1 }))
     var density: [Double] = []
 
-    @Option(parsing: .unconditional, help: ArgumentHelp("λ_K, the kernel term's weight.", valueName: "λ_K"),
+    @Option(parsing: .unconditional, help: ArgumentHelp("λ_K, the kernel term's weight (default 1e-3).", valueName: "λ_K"),
             transform: OptionValue.number(in: .atLeast(0)))
     var lambdaKernel: Double = 1e-3
 
-    @Option(parsing: .unconditional, help: ArgumentHelp("λ₂, the L2 term's weight (divided by ρ).", valueName: "λ₂"),
+    @Option(parsing: .unconditional, help: ArgumentHelp("λ₂, the L2 weight, divided by ρ (default 1e-4).", valueName: "λ₂"),
             transform: OptionValue.number(in: .atLeast(0)))
     var lambdaL2: Double = 1e-4
 
-    @Option(parsing: .unconditional, help: ArgumentHelp("k_M, iterations between mask updates.", valueName: "k_M"),
+    @Option(parsing: .unconditional, help: ArgumentHelp("k_M, iterations between mask updates (100).", valueName: "k_M"),
             transform: OptionValue.integer(in: 1...100_000_000))
     var maskEvery: Int = 100
 
-    @Option(parsing: .unconditional, help: ArgumentHelp("Passes of NTT over the training inputs.", valueName: "E"),
+    @Option(parsing: .unconditional, help: ArgumentHelp("Passes of NTT over the training inputs (20).", valueName: "E"),
             transform: OptionValue.integer(in: 0...1_000_000))
     var nttEpochs: Int = 20
 
-    @Option(parsing: .unconditional, help: ArgumentHelp("NTT mini-batch size (two halves).", valueName: "B"),
+    @Option(parsing: .unconditional, help: ArgumentHelp("NTT mini-batch size, two halves (64).", valueName: "B"),
             transform: OptionValue.integer(in: 2...1_000_000))
     var nttBatch: Int = 64
 
-    @Option(parsing: .unconditional, help: ArgumentHelp("NTT's Adam learning rate.", valueName: "η"),
+    @Option(parsing: .unconditional, help: ArgumentHelp("NTT's Adam learning rate (5e-4).", valueName: "η"),
             transform: OptionValue.number(in: .above(0)))
     var nttLr: Double = 5e-4
 
-    @Option(help: ArgumentHelp("Init file (one per density: -rho<ρ> added).", valueName: "P"))
+    @Option(help: ArgumentHelp("Init file (default NAME-ntt.json; several densities: -rho<ρ> added).", valueName: "P"))
     var out: String?
 
     @Option(parsing: .unconditional, help: "Override the config's seed.",
