@@ -177,22 +177,24 @@ struct NTTCommand: ParsableCommand {
         guard !noTrain else { return }
 
         // The supervised comparison: every variant trained as `train` would, test accuracy.
-        func accuracy(_ initial: SparseInit?, freshSeed: Bool = false) throws -> Double? {
+        /// Test accuracy (classification) or `rmse …` (regression), or `diverged`, 9 columns.
+        func accuracy(_ initial: SparseInit?, freshSeed: Bool = false) throws -> String {
             var c = cfg
             if freshSeed { c.seed = cfg.seed &+ 1 }
             c.optimizer.parameterMask = initial?.mask
             let trainer = try Trainer(config: c, data: split, initialParameters: initial?.parameters)
             let outcome = trainer.run(observers: [])
-            guard outcome.status == .finished else { return nil }
-            return Evaluation.evaluate(model: trainer.model, parameters: outcome.finalParameters, data: split.test,
-                                       loss: cfg.loss.kind).accuracy
+            guard outcome.status == .finished else { return "diverged " }
+            let e = Evaluation.evaluate(model: trainer.model, parameters: outcome.finalParameters, data: split.test,
+                                        loss: cfg.loss.kind)
+            if let a = e.accuracy { return String(format: "%-9.4f", a) }
+            return String(format: "rmse %-4.3g", e.rmse ?? .nan)
         }
         say("training the dense network and three sparse ones per density (\(cfg.training.steps) steps each)")
         let dense = try accuracy(nil)
         print("")
         print("test accuracy after supervised training (\(cfg.optimizer.summary), \(cfg.training.steps) steps; \(split.test.count) test examples)")
         print("  density  ntt       magnitude  random    dense")
-        func f(_ a: Double?) -> String { a.map { String(format: "%-9.4f", $0) } ?? "diverged " }
         for s in students {
             let ntt = try accuracy(s.ntt)
             let magnitude = try accuracy(s.magnitude)
@@ -200,7 +202,7 @@ struct NTTCommand: ParsableCommand {
             let randomMask = MagnitudeMask.random(network, density: s.density, seed: cfg.seed)
             let random = try accuracy(SparseInit(method: "random", model: cfg.model, density: s.density,
                                                  parameters: fresh, mask: randomMask), freshSeed: true)
-            print("  " + String(format: "%-7.4g", s.density) + "  " + f(ntt) + " " + f(magnitude) + "  " + f(random) + " " + f(dense))
+            print("  " + String(format: "%-7.4g", s.density) + "  " + ntt + " " + magnitude + "  " + random + " " + dense)
         }
     }
 }
