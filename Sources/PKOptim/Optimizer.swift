@@ -234,6 +234,7 @@ public struct OptimizerSpec: Codable, Sendable, Equatable {
             s += ", \(parts.joined(separator: " and ")) on \(g.parameters.joined(separator: " "))"
         }
         if let clipNorm { s += ", clip ‖g‖ ≤ \(clipNorm)" }
+        if let mask = parameterMask { s += ", mask: \(mask.lazy.filter { $0 }.count) of \(mask.count) parameters train" }
         return s
     }
 }
