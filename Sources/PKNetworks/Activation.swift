@@ -64,6 +64,27 @@ public enum Activation: String, Codable, Sendable, CaseIterable {
         }
     }
 
+    /// `φ''(x)`: `0` for the piecewise-linear cases (also at the kink, where none exists),
+    /// `−2 tanh x (1 − tanh² x)`, `σ(1 − σ)(1 − 2σ)`, `φ_N(x)(2 − x²)` (gelu),
+    /// `−(4x/√π) e^{−x²}` (erf), `σ(x)(1 − σ(x))` (softplus). What second-order methods
+    /// (Neural Tangent Transfer's kernel gradient, ntk-family contract §7) need.
+    @inlinable
+    public func secondDerivative(_ x: Double, leakySlope alpha: Double = 0.01) -> Double {
+        switch self {
+        case .identity, .relu, .leakyRelu: return 0
+        case .tanh:
+            let t = Foundation.tanh(x)
+            return -2 * t * (1 - t * t)
+        case .sigmoid, .softplus:
+            let s = Activation.logistic(x)
+            return self == .sigmoid ? s * (1 - s) * (1 - 2 * s) : s * (1 - s)
+        case .gelu:
+            return Foundation.exp(-0.5 * x * x) * Activation.inverseSqrt2Pi * (2 - x * x)
+        case .erf:
+            return -2 * x * Activation.twoOverSqrtPi * Foundation.exp(-x * x)
+        }
+    }
+
     /// `(φ(x), φ'(x))`, sharing the expensive part (one `tanh`, `exp` or `erfc` per call).
     /// Agrees with `value` and `derivative` to round-off (bit-identical for the piecewise-linear
     /// cases, `tanh`, `sigmoid` and `erf`).

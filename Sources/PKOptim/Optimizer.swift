@@ -43,6 +43,12 @@ public struct OptimizerSpec: Codable, Sendable, Equatable {
     /// group's patterns take its `weightDecay` and `learningRate` (each, when the group gives
     /// it); the first matching group wins, tensors in no group take the settings above. Empty: none.
     public var groups: [ParameterGroup] = []
+    /// A fixed parameter mask (Neural Tangent Transfer's sparse networks,
+    /// Docs/bandits-and-pruning.md): `false` entries are pruned, their learning-rate multiplier is
+    /// 0 (they never move; pathkernel starts them at 0), `true` entries train as without a mask.
+    /// Not part of `optimizer_json`: a trace stores it as its own tensor (`parameter_mask`,
+    /// Docs/trace-format.md), a run gets it from `train --init`. nil: no mask.
+    public var parameterMask: [Bool]? = nil
 
     public init(kind: Kind, learningRate: Double, weightDecay: Double = 0, schedule: ScheduleSpec = .constant,
                 momentum: Double = 0, dampening: Double = 0, nesterov: Bool = false, beta1: Double = 0.9,
@@ -194,6 +200,19 @@ public struct OptimizerSpec: Codable, Sendable, Equatable {
                 if multipliers.contains(where: { $0 != 1 }) { rates = multipliers }
             }
         }
+        if let mask = parameterMask, let parameters, !parameters.isEmpty {
+            let P = parameters.reduce(0) { $0 + $1.count }
+            guard mask.count == P else {
+                throw OptimError("parameter mask has \(mask.count) entries, the model has \(P) parameters")
+            }
+            // Pruned entries step with rate 0: their gradient is masked with the update (for every
+            // optimizer but a clip, whose norm would still see them: refused below).
+            guard clipNorm == nil else {
+                throw OptimError("a parameter mask (train --init) with clipNorm is not supported: the clip's norm would include the pruned entries' gradients; drop optimizer.clipNorm")
+            }
+            let base = rates ?? [Double](repeating: 1, count: P)
+            rates = zip(base, mask).map { $1 ? $0 : 0 }
+        }
         return try Transform.make(kind: kind.rawValue, momentum: momentum, dampening: dampening, nesterov: nesterov,
                                   beta1: beta1, beta2: beta2, alpha: alpha, eps: eps, weightDecay: lambda,
                                   decoupled: kind == .adamw ? true : nil, clipNorm: clipNorm,
@@ -215,6 +234,7 @@ public struct OptimizerSpec: Codable, Sendable, Equatable {
             s += ", \(parts.joined(separator: " and ")) on \(g.parameters.joined(separator: " "))"
         }
         if let clipNorm { s += ", clip ‖g‖ ≤ \(clipNorm)" }
+        if let mask = parameterMask { s += ", mask: \(mask.lazy.filter { $0 }.count) of \(mask.count) parameters train" }
         return s
     }
 }

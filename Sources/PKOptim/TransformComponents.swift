@@ -111,7 +111,7 @@ public struct ScaleByLearningRate: GradientTransformation {
 
     public init(perParameter: [Double]? = nil) {
         if let m = perParameter {
-            precondition(m.allSatisfy { $0 > 0 && $0.isFinite }, "scaleByLearningRate: multipliers must be positive and finite")
+            precondition(m.allSatisfy { $0 >= 0 && $0.isFinite }, "scaleByLearningRate: multipliers must be ≥ 0 and finite")
         }
         self.perParameter = perParameter
     }

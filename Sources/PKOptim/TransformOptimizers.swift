@@ -150,7 +150,7 @@ public enum Transform {
             // Parameter groups with their own learning rates: parameter k steps with η_t m_k. The
             // rate scales the whole update, so the decoupled decay (added after it, PyTorch's
             // lr_k·λ_k·w) takes m_k λ_k; a coupled decay is inside u and meets m_k with the rest.
-            try check(m.allSatisfy { $0 > 0 && $0.isFinite }, "learning-rate multipliers must be positive and finite")
+            try check(m.allSatisfy { $0 >= 0 && $0.isFinite }, "learning-rate multipliers must be ≥ 0 and finite (0: a masked, never-moving parameter)")
             optimizer = Chain(optimizer.components.map { c -> any GradientTransformation in
                 if c is ScaleByLearningRate { return ScaleByLearningRate(perParameter: m) }
                 if let d = c as? AddDecoupledWeightDecay {

@@ -201,6 +201,30 @@ public final class TraceReader: @unchecked Sendable {
         }
     }
 
+    /// The run's fixed parameter mask (`true` = trained, `false` = pruned), or nil when the trace
+    /// stores none (every trace before schema v4, and runs without `train --init`). Throws
+    /// `.corrupt` when its count is not P, a byte is not 0 or 1, or the checksum fails.
+    public func parameterMask() throws -> [Bool]? {
+        guard schemaVersion >= 4 else { return nil }
+        return try locked {
+            let q = try db.prepare("SELECT count, data, checksum FROM parameter_mask WHERE id = 1", "reading the parameter mask")
+            guard try q.step() else { return nil }
+            let count = q.int(0), checksum = q.int64(2)
+            return try q.blob(1) { bytes -> [Bool] in
+                guard count == parameterCount, bytes.count == count else {
+                    throw TraceError.corrupt(path: path, detail: "parameter mask: count \(count) and \(bytes.count) bytes, the layout has \(parameterCount) parameters")
+                }
+                guard Int64(CRC32.checksum(bytes)) == checksum else {
+                    throw TraceError.corrupt(path: path, detail: "parameter mask fails its checksum")
+                }
+                if let i = bytes.firstIndex(where: { $0 > 1 }) {
+                    throw TraceError.corrupt(path: path, detail: "parameter mask: byte \(i) is \(bytes[i]), must be 0 (pruned) or 1 (kept)")
+                }
+                return bytes.map { $0 == 1 }
+            }
+        }
+    }
+
     // MARK: - Steps
 
     /// All step rows, ordered by step (gaps are not filled; `validate()` reports them).

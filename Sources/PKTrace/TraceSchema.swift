@@ -99,6 +99,14 @@ enum TraceSchema {
             ALTER TABLE analysis ADD COLUMN basis_last_checkpoint INTEGER;
             ALTER TABLE analysis ADD COLUMN basis_checkpoint_checksum INTEGER;
             """),
+        Migration(version: 4, name: "v4-parameter-mask", sql: """
+            CREATE TABLE parameter_mask (
+                id       INTEGER PRIMARY KEY CHECK (id = 1),
+                count    INTEGER NOT NULL CHECK (count >= 0),
+                data     BLOB NOT NULL,
+                checksum INTEGER NOT NULL
+            );
+            """),
     ]
 
     static var latestVersion: Int { migrations.last?.version ?? 0 }

@@ -49,18 +49,24 @@ public final class TraceWriter: @unchecked Sendable {
     ///
     /// `maxPageCount` caps the database at that many 64 KiB pages (`PRAGMA max_page_count`);
     /// it exists to simulate a full disk in tests. Leave it nil.
+    ///
+    /// `mask` (P entries, `true` = trained, `false` = pruned) is the run's fixed parameter mask
+    /// (`parameter_mask`, schema v4); nil writes none.
     public static func create(at path: String, run: RunInfo, data: TraceData, layout: [TensorLayout],
-                              maxPageCount: Int? = nil) throws -> TraceWriter {
+                              maxPageCount: Int? = nil, mask: [Bool]? = nil) throws -> TraceWriter {
         try create(at: path, run: run, data: data, layout: layout, maxPageCount: maxPageCount,
-                   migrations: TraceSchema.migrations)
+                   migrations: TraceSchema.migrations, mask: mask)
     }
 
     /// `create` with an explicit schema history (tests exercise migrations with it).
     static func create(at path: String, run: RunInfo, data: TraceData, layout: [TensorLayout],
-                       maxPageCount: Int?, migrations: [Migration]) throws -> TraceWriter {
+                       maxPageCount: Int?, migrations: [Migration], mask: [Bool]? = nil) throws -> TraceWriter {
         let parameterCount = try TraceWriter.checkLayout(layout, path: path)
         try TraceWriter.checkRun(run, path: path)
         try TraceWriter.checkData(data, run: run, path: path)
+        if let mask, mask.count != parameterCount {
+            throw TraceError.invalidInput(path: path, detail: "the parameter mask has \(mask.count) entries, the layout \(parameterCount) parameters")
+        }
 
         let fm = FileManager.default
         if fm.fileExists(atPath: path) { throw TraceError.fileExists(path: path) }
@@ -90,6 +96,7 @@ public final class TraceWriter: @unchecked Sendable {
                 try insertRun(run, db)
                 try insertData(data, db)
                 try insertLayout(layout, db)
+                if let mask { try insertMask(mask, db) }
             }
         } catch {
             db.close()
@@ -413,6 +420,16 @@ public final class TraceWriter: @unchecked Sendable {
                 }
             }
         }
+    }
+
+    private static func insertMask(_ mask: [Bool], _ db: SQLiteConnection) throws {
+        let ins = try db.prepare("INSERT INTO parameter_mask (id, count, data, checksum) VALUES (1, ?, ?, ?)",
+                                 "writing the parameter mask")
+        let bytes = mask.map { UInt8($0 ? 1 : 0) }
+        try ins.bind(1, mask.count)
+        try ins.bind(2, blob: bytes)
+        try ins.bind(3, Int64(CRC32.checksum(bytes)))
+        try ins.step()
     }
 
     private static func insertLayout(_ layout: [TensorLayout], _ db: SQLiteConnection) throws {

@@ -50,6 +50,10 @@ public struct TraceCheck: Sendable {
         }
         let loss = decode(LossSpec.self, run.lossJSON, "loss_json")
         var optimizer = decode(OptimizerSpec.self, run.optimizerJSON, "optimizer_json")
+        // The fixed parameter mask (schema v4, `train --init`) is part of the update rule.
+        do { optimizer?.parameterMask = try reader.parameterMask() } catch {
+            problems.append("parameter_mask: \(TraceCheck.describe(error))")
+        }
         if let o = optimizer {
             do { _ = try o.transformation(parameters: model?.parameterTensors ?? (o.groups.isEmpty ? nil : [])) } catch { problems.append("optimizer_json: \(error)"); optimizer = nil }
             if !(o.learningRate.isFinite && o.learningRate >= 0) { problems.append("optimizer_json: learningRate \(o.learningRate) must be finite and ≥ 0") }

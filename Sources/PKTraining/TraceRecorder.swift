@@ -33,7 +33,7 @@ public final class TraceRecorder: TrainingObserver {
                                        data: TraceRecorder.traceData(start.data, inputShape: start.model.spec.input),
                                        layout: start.model.layout.map {
                                            TensorLayout(name: $0.name, shape: $0.shape, offset: $0.offset, count: $0.count)
-                                       }, maxPageCount: maxPageCount)
+                                       }, maxPageCount: maxPageCount, mask: start.config.optimizer.parameterMask)
             }
         case .step(let s):
             writer?.enqueueStep(StepRecord(step: s.step, epoch: s.epoch, learningRate: s.learningRate,

@@ -16,20 +16,34 @@ public struct Trainer: Sendable {
     public let config: RunConfig
     public let data: DataSplit
     public let model: any Network
+    /// `w_0` when it does not come from the seed (`train --init`: a sparse network `M ⊙ s`),
+    /// else nil. With a mask (`config.optimizer.parameterMask`) its pruned entries must be 0.
+    public let initialParameters: [Double]?
 
-    public init(config: RunConfig, data: DataSplit) throws {
+    public init(config: RunConfig, data: DataSplit, initialParameters: [Double]? = nil) throws {
         try config.validate()
         try config.validate(against: data)
         self.config = config
         self.data = data
         self.model = try Networks.make(config.model)
+        if let w = initialParameters {
+            guard w.count == model.parameterCount else {
+                throw ConfigError("the initial parameters have \(w.count) entries, the model \(model.parameterCount); was the init file made for another network?")
+            }
+            guard w.allSatisfy(\.isFinite) else { throw ConfigError("the initial parameters are not all finite") }
+            if let mask = config.optimizer.parameterMask,
+               let k = mask.indices.first(where: { !mask[$0] && w[$0] != 0 }) {
+                throw ConfigError("initial parameter \(k) is pruned by the mask but not 0")
+            }
+        }
+        self.initialParameters = initialParameters
     }
 
     /// Loads the config's data and builds the trainer.
-    public init(config: RunConfig) throws {
+    public init(config: RunConfig, initialParameters: [Double]? = nil) throws {
         try config.validate()
         let split = try config.data.load(seed: config.seed)
-        try self.init(config: config, data: split)
+        try self.init(config: config, data: split, initialParameters: initialParameters)
     }
 
     /// Runs the loop. `shouldStop` is polled once per step (for example set by SIGINT); a stop
@@ -53,7 +67,7 @@ public struct Trainer: Sendable {
         var batches = BatchSchedule(count: train.count, batchSize: config.training.batchSize,
                                     dropLast: config.training.dropLast,
                                     fullBatch: config.optimizer.kind == .gd, seed: config.seed)
-        var w = model.initialParameters(seed: config.seed)
+        var w = initialParameters ?? model.initialParameters(seed: config.seed)
         var divergence = Divergence(initial: w)
         var lastCheckpoint = 0
         var lastLoss: Double? = nil

@@ -14,7 +14,7 @@ struct PathKernel: ParsableCommand {
         Start with:  pathkernel train --preset moons-mlp --out moons.sqlite && pathkernel inspect moons.sqlite
         """,
         version: ToolInfo.version,
-        subcommands: [Demo.self, Train.self, Inspect.self, Analyze.self, Merge.self, ReportCommand.self, ListPresets.self, Bench.self, KernelCommand.self, NTKCommand.self, PredictLinear.self, NTRFCommand.self, CNTKCommand.self, BanditCommand.self, SweepCommand.self]
+        subcommands: [Demo.self, Train.self, Inspect.self, Analyze.self, Merge.self, ReportCommand.self, ListPresets.self, Bench.self, KernelCommand.self, NTKCommand.self, PredictLinear.self, NTRFCommand.self, CNTKCommand.self, BanditCommand.self, SweepCommand.self, NTTCommand.self]
     )
 
     /// ArgumentParser's `main`, except that a bad command line is one line on standard error,

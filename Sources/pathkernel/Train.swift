@@ -11,7 +11,9 @@ struct Train: ParsableCommand {
         The trace (SQLite) holds the model, the data, every step's learning rate, batch and loss, \
         and parameter checkpoints; its format is in Docs/trace-format.md. A run stopped at any \
         moment (Ctrl-C, kill -9, a full disk) leaves a valid trace of what was committed.
-        --no-record trains exactly the same run and writes nothing (a baseline for timing).
+        --no-record trains exactly the same run and writes nothing (a baseline for timing). \
+        --init FILE starts from a sparse network made by `pathkernel ntt` and trains it with its \
+        mask fixed; the trace stores the mask (Docs/bandits-and-pruning.md).
         """)
 
     @Option(help: "A built-in preset (see `pathkernel presets`).")
@@ -34,6 +36,9 @@ struct Train: ParsableCommand {
     @Option(parsing: .unconditional, help: "Override the checkpoint interval k, a checkpoint every k steps (1…100000000; default: the config's training.checkpointEvery, 50 when it gives none).",
             transform: OptionValue.integer(in: TrainingSpec.stepsRange))
     var checkpointEvery: Int?
+
+    @Option(name: .customLong("init"), help: "Start from a sparse init file (`pathkernel ntt --out`): its parameters, with its mask fixed (pruned weights stay 0).")
+    var initFile: String?
 
     @Flag(help: "Replace the output file if it exists.")
     var force = false
@@ -60,8 +65,15 @@ struct Train: ParsableCommand {
             if let seed { cfg.seed = seed }
             if let steps { cfg.training.steps = steps }
             if let checkpointEvery { cfg.training.checkpointEvery = checkpointEvery }
+            var initial: [Double]? = nil
+            if let initFile {
+                let sparse = try SparseInit.load(path: initFile)
+                try sparse.check(against: cfg, path: initFile)
+                cfg.optimizer.parameterMask = sparse.mask
+                initial = sparse.parameters
+            }
             if noRecord {
-                let trainer = try Trainer(config: cfg)
+                let trainer = try Trainer(config: cfg, initialParameters: initial)
                 let stop = StopFlag.installSIGINT()
                 let outcome = trainer.run(observers: quiet ? [] : [ProgressPrinter(label: cfg.name)], shouldStop: { stop.isSet })
                 if !quiet { FileHandle.standardError.write(Data("nothing recorded (--no-record)\n".utf8)) }
@@ -79,7 +91,7 @@ struct Train: ParsableCommand {
             if force {
                 for suffix in ["", "-wal", "-shm"] { try? fm.removeItem(atPath: path + suffix) }
             }
-            let trainer = try Trainer(config: cfg)
+            let trainer = try Trainer(config: cfg, initialParameters: initial)
             let recorder = TraceRecorder(path: path)
             var observers: [TrainingObserver] = [recorder]
             if !quiet { observers.append(ProgressPrinter(label: cfg.name)) }

@@ -88,7 +88,8 @@ struct CLIAnalyzeRobustnessTests {
         try CLI.sqlite(path, """
             ALTER TABLE analysis DROP COLUMN basis_status; ALTER TABLE analysis DROP COLUMN basis_last_step;
             ALTER TABLE analysis DROP COLUMN basis_last_checkpoint; ALTER TABLE analysis DROP COLUMN basis_checkpoint_checksum;
-            DELETE FROM schema_migrations WHERE version = 3;
+            DROP TABLE parameter_mask;
+            DELETE FROM schema_migrations WHERE version IN (3, 4);
             """)
         #expect(try TraceReader.open(path).schemaVersion == 2)
         for argsB in [["--max-queries", "5"], ["--max-queries", "7"]] {   // same settings, then different ones
@@ -112,7 +113,7 @@ struct CLIAnalyzeRobustnessTests {
             #expect(a.terminationStatus == 0 && errA.isEmpty, "\(errA)")
             #expect(b.terminationStatus == 0 && errB.isEmpty, "\(errB)")
             let reader = try TraceReader.open(path)
-            #expect(reader.schemaVersion == 3)
+            #expect(reader.schemaVersion == 4)   // both migrations applied (v3 basis, v4 parameter_mask)
             let stored = try reader.analyses()
             #expect(stored.count == Set(["5", argsB[1]]).count, "one analysis per settings key")
             #expect(stored.allSatisfy { $0.basis != nil })

@@ -102,7 +102,7 @@ struct ShardCommandTests {
     @Test func everyHelpFitsEightyColumns() throws {
         let top = try CLI.run(["--help"])
         #expect(top.status == 0)
-        let commands = ["demo", "train", "inspect", "analyze", "merge", "report", "presets", "bench", "kernel", "ntk", "predict-linear", "ntrf", "cntk", "bandit", "sweep"]
+        let commands = ["demo", "train", "inspect", "analyze", "merge", "report", "presets", "bench", "kernel", "ntk", "predict-linear", "ntrf", "cntk", "bandit", "sweep", "ntt"]
         for command in [nil] + commands.map(Optional.some) {
             let r = try CLI.run((command.map { [$0] } ?? []) + ["--help"])
             #expect(r.status == 0, "\(command ?? "pathkernel")")

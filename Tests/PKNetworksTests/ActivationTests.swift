@@ -23,6 +23,16 @@ struct ActivationTests {
     }
 
     @Test(arguments: Activation.allCases)
+    func secondDerivativeMatchesCentralDifference(_ act: Activation) {
+        let h = 1e-5
+        for x in Self.points {
+            let fd = (act.derivative(x + h, leakySlope: Self.slope) - act.derivative(x - h, leakySlope: Self.slope)) / (2 * h)
+            let d = act.secondDerivative(x, leakySlope: Self.slope)
+            #expect(isClose(d, fd, tolerance: Self.derivativeTolerance), "\(act) φ'' at \(x): \(d) vs \(fd)")
+        }
+    }
+
+    @Test(arguments: Activation.allCases)
     func fusedEvaluationAgreesWithSeparateOnes(_ act: Activation) {
         for x in Self.points + [0, -0.0, -40, 40] {
             let (v, d) = act.valueAndDerivative(x, leakySlope: Self.slope)

@@ -28,7 +28,7 @@ struct RoundTripTests {
         w.close()
 
         let r = try TraceReader.open(path)
-        #expect(r.schemaVersion == 3)
+        #expect(r.schemaVersion == TraceSchema.latestVersion)
         #expect(r.path == path)
         // Run: everything but the timestamps the writer maintains is as given.
         var expectedRun = run
@@ -96,6 +96,7 @@ struct RoundTripTests {
         #expect(try m.step() && m.int(0) == 1 && m.text(1) == "v1-initial")
         #expect(try m.step() && m.int(0) == 2 && m.text(1) == "v2-optimizer-state")
         #expect(try m.step() && m.int(0) == 3 && m.text(1) == "v3-analysis-basis")
+        #expect(try m.step() && m.int(0) == 4 && m.text(1) == "v4-parameter-mask")
         #expect(try !m.step())
     }
 

@@ -109,6 +109,16 @@ def replace(lst, i, v):
     return lst
 
 
+def insert_mask(db, edit_bytes=None, crc_delta=0):
+    """A parameter_mask row (schema v4) of P bytes of 1, edited by `edit_bytes`, its CRC-32 off by `crc_delta`."""
+    (count,) = db.execute("SELECT count FROM checkpoint WHERE step = 0").fetchone()
+    data = bytes([1] * count)
+    if edit_bytes:
+        data = edit_bytes(data)
+    db.execute("INSERT INTO parameter_mask (id, count, data, checksum) VALUES (1, ?, ?, ?)",
+               (len(data), data, (zlib.crc32(data) + crc_delta) % 2 ** 32))
+
+
 # name → (base config, mutation(db), a word the analyze error must contain)
 MATRIX = {
     "shape product overflows": (BINARY, lambda db: db.execute(
@@ -155,6 +165,10 @@ MATRIX = {
                                                             lambda v: replace(v, 0, math.nan)), "not finite"),
     "optimizer state wrong names": (MULTI, lambda db: db.execute(
         "UPDATE optimizer_state SET names = '[\"momentum\"]' WHERE step = 4"), "optimizer state"),
+    "mask count ≠ P": (BINARY, lambda db: insert_mask(db, lambda b: b[:-1]), "parameter mask"),
+    "mask byte 2": (BINARY, lambda db: insert_mask(db, lambda b: b[:3] + bytes([2]) + b[4:]), "parameter mask"),
+    "mask checksum": (BINARY, lambda db: insert_mask(db, crc_delta=1), "checksum"),
+    "mask with clipNorm": (MULTI, lambda db: insert_mask(db), "clipNorm"),
 }
 
 HOSTILE = [math.nan, math.inf, -math.inf, -1, 0, 2 ** 31, 2 ** 32, 2 ** 63 - 1, 1e308, -1e308, 0.5, "x", None]

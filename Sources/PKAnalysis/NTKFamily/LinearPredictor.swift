@@ -44,6 +44,7 @@ public struct LinearizedProblem: Sendable {
         if optimizer.weightDecay != 0 { why.append("weight decay \(optimizer.weightDecay)") }
         if optimizer.kind == .gd && optimizer.momentum != 0 { why.append("momentum \(optimizer.momentum)") }
         if optimizer.clipNorm != nil { why.append("gradient clipping") }
+        if optimizer.parameterMask != nil { why.append("a fixed parameter mask (train --init), while the kernel here uses all P parameters") }
         return why.isEmpty ? [] : ["the closed form is full-batch constant-rate GD on the linearized model; this run differs (\(why.joined(separator: ", "))), so the comparison with the network includes that difference"]
     }
 
