@@ -58,34 +58,56 @@ extension MLP {
                 } }
             }
             let last = layer.index == depth - 2
+            // Per row: its breakpoints on this layer and, unless last, the next layer's rows (one
+            // per piece). Rows are independent: blocks of rows on the threads, each with its own
+            // buffers, joined in row order (the same numbers as one thread).
+            struct Part {
+                var breaks: [(example: Int, cuts: ArraySlice<Double>)] = []
+                var example: [Int] = [], lo: [Double] = [], hi: [Double] = []
+                var coefficients: [[Double]]
+            }
+            let blocks = Parallel.ranges(rows, minimum: 64)
+            var parts = [Part](repeating: Part(coefficients: Array(repeating: [], count: degree + 1)), count: blocks.count)
+            let zData = z.map(\.data)
+            parts.withUnsafeMutableBufferPointer { pp in
+                Parallel.forEach(blocks.count) { b in
+                    var part = Part(coefficients: Array(repeating: [], count: degree + 1))
+                    var c = [Double](repeating: 0, count: degree + 1)
+                    var roots: [Double] = [], slope = [Double](repeating: 0, count: width)
+                    for r in blocks[b] {
+                        roots.removeAll(keepingCapacity: true)
+                        for j in 0..<width {
+                            for k in 0...degree { c[k] = zData[k][r * width + j] }
+                            Polynomial.appendSignChanges(c, in: lo[r], hi[r], to: &roots)
+                        }
+                        roots.sort()
+                        var cuts = [lo[r]]
+                        for t in roots where t > cuts[cuts.count - 1] { cuts.append(t) }
+                        part.breaks.append((example[r], cuts.dropFirst()))
+                        cuts.append(hi[r])
+                        if last { continue }
+                        // The next layer's rows: one per piece, a_{l+1} = D_l ⊙ z_l with D_l at the midpoint.
+                        for p in 0..<(cuts.count - 1) {
+                            let mid = 0.5 * (cuts[p] + cuts[p + 1])
+                            part.example.append(example[r]); part.lo.append(cuts[p]); part.hi.append(cuts[p + 1])
+                            for j in 0..<width {
+                                for k in 0...degree { c[k] = zData[k][r * width + j] }
+                                slope[j] = Polynomial.value(c, at: mid) > 0 ? 1 : alpha
+                            }
+                            for k in 0...degree {
+                                for j in 0..<width { part.coefficients[k].append(slope[j] * zData[k][r * width + j]) }
+                            }
+                        }
+                    }
+                    pp[b] = part
+                }
+            }
             var nextExample: [Int] = [], nextLo: [Double] = [], nextHi: [Double] = []
             var nextCoefficients: [[Double]] = Array(repeating: [], count: degree + 1)
-            var c = [Double](repeating: 0, count: degree + 1)
-            for r in 0..<rows {
-                var roots: [Double] = []
-                for j in 0..<width {
-                    for k in 0...degree { c[k] = z[k][r, j] }
-                    roots += Polynomial.signChanges(c, in: lo[r], hi[r])
-                }
-                roots.sort()
-                var cuts = [lo[r]]
-                for t in roots where t > cuts[cuts.count - 1] { cuts.append(t) }
-                breaks[example[r]] += cuts.dropFirst()
-                cuts.append(hi[r])
-                if last { continue }
-                // The next layer's rows: one per piece, a_{l+1} = D_l ⊙ z_l with D_l at the midpoint.
-                for p in 0..<(cuts.count - 1) {
-                    let mid = 0.5 * (cuts[p] + cuts[p + 1])
-                    nextExample.append(example[r]); nextLo.append(cuts[p]); nextHi.append(cuts[p + 1])
-                    var slope = [Double](repeating: 0, count: width)
-                    for j in 0..<width {
-                        for k in 0...degree { c[k] = z[k][r, j] }
-                        slope[j] = Polynomial.value(c, at: mid) > 0 ? 1 : alpha
-                    }
-                    for k in 0...degree {
-                        nextCoefficients[k] += (0..<width).map { slope[$0] * z[k][r, $0] }
-                    }
-                }
+            for part in parts {
+                for (e, cuts) in part.breaks { breaks[e] += cuts }
+                nextExample += part.example; nextLo += part.lo; nextHi += part.hi
+                for k in 0...degree { nextCoefficients[k] += part.coefficients[k] }
             }
             if last { break }
             example = nextExample; lo = nextLo; hi = nextHi
@@ -240,6 +262,35 @@ public enum Polynomial {
     /// the degree; the zero polynomial has none.
     ///
     /// Does not hold: a root closer to lo or hi than round-off may be reported or not.
+    /// Appends `signChanges(c, in: lo, hi)` to `roots`: the same numbers, without a new array for
+    /// degrees 1 and 2 (the breakpoint search's inner loop).
+    @inlinable
+    public static func appendSignChanges(_ c: [Double], in lo: Double, _ hi: Double, to roots: inout [Double]) {
+        var d = c.count - 1
+        while d >= 0 && c[d] == 0 { d -= 1 }
+        guard d >= 1, lo < hi else { return }
+        switch d {
+        case 1:
+            let t = -c[0] / c[1]
+            if t > lo && t < hi { roots.append(t) }
+        case 2:
+            let disc = c[1] * c[1] - 4 * c[2] * c[0]
+            guard disc > 0 else { return }
+            let q = -0.5 * (c[1] + (c[1] >= 0 ? disc.squareRoot() : -disc.squareRoot()))
+            let r1 = q / c[2], r2 = c[0] / q
+            let in1 = r1 > lo && r1 < hi, in2 = r2 > lo && r2 < hi
+            if in1 && in2 {
+                if r1 == r2 { roots.append(r1) } else { roots.append(min(r1, r2)); roots.append(max(r1, r2)) }
+            } else if in1 {
+                roots.append(r1)
+            } else if in2 {
+                roots.append(r2)
+            }
+        default:
+            roots += signChanges(c, in: lo, hi)
+        }
+    }
+
     public static func signChanges(_ c: [Double], in lo: Double, _ hi: Double) -> [Double] {
         var d = c.count - 1
         while d >= 0 && c[d] == 0 { d -= 1 }
