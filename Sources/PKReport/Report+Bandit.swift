@@ -66,23 +66,6 @@ extension Report {
         body.append(section("final", "Final regret", table))
         body.append("<footer>pathkernel bandit. Definitions: Docs/bandits-and-pruning.md; contract §6.</footer>")
 
-        return """
-        <!DOCTYPE html>
-        <html lang="en">
-        <head>
-        <meta charset="utf-8">
-        <meta name="viewport" content="width=device-width, initial-scale=1">
-        <title>\(e(page.title))</title>
-        <style>\(css)</style>
-        </head>
-        <body>
-        <main>
-        <h1>\(e(page.title))</h1>
-        \(body.joined(separator: "\n"))
-        </main>
-        </body>
-        </html>
-
-        """
+        return self.page(title: page.title, body: body)
     }
 }

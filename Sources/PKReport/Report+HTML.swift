@@ -157,18 +157,25 @@ extension Report {
         }
         body.append("<footer>pathkernel \(e(r.toolVersion)); analysis took \(e(num(r.seconds, 1))) s. Definitions: Docs/path-kernel.md.</footer>")
 
+        return page(title: "pathkernel report: \(run.name)", body: body)
+    }
+
+    /// A self-contained page: the title as `<title>` and `<h1>` (escaped here), the project's
+    /// style sheet, the sections of `body` one after another.
+    static func page(title: String, body: [String]) -> String {
+        let e = SVG.escape
         return """
         <!DOCTYPE html>
         <html lang="en">
         <head>
         <meta charset="utf-8">
         <meta name="viewport" content="width=device-width, initial-scale=1">
-        <title>pathkernel report: \(e(run.name))</title>
+        <title>\(e(title))</title>
         <style>\(css)</style>
         </head>
         <body>
         <main>
-        <h1>pathkernel report: \(e(run.name))</h1>
+        <h1>\(e(title))</h1>
         \(body.joined(separator: "\n"))
         </main>
         </body>
