@@ -55,14 +55,15 @@ extension PathAnalyzer {
     static let efficiency = (forward: 0.5, backward: 0.79, machines: 0.6)
 
     /// The plan of this analysis of `reader`'s trace; `gemmRate` (GFLOP/s of one core in the
-    /// analysis precision) is measured when not given.
-    public func plan(reader: TraceReader, gemmRate: Double? = nil) throws -> AnalysisPlan {
+    /// analysis precision) is measured when not given; `threads` is `Parallel.threads` when not
+    /// given (read once: every estimate of one plan uses the same count).
+    public func plan(reader: TraceReader, gemmRate: Double? = nil, threads: Int? = nil) throws -> AnalysisPlan {
         try settings.validate()
         let run = try TraceRun.load(reader)
         let context = try AnalysisContext(settings: settings, run: run)
         let path = try WeightPath(run: run, reader: reader, allowMismatch: settings.allowInconsistentSteps == true)
         let optimizer = try run.optimizer.transformation(parameters: run.model.parameterTensors)
-        let threads = Parallel.threads
+        let threads = max(1, threads ?? Parallel.threads)
         func estimate(_ settings: AnalysisSettings, rate: Double) throws -> AnalysisPlan {
             let context = try AnalysisContext(settings: settings, run: run)
             let selection = KernelRoutes.select(context: context, optimizer: optimizer, checkpointResolution: path.checkpointResolution,

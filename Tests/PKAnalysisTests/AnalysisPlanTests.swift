@@ -36,7 +36,7 @@ struct AnalysisPlanTests {
     /// planning stores nothing in the trace.
     @Test func planCountsTheBackwardProductsAndStoresNothing() throws {
         let path = try Self.momentumTrace()
-        let plan = try PathAnalyzer(settings: AnalysisSettings()).plan(reader: TraceReader.open(path), gemmRate: 10)
+        let plan = try PathAnalyzer(settings: AnalysisSettings()).plan(reader: TraceReader.open(path), gemmRate: 10, threads: 2)
         let PR = 71 - 12 + 6
         #expect(plan.kernelFlops == 2 * 3 * 42 * Double(PR) * 5 * 7)
         #expect(plan.phases.map(\.name) == ["steps", "kernel (backwards)", "kernel machines"])
@@ -47,7 +47,7 @@ struct AnalysisPlanTests {
         #expect(plan.cheaper.contains { $0.option == "--queries test --scope exact" })
         // At twice the GEMM rate the GEMM work takes half the time, the tanh evaluations (timed
         // on their own) the same: more than half the time in all (relu: exactly half, below).
-        let faster = try PathAnalyzer(settings: AnalysisSettings()).plan(reader: TraceReader.open(path), gemmRate: 20)
+        let faster = try PathAnalyzer(settings: AnalysisSettings()).plan(reader: TraceReader.open(path), gemmRate: 20, threads: 2)
         #expect(faster.seconds < plan.seconds && faster.seconds * 2 > plan.seconds * (1 + 1e-6))
         #expect(try TraceReader.open(path).analysis(key: AnalysisStore.key(AnalysisSettings())) == nil)
     }
@@ -58,7 +58,7 @@ struct AnalysisPlanTests {
                          model: #"{"layers":[2,5,1],"activation":"tanh"}"#, loss: .logistic,
                          optimizer: OptimizerSpec(kind: .sgd, learningRate: 0.1), steps: 4, batchSize: 5)
         let path = try recordTrace(cfg, name: "plan-sgd.sqlite")
-        let plan = try PathAnalyzer(settings: AnalysisSettings()).plan(reader: TraceReader.open(path), gemmRate: 10)
+        let plan = try PathAnalyzer(settings: AnalysisSettings()).plan(reader: TraceReader.open(path), gemmRate: 10, threads: 2)
         #expect(plan.kernelFlops == nil)
         #expect(!plan.phases.contains { $0.name.hasPrefix("kernel (") })
     }
@@ -70,8 +70,8 @@ struct AnalysisPlanTests {
                          model: #"{"layers":[2,5,1],"activation":"relu"}"#, loss: .logistic,
                          optimizer: OptimizerSpec(kind: .sgd, learningRate: 0.1), steps: 4, batchSize: 5)
         let path = try recordTrace(cfg, name: "plan-relu.sqlite")
-        let slow = try PathAnalyzer(settings: AnalysisSettings()).plan(reader: TraceReader.open(path), gemmRate: 10)
-        let fast = try PathAnalyzer(settings: AnalysisSettings()).plan(reader: TraceReader.open(path), gemmRate: 20)
+        let slow = try PathAnalyzer(settings: AnalysisSettings()).plan(reader: TraceReader.open(path), gemmRate: 10, threads: 2)
+        let fast = try PathAnalyzer(settings: AnalysisSettings()).plan(reader: TraceReader.open(path), gemmRate: 20, threads: 2)
         #expect(abs(fast.seconds * 2 - slow.seconds) <= 1e-9 * slow.seconds)
     }
 
