@@ -43,6 +43,34 @@ public enum Parallel {
         }
     }
 
+    private static let switching = DispatchSemaphore(value: 1)
+
+    /// Exclusive use of `threads` for code that switches it (tests that compare 1 and 2
+    /// threads): waits until no other holder is active and records the count; the holder's
+    /// `release()` restores it and lets the next one in. Two such tests running side by side
+    /// (the test runner's parallel mode) would otherwise interleave their assignments, so that a
+    /// "1 against 2 threads" comparison could run twice on the same count, and a restore could
+    /// leave another test's value behind. Code that only reads `threads` needs no hold.
+    public static func holdThreadCount() -> ThreadCountHold {
+        switching.wait()
+        return ThreadCountHold(saved: threads)
+    }
+
+    /// A hold on `Parallel.threads` (`Parallel.holdThreadCount`); `release()` exactly once.
+    public final class ThreadCountHold: @unchecked Sendable {
+        private let saved: Int
+        private var released = false
+        fileprivate init(saved: Int) { self.saved = saved }
+
+        /// Restores the thread count recorded by the hold and ends it (a second call does nothing).
+        public func release() {
+            guard !released else { return }
+            released = true
+            Parallel.threads = saved
+            Parallel.switching.signal()
+        }
+    }
+
     /// Runs `body(i)` for `i in 0..<count`, on up to `threads` threads at once; returns when all are done.
     /// Iterations must touch disjoint memory.
     public static func forEach(_ count: Int, _ body: (Int) -> Void) {

@@ -271,8 +271,8 @@ struct ConvolutionalKernelTests {
     }
 
     @Test func sameBitsOnOneAndTwoThreads() throws {
-        let saved = Parallel.threads
-        defer { Parallel.threads = saved }
+        let hold = Parallel.holdThreadCount()   // no other test switches the count meanwhile
+        defer { hold.release() }
         for readout in ConvolutionalKernel.Readout.allCases {
             let a = ConvolutionalKernel.Architecture(height: 6, width: 5, channels: 1, convLayers: 2, filter: 3, padding: .same,
                                                      readout: readout, activation: .relu, sigmaB: 0.1)

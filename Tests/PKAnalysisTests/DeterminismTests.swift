@@ -47,8 +47,8 @@ struct DeterminismTests {
         let path = try recordTrace(cfg)
         var settings = AnalysisSettings()
         if windowed { settings.momentumTolerance = 1e-6 }
-        let saved = Parallel.threads
-        defer { Parallel.threads = saved }
+        let hold = Parallel.holdThreadCount()   // no other test switches the count meanwhile
+        defer { hold.release() }
         var prints: [[UInt64]] = []
         for threads in [1, 2, 1, 2] {
             Parallel.threads = threads
@@ -114,8 +114,8 @@ struct DeterminismTests {
         var settings = AnalysisSettings()
         if flags.contains("tol") { settings.momentumTolerance = 1e-6 }
         if flags.contains("f32") { settings.precision = .f32 }
-        let saved = Parallel.threads
-        defer { Parallel.threads = saved }
+        let hold = Parallel.holdThreadCount()   // no other test switches the count meanwhile
+        defer { hold.release() }
         var prints: [[UInt64]] = []
         var kernel = ""
         for threads in [1, 2] {

@@ -88,8 +88,8 @@ struct ExactQuadratureRoutesTests {
         let path = try ExactQuadratureTests.run(train: 40, test: 24, steps: 3, optimizer: optimizer)
         var settings = AnalysisSettings()
         settings.precision = precision
-        let saved = Parallel.threads
-        defer { Parallel.threads = saved }
+        let hold = Parallel.holdThreadCount()   // no other test switches the count meanwhile
+        defer { hold.release() }
         var prints: [[UInt64]] = []
         for threads in [1, 2] {
             Parallel.threads = threads

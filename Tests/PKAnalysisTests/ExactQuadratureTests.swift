@@ -131,8 +131,8 @@ struct ExactQuadratureTests {
         let path = try Self.run(train: 40, test: 24, steps: 4, lr: 1.0)
         var settings = AnalysisSettings()
         settings.precision = precision
-        let saved = Parallel.threads
-        defer { Parallel.threads = saved }
+        let hold = Parallel.holdThreadCount()   // no other test switches the count meanwhile
+        defer { hold.release() }
         var prints: [[UInt64]] = []
         for threads in [1, 2] {
             Parallel.threads = threads

@@ -126,8 +126,8 @@ struct LayerExactQuadratureTests {
         let path = try Self.run(Self.residualRelu, train: 24, test: 16, steps: 3)
         var settings = AnalysisSettings()
         settings.precision = precision
-        let saved = Parallel.threads
-        defer { Parallel.threads = saved }
+        let hold = Parallel.holdThreadCount()   // no other test switches the count meanwhile
+        defer { hold.release() }
         var prints: [[UInt64]] = []
         for threads in [1, 2] {
             Parallel.threads = threads

@@ -195,8 +195,8 @@ struct LayerNetworkDeterminismTests {
         let path = try recordTrace(cfg)
         var settings = AnalysisSettings()
         if parts.contains("f32") { settings.precision = .f32 }
-        let saved = Parallel.threads
-        defer { Parallel.threads = saved }
+        let hold = Parallel.holdThreadCount()   // no other test switches the count meanwhile
+        defer { hold.release() }
         var prints: [[UInt64]] = []
         for threads in [1, 2] {
             Parallel.threads = threads

@@ -93,8 +93,8 @@ struct LayerBatchedJacobianTests {
     func threadCountDoesNotChangeBits(_ c: LayerCase) {
         let layer = c.layer
         let x = Self.inputs(c, seed: 55), w = c.parameters(seed: 56)
-        let saved = Parallel.threads
-        defer { Parallel.threads = saved }
+        let hold = Parallel.holdThreadCount()   // no other test switches the count meanwhile
+        defer { hold.release() }
         var prints: [[UInt64]] = [], floatPrints: [[UInt32]] = []
         for threads in [1, 2] {
             Parallel.threads = threads

@@ -192,6 +192,28 @@ struct FloatMatrixTests {
         for (x, y) in zip(cf.data, exact.data) { #expect(abs(Double(x) - y) <= 1e-5 * max(1, abs(y))) }
     }
 
+    /// A second holder waits for the first (which restores the count before letting it in).
+    /// The 0.5 s wait can only make the test pass wrongly if the second thread is not scheduled
+    /// within it while exclusivity is broken; with exclusivity it always times out.
+    @Test func threadCountHoldsAreExclusiveAndRestore() {
+        final class Box: @unchecked Sendable { var seen = 0 }
+        let box = Box()
+        let first = Parallel.holdThreadCount()
+        let before = Parallel.threads
+        Parallel.threads = before + 4
+        let entered = DispatchSemaphore(value: 0)
+        Thread.detachNewThread {
+            let hold = Parallel.holdThreadCount()
+            box.seen = Parallel.threads
+            entered.signal()
+            hold.release()
+        }
+        #expect(entered.wait(timeout: .now() + 0.5) == .timedOut, "the second holder got in while the first held")
+        first.release()
+        #expect(entered.wait(timeout: .now() + 30) == .success)
+        #expect(box.seen == before, "the first release did not restore the count before the next holder")
+    }
+
     @Test func rangesCoverEachIndexOnce() {
         for n in [0, 1, 5, 31, 32, 33, 64, 100, 1000] {
             let r = Parallel.ranges(n, minimum: 32)
@@ -202,8 +224,8 @@ struct FloatMatrixTests {
 
     /// The cut must not depend on the thread count (same analysis, same bits on 1 or 2 threads).
     @Test func rangesDoNotDependOnTheThreadCount() {
-        let saved = Parallel.threads
-        defer { Parallel.threads = saved }
+        let hold = Parallel.holdThreadCount()   // no other test switches the count meanwhile
+        defer { hold.release() }
         for n in [0, 40, 64, 100, 1000, 100_000] {
             Parallel.threads = 1
             let one = Parallel.ranges(n, minimum: 16)
@@ -216,8 +238,8 @@ struct FloatMatrixTests {
     }
 
     @Test func powerOfTwoRangesCoverEachIndexOnce() {
-        let saved = Parallel.threads
-        defer { Parallel.threads = saved }
+        let hold = Parallel.holdThreadCount()   // no other test switches the count meanwhile
+        defer { hold.release() }
         for n in [0, 1, 5, 127, 128, 255, 256, 300, 1000, 1200, 100_000] {
             let r = Parallel.powerOfTwoRanges(n, minimum: 128)
             #expect(r.flatMap { Array($0) } == Array(0..<n))
