@@ -55,7 +55,7 @@ struct BanditCommand: ParsableCommand {
     @Option(help: ArgumentHelp("A bandit preset: bandit-quadratic or bandit-fmnist.", valueName: "name"))
     var preset: String?
 
-    @Option(help: ArgumentHelp("A data set (preset, file, inline JSON) or synthetic:<h>.", valueName: "spec"))
+    @Option(help: ArgumentHelp("Data (preset, .json, inline JSON, fashion-mnist) or synthetic:<h>.", valueName: "spec"))
     var data: String?
 
     @Option(help: ArgumentHelp("Algorithms, comma-separated (see below).", valueName: "A,…"))
@@ -262,7 +262,8 @@ struct BanditCommand: ParsableCommand {
                 NeuralUCB.Bandit(try BanditEnvironment.synthetic(h, dim: dim, arms: arms, rounds: rounds, noise: noise, seed: s))
             })
         }
-        let (spec, configSeed) = try NTRFCommand.dataSpec(data)
+        let source = try DataArgument.resolve(data)
+        let spec = source.spec, configSeed = source.seed
         let base = seed ?? configSeed ?? 0
         let train = try spec.load(seed: base).train
         guard train.task != .regression else {

@@ -152,7 +152,7 @@ struct CNTKCommand: ParsableCommand {
                 print(try compare(trace: trace), terminator: "")
                 return
             }
-            let source = try Self.loadSpec(data!)
+            let source = try DataArgument.resolve(data!)
             var spec = source.spec
             if let train { spec.train = train }
             if let test { spec.test = test }
@@ -281,49 +281,6 @@ struct CNTKCommand: ParsableCommand {
     }
 
     // MARK: - Inputs
-
-    struct Source {
-        let spec: DataSpec
-        let seed: UInt64?
-        /// A sequential model's `input` `[C, H, W]`.
-        let input: [Int]?
-        let name: String
-    }
-
-    /// `--data`: inline JSON, `fashion-mnist`, a JSON file (a run config or a bare data spec), or
-    /// a preset name.
-    static func loadSpec(_ text: String) throws -> Source {
-        let trimmed = text.trimmingCharacters(in: .whitespaces)
-        if trimmed.hasPrefix("{") { return Source(spec: try decodeSpec(Data(trimmed.utf8), source: "--data"), seed: nil, input: nil, name: "inline data spec") }
-        if trimmed == "fashion-mnist" {
-            return Source(spec: DataSpec(kind: "idx"), seed: nil, input: nil, name: "fashion-mnist (\(DataSpec.defaultFashionMNISTDirectory))")
-        }
-        var isDirectory: ObjCBool = false
-        if FileManager.default.fileExists(atPath: trimmed, isDirectory: &isDirectory), !isDirectory.boolValue {
-            guard let bytes = FileManager.default.contents(atPath: trimmed) else {
-                throw InfiniteWidthError("\(trimmed): cannot read the file")
-            }
-            let object = try? JSONSerialization.jsonObject(with: bytes) as? [String: Any]
-            if object?["data"] != nil {
-                let config = try RunConfig.decode(bytes, source: trimmed)
-                return Source(spec: config.data, seed: config.seed, input: config.model.input, name: trimmed)
-            }
-            return Source(spec: try decodeSpec(bytes, source: trimmed), seed: nil, input: nil, name: trimmed)
-        }
-        if let names = try? Presets.names(), names.contains(trimmed) {
-            let config = try Presets.load(trimmed)
-            return Source(spec: config.data, seed: config.seed, input: config.model.input, name: "preset \(trimmed)")
-        }
-        throw InfiniteWidthError("--data \(text): not a preset (`pathkernel presets`), a JSON file, inline JSON such as {\"kind\": \"idx\", \"train\": 100, \"test\": 50}, or fashion-mnist")
-    }
-
-    static func decodeSpec(_ json: Data, source: String) throws -> DataSpec {
-        do {
-            return try JSONDecoder().decode(DataSpec.self, from: json)
-        } catch let error as DecodingError {
-            throw ConfigError("\(source): data spec: \(ConfigError.describe(error, json: json))")
-        }
-    }
 
     /// The image shape: `--image` (channel last), a sequential model's `[C, H, W]` (channel first),
     /// or a square single-channel image (with a note).

@@ -33,7 +33,7 @@ struct NTRFCommand: ParsableCommand {
                       --depth 2 --width 256 --radius 1,4
         """)
 
-    @Option(help: ArgumentHelp("A preset, a run config or data JSON file, or inline JSON.", valueName: "spec"))
+    @Option(help: ArgumentHelp("A preset, a config or data spec (.json), inline JSON, or fashion-mnist.", valueName: "spec"))
     var data: String
 
     @Option(parsing: .unconditional, help: ArgumentHelp("Weight matrices L (2…64): L − 1 hidden layers.", valueName: "L"),
@@ -78,7 +78,8 @@ struct NTRFCommand: ParsableCommand {
 
     func run() throws {
         do {
-            let (spec, configSeed) = try Self.dataSpec(data)
+            let source = try DataArgument.resolve(data)
+            let spec = source.spec, configSeed = source.seed
             let seed = self.seed ?? configSeed ?? 0
             let train = try spec.load(seed: seed).train
             let labels = try Self.signedLabels(train, source: data)
@@ -92,45 +93,6 @@ struct NTRFCommand: ParsableCommand {
         } catch {
             throw fail("\(error)")
         }
-    }
-
-    /// The data section `--data` names, and the seed of its run config when it has one.
-    static func dataSpec(_ text: String) throws -> (DataSpec, UInt64?) {
-        let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
-        func decodeSection(_ json: Data, source: String) throws -> DataSpec {
-            do { return try JSONDecoder().decode(DataSpec.self, from: json) } catch {
-                throw ConfigError("\(source): not a data section (Docs/datasets.md): \(Self.reason(error))")
-            }
-        }
-        if trimmed.hasPrefix("{") { return (try decodeSection(Data(trimmed.utf8), source: "--data"), nil) }
-        if FileManager.default.fileExists(atPath: text) {
-            guard let json = FileManager.default.contents(atPath: text) else {
-                throw ConfigError("\(text): cannot read the file")
-            }
-            let object = try? JSONSerialization.jsonObject(with: json) as? [String: Any]
-            guard let object else {
-                throw ConfigError("\(text): not a JSON object (a run config or a data section); a CSV file goes in a data section, e.g. --data '{\"kind\": \"csv\", \"path\": \"\(text)\", \"task\": \"binary\"}'")
-            }
-            if object["data"] != nil {
-                let config = try RunConfig.load(path: text)
-                return (config.data, config.seed)
-            }
-            return (try decodeSection(json, source: text), nil)
-        }
-        guard !text.contains("/") && !text.hasSuffix(".json") else {
-            throw ConfigError("\(text): no such file; --data takes a preset name, a JSON file or inline JSON")
-        }
-        do {
-            let config = try Presets.load(text)
-            return (config.data, config.seed)
-        } catch {
-            throw ConfigError("--data \(text): \(error) (--data takes a preset name, a JSON file or inline JSON)")
-        }
-    }
-
-    private static func reason(_ error: Error) -> String {
-        if case DecodingError.dataCorrupted(let c) = error { return c.debugDescription }
-        return "\(error)"
     }
 
     /// Binary labels `y ∈ {0, 1}` as `2y − 1`; other tasks are refused.

@@ -144,7 +144,7 @@ struct NTRFCommandTests {
         ("{\"kind\": \"spirals\", \"train\": 12, \"test\": 0, \"classes\": 3}", ["3 classes", "binary"]),
         ("{\"kind\": \"sine\", \"train\": 12, \"test\": 0}", ["regression", "binary"]),
         ("{\"kind\": \"moons\", \"train\": 4001, \"test\": 0}", ["4001 examples", "at most 4000"]),
-        ("{\"kind\": \"moons\"", ["not a data section"]),
+        ("{\"kind\": \"moons\"", ["not a data spec"]),
         ("no-such-preset", ["unknown preset", "inline JSON"]),
         ("/nonexistent/d.json", ["no such file"]),
     ])
