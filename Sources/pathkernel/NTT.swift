@@ -4,6 +4,7 @@ import PKAnalysis
 import PKData
 import PKNetworks
 import PKNumerics
+import PKReport
 import PKTraining
 
 /// `pathkernel ntt`: Neural Tangent Transfer pruning (ntk-family contract §7;
@@ -18,7 +19,8 @@ struct NTTCommand: ParsableCommand {
                        [--lambda-kernel <λ_K>] [--lambda-l2 <λ₂>]
                        [--mask-every <k_M>] [--ntt-epochs <E>] [--out <P>]
                        [--ntt-batch <B>] [--ntt-lr <η>] [--seed <S>]
-                       [--no-train] [--force] [--quiet]
+                       [--html <file.html>] [--no-train] [--force]
+                       [--quiet]
         """,
         discussion: """
         For each density ρ: starts from the config's initialization w_T (the teacher) and its \
@@ -76,6 +78,9 @@ struct NTTCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "Override the config's seed.",
             transform: OptionValue.integer(in: 0...UInt64.max))
     var seed: UInt64?
+
+    @Option(help: ArgumentHelp("Also write an HTML page: accuracy against density.", valueName: "file.html"))
+    var html: String?
 
     @Flag(help: "Skip the supervised comparison.")
     var noTrain = false
@@ -138,6 +143,7 @@ struct NTTCommand: ParsableCommand {
         let perEpoch = split.train.count / min(nttBatch, split.train.count)
         print("λ_K \(lambdaKernel), λ₂ \(lambdaL2), k_M \(maskEvery), \(nttEpochs) epochs × \(perEpoch) batches of \(min(nttBatch, split.train.count)), Adam lr \(nttLr)")
         var students: [(density: Double, ntt: SparseInit, magnitude: SparseInit)] = []
+        var pageDensities: [Report.NTTDensity] = []
         let notesBase = "lambdaKernel \(lambdaKernel), lambdaL2 \(lambdaL2), maskEvery \(maskEvery), epochs \(nttEpochs), batch \(nttBatch), lr \(nttLr), seed \(cfg.seed), config \(cfg.name)"
         for (rho, path) in zip(densities, paths) {
             var settings = NeuralTangentTransfer.Settings(density: rho)
@@ -170,39 +176,63 @@ struct NTTCommand: ParsableCommand {
                                      parameters: result.student, mask: result.mask, notes: notesBase)
             try student.write(to: path, force: force)
             print("  written: \(path)")
+            pageDensities.append(Report.NTTDensity(density: rho, iterations: result.history.map(\.iteration),
+                                                   loss: result.history.map(\.heldOut.loss),
+                                                   kernelDistance: result.history.map(\.heldOut.relativeKernelDistance),
+                                                   kept: zip(kept, sizes).map { (kept: $0, of: $1) }))
             let magnitudeMask = MagnitudeMask.make(network, weights: teacher, density: rho)
             students.append((rho, student, SparseInit(method: "magnitude", model: cfg.model, density: rho,
                                                       parameters: teacher, mask: magnitudeMask)))
         }
-        guard !noTrain else { return }
+        let card: [(label: String, value: String)] = [
+            ("network", modelLine), ("teacher", "the initialization of seed \(cfg.seed)"),
+            ("data", "\(split.train.count) training inputs (labels unused by NTT), held-out batch: the first \(heldOut.rows) test inputs"),
+            ("NTT", "λ_K \(lambdaKernel), λ₂ \(lambdaL2), k_M \(maskEvery), \(nttEpochs) epochs × \(perEpoch) batches of \(min(nttBatch, split.train.count)), Adam lr \(nttLr)"),
+            ("supervised", noTrain ? "not run (--no-train)" : "\(cfg.optimizer.summary), \(cfg.training.steps) steps; \(split.test.count) test examples"),
+            ("config", cfg.name)]
+        func writePage(metric: String?, dense: Double?) throws {
+            guard let html else { return }
+            let page = Report.nttHTML(Report.NTTPage(title: "pathkernel ntt: \(cfg.name)", card: card, metric: metric, dense: dense),
+                                      densities: pageDensities)
+            do { try page.write(toFile: html, atomically: true, encoding: .utf8) } catch {
+                throw ConfigError("--html \(html): cannot write the page (\(error.localizedDescription)); give a writable path")
+            }
+            print("  page: \(html)")
+        }
+        guard !noTrain else { try writePage(metric: nil, dense: nil); return }
 
         // The supervised comparison: every variant trained as `train` would, test accuracy.
-        /// Test accuracy (classification) or `rmse …` (regression), or `diverged`, 9 columns.
-        func accuracy(_ initial: SparseInit?, freshSeed: Bool = false) throws -> String {
+        /// Test accuracy (classification) or `rmse …` (regression), or `diverged`, 9 columns, and
+        /// the number (nil when diverged).
+        func accuracy(_ initial: SparseInit?, freshSeed: Bool = false) throws -> (text: String, value: Double?) {
             var c = cfg
             if freshSeed { c.seed = cfg.seed &+ 1 }
             c.optimizer.parameterMask = initial?.mask
             let trainer = try Trainer(config: c, data: split, initialParameters: initial?.parameters)
             let outcome = trainer.run(observers: [])
-            guard outcome.status == .finished else { return "diverged " }
+            guard outcome.status == .finished else { return ("diverged ", nil) }
             let e = Evaluation.evaluate(model: trainer.model, parameters: outcome.finalParameters, data: split.test,
                                         loss: cfg.loss.kind)
-            if let a = e.accuracy { return String(format: "%-9.4f", a) }
-            return String(format: "rmse %-4.3g", e.rmse ?? .nan)
+            if let a = e.accuracy { return (String(format: "%-9.4f", a), a) }
+            return (String(format: "rmse %-4.3g", e.rmse ?? .nan), e.rmse)
         }
         say("training the dense network and three sparse ones per density (\(cfg.training.steps) steps each)")
         let dense = try accuracy(nil)
         print("")
         print("test accuracy after supervised training (\(cfg.optimizer.summary), \(cfg.training.steps) steps; \(split.test.count) test examples)")
         print("  density  ntt       magnitude  random    dense")
-        for s in students {
+        for (i, s) in students.enumerated() {
             let ntt = try accuracy(s.ntt)
             let magnitude = try accuracy(s.magnitude)
             let fresh = network.initialParameters(seed: cfg.seed &+ 1)
             let randomMask = MagnitudeMask.random(network, density: s.density, seed: cfg.seed)
             let random = try accuracy(SparseInit(method: "random", model: cfg.model, density: s.density,
                                                  parameters: fresh, mask: randomMask), freshSeed: true)
-            print("  " + String(format: "%-7.4g", s.density) + "  " + ntt + " " + magnitude + "  " + random + " " + dense)
+            print("  " + String(format: "%-7.4g", s.density) + "  " + ntt.text + " " + magnitude.text + "  " + random.text + " " + dense.text)
+            pageDensities[i].ntt = ntt.value
+            pageDensities[i].magnitude = magnitude.value
+            pageDensities[i].random = random.value
         }
+        try writePage(metric: cfg.loss.kind == .mse ? "test RMSE" : "test accuracy", dense: dense.value)
     }
 }

@@ -62,6 +62,32 @@ struct NTTCommandTests {
         #expect(a.status == 0, "\(a.stderr)")
     }
 
+    /// `--html`: the page has the accuracy-against-density figure with the printed numbers, the
+    /// two figures along NTT and the table; with `--no-train` it says the comparison did not run.
+    @Test func nttWritesItsPage() throws {
+        let dir = try Self.tempDir()
+        let cfg = try Self.writeConfig(dir)
+        let page = dir.appendingPathComponent("ntt.html").path
+        let r = try CLI.run(["ntt", "--config", cfg, "--density", "0.5", "0.25", "--ntt-epochs", "2", "--ntt-batch", "8",
+                             "--out", dir.appendingPathComponent("s.json").path, "--html", page, "--quiet"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("page: \(page)"))
+        let html = try String(contentsOfFile: page, encoding: .utf8)
+        for id in ["fig-ntt-density", "fig-ntt-distance", "fig-ntt-loss"] { #expect(html.contains("<figure id=\"\(id)\""), "\(id)") }
+        // The printed accuracy row of ρ = 0.25 appears in the page's table, each to 4 decimals.
+        let row = r.stdout.split(separator: "\n").first { $0.hasPrefix("  0.25 ") }.map { $0.split(separator: " ").map(String.init) } ?? []
+        #expect(row.count == 5, "\(r.stdout)")
+        for value in row.dropFirst() { #expect(html.contains("<td class=\"n\">\(value)</td>"), "\(value) not in the page") }
+        let noTrain = try CLI.run(["ntt", "--config", cfg, "--density", "0.5", "--ntt-epochs", "1", "--ntt-batch", "8",
+                                   "--out", dir.appendingPathComponent("u.json").path, "--html", page, "--no-train", "--quiet"])
+        #expect(noTrain.status == 0, "\(noTrain.stderr)")
+        let short = try String(contentsOfFile: page, encoding: .utf8)
+        #expect(!short.contains("fig-ntt-density") && short.contains("Not run") && short.contains("fig-ntt-distance"))
+        let bad = try CLI.run(["ntt", "--config", cfg, "--density", "0.5", "--ntt-epochs", "1", "--ntt-batch", "8", "--force",
+                               "--out", dir.appendingPathComponent("u.json").path, "--html", dir.path + "/no/such/dir/p.html", "--no-train", "--quiet"])
+        #expect(bad.status == 1 && bad.stderr.contains("--html") && bad.stderr.contains("writable"), "\(bad.stderr)")
+    }
+
     static func editedJSON(_ text: String, _ edit: (inout [String: Any]) -> Void) throws -> String {
         var o = try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
         edit(&o)
