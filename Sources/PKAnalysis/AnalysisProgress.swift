@@ -38,7 +38,7 @@ public struct AnalysisProgress: Sendable {
 /// The cost model behind `AnalysisProgress` (flop-equivalents per step of each phase).
 ///
 /// Dominant terms only: the queries' tangent features and JVPs at each node
-/// (`2·n_q·P·(2 + C)`), their kernels against the training side (`2·n_q·n_b·Σ_l(in_l + C·out_l)`
+/// (`n_q·Network.featureCostPerExample`), their kernels against the training side (`2·n_q·n_b·Σ_l(in_l + C·out_l)`
 /// per side and node), the training side's features, the step check and the linearized update
 /// (`≈ 10·n_b·P`); the backward pass's update of the query side R and its products with the batch
 /// (`2·C·n_q·P_R·(q + n_b)`, `P_R` R's scalars per query and channel, `querySideScalars`) plus a
@@ -49,7 +49,11 @@ public struct AnalysisProgress: Sendable {
 /// With exact quadrature (math §1.1) `q` is ⌈L/2⌉ and a share `exactKinkedShare` of the (query,
 /// step) pairs takes `(1 + exactBreakpoints)·q` nodes of its own, each at about twice a shared
 /// node's feature cost (`segmentFeatures`); the backward pass computes the shared nodes for every
-/// query of a block, the forward routes for the queries without a kink only.
+/// query of a block, the forward routes for the queries without a kink only; the breakpoint
+/// search counts its GEMMs (`breakpointSearchPerQuery`). An MLP's steps phase counts
+/// `gemmWidthFactor` flop-equivalents per GEMM flop (small GEMMs' lower rate), and the measured
+/// activation and quadrature times are multiplied by `activationSlowdown` (Docs/path-kernel.md §7,
+/// Size-aware efficiency).
 struct AnalysisCostModel {
     /// Flop-equivalents per row of the backward pass's R and step (see above).
     static let rowOverhead = 8_000.0
@@ -58,6 +62,37 @@ struct AnalysisCostModel {
     /// (10–33 % of the pairs, 1.1–1.2 breakpoints each).
     static let exactKinkedShare = 0.25
     static let exactBreakpoints = 1.2
+    /// The hidden width at which an MLP's GEMMs reach half their large-size rate: its steps
+    /// phase (features, kernels against the batch, the training side) counts `(k + h)/k` flop-
+    /// equivalents per flop, k its mean hidden width (`gemmWidthFactor`). Fitted with
+    /// `PathAnalyzer.efficiency.forward` and `activationSlowdown` on the four plain (S)GD presets
+    /// (Docs/path-kernel.md §7): widths 64 (moons-mlp), 128 (sine-tanh), 256 (teacher-relu,
+    /// fmnist-mlp).
+    static let gemmHalfWidth = 200.0
+    /// How much slower the smooth activations and the analytic quadrature run inside the
+    /// analysis than in the plan's one-core microbenchmarks (`measuredActivationSeconds`,
+    /// `measuredQuadratureSeconds`: 16,384 inputs in one pass, one pair): both threads at once,
+    /// strided rows, caches shared with the GEMMs. Fitted (see `gemmHalfWidth`).
+    static let activationSlowdown = 2.5
+
+    /// Flop-equivalents per GEMM flop of `model`'s steps phase: `(k + gemmHalfWidth)/k` for an
+    /// MLP of mean hidden width k (its input width when it has no hidden layer), 1 for a layer
+    /// network (whose feature cost, `LayerNetwork.featureCostPerExample`, carries its own rate).
+    static func gemmWidthFactor(_ model: any Network) -> Double {
+        guard let mlp = model as? MLP else { return 1 }
+        let hidden = mlp.layers.dropFirst().map(\.inputs)
+        let k = Double(hidden.isEmpty ? mlp.inputDim : hidden.reduce(0, +) / hidden.count)
+        return (max(k, 1) + gemmHalfWidth) / max(k, 1)
+    }
+
+    /// Exact quadrature's breakpoint search per query and step, for an MLP (math §1.1): the
+    /// first layer's two GEMMs on the queries (`2·in_0·out_0` flops each), then four per layer
+    /// on the pieces (`(1 + f·k̄)` per query, `exactKinkedShare` f, `exactBreakpoints` k̄).
+    static func breakpointSearchPerQuery(_ mlp: MLP) -> Double {
+        let first = Double(mlp.layers[0].inputs * mlp.layers[0].outputs)
+        let rest = mlp.layers.dropFirst().reduce(0.0) { $0 + Double($1.inputs * $1.outputs) }
+        return 2 * (2 * first + 4 * (1 + exactKinkedShare * exactBreakpoints) * rest)
+    }
 
     let forwardPerStep: Double
     let backwardPerStep: Double
@@ -77,23 +112,31 @@ struct AnalysisCostModel {
         let qd = exact ? (1 - share) * Double(q) + share * own : Double(q)
         let qf = exact ? (backward ? Double(q) : (1 - share) * Double(q)) + 2 * share * own : Double(q)
         let widths = Double(model.featureScalarsPerExample)
-        // One example's tangent features: 2·P·(2 + C) for an MLP (all GEMMs); a layer network's
-        // Jacobian passes and rows (`Network.featureCostPerExample`).
+        // One example's tangent features: GEMM flops (`Network.featureCostPerExample`: the
+        // forward pass, a JVP and C backward passes for an MLP; a layer network's Jacobian passes
+        // and rows) and its smooth activations.
         let perExample = model.featureCostPerExample + smoothPerExample
         let features = Q * perExample
-        // The training side's features, the replay's forward passes at w_s and w_{s+1} and the
-        // linearized network's JVP (their activations: `smoothPerExample` each).
-        let perStepFixed = 10 * nb * P + (model is MLP ? 2 * nb * P * (1 + C) + nb * smoothPerExample : nb * perExample)
-            + 2 * nb * smoothPerExample + dynamicsPerStep * perExample
+        // Per step, GEMMs: the step check and the linearized update (`10·n_b·P`), the training
+        // side's features (an MLP's without JVP), the dynamics' features, exact quadrature's
+        // breakpoint search; activations: the training side's, the replay's forward passes at
+        // w_s and w_{s+1} and the linearized network's JVP, the dynamics'.
+        let mlp = model as? MLP
+        let perStepGemm = 10 * nb * P + nb * (mlp?.featureCostWithoutTangents ?? model.featureCostPerExample)
+            + dynamicsPerStep * model.featureCostPerExample + (exact ? mlp.map { Q * Self.breakpointSearchPerQuery($0) } ?? 0 : 0)
+        let perStepSmooth = (3 * nb + dynamicsPerStep) * smoothPerExample
+        // The steps phase's GEMMs at their width's rate (1 for a layer network).
+        let width = Self.gemmWidthFactor(model)
         if backward {
-            forwardPerStep = perStepFixed
-            let rows = model is MLP ? Double(model.featureBlocks.reduce(0) { $0 + $1.outputs }) : 0
+            forwardPerStep = width * perStepGemm + perStepSmooth
+            let rows = mlp.map { Double($0.layers.reduce(0) { $0 + $1.outputs }) } ?? 0
             backwardPerStep = qf * features + 2 * C * Q * PR * (qd + nb) + Self.rowOverhead * C * Q * rows
         } else if kernelForm {
-            forwardPerStep = perStepFixed + qf * features + qd * 2 * Q * nb * windowSides * widths * Double(blocks)
+            forwardPerStep = width * (perStepGemm + qf * Q * model.featureCostPerExample + qd * 2 * Q * nb * windowSides * widths * Double(blocks))
+                + perStepSmooth + qf * Q * smoothPerExample
             backwardPerStep = 0
         } else {
-            forwardPerStep = perStepFixed + qd * 4 * Q * P
+            forwardPerStep = width * (perStepGemm + qd * 4 * Q * P) + perStepSmooth
             backwardPerStep = 0
         }
         if let m = fitRows.map(Double.init) {
@@ -125,9 +168,10 @@ extension AnalysisCostModel {
         func rate(_ p: AnalysisSettings.Precision) -> Double {
             (p == precision ? gemmRate : nil) ?? PathAnalyzer.measuredGemmRate(p)
         }
+        let slowdown = Self.activationSlowdown
         let stepRate = units.isEmpty ? 0 : rate(precision) * 1e9 * PathAnalyzer.efficiency.forward
         let smooth = units.reduce(0.0) { sum, unit in
-            sum + Double(unit.value) * PathAnalyzer.measuredActivationSeconds(unit.key, precision) * stepRate
+            sum + Double(unit.value) * slowdown * PathAnalyzer.measuredActivationSeconds(unit.key, precision) * stepRate
         }
         var quadrature = 0.0
         if !context.exactOnly, let spec = context.model.spec.kind == "mlp" ? context.model.spec : nil,
@@ -135,7 +179,7 @@ extension AnalysisCostModel {
             let evaluations = NTKInfKM.inapplicable(spec: spec, optimizer: context.run.optimizer, queries: context.queries, train: n) == nil
                 ? kernel.quadratureEvaluations(context.xq, context.run.trainX)
                 : OverParameterization.analyticGram(context: context).map { kernel.quadratureEvaluations($0) } ?? 0
-            quadrature = evaluations * PathAnalyzer.measuredQuadratureSeconds(spec.activation)
+            quadrature = evaluations * slowdown * PathAnalyzer.measuredQuadratureSeconds(spec.activation)
                 * rate(.f64) * 1e9 * PathAnalyzer.efficiency.machines
         }
         self.init(model: context.model, queries: context.rows.count, train: n, meanBatch: meanBatch, nodes: nodes, exact: exact,

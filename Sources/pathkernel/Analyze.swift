@@ -123,10 +123,10 @@ enum AnalysisRunner {
     }
 
     /// `analyze --plan`'s text.
-    static func describe(_ p: AnalysisPlan) -> String {
+    static func describe(_ p: AnalysisPlan, rateGiven: Bool = false) -> String {
         var out = "plan for \(p.trace): \(p.steps) steps, \(p.parameters) parameters, \(p.outputs) output\(p.outputs == 1 ? "" : "s"), \(p.queries) queries × \(p.train) training points\n"
         out += "kernel   \(p.kernel); K^p \(p.mode), \(p.precision)\n"
-        out += "GEMM     \(String(format: "%.1f", p.gemmRate)) GFLOP/s per core (\(p.precision), measured now) × \(p.threads) threads\(loadWarning())\n\n"
+        out += "GEMM     \(String(format: "%.1f", p.gemmRate)) GFLOP/s per core (\(p.precision), \(rateGiven ? "given by --gemm-rate" : "measured now")) × \(p.threads) threads\(loadWarning())\n\n"
         out += "phase                     work (GFLOP-eq)        time\n"
         for phase in p.phases {
             out += phase.name.padding(toLength: 24, withPad: " ", startingAt: 0)
@@ -175,6 +175,12 @@ struct Analyze: ParsableCommand {
     @Flag(help: "Print the estimate only (work per phase, time at this machine's GEMM rate, peak memory, and the options that would cut it); analyze nothing.")
     var plan = false
 
+    /// Hidden: `--plan` at a given GEMM rate instead of the one measured now (how Docs/benchmarks.md
+    /// recomputes estimates against runs timed on a quiet machine; the activation times are still
+    /// measured now).
+    @Option(help: ArgumentHelp("With --plan: one core's GEMM rate in GFLOP/s to reckon at, instead of measuring it now.", visibility: .hidden))
+    var gemmRate: Double?
+
     @Option(help: ArgumentHelp("Compute only shard I of N (0 ≤ I < N: the I-th of N equal parts of the queries, every step) into the part file --out; `pathkernel merge` combines the N parts into the analysis (Docs/scale-out.md).", valueName: "I/N"))
     var shard: String?
 
@@ -191,6 +197,10 @@ struct Analyze: ParsableCommand {
         } else if out != nil {
             throw ValidationError("--out writes a shard's part: pass --shard I/N too (a whole analysis is stored in the trace)")
         }
+        if let gemmRate {
+            guard plan else { throw ValidationError("--gemm-rate sets the rate of --plan's estimate: pass --plan too") }
+            guard gemmRate.isFinite && gemmRate > 0 else { throw ValidationError("--gemm-rate must be a positive number of GFLOP/s (got \(gemmRate))") }
+        }
     }
 
     func run() throws {
@@ -200,8 +210,8 @@ struct Analyze: ParsableCommand {
                 return
             }
             if plan {
-                let p = try PathAnalyzer(settings: options.settings).plan(reader: try TraceReader.open(path))
-                print(AnalysisRunner.describe(p), terminator: "")
+                let p = try PathAnalyzer(settings: options.settings).plan(reader: try TraceReader.open(path), gemmRate: gemmRate)
+                print(AnalysisRunner.describe(p, rateGiven: gemmRate != nil), terminator: "")
                 return
             }
             let result = try AnalysisRunner.run(path: path, settings: options.settings, force: force, quiet: quiet)

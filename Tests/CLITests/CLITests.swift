@@ -44,6 +44,13 @@ struct CLITests {
         for part in ["plan for", "kernel (backwards)", "kernel machines", "peak memory", "GFLOP/s per core", "what would cut it:", "--queries test --scope exact"] {
             #expect(p.stdout.contains(part), "\(part): \(p.stdout)")
         }
+        // The hidden --gemm-rate: the plan at that rate; refused without --plan or when not positive.
+        let given = try CLI.run(["analyze", path, "--plan", "--gemm-rate", "38"])
+        #expect(given.status == 0 && given.stdout.contains("38.0 GFLOP/s per core (f64, given by --gemm-rate)"), "\(given.stdout)\(given.stderr)")
+        for bad in [["--plan", "--gemm-rate", "0"], ["--plan", "--gemm-rate", "nan"], ["--gemm-rate", "38"]] {
+            let b = try CLI.run(["analyze", path] + bad)
+            #expect(b.status != 0 && b.stderr.contains("--gemm-rate"), "\(bad): \(b.stderr)")
+        }
         let r = try CLI.run(["report", path])
         #expect(r.status != 0 && r.stderr.contains("analyze"), "\(r.stdout)\(r.stderr)")
         let a = try CLI.run(["analyze", path, "--queries", "test", "--max-queries", "8"])

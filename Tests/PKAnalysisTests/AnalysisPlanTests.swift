@@ -75,6 +75,91 @@ struct AnalysisPlanTests {
         #expect(abs(fast.seconds * 2 - slow.seconds) <= 1e-9 * slow.seconds)
     }
 
+    static func mlp(_ layers: [Int], _ activation: String = "relu") throws -> MLP {
+        let json = #"{"layers":["# + layers.map(String.init).joined(separator: ",") + #"],"activation":""# + activation + #""}"#
+        return try MLP(spec: JSONDecoder().decode(ModelSpec.self, from: Data(json.utf8)))
+    }
+
+    /// An MLP's feature GEMMs as `featureRows` runs them, counted by hand: 2-6-5-3 has F = 12 +
+    /// 30 + 15 = 57, F_0 = 12 and one inner layer (30): forward 2·57, C = 3 backward passes
+    /// 2·3·30, one JVP 2·(2·57 − 12); 784-16-10 has no inner layer, so no backward GEMM.
+    @Test func mlpFeatureCostCountsTheGemmsFeatureRowsRuns() throws {
+        let countTolerance = 1e-12   // sums of integers
+        func close(_ a: Double, _ b: Double) -> Bool { abs(a - b) <= countTolerance * b }
+        let small = try Self.mlp([2, 6, 5, 3])
+        let F: Double = 57, F0: Double = 12, inner: Double = 30, C: Double = 3
+        let smallPasses: Double = 2 * F + 2 * C * inner
+        let smallJVP: Double = 2 * (2 * F - F0)
+        #expect(close(small.featureCostWithoutTangents, smallPasses))
+        #expect(close(small.featureCostPerExample, smallPasses + smallJVP))
+        let shallow = try Self.mlp([784, 16, 10])
+        let shallowF: Double = 784 * 16 + 16 * 10, shallowF0: Double = 784 * 16
+        let shallowJVP: Double = 2 * (2 * shallowF - shallowF0)
+        #expect(close(shallow.featureCostWithoutTangents, 2 * shallowF))
+        #expect(close(shallow.featureCostPerExample, 2 * shallowF + shallowJVP))
+    }
+
+    /// Small GEMMs cost more per flop: the width factor `(k + h)/k` falls strictly with the mean
+    /// hidden width k towards 1, is that hand formula (2-64-128-1: k = 96), and is 1 for a layer
+    /// network.
+    @Test func gemmWidthFactorFallsWithTheWidth() throws {
+        let h = AnalysisCostModel.gemmHalfWidth
+        let tolerance = 1e-12   // one division
+        let factors = try [8, 16, 64, 128, 256, 1024, 4096].map { k in try AnalysisCostModel.gemmWidthFactor(Self.mlp([2, k, k, 1])) }
+        #expect(zip(factors, factors.dropFirst()).allSatisfy { $0 > $1 } && factors.allSatisfy { $0 > 1 })
+        #expect(abs(factors[2] - (64 + h) / 64) <= tolerance * factors[2])
+        let mixed = try AnalysisCostModel.gemmWidthFactor(Self.mlp([2, 64, 128, 1]))
+        #expect(abs(mixed - (96 + h) / 96) <= tolerance * mixed)
+        let json = #"{"kind":"sequential","input":[3],"layers":[{"kind":"dense","out":4},{"kind":"relu"},{"kind":"dense","out":2}]}"#
+        let net = try LayerNetwork(spec: JSONDecoder().decode(ModelSpec.self, from: Data(json.utf8)))
+        #expect(AnalysisCostModel.gemmWidthFactor(net) == 1)
+    }
+
+    /// The steps phase of plain SGD by hand, with the fitted constants: per step `(k + h)/k` times
+    /// the GEMMs (step check and update `10·n_b·P`, the training side's features without JVP, the
+    /// dynamics' and the queries' features at q nodes, their kernels `2·Q·n_b·Σ(in + C·out)` per
+    /// node), plus the activations unscaled; exact quadrature's node counts and breakpoint
+    /// search. A narrow network's work per GEMM flop is larger than a wide one's.
+    @Test func stepsPhaseReproducesTheHandCount() throws {
+        let tolerance = 1e-12   // the same sums in another order
+        let Q = 40.0, nb = 10.0, q = 4.0, dyn = 2.5, smooth = 1_000.0
+        func model(_ net: MLP, exact: Bool = false) -> AnalysisCostModel {
+            AnalysisCostModel(model: net, queries: Int(Q), train: 30, meanBatch: nb, nodes: exact ? 2 : Int(q), exact: exact, blocks: 1,
+                              kernelForm: true, backward: false, windowSides: 1, machines: nil, dynamicsPerStep: dyn, smoothPerExample: smooth)
+        }
+        func gemms(_ net: MLP, qd: Double, qf: Double) -> Double {
+            let P = Double(net.parameterCount), widths = Double(net.featureScalarsPerExample)
+            let stepCheck: Double = 10 * nb * P, trainingSide: Double = nb * net.featureCostWithoutTangents
+            let features: Double = (dyn + qf * Q) * net.featureCostPerExample
+            let kernels: Double = qd * 2 * Q * nb * widths
+            return stepCheck + trainingSide + features + kernels
+        }
+        var perFlop: [Double] = []
+        for k in [16, 256] {
+            let net = try Self.mlp([3, k, k, 2])
+            let factor = (Double(k) + AnalysisCostModel.gemmHalfWidth) / Double(k)
+            let smoothPart: Double = (3 * nb + dyn + q * Q) * smooth
+            let expected: Double = factor * gemms(net, qd: q, qf: q) + smoothPart
+            let got = model(net).forwardPerStep
+            #expect(abs(got - expected) <= tolerance * expected, "width \(k)")
+            #expect(model(net).backwardPerStep == 0)
+            perFlop.append((got - smoothPart) / gemms(net, qd: q, qf: q))
+        }
+        #expect(perFlop[0] > 2 * perFlop[1])
+        // Exact quadrature, depth 3: 2 shared nodes, a share 0.25 with 1.2 breakpoints → node
+        // evaluations 0.75·2 + 0.25·4.4 = 2.6, features 0.75·2 + 2·0.25·4.4 = 3.7; the search: per
+        // query two GEMMs of the first layer (3·64) and four of the second and third (64·64 + 64·2)
+        // on 1 + 0.25·1.2 = 1.3 pieces.
+        let net = try Self.mlp([3, 64, 64, 2])
+        let first: Double = 3 * 64, later: Double = 64 * 64 + 64 * 2, pieces = 1.3
+        let search: Double = Q * 2 * (2 * first + 4 * pieces * later)
+        let factor: Double = (64 + AnalysisCostModel.gemmHalfWidth) / 64
+        let exactSmooth: Double = (3 * nb + dyn + 3.7 * Q) * smooth
+        let expected: Double = factor * (gemms(net, qd: 2.6, qf: 3.7) + search) + exactSmooth
+        let got = model(net, exact: true).forwardPerStep
+        #expect(abs(got - expected) <= tolerance * expected)
+    }
+
     /// The smooth units one forward pass evaluates: every hidden unit of a tanh MLP, none of a
     /// relu one; a layer network's smooth activation layers, inside residual blocks too.
     @Test func smoothActivationUnitsCountTheHiddenUnits() throws {
