@@ -453,16 +453,20 @@ def time_w7_in(args, made):
         rr = [row for row in rounds if row["readout"] == readout]
         med = {(t, k): statistics.median(row[t][k] for row in rr) for t in ("pathkernel", "neural-tangents")
                for k in ("seconds", "cpu_seconds")}
-        per_round = [row["pathkernel"]["seconds"] / row["neural-tangents"]["seconds"] for row in rr]
+        # CPU seconds come from os.times (10 ms ticks): a tiny call can read 0, its ratio is then None.
+        def ratio(a, b):
+            return a / b if b > 0 else None
+        per_round = [v for v in (ratio(row["pathkernel"]["seconds"], row["neural-tangents"]["seconds"]) for row in rr)
+                     if v is not None] or [float("nan")]
         p = problems[readout]
         summary.append({"readout": readout, "queries": p["queries"], "images": p["images"], "image_pairs": p["queries"] * p["images"],
                         "nt_batch": p["batch"], "pathkernel_seconds": med[("pathkernel", "seconds")],
                         "neural_tangents_seconds": med[("neural-tangents", "seconds")],
-                        "ratio": med[("pathkernel", "seconds")] / med[("neural-tangents", "seconds")],
+                        "ratio": ratio(med[("pathkernel", "seconds")], med[("neural-tangents", "seconds")]),
                         "round_ratio_min": min(per_round), "round_ratio_max": max(per_round),
                         "pathkernel_cpu_seconds": med[("pathkernel", "cpu_seconds")],
                         "neural_tangents_cpu_seconds": med[("neural-tangents", "cpu_seconds")],
-                        "cpu_ratio": med[("pathkernel", "cpu_seconds")] / med[("neural-tangents", "cpu_seconds")],
+                        "cpu_ratio": ratio(med[("pathkernel", "cpu_seconds")], med[("neural-tangents", "cpu_seconds")]),
                         "neural_tangents_first_call_seconds": p["first_call_seconds"],
                         "neural_tangents_compile_seconds": p["compile_seconds"], "rounds": len(rr)})
     loads = [row[t]["other_load"] for row in rounds for t in ("pathkernel", "neural-tangents") if row[t]["other_load"] is not None]
@@ -491,6 +495,10 @@ def time_w7_in(args, made):
     else:
         print_report(result)
     return 0
+
+
+def fmt_ratio(x, width):
+    return ("n/a" if x is None else f"{x:.3f}").rjust(width)
 
 
 def fmt_load(x):
@@ -541,8 +549,8 @@ def print_report(r):
     for s in r["summary"]:
         size = f"{s['queries']} × {s['images']}" + (f" (nt.batch {s['nt_batch']})" if s["nt_batch"] else "")
         print(f"{s['readout']:<7}  {size:>19}  {s['pathkernel_seconds']:9.3f}  {s['neural_tangents_seconds']:10.3f}  "
-              f"{s['ratio']:6.3f} ({s['round_ratio_min']:.3f}–{s['round_ratio_max']:.3f})  {s['pathkernel_cpu_seconds']:8.3f}  "
-              f"{s['neural_tangents_cpu_seconds']:9.3f}  {s['cpu_ratio']:12.3f}  {s['neural_tangents_compile_seconds']:13.2f}")
+              f"{fmt_ratio(s['ratio'], 6)} ({s['round_ratio_min']:.3f}–{s['round_ratio_max']:.3f})  {s['pathkernel_cpu_seconds']:8.3f}  "
+              f"{s['neural_tangents_cpu_seconds']:9.3f}  {fmt_ratio(s['cpu_ratio'], 12)}  {s['neural_tangents_compile_seconds']:13.2f}")
     ol = r["other_load"]
     print(f"(medians over the rounds; below 1 pathkernel is faster; compile: neural-tangents' first call less a warm one) "
           f"other load: median {fmt_load(ol['median'])}, max {fmt_load(ol['max'])} cores; at the end: {machine_load.describe(ol['end'])}")
