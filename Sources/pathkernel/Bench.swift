@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import PKAnalysis
 import PKBench
 import PKNetworks
 import PKTraining
@@ -35,7 +36,10 @@ struct Bench: ParsableCommand {
         interleaved repeats, with the trace sizes and the load average before and after.
         W7-cntk: the exact CNTK Gram (gap, 2 relu conv layers 3×3 same, σ_w = √2), NNGP and NTK, \
         of 100 Fashion-MNIST training images (--images N): 5,050 image pairs of 1,229,312 \
-        pixel-pair expectations (minutes on 2 cores).
+        pixel-pair expectations (minutes on 2 cores). --readout flatten for the flatten readout \
+        (2·784 expectations per pair); --queries Q for the cross kernel of Q held-out images \
+        against the N training images instead (Q·N pairs); --export DIR writes the images and \
+        kernels as .npy for Tools/compare/neural_tangents_w7_cntk.py.
         W7-mlp: the analytic NNGP and NTK (float64) of a 5-layer MLP 784-512-512-512-512-1 (σ_w 1.5, \
         σ_b 0.1, NTK parameterization) between 2,000 and 2,000 seeded N(0, I) points (--points N), relu \
         (closed form) then tanh (trapezoidal quadrature, with its node counts and activation \
@@ -50,9 +54,16 @@ struct Bench: ParsableCommand {
     @Option(help: "W1, W2, W3, W4, W5, W6, W7-cntk, W7-mlp, recording or layer-jacobians (default: W1, W2 and W3).")
     var workload: String?
 
-    @Option(parsing: .unconditional, help: "W7-cntk: the number of images, 3…2000 (default 100).",
-            transform: OptionValue.integer(in: 3...2000))
+    @Option(parsing: .unconditional, help: "W7-cntk: the number of training images, 3…2000 (default 100).",
+            transform: OptionValue.integer(in: CNTKBenchmark.imagesRange))
     var images: Int?
+
+    @Option(parsing: .unconditional, help: "W7-cntk: the cross kernel of this many held-out images (rows) against the --images training images, 1…2000 (default: the Gram matrix).",
+            transform: OptionValue.integer(in: CNTKBenchmark.queriesRange))
+    var queries: Int?
+
+    @Option(help: "W7-cntk: gap (default) or flatten.")
+    var readout: ConvolutionalKernel.Readout?
 
     @Option(parsing: .unconditional, help: "W7-mlp: the number of points in each set, 3…20000 (default 2000).",
             transform: OptionValue.integer(in: MLPKernelBenchmark.pointsRange))
@@ -106,11 +117,13 @@ struct Bench: ParsableCommand {
         for w in chosen where !known.contains(w) {
             throw fail("unknown workload '\(w)'; known: \(known.joined(separator: ", "))")
         }
-        if export != nil && (chosen.count != 1 || !["W1", "W4", "W7-mlp"].contains(chosen[0])) {
-            throw fail("--export writes one workload's problem: run it with --workload W1, W4 or W7-mlp")
+        if export != nil && (chosen.count != 1 || !["W1", "W4", "W7-cntk", "W7-mlp"].contains(chosen[0])) {
+            throw fail("--export writes one workload's problem: run it with --workload W1, W4, W7-cntk or W7-mlp")
         }
         if steps != nil && !chosen.allSatisfy({ RealisticBenchmark.presets[$0] != nil }) { throw fail("--steps sets W5's and W6's runs: run it with --workload W5 or W6") }
-        if images != nil && chosen != ["W7-cntk"] { throw fail("--images sets W7-cntk's problem: run it with --workload W7-cntk") }
+        if (images != nil || queries != nil || readout != nil) && chosen != ["W7-cntk"] {
+            throw fail("--images, --queries and --readout set W7-cntk's problem: run them with --workload W7-cntk")
+        }
         if (points != nil || activation != nil) && chosen != ["W7-mlp"] { throw fail("--points and --activation set W7-mlp's problem: run them with --workload W7-mlp") }
         var mlpActivations: [Activation]? = nil
         if let activation {
@@ -153,7 +166,8 @@ struct Bench: ParsableCommand {
                     defer { try? FileManager.default.removeItem(at: dir) }
                     report.realistic.append(try RealisticBenchmark.run(workload: w, steps: steps, directory: dir, log: log))
                 case "W7-cntk":
-                    report.cntk = try CNTKBenchmark.run(images: images ?? 100, log: log)
+                    report.cntk = try CNTKBenchmark.run(images: images ?? 100, queries: queries, readout: readout ?? .gap,
+                                                        export: export.map { URL(fileURLWithPath: $0) }, log: log)
                 case "W7-mlp":
                     report.mlpKernel = try MLPKernelBenchmark.run(points: points ?? 2000, only: mlpActivations,
                                                                   export: export.map { URL(fileURLWithPath: $0) }, log: log)

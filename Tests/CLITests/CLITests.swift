@@ -283,6 +283,8 @@ struct CLIBadInputTests {
         (["bench", "--repeats", "0"], ["--repeats", "1…1000"]),
         (["bench", "--repeats", "-2"], ["--repeats", "1…1000"]),
         (["bench", "--workload", "W4", "--channels", "0"], ["--channels", "1…1024"]),
+        (["bench", "--workload", "W7-cntk", "--queries", "-3"], ["--queries", "1…2000"]),
+        (["bench", "--workload", "W7-cntk", "--images", "2"], ["--images", "3…2000"]),
         (["analyze", "t.sqlite", "--max-queries", "-1"], ["--max-queries", "1…10000000"]),
         (["analyze", "t.sqlite", "--max-queries", "2.5"], ["--max-queries", "1…10000000"]),
         (["analyze", "t.sqlite", "--nodes", "0"], ["--nodes", "1…64"]),

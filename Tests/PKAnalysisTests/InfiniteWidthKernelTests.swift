@@ -131,6 +131,52 @@ struct InfiniteWidthKernelTests {
         }
     }
 
+    /// The arc-cosine kernels' angle (`GaussianExpectation.angle`, `atan(s/c)` in its quadrant)
+    /// against the formulation it replaced, `atan2(s, c)`, spelled out here: relu and leaky relu,
+    /// value and derivative within `sameFormulas` relative to their natural scales (`√(q₁q₂)` and
+    /// `B = (1+α²)/2`) over variances 1e-6…1e4 and correlations from −1 to 1 (ρ within 1e-15 of
+    /// ±1 and 0 included), zero variances and subnormal covariances; and the angles the closed
+    /// forms need exactly — 0 for self pairs, π for anti-parallel pairs, π/2 at `c = 0` — equal,
+    /// as `atan2`'s were.
+    @Test func arcCosineAngleMatchesAtan2() {
+        let sameFormulas = 1e-13
+        func reference(_ alpha: Double, _ q1: Double, _ q2: Double, _ c: Double) -> GaussianExpectation.Pair {
+            let a = (1 - alpha) * (1 - alpha) / (2 * Double.pi), b = (1 + alpha * alpha) / 2
+            let s = max(q1 * q2 - c * c, 0).squareRoot()
+            let theta = q1 * q2 == 0 ? Double.pi / 2 : atan2(s, c)
+            return GaussianExpectation.Pair(value: a * s + (b - a * theta) * c, derivative: b - a * theta)
+        }
+        var checked = 0
+        for alpha in [0, 0.01, 0.2, -0.5] {
+            let b = (1 + alpha * alpha) / 2
+            for q1 in [0, 1e-6, 0.03, 0.7, 1, 2.5, 40, 1e4] {
+                for q2 in [0, 1e-6, 0.3, 1, 9, 1e4] {
+                    var cs = [0.0, Double.leastNonzeroMagnitude, -Double.leastNonzeroMagnitude]
+                    for rho in [-1, -1 + 1e-15, -0.999999, -0.7, -1e-9, 1e-12, 0.2, 0.5, 0.9, 0.99999999, 1 - 1e-15, 1] {
+                        cs.append(rho * (q1 * q2).squareRoot())
+                    }
+                    for c in cs {
+                        let got = GaussianExpectation.arcCosine(slope: alpha, q1: q1, q2: q2, c: c)
+                        let want = reference(alpha, q1, q2, c)
+                        let scale = max((q1 * q2).squareRoot(), Double.leastNormalMagnitude)
+                        #expect(abs(got.value - want.value) <= sameFormulas * scale, "α \(alpha) q \(q1) \(q2) c \(c): \(got.value) vs \(want.value)")
+                        #expect(abs(got.derivative - want.derivative) <= sameFormulas * b, "α \(alpha)' q \(q1) \(q2) c \(c): \(got.derivative) vs \(want.derivative)")
+                        checked += 1
+                    }
+                }
+            }
+        }
+        #expect(checked == 4 * 8 * 6 * 15)
+        // The angles the closed forms need exactly (atan2 gave these bits; so must the new route).
+        for q in [1e-6, 0.7, 3.0, 1e4] {
+            #expect(GaussianExpectation.angle(s: 0, c: q) == 0)
+            #expect(GaussianExpectation.angle(s: 0, c: -q) == Double.pi)
+            #expect(GaussianExpectation.angle(s: q, c: 0) == Double.pi / 2)
+            #expect(GaussianExpectation.arcCosine(slope: 0, q1: q, q2: q, c: q) == reference(0, q, q, q))
+            #expect(GaussianExpectation.arcCosine(slope: 0, q1: q, q2: q, c: -q).derivative == 0)
+        }
+    }
+
     /// The whole recursion on the quadrature route against the closed forms (erf, gelu, both
     /// parameterizations) on the oracle inputs.
     @Test(arguments: [Activation.erf, .gelu], [Parameterization.ntk, .standard])

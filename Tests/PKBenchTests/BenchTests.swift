@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import PKAnalysis
+import PKData
 import PKNetworks
 import PKNumerics
 import PKTraining
@@ -250,6 +251,39 @@ struct CNTKBenchmarkTests {
         #expect(r.imagePairs == 6 && r.expectationsPerPair == 2 * 784 * 784)
         #expect(r.crossCheck == 0, "cross kernel vs Gram \(r.crossCheck)")
         #expect(r.ntkTrace > 0 && r.text().contains("W7-cntk"))
+    }
+
+    /// `--queries` and `--readout flatten` (Tools/compare's timed problem): the cross kernel has the
+    /// held-out images as rows and the training images as columns, and `--export` writes exactly
+    /// the kernels the library computes on the exported images (the same arithmetic: within
+    /// `sameArithmetic`, which only round-off in the .npy round trip could exceed — there is none).
+    @Test func crossKernelAndExport() throws {
+        let sameArithmetic = 1e-15
+        #expect(throws: (any Error).self) { try CNTKBenchmark.run(images: 3, queries: 0) }
+        #expect(throws: (any Error).self) { try CNTKBenchmark.run(images: 2001) }
+        guard FileManager.default.fileExists(atPath: "/usr/share/datasets/fashion-mnist") else { return }
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("pk-w7cntk-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let r = try CNTKBenchmark.run(images: 3, queries: 2, readout: .flatten, export: dir)
+        #expect(r.imagePairs == 6 && r.expectationsPerPair == 2 * 784 && r.queries == 2 && r.readout == "flatten")
+        #expect(r.crossCheck == 0, "cross kernel vs Gram \(r.crossCheck)")
+        func npy(_ name: String, rows: Int, cols: Int) throws -> Matrix {
+            let bytes = try Data(contentsOf: dir.appendingPathComponent("\(name).npy"))
+            let body = bytes.suffix(rows * cols * 8)
+            let values = body.withUnsafeBytes { raw in (0..<(rows * cols)).map { raw.loadUnaligned(fromByteOffset: 8 * $0, as: Double.self) } }
+            return Matrix(rows: rows, cols: cols, data: values)
+        }
+        let split = try DataSpec(kind: "idx", train: 3, test: 2).load(seed: 1)
+        let x1 = try npy("x1", rows: 2, cols: 784), x2 = try npy("x2", rows: 3, cols: 784)
+        #expect(x1.data == split.test.x.data && x2.data == split.train.x.data)
+        let k = try ConvolutionalKernel(CNTKBenchmark.architecture(readout: .flatten)).kernels(split.test.x, split.train.x)
+        for (name, want) in [("nngp", k.nngp), ("ntk", k.ntk!)] {
+            let got = try npy(name, rows: 2, cols: 3)
+            let scale = want.data.map(abs).max()!
+            #expect(zip(got.data, want.data).allSatisfy { abs($0 - $1) <= sameArithmetic * scale }, "\(name)")
+        }
+        let meta = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("w7cntk.json"))) as? [String: Any])
+        #expect(meta["readout"] as? String == "flatten" && meta["queries"] as? Int == 2 && meta["gram"] as? Bool == false)
     }
 }
 
