@@ -4,6 +4,7 @@ import PKAnalysis
 import PKData
 import PKNetworks
 import PKNumerics
+import PKReport
 import PKTraining
 
 /// `pathkernel ntt`: Neural Tangent Transfer pruning (ntk-family contract §7;
@@ -18,7 +19,7 @@ struct NTTCommand: ParsableCommand {
                        [--lambda-kernel <λ_K>] [--lambda-l2 <λ₂>]
                        [--mask-every <k_M>] [--ntt-epochs <E>] [--out <P>]
                        [--ntt-batch <B>] [--ntt-lr <η>] [--seed <S>]
-                       [--no-train] [--force] [--quiet]
+                       [--no-train] [--force] [--quiet] [--html <file.html>]
         """,
         discussion: """
         For each density ρ: starts from the config's initialization w_T (the teacher) and its \
@@ -86,11 +87,15 @@ struct NTTCommand: ParsableCommand {
     @Flag(help: "Print no progress.")
     var quiet = false
 
+    @Option(help: ArgumentHelp("Also write a page: test accuracy against density.", valueName: "file.html"))
+    var html: String?
+
     func validate() throws {
         try checkThreadsEnvironment()
         if (preset == nil) == (config == nil) {
             throw ValidationError("give exactly one of --preset NAME or --config FILE.json")
         }
+        if let html, noTrain { throw ValidationError("--html \(html) draws the supervised comparison, which --no-train skips; drop one of them") }
     }
 
     /// `P` for one density: `P` itself when there is one, else `-rho<ρ>` before the extension.
@@ -137,7 +142,7 @@ struct NTTCommand: ParsableCommand {
         print("NTT: \(modelLine), teacher = the initialization of seed \(cfg.seed); \(split.train.count) training inputs, held-out batch = the first \(heldOut.rows) test inputs")
         let perEpoch = split.train.count / min(nttBatch, split.train.count)
         print("λ_K \(lambdaKernel), λ₂ \(lambdaL2), k_M \(maskEvery), \(nttEpochs) epochs × \(perEpoch) batches of \(min(nttBatch, split.train.count)), Adam lr \(nttLr)")
-        var students: [(density: Double, ntt: SparseInit, magnitude: SparseInit)] = []
+        var students: [(density: Double, ntt: SparseInit, magnitude: SparseInit, distances: (Double, Double))] = []
         let notesBase = "lambdaKernel \(lambdaKernel), lambdaL2 \(lambdaL2), maskEvery \(maskEvery), epochs \(nttEpochs), batch \(nttBatch), lr \(nttLr), seed \(cfg.seed), config \(cfg.name)"
         for (rho, path) in zip(densities, paths) {
             var settings = NeuralTangentTransfer.Settings(density: rho)
@@ -172,29 +177,31 @@ struct NTTCommand: ParsableCommand {
             print("  written: \(path)")
             let magnitudeMask = MagnitudeMask.make(network, weights: teacher, density: rho)
             students.append((rho, student, SparseInit(method: "magnitude", model: cfg.model, density: rho,
-                                                      parameters: teacher, mask: magnitudeMask)))
+                                                      parameters: teacher, mask: magnitudeMask), (before, after)))
         }
         guard !noTrain else { return }
 
         // The supervised comparison: every variant trained as `train` would, test accuracy.
-        /// Test accuracy (classification) or `rmse …` (regression), or `diverged`, 9 columns.
-        func accuracy(_ initial: SparseInit?, freshSeed: Bool = false) throws -> String {
+        /// Test accuracy (classification) or `rmse …` (regression), or `diverged`, 9 columns, and
+        /// the number (nil: diverged).
+        func accuracy(_ initial: SparseInit?, freshSeed: Bool = false) throws -> (text: String, value: Double?) {
             var c = cfg
             if freshSeed { c.seed = cfg.seed &+ 1 }
             c.optimizer.parameterMask = initial?.mask
             let trainer = try Trainer(config: c, data: split, initialParameters: initial?.parameters)
             let outcome = trainer.run(observers: [])
-            guard outcome.status == .finished else { return "diverged " }
+            guard outcome.status == .finished else { return ("diverged ", nil) }
             let e = Evaluation.evaluate(model: trainer.model, parameters: outcome.finalParameters, data: split.test,
                                         loss: cfg.loss.kind)
-            if let a = e.accuracy { return String(format: "%-9.4f", a) }
-            return String(format: "rmse %-4.3g", e.rmse ?? .nan)
+            if let a = e.accuracy { return (String(format: "%-9.4f", a), a) }
+            return (String(format: "rmse %-4.3g", e.rmse ?? .nan), e.rmse)
         }
         say("training the dense network and three sparse ones per density (\(cfg.training.steps) steps each)")
         let dense = try accuracy(nil)
         print("")
         print("test accuracy after supervised training (\(cfg.optimizer.summary), \(cfg.training.steps) steps; \(split.test.count) test examples)")
         print("  density  ntt       magnitude  random    dense")
+        var rows: [Report.NTTRow] = []
         for s in students {
             let ntt = try accuracy(s.ntt)
             let magnitude = try accuracy(s.magnitude)
@@ -202,7 +209,23 @@ struct NTTCommand: ParsableCommand {
             let randomMask = MagnitudeMask.random(network, density: s.density, seed: cfg.seed)
             let random = try accuracy(SparseInit(method: "random", model: cfg.model, density: s.density,
                                                  parameters: fresh, mask: randomMask), freshSeed: true)
-            print("  " + String(format: "%-7.4g", s.density) + "  " + ntt + " " + magnitude + "  " + random + " " + dense)
+            print("  " + String(format: "%-7.4g", s.density) + "  " + ntt.text + " " + magnitude.text + "  " + random.text + " " + dense.text)
+            rows.append(Report.NTTRow(density: s.density, kernelDistanceBefore: s.distances.0, kernelDistanceAfter: s.distances.1,
+                                      ntt: ntt.value, magnitude: magnitude.value, random: random.value, dense: dense.value))
+        }
+        if let html {
+            let card: [(label: String, value: String)] = [
+                ("config", cfg.name + (preset.map { " (preset \($0))" } ?? "")),
+                ("network", "\(modelLine), teacher = the initialization of seed \(cfg.seed)"),
+                ("data", "\(split.train.count) training inputs, \(split.test.count) test examples; held-out batch = the first \(heldOut.rows) test inputs"),
+                ("NTT", "λ_K \(lambdaKernel), λ₂ \(lambdaL2), k_M \(maskEvery), \(nttEpochs) epochs × \(perEpoch) batches of \(min(nttBatch, split.train.count)), Adam lr \(nttLr)"),
+                ("supervised training", "\(cfg.optimizer.summary), \(cfg.training.steps) steps; random masks on the initialization of seed \(cfg.seed &+ 1)"),
+            ]
+            let metric = cfg.loss.kind == .mse ? "test RMSE" : "test accuracy"
+            let page = Report.nttHTML(title: "pathkernel ntt: \(cfg.name)", card: card, metric: metric, rows: rows)
+            do { try page.write(toFile: html, atomically: true, encoding: .utf8) } catch {
+                throw ConfigError("--html \(html): cannot write the page (\(error.localizedDescription)); give a writable path")
+            }
         }
     }
 }

@@ -29,9 +29,18 @@ struct NTTCommandTests {
         let dir = try Self.tempDir()
         let cfg = try Self.writeConfig(dir)
         let out = dir.appendingPathComponent("s.json").path
+        let html = dir.appendingPathComponent("ntt.html").path
         let r = try CLI.run(["ntt", "--config", cfg, "--density", "0.5", "0.25", "--ntt-epochs", "3", "--ntt-batch", "8",
-                             "--mask-every", "2", "--ntt-lr", "0.01", "--out", out, "--quiet"])
+                             "--mask-every", "2", "--ntt-lr", "0.01", "--out", out, "--quiet", "--html", html])
         #expect(r.status == 0, "\(r.stderr)")
+        // --html: the accuracy figure, one point per variant and density, the numbers printed.
+        let page = try String(contentsOfFile: html, encoding: .utf8)
+        #expect(page.contains("id=\"fig-ntt-accuracy\"") && page.contains("Test accuracy against density"))
+        let printed = try #require(r.stdout.split(separator: "\n").first { $0.hasPrefix("  0.5 ") }).split(separator: " ")
+        #expect(printed.count == 5, "\(printed)")
+        for (name, value) in zip(["ntt", "magnitude", "random", "dense"], printed.dropFirst()) {
+            #expect(page.contains("\(name) at density ρ 0.5: \(value)"), "\(name) \(value) not drawn")
+        }
         for phrase in ["density 0.5: kept 8 of 16, 24 of 48, 9 of 18 weights per layer", "kernel term", "mask changes",
                        "relative kernel distance (held out): before", "written: ", "test accuracy after supervised training",
                        "density  ntt       magnitude  random    dense", "s-rho0.25.json"] {
@@ -98,7 +107,8 @@ struct NTTCommandTests {
         #expect(missing.status == 1 && missing.stderr.contains("cannot be read"), "\(missing.stderr)")
         text = ""
         // Bad options.
-        for args in [["--density", "0"], ["--density", "1.5"], ["--mask-every", "0"], ["--lambda-kernel", "-1"], ["--ntt-batch", "1"]] {
+        for args in [["--density", "0"], ["--density", "1.5"], ["--mask-every", "0"], ["--lambda-kernel", "-1"], ["--ntt-batch", "1"],
+                     ["--no-train", "--html", "x.html"]] {
             let b = try CLI.run(["ntt", "--config", cfg] + args)
             #expect(b.status == 64, "\(args): \(b.status) \(b.stderr)")
         }
