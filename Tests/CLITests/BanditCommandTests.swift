@@ -146,6 +146,18 @@ struct BanditCommandTests {
             let residual = try #require(split["relative_residual"] as? Double)
             #expect(residual < 1e-9, "\(path): relative residual \(residual)")
         }
+        // The same bits on 1 and 2 threads: every checkpoint and data blob of a trace.
+        var blobs: [String] = []
+        for threads in ["1", "2"] {
+            let d = dir + "-threads" + threads
+            let t = try CLI.run(Self.small + ["--algo", "neuralucb", "--runs", "1", "--traces", d, "--trace-rounds", "9"],
+                                environment: ["PATHKERNEL_THREADS": threads])
+            #expect(t.status == 0, "\(t.stderr)")
+            let file = (d as NSString).appendingPathComponent("neuralucb-seed0-round9.sqlite")
+            blobs.append(try CLI.sqlite(file, "SELECT hex(params) FROM checkpoint ORDER BY step")
+                         + CLI.sqlite(file, "SELECT hex(data) FROM data ORDER BY split, role"))
+        }
+        #expect(blobs[0] == blobs[1] && blobs[0].count > 1000)
         // The text names them; a second run into the same folder is refused before it plays.
         let again = try CLI.run(args)
         #expect(again.status != 0 && again.stderr.contains("already there"), "\(again.stderr)")
