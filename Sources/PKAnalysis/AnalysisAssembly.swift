@@ -203,7 +203,7 @@ struct AnalysisAssembly {
             var num = 0.0, den = 0.0
             for q in context.fidelityRows { for c in 0..<C { num += acc.rwd[q, c] * acc.rwd[q, c]; den += change[q, c] * change[q, c] } }
             let share = den > 0 ? (num / den).squareRoot() : 0
-            notes.append("weight decay (\(decoupledWD > 0 ? "decoupled" : "coupled L2"), λ = \(lambdaWD)\(form?.decayByParameter != nil ? " at most, per parameter group" : "")): its term R_wd = Σ_t J̄_t(−η_tλ·w) has ‖R_wd‖/‖f_T − f_0‖ = \(String(format: "%.3g", share)) on the \(context.heldOut > 0 ? "held-out" : "training") queries")
+            notes.append("weight decay (\(decoupledWD > 0 ? "decoupled" : "coupled L2")\(form?.decayAnchor != nil ? " towards w₀" : ""), λ = \(lambdaWD)\(form?.decayByParameter != nil ? " at most, per parameter group" : "")): its term R_wd = Σ_t J̄_t(−η_tλ·\(form?.decayAnchor != nil ? "(w − w₀)" : "w")) has ‖R_wd‖/‖f_T − f_0‖ = \(String(format: "%.3g", share)) on the \(context.heldOut > 0 ? "held-out" : "training") queries")
         }
         if let note = route.note { notes.append(note) }
         if inconsistent {

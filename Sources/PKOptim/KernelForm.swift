@@ -1,11 +1,12 @@
 /// How the path-kernel analysis reads an optimizer (`Docs/path-kernel.md` §2, §5; the section
 /// "Kernel forms" of `Docs/optimizers.md`). Every optimizer the analyzer has a kernel for updates as
 ///
-///     Δw_t = −η_t Σ_{s≤t} a_t b_s ρ^{t−s} · Dq_t ⊙ Dx_s ⊙ u_s  −  η_t λ_d w_t,
-///     u_s  = κ_s g_s + λ_c w_s
+///     Δw_t = −η_t Σ_{s≤t} a_t b_s ρ^{t−s} · Dq_t ⊙ Dx_s ⊙ u_s  −  η_t λ_d (w_t − w_a),
+///     u_s  = κ_s g_s + λ_c (w_s − w_a)
 ///
 /// with `g_s` the mean batch gradient, `κ_s` the recorded clip scale (1 unless `clipped`),
-/// `λ_c = coupledDecay`, `λ_d = decoupledDecay`, and `update` saying which sum it is. Parameter
+/// `λ_c = coupledDecay`, `λ_d = decoupledDecay`, `w_a` the decay's anchor (`decayAnchor`: the
+/// run's initial weights under `OptimizerSpec.decayAnchor` "initial", else 0), and `update` saying which sum it is. Parameter
 /// groups with their own learning rates multiply the whole update by the constant diagonal
 /// `M = diag(m_k)` (`learningRateScale`), which joins D: `Δw_t = −η_t M (…)`.
 ///
@@ -59,6 +60,9 @@ public struct KernelForm: Sendable, Equatable, CustomStringConvertible {
     public var learningRateScale: [Double]? = nil
     /// Whether the gradient is clipped first (`κ_s` is then the trace's recorded clip scale).
     public var clipped: Bool
+    /// `w_a`, the weights the decay pulls towards (P entries: the run's `w₀` under
+    /// `OptimizerSpec.decayAnchor` "initial"); nil: 0. `decay(of:times:lambda:)` subtracts it.
+    public var decayAnchor: [Double]? = nil
 
     public init(_ update: Update, coupledDecay: Double = 0, decoupledDecay: Double = 0, clipped: Bool = false) {
         self.update = update
@@ -67,8 +71,22 @@ public struct KernelForm: Sendable, Equatable, CustomStringConvertible {
         self.clipped = clipped
     }
 
-    /// `c·λ_k·w_k` for every parameter, with `λ_k` from `decayByParameter`, else the scalar `lambda`.
+    /// `w − w_a`, the displacement the decay acts on (`w` itself, unchanged, without an anchor).
+    public func displacement(_ w: [Double]) -> [Double] {
+        guard let anchor = decayAnchor else { return w }
+        precondition(anchor.count == w.count, "decay: anchor of \(anchor.count) for \(w.count) parameters")
+        return zip(w, anchor).map { $0 - $1 }
+    }
+
+    /// `c·λ_k·(w_k − w_{a,k})` for every parameter, with `λ_k` from `decayByParameter`, else the
+    /// scalar `lambda` (`w_a` = `decayAnchor`, 0 without one).
     public func decay(of w: [Double], times c: Double, lambda: Double) -> [Double] {
+        decay(ofDisplacement: displacement(w), times: c, lambda: lambda)
+    }
+
+    /// `c·λ_k·d_k` for a displacement `d` already taken from the anchor (a momentum buffer of
+    /// displacements, `Σ_s c_{t,s}(w_s − w_a)`, whose coefficients need not sum to 1).
+    public func decay(ofDisplacement w: [Double], times c: Double, lambda: Double) -> [Double] {
         guard let perParameter = decayByParameter else { return w.map { c * lambda * $0 } }
         precondition(perParameter.count == w.count, "decay: \(perParameter.count) decays for \(w.count) parameters")
         return zip(perParameter, w).map { (c * $0) * $1 }
@@ -108,6 +126,7 @@ public struct KernelForm: Sendable, Equatable, CustomStringConvertible {
         if learningRateScale != nil { s += ", group learning rates" }
         if coupledDecay != 0 { s += ", coupled decay \(coupledDecay)" }
         if decoupledDecay != 0 { s += ", decoupled decay \(decoupledDecay)" }
+        if decayAnchor != nil { s += ", decay towards w₀" }
         if clipped { s += ", clipped" }
         return s
     }

@@ -7,7 +7,9 @@ import PKNumerics
 ///
 /// `gd` updates with every training example; the others use minibatches of
 /// `training.batchSize` (every example when it is not given). `weightDecay` is coupled L2
-/// (`g + λw`) except for `adamw`, whose decay is decoupled (`w ← w − ηλw`).
+/// (`g + λw`) except for `adamw`, whose decay is decoupled (`w ← w − ηλw`); with `decayAnchor`
+/// "initial" either decay pulls towards the run's initial weights `w₀` instead of 0
+/// (`g + λ(w − w₀)`, `w ← w − ηλ(w − w₀)`: NeuralUCB's TrainNN ridge, Docs/bandits-and-pruning.md).
 public struct OptimizerSpec: Codable, Sendable, Equatable {
     public enum Kind: String, Codable, Sendable, CaseIterable {
         /// Full-batch gradient descent (optionally with momentum).
@@ -20,6 +22,13 @@ public struct OptimizerSpec: Codable, Sendable, Equatable {
         case adamw
         /// RMSProp (torch.optim.RMSprop, not centered).
         case rmsprop
+    }
+    /// What the weight decay pulls towards.
+    public enum DecayAnchor: String, Codable, Sendable, CaseIterable {
+        /// 0: `λw` (every optimizer's usual decay; the default, not written to JSON).
+        case zero
+        /// The run's initial weights `w₀`: `λ(w − w₀)` (the trace's step-0 checkpoint).
+        case initial
     }
     public var kind: Kind
     public var learningRate: Double
@@ -49,6 +58,15 @@ public struct OptimizerSpec: Codable, Sendable, Equatable {
     /// Not part of `optimizer_json`: a trace stores it as its own tensor (`parameter_mask`,
     /// Docs/trace-format.md), a run gets it from `train --init`. nil: no mask.
     public var parameterMask: [Bool]? = nil
+    /// What the decay pulls towards (`"decayAnchor"` in the JSON, absent = `.zero`). A trace that
+    /// sets it is refused by a pathkernel older than the option (its optimizer_json has an
+    /// unknown key), never analyzed as a decay towards 0.
+    public var decayAnchor: DecayAnchor = .zero
+    /// `w₀`, the weights of `decayAnchor` `.initial` (P entries). Not part of `optimizer_json`:
+    /// the trainer sets it to the run's initialization, the analyzer to the trace's step-0
+    /// checkpoint. nil with `.initial`: `transformation` checks settings only, and refuses to
+    /// build for a model (it would not know where to pull).
+    public var decayAnchorWeights: [Double]? = nil
 
     public init(kind: Kind, learningRate: Double, weightDecay: Double = 0, schedule: ScheduleSpec = .constant,
                 momentum: Double = 0, dampening: Double = 0, nesterov: Bool = false, beta1: Double = 0.9,
@@ -68,7 +86,7 @@ public struct OptimizerSpec: Codable, Sendable, Equatable {
     }
 
     private enum CodingKeys: String, CodingKey, CaseIterable {
-        case kind, learningRate, weightDecay, schedule, momentum, dampening, nesterov, beta1, beta2, alpha, eps, clipNorm, groups
+        case kind, learningRate, weightDecay, schedule, momentum, dampening, nesterov, beta1, beta2, alpha, eps, clipNorm, groups, decayAnchor
     }
 
     /// The JSON keys an optimizer spec accepts; any other is refused (with the closest of these).
@@ -85,7 +103,7 @@ public struct OptimizerSpec: Codable, Sendable, Equatable {
         case .adam, .adamw: own = [.beta1, .beta2, .eps]
         case .rmsprop: own = [.alpha, .eps, .momentum]
         }
-        let common: Set<CodingKeys> = [.kind, .learningRate, .weightDecay, .schedule, .clipNorm, .groups]
+        let common: Set<CodingKeys> = [.kind, .learningRate, .weightDecay, .schedule, .clipNorm, .groups, .decayAnchor]
         return CodingKeys.allCases.filter { common.contains($0) || own.contains($0) }.map(\.rawValue)
     }
 
@@ -105,6 +123,7 @@ public struct OptimizerSpec: Codable, Sendable, Equatable {
         eps = try c.decodeNumberIfPresent(forKey: .eps) ?? 1e-8
         clipNorm = try c.decodeNumberIfPresent(forKey: .clipNorm)
         groups = try c.decodeIfPresent([ParameterGroup].self, forKey: .groups) ?? []
+        decayAnchor = try c.decodeChoiceIfPresent(DecayAnchor.self, forKey: .decayAnchor) ?? .zero
     }
 
     /// Encodes only what differs from the defaults besides kind, rate, decay and schedule, so
@@ -125,6 +144,7 @@ public struct OptimizerSpec: Codable, Sendable, Equatable {
         if eps != d.eps { try c.encode(eps, forKey: .eps) }
         try c.encodeIfPresent(clipNorm, forKey: .clipNorm)
         if !groups.isEmpty { try c.encode(groups, forKey: .groups) }
+        if decayAnchor != .zero { try c.encode(decayAnchor, forKey: .decayAnchor) }
     }
 
     public func validate() throws {
@@ -135,6 +155,9 @@ public struct OptimizerSpec: Codable, Sendable, Equatable {
             throw OptimError("optimizer.weightDecay must be ≥ 0, got \(weightDecay)")
         }
         try schedule.validate()
+        if decayAnchor == .initial && weightDecay == 0 && !groups.contains(where: { ($0.weightDecay ?? 0) > 0 }) {
+            throw OptimError("optimizer.decayAnchor \"initial\" needs a weightDecay > 0 (it says what the decay pulls towards; without decay there is nothing to anchor)")
+        }
         for (i, g) in groups.enumerated() {
             guard !g.parameters.isEmpty, !g.parameters.contains(where: \.isEmpty) else {
                 throw OptimError("optimizer.groups[\(i)].parameters must list at least one non-empty tensor name or pattern")
@@ -213,11 +236,22 @@ public struct OptimizerSpec: Codable, Sendable, Equatable {
             let base = rates ?? [Double](repeating: 1, count: P)
             rates = zip(base, mask).map { $1 ? $0 : 0 }
         }
+        var anchor: [Double]? = nil
+        if decayAnchor == .initial, let parameters, !parameters.isEmpty {
+            let P = parameters.reduce(0) { $0 + $1.count }
+            guard let w0 = decayAnchorWeights else {
+                throw OptimError("optimizer.decayAnchor \"initial\": the run's initial weights are not known here (set decayAnchorWeights)")
+            }
+            guard w0.count == P else {
+                throw OptimError("optimizer.decayAnchor \"initial\": the anchor has \(w0.count) weights, the model has \(P) parameters")
+            }
+            anchor = w0
+        }
         return try Transform.make(kind: kind.rawValue, momentum: momentum, dampening: dampening, nesterov: nesterov,
                                   beta1: beta1, beta2: beta2, alpha: alpha, eps: eps, weightDecay: lambda,
                                   decoupled: kind == .adamw ? true : nil, clipNorm: clipNorm,
                                   decayByParameter: lambda > 0 ? perParameter : nil,
-                                  learningRateByParameter: rates)
+                                  learningRateByParameter: rates, decayAnchor: lambda > 0 ? anchor : nil)
     }
 
     /// A one-line human description, e.g. `sgd lr 0.1 (cosine, warm-up 10), momentum 0.9, weight decay 1e-4`.
@@ -229,6 +263,7 @@ public struct OptimizerSpec: Codable, Sendable, Equatable {
         if momentum > 0 { s += ", \(nesterov ? "Nesterov " : "")momentum \(momentum)" }
         if kind == .adam || kind == .adamw { s += ", β = (\(beta1), \(beta2))" }
         if weightDecay > 0 { s += ", \(kind == .adamw ? "decoupled " : "")weight decay \(weightDecay)" }
+        if decayAnchor == .initial { s += " towards w₀" }
         for g in groups {
             let parts = [g.learningRate.map { "lr \($0)" }, g.weightDecay.map { "weight decay \($0)" }].compactMap { $0 }
             s += ", \(parts.joined(separator: " and ")) on \(g.parameters.joined(separator: " "))"

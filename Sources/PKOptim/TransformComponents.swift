@@ -55,26 +55,41 @@ public struct ClipByGlobalNorm: GradientTransformation {
     }
 }
 
+/// `w − w_a`, or `w` itself (the same array, no arithmetic) without an anchor.
+func anchoredDisplacement(_ w: [Double], _ anchor: [Double]?, _ who: String) -> [Double] {
+    guard let anchor else { return w }
+    precondition(anchor.count == w.count, "\(who): anchor has \(anchor.count) entries, parameters \(w.count)")
+    return zip(w, anchor).map { $0 - $1 }
+}
+
 /// Coupled L2 weight decay: `u ← u + λ w` (PyTorch's `weight_decay` of SGD, Adam and RMSprop,
 /// added to the gradient before anything else the optimizer does). λ = 0 leaves `u` untouched.
+/// With an anchor `w_a` (`OptimizerSpec.decayAnchor`, NeuralUCB's ridge towards `w₀`) the decay
+/// pulls towards it instead of 0: `u ← u + λ (w − w_a)`; without one the arithmetic is today's, bit for bit.
 public struct AddDecayedWeights: GradientTransformation {
     /// λ, or with parameter groups the largest group's λ.
     public let weightDecay: Double
     /// With parameter groups (`OptimizerSpec.groups`): `λ_k` of every parameter; nil: λ for all.
     public let perParameter: [Double]?
+    /// `w_a`, the weights the decay pulls towards (P entries); nil: 0.
+    public let anchor: [Double]?
 
-    public init(weightDecay: Double, perParameter: [Double]? = nil) {
+    public init(weightDecay: Double, perParameter: [Double]? = nil, anchor: [Double]? = nil) {
         precondition(weightDecay >= 0 && weightDecay.isFinite, "addDecayedWeights: λ must be ≥ 0, got \(weightDecay)")
         self.weightDecay = weightDecay
         self.perParameter = perParameter
+        self.anchor = anchor
     }
 
     public var bufferNames: [String] { [] }
-    public var description: String { "addDecayedWeights(\(weightDecay)\(perParameter == nil ? "" : ", per group"))" }
+    public var description: String {
+        "addDecayedWeights(\(weightDecay)\(perParameter == nil ? "" : ", per group")\(anchor == nil ? "" : ", towards w₀"))"
+    }
 
     public func update(_ updates: [Double], state: OptimizerState, parameters w: [Double], learningRate eta: Double) -> UpdateResult {
         checkShapes(updates, state, w)
         guard weightDecay != 0 else { return UpdateResult(updates: updates, state: advanced(state)) }
+        let w = anchoredDisplacement(w, anchor, "addDecayedWeights")
         var u = updates
         if let lambda = perParameter {
             precondition(lambda.count == w.count, "addDecayedWeights: \(lambda.count) decays for \(w.count) parameters")
@@ -93,6 +108,7 @@ public struct AddDecayedWeights: GradientTransformation {
         var q = p
         if p.form.update == .plain { q.form.coupledDecay += weightDecay } else { q.form.decoupledDecay += weightDecay }
         if let perParameter { q.form.decayByParameter = perParameter }
+        if let anchor { q.form.decayAnchor = anchor }
         return q
     }
 }
@@ -177,18 +193,25 @@ public struct AddDecoupledWeightDecay: GradientTransformation {
     /// With parameter groups (`OptimizerSpec.groups`): `λ_k` of every parameter; nil: λ for all.
     public let perParameter: [Double]?
 
-    public init(weightDecay: Double, perParameter: [Double]? = nil) {
+    /// `w_a`, the weights the decay pulls towards (`w ← w − ηλ(w − w_a)`); nil: 0.
+    public let anchor: [Double]?
+
+    public init(weightDecay: Double, perParameter: [Double]? = nil, anchor: [Double]? = nil) {
         precondition(weightDecay >= 0 && weightDecay.isFinite, "addDecoupledWeightDecay: λ must be ≥ 0, got \(weightDecay)")
         self.weightDecay = weightDecay
         self.perParameter = perParameter
+        self.anchor = anchor
     }
 
     public var bufferNames: [String] { [] }
-    public var description: String { "addDecoupledWeightDecay(\(weightDecay)\(perParameter == nil ? "" : ", per group"))" }
+    public var description: String {
+        "addDecoupledWeightDecay(\(weightDecay)\(perParameter == nil ? "" : ", per group")\(anchor == nil ? "" : ", towards w₀"))"
+    }
 
     public func update(_ updates: [Double], state: OptimizerState, parameters w: [Double], learningRate eta: Double) -> UpdateResult {
         checkShapes(updates, state, w)
         guard weightDecay != 0 else { return UpdateResult(updates: updates, state: advanced(state)) }
+        let w = anchoredDisplacement(w, anchor, "addDecoupledWeightDecay")
         var decay = w
         var u = updates
         if let lambda = perParameter {
@@ -213,6 +236,7 @@ public struct AddDecoupledWeightDecay: GradientTransformation {
         var q = p
         q.form.decoupledDecay += weightDecay
         if let perParameter { q.form.decayByParameter = perParameter }
+        if let anchor { q.form.decayAnchor = anchor }
         return q
     }
 }

@@ -94,14 +94,17 @@ public enum Transform {
     /// groups, `decayByParameter` gives every parameter its λ_k (`weightDecay` is then the
     /// largest) and `learningRateByParameter` its learning-rate multiplier m_k (`η_t m_k` scales
     /// its update: `scaleByLearningRate(perParameter:)`, and the decoupled decay becomes
-    /// `−η_t m_k λ_k w_k`). `momentum`,
+    /// `−η_t m_k λ_k w_k`).
+    /// `decayAnchor` (P weights, `OptimizerSpec.decayAnchor`) makes either decay pull towards
+    /// it: `λ(w − w_a)` in place of `λw`. `momentum`,
     /// `dampening` and `nesterov` apply to `sgd` (and `momentum` to `rmsprop`), `beta1`, `beta2` to
     /// Adam, `alpha` to RMSProp, `eps` to both. The learning rate is not a setting here: it is
     /// passed to every `update` (schedules live in the trainer).
     public static func make(kind: String, momentum: Double = 0, dampening: Double = 0, nesterov: Bool = false,
                             beta1: Double = 0.9, beta2: Double = 0.999, alpha: Double = 0.99, eps: Double = 1e-8,
                             weightDecay: Double = 0, decoupled: Bool? = nil, clipNorm: Double? = nil,
-                            decayByParameter: [Double]? = nil, learningRateByParameter: [Double]? = nil) throws -> Chain {
+                            decayByParameter: [Double]? = nil, learningRateByParameter: [Double]? = nil,
+                            decayAnchor: [Double]? = nil) throws -> Chain {
         func check(_ ok: Bool, _ message: @autoclosure () -> String) throws {
             if !ok { throw OptimError("optimizer: " + message()) }
         }
@@ -146,6 +149,15 @@ public enum Transform {
                 return c
             })
         }
+        if let anchor = decayAnchor {
+            // Anchored decay (NeuralUCB's ridge towards w₀): both decay components pull towards it.
+            try check(anchor.allSatisfy(\.isFinite), "the decay anchor's weights must be finite")
+            optimizer = Chain(optimizer.components.map { c -> any GradientTransformation in
+                if let d = c as? AddDecayedWeights { return AddDecayedWeights(weightDecay: d.weightDecay, perParameter: d.perParameter, anchor: anchor) }
+                if let d = c as? AddDecoupledWeightDecay { return AddDecoupledWeightDecay(weightDecay: d.weightDecay, perParameter: d.perParameter, anchor: anchor) }
+                return c
+            })
+        }
         if let m = learningRateByParameter {
             // Parameter groups with their own learning rates: parameter k steps with η_t m_k. The
             // rate scales the whole update, so the decoupled decay (added after it, PyTorch's
@@ -156,7 +168,7 @@ public enum Transform {
                 if let d = c as? AddDecoupledWeightDecay {
                     let lambda = d.perParameter ?? [Double](repeating: d.weightDecay, count: m.count)
                     precondition(lambda.count == m.count, "make: \(lambda.count) decays for \(m.count) learning-rate multipliers")
-                    return AddDecoupledWeightDecay(weightDecay: d.weightDecay, perParameter: zip(m, lambda).map { $0 * $1 })
+                    return AddDecoupledWeightDecay(weightDecay: d.weightDecay, perParameter: zip(m, lambda).map { $0 * $1 }, anchor: d.anchor)
                 }
                 return c
             })

@@ -54,6 +54,18 @@ public struct TraceCheck: Sendable {
         do { optimizer?.parameterMask = try reader.parameterMask() } catch {
             problems.append("parameter_mask: \(TraceCheck.describe(error))")
         }
+        // An anchored decay (`decayAnchor` "initial") pulls towards w₀: the step-0 checkpoint.
+        if optimizer?.decayAnchor == .initial {
+            if checkpoints.first == 0 {
+                do { optimizer?.decayAnchorWeights = try reader.checkpoint(step: 0) } catch {
+                    problems.append("optimizer_json: decayAnchor \"initial\" needs the step-0 checkpoint (w₀), which cannot be read (\(TraceCheck.describe(error)))")
+                    optimizer = nil
+                }
+            } else {
+                problems.append("optimizer_json: decayAnchor \"initial\" needs the step-0 checkpoint (w₀, the decay's anchor), and the trace has none")
+                optimizer = nil
+            }
+        }
         if let o = optimizer {
             do { _ = try o.transformation(parameters: model?.parameterTensors ?? (o.groups.isEmpty ? nil : [])) } catch { problems.append("optimizer_json: \(error)"); optimizer = nil }
             if !(o.learningRate.isFinite && o.learningRate >= 0) { problems.append("optimizer_json: learningRate \(o.learningRate) must be finite and ≥ 0") }

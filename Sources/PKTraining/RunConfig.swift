@@ -194,7 +194,13 @@ public struct RunConfig: Codable, Sendable, Equatable {
         guard train.count >= 1 else { throw ConfigError("config \(name): the training set is empty") }
         // Parameter groups placed on the model's tensors (a pattern matching none is named here,
         // before training; the trainer builds the same chain).
-        do { _ = try optimizer.transformation(parameters: network.parameterTensors) } catch {
+        // (An anchored decay's w₀ is the run's initialization, known to the trainer: any P
+        // weights place it here.)
+        var placed = optimizer
+        if placed.decayAnchor == .initial && placed.decayAnchorWeights == nil {
+            placed.decayAnchorWeights = [Double](repeating: 0, count: network.parameterCount)
+        }
+        do { _ = try placed.transformation(parameters: network.parameterTensors) } catch {
             throw ConfigError("config \(name): \(error)")
         }
         if let b = training.batchSize, b > train.count {

@@ -61,13 +61,16 @@ public struct Trainer: Sendable {
         let train = data.train
         let loss = config.loss.kind
         // Validated with the config; the chain is the one the analyzer's replay builds.
-        let optimizer = try! config.optimizer.transformation(parameters: model.parameterTensors)
+        var w = initialParameters ?? model.initialParameters(seed: config.seed)
+        // An anchored decay (`decayAnchor` "initial") pulls towards this run's w₀.
+        var spec = config.optimizer
+        if spec.decayAnchor == .initial { spec.decayAnchorWeights = w }
+        let optimizer = try! spec.transformation(parameters: model.parameterTensors)
         var state = optimizer.initialState(parameterCount: model.parameterCount)
         let clips = config.optimizer.clipNorm != nil
         var batches = BatchSchedule(count: train.count, batchSize: config.training.batchSize,
                                     dropLast: config.training.dropLast,
                                     fullBatch: config.optimizer.kind == .gd, seed: config.seed)
-        var w = initialParameters ?? model.initialParameters(seed: config.seed)
         var divergence = Divergence(initial: w)
         var lastCheckpoint = 0
         var lastLoss: Double? = nil

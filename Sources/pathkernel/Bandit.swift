@@ -20,6 +20,7 @@ struct BanditCommand: ParsableCommand {
                           [--objective sum|mean] [--train-every <k>]
                           [--[no-]warm-start] [--epsilon <ε>] [--alpha <α>]
                           [--width <m>] [--json] [--html <file.html>]
+                          [--traces <dir> --trace-rounds <t,…>]
         """,
         discussion: """
         Plays T rounds of a K-armed contextual bandit with each algorithm, R runs with the \
@@ -47,6 +48,11 @@ struct BanditCommand: ParsableCommand {
         (K = classes, contexts e_a ⊗ x, reward 1[a = y]); or synthetic:quadratic, \
         synthetic:quadform, synthetic:cos, the paper's h = 10(xᵀa)², xᵀAᵀAx, cos(3xᵀa) on \
         the unit ball (--dim, --arms, --noise).
+
+        --traces DIR --trace-rounds t,… writes the TrainNN run after each round t (each \
+        network-training algorithm, each run) as a trace, DIR/<algo>-seed<s>-round<t>.sqlite: \
+        full-batch GD from w₀ on the t played contexts, decay towards w₀ (needs TrainNN from \
+        w₀, not --warm-start). `pathkernel analyze` reads it.
 
         Example:  pathkernel bandit --data synthetic:cos --algo neuralucb,linucb,uniform
                       --rounds 500 --runs 3 --lambda 0.01 --eta 5 --objective mean
@@ -137,6 +143,12 @@ struct BanditCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Also write an HTML page with the regret curves.", valueName: "file.html"))
     var html: String?
 
+    @Option(help: ArgumentHelp("Folder for the traces of --trace-rounds (made if absent).", valueName: "dir"))
+    var traces: String?
+
+    @Option(help: ArgumentHelp("Rounds whose TrainNN run is written as a trace.", valueName: "t,…"))
+    var traceRounds: String?
+
     /// Every setting of a bandit run: the defaults, a preset's, then the options given.
     struct Values {
         var data: String? = nil
@@ -220,6 +232,44 @@ struct BanditCommand: ParsableCommand {
         guard NeuralUCB.Objective(rawValue: v.objective) != nil else {
             throw ValidationError("--objective \(v.objective): give sum or mean")
         }
+        _ = try tracedRounds(v)
+    }
+
+    /// The rounds of `--trace-rounds` (ascending), checked against the run's settings; empty
+    /// without the option.
+    func tracedRounds(_ v: Values) throws -> [Int] {
+        guard let spec = traceRounds else {
+            if traces != nil { throw ValidationError("--traces \(traces ?? ""): give --trace-rounds t,… (the rounds whose TrainNN run to write)") }
+            return []
+        }
+        guard let dir = traces, !dir.isEmpty else { throw ValidationError("--trace-rounds \(spec): give --traces DIR (where to write the traces)") }
+        var rounds: [Int] = []
+        for part in spec.split(separator: ",", omittingEmptySubsequences: false) {
+            let text = part.trimmingCharacters(in: .whitespaces)
+            guard let t = Int(text), t >= 1, t <= v.rounds else {
+                throw ValidationError("--trace-rounds \(spec): '\(text)' is not a round in 1…\(v.rounds) (--rounds)")
+            }
+            guard !rounds.contains(t) else { throw ValidationError("--trace-rounds \(spec): round \(t) is named twice") }
+            rounds.append(t)
+        }
+        let training = try algorithms(v).filter(\.trainsNetwork)
+        guard !training.isEmpty else {
+            throw ValidationError("--trace-rounds: none of --algo \(v.algo ?? "") trains a network (neuralucb, neuralucb-diag or neural-egreedy do)")
+        }
+        guard !v.warmStart else {
+            throw ValidationError("--trace-rounds needs TrainNN from w₀: under --warm-start a training starts from the last network while its ridge pulls towards w₀, which a trace (decay towards its own first weights) cannot state; add --no-warm-start")
+        }
+        guard v.steps >= 1, v.eta > 0 else {
+            throw ValidationError("--trace-rounds: TrainNN makes no step (J = \(v.steps), η = \(v.eta)); a trace needs J ≥ 1 and η > 0")
+        }
+        let schedule = settings(training[0], v)
+        if let t = rounds.first(where: { !schedule.trains(after: $0) }) {
+            let before = stride(from: t, through: 1, by: -1).first { schedule.trains(after: $0) }
+            let after = (t...v.rounds).first { schedule.trains(after: $0) }
+            let near = [before, after].compactMap { $0 }.map(String.init).joined(separator: " or ")
+            throw ValidationError("--trace-rounds: TrainNN does not run after round \(t) (--train-every \(v.trainEvery)\(v.trainEveryRoundUntil > 0 ? ", every round to \(v.trainEveryRoundUntil)" : "")); choose a round where it does\(near.isEmpty ? "" : ", e.g. \(near)")")
+        }
+        return rounds.sorted()
     }
 
     private func algorithms(_ v: Values) throws -> [NeuralUCB.Algorithm] {
@@ -293,6 +343,11 @@ struct BanditCommand: ParsableCommand {
             if algorithms.contains(.linucb), b.contextDim > NeuralUCB.maxFullDimension {
                 throw ConfigError("linucb keeps a \(b.contextDim) × \(b.contextDim) matrix, refused above \(NeuralUCB.maxFullDimension)")
             }
+            let traced = try tracedRounds(v)
+            var written: [[[String]]] = algorithms.map { _ in [] }   // [algorithm][run] → trace paths
+            if let dir = traces, !traced.isEmpty, let model {
+                try prepareTraceFolder(dir, algorithms: algorithms, runs: v.runs, baseSeed: b.baseSeed, rounds: traced, model: model)
+            }
             // Progress on stderr for long runs: one line per finished run of an algorithm.
             let progress = v.rounds >= 1000
             var runsByAlgorithm = [[NeuralUCB.Run]](repeating: [], count: algorithms.count)
@@ -302,8 +357,21 @@ struct BanditCommand: ParsableCommand {
                 let w0 = model?.initialParameters(seed: runSeed) ?? []
                 for (i, a) in algorithms.enumerated() {
                     let started = Date()
-                    let run = try NeuralUCB.run(settings(a, v), bandit: rounds, model: model, w0: w0, seed: runSeed)
-                    runsByAlgorithm[i].append(run)
+                    let run = try NeuralUCB.run(settings(a, v), bandit: rounds, model: model, w0: w0, seed: runSeed,
+                                                recordRounds: Set(traced))
+                    var paths: [String] = []
+                    if let dir = traces, let model {
+                        for training in run.trainings {
+                            let path = Self.tracePath(dir, a, runSeed, training.round)
+                            try writeTrace(training, to: path, algorithm: a, seed: runSeed, v, bandit: rounds, arms: run.playedArms,
+                                           model: model, w0: w0, description: b.name)
+                            paths.append(path)
+                        }
+                    }
+                    written[i].append(paths)
+                    var kept = run
+                    kept.trainings = []   // J + 1 weight vectors per traced round: written, not kept
+                    runsByAlgorithm[i].append(kept)
                     if progress {
                         let line = String(format: "run %d/%d (seed %llu) %@: R_T = %.1f, %.1f s\n", r + 1, v.runs, runSeed,
                                           a.rawValue, run.finalRegret, Date().timeIntervalSince(started))
@@ -318,13 +386,80 @@ struct BanditCommand: ParsableCommand {
                     throw ConfigError("--html \(html): cannot write the page (\(error.localizedDescription)); give a writable path")
                 }
             }
-            print(json ? jsonText(summaries, v, bandit: b.name, arms: b.arms, seed: b.baseSeed, model: model)
-                       : text(summaries, v, bandit: b.name, arms: b.arms, seed: b.baseSeed, model: model), terminator: "")
+            print(json ? jsonText(summaries, v, bandit: b.name, arms: b.arms, seed: b.baseSeed, model: model, traces: written)
+                       : text(summaries, v, bandit: b.name, arms: b.arms, seed: b.baseSeed, model: model)
+                         + traceLines(summaries, written, v), terminator: "")
         } catch let e as ExitCode {
             throw e
         } catch {
             throw fail("\(error)")
         }
+    }
+
+    // MARK: - Traces of chosen rounds
+
+    /// `DIR/<algorithm>-seed<s>-round<t>.sqlite`.
+    static func tracePath(_ dir: String, _ a: NeuralUCB.Algorithm, _ seed: UInt64, _ round: Int) -> String {
+        (dir as NSString).appendingPathComponent("\(a.rawValue)-seed\(seed)-round\(round).sqlite")
+    }
+
+    /// Makes `dir` (and its parents) and refuses, before any round is played, a trace file that
+    /// is already there (a trace is never overwritten).
+    private func prepareTraceFolder(_ dir: String, algorithms: [NeuralUCB.Algorithm], runs: Int, baseSeed: UInt64,
+                                    rounds: [Int], model: MLP) throws {
+        let fm = FileManager.default
+        var isDir: ObjCBool = false
+        if fm.fileExists(atPath: dir, isDirectory: &isDir) {
+            guard isDir.boolValue else { throw ConfigError("--traces \(dir): a file is there; give a folder") }
+        } else {
+            do { try fm.createDirectory(atPath: dir, withIntermediateDirectories: true) } catch {
+                throw ConfigError("--traces \(dir): cannot make the folder (\(error.localizedDescription))")
+            }
+        }
+        for a in algorithms where a.trainsNetwork {
+            for r in 0..<runs {
+                for t in rounds {
+                    let path = Self.tracePath(dir, a, baseSeed &+ UInt64(r), t)
+                    if fm.fileExists(atPath: path) {
+                        throw ConfigError("--traces \(dir): \((path as NSString).lastPathComponent) is already there (a trace is never overwritten); remove it or give another folder")
+                    }
+                }
+            }
+        }
+    }
+
+    /// Writes one TrainNN run as a trace (Docs/bandits-and-pruning.md, "Traces of chosen rounds").
+    private func writeTrace(_ training: NeuralUCB.Training, to path: String, algorithm a: NeuralUCB.Algorithm, seed: UInt64,
+                            _ v: Values, bandit: NeuralUCB.Bandit, arms: [Int], model: MLP, w0: [Double],
+                            description: String) throws {
+        let data = training.traceData(bandit: bandit, arms: arms, model: model, w0: w0)
+        let J = training.iterates.count - 1
+        // Every iterate is a checkpoint unless they would pass 2^24 numbers (128 MB); then ten or so.
+        let every = (J + 1) * model.parameterCount <= 1 << 24 ? 1 : max(1, (J + 9) / 10)
+        let origin: [String: Any] = [
+            "algorithm": a.rawValue, "round": training.round, "seed": seed, "bandit": description,
+            "lambda": training.lambda, "eta": training.eta, "steps": J, "objective": v.objective, "gamma": v.gamma,
+            "note": "TrainNN after round \(training.round): J GD steps from w₀ on Σ_i ½(f̃(x_i; w) − r_i)² + (λ/2)‖w − w₀‖²\(v.objective == "mean" ? " divided by t" : ""); as a trace: targets r_i + f(x_i; w₀), mean MSE, learning rate η·\(v.objective == "mean" ? "1" : "t") and weight decay λ/t towards w₀",
+        ]
+        let run = TraceRecorder.IterateRun(
+            name: "\(a.rawValue)-seed\(seed)-round\(training.round)", seed: seed, model: model.spec, loss: .mse,
+            optimizer: try training.traceOptimizer(), trainX: data.trainX, trainY: data.trainY, testX: data.testX, testY: data.testY,
+            iterates: training.iterates, checkpointEvery: every,
+            source: "pathkernel bandit: the contexts played in rounds 1…\(training.round) (targets: reward + f(x; w₀)); held out: the arms of round \(training.round + 1)",
+            origin: ("bandit", origin))
+        do { try TraceRecorder.write(run, to: path) } catch {
+            throw ConfigError("--traces: cannot write \(path) (\(error))")
+        }
+    }
+
+    /// The text report's list of written traces (nothing without `--trace-rounds`).
+    private func traceLines(_ s: [NeuralUCB.Summary], _ written: [[[String]]], _ v: Values) -> String {
+        let all = written.flatMap { $0.flatMap { $0 } }
+        guard traceRounds != nil, !all.isEmpty else { return "" }
+        var out = "\ntraces     TrainNN of the chosen rounds: full-batch GD from w₀ on the t\n"
+        out += "           played contexts, decay λ/t towards w₀ (pathkernel analyze FILE)\n"
+        for path in all { out += "           \(path)\n" }
+        return out
     }
 
     // MARK: - Output
@@ -427,7 +562,8 @@ struct BanditCommand: ParsableCommand {
         return Report.banditHTML(Report.BanditPage(title: title, card: card, settings: settings), summaries: s)
     }
 
-    private func jsonText(_ s: [NeuralUCB.Summary], _ v: Values, bandit: String, arms K: Int, seed: UInt64, model: MLP?) -> String {
+    private func jsonText(_ s: [NeuralUCB.Summary], _ v: Values, bandit: String, arms K: Int, seed: UInt64, model: MLP?,
+                          traces: [[[String]]]) -> String {
         let (rounds, runs) = (v.rounds, v.runs)
         func number(_ v: Double?) -> String { v.map { $0.isFinite ? "\($0)" : "null" } ?? "null" }
         func string(_ v: String) -> String {
@@ -438,10 +574,12 @@ struct BanditCommand: ParsableCommand {
         if let model {
             fields.append("\"network\": {\"layers\": \(model.spec.layers), \"parameters\": \(model.parameterCount)}")
         }
-        let algorithms = s.map { summary -> String in
+        let algorithms = s.enumerated().map { index, summary -> String in
             let st = summary.settings
-            let runs = summary.runs.map { run in
-                "{\"seed\": \(run.seed), \"finalRegret\": \(number(run.finalRegret)), \"playCounts\": \(run.playCounts), "
+            let runs = summary.runs.enumerated().map { r, run -> String in
+                let paths = index < traces.count && r < traces[index].count ? traces[index][r] : []
+                return "{\"seed\": \(run.seed), \"finalRegret\": \(number(run.finalRegret)), \"playCounts\": \(run.playCounts), "
+                    + (self.traceRounds != nil ? "\"traces\": [\(paths.map(string).joined(separator: ", "))], " : "")
                     + "\"logDet\": \(number(run.steps.last?.logDet)), \"parameterDistance\": \(number(run.steps.last?.parameterDistance)), "
                     + "\"arms\": \(run.playedArms), "
                     + "\"cumulativeRegret\": [\(run.cumulativeRegret.map { number($0) }.joined(separator: ", "))]}"

@@ -117,6 +117,56 @@ struct BanditCommandTests {
         #expect(bad.status != 0 && bad.stderr.hasPrefix("error: ") && bad.stderr.contains("--html"), "\(bad.stderr)")
     }
 
+    /// `--traces DIR --trace-rounds`: one trace per training algorithm, run and round, named in
+    /// the JSON and the text; `pathkernel analyze` reads it and reconstructs at round-off (relu, GD:
+    /// exact quadrature); the text lists them; existing files and impossible rounds are refused.
+    @Test func tracesOfChosenRounds() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("pk-bandit-traces-\(UUID().uuidString)").path
+        let args = Self.small + ["--algo", "neuralucb,uniform,neural-egreedy", "--traces", dir, "--trace-rounds", "24,5"]
+        let r = try CLI.run(args + ["--json"])
+        #expect(r.status == 0 && r.stderr.isEmpty, "\(r.stderr)")
+        let algorithms = try #require(Self.object(r.stdout)["algorithms"] as? [[String: Any]])
+        let traces = algorithms.map { a in (a["runs"] as? [[String: Any]] ?? []).map { $0["traces"] as? [String] ?? [] } }
+        let name = { (a: String, s: Int, t: Int) in (dir as NSString).appendingPathComponent("\(a)-seed\(s)-round\(t).sqlite") }
+        #expect(traces[0] == [[name("neuralucb", 0, 5), name("neuralucb", 0, 24)], [name("neuralucb", 1, 5), name("neuralucb", 1, 24)]])
+        #expect(traces[1] == [[], []])   // uniform trains nothing
+        #expect(traces[2].count == 2 && traces[2][0].count == 2)
+        for path in traces.flatMap({ $0.flatMap { $0 } }) { #expect(FileManager.default.fileExists(atPath: path), "\(path)") }
+        // The last round has no next round: no held-out points; the analysis takes the training queries.
+        for path in [name("neuralucb", 1, 5), name("neuralucb", 0, 24)] {
+            let a = try CLI.run(["analyze", path])
+            #expect(a.status == 0, "\(a.stderr)")
+            let report = try CLI.run(["report", path])
+            #expect(report.stdout.contains("weight decay (coupled L2 towards w₀"), "\(report.stdout)")
+            let inspect = try CLI.run(["inspect", path])
+            #expect(inspect.stdout.contains("gd lr") && inspect.stdout.contains("towards w₀"), "\(inspect.stdout)")
+            let json = try CLI.run(["report", path, "--format", "json"])
+            let rec = try #require(Self.object(json.stdout)["reconstruction"] as? [String: Any], "\(json.stdout.prefix(400))")
+            let split = try #require((rec["test"] ?? rec["train"]) as? [String: Any], "\(rec)")
+            let residual = try #require(split["relative_residual"] as? Double)
+            #expect(residual < 1e-9, "\(path): relative residual \(residual)")
+        }
+        // The same bits on 1 and 2 threads: every checkpoint and data blob of a trace.
+        var blobs: [String] = []
+        for threads in ["1", "2"] {
+            let d = dir + "-threads" + threads
+            let t = try CLI.run(Self.small + ["--algo", "neuralucb", "--runs", "1", "--traces", d, "--trace-rounds", "9"],
+                                environment: ["PATHKERNEL_THREADS": threads])
+            #expect(t.status == 0, "\(t.stderr)")
+            let file = (d as NSString).appendingPathComponent("neuralucb-seed0-round9.sqlite")
+            blobs.append(try CLI.sqlite(file, "SELECT hex(params) FROM checkpoint ORDER BY step")
+                         + CLI.sqlite(file, "SELECT hex(data) FROM data ORDER BY split, role"))
+        }
+        #expect(blobs[0] == blobs[1] && blobs[0].count > 1000)
+        // The text names them; a second run into the same folder is refused before it plays.
+        let again = try CLI.run(args)
+        #expect(again.status != 0 && again.stderr.contains("already there"), "\(again.stderr)")
+        let dir2 = dir + "-text"
+        let text = try CLI.run(Self.small + ["--algo", "neuralucb", "--runs", "1", "--traces", dir2, "--trace-rounds", "7"])
+        #expect(text.status == 0 && text.stdout.contains("traces     TrainNN of the chosen rounds"), "\(text.stdout)")
+        #expect(text.stdout.contains(name("neuralucb", 0, 7).replacingOccurrences(of: dir, with: dir2)))
+    }
+
     @Test func badInputsSayWhatToDo() throws {
         let cases: [([String], String)] = [
             (["bandit", "--data", "synthetic:cos", "--algo", "thompson"], "not an algorithm"),
@@ -134,6 +184,15 @@ struct BanditCommandTests {
             (["bandit", "--data", "synthetic:cos"], "--algo"),
             (["bandit", "--data", "synthetic:quadratic", "--algo", "neuralucb", "--width", "4", "--rounds", "30",
               "--runs", "1", "--eta", "1000"], "diverged"),
+            (Self.small + ["--algo", "neuralucb", "--trace-rounds", "5"], "--traces"),
+            (Self.small + ["--algo", "neuralucb", "--traces", "/tmp/x"], "--trace-rounds"),
+            (Self.small + ["--algo", "neuralucb", "--traces", "/tmp/x", "--trace-rounds", "25"], "1…24"),
+            (Self.small + ["--algo", "neuralucb", "--traces", "/tmp/x", "--trace-rounds", "5,x"], "'x'"),
+            (Self.small + ["--algo", "neuralucb", "--traces", "/tmp/x", "--trace-rounds", "5,5"], "named twice"),
+            (Self.small + ["--algo", "linucb", "--traces", "/tmp/x", "--trace-rounds", "5"], "trains a network"),
+            (Self.small + ["--algo", "neuralucb", "--traces", "/tmp/x", "--trace-rounds", "5", "--warm-start"], "--no-warm-start"),
+            (Self.small + ["--algo", "neuralucb", "--traces", "/tmp/x", "--trace-rounds", "6", "--train-every", "4"], "e.g. 4 or 8"),
+            (Self.small + ["--algo", "neuralucb", "--traces", "/dev/null", "--trace-rounds", "6"], "give a folder"),
         ]
         for (args, words) in cases {
             let r = try CLI.run(args)

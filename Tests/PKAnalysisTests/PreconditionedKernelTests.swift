@@ -18,7 +18,8 @@ struct PreconditionedKernelTests {
     /// over the base rate; the update of parameter k is PyTorch's with the group rate η_t m_k, so
     /// M joins D: SGD's D is M, Adam's and RMSProp's `D ⊙ M`), `lambda[k]` its weight decay.
     static func handOptimizer(_ spec: OptimizerSpec, gradients: [[Double]], weights: [[Double]], rates: [Double],
-                              rate: [Double]? = nil, lambda: [Double]? = nil) -> (d: [[Double]], delta: [[Double]]) {
+                              rate: [Double]? = nil, lambda: [Double]? = nil,
+                              anchor: [Double]? = nil) -> (d: [[Double]], delta: [[Double]]) {
         let P = gradients[0].count
         let mk = rate ?? [Double](repeating: 1, count: P)
         let wd = lambda ?? [Double](repeating: spec.weightDecay, count: P)
@@ -30,7 +31,8 @@ struct PreconditionedKernelTests {
                 let norm = g.reduce(0) { $0 + $1 * $1 }.squareRoot()
                 if norm > clip { g = g.map { $0 * clip / norm } }
             }
-            if spec.kind != .adamw { for k in 0..<P where wd[k] > 0 { g[k] += wd[k] * weights[t][k] } }
+            // The decay acts on w − w_a (w_a: the anchor w₀ under decayAnchor "initial", else 0).
+            if spec.kind != .adamw { for k in 0..<P where wd[k] > 0 { g[k] += wd[k] * (weights[t][k] - (anchor?[k] ?? 0)) } }
             var d = [Double](repeating: 0, count: P), delta = d
             if spec.kind == .sgd {
                 // PyTorch's heavy ball: buf_0 = u_0, buf_t = μ buf + (1 − dampening) u_t; Nesterov u_t + μ buf_t.
@@ -55,7 +57,7 @@ struct PreconditionedKernelTests {
                     let adam = 1 / ((v[k] / bc2).squareRoot() + spec.eps)
                     d[k] = adam * mk[k]
                     delta[k] = -(rates[t] * mk[k]) * adam * m[k] / bc1
-                    if spec.kind == .adamw { delta[k] -= rates[t] * mk[k] * wd[k] * weights[t][k] }
+                    if spec.kind == .adamw { delta[k] -= rates[t] * mk[k] * wd[k] * (weights[t][k] - (anchor?[k] ?? 0)) }
                 }
             }
             ds.append(d)
@@ -71,6 +73,13 @@ struct PreconditionedKernelTests {
         #"{"kind":"rmsprop","learningRate":0.01,"alpha":0.9}"#,
         #"{"kind":"sgd","learningRate":0.1,"momentum":0.8,"dampening":0.3,"weightDecay":0.01}"#,
         #"{"kind":"sgd","learningRate":0.1,"momentum":0.9,"nesterov":true,"weightDecay":0.01,"clipNorm":0.5}"#,
+        // Decay towards the initial weights (NeuralUCB's ridge): the same kernel, the decay term
+        // R_wd of w − w₀ (the kernel form's reconstruction checks it).
+        #"{"kind":"adam","learningRate":0.05,"weightDecay":0.2,"clipNorm":0.3,"decayAnchor":"initial"}"#,
+        #"{"kind":"adamw","learningRate":0.05,"weightDecay":0.5,"beta1":0.8,"beta2":0.99,"decayAnchor":"initial"}"#,
+        #"{"kind":"rmsprop","learningRate":0.01,"momentum":0.7,"weightDecay":0.2,"decayAnchor":"initial"}"#,
+        #"{"kind":"sgd","learningRate":0.1,"momentum":0.8,"dampening":0.3,"weightDecay":0.2,"decayAnchor":"initial"}"#,
+        #"{"kind":"sgd","learningRate":0.1,"momentum":0.9,"nesterov":true,"weightDecay":0.2,"clipNorm":0.5,"decayAnchor":"initial"}"#,
     ])
     func kernelEqualsTheDoubleSum(optimizer: String) throws {
         try kernelEqualsTheDoubleSum(optimizer: optimizer, network: .mlp)
@@ -98,6 +107,7 @@ struct PreconditionedKernelTests {
         #"{"kind":"sgd","learningRate":0.1,"momentum":0.8,"dampening":0.3,"weightDecay":0.01,"groups":[{"parameters":["*.bias"],"learningRate":0.3,"weightDecay":0},{"parameters":["*0.weight"],"learningRate":0.04}]}"#,
         #"{"kind":"sgd","learningRate":0.1,"momentum":0.9,"nesterov":true,"clipNorm":0.5,"groups":[{"parameters":["*.bias"],"learningRate":0.3},{"parameters":["*0.weight"],"learningRate":0.04}]}"#,
         #"{"kind":"adamw","learningRate":0.05,"weightDecay":0.05,"beta1":0.8,"beta2":0.99,"groups":[{"parameters":["*.bias"],"learningRate":0.15,"weightDecay":0},{"parameters":["*0.weight"],"learningRate":0.02}]}"#,
+        #"{"kind":"sgd","learningRate":0.1,"weightDecay":0.2,"decayAnchor":"initial","groups":[{"parameters":["*.bias"],"learningRate":0.3,"weightDecay":0},{"parameters":["*0.weight"],"learningRate":0.04}]}"#,
     ], [OracleNetwork.mlp, .cnn])
     func groupRatesKernelEqualsTheDoubleSum(optimizer: String, network: OracleNetwork) throws {
         try kernelEqualsTheDoubleSum(optimizer: optimizer, network: network)
@@ -152,7 +162,8 @@ struct PreconditionedKernelTests {
             #expect(Set(r).count == 3, "three different group rates in \(network)")
             (rate, lambda) = (r, l)
         }
-        let hand = Self.handOptimizer(spec, gradients: grads, weights: Array(w[0..<T]), rates: rates, rate: rate, lambda: lambda)
+        let hand = Self.handOptimizer(spec, gradients: grads, weights: Array(w[0..<T]), rates: rates, rate: rate, lambda: lambda,
+                                      anchor: spec.decayAnchor == .initial ? w[0] : nil)
         // The oracle's optimizer reproduces the recorded steps.
         for t in 0..<T {
             let recorded = zip(w[t + 1], w[t]).map { $0 - $1 }
@@ -245,6 +256,8 @@ struct PreconditionedKernelTests {
             let (w, kw) = try PathAnalyzer(settings: windowed).analyzeWithKernel(reader: TraceReader.open(path))
             #expect(w.settings.pathKernel?.contains("tail <") == true)
             #expect(zip(kw.data, kp.data).map { abs($0 - $1) }.max()! <= 1e-12 * scale)
+            // Its decay term (a momentum buffer of w_s − w_a) rebuilds the network as well.
+            #expect(w.reconstruction.test!.kernelFormMaxAbs < 10 * quadrature)
         }
         #expect(!result.attribution.isEmpty)
 

@@ -328,7 +328,7 @@ struct RunConfigStrictnessTests {
         (variant(#""kind": "sgd""#, #""kind": "gd""#), "training.batchSize (8) does not apply"),
         (variant(#""learningRate": 0.5"#, #""learningRate": 0.5, "beta1": 0.8"#), "optimizer.beta1 does not apply to kind sgd"),
         (variant(#""kind": "sgd""#, #""kind": "adam""#).replacingOccurrences(of: #""learningRate": 0.5"#, with: #""learningRate": 0.5, "alpha": 0.9"#),
-         "optimizer.alpha does not apply to kind adam (its keys: kind, learningRate, weightDecay, schedule, beta1, beta2, eps, clipNorm, groups)"),
+         "optimizer.alpha does not apply to kind adam (its keys: kind, learningRate, weightDecay, schedule, beta1, beta2, eps, clipNorm, groups, decayAnchor)"),
         (variant(#""train": 40"#, #""train": 400000"#).replacingOccurrences(of: #""kind": "sgd""#, with: #""kind": "gd""#)
             .replacingOccurrences(of: #", "batchSize": 8"#, with: "").replacingOccurrences(of: "[2, 8, 1]", with: "[2, 200, 1]"),
          "more than the limit of 50000000"),

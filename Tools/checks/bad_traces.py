@@ -165,6 +165,12 @@ MATRIX = {
                                                             lambda v: replace(v, 0, math.nan)), "not finite"),
     "optimizer state wrong names": (MULTI, lambda db: db.execute(
         "UPDATE optimizer_state SET names = '[\"momentum\"]' WHERE step = 4"), "optimizer state"),
+    # The decay anchor (optimizer_json.decayAnchor): an unknown anchor, and "initial" without w₀.
+    "decayAnchor unknown": (ADAM32, lambda db: db.execute(
+        "UPDATE run SET optimizer_json = '{\"decayAnchor\":\"median\",' || substr(optimizer_json, 2)"), "optimizer_json"),
+    "decayAnchor without checkpoint 0": (ADAM32, lambda db: (
+        db.execute("UPDATE run SET optimizer_json = '{\"decayAnchor\":\"initial\",' || substr(optimizer_json, 2)"),
+        db.execute("DELETE FROM checkpoint WHERE step = 0"), db.execute("DELETE FROM optimizer_state WHERE step = 0")), "step-0 checkpoint"),
     "mask count ≠ P": (BINARY, lambda db: insert_mask(db, lambda b: b[:-1]), "parameter mask"),
     "mask byte 2": (BINARY, lambda db: insert_mask(db, lambda b: b[:3] + bytes([2]) + b[4:]), "parameter mask"),
     "mask checksum": (BINARY, lambda db: insert_mask(db, crc_delta=1), "checksum"),

@@ -138,12 +138,38 @@ public enum NeuralUCB {
         }
     }
 
+    /// One TrainNN run, recorded for a trace (`Policy.recordRounds`, `pathkernel bandit
+    /// --trace-rounds`): after round `round`, with `played` = t contexts in the history, GD
+    ///
+    ///     v_{j+1} = v_j − η s (Σ_{i≤t} ∇½(f̃(x_i; v_j) − r_i)² + λ (v_j − w₀)),   v_0 = w₀,
+    ///
+    /// `s = 1` (sum) or `1/t` (mean). `iterates` are `v_0 … v_J`, bit for bit the weights the
+    /// policy computed (the last is `w_t`). As a trace (mean loss over the t contexts, targets
+    /// `r_i + f(x_i; w₀)`) this is full-batch GD with rate `η s t` and decay `λ/t` towards `w₀`.
+    public struct Training: Sendable, Equatable {
+        public var round: Int
+        public var played: Int
+        public var eta: Double
+        public var lambda: Double
+        /// `s`: 1 (sum objective) or `1/t` (mean).
+        public var scale: Double
+        public var iterates: [[Double]]
+        /// The trace's learning rate `η s t`.
+        public var traceLearningRate: Double { eta * scale * Double(played) }
+        /// The trace's weight decay towards `w₀`: `λ/t`.
+        public var traceWeightDecay: Double { lambda / Double(played) }
+    }
+
     /// One run of a policy.
     public struct Run: Sendable, Equatable {
         public var seed: UInt64
         public var steps: [Step]
         public var arms: Int
-        public init(seed: UInt64, steps: [Step], arms: Int) { self.seed = seed; self.steps = steps; self.arms = arms }
+        /// The TrainNN runs of the rounds asked for (`recordRounds`), in round order.
+        public var trainings: [Training] = []
+        public init(seed: UInt64, steps: [Step], arms: Int, trainings: [Training] = []) {
+            self.seed = seed; self.steps = steps; self.arms = arms; self.trainings = trainings
+        }
         public var cumulativeRegret: [Double] {
             var s = 0.0
             return steps.map { s += $0.regret; return s }
@@ -306,6 +332,9 @@ public enum NeuralUCB {
         private var random: PortableRandom
         private var round = 0
         private let contextDim: Int
+        /// Rounds whose TrainNN run is kept in `recordedTrainings` (every iterate: J + 1 vectors of P).
+        public var recordRounds: Set<Int> = []
+        public private(set) var recordedTrainings: [Training] = []
 
         /// A policy on contexts of `contextDim` features; `model` and `w0` for the network policies
         /// (the model has one output and `contextDim` inputs). `blockSize` `d`: the contexts are
@@ -603,9 +632,16 @@ public enum NeuralUCB {
             let t = played
             var v = settings.warmStart ? w : w0
             let scale = settings.objective == .mean ? 1 / Double(t) : 1
+            let record = recordRounds.contains(round)
+            var iterates: [[Double]] = record ? [v] : []
             for _ in 0..<settings.steps {
                 let g = dataGradient(model, at: v, scale: scale)
                 for k in 0..<v.count { v[k] -= settings.eta * (g[k] + scale * settings.lambda * (v[k] - w0[k])) }
+                if record { iterates.append(v) }
+            }
+            if record {
+                recordedTrainings.append(Training(round: round, played: t, eta: settings.eta, lambda: settings.lambda,
+                                                  scale: scale, iterates: iterates))
             }
             guard v.allSatisfy(\.isFinite) else {
                 throw AnalysisError("TrainNN diverged after round \(round) (the network's parameters are no longer finite): lower --eta, or use --objective mean (the sum's curvature grows with the rounds)")
@@ -644,15 +680,18 @@ public enum NeuralUCB {
         try run(settings, bandit: Bandit(rounds), model: model, w0: w0, seed: seed)
     }
 
-    /// One run of `settings` on the rounds of `bandit`, in order.
-    public static func run(_ settings: Settings, bandit: Bandit, model: MLP?, w0: [Double], seed: UInt64) throws -> Run {
+    /// One run of `settings` on the rounds of `bandit`, in order; the TrainNN runs of
+    /// `recordRounds` (1-based rounds after which the policy trains) come back in `Run.trainings`.
+    public static func run(_ settings: Settings, bandit: Bandit, model: MLP?, w0: [Double], seed: UInt64,
+                           recordRounds: Set<Int> = []) throws -> Run {
         guard bandit.rounds >= 1 else { throw AnalysisError("the bandit has no rounds; give --rounds ≥ 1") }
         var policy = try Policy(settings: settings, contextDim: bandit.contextDim, model: model, w0: w0, seed: seed,
                                 blockSize: bandit.blockSize)
+        policy.recordRounds = settings.algorithm.trainsNetwork ? recordRounds : []
         var steps: [Step] = []
         steps.reserveCapacity(bandit.rounds)
         for t in 0..<bandit.rounds { steps.append(try policy.play(bandit.round(t))) }
-        return Run(seed: seed, steps: steps, arms: bandit.arms)
+        return Run(seed: seed, steps: steps, arms: bandit.arms, trainings: policy.recordedTrainings)
     }
 }
 

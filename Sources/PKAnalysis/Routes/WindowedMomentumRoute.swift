@@ -17,7 +17,7 @@ struct WindowedMomentumRoute: KernelRoute {
     let steps: Int
     /// The training sides still in the window, oldest first.
     var window: [TrainingSide<Double>] = []
-    /// `Σ_s c_{t,s} w_s` without Nesterov's term (the decay's momentum buffer).
+    /// `Σ_s c_{t,s} (w_s − w_a)` without Nesterov's term (the decay's momentum buffer).
     var decayBuffer: [Double]? = nil
 
     init(context: AnalysisContext, form: KernelForm, tolerance: Double) {
@@ -48,16 +48,19 @@ struct WindowedMomentumRoute: KernelRoute {
 
     mutating func consume(_ seg: RouteSegment, into acc: inout KernelAccumulators) {
         let t = seg.step, eta = seg.learningRate, mu = mu, tolerance = tolerance
-        // The decay part of Δw_t: −η_t λ Σ_s c_{t,s} w_s (λ_k per parameter with groups).
+        // The decay part of Δw_t: −η_t λ Σ_s c_{t,s} (w_s − w_a) (λ_k per parameter with groups;
+        // w_a the decay's anchor, 0 without one: the buffer sums displacements, since the c_{t,s}
+        // need not sum to 1).
         var decayTangent: [Double]? = nil
         if lambda > 0 {
-            var buf = decayBuffer ?? seg.start
+            let d = form.displacement(seg.start)
+            var buf = decayBuffer ?? d
             if decayBuffer != nil {
-                for k in buf.indices { buf[k] = mu * buf[k] + (1 - dampening) * seg.start[k] }
+                for k in buf.indices { buf[k] = mu * buf[k] + (1 - dampening) * d[k] }
             }
             decayBuffer = buf
-            let dec = nesterov ? zip(seg.start, buf).map { $0 + mu * $1 } : buf
-            decayTangent = form.decay(of: dec, times: -eta, lambda: lambda)
+            let dec = nesterov ? zip(d, buf).map { $0 + mu * $1 } : buf
+            decayTangent = form.decay(ofDisplacement: dec, times: -eta, lambda: lambda)
         }
         let tangents = decayTangent.map { [seg.delta, $0] } ?? [seg.delta]
         window.append(integral.trainingSide(Double.self, seg))
