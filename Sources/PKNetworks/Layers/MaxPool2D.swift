@@ -111,7 +111,10 @@ public struct MaxPool2D: Layer {
                     best = max(best, value - reach)
                 }
                 for (i, e) in entries.enumerated() where upper[i] >= best { candidates.append(e) }
-                if candidates.count == 1 { dominant[r * windows.count + o] = candidates[0]; continue }
+                if candidates.count <= 1 {   // (none only with NaN coefficients: nothing to cut)
+                    if let only = candidates.first { dominant[r * windows.count + o] = only }
+                    continue
+                }
                 var crossings: [Double] = []
                 for a in 0..<(candidates.count - 1) {
                     for b in (a + 1)..<candidates.count {
