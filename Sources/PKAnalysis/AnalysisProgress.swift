@@ -49,7 +49,9 @@ public struct AnalysisProgress: Sendable {
 /// With exact quadrature (math §1.1) `q` is ⌈L/2⌉ and a share `exactKinkedShare` of the (query,
 /// step) pairs takes `(1 + exactBreakpoints)·q` nodes of its own, each at about twice a shared
 /// node's feature cost (`segmentFeatures`); the backward pass computes the shared nodes for every
-/// query of a block, the forward routes for the queries without a kink only.
+/// query of a block, the forward routes for the queries without a kink only. A layer network's
+/// kinked query enters R's update and the kernels as one row (its `J̄` summed over its own nodes,
+/// `LayerNetwork.segmentIntegratedJacobians`); the JVP route still takes one JVP per node.
 struct AnalysisCostModel {
     /// Flop-equivalents per row of the backward pass's R and step (see above).
     static let rowOverhead = 8_000.0
@@ -75,6 +77,8 @@ struct AnalysisCostModel {
         // cost in shared nodes' units (qf): q, or exact quadrature's estimate (see above).
         let share = Self.exactKinkedShare, own = (1 + Self.exactBreakpoints) * Double(q)
         let qd = exact ? (1 - share) * Double(q) + share * own : Double(q)
+        // Rows per query and step of R's update and of the kernels: a layer network's kinked query one.
+        let rowsPerQuery = exact && model is LayerNetwork ? (1 - share) * Double(q) + share : qd
         let qf = exact ? (backward ? Double(q) : (1 - share) * Double(q)) + 2 * share * own : Double(q)
         let widths = Double(model.featureScalarsPerExample)
         // One example's tangent features: 2·P·(2 + C) for an MLP (all GEMMs); a layer network's
@@ -88,9 +92,9 @@ struct AnalysisCostModel {
         if backward {
             forwardPerStep = perStepFixed
             let rows = model is MLP ? Double(model.featureBlocks.reduce(0) { $0 + $1.outputs }) : 0
-            backwardPerStep = qf * features + 2 * C * Q * PR * (qd + nb) + Self.rowOverhead * C * Q * rows
+            backwardPerStep = qf * features + 2 * C * Q * PR * (rowsPerQuery + nb) + Self.rowOverhead * C * Q * rows
         } else if kernelForm {
-            forwardPerStep = perStepFixed + qf * features + qd * 2 * Q * nb * windowSides * widths * Double(blocks)
+            forwardPerStep = perStepFixed + qf * features + rowsPerQuery * 2 * Q * nb * windowSides * widths * Double(blocks)
             backwardPerStep = 0
         } else {
             forwardPerStep = perStepFixed + qd * 4 * Q * P
