@@ -142,7 +142,7 @@ public struct PathAnalyzer {
         }
         // A layer network on a backward route (momentum, Adam, …) only when asked for: its kinked
         // queries' Jacobians are evaluated at each of their own nodes (nearly every query of a CNN
-        // on every step, ~16 nodes each on fmnist-cnn, 150 on cnn-20), and even summed per query
+        // on every step, ~144 nodes each on fmnist-cnn), and even summed per query
         // as they are made that costs 7–10 times the CPU time of q = 4 on CNN runs
         // (Docs/benchmarks.md, issue 16).
         if settings.quadrature == nil && model is LayerNetwork && route.backwardPass {
