@@ -50,10 +50,12 @@ public struct AnalysisProgress: Sendable {
 /// step) pairs takes `(1 + exactBreakpoints)·q` nodes of its own, each at about twice a shared
 /// node's feature cost (`segmentFeatures`); the backward pass computes the shared nodes for every
 /// query of a block, the forward routes for the queries without a kink only; the breakpoint
-/// search counts its GEMMs (`breakpointSearchPerQuery`). An MLP's steps phase counts
-/// `gemmWidthFactor` flop-equivalents per GEMM flop (small GEMMs' lower rate), and the measured
-/// activation and quadrature times are multiplied by `activationSlowdown` (Docs/path-kernel.md §7,
-/// Size-aware efficiency).
+/// search counts its GEMMs (`breakpointSearchPerQuery`). A layer network's kinked query enters
+/// R's update and the kernels as one row (its `J̄` summed over its own nodes,
+/// `LayerNetwork.segmentIntegratedJacobians`); the JVP route still takes one JVP per node. An
+/// MLP's steps phase counts `gemmWidthFactor` flop-equivalents per GEMM flop (small GEMMs' lower
+/// rate), and the measured activation and quadrature times are multiplied by
+/// `activationSlowdown` (Docs/path-kernel.md §7, Size-aware efficiency).
 struct AnalysisCostModel {
     /// Flop-equivalents per row of the backward pass's R and step (see above).
     static let rowOverhead = 8_000.0
@@ -110,6 +112,8 @@ struct AnalysisCostModel {
         // cost in shared nodes' units (qf): q, or exact quadrature's estimate (see above).
         let share = Self.exactKinkedShare, own = (1 + Self.exactBreakpoints) * Double(q)
         let qd = exact ? (1 - share) * Double(q) + share * own : Double(q)
+        // Rows per query and step of R's update and of the kernels: a layer network's kinked query one.
+        let rowsPerQuery = exact && model is LayerNetwork ? (1 - share) * Double(q) + share : qd
         let qf = exact ? (backward ? Double(q) : (1 - share) * Double(q)) + 2 * share * own : Double(q)
         let widths = Double(model.featureScalarsPerExample)
         // One example's tangent features: GEMM flops (`Network.featureCostPerExample`: the
@@ -130,9 +134,9 @@ struct AnalysisCostModel {
         if backward {
             forwardPerStep = width * perStepGemm + perStepSmooth
             let rows = mlp.map { Double($0.layers.reduce(0) { $0 + $1.outputs }) } ?? 0
-            backwardPerStep = qf * features + 2 * C * Q * PR * (qd + nb) + Self.rowOverhead * C * Q * rows
+            backwardPerStep = qf * features + 2 * C * Q * PR * (rowsPerQuery + nb) + Self.rowOverhead * C * Q * rows
         } else if kernelForm {
-            forwardPerStep = width * (perStepGemm + qf * Q * model.featureCostPerExample + qd * 2 * Q * nb * windowSides * widths * Double(blocks))
+            forwardPerStep = width * (perStepGemm + qf * Q * model.featureCostPerExample + rowsPerQuery * 2 * Q * nb * windowSides * widths * Double(blocks))
                 + perStepSmooth + qf * Q * smoothPerExample
             backwardPerStep = 0
         } else {

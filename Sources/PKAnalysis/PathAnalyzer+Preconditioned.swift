@@ -228,8 +228,6 @@ extension PathAnalyzer {
                 chunks.map { rr in UnsafeMutablePointer<S>.allocate(capacity: max(1, count(rr))) }
             }
             let generic = model is LayerNetwork
-            /// The most bytes of a layer network's Jacobian rows at kinked queries' own nodes computed at once.
-            let kinkedRowBytes = 64 << 20
             // The signal channels each product needs: full, every channel and δ^g; trace, its own and δ^g.
             let allChannels = (0...C).map(Int32.init), channelPairs = (0..<C).map { [Int32($0), Int32(C)] }
             let tmpScratch = scratch { $0.count * largest }, oldScratch = scratch { $0.count * largest }
@@ -260,43 +258,28 @@ extension PathAnalyzer {
                 // Per local query with own nodes: (its row k of `own`, η_s a_s ω_k).
                 var ownSources = [[(row: Int, weight: Double)]](repeating: [], count: m)
                 if let pw = st.piecewise, generic {
-                    // A layer network's features are Jacobian rows, C·P scalars per node: a CNN's
-                    // queries cross kinks nearly every step (Docs/path-kernel.md §1.1), so all of a
-                    // block's own nodes at once would be gigabytes. Their rows are computed a group
-                    // of queries at a time (at most `kinkedRowBytes`) and summed per query with the
-                    // nodes' weights (the R update is linear in the rows): one row per query.
+                    // A layer network's features are Jacobian rows, C·P scalars per node, and a
+                    // CNN's queries cross kinks nearly every step (Docs/path-kernel.md §1.1): only
+                    // each query's weighted sum over its own nodes is kept (the R update is linear in
+                    // the rows), one row per query (`LayerNetwork.segmentIntegratedJacobians`).
                     let range = pw.kinkedNodes(of: rows)
-                    if !range.isEmpty {
-                        let list = Array(pw.kinked[range])
-                        let perRow = max(1, C * P * MemoryLayout<S>.size)
-                        let groupRows = max(1, kinkedRowBytes / perRow)
-                        var parts: [TangentFeatures<S>] = []
-                        var start = 0
-                        while start < list.count {
-                            // Whole queries, up to groupRows rows (one query's rows at least).
-                            var end = start + 1
-                            while end < list.count && (list[end].row == list[end - 1].row || end - start < groupRows) { end += 1 }
-                            let group = Array(list[start..<end])
-                            let f = model.segmentFeatures(start: st.start, delta: delta, xq.rows(at: group.map(\.row)),
-                                                          at: group.map(\.t), as: S.self, tangents: tangents)
-                            var sums: [[(row: Int, weight: Double)]] = []
-                            for (k, node) in group.enumerated() {
-                                for c in 0..<C {
-                                    acc.jvpSum[node.row, c] += node.weight * Double(f.outputTangents[0][k, c])
-                                    if tangents.count > 1 { acc.rwd[node.row, c] += node.weight * Double(f.outputTangents[1][k, c]) }
-                                }
-                                if k == 0 || node.row != group[k - 1].row {
-                                    let local = node.row - rows.lowerBound
-                                    ownNodes[local] = 0..<1
-                                    ownSources[local] = [(parts.reduce(0) { $0 + $1.count } + sums.count, coef)]
-                                    sums.append([])
-                                }
-                                sums[sums.count - 1].append((k, node.weight))
-                            }
-                            parts.append(f.weightedRowSums(sums))
-                            start = end
+                    if !range.isEmpty, let network = model as? LayerNetwork {
+                        var queries: [Int] = [], lists: [[(t: Double, weight: Double)]] = []
+                        for node in pw.kinked[range] {
+                            if queries.last != node.row { queries.append(node.row); lists.append([]) }
+                            lists[lists.count - 1].append((node.t, node.weight))
                         }
-                        own = TangentFeatures.concatenating(parts)
+                        let (f, jvps) = network.segmentIntegratedJacobians(start: st.start, delta: delta, xq.rows(at: queries),
+                                                                           nodes: lists, as: S.self, tangents: tangents)
+                        for (k, q) in queries.enumerated() {
+                            for c in 0..<C {
+                                acc.jvpSum[q, c] += jvps[0][k, c]
+                                if tangents.count > 1 { acc.rwd[q, c] += jvps[1][k, c] }
+                            }
+                            ownNodes[q - rows.lowerBound] = 0..<1
+                            ownSources[q - rows.lowerBound] = [(k, coef)]
+                        }
+                        own = f
                     }
                 } else if let pw = st.piecewise {
                     let range = pw.kinkedNodes(of: rows)

@@ -141,9 +141,10 @@ public struct PathAnalyzer {
             return (false, ["exact quadrature through the kinks is not implemented for this run's kernel route: it is integrated with \(gauss)"])
         }
         // A layer network on a backward route (momentum, Adam, …) only when asked for: its kinked
-        // queries' Jacobian rows are computed one at a time at their own points (nearly every query
-        // of a CNN on every step, at ~16 nodes each), about 11 times the time of q = 4 on
-        // fmnist-cnn (Docs/benchmarks.md, issue 16).
+        // queries' Jacobians are evaluated at each of their own nodes (nearly every query of a CNN
+        // on every step, ~144 nodes each on fmnist-cnn), and even summed per query
+        // as they are made that costs 7–10 times the CPU time of q = 4 on CNN runs
+        // (Docs/benchmarks.md, issue 16).
         if settings.quadrature == nil && model is LayerNetwork && route.backwardPass {
             return (false, ["exact quadrature through the kinks is not the default for layer networks on this kernel route (about 10 times the time of q = 4 on a CNN: --quadrature exact to take it): integrated with \(gauss)"])
         }

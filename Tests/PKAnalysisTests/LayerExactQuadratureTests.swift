@@ -90,6 +90,40 @@ struct LayerExactQuadratureTests {
         #expect(ExactQuadratureTests.relativeError(gk.data, oracle.data) > 1e3 * Self.oracleTolerance)
     }
 
+    /// The backward route (SGD momentum) of a relu CNN and of a residual relu net with exact
+    /// quadrature, every kinked query's rows summed over its own nodes
+    /// (`LayerNetwork.segmentIntegratedJacobians`): K^p against the two-time double sum through
+    /// each query's reference breakpoints (composite Gauss–Legendre, 2 panels of 4 nodes, on every
+    /// piece) and the reconstruction at round-off; q = 4 is far off.
+    @Test(arguments: [LayerNetworkFixtures.reluCNN, LayerExactQuadratureTests.residualRelu])
+    func backwardKernelAgainstTheDoubleSum(model json: String) throws {
+        let spec = OptimizerSpec(kind: .sgd, learningRate: 0.5, momentum: 0.9)
+        let path = try Self.run(json, steps: 3, lr: 0.5, momentum: 0.9)
+        let reader = try TraceReader.open(path)
+        let run = try TraceRun.load(reader)
+        var crossings = 0
+        let (oracle, _) = try ExactQuadratureRoutesTests.doubleSum(spec, reader: reader, queries: run.testX) { _, q, w, delta in
+            // This suite's 1024-sample breakpoint search (256 samples miss close pairs of
+            // crossings of the residual net's degree-3 switching functions: 1.5e-4 off).
+            let x = run.testX.rows(q..<(q + 1))
+            let cuts = [0] + referenceBreakpoints(run.model, w, delta, x) + [1]
+            crossings += cuts.count - 2
+            return compositePathJacobian(run.model, start: w, delta: delta, x, cuts: cuts, panels: 2)
+        }
+        #expect(crossings >= run.testX.rows / 2, "the test wants kinks: \(crossings) crossings")
+        var settings = AnalysisSettings(queries: .test, kernel: .full)
+        settings.scope = .exact
+        settings.quadrature = .exact
+        let (result, kp) = try PathAnalyzer(settings: settings).analyzeWithKernel(reader: TraceReader.open(path))
+        #expect(result.settings.quadrature == "exact" && (result.reconstruction.exact?.kinkedShare ?? 0) > 0)
+        let error = ExactQuadratureTests.relativeError(kp.data, oracle.data)
+        #expect(error <= Self.oracleTolerance, "K^p against the double sum: \(error)")
+        #expect(result.reconstruction.test!.relativeResidual <= Self.roundOff, "residual \(result.reconstruction.test!.relativeResidual)")
+        settings.quadrature = .gauss
+        let (_, gk) = try PathAnalyzer(settings: settings).analyzeWithKernel(reader: TraceReader.open(path))
+        #expect(ExactQuadratureTests.relativeError(gk.data, oracle.data) > 1e3 * Self.oracleTolerance)
+    }
+
     /// The breakpoints of one query by its pattern: 1024 samples, each change bisected to 1e-13
     /// (both halves wherever their ends differ: several changes in one sample interval are found).
     func referenceBreakpoints(_ model: any Network, _ w: [Double], _ v: [Double], _ x: Matrix) -> [Double] {

@@ -94,6 +94,29 @@ struct ForwardPathIntegral {
         }
         // ... the others each on the nodes of its own pieces.
         guard !piecewise.kinked.isEmpty else { return }
+        if let network = model as? LayerNetwork {
+            // A layer network: each query's Jacobian rows summed over its own nodes first
+            // (`LayerNetwork.segmentIntegratedJacobians`; the kernels and JVPs are linear in the
+            // rows), one feature row per query, in blocks of `chunk` queries.
+            var queries: [Int] = [], lists: [[(t: Double, weight: Double)]] = []
+            for node in piecewise.kinked {
+                if queries.last != node.row { queries.append(node.row); lists.append([]) }
+                lists[lists.count - 1].append((node.t, node.weight))
+            }
+            for lower in stride(from: 0, to: queries.count, by: chunk) {
+                let part = lower..<min(lower + chunk, queries.count)
+                let rows = Array(queries[part])
+                let (fq, jvps) = network.segmentIntegratedJacobians(start: seg.start, delta: tangents[0], context.xq.rows(at: rows),
+                                                                    nodes: Array(lists[part]), as: S.self, tangents: tangents)
+                for (j, jv) in jvps.enumerated() {
+                    for (r, q) in rows.enumerated() { for c in 0..<jv.cols {
+                        if j == 0 { acc.jvpSum[q, c] += jv[r, c] } else { acc.rwd[q, c] += jv[r, c] }
+                    } }
+                }
+                accumulate(fq, rows: rows, weights: [Double](repeating: 1, count: rows.count), sides: sides, into: &acc)
+            }
+            return
+        }
         for lower in stride(from: 0, to: piecewise.kinked.count, by: chunk) {
             let nodes = piecewise.kinked[lower..<min(lower + chunk, piecewise.kinked.count)]
             let rows = nodes.map(\.row)

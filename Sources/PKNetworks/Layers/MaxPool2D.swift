@@ -61,7 +61,9 @@ public struct MaxPool2D: Layer {
 
     /// The switching functions of a window are the pairwise differences of its entries (linear
     /// in the input): the arg-max can change only where one changes sign. Per row and window,
-    /// every such crossing inside the piece is found (`SegmentPieces.signChanges`), the arg-max
+    /// after a screen that drops the entries provably below another on the whole piece (a window
+    /// left with one entry cuts nothing and keeps it as its arg-max there), every crossing of the
+    /// remaining entries inside the piece is found (`SegmentPieces.signChanges`), the arg-max
     /// read at the midpoint of each interval between them, and only the crossings where it
     /// changes cut the row (a crossing of two entries below the maximum is dropped; crossings
     /// within `coincident` of each other count as one). On every
@@ -79,14 +81,44 @@ public struct MaxPool2D: Layer {
         }
         var cuts = [[Double]](repeating: [], count: input.rows)
         var c = [Double](repeating: 0, count: d + 1)
+        // Per row and window: the entry that is the arg-max on the whole row's piece when the
+        // screen below proves it (-1: not proven), so that its new pieces need not read it again.
+        var dominant = [Int](repeating: -1, count: input.rows * windows.count)
+        var upper = [Double](), candidates = [Int]()
         for r in 0..<input.rows {
             let (lo, hi) = (input.lo[r], input.hi[r])
             var rowCuts: [Double] = []
-            for entries in windows where entries.count > 1 {
+            for (o, entries) in windows.enumerated() where entries.count > 1 {
+                // Screen: on [lo, hi] ⊆ [0, 1] each entry's polynomial p stays within
+                // p(lo) ± ((hi − lo)·Σ_k k|c_k| + 8ε·Σ_k |c_k|) (the mean value theorem, |p'| ≤ Σ_k k|c_k|
+                // there, and a margin for the rounding of p(lo)). An entry whose upper bound is below
+                // the largest lower bound is never the arg-max (nor tied with it): only crossings
+                // among the others can move the arg-max. One candidate left: it is the arg-max
+                // throughout, and the window cuts nothing.
+                upper.removeAll(keepingCapacity: true)
+                candidates.removeAll(keepingCapacity: true)
+                var best = -Double.infinity
+                for e in entries {
+                    var value = 0.0, slope = 0.0, size = 0.0
+                    for k in stride(from: d, through: 0, by: -1) {
+                        let ck = input.coefficients[k][r, e]
+                        value = value * lo + ck
+                        slope += Double(k) * abs(ck)
+                        size += abs(ck)
+                    }
+                    let reach = (hi - lo) * slope + 8 * Double.ulpOfOne * size
+                    upper.append(value + reach)
+                    best = max(best, value - reach)
+                }
+                for (i, e) in entries.enumerated() where upper[i] >= best { candidates.append(e) }
+                if candidates.count <= 1 {   // (none only with NaN coefficients: nothing to cut)
+                    if let only = candidates.first { dominant[r * windows.count + o] = only }
+                    continue
+                }
                 var crossings: [Double] = []
-                for a in 0..<(entries.count - 1) {
-                    for b in (a + 1)..<entries.count {
-                        for k in 0...d { c[k] = input.coefficients[k][r, entries[a]] - input.coefficients[k][r, entries[b]] }
+                for a in 0..<(candidates.count - 1) {
+                    for b in (a + 1)..<candidates.count {
+                        for k in 0...d { c[k] = input.coefficients[k][r, candidates[a]] - input.coefficients[k][r, candidates[b]] }
                         crossings += SegmentPieces.signChanges(c, in: lo, hi)
                     }
                 }
@@ -109,7 +141,8 @@ public struct MaxPool2D: Layer {
         for i in s.example.indices {
             let p = s.parent[i]
             for (o, entries) in windows.enumerated() {
-                let a = argmax(p, entries, at: s.midpoint[i])
+                let known = dominant[p * windows.count + o]
+                let a = known >= 0 ? known : argmax(p, entries, at: s.midpoint[i])
                 for k in 0...d { out[k][i, o] = input.coefficients[k][p, a] }
             }
         }

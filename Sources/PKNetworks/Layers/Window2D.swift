@@ -133,7 +133,13 @@ public struct Window2D: Sendable, Hashable {
                         let y = oy * strideHeight - padTop + i
                         guard y >= 0 && y < H else { continue }
                         let row = src + oy * Wo, dst = dx + (c * H + y) * W, shift = j - padLeft
-                        for ox in lo..<hi { dst[ox * sw + shift] += row[ox] }
+                        if sw == 1 {
+                            // Stride 1 (the usual case): a contiguous run, the same additions in the same order.
+                            let d = dst + shift
+                            for ox in lo..<hi { d[ox] += row[ox] }
+                        } else {
+                            for ox in lo..<hi { dst[ox * sw + shift] += row[ox] }
+                        }
                     }
                 }
             }
