@@ -317,15 +317,7 @@ def print_report(r):
     ol = r["other_load"]
     print(f"(medians of every timed call; below 1 pathkernel is faster) other load during the rounds: "
           f"median {fmt_load(ol['median'])}, max {fmt_load(ol['max'])} cores; at the end: {machine_load.describe(ol['end'])}")
-    if r["clean"]:
-        print(f"clean: yes (a quiet machine at the start; other load ≤ {ol['threshold']} in every part of every round)")
-    else:
-        why = []
-        if r["wait"]["no_wait"]:
-            why.append("not waited for a quiet machine")
-        if ol["parts_above"]:
-            why.append(f"other load above {ol['threshold']} in {ol['parts_above']} of {ol['parts']} parts")
-        print(f"clean: NO ({'; '.join(why) or 'other load unknown'}): these times are not a clean comparison")
+    print(machine_load.verdict(r["clean"], r["wait"]["no_wait"], ol))
     print()
     for c in r["checks"]:
         verdict = f"ok (≤ {c['tolerance']:.0e})" if c["ok"] else f"{'FAIL' if c['fatal'] else 'warn'} (> {c['tolerance']:.0e})"

@@ -103,6 +103,20 @@ def describe(s):
     return f"1-min load {s['load']:.2f}; other processes {other} cores busy; top: {top}"
 
 
+def verdict(clean, no_wait, other_load):
+    """The `clean:` line of a comparison: yes when the machine was quiet at the start and every
+    part of every round kept other load at or below the threshold; else NO, with why."""
+    ol = other_load
+    if clean:
+        return f"clean: yes (a quiet machine at the start; other load ≤ {ol['threshold']} in every part of every round)"
+    why = []
+    if no_wait:
+        why.append("not waited for a quiet machine")
+    if ol["parts_above"]:
+        why.append(f"other load above {ol['threshold']} in {ol['parts_above']} of {ol['parts']} parts")
+    return f"clean: NO ({'; '.join(why) or 'other load unknown'}): these times are not a clean comparison"
+
+
 def wait_quiet(max_load=0.5, max_other=0.2, timeout=900.0, window=2.0, exclude=None,
                log=lambda m: print(m, file=sys.stderr, flush=True), report_every=30.0):
     """Waits until the 1-minute load average < max_load and other processes use < max_other cores

@@ -554,15 +554,7 @@ def print_report(r):
     ol = r["other_load"]
     print(f"(medians over the rounds; below 1 pathkernel is faster; compile: neural-tangents' first call less a warm one) "
           f"other load: median {fmt_load(ol['median'])}, max {fmt_load(ol['max'])} cores; at the end: {machine_load.describe(ol['end'])}")
-    if r["clean"]:
-        print(f"clean: yes (a quiet machine at the start; other load ≤ {ol['threshold']} in every part of every round)")
-    else:
-        why = []
-        if r["wait"]["no_wait"]:
-            why.append("not waited for a quiet machine")
-        if ol["parts_above"]:
-            why.append(f"other load above {ol['threshold']} in {ol['parts_above']} of {ol['parts']} parts")
-        print(f"clean: NO ({'; '.join(why) or 'other load unknown'}): these times are not a clean comparison")
+    print(machine_load.verdict(r["clean"], r["wait"]["no_wait"], ol))
     print()
     for c in r["checks"]:
         print(f"check: {c['readout']} {c['size']}: NNGP {c['nngp']:.1e}, NTK {c['ntk']:.1e} "
