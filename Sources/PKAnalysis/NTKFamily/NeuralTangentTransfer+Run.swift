@@ -81,6 +81,11 @@ public struct NeuralTangentTransfer: Sendable {
         guard inputs.rows >= 2, heldOut.rows >= 2 else {
             throw AnalysisError("NTT needs at least 2 training inputs and 2 held-out inputs")
         }
+        // Single-threaded BLAS, the project's policy: NTT's GEMMs (a batch of 64 against layers of
+        // 784 × 300) gain no wall time from OpenBLAS's threads, whose waiting doubles the CPU time
+        // (ntt-fmnist, 3 epochs at ρ = 0.1, quiet machine: 7.0 s wall, 14.6 CPU s with 2 BLAS
+        // threads; 7.6 s, 7.6 CPU s with one).
+        BLASThreads.set(1)
         let objective = NTTObjective(network: network, teacher: teacher, lambdaKernel: settings.lambdaKernel,
                                      lambdaL2: settings.lambdaL2, density: settings.density)
         let optimizer = try Transform.make(kind: "adam")
