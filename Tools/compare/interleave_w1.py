@@ -63,10 +63,7 @@ def log(message):
     print(message, file=sys.stderr, flush=True)
 
 
-def cpu_seconds():
-    """(this process's CPU seconds, its waited-for children's)."""
-    t = os.times()
-    return t.user + t.system, t.children_user + t.children_system
+cpu_seconds = machine_load.cpu_seconds   # (this process's CPU seconds, its waited-for children's)
 
 
 class OtherLoad:

@@ -270,25 +270,8 @@ def check(args):
     return 0 if ok else 1
 
 
-def cpu_seconds():
-    t = os.times()
-    return t.user + t.system, t.children_user + t.children_system
-
-
-class OtherLoad:
-    """Cores other processes kept busy between start() and stop() (the machine's busy time less
-    this process's and its children's CPU time, per wall second), as interleave_w1.py."""
-
-    def start(self):
-        self.busy0, self.own0, self.wall0 = machine_load.busy_cpu_seconds(), cpu_seconds(), time.perf_counter()
-
-    def stop(self):
-        busy1, own1, wall1 = machine_load.busy_cpu_seconds(), cpu_seconds(), time.perf_counter()
-        wall = wall1 - self.wall0
-        if self.busy0 is None or busy1 is None or wall <= 0:
-            return None
-        ours = (own1[0] - self.own0[0]) + (own1[1] - self.own0[1])
-        return max(0.0, ((busy1 - self.busy0) - ours) / wall)
+cpu_seconds = machine_load.cpu_seconds   # (this process's CPU seconds, its waited-for children's)
+OtherLoad = machine_load.OtherLoad
 
 
 def time_w7(args):
