@@ -32,7 +32,8 @@ static inline const char *pathkernel_openblas_config(void) {
 static inline int pathkernel_keep_freed_blocks(int mmap_threshold) {
     int a = mallopt(M_MMAP_THRESHOLD, mmap_threshold);
     int b = mallopt(M_TRIM_THRESHOLD, INT_MAX);
-    return a == 1 && b == 1;
+    int c = mallopt(M_MMAP_MAX, 0);
+    return a == 1 && b == 1 && c == 1;
 }
 #else
 static inline int pathkernel_keep_freed_blocks(int mmap_threshold) { (void)mmap_threshold; return 0; }
