@@ -20,8 +20,10 @@ import CBLAS
 ///
 /// Peak memory is about the same (the freed blocks were the peak; fragmentation measured +1 % on
 /// `fmnist-cnn` and +11 % on a width sweep); the resident size no longer shrinks after a peak.
-/// Worker threads' allocations above glibc's 64 MiB arena heaps may still be mapped on their own
-/// (glibc falls back to `mmap` there): allocate large scratch on the calling thread.
+/// A worker thread's block above 64 MiB (the size of glibc's per-thread arena heaps) is still
+/// mapped and unmapped on its own (glibc falls back to `mmap` there; a C check: 100 MB in a
+/// worker faulted all 25,600 pages on every round, 40 MB only on the first, 100 MB on the main
+/// thread only on the first): allocate large scratch on the calling thread.
 public enum AllocatorPolicy {
     /// glibc's largest mmap threshold on 64-bit systems (`DEFAULT_MMAP_THRESHOLD_MAX`).
     public static let mmapThreshold: Int32 = 32 << 20
