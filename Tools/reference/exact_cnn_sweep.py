@@ -435,9 +435,12 @@ class Sweep:
         self.n_effective = 0
         self.x = np.asarray(x, float)
         with category('sweep init'):
-            self._init_forward()
-            self._init_cotangents()
-            self._init_integral()
+            with category('sweep init: forward polynomials'):
+                self._init_forward()
+            with category('sweep init: cotangent polynomials'):
+                self._init_cotangents()
+            with category('sweep init: integral of J_P0'):
+                self._init_integral()
 
     # -- helpers --------------------------------------------------------------------------------
     def _push(self, t, kind, l, u, new):
@@ -1034,7 +1037,7 @@ def load_fmnist_image(i=0):
 def counts(scales, image, seed, grid):
     net = Net((1, 28, 28), cnn_spec(4, 8, 10))
     rng = np.random.default_rng(seed)
-    x = load_fmnist_image(image)
+    x = load_fmnist_image(image) if image >= 0 else None
     src = f'Fashion-MNIST test image {image}'
     if x is None:
         x, src = rng.uniform(0, 1, (1, 28, 28)), 'uniform random input'
@@ -1058,7 +1061,9 @@ def counts(scales, image, seed, grid):
         OPS.clear()
         sw = Sweep(net, x, w0, dw)
         Js = sw.run()
-        ini = OPS.get('sweep init', 0) + OPS.get('sweep init roots', 0)
+        ini = sum(v for c, v in OPS.items() if c.startswith('sweep init'))
+        parts = ', '.join(f'{c[len("sweep init: "):]} {v:,}' for c, v in OPS.items()
+                          if c.startswith('sweep init: '))
         ev = [e[3] + e[4] for e in sw.event_ops]
         eff = [e[3] + e[4] for e in sw.event_ops if e[2]]
         sil = [e[3] + e[4] for e in sw.event_ops if not e[2]]
@@ -1068,13 +1073,16 @@ def counts(scales, image, seed, grid):
         big = n_jumps(net, x, w0, dw, bps, Jo)
         f0 = forward(net, x, w0[None])[0][-1][0]
         f1 = forward(net, x, (w0 + dw)[None])[0][-1][0]
+        times = np.sort(np.array(sw.events))
+        distinct = 1 + int(np.sum(np.diff(times) > 1e-11)) if len(times) else 0
+        far = max((float(np.min(np.abs(bps - t))) for t in times), default=0.0)
         print(f'\n‖Δw‖/‖w‖ = {s:g}: oracle {len(bps)} breakpoints ({big} where J jumps); sweep '
-              f'{len(sw.events)} effective events, {sw.silent} silent, {sw.immediate} immediate')
+              f'{len(sw.events)} effective events at {distinct} distinct times (within 1e-11; '
+              f'farthest from an oracle breakpoint {far:.0e}), {sw.silent} silent, '
+              f'{sw.immediate} immediate')
         print(f'    agreement: sweep vs oracle rel {rel(Js, Jo):.1e}; reconstruction '
               f'rel {rel(Js @ dw, f1 - f0):.1e} (sweep), {rel(Jo @ dw, f1 - f0):.1e} (oracle)')
-        print(f'(b) sweep initial work: {ini:,} = {ini / full:.2f} full evaluations '
-              f'(polynomial state {OPS.get("sweep init", 0):,}, first roots '
-              f'{OPS.get("sweep init roots", 0):,})')
+        print(f'(b) sweep initial work: {ini:,} = {ini / full:.2f} full evaluations ({parts})')
         print(f'(c) events: {len(ev)} total {sum(ev):,} = {sum(ev) / full:.2f} full evaluations; '
               f'effective mean {np.mean(eff) if eff else 0:,.0f} max {max(eff) if eff else 0:,}; '
               f'silent mean {np.mean(sil) if sil else 0:,.0f}; of the events\' work, root '
@@ -1082,12 +1090,17 @@ def counts(scales, image, seed, grid):
         print(f'(d) brute-force search: {search:,} = {search / full:.1f} full evaluations '
               f'({grid} samples + bisection, forward passes only)')
         print(f'    projected exact/q=4: sweep {total:,} / 4 full = {total / q4:.2f} '
-              f'(against the factored q = 4: {total / q4f:.2f}); today\'s route '
-              f'(2 nodes per piece): {2 * (big + 1) * full / q4:.1f}')
-        rows.append((s, len(bps), big, len(sw.events), ini / full, sum(ev) / full, total / q4))
-    print('\nscale  breakpoints(jumps)  events  init/full  events/full  exact/q4')
-    for s, nb, bj, ne, a, b, c in rows:
-        print(f'{s:<6g} {nb:>5} ({bj:>3})        {ne:>5}  {a:9.2f}  {b:11.2f}  {c:8.2f}')
+              f'(against the factored q = 4: {total / q4f:.2f})')
+        print(f'    today\'s route, 2 full evaluations per piece: {2 * (len(bps) + 1) / 4:.1f} × q = 4 '
+              f'cutting at all {len(bps)} breakpoints, {2 * (big + 1) / 4:.1f} × cutting only where '
+              f'J jumps ({big})')
+        rows.append((s, len(bps), big, len(sw.events), ini / full, sum(ev) / full, total / q4,
+                     2 * (len(bps) + 1) / 4))
+    print('\nscale  breakpoints (J jumps)  effective events  init/full  events/full  exact/q4  '
+          'today/q4 (nominal)')
+    for s, nb, bj, ne, a, b, c, d in rows:
+        print(f'{s:<6g} {nb:>5} ({bj:>3})            {ne:>5}      {a:9.2f}  {b:11.2f}  {c:8.2f}  '
+              f'{d:8.1f}')
 
 
 def mlp_counts(seed):
@@ -1108,7 +1121,7 @@ def mlp_counts(seed):
         OPS.clear()
         sw = Sweep(net, x, w0, dw)
         Js = sw.run()
-        ini = OPS.get('sweep init', 0) + OPS.get('sweep init roots', 0)
+        ini = sum(v for c, v in OPS.items() if c.startswith('sweep init'))
         eff = [e[3] + e[4] for e in sw.event_ops if e[2]]
         Jo, bps = oracle(net, x, w0, dw, n_grid=2049)
         total = ini + sum(e[3] + e[4] for e in sw.event_ops)
@@ -1121,8 +1134,9 @@ def mlp_counts(seed):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--counts', action='store_true', help='fmnist-cnn-size operation counts')
-    ap.add_argument('--scales', type=float, nargs='*', default=[0.01, 0.02, 0.04])
-    ap.add_argument('--image', type=int, default=0)
+    ap.add_argument('--scales', type=float, nargs='*', default=[0.1, 0.15, 0.2, 0.4],
+                    help='‖Δw‖/‖w‖ of the random segments')
+    ap.add_argument('--image', type=int, default=0, help='Fashion-MNIST test image; < 0: uniform random')
     ap.add_argument('--seed', type=int, default=4)
     ap.add_argument('--grid', type=int, default=2049, help='oracle samples along the segment')
     a = ap.parse_args()
