@@ -389,9 +389,8 @@ def sign_change_roots(c, lo, hi):
                     else:
                         b = m
                 r.append(0.5 * (a + b))
-            elif pb == 0.0 and b < hi and pa != 0.0:
-                # an exact zero at an extremum is a touch (even multiplicity) unless p crosses there
-                pass
+            # p(b) == 0 exactly at an extremum b is a touch (no sign change); at b = hi it is the
+            # segment's end, where a change does not matter
     return [t for t in r if lo < t <= hi]
 
 
@@ -1025,16 +1024,39 @@ def selftest(quick_gauss_panels=5000):
     return nf == 0
 
 
-def load_fmnist_image(i=0):
-    path = '/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz'
+FMNIST = '/usr/share/datasets/fashion-mnist'
+
+
+def load_fmnist_image(i=0, split='t10k', n=1):
+    path = f'{FMNIST}/{split}-images-idx3-ubyte.gz'
     if not os.path.exists(path):
         return None
     with gzip.open(path) as f:
         data = np.frombuffer(f.read(), np.uint8, offset=16)
-    return data[i * 784:(i + 1) * 784].reshape(1, 28, 28) / 255.0
+    x = data[i * 784:(i + n) * 784].reshape(n, 1, 28, 28) / 255.0
+    return x[0] if n == 1 else x
 
 
-def counts(scales, image, seed, grid):
+def batch_gradient_direction(net, w0, n=32):
+    """−∇ of the mean softmax cross-entropy over the first n training images (unit norm), or None."""
+    X = load_fmnist_image(0, 'train', n)
+    path = f'{FMNIST}/train-labels-idx1-ubyte.gz'
+    if X is None or not os.path.exists(path):
+        return None
+    with gzip.open(path) as f:
+        y = np.frombuffer(f.read(), np.uint8, offset=8)[:n]
+    grad = np.zeros(net.P)
+    with category('setup'):
+        for xi, yi in zip(X, y):
+            J, f, _ = jacobian(net, xi, w0[None])
+            p = np.exp(f[0] - f[0].max())
+            p /= p.sum()
+            p[yi] -= 1.0
+            grad += J[0].T @ p / n
+    return -grad / np.linalg.norm(grad)
+
+
+def counts(scales, image, seed, grid, direction='random'):
     net = Net((1, 28, 28), cnn_spec(4, 8, 10))
     rng = np.random.default_rng(seed)
     x = load_fmnist_image(image) if image >= 0 else None
@@ -1043,7 +1065,14 @@ def counts(scales, image, seed, grid):
         x, src = rng.uniform(0, 1, (1, 28, 28)), 'uniform random input'
     w0 = net.init_params(rng)
     r = rng.standard_normal(net.P)
-    print(f'fmnist-cnn architecture: P = {net.P}, C = {net.C}, D = {net.D}; {src}; seed {seed}')
+    if direction == 'gradient':
+        gdir = batch_gradient_direction(net, w0)
+        if gdir is None:
+            print('no Fashion-MNIST training set: random direction')
+        else:
+            r = gdir * np.linalg.norm(r)          # same ‖Δw‖ for the same scale
+    print(f'fmnist-cnn architecture: P = {net.P}, C = {net.C}, D = {net.D}; {src}; seed {seed}; '
+          f'Δw direction: {direction}')
     OPS.clear()
     with category('full'):
         jacobian(net, x, w0[None])
@@ -1139,10 +1168,14 @@ def main():
     ap.add_argument('--image', type=int, default=0, help='Fashion-MNIST test image; < 0: uniform random')
     ap.add_argument('--seed', type=int, default=4)
     ap.add_argument('--grid', type=int, default=2049, help='oracle samples along the segment')
+    ap.add_argument('--direction', choices=['random', 'gradient'], default='random',
+                    help='Δw along N(0, 1) or along −∇ of the cross-entropy of 32 training images')
+    ap.add_argument('--no-mlp', action='store_true', help='skip the MLP counts')
     a = ap.parse_args()
     if a.counts:
-        counts(a.scales, a.image, a.seed, a.grid)
-        mlp_counts(a.seed)
+        counts(a.scales, a.image, a.seed, a.grid, a.direction)
+        if not a.no_mlp:
+            mlp_counts(a.seed)
         return 0
     return 0 if selftest() else 1
 
