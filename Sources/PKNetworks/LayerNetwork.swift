@@ -116,11 +116,13 @@ public struct LayerNetwork: Network {
     public var featureScalarsPerExample: Int { 1 + outputDim * parameterCount }
     public var activationsPerExample: Int { LayerNetwork.activations(root) }
     /// The forward pass and C pullbacks (each about twice a forward pass) at about 1/14 of the
-    /// GEMM rate (small per-example GEMMs, im2col/col2im, the layers' own loops), plus writing and
-    /// reordering the `C·P` rows and their JVPs (memory-bound: 56 flop-equivalents per scalar).
+    /// GEMM rate (small per-example GEMMs, im2col/col2im, the layers' own loops), plus writing
+    /// the `C·P` rows and their JVPs (memory-bound: 56 flop-equivalents per scalar).
     /// Calibrated on the fmnist-cnn and fmnist-resnet presets so that `analyze --plan` meets
     /// their real time (Docs/path-kernel.md §7; the factors were 4 and 16 before, which put the
-    /// estimate 3.3–4.4 times below the real run).
+    /// estimate 3.3–4.4 times below the real run). Calibrated when the rows were still written
+    /// example-major, zero-filled first, permuted into a second matrix and page-faulted afresh per
+    /// call (Docs/benchmarks.md, "The layer-network presets"); not re-calibrated since.
     public var featureCostPerExample: Double {
         14 * (1 + 2 * Double(outputDim)) * root.forwardFlops + 56 * Double(outputDim * parameterCount)
     }
@@ -182,24 +184,37 @@ public struct LayerNetwork: Network {
     /// `signals[0]` the rows stacked channel-major (row `c·n + r` = `∂f_c(x_r)/∂w`), scales 1 and
     /// no bias; `outputTangents` are `J·v` from the same rows.
     public func tangentFeatures<S: BLASScalar>(_ w: [Double], _ x: Matrix, as _: S.Type, tangents: [[Double]]) -> TangentFeatures<S> {
+        tangentFeatures(w, x, as: S.self, tangents: tangents, pool: nil)
+    }
+
+    /// `tangentFeatures(_:_:as:tangents:)` with the rows' `n·C·P` scalars written channel-major
+    /// straight into one array (`Layer.jacobianRows`), taken from `pool` when it holds one of that
+    /// size (the caller gives the previous call's `signals[0].data` back, so that a block above the
+    /// mmap threshold is not mapped and page-faulted afresh per call). The same bits as computing
+    /// the rows example-major and permuting them: each entry is the same arithmetic at another
+    /// address, and `J·v` is one GEMM over the `C·n` rows (each row's dot product does not depend
+    /// on its place in the GEMM; tested bit for bit against the example-major route).
+    public func tangentFeatures<S: BLASScalar>(_ w: [Double], _ x: Matrix, as _: S.Type, tangents: [[Double]],
+                                               pool: ArrayPool<S>?) -> TangentFeatures<S> {
         checkSizes(w, x)
         for v in tangents { precondition(v.count == parameterCount, "tangent has \(v.count) entries, the network has \(parameterCount) parameters") }
         let n = x.rows, C = outputDim, P = parameterCount
-        let jac = root.jacobians(w.map { S($0) }, DenseMatrix<S>(x))
-        var signals = DenseMatrix<S>(rows: C * n, cols: P)
-        jac.rows.data.withUnsafeBufferPointer { src in
-            signals.data.withUnsafeMutableBufferPointer { dst in
-                for r in 0..<n {
-                    for c in 0..<C {
-                        let from = (r * C + c) * P, to = (c * n + r) * P
-                        for k in 0..<P { dst[to + k] = src[from + k] }
-                    }
-                }
-            }
-        }
+        var storage = pool?.take(count: n * C * P)
+        let (signals, outputs) = root.jacobianRows(w.map { S($0) }, DenseMatrix<S>(x), order: .channelMajor, reusing: &storage)
         return TangentFeatures(count: n, channels: C, inputs: [DenseMatrix(rows: n, cols: 1, repeating: 1)], signals: [signals],
-                               weightScaleSquared: [1], biasScaleSquared: [0], outputs: jac.outputs,
-                               outputTangents: tangents.map { v in jac.product(v.map { S($0) }) })
+                               weightScaleSquared: [1], biasScaleSquared: [0], outputs: outputs,
+                               outputTangents: tangents.map { v in LayerNetwork.channelMajorProduct(signals, count: n, channels: C, v.map { S($0) }) })
+    }
+
+    /// `J·v` of channel-major rows (`(C·n) × P`, row `c·n + r`): `n × C`, entry `(r, c)` = row
+    /// `c·n + r` dotted with `v`, by one GEMM over all rows (as `LayerJacobians.product`).
+    static func channelMajorProduct<S: BLASScalar>(_ rows: DenseMatrix<S>, count n: Int, channels C: Int, _ v: [S]) -> DenseMatrix<S> {
+        precondition(rows.rows == n * C && v.count == rows.cols, "Jacobian product: \(rows.rows)×\(rows.cols) rows, \(v.count) entries")
+        var column = DenseMatrix<S>(rows: C * n, cols: 1)
+        DenseMatrix.gemm(rows, DenseMatrix(rows: rows.cols, cols: 1, data: v), into: &column)
+        var out = DenseMatrix<S>(rows: n, cols: C)
+        for r in 0..<n { for c in 0..<C { out.data[r * C + c] = column.data[c * n + r] } }
+        return out
     }
 
     public func kinkPattern(_ w: [Double], _ x: Matrix) -> [Double] {

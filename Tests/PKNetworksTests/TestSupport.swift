@@ -25,11 +25,14 @@ func centralDifferences(at w: [Double], step h: Double = finiteDifferenceStep, _
     }
 }
 
-/// `max_k |a_k − b_k| / max_k |b_k|`: the error relative to the size of the reference `b`.
+/// `max_k |a_k − b_k| / max_k |b_k|`: the error relative to the size of the reference `b`;
+/// infinite when any entry of either is NaN (`Swift.max` would drop it, and an entry a routine
+/// never wrote is NaN in debug builds: `Array.forOverwriting`).
 func relativeError(_ a: [Double], _ b: [Double]) -> Double {
     precondition(a.count == b.count, "comparing lengths \(a.count) and \(b.count)")
     var diff = 0.0, scale = 0.0
     for (x, y) in zip(a, b) {
+        if x.isNaN || y.isNaN { return .infinity }
         diff = max(diff, abs(x - y))
         scale = max(scale, abs(y))
     }

@@ -38,7 +38,27 @@ extension Layer {
     /// default was measured against (`pathkernel bench --workload layer-jacobians`).
     package func jacobians<S: BLASScalar>(_ w: [S], _ x: DenseMatrix<S>, examplesPerPass: Int, tiled: Bool = false) -> LayerJacobians<S> {
         checkArguments(x, w)
-        return BatchedJacobians.compute(self, w, x, examplesPerPass: examplesPerPass, tiled: tiled)
+        var none: [S]? = nil
+        let (rows, outputs) = BatchedJacobians.compute(self, w, x, examplesPerPass: examplesPerPass, tiled: tiled, order: .exampleMajor,
+                                                       reusing: &none)
+        return LayerJacobians(count: x.rows, channels: outputShape.count, rows: rows, outputs: outputs)
+    }
+
+    /// The rows of `jacobians(_:_:)` in `order`, as an `(n·C) × P` matrix (example-major: row
+    /// `r·C + c`, as `LayerJacobians.rows`; channel-major: row `c·n + r`, as
+    /// `TangentFeatures.signals`), and the `n × C` outputs. The same arithmetic as
+    /// `jacobians(_:_:)`: each layer writes its rows straight into their places (`ParameterRows`
+    /// in groups of `C`), so the entries are bit for bit the same in either order, and no second
+    /// matrix or permuted copy is made. The rows' storage is the array moved out of `reusing`
+    /// (left nil) when it has `n·C·P` scalars (one from an `ArrayPool`; its old values are
+    /// overwritten), else a new array; either way it is not zero-filled first, since every entry
+    /// is written (a layer with parameters writes all its columns of every row: the
+    /// `pullbackRows` contract; `Array.forOverwriting`).
+    package func jacobianRows<S: BLASScalar>(_ w: [S], _ x: DenseMatrix<S>, order: JacobianRowOrder,
+                                             reusing: inout [S]?) -> (rows: DenseMatrix<S>, outputs: DenseMatrix<S>) {
+        checkArguments(x, w)
+        return BatchedJacobians.compute(self, w, x, examplesPerPass: LayerJacobians<S>.defaultExamplesPerPass, tiled: false,
+                                        order: order, reusing: &reusing)
     }
 
     /// `jacobians(_:_:)` computed one example at a time through the batch-summing `pullback` (the
@@ -88,12 +108,14 @@ extension LayerJacobians {
 enum BatchedJacobians {
     @_specialize(where S == Double)
     @_specialize(where S == Float)
-    static func compute<S: BLASScalar>(_ layer: any Layer, _ w: [S], _ x: DenseMatrix<S>, examplesPerPass: Int, tiled: Bool) -> LayerJacobians<S> {
+    static func compute<S: BLASScalar>(_ layer: any Layer, _ w: [S], _ x: DenseMatrix<S>, examplesPerPass: Int, tiled: Bool,
+                                       order: JacobianRowOrder, reusing: inout [S]?) -> (rows: DenseMatrix<S>, outputs: DenseMatrix<S>) {
         precondition(examplesPerPass >= 1, "jacobians: examplesPerPass must be at least 1, got \(examplesPerPass)")
         let n = x.rows, C = layer.outputShape.count, P = layer.parameterCount
-        var J = DenseMatrix<S>(rows: n * C, cols: P)
+        // Every entry is written below (each row's columns by the layer that owns them).
+        var J = DenseMatrix<S>(rows: n * C, cols: P, data: .forOverwriting(count: n * C * P, reusing: &reusing))
         var outputs = DenseMatrix<S>(rows: n, cols: C)
-        if n == 0 || C == 0 { return LayerJacobians(count: n, channels: C, rows: J, outputs: outputs) }
+        if n == 0 || C == 0 { return (J, outputs) }
         let blocks = Parallel.ranges(n, minimum: 4)
         J.data.withUnsafeMutableBufferPointer { jp in
             outputs.data.withUnsafeMutableBufferPointer { op in
@@ -104,7 +126,11 @@ enum BatchedJacobians {
                         let xb = x.rows(chunk)
                         var unit = DenseMatrix<S>(rows: chunk.count * C, cols: C)
                         for r in 0..<chunk.count { for c in 0..<C { unit.data[(r * C + c) * C + c] = 1 } }
-                        let rows = ParameterRows(base: jBase.map { $0 + chunk.lowerBound * C * P }, stride: P)
+                        // Cotangent row r·C + c of the chunk is example chunk.lowerBound + r, output c.
+                        let rows = switch order {
+                        case .exampleMajor: ParameterRows(base: jBase.map { $0 + chunk.lowerBound * C * P }, stride: P)
+                        case .channelMajor: ParameterRows(base: jBase.map { $0 + chunk.lowerBound * P }, stride: n * P, groupSize: C, groupStride: P)
+                        }
                         if tiled {
                             let xt = xb.rows(at: (0..<(chunk.count * C)).map { $0 / C })
                             let (y, cache) = layer.forward(xt, parameters: w)
@@ -121,6 +147,6 @@ enum BatchedJacobians {
                 }
             }
         }
-        return LayerJacobians(count: n, channels: C, rows: J, outputs: outputs)
+        return (J, outputs)
     }
 }

@@ -78,3 +78,12 @@ public struct LayerJacobians<Scalar: BLASScalar>: Sendable {
         }
     }
 }
+
+/// Where the Jacobian row `∂f_c(x_r)/∂w` of example `r` (of `n`) and output `c` (of `C`) sits in an
+/// `(n·C) × P` matrix of rows (`Layer.jacobianRows`).
+public enum JacobianRowOrder: Sendable {
+    /// Row `r·C + c`: an example's rows together (`LayerJacobians.rows`, `MLP.jacobians`).
+    case exampleMajor
+    /// Row `c·n + r`: an output's rows together (`TangentFeatures.signals` of a layer network).
+    case channelMajor
+}

@@ -1,32 +1,48 @@
 import PKNumerics
 
 /// Where `Layer.pullbackRows` writes its per-row parameter cotangents: row `i` of a layer's block
-/// starts at `base + i·stride` and holds the layer's `parameterCount` scalars. `Layer.jacobians`
-/// points it at the layer's columns of the Jacobian matrix (`stride` = the network's `P`), and a
-/// composition hands each child the same rows moved right by the child's offset (`offset(by:)`).
+/// starts at `base + (i / groupSize)·groupStride + (i % groupSize)·stride` and holds the layer's
+/// `parameterCount` scalars. With `groupSize` 1 (`init(base:stride:)`) that is `base + i·stride`.
+/// `Layer.jacobians` points it at the layer's columns of the Jacobian matrix: example-major, row
+/// `r·C + c` at `(r·C + c)·P` (`stride` = the network's `P`); channel-major, the `C` rows of example
+/// `r` (a group) at `(c·n + r)·P` (`stride` = `n·P`, `groupStride` = `P`). A composition hands each
+/// child the same rows moved right by the child's offset (`offset(by:)`).
 ///
 /// A view into memory its maker owns for the duration of one call; it is never kept.
 public struct ParameterRows<S: BLASScalar> {
     /// Row 0, column 0 of this layer's block; nil only when there are no columns at all (`P = 0`).
     public let base: UnsafeMutablePointer<S>?
-    /// Scalars from one row to the next.
+    /// Scalars from one row to the next within a group.
     public let stride: Int
+    /// Consecutive rows per group (`Layer.jacobians`: one example's `C` rows), at least 1.
+    public let groupSize: Int
+    /// Scalars from one group's first row to the next group's.
+    public let groupStride: Int
 
+    /// Rows `stride` scalars apart.
     public init(base: UnsafeMutablePointer<S>?, stride: Int) {
+        self.init(base: base, stride: stride, groupSize: 1, groupStride: stride)
+    }
+
+    /// Rows in groups of `groupSize`: `stride` apart within a group, `groupStride` from group to group.
+    public init(base: UnsafeMutablePointer<S>?, stride: Int, groupSize: Int, groupStride: Int) {
+        precondition(groupSize >= 1, "parameter rows: groups of \(groupSize) rows")
         self.base = base
         self.stride = stride
+        self.groupSize = groupSize
+        self.groupStride = groupStride
     }
 
     /// The same rows, `columns` further right (a child's block inside its parent's).
     public func offset(by columns: Int) -> ParameterRows {
-        ParameterRows(base: base.map { $0 + columns }, stride: stride)
+        ParameterRows(base: base.map { $0 + columns }, stride: stride, groupSize: groupSize, groupStride: groupStride)
     }
 
     /// The start of row `i`. Only layers with parameters call it, and then `base` is not nil.
     @inlinable
     public func row(_ i: Int) -> UnsafeMutablePointer<S> {
         guard let base else { preconditionFailure("parameter rows without storage: a layer with parameters in a network of none") }
-        return base + i * stride
+        return base + (i / groupSize) * groupStride + (i % groupSize) * stride
     }
 }
 
