@@ -619,11 +619,10 @@ extension PathAnalyzer {
     /// How many steps `accumulatePreconditioned` takes through one pass over R: R's rows are read
     /// and written once per group instead of once per step (R is the whole memory traffic of the
     /// backward pass, and on two threads its streaming was a quarter to a third of the time of W5
-    /// and W6). Up to 4, while the extra steps' query features (`nodes` forward passes of `queries`
-    /// rows: inputs and C signal rows per layer) stay within 128 MB.
+    /// and W6). Up to 4, while the extra steps' query features stay within 256 MB.
     static func backwardStepGroup(model: any Network, bytes: Int, queries: Int, nodes: Int) -> Int {
         if let forced = stepGroupOverride { return forced }
-        return max(1, min(4, 1 + (128 << 20) / max(1, backwardStepFeatureBytes(model: model, bytes: bytes, queries: queries, nodes: nodes))))
+        return max(1, min(4, 1 + (256 << 20) / max(1, backwardStepFeatureBytes(model: model, bytes: bytes, queries: queries, nodes: nodes))))
     }
 
     /// Tests: the step group every backward pass takes instead of its own (nil: its own). Any
@@ -636,11 +635,12 @@ extension PathAnalyzer {
     private static let stepGroupLock = NSLock()
     nonisolated(unsafe) private static var forcedStepGroup: Int? = nil
 
-    /// The bytes of one step's query features in `accumulatePreconditioned` (about: each node's
-    /// inputs and C signal rows of every block, for `queries` rows).
+    /// The bytes one step's query features hold in `accumulatePreconditioned`, about: twice each
+    /// node's inputs and C signal rows of every block, for `queries` rows (the features keep more
+    /// than those: W5's peak grew by 77 MB a step held, for 44 MB of inputs and signals).
     static func backwardStepFeatureBytes(model: any Network, bytes: Int, queries: Int, nodes: Int) -> Int {
         let widths = model.featureBlocks.reduce(0) { $0 + $1.inputs + model.outputDim * $1.outputs }
-        return bytes * queries * max(nodes, 1) * widths
+        return 2 * bytes * queries * max(nodes, 1) * widths
     }
 }
 
