@@ -25,73 +25,67 @@
         }                                                                                          \
     }
 
-/* The contraction in register blocks: 2 vectors of examples (W = 2·32/sizeof(T)) × G channels
- * (4, 2 or 1) accumulate over j in vector registers (GCC/Clang vector extensions, so that the
- * compiler cannot fall back to scalar code), so z is written once and y, sT read once per block;
- * each z[k*nb + i] still starts at 0 and adds its terms in j order with the same operations
- * (a scalar operand of a vector operation is splat exactly), so the bits are those of the plain
- * loop (the tail below). */
+/* The contraction in register blocks: 4 vectors of examples (W = 4·32/sizeof(T): 16 doubles or 32
+ * floats) × G channels (2 or 1) accumulate over j in vector registers (GCC/Clang vector extensions,
+ * so that the compiler cannot fall back to scalar code), so z is written once and y, sT read once
+ * per block, two whole cache lines of each row per j. (Until session 12 the blocks were 2 vectors ×
+ * 4, 2 or 1 channels: one line per row and j, 8·nb bytes apart; a microbenchmark of W5's shape,
+ * dout 128, nb 64, trace mode's 2 channels, took 4.0 µs a call against 4.9 µs then, interleaved
+ * runs under load.) Each z[k*nb + i] still starts at 0 and adds its terms in j order with the same
+ * operations (a scalar operand of a vector operation is splat exactly), so the bits are those of
+ * the plain loop (the tail below). */
 typedef double pk_v4d __attribute__((vector_size(32)));
 typedef float pk_v8f __attribute__((vector_size(32)));
 
+/* Register block: 4 vectors of examples (16 doubles or 32 floats) × G channels (2 or 1), over all j. */
 #define PK_CONTRACTION_BLOCK(T, V, NAME, ATTR, G)                                                  \
     ATTR static inline void NAME(T *restrict z, const int *channels, const T *restrict y,         \
                                  const T *restrict u, const T *restrict gram, T sw,               \
                                  const T *restrict b, T sb, const T *restrict sT, size_t dout,    \
                                  size_t nb, size_t i0) {                                          \
         const size_t L = sizeof(V) / sizeof(T);                                                    \
-        V acc[G][2];                                                                               \
+        V acc[G][4];                                                                               \
         const T *sk[G];                                                                            \
         for (int c = 0; c < G; c++) {                                                              \
             sk[c] = sT + (size_t)channels[c] * dout * nb + i0;                                     \
-            acc[c][0] = (V){0};                                                                    \
-            acc[c][1] = (V){0};                                                                    \
+            for (int v = 0; v < 4; v++) acc[c][v] = (V){0};                                        \
         }                                                                                          \
-        V g0 = (V){0}, g1 = (V){0};                                                                \
-        if (u) {                                                                                   \
-            __builtin_memcpy(&g0, gram + i0, sizeof(V));                                           \
-            __builtin_memcpy(&g1, gram + i0 + L, sizeof(V));                                       \
-        }                                                                                          \
+        V g[4];                                                                                    \
+        if (u) for (int v = 0; v < 4; v++) __builtin_memcpy(&g[v], gram + i0 + v * L, sizeof(V)); \
         for (size_t j = 0; j < dout; j++) {                                                        \
             T bj = b ? sb * b[j] : (T)0;                                                           \
-            V c0, c1;                                                                              \
+            V cf[4];                                                                               \
             if (u) {                                                                               \
                 T uj = sw * u[j];                                                                  \
-                c0 = uj * g0 + bj;                                                                 \
-                c1 = uj * g1 + bj;                                                                 \
+                for (int v = 0; v < 4; v++) cf[v] = uj * g[v] + bj;                                \
             } else {                                                                               \
-                __builtin_memcpy(&c0, y + j * nb + i0, sizeof(V));                                 \
-                __builtin_memcpy(&c1, y + j * nb + i0 + L, sizeof(V));                             \
-                c0 = c0 + bj;                                                                      \
-                c1 = c1 + bj;                                                                      \
+                for (int v = 0; v < 4; v++) {                                                      \
+                    __builtin_memcpy(&cf[v], y + j * nb + i0 + v * L, sizeof(V));                  \
+                    cf[v] = cf[v] + bj;                                                            \
+                }                                                                                  \
             }                                                                                      \
-            for (int c = 0; c < G; c++) {                                                          \
-                V s0, s1;                                                                          \
-                __builtin_memcpy(&s0, sk[c] + j * nb, sizeof(V));                                  \
-                __builtin_memcpy(&s1, sk[c] + j * nb + L, sizeof(V));                              \
-                acc[c][0] = acc[c][0] + c0 * s0;                                                   \
-                acc[c][1] = acc[c][1] + c1 * s1;                                                   \
-            }                                                                                      \
+            for (int c = 0; c < G; c++)                                                            \
+                for (int v = 0; v < 4; v++) {                                                      \
+                    V x;                                                                           \
+                    __builtin_memcpy(&x, sk[c] + j * nb + v * L, sizeof(V));                       \
+                    acc[c][v] = acc[c][v] + cf[v] * x;                                             \
+                }                                                                                  \
         }                                                                                          \
-        for (int c = 0; c < G; c++) {                                                              \
-            T *zk = z + (size_t)channels[c] * nb + i0;                                             \
-            __builtin_memcpy(zk, &acc[c][0], sizeof(V));                                           \
-            __builtin_memcpy(zk + L, &acc[c][1], sizeof(V));                                       \
-        }                                                                                          \
+        for (int c = 0; c < G; c++)                                                                \
+            for (int v = 0; v < 4; v++)                                                            \
+                __builtin_memcpy(z + (size_t)channels[c] * nb + i0 + v * L, &acc[c][v], sizeof(V)); \
     }
 
 #define PK_CONTRACTION(T, V, NAME, ATTR)                                                           \
-    PK_CONTRACTION_BLOCK(T, V, NAME##_g4, ATTR, 4)                                                 \
     PK_CONTRACTION_BLOCK(T, V, NAME##_g2, ATTR, 2)                                                 \
     PK_CONTRACTION_BLOCK(T, V, NAME##_g1, ATTR, 1)                                                 \
     ATTR static void NAME(T *restrict z, const int *channels, int nch, const T *restrict y,        \
                           const T *restrict u, const T *restrict gram, T sw, const T *restrict b,  \
                           T sb, const T *restrict sT, size_t dout, size_t nb, T *restrict coef) {  \
-        const size_t W = 2 * sizeof(V) / sizeof(T);                                                \
+        const size_t W = 4 * sizeof(V) / sizeof(T);                                                \
         size_t blocked = nb - nb % W;                                                              \
         for (size_t i0 = 0; i0 < blocked; i0 += W) {                                               \
             int c = 0;                                                                             \
-            for (; c + 4 <= nch; c += 4) NAME##_g4(z, channels + c, y, u, gram, sw, b, sb, sT, dout, nb, i0); \
             for (; c + 2 <= nch; c += 2) NAME##_g2(z, channels + c, y, u, gram, sw, b, sb, sT, dout, nb, i0); \
             for (; c < nch; c++) NAME##_g1(z, channels + c, y, u, gram, sw, b, sb, sT, dout, nb, i0); \
         }                                                                                          \

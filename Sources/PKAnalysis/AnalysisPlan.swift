@@ -97,6 +97,10 @@ extension PathAnalyzer {
                 let PR = Double(PathAnalyzer.querySideScalars(model: model, form: pre.form))
                 let perBlock = min(nQ, max(1, Double(PathAnalyzer.querySideBlockBytes) / max(bytes * C * PR, 1)).rounded(.down))
                 memory += (pre.form.hasPreconditioner ? 16 : 8) * T * P + bytes * C * PR * perBlock
+                // The query features of the other steps of a group (`backwardStepGroup`).
+                let group = PathAnalyzer.backwardStepGroup(model: model, bytes: Int(bytes), queries: Int(perBlock), nodes: settings.nodes)
+                memory += Double((group - 1) * PathAnalyzer.backwardStepFeatureBytes(model: model, bytes: Int(bytes), queries: Int(perBlock),
+                                                                                      nodes: settings.nodes))
                 let meanBatch = Double(run.stepRecords.reduce(0) { $0 + $1.batch.count }) / max(T, 1)
                 kernelFlops = 2 * C * nQ * PR * meanBatch * T
             } else {

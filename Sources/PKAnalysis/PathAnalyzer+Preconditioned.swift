@@ -222,10 +222,13 @@ extension PathAnalyzer {
             // N's Σ_k K_ck g_ik, and R_s·(Dx_s ⊙ λ w_s) for the coupled decay; per chunk: R's
             // previous rows (Nesterov), its modified rows, Y', the coefficients and Z.
             let maxBatch = form.steps.map(\.batch.count).max() ?? 1
-            var kFull = [Double](repeating: 0, count: mode == .full ? C * m * maxBatch * C : 0)
-            var kTrace = [Double](repeating: 0, count: mode == .full ? 0 : m * maxBatch)
-            var nBlock = [Double](repeating: 0, count: C * m * maxBatch)
-            var rv = [Double](repeating: 0, count: C * m)
+            // Steps taken together (`backwardStepGroup`): one set of these per step of a group.
+            let group = backwardStepGroup(model: model, bytes: bytes, queries: m, nodes: form.steps.map(\.nodes.count).max() ?? 1)
+            let kFullSlots = (0..<group).map { _ in UnsafeMutablePointer<Double>.allocate(capacity: max(1, mode == .full ? C * m * maxBatch * C : 0)) }
+            let kTraceSlots = (0..<group).map { _ in UnsafeMutablePointer<Double>.allocate(capacity: max(1, mode == .full ? 0 : m * maxBatch)) }
+            let nBlockSlots = (0..<group).map { _ in UnsafeMutablePointer<Double>.allocate(capacity: C * m * maxBatch) }
+            let rvSlots = (0..<group).map { _ in UnsafeMutablePointer<Double>.allocate(capacity: C * m) }
+            defer { for list in [kFullSlots, kTraceSlots, nBlockSlots, rvSlots] { list.forEach { $0.deallocate() } } }
             // (Explicit allocations: pointers into Swift arrays must not outlive the array's last
             // use, which the optimizer may move; see DeterminismTests.)
             func scratch(_ count: (Range<Int>) -> Int) -> [UnsafeMutablePointer<S>] {
@@ -244,7 +247,17 @@ extension PathAnalyzer {
                     list.forEach { $0.deallocate() }
                 }
             }
-            for s in stride(from: T - 1, through: 0, by: -1) {
+            var groupStart = T - 1
+            while groupStart >= 0 {
+                // The steps of this group, newest first: each step's query features and batch side
+                // are prepared, then every chunk of R takes all of them while its rows are in cache,
+                // then each step's products are added up in step order (the order of every sum is
+                // that of one step at a time, so the bits do not depend on the group size).
+                let groupSteps = Array(stride(from: groupStart, through: max(0, groupStart - group + 1), by: -1))
+                groupStart -= group
+                var works: [BackwardStep<S>] = []
+                defer { works.forEach { $0.release() } }
+                for (slot, s) in groupSteps.enumerated() {
                 let st = form.steps[s]
                 let next = s + 1 < T ? form.steps[s + 1].start : form.end
                 let delta = zip(next, st.start).map { $0 - $1 }
@@ -261,6 +274,8 @@ extension PathAnalyzer {
                 var own: TangentFeatures<S>? = nil
                 // Per local query with own nodes: (its row k of `own`, η_s a_s ω_k).
                 var ownSources = [[(row: Int, weight: Double)]](repeating: [], count: m)
+                // This step's JVP terms for `acc` (Σ J̄Δw and R_wd), added when the step is summed up.
+                var pending: [(q: Int, c: Int, jvp: Double, rwd: Double?)] = []
                 if let pw = st.piecewise, generic {
                     // A layer network's features are Jacobian rows, C·P scalars per node, and a
                     // CNN's queries cross kinks nearly every step (Docs/path-kernel.md §1.1): only
@@ -277,8 +292,7 @@ extension PathAnalyzer {
                                                                            nodes: lists, as: S.self, tangents: tangents)
                         for (k, q) in queries.enumerated() {
                             for c in 0..<C {
-                                acc.jvpSum[q, c] += jvps[0][k, c]
-                                if tangents.count > 1 { acc.rwd[q, c] += jvps[1][k, c] }
+                                pending.append((q, c, jvps[0][k, c], tangents.count > 1 ? jvps[1][k, c] : nil))
                             }
                             ownNodes[q - rows.lowerBound] = 0..<1
                             ownSources[q - rows.lowerBound] = [(k, coef)]
@@ -299,8 +313,8 @@ extension PathAnalyzer {
                         for (k, node) in list.enumerated() {
                             ownSources[node.row - rows.lowerBound].append((k, coef * node.weight))
                             for c in 0..<C {
-                                acc.jvpSum[node.row, c] += node.weight * Double(f.outputTangents[0][k, c])
-                                if tangents.count > 1 { acc.rwd[node.row, c] += node.weight * Double(f.outputTangents[1][k, c]) }
+                                pending.append((node.row, c, node.weight * Double(f.outputTangents[0][k, c]),
+                                                tangents.count > 1 ? node.weight * Double(f.outputTangents[1][k, c]) : nil))
                             }
                         }
                         own = f
@@ -312,8 +326,8 @@ extension PathAnalyzer {
                     let f = model.tangentFeatures(ws, xb, as: S.self, tangents: tangents, pool: featurePool)
                     for r in 0..<m where ownNodes[r] == nil {
                         for c in 0..<C {
-                            acc.jvpSum[rows.lowerBound + r, c] += node.w * Double(f.outputTangents[0][r, c])
-                            if tangents.count > 1 { acc.rwd[rows.lowerBound + r, c] += node.w * Double(f.outputTangents[1][r, c]) }
+                            pending.append((rows.lowerBound + r, c, node.w * Double(f.outputTangents[0][r, c]),
+                                            tangents.count > 1 ? node.w * Double(f.outputTangents[1][r, c]) : nil))
                         }
                     }
                     return (f, coef * node.w)
@@ -332,17 +346,16 @@ extension PathAnalyzer {
                 let vNew = S(1 + form.rho * form.b(s)), vOld = S(form.rho)   // V_s = vNew R_s − vOld R_{s+1}
                 let decay: [S] = form.coupledDecay > 0 ? form.kernelForm.decay(of: st.start, times: 1, lambda: form.coupledDecay).map { S($0) } : []
                 let dS: [S] = form.hasPreconditioner ? st.preconditioner.map { S($0) } : []
-                for i in kFull.indices { kFull[i] = 0 }
-                for i in kTrace.indices { kTrace[i] = 0 }
-                for i in nBlock.indices { nBlock[i] = 0 }
-                for i in rv.indices { rv[i] = 0 }
+                kFullSlots[slot].update(repeating: 0, count: mode == .full ? C * m * maxBatch * C : 0)
+                kTraceSlots[slot].update(repeating: 0, count: mode == .full ? 0 : m * maxBatch)
+                nBlockSlots[slot].update(repeating: 0, count: C * m * maxBatch)
+                rvSlots[slot].update(repeating: 0, count: C * m)
                 let dq = form.preconditionQuery && form.hasPreconditioner ? dS : ones
                 // A layer network's one block has its input fixed at 1 (its signals are the Jacobian
                 // rows): Y_i = R for every example, so the per-example products become one GEMM per
                 // chunk and channel against the batch's C signals and δ^g stacked, row i·(C+1) + k.
                 let stackedWidth = generic ? layers[0].outputs : 0
                 let stacked = UnsafeMutablePointer<S>.allocate(capacity: max(1, nb * (C + 1) * stackedWidth))
-                defer { stacked.deallocate() }
                 if generic {
                     precondition(layers.count == 1 && layers[0].inputs == 1 && layers[0].biasOffset == nil, "a layer network has one block")
                     let dout = stackedWidth
@@ -368,7 +381,6 @@ extension PathAnalyzer {
                     }
                     return p
                 }
-                defer { signalsT.forEach { $0.deallocate() } }
                 // A factored block: the Gram of the queries' and the batch's inputs (m × nb), and with
                 // coupled decay the queries' inputs through λ ⊙ W (m × out), for R_s·(λ w_s) = u·((λ⊙W) x_q).
                 // (Explicit allocations, freed at the end of the step: see the scratch note below.)
@@ -390,18 +402,13 @@ extension PathAnalyzer {
                     wx.data.withUnsafeBufferPointer { p.initialize(from: $0.baseAddress!, count: m * layer.outputs) }
                     return p
                 }
-                defer { inputGram.forEach { $0?.deallocate() }; decayedInputs.forEach { $0?.deallocate() } }
-                kFull.withUnsafeMutableBufferPointer { kfp in
-                kTrace.withUnsafeMutableBufferPointer { ktp in
-                nBlock.withUnsafeMutableBufferPointer { nbp in
-                rv.withUnsafeMutableBufferPointer { rvp in
-                dq.withUnsafeBufferPointer { dqp in
-                dS.withUnsafeBufferPointer { dxp in
-                decay.withUnsafeBufferPointer { decp in
-                    let kf = mode == .full ? kfp.baseAddress : nil, kt = mode == .full ? nil : ktp.baseAddress
-                    let nbk = nbp.baseAddress!, rvk = rvp.baseAddress!
-                    let dx: UnsafePointer<S>? = form.preconditionQuery ? nil : dxp.baseAddress!
-                    let ownRows = ownNodes, ownSourceList = ownSources, ownFeatures = own
+                works.append(BackwardStep(s: s, nodes: nodes, ownNodes: ownNodes, ownSources: ownSources, own: own, pending: pending,
+                                          batch: batch, fb: fb, g: g, rsum: rsum, bs: bs, weight: weight, vNew: vNew, vOld: vOld,
+                                          decay: decay, dq: dq, dS: dS, stacked: stacked, signalsT: signalsT, inputGram: inputGram,
+                                          decayedInputs: decayedInputs, kFull: mode == .full ? kFullSlots[slot] : nil,
+                                          kTrace: mode == .full ? nil : kTraceSlots[slot], nBlock: nBlockSlots[slot], rv: rvSlots[slot]))
+                }
+                let stepsOfGroup = works
                     Parallel.forEach(chunks.count) { ci in
                         let rr = chunks[ci]
                         let tmp = tmpScratch[ci], old = oldScratch[ci], tmpB = tmpBScratch[ci], oldB = oldBScratch[ci]
@@ -415,6 +422,15 @@ extension PathAnalyzer {
                             let zAll = generic ? zAllScratch[ci] : nil
                             for c in 0..<C {
                                 let qr = (c * m + rr.lowerBound)..<(c * m + rr.upperBound)
+                                for w in stepsOfGroup {
+                                let kf = w.kFull, kt = w.kTrace, nbk = w.nBlock, rvk = w.rv, nb = w.nb
+                                let ownRows = w.ownNodes, ownSourceList = w.ownSources, ownFeatures = w.own, nodes = w.nodes
+                                let fb = w.fb, signalsT = w.signalsT, inputGram = w.inputGram, decayedInputs = w.decayedInputs
+                                let stacked = w.stacked, vNew = w.vNew, vOld = w.vOld, decay = w.decay
+                                w.dq.withUnsafeBufferPointer { dqp in
+                                w.dS.withUnsafeBufferPointer { dxp in
+                                w.decay.withUnsafeBufferPointer { decp in
+                                let dx: UnsafePointer<S>? = form.preconditionQuery ? nil : dxp.baseAddress!
                                 if form.nesterov {
                                     // R_{s+1}'s rows, for V_s.
                                     old.update(from: rW[l] + qr.lowerBound * rw, count: rr.count * rw)
@@ -461,13 +477,16 @@ extension PathAnalyzer {
                                         srcB = UnsafePointer(tmpB)
                                     }
                                 } else if let dx {
-                                    for e in 0..<(width * din) {
-                                        let i = (e / din) % dout, k = e % din
-                                        tmp[e] = src[e] * dx[layer.weightOffset + i * din + k]
+                                    // Row by row of the weight block (no integer division per scalar).
+                                    for j in 0..<width {
+                                        let o = j * din, d = dx + layer.weightOffset + (j % dout) * din
+                                        for k in 0..<din { tmp[o + k] = src[o + k] * d[k] }
                                     }
                                     src = UnsafePointer(tmp)
                                     if let sB = srcB, let bo = layer.biasOffset {
-                                        for e in 0..<width { tmpB[e] = sB[e] * dx[bo + e % dout] }
+                                        for kr in 0..<rr.count {
+                                            for i in 0..<dout { tmpB[kr * dout + i] = sB[kr * dout + i] * dx[bo + i] }
+                                        }
                                         srcB = UnsafePointer(tmpB)
                                     }
                                 }
@@ -540,13 +559,19 @@ extension PathAnalyzer {
                                         rvk[c * m + r] += v
                                     }
                                 }
+                                } } }
+                                }
                             }
                         }
                     }
-                } } } } } } }
 
-                kFull.withUnsafeBufferPointer { kfp in
-                kTrace.withUnsafeBufferPointer { ktp in
+                for w in works {
+                let s = w.s, st = form.steps[s], batch = w.batch, nb = w.nb, weight = w.weight, bs = w.bs, g = w.g, rsum = w.rsum
+                for e in w.pending {
+                    acc.jvpSum[e.q, e.c] += e.jvp
+                    if let r = e.rwd { acc.rwd[e.q, e.c] += r }
+                }
+                let kfp = w.kFull, ktp = w.kTrace
                 acc.kp.data.withUnsafeMutableBufferPointer { kpp in
                     let width = n * blocks
                     for r in 0..<m {
@@ -554,14 +579,14 @@ extension PathAnalyzer {
                         for (i, ex) in batch.enumerated() {
                             if mode == .full {
                                 for c in 0..<C { for kk in 0..<C {
-                                    kpp[(q * blocks + c) * width + ex * blocks + kk] += weight * kfp[((c * m + r) * nb + i) * C + kk]
+                                    kpp[(q * blocks + c) * width + ex * blocks + kk] += weight * kfp![((c * m + r) * nb + i) * C + kk]
                                 } }
                             } else {
-                                kpp[q * width + ex] += weight * ktp[r * nb + i]
+                                kpp[q * width + ex] += weight * ktp![r * nb + i]
                             }
                         }
                     }
-                } } }
+                }
                 for r in 0..<m {
                     let q = rows.lowerBound + r
                     let diag = (!exactOnly && q >= nT) ? q - nT : -1
@@ -569,14 +594,14 @@ extension PathAnalyzer {
                     for c in 0..<C {
                         var rowSum = 0.0
                         for (i, ex) in batch.enumerated() {
-                            let v = weight * nBlock[(c * m + r) * nb + i]
+                            let v = weight * w.nBlock[(c * m + r) * nb + i]
                             rowSum += v
                             if ex == diag { acc.nDiag[ex, c] += v }
                             if let attr { acc.nAttr[attr][c, ex] += v }
                         }
                         acc.nSum[q, c] += rowSum
                         // Coupled decay: R_wd −= b R_s (Dx_s ⊙ λ w_s).
-                        acc.rwd[q, c] -= bs * rv[c * m + r]
+                        acc.rwd[q, c] -= bs * w.rv[c * m + r]
                     }
                 }
                 // Scalar weights of the fixed coefficients (once, not per query block).
@@ -591,7 +616,68 @@ extension PathAnalyzer {
                 for node in nodes { model.recycle(node.features, into: featurePool) }
                 done += 1
                 progress(done, T * queryBlocks.count)
+                }
             }
         }
+    }
+
+    /// How many steps `accumulatePreconditioned` takes through one pass over R: R's rows are read
+    /// and written once per group instead of once per step (R is the whole memory traffic of the
+    /// backward pass, and on two threads its streaming was a quarter to a third of the time of W5
+    /// and W6). Up to 4, while the extra steps' query features stay within 256 MB.
+    static func backwardStepGroup(model: any Network, bytes: Int, queries: Int, nodes: Int) -> Int {
+        if let forced = stepGroupOverride { return forced }
+        return max(1, min(4, 1 + (256 << 20) / max(1, backwardStepFeatureBytes(model: model, bytes: bytes, queries: queries, nodes: nodes))))
+    }
+
+    /// Tests: the step group every backward pass takes instead of its own (nil: its own). Any
+    /// value gives the same bits (DeterminismTests), so analyses of other tests running meanwhile
+    /// are not disturbed.
+    static var stepGroupOverride: Int? {
+        get { stepGroupLock.lock(); defer { stepGroupLock.unlock() }; return forcedStepGroup }
+        set { stepGroupLock.lock(); defer { stepGroupLock.unlock() }; forcedStepGroup = newValue.map { max(1, $0) } }
+    }
+    private static let stepGroupLock = NSLock()
+    nonisolated(unsafe) private static var forcedStepGroup: Int? = nil
+
+    /// The bytes one step's query features hold in `accumulatePreconditioned`, about: twice each
+    /// node's inputs and C signal rows of every block, for `queries` rows (the features keep more
+    /// than those: W5's peak grew by 77 MB a step held, for 44 MB of inputs and signals).
+    static func backwardStepFeatureBytes(model: any Network, bytes: Int, queries: Int, nodes: Int) -> Int {
+        let widths = model.featureBlocks.reduce(0) { $0 + $1.inputs + model.outputDim * $1.outputs }
+        return 2 * bytes * queries * max(nodes, 1) * widths
+    }
+}
+
+/// One step of a group in `accumulatePreconditioned`: its query features at the nodes, its batch
+/// side, and its accumulators, held until the group's products are summed up.
+struct BackwardStep<S: BLASScalar> {
+    let s: Int
+    let nodes: [(features: TangentFeatures<S>, weight: Double)]
+    let ownNodes: [Range<Int>?]
+    let ownSources: [[(row: Int, weight: Double)]]
+    let own: TangentFeatures<S>?
+    /// The step's JVP terms (query, channel, Σ J̄Δw, R_wd), added to the accumulators in order.
+    let pending: [(q: Int, c: Int, jvp: Double, rwd: Double?)]
+    let batch: [Int]
+    var nb: Int { batch.count }
+    let fb: TangentFeatures<S>
+    let g: Matrix
+    let rsum: Double, bs: Double, weight: Double
+    let vNew: S, vOld: S
+    let decay: [S], dq: [S], dS: [S]
+    let stacked: UnsafeMutablePointer<S>
+    let signalsT: [UnsafeMutablePointer<S>]
+    let inputGram: [UnsafeMutablePointer<S>?]
+    let decayedInputs: [UnsafeMutablePointer<S>?]
+    let kFull: UnsafeMutablePointer<Double>?, kTrace: UnsafeMutablePointer<Double>?
+    let nBlock: UnsafeMutablePointer<Double>, rv: UnsafeMutablePointer<Double>
+
+    /// Frees the step's own buffers (not the accumulators, which belong to the query block).
+    func release() {
+        stacked.deallocate()
+        signalsT.forEach { $0.deallocate() }
+        inputGram.forEach { $0?.deallocate() }
+        decayedInputs.forEach { $0?.deallocate() }
     }
 }

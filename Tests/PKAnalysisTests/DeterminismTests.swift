@@ -128,6 +128,32 @@ struct DeterminismTests {
         Self.compareWithRecorded(route, prints[0], note: "  // \(kernel)")
     }
 
+    /// The backward route (momentum, Adam, AdamW, RMSProp) takes its steps in groups, one pass
+    /// over R per group (`PathAnalyzer.backwardStepGroup`); its bits must not depend on the group
+    /// size. Three outputs, 9 steps: groups of 1 (a step at a time, as before the groups), 2 (the
+    /// last one short), 4 and 9 (the whole run in one), each bit-identical to the first.
+    @Test(arguments: [optimizers[1], optimizers[2], optimizers[4], optimizers[5], optimizers[6]])
+    func backwardStepGroupsKeepTheBits(optimizer: String) throws {
+        let spec = try JSONDecoder().decode(OptimizerSpec.self, from: Data(optimizer.utf8))
+        let cfg = config(name: "group3", data: #"{"kind":"spirals","train":40,"test":24,"classes":3}"#,
+                         model: #"{"layers":[2,5,3],"activation":"tanh"}"#, loss: .crossEntropy,
+                         optimizer: spec, steps: 9, batchSize: 6, checkpointEvery: 4)
+        let path = try recordTrace(cfg)
+        let kernelFormTolerance = 1e-10   // float64: the kernel form closes on the network (as above)
+        defer { PathAnalyzer.stepGroupOverride = nil }
+        var prints: [[UInt64]] = []
+        for group in [1, 2, 4, 9] {
+            PathAnalyzer.stepGroupOverride = group
+            let (r, k) = try PathAnalyzer(settings: AnalysisSettings()).analyzeWithKernel(reader: TraceReader.open(path))
+            #expect(r.reconstruction.test!.kernelFormMaxAbs < kernelFormTolerance, "\(optimizer), group \(group)")
+            prints.append(try Self.fingerprint(r, k))
+        }
+        for (i, p) in prints.enumerated().dropFirst() {
+            let same = p == prints[0]   // (a Bool, so that a failure prints the group, not the fingerprints)
+            #expect(same, "group \([1, 2, 4, 9][i]) differs from a step at a time (\(optimizer))")
+        }
+    }
+
     /// 64-bit FNV-1a over the fingerprint's words, each as its 8 little-endian bytes (Foundation
     /// has no SHA-256 on Linux without CryptoKit; this is a checksum, not a cryptographic hash).
     static func fnv1a(_ words: [UInt64]) -> UInt64 {

@@ -579,8 +579,8 @@ struct ScaledCombinationTests {
 extension ScaledCombinationTests {
     /// `pk_signal_contraction` (AVX2 and baseline) bit for bit against the loop it replaced in the
     /// backward route: factored (u, gram) and explicit (y) coefficients, with and without bias
-    /// rows, 1 to 7 of 8 channels (the register blocks of 4, 2 and 1 channels and their mixes),
-    /// nb in {1, 5, 8, 21, 64, 70} (whole blocks of 4, 8 or 16 examples, and tails); untouched
+    /// rows, 1 to 7 of 8 channels (the register blocks of 2 and 1 channels and their mixes),
+    /// nb in {1, 5, 8, 21, 64, 70} (whole blocks of 16 (f64) or 32 (f32) examples, and tails); untouched
     /// channels stay as they were.
     @Test func signalContractionMatchesTheLoop() {
         var rng = PortableRandom(seed: 29)
