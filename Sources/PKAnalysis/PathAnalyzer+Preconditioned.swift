@@ -206,7 +206,8 @@ extension PathAnalyzer {
         // A layer network's Jacobian rows at the shared nodes (C·m·P scalars per node, 68 MB on
         // fmnist-cnn: above the mmap threshold) go back here after each step and are rewritten by
         // the next step's, instead of being mapped and page-faulted afresh (`Network.recycle`).
-        let featurePool = ArrayPool<S>(limit: form.steps.map(\.nodes.count).max() ?? 0)
+        // (A group of steps, `backwardStepGroup`, holds up to 4 steps' nodes at once.)
+        let featurePool = ArrayPool<S>(limit: 4 * (form.steps.map(\.nodes.count).max() ?? 0))
         for (blockIndex, rows) in queryBlocks.enumerated() {
             let xb = xq.rows(rows), m = rows.count
             for layer in layers {
@@ -613,7 +614,7 @@ extension PathAnalyzer {
                         for c in 0..<C { acc.gSum[ex, c] += cs * g[i, c] }
                     }
                 }
-                for node in nodes { model.recycle(node.features, into: featurePool) }
+                for node in w.nodes { model.recycle(node.features, into: featurePool) }
                 done += 1
                 progress(done, T * queryBlocks.count)
                 }
