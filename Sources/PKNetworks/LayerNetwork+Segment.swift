@@ -21,7 +21,20 @@ extension LayerNetwork {
     /// (`Layer.segmentPieces` through the root, the breakpoints of an example the starts of its
     /// pieces after the first). Examples in fixed blocks (`Parallel.ranges`) on the threads: the
     /// same bits on any thread count. Empty lists when `piecewiseJacobianDegree` is nil.
+    ///
+    /// A relu (or leaky relu of slope ≥ 0) directly followed by a max pool is searched as one
+    /// layer: only the changes of its fused pattern (a window's maximum of the relu's inputs
+    /// crossing 0, its arg-max moving while it is positive, or for a leaky relu anywhere) are
+    /// breakpoints; the sign changes of units that are not their window's maximum change neither
+    /// f nor J and are not (`MaxPool2D.rectifiedSegmentPieces`).
     public func segmentBreakpoints(start w: [Double], delta v: [Double], _ x: Matrix) -> [[Double]] {
+        segmentBreakpoints(start: w, delta: v, x, fusingRectifiedPools: true)
+    }
+
+    /// `segmentBreakpoints`, with `fusingRectifiedPools` false: every layer on its own, so every
+    /// sign change of a pooled relu's input is a breakpoint too, silent or not (the former search:
+    /// finer pieces, the same integral; the reference the tests compare the fused search with).
+    public func segmentBreakpoints(start w: [Double], delta v: [Double], _ x: Matrix, fusingRectifiedPools: Bool) -> [[Double]] {
         checkSizes(w, x)
         precondition(v.count == parameterCount, "delta has \(v.count) entries, the network has \(parameterCount) parameters")
         let n = x.rows
@@ -33,7 +46,7 @@ extension LayerNetwork {
             Parallel.forEach(blocks.count) { b in
                 let range = blocks[b]
                 var local = [[Double]](repeating: [], count: range.count)
-                if let out = root.segmentPieces(SegmentPieces(examples: x.rows(range)), start: w, delta: v) {
+                if let out = root.segmentPieces(SegmentPieces(examples: x.rows(range), fusesRectifiedPools: fusingRectifiedPools), start: w, delta: v) {
                     for r in 0..<out.rows where out.lo[r] > 0 { local[out.example[r]].append(out.lo[r]) }
                 }
                 pp[b] = local

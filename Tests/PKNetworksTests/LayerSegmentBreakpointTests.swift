@@ -6,7 +6,8 @@ import PKNumerics
 /// `LayerNetwork.segmentBreakpoints`, `Layer.segmentPieces` and `LayerNetwork.segmentFeatures`
 /// (path-kernel math §1.1, "Layer networks"): breakpoints of small CNNs with relu and max
 /// pooling and of residual nets against an independent search on the network's own pattern
-/// (`kinkPattern`, dense sampling and bisection) and against closed forms, the pieces'
+/// (`kinkPattern`, or the routing of each relu–max-pool pair for the fused search; dense
+/// sampling and bisection) and against closed forms, the pieces'
 /// polynomials against the forward pass, the per-row features against `tangentFeatures`, and the
 /// piecewise Gauss rule against the fundamental theorem of calculus.
 @Suite("Breakpoints of piecewise-linear layer networks along a segment")
@@ -70,10 +71,16 @@ struct LayerSegmentBreakpointTests {
     /// points, each change bisected on the pattern until the bracket is below 1e-13 (both halves
     /// wherever their ends differ, so that several changes in one sample interval are all found).
     static func referenceBreakpoints(_ model: any Network, _ w: [Double], _ v: [Double], _ x: Matrix, samples: Int = 2048) -> [Double] {
+        referenceBreakpoints(w, v, x, samples: samples) { model.kinkPattern($0, $1) }
+    }
+
+    /// The same search on another pattern `patternAt(w, x)`.
+    static func referenceBreakpoints(_ w: [Double], _ v: [Double], _ x: Matrix, samples: Int = 2048,
+                                     pattern patternAt: ([Double], Matrix) -> [Double]) -> [Double] {
         func pattern(_ t: Double) -> [Double] {
             var wt = w
             Vec.axpy(t, v, &wt)
-            return model.kinkPattern(wt, x)
+            return patternAt(wt, x)
         }
         /// Every change in (a, b), whose ends' patterns differ: halves with different ends are
         /// bisected on, so that two changes in one sample interval are both found.
@@ -94,26 +101,123 @@ struct LayerSegmentBreakpointTests {
         return cuts
     }
 
+    /// The pattern the Jacobian depends on, from the forward pass and the layers' own pullbacks
+    /// (no polynomials, no search): every layer's `kinkPattern`, except that a relu or leaky relu
+    /// (slope ≥ 0) directly followed by a max pool in a `Sequential` (at any depth, residual
+    /// blocks included) contributes the pair's derivative instead, `∂y_o/∂z_i` for every pooled
+    /// output o and relu input i (the pool's then the activation's pullback of each unit
+    /// cotangent e_o): which input each window routes to, and with which slope. A unit that is
+    /// not routed does not appear, whatever its sign.
+    static func routingPattern(_ model: LayerNetwork, _ w: [Double], _ x: Matrix) -> [Double] {
+        func walk(_ layer: any Layer, _ a: Matrix, _ w: [Double], _ pattern: inout [Double]) -> Matrix {
+            if let s = layer as? Sequential {
+                var a = a, offset = 0, i = 0
+                func slice(_ j: Int) -> [Double] { Array(w[offset..<(offset + s.children[j].layer.parameterCount)]) }
+                while i < s.children.count {
+                    if i + 1 < s.children.count, let act = s.children[i].layer as? ActivationLayer,
+                       act.activation == .relu || (act.activation == .leakyRelu && act.leakySlope >= 0),
+                       let pool = s.children[i + 1].layer as? MaxPool2D {
+                        let (z, actCache) = act.forward(a, parameters: [Double]())
+                        let (y, poolCache) = pool.forward(z, parameters: [Double]())
+                        for r in 0..<a.rows {
+                            for o in 0..<y.cols {
+                                var e = Matrix(rows: a.rows, cols: y.cols)
+                                e[r, o] = 1
+                                let g = pool.pullback(e, cache: poolCache, needsInputCotangent: true).input!
+                                pattern += act.pullback(g, cache: actCache, needsInputCotangent: true).input!.row(r)
+                            }
+                        }
+                        a = y
+                        i += 2
+                        continue
+                    }
+                    a = walk(s.children[i].layer, a, slice(i), &pattern)
+                    offset += s.children[i].layer.parameterCount
+                    i += 1
+                }
+                return a
+            }
+            if let res = layer as? Residual {
+                let k = res.block.parameterCount
+                let f = walk(res.block, a, Array(w[0..<k]), &pattern)
+                guard let shortcut = res.shortcut else { return f + a }
+                return f + walk(shortcut, a, Array(w[k...]), &pattern)
+            }
+            return layer.kinkPattern(a, parameters: w, into: &pattern)
+        }
+        var pattern: [Double] = []
+        _ = walk(model.root, x, w, &pattern)
+        return pattern
+    }
+
+    /// A relu, a max pool with overlapping 3×3 windows (stride 2, padding 1: windows of 4, 6 and 9
+    /// entries), dense: D = 2.
+    static let overlappingPool = #"""
+    {"kind": "sequential", "input": [1, 5, 5], "sigmaW": 1.5, "sigmaB": 0.5, "layers": [
+      {"kind": "conv2d", "out": 2, "kernel": 3, "padding": "same"}, {"kind": "relu"},
+      {"kind": "maxpool2d", "kernel": 3, "stride": 2, "padding": 1}, {"kind": "flatten"}, {"kind": "dense", "out": 2}]}
+    """#
+    /// A leaky relu before 2×2 windows of stride 1 with padding 1 (the corners' windows hold one
+    /// entry), then a relu before 2×2 windows of stride 2 on a 5×5 image (the last row and column
+    /// are in no window), dense: D = 3.
+    static let leakyPools = #"""
+    {"kind": "sequential", "input": [1, 4, 4], "sigmaW": 1.5, "sigmaB": 0.5, "leakySlope": 0.2, "layers": [
+      {"kind": "conv2d", "out": 2, "kernel": 3, "padding": "same"}, {"kind": "leaky-relu"},
+      {"kind": "maxpool2d", "kernel": 2, "stride": 1, "padding": 1},
+      {"kind": "conv2d", "out": 2, "kernel": 1}, {"kind": "relu"}, {"kind": "maxpool2d", "kernel": 2},
+      {"kind": "flatten"}, {"kind": "dense", "out": 2}]}
+    """#
+    /// A relu and a same-size max pool (3×3, stride 1, padding 1) inside an identity residual
+    /// block: D = 1 + 2 + 1 = 4.
+    static let pooledResidual = #"""
+    {"kind": "sequential", "input": [1, 4, 4], "sigmaW": 1.5, "sigmaB": 0.5, "layers": [
+      {"kind": "conv2d", "out": 2, "kernel": 3, "padding": "same"}, {"kind": "relu"},
+      {"kind": "residual", "block": {"kind": "sequential", "layers": [
+        {"kind": "conv2d", "out": 2, "kernel": 3, "padding": "same"}, {"kind": "relu"},
+        {"kind": "maxpool2d", "kernel": 3, "stride": 1, "padding": 1},
+        {"kind": "conv2d", "out": 2, "kernel": 3, "padding": "same"}]}},
+      {"kind": "flatten"}, {"kind": "dense", "out": 2}]}
+    """#
+
+    /// The networks, their degree D, and whether a relu or leaky relu comes directly before a max pool.
+    static let searchCases = [(cnn, 2, true), (poolFirst, 3, false), (residual, 4, true), (projection, 4, false),
+                              (overlappingPool, 2, true), (leakyPools, 3, true), (pooledResidual, 4, true)]
+
     /// Every pattern change the reference finds is a breakpoint, to `located`, and no breakpoint
     /// is found where the pattern does not change (max pooling's crossings of two entries below
     /// the maximum are not breakpoints); the declared degree is the polynomials' carried one.
-    @Test(arguments: [(LayerSegmentBreakpointTests.cnn, 2), (LayerSegmentBreakpointTests.poolFirst, 3), (LayerSegmentBreakpointTests.residual, 4), (LayerSegmentBreakpointTests.projection, 4)])
-    func breakpointsAreThePatternChanges(case c: (json: String, degree: Int)) throws {
+    /// The search that takes each layer on its own (`fusingRectifiedPools: false`) against every
+    /// layer's pattern (`kinkPattern`), the default fused one against `routingPattern` (a relu
+    /// followed by a max pool: only where the routing changes); the fused one finds fewer on the
+    /// networks with a relu before a max pool.
+    @Test(arguments: LayerSegmentBreakpointTests.searchCases)
+    func breakpointsAreThePatternChanges(case c: (json: String, degree: Int, pooled: Bool)) throws {
         let model = try Self.network(c.json)
         #expect(model.root.segmentDegree == c.degree && model.piecewiseJacobianDegree == c.degree - 1)
         let w = model.initialParameters(seed: 41)
         let v = randomVector(model.parameterCount, seed: 42).map { 0.5 * $0 }
         let x = randomMatrix(rows: 3, cols: model.inputDim, seed: 43)
-        let breaks = model.segmentBreakpoints(start: w, delta: v, x)
-        var total = 0
+        let fusedBreaks = model.segmentBreakpoints(start: w, delta: v, x)
+        let separateBreaks = model.segmentBreakpoints(start: w, delta: v, x, fusingRectifiedPools: false)
+        var totals = (fused: 0, separate: 0)
         for r in 0..<x.rows {
-            let reference = Self.referenceBreakpoints(model, w, v, x.rows(r..<(r + 1)))
-            #expect(breaks[r].count == reference.count, "example \(r): found \(breaks[r]), reference \(reference)")
-            for (a, b) in zip(breaks[r], reference) { #expect(abs(a - b) <= Self.located, "example \(r): found \(a), reference \(b)") }
-            #expect(breaks[r] == breaks[r].sorted() && Set(breaks[r]).count == breaks[r].count)
-            total += reference.count
+            let xr = x.rows(r..<(r + 1))
+            let references = (fused: Self.referenceBreakpoints(w, v, xr) { Self.routingPattern(model, $0, $1) },
+                              separate: Self.referenceBreakpoints(model, w, v, xr))
+            for (breaks, reference, name) in [(fusedBreaks[r], references.fused, "fused"), (separateBreaks[r], references.separate, "separate")] {
+                #expect(breaks.count == reference.count, "\(name), example \(r): found \(breaks), reference \(reference)")
+                for (a, b) in zip(breaks, reference) { #expect(abs(a - b) <= Self.located, "\(name), example \(r): found \(a), reference \(b)") }
+                #expect(breaks == breaks.sorted() && Set(breaks).count == breaks.count)
+            }
+            totals.fused += references.fused.count
+            totals.separate += references.separate.count
         }
-        #expect(total >= 6, "the test wants kinks: \(total) pattern changes")
+        #expect(totals.fused >= 6, "the test wants kinks: \(totals.fused) pattern changes")
+        if c.pooled {   // (fewer on every such network: LayerSegmentFusedPoolTests)
+            #expect(totals.fused <= totals.separate, "\(totals.fused) fused, \(totals.separate) separate")
+        } else {
+            #expect(totals.fused == totals.separate)
+        }
         let pieces = try #require(model.root.segmentPieces(SegmentPieces(examples: x), start: w, delta: v))
         #expect(pieces.degree == c.degree)
     }

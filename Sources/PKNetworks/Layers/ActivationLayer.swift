@@ -56,7 +56,20 @@ public struct ActivationLayer: Layer {
                 for k in 0...d { out[k][i, j] = slope * input.coefficients[k][p, j] }
             }
         }
-        return SegmentPieces(example: s.example, lo: s.lo, hi: s.hi, coefficients: out)
+        return SegmentPieces(example: s.example, lo: s.lo, hi: s.hi, coefficients: out, fusesRectifiedPools: input.fusesRectifiedPools)
+    }
+
+    /// The slope α ≥ 0 for negative inputs when this is a relu (0) or a leaky relu with α ≥ 0:
+    /// then φ is nondecreasing, so a max pool after it commutes with it (`max_i φ(z_i) =
+    /// φ(max_i z_i)`, and the first arg-max of the φ(z_i) is the first arg-max of the z_i
+    /// wherever the maximum is positive, or for α > 0 everywhere), and `Sequential` searches the
+    /// two as one layer (`MaxPool2D.rectifiedSegmentPieces`). nil otherwise.
+    var poolFusionSlope: Double? {
+        switch activation {
+        case .relu: return 0
+        case .leakyRelu: return leakySlope >= 0 ? leakySlope : nil
+        default: return nil
+        }
     }
 
     /// `φ'` at every input entry.

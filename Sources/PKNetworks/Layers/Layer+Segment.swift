@@ -16,22 +16,31 @@ public struct SegmentPieces: Sendable {
     public var example: [Int], lo: [Double], hi: [Double]
     /// `coefficients[k]` (rows × width): the coefficient of `t^k`; at least one matrix.
     public var coefficients: [Matrix]
+    /// Whether a `Sequential` carries a relu or leaky relu (slope ≥ 0) directly followed by a max
+    /// pool as one layer, cutting only where the fused pattern changes (`MaxPool2D`'s
+    /// `rectifiedSegmentPieces`: the silent sign changes of units that are not their window's
+    /// maximum are no breakpoints), true by default; false: each layer on its own, every sign
+    /// change of a pooled unit a breakpoint (the former search, kept as the reference the tests
+    /// compare with). Every layer passes it on to its output.
+    public var fusesRectifiedPools: Bool
 
     /// Every row of `x` on the whole segment, as a constant (degree 0).
-    public init(examples x: Matrix) {
+    public init(examples x: Matrix, fusesRectifiedPools: Bool = true) {
         example = Array(0..<x.rows)
         lo = [Double](repeating: 0, count: x.rows)
         hi = [Double](repeating: 1, count: x.rows)
         coefficients = [x]
+        self.fusesRectifiedPools = fusesRectifiedPools
     }
 
-    public init(example: [Int], lo: [Double], hi: [Double], coefficients: [Matrix]) {
+    public init(example: [Int], lo: [Double], hi: [Double], coefficients: [Matrix], fusesRectifiedPools: Bool) {
         precondition(example.count == lo.count && lo.count == hi.count && !coefficients.isEmpty
                      && coefficients.allSatisfy { $0.rows == example.count }, "segment pieces: inconsistent rows")
         self.example = example
         self.lo = lo
         self.hi = hi
         self.coefficients = coefficients
+        self.fusesRectifiedPools = fusesRectifiedPools
     }
 
     public var rows: Int { example.count }
@@ -58,17 +67,23 @@ public struct SegmentPieces: Sendable {
         precondition(y.rows == stacked.rows, "segment pieces: a linear map must keep the rows")
         let cols = y.cols
         let out = (0...d).map { k in Matrix(rows: m, cols: cols, data: Array(y.data[(k * m * cols)..<((k + 1) * m * cols)])) }
-        return SegmentPieces(example: example, lo: lo, hi: hi, coefficients: out)
+        return SegmentPieces(example: example, lo: lo, hi: hi, coefficients: out, fusesRectifiedPools: fusesRectifiedPools)
     }
 
-    /// Each row split at its ascending cuts (those strictly inside its piece; the others are
-    /// dropped): the new rows' examples and ends, each one's row in `self` (`parent`) and its
-    /// midpoint, where the caller reads the pattern of the layer that cut.
+    /// Cuts of one row closer than this (in t, on [0, 1]) count as one, and so do a cut and an
+    /// end of its piece: where two switching functions (two units, two windows, two layers)
+    /// change sign at the same t in exact arithmetic, their computed roots differ by ulps. Costs at most a piece this short with its neighbour's pattern.
+    static let coincident = 16 * Double.ulpOfOne
+
+    /// Each row split at its ascending cuts (those more than `coincident` inside its piece and
+    /// after the previous cut; the others are dropped): the new rows' examples and
+    /// ends, each one's row in `self` (`parent`) and its midpoint, where the caller reads the
+    /// pattern of the layer that cut.
     func split(_ cuts: [[Double]]) -> (example: [Int], lo: [Double], hi: [Double], parent: [Int], midpoint: [Double]) {
         var ex: [Int] = [], l: [Double] = [], h: [Double] = [], parents: [Int] = [], mids: [Double] = []
         for r in 0..<rows {
             var ends = [lo[r]]
-            for t in cuts[r] where t > ends[ends.count - 1] && t < hi[r] { ends.append(t) }
+            for t in cuts[r] where t > ends[ends.count - 1] + Self.coincident && t < hi[r] - Self.coincident { ends.append(t) }
             ends.append(hi[r])
             for p in 0..<(ends.count - 1) {
                 ex.append(example[r]); l.append(ends[p]); h.append(ends[p + 1])
@@ -91,16 +106,17 @@ public struct SegmentPieces: Sendable {
             parent.append(i)
         }
         return SegmentPieces(example: finer.example, lo: finer.lo, hi: finer.hi,
-                             coefficients: coefficients.map { $0.rows(at: parent) })
+                             coefficients: coefficients.map { $0.rows(at: parent) }, fusesRectifiedPools: finer.fusesRectifiedPools)
     }
 
     /// The sum of two sets of polynomials on the same pieces (degrees padded with zeros).
     static func + (a: SegmentPieces, b: SegmentPieces) -> SegmentPieces {
-        precondition(a.example == b.example && a.lo == b.lo && a.hi == b.hi && a.width == b.width, "segment pieces: adding different pieces")
+        precondition(a.example == b.example && a.lo == b.lo && a.hi == b.hi && a.width == b.width
+                     && a.fusesRectifiedPools == b.fusesRectifiedPools, "segment pieces: adding different pieces")
         let d = max(a.degree, b.degree)
         let zero = Matrix(rows: a.rows, cols: a.width)
         let c = (0...d).map { k in (k <= a.degree ? a.coefficients[k] : zero) + (k <= b.degree ? b.coefficients[k] : zero) }
-        return SegmentPieces(example: a.example, lo: a.lo, hi: a.hi, coefficients: c)
+        return SegmentPieces(example: a.example, lo: a.lo, hi: a.hi, coefficients: c, fusesRectifiedPools: a.fusesRectifiedPools)
     }
 
     /// The points of (lo, hi) where the polynomial `c` changes sign (`Polynomial.signChanges`),
@@ -154,6 +170,6 @@ extension Layer {
                 z[1][r, j] += db[0, j]
             } }
         }
-        return SegmentPieces(example: input.example, lo: input.lo, hi: input.hi, coefficients: z)
+        return SegmentPieces(example: input.example, lo: input.lo, hi: input.hi, coefficients: z, fusesRectifiedPools: input.fusesRectifiedPools)
     }
 }

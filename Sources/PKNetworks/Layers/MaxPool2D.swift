@@ -69,33 +69,70 @@ public struct MaxPool2D: Layer {
     /// within `coincident` of each other count as one). On every
     /// new piece each output is the coefficients of its arg-max at the piece's midpoint.
     public func segmentPieces(_ input: SegmentPieces, start w: [Double], delta v: [Double]) -> SegmentPieces? {
+        pooledSegmentPieces(input, rectifier: nil)
+    }
+
+    /// This pool applied to `φ(input)`, φ a relu (`slope` 0) or a leaky relu of slope α =
+    /// `slope` ≥ 0 for negative inputs (`ActivationLayer.poolFusionSlope`), as one layer: what
+    /// `Sequential` runs for such an activation directly followed by this pool. φ is
+    /// nondecreasing, so `max_i φ(z_i) = φ(max_i z_i)`: each window's output is `φ(z_a)` with `a`
+    /// the first arg-max of the relu's inputs `z`, and its derivative routes the cotangent to
+    /// `a` alone, times `φ'(z_a)` (1 if `z_a > 0`, else α). So the Jacobian of the pair changes
+    /// only where a window's *fused pattern* changes: for a relu, the arg-max of `z` while the
+    /// maximum is positive, or the maximum crossing 0 (below 0 every entry's output is 0 and its
+    /// derivative 0, whichever is the arg-max); for a leaky relu with α > 0, the arg-max of `z`
+    /// anywhere, or the maximum crossing 0. A sign change of a unit that is not its window's
+    /// maximum, and (relu) a switch between two negative entries, changes neither the output
+    /// nor the Jacobian: a *silent* breakpoint of the two layers taken apart, not cut here.
+    ///
+    /// The search is the pool's own on `z` (the screen, the pairwise crossings, the state read
+    /// at the midpoint of each interval between them, a cut only where it changes), with the
+    /// candidates' sign changes added to the crossings, the state being (arg-max, whether the
+    /// maximum is positive). Relu: entries that are provably negative on the piece are dropped
+    /// (never the positive maximum; none left: the window is 0 on the whole piece), and a window
+    /// whose maximum is provably positive needs no sign changes. On every new piece each output
+    /// is `φ'(z_a)` times the coefficients of its arg-max (relu below 0: zero).
+    func rectifiedSegmentPieces(_ input: SegmentPieces, slope: Double) -> SegmentPieces {
+        precondition(slope >= 0, "maxpool2d: fusing with an activation needs a nondecreasing one (slope \(slope))")
+        return pooledSegmentPieces(input, rectifier: slope)
+    }
+
+    /// The search of `segmentPieces` (`rectifier` nil) or `rectifiedSegmentPieces` (the slope α).
+    /// A window's state: its arg-max entry (a column ≥ 0) when there is no rectifier or the
+    /// maximum is positive; below, `zero` (relu) or `−3 − a` (leaky relu, arg-max a); `unknown`
+    /// in `dominant` when the screen proved nothing.
+    private func pooledSegmentPieces(_ input: SegmentPieces, rectifier alpha: Double?) -> SegmentPieces {
         let windows = windowEntries, d = input.degree
-        /// The first entry of the window with the largest value at t (the forward pass's tie rule).
-        func argmax(_ r: Int, _ entries: [Int], at t: Double) -> Int {
+        let unknown = -1, zero = -2
+        /// The window's state at t: the first entry with the largest value (the forward pass's
+        /// tie rule) and, under a rectifier, whether that value is positive.
+        func state(_ r: Int, _ entries: [Int], at t: Double) -> Int {
             var best = entries[0], top = input.value(r, entries[0], at: t)
             for e in entries.dropFirst() {
                 let y = input.value(r, e, at: t)
                 if y > top { best = e; top = y }
             }
-            return best
+            guard let alpha, !(top > 0) else { return best }
+            return alpha == 0 ? zero : -3 - best
         }
         var cuts = [[Double]](repeating: [], count: input.rows)
         var c = [Double](repeating: 0, count: d + 1)
-        // Per row and window: the entry that is the arg-max on the whole row's piece when the
-        // screen below proves it (-1: not proven), so that its new pieces need not read it again.
-        var dominant = [Int](repeating: -1, count: input.rows * windows.count)
-        var upper = [Double](), candidates = [Int]()
+        // Per row and window: the state on the whole row's piece when the screen below proves it
+        // (`unknown`: not proven), so that its new pieces need not read it again.
+        var dominant = [Int](repeating: unknown, count: input.rows * windows.count)
+        var upper = [Double](), lower = [Double](), candidates = [Int]()
         for r in 0..<input.rows {
             let (lo, hi) = (input.lo[r], input.hi[r])
             var rowCuts: [Double] = []
-            for (o, entries) in windows.enumerated() where entries.count > 1 {
+            for (o, entries) in windows.enumerated() where entries.count > 1 || alpha != nil {
                 // Screen: on [lo, hi] ⊆ [0, 1] each entry's polynomial p stays within
                 // p(lo) ± ((hi − lo)·Σ_k k|c_k| + 8ε·Σ_k |c_k|) (the mean value theorem, |p'| ≤ Σ_k k|c_k|
                 // there, and a margin for the rounding of p(lo)). An entry whose upper bound is below
                 // the largest lower bound is never the arg-max (nor tied with it): only crossings
                 // among the others can move the arg-max. One candidate left: it is the arg-max
-                // throughout, and the window cuts nothing.
+                // throughout, and the window cuts nothing (under a rectifier, unless its sign may change).
                 upper.removeAll(keepingCapacity: true)
+                lower.removeAll(keepingCapacity: true)
                 candidates.removeAll(keepingCapacity: true)
                 var best = -Double.infinity
                 for e in entries {
@@ -108,18 +145,42 @@ public struct MaxPool2D: Layer {
                     }
                     let reach = (hi - lo) * slope + 8 * Double.ulpOfOne * size
                     upper.append(value + reach)
+                    lower.append(value - reach)
                     best = max(best, value - reach)
                 }
-                for (i, e) in entries.enumerated() where upper[i] >= best { candidates.append(e) }
-                if candidates.count <= 1 {   // (none only with NaN coefficients: nothing to cut)
-                    if let only = candidates.first { dominant[r * windows.count + o] = only }
+                // Under a relu an entry that stays below 0 is never the positive maximum.
+                for i in entries.indices where upper[i] >= best && !(alpha == 0 && upper[i] < 0) { candidates.append(i) }
+                var crossings: [Double] = []
+                if let alpha {
+                    // The maximum is positive on the whole piece (some entry's lower bound is):
+                    // only arg-max switches matter. Otherwise each candidate that may change sign
+                    // there adds its sign changes.
+                    if candidates.isEmpty {   // relu, every entry negative throughout (or NaN coefficients)
+                        dominant[r * windows.count + o] = zero
+                        continue
+                    }
+                    if candidates.count == 1 {
+                        let i = candidates[0]
+                        if best > 0 { dominant[r * windows.count + o] = entries[i]; continue }
+                        if upper[i] < 0 { dominant[r * windows.count + o] = alpha == 0 ? zero : -3 - entries[i]; continue }
+                    }
+                    if !(best > 0) {
+                        for i in candidates where lower[i] <= 0 && upper[i] >= 0 {
+                            for k in 0...d { c[k] = input.coefficients[k][r, entries[i]] }
+                            crossings += SegmentPieces.signChanges(c, in: lo, hi)
+                        }
+                    }
+                } else if candidates.count <= 1 {   // (none only with NaN coefficients: nothing to cut)
+                    if let only = candidates.first { dominant[r * windows.count + o] = entries[only] }
                     continue
                 }
-                var crossings: [Double] = []
-                for a in 0..<(candidates.count - 1) {
-                    for b in (a + 1)..<candidates.count {
-                        for k in 0...d { c[k] = input.coefficients[k][r, candidates[a]] - input.coefficients[k][r, candidates[b]] }
-                        crossings += SegmentPieces.signChanges(c, in: lo, hi)
+                if candidates.count > 1 {
+                    for a in 0..<(candidates.count - 1) {
+                        for b in (a + 1)..<candidates.count {
+                            let (ea, eb) = (entries[candidates[a]], entries[candidates[b]])
+                            for k in 0...d { c[k] = input.coefficients[k][r, ea] - input.coefficients[k][r, eb] }
+                            crossings += SegmentPieces.signChanges(c, in: lo, hi)
+                        }
                     }
                 }
                 guard !crossings.isEmpty else { continue }
@@ -127,9 +188,9 @@ public struct MaxPool2D: Layer {
                 var ends = [lo]
                 for t in crossings where t > ends[ends.count - 1] + Self.coincident { ends.append(t) }
                 ends.append(hi)
-                var previous = argmax(r, entries, at: 0.5 * (ends[0] + ends[1]))
+                var previous = state(r, entries, at: 0.5 * (ends[0] + ends[1]))
                 for i in 1..<(ends.count - 1) {
-                    let next = argmax(r, entries, at: 0.5 * (ends[i] + ends[i + 1]))
+                    let next = state(r, entries, at: 0.5 * (ends[i] + ends[i + 1]))
                     if next != previous { rowCuts.append(ends[i]) }
                     previous = next
                 }
@@ -142,11 +203,15 @@ public struct MaxPool2D: Layer {
             let p = s.parent[i]
             for (o, entries) in windows.enumerated() {
                 let known = dominant[p * windows.count + o]
-                let a = known >= 0 ? known : argmax(p, entries, at: s.midpoint[i])
-                for k in 0...d { out[k][i, o] = input.coefficients[k][p, a] }
+                let a = known != unknown ? known : state(p, entries, at: s.midpoint[i])
+                if a >= 0 {
+                    for k in 0...d { out[k][i, o] = input.coefficients[k][p, a] }
+                } else if a != zero, let alpha {
+                    for k in 0...d { out[k][i, o] = alpha * input.coefficients[k][p, -3 - a] }
+                }
             }
         }
-        return SegmentPieces(example: s.example, lo: s.lo, hi: s.hi, coefficients: out)
+        return SegmentPieces(example: s.example, lo: s.lo, hi: s.hi, coefficients: out, fusesRectifiedPools: input.fusesRectifiedPools)
     }
 
     /// For every output entry (`n × C·Ho·Wo`, row-major), the column of its arg-max in its input row.

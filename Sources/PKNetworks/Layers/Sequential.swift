@@ -67,12 +67,23 @@ public struct Sequential: Layer {
         children.reduce(Optional(0)) { sum, child in sum.flatMap { s in child.layer.segmentDegree.map { s + $0 } } }
     }
 
-    /// The children in order, each cutting the pieces further.
+    /// The children in order, each cutting the pieces further; a relu or leaky relu of slope
+    /// ≥ 0 directly followed by a max pool as one layer (`MaxPool2D.rectifiedSegmentPieces`: cut
+    /// only where the fused pattern changes, not at the silent sign changes of units that are not
+    /// their window's maximum) unless `input.fusesRectifiedPools` is false.
     public func segmentPieces(_ input: SegmentPieces, start w: [Double], delta v: [Double]) -> SegmentPieces? {
         var a = input
-        for (i, child) in children.enumerated() {
-            guard let next = child.layer.segmentPieces(a, start: childParameters(w, i), delta: childParameters(v, i)) else { return nil }
+        var i = 0
+        while i < children.count {
+            if a.fusesRectifiedPools, i + 1 < children.count, let activation = children[i].layer as? ActivationLayer,
+               let slope = activation.poolFusionSlope, let pool = children[i + 1].layer as? MaxPool2D {
+                a = pool.rectifiedSegmentPieces(a, slope: slope)
+                i += 2
+                continue
+            }
+            guard let next = children[i].layer.segmentPieces(a, start: childParameters(w, i), delta: childParameters(v, i)) else { return nil }
             a = next
+            i += 1
         }
         return a
     }
