@@ -50,11 +50,11 @@ public struct AnalysisPlan: Codable, Sendable {
 
 extension PathAnalyzer {
     /// The fraction of `threads × one core's GEMM rate` each phase reaches (see `AnalysisPlan`):
-    /// backward measured on W5 (SGD momentum, factored backward pass) and W6 (AdamW, explicit),
-    /// machines on the presets; forward is the large-GEMM limit of the steps phase, whose MLP
+    /// backward fitted with `AnalysisCostModel.rowOverhead` on the five MLP backward runs
+    /// (moons-momentum, teacher-adam, fmnist-adamw, W5, W6; session 12), machines on the presets; forward is the large-GEMM limit of the steps phase, whose MLP
     /// work counts `AnalysisCostModel.gemmWidthFactor` flop-equivalents per flop (fitted with it on
     /// the four plain (S)GD presets, session 11); Docs/path-kernel.md §7.
-    static let efficiency = (forward: 0.78, backward: 0.79, machines: 0.6)
+    static let efficiency = (forward: 0.78, backward: 0.84, machines: 0.6)
 
     /// The plan of this analysis of `reader`'s trace; `gemmRate` (GFLOP/s of one core in the
     /// analysis precision) is measured when not given; `threads` is `Parallel.threads` when not

@@ -44,7 +44,7 @@ public struct AnalysisProgress: Sendable {
 /// (`2·C·n_q·P_R·(q + n_b)`, `P_R` R's scalars per query and channel, `querySideScalars`) plus a
 /// fixed cost per row of R of an MLP (one output unit of one layer for one query and channel:
 /// its contraction with the batch's signals, the GEMM's edges; `rowOverhead` flop-equivalents,
-/// fitted with the backward efficiency on W5 and W6); the ridge machines' eigendecompositions (`9m³` each, or `m³/3` by
+/// fitted with the backward efficiency on the MLP backward runs); the ridge machines' eigendecompositions (`9m³` each, or `m³/3` by
 /// Cholesky above `eigenRidgeLimit`). Checked against measured runs in Docs/path-kernel.md §7.
 /// With exact quadrature (math §1.1) `q` is ⌈L/2⌉ and a share `exactKinkedShare` of the (query,
 /// step) pairs takes `(1 + exactBreakpoints)·q` nodes of its own, each at about twice a shared
@@ -57,8 +57,11 @@ public struct AnalysisProgress: Sendable {
 /// rate), and the measured activation and quadrature times are multiplied by
 /// `activationSlowdown` (Docs/path-kernel.md §7, Size-aware efficiency).
 struct AnalysisCostModel {
-    /// Flop-equivalents per row of the backward pass's R and step (see above).
-    static let rowOverhead = 8_000.0
+    /// Flop-equivalents per row of the backward pass's R and step (see above): fitted with the
+    /// backward efficiency 0.84 by minimax on the five MLP backward runs of session 12 (quiet:
+    /// all within ±21 %; Docs/path-kernel.md §7). 8,000 at efficiency 0.79 before the steps were
+    /// grouped through R.
+    static let rowOverhead = 5_750.0
     /// Exact quadrature's estimate before the run (Docs/path-kernel.md §7): the share of (query,
     /// step) pairs that cross a kink and their mean breakpoints, as measured on the relu presets
     /// (10–33 % of the pairs, 1.1–1.2 breakpoints each).
@@ -76,6 +79,13 @@ struct AnalysisCostModel {
     /// `measuredQuadratureSeconds`: 16,384 inputs in one pass, one pair): both threads at once,
     /// strided rows, caches shared with the GEMMs. Fitted (see `gemmHalfWidth`).
     static let activationSlowdown = 2.5
+    /// A layer network's steps phase on the backward route (the batch's Jacobian rows and the
+    /// dynamics' 100 points per step, in calls of a few examples into fresh arrays) counts this
+    /// many times its feature cost, which the backward pass's shared nodes (every query of a
+    /// block at once, into reused arrays) meet at 1. Fitted on the quiet phase times of session 12
+    /// (fmnist-cnn: steps 7.5 s and backward 16 s real; fmnist-resnet 4.6 s and 19 s): the ETA
+    /// at 10 % of the work, which falls in the steps phase, was 2.3 and 1.6 times the time left.
+    static let layerStepsFactor = 2.4
 
     /// Flop-equivalents per GEMM flop of `model`'s steps phase: `(k + gemmHalfWidth)/k` for an
     /// MLP of mean hidden width k (its input width when it has no hidden layer), 1 for a layer
@@ -132,7 +142,7 @@ struct AnalysisCostModel {
         // The steps phase's GEMMs at their width's rate (1 for a layer network).
         let width = Self.gemmWidthFactor(model)
         if backward {
-            forwardPerStep = width * perStepGemm + perStepSmooth
+            forwardPerStep = (model is LayerNetwork ? Self.layerStepsFactor : width) * perStepGemm + perStepSmooth
             let rows = mlp.map { Double($0.layers.reduce(0) { $0 + $1.outputs }) } ?? 0
             backwardPerStep = qf * features + 2 * C * Q * PR * (rowsPerQuery + nb) + Self.rowOverhead * C * Q * rows
         } else if kernelForm {

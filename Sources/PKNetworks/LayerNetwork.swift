@@ -115,16 +115,17 @@ public struct LayerNetwork: Network {
     }
     public var featureScalarsPerExample: Int { 1 + outputDim * parameterCount }
     public var activationsPerExample: Int { LayerNetwork.activations(root) }
-    /// The forward pass and C pullbacks (each about twice a forward pass) at about 1/14 of the
+    /// The forward pass and C pullbacks (each about twice a forward pass) at about 1/6 of the
     /// GEMM rate (small per-example GEMMs, im2col/col2im, the layers' own loops), plus writing
-    /// the `C·P` rows and their JVPs (memory-bound: 56 flop-equivalents per scalar).
+    /// the `C·P` rows and their JVPs (memory-bound: 25 flop-equivalents per scalar).
     /// Calibrated on the fmnist-cnn and fmnist-resnet presets so that `analyze --plan` meets
-    /// their real time (Docs/path-kernel.md §7; the factors were 4 and 16 before, which put the
-    /// estimate 3.3–4.4 times below the real run). Calibrated when the rows were still written
-    /// example-major, zero-filled first, permuted into a second matrix and page-faulted afresh per
-    /// call (Docs/benchmarks.md, "The layer-network presets"); not re-calibrated since.
+    /// their real time (Docs/path-kernel.md §7). Session 12 (the rows written channel-major into
+    /// one reused array, no zero-fill, the heap policy keeping freed blocks): 6.25 and 25, the
+    /// former 14 and 56 scaled to the backward phases of the quiet runs (fmnist-cnn 16 s,
+    /// fmnist-resnet 19 s), with the steps phase at `AnalysisCostModel.layerStepsFactor` times
+    /// this; 4 and 16 before session 9.
     public var featureCostPerExample: Double {
-        14 * (1 + 2 * Double(outputDim)) * root.forwardFlops + 56 * Double(outputDim * parameterCount)
+        6.25 * (1 + 2 * Double(outputDim)) * root.forwardFlops + 25 * Double(outputDim * parameterCount)
     }
 
     public var smoothActivationUnits: [Activation: Int] { LayerNetwork.smoothUnits(in: root) }

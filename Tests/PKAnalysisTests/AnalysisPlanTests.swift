@@ -115,6 +115,23 @@ struct AnalysisPlanTests {
         #expect(AnalysisCostModel.gemmWidthFactor(net) == 1)
     }
 
+    /// A layer network's steps phase on the backward route, by hand: `layerStepsFactor` times
+    /// the step check and update `10·n_b·P` and the batch's and the dynamics' features; its
+    /// backward phase the shared nodes' features and the products, with no row cost.
+    @Test func layerNetworkStepsPhaseByHand() throws {
+        let tolerance = 1e-12   // the same sums in another order
+        let json = #"{"kind":"sequential","input":[1,6,6],"layers":[{"kind":"conv2d","out":2,"kernel":3,"padding":"same"},{"kind":"relu"},{"kind":"maxpool2d","kernel":2},{"kind":"flatten"},{"kind":"dense","out":3}]}"#
+        let net = try LayerNetwork(spec: JSONDecoder().decode(ModelSpec.self, from: Data(json.utf8)))
+        let Q = 20.0, nb = 8.0, q = 4.0, dyn = 5.0
+        let cost = AnalysisCostModel(model: net, queries: Int(Q), train: 30, meanBatch: nb, nodes: Int(q), blocks: 1, kernelForm: true,
+                                     backward: true, windowSides: 1, machines: nil, dynamicsPerStep: dyn)
+        let P = Double(net.parameterCount), C = Double(net.outputDim), f = net.featureCostPerExample
+        let steps = AnalysisCostModel.layerStepsFactor * (10 * nb * P + (nb + dyn) * f)
+        #expect(abs(cost.forwardPerStep - steps) <= tolerance * steps)
+        let backward = q * Q * f + 2 * C * Q * P * (q + nb)
+        #expect(abs(cost.backwardPerStep - backward) <= tolerance * backward)
+    }
+
     /// The steps phase of plain SGD by hand, with the fitted constants: per step `(k + h)/k` times
     /// the GEMMs (step check and update `10·n_b·P`, the training side's features without JVP, the
     /// dynamics' and the queries' features at q nodes, their kernels `2·Q·n_b·Σ(in + C·out)` per
