@@ -1,10 +1,14 @@
 /// Large arrays handed back by their last user for the next call that needs one of the same size.
 ///
-/// Why: glibc serves every block above the mmap threshold (32 MiB under `AllocatorPolicy`) with a
-/// fresh mapping and unmaps it on `free`, so a routine that allocates such a block per call
-/// page-faults all of it again on every call (the layer networks' Jacobian rows in the backward
-/// route: 68 MB per quadrature node and step on `fmnist-cnn`, Docs/benchmarks.md). A pool kept by
-/// the caller across calls lets the next call write into the pages the previous one touched.
+/// Why: by default glibc serves every block above its mmap threshold with a fresh mapping and
+/// unmaps it on `free`, so a routine that allocates such a block per call page-faults all of it
+/// again on every call (the layer networks' Jacobian rows in the backward route: 68 MB per
+/// quadrature node and step on `fmnist-cnn`, Docs/benchmarks.md). The `pathkernel` executable's
+/// `AllocatorPolicy` now keeps such blocks in the heap itself (`M_MMAP_MAX` 0), which covers
+/// most of this; the pool still covers a process that does not apply the policy (the tests, a
+/// library user) and blocks above 64 MiB freed on a worker thread, which glibc maps anyway. A
+/// pool kept by the caller across calls lets the next call write into the pages the previous one
+/// touched.
 ///
 /// What does *not* hold: a taken array's contents are whatever its last user left (the taker must
 /// write every element it reads); an array still referenced elsewhere when it is written is copied
