@@ -24,6 +24,17 @@ static inline const char *pathkernel_openblas_config(void) {
     return openblas_get_config ? openblas_get_config() : NULL;
 }
 
+/* The widest x86 vector extension the CPU has, for `BLASInfo.slowCoreAdvice`: 2 AVX-512
+   (foundation and DQ), 1 AVX2 with FMA, 0 neither or not x86 (GCC/Clang's cpu builtins). */
+static inline int pathkernel_cpu_vector_level(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq")) return 2;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return 1;
+#endif
+    return 0;
+}
+
 /* The heap policy of `AllocatorPolicy` (PKNumerics): glibc's mallopt, 1 when every setting was
    accepted, 0 otherwise or off glibc. */
 #if defined(__GLIBC__)

@@ -52,6 +52,43 @@ public struct BLASInfo: Codable, Sendable, Equatable {
             + "\(variable("OPENBLAS_L2_SIZE", openblasL2Size)))"
     }
 
+    /// The CPU's widest vector extension as `pathkernel_cpu_vector_level` reads it: 2 AVX-512,
+    /// 1 AVX2 with FMA, 0 neither (or not x86, or Accelerate).
+    public static var cpuVectorLevel: Int {
+        #if canImport(Accelerate)
+        return 0
+        #else
+        return Int(pathkernel_cpu_vector_level())
+        #endif
+    }
+
+    /// OpenBLAS's kernels that use neither AVX2 nor AVX-512: the cores of CPUs before Haswell,
+    /// and `Prescott`, the generic SSE3 kernels a DYNAMIC_ARCH build falls back to on a CPU it
+    /// does not know (Debian's 0.3.21 on Intel's Emerald Rapids, model 207, measured here: DGEMM
+    /// 15 GFLOP/s per core against 64 with `OPENBLAS_CORETYPE=SkylakeX`).
+    static let preAVX2Cores: Set<String> = [
+        "Prescott", "Katmai", "Coppermine", "Northwood", "Banias", "Core2", "Penryn", "Dunnington",
+        "Nehalem", "Atom", "Sandybridge", "Athlon", "Opteron", "Opteron_SSE3", "Barcelona", "Bobcat",
+        "Bulldozer", "Piledriver",
+    ]
+
+    /// What to do when OpenBLAS chose kernels far below the CPU (pre-AVX2 kernels on a CPU with
+    /// AVX2 or AVX-512), nil otherwise, or when `OPENBLAS_CORETYPE` is set (the user's choice):
+    /// the core type to set for the command (`SkylakeX` for AVX-512, `Haswell` for AVX2), which
+    /// OpenBLAS reads when it loads, so the process cannot change it itself.
+    public static func slowCoreAdvice(coreName: String?, coretype: String?, vectorLevel: Int) -> String? {
+        guard coretype == nil, let core = coreName, preAVX2Cores.contains(core), vectorLevel > 0 else { return nil }
+        let (isa, fix) = vectorLevel >= 2 ? ("AVX-512", "SkylakeX") : ("AVX2", "Haswell")
+        return "OpenBLAS chose its \(core) kernels (no AVX2) on a CPU with \(isa): its matrix products run several times "
+            + "slower than they can (this OpenBLAS may not know the CPU). Set OPENBLAS_CORETYPE=\(fix) for pathkernel's "
+            + "commands, e.g. `OPENBLAS_CORETYPE=\(fix) pathkernel analyze …` (Docs/benchmarks.md, \"OpenBLAS's core\")"
+    }
+
+    /// `slowCoreAdvice` for this process.
+    public var slowCoreAdvice: String? {
+        Self.slowCoreAdvice(coreName: coreName, coretype: openblasCoretype, vectorLevel: Self.cpuVectorLevel)
+    }
+
     enum CodingKeys: String, CodingKey { case library, coreName, config, openblasCoretype, openblasL2Size }
 
     /// Writes every key, an unknown or unset value as null (the synthesized encoder would drop it).

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import PKAnalysis
 import PKNetworks
+import PKNumerics
 import PKReport
 import PKTrace
 import PKTraining
@@ -94,6 +95,7 @@ enum AnalysisRunner {
         if !quiet, let plan = try? PathAnalyzer(settings: settings).plan(reader: reader) {
             note("estimate: \(ProgressBar.duration(plan.seconds)) at \(String(format: "%.0f", plan.gemmRate)) GFLOP/s per core × \(plan.threads), peak memory \(bytes(plan.peakMemoryBytes))\(plan.seconds > 600 ? " (long: `pathkernel analyze --plan \(path)` lists what would cut it)" : "")\(loadWarning())")
         }
+        if !quiet, let advice = BLASInfo.current.slowCoreAdvice { note("warning: \(advice)") }
         // The bar counts estimated cost (AnalysisProgress), not steps: its ETA holds across phases.
         let bar = quiet ? nil : ProgressBar(total: 10_000, counts: false)
         var result = try PathAnalyzer(settings: settings).analyze(reader: reader) { p in
@@ -126,7 +128,9 @@ enum AnalysisRunner {
     static func describe(_ p: AnalysisPlan, rateGiven: Bool = false) -> String {
         var out = "plan for \(p.trace): \(p.steps) steps, \(p.parameters) parameters, \(p.outputs) output\(p.outputs == 1 ? "" : "s"), \(p.queries) queries × \(p.train) training points\n"
         out += "kernel   \(p.kernel); K^p \(p.mode), \(p.precision)\n"
-        out += "GEMM     \(String(format: "%.1f", p.gemmRate)) GFLOP/s per core (\(p.precision), \(rateGiven ? "given by --gemm-rate" : "measured now")) × \(p.threads) threads\(loadWarning())\n\n"
+        out += "GEMM     \(String(format: "%.1f", p.gemmRate)) GFLOP/s per core (\(p.precision), \(rateGiven ? "given by --gemm-rate" : "measured now")) × \(p.threads) threads\(loadWarning())\n"
+        if !rateGiven, let advice = BLASInfo.current.slowCoreAdvice { out += "warning: \(advice)\n" }
+        out += "\n"
         out += "phase                     work (GFLOP-eq)        time\n"
         for phase in p.phases {
             out += phase.name.padding(toLength: 24, withPad: " ", startingAt: 0)

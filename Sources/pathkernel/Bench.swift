@@ -3,6 +3,7 @@ import Foundation
 import PKAnalysis
 import PKBench
 import PKNetworks
+import PKNumerics
 import PKTraining
 
 struct Bench: ParsableCommand {
@@ -125,6 +126,7 @@ struct Bench: ParsableCommand {
             throw fail("--images, --queries and --readout set W7-cntk's problem: run them with --workload W7-cntk")
         }
         if (points != nil || activation != nil) && chosen != ["W7-mlp"] { throw fail("--points and --activation set W7-mlp's problem: run them with --workload W7-mlp") }
+        if let advice = BLASInfo.current.slowCoreAdvice { log("warning: \(advice)") }
         var mlpActivations: [Activation]? = nil
         if let activation {
             guard let a = Activation(rawValue: activation.lowercased()), MLPKernelBenchmark.activations.contains(a) else {

@@ -143,6 +143,23 @@ struct BenchTests {
         #endif
     }
 
+    /// The advice on OpenBLAS's core: only pre-AVX2 kernels on a CPU with AVX2 or AVX-512, and
+    /// only when OPENBLAS_CORETYPE is unset; it names the core type to set for that CPU.
+    @Test func slowCoreAdviceNamesTheFix() {
+        let avx512 = BLASInfo.slowCoreAdvice(coreName: "Prescott", coretype: nil, vectorLevel: 2)
+        #expect(avx512?.contains("OPENBLAS_CORETYPE=SkylakeX") == true && avx512?.contains("Prescott") == true)
+        #expect(BLASInfo.slowCoreAdvice(coreName: "Sandybridge", coretype: nil, vectorLevel: 1)?.contains("OPENBLAS_CORETYPE=Haswell") == true)
+        #expect(BLASInfo.slowCoreAdvice(coreName: "Prescott", coretype: nil, vectorLevel: 0) == nil)      // an old CPU: its right core
+        #expect(BLASInfo.slowCoreAdvice(coreName: "Prescott", coretype: "Prescott", vectorLevel: 2) == nil)   // the user's choice
+        for core in ["Haswell", "Zen", "SkylakeX", "Cooperlake", "SapphireRapids"] {
+            #expect(BLASInfo.slowCoreAdvice(coreName: core, coretype: nil, vectorLevel: 2) == nil)
+        }
+        #expect(BLASInfo.slowCoreAdvice(coreName: nil, coretype: nil, vectorLevel: 2) == nil)
+        #if arch(x86_64)
+        #expect((0...2).contains(BLASInfo.cpuVectorLevel))
+        #endif
+    }
+
     /// W1's report carries the BLAS (text and JSON, unset variables as null), and its check
     /// refuses kernels off the explicit route, naming the core.
     @Test func w1ReportsTheBLASAndChecksItsKernels() throws {
