@@ -203,11 +203,6 @@ extension PathAnalyzer {
             rW.forEach { $0.deallocate() }
             rB.forEach { $0?.deallocate() }
         }
-        // A layer network's Jacobian rows at the shared nodes (C·m·P scalars per node, 68 MB on
-        // fmnist-cnn: above the mmap threshold) go back here after each step and are rewritten by
-        // the next step's, instead of being mapped and page-faulted afresh (`Network.recycle`).
-        // (A group of steps, `backwardStepGroup`, holds up to 4 steps' nodes at once.)
-        let featurePool = ArrayPool<S>(limit: 4 * (form.steps.map(\.nodes.count).max() ?? 0))
         for (blockIndex, rows) in queryBlocks.enumerated() {
             let xb = xq.rows(rows), m = rows.count
             for layer in layers {
@@ -324,7 +319,7 @@ extension PathAnalyzer {
                 let nodes = st.nodes.map { node -> (features: TangentFeatures<S>, weight: Double) in
                     var ws = st.start
                     Vec.axpy(node.s, delta, &ws)
-                    let f = model.tangentFeatures(ws, xb, as: S.self, tangents: tangents, pool: featurePool)
+                    let f = model.tangentFeatures(ws, xb, as: S.self, tangents: tangents)
                     for r in 0..<m where ownNodes[r] == nil {
                         for c in 0..<C {
                             pending.append((rows.lowerBound + r, c, node.w * Double(f.outputTangents[0][r, c]),
@@ -614,7 +609,6 @@ extension PathAnalyzer {
                         for c in 0..<C { acc.gSum[ex, c] += cs * g[i, c] }
                     }
                 }
-                for node in w.nodes { model.recycle(node.features, into: featurePool) }
                 done += 1
                 progress(done, T * queryBlocks.count)
                 }

@@ -184,23 +184,20 @@ public struct LayerNetwork: Network {
     /// The Jacobian rows in precision `S` as one factor block: `inputs[0]` is `n × 1` of ones,
     /// `signals[0]` the rows stacked channel-major (row `c·n + r` = `∂f_c(x_r)/∂w`), scales 1 and
     /// no bias; `outputTangents` are `J·v` from the same rows.
+    ///
+    /// The rows' `n·C·P` scalars are written channel-major straight into one new array that is not
+    /// zero-filled first (`Layer.jacobianRows`); once freed, its pages are reused by the next call's
+    /// allocation through the process's heap policy (`AllocatorPolicy`: no block is mapped on its
+    /// own), so no pool of these arrays is kept (Docs/benchmarks.md, "ArrayPool removed"). The
+    /// same bits as computing the rows example-major and permuting them: each entry is the same
+    /// arithmetic at another address, and `J·v` is one GEMM over the `C·n` rows (each row's dot
+    /// product does not depend on its place in the GEMM; tested bit for bit against the
+    /// example-major route).
     public func tangentFeatures<S: BLASScalar>(_ w: [Double], _ x: Matrix, as _: S.Type, tangents: [[Double]]) -> TangentFeatures<S> {
-        tangentFeatures(w, x, as: S.self, tangents: tangents, pool: nil)
-    }
-
-    /// `tangentFeatures(_:_:as:tangents:)` with the rows' `n·C·P` scalars written channel-major
-    /// straight into one array (`Layer.jacobianRows`), taken from `pool` when it holds one of that
-    /// size (the caller gives the previous call's `signals[0].data` back, so that a block above the
-    /// mmap threshold is not mapped and page-faulted afresh per call). The same bits as computing
-    /// the rows example-major and permuting them: each entry is the same arithmetic at another
-    /// address, and `J·v` is one GEMM over the `C·n` rows (each row's dot product does not depend
-    /// on its place in the GEMM; tested bit for bit against the example-major route).
-    public func tangentFeatures<S: BLASScalar>(_ w: [Double], _ x: Matrix, as _: S.Type, tangents: [[Double]],
-                                               pool: ArrayPool<S>?) -> TangentFeatures<S> {
         checkSizes(w, x)
         for v in tangents { precondition(v.count == parameterCount, "tangent has \(v.count) entries, the network has \(parameterCount) parameters") }
-        let n = x.rows, C = outputDim, P = parameterCount
-        var storage = pool?.take(count: n * C * P)
+        let n = x.rows, C = outputDim
+        var storage: [S]? = nil
         let (signals, outputs) = root.jacobianRows(w.map { S($0) }, DenseMatrix<S>(x), order: .channelMajor, reusing: &storage)
         return TangentFeatures(count: n, channels: C, inputs: [DenseMatrix(rows: n, cols: 1, repeating: 1)], signals: [signals],
                                weightScaleSquared: [1], biasScaleSquared: [0], outputs: outputs,

@@ -63,11 +63,6 @@ public protocol Network: Sendable {
     /// The tangent features of every row of `x` at `w` in precision `S` (`TangentFeatures`,
     /// blocks as `featureBlocks`), with `J(x; w)·v` for each of `tangents` in `outputTangents`.
     func tangentFeatures<S: BLASScalar>(_ w: [Double], _ x: Matrix, as: S.Type, tangents: [[Double]]) -> TangentFeatures<S>
-    /// The same features, whose largest arrays may be taken from `pool` (arrays of the same size
-    /// given back by the caller after an earlier call: `recycle(_:into:)`); the same bits either
-    /// way. The default ignores the pool; `LayerNetwork` takes its Jacobian rows from it.
-    func tangentFeatures<S: BLASScalar>(_ w: [Double], _ x: Matrix, as: S.Type, tangents: [[Double]],
-                                        pool: ArrayPool<S>?) -> TangentFeatures<S>
     /// Which side of each kink every example is on at `w` (ReLU signs, max-pool arg-maxes), as
     /// numbers: equal patterns at two weights mean no kink was crossed between them along a
     /// segment on which the pattern is monotone (adaptive quadrature's test). Empty for smooth networks.
@@ -94,20 +89,6 @@ extension Network {
     /// `(name, count)` of every parameter tensor in layout order (what an optimizer with
     /// parameter groups needs to place them).
     public var parameterTensors: [(name: String, count: Int)] { layout.map { ($0.name, $0.count) } }
-
-    public func tangentFeatures<S: BLASScalar>(_ w: [Double], _ x: Matrix, as: S.Type, tangents: [[Double]],
-                                               pool: ArrayPool<S>?) -> TangentFeatures<S> {
-        tangentFeatures(w, x, as: S.self, tangents: tangents)
-    }
-
-    /// Gives the arrays of `features` that `tangentFeatures(_:_:as:tangents:pool:)` takes from a
-    /// pool back to `pool` (a layer network's Jacobian rows); nothing for a network that takes
-    /// none, so that the pool does not keep memory nobody reuses. Call it once `features` is no
-    /// longer read.
-    public func recycle<S: BLASScalar>(_ features: TangentFeatures<S>, into pool: ArrayPool<S>) {
-        guard self is LayerNetwork else { return }
-        for s in features.signals { pool.give(s.data) }
-    }
 
     /// Tangent features in float64 without tangents.
     public func features(_ w: [Double], _ x: Matrix) -> TangentFeatures<Double> {

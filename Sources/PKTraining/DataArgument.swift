@@ -6,7 +6,8 @@ import PKNumerics
 /// shared by every command that takes a data set without a run.
 ///
 /// `TEXT` is, in this order:
-/// - inline JSON (starts with `{`): a data section (Docs/datasets.md);
+/// - inline JSON (starts with `{`): a data section (Docs/datasets.md); a whole run config inline
+///   is refused with a line that says to give its data section or put it in a file;
 /// - `fashion-mnist`: the IDX files in `DataSpec.defaultFashionMNISTDirectory`;
 /// - an existing file: a run config (a JSON object with a `data` key: its data section, seed and
 ///   a sequential model's `input`) or a bare data section;
@@ -33,11 +34,23 @@ public struct DataArgument: Sendable {
     /// What every error says `--data` takes.
     public static let accepted = "--data takes a preset name (`pathkernel presets`), a JSON file (a run config or a data section), inline JSON such as {\"kind\": \"idx\", \"train\": 100, \"test\": 50}, or fashion-mnist"
 
+    /// The forms `--data` takes, in the words of every command's `--help` (`cntk`, `ntrf`,
+    /// `bandit` interpolate it into their discussion, so the three say the same).
+    public static let forms = "a preset name (`pathkernel presets`: its data section and seed), a run config file (likewise), a file holding a data section, a data section as inline JSON such as '{\"kind\": \"moons\", \"train\": 100, \"test\": 0}' (Docs/datasets.md), or fashion-mnist (the IDX files in \(DataSpec.defaultFashionMNISTDirectory))"
+
+    /// The `--data` option's one-line help.
+    public static let optionHelp = "A preset, a run config or data-section .json file, inline JSON, or fashion-mnist."
+
     /// `TEXT` read as above.
     public static func resolve(_ text: String) throws -> DataArgument {
         let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !trimmed.isEmpty else { throw ConfigError("--data is empty; \(accepted)") }
         if trimmed.hasPrefix("{") {
-            return DataArgument(spec: try section(Data(trimmed.utf8), source: "--data"), name: "inline data spec")
+            let bytes = Data(trimmed.utf8)
+            if let object = try? JSONSerialization.jsonObject(with: bytes) as? [String: Any], object["data"] != nil, object["kind"] == nil {
+                throw ConfigError("--data: inline JSON is a data section, and this is a run config (it has a 'data' key); give its data section alone, or save the config in a file and give the file's path")
+            }
+            return DataArgument(spec: try section(bytes, source: "--data"), name: "inline data spec")
         }
         if trimmed == "fashion-mnist" {
             return DataArgument(spec: DataSpec(kind: "idx"), name: "fashion-mnist (\(DataSpec.defaultFashionMNISTDirectory))")

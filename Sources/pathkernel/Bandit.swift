@@ -43,9 +43,8 @@ struct BanditCommand: ParsableCommand {
         TrainNN: J GD steps of step η from w₀ (--warm-start: from the last network) on \
         Σ ½(f̃ − r)² + (λ/2)‖w − w₀‖² (--objective mean: divided by t).
 
-        --data is a data set (a preset name, a run config or data-section file, inline JSON; \
-        Docs/datasets.md): its training examples as the disjoint classification bandit \
-        (K = classes, contexts e_a ⊗ x, reward 1[a = y]); or synthetic:quadratic, \
+        --data is a data set, \(DataArgument.forms): its training examples as the disjoint \
+        classification bandit (K = classes, contexts e_a ⊗ x, reward 1[a = y]); or synthetic:quadratic, \
         synthetic:quadform, synthetic:cos, the paper's h = 10(xᵀa)², xᵀAᵀAx, cos(3xᵀa) on \
         the unit ball (--dim, --arms, --noise).
 
@@ -61,7 +60,7 @@ struct BanditCommand: ParsableCommand {
     @Option(help: ArgumentHelp("A bandit preset: bandit-quadratic or bandit-fmnist.", valueName: "name"))
     var preset: String?
 
-    @Option(help: ArgumentHelp("Data (preset, .json, inline JSON, fashion-mnist) or synthetic:<h>.", valueName: "spec"))
+    @Option(help: ArgumentHelp(DataArgument.optionHelp + " Or synthetic:<h> (quadratic, quadform, cos).", valueName: "spec"))
     var data: String?
 
     @Option(help: ArgumentHelp("Algorithms, comma-separated (see below).", valueName: "A,…"))

@@ -26,10 +26,9 @@ struct CNTKCommand: ParsableCommand {
         of the training split (a Gram matrix), written with --out. --predict adds kernel \
         regression at t = ∞ (f = Θ(x, X) Θ(X, X)⁻¹ Y) on the held-out split: accuracy and MSE.
 
-        --data takes a preset or run config (its data; a sequential model's input [C, H, W] \
-        gives the image shape), a data spec as a JSON file or inline JSON, or fashion-mnist. \
-        Rows are H×W×C images, channel last (--image H,W,C); a square single-channel image \
-        is assumed when the shape is not given. gap costs P² pixel pairs per image pair \
+        --data is \(DataArgument.forms); a preset's or run config's sequential model's input \
+        [C, H, W] gives the image shape. Rows are H×W×C images, channel last (--image H,W,C); \
+        a square single-channel image is assumed when the shape is not given. gap costs P² pixel pairs per image pair \
         (28×28: 614,656), flatten P. Docs/ntk-family.md.
 
         With --trace T [--step k]: a recorded conv net of this form (conv2d, activation, …, \
@@ -40,7 +39,7 @@ struct CNTKCommand: ParsableCommand {
         Example:  pathkernel cntk --data fashion-mnist --train 100 --test 50 --predict
         """)
 
-    @Option(help: ArgumentHelp("A preset, a config or data spec (.json), inline JSON, or fashion-mnist.", valueName: "SPEC"))
+    @Option(help: ArgumentHelp(DataArgument.optionHelp, valueName: "SPEC"))
     var data: String?
 
     @Option(help: "A trace of a conv net of the CNTK's form: its net, training images, and the gap of its empirical NTK.")

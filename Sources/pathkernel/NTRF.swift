@@ -24,16 +24,14 @@ struct NTRFCommand: ParsableCommand {
         the terms 4R̂(R), LR/√n and √(log(1/δ)/n) of Cao & Gu's Theorem 3.3. The paper gives \
         no constants for its O(·): no bound value is printed. Docs/ntk-family.md.
 
-        --data is a preset name, a run config file (its data section), a file holding a data \
-        section, or inline JSON such as '{"kind": "moons", "train": 100, "test": 0}' \
-        (Docs/datasets.md). The seed draws the data and the net; default: the config's seed, \
-        else 0.
+        --data is \(DataArgument.forms). The seed draws the data and the net; default: the \
+        config's seed, else 0.
 
         Example:  pathkernel ntrf --data '{"kind": "xor", "train": 200, "test": 0}'
                       --depth 2 --width 256 --radius 1,4
         """)
 
-    @Option(help: ArgumentHelp("A preset, a config or data spec (.json), inline JSON, or fashion-mnist.", valueName: "spec"))
+    @Option(help: ArgumentHelp(DataArgument.optionHelp, valueName: "spec"))
     var data: String
 
     @Option(parsing: .unconditional, help: ArgumentHelp("Weight matrices L (2…64): L − 1 hidden layers.", valueName: "L"),

@@ -95,25 +95,13 @@ struct LayerJacobianLayoutTests {
         let tangents = [randomVector(net.parameterCount, seed: 73), randomVector(net.parameterCount, seed: 74)]
         func check<S: BLASScalar>(_: S.Type) {
             let former = Self.formerFeatures(net, w, x, tangents, as: S.self)
-            let pool = ArrayPool<S>(limit: 1)
-            // Fresh, then rewriting the first call's array (from the pool) at other weights and back.
-            let fresh = net.tangentFeatures(w, x, as: S.self, tangents: tangents, pool: pool)
-            let signals = Self.bits(fresh.signals[0].data)
+            // Fresh, at other weights, and back: the same bits each time at w.
+            let fresh = net.tangentFeatures(w, x, as: S.self, tangents: tangents)
             var other = w
             Vec.axpy(0.5, tangents[0], &other)
-            var pooled: UnsafeRawPointer? = nil
-            do {
-                let f = net.tangentFeatures(other, x, as: S.self, tangents: [], pool: pool)
-                pooled = f.signals[0].data.withUnsafeBufferPointer { UnsafeRawPointer($0.baseAddress) }
-                net.recycle(f, into: pool)
-            }
-            #expect(pool.count == 1)
-            let reused = net.tangentFeatures(w, x, as: S.self, tangents: tangents, pool: pool)
-            #expect(pool.count == 0, "the array was taken")
-            // Rewritten in place: a second reference left anywhere would have copied it (copy on write).
-            #expect(reused.signals[0].data.withUnsafeBufferPointer { UnsafeRawPointer($0.baseAddress) } == pooled,
-                    "\(S.self) n = \(n): the pooled array was copied")
-            for f in [fresh, reused] {
+            _ = net.tangentFeatures(other, x, as: S.self, tangents: [])
+            let again = net.tangentFeatures(w, x, as: S.self, tangents: tangents)
+            for f in [fresh, again] {
                 #expect(f.signals.count == 1 && f.signals[0].rows == net.outputDim * n && f.signals[0].cols == net.parameterCount)
                 #expect(Self.firstDifference(Self.bits(f.signals[0].data), Self.bits(former.signals)) == nil, "\(S.self) n = \(n): rows")
                 #expect(Self.firstDifference(Self.bits(f.outputs.data), Self.bits(former.outputs)) == nil, "\(S.self) n = \(n): outputs")
@@ -122,21 +110,17 @@ struct LayerJacobianLayoutTests {
                     #expect(Self.firstDifference(Self.bits(a.data), Self.bits(b)) == nil, "\(S.self) n = \(n): J·v")
                 }
             }
-            #expect(Self.firstDifference(Self.bits(reused.signals[0].data), signals) == nil)
+            // An array handed to the rows (`reusing`) is rewritten in place: no second reference
+            // is left anywhere that would make the first write copy it.
+            var storage: [S]? = net.tangentFeatures(other, x, as: S.self, tangents: []).signals[0].data
+            let address = storage!.withUnsafeBufferPointer { UnsafeRawPointer($0.baseAddress) }
+            let rows = net.root.jacobianRows(w.map { S($0) }, DenseMatrix<S>(x), order: .channelMajor, reusing: &storage).rows
+            #expect(storage == nil, "the array was taken")
+            #expect(rows.data.withUnsafeBufferPointer { UnsafeRawPointer($0.baseAddress) } == address,
+                    "\(S.self) n = \(n): the array handed over was copied")
+            #expect(Self.firstDifference(Self.bits(rows.data), Self.bits(fresh.signals[0].data)) == nil)
         }
         check(Double.self)
         check(Float.self)
-    }
-
-    @Test("an MLP's recycle gives nothing to the pool (it takes nothing from it)")
-    func mlpDoesNotFillThePool() throws {
-        let mlp = try MLP(spec: JSONDecoder().decode(ModelSpec.self, from: Data(#"{"layers": [3, 5, 2], "activation": "tanh"}"#.utf8)))
-        let pool = ArrayPool<Double>(limit: 4)
-        let x = randomMatrix(rows: 4, cols: 3, seed: 81), w = mlp.initialParameters(seed: 82)
-        let f = mlp.tangentFeatures(w, x, as: Double.self, tangents: [], pool: pool)
-        mlp.recycle(f, into: pool)
-        #expect(pool.count == 0)
-        let plain = mlp.tangentFeatures(w, x, as: Double.self, tangents: [])
-        #expect(Self.firstDifference(f.signals.flatMap { Self.bits($0.data) }, plain.signals.flatMap { Self.bits($0.data) }) == nil)
     }
 }

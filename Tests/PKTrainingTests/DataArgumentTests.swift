@@ -44,6 +44,11 @@ struct DataArgumentTests {
         ("missing.json", ["no such file"]),
         (#"{"kind": "moons""#, ["--data", "not a data spec"]),
         (#"{"kind": "moons", "colour": 3}"#, ["not a data spec", "colour"]),
+        (#"{"kind": "moons", "train": -1, "test": 0}"#, ["not a data spec", "train"]),
+        (#"{"kind": "moons", "train": 10, "test": 0, "noise": "high"}"#, ["not a data spec", "noise"]),
+        (#"{"seed": 1, "data": {"kind": "moons", "train": 10, "test": 0}}"#, ["run config", "data section alone", "in a file"]),
+        ("", ["--data is empty", "--data takes"]),
+        ("  \n", ["--data is empty"]),
     ])
     func badTextSaysWhatDataTakes(text: String, words: [String]) {
         do {
@@ -60,7 +65,18 @@ struct DataArgumentTests {
         let dir = try directory()
         let csv = dir + "/x.csv"
         try Data("1,2\n3,4\n".utf8).write(to: URL(fileURLWithPath: csv))
-        for (text, word) in [(csv, "a CSV file goes in a data section"), (dir, "a directory")] {
+        let array = dir + "/array.json"
+        try Data("[1, 2]".utf8).write(to: URL(fileURLWithPath: array))
+        let badConfig = dir + "/bad-config.json"
+        var config = try #require(try JSONSerialization.jsonObject(with: JSONEncoder().encode(Presets.load("moons-mlp"))) as? [String: Any])
+        var data = try #require(config["data"] as? [String: Any])
+        data["train"] = 0   // a generator needs at least one training example
+        config["data"] = data
+        try JSONSerialization.data(withJSONObject: config).write(to: URL(fileURLWithPath: badConfig))
+        let badSection = dir + "/bad-section.json"
+        try Data(#"{"kind": "spirals", "train": 10, "test": 0, "classes": 1}"#.utf8).write(to: URL(fileURLWithPath: badSection))
+        for (text, word) in [(csv, "a CSV file goes in a data section"), (dir, "a directory"), (array, "not a JSON object"),
+                             (badConfig, "train"), (badSection, "classes")] {
             #expect(throws: ConfigError.self) { try DataArgument.resolve(text) }
             do { _ = try DataArgument.resolve(text) } catch { #expect("\(error)".contains(word), "\(error)") }
         }

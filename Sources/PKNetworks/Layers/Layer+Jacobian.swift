@@ -50,7 +50,7 @@ extension Layer {
     /// `jacobians(_:_:)`: each layer writes its rows straight into their places (`ParameterRows`
     /// in groups of `C`), so the entries are bit for bit the same in either order, and no second
     /// matrix or permuted copy is made. The rows' storage is the array moved out of `reusing`
-    /// (left nil) when it has `n·C·P` scalars (one from an `ArrayPool`; its old values are
+    /// (left nil) when it has `n·C·P` scalars (one given back by the caller; its old values are
     /// overwritten), else a new array; either way it is not zero-filled first, since every entry
     /// is written (a layer with parameters writes all its columns of every row: the
     /// `pullbackRows` contract; `Array.forOverwriting`).
