@@ -16,6 +16,8 @@ public struct LayerNetwork: Network {
     public let root: Sequential
     public let layout: [ParameterTensor]
     public let parameterCount: Int
+    /// The event sweep's stages (`segmentSweptJacobians`), nil when a layer kind is not covered.
+    let sweepPlan: EventSweepPlan?
 
     public init(spec: ModelSpec) throws {
         try spec.validate()
@@ -23,6 +25,7 @@ public struct LayerNetwork: Network {
         root = try LayerNetwork.buildRoot(spec)
         layout = root.layout
         parameterCount = root.parameterCount
+        sweepPlan = EventSweepPlan(root: root)
     }
 
     /// The spec's layers built for its input shape; a `ModelSpecError` names the first bad layer
