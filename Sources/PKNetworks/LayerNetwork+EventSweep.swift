@@ -245,7 +245,7 @@ private final class EventSweep {
     var slots: [[Int]]
     var dirty: [Bool], dirtyList: [Int] = []
     var fwd = SparseDelta(), fwdNext = SparseDelta(), bwd = SparseDelta(), bwdNext = SparseDelta()
-    var roots: [Double] = [], poly: [Double] = [], poly2: [Double] = [], h: [Double] = []
+    var roots: [Double] = [], poly: [Double] = [], h: [Double] = [], cols: [Double] = []
 
     init(plan: EventSweepPlan, start: [Double], delta: [Double]) {
         self.plan = plan
@@ -518,6 +518,32 @@ private final class EventSweep {
         let nIn = plan.width[s], nOut = plan.width[s + 1], dOut = plan.cotDegree[s + 1], dIn = plan.cotDegree[s]
         for i in cot[s].indices { cot[s][i] = 0 }
         switch plan.stages[s] {
+        case .bilinear(let c, let offset) where c.convolution != nil:
+            // im2col form: per coefficient d and channel ch, `s_W Wᵀ G_d` (K × positions) added back
+            // by col2im into coefficient d, `s_W ΔWᵀ G_d` into d + 1.
+            let (window, cin, O) = c.convolution!
+            let K = cin * window.kernelPositions, positions = window.outputPositions
+            if cols.count < K * positions { cols = [Double](repeating: 0, count: K * positions) }
+            w.withUnsafeBufferPointer { wp in
+                v.withUnsafeBufferPointer { vp in
+                    cot[s + 1].withUnsafeBufferPointer { g in
+                        cot[s].withUnsafeMutableBufferPointer { gi in
+                            cols.withUnsafeMutableBufferPointer { cp in
+                                for d in 0...dOut {
+                                    for ch in 0..<C {
+                                        for (factor, shift) in [(wp.baseAddress! + offset, 0), (vp.baseAddress! + offset, 1)] {
+                                            Double.gemm(transposeA: true, transposeB: false, m: K, n: positions, k: O, alpha: c.weightScale,
+                                                        a: factor, lda: K, b: g.baseAddress! + (d * C + ch) * nOut, ldb: positions,
+                                                        beta: 0, c: cp.baseAddress!, ldc: positions)
+                                            window.col2im(cp.baseAddress!, channels: cin, into: gi.baseAddress! + ((d + shift) * C + ch) * nIn)
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
         case .bilinear(let c, let offset):
             let sW = c.weightScale
             cot[s + 1].withUnsafeBufferPointer { g in
@@ -580,11 +606,34 @@ private final class EventSweep {
             h.append(sum)
         } }
         let P = self.P
+        if let (window, cin, O) = c.convolution {
+            // im2col form: per coefficient a and channel ch, `s_W G_a H_aᵀ` (O × K, H_a = im2col(h_a))
+            // added into the rows of channel ch.
+            let K = cin * window.kernelPositions, positions = window.outputPositions
+            if cols.count < K * positions { cols = [Double](repeating: 0, count: K * positions) }
+            cot[s + 1].withUnsafeBufferPointer { g in
+                h.withUnsafeBufferPointer { hp in
+                    jbar.withUnsafeMutableBufferPointer { jb in
+                        cols.withUnsafeMutableBufferPointer { cp in
+                            for a in 0...dG {
+                                window.im2col(hp.baseAddress! + a * nIn, channels: cin, into: cp.baseAddress!)
+                                for ch in 0..<C {
+                                    Double.gemm(transposeA: false, transposeB: true, m: O, n: K, k: positions, alpha: sW,
+                                                a: g.baseAddress! + (a * C + ch) * nOut, lda: positions, b: cp.baseAddress!, ldb: positions,
+                                                beta: 1, c: jb.baseAddress! + ch * P + offset, ldc: K)
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let triples = c.convolution == nil
         cot[s + 1].withUnsafeBufferPointer { g in
             h.withUnsafeBufferPointer { hp in
                 jbar.withUnsafeMutableBufferPointer { jb in
                     for o in 0..<nOut {
-                        for e in c.outputStart[o]..<c.outputStart[o + 1] {
+                        for e in (triples ? c.outputStart[o]..<c.outputStart[o + 1] : 0..<0) {
                             let i = Int(c.outputInput[e]), k = offset + Int(c.outputWeight[e])
                             for ch in 0..<C {
                                 var sum = 0.0

@@ -364,7 +364,7 @@ extension Conv2D: EventSweepLayer {
         let weights = outputChannels * C * K
         let bias = (0..<(outputChannels * positions)).map { hasBias ? Int32(weights + $0 / positions) : -1 }
         return .bilinear(SweepConnections(inputs: inputShape.count, outputs: outputShape.count, weightScale: weightScale,
-                                          biasScale: biasScale, bias: bias) { out in
+                                          biasScale: biasScale, bias: bias, convolution: (g, C, outputChannels)) { out in
             let o = out / positions, p = out % positions
             var list: [(input: Int, weight: Int)] = []
             for c in 0..<C {

@@ -36,11 +36,16 @@ public final class SweepConnections: Sendable {
     let inputStart: [Int], inputOutput: [Int32], inputWeight: [Int32]
     /// Per output: its bias's index in the layer's parameters, −1 without a bias.
     let bias: [Int32]
+    /// A convolution's geometry (its triples are those of `Window2D.im2col`, weights `[O, K]`
+    /// row-major, K = C·kh·kw): the sweep's full passes then run as im2col + GEMM.
+    let convolution: (window: Window2D, inputChannels: Int, outputChannels: Int)?
 
     /// `triples(o)` lists output o's `(input, weight index)` pairs.
     public init(inputs: Int, outputs: Int, weightScale: Double, biasScale: Double, bias: [Int32],
+                convolution: (window: Window2D, inputChannels: Int, outputChannels: Int)? = nil,
                 triples: (Int) -> [(input: Int, weight: Int)]) {
         precondition(bias.count == outputs, "sweep connections: one bias index per output")
+        self.convolution = convolution
         self.inputs = inputs
         self.outputs = outputs
         self.weightScale = weightScale
