@@ -225,27 +225,53 @@ private struct SparseDelta {
     func clear(slot: inout [Int]) { for u in index { slot[u] = -1 } }
 }
 
+/// A fixed-size buffer of one sweep state (pointer semantics: no copy-on-write or exclusivity
+/// checks in the inner loops); freed by its owner.
+struct SweepBuffer<T> {
+    let base: UnsafeMutablePointer<T>
+    let count: Int
+    init(_ count: Int, _ value: T) {
+        base = .allocate(capacity: max(count, 1))
+        base.initialize(repeating: value, count: max(count, 1))
+        self.count = count
+    }
+    var indices: Range<Int> { 0..<count }
+    @inline(__always) subscript(i: Int) -> T {
+        get { base[i] }
+        nonmutating set { base[i] = newValue }
+    }
+    func withUnsafeBufferPointer<R>(_ body: (UnsafeBufferPointer<T>) -> R) -> R { body(UnsafeBufferPointer(start: base, count: count)) }
+    func withUnsafeMutableBufferPointer<R>(_ body: (UnsafeMutableBufferPointer<T>) -> R) -> R {
+        body(UnsafeMutableBufferPointer(start: base, count: count))
+    }
+    func free() { base.deallocate() }
+}
+
 /// One thread's sweep state, reused row after row.
 private final class EventSweep {
     let plan: EventSweepPlan
     let w: [Double], v: [Double]
     let C: Int, P: Int, D: Int
     /// `act[b][k·width + u]`: coefficient k of entry u at boundary b.
-    var act: [[Double]]
+    let act: [SweepBuffer<Double>]
     /// `cot[b][(k·C + c)·width + u]` for b ≥ `lowestCotangent` (empty below).
-    var cot: [[Double]]
+    let cot: [SweepBuffer<Double>]
     /// Per stage: rectifier slopes per unit; pool arg-max and slope per window.
-    var slope: [[Double]], argmax: [[Int]]
+    let slope: [SweepBuffer<Double>], argmax: [SweepBuffer<Int>]
     /// Per watcher: its state code (see `state`) and version.
-    var code: [Int], version: [Int32]
+    let code: SweepBuffer<Int>, version: SweepBuffer<Int32>
     var heap: [SweepEvent] = []
-    var jbar: [Double]
-    var mu: [Double]
+    /// J̄ of the current row, C × P.
+    let jbar: SweepBuffer<Double>
+    let mu: SweepBuffer<Double>
     // Scratch.
     var slots: [[Int]]
-    var dirty: [Bool], dirtyList: [Int] = []
+    let dirty: SweepBuffer<Bool>
+    var dirtyList: [Int] = []
     var fwd = SparseDelta(), fwdNext = SparseDelta(), bwd = SparseDelta(), bwdNext = SparseDelta()
-    var roots: [Double] = [], poly: [Double] = [], h: [Double] = [], cols: [Double] = []
+    var roots: [Double] = [], poly: [Double] = [], cols: [Double] = []
+    /// Moment-contracted coefficients (Hankel contractions).
+    let h: SweepBuffer<Double>
 
     init(plan: EventSweepPlan, start: [Double], delta: [Double]) {
         self.plan = plan
@@ -254,25 +280,32 @@ private final class EventSweep {
         C = plan.outputs
         P = plan.parameters
         D = plan.actDegree.last!
-        act = plan.width.indices.map { [Double](repeating: 0, count: (plan.actDegree[$0] + 1) * plan.width[$0]) }
-        cot = plan.width.indices.map { $0 >= plan.lowestCotangent ? [Double](repeating: 0, count: (plan.cotDegree[$0] + 1) * plan.outputs * plan.width[$0]) : [] }
+        act = plan.width.indices.map { SweepBuffer((plan.actDegree[$0] + 1) * plan.width[$0], 0) }
+        cot = plan.width.indices.map { SweepBuffer($0 >= plan.lowestCotangent ? (plan.cotDegree[$0] + 1) * plan.outputs * plan.width[$0] : 0, 0) }
         slope = plan.stages.indices.map { s in
             switch plan.stages[s] {
-            case .rectifier: return [Double](repeating: 0, count: plan.width[s])
-            case .pool: return [Double](repeating: 0, count: plan.width[s + 1])
-            default: return []
+            case .rectifier: return SweepBuffer(plan.width[s], 0)
+            case .pool: return SweepBuffer(plan.width[s + 1], 0)
+            default: return SweepBuffer(0, 0)
             }
         }
         argmax = plan.stages.indices.map { s in
-            if case .pool = plan.stages[s] { return [Int](repeating: 0, count: plan.width[s + 1]) }
-            return []
+            if case .pool = plan.stages[s] { return SweepBuffer(plan.width[s + 1], 0) }
+            return SweepBuffer(0, 0)
         }
-        code = [Int](repeating: 0, count: plan.watcherCount)
-        version = [Int32](repeating: 0, count: plan.watcherCount)
-        jbar = [Double](repeating: 0, count: plan.outputs * plan.parameters)
-        mu = [Double](repeating: 0, count: 2 * D + 2)
+        code = SweepBuffer(plan.watcherCount, 0)
+        version = SweepBuffer(plan.watcherCount, 0)
+        jbar = SweepBuffer(plan.outputs * plan.parameters, 0)
+        mu = SweepBuffer(2 * D + 2, 0)
+        h = SweepBuffer((D + 1) * max(plan.width.max()!, plan.outputs), 0)
         slots = plan.width.map { [Int](repeating: -1, count: $0) }
-        dirty = [Bool](repeating: false, count: plan.watcherCount)
+        dirty = SweepBuffer(plan.watcherCount, false)
+    }
+
+    deinit {
+        (act + cot + slope + [jbar]).forEach { $0.free() }
+        argmax.forEach { $0.free() }
+        code.free(); version.free(); dirty.free(); mu.free(); h.free()
     }
 
     // MARK: Watchers
@@ -599,11 +632,11 @@ private final class EventSweep {
         let nIn = plan.width[s], nOut = plan.width[s + 1], dA = plan.actDegree[s], dG = plan.cotDegree[s + 1]
         let sW = c.weightScale, sB = c.biasScale
         // h[a·nIn + i] = Σ_b μ_{a+b} A_b[i].
-        h.removeAll(keepingCapacity: true)
+        var hn = 0
         for a in 0...dG { for i in 0..<nIn {
             var sum = 0.0
             for b in 0...dA { sum += mu[a + b] * act[s][b * nIn + i] }
-            h.append(sum)
+            h[hn] = sum; hn += 1
         } }
         let P = self.P
         if let (window, cin, O) = c.convolution {
@@ -752,11 +785,11 @@ private final class EventSweep {
             for (e, i) in fwd.index.enumerated() {
                 let base = e * fwd.stride
                 // h_a = Σ_b μ_{a+b} ΔA_b[i]
-                h.removeAll(keepingCapacity: true)
+                var hn = 0
                 for a in 0...dG {
                     var sum = 0.0
                     for b in 0...dIn { sum += mu[a + b] * fwd.values[base + b] }
-                    h.append(sum)
+                    h[hn] = sum; hn += 1
                 }
                 for q in c.inputStart[i]..<c.inputStart[i + 1] {
                     let o = Int(c.inputOutput[q]), k = offset + Int(c.inputWeight[q])
@@ -820,11 +853,11 @@ private final class EventSweep {
             for (e, o) in bwd.index.enumerated() {
                 let base = e * bwd.stride
                 // h[b·C + ch] = Σ_a ΔG_a[ch] μ_{a+b}
-                h.removeAll(keepingCapacity: true)
+                var hn = 0
                 for b in 0...dA { for ch in 0..<C {
                     var sum = 0.0
                     for a in 0...dOut { sum += bwd.values[base + a * C + ch] * mu[a + b] }
-                    h.append(sum)
+                    h[hn] = sum; hn += 1
                 } }
                 for q in c.outputStart[o]..<c.outputStart[o + 1] {
                     let i = Int(c.outputInput[q]), k = offset + Int(c.outputWeight[q])
