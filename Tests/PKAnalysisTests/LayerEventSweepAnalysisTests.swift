@@ -65,3 +65,16 @@ struct LayerEventSweepAnalysisTests {
         try ShardMergeTests.expectSame(try analyze(path, settings), try ShardMergeTests.sharded(path, settings, shards: 3), "relu CNN, momentum, sweep")
     }
 }
+
+extension LayerEventSweepAnalysisTests {
+    /// On the backward route (SGD momentum) a layer network the sweep covers takes exact
+    /// quadrature by default (the sweep, no note); one with a residual block keeps the Gauss rule
+    /// with the note (`LayerExactQuadratureTests.backwardRouteTakesExactOnlyWhenAsked`).
+    @Test func exactByDefaultOnTheBackwardRoute() throws {
+        let path = try LayerExactQuadratureTests.run(Self.cnn, steps: 3, lr: 0.5, momentum: 0.9)
+        let r = try analyze(path)
+        #expect(r.settings.quadrature == "exact" && r.reconstruction.exact?.sweepEventsPerQueryStep != nil)
+        #expect(!r.run.notes.contains { $0.contains("quadrature") }, "\(r.run.notes)")
+        #expect(r.reconstruction.test!.relativeResidual <= Self.roundOff)
+    }
+}
