@@ -1,3 +1,4 @@
+import Foundation
 import PKNumerics
 
 /// What the event sweep met on one query's segment.
@@ -11,6 +12,20 @@ public struct EventSweepCounts: Sendable, Equatable {
     /// the same, a fused window's switch between negative entries).
     public var silent = 0
     public init() {}
+}
+
+/// `LayerNetwork`'s event-sweep plan, built on first use.
+final class EventSweepPlanCache: @unchecked Sendable {
+    private let lock = NSLock()
+    private var built: EventSweepPlan?? = nil
+    func plan(_ make: () -> EventSweepPlan?) -> EventSweepPlan? {
+        lock.lock()
+        defer { lock.unlock() }
+        if let built { return built }
+        let p = make()
+        built = .some(p)
+        return p
+    }
 }
 
 /// The event sweep compiled from a `Sequential` root: one stage per layer, a rectifier directly
@@ -38,6 +53,30 @@ final class EventSweepPlan: Sendable {
     /// Per watcher: its stage.
     let watcherStage: [Int32]
     let outputs: Int, parameters: Int
+
+    /// The leaf layers of `root`, nested sequentials flattened, each with its parameters' offset;
+    /// nil when a child is another composite (a residual block).
+    static func leaves(_ root: Sequential) -> [(layer: any Layer, offset: Int)]? {
+        var layers: [(layer: any Layer, offset: Int)] = []
+        func collect(_ s: Sequential, _ base: Int) {
+            for (i, child) in s.children.enumerated() {
+                if let inner = child.layer as? Sequential {
+                    collect(inner, base + s.offsets[i])
+                } else {
+                    layers.append((child.layer, base + s.offsets[i]))
+                }
+            }
+        }
+        collect(root, 0)
+        return layers
+    }
+
+    /// Whether every leaf is a kind the sweep covers (`EventSweepLayer.sweepCovered`) and one has
+    /// parameters (a network without any has J = 0): cheap, nothing built.
+    static func covers(_ root: Sequential) -> Bool {
+        guard let layers = leaves(root) else { return false }
+        return layers.allSatisfy { ($0.layer as? any EventSweepLayer)?.sweepCovered == true } && layers.contains { $0.layer.parameterCount > 0 }
+    }
 
     init?(root: Sequential) {
         // The children, nested sequentials flattened, each with its parameters' offset.
@@ -124,7 +163,13 @@ extension LayerNetwork {
     /// flattened) of dense, conv2d, relu, leaky-relu, identity, max and average pooling and
     /// flatten layers with at least one layer with parameters. Residual blocks, layer norm and
     /// the smooth activations are not covered (the node route integrates those networks).
-    public var eventSweepEligible: Bool { sweepPlan != nil }
+    public var eventSweepEligible: Bool { sweepCovered }
+
+    /// The plan, built once (under a lock) on first use.
+    var sweepPlan: EventSweepPlan? {
+        guard sweepCovered else { return nil }
+        return sweepPlanCache.plan { EventSweepPlan(root: root) }
+    }
 
     /// Per row r of `x`, `J̄_r = ∫₀¹ J(x_r; start + t·delta) dt` exactly (path-kernel math §1.1,
     /// "The event sweep"), in the format of `segmentIntegratedJacobians` (row `c·n + r` of the

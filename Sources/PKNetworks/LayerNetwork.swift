@@ -16,8 +16,10 @@ public struct LayerNetwork: Network {
     public let root: Sequential
     public let layout: [ParameterTensor]
     public let parameterCount: Int
-    /// The event sweep's stages (`segmentSweptJacobians`), nil when a layer kind is not covered.
-    let sweepPlan: EventSweepPlan?
+    /// Whether the event sweep covers every layer (`eventSweepEligible`), and its stages, built on
+    /// first use (`segmentSweptJacobians`).
+    let sweepCovered: Bool
+    let sweepPlanCache = EventSweepPlanCache()
 
     public init(spec: ModelSpec) throws {
         try spec.validate()
@@ -25,7 +27,7 @@ public struct LayerNetwork: Network {
         root = try LayerNetwork.buildRoot(spec)
         layout = root.layout
         parameterCount = root.parameterCount
-        sweepPlan = EventSweepPlan(root: root)
+        sweepCovered = EventSweepPlan.covers(root)
     }
 
     /// The spec's layers built for its input shape; a `ModelSpecError` names the first bad layer

@@ -86,7 +86,9 @@ struct ForwardPathIntegral {
             for lower in stride(from: all.lowerBound, to: all.upperBound, by: chunk) {
                 let rows = Array(lower..<min(lower + chunk, all.upperBound))
                 guard let (fq, jvps, counts) = network.segmentSweptJacobians(start: seg.start, delta: tangents[0], context.xq.rows(at: rows),
-                                                                            as: S.self, tangents: tangents) else { break }
+                                                                            as: S.self, tangents: tangents) else {
+                    preconditionFailure("the event sweep refused a network it said it covers")
+                }
                 tally.add(counts)
                 for (j, jv) in jvps.enumerated() {
                     for (r, q) in rows.enumerated() { for c in 0..<jv.cols {

@@ -166,6 +166,8 @@ extension ActivationLayer {
 }
 
 extension ActivationLayer: EventSweepLayer {
+    public var sweepCovered: Bool { activation == .relu || activation == .leakyRelu || activation == .identity }
+
     /// Relu and leaky relu rectify (the forward pass's rule: slope 1 above 0, else 0 or α); the
     /// identity maps; the smooth activations are not polynomial along a segment (nil).
     public var sweepStage: SweepStage? {

@@ -21,7 +21,14 @@ public enum SweepStage: Sendable {
 /// A layer kind the event sweep covers (see `SweepStage`); nil: not this instance (the sweep
 /// then refuses the network).
 public protocol EventSweepLayer: Layer {
+    /// Whether `sweepStage` is non-nil, without building it (a conv's connections are
+    /// `O·Ho·Wo·C·kh·kw` triples: built only when a sweep runs). Default true.
+    var sweepCovered: Bool { get }
     var sweepStage: SweepStage? { get }
+}
+
+extension EventSweepLayer {
+    public var sweepCovered: Bool { true }
 }
 
 /// The connections of a bilinear layer: output `o` is `s_W Σ W[k]·a[i] + s_b b[bias[o]]` over the
