@@ -19,7 +19,7 @@ public struct LayerNetwork: Network {
     /// Whether the event sweep covers every layer (`eventSweepEligible`), and its stages, built on
     /// first use (`segmentSweptJacobians`).
     let sweepCovered: Bool
-    let sweepPlanCache = EventSweepPlanCache()
+    let sweepPlanCache: EventSweepPlanCache
 
     public init(spec: ModelSpec) throws {
         try spec.validate()
@@ -28,6 +28,7 @@ public struct LayerNetwork: Network {
         layout = root.layout
         parameterCount = root.parameterCount
         sweepCovered = EventSweepPlan.covers(root)
+        sweepPlanCache = EventSweepPlanCache()
     }
 
     /// The spec's layers built for its input shape; a `ModelSpecError` names the first bad layer
