@@ -142,8 +142,8 @@ public struct PathAnalyzer {
         }
         // A layer network on a backward route (momentum, Adam, …): by default when the event
         // sweep covers it (`LayerNetwork.eventSweepEligible`: each query's J̄ from its first
-        // pattern and one local correction per event, about 1.5 times the time of q = 4 on
-        // fmnist-cnn, issue 16); otherwise (residual blocks) only when asked for: its kinked
+        // pattern and one local correction per event: 1.3 times the wall time of q = 4 on
+        // fmnist-cnn, 1.5 times its CPU, issue 16); otherwise (residual blocks) only when asked for: its kinked
         // queries' Jacobians are evaluated at each of their own nodes (~144 nodes each on a CNN
         // step), 4–10 times the time of q = 4 (Docs/benchmarks.md).
         if settings.quadrature == nil && route.backwardPass, let network = model as? LayerNetwork, !network.eventSweepEligible {
