@@ -162,7 +162,9 @@ struct AnalysisAssembly {
         let q = quadrature
         return .init(nodesPerPiece: q.rule.nodes.count, kinkedShare: Double(q.kinkedPairs) / Double(max(q.pairs, 1)),
                      breakpointsPerKinkedPair: Double(q.breakpoints) / Double(max(q.kinkedPairs, 1)),
-                     nodesPerQueryStep: Double(q.queryNodes) / Double(max(q.pairs, 1)))
+                     nodesPerQueryStep: Double(q.queryNodes) / Double(max(q.pairs, 1)),
+                     sweepEventsPerQueryStep: q.sweepEvents.map { Double($0.events) / Double(max(q.pairs, 1)) },
+                     sweepSilentPerQueryStep: q.sweepEvents.map { Double($0.silent) / Double(max(q.pairs, 1)) })
     }
 
     /// The run's summary in the result, with the report's notes.

@@ -99,14 +99,21 @@ public struct AnalysisResult: Codable, Sendable {
         public var kinkedShare: Double
         /// Mean breakpoints of those pairs.
         public var breakpointsPerKinkedPair: Double
-        /// Mean node evaluations per query and step (all pairs).
+        /// Mean node evaluations per query and step (all pairs); 0 with the event sweep.
         public var nodesPerQueryStep: Double
+        /// The event sweep (a layer network it covers, `LayerNetwork.segmentSweptJacobians`): mean
+        /// events per query and step that changed J, and silent ones; nil on the node route.
+        public var sweepEventsPerQueryStep: Double?
+        public var sweepSilentPerQueryStep: Double?
 
-        public init(nodesPerPiece: Int, kinkedShare: Double, breakpointsPerKinkedPair: Double, nodesPerQueryStep: Double) {
+        public init(nodesPerPiece: Int, kinkedShare: Double, breakpointsPerKinkedPair: Double, nodesPerQueryStep: Double,
+                    sweepEventsPerQueryStep: Double? = nil, sweepSilentPerQueryStep: Double? = nil) {
             self.nodesPerPiece = nodesPerPiece
             self.kinkedShare = kinkedShare
             self.breakpointsPerKinkedPair = breakpointsPerKinkedPair
             self.nodesPerQueryStep = nodesPerQueryStep
+            self.sweepEventsPerQueryStep = sweepEventsPerQueryStep
+            self.sweepSilentPerQueryStep = sweepSilentPerQueryStep
         }
     }
 

@@ -25,7 +25,8 @@ public struct AnalysisSettings: Codable, Sendable, Equatable, Hashable {
         /// Exact for piecewise-linear networks (relu, leaky-relu MLPs; layer networks of dense,
         /// conv2d, relu, leaky-relu, max and average pooling, flatten, residual blocks) on every
         /// kernel route: each query's breakpoints on the segment, and on each piece the
-        /// Gauss–Legendre rule exact for its degree.
+        /// Gauss–Legendre rule exact for its degree (for layer networks the event sweep covers,
+        /// `LayerNetwork.segmentSweptJacobians`: each query's integral by its events).
         case exact
         /// Gauss–Legendre with `nodes` nodes on the whole segment.
         case gauss

@@ -272,7 +272,23 @@ extension PathAnalyzer {
                 var ownSources = [[(row: Int, weight: Double)]](repeating: [], count: m)
                 // This step's JVP terms for `acc` (Σ J̄Δw and R_wd), added when the step is summed up.
                 var pending: [(q: Int, c: Int, jvp: Double, rwd: Double?)] = []
-                if let pw = st.piecewise, generic {
+                if let pw = st.piecewise, let (swept, tally) = pw.sweep, let network = model as? LayerNetwork {
+                    // The event sweep (a layer network it covers): each query's exact J̄, one row
+                    // per query (`LayerNetwork.segmentSweptJacobians`), no shared nodes.
+                    let queries = Array(rows.clamped(to: swept))
+                    if !queries.isEmpty, let (f, jvps, counts) = network.segmentSweptJacobians(start: st.start, delta: delta, xq.rows(at: queries),
+                                                                                               as: S.self, tangents: tangents) {
+                        tally.add(counts)
+                        for (k, q) in queries.enumerated() {
+                            for c in 0..<C {
+                                pending.append((q, c, jvps[0][k, c], tangents.count > 1 ? jvps[1][k, c] : nil))
+                            }
+                            ownNodes[q - rows.lowerBound] = 0..<1
+                            ownSources[q - rows.lowerBound] = [(k, coef)]
+                        }
+                        own = f
+                    }
+                } else if let pw = st.piecewise, generic {
                     // A layer network's features are Jacobian rows, C·P scalars per node, and a
                     // CNN's queries cross kinks nearly every step (Docs/path-kernel.md §1.1): only
                     // each query's weighted sum over its own nodes is kept (the R update is linear in
@@ -316,7 +332,8 @@ extension PathAnalyzer {
                         own = f
                     }
                 }
-                let nodes = st.nodes.map { node -> (features: TangentFeatures<S>, weight: Double) in
+                // (No shared nodes when every query of the block has its own rows: the sweep.)
+                let nodes = (generic && ownNodes.allSatisfy { $0 != nil } ? [] : st.nodes).map { node -> (features: TangentFeatures<S>, weight: Double) in
                     var ws = st.start
                     Vec.axpy(node.s, delta, &ws)
                     let f = model.tangentFeatures(ws, xb, as: S.self, tangents: tangents)

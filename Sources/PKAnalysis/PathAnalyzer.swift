@@ -140,13 +140,14 @@ public struct PathAnalyzer {
         if !route.takesPiecewiseNodes {
             return (false, ["exact quadrature through the kinks is not implemented for this run's kernel route: it is integrated with \(gauss)"])
         }
-        // A layer network on a backward route (momentum, Adam, …) only when asked for: its kinked
-        // queries' Jacobians are evaluated at each of their own nodes (nearly every query of a CNN
-        // on every step, ~144 nodes each on fmnist-cnn), and even summed per query
-        // as they are made that costs 7–10 times the CPU time of q = 4 on CNN runs
-        // (Docs/benchmarks.md, issue 16).
-        if settings.quadrature == nil && model is LayerNetwork && route.backwardPass {
-            return (false, ["exact quadrature through the kinks is not the default for layer networks on this kernel route (about 10 times the time of q = 4 on a CNN: --quadrature exact to take it): integrated with \(gauss)"])
+        // A layer network on a backward route (momentum, Adam, …): by default when the event
+        // sweep covers it (`LayerNetwork.eventSweepEligible`: each query's J̄ from its first
+        // pattern and one local correction per event: 1.3 times the wall time of q = 4 on
+        // fmnist-cnn, 1.5 times its CPU, issue 16); otherwise (residual blocks) only when asked for: its kinked
+        // queries' Jacobians are evaluated at each of their own nodes (~144 nodes each on a CNN
+        // step), 4–10 times the time of q = 4 (Docs/benchmarks.md).
+        if settings.quadrature == nil && route.backwardPass, let network = model as? LayerNetwork, !network.eventSweepEligible {
+            return (false, ["exact quadrature through the kinks is not the default for this layer network on this kernel route (its layers are not all covered by the event sweep: each kinked query is evaluated at its own nodes, about 10 times the time of q = 4 on a CNN: --quadrature exact to take it): integrated with \(gauss)"])
         }
         return (true, [])
     }

@@ -1,3 +1,4 @@
+import Foundation
 import PKNetworks
 import PKNumerics
 
@@ -19,11 +20,27 @@ struct SegmentQuadrature {
     private(set) var maxDepth = 0
     private(set) var budgetSteps = 0
     /// Exact: (query, step) pairs, those with a breakpoint, their breakpoints, and the node
-    /// evaluations of all pairs (shared nodes of the others included).
+    /// evaluations of all pairs (shared nodes of the others included); the event sweep's pairs
+    /// add theirs (`sweep`: counted by the routes that run it) and no node evaluations.
     private(set) var pairs = 0
-    private(set) var kinkedPairs = 0
-    private(set) var breakpoints = 0
+    private var nodeKinkedPairs = 0
+    private var nodeBreakpoints = 0
     private(set) var queryNodes = 0
+    /// The event sweep's counts (`LayerNetwork.segmentSweptJacobians`), shared by reference with
+    /// the `PiecewiseNodes` the routes receive; nil: the node route (`eventSweepEligible` false).
+    let sweep: SweepTally?
+    var kinkedPairs: Int { nodeKinkedPairs + (sweep?.counts.kinkedPairs ?? 0) }
+    var breakpoints: Int { nodeBreakpoints + (sweep?.counts.breakpoints ?? 0) }
+    /// The sweep's events that changed J and those that did not, over all its pairs (nil: no sweep).
+    var sweepEvents: (events: Int, silent: Int)? {
+        if let merged = mergedSweep { return merged }
+        return sweep.map { ($0.counts.events, $0.counts.silent) }
+    }
+    private var mergedSweep: (events: Int, silent: Int)? = nil
+
+    /// Tests only: true makes layer networks the sweep covers take the node route (breakpoints,
+    /// nodes per piece), the former implementation, as an oracle for the sweep's analyses.
+    static let nodeRouteForTests = LockedFlag()
 
     /// `exact`: the resolved quadrature is exact (the caller checked that it applies: a network
     /// with a `piecewiseJacobianDegree`, on a route that takes per-query nodes).
@@ -33,7 +50,9 @@ struct SegmentQuadrature {
         if exact, model.piecewiseJacobianDegree != nil {
             kind = .exact
             rule = GaussLegendre(nodes: PiecewiseNodes.nodesPerPiece(model))
+            sweep = (model as? LayerNetwork)?.eventSweepEligible == true && !Self.nodeRouteForTests.value ? SweepTally() : nil
         } else {
+            sweep = nil
             kind = stepTolerance == nil ? .gauss : .adaptive
             rule = GaussLegendre(nodes: settings.nodes)
         }
@@ -56,11 +75,16 @@ struct SegmentQuadrature {
         } else {
             nodes = zip(rule.nodes, rule.weights).map { ($0, $1) }
         }
-        if kind == .exact {
+        if kind == .exact, let sweep {
+            // A layer network the event sweep covers: no breakpoint search, every query's J̄
+            // exactly by the sweep in the route (which counts its events into `sweep`).
+            pairs += x.rows
+            piecewise = PiecewiseNodes(sweeping: rowOffset..<(rowOffset + x.rows), tally: sweep)
+        } else if kind == .exact {
             let p = PiecewiseNodes(breakpoints: model.segmentBreakpoints(start: start, delta: delta, x), rule: rule, rowOffset: rowOffset)
             pairs += x.rows
-            kinkedPairs += x.rows - p.smoothRows.count
-            breakpoints += p.breakpoints
+            nodeKinkedPairs += x.rows - p.smoothRows.count
+            nodeBreakpoints += p.breakpoints
             queryNodes += p.smoothRows.count * nodes.count + p.kinked.count
             piecewise = p
         }
@@ -80,6 +104,10 @@ struct PiecewiseNodes {
     let kinked: [(row: Int, t: Double, weight: Double)]
     /// Breakpoints over all queries.
     let breakpoints: Int
+    /// The event sweep: the query rows whose J̄ the route takes from
+    /// `LayerNetwork.segmentSweptJacobians` (all of this segment's; `smoothRows` and `kinked` are
+    /// empty), and where it counts their events. nil: the node route.
+    let sweep: (rows: Range<Int>, tally: SweepTally)?
 
     /// Gauss–Legendre nodes per piece: the fewest q that integrate `J(x; w(t))`'s degree
     /// `d = piecewiseJacobianDegree` exactly, `2q − 1 ≥ d`: q = ⌈(d + 1)/2⌉ (an MLP of depth L:
@@ -105,6 +133,44 @@ struct PiecewiseNodes {
         smoothRows = smooth
         self.kinked = kinked
         self.breakpoints = count
+        sweep = nil
+    }
+
+    /// Every query of `rows` by the event sweep, counted into `tally`.
+    init(sweeping rows: Range<Int>, tally: SweepTally) {
+        smoothRows = []
+        kinked = []
+        breakpoints = 0
+        sweep = (rows, tally)
+    }
+}
+
+/// The event sweep's counts over the (query, step) pairs it integrated: pairs whose segment had
+/// an event that changed J, such events at distinct times (breakpoints), such events each, and
+/// silent ones. The routes add to it from any thread (a lock).
+final class SweepTally: @unchecked Sendable {
+    struct Counts: Codable, Equatable {
+        var kinkedPairs = 0, breakpoints = 0, events = 0, silent = 0
+    }
+    private let lock = NSLock()
+    private var total = Counts()
+
+    var counts: Counts { lock.withLock { total } }
+
+    func add(_ rows: [EventSweepCounts]) {
+        var c = Counts()
+        for r in rows {
+            if r.events > 0 { c.kinkedPairs += 1 }
+            c.breakpoints += r.breakpoints
+            c.events += r.events
+            c.silent += r.silent
+        }
+        lock.withLock {
+            total.kinkedPairs += c.kinkedPairs
+            total.breakpoints += c.breakpoints
+            total.events += c.events
+            total.silent += c.silent
+        }
     }
 }
 
@@ -133,12 +199,14 @@ extension PiecewiseNodes {
 struct QuadratureTally: Codable, Equatable {
     var nodeCount: Int, maxDepth: Int, budgetSteps: Int
     var pairs: Int, kinkedPairs: Int, breakpoints: Int, queryNodes: Int
+    /// The event sweep's events (J-changing, silent); nil without the sweep.
+    var sweepEvents: Int? = nil, sweepSilent: Int? = nil
 }
 
 extension SegmentQuadrature {
     var tally: QuadratureTally {
         QuadratureTally(nodeCount: nodeCount, maxDepth: maxDepth, budgetSteps: budgetSteps, pairs: pairs, kinkedPairs: kinkedPairs,
-                        breakpoints: breakpoints, queryNodes: queryNodes)
+                        breakpoints: breakpoints, queryNodes: queryNodes, sweepEvents: sweepEvents?.events, sweepSilent: sweepEvents?.silent)
     }
 
     /// The counts of a sharded analysis: the shared nodes per step are every shard's (the first
@@ -149,8 +217,21 @@ extension SegmentQuadrature {
         maxDepth = first.maxDepth
         budgetSteps = first.budgetSteps
         pairs = parts.reduce(0) { $0 + $1.pairs }
-        kinkedPairs = parts.reduce(0) { $0 + $1.kinkedPairs }
-        breakpoints = parts.reduce(0) { $0 + $1.breakpoints }
+        nodeKinkedPairs = parts.reduce(0) { $0 + $1.kinkedPairs }
+        nodeBreakpoints = parts.reduce(0) { $0 + $1.breakpoints }
         queryNodes = parts.reduce(0) { $0 + $1.queryNodes }
+        if parts.contains(where: { $0.sweepEvents != nil }) {
+            mergedSweep = (parts.reduce(0) { $0 + ($1.sweepEvents ?? 0) }, parts.reduce(0) { $0 + ($1.sweepSilent ?? 0) })
+        }
+    }
+}
+
+/// A Bool behind a lock (a switch tests flip).
+final class LockedFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var flag = false
+    var value: Bool {
+        get { lock.withLock { flag } }
+        set { lock.withLock { flag = newValue } }
     }
 }

@@ -16,6 +16,10 @@ public struct LayerNetwork: Network {
     public let root: Sequential
     public let layout: [ParameterTensor]
     public let parameterCount: Int
+    /// Whether the event sweep covers every layer (`eventSweepEligible`), and its stages, built on
+    /// first use (`segmentSweptJacobians`).
+    let sweepCovered: Bool
+    let sweepPlanCache: EventSweepPlanCache
 
     public init(spec: ModelSpec) throws {
         try spec.validate()
@@ -23,6 +27,8 @@ public struct LayerNetwork: Network {
         root = try LayerNetwork.buildRoot(spec)
         layout = root.layout
         parameterCount = root.parameterCount
+        sweepCovered = EventSweepPlan.covers(root)
+        sweepPlanCache = EventSweepPlanCache()
     }
 
     /// The spec's layers built for its input shape; a `ModelSpecError` names the first bad layer

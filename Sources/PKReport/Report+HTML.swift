@@ -48,7 +48,11 @@ extension Report {
             var html = tiles.isEmpty ? "" : "<div class=\"tiles\">" + tiles.joined() + "</div>"
             if !rows.isEmpty { html += table(["split", "relative", "max abs", "kernel form max abs"], rows) }
             if let x = r.reconstruction.exact {
-                html += "<p>Exact quadrature: \(x.nodesPerPiece) Gauss–Legendre node\(x.nodesPerPiece == 1 ? "" : "s") per piece between kinks; \(e(pct(x.kinkedShare))) of (query, step) pairs cross a kink (\(e(num(x.breakpointsPerKinkedPair, 1))) breakpoints each), \(e(num(x.nodesPerQueryStep, 2))) node evaluations per query and step.</p>"
+                if let events = x.sweepEventsPerQueryStep {
+                    html += "<p>Exact quadrature by the event sweep: \(e(pct(x.kinkedShare))) of (query, step) pairs cross a kink (\(e(num(x.breakpointsPerKinkedPair, 1))) breakpoints each), \(e(num(events, 2))) events that change J and \(e(num(x.sweepSilentPerQueryStep ?? 0, 2))) silent ones per query and step.</p>"
+                } else {
+                    html += "<p>Exact quadrature: \(x.nodesPerPiece) Gauss–Legendre node\(x.nodesPerPiece == 1 ? "" : "s") per piece between kinks; \(e(pct(x.kinkedShare))) of (query, step) pairs cross a kink (\(e(num(x.breakpointsPerKinkedPair, 1))) breakpoints each), \(e(num(x.nodesPerQueryStep, 2))) node evaluations per query and step.</p>"
+                }
             } else if !rows.isEmpty {
                 html += "<p>Mean nodes per step \(e(num(r.reconstruction.meanNodesPerStep, 1)))\(r.reconstruction.maxDepth > 0 ? ", deepest split \(r.reconstruction.maxDepth)" : "").</p>"
             }

@@ -51,7 +51,11 @@ extension Report {
         }
         table(["split", "relative", "max abs", "kernel form max abs"], rec)
         out.append(md ? "" : "")
-        if let e = r.reconstruction.exact {
+        if let e = r.reconstruction.exact, let events = e.sweepEventsPerQueryStep {
+            out.append("exact quadrature by the event sweep (each query's J̄ from its first pattern and one correction per event):")
+            out.append("  \(pct(e.kinkedShare)) of (query, step) pairs cross a kink (\(num(e.breakpointsPerKinkedPair, 1)) breakpoints each),")
+            out.append("  \(num(events, 2)) events that change J and \(num(e.sweepSilentPerQueryStep ?? 0, 2)) silent ones per query and step")
+        } else if let e = r.reconstruction.exact {
             out.append("exact quadrature: \(e.nodesPerPiece) Gauss–Legendre node\(e.nodesPerPiece == 1 ? "" : "s") per piece between kinks;")
             out.append("  \(pct(e.kinkedShare)) of (query, step) pairs cross a kink (\(num(e.breakpointsPerKinkedPair, 1)) breakpoints each),")
             out.append("  \(num(e.nodesPerQueryStep, 2)) node evaluations per query and step")

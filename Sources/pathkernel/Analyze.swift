@@ -8,7 +8,7 @@ import PKTrace
 import PKTraining
 
 struct AnalysisOptions: ParsableArguments {
-    @Option(help: ArgumentHelp("How each step's segment is integrated: exact (through each query's kinks; the default for relu/leaky-relu MLPs, and for CNNs with relu and max pooling but on momentum/Adam routes), gauss (--nodes per step, the default elsewhere) or adaptive (with --adaptive TOL, which implies it).", valueName: "exact|gauss|adaptive"))
+    @Option(help: ArgumentHelp("How each step's segment is integrated: exact (through each query's kinks; the default for relu/leaky-relu MLPs and for layer networks of dense, conv2d, relu, leaky-relu, pooling and flatten layers; with residual blocks not on momentum/Adam routes), gauss (--nodes per step, the default elsewhere) or adaptive (with --adaptive TOL, which implies it).", valueName: "exact|gauss|adaptive"))
     var quadrature: AnalysisSettings.Quadrature?
 
     @Option(parsing: .unconditional, help: "Gauss–Legendre nodes per step (1…64) of --quadrature gauss and per sub-interval of adaptive.",

@@ -80,6 +80,25 @@ struct ForwardPathIntegral {
             }
             return
         }
+        // Exact quadrature by the event sweep (a layer network it covers): every query's J̄
+        // exactly, one feature row per query, in blocks of `chunk` queries.
+        if let (all, tally) = piecewise.sweep, let network = model as? LayerNetwork {
+            for lower in stride(from: all.lowerBound, to: all.upperBound, by: chunk) {
+                let rows = Array(lower..<min(lower + chunk, all.upperBound))
+                guard let (fq, jvps, counts) = network.segmentSweptJacobians(start: seg.start, delta: tangents[0], context.xq.rows(at: rows),
+                                                                            as: S.self, tangents: tangents) else {
+                    preconditionFailure("the event sweep refused a network it said it covers")
+                }
+                tally.add(counts)
+                for (j, jv) in jvps.enumerated() {
+                    for (r, q) in rows.enumerated() { for c in 0..<jv.cols {
+                        if j == 0 { acc.jvpSum[q, c] += jv[r, c] } else { acc.rwd[q, c] += jv[r, c] }
+                    } }
+                }
+                accumulate(fq, rows: rows, weights: [Double](repeating: 1, count: rows.count), sides: sides, into: &acc)
+            }
+            return
+        }
         // Exact quadrature: the queries that cross no kink on the shared nodes ...
         let smooth = piecewise.smoothRows
         let smoothBlocks = stride(from: 0, to: smooth.count, by: chunk).map { Array(smooth[$0..<min($0 + chunk, smooth.count)]) }

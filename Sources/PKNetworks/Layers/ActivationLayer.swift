@@ -164,3 +164,18 @@ extension ActivationLayer {
         }
     }
 }
+
+extension ActivationLayer: EventSweepLayer {
+    public var sweepCovered: Bool { activation == .relu || activation == .leakyRelu || activation == .identity }
+
+    /// Relu and leaky relu rectify (the forward pass's rule: slope 1 above 0, else 0 or α); the
+    /// identity maps; the smooth activations are not polynomial along a segment (nil).
+    public var sweepStage: SweepStage? {
+        switch activation {
+        case .relu: return .rectifier(slope: 0)
+        case .leakyRelu: return .rectifier(slope: leakySlope)
+        case .identity: return .linear(.identity(inputShape.count))
+        default: return nil
+        }
+    }
+}

@@ -125,3 +125,14 @@ extension AvgPool2D: Pool2DLayer {
     /// `{"kind": "avgpool2d", "kernel": 2, "stride": 2, "padding": "valid"}` (see `Pool2DSpecification`).
     public typealias Specification = Pool2DSpecification<AvgPool2D>
 }
+
+extension AvgPool2D: EventSweepLayer {
+    /// Each output averages its window's entries over `kh·kw` (padding counts as 0).
+    public var sweepStage: SweepStage? {
+        let g = window, positions = g.outputPositions, scale = 1 / Double(g.kernelPositions)
+        return .linear(SweepLinearMap(inputs: inputShape.count, outputs: outputShape.count) { out in
+            let c = out / positions, p = out % positions
+            return g.sweepWindow(channel: c, p / g.outputWidth, p % g.outputWidth).map { (input: $0.input, value: scale) }
+        })
+    }
+}

@@ -354,3 +354,25 @@ extension Conv2D {
         }
     }
 }
+
+extension Conv2D: EventSweepLayer {
+    /// Output `(o, oy, ox)` reads its window of every input channel c (any stride and padding:
+    /// padding entries are left out), `W[o, c, i, j]` at `((o·C + c)·kh + i)·kw + j`; bias `o`
+    /// after the weights.
+    public var sweepStage: SweepStage? {
+        let g = window, C = inputChannels, K = g.kernelPositions, positions = g.outputPositions
+        let weights = outputChannels * C * K
+        let bias = (0..<(outputChannels * positions)).map { hasBias ? Int32(weights + $0 / positions) : -1 }
+        return .bilinear(SweepConnections(inputs: inputShape.count, outputs: outputShape.count, weightScale: weightScale,
+                                          biasScale: biasScale, bias: bias, convolution: (g, C, outputChannels)) { out in
+            let o = out / positions, p = out % positions
+            var list: [(input: Int, weight: Int)] = []
+            for c in 0..<C {
+                for e in g.sweepWindow(channel: c, p / g.outputWidth, p % g.outputWidth) {
+                    list.append((e.input, (o * C + c) * K + e.position))
+                }
+            }
+            return list
+        })
+    }
+}

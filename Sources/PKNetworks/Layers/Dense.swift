@@ -229,3 +229,14 @@ extension Dense {
         }
     }
 }
+
+extension Dense: EventSweepLayer {
+    /// Every output reads every input: `W[o, i]` at `o·inputs + i`, the bias after the weights.
+    public var sweepStage: SweepStage? {
+        let n = inputs
+        let bias = (0..<outputs).map { hasBias ? Int32(outputs * n + $0) : -1 }
+        return .bilinear(SweepConnections(inputs: n, outputs: outputs, weightScale: weightScale, biasScale: biasScale, bias: bias) { o in
+            (0..<n).map { (input: $0, weight: o * n + $0) }
+        })
+    }
+}

@@ -64,3 +64,8 @@ extension Flatten {
         public func build(input: TensorShape, defaults: LayerDefaults) throws -> any Layer { try Flatten(inputShape: input) }
     }
 }
+
+extension Flatten: EventSweepLayer {
+    /// The identity on the numbers.
+    public var sweepStage: SweepStage? { .linear(.identity(inputShape.count)) }
+}

@@ -317,3 +317,8 @@ extension MaxPool2D: Pool2DLayer {
     /// `{"kind": "maxpool2d", "kernel": 2, "stride": 2, "padding": "valid"}` (see `Pool2DSpecification`).
     public typealias Specification = Pool2DSpecification<MaxPool2D>
 }
+
+extension MaxPool2D: EventSweepLayer {
+    /// The windows of `windowEntries` (forward order, padding left out: ties go to the first).
+    public var sweepStage: SweepStage? { .maxPool(windows: windowEntries) }
+}
