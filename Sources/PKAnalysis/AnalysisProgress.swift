@@ -67,6 +67,12 @@ struct AnalysisCostModel {
     /// (10–33 % of the pairs, 1.1–1.2 breakpoints each).
     static let exactKinkedShare = 0.25
     static let exactBreakpoints = 1.2
+    /// The event sweep's work per query and step in one example's feature cost (GEMM-rate units):
+    /// its initial work is ≈ 2.1 full Jacobian evaluations in the NumPy reference's multiply-add
+    /// count, plus the events, but it runs at a lower rate (sparse loops, small GEMMs, root
+    /// finding); 5.5 puts fmnist-cnn's planned backward phase against q = 4's where the measured
+    /// times are (issue 16: 30.3 s against 23.3 s wall; one trace, one run each: a first estimate).
+    static let sweepFeatureFactor = 5.5
     /// The hidden width at which an MLP's GEMMs reach half their large-size rate: its steps
     /// phase (features, kernels against the batch, the training side) counts `(k + h)/k` flop-
     /// equivalents per flop, k its mean hidden width (`gemmWidthFactor`). Fitted with
@@ -126,10 +132,13 @@ struct AnalysisCostModel {
         // Node evaluations per query and step (R's updates, kernels, JVPs: qd) and their feature
         // cost in shared nodes' units (qf): q, or exact quadrature's estimate (see above).
         let share = Self.exactKinkedShare, own = (1 + Self.exactBreakpoints) * Double(q)
-        let qd = exact ? (1 - share) * Double(q) + share * own : Double(q)
+        // The event sweep (a layer network it covers): one row per query and step, no shared
+        // nodes, its work `sweepFeatureFactor` shared nodes' features.
+        let swept = exact && (model as? LayerNetwork)?.eventSweepEligible == true
+        let qd = swept ? 1 : exact ? (1 - share) * Double(q) + share * own : Double(q)
         // Rows per query and step of R's update and of the kernels: a layer network's kinked query one.
-        let rowsPerQuery = exact && model is LayerNetwork ? (1 - share) * Double(q) + share : qd
-        let qf = exact ? (backward ? Double(q) : (1 - share) * Double(q)) + 2 * share * own : Double(q)
+        let rowsPerQuery = swept ? 1 : exact && model is LayerNetwork ? (1 - share) * Double(q) + share : qd
+        let qf = swept ? Self.sweepFeatureFactor : exact ? (backward ? Double(q) : (1 - share) * Double(q)) + 2 * share * own : Double(q)
         let widths = Double(model.featureScalarsPerExample)
         // One example's tangent features: GEMM flops (`Network.featureCostPerExample`: the
         // forward pass, a JVP and C backward passes for an MLP; a layer network's Jacobian passes

@@ -78,3 +78,38 @@ extension LayerEventSweepAnalysisTests {
         #expect(r.reconstruction.test!.relativeResidual <= Self.roundOff)
     }
 }
+
+extension LayerEventSweepAnalysisTests {
+    /// The JVP route (built by hand on a momentum trace, as `ExactQuadratureRoutesTests
+    /// .jvpRouteAtRoundOff`) takes the sweep's JVPs: the reconstruction at round-off, as the node
+    /// route's, where q = 4 is not.
+    @Test func jvpRouteTakesTheSweep() throws {
+        let path = try LayerExactQuadratureTests.run(Self.cnn, steps: 3, lr: 0.5, momentum: 0.9)
+        let reader = try TraceReader.open(path)
+        let run = try TraceRun.load(reader)
+        let context = try AnalysisContext(settings: AnalysisSettings(), run: run)
+        let optimizer = try run.optimizer.transformation(parameters: run.model.parameterTensors)
+        func residual(_ exact: Bool, nodeRoute: Bool = false) throws -> (Double, SegmentQuadrature) {
+            SegmentQuadrature.nodeRouteForTests.value = nodeRoute
+            defer { SegmentQuadrature.nodeRouteForTests.value = false }
+            var weights = try WeightPath(run: run, reader: TraceReader.open(path))
+            var route = JVPRoute(context: context, form: optimizer.kernelForm)
+            var quadrature = SegmentQuadrature(settings: AnalysisSettings(), steps: run.steps, model: run.model, exact: exact)
+            var acc = KernelAccumulators(zeroFor: context)
+            let w0 = weights.current
+            while let seg = try weights.next() {
+                let batch = seg.record.batch.map(Int.init)
+                let nodes = quadrature.nodes(model: run.model, start: seg.start, delta: seg.delta, x: context.xq)
+                route.consume(RouteSegment(segment: seg, delta: seg.delta, batch: batch, xb: run.trainX.rows(at: batch),
+                                           yb: run.trainY.rows(at: batch), nodes: nodes.shared, piecewise: nodes.piecewise), into: &acc)
+            }
+            let change = run.model.forward(weights.current, context.xq) - run.model.forward(w0, context.xq)
+            return (ExactQuadratureTests.relativeError(acc.jvpSum.data, change.data), quadrature)
+        }
+        let (e, q) = try residual(true), (n, _) = try residual(true, nodeRoute: true), (g, _) = try residual(false)
+        #expect(q.sweep != nil && q.kinkedPairs > 0, "the sweep, with kinks")
+        #expect(e <= Self.roundOff, "sweep: \(e)")
+        #expect(n <= Self.roundOff, "node route: \(n)")
+        #expect(g >= 1e-6, "q = 4: \(g)")
+    }
+}

@@ -37,6 +37,26 @@ struct JVPRoute: KernelRoute {
         let delta = seg.delta
         let decoupled = decoupledDecay > 0 ? form!.decay(of: seg.start, times: -seg.learningRate, lambda: decoupledDecay) : nil
         let C = acc.jvpSum.cols
+        // The event sweep (a layer network it covers): each query's exact J̄ with its JVPs, in
+        // blocks of 64 queries (the rows themselves are dropped).
+        if let (all, tally) = seg.piecewise?.sweep, let network = model as? LayerNetwork {
+            let tangents = [delta] + (decoupled.map { [$0] } ?? [])
+            for lower in stride(from: all.lowerBound, to: all.upperBound, by: 64) {
+                let rows = Array(lower..<min(lower + 64, all.upperBound))
+                guard let (_, jvps, counts) = network.segmentSweptJacobians(start: seg.start, delta: delta, xq.rows(at: rows),
+                                                                           tangents: tangents) else {
+                    preconditionFailure("the event sweep refused a network it said it covers")
+                }
+                tally.add(counts)
+                for (r, q) in rows.enumerated() {
+                    for c in 0..<C {
+                        acc.jvpSum[q, c] += jvps[0][r, c]
+                        if decoupled != nil { acc.rwd[q, c] += jvps[1][r, c] }
+                    }
+                }
+            }
+            return
+        }
         // The rows on the shared nodes: every query, or exact quadrature's smooth ones.
         let rows = seg.piecewise?.smoothRows ?? Array(self.rows)
         let x = seg.piecewise == nil ? (self.rows.count == xq.rows ? xq : xq.rows(self.rows)) : xq.rows(at: rows)
