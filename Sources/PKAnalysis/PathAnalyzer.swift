@@ -19,6 +19,12 @@ import PKTrace
 public struct PathAnalyzer {
     public let settings: AnalysisSettings
 
+    /// Tests only: layer networks the event sweep covers take exact quadrature's node route
+    /// (breakpoints, Gauss nodes per piece), the oracle the sweep's analyses are tested against.
+    /// A property of this analyzer, not of the process, so that suites running side by side
+    /// never see another's choice.
+    var nodeRouteForLayerNetworks = false
+
     public init(settings: AnalysisSettings) { self.settings = settings }
 
     /// Runs the analysis; `progress` is called after each step of each phase and after the
@@ -91,7 +97,8 @@ public struct PathAnalyzer {
         let totalWork = Double(T) * (cost.forwardPerStep + cost.backwardPerStep) + cost.machines
         var dynamics = DynamicsSampler(context: context, w0: w0, pathKM: route.summedForwards)
         let (exact, quadratureNotes) = Self.exactQuadrature(settings: settings, model: context.model, route: route)
-        var quadrature = SegmentQuadrature(settings: settings, steps: T, model: context.model, exact: exact)
+        var quadrature = SegmentQuadrature(settings: settings, steps: T, model: context.model, exact: exact,
+                                           nodeRoute: nodeRouteForLayerNetworks)
         var acc = KernelAccumulators(zeroFor: context)
         // The queries whose nodes this process chooses (a shard's rows only).
         let xNodes = context.allRows ? context.xq : context.xq.rows(context.rows)

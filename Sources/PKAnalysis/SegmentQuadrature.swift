@@ -38,19 +38,17 @@ struct SegmentQuadrature {
     }
     private var mergedSweep: (events: Int, silent: Int)? = nil
 
-    /// Tests only: true makes layer networks the sweep covers take the node route (breakpoints,
-    /// nodes per piece), the former implementation, as an oracle for the sweep's analyses.
-    static let nodeRouteForTests = LockedFlag()
-
     /// `exact`: the resolved quadrature is exact (the caller checked that it applies: a network
-    /// with a `piecewiseJacobianDegree`, on a route that takes per-query nodes).
-    init(settings: AnalysisSettings, steps: Int, model: any Network, exact: Bool) {
+    /// with a `piecewiseJacobianDegree`, on a route that takes per-query nodes). `nodeRoute`
+    /// (tests only, `PathAnalyzer.nodeRouteForLayerNetworks`): layer networks the sweep covers
+    /// take the node route instead (breakpoints, nodes per piece), the oracle of the sweep's analyses.
+    init(settings: AnalysisSettings, steps: Int, model: any Network, exact: Bool, nodeRoute: Bool = false) {
         stepTolerance = settings.adaptiveTolerance.map { $0 / Double(steps) }
         maxNodes = settings.maxNodes ?? PathAnalyzer.defaultMaxAdaptiveNodes
         if exact, model.piecewiseJacobianDegree != nil {
             kind = .exact
             rule = GaussLegendre(nodes: PiecewiseNodes.nodesPerPiece(model))
-            sweep = (model as? LayerNetwork)?.eventSweepEligible == true && !Self.nodeRouteForTests.value ? SweepTally() : nil
+            sweep = (model as? LayerNetwork)?.eventSweepEligible == true && !nodeRoute ? SweepTally() : nil
         } else {
             sweep = nil
             kind = stepTolerance == nil ? .gauss : .adaptive
@@ -226,12 +224,3 @@ extension SegmentQuadrature {
     }
 }
 
-/// A Bool behind a lock (a switch tests flip).
-final class LockedFlag: @unchecked Sendable {
-    private let lock = NSLock()
-    private var flag = false
-    var value: Bool {
-        get { lock.withLock { flag } }
-        set { lock.withLock { flag = newValue } }
-    }
-}

@@ -8,7 +8,7 @@ import PKTrace
 
 /// Exact quadrature of layer networks by the event sweep in the analyzer (path-kernel math §1.1,
 /// "The event sweep"): the same K^p and reconstruction as the node route it replaces (each
-/// query's breakpoints, ⌈D/2⌉ Gauss nodes per piece: `SegmentQuadrature.nodeRouteForTests`), on
+/// query's breakpoints, ⌈D/2⌉ Gauss nodes per piece: `PathAnalyzer.nodeRouteForLayerNetworks`), on
 /// the forward route (SGD) and the backward route (SGD momentum), the residual at round-off, the
 /// report's counts, and shards merging to the single run.
 @Suite("Exact quadrature of layer networks by the event sweep (analyzer)", .serialized)
@@ -27,12 +27,12 @@ struct LayerEventSweepAnalysisTests {
       {"kind": "flatten"}, {"kind": "dense", "out": 2}]}
     """#
 
-    /// The analysis with the sweep and with the node route (the flag restored afterwards).
+    /// The analysis with the sweep and with the node route.
     static func bothRoutes(_ path: String, _ settings: AnalysisSettings) throws -> (sweep: (AnalysisResult, Matrix), nodes: (AnalysisResult, Matrix)) {
         let sweep = try PathAnalyzer(settings: settings).analyzeWithKernel(reader: TraceReader.open(path))
-        SegmentQuadrature.nodeRouteForTests.value = true
-        defer { SegmentQuadrature.nodeRouteForTests.value = false }
-        let nodes = try PathAnalyzer(settings: settings).analyzeWithKernel(reader: TraceReader.open(path))
+        var nodeRoute = PathAnalyzer(settings: settings)
+        nodeRoute.nodeRouteForLayerNetworks = true
+        let nodes = try nodeRoute.analyzeWithKernel(reader: TraceReader.open(path))
         return (sweep, nodes)
     }
 
@@ -90,11 +90,10 @@ extension LayerEventSweepAnalysisTests {
         let context = try AnalysisContext(settings: AnalysisSettings(), run: run)
         let optimizer = try run.optimizer.transformation(parameters: run.model.parameterTensors)
         func residual(_ exact: Bool, nodeRoute: Bool = false) throws -> (Double, SegmentQuadrature) {
-            SegmentQuadrature.nodeRouteForTests.value = nodeRoute
-            defer { SegmentQuadrature.nodeRouteForTests.value = false }
             var weights = try WeightPath(run: run, reader: TraceReader.open(path))
             var route = JVPRoute(context: context, form: optimizer.kernelForm)
-            var quadrature = SegmentQuadrature(settings: AnalysisSettings(), steps: run.steps, model: run.model, exact: exact)
+            var quadrature = SegmentQuadrature(settings: AnalysisSettings(), steps: run.steps, model: run.model, exact: exact,
+                                               nodeRoute: nodeRoute)
             var acc = KernelAccumulators(zeroFor: context)
             let w0 = weights.current
             while let seg = try weights.next() {
