@@ -156,50 +156,6 @@ extension PathAnalyzer {
     }
 }
 
-private let featureSeconds = LockedBox<[String: Double]>([:])
-
-extension PathAnalyzer {
-    /// Core-seconds one example's Jacobian rows take for `network` (`tangentFeatures` of one
-    /// example at a time, so on one thread, for up to 8 rows of `x`, at fixed pseudo-random
-    /// weights of scale 0.1; freed arrays come back from the heap, `AllocatorPolicy`), in `precision`: the
-    /// median of 3 passes after a warm-up, measured once per process and network. What a layer
-    /// network's `featureCostPerExample` formula prices at the GEMM rate, measured on this
-    /// machine instead: its per-example GEMMs are small, and its im2col, col2im and per-layer
-    /// loops run at the machine's memory and scalar speed, whose ratio to the GEMM rate differs
-    /// between machines (an AVX-512 GEMM does twice an AVX2 one's flops per clock, those loops do
-    /// not). `AnalysisCostModel.layerFeatureCalibration` relates it to the analysis.
-    public static func measuredFeatureSeconds(_ network: LayerNetwork, _ x: Matrix, _ precision: AnalysisSettings.Precision) -> Double {
-        let n = min(8, x.rows)
-        guard n > 0 else { return 0 }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = .sortedKeys
-        let spec = (try? encoder.encode(network.spec)).map { String(decoding: $0, as: UTF8.self) } ?? network.summary
-        return featureSeconds.withLock { table in
-            let key = "\(spec)/\(precision.rawValue)"
-            if let s = table[key] { return s }
-            var rng = PortableRandom(seed: 11)
-            let w = (0..<network.parameterCount).map { _ in 0.1 * rng.normal() }
-            let rows = (0..<n).map { x.rows($0..<($0 + 1)) }
-            func time<S: BLASScalar>(_: S.Type) -> Double {
-                var passes: [Double] = []
-                for pass in 0..<4 {
-                    let t0 = DispatchTime.now().uptimeNanoseconds
-                    for xr in rows {
-                        let f = network.tangentFeatures(w, xr, as: S.self, tangents: [])
-                        withExtendedLifetime(f) {}
-                    }
-                    let seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
-                    if pass > 0 { passes.append(seconds / Double(n)) }
-                }
-                return passes.sorted()[1]
-            }
-            let s = precision == .f32 ? time(Float.self) : time(Double.self)
-            table[key] = s
-            return s
-        }
-    }
-}
-
 private let gemmRates = LockedBox<[AnalysisSettings.Precision: Double]>([:])
 private let activationSeconds = LockedBox<[String: Double]>([:])
 

@@ -92,10 +92,6 @@ struct AnalysisCostModel {
     /// (fmnist-cnn: steps 7.5 s and backward 16 s real; fmnist-resnet 4.6 s and 19 s): the ETA
     /// at 10 % of the work, which falls in the steps phase, was 2.3 and 1.6 times the time left.
     static let layerStepsFactor = 2.4
-    /// A layer network's per-example Jacobian rows inside the analysis (both threads busy, rows
-    /// in blocks of queries, shared nodes) against the plan's one-thread measurement of the same
-    /// work (`PathAnalyzer.measuredFeatureSeconds`). Fitted on quiet runs (Docs/path-kernel.md §7).
-    static let layerFeatureCalibration = 1.0
 
     /// Flop-equivalents per GEMM flop of `model`'s steps phase: `(k + gemmHalfWidth)/k` for an
     /// MLP of mean hidden width k (its input width when it has no hidden layer), 1 for a layer
@@ -126,8 +122,7 @@ struct AnalysisCostModel {
     /// the machines' flop-equivalents.
     init(model: any Network, queries nQ: Int, train n: Int, meanBatch nb: Double, nodes q: Int, exact: Bool = false, blocks: Int,
          kernelForm: Bool, backward: Bool, querySide: Int? = nil, windowSides: Double, machines fitRows: Int?, dynamicsPerStep: Double = 0,
-         smoothPerExample: Double = 0, quadrature: Double = 0, featureCost: Double? = nil) {
-        let featureCostPerExample = featureCost ?? model.featureCostPerExample
+         smoothPerExample: Double = 0, quadrature: Double = 0) {
         let P = Double(model.parameterCount), PR = Double(querySide ?? model.parameterCount), Q = Double(nQ), C = Double(model.outputDim)
         // Node evaluations per query and step (R's updates, kernels, JVPs: qd) and their feature
         // cost in shared nodes' units (qf): q, or exact quadrature's estimate (see above).
@@ -143,15 +138,15 @@ struct AnalysisCostModel {
         // One example's tangent features: GEMM flops (`Network.featureCostPerExample`: the
         // forward pass, a JVP and C backward passes for an MLP; a layer network's Jacobian passes
         // and rows) and its smooth activations.
-        let perExample = featureCostPerExample + smoothPerExample
+        let perExample = model.featureCostPerExample + smoothPerExample
         let features = Q * perExample
         // Per step, GEMMs: the step check and the linearized update (`10·n_b·P`), the training
         // side's features (an MLP's without JVP), the dynamics' features, exact quadrature's
         // breakpoint search; activations: the training side's, the replay's forward passes at
         // w_s and w_{s+1} and the linearized network's JVP, the dynamics'.
         let mlp = model as? MLP
-        let perStepGemm = 10 * nb * P + nb * (mlp?.featureCostWithoutTangents ?? featureCostPerExample)
-            + dynamicsPerStep * featureCostPerExample + (exact ? mlp.map { Q * Self.breakpointSearchPerQuery($0) } ?? 0 : 0)
+        let perStepGemm = 10 * nb * P + nb * (mlp?.featureCostWithoutTangents ?? model.featureCostPerExample)
+            + dynamicsPerStep * model.featureCostPerExample + (exact ? mlp.map { Q * Self.breakpointSearchPerQuery($0) } ?? 0 : 0)
         let perStepSmooth = (3 * nb + dynamicsPerStep) * smoothPerExample
         // The steps phase's GEMMs at their width's rate (1 for a layer network).
         let width = Self.gemmWidthFactor(model)
@@ -160,7 +155,7 @@ struct AnalysisCostModel {
             let rows = mlp.map { Double($0.layers.reduce(0) { $0 + $1.outputs }) } ?? 0
             backwardPerStep = qf * features + 2 * C * Q * PR * (rowsPerQuery + nb) + Self.rowOverhead * C * Q * rows
         } else if kernelForm {
-            forwardPerStep = width * (perStepGemm + qf * Q * featureCostPerExample + rowsPerQuery * 2 * Q * nb * windowSides * widths * Double(blocks))
+            forwardPerStep = width * (perStepGemm + qf * Q * model.featureCostPerExample + rowsPerQuery * 2 * Q * nb * windowSides * widths * Double(blocks))
                 + perStepSmooth + qf * Q * smoothPerExample
             backwardPerStep = 0
         } else {
@@ -210,18 +205,12 @@ extension AnalysisCostModel {
             quadrature = evaluations * slowdown * PathAnalyzer.measuredQuadratureSeconds(spec.activation)
                 * rate(.f64) * 1e9 * PathAnalyzer.efficiency.machines
         }
-        // A layer network's feature cost measured on this machine (`measuredFeatureSeconds`),
-        // in flop-equivalents of the backward phase (its rate and efficiency).
-        let featureCost = (context.model as? LayerNetwork).map { network in
-            PathAnalyzer.measuredFeatureSeconds(network, context.run.trainX, precision) * Self.layerFeatureCalibration
-                * rate(precision) * 1e9 * PathAnalyzer.efficiency.backward
-        }
         self.init(model: context.model, queries: context.rows.count, train: n, meanBatch: meanBatch, nodes: nodes, exact: exact,
                   blocks: context.blocks, kernelForm: route.hasKernelForm, backward: route.backwardPass,
                   querySide: (route as? PreconditionedRoute).map { PathAnalyzer.querySideScalars(model: context.model, form: $0.form) },
                   windowSides: route.windowSides,
                   machines: context.exactOnly ? nil : n * context.blocks,
                   dynamicsPerStep: context.exactOnly ? 0 : Double(min(n, 100)) / Double(max(1, T / 40)),
-                  smoothPerExample: smooth, quadrature: quadrature, featureCost: featureCost)
+                  smoothPerExample: smooth, quadrature: quadrature)
     }
 }

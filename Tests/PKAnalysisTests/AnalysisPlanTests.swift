@@ -130,28 +130,6 @@ struct AnalysisPlanTests {
         #expect(abs(cost.forwardPerStep - steps) <= tolerance * steps)
         let backward = q * Q * f + 2 * C * Q * P * (q + nb)
         #expect(abs(cost.backwardPerStep - backward) <= tolerance * backward)
-        // A measured feature cost (the plan's `measuredFeatureSeconds` at the rate) replaces the formula everywhere.
-        let measured = 3.7 * f
-        let timed = AnalysisCostModel(model: net, queries: Int(Q), train: 30, meanBatch: nb, nodes: Int(q), blocks: 1, kernelForm: true,
-                                      backward: true, windowSides: 1, machines: 30, dynamicsPerStep: dyn, featureCost: measured)
-        let timedSteps = AnalysisCostModel.layerStepsFactor * (10 * nb * P + (nb + dyn) * measured)
-        #expect(abs(timed.forwardPerStep - timedSteps) <= tolerance * timedSteps)
-        let timedBackward = q * Q * measured + 2 * C * Q * P * (q + nb)
-        #expect(abs(timed.backwardPerStep - timedBackward) <= tolerance * timedBackward)
-        let widths = Double(net.featureScalarsPerExample)
-        let machines = 2 * 9 * 30.0 * 30 * 30 + (Q + 30) * measured + 2 * Q * 30 * widths
-        #expect(abs(timed.machines - machines) <= tolerance * machines)
-    }
-
-    /// The plan's measurement of a layer network's Jacobian rows: positive, finite, and taken
-    /// once per process and network (the same value again).
-    @Test func layerFeatureSecondsAreMeasuredOnce() throws {
-        let json = #"{"kind":"sequential","input":[1,6,6],"layers":[{"kind":"conv2d","out":2,"kernel":3,"padding":"same"},{"kind":"relu"},{"kind":"flatten"},{"kind":"dense","out":3}]}"#
-        let net = try LayerNetwork(spec: JSONDecoder().decode(ModelSpec.self, from: Data(json.utf8)))
-        let x = Matrix(rows: 3, cols: 36, data: (0..<108).map { Double($0 % 7) / 7 })
-        let s = PathAnalyzer.measuredFeatureSeconds(net, x, .f64)
-        #expect(s > 0 && s.isFinite)
-        #expect(PathAnalyzer.measuredFeatureSeconds(net, x, .f64) == s)
     }
 
     /// The steps phase of plain SGD by hand, with the fitted constants: per step `(k + h)/k` times
