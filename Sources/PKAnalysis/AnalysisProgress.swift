@@ -92,6 +92,26 @@ struct AnalysisCostModel {
     /// (fmnist-cnn: steps 7.5 s and backward 16 s real; fmnist-resnet 4.6 s and 19 s): the ETA
     /// at 10 % of the work, which falls in the steps phase, was 2.3 and 1.6 times the time left.
     static let layerStepsFactor = 2.4
+    /// The share of a layer network's feature time that runs at the GEMM rate; the rest (im2col,
+    /// col2im, the layers' per-example loops, writing the rows) runs at the machine's memory and
+    /// scalar speed, which an AVX-512 GEMM's doubled rate does not raise. Measured on fmnist-cnn
+    /// on the model-207 Xeon of session 13 (q = 4, quiet): 42.9 s with OpenBLAS's Prescott
+    /// kernels (about 14 GFLOP/s per core) against 24.0 s with SkylakeX's (63.5): a part
+    /// proportional to 1/rate of 5.3 s and a fixed 18.7 s, 22 % and 78 % at SkylakeX's rate.
+    static let layerGemmShare = 0.22
+    /// The per-core GEMM rate (GFLOP/s; float64, float32) of the machine where
+    /// `LayerNetwork.featureCostPerExample` was fitted (session 12's AMD Zen 3, 34–42 and 80–88):
+    /// the rate at which the fixed part of the feature time is priced.
+    static let layerReferenceRate = (f64: 40.0, f32: 84.0)
+
+    /// A layer network's feature cost per example in flop-equivalents at `gemmRate` (one core's
+    /// GFLOP/s in `precision`): `featureCostPerExample` (fitted at `layerReferenceRate`) with its
+    /// share `1 − layerGemmShare` scaled to take the time it took there, `rate/reference` times
+    /// the flop-equivalents; the GEMM share at the rate itself (Docs/path-kernel.md §7).
+    static func layerFeatureCost(_ network: LayerNetwork, gemmRate: Double, precision: AnalysisSettings.Precision) -> Double {
+        let reference = precision == .f32 ? layerReferenceRate.f32 : layerReferenceRate.f64
+        return network.featureCostPerExample * (layerGemmShare + (1 - layerGemmShare) * gemmRate / reference)
+    }
 
     /// Flop-equivalents per GEMM flop of `model`'s steps phase: `(k + gemmHalfWidth)/k` for an
     /// MLP of mean hidden width k (its input width when it has no hidden layer), 1 for a layer
@@ -122,7 +142,8 @@ struct AnalysisCostModel {
     /// the machines' flop-equivalents.
     init(model: any Network, queries nQ: Int, train n: Int, meanBatch nb: Double, nodes q: Int, exact: Bool = false, blocks: Int,
          kernelForm: Bool, backward: Bool, querySide: Int? = nil, windowSides: Double, machines fitRows: Int?, dynamicsPerStep: Double = 0,
-         smoothPerExample: Double = 0, quadrature: Double = 0) {
+         smoothPerExample: Double = 0, quadrature: Double = 0, featureCost: Double? = nil) {
+        let featureCostPerExample = featureCost ?? model.featureCostPerExample
         let P = Double(model.parameterCount), PR = Double(querySide ?? model.parameterCount), Q = Double(nQ), C = Double(model.outputDim)
         // Node evaluations per query and step (R's updates, kernels, JVPs: qd) and their feature
         // cost in shared nodes' units (qf): q, or exact quadrature's estimate (see above).
@@ -138,15 +159,15 @@ struct AnalysisCostModel {
         // One example's tangent features: GEMM flops (`Network.featureCostPerExample`: the
         // forward pass, a JVP and C backward passes for an MLP; a layer network's Jacobian passes
         // and rows) and its smooth activations.
-        let perExample = model.featureCostPerExample + smoothPerExample
+        let perExample = featureCostPerExample + smoothPerExample
         let features = Q * perExample
         // Per step, GEMMs: the step check and the linearized update (`10·n_b·P`), the training
         // side's features (an MLP's without JVP), the dynamics' features, exact quadrature's
         // breakpoint search; activations: the training side's, the replay's forward passes at
         // w_s and w_{s+1} and the linearized network's JVP, the dynamics'.
         let mlp = model as? MLP
-        let perStepGemm = 10 * nb * P + nb * (mlp?.featureCostWithoutTangents ?? model.featureCostPerExample)
-            + dynamicsPerStep * model.featureCostPerExample + (exact ? mlp.map { Q * Self.breakpointSearchPerQuery($0) } ?? 0 : 0)
+        let perStepGemm = 10 * nb * P + nb * (mlp?.featureCostWithoutTangents ?? featureCostPerExample)
+            + dynamicsPerStep * featureCostPerExample + (exact ? mlp.map { Q * Self.breakpointSearchPerQuery($0) } ?? 0 : 0)
         let perStepSmooth = (3 * nb + dynamicsPerStep) * smoothPerExample
         // The steps phase's GEMMs at their width's rate (1 for a layer network).
         let width = Self.gemmWidthFactor(model)
@@ -155,7 +176,7 @@ struct AnalysisCostModel {
             let rows = mlp.map { Double($0.layers.reduce(0) { $0 + $1.outputs }) } ?? 0
             backwardPerStep = qf * features + 2 * C * Q * PR * (rowsPerQuery + nb) + Self.rowOverhead * C * Q * rows
         } else if kernelForm {
-            forwardPerStep = width * (perStepGemm + qf * Q * model.featureCostPerExample + rowsPerQuery * 2 * Q * nb * windowSides * widths * Double(blocks))
+            forwardPerStep = width * (perStepGemm + qf * Q * featureCostPerExample + rowsPerQuery * 2 * Q * nb * windowSides * widths * Double(blocks))
                 + perStepSmooth + qf * Q * smoothPerExample
             backwardPerStep = 0
         } else {
@@ -205,12 +226,14 @@ extension AnalysisCostModel {
             quadrature = evaluations * slowdown * PathAnalyzer.measuredQuadratureSeconds(spec.activation)
                 * rate(.f64) * 1e9 * PathAnalyzer.efficiency.machines
         }
+        // A layer network's feature cost at this machine's rates (`layerFeatureCost`).
+        let featureCost = (context.model as? LayerNetwork).map { Self.layerFeatureCost($0, gemmRate: rate(precision), precision: precision) }
         self.init(model: context.model, queries: context.rows.count, train: n, meanBatch: meanBatch, nodes: nodes, exact: exact,
                   blocks: context.blocks, kernelForm: route.hasKernelForm, backward: route.backwardPass,
                   querySide: (route as? PreconditionedRoute).map { PathAnalyzer.querySideScalars(model: context.model, form: $0.form) },
                   windowSides: route.windowSides,
                   machines: context.exactOnly ? nil : n * context.blocks,
                   dynamicsPerStep: context.exactOnly ? 0 : Double(min(n, 100)) / Double(max(1, T / 40)),
-                  smoothPerExample: smooth, quadrature: quadrature)
+                  smoothPerExample: smooth, quadrature: quadrature, featureCost: featureCost)
     }
 }

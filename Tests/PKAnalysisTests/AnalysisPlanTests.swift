@@ -130,6 +130,26 @@ struct AnalysisPlanTests {
         #expect(abs(cost.forwardPerStep - steps) <= tolerance * steps)
         let backward = q * Q * f + 2 * C * Q * P * (q + nb)
         #expect(abs(cost.backwardPerStep - backward) <= tolerance * backward)
+        // A feature cost given (the plan's `layerFeatureCost` at the machine's rate) replaces the formula everywhere.
+        let given = 3.7 * f
+        let priced = AnalysisCostModel(model: net, queries: Int(Q), train: 30, meanBatch: nb, nodes: Int(q), blocks: 1, kernelForm: true,
+                                       backward: true, windowSides: 1, machines: 30, dynamicsPerStep: dyn, featureCost: given)
+        let pricedSteps = AnalysisCostModel.layerStepsFactor * (10 * nb * P + (nb + dyn) * given)
+        #expect(abs(priced.forwardPerStep - pricedSteps) <= tolerance * pricedSteps)
+        let pricedBackward = q * Q * given + 2 * C * Q * P * (q + nb)
+        #expect(abs(priced.backwardPerStep - pricedBackward) <= tolerance * pricedBackward)
+        let widths = Double(net.featureScalarsPerExample)
+        let machines = 2 * 9 * 30.0 * 30 * 30 + (Q + 30) * given + 2 * Q * 30 * widths
+        #expect(abs(priced.machines - machines) <= tolerance * machines)
+        // The machine's rates: the formula at the reference rate, its fixed share scaled with the rate elsewhere.
+        let share = AnalysisCostModel.layerGemmShare
+        for (precision, reference) in [(AnalysisSettings.Precision.f64, AnalysisCostModel.layerReferenceRate.f64),
+                                       (.f32, AnalysisCostModel.layerReferenceRate.f32)] {
+            let atReference = AnalysisCostModel.layerFeatureCost(net, gemmRate: reference, precision: precision)
+            #expect(abs(atReference - f) <= tolerance * f)
+            let atTwice = AnalysisCostModel.layerFeatureCost(net, gemmRate: 2 * reference, precision: precision)
+            #expect(abs(atTwice - (share + 2 * (1 - share)) * f) <= tolerance * f)
+        }
     }
 
     /// The steps phase of plain SGD by hand, with the fitted constants: per step `(k + h)/k` times
