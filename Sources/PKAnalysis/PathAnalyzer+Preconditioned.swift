@@ -272,6 +272,17 @@ extension PathAnalyzer {
                 var ownSources = [[(row: Int, weight: Double)]](repeating: [], count: m)
                 // This step's JVP terms for `acc` (Σ J̄Δw and R_wd), added when the step is summed up.
                 var pending: [(q: Int, c: Int, jvp: Double, rwd: Double?)] = []
+                // One row per query of `queries` (J̄ summed over its own nodes, or the sweep's), row k of `f`.
+                func takeOwnRows(_ queries: [Int], _ f: TangentFeatures<S>, _ jvps: [Matrix]) {
+                    for (k, q) in queries.enumerated() {
+                        for c in 0..<C {
+                            pending.append((q, c, jvps[0][k, c], tangents.count > 1 ? jvps[1][k, c] : nil))
+                        }
+                        ownNodes[q - rows.lowerBound] = 0..<1
+                        ownSources[q - rows.lowerBound] = [(k, coef)]
+                    }
+                    own = f
+                }
                 if let pw = st.piecewise, let (swept, tally) = pw.sweep, let network = model as? LayerNetwork {
                     // The event sweep (a layer network it covers): each query's exact J̄, one row
                     // per query (`LayerNetwork.segmentSweptJacobians`), no shared nodes.
@@ -279,14 +290,7 @@ extension PathAnalyzer {
                     if !queries.isEmpty, let (f, jvps, counts) = network.segmentSweptJacobians(start: st.start, delta: delta, xq.rows(at: queries),
                                                                                                as: S.self, tangents: tangents) {
                         tally.add(counts)
-                        for (k, q) in queries.enumerated() {
-                            for c in 0..<C {
-                                pending.append((q, c, jvps[0][k, c], tangents.count > 1 ? jvps[1][k, c] : nil))
-                            }
-                            ownNodes[q - rows.lowerBound] = 0..<1
-                            ownSources[q - rows.lowerBound] = [(k, coef)]
-                        }
-                        own = f
+                        takeOwnRows(queries, f, jvps)
                     }
                 } else if let pw = st.piecewise, generic {
                     // A layer network's features are Jacobian rows, C·P scalars per node, and a
@@ -302,14 +306,7 @@ extension PathAnalyzer {
                         }
                         let (f, jvps) = network.segmentIntegratedJacobians(start: st.start, delta: delta, xq.rows(at: queries),
                                                                            nodes: lists, as: S.self, tangents: tangents)
-                        for (k, q) in queries.enumerated() {
-                            for c in 0..<C {
-                                pending.append((q, c, jvps[0][k, c], tangents.count > 1 ? jvps[1][k, c] : nil))
-                            }
-                            ownNodes[q - rows.lowerBound] = 0..<1
-                            ownSources[q - rows.lowerBound] = [(k, coef)]
-                        }
-                        own = f
+                        takeOwnRows(queries, f, jvps)
                     }
                 } else if let pw = st.piecewise {
                     let range = pw.kinkedNodes(of: rows)

@@ -59,27 +59,33 @@ public final class SweepConnections: Sendable {
         self.biasScale = biasScale
         self.bias = bias
         var oStart = [0], oInput: [Int32] = [], oWeight: [Int32] = []
-        var count = [Int](repeating: 0, count: inputs + 1)
         for o in 0..<outputs {
-            for (i, k) in triples(o) {
-                oInput.append(Int32(i)); oWeight.append(Int32(k))
-                count[i + 1] += 1
-            }
+            for (i, k) in triples(o) { oInput.append(Int32(i)); oWeight.append(Int32(k)) }
             oStart.append(oInput.count)
         }
-        for i in 0..<inputs { count[i + 1] += count[i] }
-        var iOutput = [Int32](repeating: 0, count: oInput.count), iWeight = [Int32](repeating: 0, count: oInput.count)
-        var fill = count
-        for o in 0..<outputs {
-            for e in oStart[o]..<oStart[o + 1] {
-                let i = Int(oInput[e])
-                iOutput[fill[i]] = Int32(o); iWeight[fill[i]] = oWeight[e]
-                fill[i] += 1
-            }
-        }
+        let byInput = transposedCSR(outputStart: oStart, outputInput: oInput, inputs: inputs)
         outputStart = oStart; outputInput = oInput; outputWeight = oWeight
-        inputStart = count; inputOutput = iOutput; inputWeight = iWeight
+        inputStart = byInput.start; inputOutput = byInput.output; inputWeight = byInput.entry.map { oWeight[$0] }
     }
+}
+
+/// Entries stored by output (CSR: output o's entries `outputStart[o]..<outputStart[o + 1]`, the
+/// input of each in `outputInput`) regrouped by input: the by-input starts (`inputs + 1`), and per
+/// by-input slot its by-output entry and its output, outputs ascending within an input.
+func transposedCSR(outputStart: [Int], outputInput: [Int32], inputs: Int) -> (start: [Int], entry: [Int], output: [Int32]) {
+    var start = [Int](repeating: 0, count: inputs + 1)
+    for i in outputInput { start[Int(i) + 1] += 1 }
+    for i in 0..<inputs { start[i + 1] += start[i] }
+    var entry = [Int](repeating: 0, count: outputInput.count), output = [Int32](repeating: 0, count: outputInput.count)
+    var fill = start
+    for o in 0..<(outputStart.count - 1) {
+        for e in outputStart[o]..<outputStart[o + 1] {
+            let i = Int(outputInput[e])
+            entry[fill[i]] = e; output[fill[i]] = Int32(o)
+            fill[i] += 1
+        }
+    }
+    return (start, entry, output)
 }
 
 /// A linear map without parameters, `z[o] = Σ value·a[i]`, stored by output and by input (CSR).
@@ -92,26 +98,13 @@ public final class SweepLinearMap: Sendable {
         self.inputs = inputs
         self.outputs = outputs
         var oStart = [0], oInput: [Int32] = [], oValue: [Double] = []
-        var count = [Int](repeating: 0, count: inputs + 1)
         for o in 0..<outputs {
-            for (i, v) in entries(o) {
-                oInput.append(Int32(i)); oValue.append(v)
-                count[i + 1] += 1
-            }
+            for (i, v) in entries(o) { oInput.append(Int32(i)); oValue.append(v) }
             oStart.append(oInput.count)
         }
-        for i in 0..<inputs { count[i + 1] += count[i] }
-        var iOutput = [Int32](repeating: 0, count: oInput.count), iValue = [Double](repeating: 0, count: oInput.count)
-        var fill = count
-        for o in 0..<outputs {
-            for e in oStart[o]..<oStart[o + 1] {
-                let i = Int(oInput[e])
-                iOutput[fill[i]] = Int32(o); iValue[fill[i]] = oValue[e]
-                fill[i] += 1
-            }
-        }
+        let byInput = transposedCSR(outputStart: oStart, outputInput: oInput, inputs: inputs)
         outputStart = oStart; outputInput = oInput; outputValue = oValue
-        inputStart = count; inputOutput = iOutput; inputValue = iValue
+        inputStart = byInput.start; inputOutput = byInput.output; inputValue = byInput.entry.map { oValue[$0] }
     }
 
     /// The identity on `width` entries (flatten, identity activation).
