@@ -50,8 +50,10 @@ public struct AnalysisPlan: Codable, Sendable {
 
 extension PathAnalyzer {
     /// The fraction of `threads × one core's GEMM rate` each phase reaches (see `AnalysisPlan`):
-    /// backward fitted with `AnalysisCostModel.rowOverhead` on the five MLP backward runs
-    /// (moons-momentum, teacher-adam, fmnist-adamw, W5, W6; session 12), machines on the presets; forward is the large-GEMM limit of the steps phase, whose MLP
+    /// backward fitted with a row cost on the five MLP backward runs (moons-momentum,
+    /// teacher-adam, fmnist-adamw, W5, W6; session 12), now a layer network's only (an MLP's is
+    /// `AnalysisCostModel.backwardGemmEfficiency` plus its memory-bound part, session 14),
+    /// machines on the presets; forward is the large-GEMM limit of the steps phase, whose MLP
     /// work counts `AnalysisCostModel.gemmWidthFactor` flop-equivalents per flop (fitted with it on
     /// the four plain (S)GD presets, session 11); Docs/path-kernel.md §7.
     static let efficiency = (forward: 0.78, backward: 0.84, machines: 0.6)
@@ -157,6 +159,57 @@ extension PathAnalyzer {
 }
 
 private let gemmRates = LockedBox<[AnalysisSettings.Precision: Double]>([:])
+private let querySideSeconds = LockedBox<[AnalysisSettings.Precision: Double]>([:])
+
+extension PathAnalyzer {
+    /// Seconds per scalar of the backward pass's memory-bound passes over R, per thread with every
+    /// thread busy (the plan's measure of what a faster GEMM does not speed up: R's update, its
+    /// copy into OpenBLAS's packed layout, the contraction), measured once per process: each of
+    /// `Parallel.threads` threads updates a chunk of `backwardChunkBytes` of its own in rows of 128
+    /// (`scaledCombination` with a decay, as R's update) and copies it (as OpenBLAS packs it), 128
+    /// times; the median of 7 such runs after a warm-up, per scalar and thread (about 70 ms per
+    /// precision; shorter runs scattered by 2× on the Xeon of session 14).
+    public static func measuredQuerySideSeconds(_ precision: AnalysisSettings.Precision) -> Double {
+        querySideSeconds.withLock { table in
+            if let s = table[precision] { return s }
+            func time<S: BLASScalar>(_: S.Type) -> Double {
+                let count = backwardChunkBytes / MemoryLayout<S>.size, row = 128, layer = 128 * row, passes = 128
+                let threads = max(1, Parallel.threads)
+                let buffers = (0..<threads).map { _ in
+                    (o: UnsafeMutablePointer<S>.allocate(capacity: count), packed: UnsafeMutablePointer<S>.allocate(capacity: count),
+                     scale: UnsafeMutablePointer<S>.allocate(capacity: layer), a: UnsafeMutablePointer<S>.allocate(capacity: 4 * row))
+                }
+                defer { buffers.forEach { $0.o.deallocate(); $0.packed.deallocate(); $0.scale.deallocate(); $0.a.deallocate() } }
+                for b in buffers {
+                    b.o.initialize(repeating: 0.5, count: count)
+                    b.packed.initialize(repeating: 0, count: count)
+                    b.scale.initialize(repeating: 1, count: layer)
+                    b.a.initialize(repeating: 0.25, count: 4 * row)
+                }
+                var runs: [Double] = []
+                for run in 0..<8 {
+                    let t0 = DispatchTime.now().uptimeNanoseconds
+                    Parallel.forEach(threads) { t in
+                        let b = buffers[t], a = UnsafePointer(b.a), scale = UnsafePointer(b.scale)
+                        for _ in 0..<passes {
+                            for r in stride(from: 0, to: count - row + 1, by: row) {
+                                S.scaledCombination(b.o + r, scale: scale + r % layer, (a, a + row, a + 2 * row, a + 3 * row),
+                                                    (S(0.5), S(0.25), S(0.125), S(0.0625)), decay: S(0.5), count: row)
+                            }
+                            b.packed.update(from: b.o, count: count)
+                        }
+                    }
+                    let seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+                    if run > 0 { runs.append(seconds / Double(passes * count)) }
+                }
+                return runs.sorted()[runs.count / 2]
+            }
+            let s = precision == .f32 ? time(Float.self) : time(Double.self)
+            table[precision] = s
+            return s
+        }
+    }
+}
 private let activationSeconds = LockedBox<[String: Double]>([:])
 
 extension PathAnalyzer {

@@ -41,10 +41,9 @@ public struct AnalysisProgress: Sendable {
 /// (`n_q·Network.featureCostPerExample`), their kernels against the training side (`2·n_q·n_b·Σ_l(in_l + C·out_l)`
 /// per side and node), the training side's features, the step check and the linearized update
 /// (`≈ 10·n_b·P`); the backward pass's update of the query side R and its products with the batch
-/// (`2·C·n_q·P_R·(q + n_b)`, `P_R` R's scalars per query and channel, `querySideScalars`) plus a
-/// fixed cost per row of R of an MLP (one output unit of one layer for one query and channel:
-/// its contraction with the batch's signals, the GEMM's edges; `rowOverhead` flop-equivalents,
-/// fitted with the backward efficiency on the MLP backward runs); the ridge machines' eigendecompositions (`9m³` each, or `m³/3` by
+/// (`2·C·n_q·P_R·(q + n_b)`, `P_R` R's scalars per query and channel, `querySideScalars`), and
+/// for an MLP its memory-bound passes over R (`C·n_q·(P_R + rowScalars·rows)` scalars at the
+/// speed the plan measures, `backwardGemmEfficiency`); the ridge machines' eigendecompositions (`9m³` each, or `m³/3` by
 /// Cholesky above `eigenRidgeLimit`). Checked against measured runs in Docs/path-kernel.md §7.
 /// With exact quadrature (math §1.1) `q` is ⌈L/2⌉ and a share `exactKinkedShare` of the (query,
 /// step) pairs takes `(1 + exactBreakpoints)·q` nodes of its own, each at about twice a shared
@@ -57,11 +56,23 @@ public struct AnalysisProgress: Sendable {
 /// rate), and the measured activation and quadrature times are multiplied by
 /// `activationSlowdown` (Docs/path-kernel.md §7, Size-aware efficiency).
 struct AnalysisCostModel {
-    /// Flop-equivalents per row of the backward pass's R and step (see above): fitted with the
-    /// backward efficiency 0.84 by minimax on the five MLP backward runs of session 12 (quiet:
-    /// all within ±21 %; Docs/path-kernel.md §7). 8,000 at efficiency 0.79 before the steps were
-    /// grouped through R.
-    static let rowOverhead = 5_750.0
+    /// An MLP's backward pass in two parts (session 14, Docs/path-kernel.md §7): its GEMM work
+    /// (the products of R with the batch, R's update and the query features) at the GEMM rate,
+    /// and its memory-bound passes over R (the update's loads and stores, OpenBLAS's packed copy,
+    /// the contraction with the batch's signals) at the speed `measuredQuerySideSeconds` measures,
+    /// which a faster GEMM does not raise. Fitted on W5 and W6 (f64, f32) on the model-207 Xeon
+    /// with OpenBLAS's Prescott, Haswell and SkylakeX kernels (15, 40 and 72 GFLOP/s per core,
+    /// quiet): the backward phase was `a/rate + b` in every case (within 4 % at the middle
+    /// rate), its GEMM part at 86–99 % of the rate (`backwardGemmEfficiency`) and `b` per R
+    /// scalar, `C·n_q·(P_R + rowScalars·rows)` of them per step, `querySideFactor` times the
+    /// microbenchmark's time per scalar and thread (both precisions).
+    static let backwardGemmEfficiency = 0.92
+    /// R's scalars a row's contraction costs in the memory-bound part (a row: one output unit of
+    /// one layer for one query and channel; see `backwardGemmEfficiency`).
+    static let rowScalars = 4.0
+    /// The memory-bound part's time per R scalar in units of `measuredQuerySideSeconds` (see
+    /// `backwardGemmEfficiency`).
+    static let querySideFactor = 2.7
     /// Exact quadrature's estimate before the run (Docs/path-kernel.md §7): the share of (query,
     /// step) pairs that cross a kink and their mean breakpoints, as measured on the relu presets
     /// (10–33 % of the pairs, 1.1–1.2 breakpoints each).
@@ -140,9 +151,11 @@ struct AnalysisCostModel {
     /// flop-equivalents of the steps' phase (their measured time at that phase's rate);
     /// `quadrature`: the machines' and diagnostics' analytic kernels on the quadrature route, in
     /// the machines' flop-equivalents.
+    /// `querySideScalarCost`: flop-equivalents of the backward phase per R scalar of an MLP's
+    /// memory-bound part (`querySideFactor × measuredQuerySideSeconds × rate × efficiency`).
     init(model: any Network, queries nQ: Int, train n: Int, meanBatch nb: Double, nodes q: Int, exact: Bool = false, blocks: Int,
          kernelForm: Bool, backward: Bool, querySide: Int? = nil, windowSides: Double, machines fitRows: Int?, dynamicsPerStep: Double = 0,
-         smoothPerExample: Double = 0, quadrature: Double = 0, featureCost: Double? = nil) {
+         smoothPerExample: Double = 0, quadrature: Double = 0, featureCost: Double? = nil, querySideScalarCost: Double = 0) {
         let featureCostPerExample = featureCost ?? model.featureCostPerExample
         let P = Double(model.parameterCount), PR = Double(querySide ?? model.parameterCount), Q = Double(nQ), C = Double(model.outputDim)
         // Node evaluations per query and step (R's updates, kernels, JVPs: qd) and their feature
@@ -173,8 +186,15 @@ struct AnalysisCostModel {
         let width = Self.gemmWidthFactor(model)
         if backward {
             forwardPerStep = (model is LayerNetwork ? Self.layerStepsFactor : width) * perStepGemm + perStepSmooth
-            let rows = mlp.map { Double($0.layers.reduce(0) { $0 + $1.outputs }) } ?? 0
-            backwardPerStep = qf * features + 2 * C * Q * PR * (rowsPerQuery + nb) + Self.rowOverhead * C * Q * rows
+            if let mlp {
+                // GEMM work at `backwardGemmEfficiency` (in the phase's units, whose efficiency is
+                // `PathAnalyzer.efficiency.backward`), the memory-bound passes over R at their own speed.
+                let rows = Double(mlp.layers.reduce(0) { $0 + $1.outputs })
+                let gemm = (qf * features + 2 * C * Q * PR * (rowsPerQuery + nb)) * PathAnalyzer.efficiency.backward / Self.backwardGemmEfficiency
+                backwardPerStep = gemm + querySideScalarCost * C * Q * (PR + Self.rowScalars * rows)
+            } else {
+                backwardPerStep = qf * features + 2 * C * Q * PR * (rowsPerQuery + nb)
+            }
         } else if kernelForm {
             forwardPerStep = width * (perStepGemm + qf * Q * featureCostPerExample + rowsPerQuery * 2 * Q * nb * windowSides * widths * Double(blocks))
                 + perStepSmooth + qf * Q * smoothPerExample
@@ -234,6 +254,9 @@ extension AnalysisCostModel {
                   windowSides: route.windowSides,
                   machines: context.exactOnly ? nil : n * context.blocks,
                   dynamicsPerStep: context.exactOnly ? 0 : Double(min(n, 100)) / Double(max(1, T / 40)),
-                  smoothPerExample: smooth, quadrature: quadrature, featureCost: featureCost)
+                  smoothPerExample: smooth, quadrature: quadrature, featureCost: featureCost,
+                  querySideScalarCost: route.backwardPass && context.model is MLP
+                      ? Self.querySideFactor * PathAnalyzer.measuredQuerySideSeconds(precision) * rate(precision) * 1e9 * PathAnalyzer.efficiency.backward
+                      : 0)
     }
 }

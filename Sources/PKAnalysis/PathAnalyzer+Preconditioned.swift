@@ -144,6 +144,15 @@ extension PathAnalyzer {
     /// The most bytes of query side R one query block holds (`accumulatePreconditioned`; the cost
     /// model's memory estimate uses the same bound).
     static let querySideBlockBytes = 512 << 20
+    /// One layer's rows of R in a thread's chunk, in bytes: each step of a group updates them and
+    /// multiplies them with the batch while they are in L2, beside OpenBLAS's packed copy of them
+    /// and Y'. 512 KB (Zen 3's L2; 2 MB until session 14): on a 2-vCPU Emerald Rapids (2 MB L2,
+    /// likely one core's two hyperthreads) W5's 20-step analysis took 25.4–28.1 s in four runs
+    /// against 27.8–31.9 s in five at 2 MB, and its kernel phase 20.8–22.2 s against 22.4–24.6 s
+    /// (interleaved, load 0.7–1.9 from the runs themselves); 256 KB and 1 MB were no better. The
+    /// rows' count per GEMM changes with it, so the bits move at round-off with this constant
+    /// (W6: 7e-17 in the reconstruction's error), never with the thread count.
+    static let backwardChunkBytes = 512 << 10
 
     /// `P_R`: the scalars of the query side R per query and output channel (P, less the factored
     /// layer's `in·out` plus its `out`).
@@ -188,7 +197,7 @@ extension PathAnalyzer {
         let computed = queryRows ?? 0..<nQ
         let perBlock = max(1, min(computed.count, querySideBlockBytes / max(bytes * perQuery, 1)))
         let queryBlocks = stride(from: computed.lowerBound, to: computed.upperBound, by: perBlock).map { $0..<min($0 + perBlock, computed.upperBound) }
-        // Query rows per thread chunk: one layer's rows of a chunk (C channels) stay near 2 MB.
+        // Query rows per thread chunk: one layer's rows of a chunk stay near `backwardChunkBytes`.
         let largest = rowWidth.max() ?? 1
         let widest = layers.map { $0.outputs }.max() ?? 1
         var done = 0
@@ -209,7 +218,7 @@ extension PathAnalyzer {
                 rW[layer.index].initialize(repeating: 0, count: C * m * rowWidth[layer.index])
                 rB[layer.index]?.initialize(repeating: 0, count: C * m * layer.outputs)
             }
-            let per = max(1, min((m + 1) / 2, (2 << 20) / (bytes * max(largest, 1))))
+            let per = max(1, min((m + 1) / 2, backwardChunkBytes / (bytes * max(largest, 1))))
             let chunks = stride(from: 0, to: m, by: per).map { $0..<min($0 + per, m) }
             var rsum = 0.0                                   // Σ_{t≥s} η_t a_t ρ^{t−s}
             // Scratch for the whole block, allocated once (not per step: buffers above the

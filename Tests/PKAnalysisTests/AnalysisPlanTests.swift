@@ -52,6 +52,48 @@ struct AnalysisPlanTests {
         #expect(try TraceReader.open(path).analysis(key: AnalysisStore.key(AnalysisSettings())) == nil)
     }
 
+    /// An MLP's backward phase by hand (session 14): its GEMM work at `backwardGemmEfficiency`
+    /// (the features of q shared nodes and `2·C·Q·P_R·(q + n_b)`), plus `querySideScalarCost`
+    /// per R scalar, `C·Q·(P_R + rowScalars·rows)` of them. In a plan the memory-bound part's
+    /// seconds do not depend on the GEMM rate: at twice the rate the backward phase takes more
+    /// than half the time, by exactly that part.
+    @Test func mlpBackwardPhaseByHand() throws {
+        let tolerance = 1e-12   // the same sums in another order
+        let net = try Self.mlp([3, 7, 5, 2], "tanh")
+        let Q = 20.0, nb = 8.0, q = 4.0, PR = 60.0, perScalar = 2.5
+        let C = Double(net.outputDim), f = net.featureCostPerExample, rows = 7.0 + 5 + 2
+        func cost(_ scalarCost: Double) -> AnalysisCostModel {
+            AnalysisCostModel(model: net, queries: Int(Q), train: 30, meanBatch: nb, nodes: Int(q), blocks: 1, kernelForm: true,
+                              backward: true, querySide: Int(PR), windowSides: 1, machines: nil, querySideScalarCost: scalarCost)
+        }
+        let gemm = (q * Q * f + 2 * C * Q * PR * (q + nb)) * PathAnalyzer.efficiency.backward / AnalysisCostModel.backwardGemmEfficiency
+        let memory = perScalar * C * Q * (PR + AnalysisCostModel.rowScalars * rows)
+        #expect(abs(cost(perScalar).backwardPerStep - (gemm + memory)) <= tolerance * (gemm + memory))
+        #expect(abs(cost(0).backwardPerStep - gemm) <= tolerance * gemm)
+
+        let measured = PathAnalyzer.measuredQuerySideSeconds(.f64)
+        #expect(measured.isFinite && measured > 0 && measured < 1e-6, "seconds per scalar: \(measured)")
+        // relu: no smooth activation, whose timed evaluations would be a second fixed part.
+        let cfg = config(name: "plan-relu-momentum", data: #"{"kind":"spirals","train":30,"test":12,"classes":3}"#,
+                         model: #"{"layers":[2,6,5,3],"activation":"relu"}"#, loss: .crossEntropy,
+                         optimizer: OptimizerSpec(kind: .sgd, learningRate: 0.1, momentum: 0.9), steps: 7, batchSize: 5, checkpointEvery: 1)
+        let path = try recordTrace(cfg, name: "plan-relu-momentum.sqlite")
+        func backwardSeconds(_ rate: Double) throws -> Double {
+            let plan = try PathAnalyzer(settings: AnalysisSettings()).plan(reader: TraceReader.open(path), gemmRate: rate, threads: 2)
+            return try #require(plan.phases.first { $0.name == "kernel (backwards)" }).seconds
+        }
+        let slow = try backwardSeconds(10), fast = try backwardSeconds(20)
+        #expect(fast < slow && 2 * fast > slow * (1 + 1e-6))
+        // slow = g + m and fast = g/2 + m: the fixed part m is what the measured speed predicts.
+        let fixed = 2 * fast - slow
+        let trace = try TraceRun.load(TraceReader.open(path))
+        let mlp = try #require(trace.model as? MLP)
+        let layerRows = Double(mlp.layers.reduce(0) { $0 + $1.outputs })
+        let scalars = 3 * 42 * (Double(71 - 12 + 6) + AnalysisCostModel.rowScalars * layerRows) * 7
+        let predicted = AnalysisCostModel.querySideFactor * measured * scalars / 2
+        #expect(abs(fixed - predicted) <= 1e-9 * predicted, "fixed part \(fixed) s against \(predicted) s")
+    }
+
     /// Plain SGD has no backward pass: no kernel flops, no backward phase.
     @Test func plainSGDHasNoBackwardPhase() throws {
         let cfg = config(name: "plan-sgd", data: #"{"kind":"moons","train":20,"test":8}"#,

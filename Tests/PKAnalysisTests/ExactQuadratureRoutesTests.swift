@@ -342,8 +342,12 @@ struct ExactQuadratureCostTests {
         let PR = Double(PathAnalyzer.querySideScalars(model: net, form: route.form))
         let nb = Double(run.stepRecords.reduce(0) { $0 + $1.batch.count }) / Double(run.steps)
         let rows = Double(net.featureBlocks.reduce(0) { $0 + $1.outputs })
+        // The memory-bound part at the speed this process measured (both measurements are cached).
+        let scalarCost = AnalysisCostModel.querySideFactor * PathAnalyzer.measuredQuerySideSeconds(.f64)
+            * PathAnalyzer.measuredGemmRate(.f64) * 1e9 * PathAnalyzer.efficiency.backward
         func backward(qf: Double, qd: Double) -> Double {
-            qf * Q * net.featureCostPerExample + 2 * C * Q * PR * (qd + nb) + AnalysisCostModel.rowOverhead * C * Q * rows
+            (qf * Q * net.featureCostPerExample + 2 * C * Q * PR * (qd + nb)) * PathAnalyzer.efficiency.backward / AnalysisCostModel.backwardGemmEfficiency
+                + scalarCost * C * Q * (PR + AnalysisCostModel.rowScalars * rows)
         }
         let tolerance = 1e-12   // the same sums in another order
         #expect(abs(exact.backwardPerStep - backward(qf: 4.2, qd: 2.6)) <= tolerance * exact.backwardPerStep)

@@ -5,7 +5,7 @@ timed in one script, their repeats interleaved, on a quiet machine, with the oth
 Usage:
     python interleave_w1.py EXPORT_DIR --pathkernel BIN [--rounds 7] [--repeats 3] [--json]
         [--no-wait] [--max-load 0.5] [--max-other 0.2] [--wait-timeout 900]
-        [--keep-openblas-env] [--precisions f64,f32]
+        [--keep-openblas-env | --openblas-core NAME] [--precisions f64,f32]
     python interleave_w1.py EXPORT_DIR --fake-pathkernel ...   (tests this tooling without Swift)
 
 EXPORT_DIR is what `pathkernel bench --workload W1 --export DIR` writes (that command's own check
@@ -32,8 +32,11 @@ of the structured kernel against the explicit Jacobian contraction has passed wh
      OPENBLAS_L2_SIZE were set here and unset for pathkernel's commands.
 
 The pathkernel commands run with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE removed from their
-environment (OpenBLAS then picks its kernels from the CPU), unless --keep-openblas-env; this
-process's environment is left as it is (XLA does not use OpenBLAS).
+environment (OpenBLAS then picks its kernels from the CPU), unless --keep-openblas-env; with
+--openblas-core NAME they run with OPENBLAS_CORETYPE=NAME instead (OPENBLAS_L2_SIZE still
+removed): for a CPU this OpenBLAS does not know, where it falls back to its pre-AVX2 `Prescott`
+kernels (Debian's 0.3.21 on Intel's Emerald Rapids: use SkylakeX; pathkernel's own warning names
+the value). This process's environment is left as it is (XLA does not use OpenBLAS).
 
 Exit status: 0, 1 when neural-tangents' float64 kernel disagrees with the export's, 2 on bad
 input or a failing pathkernel command, 3 when the machine did not become quiet.
@@ -122,6 +125,9 @@ def main():
     parser.add_argument("--wait-timeout", type=float, default=900.0, help="seconds to wait for quiet (default 900)")
     parser.add_argument("--keep-openblas-env", action="store_true",
                         help="run pathkernel with OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE as they are here")
+    parser.add_argument("--openblas-core", metavar="NAME",
+                        help="run pathkernel with OPENBLAS_CORETYPE=NAME (OPENBLAS_L2_SIZE unset): for a CPU "
+                             "this OpenBLAS does not know (it then falls back to Prescott)")
     parser.add_argument("--f64-tol", type=float, default=1e-10)
     parser.add_argument("--f32-tol", type=float, default=1e-4)
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
@@ -137,10 +143,14 @@ def main():
     export = ntw1.load_export(args.export_dir)
     spec = export["spec"]
     original = {name: os.environ.get(name) for name in OPENBLAS_VARIABLES}
+    if args.keep_openblas_env and args.openblas_core:
+        ntw1.fail_input("--keep-openblas-env and --openblas-core: choose one")
     pk_env = dict(os.environ)
     if not args.keep_openblas_env:
         for name in OPENBLAS_VARIABLES:
             pk_env.pop(name, None)
+        if args.openblas_core:
+            pk_env["OPENBLAS_CORETYPE"] = args.openblas_core
 
     import jax
     jax.config.update("jax_enable_x64", True)
@@ -244,6 +254,7 @@ def main():
         "openblas": {"core_name": blas.get("core_name"), "config": blas.get("config"),
                      "export_core_name": (export["meta"].get("blas") or {}).get("core_name"),
                      "environment_here": original, "unset_for_pathkernel": not args.keep_openblas_env,
+                     "core_set_for_pathkernel": args.openblas_core,
                      "seen_by_pathkernel": {name: blas.get(name.lower()) for name in OPENBLAS_VARIABLES}},
         "wait": {"waited_seconds": waited, "no_wait": args.no_wait, "max_load": args.max_load,
                  "max_other": args.max_other, "quiet_sample": quiet},
@@ -280,7 +291,9 @@ def print_report(r):
     here_env = ", ".join(f"{k}={val}" if val is not None else f"{k} unset" for k, val in ob["environment_here"].items())
     seen = ", ".join(f"{k}={val}" if val is not None else f"{k} unset" for k, val in ob["seen_by_pathkernel"].items())
     print(f"OpenBLAS core: {ob['core_name']} ({ob['config']}); here: {here_env}; "
-          f"{'unset' if ob['unset_for_pathkernel'] else 'kept'} for pathkernel, which saw: {seen}")
+          + (f"OPENBLAS_CORETYPE={ob['core_set_for_pathkernel']} set" if ob.get("core_set_for_pathkernel")
+             else ('unset' if ob['unset_for_pathkernel'] else 'kept'))
+          + f" for pathkernel, which saw: {seen}")
     if ob["export_core_name"] and ob["export_core_name"] != ob["core_name"]:
         print(f"warning: the export (and its correctness check) ran on core {ob['export_core_name']}, not {ob['core_name']}")
     wt = r["wait"]

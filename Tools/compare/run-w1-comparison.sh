@@ -7,7 +7,7 @@
 # Usage (from anywhere in the repository):
 #   Tools/compare/run-w1-comparison.sh [--export-dir DIR | --fake] [--keep] [--with-torch]
 #       [--rounds N] [--repeats N] [--no-wait] [--wait-timeout S] [--max-load L]
-#       [--keep-openblas-env] [--sequential] [-- ARGS FOR THE PYTHON SCRIPT]
+#       [--keep-openblas-env | --openblas-core NAME] [--sequential] [-- ARGS FOR THE PYTHON SCRIPT]
 #
 #   (default)         swift build -c release --product pathkernel; then, with OPENBLAS_CORETYPE and
 #                     OPENBLAS_L2_SIZE unset for that command alone,
@@ -31,6 +31,10 @@
 #   --max-load L      quiet means a 1-minute load average below L (default 0.5) and other
 #                     processes below 0.2 cores
 #   --keep-openblas-env  leave OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE set for pathkernel's commands
+#   --openblas-core NAME  set OPENBLAS_CORETYPE=NAME for pathkernel's commands instead of unsetting
+#                     it (OPENBLAS_L2_SIZE is still unset): for a CPU this OpenBLAS does not know,
+#                     where it falls back to its pre-AVX2 Prescott kernels and pathkernel warns
+#                     with the value to use (Debian's 0.3.21 on Intel's Emerald Rapids: SkylakeX)
 #   --sequential      the older, fuller table instead: neural_tangents_w1.py on the export (both
 #                     neural-tangents implementations, one after the other, against the export
 #                     bench's own timings), after a wait for a quiet machine
@@ -58,6 +62,7 @@ keep=0
 sequential=0
 no_wait=0
 keep_env=0
+core=""
 wait_timeout=900
 max_load=0.5
 setup_args=()
@@ -75,12 +80,17 @@ while (($#)); do
     --wait-timeout) wait_timeout="${2:?--wait-timeout needs seconds}"; shift 2 ;;
     --max-load) max_load="${2:?--max-load needs a number}"; shift 2 ;;
     --keep-openblas-env) keep_env=1; shift ;;
+    --openblas-core) core="${2:?--openblas-core needs a core name, e.g. SkylakeX}"; shift 2 ;;
     --sequential) sequential=1; shift ;;
     --) shift; py_args=("$@"); break ;;
-    -h|--help) sed -n '2,49p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,53p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "error: unknown argument '$1' (try --help)" >&2; exit 2 ;;
   esac
 done
+if ((keep_env)) && [[ -n "$core" ]]; then
+  echo "error: --keep-openblas-env and --openblas-core: choose one" >&2
+  exit 2
+fi
 if ((sequential)) && ((${#driver_args[@]})); then
   echo "error: --rounds and --repeats belong to the interleaved comparison (pass -- --repeats N to neural_tangents_w1.py)" >&2
   exit 2
@@ -94,6 +104,10 @@ for v in OPENBLAS_CORETYPE OPENBLAS_L2_SIZE; do
 done
 pk_env=(env)
 ((keep_env)) || pk_env=(env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE)
+if [[ -n "$core" ]]; then
+  echo "openblas: OPENBLAS_CORETYPE=$core set for pathkernel's commands (--openblas-core)" >&2
+  pk_env+=(OPENBLAS_CORETYPE="$core")
+fi
 
 wait_quiet() {
   ((no_wait)) && return 0
@@ -135,6 +149,7 @@ if ((sequential)); then
 else
   ((no_wait)) && driver_args+=(--no-wait)
   ((keep_env)) && driver_args+=(--keep-openblas-env)
+  [[ -n "$core" ]] && driver_args+=(--openblas-core "$core")
   driver_args+=(--wait-timeout "$wait_timeout" --max-load "$max_load")
   if ((fake)); then driver_args+=(--fake-pathkernel); else driver_args+=(--pathkernel "$bin"); fi
   "$python" "$here/interleave_w1.py" "$export_dir" "${driver_args[@]}" "${py_args[@]}" || status=$?
