@@ -2,6 +2,7 @@
  * and, on x86-64, for AVX2; the compiler vectorizes both. Contraction into FMA is off: AVX2 alone
  * has no FMA, and the pragma keeps a compiler from fusing anywhere, so the two versions round alike. */
 #include "pk_kernels.h"
+#include <math.h>
 #include <stdatomic.h>
 
 #pragma STDC FP_CONTRACT OFF
@@ -110,6 +111,63 @@ typedef float pk_v8f __attribute__((vector_size(32)));
         }                                                                                          \
     }
 
+/* The backward pass's product of R's rows with the batch (pk_kernels.h, pk_rows_times_batch):
+ * register blocks of RB = 4 rows × CB vectors of columns accumulate over k in vector registers,
+ * each element as a chain of fused multiply-adds in k order from 0, then scaled by alpha once;
+ * the column tail in single vectors, then scalar fma(). Every version (and every block and tail)
+ * computes each element by the same chain of correctly rounded fma, so all give the same bits. */
+#define PK_PRODUCT_BLOCK(T, V, NAME, ATTR, RB, CB)                                                 \
+    ATTR static inline void NAME(T *restrict y, const T *restrict r, const T *restrict bt, size_t ldb, \
+                                 T alpha, size_t k, size_t nb, size_t j0) {                        \
+        const size_t L = sizeof(V) / sizeof(T);                                                    \
+        V acc[RB][CB];                                                                             \
+        for (int a = 0; a < RB; a++)                                                               \
+            for (int v = 0; v < CB; v++) acc[a][v] = (V){0};                                       \
+        for (size_t kk = 0; kk < k; kk++) {                                                        \
+            V b[CB];                                                                               \
+            for (int v = 0; v < CB; v++) __builtin_memcpy(&b[v], bt + kk * ldb + j0 + v * L, sizeof(V)); \
+            for (int a = 0; a < RB; a++) {                                                         \
+                V x; /* a splat by moves (0 + r would add a scalar op: −0) */                     \
+                for (size_t l = 0; l < L; l++) x[l] = r[a * k + kk];                               \
+                for (int v = 0; v < CB; v++) acc[a][v] = __builtin_elementwise_fma(x, b[v], acc[a][v]); \
+            }                                                                                      \
+        }                                                                                          \
+        for (int a = 0; a < RB; a++)                                                               \
+            for (int v = 0; v < CB; v++) {                                                         \
+                V out = acc[a][v] * alpha;                                                         \
+                __builtin_memcpy(y + a * nb + j0 + v * L, &out, sizeof(V));                         \
+            }                                                                                      \
+    }
+
+#define PK_PRODUCT(T, V, NAME, ATTR, CB, FMA)                                                      \
+    PK_PRODUCT_BLOCK(T, V, NAME##_4w, ATTR, 4, CB)                                                 \
+    PK_PRODUCT_BLOCK(T, V, NAME##_4n, ATTR, 4, 1)                                                  \
+    PK_PRODUCT_BLOCK(T, V, NAME##_1w, ATTR, 1, CB)                                                 \
+    PK_PRODUCT_BLOCK(T, V, NAME##_1n, ATTR, 1, 1)                                                  \
+    ATTR static void NAME(T *restrict y, const T *restrict r, const T *restrict bt, size_t ldb,    \
+                          T alpha, size_t m, size_t k, size_t nb) {                                \
+        const size_t L = sizeof(V) / sizeof(T), W = CB * L;                                        \
+        size_t wide = nb - nb % W, narrow = nb - nb % L;                                           \
+        size_t i = 0;                                                                              \
+        for (; i + 4 <= m; i += 4) {                                                               \
+            for (size_t j = 0; j < wide; j += W) NAME##_4w(y + i * nb, r + i * k, bt, ldb, alpha, k, nb, j); \
+            for (size_t j = wide; j < narrow; j += L) NAME##_4n(y + i * nb, r + i * k, bt, ldb, alpha, k, nb, j); \
+        }                                                                                          \
+        for (; i < m; i++) {                                                                       \
+            for (size_t j = 0; j < wide; j += W) NAME##_1w(y + i * nb, r + i * k, bt, ldb, alpha, k, nb, j); \
+            for (size_t j = wide; j < narrow; j += L) NAME##_1n(y + i * nb, r + i * k, bt, ldb, alpha, k, nb, j); \
+        }                                                                                          \
+        if (narrow == nb) return;                                                                  \
+        for (size_t ii = 0; ii < m; ii++)                                                          \
+            for (size_t j = narrow; j < nb; j++) {                                                 \
+                T acc = 0;                                                                         \
+                for (size_t kk = 0; kk < k; kk++) acc = FMA(r[ii * k + kk], bt[kk * ldb + j], acc); \
+                y[ii * nb + j] = acc * alpha;                                                      \
+            }                                                                                      \
+    }
+
+PK_PRODUCT(double, pk_v4d, product_f64_base, , 2, fma)
+PK_PRODUCT(float, pk_v8f, product_f32_base, , 2, fmaf)
 PK_COMBINATION(double, combination_f64_base, )
 PK_CONTRACTION(double, pk_v4d, contraction_f64_base, )
 PK_CONTRACTION(float, pk_v8f, contraction_f32_base, )
@@ -123,6 +181,25 @@ PK_COMBINATION(double, combination_f64_avx2, __attribute__((target("avx2"))))
 PK_COMBINATION(float, combination_f32_avx2, __attribute__((target("avx2"))))
 PK_CONTRACTION(double, pk_v4d, contraction_f64_avx2, __attribute__((target("avx2"))))
 PK_CONTRACTION(float, pk_v8f, contraction_f32_avx2, __attribute__((target("avx2"))))
+
+PK_PRODUCT(double, pk_v4d, product_f64_avx2, __attribute__((target("avx2,fma"))), 2, fma)
+PK_PRODUCT(float, pk_v8f, product_f32_avx2, __attribute__((target("avx2,fma"))), 2, fmaf)
+typedef double pk_v8d __attribute__((vector_size(64)));
+typedef float pk_v16f __attribute__((vector_size(64)));
+PK_PRODUCT(double, pk_v8d, product_f64_avx512, __attribute__((target("avx512f,fma"))), 4, fma)
+PK_PRODUCT(float, pk_v16f, product_f32_avx512, __attribute__((target("avx512f,fma"))), 4, fmaf)
+
+/* 2 AVX-512F, 1 AVX2 with FMA, 0 neither (the products' version; cached). */
+static int product_level(void) {
+    static atomic_int cached = -1;
+    int known = atomic_load(&cached);
+    if (known < 0) {
+        __builtin_cpu_init();
+        known = __builtin_cpu_supports("avx512f") ? 2 : (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? 1 : 0);
+        atomic_store(&cached, known);
+    }
+    return atomic_load(&force_baseline) ? 0 : known;
+}
 
 int pk_kernels_avx2(void) {
     static atomic_int cached = -1;  /* every thread computes the same value: a race is harmless */
@@ -172,4 +249,26 @@ void pk_signal_contraction_f32(float *z, const int *channels, int nch, const flo
     if (pk_kernels_avx2()) { contraction_f32_avx2(z, channels, nch, y, u, gram, sw, b, sb, sT, dout, nb, coef); return; }
 #endif
     contraction_f32_base(z, channels, nch, y, u, gram, sw, b, sb, sT, dout, nb, coef);
+}
+
+void pk_rows_times_batch_f64(double *y, const double *r, const double *bt, size_t ldb, double alpha, size_t m, size_t k, size_t nb) {
+#if defined(__x86_64__) || defined(_M_X64)
+    switch (product_level()) {
+    case 2: product_f64_avx512(y, r, bt, ldb, alpha, m, k, nb); return;
+    case 1: product_f64_avx2(y, r, bt, ldb, alpha, m, k, nb); return;
+    default: break;
+    }
+#endif
+    product_f64_base(y, r, bt, ldb, alpha, m, k, nb);
+}
+
+void pk_rows_times_batch_f32(float *y, const float *r, const float *bt, size_t ldb, float alpha, size_t m, size_t k, size_t nb) {
+#if defined(__x86_64__) || defined(_M_X64)
+    switch (product_level()) {
+    case 2: product_f32_avx512(y, r, bt, ldb, alpha, m, k, nb); return;
+    case 1: product_f32_avx2(y, r, bt, ldb, alpha, m, k, nb); return;
+    default: break;
+    }
+#endif
+    product_f32_base(y, r, bt, ldb, alpha, m, k, nb);
 }

@@ -400,6 +400,19 @@ extension PathAnalyzer {
                     }
                     return p
                 }
+                // A dense block that is not factored: the batch's inputs transposed, in × nb, for
+                // R's product with them (`rowsTimesBatch`).
+                // 64-byte aligned rows of a whole number of 64-byte lines: unaligned, the kernel's
+                // vector loads ran at 0.63× (a microbenchmark of W5's shape).
+                let inputsT: [BatchTranspose<S>?] = layers.map { layer in
+                    guard !generic && !factored[layer.index] else { return nil }
+                    let din = layer.inputs
+                    let t = BatchTranspose<S>(rows: din, columns: nb)
+                    fb.inputs[layer.index].data.withUnsafeBufferPointer { ap in
+                        for i in 0..<nb { for k in 0..<din { t.pointer[k * t.stride + i] = ap[i * din + k] } }
+                    }
+                    return t
+                }
                 // A factored block: the Gram of the queries' and the batch's inputs (m × nb), and with
                 // coupled decay the queries' inputs through λ ⊙ W (m × out), for R_s·(λ w_s) = u·((λ⊙W) x_q).
                 // (Explicit allocations, freed at the end of the step: see the scratch note below.)
@@ -423,7 +436,7 @@ extension PathAnalyzer {
                 }
                 works.append(BackwardStep(s: s, nodes: nodes, ownNodes: ownNodes, ownSources: ownSources, own: own, pending: pending,
                                           batch: batch, fb: fb, g: g, rsum: rsum, bs: bs, weight: weight, vNew: vNew, vOld: vOld,
-                                          decay: decay, dq: dq, dS: dS, stacked: stacked, signalsT: signalsT, inputGram: inputGram,
+                                          decay: decay, dq: dq, dS: dS, stacked: stacked, signalsT: signalsT, inputsT: inputsT, inputGram: inputGram,
                                           decayedInputs: decayedInputs, kFull: mode == .full ? kFullSlots[slot] : nil,
                                           kTrace: mode == .full ? nil : kTraceSlots[slot], nBlock: nBlockSlots[slot], rv: rvSlots[slot]))
                 }
@@ -527,11 +540,10 @@ extension PathAnalyzer {
                                     }
                                 } else {
                                     if !fac {
-                                        // Y' = s_W R[rows] A_bᵀ: (rows·out) × nb, one GEMM.
-                                        fb.inputs[l].data.withUnsafeBufferPointer { ap in
-                                            S.gemm(transposeA: false, transposeB: true, m: width, n: nb, k: din, alpha: sw,
-                                                   a: src, lda: din, b: ap.baseAddress!, ldb: din, beta: 0, c: yT, ldc: nb)
-                                        }
+                                        // Y' = s_W R[rows] A_bᵀ: (rows·out) × nb, by our own kernel on R where
+                                        // it is (OpenBLAS would pack R again for every product).
+                                        let bt = w.inputsT[l]!
+                                        S.rowsTimesBatch(yT, rows: src, batchT: UnsafePointer(bt.pointer), ldb: bt.stride, alpha: sw, m: width, k: din, nb: nb)
                                     }
                                     let channels = mode == .full ? allChannels : channelPairs[c]
                                     let sT = signalsT[l]
@@ -686,6 +698,7 @@ struct BackwardStep<S: BLASScalar> {
     let decay: [S], dq: [S], dS: [S]
     let stacked: UnsafeMutablePointer<S>
     let signalsT: [UnsafeMutablePointer<S>]
+    let inputsT: [BatchTranspose<S>?]
     let inputGram: [UnsafeMutablePointer<S>?]
     let decayedInputs: [UnsafeMutablePointer<S>?]
     let kFull: UnsafeMutablePointer<Double>?, kTrace: UnsafeMutablePointer<Double>?
@@ -695,7 +708,26 @@ struct BackwardStep<S: BLASScalar> {
     func release() {
         stacked.deallocate()
         signalsT.forEach { $0.deallocate() }
+        inputsT.forEach { $0?.deallocate() }
         inputGram.forEach { $0?.deallocate() }
         decayedInputs.forEach { $0?.deallocate() }
     }
+}
+
+/// A batch's inputs transposed (`rows` = in × `columns` = n_b) for `rowsTimesBatch`: 64-byte
+/// aligned, each row `stride` scalars, a whole number of 64-byte lines.
+struct BatchTranspose<S: BLASScalar> {
+    let raw: UnsafeMutableRawPointer
+    let pointer: UnsafeMutablePointer<S>
+    let stride: Int
+
+    init(rows: Int, columns: Int) {
+        let perLine = 64 / MemoryLayout<S>.stride
+        stride = max(perLine, (columns + perLine - 1) / perLine * perLine)
+        raw = UnsafeMutableRawPointer.allocate(byteCount: max(1, rows * stride) * MemoryLayout<S>.stride, alignment: 64)
+        pointer = raw.bindMemory(to: S.self, capacity: max(1, rows * stride))
+        pointer.initialize(repeating: 0, count: max(1, rows * stride))
+    }
+
+    func deallocate() { raw.deallocate() }
 }

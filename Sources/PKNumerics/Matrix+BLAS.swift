@@ -31,6 +31,13 @@ public protocol BLASScalar: BinaryFloatingPoint, Sendable, Codable {
                                   y: UnsafePointer<Self>?, u: UnsafePointer<Self>?, gram: UnsafePointer<Self>?, sw: Self,
                                   bias b: UnsafePointer<Self>?, sb: Self, signals sT: UnsafePointer<Self>,
                                   dout: Int, nb: Int, scratch: UnsafeMutablePointer<Self>)
+    /// `y[i·nb + j] = alpha · Σ_kk r[i·k + kk]·bt[kk·ldb + j]` for i < m, j < nb, each sum a chain
+    /// of fused multiply-adds in kk order from 0: R's rows times the batch's inputs transposed
+    /// without packing R (the backward pass's product; the C kernel `pk_rows_times_batch`, the
+    /// same bits on AVX-512, AVX2 and the baseline; fast with `bt` 64-byte aligned and `ldb` a
+    /// multiple of 64 bytes).
+    static func rowsTimesBatch(_ y: UnsafeMutablePointer<Self>, rows r: UnsafePointer<Self>, batchT bt: UnsafePointer<Self>, ldb: Int,
+                               alpha: Self, m: Int, k: Int, nb: Int)
     /// ReLU in place without derivatives: `v[k] ← v[k]·[v[k] > 0]`, the values of `reluInPlace`
     /// (its derivative is `[φ(z) > 0]`, read back from the values where needed).
     static func reluInPlace(_ v: UnsafeMutablePointer<Self>, count: Int)
@@ -317,6 +324,12 @@ extension Double {
                                          dout: Int, nb: Int, scratch: UnsafeMutablePointer<Double>) {
         pk_signal_contraction_f64(z, channels, Int32(nch), y, u, gram, sw, b, sb, sT, dout, nb, scratch)
     }
+
+    @inlinable
+    public static func rowsTimesBatch(_ y: UnsafeMutablePointer<Double>, rows r: UnsafePointer<Double>, batchT bt: UnsafePointer<Double>, ldb: Int,
+                                      alpha: Double, m: Int, k: Int, nb: Int) {
+        pk_rows_times_batch_f64(y, r, bt, ldb, alpha, m, k, nb)
+    }
 }
 
 extension Float {
@@ -333,6 +346,12 @@ extension Float {
                                          bias b: UnsafePointer<Float>?, sb: Float, signals sT: UnsafePointer<Float>,
                                          dout: Int, nb: Int, scratch: UnsafeMutablePointer<Float>) {
         pk_signal_contraction_f32(z, channels, Int32(nch), y, u, gram, sw, b, sb, sT, dout, nb, scratch)
+    }
+
+    @inlinable
+    public static func rowsTimesBatch(_ y: UnsafeMutablePointer<Float>, rows r: UnsafePointer<Float>, batchT bt: UnsafePointer<Float>, ldb: Int,
+                                      alpha: Float, m: Int, k: Int, nb: Int) {
+        pk_rows_times_batch_f32(y, r, bt, ldb, alpha, m, k, nb)
     }
 }
 

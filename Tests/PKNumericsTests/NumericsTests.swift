@@ -632,3 +632,61 @@ extension ScaledCombinationTests {
         }
     }
 }
+
+extension ScaledCombinationTests {
+    /// `pk_rows_times_batch` (the widest version the CPU has, and the baseline) bit for bit against
+    /// the plain loop of fused multiply-adds it is defined by: m in {1, 3, 4, 5, 9} (blocks of 4
+    /// rows and tails), k in {1, 7, 128}, nb in {1, 5, 8, 16, 33, 64, 70, 130} (whole blocks of
+    /// 16–64 columns, single vectors, scalar tails), a row stride ldb above nb; and against the
+    /// BLAS GEMM it replaced, within the dot products' rounding bound `k·ε·Σ|r·b|`.
+    @Test func rowsTimesBatchMatchesTheFusedLoop() {
+        var rng = PortableRandom(seed: 31)
+        for baseline in [false, true] {
+            ElementwiseKernels.forceBaseline(baseline)
+            defer { ElementwiseKernels.forceBaseline(false) }
+            for m in [1, 3, 4, 5, 9] {
+                for k in [1, 7, 128] {
+                    for nb in [1, 5, 8, 16, 33, 64, 70, 130] {
+                        product(Double.self, m: m, k: k, nb: nb, rng: &rng)
+                        product(Float.self, m: m, k: k, nb: nb, rng: &rng)
+                    }
+                }
+            }
+        }
+    }
+
+    private func product<S: BLASScalar>(_: S.Type, m: Int, k: Int, nb: Int, rng: inout PortableRandom) {
+        let ldb = nb + 3
+        let r = (0..<(m * k)).map { _ in S(rng.normal()) }, bt = (0..<(k * ldb)).map { _ in S(rng.normal()) }
+        let alpha = S(rng.normal())
+        var y = [S](repeating: .nan, count: m * nb)
+        r.withUnsafeBufferPointer { rp in bt.withUnsafeBufferPointer { bp in y.withUnsafeMutableBufferPointer { yp in
+            S.rowsTimesBatch(yp.baseAddress!, rows: rp.baseAddress!, batchT: bp.baseAddress!, ldb: ldb, alpha: alpha, m: m, k: k, nb: nb)
+        } } }
+        // A · Bᵀ by the BLAS, B = btᵀ (nb × k).
+        var b = [S](repeating: 0, count: nb * k)
+        for j in 0..<nb { for kk in 0..<k { b[j * k + kk] = bt[kk * ldb + j] } }
+        var gemm = [S](repeating: 0, count: m * nb)
+        r.withUnsafeBufferPointer { rp in b.withUnsafeBufferPointer { bp in gemm.withUnsafeMutableBufferPointer { gp in
+            S.gemm(transposeA: false, transposeB: true, m: m, n: nb, k: k, alpha: alpha, a: rp.baseAddress!, lda: k,
+                   b: bp.baseAddress!, ldb: k, beta: 0, c: gp.baseAddress!, ldc: nb)
+        } } }
+        for i in 0..<m {
+            for j in 0..<nb {
+                var acc: S = 0
+                var magnitude: S = 0
+                for kk in 0..<k {
+                    acc = fusedMultiplyAdd(r[i * k + kk], bt[kk * ldb + j], acc)   // acc + r·b, rounded once
+                    magnitude += abs(r[i * k + kk] * bt[kk * ldb + j])
+                }
+                let expected = acc * alpha
+                #expect(y[i * nb + j] == expected, "\(S.self) m \(m) k \(k) nb \(nb) at (\(i), \(j))")
+                // The GEMM's rounding bound (its own order of the k terms): k·ε·Σ|r·b|·|alpha|.
+                let bound = S(k) * S.ulpOfOne * magnitude * abs(alpha)
+                #expect(abs(y[i * nb + j] - gemm[i * nb + j]) <= bound, "\(S.self) against the GEMM")
+            }
+        }
+    }
+
+    private func fusedMultiplyAdd<S: BLASScalar>(_ a: S, _ b: S, _ c: S) -> S { c.addingProduct(a, b) }
+}

@@ -29,6 +29,15 @@ void pk_signal_contraction_f32(float *z, const int *channels, int nch, const flo
                                const float *u, const float *gram, float sw, const float *b,
                                float sb, const float *sT, size_t dout, size_t nb, float *coef);
 
+/* pk_rows_times_batch_f64 / _f32: y[i*nb + j] = alpha * acc, acc the chain of fused multiply-adds
+ * acc = fma(r[i*k + kk], bt[kk*ldb + j], acc) over kk = 0 … k−1 from acc = 0, for i < m, j < nb:
+ * R's m rows (k scalars each) times the batch's inputs transposed (k × nb, row stride ldb ≥ nb),
+ * without packing R. Versions for AVX-512F, AVX2 with FMA and the baseline (fma() from libm), all
+ * with the same bits. Fast when bt is 64-byte aligned and ldb a multiple of 64 bytes (unaligned
+ * 64-byte loads ran at 0.63× in a microbenchmark). */
+void pk_rows_times_batch_f64(double *y, const double *r, const double *bt, size_t ldb, double alpha, size_t m, size_t k, size_t nb);
+void pk_rows_times_batch_f32(float *y, const float *r, const float *bt, size_t ldb, float alpha, size_t m, size_t k, size_t nb);
+
 /* 1 when the AVX2 versions run on this CPU, else 0 (the baseline versions run). */
 int pk_kernels_avx2(void);
 
