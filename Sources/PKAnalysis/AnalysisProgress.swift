@@ -58,21 +58,22 @@ public struct AnalysisProgress: Sendable {
 struct AnalysisCostModel {
     /// An MLP's backward pass in two parts (session 14, Docs/path-kernel.md §7): its GEMM work
     /// (the products of R with the batch, R's update and the query features) at the GEMM rate,
-    /// and its memory-bound passes over R (the update's loads and stores, OpenBLAS's packed copy,
-    /// the contraction with the batch's signals) at the speed `measuredQuerySideSeconds` measures,
-    /// which a faster GEMM does not raise. Fitted on W5 and W6 (f64, f32) on the model-207 Xeon
-    /// with OpenBLAS's Prescott, Haswell and SkylakeX kernels (15, 40 and 72 GFLOP/s per core,
-    /// quiet): the backward phase was `a/rate + b` in every case (within 4 % at the middle
-    /// rate), its GEMM part at 86–99 % of the rate (`backwardGemmEfficiency`) and `b` per R
-    /// scalar, `C·n_q·(P_R + rowScalars·rows)` of them per step, `querySideFactor` times the
-    /// microbenchmark's time per scalar and thread (both precisions).
-    static let backwardGemmEfficiency = 0.92
+    /// and its memory-bound passes over R (the update's loads and stores, the zeroing, the
+    /// contraction with the batch's signals) at the speed `measuredQuerySideSeconds` measures,
+    /// which a faster GEMM does not raise. With OpenBLAS's products, W5 and W6 (f64, f32) on the
+    /// model-207 Xeon with its Prescott, Haswell and SkylakeX kernels (15, 40 and 72 GFLOP/s per
+    /// core, quiet) gave a backward phase `a/rate + b` in every case. With the products by
+    /// `rowsTimesBatch` (no packing of R; on AVX-512 faster than the plan's 1024² OpenBLAS GEMM,
+    /// hence an efficiency above 1) refitted on W5 (40 steps) and W6 (12 steps) there: within
+    /// 1 % (f64) and −1 … +12 % (f32) at the fit. `querySideFactor` times the microbenchmark's
+    /// time per scalar and thread, `C·n_q·(P_R + rowScalars·rows)` scalars per step.
+    static let backwardGemmEfficiency = 1.15
     /// R's scalars a row's contraction costs in the memory-bound part (a row: one output unit of
     /// one layer for one query and channel; see `backwardGemmEfficiency`).
     static let rowScalars = 4.0
     /// The memory-bound part's time per R scalar in units of `measuredQuerySideSeconds` (see
     /// `backwardGemmEfficiency`).
-    static let querySideFactor = 2.7
+    static let querySideFactor = 2.0
     /// Exact quadrature's estimate before the run (Docs/path-kernel.md §7): the share of (query,
     /// step) pairs that cross a kink and their mean breakpoints, as measured on the relu presets
     /// (10–33 % of the pairs, 1.1–1.2 breakpoints each).
