@@ -463,6 +463,8 @@ extension PathAnalyzer {
                                 w.dS.withUnsafeBufferPointer { dxp in
                                 w.decay.withUnsafeBufferPointer { decp in
                                 let dx: UnsafePointer<S>? = form.preconditionQuery ? nil : dxp.baseAddress!
+                                // The query side's D (nil where it is 1: R's update then does not read it).
+                                let queryScale: UnsafePointer<S>? = form.preconditionQuery && form.hasPreconditioner ? dqp.baseAddress! : nil
                                 if form.nesterov {
                                     // R_{s+1}'s rows, for V_s.
                                     old.update(from: rW[l] + qr.lowerBound * rw, count: rr.count * rw)
@@ -480,7 +482,7 @@ extension PathAnalyzer {
                                             layer.accumulateFactoredJacobianRow(ownFeatures, block: l, sources: sources, decay: form.rho,
                                                                                 weights: rW[l] + row * rw, bias: rB[l].map { $0 + row * dout })
                                         } else {
-                                            layer.accumulateJacobianRow(ownFeatures, block: l, sources: sources, scale: dqp.baseAddress!,
+                                            layer.accumulateJacobianRow(ownFeatures, block: l, sources: sources, scale: queryScale,
                                                                         decay: form.rho, weights: rW[l] + row * rw,
                                                                         bias: rB[l].map { $0 + row * dout })
                                         }
@@ -493,7 +495,7 @@ extension PathAnalyzer {
                                     if fac {
                                         layer.accumulateFactoredJacobians(nodes, block: l, rows: shared, decay: form.rho, weights: rW[l], bias: rB[l])
                                     } else {
-                                        layer.accumulateJacobians(nodes, block: l, rows: shared, scale: dqp.baseAddress!, decay: form.rho,
+                                        layer.accumulateJacobians(nodes, block: l, rows: shared, scale: queryScale, decay: form.rho,
                                                                   weights: rW[l], bias: rB[l])
                                     }
                                     at = end
@@ -645,8 +647,10 @@ extension PathAnalyzer {
                     }
                 }
                 done += 1
-                progress(done, T * queryBlocks.count)
                 }
+                // Once per group (its steps' work ends together: one report per step would show the
+                // group's time as its first step's, an ETA several times too long).
+                progress(done, T * queryBlocks.count)
             }
         }
     }

@@ -117,6 +117,12 @@ public struct PathAnalyzer {
         }
         let wT = path.current
         dynamics.sample(step: T, w: wT, acc)
+        if cost.backwardPerStep > 0 {
+            // The backward phase starts here: its first own report comes only after its first group
+            // of steps (R's allocation and a share of its work), which would otherwise be timed as
+            // the steps' phase (bench's phase times, the bar's phase name).
+            progress(AnalysisProgress(done: Double(T) * cost.forwardPerStep, total: totalWork, phase: .backward, step: 0, steps: T))
+        }
         route.finish(end: wT, into: &acc) { done, total in
             let part = Double(done) / Double(max(total, 1))
             progress(AnalysisProgress(done: Double(T) * (cost.forwardPerStep + part * cost.backwardPerStep), total: totalWork,

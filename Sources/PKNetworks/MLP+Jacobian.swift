@@ -73,7 +73,8 @@ extension MLP {
     ///     target[row] = decay · target[row] + Σ_j weight_j · (J_j[row] ⊙ d)
     ///
     /// restricted to layer l, where `J_j` is the Jacobian that `nodes[j].features` describe
-    /// (`∂f_c/∂W_l = s_W δ aᵀ`, `∂f_c/∂b_l = s_b δ`) and `d` (`scale`) a per-parameter P-vector.
+    /// (`∂f_c/∂W_l = s_W δ aᵀ`, `∂f_c/∂b_l = s_b δ`) and `d` (`scale`) a per-parameter P-vector
+    /// (nil: every entry 1, the same bits without reading it).
     /// Storage is the layer's own: `weights` is `(rows·out) × in` (row `row·out + i` holds
     /// `∂/∂W_l[i, :]`), `bias` is `rows × out` (nil without biases). Nodes four at a time: one pass
     /// over a row's block per group. The preconditioned path kernel builds its query side with
@@ -81,7 +82,7 @@ extension MLP {
     @_specialize(where S == Double)
     @_specialize(where S == Float)
     public func accumulateLayerJacobians<S: BLASScalar>(_ nodes: [(features: TangentFeatures<S>, weight: Double)], layer l: Int,
-                                                        rows: Range<Int>, scale: UnsafePointer<S>, decay: Double,
+                                                        rows: Range<Int>, scale: UnsafePointer<S>?, decay: Double,
                                                         weights target: UnsafeMutablePointer<S>, bias: UnsafeMutablePointer<S>?) {
         layers[l].accumulateJacobians(nodes, block: l, rows: rows, scale: scale, decay: decay, weights: target, bias: bias)
     }
@@ -93,14 +94,14 @@ extension DenseLayer {
     @_specialize(where S == Double)
     @_specialize(where S == Float)
     public func accumulateJacobians<S: BLASScalar>(_ nodes: [(features: TangentFeatures<S>, weight: Double)], block l: Int,
-                                                   rows: Range<Int>, scale: UnsafePointer<S>, decay: Double,
+                                                   rows: Range<Int>, scale: UnsafePointer<S>?, decay: Double,
                                                    weights target: UnsafeMutablePointer<S>, bias: UnsafeMutablePointer<S>?) {
         guard let first = nodes.first?.features else { return }
         let n = first.count
         let layer = self, din = layer.inputs, dout = layer.outputs
         let weights = nodes.map { S($0.weight) }
         let sW = S(layer.weightScale), sB = S(layer.biasScale)
-        let sBase = scale + layer.weightOffset
+        let sBase = scale.map { $0 + layer.weightOffset }
         // Raw pointers of the nodes' activations and signals (read only). Their arrays belong to
         // `nodes`, whose lifetime is extended to the end of this function explicitly: a pointer
         // must never outlive its array's last use, which the optimizer may move (the class of the
@@ -121,7 +122,7 @@ extension DenseLayer {
                 let d0 = dl[i0] + row * dout, d1 = dl[i1] + row * dout, d2 = dl[i2] + row * dout, d3 = dl[i3] + row * dout
                 for i in 0..<dout {
                     // o = dec·o + s ⊙ (c₀a₀ + c₁a₁ + c₂a₂ + c₃a₃) (dec 0: assign, 1: add), in C (AVX2).
-                    S.scaledCombination(target + (row * dout + i) * din, scale: sBase + i * din, (a0, a1, a2, a3),
+                    S.scaledCombination(target + (row * dout + i) * din, scale: sBase.map { $0 + i * din }, (a0, a1, a2, a3),
                                         (w0 * d0[i], w1 * d1[i], w2 * d2[i], w3 * d3[i]), decay: dec, count: din)
                 }
             }
@@ -130,7 +131,7 @@ extension DenseLayer {
                     var v: S = 0
                     for j in nodes.indices { v += weights[j] * dl[j][row * dout + i] }
                     let old: S = decay == 0 ? 0 : S(decay) * bias[row * dout + i]
-                    bias[row * dout + i] = old + sB * v * scale[bo + i]
+                    bias[row * dout + i] = scale.map { old + sB * v * $0[bo + i] } ?? old + sB * v
                 }
             }
         }
@@ -170,11 +171,11 @@ extension DenseLayer {
     @_specialize(where S == Double)
     @_specialize(where S == Float)
     public func accumulateJacobianRow<S: BLASScalar>(_ features: TangentFeatures<S>, block l: Int, sources: [(row: Int, weight: Double)],
-                                                     scale: UnsafePointer<S>, decay: Double,
+                                                     scale: UnsafePointer<S>?, decay: Double,
                                                      weights target: UnsafeMutablePointer<S>, bias: UnsafeMutablePointer<S>?) {
         let n = features.count, din = inputs, dout = outputs
         let sW = S(weightScale), sB = S(biasScale)
-        let sBase = scale + weightOffset
+        let sBase = scale.map { $0 + weightOffset }
         defer { withExtendedLifetime(features) {} }
         let a = features.inputs[l].data.withUnsafeBufferPointer { $0.baseAddress! }
         let dl = features.signals[l].data.withUnsafeBufferPointer { $0.baseAddress! }
@@ -197,7 +198,7 @@ extension DenseLayer {
             let a0 = a + (r.0 % n) * din, a1 = a + (r.1 % n) * din, a2 = a + (r.2 % n) * din, a3 = a + (r.3 % n) * din
             let d0 = dl + r.0 * dout, d1 = dl + r.1 * dout, d2 = dl + r.2 * dout, d3 = dl + r.3 * dout
             for i in 0..<dout {
-                S.scaledCombination(target + i * din, scale: sBase + i * din, (a0, a1, a2, a3),
+                S.scaledCombination(target + i * din, scale: sBase.map { $0 + i * din }, (a0, a1, a2, a3),
                                     (w0 * d0[i], w1 * d1[i], w2 * d2[i], w3 * d3[i]), decay: dec, count: din)
             }
         }
@@ -206,7 +207,7 @@ extension DenseLayer {
                 var v: S = 0
                 for (j, source) in sources.enumerated() { v += weights[j] * dl[source.row * dout + i] }
                 let old: S = decay == 0 ? 0 : S(decay) * bias[i]
-                bias[i] = old + sB * v * scale[bo + i]
+                bias[i] = scale.map { old + sB * v * $0[bo + i] } ?? old + sB * v
             }
         }
     }

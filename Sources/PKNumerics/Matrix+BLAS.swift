@@ -18,10 +18,11 @@ public protocol BLASScalar: BinaryFloatingPoint, Sendable, Codable {
     /// ReLU in place with its derivative, one branch-free pass: `d[k] = [v[k] > 0]`,
     /// `v[k] ← v[k]·[v[k] > 0]` (0 for NaN and −0).
     static func reluInPlace(_ v: UnsafeMutablePointer<Self>, derivatives d: UnsafeMutablePointer<Self>, count: Int)
-    /// `v[k] = s[k]·(c₀a₀[k] + c₁a₁[k] + c₂a₂[k] + c₃a₃[k])` (sums left to right) for k < n, then
+    /// `v[k] = s[k]·(c₀a₀[k] + c₁a₁[k] + c₂a₂[k] + c₃a₃[k])` (sums left to right; `s` nil: every
+    /// `s[k]` is 1, the same bits without reading it) for k < n, then
     /// `o[k] = v[k]` (`decay == 0`), `o[k] += v[k]` (`decay == 1`), else `o[k] = decay·o[k] + v[k]`:
     /// the C kernel `pk_scaled_combination` (AVX2 where the CPU has it, the same bits either way).
-    static func scaledCombination(_ o: UnsafeMutablePointer<Self>, scale s: UnsafePointer<Self>,
+    static func scaledCombination(_ o: UnsafeMutablePointer<Self>, scale s: UnsafePointer<Self>?,
                                   _ a: (UnsafePointer<Self>, UnsafePointer<Self>, UnsafePointer<Self>, UnsafePointer<Self>),
                                   _ c: (Self, Self, Self, Self), decay: Self, count n: Int)
     /// For each channel k of `channels`: `z[k·nb + i] = Σ_j (base_j[i] + bias_j)·sT[(k·dout + j)·nb + i]`
@@ -311,7 +312,7 @@ extension Float {
 
 extension Double {
     @inlinable
-    public static func scaledCombination(_ o: UnsafeMutablePointer<Double>, scale s: UnsafePointer<Double>,
+    public static func scaledCombination(_ o: UnsafeMutablePointer<Double>, scale s: UnsafePointer<Double>?,
                                          _ a: (UnsafePointer<Double>, UnsafePointer<Double>, UnsafePointer<Double>, UnsafePointer<Double>),
                                          _ c: (Double, Double, Double, Double), decay: Double, count n: Int) {
         pk_scaled_combination_f64(o, s, a.0, a.1, a.2, a.3, c.0, c.1, c.2, c.3, decay, decay == 0 ? 0 : (decay == 1 ? 1 : 2), n)
@@ -334,7 +335,7 @@ extension Double {
 
 extension Float {
     @inlinable
-    public static func scaledCombination(_ o: UnsafeMutablePointer<Float>, scale s: UnsafePointer<Float>,
+    public static func scaledCombination(_ o: UnsafeMutablePointer<Float>, scale s: UnsafePointer<Float>?,
                                          _ a: (UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>),
                                          _ c: (Float, Float, Float, Float), decay: Float, count n: Int) {
         pk_scaled_combination_f32(o, s, a.0, a.1, a.2, a.3, c.0, c.1, c.2, c.3, decay, decay == 0 ? 0 : (decay == 1 ? 1 : 2), n)

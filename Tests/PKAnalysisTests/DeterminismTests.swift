@@ -191,6 +191,10 @@ struct AnalysisProgressTests {
             // The backward pass carries the query side: far more than the forward pass's step check.
             let forwardEnd = seen.last { $0.phase == .forward }!.fraction
             #expect(forwardEnd < 0.2, "forward pass estimated at \(forwardEnd) of the work")
+            // Each phase reports its start before any of its work (bench times the phases from
+            // these reports): the backward phase's first report is the forward phase's end.
+            let firstBackward = seen.first { $0.phase == .backward }!
+            #expect(firstBackward.fraction == forwardEnd && firstBackward.step == 0)
         }
     }
 }

@@ -531,7 +531,8 @@ struct ElementwiseKernelTests {
 struct ScaledCombinationTests {
     /// `pk_scaled_combination` in both precisions, every mode (assign, add, decay), lengths 0…40
     /// (vector bodies and tails), AVX2 (where the CPU has it) and the baseline version, each bit
-    /// for bit against the scalar Swift expression the analyzer used before (no FMA either way).
+    /// for bit against the scalar Swift expression the analyzer used before (no FMA either way);
+    /// without a scale (nil) against the expression with every s[k] = 1.
     @Test func matchesScalarExpressionBitForBit() {
         var rng = PortableRandom(seed: 23)
         for baseline in [false, true] {
@@ -542,8 +543,10 @@ struct ScaledCombinationTests {
                     let s = (0..<n).map { _ in rng.normal() }, o0 = (0..<n).map { _ in rng.normal() }
                     let a = (0..<4).map { _ in (0..<max(n, 1)).map { _ in rng.normal() } }
                     let c = (0..<4).map { _ in rng.normal() }
-                    check(Double.self, n: n, s: s, o0: o0, a: a, c: c, decay: decay)
-                    check(Float.self, n: n, s: s, o0: o0, a: a, c: c, decay: decay)
+                    for unit in [false, true] {
+                        check(Double.self, n: n, s: s, o0: o0, a: a, c: c, decay: decay, unitScale: unit)
+                        check(Float.self, n: n, s: s, o0: o0, a: a, c: c, decay: decay, unitScale: unit)
+                    }
                 }
             }
         }
@@ -552,8 +555,9 @@ struct ScaledCombinationTests {
         #endif
     }
 
-    private func check<S: BLASScalar>(_: S.Type, n: Int, s: [Double], o0: [Double], a: [[Double]], c: [Double], decay: Double) {
-        let sS = s.map { S($0) }, aS = a.map { $0.map { S($0) } }, cS = c.map { S($0) }, d = S(decay)
+    /// `unitScale`: the kernel gets no scale (nil), the loop multiplies by 1.
+    private func check<S: BLASScalar>(_: S.Type, n: Int, s: [Double], o0: [Double], a: [[Double]], c: [Double], decay: Double, unitScale: Bool) {
+        let sS = s.map { unitScale ? 1 : S($0) }, aS = a.map { $0.map { S($0) } }, cS = c.map { S($0) }, d = S(decay)
         var o = o0.map { S($0) }
         var expected = o
         for k in 0..<n {
@@ -565,7 +569,7 @@ struct ScaledCombinationTests {
                 aS[0].withUnsafeBufferPointer { a0 in aS[1].withUnsafeBufferPointer { a1 in
                 aS[2].withUnsafeBufferPointer { a2 in aS[3].withUnsafeBufferPointer { a3 in
                     guard n > 0 else { return }
-                    S.scaledCombination(op.baseAddress!, scale: sp.baseAddress!, (a0.baseAddress!, a1.baseAddress!, a2.baseAddress!, a3.baseAddress!),
+                    S.scaledCombination(op.baseAddress!, scale: unitScale ? nil : sp.baseAddress!, (a0.baseAddress!, a1.baseAddress!, a2.baseAddress!, a3.baseAddress!),
                                         (cS[0], cS[1], cS[2], cS[3]), decay: d, count: n)
                 } } } }
             }

@@ -9,7 +9,7 @@
  * pk_scaled_combination_f64 / _f32: for k < n,
  *     v[k] = s[k] * (c0*a0[k] + c1*a1[k] + c2*a2[k] + c3*a3[k])   (sums left to right)
  *     mode 0: o[k] = v[k];  mode 1: o[k] = o[k] + v[k];  mode 2: o[k] = dec*o[k] + v[k].
- * `o` may not alias the inputs. */
+ * `s` may be NULL: every s[k] is 1 (the same bits, s not read). `o` may not alias the inputs. */
 void pk_scaled_combination_f64(double *o, const double *s, const double *a0, const double *a1,
                                const double *a2, const double *a3, double c0, double c1, double c2,
                                double c3, double dec, int mode, size_t n);
