@@ -120,6 +120,45 @@ typedef float pk_v8f __attribute__((vector_size(32)));
         }                                                                                          \
     }
 
+/* Several query rows at once (pk_kernels.h, pk_signal_contraction_rows): RQ rows × G channels × NV
+ * vectors of examples accumulate over j in registers, so that each vector of the signals is loaded
+ * once for RQ rows instead of once per row (one row at a time, the signals of all channels, 720 KB
+ * in W5's full mode, streamed from L2 for every row). Each z element is the same chain of the same
+ * operations as in PK_CONTRACTION_BLOCK (the bits of the plain loop). */
+#define PK_CONTRACTION_ROWS_BLOCK(T, V, NAME, ATTR, RQ, G, NV)                                      \
+    ATTR static inline void NAME(T *restrict z, size_t zs, const int *channels, const T *restrict y, size_t ys, \
+                                 const T *restrict u, size_t us, const T *restrict gram, size_t gs, T sw, \
+                                 const T *restrict b, size_t bs, T sb, const T *restrict sT, size_t dout, \
+                                 size_t nb, size_t i0) {                                          \
+        const size_t L = sizeof(V) / sizeof(T);                                                    \
+        V acc[RQ][G][NV];                                                                          \
+        const T *sk[G];                                                                            \
+        for (int c = 0; c < G; c++) sk[c] = sT + (size_t)channels[c] * dout * nb + i0;           \
+        for (int q = 0; q < RQ; q++) for (int c = 0; c < G; c++) for (int v = 0; v < NV; v++) acc[q][c][v] = (V){0}; \
+        V g[RQ][NV];                                                                               \
+        if (u) for (int q = 0; q < RQ; q++) for (int v = 0; v < NV; v++) __builtin_memcpy(&g[q][v], gram + q * gs + i0 + v * L, sizeof(V)); \
+        for (size_t j = 0; j < dout; j++) {                                                        \
+            V x[G][NV];                                                                            \
+            for (int c = 0; c < G; c++) for (int v = 0; v < NV; v++) __builtin_memcpy(&x[c][v], sk[c] + j * nb + v * L, sizeof(V)); \
+            for (int q = 0; q < RQ; q++) {                                                         \
+                T bj = b ? sb * b[q * bs + j] : (T)0;                                              \
+                V cf[NV];                                                                          \
+                if (u) {                                                                           \
+                    T uj = sw * u[q * us + j];                                                     \
+                    for (int v = 0; v < NV; v++) cf[v] = uj * g[q][v] + bj;                        \
+                } else {                                                                           \
+                    for (int v = 0; v < NV; v++) {                                                 \
+                        __builtin_memcpy(&cf[v], y + q * ys + j * nb + i0 + v * L, sizeof(V));     \
+                        cf[v] = cf[v] + bj;                                                        \
+                    }                                                                              \
+                }                                                                                  \
+                for (int c = 0; c < G; c++) for (int v = 0; v < NV; v++) acc[q][c][v] = acc[q][c][v] + cf[v] * x[c][v]; \
+            }                                                                                      \
+        }                                                                                          \
+        for (int q = 0; q < RQ; q++) for (int c = 0; c < G; c++) for (int v = 0; v < NV; v++)     \
+            __builtin_memcpy(z + q * zs + (size_t)channels[c] * nb + i0 + v * L, &acc[q][c][v], sizeof(V)); \
+    }
+
 /* The backward pass's product of R's rows with the batch (pk_kernels.h, pk_rows_times_batch):
  * register blocks of RB = 4 rows × CB vectors of columns accumulate over k in vector registers,
  * each element as a chain of fused multiply-adds in k order from 0, then scaled by alpha once;
@@ -282,3 +321,56 @@ void pk_rows_times_batch_f32(float *y, const float *r, const float *bt, size_t l
     product_f32_base(y, r, bt, ldb, alpha, m, k, nb);
 }
 
+
+#if defined(__x86_64__) || defined(_M_X64)
+PK_CONTRACTION_ROWS_BLOCK(double, pk_v8d, contraction_rows_f64_avx512_g2, __attribute__((target("avx512f"))), 4, 2, 2)
+PK_CONTRACTION_ROWS_BLOCK(double, pk_v8d, contraction_rows_f64_avx512_g1, __attribute__((target("avx512f"))), 4, 1, 2)
+PK_CONTRACTION_ROWS_BLOCK(float, pk_v16f, contraction_rows_f32_avx512_g2, __attribute__((target("avx512f"))), 4, 2, 2)
+PK_CONTRACTION_ROWS_BLOCK(float, pk_v16f, contraction_rows_f32_avx512_g1, __attribute__((target("avx512f"))), 4, 1, 2)
+#endif
+
+/* Groups of 4 rows through the AVX-512 blocks where the CPU has AVX-512F and nb is a whole number
+ * of blocks (16 doubles, 32 floats); every other row by the one-row kernel. */
+#if defined(__x86_64__) || defined(_M_X64)
+#define PK_ROWS_FAST(T, SUFFIX, W)                                                                  \
+    if (product_level() == 2 && nb % (W) == 0) {                                                   \
+        for (; q + 4 <= rows; q += 4) {                                                            \
+            T *zq = z + q * zs;                                                                    \
+            const T *yq = y ? y + q * ys : NULL, *uq = u ? u + q * us : NULL;                     \
+            const T *gq = gram ? gram + q * gs : NULL, *bq = b ? b + q * bs : NULL;               \
+            for (size_t i0 = 0; i0 < nb; i0 += (W)) {                                              \
+                int c = 0;                                                                         \
+                for (; c + 2 <= nch; c += 2)                                                       \
+                    contraction_rows_##SUFFIX##_avx512_g2(zq, zs, channels + c, yq, ys, uq, us, gq, gs, sw, bq, bs, sb, sT, dout, nb, i0); \
+                for (; c < nch; c++)                                                               \
+                    contraction_rows_##SUFFIX##_avx512_g1(zq, zs, channels + c, yq, ys, uq, us, gq, gs, sw, bq, bs, sb, sT, dout, nb, i0); \
+            }                                                                                      \
+        }                                                                                          \
+    }
+#else
+#define PK_ROWS_FAST(T, SUFFIX, W)
+#endif
+
+void pk_signal_contraction_rows_f64(double *z, size_t zs, const int *channels, int nch, int rows,
+                                    const double *y, size_t ys, const double *u, size_t us,
+                                    const double *gram, size_t gs, double sw, const double *b,
+                                    size_t bs, double sb, const double *sT, size_t dout, size_t nb,
+                                    double *coef) {
+    int q = 0;
+    PK_ROWS_FAST(double, f64, 16)
+    for (; q < rows; q++)
+        pk_signal_contraction_f64(z + q * zs, channels, nch, y ? y + q * ys : NULL, u ? u + q * us : NULL,
+                                  gram ? gram + q * gs : NULL, sw, b ? b + q * bs : NULL, sb, sT, dout, nb, coef);
+}
+
+void pk_signal_contraction_rows_f32(float *z, size_t zs, const int *channels, int nch, int rows,
+                                    const float *y, size_t ys, const float *u, size_t us,
+                                    const float *gram, size_t gs, float sw, const float *b,
+                                    size_t bs, float sb, const float *sT, size_t dout, size_t nb,
+                                    float *coef) {
+    int q = 0;
+    PK_ROWS_FAST(float, f32, 32)
+    for (; q < rows; q++)
+        pk_signal_contraction_f32(z + q * zs, channels, nch, y ? y + q * ys : NULL, u ? u + q * us : NULL,
+                                  gram ? gram + q * gs : NULL, sw, b ? b + q * bs : NULL, sb, sT, dout, nb, coef);
+}

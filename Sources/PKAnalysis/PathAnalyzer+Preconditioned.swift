@@ -245,7 +245,7 @@ extension PathAnalyzer {
             let tmpScratch = scratch { $0.count * largest }, oldScratch = scratch { $0.count * largest }
             let tmpBScratch = scratch { $0.count * widest }, oldBScratch = scratch { $0.count * widest }
             let yScratch = scratch { generic ? 1 : $0.count * widest * maxBatch }
-            let coefficientScratch = scratch { _ in maxBatch }, zScratch = scratch { _ in (C + 1) * maxBatch }
+            let coefficientScratch = scratch { _ in maxBatch }, zScratch = scratch { $0.count * (C + 1) * maxBatch }
             let zAllScratch = scratch { generic ? $0.count * maxBatch * (C + 1) : 1 }
             defer {
                 for list in [tmpScratch, oldScratch, tmpBScratch, oldBScratch, yScratch, coefficientScratch, zScratch, zAllScratch] {
@@ -549,21 +549,24 @@ extension PathAnalyzer {
                                     }
                                     let channels = mode == .full ? allChannels : channelPairs[c]
                                     let sT = signalsT[l]
-                                    for (kr, r) in rr.enumerated() {
-                                        // Z_k[·] = Σ_j (s_W Y'[j, ·] (factored: s_W u_j (x_r·x_i)) + s_b R_b[j]) S_k[j, ·].
-                                        channels.withUnsafeBufferPointer { cp in
-                                            S.signalContraction(zAcc, channels: cp.baseAddress!, count: cp.count,
-                                                                y: fac ? nil : UnsafePointer(yT + kr * dout * nb),
-                                                                u: fac ? src + kr * dout : nil, gram: fac ? UnsafePointer(inputGram[l]! + r * nb) : nil,
-                                                                sw: sw, bias: srcB.map { $0 + kr * dout }, sb: sb, signals: UnsafePointer(sT),
+                                    // Z_k[·] = Σ_j (s_W Y'[j, ·] (factored: s_W u_j (x_r·x_i)) + s_b R_b[j]) S_k[j, ·],
+                                    // every row of the chunk in one call (row kr's Z at zAcc + kr·(C+1)·nb).
+                                    let zs = (C + 1) * nb
+                                    channels.withUnsafeBufferPointer { cp in
+                                        S.signalContractionRows(zAcc, zStride: zs, channels: cp.baseAddress!, count: cp.count, rows: rr.count,
+                                                                y: fac ? nil : UnsafePointer(yT), yStride: dout * nb,
+                                                                u: fac ? src : nil, uStride: dout,
+                                                                gram: fac ? UnsafePointer(inputGram[l]! + rr.lowerBound * nb) : nil, gramStride: nb,
+                                                                sw: sw, bias: srcB, biasStride: dout, sb: sb, signals: UnsafePointer(sT),
                                                                 dout: dout, nb: nb, scratch: coefficient)
-                                        }
-                                        let row = c * m + r
-                                        for i in 0..<nb { nbk[row * nb + i] += Double(zAcc[C * nb + i]) }
+                                    }
+                                    for (kr, r) in rr.enumerated() {
+                                        let row = c * m + r, z = zAcc + kr * zs
+                                        for i in 0..<nb { nbk[row * nb + i] += Double(z[C * nb + i]) }
                                         if let kf {
-                                            for i in 0..<nb { for kk in 0..<C { kf[(row * nb + i) * C + kk] += Double(zAcc[kk * nb + i]) } }
+                                            for i in 0..<nb { for kk in 0..<C { kf[(row * nb + i) * C + kk] += Double(z[kk * nb + i]) } }
                                         } else if let kt {
-                                            for i in 0..<nb { kt[r * nb + i] += Double(zAcc[c * nb + i]) }
+                                            for i in 0..<nb { kt[r * nb + i] += Double(z[c * nb + i]) }
                                         }
                                     }
                                 }

@@ -32,6 +32,14 @@ public protocol BLASScalar: BinaryFloatingPoint, Sendable, Codable {
                                   y: UnsafePointer<Self>?, u: UnsafePointer<Self>?, gram: UnsafePointer<Self>?, sw: Self,
                                   bias b: UnsafePointer<Self>?, sb: Self, signals sT: UnsafePointer<Self>,
                                   dout: Int, nb: Int, scratch: UnsafeMutablePointer<Self>)
+    /// `signalContraction` for `rows` query rows at once (the same bits): row q writes
+    /// `z + q·zStride` and reads `y + q·yStride` (or `u + q·uStride`, `gram + q·gramStride`) and
+    /// `b + q·biasStride`; groups of 4 rows share each load of the signals (AVX-512): the C kernel
+    /// `pk_signal_contraction_rows`.
+    static func signalContractionRows(_ z: UnsafeMutablePointer<Self>, zStride: Int, channels: UnsafePointer<Int32>, count nch: Int, rows: Int,
+                                      y: UnsafePointer<Self>?, yStride: Int, u: UnsafePointer<Self>?, uStride: Int,
+                                      gram: UnsafePointer<Self>?, gramStride: Int, sw: Self, bias b: UnsafePointer<Self>?, biasStride: Int,
+                                      sb: Self, signals sT: UnsafePointer<Self>, dout: Int, nb: Int, scratch: UnsafeMutablePointer<Self>)
     /// `y[i·nb + j] = alpha · Σ_kk r[i·k + kk]·bt[kk·ldb + j]` for i < m, j < nb, each sum a chain
     /// of fused multiply-adds in kk order from 0: R's rows times the batch's inputs transposed
     /// without packing R (the backward pass's product; the C kernel `pk_rows_times_batch`, the
@@ -327,6 +335,15 @@ extension Double {
     }
 
     @inlinable
+    public static func signalContractionRows(_ z: UnsafeMutablePointer<Double>, zStride: Int, channels: UnsafePointer<Int32>, count nch: Int, rows: Int,
+                                             y: UnsafePointer<Double>?, yStride: Int, u: UnsafePointer<Double>?, uStride: Int,
+                                             gram: UnsafePointer<Double>?, gramStride: Int, sw: Double, bias b: UnsafePointer<Double>?, biasStride: Int,
+                                             sb: Double, signals sT: UnsafePointer<Double>, dout: Int, nb: Int, scratch: UnsafeMutablePointer<Double>) {
+        pk_signal_contraction_rows_f64(z, zStride, channels, Int32(nch), Int32(rows), y, yStride, u, uStride, gram, gramStride, sw, b, biasStride,
+                                        sb, sT, dout, nb, scratch)
+    }
+
+    @inlinable
     public static func rowsTimesBatch(_ y: UnsafeMutablePointer<Double>, rows r: UnsafePointer<Double>, batchT bt: UnsafePointer<Double>, ldb: Int,
                                       alpha: Double, m: Int, k: Int, nb: Int) {
         pk_rows_times_batch_f64(y, r, bt, ldb, alpha, m, k, nb)
@@ -347,6 +364,15 @@ extension Float {
                                          bias b: UnsafePointer<Float>?, sb: Float, signals sT: UnsafePointer<Float>,
                                          dout: Int, nb: Int, scratch: UnsafeMutablePointer<Float>) {
         pk_signal_contraction_f32(z, channels, Int32(nch), y, u, gram, sw, b, sb, sT, dout, nb, scratch)
+    }
+
+    @inlinable
+    public static func signalContractionRows(_ z: UnsafeMutablePointer<Float>, zStride: Int, channels: UnsafePointer<Int32>, count nch: Int, rows: Int,
+                                             y: UnsafePointer<Float>?, yStride: Int, u: UnsafePointer<Float>?, uStride: Int,
+                                             gram: UnsafePointer<Float>?, gramStride: Int, sw: Float, bias b: UnsafePointer<Float>?, biasStride: Int,
+                                             sb: Float, signals sT: UnsafePointer<Float>, dout: Int, nb: Int, scratch: UnsafeMutablePointer<Float>) {
+        pk_signal_contraction_rows_f32(z, zStride, channels, Int32(nch), Int32(rows), y, yStride, u, uStride, gram, gramStride, sw, b, biasStride,
+                                        sb, sT, dout, nb, scratch)
     }
 
     @inlinable

@@ -638,6 +638,70 @@ extension ScaledCombinationTests {
 }
 
 extension ScaledCombinationTests {
+    /// `pk_signal_contraction_rows` (groups of 4 rows on AVX-512, where the CPU has it, and the
+    /// baseline's one row at a time) bit for bit against the plain loop, row by row: 1 to 9 rows
+    /// (whole groups and remainders), nb in {5, 16, 32, 64, 70} (whole AVX-512 blocks of 16
+    /// doubles or 32 floats, and sizes that fall back), factored and explicit, with and without
+    /// bias rows, full-mode and trace-mode channel sets; untouched channels stay as they were.
+    @Test func signalContractionRowsMatchesTheLoop() {
+        var rng = PortableRandom(seed: 37)
+        for baseline in [false, true] {
+            ElementwiseKernels.forceBaseline(baseline)
+            defer { ElementwiseKernels.forceBaseline(false) }
+            for rows in [1, 4, 5, 8, 9] {
+                for nb in [5, 16, 32, 64, 70] {
+                    for factored in [false, true] {
+                        for withBias in [false, true] {
+                            for channels in [[0, 1, 2, 3, 4, 5, 6, 7], [2, 7], [0, 2, 7]] as [[Int32]] {
+                                contractionRows(Double.self, rows: rows, nb: nb, factored: factored, withBias: withBias, channels: channels, rng: &rng)
+                                contractionRows(Float.self, rows: rows, nb: nb, factored: factored, withBias: withBias, channels: channels, rng: &rng)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    private func contractionRows<S: BLASScalar>(_: S.Type, rows: Int, nb: Int, factored: Bool, withBias: Bool, channels: [Int32],
+                                                rng: inout PortableRandom) {
+        let dout = 9, C1 = 8, zs = C1 * nb
+        let y = (0..<(rows * dout * nb)).map { _ in S(rng.normal()) }, u = (0..<(rows * dout)).map { _ in S(rng.normal()) }
+        let gram = (0..<(rows * nb)).map { _ in S(rng.normal()) }, b = (0..<(rows * dout)).map { _ in S(rng.normal()) }
+        let sT = (0..<(C1 * dout * nb)).map { _ in S(rng.normal()) }
+        let sw = S(rng.normal()), sb = S(rng.normal())
+        var expected = [S](repeating: 9, count: rows * zs)
+        for q in 0..<rows {
+            for k in channels.map(Int.init) {
+                for i in 0..<nb { expected[q * zs + k * nb + i] = 0 }
+                for j in 0..<dout {
+                    let bj: S = withBias ? sb * b[q * dout + j] : 0
+                    for i in 0..<nb {
+                        let coefficient = factored ? (sw * u[q * dout + j]) * gram[q * nb + i] + bj : y[(q * dout + j) * nb + i] + bj
+                        expected[q * zs + k * nb + i] += coefficient * sT[(k * dout + j) * nb + i]
+                    }
+                }
+            }
+        }
+        var z = [S](repeating: 9, count: rows * zs), scratch = [S](repeating: 0, count: nb)
+        z.withUnsafeMutableBufferPointer { zp in scratch.withUnsafeMutableBufferPointer { sp in
+            y.withUnsafeBufferPointer { yp in u.withUnsafeBufferPointer { up in gram.withUnsafeBufferPointer { gp in
+            b.withUnsafeBufferPointer { bp in sT.withUnsafeBufferPointer { tp in channels.withUnsafeBufferPointer { cp in
+                S.signalContractionRows(zp.baseAddress!, zStride: zs, channels: cp.baseAddress!, count: cp.count, rows: rows,
+                                        y: factored ? nil : yp.baseAddress!, yStride: dout * nb, u: factored ? up.baseAddress! : nil, uStride: dout,
+                                        gram: factored ? gp.baseAddress! : nil, gramStride: nb, sw: sw,
+                                        bias: withBias ? bp.baseAddress! : nil, biasStride: dout, sb: sb, signals: tp.baseAddress!,
+                                        dout: dout, nb: nb, scratch: sp.baseAddress!)
+            } } } } } }
+        } }
+        for k in 0..<(rows * zs) {
+            #expect(z[k] == expected[k] && z[k].sign == expected[k].sign,
+                    "\(S.self) rows \(rows) nb \(nb) factored \(factored) bias \(withBias) channels \(channels) entry \(k)")
+        }
+    }
+}
+
+extension ScaledCombinationTests {
     /// `pk_rows_times_batch` (the widest version the CPU has, and the baseline) bit for bit against
     /// the plain loop of fused multiply-adds it is defined by: m in {1, 3, 4, 5, 9} (blocks of 4
     /// rows and tails), k in {1, 7, 128}, nb in {1, 5, 8, 16, 33, 64, 70, 130} (whole blocks of

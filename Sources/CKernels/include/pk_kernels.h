@@ -29,6 +29,22 @@ void pk_signal_contraction_f32(float *z, const int *channels, int nch, const flo
                                const float *u, const float *gram, float sw, const float *b,
                                float sb, const float *sT, size_t dout, size_t nb, float *coef);
 
+/* pk_signal_contraction_rows_f64 / _f32: pk_signal_contraction for `rows` query rows at once, the
+ * same bits: row q writes z + q*zs and reads y + q*ys (or u + q*us and gram + q*gs) and b + q*bs
+ * (each pointer may be NULL as above; the strides of a NULL pointer are ignored). Rows in groups of
+ * 4 share each load of sT (AVX-512F, nb a multiple of 16 doubles or 32 floats); the others go one
+ * at a time. */
+void pk_signal_contraction_rows_f64(double *z, size_t zs, const int *channels, int nch, int rows,
+                                    const double *y, size_t ys, const double *u, size_t us,
+                                    const double *gram, size_t gs, double sw, const double *b,
+                                    size_t bs, double sb, const double *sT, size_t dout, size_t nb,
+                                    double *coef);
+void pk_signal_contraction_rows_f32(float *z, size_t zs, const int *channels, int nch, int rows,
+                                    const float *y, size_t ys, const float *u, size_t us,
+                                    const float *gram, size_t gs, float sw, const float *b,
+                                    size_t bs, float sb, const float *sT, size_t dout, size_t nb,
+                                    float *coef);
+
 /* pk_rows_times_batch_f64 / _f32: y[i*nb + j] = alpha * acc, acc the chain of fused multiply-adds
  * acc = fma(r[i*k + kk], bt[kk*ldb + j], acc) over kk = 0 … k−1 from acc = 0, for i < m, j < nb:
  * R's m rows (k scalars each) times the batch's inputs transposed (k × nb, row stride ldb ≥ nb),
