@@ -12,8 +12,12 @@ import PKTraining
 /// Per precision: the wall time of the analysis and of each phase, against the training run's
 /// own time; the estimate `analyze` printed before it (`PathAnalyzer.plan`) against the real time;
 /// the backward pass's products with the batches (`AnalysisPlan.kernelFlops`) over the kernel
-/// phase's time, against the GEMM rate measured in the same process; the peak memory; and the
-/// analysis's own checks (reconstruction residual, kernel form).
+/// phase's time, against the machine's GEMM rate measured in the same process on all threads just
+/// before and just after the analysis (as W1 measures it: `GemmRate.measure` with
+/// `Parallel.threads`, n = 2048), and against the plan's one-core rate × threads (on the AVX-512
+/// Xeon of session 15 two busy cores ran GEMM at 0.77–1.0× twice one core's rate: the per-core
+/// product overstates what two threads can reach); the peak memory; and the analysis's own
+/// checks (reconstruction residual, kernel form).
 public enum RealisticBenchmark {
     public struct Phase: Codable, Sendable {
         public var name: String
@@ -27,10 +31,16 @@ public enum RealisticBenchmark {
         public var estimatedSeconds: Double
         public var ratioToTraining: Double
         public var phases: [Phase]
-        /// The backward pass's product flops over its phase time (GFLOP/s), and that over
-        /// threads × one core's GEMM rate.
+        /// The backward pass's product flops over its phase time (GFLOP/s); that over the
+        /// machine's GEMM rate on all threads (`machineGemmRate`), and over threads × the plan's
+        /// one-core rate (`gemmRate`).
         public var kernelGflops: Double?
         public var gemmFraction: Double?
+        public var gemmFractionPerCore: Double?
+        /// GFLOP/s of a GEMM on `threads` threads, before and after the analysis; their mean.
+        public var machineGemmRates: [Double]
+        public var machineGemmRate: Double
+        /// The plan's GEMM rate of one core (GFLOP/s).
         public var gemmRate: Double
         public var threads: Int
         public var peakMemoryBytes: Int?
@@ -76,11 +86,18 @@ public enum RealisticBenchmark {
                     + "  " + pad(a.kernelGflops.map { f($0) } ?? "–", 8) + "  " + pad(a.gemmFraction.map { f(100 * $0, 0) + " %" } ?? "–", 8)
                     + "   \(mem(a.peakMemoryBytes.map(Double.init))) (\(mem(a.estimatedPeakMemoryBytes)))   \(sci(a.residual))   \(sci(a.kernelFormMaxAbs))\n"
                 s += "              phases: " + a.phases.map { "\($0.name) \(f($0.seconds)) s (est. \($0.estimatedSeconds.map { f($0) } ?? "?") s)" }.joined(separator: ", ") + "\n"
-                s += "              GEMM \(f(a.gemmRate)) GFLOP/s per core (\(a.precision), this process) × \(a.threads) threads\n"
+                s += "              GEMM on \(a.threads) threads \(f(a.machineGemmRate)) GFLOP/s (\(a.precision), this process; "
+                    + a.machineGemmRates.map { f($0) }.joined(separator: " before, ") + " after); the plan's \(f(a.gemmRate)) per core"
+                    + (a.gemmFractionPerCore.map { " × \(a.threads): \(f(100 * $0, 0)) %" } ?? "") + "\n"
                 s += "              ETA " + a.etaChecks.map { "at \(Int(100 * $0.fraction))%: \(f($0.eta)) s for \(f($0.remaining)) s left (\(String(format: "%+.0f", 100 * $0.error))%)" }.joined(separator: ", ") + "\n"
             }
             return s + "\n"
         }
+    }
+
+    /// GFLOP/s of an n = 2048 GEMM on every analysis thread in `precision` (W1's measure).
+    static func machineGemm(_ precision: AnalysisSettings.Precision) -> Double {
+        precision == .f32 ? GemmRate.measure(Float.self, threads: Parallel.threads) : GemmRate.measure(Double.self, threads: Parallel.threads)
     }
 
     /// The preset of each workload.
@@ -107,6 +124,7 @@ public enum RealisticBenchmark {
             let reader = try TraceReader.open(path)
             let plan = try PathAnalyzer(settings: settings).plan(reader: reader)
             log("\(workload) \(precision.rawValue): estimate \(String(format: "%.0f", plan.seconds)) s; analyzing")
+            let gemmBefore = machineGemm(precision)
             Measure.resetPeakMemory()
             var marks: [(phase: AnalysisProgress.Phase, at: Double)] = []
             let t0 = DispatchTime.now().uptimeNanoseconds
@@ -125,6 +143,7 @@ public enum RealisticBenchmark {
                     }
                 }
             }
+            let gemmAfter = machineGemm(precision), machine = (gemmBefore + gemmAfter) / 2
             let etaChecks = etaAt.map { ETACheck(fraction: $0.fraction, eta: $0.eta, remaining: seconds - $0.at) }
             // Each phase runs from the end of the previous one (the forward phase from the start;
             // its first report comes after its first step).
@@ -141,8 +160,9 @@ public enum RealisticBenchmark {
             let test = result?.reconstruction.test
             analyses.append(Analysis(precision: precision.rawValue, seconds: seconds, estimatedSeconds: plan.seconds,
                                      ratioToTraining: seconds / training, phases: phases, kernelGflops: kernelGflops,
-                                     gemmFraction: kernelGflops.map { $0 / (plan.gemmRate * Double(plan.threads)) },
-                                     gemmRate: plan.gemmRate, threads: plan.threads, peakMemoryBytes: Measure.peakMemory(),
+                                     gemmFraction: kernelGflops.map { $0 / machine },
+                                     gemmFractionPerCore: kernelGflops.map { $0 / (plan.gemmRate * Double(plan.threads)) },
+                                     machineGemmRates: [gemmBefore, gemmAfter], machineGemmRate: machine, gemmRate: plan.gemmRate, threads: plan.threads, peakMemoryBytes: Measure.peakMemory(),
                                      estimatedPeakMemoryBytes: plan.peakMemoryBytes, residual: test?.relativeResidual,
                                      kernelFormMaxAbs: test?.kernelFormMaxAbs, etaChecks: etaChecks))
             log("\(workload) \(precision.rawValue): \(String(format: "%.1f", seconds)) s")
