@@ -21,7 +21,7 @@ public protocol BLASScalar: BinaryFloatingPoint, Sendable, Codable {
     /// `v[k] = s[k]·(c₀a₀[k] + c₁a₁[k] + c₂a₂[k] + c₃a₃[k])` (sums left to right; `s` nil: every
     /// `s[k]` is 1, the same bits without reading it) for k < n, then
     /// `o[k] = v[k]` (`decay == 0`), `o[k] += v[k]` (`decay == 1`), else `o[k] = decay·o[k] + v[k]`:
-    /// the C kernel `pk_scaled_combination` (AVX2 where the CPU has it, the same bits either way).
+    /// the C kernel `pk_scaled_combination` (AVX-512 or AVX2 where the CPU has them, the same bits either way).
     static func scaledCombination(_ o: UnsafeMutablePointer<Self>, scale s: UnsafePointer<Self>?,
                                   _ a: (UnsafePointer<Self>, UnsafePointer<Self>, UnsafePointer<Self>, UnsafePointer<Self>),
                                   _ c: (Self, Self, Self, Self), decay: Self, count n: Int)
@@ -387,6 +387,9 @@ public enum ElementwiseKernels {
     public static var avx2: Bool { pk_kernels_avx2() == 1 }
     /// Tests: run the baseline versions whatever the CPU (`false` chooses by CPUID again).
     public static func forceBaseline(_ on: Bool) { pk_kernels_force_baseline(on ? 1 : 0) }
+    /// Tests: the widest version any kernel may run (2 AVX-512F, the default; 1 AVX2; 0 the
+    /// baseline), each where the CPU has it.
+    public static func forceMaxLevel(_ level: Int) { pk_kernels_force_max_level(Int32(level)) }
 }
 extension Float {
     @inlinable

@@ -530,14 +530,15 @@ struct ElementwiseKernelTests {
 @Suite("The C kernels against the Swift expression they replace", .serialized)
 struct ScaledCombinationTests {
     /// `pk_scaled_combination` in both precisions, every mode (assign, add, decay), lengths 0…40
-    /// (vector bodies and tails), AVX2 (where the CPU has it) and the baseline version, each bit
+    /// (vector bodies and tails), AVX-512 and AVX2 (where the CPU has them) and the baseline, each bit
     /// for bit against the scalar Swift expression the analyzer used before (no FMA either way);
     /// without a scale (nil) against the expression with every s[k] = 1.
     @Test func matchesScalarExpressionBitForBit() {
         var rng = PortableRandom(seed: 23)
-        for baseline in [false, true] {
-            ElementwiseKernels.forceBaseline(baseline)
-            defer { ElementwiseKernels.forceBaseline(false) }
+        for level in [2, 1, 0] {
+            // Each version the CPU has: AVX-512F, AVX2, the baseline.
+            ElementwiseKernels.forceMaxLevel(level)
+            defer { ElementwiseKernels.forceMaxLevel(2) }
             for n in 0...40 {
                 for decay in [0.0, 1.0, 0.9] {
                     let s = (0..<n).map { _ in rng.normal() }, o0 = (0..<n).map { _ in rng.normal() }
@@ -588,9 +589,10 @@ extension ScaledCombinationTests {
     /// channels stay as they were.
     @Test func signalContractionMatchesTheLoop() {
         var rng = PortableRandom(seed: 29)
-        for baseline in [false, true] {
-            ElementwiseKernels.forceBaseline(baseline)
-            defer { ElementwiseKernels.forceBaseline(false) }
+        for level in [2, 1, 0] {
+            // Each version the CPU has: AVX-512F, AVX2, the baseline.
+            ElementwiseKernels.forceMaxLevel(level)
+            defer { ElementwiseKernels.forceMaxLevel(2) }
             for nb in [1, 5, 8, 21, 64, 70] {
                 for factored in [false, true] {
                     for withBias in [false, true] {
@@ -645,9 +647,10 @@ extension ScaledCombinationTests {
     /// bias rows, full-mode and trace-mode channel sets; untouched channels stay as they were.
     @Test func signalContractionRowsMatchesTheLoop() {
         var rng = PortableRandom(seed: 37)
-        for baseline in [false, true] {
-            ElementwiseKernels.forceBaseline(baseline)
-            defer { ElementwiseKernels.forceBaseline(false) }
+        for level in [2, 1, 0] {
+            // Each version the CPU has: AVX-512F, AVX2, the baseline.
+            ElementwiseKernels.forceMaxLevel(level)
+            defer { ElementwiseKernels.forceMaxLevel(2) }
             for rows in [1, 4, 5, 8, 9] {
                 for nb in [5, 16, 32, 64, 70] {
                     for factored in [false, true] {
@@ -702,16 +705,17 @@ extension ScaledCombinationTests {
 }
 
 extension ScaledCombinationTests {
-    /// `pk_rows_times_batch` (the widest version the CPU has, and the baseline) bit for bit against
+    /// `pk_rows_times_batch` (AVX-512, AVX2 where the CPU has them, and the baseline) bit for bit against
     /// the plain loop of fused multiply-adds it is defined by: m in {1, 3, 4, 5, 9} (blocks of 4
     /// rows and tails), k in {1, 7, 128}, nb in {1, 5, 8, 16, 33, 64, 70, 130} (whole blocks of
     /// 16–64 columns, single vectors, scalar tails), a row stride ldb above nb; and against the
     /// BLAS GEMM it replaced, within the dot products' rounding bound `k·ε·Σ|r·b|`.
     @Test func rowsTimesBatchMatchesTheFusedLoop() {
         var rng = PortableRandom(seed: 31)
-        for baseline in [false, true] {
-            ElementwiseKernels.forceBaseline(baseline)
-            defer { ElementwiseKernels.forceBaseline(false) }
+        for level in [2, 1, 0] {
+            // Each version the CPU has: AVX-512F, AVX2, the baseline.
+            ElementwiseKernels.forceMaxLevel(level)
+            defer { ElementwiseKernels.forceMaxLevel(2) }
             for m in [1, 3, 4, 5, 9] {
                 for k in [1, 7, 128] {
                     for nb in [1, 5, 8, 16, 33, 64, 70, 130] {

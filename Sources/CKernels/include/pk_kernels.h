@@ -2,9 +2,10 @@
 #define PATHKERNEL_KERNELS_H
 #include <stddef.h>
 
-/* Elementwise kernels of the analyzer's hot loops, compiled twice on x86-64 (baseline SSE2 and
- * AVX2, chosen once per process by CPUID) and with floating-point contraction off, so that both
- * compute the same operations in the same order and give the same bits (no FMA).
+/* Elementwise kernels of the analyzer's hot loops, compiled for several instruction sets on x86-64
+ * (baseline SSE2, AVX2, and for pk_scaled_combination and pk_signal_contraction_rows AVX-512F,
+ * chosen once per process by CPUID) and with floating-point contraction off, so that all compute
+ * the same operations in the same order and give the same bits (no FMA).
  *
  * pk_scaled_combination_f64 / _f32: for k < n,
  *     v[k] = s[k] * (c0*a0[k] + c1*a1[k] + c2*a2[k] + c3*a3[k])   (sums left to right)
@@ -59,5 +60,9 @@ int pk_kernels_avx2(void);
 
 /* Tests: 1 runs the baseline versions whatever the CPU (0, the default, chooses by CPUID). */
 void pk_kernels_force_baseline(int on);
+
+/* Tests: the widest version any kernel may run, 2 (AVX-512F, the default), 1 (AVX2) or 0 (the
+ * baseline), each where the CPU has it. */
+void pk_kernels_force_max_level(int level);
 
 #endif
