@@ -706,7 +706,7 @@ extension ScaledCombinationTests {
 
 extension ScaledCombinationTests {
     /// `pk_rows_times_batch` (AVX-512, AVX2 where the CPU has them, and the baseline) bit for bit against
-    /// the plain loop of fused multiply-adds it is defined by: m in {1, 3, 4, 5, 9} (blocks of 4
+    /// the plain loop of fused multiply-adds it is defined by: m in {1, 3, 4, 5, 6, 7, 9, 13} (blocks of 4 or 6
     /// rows and tails), k in {1, 7, 128}, nb in {1, 5, 8, 16, 33, 64, 70, 130} (whole blocks of
     /// 16–64 columns, single vectors, scalar tails), a row stride ldb above nb; and against the
     /// BLAS GEMM it replaced, within the dot products' rounding bound `k·ε·Σ|r·b|`.
@@ -716,7 +716,7 @@ extension ScaledCombinationTests {
             // Each version the CPU has: AVX-512F, AVX2, the baseline.
             ElementwiseKernels.forceMaxLevel(level)
             defer { ElementwiseKernels.forceMaxLevel(2) }
-            for m in [1, 3, 4, 5, 9] {
+            for m in [1, 3, 4, 5, 6, 7, 9, 13] {
                 for k in [1, 7, 128] {
                     for nb in [1, 5, 8, 16, 33, 64, 70, 130] {
                         product(Double.self, m: m, k: k, nb: nb, rng: &rng)
