@@ -362,26 +362,18 @@ PK_CONTRACTION_ROWS_BLOCK(float, pk_v16f, contraction_rows_f32_avx512_g1, __attr
 #define PK_ROWS_FAST(T, SUFFIX, W)
 #endif
 
-void pk_signal_contraction_rows_f64(double *z, size_t zs, const int *channels, int nch, int rows,
-                                    const double *y, size_t ys, const double *u, size_t us,
-                                    const double *gram, size_t gs, double sw, const double *b,
-                                    size_t bs, double sb, const double *sT, size_t dout, size_t nb,
-                                    double *coef) {
-    int q = 0;
-    PK_ROWS_FAST(double, f64, 16)
-    for (; q < rows; q++)
-        pk_signal_contraction_f64(z + q * zs, channels, nch, y ? y + q * ys : NULL, u ? u + q * us : NULL,
-                                  gram ? gram + q * gs : NULL, sw, b ? b + q * bs : NULL, sb, sT, dout, nb, coef);
-}
+#define PK_CONTRACTION_ROWS(T, SUFFIX, W)                                                          \
+    void pk_signal_contraction_rows_##SUFFIX(T *z, size_t zs, const int *channels, int nch, int rows, \
+                                             const T *y, size_t ys, const T *u, size_t us,         \
+                                             const T *gram, size_t gs, T sw, const T *b, size_t bs, \
+                                             T sb, const T *sT, size_t dout, size_t nb, T *coef) {  \
+        int q = 0;                                                                                 \
+        PK_ROWS_FAST(T, SUFFIX, W)                                                                 \
+        for (; q < rows; q++)                                                                      \
+            pk_signal_contraction_##SUFFIX(z + q * zs, channels, nch, y ? y + q * ys : NULL,       \
+                                           u ? u + q * us : NULL, gram ? gram + q * gs : NULL, sw, \
+                                           b ? b + q * bs : NULL, sb, sT, dout, nb, coef);         \
+    }
 
-void pk_signal_contraction_rows_f32(float *z, size_t zs, const int *channels, int nch, int rows,
-                                    const float *y, size_t ys, const float *u, size_t us,
-                                    const float *gram, size_t gs, float sw, const float *b,
-                                    size_t bs, float sb, const float *sT, size_t dout, size_t nb,
-                                    float *coef) {
-    int q = 0;
-    PK_ROWS_FAST(float, f32, 32)
-    for (; q < rows; q++)
-        pk_signal_contraction_f32(z + q * zs, channels, nch, y ? y + q * ys : NULL, u ? u + q * us : NULL,
-                                  gram ? gram + q * gs : NULL, sw, b ? b + q * bs : NULL, sb, sT, dout, nb, coef);
-}
+PK_CONTRACTION_ROWS(double, f64, 16)
+PK_CONTRACTION_ROWS(float, f32, 32)
