@@ -4,6 +4,7 @@
 #include "pk_kernels.h"
 #include <math.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 
 #pragma STDC FP_CONTRACT OFF
 #if defined(__clang__)
@@ -206,6 +207,28 @@ typedef float pk_v8f __attribute__((vector_size(32)));
             for (size_t j = wide; j < narrow; j += L) NAME##_1n(y + i * nb, r + i * k, bt, ldb, alpha, k, nb, j); \
         }                                                                                          \
         if (narrow == nb) return;                                                                  \
+        /* The last t < L columns: copied into a zero-padded k × L panel and run through the      \
+         * vector blocks (as scalar chains they were latency-bound: with nb = 50 two columns took \
+         * longer than the other 48); the padding lanes are dropped. */                            \
+        size_t t = nb - narrow;                                                                    \
+        T *pad = (T *)malloc(k * L * sizeof(T));                                                   \
+        if (pad) {                                                                                 \
+            T tail[RB * sizeof(V) / sizeof(T)];                                                    \
+            for (size_t kk = 0; kk < k; kk++)                                                      \
+                for (size_t l = 0; l < L; l++) pad[kk * L + l] = l < t ? bt[kk * ldb + narrow + l] : (T)0; \
+            size_t ii = 0;                                                                         \
+            for (; ii + RB <= m; ii += RB) {                                                       \
+                NAME##_rn(tail, r + ii * k, pad, L, alpha, k, L, 0);                               \
+                for (int a = 0; a < RB; a++)                                                       \
+                    for (size_t l = 0; l < t; l++) y[(ii + a) * nb + narrow + l] = tail[a * L + l]; \
+            }                                                                                      \
+            for (; ii < m; ii++) {                                                                 \
+                NAME##_1n(tail, r + ii * k, pad, L, alpha, k, L, 0);                               \
+                for (size_t l = 0; l < t; l++) y[ii * nb + narrow + l] = tail[l];                  \
+            }                                                                                      \
+            free(pad);                                                                             \
+            return;                                                                                \
+        }                                                                                          \
         for (size_t ii = 0; ii < m; ii++)                                                          \
             for (size_t j = narrow; j < nb; j++) {                                                 \
                 T acc = 0;                                                                         \
