@@ -177,11 +177,10 @@ extension PathAnalyzer {
     static func accumulatePreconditioned<S: BLASScalar>(_: S.Type, _ form: PreconditionedForm, model: any Network, run: TraceRun, xq: Matrix, nT: Int,
                                          rows queryRows: Range<Int>? = nil, exactOnly: Bool, mode: KernelMode, attrIndex: [Int: Int],
                                          into acc: inout KernelAccumulators, progress: (Int, Int) -> Void) {
-        let C = model.outputDim, P = model.parameterCount, T = form.steps.count, n = run.trainX.rows
+        let C = model.outputDim, T = form.steps.count, n = run.trainX.rows
         let blocks = mode == .full ? C : 1
         let nQ = xq.rows
         let layers = model.featureBlocks
-        let ones = [S](repeating: 1, count: P)
         let bytes = MemoryLayout<S>.size
         // A block whose input does not depend on w (an MLP's first layer: its input is x) keeps R
         // factored when no D scales the query side or the training side (SGD momentum): every term
@@ -369,7 +368,6 @@ extension PathAnalyzer {
                 kTraceSlots[slot].update(repeating: 0, count: mode == .full ? 0 : m * maxBatch)
                 nBlockSlots[slot].update(repeating: 0, count: C * m * maxBatch)
                 rvSlots[slot].update(repeating: 0, count: C * m)
-                let dq = form.preconditionQuery && form.hasPreconditioner ? dS : ones
                 // A layer network's one block has its input fixed at 1 (its signals are the Jacobian
                 // rows): Y_i = R for every example, so the per-example products become one GEMM per
                 // chunk and channel against the batch's C signals and δ^g stacked, row i·(C+1) + k.
@@ -436,7 +434,7 @@ extension PathAnalyzer {
                 }
                 works.append(BackwardStep(s: s, nodes: nodes, ownNodes: ownNodes, ownSources: ownSources, own: own, pending: pending,
                                           batch: batch, fb: fb, g: g, rsum: rsum, bs: bs, weight: weight, vNew: vNew, vOld: vOld,
-                                          decay: decay, dq: dq, dS: dS, stacked: stacked, signalsT: signalsT, inputsT: inputsT, inputGram: inputGram,
+                                          decay: decay, dS: dS, stacked: stacked, signalsT: signalsT, inputsT: inputsT, inputGram: inputGram,
                                           decayedInputs: decayedInputs, kFull: mode == .full ? kFullSlots[slot] : nil,
                                           kTrace: mode == .full ? nil : kTraceSlots[slot], nBlock: nBlockSlots[slot], rv: rvSlots[slot]))
                 }
@@ -457,14 +455,13 @@ extension PathAnalyzer {
                                 for w in stepsOfGroup {
                                 let kf = w.kFull, kt = w.kTrace, nbk = w.nBlock, rvk = w.rv, nb = w.nb
                                 let ownRows = w.ownNodes, ownSourceList = w.ownSources, ownFeatures = w.own, nodes = w.nodes
-                                let fb = w.fb, signalsT = w.signalsT, inputGram = w.inputGram, decayedInputs = w.decayedInputs
+                                let signalsT = w.signalsT, inputGram = w.inputGram, decayedInputs = w.decayedInputs
                                 let stacked = w.stacked, vNew = w.vNew, vOld = w.vOld, decay = w.decay
-                                w.dq.withUnsafeBufferPointer { dqp in
                                 w.dS.withUnsafeBufferPointer { dxp in
                                 w.decay.withUnsafeBufferPointer { decp in
                                 let dx: UnsafePointer<S>? = form.preconditionQuery ? nil : dxp.baseAddress!
                                 // The query side's D (nil where it is 1: R's update then does not read it).
-                                let queryScale: UnsafePointer<S>? = form.preconditionQuery && form.hasPreconditioner ? dqp.baseAddress! : nil
+                                let queryScale: UnsafePointer<S>? = form.preconditionQuery && form.hasPreconditioner ? dxp.baseAddress! : nil
                                 if form.nesterov {
                                     // R_{s+1}'s rows, for V_s.
                                     old.update(from: rW[l] + qr.lowerBound * rw, count: rr.count * rw)
@@ -595,7 +592,7 @@ extension PathAnalyzer {
                                         rvk[c * m + r] += v
                                     }
                                 }
-                                } } }
+                                } }
                                 }
                             }
                         }
@@ -702,7 +699,7 @@ struct BackwardStep<S: BLASScalar> {
     let g: Matrix
     let rsum: Double, bs: Double, weight: Double
     let vNew: S, vOld: S
-    let decay: [S], dq: [S], dS: [S]
+    let decay: [S], dS: [S]
     let stacked: UnsafeMutablePointer<S>
     let signalsT: [UnsafeMutablePointer<S>]
     let inputsT: [BatchTranspose<S>?]
