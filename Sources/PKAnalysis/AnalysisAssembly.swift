@@ -41,9 +41,16 @@ struct AnalysisAssembly {
             heldOut: context.heldOut, queries: context.queries, mode: context.mode, blocks: context.blocks, kernelForm: kernelForm,
             xq: context.xq, w0: w0, wT: wT, wLin: wLin, f0: f0, fT: fT, change: change, kp: acc.kp, nSum: acc.nSum,
             nDiag: acc.nDiag, rwd: acc.rwd, jvpSum: acc.jvpSum, cSum: acc.cSum, gSum: acc.gSum)
-        let machineOutcomes = KernelMachines.applicable(fullScope: !exactOnly, kernelForm: kernelForm).map { rule in
-            (rule: rule, outcome: rule.predict(machineContext))
+        // They are independent and run side by side (each one's GEMMs on one BLAS thread, so each
+        // computes the same bits on any thread): the two ridge machines' eigendecompositions, most
+        // of the phase, each on a core of its own.
+        let rules = KernelMachines.applicable(fullScope: !exactOnly, kernelForm: kernelForm)
+        let outcomes = LockedBox<[Int: KernelMachineOutcome]>([:])
+        Parallel.forEach(rules.count) { i in
+            let outcome = rules[i].predict(machineContext)
+            outcomes.withLock { $0[i] = outcome }
         }
+        let machineOutcomes = outcomes.withLock { done in rules.indices.map { (rule: rules[$0], outcome: done[$0]!) } }
         // The reconstruction residuals read `exact`'s prediction (the same function, the same bits).
         let exact = ExactMachine.prediction(machineContext)
 

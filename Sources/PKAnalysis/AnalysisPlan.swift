@@ -36,6 +36,12 @@ public struct AnalysisPlan: Codable, Sendable {
     public var peakMemoryBytes: Double
     /// GFLOP/s of one core's GEMM in the analysis precision, measured now, and the threads.
     public var gemmRate: Double
+    /// GFLOP/s of one core in R's own product kernel, measured now (`measuredProductRate`), when
+    /// the plan prices an MLP's backward pass with it.
+    public var productRate: Double?
+    /// Seconds per element of a float64 `dsymv` on one thread, measured now (`SymvSpeed`), when
+    /// the plan prices a ridge machine's eigendecomposition with it.
+    public var symvSeconds: Double?
     public var threads: Int
     public var seconds: Double
     /// Settings that would cut the time, each with its estimate.
@@ -60,8 +66,10 @@ extension PathAnalyzer {
 
     /// The plan of this analysis of `reader`'s trace; `gemmRate` (GFLOP/s of one core in the
     /// analysis precision) is measured when not given; `threads` is `Parallel.threads` when not
-    /// given (read once: every estimate of one plan uses the same count).
-    public func plan(reader: TraceReader, gemmRate: Double? = nil, threads: Int? = nil) throws -> AnalysisPlan {
+    /// given (read once: every estimate of one plan uses the same count). `alternatives: false`
+    /// leaves `cheaper` empty (the estimate `analyze` prints before it starts, which need not
+    /// measure the float32 rates).
+    public func plan(reader: TraceReader, gemmRate: Double? = nil, threads: Int? = nil, alternatives: Bool = true) throws -> AnalysisPlan {
         try settings.validate()
         let run = try TraceRun.load(reader)
         let context = try AnalysisContext(settings: settings, run: run)
@@ -73,7 +81,10 @@ extension PathAnalyzer {
             let selection = KernelRoutes.select(context: context, optimizer: optimizer, checkpointResolution: path.checkpointResolution,
                                                 initialState: path.initialStoredState)
             let route = selection.route
-            let cost = AnalysisCostModel(context: context, route: route, gemmRate: rate)
+            let cost = AnalysisCostModel(context: context, route: route, gemmRate: rate, threads: threads)
+            let productRate = route.backwardPass && context.model is MLP ? PathAnalyzer.measuredProductRate(settings.precision) : nil
+            let symvSeconds = context.exactOnly || context.train * context.blocks > PathAnalyzer.eigenRidgeLimit
+                ? nil : PathAnalyzer.measuredSymvSeconds()
             let T = Double(context.steps)
             let perSecond = rate * 1e9 * Double(threads)
             var phases = [AnalysisPlan.Phase(name: "steps", work: T * cost.forwardPerStep,
@@ -110,15 +121,16 @@ extension PathAnalyzer {
             }
             if !context.exactOnly {
                 let m = n * blocks
-                memory += 8 * m * m * 3                                                 // the ridge machines' systems
+                memory += 8 * m * m * 3 * Double(min(threads, 2))                        // the ridge machines' systems, side by side
             }
             let seconds = phases.reduce(0) { $0 + $1.seconds }
             return AnalysisPlan(trace: run.path, steps: context.steps, parameters: model.parameterCount, outputs: context.outputs,
                                 queries: context.queries, train: context.train, kernel: route.kernelName, mode: context.mode.rawValue,
                                 precision: settings.precision.rawValue, phases: phases, kernelFlops: kernelFlops,
-                                peakMemoryBytes: memory, gemmRate: rate, threads: threads, seconds: seconds, cheaper: [])
+                                peakMemoryBytes: memory, gemmRate: rate, productRate: productRate, symvSeconds: symvSeconds, threads: threads, seconds: seconds, cheaper: [])
         }
         var plan = try estimate(settings, rate: gemmRate ?? PathAnalyzer.measuredGemmRate(settings.precision))
+        guard alternatives else { return plan }
         // What would cut it: each option alone, when it applies and is cheaper.
         var options: [(String, AnalysisSettings)] = []
         // (Scope full keeps every training point as a query for the kernel machines, whatever
@@ -159,9 +171,61 @@ extension PathAnalyzer {
 }
 
 private let gemmRates = LockedBox<[AnalysisSettings.Precision: Double]>([:])
+private let productRates = LockedBox<[AnalysisSettings.Precision: Double]>([:])
+private let symvSeconds = LockedBox<Double?>(nil)
 private let querySideSeconds = LockedBox<[AnalysisSettings.Precision: Double]>([:])
 
 extension PathAnalyzer {
+    /// Seconds per element of a float64 `dsymv` on one thread while another runs beside it, as
+    /// the two ridge machines' eigendecompositions run (`SymvSpeed`, about 60 ms), measured once
+    /// per process: the memory-bound half of those eigendecompositions.
+    public static func measuredSymvSeconds() -> Double {
+        symvSeconds.withLock { s in
+            if let s { return s }
+            let v = SymvSpeed.measure(threads: min(Parallel.threads, 2))
+            s = v
+            return v
+        }
+    }
+
+    /// One core's rate (GFLOP/s) of R's own kernels in `precision` (`rowsTimesBatch`, the products
+    /// of R with the batch; R's update runs alongside it at the same price in the plan), measured
+    /// once per process: 6,144 rows of 256 scalars times a batch of 64 (200 MFLOP, 12 MiB of R in
+    /// float64, more than the caches hold, as R in the analysis), the median of 7 runs after a
+    /// warm-up (about 25 ms). These kernels do not use
+    /// OpenBLAS, so their rate does not follow the core type OpenBLAS chose (Prescott's fallback
+    /// runs its GEMM at a fifth of AVX-512's; these kernels at full speed).
+    public static func measuredProductRate(_ precision: AnalysisSettings.Precision) -> Double {
+        productRates.withLock { table in
+            if let r = table[precision] { return r }
+            func rate<S: BLASScalar>(_: S.Type) -> Double {
+                let m = 6144, k = 256, nb = 64
+                var rng = PortableRandom(seed: 3)
+                let rows = (0..<(m * k)).map { _ in S(rng.uniform()) }
+                let bt = BatchTranspose<S>(rows: k, columns: nb)
+                defer { bt.deallocate() }
+                for i in 0..<k { for j in 0..<nb { bt.pointer[i * bt.stride + j] = S(rng.uniform()) } }
+                var y = [S](repeating: 0, count: m * nb)
+                var runs: [Double] = []
+                rows.withUnsafeBufferPointer { r in
+                    y.withUnsafeMutableBufferPointer { yp in
+                        for run in 0..<8 {
+                            let t0 = DispatchTime.now().uptimeNanoseconds
+                            S.rowsTimesBatch(yp.baseAddress!, rows: r.baseAddress!, batchT: UnsafePointer(bt.pointer), ldb: bt.stride,
+                                             alpha: 1, m: m, k: k, nb: nb)
+                            let seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+                            if run > 0 { runs.append(2 * Double(m * k * nb) / seconds / 1e9) }
+                        }
+                    }
+                }
+                return runs.sorted()[runs.count / 2]
+            }
+            let r = precision == .f32 ? rate(Float.self) : rate(Double.self)
+            table[precision] = r
+            return r
+        }
+    }
+
     /// Seconds per scalar of the backward pass's memory-bound passes over R, per thread with every
     /// thread busy (the plan's measure of what a faster GEMM does not speed up: R's update, its
     /// copy into OpenBLAS's packed layout, the contraction), measured once per process: each of

@@ -1,4 +1,5 @@
 import PKNetworks
+import PKNumerics
 
 /// Where an analysis stands, in units of estimated cost, so that a progress bar's ETA stays
 /// honest across phases of very different cost per step (the forward pass of an Adam or
@@ -74,6 +75,25 @@ struct AnalysisCostModel {
     /// The memory-bound part's time per R scalar in units of `measuredQuerySideSeconds` (see
     /// `backwardGemmEfficiency`).
     static let querySideFactor = 2.0
+    /// R's own kernels (its update and its products with the batch, which do not use OpenBLAS)
+    /// run at `productKernelEfficiency × threads ×` the one-core rate `measuredProductRate`
+    /// measures; the rest of the GEMM work (the query features, by OpenBLAS) at
+    /// `backwardGemmEfficiency ×` the GEMM rate. Set so that with OpenBLAS's SkylakeX kernels on
+    /// the model-207 Xeon (where `backwardGemmEfficiency` was fitted with all the GEMM work at the
+    /// GEMM rate) the plan is unchanged: `backwardGemmEfficiency ×` DGEMM's rate over the product
+    /// kernel's, both one core, measured in one process (session 16, Docs/path-kernel.md §7).
+    static let productKernelEfficiency = 0.93
+    /// A ridge machine's eigendecomposition (`dsyevd` on its m training rows, on one thread: the
+    /// machines run side by side, one per core) in two parts: `eigenGemmFactor·m³` flops at one
+    /// core's GEMM rate (the reduction's `dsyr2k` half, the divide and conquer's products and the
+    /// back-transformation) and `eigenSymvFactor·m³/6` element reads at the `dsymv` speed
+    /// `SymvSpeed` measures with every ridge machine's thread busy (the reduction's other half,
+    /// memory-bound, whose speed does not follow the GEMM rate). Fitted on fmnist-adamw's machines
+    /// phase (two eigendecompositions of m = 4,000 side by side) on the model-207 Xeon with
+    /// OpenBLAS's SkylakeX and Prescott kernels: 13.3 s and 29.5 s at 72 and 13 GFLOP/s per core,
+    /// `dsymv` 0.36 and 0.45 ns per element (session 16, Docs/path-kernel.md §7).
+    static let eigenGemmFactor = 3.4
+    static let eigenSymvFactor = 2.7
     /// Exact quadrature's estimate before the run (Docs/path-kernel.md §7): the share of (query,
     /// step) pairs that cross a kink and their mean breakpoints, as measured on the relu presets
     /// (10–33 % of the pairs, 1.1–1.2 breakpoints each).
@@ -154,9 +174,15 @@ struct AnalysisCostModel {
     /// the machines' flop-equivalents.
     /// `querySideScalarCost`: flop-equivalents of the backward phase per R scalar of an MLP's
     /// memory-bound part (`querySideFactor × measuredQuerySideSeconds × rate × efficiency`).
+    /// `symvElementCost`: the machines phase's flop-equivalents per element read by `dsymv` in an
+    /// eigendecomposition (`SymvSpeed`'s seconds × float64 rate × efficiency); `threads`: the
+    /// threads the plan divides the work by.
+    /// `productFlopCost`: GEMM flops' worth of one flop of R's own kernels in an MLP's backward
+    /// pass (`backwardGemmEfficiency × rate / (productKernelEfficiency × measuredProductRate)`).
     init(model: any Network, queries nQ: Int, train n: Int, meanBatch nb: Double, nodes q: Int, exact: Bool = false, blocks: Int,
          kernelForm: Bool, backward: Bool, querySide: Int? = nil, windowSides: Double, machines fitRows: Int?, dynamicsPerStep: Double = 0,
-         smoothPerExample: Double = 0, quadrature: Double = 0, featureCost: Double? = nil, querySideScalarCost: Double = 0) {
+         smoothPerExample: Double = 0, quadrature: Double = 0, featureCost: Double? = nil, querySideScalarCost: Double = 0,
+         productFlopCost: Double = 1, symvElementCost: Double = 0, threads: Int = 1) {
         let featureCostPerExample = featureCost ?? model.featureCostPerExample
         let P = Double(model.parameterCount), PR = Double(querySide ?? model.parameterCount), Q = Double(nQ), C = Double(model.outputDim)
         // Node evaluations per query and step (R's updates, kernels, JVPs: qd) and their feature
@@ -191,7 +217,8 @@ struct AnalysisCostModel {
                 // GEMM work at `backwardGemmEfficiency` (in the phase's units, whose efficiency is
                 // `PathAnalyzer.efficiency.backward`), the memory-bound passes over R at their own speed.
                 let rows = Double(mlp.layers.reduce(0) { $0 + $1.outputs })
-                let gemm = (qf * features + 2 * C * Q * PR * (rowsPerQuery + nb)) * PathAnalyzer.efficiency.backward / Self.backwardGemmEfficiency
+                let gemm = (qf * features + productFlopCost * 2 * C * Q * PR * (rowsPerQuery + nb))
+                    * PathAnalyzer.efficiency.backward / Self.backwardGemmEfficiency
                 backwardPerStep = gemm + querySideScalarCost * C * Q * (PR + Self.rowScalars * rows)
             } else {
                 backwardPerStep = qf * features + 2 * C * Q * PR * (rowsPerQuery + nb)
@@ -205,8 +232,12 @@ struct AnalysisCostModel {
             backwardPerStep = 0
         }
         if let m = fitRows.map(Double.init) {
-            let fit = m <= Double(PathAnalyzer.eigenRidgeLimit) ? 9 * m * m * m : m * m * m / 3
-            machines = 2 * fit + (Q + Double(n)) * perExample + 2 * Q * Double(n) * widths * Double(blocks) + quadrature
+            // The two ridge fits (path-krr, ntkT-krr) run side by side on one thread each: on
+            // more than two threads the phase waits for them, not for its work over every thread.
+            let fit = m <= Double(PathAnalyzer.eigenRidgeLimit)
+                ? Self.eigenGemmFactor * PathAnalyzer.efficiency.machines * m * m * m + Self.eigenSymvFactor * m * m * m / 6 * symvElementCost
+                : m * m * m / 3
+            machines = 2 * fit * max(1, Double(threads) / 2) + (Q + Double(n)) * perExample + 2 * Q * Double(n) * widths * Double(blocks) + quadrature
         } else {
             machines = 0
         }
@@ -220,7 +251,7 @@ extension AnalysisCostModel {
     ///
     /// `gemmRate`: one core's GEMM rate (GFLOP/s) in the analysis precision that the time will be
     /// reckoned at (measured when nil); it converts the measured activation times into work.
-    init(context: AnalysisContext, route: any KernelRoute, gemmRate: Double? = nil) {
+    init(context: AnalysisContext, route: any KernelRoute, gemmRate: Double? = nil, threads: Int = Parallel.threads) {
         let T = context.steps, n = context.train
         let meanBatch = Double(context.run.stepRecords.reduce(0) { $0 + $1.batch.count }) / Double(max(T, 1))
         let exact = PathAnalyzer.exactQuadrature(settings: context.settings, model: context.model, route: route).0
@@ -258,6 +289,11 @@ extension AnalysisCostModel {
                   smoothPerExample: smooth, quadrature: quadrature, featureCost: featureCost,
                   querySideScalarCost: route.backwardPass && context.model is MLP
                       ? Self.querySideFactor * PathAnalyzer.measuredQuerySideSeconds(precision) * rate(precision) * 1e9 * PathAnalyzer.efficiency.backward
-                      : 0)
+                      : 0,
+                  productFlopCost: route.backwardPass && context.model is MLP
+                      ? Self.backwardGemmEfficiency * rate(precision) / (Self.productKernelEfficiency * PathAnalyzer.measuredProductRate(precision))
+                      : 1,
+                  symvElementCost: context.exactOnly ? 0 : PathAnalyzer.measuredSymvSeconds() * rate(.f64) * 1e9 * PathAnalyzer.efficiency.machines,
+                  threads: threads)
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import CBLAS
 
 /// The machine's GEMM rate, measured now: the physical limit for kernel work, printed next to
 /// every benchmark figure.
@@ -21,5 +22,42 @@ public enum GemmRate {
             rates.append(2 * Double(n) * Double(n) * Double(n) / s / 1e9)
         }
         return rates.sorted()[runs / 2]
+    }
+}
+
+/// The speed of a symmetric matrix-vector product (`dsymv`), measured now: the memory-bound half
+/// of a symmetric eigendecomposition's reduction to tridiagonal form (LAPACK `dsytrd`, inside
+/// `dsyevd`), whose speed does not follow the GEMM rate.
+public enum SymvSpeed {
+    /// Median seconds per stored element (`n²/2` of the lower triangle) of a float64 `dsymv` on
+    /// an `n × n` matrix (72 MB at the default n = 3000, more than the caches hold) on one BLAS
+    /// thread, with `threads` threads each running its own at the same time (as the ridge
+    /// machines' eigendecompositions run side by side), over `runs` runs after one warm-up: the mean over the threads of each one's median.
+    public static func measure(n: Int = 3000, runs: Int = 5, threads: Int = 1) -> Double {
+        BLASThreads.set(1)
+        let threads = max(1, threads)
+        let count = n * n
+        let matrices = (0..<threads).map { t in
+            let a = UnsafeMutablePointer<Double>.allocate(capacity: count)
+            for i in 0..<count { a[i] = Double((i &+ t) % 997) / 997 - 0.5 }
+            return a
+        }
+        let vectors = (0..<threads).map { _ in UnsafeMutablePointer<Double>.allocate(capacity: 2 * n) }
+        defer { matrices.forEach { $0.deallocate() }; vectors.forEach { $0.deallocate() } }
+        for v in vectors { v.initialize(repeating: 0.5, count: 2 * n) }
+        let medians = UnsafeMutablePointer<Double>.allocate(capacity: threads)
+        defer { medians.deallocate() }
+        Parallel.forEach(threads) { t in
+            let a = matrices[t], x = vectors[t], y = vectors[t] + n
+            var seconds: [Double] = []
+            for run in 0...runs {
+                let t0 = DispatchTime.now().uptimeNanoseconds
+                cblas_dsymv(CblasRowMajor, CblasLower, Int32(n), 1, a, Int32(n), x, 1, 0, y, 1)
+                let s = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+                if run > 0 { seconds.append(s / (Double(n) * Double(n) / 2)) }
+            }
+            medians[t] = seconds.sorted()[seconds.count / 2]
+        }
+        return (0..<threads).reduce(0) { $0 + medians[$1] } / Double(threads)
     }
 }

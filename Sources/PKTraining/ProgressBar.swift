@@ -53,10 +53,12 @@ public final class ProgressBar {
     }
 
     /// Reports `done` of `total` with a status text (for example the loss). A new `phase` value
-    /// starts a new rate for the ETA.
+    /// starts a new rate for the ETA and is always shown (a phase that runs long without reports,
+    /// as the kernel machines' eigendecompositions, then shows its own name, not the last one's).
     public func update(_ done: Int, _ status: String, phase: Int = 0) {
         let now = clock()
-        if phase != self.phase {
+        let newPhase = phase != self.phase
+        if newPhase {
             self.phase = phase
             phaseStart = (now, done)
         }
@@ -64,7 +66,7 @@ public final class ProgressBar {
         let elapsed = now.timeIntervalSince(start)
         let eta = eta(done: done, now: now)
         if interactive {
-            guard now.timeIntervalSince(lastDraw) > 0.1 || done >= total else { return }
+            guard now.timeIntervalSince(lastDraw) > 0.1 || done >= total || newPhase else { return }
             lastDraw = now
             let width = 30
             let filled = width * min(done, total) / total
@@ -72,7 +74,7 @@ public final class ProgressBar {
             output("\r\(bar) \(String(format: "%3d%%", percent)) \(counts ? "\(done)/\(total) " : "")\(status) ETA \(ProgressBar.duration(eta))  ")
             drewBar = true
         } else {
-            guard percent / 10 != lastDecile / 10 || now.timeIntervalSince(lastDraw) > 5 || done >= total else { return }
+            guard percent / 10 != lastDecile / 10 || now.timeIntervalSince(lastDraw) > 5 || done >= total || newPhase else { return }
             lastDecile = percent
             lastDraw = now
             output("\(counts ? "\(done)/\(total) (\(percent)%)" : "\(percent)%") \(status) elapsed \(ProgressBar.duration(elapsed)) ETA \(ProgressBar.duration(eta))\n")

@@ -92,7 +92,7 @@ enum AnalysisRunner {
         defer { writer.close() }
         let before = try reader.basis()
         // The estimate first (a long run says so before it starts).
-        if !quiet, let plan = try? PathAnalyzer(settings: settings).plan(reader: reader) {
+        if !quiet, let plan = try? PathAnalyzer(settings: settings).plan(reader: reader, alternatives: false) {
             note("estimate: \(ProgressBar.duration(plan.seconds)) at \(String(format: "%.0f", plan.gemmRate)) GFLOP/s per core × \(plan.threads), peak memory \(bytes(plan.peakMemoryBytes))\(plan.seconds > 600 ? " (long: `pathkernel analyze --plan \(path)` lists what would cut it)" : "")\(loadWarning())")
         }
         if !quiet, let advice = BLASInfo.current.slowCoreAdvice { note("warning: \(advice)") }
@@ -129,6 +129,12 @@ enum AnalysisRunner {
         var out = "plan for \(p.trace): \(p.steps) steps, \(p.parameters) parameters, \(p.outputs) output\(p.outputs == 1 ? "" : "s"), \(p.queries) queries × \(p.train) training points\n"
         out += "kernel   \(p.kernel); K^p \(p.mode), \(p.precision)\n"
         out += "GEMM     \(String(format: "%.1f", p.gemmRate)) GFLOP/s per core (\(p.precision), \(rateGiven ? "given by --gemm-rate" : "measured now")) × \(p.threads) threads\(loadWarning())\n"
+        if let r = p.productRate {
+            out += "kernels  \(String(format: "%.1f", r)) GFLOP/s per core in R's products (our own kernel, \(p.precision), measured now)\n"
+        }
+        if let s = p.symvSeconds {
+            out += "memory   \(String(format: "%.2f", s * 1e9)) ns per element of a symmetric matrix-vector product (f64, one core, measured now)\n"
+        }
         if !rateGiven, let advice = BLASInfo.current.slowCoreAdvice { out += "warning: \(advice)\n" }
         out += "\n"
         out += "phase                     work (GFLOP-eq)        time\n"

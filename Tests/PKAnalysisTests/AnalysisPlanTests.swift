@@ -84,14 +84,23 @@ struct AnalysisPlanTests {
         }
         let slow = try backwardSeconds(10), fast = try backwardSeconds(20)
         #expect(fast < slow && 2 * fast > slow * (1 + 1e-6))
-        // slow = g + m and fast = g/2 + m: the fixed part m is what the measured speed predicts.
+        // slow = g + m and fast = g/2 + m: the fixed part m (R's memory-bound passes and R's own
+        // kernels, which do not use OpenBLAS) is what the measured speeds predict.
         let fixed = 2 * fast - slow
         let trace = try TraceRun.load(TraceReader.open(path))
         let mlp = try #require(trace.model as? MLP)
         let layerRows = Double(mlp.layers.reduce(0) { $0 + $1.outputs })
         let scalars = 3 * 42 * (Double(71 - 12 + 6) + AnalysisCostModel.rowScalars * layerRows) * 7
-        let predicted = AnalysisCostModel.querySideFactor * measured * scalars / 2
-        #expect(abs(fixed - predicted) <= 1e-9 * predicted, "fixed part \(fixed) s against \(predicted) s")
+        let memoryPart = AnalysisCostModel.querySideFactor * measured * scalars / 2
+        // R's update and products: relu with momentum takes exact quadrature, depth 3: q = 2 shared
+        // nodes, 0.75·2 + 0.25·(1 + 1.2)·2 = 2.6 rows per query and step; batches of 5.
+        let productRate = PathAnalyzer.measuredProductRate(.f64)
+        #expect(productRate.isFinite && productRate > 0.1 && productRate < 1e4, "product kernel: \(productRate) GFLOP/s")
+        let productPart = 2 * 3 * 42 * Double(71 - 12 + 6) * (2.6 + 5) * 7 / (productRate * 1e9 * 2 * AnalysisCostModel.productKernelEfficiency)
+        let predicted = memoryPart + productPart
+        #expect(abs(fixed - predicted) <= 1e-9 * predicted, "fixed part \(fixed) s against \(memoryPart) + \(productPart) s")
+        let plan = try PathAnalyzer(settings: AnalysisSettings()).plan(reader: TraceReader.open(path), gemmRate: 10, threads: 2)
+        #expect(plan.productRate == productRate)
     }
 
     /// Plain SGD has no backward pass: no kernel flops, no backward phase.
@@ -106,7 +115,9 @@ struct AnalysisPlanTests {
     }
 
     /// A relu network has no smooth activation to time: its plan scales exactly with the GEMM
-    /// rate (the tanh one above does not).
+    /// rate (the tanh one above does not), but for the ridge machines' eigendecompositions'
+    /// memory-bound half, `eigenSymvFactor·m³/6` element reads at the measured `dsymv` speed
+    /// (the two fits side by side on the two threads: one fit's time).
     @Test func reluPlanScalesWithTheGemmRate() throws {
         let cfg = config(name: "plan-relu", data: #"{"kind":"moons","train":20,"test":8}"#,
                          model: #"{"layers":[2,5,1],"activation":"relu"}"#, loss: .logistic,
@@ -114,7 +125,10 @@ struct AnalysisPlanTests {
         let path = try recordTrace(cfg, name: "plan-relu.sqlite")
         let slow = try PathAnalyzer(settings: AnalysisSettings()).plan(reader: TraceReader.open(path), gemmRate: 10, threads: 2)
         let fast = try PathAnalyzer(settings: AnalysisSettings()).plan(reader: TraceReader.open(path), gemmRate: 20, threads: 2)
-        #expect(abs(fast.seconds * 2 - slow.seconds) <= 1e-9 * slow.seconds)
+        let symv = try #require(slow.symvSeconds)
+        #expect(symv.isFinite && symv > 0 && symv < 1e-6, "dsymv: \(symv) s per element")
+        let m = 20.0, fixed = AnalysisCostModel.eigenSymvFactor * m * m * m / 6 * symv
+        #expect(abs((slow.seconds - fast.seconds * 2) + fixed) <= 1e-9 * slow.seconds, "fixed part \(2 * fast.seconds - slow.seconds) s against \(fixed) s")
     }
 
     static func mlp(_ layers: [Int], _ activation: String = "relu") throws -> MLP {
@@ -181,7 +195,9 @@ struct AnalysisPlanTests {
         let pricedBackward = q * Q * given + 2 * C * Q * P * (q + nb)
         #expect(abs(priced.backwardPerStep - pricedBackward) <= tolerance * pricedBackward)
         let widths = Double(net.featureScalarsPerExample)
-        let machines = 2 * 9 * 30.0 * 30 * 30 + (Q + 30) * given + 2 * Q * 30 * widths
+        // The two ridge fits' eigendecompositions without their memory-bound part (not given here).
+        let machines = 2 * AnalysisCostModel.eigenGemmFactor * PathAnalyzer.efficiency.machines * 30.0 * 30 * 30
+            + (Q + 30) * given + 2 * Q * 30 * widths
         #expect(abs(priced.machines - machines) <= tolerance * machines)
         // The machine's rates: the formula at the reference rate, its fixed share scaled with the rate elsewhere.
         let share = AnalysisCostModel.layerGemmShare

@@ -345,8 +345,12 @@ struct ExactQuadratureCostTests {
         // The memory-bound part at the speed this process measured (both measurements are cached).
         let scalarCost = AnalysisCostModel.querySideFactor * PathAnalyzer.measuredQuerySideSeconds(.f64)
             * PathAnalyzer.measuredGemmRate(.f64) * 1e9 * PathAnalyzer.efficiency.backward
+        // R's own kernels at the product kernel's rate measured by this process.
+        let productCost = AnalysisCostModel.backwardGemmEfficiency * PathAnalyzer.measuredGemmRate(.f64)
+            / (AnalysisCostModel.productKernelEfficiency * PathAnalyzer.measuredProductRate(.f64))
         func backward(qf: Double, qd: Double) -> Double {
-            (qf * Q * net.featureCostPerExample + 2 * C * Q * PR * (qd + nb)) * PathAnalyzer.efficiency.backward / AnalysisCostModel.backwardGemmEfficiency
+            (qf * Q * net.featureCostPerExample + productCost * 2 * C * Q * PR * (qd + nb))
+                * PathAnalyzer.efficiency.backward / AnalysisCostModel.backwardGemmEfficiency
                 + scalarCost * C * Q * (PR + AnalysisCostModel.rowScalars * rows)
         }
         let tolerance = 1e-12   // the same sums in another order

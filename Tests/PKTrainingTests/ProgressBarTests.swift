@@ -33,6 +33,23 @@ struct ProgressBarTests {
         #expect(!lines.isEmpty && lines.allSatisfy { !$0.contains("/1000") }, "units are not printed as counts")
     }
 
+    /// A new phase is shown at once, even within the redraw interval of the last report, in
+    /// either mode (the machines phase reports nothing more until it ends).
+    @Test func aNewPhaseIsAlwaysShown() {
+        for interactive in [true, false] {
+            var now = Date(timeIntervalSince1970: 0)
+            var lines: [String] = []
+            let bar = ProgressBar(total: 100, interactive: interactive, counts: false, output: { lines.append($0) }, clock: { now })
+            now += 1
+            bar.update(50, "backwards", phase: 1)
+            now += 0.01
+            bar.update(51, "backwards", phase: 1)
+            bar.update(51, "machines", phase: 2)
+            #expect(lines.count == 2, "interactive \(interactive): \(lines)")
+            #expect(lines.last?.contains("machines") == true, "interactive \(interactive): \(lines)")
+        }
+    }
+
     /// Without phases (training): the whole run's rate, and `done/total` printed.
     @Test func onePhaseUsesTheOverallRate() {
         var now = Date(timeIntervalSince1970: 0)

@@ -66,8 +66,8 @@ struct KernelMachineContext {
     var trainingChange: Matrix { change.rows(at: Array(heldOut..<queries)) }
 }
 
-/// A slot for a kernel computed by one machine and read after the machines (one analysis, one
-/// thread: the machines run in order).
+/// A slot for a kernel computed by one machine (`ntkinf-km`) and read after the machines, which
+/// run side by side: no machine reads it.
 final class AnalyticKernelBox: @unchecked Sendable {
     var kernel: Matrix?
     init() {}
