@@ -67,3 +67,13 @@ struct AnalysisContext {
     /// True when this process computes every query row (not a shard).
     var allRows: Bool { rows == 0..<queries }
 }
+
+extension AnalysisContext {
+    /// The run's mean batch size, rounded (at least 1): the batch the plan measures R's product
+    /// kernel at (`PathAnalyzer.measuredProductRate`).
+    var meanBatch: Int {
+        let steps = run.stepRecords.prefix(max(self.steps, 1))
+        guard !steps.isEmpty else { return 1 }
+        return max(1, Int((Double(steps.reduce(0) { $0 + $1.batch.count }) / Double(steps.count)).rounded()))
+    }
+}

@@ -82,7 +82,8 @@ extension PathAnalyzer {
                                                 initialState: path.initialStoredState)
             let route = selection.route
             let cost = AnalysisCostModel(context: context, route: route, gemmRate: rate, threads: threads)
-            let productRate = route.backwardPass && context.model is MLP ? PathAnalyzer.measuredProductRate(settings.precision) : nil
+            let productRate = route.backwardPass && context.model is MLP
+                ? PathAnalyzer.measuredProductRate(settings.precision, batch: context.meanBatch) : nil
             let symvSeconds = context.exactOnly || context.train * context.blocks > PathAnalyzer.eigenRidgeLimit
                 ? nil : PathAnalyzer.measuredSymvSeconds()
             let T = Double(context.steps)
@@ -171,7 +172,7 @@ extension PathAnalyzer {
 }
 
 private let gemmRates = LockedBox<[AnalysisSettings.Precision: Double]>([:])
-private let productRates = LockedBox<[AnalysisSettings.Precision: Double]>([:])
+private let productRates = LockedBox<[String: Double]>([:])
 private let symvSeconds = LockedBox<Double?>(nil)
 private let querySideSeconds = LockedBox<[AnalysisSettings.Precision: Double]>([:])
 
@@ -190,16 +191,20 @@ extension PathAnalyzer {
 
     /// One core's rate (GFLOP/s) of R's own kernels in `precision` (`rowsTimesBatch`, the products
     /// of R with the batch; R's update runs alongside it at the same price in the plan), measured
-    /// once per process: 6,144 rows of 256 scalars times a batch of 64 (200 MFLOP, 12 MiB of R in
-    /// float64, more than the caches hold, as R in the analysis), the median of 7 runs after a
-    /// warm-up (about 25 ms). These kernels do not use
+    /// once per process and batch size: 6,144 rows of 256 scalars times a batch of `batch` (the
+    /// run's mean batch, rounded; 200 MFLOP at 64, 12 MiB of R in float64, more than the caches
+    /// hold, as R in the analysis; a batch that is not a whole number of vectors pays for its
+    /// padded last columns, as in the analysis), the median of 7 runs after a warm-up (about
+    /// 25 ms at 64). These kernels do not use
     /// OpenBLAS, so their rate does not follow the core type OpenBLAS chose (Prescott's fallback
     /// runs its GEMM at a fifth of AVX-512's; these kernels at full speed).
-    public static func measuredProductRate(_ precision: AnalysisSettings.Precision) -> Double {
-        productRates.withLock { table in
-            if let r = table[precision] { return r }
+    public static func measuredProductRate(_ precision: AnalysisSettings.Precision, batch: Int = 64) -> Double {
+        let nb = min(max(batch, 1), 4096)
+        return productRates.withLock { table in
+            let key = "\(precision.rawValue)/\(nb)"
+            if let r = table[key] { return r }
             func rate<S: BLASScalar>(_: S.Type) -> Double {
-                let m = 6144, k = 256, nb = 64
+                let m = 6144, k = 256
                 var rng = PortableRandom(seed: 3)
                 let rows = (0..<(m * k)).map { _ in S(rng.uniform()) }
                 let bt = BatchTranspose<S>(rows: k, columns: nb)
@@ -221,7 +226,7 @@ extension PathAnalyzer {
                 return runs.sorted()[runs.count / 2]
             }
             let r = precision == .f32 ? rate(Float.self) : rate(Double.self)
-            table[precision] = r
+            table[key] = r
             return r
         }
     }

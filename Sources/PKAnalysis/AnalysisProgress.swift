@@ -25,7 +25,8 @@ public struct AnalysisProgress: Sendable {
         }
     }
 
-    /// Work done and in all (estimated flop-equivalents; only their ratio means anything).
+    /// Work done and in all (each phase's estimated seconds on one thread,
+    /// `AnalysisCostModel.seconds`; only their ratio means anything).
     public var done: Double
     public var total: Double
     public var phase: Phase
@@ -90,10 +91,12 @@ struct AnalysisCostModel {
     /// `SymvSpeed` measures with every ridge machine's thread busy (the reduction's other half,
     /// memory-bound, whose speed does not follow the GEMM rate). Fitted on fmnist-adamw's machines
     /// phase (two eigendecompositions of m = 4,000 side by side) on the model-207 Xeon with
-    /// OpenBLAS's SkylakeX and Prescott kernels: 13.3 s and 29.5 s at 72 and 13 GFLOP/s per core,
-    /// `dsymv` 0.36 and 0.45 ns per element (session 16, Docs/path-kernel.md §7).
-    static let eigenGemmFactor = 3.4
-    static let eigenSymvFactor = 2.7
+    /// OpenBLAS's SkylakeX and Prescott kernels: 10.8 s and 23.5 s at 60 and 12 GFLOP/s per core,
+    /// `dsymv` about 0.36 and 0.45 ns per element (session 16, Docs/path-kernel.md §7). A kernel
+    /// matrix's fast-decaying spectrum deflates most of the divide and conquer's products, hence
+    /// fewer GEMM flops than a random matrix's 4m³.
+    static let eigenGemmFactor = 2.6
+    static let eigenSymvFactor = 2.1
     /// Exact quadrature's estimate before the run (Docs/path-kernel.md §7): the share of (query,
     /// step) pairs that cross a kink and their mean breakpoints, as measured on the relu presets
     /// (10–33 % of the pairs, 1.1–1.2 breakpoints each).
@@ -245,6 +248,18 @@ struct AnalysisCostModel {
 }
 
 extension AnalysisCostModel {
+    /// The phases' work in seconds of one thread, as the plan prices it (each phase at its rate
+    /// and efficiency: the steps and the backward pass at the analysis precision's GEMM rate, the
+    /// machines at float64's; `AnalysisPlan` divides by the threads too): the progress bar's
+    /// units, so that the rate measured in one phase prices the other phases' work at its worth
+    /// (flop-equivalents of different phases are not worth the same time).
+    func seconds(precision: AnalysisSettings.Precision) -> (forwardPerStep: Double, backwardPerStep: Double, machines: Double) {
+        let rate = PathAnalyzer.measuredGemmRate(precision) * 1e9
+        let f64 = PathAnalyzer.measuredGemmRate(.f64) * 1e9
+        let e = PathAnalyzer.efficiency
+        return (forwardPerStep / (rate * e.forward), backwardPerStep / (rate * e.backward), machines > 0 ? machines / (f64 * e.machines) : 0)
+    }
+
     /// The cost of `context`'s analysis by `route` (its dynamics sampled on at most 100 points
     /// every `max(1, ⌊T/40⌋)` steps; no machines nor dynamics in scope exact), for the query rows
     /// it computes (a shard's: `AnalysisContext.rows`).
@@ -291,7 +306,7 @@ extension AnalysisCostModel {
                       ? Self.querySideFactor * PathAnalyzer.measuredQuerySideSeconds(precision) * rate(precision) * 1e9 * PathAnalyzer.efficiency.backward
                       : 0,
                   productFlopCost: route.backwardPass && context.model is MLP
-                      ? Self.backwardGemmEfficiency * rate(precision) / (Self.productKernelEfficiency * PathAnalyzer.measuredProductRate(precision))
+                      ? Self.backwardGemmEfficiency * rate(precision) / (Self.productKernelEfficiency * PathAnalyzer.measuredProductRate(precision, batch: context.meanBatch))
                       : 1,
                   symvElementCost: context.exactOnly ? 0 : PathAnalyzer.measuredSymvSeconds() * rate(.f64) * 1e9 * PathAnalyzer.efficiency.machines,
                   threads: threads)

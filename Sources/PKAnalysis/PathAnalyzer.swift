@@ -65,9 +65,11 @@ public struct PathAnalyzer {
         let acc: KernelAccumulators
         let cost: AnalysisCostModel
         let totalWork: Double
+        /// The progress's units: each phase's estimated seconds (`AnalysisCostModel.seconds`).
+        let units: (forwardPerStep: Double, backwardPerStep: Double, machines: Double)
         /// The walk's work, as its last progress report counts it (`T·(forward + backward)`; the
         /// total less the machines' work can round below it).
-        var workBeforeMachines: Double { Double(context.steps) * (cost.forwardPerStep + cost.backwardPerStep) }
+        var workBeforeMachines: Double { Double(context.steps) * (units.forwardPerStep + units.backwardPerStep) }
 
         func assembly() -> AnalysisAssembly {
             AnalysisAssembly(context: context, route: route, form: form, notes: notes, path: replay, w0: w0, wT: wT, wLin: wLin,
@@ -94,7 +96,8 @@ public struct PathAnalyzer {
         var route = selection.route
         // Progress in estimated cost (AnalysisProgress), so that the ETA holds across phases.
         let cost = AnalysisCostModel(context: context, route: route)
-        let totalWork = Double(T) * (cost.forwardPerStep + cost.backwardPerStep) + cost.machines
+        let units = cost.seconds(precision: settings.precision)
+        let totalWork = Double(T) * (units.forwardPerStep + units.backwardPerStep) + units.machines
         var dynamics = DynamicsSampler(context: context, w0: w0, pathKM: route.summedForwards)
         let (exact, quadratureNotes) = Self.exactQuadrature(settings: settings, model: context.model, route: route)
         var quadrature = SegmentQuadrature(settings: settings, steps: T, model: context.model, exact: exact,
@@ -112,7 +115,7 @@ public struct PathAnalyzer {
                                     yb: run.trainY.rows(at: batch), nodes: nodes.shared, piecewise: nodes.piecewise)
             route.consume(step, into: &acc)
             linearized.train(step)
-            progress(AnalysisProgress(done: Double(step.step + seg.span) * cost.forwardPerStep, total: totalWork, phase: .forward,
+            progress(AnalysisProgress(done: Double(step.step + seg.span) * units.forwardPerStep, total: totalWork, phase: .forward,
                                       step: step.step + seg.span, steps: T))
         }
         let wT = path.current
@@ -121,16 +124,16 @@ public struct PathAnalyzer {
             // The backward phase starts here: its first own report comes only after its first group
             // of steps (R's allocation and a share of its work), which would otherwise be timed as
             // the steps' phase (bench's phase times, the bar's phase name).
-            progress(AnalysisProgress(done: Double(T) * cost.forwardPerStep, total: totalWork, phase: .backward, step: 0, steps: T))
+            progress(AnalysisProgress(done: Double(T) * units.forwardPerStep, total: totalWork, phase: .backward, step: 0, steps: T))
         }
         route.finish(end: wT, into: &acc) { done, total in
             let part = Double(done) / Double(max(total, 1))
-            progress(AnalysisProgress(done: Double(T) * (cost.forwardPerStep + part * cost.backwardPerStep), total: totalWork,
+            progress(AnalysisProgress(done: Double(T) * (units.forwardPerStep + part * units.backwardPerStep), total: totalWork,
                                       phase: .backward, step: Int((part * Double(T)).rounded()), steps: T))
         }
         return PathWalk(context: context, route: route, form: optimizer.kernelForm, notes: run.notes + selection.notes + quadratureNotes,
                         replay: path.summary, w0: w0, wT: wT, wLin: linearized.weights, dynamics: dynamics, quadrature: quadrature,
-                        acc: acc, cost: cost, totalWork: totalWork)
+                        acc: acc, cost: cost, totalWork: totalWork, units: units)
     }
 
     /// Whether the analysis integrates exactly through each query's kinks (math §1.1), and the

@@ -94,7 +94,7 @@ struct AnalysisPlanTests {
         let memoryPart = AnalysisCostModel.querySideFactor * measured * scalars / 2
         // R's update and products: relu with momentum takes exact quadrature, depth 3: q = 2 shared
         // nodes, 0.75·2 + 0.25·(1 + 1.2)·2 = 2.6 rows per query and step; batches of 5.
-        let productRate = PathAnalyzer.measuredProductRate(.f64)
+        let productRate = PathAnalyzer.measuredProductRate(.f64, batch: 5)
         #expect(productRate.isFinite && productRate > 0.1 && productRate < 1e4, "product kernel: \(productRate) GFLOP/s")
         let productPart = 2 * 3 * 42 * Double(71 - 12 + 6) * (2.6 + 5) * 7 / (productRate * 1e9 * 2 * AnalysisCostModel.productKernelEfficiency)
         let predicted = memoryPart + productPart

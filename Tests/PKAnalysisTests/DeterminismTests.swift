@@ -196,5 +196,14 @@ struct AnalysisProgressTests {
             let firstBackward = seen.first { $0.phase == .backward }!
             #expect(firstBackward.fraction == forwardEnd && firstBackward.step == 0)
         }
+        // The units are the plan's seconds (each phase at its own rate and efficiency) on one
+        // thread: the total is the plan's time × its threads, and each phase's share its share.
+        let plan = try PathAnalyzer(settings: AnalysisSettings()).plan(reader: TraceReader.open(try recordTrace(cfg)))
+        let tolerance = 1e-9   // the same sums in another order
+        let total = seen.last!.total, planned = plan.seconds * Double(plan.threads)
+        #expect(abs(total - planned) <= tolerance * planned, "progress total \(total) against the plan's \(planned) s")
+        let machinesStart = seen.first { $0.phase == .machines }!.done
+        let machines = try #require(plan.phases.first { $0.name == "kernel machines" }).seconds * Double(plan.threads)
+        #expect(abs((total - machinesStart) - machines) <= tolerance * total, "machines \(total - machinesStart) against \(machines)")
     }
 }

@@ -347,7 +347,7 @@ struct ExactQuadratureCostTests {
             * PathAnalyzer.measuredGemmRate(.f64) * 1e9 * PathAnalyzer.efficiency.backward
         // R's own kernels at the product kernel's rate measured by this process.
         let productCost = AnalysisCostModel.backwardGemmEfficiency * PathAnalyzer.measuredGemmRate(.f64)
-            / (AnalysisCostModel.productKernelEfficiency * PathAnalyzer.measuredProductRate(.f64))
+            / (AnalysisCostModel.productKernelEfficiency * PathAnalyzer.measuredProductRate(.f64, batch: context.meanBatch))
         func backward(qf: Double, qd: Double) -> Double {
             (qf * Q * net.featureCostPerExample + productCost * 2 * C * Q * PR * (qd + nb))
                 * PathAnalyzer.efficiency.backward / AnalysisCostModel.backwardGemmEfficiency
