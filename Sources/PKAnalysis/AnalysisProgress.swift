@@ -79,10 +79,11 @@ struct AnalysisCostModel {
     /// R's own kernels (its update and its products with the batch, which do not use OpenBLAS)
     /// run at `productKernelEfficiency × threads ×` the one-core rate `measuredProductRate`
     /// measures; the rest of the GEMM work (the query features, by OpenBLAS) at
-    /// `backwardGemmEfficiency ×` the GEMM rate. Set so that with OpenBLAS's SkylakeX kernels on
-    /// the model-207 Xeon (where `backwardGemmEfficiency` was fitted with all the GEMM work at the
-    /// GEMM rate) the plan is unchanged: `backwardGemmEfficiency ×` DGEMM's rate over the product
-    /// kernel's, both one core, measured in one process (session 16, Docs/path-kernel.md §7).
+    /// `backwardGemmEfficiency ×` the GEMM rate. `backwardGemmEfficiency ×` DGEMM's one-core rate
+    /// over the kernel's in a first, cache-resident version of the measurement (1.15 × 70/87 on
+    /// the model-207 Xeon with OpenBLAS's SkylakeX kernels, which would leave the plan fitted
+    /// there unchanged); with the final measurement W5's, W6's and teacher-adam's backward
+    /// phases land within ±10 % there (session 16, Docs/path-kernel.md §7).
     static let productKernelEfficiency = 0.93
     /// A ridge machine's eigendecomposition (`dsyevd` on its m training rows, on one thread: the
     /// machines run side by side, one per core) in two parts: `eigenGemmFactor·m³` flops at one
