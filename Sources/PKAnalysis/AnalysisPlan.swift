@@ -192,14 +192,14 @@ extension PathAnalyzer {
     /// One core's rate (GFLOP/s) of R's own kernels in `precision` (`rowsTimesBatch`, the products
     /// of R with the batch; R's update runs alongside it at the same price in the plan), measured
     /// once per process and batch size: 6,144 rows of 256 scalars times a batch of `batch` (the
-    /// run's mean batch, rounded; 200 MFLOP at 64, 12 MiB of R in float64, more than the caches
-    /// hold, as R in the analysis; a batch that is not a whole number of vectors pays for its
-    /// padded last columns, as in the analysis), the median of 7 runs after a warm-up (about
-    /// 25 ms at 64). These kernels do not use
-    /// OpenBLAS, so their rate does not follow the core type OpenBLAS chose (Prescott's fallback
-    /// runs its GEMM at a fifth of AVX-512's; these kernels at full speed).
+    /// run's mean batch, rounded, at most 512; 200 MFLOP at 64, 12 MiB of R in float64, more than
+    /// the caches hold, as R in the analysis; a batch that is not a whole number of vectors pays
+    /// for its padded last columns, as in the analysis), the median of 7 runs after a warm-up
+    /// (about 25 ms at 64). These kernels do not use OpenBLAS, so their rate does not follow the
+    /// core type OpenBLAS chose (Prescott's fallback runs its GEMM at a fifth of AVX-512's; these
+    /// kernels at full speed).
     public static func measuredProductRate(_ precision: AnalysisSettings.Precision, batch: Int = 64) -> Double {
-        let nb = min(max(batch, 1), 4096)
+        let nb = min(max(batch, 1), 512)
         return productRates.withLock { table in
             let key = "\(precision.rawValue)/\(nb)"
             if let r = table[key] { return r }

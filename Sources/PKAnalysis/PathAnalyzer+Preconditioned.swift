@@ -165,7 +165,7 @@ extension PathAnalyzer {
     /// Accumulates the preconditioned kernel form of `form`'s recorded steps into `acc`.
     /// `xq`: all queries (held-out first, `nT` of them, then the training points unless
     /// `exactOnly`); `attrIndex`: query row → attributed row. `progress(done, total)` counts
-    /// steps over all query blocks.
+    /// (query row, step) pairs over all query blocks (a block of fewer rows takes less time).
     ///
     /// Per step the query side R is the whole memory traffic (queries · C · P doubles), so each
     /// thread takes a chunk of query rows and, layer by layer and channel by channel, updates its
@@ -194,7 +194,7 @@ extension PathAnalyzer {
         // Query rows per block: R stays under `querySideBlockBytes`.
         // The query rows computed here: all, or a shard's (`AnalysisContext.rows`).
         let computed = queryRows ?? 0..<nQ
-        let perBlock = max(1, min(computed.count, querySideBlockBytes / max(bytes * perQuery, 1)))
+        let perBlock = max(1, min(computed.count, queryBlockRowsOverride ?? querySideBlockBytes / max(bytes * perQuery, 1)))
         let queryBlocks = stride(from: computed.lowerBound, to: computed.upperBound, by: perBlock).map { $0..<min($0 + perBlock, computed.upperBound) }
         // Query rows per thread chunk: one layer's rows of a chunk stay near `backwardChunkBytes`.
         let largest = rowWidth.max() ?? 1
@@ -646,11 +646,12 @@ extension PathAnalyzer {
                         for c in 0..<C { acc.gSum[ex, c] += cs * g[i, c] }
                     }
                 }
-                done += 1
+                // Work in (query row, step) pairs: the last block is often smaller than the others.
+                done += m
                 }
                 // Once per group (its steps' work ends together: one report per step would show the
                 // group's time as its first step's, an ETA several times too long).
-                progress(done, T * queryBlocks.count)
+                progress(done, T * computed.count)
             }
         }
     }
@@ -671,6 +672,13 @@ extension PathAnalyzer {
         get { stepGroupLock.lock(); defer { stepGroupLock.unlock() }; return forcedStepGroup }
         set { stepGroupLock.lock(); defer { stepGroupLock.unlock() }; forcedStepGroup = newValue.map { max(1, $0) } }
     }
+    /// Tests: the query rows of every block of R instead of what `querySideBlockBytes` allows
+    /// (nil: that). Each query row's sums do not depend on its block (DeterminismTests).
+    static var queryBlockRowsOverride: Int? {
+        get { stepGroupLock.lock(); defer { stepGroupLock.unlock() }; return forcedBlockRows }
+        set { stepGroupLock.lock(); defer { stepGroupLock.unlock() }; forcedBlockRows = newValue.map { max(1, $0) } }
+    }
+    nonisolated(unsafe) private static var forcedBlockRows: Int? = nil
     private static let stepGroupLock = NSLock()
     nonisolated(unsafe) private static var forcedStepGroup: Int? = nil
 

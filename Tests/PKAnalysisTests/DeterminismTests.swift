@@ -154,6 +154,40 @@ struct DeterminismTests {
         }
     }
 
+    /// R in blocks of query rows (`PathAnalyzer.queryBlockRowsOverride`): 64 queries in blocks of
+    /// 64 (one), 25 (25, 25, 14) and 7: the same bits as one block; and the backward phase's
+    /// progress counts (query row, step) pairs, so that the short last block weighs its rows.
+    @Test func queryBlocksKeepTheBitsAndWeighTheirRows() throws {
+        let spec = try JSONDecoder().decode(OptimizerSpec.self, from: Data(Self.optimizers[1].utf8))
+        let cfg = config(name: "blocks3", data: #"{"kind":"spirals","train":40,"test":24,"classes":3}"#,
+                         model: #"{"layers":[2,5,3],"activation":"tanh"}"#, loss: .crossEntropy,
+                         optimizer: spec, steps: 9, batchSize: 6, checkpointEvery: 4)
+        let path = try recordTrace(cfg)
+        defer { PathAnalyzer.queryBlockRowsOverride = nil; PathAnalyzer.stepGroupOverride = nil }
+        PathAnalyzer.stepGroupOverride = 9   // one report per block
+        var prints: [[UInt64]] = []
+        var fractions: [[Double]] = []
+        for rows in [64, 25, 7] {
+            PathAnalyzer.queryBlockRowsOverride = rows
+            var seen: [AnalysisProgress] = []
+            let (r, k) = try PathAnalyzer(settings: AnalysisSettings()).analyzeWithKernel(reader: TraceReader.open(path)) { seen.append($0) }
+            prints.append(try Self.fingerprint(r, k))
+            let backward = seen.filter { $0.phase == .backward }
+            let start = backward.first!.done, end = backward.last!.done
+            fractions.append(backward.dropFirst().map { ($0.done - start) / (end - start) })
+        }
+        for (i, p) in prints.enumerated().dropFirst() {
+            let same = p == prints[0]
+            #expect(same, "blocks of \([64, 25, 7][i]) rows differ from one block")
+        }
+        let tolerance = 1e-12   // ratios of sums of the same numbers
+        // Blocks of 25, 25 and 14 rows: the backward phase at 25/64, 50/64 and 1 of its work.
+        #expect(fractions[1].count == 3)
+        for (f, expected) in zip(fractions[1], [25.0 / 64, 50.0 / 64, 1]) {
+            #expect(abs(f - expected) <= tolerance, "blocks of 25: \(fractions[1])")
+        }
+    }
+
     /// 64-bit FNV-1a over the fingerprint's words, each as its 8 little-endian bytes (Foundation
     /// has no SHA-256 on Linux without CryptoKit; this is a checksum, not a cryptographic hash).
     static func fnv1a(_ words: [UInt64]) -> UInt64 {
