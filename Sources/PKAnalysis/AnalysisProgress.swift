@@ -309,7 +309,8 @@ extension AnalysisCostModel {
                   productFlopCost: route.backwardPass && context.model is MLP
                       ? Self.backwardGemmEfficiency * rate(precision) / (Self.productKernelEfficiency * PathAnalyzer.measuredProductRate(precision, batch: context.meanBatch))
                       : 1,
-                  symvElementCost: context.exactOnly ? 0 : PathAnalyzer.measuredSymvSeconds() * rate(.f64) * 1e9 * PathAnalyzer.efficiency.machines,
+                  symvElementCost: context.exactOnly || n * context.blocks > PathAnalyzer.eigenRidgeLimit
+                      ? 0 : PathAnalyzer.measuredSymvSeconds() * rate(.f64) * 1e9 * PathAnalyzer.efficiency.machines,
                   threads: threads)
     }
 }
