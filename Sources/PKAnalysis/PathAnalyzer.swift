@@ -43,11 +43,14 @@ public struct PathAnalyzer {
     /// the notes, residuals and attribution).
     public func analyzeWithKernel(reader: TraceReader, progress: (AnalysisProgress) -> Void = { _ in }) throws
         -> (result: AnalysisResult, kernel: Matrix) {
-        let started = Date()
-        let walk = try self.walk(reader: reader, shard: nil, progress: progress)
-        return try walk.assembly().assemble(walk.acc, started: started) { finished in
-            progress(AnalysisProgress(done: finished ? walk.totalWork : walk.workBeforeMachines, total: walk.totalWork,
-                                      phase: .machines, step: 0, steps: 0))
+        // One BLAS thread, held for the whole analysis (BLASThreads: another count set meanwhile would change the bits).
+        return try BLASThreads.with(1) {
+            let started = Date()
+            let walk = try self.walk(reader: reader, shard: nil, progress: progress)
+            return try walk.assembly().assemble(walk.acc, started: started) { finished in
+                progress(AnalysisProgress(done: finished ? walk.totalWork : walk.workBeforeMachines, total: walk.totalWork,
+                                          phase: .machines, step: 0, steps: 0))
+            }
         }
     }
 
@@ -79,10 +82,9 @@ public struct PathAnalyzer {
 
     /// One pass over the weight path, forwards in time: per segment the dynamics sample, the
     /// quadrature nodes, the kernel route and the linearized network; then the route's finish.
+    /// Called inside a lease of one BLAS thread (`BLASThreads.with(1)`: many small GEMMs).
     func walk(reader: TraceReader, shard: AnalysisShard?, progress: (AnalysisProgress) -> Void) throws -> PathWalk {
         try settings.validate()
-        // Many small GEMMs: one BLAS thread (see `BLASThreads`).
-        BLASThreads.set(1)
         let run = try TraceRun.load(reader)
         let context = try AnalysisContext(settings: settings, run: run, shard: shard)
         let T = context.steps

@@ -30,22 +30,23 @@ public struct RunDiagnostics: Sendable {
     /// The diagnostics of the trace at `path`. Throws the trace store's or `AnalysisError`s in one
     /// line (an unreadable trace, one without a checkpoint after step 0).
     public static func compute(trace path: String) throws -> RunDiagnostics {
-        let reader = try TraceReader.open(path)
-        defer { reader.close() }
-        // The analyzer's threading (PathAnalyzer.walk): one BLAS thread, so the same bits as there.
-        BLASThreads.set(1)
-        let run = try TraceRun.load(reader)
-        let context = try AnalysisContext(settings: AnalysisSettings(), run: run)
-        let model = context.model
-        let w0 = try WeightPath.weights(atStep: 0, run: run, reader: reader).weights
-        let wT = try WeightPath.weights(atStep: run.steps, run: run, reader: reader).weights
-        let f0 = model.forward(w0, context.xq), fT = model.forward(wT, context.xq)
-        let linearization = NTK0Lin.prediction(model, w0: w0, wT: wT, context.xq, f0: f0)
-        let diagnostics = OverParameterization(context: context, w0: w0, wT: wT, fT: fT, f0: f0, linearization: linearization,
-                                               kernelMachine: nil, analyticQX: nil, analyticMachine: nil).compute()
-        let trainOutputs = fT.rows(context.heldOut..<context.queries)
-        let loss = trainOutputs.isFinite ? run.loss.evaluate(outputs: trainOutputs, targets: run.trainY).loss : .nan
-        return RunDiagnostics(diagnostics: diagnostics, trainingLoss: loss.isFinite ? loss : nil, steps: run.steps,
-                              parameters: model.parameterCount)
+        // The analyzer's threading (PathAnalyzer): one BLAS thread, so the same bits as there.
+        return try BLASThreads.with(1) {
+            let reader = try TraceReader.open(path)
+            defer { reader.close() }
+            let run = try TraceRun.load(reader)
+            let context = try AnalysisContext(settings: AnalysisSettings(), run: run)
+            let model = context.model
+            let w0 = try WeightPath.weights(atStep: 0, run: run, reader: reader).weights
+            let wT = try WeightPath.weights(atStep: run.steps, run: run, reader: reader).weights
+            let f0 = model.forward(w0, context.xq), fT = model.forward(wT, context.xq)
+            let linearization = NTK0Lin.prediction(model, w0: w0, wT: wT, context.xq, f0: f0)
+            let diagnostics = OverParameterization(context: context, w0: w0, wT: wT, fT: fT, f0: f0, linearization: linearization,
+                                                   kernelMachine: nil, analyticQX: nil, analyticMachine: nil).compute()
+            let trainOutputs = fT.rows(context.heldOut..<context.queries)
+            let loss = trainOutputs.isFinite ? run.loss.evaluate(outputs: trainOutputs, targets: run.trainY).loss : .nan
+            return RunDiagnostics(diagnostics: diagnostics, trainingLoss: loss.isFinite ? loss : nil, steps: run.steps,
+                                  parameters: model.parameterCount)
+        }
     }
 }

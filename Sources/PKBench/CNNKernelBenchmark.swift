@@ -104,9 +104,7 @@ public enum CNNKernelBenchmark {
             jacobianSeconds += Measure.seconds { jx = p.network.jacobians(w, DenseMatrix<S>(p.train.rows(rows))) }
             var block = DenseMatrix<S>(rows: 0, cols: 0)
             gemmSeconds += Measure.seconds {
-                BLASThreads.set(Parallel.threads)
-                defer { BLASThreads.set(1) }
-                block = LayerJacobians.kernel(jq, jx, mode: .trace)
+                block = BLASThreads.with(Parallel.threads) { LayerJacobians.kernel(jq, jx, mode: .trace) }
             }
             for r in 0..<nq {
                 k.data.replaceSubrange((r * nt + rows.lowerBound)..<(r * nt + rows.upperBound),
@@ -167,7 +165,6 @@ public enum CNNKernelBenchmark {
             try? FileManager.default.createDirectory(at: export, withIntermediateDirectories: true)
             try OutputPath.check(export.appendingPathComponent("kernel_f64.npy").path)
         }
-        BLASThreads.set(1)
         let p = residual
             ? try Problem(channels: channels ?? residualDefaultChannels, queries: residualQueries, train: residualTrain, residual: true,
                           affineLayerNorm: affineLayerNorm)

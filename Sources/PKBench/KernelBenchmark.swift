@@ -39,8 +39,10 @@ public enum KernelBenchmark {
     /// Θ(Q, X) by explicit Jacobian contraction (the reference): `J_Q` whole, `J_X` in blocks of
     /// `blockRows` rows, one GEMM per block on every BLAS thread.
     public static func reference<S: BLASScalar>(_ p: Problem, as _: S.Type, blockRows: Int = 100) -> DenseMatrix<S> {
-        BLASThreads.set(Parallel.threads)
-        defer { BLASThreads.set(1) }
+        BLASThreads.with(Parallel.threads) { referenceOnEveryThread(p, as: S.self, blockRows: blockRows) }
+    }
+
+    private static func referenceOnEveryThread<S: BLASScalar>(_ p: Problem, as _: S.Type, blockRows: Int) -> DenseMatrix<S> {
         let C = p.model.outputDim
         let jq = DenseMatrix<S>(p.model.jacobians(p.weights, p.queries))
         var k = DenseMatrix<S>(rows: p.queries.rows * C, cols: p.train.rows * C)
@@ -165,7 +167,6 @@ public enum KernelBenchmark {
             try? FileManager.default.createDirectory(at: export, withIntermediateDirectories: true)
             try OutputPath.check(export.appendingPathComponent("kernel_f64.npy").path)
         }
-        BLASThreads.set(1)
         let p = Problem()
         let flops = flops(model: p.model, queries: p.queries.rows, train: p.train.rows)
         log("W1: GEMM rates")
@@ -173,8 +174,11 @@ public enum KernelBenchmark {
         let sgemm = GemmRate.measure(Float.self, threads: Parallel.threads)
         func measure<S: BLASScalar>(_: S.Type, gemm: Double, f64: DenseMatrix<Double>?) -> (Precision, DenseMatrix<S>) {
             log("W1 \(S.self == Float.self ? "f32" : "f64"): structured kernel, \(repeats) runs")
-            var k = structured(p, as: S.self)
-            let seconds = Measure.median(repeats: repeats) { k = structured(p, as: S.self) }
+            var k = DenseMatrix<S>(rows: 0, cols: 0)
+            let seconds = BLASThreads.with(1) {
+                k = structured(p, as: S.self)
+                return Measure.median(repeats: repeats) { k = structured(p, as: S.self) }
+            }
             log("W1 \(S.self == Float.self ? "f32" : "f64"): explicit Jacobian contraction")
             var ref = DenseMatrix<S>(rows: 0, cols: 0)
             // PATHKERNEL_BENCH_SKIP_REFERENCE=1 (development only): compare with the kernel itself.
@@ -271,31 +275,32 @@ public enum KernelBenchmark {
     /// Times `structured` `repeats` times per precision after one warm-up call each; throws when
     /// the float32 kernel is off the float64 one by more than `tolerance.f32`.
     public static func timeKernels(repeats: Int = 7, log: (String) -> Void = { _ in }) throws -> KernelTimes {
-        guard repeatsRange.contains(repeats) else {
-            throw ConfigError("--repeats must be \(ConfigLimits.describe(repeatsRange)), got \(repeats)")
+        return try BLASThreads.with(1) {
+            guard repeatsRange.contains(repeats) else {
+                throw ConfigError("--repeats must be \(ConfigLimits.describe(repeatsRange)), got \(repeats)")
+            }
+            let p = Problem()
+            let flops = flops(model: p.model, queries: p.queries.rows, train: p.train.rows)
+            func time<S: BLASScalar>(_: S.Type) -> (KernelTimes.Times, DenseMatrix<S>) {
+                log("W1 \(S.self == Float.self ? "f32" : "f64"): structured kernel, 1 + \(repeats) calls")
+                var k = structured(p, as: S.self)
+                let measured = (0..<repeats).map { _ in Measure.cpuAndWallSeconds { k = structured(p, as: S.self) } }
+                let times = measured.map(\.wall)
+                let median = times.sorted()[times.count / 2]
+                let cpu = measured.map(\.cpu).sorted()[measured.count / 2]
+                return (KernelTimes.Times(seconds: median, times: times, gflops: flops / median / 1e9, cpuSeconds: cpu), k)
+            }
+            let (t64, k64) = time(Double.self)
+            let (t32, k32) = time(Float.self)
+            let result = KernelTimes(model: "MLP \(spec.layers.map(String.init).joined(separator: "-")) relu ntk", parameters: p.model.parameterCount,
+                                     queries: p.queries.rows, train: p.train.rows, threads: Parallel.threads, flops: flops,
+                                     f64: t64, f32: t32, relativeErrorF32VsF64: relativeError(k32, k64), blas: .current)
+            if !(result.relativeErrorF32VsF64 <= tolerance.f32) {
+                throw CheckFailed(failures: ["f32 vs f64 \(String(format: "%.2e", result.relativeErrorF32VsF64)) > \(String(format: "%.0e", tolerance.f32))"],
+                                  blas: result.blas)
+            }
+            return result
         }
-        BLASThreads.set(1)
-        let p = Problem()
-        let flops = flops(model: p.model, queries: p.queries.rows, train: p.train.rows)
-        func time<S: BLASScalar>(_: S.Type) -> (KernelTimes.Times, DenseMatrix<S>) {
-            log("W1 \(S.self == Float.self ? "f32" : "f64"): structured kernel, 1 + \(repeats) calls")
-            var k = structured(p, as: S.self)
-            let measured = (0..<repeats).map { _ in Measure.cpuAndWallSeconds { k = structured(p, as: S.self) } }
-            let times = measured.map(\.wall)
-            let median = times.sorted()[times.count / 2]
-            let cpu = measured.map(\.cpu).sorted()[measured.count / 2]
-            return (KernelTimes.Times(seconds: median, times: times, gflops: flops / median / 1e9, cpuSeconds: cpu), k)
-        }
-        let (t64, k64) = time(Double.self)
-        let (t32, k32) = time(Float.self)
-        let result = KernelTimes(model: "MLP \(spec.layers.map(String.init).joined(separator: "-")) relu ntk", parameters: p.model.parameterCount,
-                                 queries: p.queries.rows, train: p.train.rows, threads: Parallel.threads, flops: flops,
-                                 f64: t64, f32: t32, relativeErrorF32VsF64: relativeError(k32, k64), blas: .current)
-        if !(result.relativeErrorF32VsF64 <= tolerance.f32) {
-            throw CheckFailed(failures: ["f32 vs f64 \(String(format: "%.2e", result.relativeErrorF32VsF64)) > \(String(format: "%.0e", tolerance.f32))"],
-                              blas: result.blas)
-        }
-        return result
     }
 
     /// `value` as a JSON object with snake_case keys (as `BenchReport.json` writes it).

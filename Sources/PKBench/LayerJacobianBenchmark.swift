@@ -80,17 +80,18 @@ public enum LayerJacobianBenchmark {
 
     /// `examples` inputs `N(0, 1)`, weights from `initialParameters(seed: 1)`.
     public static func run(examples: Int = 32, repeats: Int = 3, log: (String) -> Void = { _ in }) throws -> Result {
-        BLASThreads.set(1)
-        var cases: [Case] = []
-        for (name, json) in networks {
-            let net = try build(json)
-            var rng = PortableRandom.stream(seed: 1, label: 0x57_4A)
-            let x = Matrix(rows: examples, cols: net.inputShape.count, data: (0..<(examples * net.inputShape.count)).map { _ in rng.normal() })
-            let w = net.initialParameters(seed: 1)
-            cases.append(measure(name, net, w, x, as: Double.self, repeats: repeats, log: log))
-            cases.append(measure(name, net, w, x, as: Float.self, repeats: repeats, log: log))
+        return try BLASThreads.with(1) {
+            var cases: [Case] = []
+            for (name, json) in networks {
+                let net = try build(json)
+                var rng = PortableRandom.stream(seed: 1, label: 0x57_4A)
+                let x = Matrix(rows: examples, cols: net.inputShape.count, data: (0..<(examples * net.inputShape.count)).map { _ in rng.normal() })
+                let w = net.initialParameters(seed: 1)
+                cases.append(measure(name, net, w, x, as: Double.self, repeats: repeats, log: log))
+                cases.append(measure(name, net, w, x, as: Float.self, repeats: repeats, log: log))
+            }
+            return Result(threads: Parallel.threads, cases: cases)
         }
-        return Result(threads: Parallel.threads, cases: cases)
     }
 
     @_specialize(where S == Double)

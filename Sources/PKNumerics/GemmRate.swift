@@ -5,23 +5,23 @@ import CBLAS
 /// every benchmark figure.
 public enum GemmRate {
     /// Median GFLOP/s of an `n×n · n×n` GEMM in `Scalar` over `runs` runs (after one warm-up),
-    /// with `threads` BLAS threads (restored to one afterwards).
+    /// with `threads` BLAS threads (a lease: `BLASThreads.with`).
     public static func measure<Scalar: BLASScalar>(_: Scalar.Type, n: Int = 2048, runs: Int = 3, threads: Int = 1) -> Double {
-        BLASThreads.set(threads)
-        defer { BLASThreads.set(1) }
-        var rng = PortableRandom(seed: 1)
-        let a = DenseMatrix<Scalar>(rows: n, cols: n, data: (0..<(n * n)).map { _ in Scalar(rng.uniform()) })
-        let b = DenseMatrix<Scalar>(rows: n, cols: n, data: (0..<(n * n)).map { _ in Scalar(rng.uniform()) })
-        var c = DenseMatrix<Scalar>(rows: n, cols: n)
-        DenseMatrix.gemm(a, b, into: &c)
-        var rates: [Double] = []
-        for _ in 0..<runs {
-            let t0 = DispatchTime.now().uptimeNanoseconds
+        return BLASThreads.with(threads) {
+            var rng = PortableRandom(seed: 1)
+            let a = DenseMatrix<Scalar>(rows: n, cols: n, data: (0..<(n * n)).map { _ in Scalar(rng.uniform()) })
+            let b = DenseMatrix<Scalar>(rows: n, cols: n, data: (0..<(n * n)).map { _ in Scalar(rng.uniform()) })
+            var c = DenseMatrix<Scalar>(rows: n, cols: n)
             DenseMatrix.gemm(a, b, into: &c)
-            let s = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
-            rates.append(2 * Double(n) * Double(n) * Double(n) / s / 1e9)
+            var rates: [Double] = []
+            for _ in 0..<runs {
+                let t0 = DispatchTime.now().uptimeNanoseconds
+                DenseMatrix.gemm(a, b, into: &c)
+                let s = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+                rates.append(2 * Double(n) * Double(n) * Double(n) / s / 1e9)
+            }
+            return rates.sorted()[runs / 2]
         }
-        return rates.sorted()[runs / 2]
     }
 }
 
@@ -34,30 +34,31 @@ public enum SymvSpeed {
     /// thread, with `threads` threads each running its own at the same time (as the ridge
     /// machines' eigendecompositions run side by side), over `runs` runs after one warm-up: the mean over the threads of each one's median.
     public static func measure(n: Int = 3000, runs: Int = 5, threads: Int = 1) -> Double {
-        BLASThreads.set(1)
-        let threads = max(1, threads)
-        let count = n * n
-        let matrices = (0..<threads).map { t in
-            let a = UnsafeMutablePointer<Double>.allocate(capacity: count)
-            for i in 0..<count { a[i] = Double((i &+ t) % 997) / 997 - 0.5 }
-            return a
-        }
-        let vectors = (0..<threads).map { _ in UnsafeMutablePointer<Double>.allocate(capacity: 2 * n) }
-        defer { matrices.forEach { $0.deallocate() }; vectors.forEach { $0.deallocate() } }
-        for v in vectors { v.initialize(repeating: 0.5, count: 2 * n) }
-        let medians = UnsafeMutablePointer<Double>.allocate(capacity: threads)
-        defer { medians.deallocate() }
-        Parallel.forEach(threads) { t in
-            let a = matrices[t], x = vectors[t], y = vectors[t] + n
-            var seconds: [Double] = []
-            for run in 0...runs {
-                let t0 = DispatchTime.now().uptimeNanoseconds
-                cblas_dsymv(CblasRowMajor, CblasLower, Int32(n), 1, a, Int32(n), x, 1, 0, y, 1)
-                let s = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
-                if run > 0 { seconds.append(s / (Double(n) * Double(n) / 2)) }
+        return BLASThreads.with(1) {
+            let threads = max(1, threads)
+            let count = n * n
+            let matrices = (0..<threads).map { t in
+                let a = UnsafeMutablePointer<Double>.allocate(capacity: count)
+                for i in 0..<count { a[i] = Double((i &+ t) % 997) / 997 - 0.5 }
+                return a
             }
-            medians[t] = seconds.sorted()[seconds.count / 2]
+            let vectors = (0..<threads).map { _ in UnsafeMutablePointer<Double>.allocate(capacity: 2 * n) }
+            defer { matrices.forEach { $0.deallocate() }; vectors.forEach { $0.deallocate() } }
+            for v in vectors { v.initialize(repeating: 0.5, count: 2 * n) }
+            let medians = UnsafeMutablePointer<Double>.allocate(capacity: threads)
+            defer { medians.deallocate() }
+            Parallel.forEach(threads) { t in
+                let a = matrices[t], x = vectors[t], y = vectors[t] + n
+                var seconds: [Double] = []
+                for run in 0...runs {
+                    let t0 = DispatchTime.now().uptimeNanoseconds
+                    cblas_dsymv(CblasRowMajor, CblasLower, Int32(n), 1, a, Int32(n), x, 1, 0, y, 1)
+                    let s = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+                    if run > 0 { seconds.append(s / (Double(n) * Double(n) / 2)) }
+                }
+                medians[t] = seconds.sorted()[seconds.count / 2]
+            }
+            return (0..<threads).reduce(0) { $0 + medians[$1] } / Double(threads)
         }
-        return (0..<threads).reduce(0) { $0 + medians[$1] } / Double(threads)
     }
 }

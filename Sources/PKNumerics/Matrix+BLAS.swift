@@ -204,18 +204,6 @@ public enum Vec {
     public static func norm(_ x: [Double]) -> Double { dot(x, x).squareRoot() }
 }
 
-/// BLAS threading. OpenBLAS's own threads help large GEMMs but cost far more than they give on
-/// the many small GEMMs of a path analysis (measured on 2 cores: 90 s with 2 threads against 24 s
-/// with 1 on `moons-mlp`, the difference being spin-waiting in the kernel).
-public enum BLASThreads {
-    /// Sets the number of BLAS threads for the whole process (no-op on Accelerate).
-    public static func set(_ n: Int) {
-        #if !canImport(Accelerate)
-        openblas_set_num_threads(Int32(clamping: max(n, 1)))
-        #endif
-    }
-}
-
 // Concrete SIMD loops: the generic scalar loop keeps a data-dependent branch (random signs
 // mispredict half the time) and never vectorizes.
 extension Double {

@@ -46,78 +46,84 @@ public struct Trainer: Sendable {
         try self.init(config: config, data: split, initialParameters: initialParameters)
     }
 
+    /// BLAS threads for this run. Small GEMMs (the presets): one; OpenBLAS's second thread spins
+    /// more than it computes and the trace writer needs the other core. Large ones (batch ×
+    /// width² ≥ 2²⁶, e.g. bench W2's 1000 × 512²): every core (Docs/benchmarks.md).
+    var blasThreads: Int {
+        let widest = model.spec.kind == "mlp" ? (model.spec.layers.max() ?? 1) : 1
+        let batchRows = config.optimizer.kind == .gd ? data.train.count : min(config.training.batchSize ?? data.train.count, data.train.count)
+        return batchRows * widest * widest >= 1 << 26 ? Parallel.threads : 1
+    }
+
     /// Runs the loop. `shouldStop` is polled once per step (for example set by SIGINT); a stop
     /// ends the run with status `aborted`.
     @discardableResult
     public func run(observers: [TrainingObserver], shouldStop: () -> Bool = { false }) -> TrainingOutcome {
-        // Small GEMMs (the presets): one BLAS thread; OpenBLAS's second thread spins more than it
-        // computes and the trace writer needs the other core. Large ones (batch × width² ≥ 2²⁶,
-        // e.g. bench W2's 1000 × 512²): every core (Docs/benchmarks.md).
-        let widest = model.spec.kind == "mlp" ? (model.spec.layers.max() ?? 1) : 1
-        let batchRows = config.optimizer.kind == .gd ? data.train.count : min(config.training.batchSize ?? data.train.count, data.train.count)
-        BLASThreads.set(batchRows * widest * widest >= 1 << 26 ? Parallel.threads : 1)
-        let T = config.training.steps
-        let k = config.training.checkpointEvery
-        let train = data.train
-        let loss = config.loss.kind
-        // Validated with the config; the chain is the one the analyzer's replay builds.
-        var w = initialParameters ?? model.initialParameters(seed: config.seed)
-        // An anchored decay (`decayAnchor` "initial") pulls towards this run's w₀.
-        var spec = config.optimizer
-        if spec.decayAnchor == .initial { spec.decayAnchorWeights = w }
-        let optimizer = try! spec.transformation(parameters: model.parameterTensors)
-        var state = optimizer.initialState(parameterCount: model.parameterCount)
-        let clips = config.optimizer.clipNorm != nil
-        var batches = BatchSchedule(count: train.count, batchSize: config.training.batchSize,
-                                    dropLast: config.training.dropLast,
-                                    fullBatch: config.optimizer.kind == .gd, seed: config.seed)
-        var divergence = Divergence(initial: w)
-        var lastCheckpoint = 0
-        var lastLoss: Double? = nil
+        // Held for the whole run (BLASThreads: no other count meanwhile, in this process).
+        return BLASThreads.with(blasThreads) {
+            let T = config.training.steps
+            let k = config.training.checkpointEvery
+            let train = data.train
+            let loss = config.loss.kind
+            // Validated with the config; the chain is the one the analyzer's replay builds.
+            var w = initialParameters ?? model.initialParameters(seed: config.seed)
+            // An anchored decay (`decayAnchor` "initial") pulls towards this run's w₀.
+            var spec = config.optimizer
+            if spec.decayAnchor == .initial { spec.decayAnchorWeights = w }
+            let optimizer = try! spec.transformation(parameters: model.parameterTensors)
+            var state = optimizer.initialState(parameterCount: model.parameterCount)
+            let clips = config.optimizer.clipNorm != nil
+            var batches = BatchSchedule(count: train.count, batchSize: config.training.batchSize,
+                                        dropLast: config.training.dropLast,
+                                        fullBatch: config.optimizer.kind == .gd, seed: config.seed)
+            var divergence = Divergence(initial: w)
+            var lastCheckpoint = 0
+            var lastLoss: Double? = nil
 
-        func emit(_ e: TrainingEvent) { for o in observers { o.observe(e) } }
-        func finish(_ status: RunStatus, _ message: String?, _ done: Int) -> TrainingOutcome {
-            let outcome = TrainingOutcome(status: status, message: message, stepsDone: done,
-                                          finalParameters: w, lastLoss: lastLoss)
-            emit(.finished(outcome))
-            return outcome
-        }
+            func emit(_ e: TrainingEvent) { for o in observers { o.observe(e) } }
+            func finish(_ status: RunStatus, _ message: String?, _ done: Int) -> TrainingOutcome {
+                let outcome = TrainingOutcome(status: status, message: message, stepsDone: done,
+                                              finalParameters: w, lastLoss: lastLoss)
+                emit(.finished(outcome))
+                return outcome
+            }
 
-        emit(.started(TrainingStart(config: config, model: model, data: data, plannedSteps: T)))
-        func checkpoint(_ step: Int) {
-            emit(.checkpoint(step: step, parameters: w, optimizerState: state.buffers.isEmpty ? nil : state))
-        }
-        checkpoint(0)
+            emit(.started(TrainingStart(config: config, model: model, data: data, plannedSteps: T)))
+            func checkpoint(_ step: Int) {
+                emit(.checkpoint(step: step, parameters: w, optimizerState: state.buffers.isEmpty ? nil : state))
+            }
+            checkpoint(0)
 
-        for t in 0..<T {
-            if let reason = observers.lazy.compactMap({ $0.stopReason }).first {
-                if lastCheckpoint != t { checkpoint(t) }
-                return finish(.aborted, reason, t)
+            for t in 0..<T {
+                if let reason = observers.lazy.compactMap({ $0.stopReason }).first {
+                    if lastCheckpoint != t { checkpoint(t) }
+                    return finish(.aborted, reason, t)
+                }
+                if shouldStop() {
+                    if lastCheckpoint != t { checkpoint(t) }
+                    return finish(.aborted, "stopped by the user at step \(t)", t)
+                }
+                let (epoch, batch) = batches.next()
+                let eta = config.optimizer.schedule.learningRate(step: t, totalSteps: T, base: config.optimizer.learningRate)
+                let xb = batches.fullBatch ? train.x : train.x.rows(at: batch)
+                let yb = batches.fullBatch ? train.y : train.y.rows(at: batch)
+                let result = optimizer.step(model: model, parameters: w, state: state, inputs: xb, targets: yb, loss: loss, learningRate: eta)
+                emit(.step(StepInfo(step: t, epoch: epoch, learningRate: eta, batch: batch, loss: result.loss,
+                                    clipScale: clips ? result.info?.clipScale : nil)))
+                if let why = divergence.check(step: t, loss: result.loss, next: result.next) {
+                    if lastCheckpoint != t { checkpoint(t) }
+                    return finish(.diverged, why, t)
+                }
+                guard let next = result.next else { return finish(.diverged, "no update at step \(t)", t) }
+                lastLoss = result.loss
+                w = next
+                state = result.state ?? state
+                if (t + 1) % k == 0 || t + 1 == T {
+                    checkpoint(t + 1)
+                    lastCheckpoint = t + 1
+                }
             }
-            if shouldStop() {
-                if lastCheckpoint != t { checkpoint(t) }
-                return finish(.aborted, "stopped by the user at step \(t)", t)
-            }
-            let (epoch, batch) = batches.next()
-            let eta = config.optimizer.schedule.learningRate(step: t, totalSteps: T, base: config.optimizer.learningRate)
-            let xb = batches.fullBatch ? train.x : train.x.rows(at: batch)
-            let yb = batches.fullBatch ? train.y : train.y.rows(at: batch)
-            let result = optimizer.step(model: model, parameters: w, state: state, inputs: xb, targets: yb, loss: loss, learningRate: eta)
-            emit(.step(StepInfo(step: t, epoch: epoch, learningRate: eta, batch: batch, loss: result.loss,
-                                clipScale: clips ? result.info?.clipScale : nil)))
-            if let why = divergence.check(step: t, loss: result.loss, next: result.next) {
-                if lastCheckpoint != t { checkpoint(t) }
-                return finish(.diverged, why, t)
-            }
-            guard let next = result.next else { return finish(.diverged, "no update at step \(t)", t) }
-            lastLoss = result.loss
-            w = next
-            state = result.state ?? state
-            if (t + 1) % k == 0 || t + 1 == T {
-                checkpoint(t + 1)
-                lastCheckpoint = t + 1
-            }
+            return finish(.finished, nil, T)
         }
-        return finish(.finished, nil, T)
     }
 }

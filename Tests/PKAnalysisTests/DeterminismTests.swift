@@ -188,6 +188,37 @@ struct DeterminismTests {
         }
     }
 
+    /// An analysis keeps its bits while another thread of the process keeps asking for two BLAS
+    /// threads (as a test training a large network beside it does): its lease of one thread
+    /// (`BLASThreads.with`) holds OpenBLAS's process-wide count for the whole analysis, ridge
+    /// machines included (a `dsyevd` on 40 rows gives other bits on two threads than on one:
+    /// CI once failed `repeatedAnalysesAreBitIdentical` so, when the count was set, not leased).
+    @Test func anotherThreadsBLASCountDoesNotReachAnAnalysis() throws {
+        let spec = try JSONDecoder().decode(OptimizerSpec.self, from: Data(Self.optimizers[5].utf8))
+        let cfg = config(name: "lease3", data: #"{"kind":"spirals","train":40,"test":24,"classes":3}"#,
+                         model: #"{"layers":[2,5,3],"activation":"tanh"}"#, loss: .crossEntropy,
+                         optimizer: spec, steps: 9, batchSize: 6, checkpointEvery: 4)
+        let path = try recordTrace(cfg)
+        func fingerprint() throws -> [UInt64] {
+            let (r, k) = try PathAnalyzer(settings: AnalysisSettings()).analyzeWithKernel(reader: TraceReader.open(path))
+            return try Self.fingerprint(r, k)
+        }
+        let quiet = try fingerprint()
+        let stop = LockedFlag(), done = DispatchSemaphore(value: 0)
+        Thread.detachNewThread {
+            let heldMicroseconds: UInt32 = 300, pauseMicroseconds: UInt32 = 100
+            while !stop.value {
+                BLASThreads.with(2) { usleep(heldMicroseconds) }
+                usleep(pauseMicroseconds)
+            }
+            done.signal()
+        }
+        defer { stop.set(); done.wait() }
+        for run in 0..<3 {
+            #expect(try fingerprint() == quiet, "analysis \(run) beside two-thread BLAS leases differs from the quiet one")
+        }
+    }
+
     /// 64-bit FNV-1a over the fingerprint's words, each as its 8 little-endian bytes (Foundation
     /// has no SHA-256 on Linux without CryptoKit; this is a checksum, not a cryptographic hash).
     static func fnv1a(_ words: [UInt64]) -> UInt64 {
@@ -240,4 +271,11 @@ struct AnalysisProgressTests {
         let machines = try #require(plan.phases.first { $0.name == "kernel machines" }).seconds * Double(plan.threads)
         #expect(abs((total - machinesStart) - machines) <= tolerance * total, "machines \(total - machinesStart) against \(machines)")
     }
+}
+
+final class LockedFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var raised = false
+    func set() { lock.lock(); raised = true; lock.unlock() }
+    var value: Bool { lock.lock(); defer { lock.unlock() }; return raised }
 }

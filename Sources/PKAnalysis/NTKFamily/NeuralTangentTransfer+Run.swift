@@ -77,54 +77,55 @@ public struct NeuralTangentTransfer: Sendable {
     /// measured on `heldOut` (≥ 2 rows). `progress(done, total)` is called after each iteration.
     public static func run(network: MLP, teacher: [Double], inputs: Matrix, heldOut: Matrix, settings: Settings,
                            progress: ((Int, Int) -> Void)? = nil) throws -> Result {
-        if let p = settings.problem() { throw AnalysisError(p) }
-        guard inputs.rows >= 2, heldOut.rows >= 2 else {
-            throw AnalysisError("NTT needs at least 2 training inputs and 2 held-out inputs")
-        }
         // Single-threaded BLAS, the project's policy: NTT's GEMMs (a batch of 64 against layers of
         // 784 × 300) gain no wall time from OpenBLAS's threads, whose waiting doubles the CPU time
         // (ntt-fmnist, 3 epochs at ρ = 0.1, quiet machine: 7.0 s wall, 14.6 CPU s with 2 BLAS
         // threads; 7.6 s, 7.6 CPU s with one).
-        BLASThreads.set(1)
-        let objective = NTTObjective(network: network, teacher: teacher, lambdaKernel: settings.lambdaKernel,
-                                     lambdaL2: settings.lambdaL2, density: settings.density)
-        let optimizer = try Transform.make(kind: "adam")
-        var state = optimizer.initialState(parameterCount: network.parameterCount)
-        var s = teacher
-        var mask = MagnitudeMask.make(network, weights: teacher, density: settings.density)
-        let held = objective.teacherKernel(heldOut)
-        func heldOutTerms() -> NTTObjective.Terms {
-            objective.evaluate(student: s, mask: mask, batch: heldOut, gradient: false, teacherValues: held).terms
-        }
-        var history = [Record(iteration: 0, heldOut: heldOutTerms(), maskChanges: nil)]
-        let n = inputs.rows
-        let batch = min(settings.batchSize, n)
-        let perEpoch = n / batch   // full batches only: every batch has two halves of the same size
-        let total = perEpoch * settings.epochs
-        var rng = PortableRandom.stream(seed: settings.seed, label: 0x4E5454)   // "NTT"
-        var t = 0
-        for _ in 0..<settings.epochs {
-            let order = rng.permutation(n)
-            for b in 0..<perEpoch {
-                let x = inputs.rows(at: order[(b * batch)..<((b + 1) * batch)])
-                let step = adamStep(objective, student: s, mask: mask, batch: x, optimizer: optimizer,
-                                    state: state, learningRate: settings.learningRate)
-                guard step.terms.loss.isFinite, step.student.allSatisfy(\.isFinite) else {
-                    throw AnalysisError("NTT diverged at iteration \(t + 1) (loss \(step.terms.loss)): lower the learning rate or λ_K")
-                }
-                s = step.student
-                state = step.state
-                t += 1
-                if t % settings.maskEvery == 0 && t <= total - settings.maskEvery {
-                    let next = MagnitudeMask.make(network, weights: s, density: settings.density)
-                    let changes = MagnitudeMask.changes(network, from: mask, to: next)
-                    mask = next
-                    history.append(Record(iteration: t, heldOut: heldOutTerms(), maskChanges: changes))
-                }
-                progress?(t, total)
+        return try BLASThreads.with(1) {
+            if let p = settings.problem() { throw AnalysisError(p) }
+            guard inputs.rows >= 2, heldOut.rows >= 2 else {
+                throw AnalysisError("NTT needs at least 2 training inputs and 2 held-out inputs")
             }
+            let objective = NTTObjective(network: network, teacher: teacher, lambdaKernel: settings.lambdaKernel,
+                                         lambdaL2: settings.lambdaL2, density: settings.density)
+            let optimizer = try Transform.make(kind: "adam")
+            var state = optimizer.initialState(parameterCount: network.parameterCount)
+            var s = teacher
+            var mask = MagnitudeMask.make(network, weights: teacher, density: settings.density)
+            let held = objective.teacherKernel(heldOut)
+            func heldOutTerms() -> NTTObjective.Terms {
+                objective.evaluate(student: s, mask: mask, batch: heldOut, gradient: false, teacherValues: held).terms
+            }
+            var history = [Record(iteration: 0, heldOut: heldOutTerms(), maskChanges: nil)]
+            let n = inputs.rows
+            let batch = min(settings.batchSize, n)
+            let perEpoch = n / batch   // full batches only: every batch has two halves of the same size
+            let total = perEpoch * settings.epochs
+            var rng = PortableRandom.stream(seed: settings.seed, label: 0x4E5454)   // "NTT"
+            var t = 0
+            for _ in 0..<settings.epochs {
+                let order = rng.permutation(n)
+                for b in 0..<perEpoch {
+                    let x = inputs.rows(at: order[(b * batch)..<((b + 1) * batch)])
+                    let step = adamStep(objective, student: s, mask: mask, batch: x, optimizer: optimizer,
+                                        state: state, learningRate: settings.learningRate)
+                    guard step.terms.loss.isFinite, step.student.allSatisfy(\.isFinite) else {
+                        throw AnalysisError("NTT diverged at iteration \(t + 1) (loss \(step.terms.loss)): lower the learning rate or λ_K")
+                    }
+                    s = step.student
+                    state = step.state
+                    t += 1
+                    if t % settings.maskEvery == 0 && t <= total - settings.maskEvery {
+                        let next = MagnitudeMask.make(network, weights: s, density: settings.density)
+                        let changes = MagnitudeMask.changes(network, from: mask, to: next)
+                        mask = next
+                        history.append(Record(iteration: t, heldOut: heldOutTerms(), maskChanges: changes))
+                    }
+                    progress?(t, total)
+                }
+            }
+            if history.last?.iteration != t { history.append(Record(iteration: t, heldOut: heldOutTerms(), maskChanges: nil)) }
+            return Result(student: s, mask: mask, history: history, iterations: t)
         }
-        if history.last?.iteration != t { history.append(Record(iteration: t, heldOut: heldOutTerms(), maskChanges: nil)) }
-        return Result(student: s, mask: mask, history: history, iterations: t)
     }
 }
