@@ -3,6 +3,7 @@ import Testing
 import PKNumerics
 import PKOptim
 import PKTrace
+import PKTraining
 @testable import PKAnalysis
 
 /// Same trace, same settings, same bits: every optimizer's analysis, with one and with three
@@ -21,6 +22,14 @@ struct DeterminismTests {
         #"{"kind":"adamw","learningRate":0.02,"weightDecay":0.05}"#,
         #"{"kind":"rmsprop","learningRate":0.005,"momentum":0.5,"weightDecay":0.01}"#,
     ]
+
+    /// The three-output run of these tests: spirals (40 training points, 24 held out), MLP
+    /// 2-5-3 tanh, cross-entropy, 9 steps in batches of 6 (full batch for GD), a checkpoint every 4.
+    static func threeOutputs(_ name: String, _ spec: OptimizerSpec) -> RunConfig {
+        config(name: name, data: #"{"kind":"spirals","train":40,"test":24,"classes":3}"#,
+               model: #"{"layers":[2,5,3],"activation":"tanh"}"#, loss: .crossEntropy,
+               optimizer: spec, steps: 9, batchSize: spec.kind == .gd ? nil : 6, checkpointEvery: 4)
+    }
 
     /// The bits of everything an analysis prints, stores or returns (the run time excepted).
     static func fingerprint(_ r: AnalysisResult, _ kernel: Matrix) throws -> [UInt64] {
@@ -41,9 +50,7 @@ struct DeterminismTests {
             ? config(name: "det1", data: #"{"kind":"moons","train":40,"test":24}"#,
                      model: #"{"layers":[2,5,1],"activation":"tanh"}"#, loss: .logistic,
                      optimizer: spec, steps: 9, batchSize: spec.kind == .gd ? nil : 6, checkpointEvery: 4)
-            : config(name: "det3", data: #"{"kind":"spirals","train":40,"test":24,"classes":3}"#,
-                     model: #"{"layers":[2,5,3],"activation":"tanh"}"#, loss: .crossEntropy,
-                     optimizer: spec, steps: 9, batchSize: spec.kind == .gd ? nil : 6, checkpointEvery: 4)
+            : Self.threeOutputs("det3", spec)
         let path = try recordTrace(cfg)
         var settings = AnalysisSettings()
         if windowed { settings.momentumTolerance = 1e-6 }
@@ -135,9 +142,7 @@ struct DeterminismTests {
     @Test(arguments: [optimizers[1], optimizers[2], optimizers[4], optimizers[5], optimizers[6]])
     func backwardStepGroupsKeepTheBits(optimizer: String) throws {
         let spec = try JSONDecoder().decode(OptimizerSpec.self, from: Data(optimizer.utf8))
-        let cfg = config(name: "group3", data: #"{"kind":"spirals","train":40,"test":24,"classes":3}"#,
-                         model: #"{"layers":[2,5,3],"activation":"tanh"}"#, loss: .crossEntropy,
-                         optimizer: spec, steps: 9, batchSize: 6, checkpointEvery: 4)
+        let cfg = Self.threeOutputs("group3", spec)
         let path = try recordTrace(cfg)
         let kernelFormTolerance = 1e-10   // float64: the kernel form closes on the network (as above)
         defer { PathAnalyzer.stepGroupOverride = nil }
@@ -159,9 +164,7 @@ struct DeterminismTests {
     /// progress counts (query row, step) pairs, so that the short last block weighs its rows.
     @Test func queryBlocksKeepTheBitsAndWeighTheirRows() throws {
         let spec = try JSONDecoder().decode(OptimizerSpec.self, from: Data(Self.optimizers[1].utf8))
-        let cfg = config(name: "blocks3", data: #"{"kind":"spirals","train":40,"test":24,"classes":3}"#,
-                         model: #"{"layers":[2,5,3],"activation":"tanh"}"#, loss: .crossEntropy,
-                         optimizer: spec, steps: 9, batchSize: 6, checkpointEvery: 4)
+        let cfg = Self.threeOutputs("blocks3", spec)
         let path = try recordTrace(cfg)
         defer { PathAnalyzer.queryBlockRowsOverride = nil; PathAnalyzer.stepGroupOverride = nil }
         PathAnalyzer.stepGroupOverride = 9   // one report per block
@@ -195,9 +198,7 @@ struct DeterminismTests {
     /// CI once failed `repeatedAnalysesAreBitIdentical` so, when the count was set, not leased).
     @Test func anotherThreadsBLASCountDoesNotReachAnAnalysis() throws {
         let spec = try JSONDecoder().decode(OptimizerSpec.self, from: Data(Self.optimizers[5].utf8))
-        let cfg = config(name: "lease3", data: #"{"kind":"spirals","train":40,"test":24,"classes":3}"#,
-                         model: #"{"layers":[2,5,3],"activation":"tanh"}"#, loss: .crossEntropy,
-                         optimizer: spec, steps: 9, batchSize: 6, checkpointEvery: 4)
+        let cfg = Self.threeOutputs("lease3", spec)
         let path = try recordTrace(cfg)
         func fingerprint() throws -> [UInt64] {
             let (r, k) = try PathAnalyzer(settings: AnalysisSettings()).analyzeWithKernel(reader: TraceReader.open(path))
