@@ -25,35 +25,30 @@ public enum BLASThreads {
     private static let condition = NSCondition()
     /// The count the leases in force run at (0 before the first lease: OpenBLAS's own default).
     nonisolated(unsafe) private static var active = 0
-    /// Leases in force, and the depth of each holding thread's nesting.
-    nonisolated(unsafe) private static var leases = 0
-    nonisolated(unsafe) private static var holders: [pthread_t: Int] = [:]
+    /// The threads holding a lease (one each: a nested request holds none of its own).
+    nonisolated(unsafe) private static var holders: Set<pthread_t> = []
 
     /// Runs `body` with `n` BLAS threads (at least one), exclusive of every other count (see the
     /// type's doc). A no-op on Accelerate, which has no thread setting.
     public static func with<T>(_ n: Int, _ body: () throws -> T) rethrows -> T {
         let n = max(n, 1), me = pthread_self()
         condition.lock()
-        if let depth = holders[me] {
+        if holders.contains(me) {
             // Nested on a holding thread: the count in force.
-            holders[me] = depth + 1
             condition.unlock()
-            defer { condition.lock(); holders[me]! -= 1; condition.unlock() }
             return try body()
         }
-        while leases > 0 && active != n { condition.wait() }
-        if leases == 0 && active != n {
+        while !holders.isEmpty && active != n { condition.wait() }
+        if holders.isEmpty && active != n {
             set(n)
             active = n
         }
-        leases += 1
-        holders[me] = 1
+        holders.insert(me)
         condition.unlock()
         defer {
             condition.lock()
-            holders[me] = nil
-            leases -= 1
-            if leases == 0 {
+            holders.remove(me)
+            if holders.isEmpty {
                 if active != 1 {
                     set(1)
                     active = 1
