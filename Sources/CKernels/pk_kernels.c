@@ -23,6 +23,7 @@
                 o[k] = dec * o[k] + SCALED(c0 * a0[k] + c1 * a1[k] + c2 * a2[k] + c3 * a3[k]);    \
         }
 #define PK_BY_S(x) (s[k] * (x))
+#define PK_BY_SI(x) (s[idx[k]] * (x))
 #define PK_BY_ONE(x) (x)
 /* s == NULL: every s[k] is 1 (1·x is x exactly: the same bits without reading s). */
 #define PK_COMBINATION(T, NAME, ATTR)                                                              \
@@ -31,6 +32,18 @@
                           T c0, T c1, T c2, T c3, T dec, int mode, size_t n) {                     \
         if (s) {                                                                                   \
             PK_COMBINATION_LOOPS(T, PK_BY_S)                                                       \
+        } else {                                                                                   \
+            PK_COMBINATION_LOOPS(T, PK_BY_ONE)                                                     \
+        }                                                                                          \
+    }
+
+/* s read at idx[k] (pk_kernels.h, pk_scaled_combination_indexed): the same operations as above. */
+#define PK_COMBINATION_INDEXED(T, NAME, ATTR)                                                      \
+    ATTR static void NAME(T *restrict o, const T *restrict s, const int *restrict idx,             \
+                          const T *restrict a0, const T *restrict a1, const T *restrict a2,        \
+                          const T *restrict a3, T c0, T c1, T c2, T c3, T dec, int mode, size_t n) { \
+        if (s) {                                                                                   \
+            PK_COMBINATION_LOOPS(T, PK_BY_SI)                                                      \
         } else {                                                                                   \
             PK_COMBINATION_LOOPS(T, PK_BY_ONE)                                                     \
         }                                                                                          \
@@ -165,16 +178,19 @@ typedef float pk_v8f __attribute__((vector_size(32)));
  * each element as a chain of fused multiply-adds in k order from 0, then scaled by alpha once;
  * the column tail in single vectors, then scalar fma(). Every version (and every block and tail)
  * computes each element by the same chain of correctly rounded fma, so all give the same bits. */
-#define PK_PRODUCT_BLOCK(T, V, NAME, ATTR, RB, CB)                                                 \
+#define PK_ROW_PLAIN(kk) (kk)
+#define PK_ROW_INDEXED(kk) ((size_t)idx[kk])
+#define PK_PRODUCT_BLOCK(T, V, NAME, ATTR, RB, CB, ROW)                                            \
     ATTR static inline void NAME(T *restrict y, const T *restrict r, const T *restrict bt, size_t ldb, \
-                                 T alpha, size_t k, size_t nb, size_t j0) {                        \
+                                 const int *restrict idx, T alpha, size_t k, size_t nb, size_t j0) { \
+        (void)idx;                                                                                 \
         const size_t L = sizeof(V) / sizeof(T);                                                    \
         V acc[RB][CB];                                                                             \
         for (int a = 0; a < RB; a++)                                                               \
             for (int v = 0; v < CB; v++) acc[a][v] = (V){0};                                       \
         for (size_t kk = 0; kk < k; kk++) {                                                        \
             V b[CB];                                                                               \
-            for (int v = 0; v < CB; v++) __builtin_memcpy(&b[v], bt + kk * ldb + j0 + v * L, sizeof(V)); \
+            for (int v = 0; v < CB; v++) __builtin_memcpy(&b[v], bt + ROW(kk) * ldb + j0 + v * L, sizeof(V)); \
             for (int a = 0; a < RB; a++) {                                                         \
                 V x; /* a splat by moves (0 + r would add a scalar op: −0) */                     \
                 for (size_t l = 0; l < L; l++) x[l] = r[a * k + kk];                               \
@@ -188,42 +204,45 @@ typedef float pk_v8f __attribute__((vector_size(32)));
             }                                                                                      \
     }
 
-#define PK_PRODUCT(T, V, NAME, ATTR, RB, CB, FMA)                                                      \
-    PK_PRODUCT_BLOCK(T, V, NAME##_rw, ATTR, RB, CB)                                                 \
-    PK_PRODUCT_BLOCK(T, V, NAME##_rn, ATTR, RB, 1)                                                  \
-    PK_PRODUCT_BLOCK(T, V, NAME##_1w, ATTR, 1, CB)                                                 \
-    PK_PRODUCT_BLOCK(T, V, NAME##_1n, ATTR, 1, 1)                                                  \
+#define PK_PRODUCT(T, V, NAME, ATTR, RB, CB, FMA, ROW)                                                      \
+    PK_PRODUCT_BLOCK(T, V, NAME##_rw, ATTR, RB, CB, ROW)                                               \
+    PK_PRODUCT_BLOCK(T, V, NAME##_rn, ATTR, RB, 1, ROW)                                                \
+    PK_PRODUCT_BLOCK(T, V, NAME##_1w, ATTR, 1, CB, ROW)                                               \
+    PK_PRODUCT_BLOCK(T, V, NAME##_1n, ATTR, 1, 1, ROW)                                                \
+    PK_PRODUCT_BLOCK(T, V, NAME##_rp, ATTR, RB, 1, PK_ROW_PLAIN)                                      \
+    PK_PRODUCT_BLOCK(T, V, NAME##_1p, ATTR, 1, 1, PK_ROW_PLAIN)                                       \
     ATTR static void NAME(T *restrict y, const T *restrict r, const T *restrict bt, size_t ldb,    \
-                          T alpha, size_t m, size_t k, size_t nb) {                                \
+                          const int *restrict idx, T alpha, size_t m, size_t k, size_t nb) {      \
         const size_t L = sizeof(V) / sizeof(T), W = CB * L;                                        \
         size_t wide = nb - nb % W, narrow = nb - nb % L;                                           \
         size_t i = 0;                                                                              \
         for (; i + RB <= m; i += RB) {                                                               \
-            for (size_t j = 0; j < wide; j += W) NAME##_rw(y + i * nb, r + i * k, bt, ldb, alpha, k, nb, j); \
-            for (size_t j = wide; j < narrow; j += L) NAME##_rn(y + i * nb, r + i * k, bt, ldb, alpha, k, nb, j); \
+            for (size_t j = 0; j < wide; j += W) NAME##_rw(y + i * nb, r + i * k, bt, ldb, idx, alpha, k, nb, j); \
+            for (size_t j = wide; j < narrow; j += L) NAME##_rn(y + i * nb, r + i * k, bt, ldb, idx, alpha, k, nb, j); \
         }                                                                                          \
         for (; i < m; i++) {                                                                       \
-            for (size_t j = 0; j < wide; j += W) NAME##_1w(y + i * nb, r + i * k, bt, ldb, alpha, k, nb, j); \
-            for (size_t j = wide; j < narrow; j += L) NAME##_1n(y + i * nb, r + i * k, bt, ldb, alpha, k, nb, j); \
+            for (size_t j = 0; j < wide; j += W) NAME##_1w(y + i * nb, r + i * k, bt, ldb, idx, alpha, k, nb, j); \
+            for (size_t j = wide; j < narrow; j += L) NAME##_1n(y + i * nb, r + i * k, bt, ldb, idx, alpha, k, nb, j); \
         }                                                                                          \
         if (narrow == nb) return;                                                                  \
         /* The last t < L columns: copied into a zero-padded k × L panel and run through the      \
          * vector blocks (as scalar chains they were latency-bound: with nb = 50 two columns took \
-         * longer than the other 48); the padding lanes are dropped. */                            \
+         * longer than the other 48); the padding lanes are dropped (the panel holds the rows     \
+         * already gathered: plain rows). */                            \
         size_t t = nb - narrow;                                                                    \
         T *pad = (T *)malloc(k * L * sizeof(T));                                                   \
         if (pad) {                                                                                 \
             T tail[RB * sizeof(V) / sizeof(T)];                                                    \
             for (size_t kk = 0; kk < k; kk++)                                                      \
-                for (size_t l = 0; l < L; l++) pad[kk * L + l] = l < t ? bt[kk * ldb + narrow + l] : (T)0; \
+                for (size_t l = 0; l < L; l++) pad[kk * L + l] = l < t ? bt[ROW(kk) * ldb + narrow + l] : (T)0; \
             size_t ii = 0;                                                                         \
             for (; ii + RB <= m; ii += RB) {                                                       \
-                NAME##_rn(tail, r + ii * k, pad, L, alpha, k, L, 0);                               \
+                NAME##_rp(tail, r + ii * k, pad, L, NULL, alpha, k, L, 0);                               \
                 for (int a = 0; a < RB; a++)                                                       \
                     for (size_t l = 0; l < t; l++) y[(ii + a) * nb + narrow + l] = tail[a * L + l]; \
             }                                                                                      \
             for (; ii < m; ii++) {                                                                 \
-                NAME##_1n(tail, r + ii * k, pad, L, alpha, k, L, 0);                               \
+                NAME##_1p(tail, r + ii * k, pad, L, NULL, alpha, k, L, 0);                               \
                 for (size_t l = 0; l < t; l++) y[ii * nb + narrow + l] = tail[l];                  \
             }                                                                                      \
             free(pad);                                                                             \
@@ -232,17 +251,21 @@ typedef float pk_v8f __attribute__((vector_size(32)));
         for (size_t ii = 0; ii < m; ii++)                                                          \
             for (size_t j = narrow; j < nb; j++) {                                                 \
                 T acc = 0;                                                                         \
-                for (size_t kk = 0; kk < k; kk++) acc = FMA(r[ii * k + kk], bt[kk * ldb + j], acc); \
+                for (size_t kk = 0; kk < k; kk++) acc = FMA(r[ii * k + kk], bt[ROW(kk) * ldb + j], acc); \
                 y[ii * nb + j] = acc * alpha;                                                      \
             }                                                                                      \
     }
 
-PK_PRODUCT(double, pk_v4d, product_f64_base, , 4, 2, fma)
-PK_PRODUCT(float, pk_v8f, product_f32_base, , 4, 2, fmaf)
+PK_PRODUCT(double, pk_v4d, product_f64_base, , 4, 2, fma, PK_ROW_PLAIN)
+PK_PRODUCT(double, pk_v4d, product_f64_base_indexed, , 4, 2, fma, PK_ROW_INDEXED)
+PK_PRODUCT(float, pk_v8f, product_f32_base, , 4, 2, fmaf, PK_ROW_PLAIN)
+PK_PRODUCT(float, pk_v8f, product_f32_base_indexed, , 4, 2, fmaf, PK_ROW_INDEXED)
 PK_COMBINATION(double, combination_f64_base, )
+PK_COMBINATION_INDEXED(double, combination_indexed_f64_base, )
 PK_CONTRACTION(double, pk_v4d, contraction_f64_base, )
 PK_CONTRACTION(float, pk_v8f, contraction_f32_base, )
 PK_COMBINATION(float, combination_f32_base, )
+PK_COMBINATION_INDEXED(float, combination_indexed_f32_base, )
 
 /* The widest version allowed (tests): 2 AVX-512F, 1 AVX2, 0 the baseline. */
 static atomic_int max_level = 2;
@@ -256,17 +279,25 @@ PK_COMBINATION(float, combination_f32_avx2, __attribute__((target("avx2"))))
  * versions alternating every 128 calls in one process); the same bits (no FMA in either). */
 PK_COMBINATION(double, combination_f64_avx512, __attribute__((target("avx512f"))))
 PK_COMBINATION(float, combination_f32_avx512, __attribute__((target("avx512f"))))
+PK_COMBINATION_INDEXED(double, combination_indexed_f64_avx2, __attribute__((target("avx2"))))
+PK_COMBINATION_INDEXED(float, combination_indexed_f32_avx2, __attribute__((target("avx2"))))
+PK_COMBINATION_INDEXED(double, combination_indexed_f64_avx512, __attribute__((target("avx512f"))))
+PK_COMBINATION_INDEXED(float, combination_indexed_f32_avx512, __attribute__((target("avx512f"))))
 PK_CONTRACTION(double, pk_v4d, contraction_f64_avx2, __attribute__((target("avx2"))))
 PK_CONTRACTION(float, pk_v8f, contraction_f32_avx2, __attribute__((target("avx2"))))
 
-PK_PRODUCT(double, pk_v4d, product_f64_avx2, __attribute__((target("avx2,fma"))), 4, 2, fma)
-PK_PRODUCT(float, pk_v8f, product_f32_avx2, __attribute__((target("avx2,fma"))), 4, 2, fmaf)
+PK_PRODUCT(double, pk_v4d, product_f64_avx2, __attribute__((target("avx2,fma"))), 4, 2, fma, PK_ROW_PLAIN)
+PK_PRODUCT(double, pk_v4d, product_f64_avx2_indexed, __attribute__((target("avx2,fma"))), 4, 2, fma, PK_ROW_INDEXED)
+PK_PRODUCT(float, pk_v8f, product_f32_avx2, __attribute__((target("avx2,fma"))), 4, 2, fmaf, PK_ROW_PLAIN)
+PK_PRODUCT(float, pk_v8f, product_f32_avx2_indexed, __attribute__((target("avx2,fma"))), 4, 2, fmaf, PK_ROW_INDEXED)
 typedef double pk_v8d __attribute__((vector_size(64)));
 typedef float pk_v16f __attribute__((vector_size(64)));
 /* AVX-512: 6 rows × 4 vectors (24 of its 32 registers accumulate): 5–6 % faster than 4 rows in
  * W5's backward pass on the Xeon of session 15 (the two alternating call by call in one process). */
-PK_PRODUCT(double, pk_v8d, product_f64_avx512, __attribute__((target("avx512f,fma"))), 6, 4, fma)
-PK_PRODUCT(float, pk_v16f, product_f32_avx512, __attribute__((target("avx512f,fma"))), 6, 4, fmaf)
+PK_PRODUCT(double, pk_v8d, product_f64_avx512, __attribute__((target("avx512f,fma"))), 6, 4, fma, PK_ROW_PLAIN)
+PK_PRODUCT(double, pk_v8d, product_f64_avx512_indexed, __attribute__((target("avx512f,fma"))), 6, 4, fma, PK_ROW_INDEXED)
+PK_PRODUCT(float, pk_v16f, product_f32_avx512, __attribute__((target("avx512f,fma"))), 6, 4, fmaf, PK_ROW_PLAIN)
+PK_PRODUCT(float, pk_v16f, product_f32_avx512_indexed, __attribute__((target("avx512f,fma"))), 6, 4, fmaf, PK_ROW_INDEXED)
 
 /* 2 AVX-512F, 1 AVX2 with FMA, 0 neither (the products' version; cached). */
 static int product_level(void) {
@@ -336,23 +367,23 @@ void pk_signal_contraction_f32(float *z, const int *channels, int nch, const flo
 void pk_rows_times_batch_f64(double *y, const double *r, const double *bt, size_t ldb, double alpha, size_t m, size_t k, size_t nb) {
 #if defined(__x86_64__) || defined(_M_X64)
     switch (product_level()) {
-    case 2: product_f64_avx512(y, r, bt, ldb, alpha, m, k, nb); return;
-    case 1: product_f64_avx2(y, r, bt, ldb, alpha, m, k, nb); return;
+    case 2: product_f64_avx512(y, r, bt, ldb, NULL, alpha, m, k, nb); return;
+    case 1: product_f64_avx2(y, r, bt, ldb, NULL, alpha, m, k, nb); return;
     default: break;
     }
 #endif
-    product_f64_base(y, r, bt, ldb, alpha, m, k, nb);
+    product_f64_base(y, r, bt, ldb, NULL, alpha, m, k, nb);
 }
 
 void pk_rows_times_batch_f32(float *y, const float *r, const float *bt, size_t ldb, float alpha, size_t m, size_t k, size_t nb) {
 #if defined(__x86_64__) || defined(_M_X64)
     switch (product_level()) {
-    case 2: product_f32_avx512(y, r, bt, ldb, alpha, m, k, nb); return;
-    case 1: product_f32_avx2(y, r, bt, ldb, alpha, m, k, nb); return;
+    case 2: product_f32_avx512(y, r, bt, ldb, NULL, alpha, m, k, nb); return;
+    case 1: product_f32_avx2(y, r, bt, ldb, NULL, alpha, m, k, nb); return;
     default: break;
     }
 #endif
-    product_f32_base(y, r, bt, ldb, alpha, m, k, nb);
+    product_f32_base(y, r, bt, ldb, NULL, alpha, m, k, nb);
 }
 
 
@@ -400,3 +431,32 @@ PK_CONTRACTION_ROWS_BLOCK(float, pk_v16f, contraction_rows_f32_avx512_g1, __attr
 
 PK_CONTRACTION_ROWS(double, f64, 16)
 PK_CONTRACTION_ROWS(float, f32, 32)
+
+#define PK_INDEXED_ENTRY(T, SUFFIX)                                                                 \
+    void pk_rows_times_batch_indexed_##SUFFIX(T *y, const T *r, const T *bt, size_t ldb, const int *idx, \
+                                              T alpha, size_t m, size_t k, size_t nb) {            \
+        PK_INDEXED_PRODUCT_DISPATCH(SUFFIX)                                                        \
+        product_##SUFFIX##_base_indexed(y, r, bt, ldb, idx, alpha, m, k, nb);                     \
+    }                                                                                              \
+    void pk_scaled_combination_indexed_##SUFFIX(T *o, const T *s, const int *idx, const T *a0,     \
+                                                const T *a1, const T *a2, const T *a3, T c0, T c1, \
+                                                T c2, T c3, T dec, int mode, size_t n) {           \
+        PK_INDEXED_COMBINATION_DISPATCH(SUFFIX)                                                    \
+        combination_indexed_##SUFFIX##_base(o, s, idx, a0, a1, a2, a3, c0, c1, c2, c3, dec, mode, n); \
+    }
+#if defined(__x86_64__) || defined(_M_X64)
+#define PK_INDEXED_PRODUCT_DISPATCH(SUFFIX)                                                         \
+    switch (product_level()) {                                                                     \
+    case 2: product_##SUFFIX##_avx512_indexed(y, r, bt, ldb, idx, alpha, m, k, nb); return;       \
+    case 1: product_##SUFFIX##_avx2_indexed(y, r, bt, ldb, idx, alpha, m, k, nb); return;         \
+    default: break;                                                                                \
+    }
+#define PK_INDEXED_COMBINATION_DISPATCH(SUFFIX)                                                     \
+    if (product_level() == 2) { combination_indexed_##SUFFIX##_avx512(o, s, idx, a0, a1, a2, a3, c0, c1, c2, c3, dec, mode, n); return; } \
+    if (pk_kernels_avx2()) { combination_indexed_##SUFFIX##_avx2(o, s, idx, a0, a1, a2, a3, c0, c1, c2, c3, dec, mode, n); return; }
+#else
+#define PK_INDEXED_PRODUCT_DISPATCH(SUFFIX)
+#define PK_INDEXED_COMBINATION_DISPATCH(SUFFIX)
+#endif
+PK_INDEXED_ENTRY(double, f64)
+PK_INDEXED_ENTRY(float, f32)

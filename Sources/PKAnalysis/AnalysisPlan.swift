@@ -108,7 +108,7 @@ extension PathAnalyzer {
                 + 8 * P * 8                                                             // weight vectors
             var kernelFlops: Double? = nil
             if let pre = route as? PreconditionedRoute {
-                let PR = Double(PathAnalyzer.querySideScalars(model: model, form: pre.form))
+                let PR = PathAnalyzer.meanQuerySideScalars(model: model, form: pre.form, queries: context.xq.rows(context.rows))
                 let perBlock = min(nQ, max(1, Double(PathAnalyzer.querySideBlockBytes) / max(bytes * C * PR, 1)).rounded(.down))
                 memory += (pre.form.hasPreconditioner ? 16 : 8) * T * P + bytes * C * PR * perBlock
                 // The query features of the other steps of a group (`backwardStepGroup`).

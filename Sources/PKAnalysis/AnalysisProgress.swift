@@ -43,7 +43,8 @@ public struct AnalysisProgress: Sendable {
 /// (`n_q·Network.featureCostPerExample`), their kernels against the training side (`2·n_q·n_b·Σ_l(in_l + C·out_l)`
 /// per side and node), the training side's features, the step check and the linearized update
 /// (`≈ 10·n_b·P`); the backward pass's update of the query side R and its products with the batch
-/// (`2·C·n_q·P_R·(q + n_b)`, `P_R` R's scalars per query and channel, `querySideScalars`), and
+/// (`2·C·n_q·P_R·(q + n_b)`, `P_R` R's scalars per query and channel, `meanQuerySideScalars`: a
+/// compact first layer counts each query's nonzero inputs), and
 /// for an MLP its memory-bound passes over R (`C·n_q·(P_R + rowScalars·rows)` scalars at the
 /// speed the plan measures, `backwardGemmEfficiency`); the ridge machines' eigendecompositions (`9m³` each, or `m³/3` by
 /// Cholesky above `eigenRidgeLimit`). Checked against measured runs in Docs/path-kernel.md §7.
@@ -184,11 +185,11 @@ struct AnalysisCostModel {
     /// `productFlopCost`: GEMM flops' worth of one flop of R's own kernels in an MLP's backward
     /// pass (`backwardGemmEfficiency × rate / (productKernelEfficiency × measuredProductRate)`).
     init(model: any Network, queries nQ: Int, train n: Int, meanBatch nb: Double, nodes q: Int, exact: Bool = false, blocks: Int,
-         kernelForm: Bool, backward: Bool, querySide: Int? = nil, windowSides: Double, machines fitRows: Int?, dynamicsPerStep: Double = 0,
+         kernelForm: Bool, backward: Bool, querySide: Double? = nil, windowSides: Double, machines fitRows: Int?, dynamicsPerStep: Double = 0,
          smoothPerExample: Double = 0, quadrature: Double = 0, featureCost: Double? = nil, querySideScalarCost: Double = 0,
          productFlopCost: Double = 1, symvElementCost: Double = 0, threads: Int = 1) {
         let featureCostPerExample = featureCost ?? model.featureCostPerExample
-        let P = Double(model.parameterCount), PR = Double(querySide ?? model.parameterCount), Q = Double(nQ), C = Double(model.outputDim)
+        let P = Double(model.parameterCount), PR = querySide ?? Double(model.parameterCount), Q = Double(nQ), C = Double(model.outputDim)
         // Node evaluations per query and step (R's updates, kernels, JVPs: qd) and their feature
         // cost in shared nodes' units (qf): q, or exact quadrature's estimate (see above).
         let share = Self.exactKinkedShare, own = (1 + Self.exactBreakpoints) * Double(q)
@@ -298,7 +299,9 @@ extension AnalysisCostModel {
         let featureCost = (context.model as? LayerNetwork).map { Self.layerFeatureCost($0, gemmRate: rate(precision), precision: precision) }
         self.init(model: context.model, queries: context.rows.count, train: n, meanBatch: meanBatch, nodes: nodes, exact: exact,
                   blocks: context.blocks, kernelForm: route.hasKernelForm, backward: route.backwardPass,
-                  querySide: (route as? PreconditionedRoute).map { PathAnalyzer.querySideScalars(model: context.model, form: $0.form) },
+                  querySide: (route as? PreconditionedRoute).map {
+                      PathAnalyzer.meanQuerySideScalars(model: context.model, form: $0.form, queries: context.xq.rows(context.rows))
+                  },
                   windowSides: route.windowSides,
                   machines: context.exactOnly ? nil : n * context.blocks,
                   dynamicsPerStep: context.exactOnly ? 0 : Double(min(n, 100)) / Double(max(1, T / 40)),

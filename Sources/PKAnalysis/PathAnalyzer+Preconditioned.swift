@@ -141,6 +141,24 @@ extension PathAnalyzer {
         layer.index == 0 && model is MLP && !form.hasPreconditioner
     }
 
+    /// Whether `accumulatePreconditioned` keeps `layer`'s R compact over each query's nonzero
+    /// inputs: an MLP's first layer (its input is the data) when it is not factored (a D scales a
+    /// side: Adam, AdamW, RMSProp, group learning rates). Every Jacobian in a query's rows of R is
+    /// `δ x_qᵀ`, so R's scalars at the query's zero inputs stay 0: Fashion-MNIST's images are half
+    /// zeros, and W6's first layer is 85 % of R (Docs/path-kernel.md §5). `compactInputOverride`
+    /// false (tests) keeps the full layout.
+    static func isCompact(_ layer: DenseLayer, model: any Network, form: PreconditionedForm) -> Bool {
+        layer.index == 0 && model is MLP && form.hasPreconditioner && compactInputOverride != false
+    }
+
+    /// Tests: false keeps every layer of R in the full layout (the oracle of the compact one); nil
+    /// (the default) compacts the first layer where `isCompact` says.
+    static var compactInputOverride: Bool? {
+        get { stepGroupLock.lock(); defer { stepGroupLock.unlock() }; return forcedCompact }
+        set { stepGroupLock.lock(); defer { stepGroupLock.unlock() }; forcedCompact = newValue }
+    }
+    nonisolated(unsafe) private static var forcedCompact: Bool? = nil
+
     /// The most bytes of query side R one query block holds (`accumulatePreconditioned`; the cost
     /// model's memory estimate uses the same bound).
     static let querySideBlockBytes = 512 << 20
@@ -155,11 +173,29 @@ extension PathAnalyzer {
     static let backwardChunkBytes = 512 << 10
 
     /// `P_R`: the scalars of the query side R per query and output channel (P, less the factored
-    /// layer's `in·out` plus its `out`).
-    static func querySideScalars(model: any Network, form: PreconditionedForm) -> Int {
+    /// layer's `in·out` plus its `out`; a compact layer's `in·out` is `nonzeroInputs·out` for a
+    /// query with that many nonzero inputs, nil: all of them).
+    static func querySideScalars(model: any Network, form: PreconditionedForm, nonzeroInputs: Int? = nil) -> Int {
         model.featureBlocks.reduce(0) { sum, layer in
-            sum + (isFactored(layer, model: model, form: form) ? layer.outputs : layer.weightCount) + (layer.biasOffset == nil ? 0 : layer.outputs)
+            let weights = isFactored(layer, model: model, form: form) ? layer.outputs
+                : (isCompact(layer, model: model, form: form) ? layer.outputs * (nonzeroInputs ?? layer.inputs) : layer.weightCount)
+            return sum + weights + (layer.biasOffset == nil ? 0 : layer.outputs)
         }
+    }
+
+    /// `querySideScalars` averaged over the queries `x` (one per row), each with its own nonzero
+    /// inputs: the cost model's `P_R`.
+    static func meanQuerySideScalars(model: any Network, form: PreconditionedForm, queries x: Matrix) -> Double {
+        guard x.rows > 0, model.featureBlocks.contains(where: { isCompact($0, model: model, form: form) }) else {
+            return Double(querySideScalars(model: model, form: form))
+        }
+        var sum = 0.0
+        for r in 0..<x.rows {
+            var nonzero = 0
+            for k in 0..<x.cols where x[r, k] != 0 { nonzero += 1 }
+            sum += Double(querySideScalars(model: model, form: form, nonzeroInputs: nonzero))
+        }
+        return sum / Double(x.rows)
     }
 
     /// Accumulates the preconditioned kernel form of `form`'s recorded steps into `acc`.
@@ -189,13 +225,48 @@ extension PathAnalyzer {
         // Jacobian s_W δ_{k,i} x_iᵀ is s_W (u_s·δ_{k,i}) (x_q·x_i).
         let factored = layers.map { isFactored($0, model: model, form: form) }
         // Scalars of R per query row and channel, per layer (weights only; biases are `out` more).
+        // (A compact layer's rows vary with the query: `out` times its nonzero inputs, below.)
         let rowWidth = layers.map { factored[$0.index] ? $0.outputs : $0.weightCount }
-        let perQuery = C * querySideScalars(model: model, form: form)
-        // Query rows per block: R stays under `querySideBlockBytes`.
+        let compact = layers.map { isCompact($0, model: model, form: form) }
         // The query rows computed here: all, or a shard's (`AnalysisContext.rows`).
         let computed = queryRows ?? 0..<nQ
-        let perBlock = max(1, min(computed.count, queryBlockRowsOverride ?? querySideBlockBytes / max(bytes * perQuery, 1)))
-        let queryBlocks = stride(from: computed.lowerBound, to: computed.upperBound, by: perBlock).map { $0..<min($0 + perBlock, computed.upperBound) }
+        // A compact layer's support per query: the indices of its nonzero inputs (as S), ascending.
+        let din0 = layers.first?.inputs ?? 0
+        let supports: [[Int32]] = compact.contains(true)
+            ? xq.data.withUnsafeBufferPointer { xp in
+                (0..<nQ).map { q in computed.contains(q) ? (0..<din0).filter { S(xp[q * din0 + $0]) != 0 }.map(Int32.init) : [] }
+            }
+            : []
+        func scalars(_ q: Int, _ layer: DenseLayer) -> Int {
+            compact[layer.index] ? layer.outputs * supports[q].count : rowWidth[layer.index]
+        }
+        // Query rows per block: R stays under `querySideBlockBytes`, rows added while they fit
+        // (a compact layer's rows vary). The blocks depend on the sizes only, never on the thread
+        // count; R's own sums do not depend on the block, the queries' features at the nodes (GEMMs
+        // of the block's rows) may round otherwise in another block size (W6: 3e-19 in the
+        // reconstruction residual of 1e-13).
+        var queryBlocks: [Range<Int>] = []
+        if let forced = queryBlockRowsOverride {
+            queryBlocks = stride(from: computed.lowerBound, to: computed.upperBound, by: forced).map { $0..<min($0 + forced, computed.upperBound) }
+        } else {
+            let budget = querySideBlockBytes / bytes
+            var start = computed.lowerBound, used = 0
+            for q in computed {
+                let need = C * layers.reduce(0) { $0 + scalars(q, $1) + ($1.biasOffset == nil ? 0 : $1.outputs) }
+                if q > start && used + need > budget {
+                    queryBlocks.append(start..<q)
+                    start = q
+                    used = 0
+                }
+                used += need
+            }
+            if start < computed.upperBound { queryBlocks.append(start..<computed.upperBound) }
+        }
+        let perBlock = queryBlocks.map(\.count).max() ?? 1
+        // Each layer's R scalars per channel in a block (its query rows' widths summed).
+        func blockScalars(_ rows: Range<Int>, _ layer: DenseLayer) -> Int {
+            compact[layer.index] ? rows.reduce(0) { $0 + scalars($1, layer) } : rows.count * rowWidth[layer.index]
+        }
         // Query rows per thread chunk: one layer's rows of a chunk stay near `backwardChunkBytes`.
         let largest = rowWidth.max() ?? 1
         let widest = layers.map { $0.outputs }.max() ?? 1
@@ -203,7 +274,9 @@ extension PathAnalyzer {
         // R (row c·m + r: R_s(x_r) for output c), layer by layer: weights (C·m·out) × in (factored:
         // (C·m) × out), biases (C·m) × out. Allocated once for the largest block and zeroed per
         // block (a fresh mapping per block would page-fault all of R again each time).
-        let rW = layers.map { layer in UnsafeMutablePointer<S>.allocate(capacity: C * perBlock * rowWidth[layer.index]) }
+        let rW = layers.map { layer in
+            UnsafeMutablePointer<S>.allocate(capacity: max(1, C * (queryBlocks.map { blockScalars($0, layer) }.max() ?? 0)))
+        }
         let rB = layers.map { layer -> UnsafeMutablePointer<S>? in
             layer.biasOffset == nil ? nil : UnsafeMutablePointer<S>.allocate(capacity: C * perBlock * layer.outputs)
         }
@@ -213,8 +286,27 @@ extension PathAnalyzer {
         }
         for (blockIndex, rows) in queryBlocks.enumerated() {
             let xb = xq.rows(rows), m = rows.count
+            // Where row c·m + r of each layer's R starts: a full layer's rows are `rowWidth` wide, a
+            // compact layer's `out·|support_r|` (channel c's rows after the c channels before it).
+            let compactWidth = compact.contains(true) ? rows.map { supports[$0].count } : []
+            var compactStart = [Int](repeating: 0, count: m + 1)
+            if compact.contains(true) { for r in 0..<m { compactStart[r + 1] = compactStart[r] + compactWidth[r] } }
+            // The supports of this block's rows, end to end (`supportAt[r]`: row r's first index).
+            let supportFlat = UnsafeMutablePointer<Int32>.allocate(capacity: max(1, compactStart[m]))
+            defer { supportFlat.deallocate() }
+            if compact.contains(true) {
+                for (r, q) in rows.enumerated() {
+                    supports[q].withUnsafeBufferPointer { sp in
+                        if let base = sp.baseAddress { (supportFlat + compactStart[r]).update(from: base, count: sp.count) }
+                    }
+                }
+            }
+            func offset(_ layer: DenseLayer, _ row: Int) -> Int {
+                guard compact[layer.index] else { return row * rowWidth[layer.index] }
+                return layer.outputs * ((row / m) * compactStart[m] + compactStart[row % m])
+            }
             for layer in layers {
-                rW[layer.index].initialize(repeating: 0, count: C * m * rowWidth[layer.index])
+                rW[layer.index].initialize(repeating: 0, count: C * blockScalars(rows, layer))
                 rB[layer.index]?.initialize(repeating: 0, count: C * m * layer.outputs)
             }
             let per = max(1, min((m + 1) / 2, backwardChunkBytes / (bytes * max(largest, 1))))
@@ -242,12 +334,13 @@ extension PathAnalyzer {
             // The signal channels each product needs: full, every channel and δ^g; trace, its own and δ^g.
             let allChannels = (0...C).map(Int32.init), channelPairs = (0..<C).map { [Int32($0), Int32(C)] }
             let tmpScratch = scratch { $0.count * largest }, oldScratch = scratch { $0.count * largest }
+            let gatherScratch = scratch { _ in compact.contains(true) ? 4 * din0 : 1 }
             let tmpBScratch = scratch { $0.count * widest }, oldBScratch = scratch { $0.count * widest }
             let yScratch = scratch { generic ? 1 : $0.count * widest * maxBatch }
             let coefficientScratch = scratch { _ in maxBatch }, zScratch = scratch { $0.count * (C + 1) * maxBatch }
             let zAllScratch = scratch { generic ? $0.count * maxBatch * (C + 1) : 1 }
             defer {
-                for list in [tmpScratch, oldScratch, tmpBScratch, oldBScratch, yScratch, coefficientScratch, zScratch, zAllScratch] {
+                for list in [tmpScratch, oldScratch, tmpBScratch, oldBScratch, yScratch, coefficientScratch, zScratch, zAllScratch, gatherScratch] {
                     list.forEach { $0.deallocate() }
                 }
             }
@@ -447,11 +540,14 @@ extension PathAnalyzer {
                         let yT = yScratch[ci], coefficient = coefficientScratch[ci], zAcc = zScratch[ci]
                         for layer in layers {
                             let l = layer.index, din = layer.inputs, dout = layer.outputs, width = rr.count * dout
-                            let fac = factored[l], rw = rowWidth[l]
+                            let fac = factored[l], cmp = compact[l]
+                            let gather = gatherScratch[ci]
                             let sw = S(layer.weightScale), sb = S(layer.biasScale)
                             let zAll = generic ? zAllScratch[ci] : nil
                             for c in 0..<C {
                                 let qr = (c * m + rr.lowerBound)..<(c * m + rr.upperBound)
+                                // The chunk's scalars of this layer and channel, from `first` on.
+                                let first = offset(layer, qr.lowerBound), chunkScalars = offset(layer, qr.upperBound) - first
                                 for w in stepsOfGroup {
                                 let kf = w.kFull, kt = w.kTrace, nbk = w.nBlock, rvk = w.rv, nb = w.nb
                                 let ownRows = w.ownNodes, ownSourceList = w.ownSources, ownFeatures = w.own, nodes = w.nodes
@@ -464,7 +560,7 @@ extension PathAnalyzer {
                                 let queryScale: UnsafePointer<S>? = form.preconditionQuery && form.hasPreconditioner ? dxp.baseAddress! : nil
                                 if form.nesterov {
                                     // R_{s+1}'s rows, for V_s.
-                                    old.update(from: rW[l] + qr.lowerBound * rw, count: rr.count * rw)
+                                    old.update(from: rW[l] + first, count: chunkScalars)
                                     if let b = rB[l] { oldB.update(from: b + qr.lowerBound * dout, count: width) }
                                 }
                                 // R_s = ρ R_{s+1} + η_s a_s Σ_j ω_j J_j: runs of queries on the shared nodes
@@ -477,10 +573,16 @@ extension PathAnalyzer {
                                         let row = c * m + at
                                         if fac {
                                             layer.accumulateFactoredJacobianRow(ownFeatures, block: l, sources: sources, decay: form.rho,
-                                                                                weights: rW[l] + row * rw, bias: rB[l].map { $0 + row * dout })
+                                                                                weights: rW[l] + offset(layer, row), bias: rB[l].map { $0 + row * dout })
+                                        } else if cmp {
+                                            let K = ownFeatures.count
+                                            layer.accumulateCompactJacobianRow(sources.map { (ownFeatures, $0.row, $0.row % K, $0.weight) }, block: l,
+                                                                               support: supportFlat + compactStart[at], count: compactWidth[at],
+                                                                               scale: queryScale, decay: form.rho, weights: rW[l] + offset(layer, row),
+                                                                               bias: rB[l].map { $0 + row * dout }, scratch: gather)
                                         } else {
                                             layer.accumulateJacobianRow(ownFeatures, block: l, sources: sources, scale: queryScale,
-                                                                        decay: form.rho, weights: rW[l] + row * rw,
+                                                                        decay: form.rho, weights: rW[l] + offset(layer, row),
                                                                         bias: rB[l].map { $0 + row * dout })
                                         }
                                         at += 1
@@ -491,6 +593,17 @@ extension PathAnalyzer {
                                     let shared = (c * m + at)..<(c * m + end)
                                     if fac {
                                         layer.accumulateFactoredJacobians(nodes, block: l, rows: shared, decay: form.rho, weights: rW[l], bias: rB[l])
+                                    } else if cmp {
+                                        // (Nodes' feature rows: signal row c·m + r, input row r.)
+                                        if !nodes.isEmpty {
+                                            for row in shared {
+                                                let r = row % m
+                                                layer.accumulateCompactJacobianRow(nodes.map { ($0.features, row, r, $0.weight) }, block: l,
+                                                                                   support: supportFlat + compactStart[r], count: compactWidth[r],
+                                                                                   scale: queryScale, decay: form.rho, weights: rW[l] + offset(layer, row),
+                                                                                   bias: rB[l].map { $0 + row * dout }, scratch: gather)
+                                            }
+                                        }
                                     } else {
                                         layer.accumulateJacobians(nodes, block: l, rows: shared, scale: queryScale, decay: form.rho,
                                                                   weights: rW[l], bias: rB[l])
@@ -498,10 +611,10 @@ extension PathAnalyzer {
                                     at = end
                                 }
                                 // These rows of R_s, with RMSProp's D_s moved onto them (D is diagonal).
-                                var src = UnsafePointer(rW[l] + qr.lowerBound * rw)
+                                var src = UnsafePointer(rW[l] + first)
                                 var srcB: UnsafePointer<S>? = rB[l].map { UnsafePointer($0 + qr.lowerBound * dout) }
                                 if form.nesterov {
-                                    for e in 0..<(rr.count * rw) { tmp[e] = vNew * src[e] - vOld * old[e] }
+                                    for e in 0..<chunkScalars { tmp[e] = vNew * src[e] - vOld * old[e] }
                                     src = UnsafePointer(tmp)
                                     if let sB = srcB {
                                         for e in 0..<width { tmpB[e] = vNew * sB[e] - vOld * oldB[e] }
@@ -509,9 +622,19 @@ extension PathAnalyzer {
                                     }
                                 } else if let dx {
                                     // Row by row of the weight block (no integer division per scalar).
-                                    for j in 0..<width {
-                                        let o = j * din, d = dx + layer.weightOffset + (j % dout) * din
-                                        for k in 0..<din { tmp[o + k] = src[o + k] * d[k] }
+                                    if cmp {
+                                        for r in rr {
+                                            let n = compactWidth[r], idx = supportFlat + compactStart[r]
+                                            for i in 0..<dout {
+                                                let o = offset(layer, c * m + r) - first + i * n, d = dx + layer.weightOffset + i * din
+                                                for k in 0..<n { tmp[o + k] = src[o + k] * d[Int(idx[k])] }
+                                            }
+                                        }
+                                    } else {
+                                        for j in 0..<width {
+                                            let o = j * din, d = dx + layer.weightOffset + (j % dout) * din
+                                            for k in 0..<din { tmp[o + k] = src[o + k] * d[k] }
+                                        }
                                     }
                                     src = UnsafePointer(tmp)
                                     if let sB = srcB, let bo = layer.biasOffset {
@@ -538,7 +661,16 @@ extension PathAnalyzer {
                                         }
                                     }
                                 } else {
-                                    if !fac {
+                                    if cmp {
+                                        // Each query row over its own nonzero inputs: R's compact rows meet
+                                        // the batch's inputs at those indices (the same sums less zeros).
+                                        let bt = w.inputsT[l]!
+                                        for (kr, r) in rr.enumerated() {
+                                            S.rowsTimesBatch(yT + kr * dout * nb, rows: src + (offset(layer, c * m + r) - first),
+                                                             batchT: UnsafePointer(bt.pointer), ldb: bt.stride,
+                                                             batchRows: supportFlat + compactStart[r], alpha: sw, m: dout, k: compactWidth[r], nb: nb)
+                                        }
+                                    } else if !fac {
                                         // Y' = s_W R[rows] A_bᵀ: (rows·out) × nb, by our own kernel on R where
                                         // it is (OpenBLAS would pack R again for every product).
                                         let bt = w.inputsT[l]!
@@ -578,6 +710,14 @@ extension PathAnalyzer {
                                             var part: S = 0
                                             for i in 0..<dout { part += src[kr * dout + i] * wx[i] }
                                             v += Double(part)
+                                        } else if cmp {
+                                            let n = compactWidth[r], idx = supportFlat + compactStart[r]
+                                            for i in 0..<dout {
+                                                let o = src + (offset(layer, c * m + r) - first + i * n), w = dec + layer.weightOffset + i * din
+                                                var part: S = 0
+                                                for k in 0..<n { part += o[k] * w[Int(idx[k])] }
+                                                v += Double(part)
+                                            }
                                         } else {
                                             for i in 0..<dout {
                                                 let o = src + (kr * dout + i) * din, w = dec + layer.weightOffset + i * din

@@ -212,6 +212,65 @@ extension DenseLayer {
         }
     }
 
+    /// `accumulateJacobians` / `accumulateJacobianRow` for one row of R kept compact over the
+    /// block's nonzero inputs (a block whose input is the data, an MLP's first layer: every
+    /// Jacobian of the row is `δ aᵀ` with the row's own input `a`, so R's scalars at the inputs
+    /// that are 0 stay 0 and are not stored). `support`: the `count` ascending indices of the
+    /// inputs kept; `target` holds `out × count` scalars, output i's at `i·count`; `terms`: the
+    /// nodes as (features, signal row, input row, weight), summed in groups of four with the decay
+    /// in the first group, as the two full forms do. Every kept scalar and the bias rows are
+    /// computed by the same operations as in the full forms, so they are the same numbers.
+    /// `scratch`: `4·count` scalars.
+    @_specialize(where S == Double)
+    @_specialize(where S == Float)
+    public func accumulateCompactJacobianRow<S: BLASScalar>(_ terms: [(features: TangentFeatures<S>, signalRow: Int, inputRow: Int, weight: Double)],
+                                                            block l: Int, support: UnsafePointer<Int32>, count n: Int,
+                                                            scale: UnsafePointer<S>?, decay: Double, weights target: UnsafeMutablePointer<S>,
+                                                            bias: UnsafeMutablePointer<S>?, scratch: UnsafeMutablePointer<S>) {
+        let din = inputs, dout = outputs
+        let sW = S(weightScale), sB = S(biasScale)
+        let sBase = scale.map { $0 + weightOffset }
+        defer { withExtendedLifetime(terms) {} }
+        if terms.isEmpty {
+            let dec = S(decay)
+            for e in 0..<(dout * n) { target[e] = decay == 0 ? 0 : dec * target[e] }
+            if let bias, biasOffset != nil { for i in 0..<dout { bias[i] = decay == 0 ? 0 : dec * bias[i] } }
+            return
+        }
+        let weights = terms.map { S($0.weight) }
+        let a = terms.map { $0.features.inputs[l].data.withUnsafeBufferPointer { $0.baseAddress! } }
+        let dl = terms.map { $0.features.signals[l].data.withUnsafeBufferPointer { $0.baseAddress! } }
+        let gathered = (scratch, scratch + n, scratch + 2 * n, scratch + 3 * n)
+        let last = terms.count - 1
+        for g in stride(from: 0, to: terms.count, by: 4) {
+            let dec: S = g == 0 ? S(decay) : 1
+            let j = (g, min(g + 1, last), min(g + 2, last), min(g + 3, last))
+            let w0 = weights[j.0] * sW
+            let w1 = g + 1 <= last ? weights[j.1] * sW : 0
+            let w2 = g + 2 <= last ? weights[j.2] * sW : 0
+            let w3 = g + 3 <= last ? weights[j.3] * sW : 0
+            for (slot, t) in [j.0, j.1, j.2, j.3].enumerated() {
+                let row = a[t] + terms[t].inputRow * din, out = [gathered.0, gathered.1, gathered.2, gathered.3][slot]
+                for k in 0..<n { out[k] = row[Int(support[k])] }
+            }
+            let d0 = dl[j.0] + terms[j.0].signalRow * dout, d1 = dl[j.1] + terms[j.1].signalRow * dout
+            let d2 = dl[j.2] + terms[j.2].signalRow * dout, d3 = dl[j.3] + terms[j.3].signalRow * dout
+            for i in 0..<dout {
+                S.scaledCombination(target + i * n, scale: sBase.map { $0 + i * din }, at: support,
+                                    (UnsafePointer(gathered.0), UnsafePointer(gathered.1), UnsafePointer(gathered.2), UnsafePointer(gathered.3)),
+                                    (w0 * d0[i], w1 * d1[i], w2 * d2[i], w3 * d3[i]), decay: dec, count: n)
+            }
+        }
+        if let bias, let bo = biasOffset {
+            for i in 0..<dout {
+                var v: S = 0
+                for (t, term) in terms.enumerated() { v += weights[t] * dl[t][term.signalRow * dout + i] }
+                let old: S = decay == 0 ? 0 : S(decay) * bias[i]
+                bias[i] = scale.map { old + sB * v * $0[bo + i] } ?? old + sB * v
+            }
+        }
+    }
+
     /// The factored form of `accumulateJacobianRow` (as `accumulateFactoredJacobians`: the
     /// block's input does not move along the segment and no scale applies): `target` (`out`
     /// scalars) becomes `decay·u + s_W Σ_j ω_j δ_j`, `bias` `decay·b + s_b Σ_j ω_j δ_j`, δ_j the

@@ -47,6 +47,14 @@ public protocol BLASScalar: BinaryFloatingPoint, Sendable, Codable {
     /// multiple of 64 bytes).
     static func rowsTimesBatch(_ y: UnsafeMutablePointer<Self>, rows r: UnsafePointer<Self>, batchT bt: UnsafePointer<Self>, ldb: Int,
                                alpha: Self, m: Int, k: Int, nb: Int)
+    /// `rowsTimesBatch` with R's column kk meeting the batch's row `idx[kk]` (R kept over a subset
+    /// of the inputs, ascending): the C kernel `pk_rows_times_batch_indexed`, the same chains.
+    static func rowsTimesBatch(_ y: UnsafeMutablePointer<Self>, rows r: UnsafePointer<Self>, batchT bt: UnsafePointer<Self>, ldb: Int,
+                               batchRows idx: UnsafePointer<Int32>, alpha: Self, m: Int, k: Int, nb: Int)
+    /// `scaledCombination` with `s` read at `s[idx[k]]`: the C kernel `pk_scaled_combination_indexed`.
+    static func scaledCombination(_ o: UnsafeMutablePointer<Self>, scale s: UnsafePointer<Self>?, at idx: UnsafePointer<Int32>,
+                                  _ a: (UnsafePointer<Self>, UnsafePointer<Self>, UnsafePointer<Self>, UnsafePointer<Self>),
+                                  _ c: (Self, Self, Self, Self), decay: Self, count n: Int)
     /// ReLU in place without derivatives: `v[k] ← v[k]·[v[k] > 0]`, the values of `reluInPlace`
     /// (its derivative is `[φ(z) > 0]`, read back from the values where needed).
     static func reluInPlace(_ v: UnsafeMutablePointer<Self>, count: Int)
@@ -336,6 +344,19 @@ extension Double {
                                       alpha: Double, m: Int, k: Int, nb: Int) {
         pk_rows_times_batch_f64(y, r, bt, ldb, alpha, m, k, nb)
     }
+
+    @inlinable
+    public static func rowsTimesBatch(_ y: UnsafeMutablePointer<Double>, rows r: UnsafePointer<Double>, batchT bt: UnsafePointer<Double>, ldb: Int,
+                                      batchRows idx: UnsafePointer<Int32>, alpha: Double, m: Int, k: Int, nb: Int) {
+        pk_rows_times_batch_indexed_f64(y, r, bt, ldb, idx, alpha, m, k, nb)
+    }
+
+    @inlinable
+    public static func scaledCombination(_ o: UnsafeMutablePointer<Double>, scale s: UnsafePointer<Double>?, at idx: UnsafePointer<Int32>,
+                                         _ a: (UnsafePointer<Double>, UnsafePointer<Double>, UnsafePointer<Double>, UnsafePointer<Double>),
+                                         _ c: (Double, Double, Double, Double), decay: Double, count n: Int) {
+        pk_scaled_combination_indexed_f64(o, s, idx, a.0, a.1, a.2, a.3, c.0, c.1, c.2, c.3, decay, decay == 0 ? 0 : (decay == 1 ? 1 : 2), n)
+    }
 }
 
 extension Float {
@@ -367,6 +388,19 @@ extension Float {
     public static func rowsTimesBatch(_ y: UnsafeMutablePointer<Float>, rows r: UnsafePointer<Float>, batchT bt: UnsafePointer<Float>, ldb: Int,
                                       alpha: Float, m: Int, k: Int, nb: Int) {
         pk_rows_times_batch_f32(y, r, bt, ldb, alpha, m, k, nb)
+    }
+
+    @inlinable
+    public static func rowsTimesBatch(_ y: UnsafeMutablePointer<Float>, rows r: UnsafePointer<Float>, batchT bt: UnsafePointer<Float>, ldb: Int,
+                                      batchRows idx: UnsafePointer<Int32>, alpha: Float, m: Int, k: Int, nb: Int) {
+        pk_rows_times_batch_indexed_f32(y, r, bt, ldb, idx, alpha, m, k, nb)
+    }
+
+    @inlinable
+    public static func scaledCombination(_ o: UnsafeMutablePointer<Float>, scale s: UnsafePointer<Float>?, at idx: UnsafePointer<Int32>,
+                                         _ a: (UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>),
+                                         _ c: (Float, Float, Float, Float), decay: Float, count n: Int) {
+        pk_scaled_combination_indexed_f32(o, s, idx, a.0, a.1, a.2, a.3, c.0, c.1, c.2, c.3, decay, decay == 0 ? 0 : (decay == 1 ? 1 : 2), n)
     }
 }
 

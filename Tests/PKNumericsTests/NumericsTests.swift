@@ -762,3 +762,96 @@ extension ScaledCombinationTests {
 
     private func fusedMultiplyAdd<S: BLASScalar>(_ a: S, _ b: S, _ c: S) -> S { c.addingProduct(a, b) }
 }
+
+extension ScaledCombinationTests {
+    /// The indexed kernels of the compact first layer (`pk_rows_times_batch_indexed`,
+    /// `pk_scaled_combination_indexed`), each version the CPU has, bit for bit against their oracles:
+    /// the product against the plain loop of fused multiply-adds over the batch rows `idx[kk]`, and
+    /// against the full product whose R has zeros in every column outside `idx` (what the compact
+    /// layout drops: the same values); the combination against its loop with `s[idx[k]]`.
+    @Test func indexedKernelsMatchTheirLoops() {
+        var rng = PortableRandom(seed: 37)
+        for level in [2, 1, 0] {
+            ElementwiseKernels.forceMaxLevel(level)
+            defer { ElementwiseKernels.forceMaxLevel(2) }
+            for m in [1, 4, 7] {
+                for full in [1, 9, 130] {
+                    for nb in [5, 16, 64, 70] {
+                        indexedProduct(Double.self, m: m, full: full, nb: nb, rng: &rng)
+                        indexedProduct(Float.self, m: m, full: full, nb: nb, rng: &rng)
+                    }
+                }
+            }
+            for n in [0, 1, 3, 17, 40] {
+                indexedCombination(Double.self, n: n, rng: &rng)
+                indexedCombination(Float.self, n: n, rng: &rng)
+            }
+        }
+    }
+
+    /// An ascending subset of 0..<full (about half, at least one).
+    private func subset(_ full: Int, rng: inout PortableRandom) -> [Int32] {
+        let picked = (0..<full).filter { _ in rng.uniform() < 0.5 }.map(Int32.init)
+        return picked.isEmpty ? [Int32(full - 1)] : picked
+    }
+
+    private func indexedProduct<S: BLASScalar>(_: S.Type, m: Int, full: Int, nb: Int, rng: inout PortableRandom) {
+        let ldb = nb + 3, idx = subset(full, rng: &rng), k = idx.count
+        let r = (0..<(m * k)).map { _ in S(rng.normal()) }, bt = (0..<(full * ldb)).map { _ in S(rng.normal()) }
+        let alpha = S(rng.normal())
+        var y = [S](repeating: .nan, count: m * nb), yFull = y
+        // R's rows over all `full` inputs, zero outside idx.
+        var rFull = [S](repeating: 0, count: m * full)
+        for i in 0..<m { for (kk, col) in idx.enumerated() { rFull[i * full + Int(col)] = r[i * k + kk] } }
+        r.withUnsafeBufferPointer { rp in bt.withUnsafeBufferPointer { bp in idx.withUnsafeBufferPointer { ip in
+            y.withUnsafeMutableBufferPointer { yp in
+                S.rowsTimesBatch(yp.baseAddress!, rows: rp.baseAddress!, batchT: bp.baseAddress!, ldb: ldb, batchRows: ip.baseAddress!,
+                                 alpha: alpha, m: m, k: k, nb: nb)
+            }
+        } } }
+        rFull.withUnsafeBufferPointer { rp in bt.withUnsafeBufferPointer { bp in yFull.withUnsafeMutableBufferPointer { yp in
+            S.rowsTimesBatch(yp.baseAddress!, rows: rp.baseAddress!, batchT: bp.baseAddress!, ldb: ldb, alpha: alpha, m: m, k: full, nb: nb)
+        } } }
+        for i in 0..<m {
+            for j in 0..<nb {
+                var acc: S = 0
+                for kk in 0..<k { acc = acc.addingProduct(r[i * k + kk], bt[Int(idx[kk]) * ldb + j]) }
+                #expect(y[i * nb + j] == acc * alpha, "\(S.self) m \(m) full \(full) nb \(nb) at (\(i), \(j))")
+                #expect(y[i * nb + j] == yFull[i * nb + j], "\(S.self) against the full product with zeros")
+            }
+        }
+    }
+
+    private func indexedCombination<S: BLASScalar>(_: S.Type, n: Int, rng: inout PortableRandom) {
+        let full = 2 * n + 3
+        var idx = subset(full, rng: &rng)
+        while idx.count < n { idx.append(idx.last! ) }   // (repeats are allowed: only the reads move)
+        idx = Array(idx.prefix(n))
+        let s = (0..<full).map { _ in S(rng.normal()) }
+        let a = (0..<4).map { _ in (0..<max(n, 1)).map { _ in S(rng.normal()) } }
+        let c = (0..<4).map { _ in S(rng.normal()) }
+        for decay in [S(0), 1, S(0.9)] {
+            for unit in [false, true] {
+                let o0 = (0..<max(n, 1)).map { _ in S(rng.normal()) }
+                var o = o0, expected = o0
+                for k in 0..<n {
+                    let sk = unit ? 1 : s[Int(idx[k])]
+                    let v = sk * (c[0] * a[0][k] + c[1] * a[1][k] + c[2] * a[2][k] + c[3] * a[3][k])
+                    expected[k] = decay == 0 ? v : (decay == 1 ? expected[k] + v : decay * expected[k] + v)
+                }
+                guard n > 0 else { continue }
+                o.withUnsafeMutableBufferPointer { op in s.withUnsafeBufferPointer { sp in idx.withUnsafeBufferPointer { ip in
+                    a[0].withUnsafeBufferPointer { a0 in a[1].withUnsafeBufferPointer { a1 in
+                    a[2].withUnsafeBufferPointer { a2 in a[3].withUnsafeBufferPointer { a3 in
+                        S.scaledCombination(op.baseAddress!, scale: unit ? nil : sp.baseAddress!, at: ip.baseAddress!,
+                                            (a0.baseAddress!, a1.baseAddress!, a2.baseAddress!, a3.baseAddress!),
+                                            (c[0], c[1], c[2], c[3]), decay: decay, count: n)
+                    } } } }
+                } } }
+                for k in 0..<n {
+                    #expect(o[k] == expected[k] && (o[k] == 0 || o[k].sign == expected[k].sign), "\(S.self) n \(n) decay \(decay) k \(k)")
+                }
+            }
+        }
+    }
+}

@@ -55,6 +55,24 @@ void pk_signal_contraction_rows_f32(float *z, size_t zs, const int *channels, in
 void pk_rows_times_batch_f64(double *y, const double *r, const double *bt, size_t ldb, double alpha, size_t m, size_t k, size_t nb);
 void pk_rows_times_batch_f32(float *y, const float *r, const float *bt, size_t ldb, float alpha, size_t m, size_t k, size_t nb);
 
+/* pk_rows_times_batch_indexed_f64 / _f32: pk_rows_times_batch with R's column kk meeting the batch's
+ * row idx[kk] (bt + idx[kk]*ldb) instead of row kk: R's rows kept over a subset of the inputs (a
+ * query's nonzero inputs, in ascending order), the same chains of fused multiply-adds as the full
+ * product less the terms whose R entry is 0, so the same values. */
+void pk_rows_times_batch_indexed_f64(double *y, const double *r, const double *bt, size_t ldb, const int *idx,
+                                     double alpha, size_t m, size_t k, size_t nb);
+void pk_rows_times_batch_indexed_f32(float *y, const float *r, const float *bt, size_t ldb, const int *idx,
+                                     float alpha, size_t m, size_t k, size_t nb);
+
+/* pk_scaled_combination_indexed_f64 / _f32: pk_scaled_combination with s read at s[idx[k]] (a row
+ * of the preconditioner at a query's nonzero inputs); the a's are read at k. The same operations. */
+void pk_scaled_combination_indexed_f64(double *o, const double *s, const int *idx, const double *a0,
+                                       const double *a1, const double *a2, const double *a3, double c0,
+                                       double c1, double c2, double c3, double dec, int mode, size_t n);
+void pk_scaled_combination_indexed_f32(float *o, const float *s, const int *idx, const float *a0,
+                                       const float *a1, const float *a2, const float *a3, float c0,
+                                       float c1, float c2, float c3, float dec, int mode, size_t n);
+
 /* 1 when the AVX2 versions run on this CPU, else 0 (the baseline versions run). */
 int pk_kernels_avx2(void);
 
