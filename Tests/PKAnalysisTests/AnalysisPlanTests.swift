@@ -64,7 +64,7 @@ struct AnalysisPlanTests {
         let C = Double(net.outputDim), f = net.featureCostPerExample, rows = 7.0 + 5 + 2
         func cost(_ scalarCost: Double) -> AnalysisCostModel {
             AnalysisCostModel(model: net, queries: Int(Q), train: 30, meanBatch: nb, nodes: Int(q), blocks: 1, kernelForm: true,
-                              backward: true, querySide: Double(Int(PR)), windowSides: 1, machines: nil, querySideScalarCost: scalarCost)
+                              backward: true, querySide: PR, windowSides: 1, machines: nil, querySideScalarCost: scalarCost)
         }
         let gemm = (q * Q * f + 2 * C * Q * PR * (q + nb)) * PathAnalyzer.efficiency.backward / AnalysisCostModel.backwardGemmEfficiency
         let memory = perScalar * C * Q * (PR + AnalysisCostModel.rowScalars * rows)

@@ -12,7 +12,7 @@ import PKTrace
 /// full layout (`compactInputOverride = false`, the oracle): Adam with coupled decay and clipping
 /// (D on the query side), AdamW, RMSProp with momentum and decay (D moved onto R's rows), SGD
 /// momentum with group learning rates (D = M, Nesterov's V_s), relu Adam (exact quadrature: queries
-/// with nodes of their own), float32, and queries whose inputs are all 0.
+/// with nodes of their own), float32, and queries whose inputs are all 0; on one thread and two.
 @Suite("Compact first layer of R", .serialized)
 struct CompactFirstLayerTests {
     /// Sparse inputs: 6 features, each 0 with probability one half; a row of all zeros; 3 classes.
@@ -63,19 +63,24 @@ struct CompactFirstLayerTests {
         #expect(PathAnalyzer.meanQuerySideScalars(model: run.model, form: route.form, queries: run.testX)
                 < Double(PathAnalyzer.querySideScalars(model: run.model, form: route.form)))
         defer { PathAnalyzer.compactInputOverride = nil; PathAnalyzer.queryBlockRowsOverride = nil }
+        let hold = Parallel.holdThreadCount()   // no other test switches the count meanwhile
+        defer { hold.release() }
         var prints: [[UInt64]] = []
-        // Full layout (the oracle), then compact in one block and in blocks of 7 query rows.
-        for (compact, blockRows) in [(false, nil), (true, nil), (true, 7)] as [(Bool, Int?)] {
+        // Full layout (the oracle), then compact in one block on one and on two threads, and in
+        // blocks of 7 query rows.
+        for (compact, blockRows, threads) in [(false, nil, 1), (true, nil, 1), (true, nil, 2), (true, 7, 2)] as [(Bool, Int?, Int)] {
             PathAnalyzer.compactInputOverride = compact ? nil : false
             PathAnalyzer.queryBlockRowsOverride = blockRows
+            Parallel.threads = threads
             let (r, k) = try PathAnalyzer(settings: settings).analyzeWithKernel(reader: TraceReader.open(path))
             let kernelFormTolerance = settings.precision == .f32 ? 1e-4 : 1e-10   // output units (as DeterminismTests)
             #expect(r.reconstruction.test!.kernelFormMaxAbs < kernelFormTolerance, "\(optimizer), compact \(compact)")
             prints.append(try DeterminismTests.fingerprint(r, k))
         }
         // (Bools, so that a failure prints the case, not the fingerprints.)
-        let same = prints[1] == prints[0], sameInBlocks = prints[2] == prints[0]
+        let same = prints[1] == prints[0], sameOnTwo = prints[2] == prints[0], sameInBlocks = prints[3] == prints[0]
         #expect(same, "\(optimizer): the compact layout differs from the full one")
+        #expect(sameOnTwo, "\(optimizer): the compact layout on two threads differs from the full one")
         #expect(sameInBlocks, "\(optimizer): the compact layout in blocks of 7 rows differs from the full one")
     }
 }
