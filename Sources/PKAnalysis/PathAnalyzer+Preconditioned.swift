@@ -291,7 +291,7 @@ extension PathAnalyzer {
             let compactWidth = compact.contains(true) ? rows.map { supports[$0].count } : []
             var compactStart = [Int](repeating: 0, count: m + 1)
             if compact.contains(true) { for r in 0..<m { compactStart[r + 1] = compactStart[r] + compactWidth[r] } }
-            // The supports of this block's rows, end to end (`supportAt[r]`: row r's first index).
+            // The supports of this block's rows, end to end (row r's from `compactStart[r]` on).
             let supportFlat = UnsafeMutablePointer<Int32>.allocate(capacity: max(1, compactStart[m]))
             defer { supportFlat.deallocate() }
             if compact.contains(true) {
