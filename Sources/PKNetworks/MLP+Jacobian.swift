@@ -240,7 +240,8 @@ extension DenseLayer {
         let weights = terms.map { S($0.weight) }
         let a = terms.map { $0.features.inputs[l].data.withUnsafeBufferPointer { $0.baseAddress! } }
         let dl = terms.map { $0.features.signals[l].data.withUnsafeBufferPointer { $0.baseAddress! } }
-        let gathered = (scratch, scratch + n, scratch + 2 * n, scratch + 3 * n)
+        // Node slot j's inputs at the support, gathered at scratch + j·n.
+        let gathered = (UnsafePointer(scratch), UnsafePointer(scratch + n), UnsafePointer(scratch + 2 * n), UnsafePointer(scratch + 3 * n))
         let last = terms.count - 1
         for g in stride(from: 0, to: terms.count, by: 4) {
             let dec: S = g == 0 ? S(decay) : 1
@@ -250,14 +251,14 @@ extension DenseLayer {
             let w2 = g + 2 <= last ? weights[j.2] * sW : 0
             let w3 = g + 3 <= last ? weights[j.3] * sW : 0
             for (slot, t) in [j.0, j.1, j.2, j.3].enumerated() {
-                let row = a[t] + terms[t].inputRow * din, out = [gathered.0, gathered.1, gathered.2, gathered.3][slot]
+                let row = a[t] + terms[t].inputRow * din, out = scratch + slot * n
                 for k in 0..<n { out[k] = row[Int(support[k])] }
             }
             let d0 = dl[j.0] + terms[j.0].signalRow * dout, d1 = dl[j.1] + terms[j.1].signalRow * dout
             let d2 = dl[j.2] + terms[j.2].signalRow * dout, d3 = dl[j.3] + terms[j.3].signalRow * dout
             for i in 0..<dout {
                 S.scaledCombination(target + i * n, scale: sBase.map { $0 + i * din }, at: support,
-                                    (UnsafePointer(gathered.0), UnsafePointer(gathered.1), UnsafePointer(gathered.2), UnsafePointer(gathered.3)),
+                                    gathered,
                                     (w0 * d0[i], w1 * d1[i], w2 * d2[i], w3 * d3[i]), decay: dec, count: n)
             }
         }
