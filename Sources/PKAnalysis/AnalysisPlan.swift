@@ -282,6 +282,19 @@ extension PathAnalyzer {
 private let activationSeconds = LockedBox<[String: Double]>([:])
 
 extension PathAnalyzer {
+    /// Forgets every rate and speed measured so far in this process (GEMM, R's kernels and
+    /// passes, `dsymv`, activations, quadrature), so that the next plan measures them again, as a
+    /// new `analyze` process would: `bench --workload plan` calls it before each trace.
+    public static func forgetMeasurements() {
+        gemmRates.withLock { $0 = [:] }
+        productRates.withLock { $0 = [:] }
+        symvSeconds.withLock { $0 = nil }
+        querySideSeconds.withLock { $0 = [:] }
+        activationSeconds.withLock { $0 = [:] }
+    }
+}
+
+extension PathAnalyzer {
     /// Seconds one core takes for one evaluation of `activation` with its derivative
     /// (`Activation.applyInPlace`, the networks' and the quadrature's inner step) in `precision`,
     /// measured once per process: the median of 9 passes over 16,384 standard-normal inputs

@@ -1,7 +1,7 @@
 import Foundation
 import PKTraining
 
-/// What `pathkernel bench` prints: a table, or JSON with keys `W1`, `W2`, `W3`, `W4`, `W5`, `W6`, `W7-cntk`, `W7-mlp`, `recording`, `layer-jacobians`.
+/// What `pathkernel bench` prints: a table, or JSON with keys `W1`, `W2`, `W3`, `W4`, `W5`, `W6`, `W7-cntk`, `W7-mlp`, `recording`, `layer-jacobians`, `plan`.
 public struct BenchReport {
     public var w1: KernelBenchmark.Result?
     public var w2: PathBenchmark.W2?
@@ -15,6 +15,8 @@ public struct BenchReport {
     public var mlpKernel: MLPKernelBenchmark.Result?
     /// W5, W6.
     public var realistic: [RealisticBenchmark.Result] = []
+    /// `plan`: the estimate and ETA against the real analysis, preset by preset.
+    public var plan: PlanBenchmark.Result?
 
     public init() {}
 
@@ -32,6 +34,7 @@ public struct BenchReport {
         if let cntk { out["W7-cntk"] = try object(cntk) }
         if let mlpKernel { out["W7-mlp"] = try object(mlpKernel) }
         for r in realistic { out[r.workload] = try object(r) }
+        if let plan { out["plan"] = try object(plan) }
         return String(decoding: try JSONSerialization.data(withJSONObject: out, options: [.prettyPrinted, .sortedKeys]), as: UTF8.self)
     }
 
@@ -71,6 +74,7 @@ public struct BenchReport {
         if let cntk { s += cntk.text() }
         if let mlpKernel { s += mlpKernel.text() }
         for r in realistic { s += r.text() }
+        if let plan { s += plan.text() }
         return s
     }
 }

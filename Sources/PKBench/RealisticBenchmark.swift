@@ -48,8 +48,32 @@ public enum RealisticBenchmark {
         public var residual: Double?
         public var kernelFormMaxAbs: Double?
         /// The progress bar's ETA (`ProgressBar.eta`, fed the analysis's own progress) when 10% and
-        /// 50% of the work were done, against the time that was then left.
+        /// 50% of the work were done, against the time that was then left; none at a fraction the
+        /// progress jumped past straight to the end.
         public var etaChecks: [ETACheck]
+    }
+
+    /// The progress bar's ETA at the first report at or past each of `fractions` of the work, as
+    /// the reports come. A report that jumps past a fraction straight to the end (the machines
+    /// phase of a run whose earlier phases are under half its cost reports only when it ends)
+    /// leaves no ETA at that fraction: the bar never showed one there.
+    public struct ETASampler: Sendable {
+        public var fractions: [Double]
+        public private(set) var samples: [(fraction: Double, eta: Double, at: Double)] = []
+        public init(fractions: [Double] = [0.1, 0.5]) { self.fractions = fractions }
+
+        /// A report at `fraction` of the work, `at` seconds into the run; `eta` is read only when sampled.
+        public mutating func report(fraction: Double, at: Double, eta: () -> Double) {
+            guard fraction < 1 else { return }
+            for f in fractions where fraction >= f && !samples.contains(where: { $0.fraction == f }) {
+                samples.append((f, eta(), at))
+            }
+        }
+
+        /// The samples against the time each left, for a run that ended `end` seconds in.
+        public func checks(end: Double) -> [ETACheck] {
+            samples.map { ETACheck(fraction: $0.fraction, eta: $0.eta, remaining: end - $0.at) }
+        }
     }
 
     public struct ETACheck: Codable, Sendable {
@@ -121,54 +145,66 @@ public enum RealisticBenchmark {
         for precision in precisions {
             var settings = AnalysisSettings()
             settings.precision = precision
-            let reader = try TraceReader.open(path)
-            let plan = try PathAnalyzer(settings: settings).plan(reader: reader)
-            log("\(workload) \(precision.rawValue): estimate \(String(format: "%.0f", plan.seconds)) s; analyzing")
-            let gemmBefore = machineGemm(precision)
-            Measure.resetPeakMemory()
-            var marks: [(phase: AnalysisProgress.Phase, at: Double)] = []
-            let t0 = DispatchTime.now().uptimeNanoseconds
-            var result: AnalysisResult? = nil
-            // The bar `analyze` shows, silent: its ETA at 10% and 50% of the work.
-            let bar = ProgressBar(total: 10_000, interactive: false, counts: false, output: { _ in })
-            var etaAt: [(fraction: Double, eta: Double, at: Double)] = []
-            let seconds = try Measure.seconds {
-                result = try PathAnalyzer(settings: settings).analyze(reader: reader) { p in
-                    let now = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
-                    if marks.last?.phase != p.phase { marks.append((p.phase, now)) }
-                    let done = Int((10_000 * p.fraction).rounded(.down))
-                    bar.update(done, "", phase: p.phase.rawValue)
-                    for f in [0.1, 0.5] where p.fraction >= f && !etaAt.contains(where: { $0.fraction == f }) {
-                        etaAt.append((f, bar.eta(done: done, now: Date()), now))
-                    }
-                }
-            }
-            let gemmAfter = machineGemm(precision), machine = (gemmBefore + gemmAfter) / 2
-            let etaChecks = etaAt.map { ETACheck(fraction: $0.fraction, eta: $0.eta, remaining: seconds - $0.at) }
-            // Each phase runs from the end of the previous one (the forward phase from the start;
-            // its first report comes after its first step).
-            var phases: [Phase] = []
-            for (k, mark) in marks.enumerated() {
-                let start = k == 0 ? 0 : marks[k].at
-                let end = k + 1 < marks.count ? marks[k + 1].at : seconds
-                let name = mark.phase.label
-                phases.append(Phase(name: name, seconds: end - start, estimatedSeconds: plan.phases.first { $0.name == name }?.seconds))
-            }
-            let kernelPhase = phases.first { $0.name == AnalysisProgress.Phase.backward.label }
-            var kernelGflops: Double? = nil
-            if let flops = plan.kernelFlops, let phase = kernelPhase, phase.seconds > 0 { kernelGflops = flops / phase.seconds / 1e9 }
-            let test = result?.reconstruction.test
-            analyses.append(Analysis(precision: precision.rawValue, seconds: seconds, estimatedSeconds: plan.seconds,
-                                     ratioToTraining: seconds / training, phases: phases, kernelGflops: kernelGflops,
-                                     gemmFraction: kernelGflops.map { $0 / machine },
-                                     gemmFractionPerCore: kernelGflops.map { $0 / (plan.gemmRate * Double(plan.threads)) },
-                                     machineGemmRates: [gemmBefore, gemmAfter], machineGemmRate: machine, gemmRate: plan.gemmRate, threads: plan.threads, peakMemoryBytes: Measure.peakMemory(),
-                                     estimatedPeakMemoryBytes: plan.peakMemoryBytes, residual: test?.relativeResidual,
-                                     kernelFormMaxAbs: test?.kernelFormMaxAbs, etaChecks: etaChecks))
-            log("\(workload) \(precision.rawValue): \(String(format: "%.1f", seconds)) s")
+            analyses.append(try measure(path: path, settings: settings, training: training, label: workload, log: log))
         }
         return Result(workload: workload, preset: preset, steps: config.training.steps, parameters: parameters,
                       trainingSeconds: training, recordingSeconds: recording, loadBefore: loadBefore, loadAfter: load(), analyses: analyses)
+    }
+
+    /// Analyzes the trace at `path` with `settings` as `analyze` would (its plan first, then the
+    /// analysis with a silent progress bar) and measures it: the wall time of the analysis and of
+    /// each phase against the plan's estimates, the bar's ETA at 10 % and 50 % of the work, peak
+    /// memory, the analysis's own checks; with `machineGemm`, the two-thread GEMM rate just before
+    /// and just after and the kernel phase's fraction of it (otherwise those are empty and nil).
+    public static func measure(path: String, settings: AnalysisSettings, training: Double, machineGemm measureGemm: Bool = true,
+                               label: String, log: (String) -> Void = { _ in }) throws -> Analysis {
+        let precision = settings.precision
+        let reader = try TraceReader.open(path)
+        let plan = try PathAnalyzer(settings: settings).plan(reader: reader)
+        log("\(label) \(precision.rawValue): estimate \(String(format: "%.0f", plan.seconds)) s; analyzing")
+        let gemmBefore = measureGemm ? machineGemm(precision) : nil
+        Measure.resetPeakMemory()
+        var marks: [(phase: AnalysisProgress.Phase, at: Double)] = []
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        var result: AnalysisResult? = nil
+        // The bar `analyze` shows, silent: its ETA at 10% and 50% of the work.
+        let bar = ProgressBar(total: 10_000, interactive: false, counts: false, output: { _ in })
+        var etaAt = ETASampler()
+        let seconds = try Measure.seconds {
+            result = try PathAnalyzer(settings: settings).analyze(reader: reader) { p in
+                let now = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+                if marks.last?.phase != p.phase { marks.append((p.phase, now)) }
+                let done = Int((10_000 * p.fraction).rounded(.down))
+                bar.update(done, "", phase: p.phase.rawValue)
+                etaAt.report(fraction: p.fraction, at: now) { bar.eta(done: done, now: Date()) }
+            }
+        }
+        let peak = Measure.peakMemory()
+        let gemmAfter = measureGemm ? machineGemm(precision) : nil
+        let machineRates = [gemmBefore, gemmAfter].compactMap { $0 }
+        let machine = machineRates.isEmpty ? 0 : machineRates.reduce(0, +) / Double(machineRates.count)
+        let etaChecks = etaAt.checks(end: seconds)
+        // Each phase runs from the end of the previous one (the forward phase from the start;
+        // its first report comes after its first step).
+        var phases: [Phase] = []
+        for (k, mark) in marks.enumerated() {
+            let start = k == 0 ? 0 : marks[k].at
+            let end = k + 1 < marks.count ? marks[k + 1].at : seconds
+            let name = mark.phase.label
+            phases.append(Phase(name: name, seconds: end - start, estimatedSeconds: plan.phases.first { $0.name == name }?.seconds))
+        }
+        let kernelPhase = phases.first { $0.name == AnalysisProgress.Phase.backward.label }
+        var kernelGflops: Double? = nil
+        if let flops = plan.kernelFlops, let phase = kernelPhase, phase.seconds > 0 { kernelGflops = flops / phase.seconds / 1e9 }
+        let test = result?.reconstruction.test
+        log("\(label) \(precision.rawValue): \(String(format: "%.1f", seconds)) s")
+        return Analysis(precision: precision.rawValue, seconds: seconds, estimatedSeconds: plan.seconds,
+                        ratioToTraining: seconds / training, phases: phases, kernelGflops: kernelGflops,
+                        gemmFraction: machine > 0 ? kernelGflops.map { $0 / machine } : nil,
+                        gemmFractionPerCore: kernelGflops.map { $0 / (plan.gemmRate * Double(plan.threads)) },
+                        machineGemmRates: machineRates, machineGemmRate: machine, gemmRate: plan.gemmRate, threads: plan.threads,
+                        peakMemoryBytes: peak, estimatedPeakMemoryBytes: plan.peakMemoryBytes, residual: test?.relativeResidual,
+                        kernelFormMaxAbs: test?.kernelFormMaxAbs, etaChecks: etaChecks)
     }
 }
 

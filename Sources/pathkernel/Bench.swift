@@ -49,10 +49,17 @@ struct Bench: ParsableCommand {
         takes tens of minutes on 2 cores.
         layer-jacobians: per-example Jacobians of small CNNs and a residual block (28×28 inputs), \
         batched against one example at a time (about a minute on 2 cores).
+        plan: does the estimate analyze prints before it starts (analyze --plan) hold, and its \
+        progress bar's ETA? Trains the presets (W5 and W6 cut to 30 and 10 steps) and analyzes each \
+        trace with the default settings as a new analyze process would (the plan's rates measured \
+        afresh): the estimate against the real time, per phase too, and the ETA at 10 % and 50 % of \
+        the work against the time then left, with the load before each (about 10 minutes on 2 \
+        cores). --preset a,b,... for some presets, --steps N to cut every run to N steps, \
+        --precision f32 for float32 analyses.
         Without --workload, W1, W2 and W3 run in turn (about 25 minutes on 2 cores, most of it W3 --kernel full).
         """)
 
-    @Option(help: "W1, W2, W3, W4, W5, W6, W7-cntk, W7-mlp, recording or layer-jacobians (default: W1, W2 and W3).")
+    @Option(help: "W1, W2, W3, W4, W5, W6, W7-cntk, W7-mlp, recording, layer-jacobians or plan (default: W1, W2 and W3).")
     var workload: String?
 
     @Option(parsing: .unconditional, help: "W7-cntk: the number of training images, 3…2000 (default 100).",
@@ -73,12 +80,15 @@ struct Bench: ParsableCommand {
     @Option(help: "W7-mlp: only this activation (relu or tanh; default both).")
     var activation: String?
 
-    @Option(parsing: .unconditional, help: "W5, W6: train and analyze this many steps instead of 300 (1…100000), for a quicker look.",
+    @Option(parsing: .unconditional, help: "W5, W6: train and analyze this many steps instead of 300 (1…100000), for a quicker look; plan: every preset's run cut to at most N steps.",
             transform: OptionValue.integer(in: 1...100_000))
     var steps: Int?
 
-    @Option(help: "recording: the preset to train.")
-    var preset: String = "fmnist-mlp"
+    @Option(help: "recording: the preset to train (default fmnist-mlp); plan: the presets to check, comma-separated (default: every training preset but ntt-fmnist and sweep-relu).")
+    var preset: String?
+
+    @Option(help: "plan: the analyses' precision, f64 (default) or f32.")
+    var precision: AnalysisSettings.Precision?
 
     @Option(parsing: .unconditional, help: "recording: the checkpoint interval to compare instead of the preset's own policy (1…100000000).",
             transform: OptionValue.integer(in: TrainingSpec.stepsRange))
@@ -113,7 +123,7 @@ struct Bench: ParsableCommand {
 
     func run() throws {
         let log: (String) -> Void = { FileHandle.standardError.write(Data("bench: \($0)\n".utf8)) }
-        let known = ["W1", "W2", "W3", "W4", "W5", "W6", "W7-cntk", "W7-mlp", "recording", "layer-jacobians"]
+        let known = ["W1", "W2", "W3", "W4", "W5", "W6", "W7-cntk", "W7-mlp", "recording", "layer-jacobians", "plan"]
         let chosen = workload.map { w in [known.first { $0.uppercased() == w.uppercased() } ?? w] } ?? ["W1", "W2", "W3"]
         for w in chosen where !known.contains(w) {
             throw fail("unknown workload '\(w)'; known: \(known.joined(separator: ", "))")
@@ -121,7 +131,19 @@ struct Bench: ParsableCommand {
         if export != nil && (chosen.count != 1 || !["W1", "W4", "W7-cntk", "W7-mlp"].contains(chosen[0])) {
             throw fail("--export writes one workload's problem: run it with --workload W1, W4, W7-cntk or W7-mlp")
         }
-        if steps != nil && !chosen.allSatisfy({ RealisticBenchmark.presets[$0] != nil }) { throw fail("--steps sets W5's and W6's runs: run it with --workload W5 or W6") }
+        if steps != nil && !chosen.allSatisfy({ RealisticBenchmark.presets[$0] != nil || $0 == "plan" }) {
+            throw fail("--steps sets W5's and W6's runs (or cuts plan's): run it with --workload W5, W6 or plan")
+        }
+        if preset != nil && chosen != ["recording"] && chosen != ["plan"] { throw fail("--preset names recording's preset or plan's presets: run it with --workload recording or plan") }
+        if precision != nil && chosen != ["plan"] { throw fail("--precision sets plan's analyses: run it with --workload plan") }
+        let planPresets = chosen == ["plan"] ? preset.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } } : nil
+        if let planPresets {
+            let names = try Presets.names()
+            for name in planPresets where !names.contains(name) {
+                throw fail("unknown preset '\(name)' in --preset; known: \(names.joined(separator: ", "))")
+            }
+            if planPresets.isEmpty { throw fail("--preset names no preset: give one or more, comma-separated") }
+        }
         if (images != nil || queries != nil || readout != nil) && chosen != ["W7-cntk"] {
             throw fail("--images, --queries and --readout set W7-cntk's problem: run them with --workload W7-cntk")
         }
@@ -175,11 +197,16 @@ struct Bench: ParsableCommand {
                                                                   export: export.map { URL(fileURLWithPath: $0) }, log: log)
                 case "layer-jacobians":
                     report.layerJacobians = try LayerJacobianBenchmark.run(repeats: repeats ?? 3, log: log)
+                case "plan":
+                    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("pathkernel-bench-\(getpid())")
+                    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+                    defer { try? FileManager.default.removeItem(at: dir) }
+                    report.plan = try PlanBenchmark.run(presets: planPresets, steps: steps, precision: precision ?? .f64, directory: dir, log: log)
                 default:
                     let dir = FileManager.default.temporaryDirectory.appendingPathComponent("pathkernel-bench-\(getpid())")
                     try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
                     defer { try? FileManager.default.removeItem(at: dir) }
-                    report.recording = try RecordingBenchmark.run(config: try Presets.load(preset), repeats: repeats ?? 3,
+                    report.recording = try RecordingBenchmark.run(config: try Presets.load(preset ?? "fmnist-mlp"), repeats: repeats ?? 3,
                                                                   checkpointEvery: checkpointEvery, directory: dir, log: log)
                 }
             }

@@ -311,6 +311,22 @@ struct CLIBadInputTests {
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path).isEmpty, "nothing may be written")
     }
 
+    /// bench's options that set one workload are refused with another, and plan's unknown
+    /// presets are named: one line saying what to run, nothing run or written.
+    @Test(arguments: [
+        (["bench", "--workload", "W1", "--preset", "moons-mlp"], ["--preset", "recording or plan"]),
+        (["bench", "--workload", "W5", "--precision", "f32"], ["--precision", "--workload plan"]),
+        (["bench", "--workload", "W1", "--steps", "5"], ["--steps", "W5, W6 or plan"]),
+        (["bench", "--workload", "plan", "--preset", "moons-mlp,no-such-preset"], ["unknown preset 'no-such-preset'", "moons-mlp"]),
+        (["bench", "--workload", "plan", "--preset", ","], ["--preset names no preset"]),
+    ])
+    func benchOptionsBelongToTheirWorkload(args: [String], words: [String]) throws {
+        let dir = try temporaryDirectory()
+        let r = try CLI.run(args, cwd: dir)
+        Self.assertCleanFailure(r, mentions: words)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path).isEmpty, "nothing may be written")
+    }
+
     /// A bad PATHKERNEL_THREADS is an error at the start of every command that uses threads,
     /// before any work (no trace written, no benchmark run).
     @Test(arguments: ["0", "abc", "-1", ""])

@@ -254,6 +254,73 @@ struct BenchTests {
         #expect(dense.variants.map(\.checkpointEvery) == [nil, 1])
         #expect { try RecordingBenchmark.run(config: try Self.recordingConfig(checkpointEvery: 5), repeats: 0, directory: dir) } throws: { _ in true }
     }
+
+    /// The bar's ETA is sampled at the first report at or past 10 % and 50 % of the work, once
+    /// each, and not at a fraction the reports jump past straight to the end.
+    @Test func etaSamplerTakesTheFirstReportPastEachFraction() {
+        var s = RealisticBenchmark.ETASampler()
+        var reads = 0
+        for (fraction, at, eta) in [(0.02, 1.0, 90.0), (0.08, 2.0, 80.0), (0.3, 3.0, 30.0), (0.4, 4.0, 20.0), (1.0, 9.0, 0.0)] {
+            s.report(fraction: fraction, at: at) { reads += 1; return eta }
+        }
+        let checks = s.checks(end: 10)
+        #expect(checks.map(\.fraction) == [0.1] && checks[0].eta == 30 && checks[0].remaining == 7 && reads == 1)
+        #expect(abs(checks[0].error - (30.0 / 7 - 1)) < 1e-15)
+        var t = RealisticBenchmark.ETASampler()
+        for (fraction, at) in [(0.55, 2.0), (0.6, 3.0)] { t.report(fraction: fraction, at: at) { at * 10 } }
+        #expect(t.checks(end: 4).map(\.fraction) == [0.1, 0.5] && t.checks(end: 4).map(\.remaining) == [2, 2])
+    }
+
+    /// The plan workload's structure (not its timing): a row per config with the estimate, the
+    /// real time and their error, each phase against its estimate, the bar's ETA at 10 % and 50 %,
+    /// and the verdict against ±30 % computed from them; the traces removed afterwards.
+    @Test func planWorkloadComparesEstimateAndETAWithTheRun() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("pk-plan-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        // Moons, 24 + 8 points, MLP 2-64-64-1 tanh, 30 steps: the steps (or the backward pass) are
+        // a share of the work the bar reports through, not the machines alone.
+        var momentum = try Self.recordingConfig(checkpointEvery: 4)   // SGD + momentum 0.9: the backward route
+        momentum.data.train = 24
+        momentum.data.test = 8
+        momentum.model.layers = [2, 64, 64, 1]
+        momentum.training.steps = 30
+        var plain = momentum
+        plain.name = "plain"
+        plain.optimizer.momentum = 0
+        let b = try PlanBenchmark.run(configs: [plain, momentum], directory: dir)
+        #expect(b.rows.map(\.preset) == ["plain", "rec"])
+        #expect(b.rows.map(\.optimizer) == ["sgd", "sgd μ 0.9"])
+        #expect(b.precision == "f64" && b.threads >= 1 && !b.blas.isEmpty)
+        for r in b.rows {
+            let a = r.analysis
+            #expect(r.steps == 30 && r.parameters == 2 * 64 + 64 + 64 * 64 + 64 + 64 + 1)
+            #expect(a.seconds > 0 && a.estimatedSeconds > 0)
+            #expect(abs(r.error - (a.estimatedSeconds - a.seconds) / a.seconds) < 1e-12)
+            // 10 % falls in the steps or the backward pass; 50 % may be passed only by the last report.
+            #expect(a.etaChecks.first?.fraction == 0.1 && a.etaChecks.allSatisfy { [0.1, 0.5].contains($0.fraction) })
+            for c in a.etaChecks { #expect(c.remaining > 0 && c.remaining < a.seconds && c.eta >= 0) }
+            let within = abs(r.error) <= 0.3 && a.etaChecks.allSatisfy { abs($0.eta / $0.remaining - 1) <= 0.3 }
+            #expect(r.withinTolerance == within)
+            #expect(a.machineGemmRates.isEmpty && a.gemmFraction == nil && a.gemmRate > 0)
+            #expect(a.phases.first?.name == "steps" && a.phases.allSatisfy { $0.estimatedSeconds != nil })
+            #expect(abs(a.phases.reduce(0) { $0 + $1.seconds } - a.seconds) < 1e-9 * max(1, a.seconds))
+        }
+        #expect(b.rows[0].analysis.phases.map(\.name) == ["steps", "kernel machines"])
+        #expect(b.rows[1].analysis.phases.map(\.name) == ["steps", "kernel (backwards)", "kernel machines"])
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path).isEmpty, "the benchmark's traces are removed")
+        let text = b.text()
+        for word in ["plain", "sgd μ 0.9", "estimate", "ETA at 10 %", "within ±30 %", "kernel (backwards)", "load after"] {
+            #expect(text.contains(word), "'\(word)' not in: \(text)")
+        }
+        var report = BenchReport()
+        report.plan = b
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(report.json().utf8)) as? [String: Any])
+        let plan = try #require(json["plan"] as? [String: Any])
+        let rows = try #require(plan["rows"] as? [[String: Any]])
+        #expect(rows.count == 2 && rows[0]["error"] is Double && rows[0]["within_tolerance"] is Bool && rows[1]["load_before"] is String)
+        #expect(try JSONDecoder().decode(PlanBenchmark.Row.self, from: JSONEncoder().encode(b.rows[1])).preset == "rec")
+    }
 }
 
 /// W7's CNTK part on three images (skipped without Fashion-MNIST): the cross kernel of the first
