@@ -42,6 +42,10 @@ public struct AnalysisPlan: Codable, Sendable {
     /// Seconds per element of a float64 `dsymv` on one thread, measured now (`SymvSpeed`), when
     /// the plan prices a ridge machine's eigendecomposition with it.
     public var symvSeconds: Double?
+    /// Seconds of the layer probe (`measuredLayerProbeSeconds`) and the factor it puts on a layer
+    /// network's fixed feature work (`AnalysisCostModel.layerSpeedFactor`), for a layer network.
+    public var layerProbeSeconds: Double?
+    public var layerSpeedFactor: Double?
     public var threads: Int
     public var seconds: Double
     /// Settings that would cut the time, each with its estimate.
@@ -86,6 +90,7 @@ extension PathAnalyzer {
                 ? PathAnalyzer.measuredProductRate(settings.precision, batch: context.meanBatch) : nil
             let symvSeconds = context.exactOnly || context.train * context.blocks > PathAnalyzer.eigenRidgeLimit
                 ? nil : PathAnalyzer.measuredSymvSeconds()
+            let probe = context.model is LayerNetwork ? PathAnalyzer.measuredLayerProbeSeconds(settings.precision) : nil
             let T = Double(context.steps)
             let perSecond = rate * 1e9 * Double(threads)
             var phases = [AnalysisPlan.Phase(name: "steps", work: T * cost.forwardPerStep,
@@ -128,7 +133,9 @@ extension PathAnalyzer {
             return AnalysisPlan(trace: run.path, steps: context.steps, parameters: model.parameterCount, outputs: context.outputs,
                                 queries: context.queries, train: context.train, kernel: route.kernelName, mode: context.mode.rawValue,
                                 precision: settings.precision.rawValue, phases: phases, kernelFlops: kernelFlops,
-                                peakMemoryBytes: memory, gemmRate: rate, productRate: productRate, symvSeconds: symvSeconds, threads: threads, seconds: seconds, cheaper: [])
+                                peakMemoryBytes: memory, gemmRate: rate, productRate: productRate, symvSeconds: symvSeconds, layerProbeSeconds: probe,
+                                layerSpeedFactor: probe.map { AnalysisCostModel.layerSpeedFactor(probeSeconds: $0, precision: settings.precision) },
+                                threads: threads, seconds: seconds, cheaper: [])
         }
         var plan = try estimate(settings, rate: gemmRate ?? PathAnalyzer.measuredGemmRate(settings.precision))
         guard alternatives else { return plan }
@@ -291,8 +298,51 @@ extension PathAnalyzer {
         symvSeconds.withLock { $0 = nil }
         querySideSeconds.withLock { $0 = [:] }
         activationSeconds.withLock { $0 = [:] }
+        layerProbeSeconds.withLock { $0 = [:] }
+    }
+
+    /// The network of the layer probe (`measuredLayerProbeSeconds`): fmnist-cnn's, conv 3×3 (4)
+    /// relu max-pool 2, conv 3×3 (8) relu max-pool 2, dense 10 on 1×28×28 inputs (4,266 parameters).
+    static let layerProbeSpec = #"""
+        {"kind": "sequential", "input": [1, 28, 28], "parameterization": "ntk",
+         "layers": [{"kind": "conv2d", "out": 4, "kernel": 3, "padding": "same"}, {"kind": "relu"}, {"kind": "maxpool2d", "kernel": 2},
+                    {"kind": "conv2d", "out": 8, "kernel": 3, "padding": "same"}, {"kind": "relu"}, {"kind": "maxpool2d", "kernel": 2},
+                    {"kind": "flatten"}, {"kind": "dense", "out": 10}]}
+        """#
+
+    /// Seconds one core takes for the per-example Jacobians (`Layer.jacobians`, all 10 outputs) of
+    /// `layerProbeSpec`'s network on 4 examples in `precision` (one thread: 4 examples are one
+    /// block of `Layer.jacobians`), measured once per process: the median of 9 after a warm-up
+    /// (about 20 ms in all; 1.2–2.1 ms each on session 19's EPYC). A layer network's feature work is
+    /// mostly not GEMM (im2col, col2im, the layers' per-example loops, writing the rows), so its
+    /// speed does not follow the GEMM rate; the plan prices that part by this probe's time
+    /// against `AnalysisCostModel.layerProbeReference` (Docs/path-kernel.md §7, Session 19).
+    public static func measuredLayerProbeSeconds(_ precision: AnalysisSettings.Precision) -> Double {
+        layerProbeSeconds.withLock { table in
+            if let s = table[precision] { return s }
+            func time<S: BLASScalar>(_: S.Type) -> Double {
+                guard let spec = try? JSONDecoder().decode(ModelSpec.self, from: Data(layerProbeSpec.utf8)),
+                      let network = try? LayerNetwork(spec: spec) else { return 0 }
+                var rng = PortableRandom(seed: 11)
+                let w = (0..<network.parameterCount).map { _ in S(rng.normal()) }
+                let x = DenseMatrix<S>(rows: 4, cols: 784, data: (0..<(4 * 784)).map { _ in S(rng.uniform()) })
+                var runs: [Double] = []
+                for run in 0..<10 {
+                    let t0 = DispatchTime.now().uptimeNanoseconds
+                    let j = network.root.jacobians(w, x)
+                    let seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+                    withExtendedLifetime(j) {}
+                    if run > 0 { runs.append(seconds) }
+                }
+                return runs.sorted()[runs.count / 2]
+            }
+            let s = precision == .f32 ? time(Float.self) : time(Double.self)
+            table[precision] = s
+            return s
+        }
     }
 }
+private let layerProbeSeconds = LockedBox<[AnalysisSettings.Precision: Double]>([:])
 
 extension PathAnalyzer {
     /// Seconds one core takes for one evaluation of `activation` with its derivative

@@ -145,9 +145,31 @@ struct AnalysisCostModel {
     /// GFLOP/s in `precision`): `featureCostPerExample` (fitted at `layerReferenceRate`) with its
     /// share `1 − layerGemmShare` scaled to take the time it took there, `rate/reference` times
     /// the flop-equivalents; the GEMM share at the rate itself (Docs/path-kernel.md §7).
-    static func layerFeatureCost(_ network: LayerNetwork, gemmRate: Double, precision: AnalysisSettings.Precision) -> Double {
+    static func layerFeatureCost(_ network: LayerNetwork, gemmRate: Double, precision: AnalysisSettings.Precision,
+                                 probeSeconds: Double? = nil) -> Double {
         let reference = precision == .f32 ? layerReferenceRate.f32 : layerReferenceRate.f64
-        return network.featureCostPerExample * (layerGemmShare + (1 - layerGemmShare) * gemmRate / reference)
+        return network.featureCostPerExample * (layerGemmShare + (1 - layerGemmShare) * gemmRate / reference
+            * layerSpeedFactor(probeSeconds: probeSeconds, precision: precision))
+    }
+
+    /// The layer probe's time on the machine where the feature cost's fixed part runs at
+    /// `layerReferenceRate` (float64, float32; seconds for `measuredLayerProbeSeconds`' 4
+    /// examples). Fitted in session 19 (Docs/path-kernel.md §7) on the AMD EPYC of that session
+    /// (AVX2, 2 vCPUs), where the probe took about 2.0 ms (f64; 1.6–2.1 over five plans, moving
+    /// with the GEMM rate the same plans measured) and 1.17 ms (f32), and the fixed part of
+    /// fmnist-cnn (exact and q = 4) and fmnist-resnet ran 1.90, 1.62 and 1.42 times as long as
+    /// `layerReferenceRate` priced it (the rate fitted on session 12's Zen 3 and checked on
+    /// session 13's Xeon): their geometric mean, 1.64, sets the reference at 2.0 / 1.64 ms. The
+    /// float32 reference takes the same ratio (no float32 layer network was timed).
+    static let layerProbeReference = (f64: 2.0e-3 / 1.64, f32: 1.17e-3 / 1.64)
+
+    /// How much longer than at `layerReferenceRate` a layer network's fixed feature work takes on
+    /// this machine: the probe's time over `layerProbeReference`, within [0.25, 4] (a probe slowed
+    /// or sped by something else than the machine does not move the plan further); 1 without a probe.
+    static func layerSpeedFactor(probeSeconds: Double?, precision: AnalysisSettings.Precision) -> Double {
+        guard let probeSeconds, probeSeconds > 0, probeSeconds.isFinite else { return 1 }
+        let reference = precision == .f32 ? layerProbeReference.f32 : layerProbeReference.f64
+        return min(4, max(0.25, probeSeconds / reference))
     }
 
     /// Flop-equivalents per GEMM flop of `model`'s steps phase: `(k + gemmHalfWidth)/k` for an
@@ -296,7 +318,9 @@ extension AnalysisCostModel {
                 * rate(.f64) * 1e9 * PathAnalyzer.efficiency.machines
         }
         // A layer network's feature cost at this machine's rates (`layerFeatureCost`).
-        let featureCost = (context.model as? LayerNetwork).map { Self.layerFeatureCost($0, gemmRate: rate(precision), precision: precision) }
+        let featureCost = (context.model as? LayerNetwork).map {
+            Self.layerFeatureCost($0, gemmRate: rate(precision), precision: precision, probeSeconds: PathAnalyzer.measuredLayerProbeSeconds(precision))
+        }
         self.init(model: context.model, queries: context.rows.count, train: n, meanBatch: meanBatch, nodes: nodes, exact: exact,
                   blocks: context.blocks, kernelForm: route.hasKernelForm, backward: route.backwardPass,
                   querySide: (route as? PreconditionedRoute).map {

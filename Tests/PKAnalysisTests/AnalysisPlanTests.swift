@@ -207,6 +207,24 @@ struct AnalysisPlanTests {
             #expect(abs(atReference - f) <= tolerance * f)
             let atTwice = AnalysisCostModel.layerFeatureCost(net, gemmRate: 2 * reference, precision: precision)
             #expect(abs(atTwice - (share + 2 * (1 - share)) * f) <= tolerance * f)
+            // The layer probe: at its reference time the formula; 1.5 times slower, the fixed share
+            // 1.5 times the work; clamped to [0.25, 4]; a failed probe (0, NaN) leaves the formula.
+            let probe = precision == .f32 ? AnalysisCostModel.layerProbeReference.f32 : AnalysisCostModel.layerProbeReference.f64
+            let atProbe = AnalysisCostModel.layerFeatureCost(net, gemmRate: reference, precision: precision, probeSeconds: probe)
+            #expect(abs(atProbe - f) <= tolerance * f)
+            let slower = AnalysisCostModel.layerFeatureCost(net, gemmRate: 2 * reference, precision: precision, probeSeconds: 1.5 * probe)
+            #expect(abs(slower - (share + 2 * 1.5 * (1 - share)) * f) <= tolerance * f)
+            let clamped = AnalysisCostModel.layerFeatureCost(net, gemmRate: reference, precision: precision, probeSeconds: 100 * probe)
+            #expect(abs(clamped - (share + 4 * (1 - share)) * f) <= tolerance * f)
+            for bad in [0.0, .nan, .infinity] {
+                let unmeasured = AnalysisCostModel.layerFeatureCost(net, gemmRate: reference, precision: precision, probeSeconds: bad)
+                #expect(abs(unmeasured - f) <= tolerance * f)
+            }
+        }
+        // The probe itself: a positive, finite time in either precision.
+        for precision in [AnalysisSettings.Precision.f64, .f32] {
+            let s = PathAnalyzer.measuredLayerProbeSeconds(precision)
+            #expect(s > 0 && s.isFinite)
         }
     }
 
