@@ -167,11 +167,34 @@ extension PathAnalyzer {
         return plan
     }
 
-    /// One core's GEMM rate in `precision` (GFLOP/s), measured once per process on 1024² matrices.
+    /// The plan's microbenchmarks of R's kernels take the median of their timed runs after a
+    /// warm-up, at least `microbenchmarkRuns.minimum` of them and then more until
+    /// `microbenchmarkRuns.seconds` have passed or `maximum` runs are done (until session 19, 7
+    /// runs: about 30 ms for the product, 70 ms for the memory passes). This VM's speed drifts in
+    /// episodes of a fraction of a second to seconds (a 1024² DGEMM timed back to back: 29–39
+    /// GFLOP/s within 8 s), so a median over 30 ms sampled one episode, and a full W5 run's plan
+    /// was 35 % high where a 30-step plan of the same preset was 11 % high at the same real time
+    /// per step. Plans of one W5 trace (20 steps; the real analysis 42.0 s, its backward phase
+    /// about 38 s), the two builds alternated (session 19): the backward estimate 34.7–48.1 and
+    /// 32.3–47.9 s with 7 runs (14 plans), 32.9–40.0 s with 31 runs (8 plans), 32.3–41.6 s with
+    /// this budget (6 plans): the high outliers go, the spread narrows a little. A slow build
+    /// (debug) stops at the minimum.
+    static let microbenchmarkRuns = (minimum: 7, maximum: 31, seconds: 0.25)
+
+    /// Whether a microbenchmark that has timed `runs` runs since `start` (uptime nanoseconds)
+    /// goes on (`microbenchmarkRuns`).
+    static func microbenchmarkContinues(runs: Int, since start: UInt64) -> Bool {
+        let limits = microbenchmarkRuns
+        guard runs >= limits.minimum else { return true }
+        return runs < limits.maximum && Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 < limits.seconds
+    }
+
+    /// One core's GEMM rate in `precision` (GFLOP/s), measured once per process on 1024² matrices:
+    /// the median of 5 runs after a warm-up (3 until session 19; see `microbenchmarkRuns`).
     public static func measuredGemmRate(_ precision: AnalysisSettings.Precision) -> Double {
         gemmRates.withLock { rates in
             if let r = rates[precision] { return r }
-            let r = precision == .f32 ? GemmRate.measure(Float.self, n: 1024, runs: 3) : GemmRate.measure(Double.self, n: 1024, runs: 3)
+            let r = precision == .f32 ? GemmRate.measure(Float.self, n: 1024, runs: 5) : GemmRate.measure(Double.self, n: 1024, runs: 5)
             rates[precision] = r
             return r
         }
@@ -201,8 +224,8 @@ extension PathAnalyzer {
     /// once per process and batch size: 6,144 rows of 256 scalars times a batch of `batch` (the
     /// run's mean batch, rounded, at most 512; 200 MFLOP at 64, 12 MiB of R in float64, more than
     /// the caches hold, as R in the analysis; a batch that is not a whole number of vectors pays
-    /// for its padded last columns, as in the analysis), the median of 7 runs after a warm-up
-    /// (about 25 ms at 64). These kernels do not use OpenBLAS, so their rate does not follow the
+    /// for its padded last columns, as in the analysis), the median of its timed runs after a
+    /// warm-up (`microbenchmarkRuns`: about a quarter of a second). These kernels do not use OpenBLAS, so their rate does not follow the
     /// core type OpenBLAS chose (Prescott's fallback runs its GEMM at a fifth of AVX-512's; these
     /// kernels at full speed).
     public static func measuredProductRate(_ precision: AnalysisSettings.Precision, batch: Int = 64) -> Double {
@@ -221,12 +244,15 @@ extension PathAnalyzer {
                 var runs: [Double] = []
                 rows.withUnsafeBufferPointer { r in
                     y.withUnsafeMutableBufferPointer { yp in
-                        for run in 0..<8 {
+                        var run = 0, start: UInt64 = 0
+                        while run == 0 || microbenchmarkContinues(runs: runs.count, since: start) {
                             let t0 = DispatchTime.now().uptimeNanoseconds
+                            if run == 0 { start = t0 }
                             S.rowsTimesBatch(yp.baseAddress!, rows: r.baseAddress!, batchT: UnsafePointer(bt.pointer), ldb: bt.stride,
                                              alpha: 1, m: m, k: k, nb: nb)
                             let seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
                             if run > 0 { runs.append(2 * Double(m * k * nb) / seconds / 1e9) }
+                            run += 1
                         }
                     }
                 }
@@ -243,8 +269,9 @@ extension PathAnalyzer {
     /// copy into OpenBLAS's packed layout, the contraction), measured once per process: each of
     /// `Parallel.threads` threads updates a chunk of `backwardChunkBytes` of its own in rows of 128
     /// (`scaledCombination` with a decay, as R's update) and copies it (as OpenBLAS packs it), 128
-    /// times; the median of 7 such runs after a warm-up, per scalar and thread (about 70 ms per
-    /// precision; shorter runs scattered by 2× on the Xeon of session 14).
+    /// times; the median of such runs after a warm-up (`microbenchmarkRuns`: about a quarter of
+    /// a second per precision), per scalar and thread (shorter runs scattered by 2× on the Xeon
+    /// of session 14).
     public static func measuredQuerySideSeconds(_ precision: AnalysisSettings.Precision) -> Double {
         querySideSeconds.withLock { table in
             if let s = table[precision] { return s }
@@ -263,8 +290,10 @@ extension PathAnalyzer {
                     b.a.initialize(repeating: 0.25, count: 4 * row)
                 }
                 var runs: [Double] = []
-                for run in 0..<8 {
+                var run = 0, start: UInt64 = 0
+                while run == 0 || microbenchmarkContinues(runs: runs.count, since: start) {
                     let t0 = DispatchTime.now().uptimeNanoseconds
+                    if run == 0 { start = t0 }
                     Parallel.forEach(threads) { t in
                         let b = buffers[t], a = UnsafePointer(b.a), scale = UnsafePointer(b.scale)
                         for _ in 0..<passes {
@@ -277,6 +306,7 @@ extension PathAnalyzer {
                     }
                     let seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
                     if run > 0 { runs.append(seconds / Double(passes * count)) }
+                    run += 1
                 }
                 return runs.sorted()[runs.count / 2]
             }
