@@ -172,13 +172,12 @@ extension PathAnalyzer {
     /// `microbenchmarkRuns.seconds` have passed or `maximum` runs are done (until session 19, 7
     /// runs: about 30 ms for the product, 70 ms for the memory passes). This VM's speed drifts in
     /// episodes of a fraction of a second to seconds (a 1024² DGEMM timed back to back: 29–39
-    /// GFLOP/s within 8 s), so a median over 30 ms sampled one episode, and a full W5 run's plan
-    /// was 35 % high where a 30-step plan of the same preset was 11 % high at the same real time
-    /// per step. Plans of one W5 trace (20 steps; the real analysis 42.0 s, its backward phase
+    /// GFLOP/s within 8 s), so a median over 30 ms sampled one episode. Plans of one W5 trace (20 steps; the real analysis 42.0 s, its backward phase
     /// about 38 s), the two builds alternated (session 19): the backward estimate 34.7–48.1 and
     /// 32.3–47.9 s with 7 runs (14 plans), 32.9–40.0 s with 31 runs (8 plans), 32.3–41.6 s with
-    /// this budget (6 plans): the high outliers go, the spread narrows a little. A slow build
-    /// (debug) stops at the minimum.
+    /// this budget (6 plans): the high outliers go, the spread narrows a little. Full W5 runs
+    /// stayed 31–53 % high (the product kernel's measured rate still moves between processes:
+    /// Docs/path-kernel.md §7, Session 19). A slow build (debug) stops at the minimum.
     static let microbenchmarkRuns = (minimum: 7, maximum: 31, seconds: 0.25)
 
     /// Whether a microbenchmark that has timed `runs` runs since `start` (uptime nanoseconds)
