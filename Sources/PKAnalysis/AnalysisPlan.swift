@@ -220,11 +220,17 @@ extension PathAnalyzer {
 
     /// One core's rate (GFLOP/s) of R's own kernels in `precision` (`rowsTimesBatch`, the products
     /// of R with the batch; R's update runs alongside it at the same price in the plan), measured
-    /// once per process and batch size: 6,144 rows of 256 scalars times a batch of `batch` (the
-    /// run's mean batch, rounded, at most 512; 200 MFLOP at 64, 12 MiB of R in float64, more than
-    /// the caches hold, as R in the analysis; a batch that is not a whole number of vectors pays
-    /// for its padded last columns, as in the analysis), the median of its timed runs after a
-    /// warm-up (`microbenchmarkRuns`: about a quarter of a second). These kernels do not use OpenBLAS, so their rate does not follow the
+    /// once per process and batch size: one layer's rows of a thread's chunk of R
+    /// (`backwardChunkBytes`, rows of 256 scalars, 64-byte aligned), which the analysis multiplies
+    /// while they are in L2 right after their update, times a batch of `batch` (the run's mean
+    /// batch, rounded, at most 512; a batch that is not a whole number of vectors pays for its
+    /// padded last columns, as in the analysis), `24·64/batch` products per timed run (about
+    /// 200 MFLOP), the median of its timed runs after a warm-up (`microbenchmarkRuns`: about a
+    /// quarter of a second). Until session 20 the rows were 12 MiB, out of cache: on the AVX2
+    /// EPYC of sessions 17–20 that measured 12–20 % less in a process that had just loaded a
+    /// 300-step trace than in one that had loaded a 30-step one (alternated, three pairs each),
+    /// and the full W5's estimate was 31–53 % high; with the chunk in cache it was +6 % (f64) and
+    /// +19 % (f32) (Docs/path-kernel.md §7, Session 20). These kernels do not use OpenBLAS, so their rate does not follow the
     /// core type OpenBLAS chose (Prescott's fallback runs its GEMM at a fifth of AVX-512's; these
     /// kernels at full speed).
     public static func measuredProductRate(_ precision: AnalysisSettings.Precision, batch: Int = 64) -> Double {
@@ -233,26 +239,30 @@ extension PathAnalyzer {
             let key = "\(precision.rawValue)/\(nb)"
             if let r = table[key] { return r }
             func rate<S: BLASScalar>(_: S.Type) -> Double {
-                let m = 6144, k = 256
+                // One layer's rows of a thread's chunk, 64-byte aligned, as R in the analysis.
+                let k = 256, m = max(1, backwardChunkBytes / (k * MemoryLayout<S>.stride)), calls = max(1, 24 * 64 / nb)
                 var rng = PortableRandom(seed: 3)
-                let rows = (0..<(m * k)).map { _ in S(rng.uniform()) }
+                let raw = UnsafeMutableRawPointer.allocate(byteCount: m * k * MemoryLayout<S>.stride, alignment: 64)
+                defer { raw.deallocate() }
+                let rows = raw.bindMemory(to: S.self, capacity: m * k)
+                for i in 0..<(m * k) { rows[i] = S(rng.uniform()) }
                 let bt = BatchTranspose<S>(rows: k, columns: nb)
                 defer { bt.deallocate() }
                 for i in 0..<k { for j in 0..<nb { bt.pointer[i * bt.stride + j] = S(rng.uniform()) } }
                 var y = [S](repeating: 0, count: m * nb)
                 var runs: [Double] = []
-                rows.withUnsafeBufferPointer { r in
-                    y.withUnsafeMutableBufferPointer { yp in
-                        var run = 0, start: UInt64 = 0
-                        while run == 0 || microbenchmarkContinues(runs: runs.count, since: start) {
-                            let t0 = DispatchTime.now().uptimeNanoseconds
-                            if run == 0 { start = t0 }
-                            S.rowsTimesBatch(yp.baseAddress!, rows: r.baseAddress!, batchT: UnsafePointer(bt.pointer), ldb: bt.stride,
+                y.withUnsafeMutableBufferPointer { yp in
+                    var run = 0, start: UInt64 = 0
+                    while run == 0 || microbenchmarkContinues(runs: runs.count, since: start) {
+                        let t0 = DispatchTime.now().uptimeNanoseconds
+                        if run == 0 { start = t0 }
+                        for _ in 0..<calls {
+                            S.rowsTimesBatch(yp.baseAddress!, rows: UnsafePointer(rows), batchT: UnsafePointer(bt.pointer), ldb: bt.stride,
                                              alpha: 1, m: m, k: k, nb: nb)
-                            let seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
-                            if run > 0 { runs.append(2 * Double(m * k * nb) / seconds / 1e9) }
-                            run += 1
                         }
+                        let seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+                        if run > 0 { runs.append(2 * Double(calls * m * k * nb) / seconds / 1e9) }
+                        run += 1
                     }
                 }
                 return runs.sorted()[runs.count / 2]
