@@ -47,6 +47,9 @@ public struct AnalysisPlan: Codable, Sendable {
     public var layerProbeSeconds: Double?
     public var layerSpeedFactor: Double?
     public var threads: Int
+    /// How many measurements the GEMM rate (and R's kernels' rates) are the median of: 1, or more
+    /// when the first estimate was long enough for `PathAnalyzer.refineMeasurements`.
+    public var measurements: Int = 1
     public var seconds: Double
     /// Settings that would cut the time, each with its estimate.
     public var cheaper: [Alternative]
@@ -138,6 +141,14 @@ extension PathAnalyzer {
                                 threads: threads, seconds: seconds, cheaper: [])
         }
         var plan = try estimate(settings, rate: gemmRate ?? PathAnalyzer.measuredGemmRate(settings.precision))
+        // A long analysis: its rates measured again over up to 2 s, and the estimate redone with
+        // their medians (`refineMeasurements`). A given GEMM rate leaves the plan as it is.
+        if gemmRate == nil, let budget = PathAnalyzer.refinementSeconds(estimate: plan.seconds) {
+            let count = PathAnalyzer.refineMeasurements(settings.precision, batch: plan.productRate == nil ? nil : context.meanBatch,
+                                                        seconds: budget)
+            plan = try estimate(settings, rate: PathAnalyzer.measuredGemmRate(settings.precision))
+            plan.measurements = count
+        }
         guard alternatives else { return plan }
         // What would cut it: each option alone, when it applies and is cheaper.
         var options: [(String, AnalysisSettings)] = []
@@ -182,28 +193,102 @@ extension PathAnalyzer {
 
     /// Whether a microbenchmark that has timed `runs` runs since `start` (uptime nanoseconds)
     /// goes on (`microbenchmarkRuns`).
-    static func microbenchmarkContinues(runs: Int, since start: UInt64) -> Bool {
+    static func microbenchmarkContinues(runs: Int, since start: UInt64, seconds: Double = microbenchmarkRuns.seconds) -> Bool {
         let limits = microbenchmarkRuns
         guard runs >= limits.minimum else { return true }
-        return runs < limits.maximum && Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 < limits.seconds
+        return runs < limits.maximum && Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 < seconds
     }
 
     /// One core's GEMM rate in `precision` (GFLOP/s), measured once per process on 1024² matrices:
-    /// the median of 5 runs after a warm-up (3 until session 19; see `microbenchmarkRuns`).
+    /// the median of 5 runs after a warm-up (3 until session 19; see `microbenchmarkRuns`), or the
+    /// median of such measurements once `refineMeasurements` has taken more.
     public static func measuredGemmRate(_ precision: AnalysisSettings.Precision) -> Double {
-        gemmRates.withLock { rates in
-            if let r = rates[precision] { return r }
-            let r = precision == .f32 ? GemmRate.measure(Float.self, n: 1024, runs: 5) : GemmRate.measure(Double.self, n: 1024, runs: 5)
-            rates[precision] = r
-            return r
-        }
+        gemmRates.value(precision) { gemmRateOnce(precision) }
+    }
+
+    static func gemmRateOnce(_ precision: AnalysisSettings.Precision, runs: Int = 5) -> Double {
+        precision == .f32 ? GemmRate.measure(Float.self, n: 1024, runs: runs) : GemmRate.measure(Double.self, n: 1024, runs: runs)
+    }
+
+    /// The most a plan spends measuring its rates again (`refineMeasurements`): this share of its
+    /// first estimate, at most `seconds`, and only when that is at least `least` (an estimate of
+    /// 50 s or more); each round's GEMM rate the median of `gemmRuns` runs, R's kernels' the
+    /// minimum of `microbenchmarkRuns` (shorter measurements, more of them, spread over the time).
+    static let refinement = (share: 0.01, seconds: 2.0, least: 0.5, gemmRuns: 3)
+
+    /// The seconds a plan whose first estimate is `estimate` seconds spends measuring its rates
+    /// again (`refinement`), or nil for none (an estimate that is not a finite number too).
+    static func refinementSeconds(estimate: Double) -> Double? {
+        guard estimate.isFinite else { return nil }
+        let budget = min(refinement.seconds, refinement.share * estimate)
+        return budget >= refinement.least ? budget : nil
+    }
+
+    /// Measures the rates a plan priced an analysis with again, round after round, while another
+    /// round fits in `seconds` (at least one round): the GEMM rate in `precision` and, for an MLP's
+    /// backward pass (`batch` given), R's product kernel at that batch and the memory-bound passes
+    /// over R. Each rate is then the median of its measurements. This VM's speed moves by up to
+    /// 1.7× between moments a second or more apart (a core on R's product kernel, one-second
+    /// windows: 23–41 GFLOP/s; single quarter-second measurements seconds apart: 20–42), so one
+    /// measurement taken in a slow moment priced a whole run there (session 20: a 30-step W5
+    /// whose GEMM rate was measured at 24.3 against about 33 GFLOP/s per core, estimated +17 %).
+    /// Returns how many measurements each rate now has.
+    @discardableResult
+    public static func refineMeasurements(_ precision: AnalysisSettings.Precision, batch: Int?, seconds: Double) -> Int {
+        let start = DispatchTime.now().uptimeNanoseconds
+        var elapsed = 0.0, rounds = 0.0
+        repeat {
+            gemmRates.add(precision) { gemmRateOnce(precision, runs: refinement.gemmRuns) }
+            if let batch {
+                productRates.add(productKey(precision, batch: batch)) { productRateOnce(precision, batch: batch, seconds: 0) }
+                querySideSeconds.add(precision) { querySideSecondsOnce(precision, seconds: 0) }
+            }
+            elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+            rounds += 1
+        } while elapsed + elapsed / rounds <= seconds   // another round fits
+        return gemmRates.count(precision)
     }
 }
 
-private let gemmRates = LockedBox<[AnalysisSettings.Precision: Double]>([:])
-private let productRates = LockedBox<[String: Double]>([:])
+/// Measurements of one rate per key, taken once per process and more by `refineMeasurements`: the
+/// rate is the median of them.
+final class Measurements<Key: Hashable>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var table: [Key: [Double]] = [:]
+
+    /// The median of `key`'s measurements, measuring once first when there is none.
+    func value(_ key: Key, measure: () -> Double) -> Double {
+        lock.lock(); defer { lock.unlock() }
+        if table[key] == nil { table[key] = [measure()] }
+        return Self.median(table[key]!)
+    }
+
+    /// Takes one more measurement of `key`.
+    func add(_ key: Key, measure: () -> Double) {
+        lock.lock(); defer { lock.unlock() }
+        table[key, default: []].append(measure())
+    }
+
+    func count(_ key: Key) -> Int {
+        lock.lock(); defer { lock.unlock() }
+        return table[key]?.count ?? 0
+    }
+
+    func forget() {
+        lock.lock(); defer { lock.unlock() }
+        table = [:]
+    }
+
+    static func median(_ values: [Double]) -> Double {
+        let v = values.sorted(), n = v.count
+        return n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2
+    }
+}
+
+private let gemmRates = Measurements<AnalysisSettings.Precision>()
+private let productRates = Measurements<String>()
 private let symvSeconds = LockedBox<Double?>(nil)
-private let querySideSeconds = LockedBox<[AnalysisSettings.Precision: Double]>([:])
+private let querySideSeconds = Measurements<AnalysisSettings.Precision>()
 
 extension PathAnalyzer {
     /// Seconds per element of a float64 `dsymv` on one thread while another runs beside it, as
@@ -234,43 +319,46 @@ extension PathAnalyzer {
     /// core type OpenBLAS chose (Prescott's fallback runs its GEMM at a fifth of AVX-512's; these
     /// kernels at full speed).
     public static func measuredProductRate(_ precision: AnalysisSettings.Precision, batch: Int = 64) -> Double {
+        productRates.value(productKey(precision, batch: batch)) { productRateOnce(precision, batch: batch) }
+    }
+
+    static func productKey(_ precision: AnalysisSettings.Precision, batch: Int) -> String {
+        "\(precision.rawValue)/\(min(max(batch, 1), 512))"
+    }
+
+    /// One measurement; `seconds` bounds its timed runs beyond the minimum (`microbenchmarkRuns`).
+    static func productRateOnce(_ precision: AnalysisSettings.Precision, batch: Int, seconds: Double = microbenchmarkRuns.seconds) -> Double {
         let nb = min(max(batch, 1), 512)
-        return productRates.withLock { table in
-            let key = "\(precision.rawValue)/\(nb)"
-            if let r = table[key] { return r }
-            func rate<S: BLASScalar>(_: S.Type) -> Double {
-                // One layer's rows of a thread's chunk, 64-byte aligned, as R in the analysis.
-                let k = 256, m = max(1, backwardChunkBytes / (k * MemoryLayout<S>.stride)), calls = max(1, 24 * 64 / nb)
-                var rng = PortableRandom(seed: 3)
-                let raw = UnsafeMutableRawPointer.allocate(byteCount: m * k * MemoryLayout<S>.stride, alignment: 64)
-                defer { raw.deallocate() }
-                let rows = raw.bindMemory(to: S.self, capacity: m * k)
-                for i in 0..<(m * k) { rows[i] = S(rng.uniform()) }
-                let bt = BatchTranspose<S>(rows: k, columns: nb)
-                defer { bt.deallocate() }
-                for i in 0..<k { for j in 0..<nb { bt.pointer[i * bt.stride + j] = S(rng.uniform()) } }
-                var y = [S](repeating: 0, count: m * nb)
-                var runs: [Double] = []
-                y.withUnsafeMutableBufferPointer { yp in
-                    var run = 0, start: UInt64 = 0
-                    while run == 0 || microbenchmarkContinues(runs: runs.count, since: start) {
-                        let t0 = DispatchTime.now().uptimeNanoseconds
-                        if run == 0 { start = t0 }
-                        for _ in 0..<calls {
-                            S.rowsTimesBatch(yp.baseAddress!, rows: UnsafePointer(rows), batchT: UnsafePointer(bt.pointer), ldb: bt.stride,
-                                             alpha: 1, m: m, k: k, nb: nb)
-                        }
-                        let seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
-                        if run > 0 { runs.append(2 * Double(calls * m * k * nb) / seconds / 1e9) }
-                        run += 1
+        func rate<S: BLASScalar>(_: S.Type) -> Double {
+            // One layer's rows of a thread's chunk, 64-byte aligned, as R in the analysis.
+            let k = 256, m = max(1, backwardChunkBytes / (k * MemoryLayout<S>.stride)), calls = max(1, 24 * 64 / nb)
+            var rng = PortableRandom(seed: 3)
+            let raw = UnsafeMutableRawPointer.allocate(byteCount: m * k * MemoryLayout<S>.stride, alignment: 64)
+            defer { raw.deallocate() }
+            let rows = raw.bindMemory(to: S.self, capacity: m * k)
+            for i in 0..<(m * k) { rows[i] = S(rng.uniform()) }
+            let bt = BatchTranspose<S>(rows: k, columns: nb)
+            defer { bt.deallocate() }
+            for i in 0..<k { for j in 0..<nb { bt.pointer[i * bt.stride + j] = S(rng.uniform()) } }
+            var y = [S](repeating: 0, count: m * nb)
+            var runs: [Double] = []
+            y.withUnsafeMutableBufferPointer { yp in
+                var run = 0, start: UInt64 = 0
+                while run == 0 || microbenchmarkContinues(runs: runs.count, since: start, seconds: seconds) {
+                    let t0 = DispatchTime.now().uptimeNanoseconds
+                    if run == 0 { start = t0 }
+                    for _ in 0..<calls {
+                        S.rowsTimesBatch(yp.baseAddress!, rows: UnsafePointer(rows), batchT: UnsafePointer(bt.pointer), ldb: bt.stride,
+                                         alpha: 1, m: m, k: k, nb: nb)
                     }
+                    let seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+                    if run > 0 { runs.append(2 * Double(calls * m * k * nb) / seconds / 1e9) }
+                    run += 1
                 }
-                return runs.sorted()[runs.count / 2]
             }
-            let r = precision == .f32 ? rate(Float.self) : rate(Double.self)
-            table[key] = r
-            return r
+            return runs.sorted()[runs.count / 2]
         }
+        return precision == .f32 ? rate(Float.self) : rate(Double.self)
     }
 
     /// Seconds per scalar of the backward pass's memory-bound passes over R, per thread with every
@@ -282,47 +370,47 @@ extension PathAnalyzer {
     /// a second per precision), per scalar and thread (shorter runs scattered by 2× on the Xeon
     /// of session 14).
     public static func measuredQuerySideSeconds(_ precision: AnalysisSettings.Precision) -> Double {
-        querySideSeconds.withLock { table in
-            if let s = table[precision] { return s }
-            func time<S: BLASScalar>(_: S.Type) -> Double {
-                let count = backwardChunkBytes / MemoryLayout<S>.size, row = 128, layer = 128 * row, passes = 128
-                let threads = max(1, Parallel.threads)
-                let buffers = (0..<threads).map { _ in
-                    (o: UnsafeMutablePointer<S>.allocate(capacity: count), packed: UnsafeMutablePointer<S>.allocate(capacity: count),
-                     scale: UnsafeMutablePointer<S>.allocate(capacity: layer), a: UnsafeMutablePointer<S>.allocate(capacity: 4 * row))
-                }
-                defer { buffers.forEach { $0.o.deallocate(); $0.packed.deallocate(); $0.scale.deallocate(); $0.a.deallocate() } }
-                for b in buffers {
-                    b.o.initialize(repeating: 0.5, count: count)
-                    b.packed.initialize(repeating: 0, count: count)
-                    b.scale.initialize(repeating: 1, count: layer)
-                    b.a.initialize(repeating: 0.25, count: 4 * row)
-                }
-                var runs: [Double] = []
-                var run = 0, start: UInt64 = 0
-                while run == 0 || microbenchmarkContinues(runs: runs.count, since: start) {
-                    let t0 = DispatchTime.now().uptimeNanoseconds
-                    if run == 0 { start = t0 }
-                    Parallel.forEach(threads) { t in
-                        let b = buffers[t], a = UnsafePointer(b.a), scale = UnsafePointer(b.scale)
-                        for _ in 0..<passes {
-                            for r in stride(from: 0, to: count - row + 1, by: row) {
-                                S.scaledCombination(b.o + r, scale: scale + r % layer, (a, a + row, a + 2 * row, a + 3 * row),
-                                                    (S(0.5), S(0.25), S(0.125), S(0.0625)), decay: S(0.5), count: row)
-                            }
-                            b.packed.update(from: b.o, count: count)
-                        }
-                    }
-                    let seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
-                    if run > 0 { runs.append(seconds / Double(passes * count)) }
-                    run += 1
-                }
-                return runs.sorted()[runs.count / 2]
+        querySideSeconds.value(precision) { querySideSecondsOnce(precision) }
+    }
+
+    /// One measurement; `seconds` bounds its timed runs beyond the minimum (`microbenchmarkRuns`).
+    static func querySideSecondsOnce(_ precision: AnalysisSettings.Precision, seconds: Double = microbenchmarkRuns.seconds) -> Double {
+        func time<S: BLASScalar>(_: S.Type) -> Double {
+            let count = backwardChunkBytes / MemoryLayout<S>.size, row = 128, layer = 128 * row, passes = 128
+            let threads = max(1, Parallel.threads)
+            let buffers = (0..<threads).map { _ in
+                (o: UnsafeMutablePointer<S>.allocate(capacity: count), packed: UnsafeMutablePointer<S>.allocate(capacity: count),
+                 scale: UnsafeMutablePointer<S>.allocate(capacity: layer), a: UnsafeMutablePointer<S>.allocate(capacity: 4 * row))
             }
-            let s = precision == .f32 ? time(Float.self) : time(Double.self)
-            table[precision] = s
-            return s
+            defer { buffers.forEach { $0.o.deallocate(); $0.packed.deallocate(); $0.scale.deallocate(); $0.a.deallocate() } }
+            for b in buffers {
+                b.o.initialize(repeating: 0.5, count: count)
+                b.packed.initialize(repeating: 0, count: count)
+                b.scale.initialize(repeating: 1, count: layer)
+                b.a.initialize(repeating: 0.25, count: 4 * row)
+            }
+            var runs: [Double] = []
+            var run = 0, start: UInt64 = 0
+            while run == 0 || microbenchmarkContinues(runs: runs.count, since: start, seconds: seconds) {
+                let t0 = DispatchTime.now().uptimeNanoseconds
+                if run == 0 { start = t0 }
+                Parallel.forEach(threads) { t in
+                    let b = buffers[t], a = UnsafePointer(b.a), scale = UnsafePointer(b.scale)
+                    for _ in 0..<passes {
+                        for r in stride(from: 0, to: count - row + 1, by: row) {
+                            S.scaledCombination(b.o + r, scale: scale + r % layer, (a, a + row, a + 2 * row, a + 3 * row),
+                                                (S(0.5), S(0.25), S(0.125), S(0.0625)), decay: S(0.5), count: row)
+                        }
+                        b.packed.update(from: b.o, count: count)
+                    }
+                }
+                let seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+                if run > 0 { runs.append(seconds / Double(passes * count)) }
+                run += 1
+            }
+            return runs.sorted()[runs.count / 2]
         }
+        return precision == .f32 ? time(Float.self) : time(Double.self)
     }
 }
 private let activationSeconds = LockedBox<[String: Double]>([:])
@@ -332,10 +420,10 @@ extension PathAnalyzer {
     /// passes, `dsymv`, activations, quadrature), so that the next plan measures them again, as a
     /// new `analyze` process would: `bench --workload plan` calls it before each trace.
     public static func forgetMeasurements() {
-        gemmRates.withLock { $0 = [:] }
-        productRates.withLock { $0 = [:] }
+        gemmRates.forget()
+        productRates.forget()
         symvSeconds.withLock { $0 = nil }
-        querySideSeconds.withLock { $0 = [:] }
+        querySideSeconds.forget()
         activationSeconds.withLock { $0 = [:] }
         layerProbeSeconds.withLock { $0 = [:] }
     }

@@ -128,9 +128,10 @@ enum AnalysisRunner {
     static func describe(_ p: AnalysisPlan, rateGiven: Bool = false) -> String {
         var out = "plan for \(p.trace): \(p.steps) steps, \(p.parameters) parameters, \(p.outputs) output\(p.outputs == 1 ? "" : "s"), \(p.queries) queries × \(p.train) training points\n"
         out += "kernel   \(p.kernel); K^p \(p.mode), \(p.precision)\n"
-        out += "GEMM     \(String(format: "%.1f", p.gemmRate)) GFLOP/s per core (\(p.precision), \(rateGiven ? "given by --gemm-rate" : "measured now")) × \(p.threads) threads\(loadWarning())\n"
+        let measured = p.measurements > 1 ? "median of \(p.measurements) measurements" : "measured now"
+        out += "GEMM     \(String(format: "%.1f", p.gemmRate)) GFLOP/s per core (\(p.precision), \(rateGiven ? "given by --gemm-rate" : measured)) × \(p.threads) threads\(loadWarning())\n"
         if let r = p.productRate {
-            out += "kernels  \(String(format: "%.1f", r)) GFLOP/s per core in R's products (our own kernel, \(p.precision), measured now)\n"
+            out += "kernels  \(String(format: "%.1f", r)) GFLOP/s per core in R's products (our own kernel, \(p.precision), \(measured))\n"
         }
         if let s = p.symvSeconds {
             out += "memory   \(String(format: "%.2f", s * 1e9)) ns per element of a symmetric matrix-vector product (f64, one core, measured now)\n"

@@ -330,4 +330,38 @@ struct AnalysisPlanTests {
         let relu = try InfiniteWidthKernel(spec: JSONDecoder().decode(ModelSpec.self, from: Data(#"{"layers":[3,8,1],"activation":"relu"}"#.utf8)))
         #expect(relu.quadratureEvaluations(x1, x2) == 0)
     }
+
+    /// A long plan's rates (`refineMeasurements`): each rate is the median of its measurements
+    /// (the middle one, or the mean of the two middle ones); the first is taken once and kept;
+    /// the budget is 1 % of the first estimate, at most 2 s, none below half a second; a round
+    /// measures again each rate it names, at least once.
+    @Test func longPlansMeasureTheirRatesAgainAndTakeTheMedian() {
+        let m = Measurements<String>()
+        var calls = 0
+        #expect(m.value("a") { calls += 1; return 30 } == 30)
+        #expect(m.value("a") { calls += 1; return 99 } == 30)
+        #expect(calls == 1)
+        m.add("a") { 20 }
+        #expect(m.value("a") { 0 } == 25)   // 20, 30: the mean of the middle two (exact in binary)
+        m.add("a") { 50 }
+        #expect(m.value("a") { 0 } == 30)   // 20, 30, 50
+        #expect(m.count("a") == 3 && m.count("b") == 0)
+        m.forget()
+        #expect(m.count("a") == 0)
+
+        #expect(PathAnalyzer.refinementSeconds(estimate: 30) == nil)
+        #expect(PathAnalyzer.refinementSeconds(estimate: 49) == nil)
+        #expect(PathAnalyzer.refinementSeconds(estimate: 100) == 1.0)
+        #expect(PathAnalyzer.refinementSeconds(estimate: 600) == 2.0)
+        #expect(PathAnalyzer.refinementSeconds(estimate: .nan) == nil)
+        #expect(PathAnalyzer.refinementSeconds(estimate: .infinity) == nil)
+
+        // One round with no time to spend: one more GEMM rate (other tests may add rounds too).
+        let before = PathAnalyzer.measuredGemmRate(.f64)
+        #expect(before > 0 && before.isFinite)
+        let count = PathAnalyzer.refineMeasurements(.f64, batch: nil, seconds: 0)
+        #expect(count >= 2)
+        let after = PathAnalyzer.measuredGemmRate(.f64)
+        #expect(after > 0 && after.isFinite)
+    }
 }
