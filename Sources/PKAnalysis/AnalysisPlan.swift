@@ -39,6 +39,9 @@ public struct AnalysisPlan: Codable, Sendable {
     /// GFLOP/s of one core in R's own product kernel, measured now (`measuredProductRate`), when
     /// the plan prices an MLP's backward pass with it.
     public var productRate: Double?
+    /// GFLOP/s of one core in a compact first layer's products with the batch
+    /// (`measuredCompactProductRate`), measured now, when the plan prices one.
+    public var compactProductRate: Double?
     /// Seconds per element of a float64 `dsymv` on one thread, measured now (`SymvSpeed`), when
     /// the plan prices a ridge machine's eigendecomposition with it.
     public var symvSeconds: Double?
@@ -83,6 +86,8 @@ extension PathAnalyzer {
         let path = try WeightPath(run: run, reader: reader, allowMismatch: settings.allowInconsistentSteps == true)
         let optimizer = try run.optimizer.transformation(parameters: run.model.parameterTensors)
         let threads = max(1, threads ?? Parallel.threads)
+        // The first estimate's compact layer shape (the one `refineMeasurements` measures again).
+        var firstCompact: (outputs: Int, support: Int, inputs: Int)? = nil, estimated = false
         func estimate(_ settings: AnalysisSettings, rate: Double) throws -> AnalysisPlan {
             let context = try AnalysisContext(settings: settings, run: run)
             let selection = KernelRoutes.select(context: context, optimizer: optimizer, checkpointResolution: path.checkpointResolution,
@@ -91,6 +96,12 @@ extension PathAnalyzer {
             let cost = AnalysisCostModel(context: context, route: route, gemmRate: rate, threads: threads)
             let productRate = route.backwardPass && context.model is MLP
                 ? PathAnalyzer.measuredProductRate(settings.precision, batch: context.meanBatch) : nil
+            let compact = productRate == nil ? nil : PathAnalyzer.compactProductShape(context: context, route: route)
+            if !estimated { firstCompact = compact; estimated = true }
+            let compactRate = compact.map {
+                PathAnalyzer.measuredCompactProductRate(settings.precision, batch: context.meanBatch, outputs: $0.outputs, support: $0.support,
+                                                        inputs: $0.inputs)
+            }
             let symvSeconds = context.exactOnly || context.train * context.blocks > PathAnalyzer.eigenRidgeLimit
                 ? nil : PathAnalyzer.measuredSymvSeconds()
             let probe = context.model is LayerNetwork ? PathAnalyzer.measuredLayerProbeSeconds(settings.precision) : nil
@@ -136,7 +147,7 @@ extension PathAnalyzer {
             return AnalysisPlan(trace: run.path, steps: context.steps, parameters: model.parameterCount, outputs: context.outputs,
                                 queries: context.queries, train: context.train, kernel: route.kernelName, mode: context.mode.rawValue,
                                 precision: settings.precision.rawValue, phases: phases, kernelFlops: kernelFlops,
-                                peakMemoryBytes: memory, gemmRate: rate, productRate: productRate, symvSeconds: symvSeconds, layerProbeSeconds: probe,
+                                peakMemoryBytes: memory, gemmRate: rate, productRate: productRate, compactProductRate: compactRate, symvSeconds: symvSeconds, layerProbeSeconds: probe,
                                 layerSpeedFactor: probe.map { AnalysisCostModel.layerSpeedFactor(probeSeconds: $0, precision: settings.precision) },
                                 threads: threads, seconds: seconds, cheaper: [])
         }
@@ -145,7 +156,7 @@ extension PathAnalyzer {
         // their medians (`refineMeasurements`). A given GEMM rate leaves the plan as it is.
         if gemmRate == nil, let budget = PathAnalyzer.refinementSeconds(estimate: plan.seconds) {
             let count = PathAnalyzer.refineMeasurements(settings.precision, batch: plan.productRate == nil ? nil : context.meanBatch,
-                                                        seconds: budget)
+                                                        compact: firstCompact, seconds: budget)
             plan = try estimate(settings, rate: PathAnalyzer.measuredGemmRate(settings.precision))
             plan.measurements = count
         }
@@ -191,6 +202,22 @@ extension PathAnalyzer {
     /// Docs/path-kernel.md §7, Session 19). A slow build (debug) stops at the minimum.
     static let microbenchmarkRuns = (minimum: 7, maximum: 31, seconds: 0.25)
 
+    /// The median seconds of `run`'s timed runs after one untimed warm-up: at least
+    /// `microbenchmarkRuns.minimum`, then more while `budget` seconds have not passed since the
+    /// first (at most `maximum`); the upper middle one of an even count.
+    static func medianSeconds(budget: Double = microbenchmarkRuns.seconds, _ run: () -> Void) -> Double {
+        var times: [Double] = []
+        var index = 0, start: UInt64 = 0
+        while index == 0 || microbenchmarkContinues(runs: times.count, since: start, seconds: budget) {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            if index == 0 { start = t0 }
+            run()
+            if index > 0 { times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9) }
+            index += 1
+        }
+        return times.sorted()[times.count / 2]
+    }
+
     /// Whether a microbenchmark that has timed `runs` runs since `start` (uptime nanoseconds)
     /// goes on (`microbenchmarkRuns`).
     static func microbenchmarkContinues(runs: Int, since start: UInt64, seconds: Double = microbenchmarkRuns.seconds) -> Bool {
@@ -226,15 +253,16 @@ extension PathAnalyzer {
 
     /// Measures the rates a plan priced an analysis with again, round after round, while another
     /// round fits in `seconds` (at least one round): the GEMM rate in `precision` and, for an MLP's
-    /// backward pass (`batch` given), R's product kernel at that batch and the memory-bound passes
-    /// over R. Each rate is then the median of its measurements. This VM's speed moves by up to
+    /// backward pass (`batch` given), R's product kernel at that batch, the memory-bound passes
+    /// over R and a compact first layer's products (`compact`, the shape measured). Each rate is then the median of its measurements. This VM's speed moves by up to
     /// 1.7× between moments a second or more apart (a core on R's product kernel, one-second
     /// windows: 23–41 GFLOP/s; single quarter-second measurements seconds apart: 20–42), so one
     /// measurement taken in a slow moment priced a whole run there (session 20: a 30-step W5
     /// whose GEMM rate was measured at 24.3 against about 33 GFLOP/s per core, estimated +17 %).
     /// Returns how many measurements each rate now has.
     @discardableResult
-    public static func refineMeasurements(_ precision: AnalysisSettings.Precision, batch: Int?, seconds: Double) -> Int {
+    public static func refineMeasurements(_ precision: AnalysisSettings.Precision, batch: Int?, compact: (outputs: Int, support: Int, inputs: Int)? = nil,
+                                          seconds: Double) -> Int {
         let start = DispatchTime.now().uptimeNanoseconds
         var elapsed = 0.0, rounds = 0.0
         repeat {
@@ -242,6 +270,11 @@ extension PathAnalyzer {
             if let batch {
                 productRates.add(productKey(precision, batch: batch)) { productRateOnce(precision, batch: batch, seconds: 0) }
                 querySideSeconds.add(precision) { querySideSecondsOnce(precision, seconds: 0) }
+                if let c = compact {
+                    productRates.add(compactProductKey(precision, batch: batch, outputs: c.outputs, support: c.support, inputs: c.inputs)) {
+                        compactProductRateOnce(precision, batch: batch, outputs: c.outputs, support: c.support, inputs: c.inputs, seconds: 0)
+                    }
+                }
             }
             elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
             rounds += 1
@@ -341,22 +374,76 @@ extension PathAnalyzer {
             defer { bt.deallocate() }
             for i in 0..<k { for j in 0..<nb { bt.pointer[i * bt.stride + j] = S(rng.uniform()) } }
             var y = [S](repeating: 0, count: m * nb)
-            var runs: [Double] = []
-            y.withUnsafeMutableBufferPointer { yp in
-                var run = 0, start: UInt64 = 0
-                while run == 0 || microbenchmarkContinues(runs: runs.count, since: start, seconds: seconds) {
-                    let t0 = DispatchTime.now().uptimeNanoseconds
-                    if run == 0 { start = t0 }
+            let median = y.withUnsafeMutableBufferPointer { yp in
+                medianSeconds(budget: seconds) {
                     for _ in 0..<calls {
                         S.rowsTimesBatch(yp.baseAddress!, rows: UnsafePointer(rows), batchT: UnsafePointer(bt.pointer), ldb: bt.stride,
                                          alpha: 1, m: m, k: k, nb: nb)
                     }
-                    let seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
-                    if run > 0 { runs.append(2 * Double(calls * m * k * nb) / seconds / 1e9) }
-                    run += 1
                 }
             }
-            return runs.sorted()[runs.count / 2]
+            return 2 * Double(calls * m * k * nb) / median / 1e9
+        }
+        return precision == .f32 ? rate(Float.self) : rate(Double.self)
+    }
+
+    /// One core's rate (GFLOP/s) in the products of a compact first layer's R with the batch
+    /// (`rowsTimesBatch` with `batchRows`: each query's rows over its own nonzero inputs, the
+    /// batch's rows gathered at them), measured once per process and shape: `outputs` rows over
+    /// `support` of `inputs` inputs (spread evenly) per query, as many queries as fill a chunk of
+    /// `backwardChunkBytes` (each with its support shifted by one input), times a batch of
+    /// `batch`; `24·64/batch` passes over the chunk's queries per timed run; the median of its
+    /// runs as `measuredProductRate`. Gathering the batch's rows and multiplying few rows per call
+    /// (fmnist-adamw's 16) runs below the plain product's rate: fmnist-adamw's backward phase ran
+    /// 1.8–2.0 times its estimate and W6's 1.2–1.6 times when this product was priced at the
+    /// plain one's rate (session 20; perf of fmnist-adamw: this kernel at about 21 GFLOP/s per
+    /// thread against the plain one's 38 measured by the same plan).
+    public static func measuredCompactProductRate(_ precision: AnalysisSettings.Precision, batch: Int, outputs: Int, support: Int, inputs: Int) -> Double {
+        productRates.value(compactProductKey(precision, batch: batch, outputs: outputs, support: support, inputs: inputs)) { compactProductRateOnce(precision, batch: batch, outputs: outputs, support: support, inputs: inputs) }
+    }
+
+    static func compactProductKey(_ precision: AnalysisSettings.Precision, batch: Int, outputs: Int, support: Int, inputs: Int) -> String {
+        "\(productKey(precision, batch: batch))/compact/\(outputs)/\(support)/\(inputs)"
+    }
+
+    /// The shape `measuredCompactProductRate` measures for `route`'s analysis of `context` (an
+    /// MLP's backward pass with a compact first layer), or nil.
+    static func compactProductShape(context: AnalysisContext, route: any KernelRoute) -> (outputs: Int, support: Int, inputs: Int)? {
+        guard route.backwardPass, context.model is MLP, let pre = route as? PreconditionedRoute,
+              let shape = compactShape(model: context.model, form: pre.form, queries: context.xq.rows(context.rows)) else { return nil }
+        return (shape.outputs, max(1, Int(shape.support.rounded())), shape.inputs)
+    }
+
+    /// One measurement of `measuredCompactProductRate`; `seconds` as `productRateOnce`'s.
+    static func compactProductRateOnce(_ precision: AnalysisSettings.Precision, batch: Int, outputs: Int, support: Int, inputs: Int,
+                                       seconds: Double = microbenchmarkRuns.seconds) -> Double {
+        let nb = min(max(batch, 1), 512), n = max(inputs, 1), k = min(max(support, 1), n), m = max(outputs, 1)
+        func rate<S: BLASScalar>(_: S.Type) -> Double {
+            let queries = max(1, backwardChunkBytes / (m * k * MemoryLayout<S>.stride)), calls = max(1, 24 * 64 / nb)
+            var rng = PortableRandom(seed: 5)
+            let raw = UnsafeMutableRawPointer.allocate(byteCount: queries * m * k * MemoryLayout<S>.stride, alignment: 64)
+            defer { raw.deallocate() }
+            let rows = raw.bindMemory(to: S.self, capacity: queries * m * k)
+            for i in 0..<(queries * m * k) { rows[i] = S(rng.uniform()) }
+            let bt = BatchTranspose<S>(rows: n, columns: nb)
+            defer { bt.deallocate() }
+            for i in 0..<n { for j in 0..<nb { bt.pointer[i * bt.stride + j] = S(rng.uniform()) } }
+            // Query q's support: k inputs spread evenly over n, shifted by q (ascending, distinct).
+            let support = (0..<queries).map { q in (0..<k).map { Int32((($0 * n) / k + q % max(1, n / k)) % n) }.sorted() }
+            var y = [S](repeating: 0, count: m * nb)
+            let median = y.withUnsafeMutableBufferPointer { yp in
+                medianSeconds(budget: seconds) {
+                    for _ in 0..<calls {
+                        for q in 0..<queries {
+                            support[q].withUnsafeBufferPointer { idx in
+                                S.rowsTimesBatch(yp.baseAddress!, rows: UnsafePointer(rows + q * m * k), batchT: UnsafePointer(bt.pointer),
+                                                 ldb: bt.stride, batchRows: idx.baseAddress!, alpha: 1, m: m, k: k, nb: nb)
+                            }
+                        }
+                    }
+                }
+            }
+            return 2 * Double(calls * queries * m * k * nb) / median / 1e9
         }
         return precision == .f32 ? rate(Float.self) : rate(Double.self)
     }
@@ -389,11 +476,7 @@ extension PathAnalyzer {
                 b.scale.initialize(repeating: 1, count: layer)
                 b.a.initialize(repeating: 0.25, count: 4 * row)
             }
-            var runs: [Double] = []
-            var run = 0, start: UInt64 = 0
-            while run == 0 || microbenchmarkContinues(runs: runs.count, since: start, seconds: seconds) {
-                let t0 = DispatchTime.now().uptimeNanoseconds
-                if run == 0 { start = t0 }
+            let median = medianSeconds(budget: seconds) {
                 Parallel.forEach(threads) { t in
                     let b = buffers[t], a = UnsafePointer(b.a), scale = UnsafePointer(b.scale)
                     for _ in 0..<passes {
@@ -404,11 +487,8 @@ extension PathAnalyzer {
                         b.packed.update(from: b.o, count: count)
                     }
                 }
-                let seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
-                if run > 0 { runs.append(seconds / Double(passes * count)) }
-                run += 1
             }
-            return runs.sorted()[runs.count / 2]
+            return median / Double(passes * count)
         }
         return precision == .f32 ? time(Float.self) : time(Double.self)
     }

@@ -205,11 +205,15 @@ struct AnalysisCostModel {
     /// eigendecomposition (`SymvSpeed`'s seconds × float64 rate × efficiency); `threads`: the
     /// threads the plan divides the work by.
     /// `productFlopCost`: GEMM flops' worth of one flop of R's own kernels in an MLP's backward
-    /// pass (`backwardGemmEfficiency × rate / (productKernelEfficiency × measuredProductRate)`).
+    /// pass (`backwardGemmEfficiency × rate / (productKernelEfficiency × measuredProductRate)`);
+    /// `compactQuerySide`: the part of `querySide` in a compact first layer (its outputs times the
+    /// queries' mean nonzero inputs), whose products with the batch are priced at
+    /// `compactProductFlopCost` (the same with `measuredCompactProductRate`).
     init(model: any Network, queries nQ: Int, train n: Int, meanBatch nb: Double, nodes q: Int, exact: Bool = false, blocks: Int,
          kernelForm: Bool, backward: Bool, querySide: Double? = nil, windowSides: Double, machines fitRows: Int?, dynamicsPerStep: Double = 0,
          smoothPerExample: Double = 0, quadrature: Double = 0, featureCost: Double? = nil, querySideScalarCost: Double = 0,
-         productFlopCost: Double = 1, symvElementCost: Double = 0, threads: Int = 1) {
+         productFlopCost: Double = 1, compactQuerySide: Double = 0, compactProductFlopCost: Double = 1, symvElementCost: Double = 0,
+         threads: Int = 1) {
         let featureCostPerExample = featureCost ?? model.featureCostPerExample
         let P = Double(model.parameterCount), PR = querySide ?? Double(model.parameterCount), Q = Double(nQ), C = Double(model.outputDim)
         // Node evaluations per query and step (R's updates, kernels, JVPs: qd) and their feature
@@ -244,8 +248,11 @@ struct AnalysisCostModel {
                 // GEMM work at `backwardGemmEfficiency` (in the phase's units, whose efficiency is
                 // `PathAnalyzer.efficiency.backward`), the memory-bound passes over R at their own speed.
                 let rows = Double(mlp.layers.reduce(0) { $0 + $1.outputs })
-                let gemm = (qf * features + productFlopCost * 2 * C * Q * PR * (rowsPerQuery + nb))
-                    * PathAnalyzer.efficiency.backward / Self.backwardGemmEfficiency
+                // R's update over all of P_R, its products with the batch over the compact layer's
+                // `compactQuerySide` scalars at that kernel's own rate.
+                let products = productFlopCost * 2 * C * Q * (PR * rowsPerQuery + (PR - compactQuerySide) * nb)
+                    + compactProductFlopCost * 2 * C * Q * compactQuerySide * nb
+                let gemm = (qf * features + products) * PathAnalyzer.efficiency.backward / Self.backwardGemmEfficiency
                 backwardPerStep = gemm + querySideScalarCost * C * Q * (PR + Self.rowScalars * rows)
             } else {
                 backwardPerStep = qf * features + 2 * C * Q * PR * (rowsPerQuery + nb)
@@ -321,6 +328,11 @@ extension AnalysisCostModel {
         let featureCost = (context.model as? LayerNetwork).map {
             Self.layerFeatureCost($0, gemmRate: rate(precision), precision: precision, probeSeconds: PathAnalyzer.measuredLayerProbeSeconds(precision))
         }
+        let mlpBackward = route.backwardPass && context.model is MLP
+        let compact = mlpBackward ? (route as? PreconditionedRoute).flatMap {
+            PathAnalyzer.compactShape(model: context.model, form: $0.form, queries: context.xq.rows(context.rows))
+        } : nil
+        let compactKernel = compact == nil ? nil : PathAnalyzer.compactProductShape(context: context, route: route)
         self.init(model: context.model, queries: context.rows.count, train: n, meanBatch: meanBatch, nodes: nodes, exact: exact,
                   blocks: context.blocks, kernelForm: route.hasKernelForm, backward: route.backwardPass,
                   querySide: (route as? PreconditionedRoute).map {
@@ -336,6 +348,11 @@ extension AnalysisCostModel {
                   productFlopCost: route.backwardPass && context.model is MLP
                       ? Self.backwardGemmEfficiency * rate(precision) / (Self.productKernelEfficiency * PathAnalyzer.measuredProductRate(precision, batch: context.meanBatch))
                       : 1,
+                  compactQuerySide: compact.map { Double($0.outputs) * $0.support } ?? 0,
+                  compactProductFlopCost: compactKernel.map {
+                      Self.backwardGemmEfficiency * rate(precision) / (Self.productKernelEfficiency * PathAnalyzer.measuredCompactProductRate(
+                          precision, batch: context.meanBatch, outputs: $0.outputs, support: $0.support, inputs: $0.inputs))
+                  } ?? 1,
                   symvElementCost: context.exactOnly || n * context.blocks > PathAnalyzer.eigenRidgeLimit
                       ? 0 : PathAnalyzer.measuredSymvSeconds() * rate(.f64) * 1e9 * PathAnalyzer.efficiency.machines,
                   threads: threads)

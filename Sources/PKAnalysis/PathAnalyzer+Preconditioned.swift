@@ -198,6 +198,15 @@ extension PathAnalyzer {
         return sum / Double(x.rows)
     }
 
+    /// The compact layer's shape for the cost model (`isCompact`): its outputs and inputs and the
+    /// queries' `x` mean count of nonzero inputs, or nil when no layer is compact.
+    static func compactShape(model: any Network, form: PreconditionedForm, queries x: Matrix) -> (outputs: Int, inputs: Int, support: Double)? {
+        guard x.rows > 0, let layer = model.featureBlocks.first(where: { isCompact($0, model: model, form: form) }) else { return nil }
+        var nonzero = 0
+        for r in 0..<x.rows { for k in 0..<x.cols where x[r, k] != 0 { nonzero += 1 } }
+        return (layer.outputs, layer.inputs, Double(nonzero) / Double(x.rows))
+    }
+
     /// Accumulates the preconditioned kernel form of `form`'s recorded steps into `acc`.
     /// `xq`: all queries (held-out first, `nT` of them, then the training points unless
     /// `exactOnly`); `attrIndex`: query row → attributed row. `progress(done, total)` counts

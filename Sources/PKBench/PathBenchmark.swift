@@ -80,7 +80,8 @@ public enum PathBenchmark {
                         residual: test?.relativeResidual, kernelFormMaxAbs: test?.kernelFormMaxAbs)
     }
 
-    static func scratch() throws -> URL {
+    /// A scratch folder for one benchmark process's traces (the caller removes it).
+    public static func scratch() throws -> URL {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("pathkernel-bench-\(getpid())")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         return dir

@@ -131,7 +131,8 @@ enum AnalysisRunner {
         let measured = p.measurements > 1 ? "median of \(p.measurements) measurements" : "measured now"
         out += "GEMM     \(String(format: "%.1f", p.gemmRate)) GFLOP/s per core (\(p.precision), \(rateGiven ? "given by --gemm-rate" : measured)) × \(p.threads) threads\(loadWarning())\n"
         if let r = p.productRate {
-            out += "kernels  \(String(format: "%.1f", r)) GFLOP/s per core in R's products (our own kernel, \(p.precision), \(measured))\n"
+            let compact = p.compactProductRate.map { String(format: "; %.1f in the compact first layer's", $0) } ?? ""
+            out += "kernels  \(String(format: "%.1f", r)) GFLOP/s per core in R's products\(compact) (our own kernel, \(p.precision), \(measured))\n"
         }
         if let s = p.symvSeconds {
             out += "memory   \(String(format: "%.2f", s * 1e9)) ns per element of a symmetric matrix-vector product (f64, one core, measured now)\n"

@@ -185,8 +185,7 @@ struct Bench: ParsableCommand {
                     report.w4 = try CNNKernelBenchmark.run(repeats: repeats ?? 1, channels: channels, residual: residual, affineLayerNorm: affineLayerNorm,
                                                            export: export.map { URL(fileURLWithPath: $0) }, log: log)
                 case "W5", "W6":
-                    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("pathkernel-bench-\(getpid())")
-                    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+                    let dir = try PathBenchmark.scratch()
                     defer { try? FileManager.default.removeItem(at: dir) }
                     report.realistic.append(try RealisticBenchmark.run(workload: w, steps: steps, directory: dir, log: log))
                 case "W7-cntk":
@@ -198,13 +197,11 @@ struct Bench: ParsableCommand {
                 case "layer-jacobians":
                     report.layerJacobians = try LayerJacobianBenchmark.run(repeats: repeats ?? 3, log: log)
                 case "plan":
-                    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("pathkernel-bench-\(getpid())")
-                    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+                    let dir = try PathBenchmark.scratch()
                     defer { try? FileManager.default.removeItem(at: dir) }
                     report.plan = try PlanBenchmark.run(presets: planPresets, steps: steps, precision: precision ?? .f64, directory: dir, log: log)
                 default:
-                    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("pathkernel-bench-\(getpid())")
-                    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+                    let dir = try PathBenchmark.scratch()
                     defer { try? FileManager.default.removeItem(at: dir) }
                     report.recording = try RecordingBenchmark.run(config: try Presets.load(preset ?? "fmnist-mlp"), repeats: repeats ?? 3,
                                                                   checkpointEvery: checkpointEvery, directory: dir, log: log)

@@ -70,6 +70,18 @@ struct AnalysisPlanTests {
         let memory = perScalar * C * Q * (PR + AnalysisCostModel.rowScalars * rows)
         #expect(abs(cost(perScalar).backwardPerStep - (gemm + memory)) <= tolerance * (gemm + memory))
         #expect(abs(cost(0).backwardPerStep - gemm) <= tolerance * gemm)
+        // A compact first layer: R's update over all of P_R at the plain kernel's price, the
+        // products over its `c` scalars at the compact kernel's, the rest at the plain one's.
+        let p = 1.5, c = 20.0, pc = 2.5
+        let compact = AnalysisCostModel(model: net, queries: Int(Q), train: 30, meanBatch: nb, nodes: Int(q), blocks: 1, kernelForm: true,
+                                        backward: true, querySide: PR, windowSides: 1, machines: nil, productFlopCost: p,
+                                        compactQuerySide: c, compactProductFlopCost: pc)
+        let compactGemm = (q * Q * f + p * 2 * C * Q * (PR * q + (PR - c) * nb) + pc * 2 * C * Q * c * nb)
+            * PathAnalyzer.efficiency.backward / AnalysisCostModel.backwardGemmEfficiency
+        #expect(abs(compact.backwardPerStep - compactGemm) <= tolerance * compactGemm)
+        #expect(compact.backwardPerStep > AnalysisCostModel(model: net, queries: Int(Q), train: 30, meanBatch: nb, nodes: Int(q), blocks: 1,
+                                                            kernelForm: true, backward: true, querySide: PR, windowSides: 1, machines: nil,
+                                                            productFlopCost: p).backwardPerStep)
 
         let measured = PathAnalyzer.measuredQuerySideSeconds(.f64)
         #expect(measured.isFinite && measured > 0 && measured < 1e-6, "seconds per scalar: \(measured)")
@@ -355,6 +367,12 @@ struct AnalysisPlanTests {
         #expect(PathAnalyzer.refinementSeconds(estimate: 600) == 2.0)
         #expect(PathAnalyzer.refinementSeconds(estimate: .nan) == nil)
         #expect(PathAnalyzer.refinementSeconds(estimate: .infinity) == nil)
+
+        // A microbenchmark with no time to spend: a warm-up and the minimum of timed runs.
+        var runs = 0
+        let median = PathAnalyzer.medianSeconds(budget: 0) { runs += 1 }
+        #expect(runs == PathAnalyzer.microbenchmarkRuns.minimum + 1)
+        #expect(median >= 0 && median.isFinite)
 
         // One round with no time to spend: one more GEMM rate (other tests may add rounds too).
         let before = PathAnalyzer.measuredGemmRate(.f64)

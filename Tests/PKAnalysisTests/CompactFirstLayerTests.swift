@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import PKNumerics
+import PKNetworks
 import PKOptim
 import PKTrace
 @testable import PKAnalysis
@@ -82,5 +83,20 @@ struct CompactFirstLayerTests {
         #expect(same, "\(optimizer): the compact layout differs from the full one")
         #expect(sameOnTwo, "\(optimizer): the compact layout on two threads differs from the full one")
         #expect(sameInBlocks, "\(optimizer): the compact layout in blocks of 7 rows differs from the full one")
+    }
+
+    /// The compact first layer's shape (its outputs, inputs and the queries' mean nonzero inputs,
+    /// counted by hand) and its measured product rate (in this suite: no other test of it has
+    /// `compactInputOverride` set meanwhile).
+    @Test func compactLayerShapeAndRate() throws {
+        let net = try MLP(spec: JSONDecoder().decode(ModelSpec.self, from: Data(#"{"layers":[4,3,2],"activation":"relu"}"#.utf8)))
+        let x = Matrix(rows: 3, cols: 4, data: [1, 0, 2, 0,   0, 0, 0, 5,   1, 1, 1, 1])   // 2, 1 and 4 nonzero
+        let adam = try #require(PreconditionedForm(KernelForm(.preconditioned(side: .query, rho: 0.9, biasCorrection: 0.9, b: 0.1)), recordedKind: .adam))
+        let momentum = try #require(PreconditionedForm(KernelForm(.momentum(rho: 0.9, dampening: 0, nesterov: false)), recordedKind: .sgd))
+        let shape = try #require(PathAnalyzer.compactShape(model: net, form: adam, queries: x))
+        #expect(shape.outputs == 3 && shape.inputs == 4 && shape.support == 7.0 / 3)
+        #expect(PathAnalyzer.compactShape(model: net, form: momentum, queries: x) == nil)   // factored, not compact
+        let rate = PathAnalyzer.measuredCompactProductRate(.f64, batch: 5, outputs: 3, support: 2, inputs: 4)
+        #expect(rate.isFinite && rate > 0.01 && rate < 1e4, "compact product kernel: \(rate) GFLOP/s")
     }
 }
