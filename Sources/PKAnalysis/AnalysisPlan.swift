@@ -263,9 +263,7 @@ extension PathAnalyzer {
     @discardableResult
     public static func refineMeasurements(_ precision: AnalysisSettings.Precision, batch: Int?, compact: (outputs: Int, support: Int, inputs: Int)? = nil,
                                           seconds: Double) -> Int {
-        let start = DispatchTime.now().uptimeNanoseconds
-        var elapsed = 0.0, rounds = 0.0
-        repeat {
+        rounds(seconds: seconds) {
             gemmRates.add(precision) { gemmRateOnce(precision, runs: refinement.gemmRuns) }
             if let batch {
                 productRates.add(productKey(precision, batch: batch)) { productRateOnce(precision, batch: batch, seconds: 0) }
@@ -276,10 +274,22 @@ extension PathAnalyzer {
                     }
                 }
             }
-            elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-            rounds += 1
-        } while elapsed + elapsed / rounds <= seconds   // another round fits
+        }
         return gemmRates.count(precision)
+    }
+
+    /// Runs `round` again while another round (at the mean time of those so far) fits in
+    /// `seconds`, at least once; returns how many ran.
+    @discardableResult
+    static func rounds(seconds: Double, _ round: () -> Void) -> Int {
+        let start = DispatchTime.now().uptimeNanoseconds
+        var elapsed = 0.0, count = 0
+        repeat {
+            round()
+            elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+            count += 1
+        } while elapsed + elapsed / Double(count) <= seconds
+        return count
     }
 }
 

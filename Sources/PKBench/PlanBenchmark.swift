@@ -117,15 +117,17 @@ public enum PlanBenchmark {
     }
 
     /// Trains and analyzes each of `configs` (a row per config, named by its name), in
-    /// `directory`; each trace is removed after its analysis.
-    public static func run(configs: [RunConfig], precision: AnalysisSettings.Precision = .f64,
+    /// `directory`; each trace is removed after its analysis. `fresh`: the process's measured
+    /// rates forgotten before each trace, as in a new `analyze` process (tests pass false: other
+    /// tests running beside them compare a plan with an analysis priced at the same rates).
+    public static func run(configs: [RunConfig], precision: AnalysisSettings.Precision = .f64, fresh: Bool = true,
                            directory: URL, log: (String) -> Void = { _ in }) throws -> Result {
         var rows: [Row] = []
         for config in configs {
             let (training, _, path) = try PathBenchmark.train(config, in: directory, log: log)
             defer { try? FileManager.default.removeItem(atPath: path) }
             let parameters = try TraceRun.load(TraceReader.open(path)).model.parameterCount
-            PathAnalyzer.forgetMeasurements()
+            if fresh { PathAnalyzer.forgetMeasurements() }
             var settings = AnalysisSettings()
             settings.precision = precision
             let loadBefore = RealisticBenchmark.load()

@@ -288,7 +288,7 @@ struct BenchTests {
         var plain = momentum
         plain.name = "plain"
         plain.optimizer.momentum = 0
-        let b = try PlanBenchmark.run(configs: [plain, momentum], directory: dir)
+        let b = try PlanBenchmark.run(configs: [plain, momentum], fresh: false, directory: dir)
         #expect(b.rows.map(\.preset) == ["plain", "rec"])
         #expect(b.rows.map(\.optimizer) == ["sgd", "sgd μ 0.9"])
         #expect(b.precision == "f64" && b.threads >= 1 && !b.blas.isEmpty)
