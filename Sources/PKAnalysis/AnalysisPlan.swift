@@ -401,8 +401,9 @@ extension PathAnalyzer {
     /// (`rowsTimesBatch` with `batchRows`: each query's rows over its own nonzero inputs, the
     /// batch's rows gathered at them), measured once per process and shape: `outputs` rows over
     /// `support` of `inputs` inputs (spread evenly) per query, as many queries as fill a chunk of
-    /// `backwardChunkBytes` (each with its support shifted by one input), times a batch of
-    /// `batch`; `24·64/batch` passes over the chunk's queries per timed run; the median of its
+    /// `backwardChunkBytes` (at most 64; each with its support shifted by one input), times a
+    /// batch of `batch`; `24·64/batch` passes over the chunk's queries per timed run (at most
+    /// 4,096 products in all); the median of its
     /// runs as `measuredProductRate`. Gathering the batch's rows and multiplying few rows per call
     /// (fmnist-adamw's 16) runs below the plain product's rate: fmnist-adamw's backward phase ran
     /// 1.8–2.0 times its estimate and W6's 1.2–1.6 times when this product was priced at the
@@ -429,7 +430,10 @@ extension PathAnalyzer {
                                        seconds: Double = microbenchmarkRuns.seconds) -> Double {
         let nb = min(max(batch, 1), 512), n = max(inputs, 1), k = min(max(support, 1), n), m = max(outputs, 1)
         func rate<S: BLASScalar>(_: S.Type) -> Double {
-            let queries = max(1, backwardChunkBytes / (m * k * MemoryLayout<S>.stride)), calls = max(1, 24 * 64 / nb)
+            // At most 64 queries and 4,096 products per timed run: a tiny layer (a test's) would
+            // otherwise make millions of calls (minutes in a debug build, under the rates' lock).
+            let queries = min(64, max(1, backwardChunkBytes / (m * k * MemoryLayout<S>.stride)))
+            let calls = max(1, min(4096 / queries, 24 * 64 / nb))
             var rng = PortableRandom(seed: 5)
             let raw = UnsafeMutableRawPointer.allocate(byteCount: queries * m * k * MemoryLayout<S>.stride, alignment: 64)
             defer { raw.deallocate() }
