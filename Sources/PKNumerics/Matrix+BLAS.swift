@@ -68,6 +68,17 @@ public protocol BLASScalar: BinaryFloatingPoint, Sendable, Codable {
                                shift: Self, count: Int, assign: Bool)
 }
 
+extension BLASScalar {
+    /// `to[k] += Double(from[k])` for k < count: a row of float64 sums taking a row of this
+    /// precision's values, in one pass the compiler vectorizes (wrapping index arithmetic; the
+    /// same bits as the element-by-element loop).
+    @inlinable
+    public static func addWidened(_ to: UnsafeMutablePointer<Double>, _ from: UnsafePointer<Self>, count: Int) {
+        var k = 0
+        while k < count { to[k] += from[k].doubleValue; k &+= 1 }
+    }
+}
+
 extension Double: BLASScalar {
     @inlinable public var doubleValue: Double { self }
     @inlinable

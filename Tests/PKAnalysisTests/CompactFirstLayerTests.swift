@@ -63,17 +63,20 @@ struct CompactFirstLayerTests {
         #expect(PathAnalyzer.isCompact(first, model: run.model, form: route.form))
         #expect(PathAnalyzer.meanQuerySideScalars(model: run.model, form: route.form, queries: run.testX)
                 < Double(PathAnalyzer.querySideScalars(model: run.model, form: route.form)))
-        defer { PathAnalyzer.compactInputOverride = nil; PathAnalyzer.queryBlockRowsOverride = nil }
         let hold = Parallel.holdThreadCount()   // no other test switches the count meanwhile
         defer { hold.release() }
         var prints: [[UInt64]] = []
         // Full layout (the oracle), then compact in one block on one and on two threads, and in
         // blocks of 7 query rows.
         for (compact, blockRows, threads) in [(false, nil, 1), (true, nil, 1), (true, nil, 2), (true, 7, 2)] as [(Bool, Int?, Int)] {
-            PathAnalyzer.compactInputOverride = compact ? nil : false
-            PathAnalyzer.queryBlockRowsOverride = blockRows
             Parallel.threads = threads
-            let (r, k) = try PathAnalyzer(settings: settings).analyzeWithKernel(reader: TraceReader.open(path))
+            // (Task-local overrides: other tests' analyses meanwhile keep their own layout.)
+            let (r, k) = try PathAnalyzer.$compactInputOverride.withValue(compact ? nil : false) {
+                #expect(PathAnalyzer.isCompact(first, model: run.model, form: route.form) == compact)
+                return try PathAnalyzer.$queryBlockRowsOverride.withValue(blockRows) {
+                    try PathAnalyzer(settings: settings).analyzeWithKernel(reader: TraceReader.open(path))
+                }
+            }
             let kernelFormTolerance = settings.precision == .f32 ? 1e-4 : 1e-10   // output units (as DeterminismTests)
             #expect(r.reconstruction.test!.kernelFormMaxAbs < kernelFormTolerance, "\(optimizer), compact \(compact)")
             prints.append(try DeterminismTests.fingerprint(r, k))
@@ -86,8 +89,8 @@ struct CompactFirstLayerTests {
     }
 
     /// The compact first layer's shape (its outputs, inputs and the queries' mean nonzero inputs,
-    /// counted by hand) and its measured product rate (in this suite: no other test of it has
-    /// `compactInputOverride` set meanwhile).
+    /// counted by hand) and its measured product rate (`compactInputOverride` is task-local: another
+    /// test's binding does not reach this one).
     @Test func compactLayerShapeAndRate() throws {
         let net = try MLP(spec: JSONDecoder().decode(ModelSpec.self, from: Data(#"{"layers":[4,3,2],"activation":"relu"}"#.utf8)))
         let x = Matrix(rows: 3, cols: 4, data: [1, 0, 2, 0,   0, 0, 0, 5,   1, 1, 1, 1])   // 2, 1 and 4 nonzero

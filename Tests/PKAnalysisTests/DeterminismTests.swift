@@ -145,11 +145,12 @@ struct DeterminismTests {
         let cfg = Self.threeOutputs("group3", spec)
         let path = try recordTrace(cfg)
         let kernelFormTolerance = 1e-10   // float64: the kernel form closes on the network (as above)
-        defer { PathAnalyzer.stepGroupOverride = nil }
         var prints: [[UInt64]] = []
         for group in [1, 2, 4, 9] {
-            PathAnalyzer.stepGroupOverride = group
-            let (r, k) = try PathAnalyzer(settings: AnalysisSettings()).analyzeWithKernel(reader: TraceReader.open(path))
+            let (r, k) = try PathAnalyzer.$stepGroupOverride.withValue(group) {
+                #expect(PathAnalyzer.backwardStepGroup(model: try TraceRun.load(TraceReader.open(path)).model, bytes: 8, queries: 1, nodes: 1) == group)
+                return try PathAnalyzer(settings: AnalysisSettings()).analyzeWithKernel(reader: TraceReader.open(path))
+            }
             #expect(r.reconstruction.test!.kernelFormMaxAbs < kernelFormTolerance, "\(optimizer), group \(group)")
             prints.append(try Self.fingerprint(r, k))
         }
@@ -166,14 +167,16 @@ struct DeterminismTests {
         let spec = try JSONDecoder().decode(OptimizerSpec.self, from: Data(Self.optimizers[1].utf8))
         let cfg = Self.threeOutputs("blocks3", spec)
         let path = try recordTrace(cfg)
-        defer { PathAnalyzer.queryBlockRowsOverride = nil; PathAnalyzer.stepGroupOverride = nil }
-        PathAnalyzer.stepGroupOverride = 9   // one report per block
         var prints: [[UInt64]] = []
         var fractions: [[Double]] = []
         for rows in [64, 25, 7] {
-            PathAnalyzer.queryBlockRowsOverride = rows
             var seen: [AnalysisProgress] = []
-            let (r, k) = try PathAnalyzer(settings: AnalysisSettings()).analyzeWithKernel(reader: TraceReader.open(path)) { seen.append($0) }
+            // A step group of 9: one report per block.
+            let (r, k) = try PathAnalyzer.$stepGroupOverride.withValue(9) {
+                try PathAnalyzer.$queryBlockRowsOverride.withValue(rows) {
+                    try PathAnalyzer(settings: AnalysisSettings()).analyzeWithKernel(reader: TraceReader.open(path)) { seen.append($0) }
+                }
+            }
             prints.append(try Self.fingerprint(r, k))
             let backward = seen.filter { $0.phase == .backward }
             let start = backward.first!.done, end = backward.last!.done
