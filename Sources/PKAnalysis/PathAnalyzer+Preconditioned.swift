@@ -762,6 +762,9 @@ extension PathAnalyzer {
                     // give the bits of one thread. (On one thread this scatter into the n_q·C × n·C
                     // matrix took 13 % of fmnist-adamw's backward pass, perf, session 21.)
                     let width = n * blocks, kp = kpp.baseAddress!
+                    // The batch positions by example (ties in batch order): each row of K^p is
+                    // written left to right.
+                    let order = batch.indices.sorted { (batch[$0], $0) < (batch[$1], $1) }
                     let parts = Parallel.ranges(m, minimum: 16)
                     Parallel.forEach(parts.count) { part in
                         for r in parts[part] {
@@ -770,14 +773,14 @@ extension PathAnalyzer {
                                 for c in 0..<C {
                                     let out = kp + (q * blocks + c) * width
                                     let row = kf + (c * m + r) * C * nb
-                                    for (i, ex) in batch.enumerated() {
-                                        let to = out + ex * blocks
+                                    for i in order {
+                                        let to = out + batch[i] * blocks
                                         for kk in 0..<C { to[kk] += weight * row[kk * nb + i] }
                                     }
                                 }
                             } else if let kt = ktp {
                                 let out = kp + q * width, from = kt + r * nb
-                                for (i, ex) in batch.enumerated() { out[ex] += weight * from[i] }
+                                for i in order { out[batch[i]] += weight * from[i] }
                             }
                         }
                     }

@@ -774,11 +774,15 @@ extension ScaledCombinationTests {
         for level in [2, 1, 0] {
             ElementwiseKernels.forceMaxLevel(level)
             defer { ElementwiseKernels.forceMaxLevel(2) }
-            for m in [1, 4, 7] {
+            // (From 16 rows on, with rows of whole 64-byte lines, the kernel gathers the batch's
+            // rows into a panel first: `lines`.)
+            for m in [1, 4, 7, 16, 21] {
                 for full in [1, 9, 130] {
                     for nb in [5, 16, 64, 70] {
-                        indexedProduct(Double.self, m: m, full: full, nb: nb, rng: &rng)
-                        indexedProduct(Float.self, m: m, full: full, nb: nb, rng: &rng)
+                        for lines in [false, true] {
+                            indexedProduct(Double.self, m: m, full: full, nb: nb, lines: lines, rng: &rng)
+                            indexedProduct(Float.self, m: m, full: full, nb: nb, lines: lines, rng: &rng)
+                        }
                     }
                 }
             }
@@ -795,8 +799,9 @@ extension ScaledCombinationTests {
         return picked.isEmpty ? [Int32(full - 1)] : picked
     }
 
-    private func indexedProduct<S: BLASScalar>(_: S.Type, m: Int, full: Int, nb: Int, rng: inout PortableRandom) {
-        let ldb = nb + 3, idx = subset(full, rng: &rng), k = idx.count
+    private func indexedProduct<S: BLASScalar>(_: S.Type, m: Int, full: Int, nb: Int, lines: Bool, rng: inout PortableRandom) {
+        let size = MemoryLayout<S>.size
+        let ldb = lines ? ((nb + 3) * size + 63) / 64 * 64 / size : nb + 3, idx = subset(full, rng: &rng), k = idx.count
         let r = (0..<(m * k)).map { _ in S(rng.normal()) }, bt = (0..<(full * ldb)).map { _ in S(rng.normal()) }
         let alpha = S(rng.normal())
         var y = [S](repeating: .nan, count: m * nb), yFull = y
@@ -816,7 +821,7 @@ extension ScaledCombinationTests {
             for j in 0..<nb {
                 var acc: S = 0
                 for kk in 0..<k { acc = acc.addingProduct(r[i * k + kk], bt[Int(idx[kk]) * ldb + j]) }
-                #expect(y[i * nb + j] == acc * alpha, "\(S.self) m \(m) full \(full) nb \(nb) at (\(i), \(j))")
+                #expect(y[i * nb + j] == acc * alpha, "\(S.self) m \(m) full \(full) nb \(nb) ldb \(ldb) at (\(i), \(j))")
                 #expect(y[i * nb + j] == yFull[i * nb + j], "\(S.self) against the full product with zeros")
             }
         }

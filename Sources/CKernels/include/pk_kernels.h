@@ -58,7 +58,9 @@ void pk_rows_times_batch_f32(float *y, const float *r, const float *bt, size_t l
 /* pk_rows_times_batch_indexed_f64 / _f32: pk_rows_times_batch with R's column kk meeting the batch's
  * row idx[kk] (bt + idx[kk]*ldb) instead of row kk: R's rows kept over a subset of the inputs (a
  * query's nonzero inputs, in ascending order), the same chains of fused multiply-adds as the full
- * product less the terms whose R entry is 0, so the same values. */
+ * product less the terms whose R entry is 0, so the same values. From 16 rows on (and ldb a whole
+ * number of 64-byte lines) the rows idx[kk] are first copied into a contiguous panel and the plain
+ * kernel runs on it (the same chains, faster: pk_kernels.c, PK_GATHER_ROWS). */
 void pk_rows_times_batch_indexed_f64(double *y, const double *r, const double *bt, size_t ldb, const int *idx,
                                      double alpha, size_t m, size_t k, size_t nb);
 void pk_rows_times_batch_indexed_f32(float *y, const float *r, const float *bt, size_t ldb, const int *idx,
