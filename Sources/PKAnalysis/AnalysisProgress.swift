@@ -46,7 +46,8 @@ public struct AnalysisProgress: Sendable {
 /// (`2·C·n_q·P_R·(q + n_b)`, `P_R` R's scalars per query and channel, `meanQuerySideScalars`: a
 /// compact first layer counts each query's nonzero inputs), and
 /// for an MLP its memory-bound passes over R (`C·n_q·(P_R + rowScalars·rows)` scalars at the
-/// speed the plan measures, `backwardGemmEfficiency`); the ridge machines' eigendecompositions (`9m³` each, or `m³/3` by
+/// speed the plan measures, `backwardGemmEfficiency`) and its float64 kernel sums (at the
+/// measured `dsymv` speed, `kernelAddFactor`); the ridge machines' eigendecompositions (`9m³` each, or `m³/3` by
 /// Cholesky above `eigenRidgeLimit`). Checked against measured runs in Docs/path-kernel.md §7.
 /// With exact quadrature (math §1.1) `q` is ⌈L/2⌉ and a share `exactKinkedShare` of the (query,
 /// step) pairs takes `(1 + exactBreakpoints)·q` nodes of its own, each at about twice a shared
@@ -86,6 +87,18 @@ struct AnalysisCostModel {
     /// there unchanged); with the final measurement W5's, W6's and teacher-adam's backward
     /// phases land within ±10 % there (session 16, Docs/path-kernel.md §7).
     static let productKernelEfficiency = 0.93
+    /// An MLP's backward pass adds each row's kernel values into float64 sums that do not stay in
+    /// cache: per step and layer, each (query, channel) row's `n_b` values into N's block and its
+    /// C·n_b (`--kernel full`) or n_b (trace) values into the step's kernel block; then, per step,
+    /// the block into K^p (`n_q·C·C·n_b` scattered values in full mode, `n_q·n_b` in trace mode).
+    /// Priced per value in units of the measured `dsymv` time per element (`SymvSpeed`: a
+    /// memory-bound pass, both threads busy): `kernelAddFactor` per added value,
+    /// `kernelScatterFactor` per scattered one. Fitted in session 21 on fmnist-adamw (full mode,
+    /// C = 10, 500 queries, batches of 50, two layers; the AMD EPYC, AVX2): perf put the adds at
+    /// 2.9 ns and the scatter at 13.2 ns of CPU per value, with `dsymv` at 0.88 ns per element.
+    /// Unpriced until then: fmnist-adamw's backward phase ran 1.3–1.7 times its estimate.
+    static let kernelAddFactor = 3.3
+    static let kernelScatterFactor = 15.0
     /// A ridge machine's eigendecomposition (`dsyevd` on its m training rows, on one thread: the
     /// machines run side by side, one per core) in two parts: `eigenGemmFactor·m³` flops at one
     /// core's GEMM rate (the reduction's `dsyr2k` half, the divide and conquer's products and the
@@ -209,10 +222,14 @@ struct AnalysisCostModel {
     /// `compactQuerySide`: the part of `querySide` in a compact first layer (its outputs times the
     /// queries' mean nonzero inputs), whose products with the batch are priced at
     /// `compactProductFlopCost` (the same with `measuredCompactProductRate`).
+    /// `kernelValueCost`: flop-equivalents of the backward phase per element of a memory-bound
+    /// pass (`SymvSpeed`'s seconds × rate × efficiency), the price of an MLP's kernel sums
+    /// (`kernelAddFactor`, `kernelScatterFactor`; `blocks` C in full mode, 1 in trace mode).
     init(model: any Network, queries nQ: Int, train n: Int, meanBatch nb: Double, nodes q: Int, exact: Bool = false, blocks: Int,
          kernelForm: Bool, backward: Bool, querySide: Double? = nil, windowSides: Double, machines fitRows: Int?, dynamicsPerStep: Double = 0,
          smoothPerExample: Double = 0, quadrature: Double = 0, featureCost: Double? = nil, querySideScalarCost: Double = 0,
-         productFlopCost: Double = 1, compactQuerySide: Double = 0, compactProductFlopCost: Double = 1, symvElementCost: Double = 0,
+         productFlopCost: Double = 1, compactQuerySide: Double = 0, compactProductFlopCost: Double = 1, kernelValueCost: Double = 0,
+         symvElementCost: Double = 0,
          threads: Int = 1) {
         let featureCostPerExample = featureCost ?? model.featureCostPerExample
         let P = Double(model.parameterCount), PR = querySide ?? Double(model.parameterCount), Q = Double(nQ), C = Double(model.outputDim)
@@ -253,7 +270,11 @@ struct AnalysisCostModel {
                 let products = productFlopCost * 2 * C * Q * (PR * rowsPerQuery + (PR - compactQuerySide) * nb)
                     + compactProductFlopCost * 2 * C * Q * compactQuerySide * nb
                 let gemm = (qf * features + products) * PathAnalyzer.efficiency.backward / Self.backwardGemmEfficiency
+                // The kernel sums: N's and the kernel block's per layer, then the scatter into K^p.
+                let layers = Double(mlp.layers.count), B = Double(blocks)
+                let added = Q * C * layers * nb * (1 + B), scattered = Q * B * B * nb
                 backwardPerStep = gemm + querySideScalarCost * C * Q * (PR + Self.rowScalars * rows)
+                    + kernelValueCost * (Self.kernelAddFactor * added + Self.kernelScatterFactor * scattered)
             } else {
                 backwardPerStep = qf * features + 2 * C * Q * PR * (rowsPerQuery + nb)
             }
@@ -333,28 +354,34 @@ extension AnalysisCostModel {
             PathAnalyzer.compactShape(model: context.model, form: $0.form, queries: context.xq.rows(context.rows))
         } : nil
         let compactKernel = compact == nil ? nil : PathAnalyzer.compactProductShape(context: context, route: route)
+        // (Each price apart: one expression of them all is too much for the type checker.)
+        let backwardUnit: Double = rate(precision) * 1e9 * PathAnalyzer.efficiency.backward
+        let querySideScalarCost: Double = mlpBackward
+            ? Self.querySideFactor * PathAnalyzer.measuredQuerySideSeconds(precision) * backwardUnit : 0
+        let productFlopCost: Double = mlpBackward
+            ? Self.backwardGemmEfficiency * rate(precision) / (Self.productKernelEfficiency * PathAnalyzer.measuredProductRate(precision, batch: context.meanBatch))
+            : 1
+        let compactProductFlopCost: Double = compactKernel.map {
+            Self.backwardGemmEfficiency * rate(precision) / (Self.productKernelEfficiency * PathAnalyzer.measuredCompactProductRate(
+                precision, batch: context.meanBatch, outputs: $0.outputs, support: $0.support, inputs: $0.inputs))
+        } ?? 1
+        let kernelValueCost: Double = mlpBackward ? PathAnalyzer.measuredSymvSeconds() * backwardUnit : 0
+        let symvElementCost: Double = context.exactOnly || n * context.blocks > PathAnalyzer.eigenRidgeLimit
+            ? 0 : PathAnalyzer.measuredSymvSeconds() * rate(.f64) * 1e9 * PathAnalyzer.efficiency.machines
+        let querySide: Double? = (route as? PreconditionedRoute).map {
+            PathAnalyzer.meanQuerySideScalars(model: context.model, form: $0.form, queries: context.xq.rows(context.rows))
+        }
         self.init(model: context.model, queries: context.rows.count, train: n, meanBatch: meanBatch, nodes: nodes, exact: exact,
                   blocks: context.blocks, kernelForm: route.hasKernelForm, backward: route.backwardPass,
-                  querySide: (route as? PreconditionedRoute).map {
-                      PathAnalyzer.meanQuerySideScalars(model: context.model, form: $0.form, queries: context.xq.rows(context.rows))
-                  },
+                  querySide: querySide,
                   windowSides: route.windowSides,
                   machines: context.exactOnly ? nil : n * context.blocks,
                   dynamicsPerStep: context.exactOnly ? 0 : Double(min(n, 100)) / Double(max(1, T / 40)),
                   smoothPerExample: smooth, quadrature: quadrature, featureCost: featureCost,
-                  querySideScalarCost: route.backwardPass && context.model is MLP
-                      ? Self.querySideFactor * PathAnalyzer.measuredQuerySideSeconds(precision) * rate(precision) * 1e9 * PathAnalyzer.efficiency.backward
-                      : 0,
-                  productFlopCost: route.backwardPass && context.model is MLP
-                      ? Self.backwardGemmEfficiency * rate(precision) / (Self.productKernelEfficiency * PathAnalyzer.measuredProductRate(precision, batch: context.meanBatch))
-                      : 1,
+                  querySideScalarCost: querySideScalarCost, productFlopCost: productFlopCost,
                   compactQuerySide: compact.map { Double($0.outputs) * $0.support } ?? 0,
-                  compactProductFlopCost: compactKernel.map {
-                      Self.backwardGemmEfficiency * rate(precision) / (Self.productKernelEfficiency * PathAnalyzer.measuredCompactProductRate(
-                          precision, batch: context.meanBatch, outputs: $0.outputs, support: $0.support, inputs: $0.inputs))
-                  } ?? 1,
-                  symvElementCost: context.exactOnly || n * context.blocks > PathAnalyzer.eigenRidgeLimit
-                      ? 0 : PathAnalyzer.measuredSymvSeconds() * rate(.f64) * 1e9 * PathAnalyzer.efficiency.machines,
+                  compactProductFlopCost: compactProductFlopCost, kernelValueCost: kernelValueCost,
+                  symvElementCost: symvElementCost,
                   threads: threads)
     }
 }

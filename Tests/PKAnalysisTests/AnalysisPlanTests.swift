@@ -70,6 +70,13 @@ struct AnalysisPlanTests {
         let memory = perScalar * C * Q * (PR + AnalysisCostModel.rowScalars * rows)
         #expect(abs(cost(perScalar).backwardPerStep - (gemm + memory)) <= tolerance * (gemm + memory))
         #expect(abs(cost(0).backwardPerStep - gemm) <= tolerance * gemm)
+        // The kernel sums: per layer each (query, channel) row's n_b values into N's block and
+        // C·n_b into the full-mode block, then Q·C·C·n_b values scattered into K^p.
+        let perValue = 0.7
+        let sums = AnalysisCostModel(model: net, queries: Int(Q), train: 30, meanBatch: nb, nodes: Int(q), blocks: Int(C), kernelForm: true,
+                                     backward: true, querySide: PR, windowSides: 1, machines: nil, kernelValueCost: perValue)
+        let sumsPart = perValue * (AnalysisCostModel.kernelAddFactor * Q * C * 3 * nb * (1 + C) + AnalysisCostModel.kernelScatterFactor * Q * C * C * nb)
+        #expect(abs(sums.backwardPerStep - (gemm + sumsPart)) <= tolerance * (gemm + sumsPart))
         // A compact first layer: R's update over all of P_R at the plain kernel's price, the
         // products over its `c` scalars at the compact kernel's, the rest at the plain one's.
         let p = 1.5, c = 20.0, pc = 2.5
@@ -96,8 +103,8 @@ struct AnalysisPlanTests {
         }
         let slow = try backwardSeconds(10), fast = try backwardSeconds(20)
         #expect(fast < slow && 2 * fast > slow * (1 + 1e-6))
-        // slow = g + m and fast = g/2 + m: the fixed part m (R's memory-bound passes and R's own
-        // kernels, which do not use OpenBLAS) is what the measured speeds predict.
+        // slow = g + m and fast = g/2 + m: the fixed part m (R's memory-bound passes, R's own
+        // kernels, which do not use OpenBLAS, and the kernel sums) is what the measured speeds predict.
         let fixed = 2 * fast - slow
         let trace = try TraceRun.load(TraceReader.open(path))
         let mlp = try #require(trace.model as? MLP)
@@ -109,7 +116,10 @@ struct AnalysisPlanTests {
         let productRate = PathAnalyzer.measuredProductRate(.f64, batch: 5)
         #expect(productRate.isFinite && productRate > 0.1 && productRate < 1e4, "product kernel: \(productRate) GFLOP/s")
         let productPart = 2 * 3 * 42 * Double(71 - 12 + 6) * (2.6 + 5) * 7 / (productRate * 1e9 * 2 * AnalysisCostModel.productKernelEfficiency)
-        let predicted = memoryPart + productPart
+        // The kernel sums, full mode (3 outputs, 42 queries, 3 layers, batches of 5), at `dsymv`'s speed.
+        let sumsSeconds = PathAnalyzer.measuredSymvSeconds() * 7 / 2
+            * (AnalysisCostModel.kernelAddFactor * 42 * 3 * 3 * 5 * (1 + 3) + AnalysisCostModel.kernelScatterFactor * 42 * 3 * 3 * 5)
+        let predicted = memoryPart + productPart + sumsSeconds
         #expect(abs(fixed - predicted) <= 1e-9 * predicted, "fixed part \(fixed) s against \(memoryPart) + \(productPart) s")
         let plan = try PathAnalyzer(settings: AnalysisSettings()).plan(reader: TraceReader.open(path), gemmRate: 10, threads: 2)
         #expect(plan.productRate == productRate)

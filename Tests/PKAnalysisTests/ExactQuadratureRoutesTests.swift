@@ -348,10 +348,14 @@ struct ExactQuadratureCostTests {
         // R's own kernels at the product kernel's rate measured by this process.
         let productCost = AnalysisCostModel.backwardGemmEfficiency * PathAnalyzer.measuredGemmRate(.f64)
             / (AnalysisCostModel.productKernelEfficiency * PathAnalyzer.measuredProductRate(.f64, batch: context.meanBatch))
+        // The kernel sums (AnalysisCostModel.kernelAddFactor) at the `dsymv` speed this process measured.
+        let valueCost = PathAnalyzer.measuredSymvSeconds() * PathAnalyzer.measuredGemmRate(.f64) * 1e9 * PathAnalyzer.efficiency.backward
+        let B = Double(context.blocks), layers = Double(net.featureBlocks.count)
+        let sums = valueCost * (AnalysisCostModel.kernelAddFactor * Q * C * layers * nb * (1 + B) + AnalysisCostModel.kernelScatterFactor * Q * B * B * nb)
         func backward(qf: Double, qd: Double) -> Double {
             (qf * Q * net.featureCostPerExample + productCost * 2 * C * Q * PR * (qd + nb))
                 * PathAnalyzer.efficiency.backward / AnalysisCostModel.backwardGemmEfficiency
-                + scalarCost * C * Q * (PR + AnalysisCostModel.rowScalars * rows)
+                + scalarCost * C * Q * (PR + AnalysisCostModel.rowScalars * rows) + sums
         }
         let tolerance = 1e-12   // the same sums in another order
         #expect(abs(exact.backwardPerStep - backward(qf: 4.2, qd: 2.6)) <= tolerance * exact.backwardPerStep)
