@@ -127,7 +127,7 @@ extension PathAnalyzer {
                 + 8 * P * 8                                                             // weight vectors
             var kernelFlops: Double? = nil
             if let pre = route as? PreconditionedRoute {
-                let PR = PathAnalyzer.meanQuerySideScalars(model: model, form: pre.form, queries: context.xq.rows(context.rows))
+                let PR = PathAnalyzer.meanQuerySideScalars(model: model, form: pre.form, queries: context.xq, rows: context.rows)
                 let perBlock = min(nQ, max(1, Double(PathAnalyzer.querySideBlockBytes) / max(bytes * C * PR, 1)).rounded(.down))
                 memory += (pre.form.hasPreconditioner ? 16 : 8) * T * P + bytes * C * PR * perBlock
                 // The query features of the other steps of a group (`backwardStepGroup`).
@@ -421,7 +421,7 @@ extension PathAnalyzer {
     /// MLP's backward pass with a compact first layer), or nil.
     static func compactProductShape(context: AnalysisContext, route: any KernelRoute) -> (outputs: Int, support: Int, inputs: Int)? {
         guard route.backwardPass, context.model is MLP, let pre = route as? PreconditionedRoute,
-              let shape = compactShape(model: context.model, form: pre.form, queries: context.xq.rows(context.rows)) else { return nil }
+              let shape = compactShape(model: context.model, form: pre.form, queries: context.xq, rows: context.rows) else { return nil }
         return (shape.outputs, max(1, Int(shape.support.rounded())), shape.inputs)
     }
 

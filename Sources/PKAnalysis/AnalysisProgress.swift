@@ -351,7 +351,7 @@ extension AnalysisCostModel {
         }
         let mlpBackward = route.backwardPass && context.model is MLP
         let compact = mlpBackward ? (route as? PreconditionedRoute).flatMap {
-            PathAnalyzer.compactShape(model: context.model, form: $0.form, queries: context.xq.rows(context.rows))
+            PathAnalyzer.compactShape(model: context.model, form: $0.form, queries: context.xq, rows: context.rows)
         } : nil
         let compactKernel = compact == nil ? nil : PathAnalyzer.compactProductShape(context: context, route: route)
         // (Each price apart: one expression of them all is too much for the type checker.)
@@ -369,7 +369,7 @@ extension AnalysisCostModel {
         let symvElementCost: Double = context.exactOnly || n * context.blocks > PathAnalyzer.eigenRidgeLimit
             ? 0 : PathAnalyzer.measuredSymvSeconds() * rate(.f64) * 1e9 * PathAnalyzer.efficiency.machines
         let querySide: Double? = (route as? PreconditionedRoute).map {
-            PathAnalyzer.meanQuerySideScalars(model: context.model, form: $0.form, queries: context.xq.rows(context.rows))
+            PathAnalyzer.meanQuerySideScalars(model: context.model, form: $0.form, queries: context.xq, rows: context.rows)
         }
         self.init(model: context.model, queries: context.rows.count, train: n, meanBatch: meanBatch, nodes: nodes, exact: exact,
                   blocks: context.blocks, kernelForm: route.hasKernelForm, backward: route.backwardPass,

@@ -183,28 +183,40 @@ extension PathAnalyzer {
         }
     }
 
-    /// `querySideScalars` averaged over the queries `x` (one per row), each with its own nonzero
-    /// inputs: the cost model's `P_R`.
-    static func meanQuerySideScalars(model: any Network, form: PreconditionedForm, queries x: Matrix) -> Double {
-        guard x.rows > 0, model.featureBlocks.contains(where: { isCompact($0, model: model, form: form) }) else {
+    /// `querySideScalars` averaged over the queries `x` (one per row; `rows` of it, nil: all),
+    /// each with its own nonzero inputs: the cost model's `P_R`.
+    static func meanQuerySideScalars(model: any Network, form: PreconditionedForm, queries x: Matrix, rows: Range<Int>? = nil) -> Double {
+        let rows = rows ?? 0..<x.rows
+        guard !rows.isEmpty, model.featureBlocks.contains(where: { isCompact($0, model: model, form: form) }) else {
             return Double(querySideScalars(model: model, form: form))
         }
         var sum = 0.0
-        for r in 0..<x.rows {
-            var nonzero = 0
-            for k in 0..<x.cols where x[r, k] != 0 { nonzero += 1 }
-            sum += Double(querySideScalars(model: model, form: form, nonzeroInputs: nonzero))
-        }
-        return sum / Double(x.rows)
+        forEachNonzeroCount(x, rows: rows) { sum += Double(querySideScalars(model: model, form: form, nonzeroInputs: $0)) }
+        return sum / Double(rows.count)
     }
 
     /// The compact layer's shape for the cost model (`isCompact`): its outputs and inputs and the
-    /// queries' `x` mean count of nonzero inputs, or nil when no layer is compact.
-    static func compactShape(model: any Network, form: PreconditionedForm, queries x: Matrix) -> (outputs: Int, inputs: Int, support: Double)? {
-        guard x.rows > 0, let layer = model.featureBlocks.first(where: { isCompact($0, model: model, form: form) }) else { return nil }
+    /// queries' `x` (`rows` of it, nil: all) mean count of nonzero inputs, or nil when no layer is compact.
+    static func compactShape(model: any Network, form: PreconditionedForm, queries x: Matrix,
+                             rows: Range<Int>? = nil) -> (outputs: Int, inputs: Int, support: Double)? {
+        let rows = rows ?? 0..<x.rows
+        guard !rows.isEmpty, let layer = model.featureBlocks.first(where: { isCompact($0, model: model, form: form) }) else { return nil }
         var nonzero = 0
-        for r in 0..<x.rows { for k in 0..<x.cols where x[r, k] != 0 { nonzero += 1 } }
-        return (layer.outputs, layer.inputs, Double(nonzero) / Double(x.rows))
+        forEachNonzeroCount(x, rows: rows) { nonzero += $0 }
+        return (layer.outputs, layer.inputs, Double(nonzero) / Double(rows.count))
+    }
+
+    /// Calls `body` with each row's count of nonzero entries, in row order, reading `x` in place
+    /// (the plans called these on a copy of the query rows, 15 MB for W6, several times per plan).
+    private static func forEachNonzeroCount(_ x: Matrix, rows: Range<Int>, _ body: (Int) -> Void) {
+        let cols = x.cols
+        x.data.withUnsafeBufferPointer { p in
+            for r in rows {
+                var nonzero = 0
+                for k in 0..<cols where p[r * cols + k] != 0 { nonzero += 1 }
+                body(nonzero)
+            }
+        }
     }
 
     /// Accumulates the preconditioned kernel form of `form`'s recorded steps into `acc`.

@@ -99,6 +99,13 @@ struct CompactFirstLayerTests {
         let shape = try #require(PathAnalyzer.compactShape(model: net, form: adam, queries: x))
         #expect(shape.outputs == 3 && shape.inputs == 4 && shape.support == 7.0 / 3)
         #expect(PathAnalyzer.compactShape(model: net, form: momentum, queries: x) == nil)   // factored, not compact
+        // Some rows of the queries (a shard's, a block's), read in place.
+        let lastTwo = try #require(PathAnalyzer.compactShape(model: net, form: adam, queries: x, rows: 1..<3))
+        #expect(lastTwo.support == 5.0 / 2)
+        #expect(PathAnalyzer.meanQuerySideScalars(model: net, form: adam, queries: x, rows: 0..<1)
+                == Double(PathAnalyzer.querySideScalars(model: net, form: adam, nonzeroInputs: 2)))
+        #expect(PathAnalyzer.meanQuerySideScalars(model: net, form: adam, queries: x)
+                == Double([2, 1, 4].map { PathAnalyzer.querySideScalars(model: net, form: adam, nonzeroInputs: $0) }.reduce(0, +)) / 3)
         let rate = PathAnalyzer.measuredCompactProductRate(.f64, batch: 5, outputs: 3, support: 2, inputs: 4)
         #expect(rate.isFinite && rate > 0.01 && rate < 1e4, "compact product kernel: \(rate) GFLOP/s")
     }
