@@ -43,7 +43,8 @@ public struct AnalysisPlan: Codable, Sendable {
     /// (`measuredCompactProductRate`), measured now, when the plan prices one.
     public var compactProductRate: Double?
     /// Seconds per element of a float64 `dsymv` on one thread, measured now (`SymvSpeed`), when
-    /// the plan prices a ridge machine's eigendecomposition with it.
+    /// the plan prices with it a ridge machine's eigendecomposition or an MLP backward pass's
+    /// kernel sums (`AnalysisCostModel.kernelAddFactor`).
     public var symvSeconds: Double?
     /// Seconds of the layer probe (`measuredLayerProbeSeconds`) and the factor it puts on a layer
     /// network's fixed feature work (`AnalysisCostModel.layerSpeedFactor`), for a layer network.
@@ -102,8 +103,8 @@ extension PathAnalyzer {
                 PathAnalyzer.measuredCompactProductRate(settings.precision, batch: context.meanBatch, outputs: $0.outputs, support: $0.support,
                                                         inputs: $0.inputs)
             }
-            let symvSeconds = context.exactOnly || context.train * context.blocks > PathAnalyzer.eigenRidgeLimit
-                ? nil : PathAnalyzer.measuredSymvSeconds()
+            let ridge = !context.exactOnly && context.train * context.blocks <= PathAnalyzer.eigenRidgeLimit
+            let symvSeconds = ridge || productRate != nil ? PathAnalyzer.measuredSymvSeconds() : nil
             let probe = context.model is LayerNetwork ? PathAnalyzer.measuredLayerProbeSeconds(settings.precision) : nil
             let T = Double(context.steps)
             let perSecond = rate * 1e9 * Double(threads)
