@@ -10,7 +10,7 @@ PATHKERNEL_THREADS=1, 2, 1, 2 and requires:
   * the kernel-form residual at round-off (KERNEL_FORM_TOLERANCE, output units).
 Release builds matter here: the optimizer moves buffer lifetimes, and a read of a released
 scratch buffer (Nesterov with three outputs, fixed in the preconditioned route) showed only
-there. The same check runs in debug through `swift test` (DeterminismTests).
+there. The same check runs inside the test suite through `swift test` (DeterminismTests).
 
 Usage: PATHKERNEL_BIN=.build/release/pathkernel python3 Tools/checks/determinism.py
 Prints one line per case and a closing 'N passed, N failed' line; exits 1 on any failure.
