@@ -46,6 +46,10 @@ public struct AnalysisPlan: Codable, Sendable {
     /// the plan prices with it a ridge machine's eigendecomposition or an MLP backward pass's
     /// kernel sums (`AnalysisCostModel.kernelAddFactor`).
     public var symvSeconds: Double?
+    /// Seconds of one eigendecomposition of `AnalysisCostModel.eigenProbeRows` rows, measured now
+    /// (`PathAnalyzer.measuredEigenSeconds`), when the ridge machines' systems have at least
+    /// `AnalysisCostModel.eigenProbeFrom` rows and the plan scales it to theirs.
+    public var eigenSeconds: Double?
     /// Seconds of the layer probe (`measuredLayerProbeSeconds`) and the factor it puts on a layer
     /// network's fixed feature work (`AnalysisCostModel.layerSpeedFactor`), for a layer network.
     public var layerProbeSeconds: Double?
@@ -105,6 +109,8 @@ extension PathAnalyzer {
             }
             let ridge = !context.exactOnly && context.train * context.blocks <= PathAnalyzer.eigenRidgeLimit
             let symvSeconds = ridge || productRate != nil ? PathAnalyzer.measuredSymvSeconds() : nil
+            let eigenSeconds = ridge && context.train * context.blocks >= PathAnalyzer.eigenProbeFrom
+                ? PathAnalyzer.measuredEigenSeconds() : nil
             let probe = context.model is LayerNetwork ? PathAnalyzer.measuredLayerProbeSeconds(settings.precision) : nil
             let T = Double(context.steps)
             let perSecond = rate * 1e9 * Double(threads)
@@ -148,7 +154,8 @@ extension PathAnalyzer {
             return AnalysisPlan(trace: run.path, steps: context.steps, parameters: model.parameterCount, outputs: context.outputs,
                                 queries: context.queries, train: context.train, kernel: route.kernelName, mode: context.mode.rawValue,
                                 precision: settings.precision.rawValue, phases: phases, kernelFlops: kernelFlops,
-                                peakMemoryBytes: memory, gemmRate: rate, productRate: productRate, compactProductRate: compactRate, symvSeconds: symvSeconds, layerProbeSeconds: probe,
+                                peakMemoryBytes: memory, gemmRate: rate, productRate: productRate, compactProductRate: compactRate, symvSeconds: symvSeconds, eigenSeconds: eigenSeconds,
+                                layerProbeSeconds: probe,
                                 layerSpeedFactor: probe.map { AnalysisCostModel.layerSpeedFactor(probeSeconds: $0, precision: settings.precision) },
                                 threads: threads, seconds: seconds, cheaper: [])
         }
@@ -332,6 +339,7 @@ final class Measurements<Key: Hashable>: @unchecked Sendable {
 private let gemmRates = Measurements<AnalysisSettings.Precision>()
 private let productRates = Measurements<String>()
 private let symvSeconds = LockedBox<Double?>(nil)
+private let eigenSeconds = LockedBox<Double?>(nil)
 private let querySideSeconds = Measurements<AnalysisSettings.Precision>()
 
 extension PathAnalyzer {
@@ -344,6 +352,24 @@ extension PathAnalyzer {
             let v = SymvSpeed.measure(threads: min(Parallel.threads, 2))
             s = v
             return v
+        }
+    }
+
+    /// The eigendecomposition probe's rows, and the ridge systems' rows from which the plan uses
+    /// it (`AnalysisCostModel.eigenProbeRows`, where they are explained).
+    public static let eigenProbeRows = 1024
+    public static let eigenProbeFrom = 1500
+
+    /// Seconds of one eigendecomposition of `AnalysisCostModel.eigenProbeRows` rows on one thread
+    /// while another runs its own beside it, as the two ridge machines' run (`EigenSpeed`, about
+    /// 0.4 s), measured once per process; nil when LAPACK failed on it. The plan scales it by
+    /// `(m/eigenProbeRows)³` for systems of at least `eigenProbeFrom` rows.
+    public static func measuredEigenSeconds() -> Double? {
+        eigenSeconds.withLock { s in
+            if let s { return s.isFinite && s > 0 ? s : nil }
+            let v = EigenSpeed.measure(m: eigenProbeRows, threads: min(Parallel.threads, 2))
+            s = v
+            return v.isFinite && v > 0 ? v : nil
         }
     }
 
@@ -518,6 +544,7 @@ extension PathAnalyzer {
         gemmRates.forget()
         productRates.forget()
         symvSeconds.withLock { $0 = nil }
+        eigenSeconds.withLock { $0 = nil }
         querySideSeconds.forget()
         activationSeconds.withLock { $0 = [:] }
         layerProbeSeconds.withLock { $0 = [:] }

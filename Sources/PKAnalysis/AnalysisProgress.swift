@@ -112,6 +112,17 @@ struct AnalysisCostModel {
     /// fewer GEMM flops than a random matrix's 4m³.
     static let eigenGemmFactor = 2.6
     static let eigenSymvFactor = 2.1
+    /// From `eigenProbeFrom` rows on, a ridge machine's eigendecomposition is priced instead as
+    /// the measured time of one of `eigenProbeRows` rows (`PathAnalyzer.measuredEigenSeconds`,
+    /// side by side as the machines run) times `(m/eigenProbeRows)³`: the two parts above were
+    /// fitted on the Xeon, and on the AVX2 EPYC of sessions 17–22 the same eigendecomposition's
+    /// parts are near 1·m³/6 element reads and 5·m³ GEMM-rate flops (perf of `dsyevd` on 4,000
+    /// rows), so the fitted sum priced fmnist-adamw's machines phase 30–40 % high there. Below
+    /// `eigenProbeFrom` rows the probe (0.3–0.4 s there) would cost more than a third of a fit.
+    /// On that EPYC, `dsyevd` side by side on two threads: 0.37 s at 1,024 rows, 2.6 s at 2,048,
+    /// 23 s at 4,000 (the probe's cube predicts 21.8 s; Docs/path-kernel.md §7, Session 22).
+    static var eigenProbeRows: Int { PathAnalyzer.eigenProbeRows }
+    static var eigenProbeFrom: Int { PathAnalyzer.eigenProbeFrom }
     /// Exact quadrature's estimate before the run (Docs/path-kernel.md §7): the share of (query,
     /// step) pairs that cross a kink and their mean breakpoints, as measured on the relu presets
     /// (10–33 % of the pairs, 1.1–1.2 breakpoints each).
@@ -215,7 +226,9 @@ struct AnalysisCostModel {
     /// `querySideScalarCost`: flop-equivalents of the backward phase per R scalar of an MLP's
     /// memory-bound part (`querySideFactor × measuredQuerySideSeconds × rate × efficiency`).
     /// `symvElementCost`: the machines phase's flop-equivalents per element read by `dsymv` in an
-    /// eigendecomposition (`SymvSpeed`'s seconds × float64 rate × efficiency); `threads`: the
+    /// eigendecomposition (`SymvSpeed`'s seconds × float64 rate × efficiency); `eigenProbeCost`:
+    /// the same for one eigendecomposition of `eigenProbeRows` rows (`EigenSpeed`'s seconds), 0
+    /// when not measured (systems below `eigenProbeFrom` rows); `threads`: the
     /// threads the plan divides the work by.
     /// `productFlopCost`: GEMM flops' worth of one flop of R's own kernels in an MLP's backward
     /// pass (`backwardGemmEfficiency × rate / (productKernelEfficiency × measuredProductRate)`);
@@ -229,7 +242,7 @@ struct AnalysisCostModel {
          kernelForm: Bool, backward: Bool, querySide: Double? = nil, windowSides: Double, machines fitRows: Int?, dynamicsPerStep: Double = 0,
          smoothPerExample: Double = 0, quadrature: Double = 0, featureCost: Double? = nil, querySideScalarCost: Double = 0,
          productFlopCost: Double = 1, compactQuerySide: Double = 0, compactProductFlopCost: Double = 1, kernelValueCost: Double = 0,
-         symvElementCost: Double = 0,
+         symvElementCost: Double = 0, eigenProbeCost: Double = 0,
          threads: Int = 1) {
         let featureCostPerExample = featureCost ?? model.featureCostPerExample
         let P = Double(model.parameterCount), PR = querySide ?? Double(model.parameterCount), Q = Double(nQ), C = Double(model.outputDim)
@@ -289,7 +302,10 @@ struct AnalysisCostModel {
         if let m = fitRows.map(Double.init) {
             // The two ridge fits (path-krr, ntkT-krr) run side by side on one thread each: on
             // more than two threads the phase waits for them, not for its work over every thread.
-            let fit = m <= Double(PathAnalyzer.eigenRidgeLimit)
+            let probe = m / Double(Self.eigenProbeRows)
+            let fit = m <= Double(PathAnalyzer.eigenRidgeLimit) && m >= Double(Self.eigenProbeFrom) && eigenProbeCost > 0
+                ? eigenProbeCost * probe * probe * probe
+                : m <= Double(PathAnalyzer.eigenRidgeLimit)
                 ? Self.eigenGemmFactor * PathAnalyzer.efficiency.machines * m * m * m + Self.eigenSymvFactor * m * m * m / 6 * symvElementCost
                 : m * m * m / 3
             machines = 2 * fit * max(1, Double(threads) / 2) + (Q + Double(n)) * perExample + 2 * Q * Double(n) * widths * Double(blocks) + quadrature
@@ -368,6 +384,9 @@ extension AnalysisCostModel {
         let kernelValueCost: Double = mlpBackward ? PathAnalyzer.measuredSymvSeconds() * backwardUnit : 0
         let symvElementCost: Double = context.exactOnly || n * context.blocks > PathAnalyzer.eigenRidgeLimit
             ? 0 : PathAnalyzer.measuredSymvSeconds() * rate(.f64) * 1e9 * PathAnalyzer.efficiency.machines
+        let machineRows = n * context.blocks
+        let eigenProbeCost: Double = !context.exactOnly && machineRows <= PathAnalyzer.eigenRidgeLimit && machineRows >= Self.eigenProbeFrom
+            ? (PathAnalyzer.measuredEigenSeconds() ?? 0) * rate(.f64) * 1e9 * PathAnalyzer.efficiency.machines : 0
         let querySide: Double? = (route as? PreconditionedRoute).map {
             PathAnalyzer.meanQuerySideScalars(model: context.model, form: $0.form, queries: context.xq, rows: context.rows)
         }
@@ -381,7 +400,7 @@ extension AnalysisCostModel {
                   querySideScalarCost: querySideScalarCost, productFlopCost: productFlopCost,
                   compactQuerySide: compact.map { Double($0.outputs) * $0.support } ?? 0,
                   compactProductFlopCost: compactProductFlopCost, kernelValueCost: kernelValueCost,
-                  symvElementCost: symvElementCost,
+                  symvElementCost: symvElementCost, eigenProbeCost: eigenProbeCost,
                   threads: threads)
     }
 }

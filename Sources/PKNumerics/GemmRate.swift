@@ -62,3 +62,39 @@ public enum SymvSpeed {
         }
     }
 }
+
+/// The time of a symmetric eigendecomposition with eigenvectors (LAPACK `dsyevd`, as the ridge
+/// machines run it), measured now on a small matrix: its mix of memory-bound `dsymv` passes, GEMMs
+/// of panel width and LAPACK's own loops differs from one machine to another (Docs/path-kernel.md
+/// §7, Session 22), so the plan scales this time instead of pricing the parts.
+public enum EigenSpeed {
+    /// Seconds of one `dsyevd` with eigenvectors of an `m × m` kernel matrix (a Gaussian kernel,
+    /// `exp(−‖x_i − x_j‖²/4)`, of m fixed pseudo-random points in the unit cube of 20 dimensions,
+    /// plus `10⁻³·I`: a fast-decaying spectrum, as the ridge machines' kernel matrices have,
+    /// which decides how much of the divide and conquer deflates) on one BLAS thread, with
+    /// `threads` threads each running its own at the same time (as the two ridge machines run
+    /// side by side): the mean over the threads of each one's time. One run each (about 0.4 s
+    /// at m = 1,024 on the AVX2 EPYC of sessions 17–22), the matrix built before the clock starts.
+    public static func measure(m: Int = 1024, threads: Int = 1) -> Double {
+        let threads = max(1, threads), d = 20
+        var rng = PortableRandom(seed: 5)
+        let x = Matrix(rows: m, cols: d, data: (0..<(m * d)).map { _ in rng.uniform() })
+        var k = Matrix.product(x, x, transposeB: true)
+        let norms = (0..<m).map { k[$0, $0] }
+        k.data.withUnsafeMutableBufferPointer { p in
+            for i in 0..<m {
+                for j in 0..<m { p[i * m + j] = exp(-(norms[i] + norms[j] - 2 * p[i * m + j]) / 4) + (i == j ? 1e-3 : 0) }
+            }
+        }
+        return BLASThreads.with(1) {
+            let seconds = UnsafeMutablePointer<Double>.allocate(capacity: threads)
+            defer { seconds.deallocate() }
+            Parallel.forEach(threads) { t in
+                let t0 = DispatchTime.now().uptimeNanoseconds
+                let ok = (try? LinearAlgebra.symmetricEigen(k)) != nil
+                seconds[t] = ok ? Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9 : .nan
+            }
+            return (0..<threads).reduce(0) { $0 + seconds[$1] } / Double(threads)
+        }
+    }
+}

@@ -137,6 +137,9 @@ enum AnalysisRunner {
         if let s = p.symvSeconds {
             out += "memory   \(String(format: "%.2f", s * 1e9)) ns per element of a symmetric matrix-vector product (f64, one core, measured now)\n"
         }
+        if let s = p.eigenSeconds {
+            out += "eigen    \(String(format: "%.2f", s)) s per eigendecomposition of \(PathAnalyzer.eigenProbeRows) rows (f64, one core while another runs one, measured now), scaled by (m/\(PathAnalyzer.eigenProbeRows))³ to the ridge machines' m rows\n"
+        }
         if let s = p.layerProbeSeconds, let f = p.layerSpeedFactor {
             out += "layers   \(String(format: "%.2f", s * 1e3)) ms for the layer probe's Jacobians (\(p.precision), one core, measured now): the layers' non-GEMM work at \(String(format: "%.2f", f))× the reference time\n"
         }

@@ -153,6 +153,44 @@ struct AnalysisPlanTests {
         #expect(abs((slow.seconds - fast.seconds * 2) + fixed) <= 1e-9 * slow.seconds, "fixed part \(2 * fast.seconds - slow.seconds) s against \(fixed) s")
     }
 
+    /// From `eigenProbeFrom` rows on, each ridge fit is the measured probe's time scaled by the
+    /// cube of the rows (the two fits side by side on the two threads: one fit's time), fixed
+    /// whatever the GEMM rate; one row fewer and the probe is neither measured nor used.
+    @Test func largeRidgeSystemsScaleTheEigenProbe() throws {
+        let tolerance = 1e-9   // the same sums in another order
+        func plan(train: Int, rate: Double) throws -> AnalysisPlan {
+            let cfg = config(name: "plan-eigen-\(train)", data: #"{"kind":"moons","train":"# + String(train) + #","test":4}"#,
+                             model: #"{"layers":[2,3,1],"activation":"relu"}"#, loss: .logistic,
+                             optimizer: OptimizerSpec(kind: .sgd, learningRate: 0.1), steps: 2, batchSize: 5)
+            let path = try recordTrace(cfg, name: "plan-eigen-\(train).sqlite")
+            return try PathAnalyzer(settings: AnalysisSettings()).plan(reader: TraceReader.open(path), gemmRate: rate, threads: 2)
+        }
+        let from = PathAnalyzer.eigenProbeFrom
+        let slow = try plan(train: from, rate: 10), fast = try plan(train: from, rate: 20)
+        let probe = try #require(slow.eigenSeconds)
+        #expect(probe.isFinite && probe > 0 && probe < 60, "probe: \(probe) s")
+        let cube = pow(Double(from) / Double(PathAnalyzer.eigenProbeRows), 3)
+        let fixed = probe * cube
+        #expect(abs((slow.seconds - fast.seconds * 2) + fixed) <= tolerance * slow.seconds,
+                "fixed part \(2 * fast.seconds - slow.seconds) s against \(fixed) s")
+        let below = try plan(train: from - 1, rate: 10)
+        #expect(below.eigenSeconds == nil)
+        // Below the threshold the fitted formula: the fixed part is its dsymv half.
+        let belowFast = try plan(train: from - 1, rate: 20)
+        let symv = try #require(below.symvSeconds), m = Double(from - 1)
+        let symvPart = AnalysisCostModel.eigenSymvFactor * m * m * m / 6 * symv
+        #expect(abs((below.seconds - belowFast.seconds * 2) + symvPart) <= tolerance * below.seconds)
+    }
+
+    /// The probe itself: one eigendecomposition of a kernel matrix, LAPACK succeeding, on one
+    /// thread and on two side by side.
+    @Test func eigenProbeTimesADecomposition() {
+        for threads in [1, 2] {
+            let s = EigenSpeed.measure(m: 64, threads: threads)
+            #expect(s.isFinite && s > 0 && s < 10, "\(threads) threads: \(s) s")
+        }
+    }
+
     static func mlp(_ layers: [Int], _ activation: String = "relu") throws -> MLP {
         let json = #"{"layers":["# + layers.map(String.init).joined(separator: ",") + #"],"activation":""# + activation + #""}"#
         return try MLP(spec: JSONDecoder().decode(ModelSpec.self, from: Data(json.utf8)))
