@@ -149,6 +149,10 @@ struct Bench: ParsableCommand {
         }
         if (points != nil || activation != nil) && chosen != ["W7-mlp"] { throw fail("--points and --activation set W7-mlp's problem: run them with --workload W7-mlp") }
         if let advice = BLASInfo.current.slowCoreAdvice { log("warning: \(advice)") }
+        if poisonsUninitialized {
+            log("warning: this binary fills its scratch buffers with NaN before use (a debug build, or the test build of `./dev test`): "
+                + "its times are not the release build's; build it with `swift build -c release --product pathkernel` for benchmarks")
+        }
         var mlpActivations: [Activation]? = nil
         if let activation {
             guard let a = Activation(rawValue: activation.lowercased()), MLPKernelBenchmark.activations.contains(a) else {
