@@ -46,9 +46,9 @@ public struct AnalysisPlan: Codable, Sendable {
     /// the plan prices with it a ridge machine's eigendecomposition or an MLP backward pass's
     /// kernel sums (`AnalysisCostModel.kernelAddFactor`).
     public var symvSeconds: Double?
-    /// Seconds of one eigendecomposition of `AnalysisCostModel.eigenProbeRows` rows, measured now
+    /// Seconds of one eigendecomposition of `PathAnalyzer.eigenProbeRows` rows, measured now
     /// (`PathAnalyzer.measuredEigenSeconds`), when the ridge machines' systems have at least
-    /// `AnalysisCostModel.eigenProbeFrom` rows and the plan scales it to theirs.
+    /// `PathAnalyzer.eigenProbeFrom` rows and the plan scales it to theirs.
     public var eigenSeconds: Double?
     /// Seconds of the layer probe (`measuredLayerProbeSeconds`) and the factor it puts on a layer
     /// network's fixed feature work (`AnalysisCostModel.layerSpeedFactor`), for a layer network.
@@ -360,7 +360,7 @@ extension PathAnalyzer {
     public static let eigenProbeRows = 1024
     public static let eigenProbeFrom = 1500
 
-    /// Seconds of one eigendecomposition of `AnalysisCostModel.eigenProbeRows` rows on one thread
+    /// Seconds of one eigendecomposition of `eigenProbeRows` rows on one thread
     /// while another runs its own beside it, as the two ridge machines' run (`EigenSpeed`, about
     /// 0.4 s), measured once per process; nil when LAPACK failed on it. The plan scales it by
     /// `(m/eigenProbeRows)³` for systems of at least `eigenProbeFrom` rows.
