@@ -54,6 +54,10 @@ public struct AnalysisPlan: Codable, Sendable {
     /// network's fixed feature work (`AnalysisCostModel.layerSpeedFactor`), for a layer network.
     public var layerProbeSeconds: Double?
     public var layerSpeedFactor: Double?
+    /// Seconds per evaluation of each smooth activation of the network with its derivative, one
+    /// thread's while every thread evaluates at once (`measuredActivationSeconds`), in the
+    /// analysis precision; keyed by the activation's name, empty for a network without one.
+    public var activationSeconds: [String: Double] = [:]
     public var threads: Int
     /// How many measurements the GEMM rate (and R's kernels' rates) are the median of: 1, or more
     /// when the first estimate was long enough for `PathAnalyzer.refineMeasurements`.
@@ -157,6 +161,9 @@ extension PathAnalyzer {
                                 peakMemoryBytes: memory, gemmRate: rate, productRate: productRate, compactProductRate: compactRate, symvSeconds: symvSeconds, eigenSeconds: eigenSeconds,
                                 layerProbeSeconds: probe,
                                 layerSpeedFactor: probe.map { AnalysisCostModel.layerSpeedFactor(probeSeconds: $0, precision: settings.precision) },
+                                activationSeconds: Dictionary(uniqueKeysWithValues: context.model.smoothActivationUnits.keys.map {
+                                    ($0.rawValue, PathAnalyzer.measuredActivationSeconds($0, settings.precision))
+                                }),
                                 threads: threads, seconds: seconds, cheaper: [])
         }
         var plan = try estimate(settings, rate: gemmRate ?? PathAnalyzer.measuredGemmRate(settings.precision))
@@ -594,10 +601,38 @@ extension PathAnalyzer {
 private let layerProbeSeconds = LockedBox<[AnalysisSettings.Precision: Double]>([:])
 
 extension PathAnalyzer {
-    /// Seconds one core takes for one evaluation of `activation` with its derivative
-    /// (`Activation.applyInPlace`, the networks' and the quadrature's inner step) in `precision`,
-    /// measured once per process: the median of 9 passes over 16,384 standard-normal inputs
-    /// (about 1 ms for tanh). 0 for the identity and the piecewise-linear activations.
+    /// The median seconds of `run` on one thread while every thread (`Parallel.threads`) runs it
+    /// at once: each thread times its own calls, one untimed and then `runs`, so that their
+    /// timings overlap (a call of the activation's microbenchmark takes about half a millisecond;
+    /// timing all threads' calls together would add the threads' start and its skew). `run(t)`
+    /// gets its thread's index and returns a value the compiler cannot drop.
+    static func concurrentMedianSeconds(runs: Int = 15, _ run: (Int) -> Double) -> Double {
+        let threads = max(1, Parallel.threads)
+        let times = UnsafeMutablePointer<Double>.allocate(capacity: threads * runs)
+        let sinks = UnsafeMutablePointer<Double>.allocate(capacity: threads)
+        times.initialize(repeating: 0, count: threads * runs)
+        sinks.initialize(repeating: 0, count: threads)
+        defer { times.deallocate(); sinks.deallocate() }
+        Parallel.forEach(threads) { t in
+            for call in 0...runs {
+                let t0 = DispatchTime.now().uptimeNanoseconds
+                sinks[t] += run(t)
+                if call > 0 { times[t * runs + call - 1] = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9 }
+            }
+        }
+        withExtendedLifetime(sinks) {}
+        let sorted = UnsafeBufferPointer(start: times, count: threads * runs).sorted()
+        return sorted[sorted.count / 2]
+    }
+
+    /// Seconds one thread takes for one evaluation of `activation` with its derivative
+    /// (`Activation.applyInPlace`, the networks' and the quadrature's inner step) in `precision`
+    /// while every thread of the analysis (`Parallel.threads`) evaluates it at once, as the
+    /// analysis does, measured once per process: the median of passes over 16,384 standard-normal
+    /// inputs per thread (`medianSeconds`; about 0.5 ms a pass for tanh on one core of session
+    /// 23's EPYC). Two vCPUs that are one core's two hyperthreads share its units and take about
+    /// twice as long as one alone; two cores do not (Docs/path-kernel.md §7, Session 23). 0 for the
+    /// identity and the piecewise-linear activations.
     public static func measuredActivationSeconds(_ activation: Activation, _ precision: AnalysisSettings.Precision) -> Double {
         guard activation.isSmooth else { return 0 }
         return activationSeconds.withLock { table in
@@ -607,16 +642,11 @@ extension PathAnalyzer {
             let inputs = (0..<16_384).map { _ in rng.normal() }
             func time<S: BLASScalar>(_: S.Type) -> Double {
                 let z = DenseMatrix<S>(rows: 1, cols: inputs.count, data: inputs.map { S($0) })
-                var runs: [Double] = []
-                for _ in 0..<9 {
+                return concurrentMedianSeconds { t in
                     var v = z
-                    let t0 = DispatchTime.now().uptimeNanoseconds
                     let d = activation.applyInPlace(&v)
-                    let seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
-                    withExtendedLifetime(d) {}
-                    runs.append(seconds / Double(inputs.count))
-                }
-                return runs.sorted()[4]
+                    return Double(v.data[t % inputs.count] + d.data[t % inputs.count])
+                } / Double(inputs.count)
             }
             let s = precision == .f32 ? time(Float.self) : time(Double.self)
             table[key] = s
@@ -624,26 +654,21 @@ extension PathAnalyzer {
         }
     }
 
-    /// Seconds one core takes per activation evaluation of the analytic kernels' trapezoidal rule
-    /// (`GaussianExpectation.trapezoid`, whose inner loop is cheaper than `applyInPlace` for tanh
-    /// and sigmoid), measured once per process on one pair at `q = 1` (`M = 97`: 9,506
-    /// evaluations), median of 3 after a warm-up. 0 for the closed forms.
+    /// Seconds one thread takes per activation evaluation of the analytic kernels' trapezoidal
+    /// rule (`GaussianExpectation.trapezoid`, whose inner loop is cheaper than `applyInPlace` for
+    /// tanh and sigmoid) while every thread runs one at once (see `measuredActivationSeconds`),
+    /// measured once per process on one pair at `q = 1` (`M = 97`: 9,506 evaluations) per thread,
+    /// the median of such runs after a warm-up (`medianSeconds`). 0 for the closed forms.
     public static func measuredQuadratureSeconds(_ activation: Activation) -> Double {
         guard !GaussianExpectation.hasClosedForm(activation) else { return 0 }
         return activationSeconds.withLock { table in
             let key = "quadrature/\(activation.rawValue)"
             if let s = table[key] { return s }
             let m = Double(GaussianExpectation.nodeCount(maxVariance: 1))
-            var runs: [Double] = []
-            var sink = 0.0
-            for run in 0..<4 {
-                let t0 = DispatchTime.now().uptimeNanoseconds
-                sink += GaussianExpectation.trapezoid(activation, leakySlope: 0, q1: 1, q2: 1, c: 0.5).value
-                let seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
-                if run > 0 { runs.append(seconds / (m * m + m)) }
+            let median = concurrentMedianSeconds { _ in
+                GaussianExpectation.trapezoid(activation, leakySlope: 0, q1: 1, q2: 1, c: 0.5).value
             }
-            withExtendedLifetime(sink) {}
-            let s = runs.sorted()[1]
+            let s = median / (m * m + m)
             table[key] = s
             return s
         }

@@ -142,10 +142,16 @@ struct AnalysisCostModel {
     /// fmnist-mlp).
     static let gemmHalfWidth = 200.0
     /// How much slower the smooth activations and the analytic quadrature run inside the
-    /// analysis than in the plan's one-core microbenchmarks (`measuredActivationSeconds`,
-    /// `measuredQuadratureSeconds`: 16,384 inputs in one pass, one pair): both threads at once,
-    /// strided rows, caches shared with the GEMMs. Fitted (see `gemmHalfWidth`).
-    static let activationSlowdown = 2.5
+    /// analysis than in the plan's microbenchmarks (`measuredActivationSeconds`,
+    /// `measuredQuadratureSeconds`: 16,384 inputs, one pair, on every thread at once): strided
+    /// rows, caches shared with the GEMMs. 2.5 from session 11 to 22, fitted with `gemmHalfWidth`
+    /// against microbenchmarks of one core alone; on the AMD EPYC of sessions 17–23 moons-mlp's
+    /// estimate was then 29–55 % high, its tanh at about 1.3–1.9 times that microbenchmark's time
+    /// (whose median itself moves between 20 and 31 ns an evaluation with the VM's speed). 1.5
+    /// from session 23, fitted there, with the microbenchmark on every thread at once (which
+    /// carries into it what two threads sharing one core's units would cost, on a machine whose
+    /// vCPUs are hyperthreads; Docs/path-kernel.md §7, Session 23; not checked on the Xeon).
+    static let activationSlowdown = 1.5
     /// A layer network's steps phase on the backward route (the batch's Jacobian rows and the
     /// dynamics' 100 points per step, in calls of a few examples into fresh arrays) counts this
     /// many times its feature cost, which the backward pass's shared nodes (every query of a

@@ -143,6 +143,9 @@ enum AnalysisRunner {
         if let s = p.layerProbeSeconds, let f = p.layerSpeedFactor {
             out += "layers   \(String(format: "%.2f", s * 1e3)) ms for the layer probe's Jacobians (\(p.precision), one core, measured now): the layers' non-GEMM work at \(String(format: "%.2f", f))× the reference time\n"
         }
+        for (name, s) in p.activationSeconds.sorted(by: { $0.key < $1.key }) {
+            out += "activ.   \(String(format: "%.1f", s * 1e9)) ns per \(name) evaluation with its derivative (\(p.precision), each of \(p.threads) threads at once, measured now)\n"
+        }
         if !rateGiven, let advice = BLASInfo.current.slowCoreAdvice { out += "warning: \(advice)\n" }
         out += "\n"
         out += "phase                     work (GFLOP-eq)        time\n"

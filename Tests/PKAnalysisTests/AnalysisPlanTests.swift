@@ -52,6 +52,41 @@ struct AnalysisPlanTests {
         #expect(try TraceReader.open(path).analysis(key: AnalysisStore.key(AnalysisSettings())) == nil)
     }
 
+    /// The plan names the activation times it priced with: tanh for a tanh MLP (positive and
+    /// finite), none for a relu one.
+    @Test func planReportsItsActivationTimes() throws {
+        let path = try Self.momentumTrace()
+        let plan = try PathAnalyzer(settings: AnalysisSettings()).plan(reader: TraceReader.open(path), gemmRate: 10, threads: 2)
+        #expect(Array(plan.activationSeconds.keys) == ["tanh"])
+        let s = try #require(plan.activationSeconds["tanh"])
+        #expect(s > 0 && s.isFinite)
+        let relu = try recordTrace(config(name: "plan-relu", data: #"{"kind":"spirals","train":20,"test":6,"classes":2}"#,
+                                          model: #"{"layers":[2,5,1],"activation":"relu"}"#, loss: .logistic,
+                                          optimizer: OptimizerSpec(kind: .sgd, learningRate: 0.1), steps: 3, batchSize: 5, checkpointEvery: 1),
+                                   name: "plan-relu.sqlite")
+        #expect(try PathAnalyzer(settings: AnalysisSettings()).plan(reader: TraceReader.open(relu), gemmRate: 10, threads: 2).activationSeconds.isEmpty)
+    }
+
+    /// `concurrentMedianSeconds` runs its body on every thread with that thread's index, and
+    /// returns one call's time: a call that sleeps 2 ms takes at least that (and, on a machine
+    /// that is not stalled, well under 200 ms: a bound that only a timer counting every thread's
+    /// calls together, or none, would break).
+    @Test func concurrentTimerTimesOneCallPerThread() {
+        let hold = Parallel.holdThreadCount()
+        defer { hold.release() }
+        Parallel.threads = 2
+        let seen = UnsafeMutablePointer<Int>.allocate(capacity: 2)
+        seen.initialize(repeating: 0, count: 2)
+        defer { seen.deallocate() }
+        let s = PathAnalyzer.concurrentMedianSeconds(runs: 3) { t in
+            seen[t] += 1
+            usleep(2_000)
+            return 0
+        }
+        #expect(seen[0] == 4 && seen[1] == 4)   // one untimed call and 3 timed ones each
+        #expect(s >= 2e-3 && s < 0.2)
+    }
+
     /// An MLP's backward phase by hand (session 14): its GEMM work at `backwardGemmEfficiency`
     /// (the features of q shared nodes and `2·C·Q·P_R·(q + n_b)`), plus `querySideScalarCost`
     /// per R scalar, `C·Q·(P_R + rowScalars·rows)` of them. In a plan the memory-bound part's
