@@ -288,7 +288,11 @@ struct AnalysisCostModel {
                 // `compactQuerySide` scalars at that kernel's own rate.
                 let products = productFlopCost * 2 * C * Q * (PR * rowsPerQuery + (PR - compactQuerySide) * nb)
                     + compactProductFlopCost * 2 * C * Q * compactQuerySide * nb
-                let gemm = (qf * features + products) * PathAnalyzer.efficiency.backward / Self.backwardGemmEfficiency
+                // The queries' features at their width's rate, as in the steps phase (the same
+                // small GEMMs and per-row work; session 23: teacher-adam's feature GEMMs and rows
+                // took 2.7 times their flat price on the AMD EPYC, `gemmWidthFactor` 2.6 at width 128).
+                let queryFeatures = Q * (width * featureCostPerExample + smoothPerExample)
+                let gemm = (qf * queryFeatures + products) * PathAnalyzer.efficiency.backward / Self.backwardGemmEfficiency
                 // The kernel sums: N's and the kernel block's per layer, then the scatter into K^p.
                 let layers = Double(mlp.layers.count), B = Double(blocks)
                 let added = Q * C * layers * nb * (1 + B), scattered = Q * B * B * nb

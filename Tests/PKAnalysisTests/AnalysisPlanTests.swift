@@ -88,7 +88,8 @@ struct AnalysisPlanTests {
     }
 
     /// An MLP's backward phase by hand (session 14): its GEMM work at `backwardGemmEfficiency`
-    /// (the features of q shared nodes and `2·C·Q·P_R·(q + n_b)`), plus `querySideScalarCost`
+    /// (the features of q shared nodes, at their width's rate `gemmWidthFactor` since session 23,
+    /// and `2·C·Q·P_R·(q + n_b)`), plus `querySideScalarCost`
     /// per R scalar, `C·Q·(P_R + rowScalars·rows)` of them. In a plan the memory-bound part's
     /// seconds do not depend on the GEMM rate: at twice the rate the backward phase takes more
     /// than half the time, by exactly that part.
@@ -101,7 +102,9 @@ struct AnalysisPlanTests {
             AnalysisCostModel(model: net, queries: Int(Q), train: 30, meanBatch: nb, nodes: Int(q), blocks: 1, kernelForm: true,
                               backward: true, querySide: PR, windowSides: 1, machines: nil, querySideScalarCost: scalarCost)
         }
-        let gemm = (q * Q * f + 2 * C * Q * PR * (q + nb)) * PathAnalyzer.efficiency.backward / AnalysisCostModel.backwardGemmEfficiency
+        let width = (6.0 + AnalysisCostModel.gemmHalfWidth) / 6   // hidden widths 7 and 5
+        #expect(AnalysisCostModel.gemmWidthFactor(net) == width)
+        let gemm = (q * Q * width * f + 2 * C * Q * PR * (q + nb)) * PathAnalyzer.efficiency.backward / AnalysisCostModel.backwardGemmEfficiency
         let memory = perScalar * C * Q * (PR + AnalysisCostModel.rowScalars * rows)
         #expect(abs(cost(perScalar).backwardPerStep - (gemm + memory)) <= tolerance * (gemm + memory))
         #expect(abs(cost(0).backwardPerStep - gemm) <= tolerance * gemm)
@@ -118,7 +121,7 @@ struct AnalysisPlanTests {
         let compact = AnalysisCostModel(model: net, queries: Int(Q), train: 30, meanBatch: nb, nodes: Int(q), blocks: 1, kernelForm: true,
                                         backward: true, querySide: PR, windowSides: 1, machines: nil, productFlopCost: p,
                                         compactQuerySide: c, compactProductFlopCost: pc)
-        let compactGemm = (q * Q * f + p * 2 * C * Q * (PR * q + (PR - c) * nb) + pc * 2 * C * Q * c * nb)
+        let compactGemm = (q * Q * width * f + p * 2 * C * Q * (PR * q + (PR - c) * nb) + pc * 2 * C * Q * c * nb)
             * PathAnalyzer.efficiency.backward / AnalysisCostModel.backwardGemmEfficiency
         #expect(abs(compact.backwardPerStep - compactGemm) <= tolerance * compactGemm)
         #expect(compact.backwardPerStep > AnalysisCostModel(model: net, queries: Int(Q), train: 30, meanBatch: nb, nodes: Int(q), blocks: 1,
