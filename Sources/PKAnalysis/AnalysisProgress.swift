@@ -56,8 +56,9 @@ public struct AnalysisProgress: Sendable {
 /// search counts its GEMMs (`breakpointSearchPerQuery`). A layer network's kinked query enters
 /// R's update and the kernels as one row (its `J̄` summed over its own nodes,
 /// `LayerNetwork.segmentIntegratedJacobians`); the JVP route still takes one JVP per node. An
-/// MLP's steps phase counts `gemmWidthFactor` flop-equivalents per GEMM flop (small GEMMs' lower
-/// rate), and the measured activation and quadrature times are multiplied by
+/// MLP's steps phase and its backward pass's query features count `gemmWidthFactor`
+/// flop-equivalents per GEMM flop (small GEMMs' lower rate, the feature rows' own work), and
+/// the measured activation and quadrature times are multiplied by
 /// `activationSlowdown` (Docs/path-kernel.md §7, Size-aware efficiency).
 struct AnalysisCostModel {
     /// An MLP's backward pass in two parts (session 14, Docs/path-kernel.md §7): its GEMM work
