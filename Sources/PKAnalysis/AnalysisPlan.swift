@@ -628,10 +628,10 @@ extension PathAnalyzer {
     /// Seconds one thread takes for one evaluation of `activation` with its derivative
     /// (`Activation.applyInPlace`, the networks' and the quadrature's inner step) in `precision`
     /// while every thread of the analysis (`Parallel.threads`) evaluates it at once, as the
-    /// analysis does, measured once per process: the median of passes over 16,384 standard-normal
-    /// inputs per thread (`medianSeconds`; about 0.5 ms a pass for tanh on one core of session
-    /// 23's EPYC). Two vCPUs that are one core's two hyperthreads share its units and take about
-    /// twice as long as one alone; two cores do not (Docs/path-kernel.md §7, Session 23). 0 for the
+    /// analysis does, measured once per process: the median of 15 passes over 16,384
+    /// standard-normal inputs per thread (`concurrentMedianSeconds`; 0.3–0.5 ms a pass for tanh on
+    /// session 23's EPYC). Where the vCPUs are one core's hyperthreads, the threads share that
+    /// core's units, and the time includes it (Docs/path-kernel.md §7, Session 23). 0 for the
     /// identity and the piecewise-linear activations.
     public static func measuredActivationSeconds(_ activation: Activation, _ precision: AnalysisSettings.Precision) -> Double {
         guard activation.isSmooth else { return 0 }
@@ -658,7 +658,8 @@ extension PathAnalyzer {
     /// rule (`GaussianExpectation.trapezoid`, whose inner loop is cheaper than `applyInPlace` for
     /// tanh and sigmoid) while every thread runs one at once (see `measuredActivationSeconds`),
     /// measured once per process on one pair at `q = 1` (`M = 97`: 9,506 evaluations) per thread,
-    /// the median of such runs after a warm-up (`medianSeconds`). 0 for the closed forms.
+    /// the median of 15 such runs per thread after a warm-up (`concurrentMedianSeconds`). 0 for
+    /// the closed forms.
     public static func measuredQuadratureSeconds(_ activation: Activation) -> Double {
         guard !GaussianExpectation.hasClosedForm(activation) else { return 0 }
         return activationSeconds.withLock { table in
