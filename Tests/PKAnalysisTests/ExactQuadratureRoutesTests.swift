@@ -352,14 +352,19 @@ struct ExactQuadratureCostTests {
         let valueCost = PathAnalyzer.measuredSymvSeconds() * PathAnalyzer.measuredGemmRate(.f64) * 1e9 * PathAnalyzer.efficiency.backward
         let B = Double(context.blocks), layers = Double(net.featureBlocks.count)
         let sums = valueCost * (AnalysisCostModel.kernelAddFactor * Q * C * layers * nb * (1 + B) + AnalysisCostModel.kernelScatterFactor * Q * B * B * nb)
+        // The queries' features at their width's rate (`gemmWidthFactor`, since session 23).
+        let width = AnalysisCostModel.gemmWidthFactor(net)
+        #expect(width > 1)
         func backward(qf: Double, qd: Double) -> Double {
-            (qf * Q * net.featureCostPerExample + productCost * 2 * C * Q * PR * (qd + nb))
+            (qf * Q * width * net.featureCostPerExample + productCost * 2 * C * Q * PR * (qd + nb))
                 * PathAnalyzer.efficiency.backward / AnalysisCostModel.backwardGemmEfficiency
                 + scalarCost * C * Q * (PR + AnalysisCostModel.rowScalars * rows) + sums
         }
         let tolerance = 1e-12   // the same sums in another order
         #expect(abs(exact.backwardPerStep - backward(qf: 4.2, qd: 2.6)) <= tolerance * exact.backwardPerStep)
         #expect(abs(gauss.backwardPerStep - backward(qf: 4, qd: 4)) <= tolerance * gauss.backwardPerStep)
-        #expect(exact.backwardPerStep < gauss.backwardPerStep)
+        // (Which of the two is larger depends on the network: exact quadrature updates R on fewer
+        // nodes, 2.6 against 4, but computes more features, 4.2 against 4, and this small
+        // network's features cost more per flop than R's products.)
     }
 }
