@@ -605,7 +605,8 @@ extension PathAnalyzer {
     /// at once: each thread times its own calls, one untimed and then `runs`, so that their
     /// timings overlap (a call of the activation's microbenchmark takes about half a millisecond;
     /// timing all threads' calls together would add the threads' start and its skew). `run(t)`
-    /// gets its thread's index and returns a value the compiler cannot drop.
+    /// gets its thread's index and returns a value, which goes into that thread's sum (the call's
+    /// result is used).
     static func concurrentMedianSeconds(runs: Int = 15, _ run: (Int) -> Double) -> Double {
         let threads = max(1, Parallel.threads)
         let times = UnsafeMutablePointer<Double>.allocate(capacity: threads * runs)
@@ -620,7 +621,6 @@ extension PathAnalyzer {
                 if call > 0 { times[t * runs + call - 1] = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9 }
             }
         }
-        withExtendedLifetime(sinks) {}
         let sorted = UnsafeBufferPointer(start: times, count: threads * runs).sorted()
         return sorted[sorted.count / 2]
     }
