@@ -268,6 +268,68 @@ PK_CONTRACTION(float, pk_v8f, contraction_f32_base, )
 PK_COMBINATION(float, combination_f32_base, )
 PK_COMBINATION_INDEXED(float, combination_indexed_f32_base, )
 
+/* tanh (pk_kernels.h, pk_tanh): |x| < 0.625: |x| + (|x|·s)·p(s), s = x², p a degree-11 polynomial
+ * in s (its coefficients from Tools/reference/tanh_coefficients.py: the Chebyshev fit of
+ * (tanh √s/√s − 1)/s on [0, 0.625²], 3.9e-18 from it); else (1 − u)/(1 + u), u = e^{−2|x|} =
+ * 2^k e^r with k = round(−2|x|/ln 2) (2|x| clamped at 40, where u < 2^−57 and the result is 1), r
+ * reduced by ln 2 in two parts (fdlibm's ln2_hi, whose k·ln2_hi is exact, and ln2_lo) and e^r a
+ * degree-11 polynomial (the Chebyshev fit on [−ln2/2, ln2/2], 3.2e-18); then the sign of x; NaN for
+ * NaN. Both polynomials in two Horner chains (even and odd coefficients, the chains' latency
+ * halved: 3.6 against 4.4 ns an element with AVX2). Branch-free, so that a loop of it vectorizes;
+ * every operation correctly rounded and none fused, so that the scalar, SSE2, AVX2 and AVX-512
+ * versions give the same bits. At most 2 ulp from the exact tanh (1.83 over 10⁵ points against
+ * mpmath, the script's --check; 1.72 over 2·10⁵ against x87 tanhl, TanhTests). 2^k: the integer k sits in the low bits of k + 1.5·2^52, and
+ * those bits shifted by 52 add k to the exponent of e^r (k ∈ [−58, −1]: no overflow). */
+static const double pk_tanh_p[12] = {
+    0x1.b33642a122cddp-18, -0x1.05bbdae896297p-15, 0x1.8445870f6fe41p-14, -0x1.f243823c8c981p-13,
+    0x1.3526e9ed54da1p-11, -0x1.7d9f6f23e8682p-10, 0x1.d6d39ae3905e2p-9, -0x1.226e3473dce5cp-7,
+    0x1.664f487e0a749p-6, -0x1.ba1ba1ba0f126p-5, 0x1.11111111110a8p-3, -0x1.5555555555555p-2};
+static const double pk_exp_p[12] = {
+    0x1.af631d0059becp-26, 0x1.28b4057f44145p-22, 0x1.71ddf5749d126p-19, 0x1.a01991ac8730ap-16,
+    0x1.a01a01b14378fp-13, 0x1.6c16c187fbe02p-10, 0x1.111111110f225p-7, 0x1.555555554f0cfp-5,
+    0x1.555555555555ap-3, 0x1.0000000000011p-1, 0x1.0000000000000p+0, 0x1.0000000000000p+0};
+
+__attribute__((always_inline)) static inline double pk_tanh_core(double x) {
+    const double ln2hi = 6.93147180369123816490e-01, ln2lo = 1.90821492927058770002e-10;
+    const double invln2 = 1.44269504088896338700e+00, shifter = 0x1.8p52;
+    double a = fabs(x), s = a * a, s2 = s * s;
+    double pe = pk_tanh_p[0], po = pk_tanh_p[1];
+    for (int c = 2; c < 12; c += 2) { pe = pe * s2 + pk_tanh_p[c]; po = po * s2 + pk_tanh_p[c + 1]; }
+    double small = a + (a * s) * (pe * s + po);
+    double y = 2 * a;
+    y = y > 40 ? 40 : y;
+    double shifted = y * -invln2 + shifter, k = shifted - shifter;
+    double r = (-y - k * ln2hi) - k * ln2lo, r2 = r * r;
+    double ee = pk_exp_p[0], eo = pk_exp_p[1];
+    for (int c = 2; c < 12; c += 2) { ee = ee * r2 + pk_exp_p[c]; eo = eo * r2 + pk_exp_p[c + 1]; }
+    double e = ee * r + eo, u;
+    unsigned long long kb, eb;
+    memcpy(&kb, &shifted, sizeof kb);
+    memcpy(&eb, &e, sizeof eb);
+    eb += kb << 52;
+    memcpy(&u, &eb, sizeof u);
+    double large = (1 - u) / (1 + u);
+    double t = copysign(a < 0.625 ? small : large, x);
+    return x != x ? x : t;
+}
+
+#define PK_TANH(NAME, ATTR)                                                                        \
+    ATTR static void NAME##_f64(double *restrict z, double *restrict d, size_t n) {               \
+        for (size_t i = 0; i < n; i++) {                                                           \
+            double t = pk_tanh_core(z[i]);                                                         \
+            z[i] = t;                                                                              \
+            d[i] = 1 - t * t;                                                                      \
+        }                                                                                          \
+    }                                                                                              \
+    ATTR static void NAME##_f32(float *restrict z, float *restrict d, size_t n) {                 \
+        for (size_t i = 0; i < n; i++) {                                                           \
+            double t = pk_tanh_core((double)z[i]);                                                 \
+            z[i] = (float)t;                                                                       \
+            d[i] = (float)(1 - t * t);                                                             \
+        }                                                                                          \
+    }
+PK_TANH(tanh_base, )
+
 /* The widest version allowed (tests): 2 AVX-512F, 1 AVX2, 0 the baseline. */
 static atomic_int max_level = 2;
 void pk_kernels_force_baseline(int on) { atomic_store(&max_level, on ? 0 : 2); }
@@ -300,6 +362,9 @@ PK_PRODUCT(double, pk_v8d, product_f64_avx512_indexed, __attribute__((target("av
 PK_PRODUCT(float, pk_v16f, product_f32_avx512, __attribute__((target("avx512f,fma"))), 6, 4, fmaf, PK_ROW_PLAIN)
 PK_PRODUCT(float, pk_v16f, product_f32_avx512_indexed, __attribute__((target("avx512f,fma"))), 6, 4, fmaf, PK_ROW_INDEXED)
 
+PK_TANH(tanh_avx2, __attribute__((target("avx2"))))
+PK_TANH(tanh_avx512, __attribute__((target("avx512f"))))
+
 /* 2 AVX-512F, 1 AVX2 with FMA, 0 neither (the products' version; cached). */
 static int product_level(void) {
     static atomic_int cached = -1;
@@ -326,6 +391,24 @@ int pk_kernels_avx2(void) {
 #else
 int pk_kernels_avx2(void) { (void)atomic_load(&max_level); return 0; }
 #endif
+
+double pk_tanh(double x) { return pk_tanh_core(x); }
+
+#if defined(__x86_64__) || defined(_M_X64)
+#define PK_TANH_DISPATCH(SUFFIX)                                                                   \
+    if (product_level() == 2) { tanh_avx512_##SUFFIX(z, d, n); return; }                          \
+    if (pk_kernels_avx2()) { tanh_avx2_##SUFFIX(z, d, n); return; }
+#else
+#define PK_TANH_DISPATCH(SUFFIX)
+#endif
+void pk_tanh_in_place_f64(double *z, double *d, size_t n) {
+    PK_TANH_DISPATCH(f64)
+    tanh_base_f64(z, d, n);
+}
+void pk_tanh_in_place_f32(float *z, float *d, size_t n) {
+    PK_TANH_DISPATCH(f32)
+    tanh_base_f32(z, d, n);
+}
 
 void pk_scaled_combination_f64(double *o, const double *s, const double *a0, const double *a1,
                                const double *a2, const double *a3, double c0, double c1, double c2,

@@ -11,7 +11,7 @@ import PKNumerics
 /// | `identity` | `x` | `1` |
 /// | `relu` | `max(x, 0)` | `1` if `x > 0`, else `0` (so `φ'(0) = 0`) |
 /// | `leakyRelu` | `x` if `x > 0`, else `α x` | `1` if `x > 0`, else `α` (so `φ'(0) = α`) |
-/// | `tanh` | `tanh x` | `1 − tanh² x` |
+/// | `tanh` | `tanh x` (`Tanh.value`, within 2 ulp of the correctly rounded value) | `1 − tanh² x` |
 /// | `sigmoid` | `1 / (1 + e^{−x})` | `σ(x)(1 − σ(x))` |
 /// | `gelu` | `x Φ(x)`, `Φ(x) = ½(1 + erf(x/√2))` (exact, not the tanh approximation; Hendrycks & Gimpel 2016) | `Φ(x) + x φ_N(x)`, `φ_N(x) = e^{−x²/2}/√(2π)` |
 /// | `erf` | `erf x` | `(2/√π) e^{−x²}` |
@@ -34,7 +34,7 @@ public enum Activation: String, Codable, Sendable, CaseIterable {
         case .identity: return x
         case .relu: return x > 0 ? x : 0
         case .leakyRelu: return x > 0 ? x : alpha * x
-        case .tanh: return Foundation.tanh(x)
+        case .tanh: return Tanh.value(x)
         case .sigmoid: return Activation.logistic(x)
         case .gelu: return x * Activation.normalCDF(x)
         case .erf: return Foundation.erf(x)
@@ -50,7 +50,7 @@ public enum Activation: String, Codable, Sendable, CaseIterable {
         case .relu: return x > 0 ? 1 : 0
         case .leakyRelu: return x > 0 ? 1 : alpha
         case .tanh:
-            let t = Foundation.tanh(x)
+            let t = Tanh.value(x)
             return 1 - t * t
         case .sigmoid:
             let s = Activation.logistic(x)
@@ -73,7 +73,7 @@ public enum Activation: String, Codable, Sendable, CaseIterable {
         switch self {
         case .identity, .relu, .leakyRelu: return 0
         case .tanh:
-            let t = Foundation.tanh(x)
+            let t = Tanh.value(x)
             return -2 * t * (1 - t * t)
         case .sigmoid, .softplus:
             let s = Activation.logistic(x)
@@ -95,7 +95,7 @@ public enum Activation: String, Codable, Sendable, CaseIterable {
         case .relu: return x > 0 ? (x, 1) : (0, 0)
         case .leakyRelu: return x > 0 ? (x, 1) : (alpha * x, alpha)
         case .tanh:
-            let t = Foundation.tanh(x)
+            let t = Tanh.value(x)
             return (t, 1 - t * t)
         case .sigmoid:
             let s = Activation.logistic(x)
@@ -127,6 +127,18 @@ public enum Activation: String, Codable, Sendable, CaseIterable {
     @_specialize(where S == Float)
     public func applyInPlace<S: BLASScalar>(_ z: inout DenseMatrix<S>, leakySlope alpha: Double = 0.01) -> DenseMatrix<S> {
         if self == .identity { return DenseMatrix<S>(rows: z.rows, cols: z.cols, repeating: 1) }
+        if self == .tanh {
+            // One vectorized pass (`pk_tanh_in_place`): the bits of `Tanh.value`, 5–8 times as fast
+            // as a loop of it (session 24).
+            let count = z.data.count
+            let slopes = z.data.withUnsafeMutableBufferPointer { vp in
+                [S](unsafeUninitializedCapacity: count) { dp, initialized in
+                    if count > 0 { S.tanhInPlace(vp.baseAddress!, derivatives: dp.baseAddress!, count: count) }
+                    initialized = count
+                }
+            }
+            return DenseMatrix(rows: z.rows, cols: z.cols, data: slopes)
+        }
         if self == .relu {
             // One pass, without branches (the signs of z are random, so a branch mispredicts half
             // the time and the loop does not vectorize): φ' = [z > 0], φ = z·[z > 0] (0 for NaN).

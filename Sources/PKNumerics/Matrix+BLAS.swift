@@ -55,6 +55,10 @@ public protocol BLASScalar: BinaryFloatingPoint, Sendable, Codable {
     static func scaledCombination(_ o: UnsafeMutablePointer<Self>, scale s: UnsafePointer<Self>?, at idx: UnsafePointer<Int32>,
                                   _ a: (UnsafePointer<Self>, UnsafePointer<Self>, UnsafePointer<Self>, UnsafePointer<Self>),
                                   _ c: (Self, Self, Self, Self), decay: Self, count n: Int)
+    /// tanh in place with its derivative: `t = Tanh.value(v[k])` (a `Float` widened first),
+    /// `v[k] ← t`, `d[k] ← 1 − t·t`, each rounded once to `Self`: the C kernel
+    /// `pk_tanh_in_place` (AVX-512, AVX2 or SSE2 lanes, the bits of `Tanh.value` in every one).
+    static func tanhInPlace(_ v: UnsafeMutablePointer<Self>, derivatives d: UnsafeMutablePointer<Self>, count: Int)
     /// ReLU in place without derivatives: `v[k] ← v[k]·[v[k] > 0]`, the values of `reluInPlace`
     /// (its derivative is `[φ(z) > 0]`, read back from the values where needed).
     static func reluInPlace(_ v: UnsafeMutablePointer<Self>, count: Int)
@@ -479,5 +483,17 @@ extension Float {
             while i + 8 <= count { store(load(k, i) + load(d, i) * (load(a, i) + sh), i); i += 8 }
             while i < count { k[i] += d[i] * (a[i] + shift); i += 1 }
         }
+    }
+}
+
+extension Double {
+    public static func tanhInPlace(_ v: UnsafeMutablePointer<Double>, derivatives d: UnsafeMutablePointer<Double>, count: Int) {
+        pk_tanh_in_place_f64(v, d, count)
+    }
+}
+
+extension Float {
+    public static func tanhInPlace(_ v: UnsafeMutablePointer<Float>, derivatives d: UnsafeMutablePointer<Float>, count: Int) {
+        pk_tanh_in_place_f32(v, d, count)
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import PKNetworks
+import PKNumerics
 
 /// The two Gaussian expectations an activation layer contributes to the infinite-width kernels
 /// (ntk-family contract §1):
@@ -223,7 +224,7 @@ public enum GaussianExpectation {
     static func valueAndDerivative(_ activation: Activation, _ x: Double, leakySlope alpha: Double) -> (Double, Double) {
         switch activation {
         case .tanh:
-            let t = Foundation.tanh(x)
+            let t = Tanh.value(x)
             return (t, 1 - t * t)
         case .sigmoid:
             let e = exp(-abs(x))
