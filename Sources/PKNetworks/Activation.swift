@@ -169,6 +169,12 @@ public enum Activation: String, Codable, Sendable, CaseIterable {
     /// `φ` applied to every element.
     public func values(_ z: Matrix, leakySlope alpha: Double = 0.01) -> Matrix {
         if self == .identity { return z }
+        if self == .tanh {
+            // One vector pass (the bits of `value`); the derivatives it also gives are dropped.
+            var v = z
+            _ = applyInPlace(&v, leakySlope: alpha)
+            return v
+        }
         return z.map { value($0, leakySlope: alpha) }
     }
 
