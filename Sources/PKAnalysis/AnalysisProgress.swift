@@ -152,6 +152,8 @@ struct AnalysisCostModel {
     /// from session 23, fitted there, with the microbenchmark on every thread at once (which
     /// carries into it what two threads sharing one core's units would cost, on a machine whose
     /// vCPUs are hyperthreads; Docs/path-kernel.md §7, Session 23; not checked on the Xeon).
+    /// Since session 24 the tanh it multiplies is pathkernel's vectorized one (5.5 ns against
+    /// glibc's 20–35 there): not refitted, the time it scales is measured.
     static let activationSlowdown = 1.5
     /// A layer network's steps phase on the backward route (the batch's Jacobian rows and the
     /// dynamics' 100 points per step, in calls of a few examples into fresh arrays) counts this
