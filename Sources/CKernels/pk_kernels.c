@@ -278,8 +278,10 @@ PK_COMBINATION_INDEXED(float, combination_indexed_f32_base, )
  * halved: 3.6 against 4.4 ns an element with AVX2). Branch-free, so that a loop of it vectorizes;
  * every operation correctly rounded and none fused, so that the scalar, SSE2, AVX2 and AVX-512
  * versions give the same bits. At most 2 ulp from the exact tanh (1.83 over 10⁵ points against
- * mpmath, the script's --check; 1.72 over 2·10⁵ against x87 tanhl, TanhTests). 2^k: the integer k sits in the low bits of k + 1.5·2^52, and
- * those bits shifted by 52 add k to the exponent of e^r (k ∈ [−58, −1]: no overflow). */
+ * mpmath, the script's --check; 1.72 over 2·10⁵ against x87 tanhl, TanhTests). 2^k: the integer
+ * k sits in the low bits of k + 1.5·2^52, and those bits shifted by 52 add k to the exponent of
+ * e^r (k ∈ [−58, 0] for every input but NaN, whose result is x itself: no overflow, no
+ * subnormal). */
 static const double pk_tanh_p[12] = {
     0x1.b33642a122cddp-18, -0x1.05bbdae896297p-15, 0x1.8445870f6fe41p-14, -0x1.f243823c8c981p-13,
     0x1.3526e9ed54da1p-11, -0x1.7d9f6f23e8682p-10, 0x1.d6d39ae3905e2p-9, -0x1.226e3473dce5cp-7,

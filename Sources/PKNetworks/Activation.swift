@@ -11,7 +11,7 @@ import PKNumerics
 /// | `identity` | `x` | `1` |
 /// | `relu` | `max(x, 0)` | `1` if `x > 0`, else `0` (so `φ'(0) = 0`) |
 /// | `leakyRelu` | `x` if `x > 0`, else `α x` | `1` if `x > 0`, else `α` (so `φ'(0) = α`) |
-/// | `tanh` | `tanh x` (`Tanh.value`, within 2 ulp of the correctly rounded value) | `1 − tanh² x` |
+/// | `tanh` | `tanh x` (`Tanh.value`, within 2 ulp of the exact value) | `1 − tanh² x` |
 /// | `sigmoid` | `1 / (1 + e^{−x})` | `σ(x)(1 − σ(x))` |
 /// | `gelu` | `x Φ(x)`, `Φ(x) = ½(1 + erf(x/√2))` (exact, not the tanh approximation; Hendrycks & Gimpel 2016) | `Φ(x) + x φ_N(x)`, `φ_N(x) = e^{−x²/2}/√(2π)` |
 /// | `erf` | `erf x` | `(2/√π) e^{−x²}` |

@@ -85,7 +85,7 @@ void pk_kernels_force_baseline(int on);
  * baseline), each where the CPU has it. */
 void pk_kernels_force_max_level(int level);
 
-/* pk_tanh: tanh x within 2 ulp of the correctly rounded value (±1 from |x| ≥ 20, ±1 for ±∞, NaN
+/* pk_tanh: tanh x within 2 ulp of the exact value (±1 from |x| ≥ 20, ±1 for ±∞, NaN
  * for NaN, −0 for −0), computed by one fixed sequence of correctly rounded operations without FMA
  * (pk_kernels.c), so that every version gives the same bits. pk_tanh_in_place_f64 / _f32: for
  * k < n, t = pk_tanh(z[k]) (a float widened to double first), z[k] = t and d[k] = 1 − t·t, each
