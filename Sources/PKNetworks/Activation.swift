@@ -127,25 +127,21 @@ public enum Activation: String, Codable, Sendable, CaseIterable {
     @_specialize(where S == Float)
     public func applyInPlace<S: BLASScalar>(_ z: inout DenseMatrix<S>, leakySlope alpha: Double = 0.01) -> DenseMatrix<S> {
         if self == .identity { return DenseMatrix<S>(rows: z.rows, cols: z.cols, repeating: 1) }
-        if self == .tanh {
-            // One vectorized pass (`pk_tanh_in_place`): the bits of `Tanh.value`, 5–8 times as fast
-            // as a loop of it (session 24).
-            let count = z.data.count
+        // One vector pass for tanh (`pk_tanh_in_place`: the bits of `Tanh.value`, 5–8 times as fast
+        // as a loop of it) and ReLU (without branches: the signs of z are random, so a branch
+        // mispredicts half the time and the loop does not vectorize; φ' = [z > 0], φ = z·[z > 0],
+        // 0 for NaN).
+        if self == .tanh || self == .relu {
+            let count = z.data.count, tanh = self == .tanh
             let slopes = z.data.withUnsafeMutableBufferPointer { vp in
                 [S](unsafeUninitializedCapacity: count) { dp, initialized in
-                    if count > 0 { S.tanhInPlace(vp.baseAddress!, derivatives: dp.baseAddress!, count: count) }
-                    initialized = count
-                }
-            }
-            return DenseMatrix(rows: z.rows, cols: z.cols, data: slopes)
-        }
-        if self == .relu {
-            // One pass, without branches (the signs of z are random, so a branch mispredicts half
-            // the time and the loop does not vectorize): φ' = [z > 0], φ = z·[z > 0] (0 for NaN).
-            let count = z.data.count
-            let slopes = z.data.withUnsafeMutableBufferPointer { vp in
-                [S](unsafeUninitializedCapacity: count) { dp, initialized in
-                    S.reluInPlace(vp.baseAddress!, derivatives: dp.baseAddress!, count: count)
+                    if count > 0 {
+                        if tanh {
+                            S.tanhInPlace(vp.baseAddress!, derivatives: dp.baseAddress!, count: count)
+                        } else {
+                            S.reluInPlace(vp.baseAddress!, derivatives: dp.baseAddress!, count: count)
+                        }
+                    }
                     initialized = count
                 }
             }
