@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// Work split over the machine's cores by Swift threads, each calling single-threaded BLAS.
 ///
@@ -9,6 +10,7 @@ import Foundation
 public enum Parallel {
     private static let lock = NSLock()
     nonisolated(unsafe) private static var configured: Int? = nil
+    private static let defaultThreads: Int = (try? threadsFromEnvironment()) ?? max(ProcessInfo.processInfo.activeProcessorCount, 1)
 
     /// The environment variable that caps the threads.
     public static let environmentVariable = "PATHKERNEL_THREADS"
@@ -29,13 +31,12 @@ public enum Parallel {
 
     /// Threads used by `forEach`: `PATHKERNEL_THREADS` when set to a valid value (see
     /// `threadsFromEnvironment`, which reports a bad one), else the active processor count,
-    /// unless `threads` was assigned.
+    /// unless `threads` was assigned. The environment is read once, at the first use (building
+    /// the environment's dictionary cost 3 % of a small analysis when it was read per region).
     public static var threads: Int {
         get {
             lock.lock(); defer { lock.unlock() }
-            if let configured { return configured }
-            if let n = try? threadsFromEnvironment() { return n }
-            return max(ProcessInfo.processInfo.activeProcessorCount, 1)
+            return configured ?? defaultThreads
         }
         set {
             lock.lock(); defer { lock.unlock() }
@@ -73,16 +74,43 @@ public enum Parallel {
 
     /// Runs `body(i)` for `i in 0..<count`, on up to `threads` threads at once; returns when all are done.
     /// Iterations must touch disjoint memory.
+    ///
+    /// The calling thread takes part, with `threads − 1` persistent workers that keep polling
+    /// for `spin` after each region (`WorkerPool`): a region that follows within that time starts
+    /// on every thread at once, where a sleeping thread would take 0.05–0.4 ms to wake on the
+    /// virtual machines measured (Docs/benchmarks.md, "Session 25"). A region started while
+    /// another is in flight (from another thread, or nested in a body) runs on
+    /// `DispatchQueue.concurrentPerform` instead. Which thread runs an index never changes a result.
     public static func forEach(_ count: Int, _ body: (Int) -> Void) {
         if count <= 0 { return }
-        if count == 1 || threads == 1 {
+        let n = threads
+        if count == 1 || n == 1 {
             for i in 0..<count { body(i) }
             return
         }
         // The iterations write disjoint memory (the caller's contract), so the body may cross threads.
         withoutActuallyEscaping(body) { escaping in
             let box = UncheckedBody(run: escaping)
+            if pool(threads: n).run(count, { box.run($0) }) { return }
+            // Another region is in flight (another thread's, or this one nested in a body).
             DispatchQueue.concurrentPerform(iterations: count) { box.run($0) }
+        }
+    }
+
+    /// How long `forEach`'s workers keep polling for the next region before they sleep (and the
+    /// caller polls for the last index before it sleeps): 1 ms, longer than the serial work
+    /// between most regions of an analysis, short enough that an idle process soon uses no CPU.
+    public static let spin: Duration = .milliseconds(1)
+
+    private static let pools = Mutex<[Int: WorkerPool]>([:])
+
+    /// The pool with `threads − 1` workers, started on first use (one per thread count asked for).
+    private static func pool(threads: Int) -> WorkerPool {
+        pools.withLock { pools in
+            if let pool = pools[threads] { return pool }
+            let pool = WorkerPool(workers: threads - 1, spin: spin)
+            pools[threads] = pool
+            return pool
         }
     }
 

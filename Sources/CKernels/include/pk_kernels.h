@@ -95,4 +95,15 @@ double pk_tanh(double x);
 void pk_tanh_in_place_f64(double *z, double *d, size_t n);
 void pk_tanh_in_place_f32(float *z, float *d, size_t n);
 
+/* A hint to the core that the caller is spinning on a flag (x86 `pause`; nothing elsewhere):
+ * the spinning thread yields the core's shared resources and saves power. Parallel's workers
+ * call it while they wait for the next region. */
+static inline void pk_cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
 #endif

@@ -155,6 +155,7 @@ struct ForwardPathIntegral {
                                            sides: [(TrainingSide<S>, [Double])], into acc: inout KernelAccumulators) {
         let n = context.train, C = context.outputs, blocks = context.blocks, mode = context.mode
         let nT = context.heldOut, exactOnly = context.exactOnly, attrIndex = context.attrIndex
+        let distinct = zip(rows, rows.dropFirst()).allSatisfy { $0 < $1 }
         // JΔw (reconstruction) and J·(decay part of Δw) (the term R_wd) from the same pass.
         for (j, jv) in fq.outputTangents.enumerated() {
             for r in 0..<rows.count { for c in 0..<C {
@@ -165,17 +166,23 @@ struct ForwardPathIntegral {
         for (side, columnWeight) in sides {
             let batch = side.batch, nb = batch.count
             let ks = TangentFeatures.kernels(fq, mode == .trace ? [(side.fb, .trace), (side.fbg!, .full)] : [(side.fb, .full)])
+            // The feature rows in parts for the passes below: in parallel when each query appears
+            // once (distinct rows write distinct rows of K^p), else in one part. Each element's
+            // sum takes the same terms in the same order either way.
+            let parts = distinct ? Parallel.ranges(rows.count, minimum: max(1, (1 << 15) / max(nb * blocks * blocks, 1))) : [0..<rows.count]
             // Per (row, example): the example's column weight and its training index.
             batch.withUnsafeBufferPointer { bp in
                 columnWeight.withUnsafeBufferPointer { cw in
                     ks[0].data.withUnsafeBufferPointer { kkp in
                         acc.kp.data.withUnsafeMutableBufferPointer { kpp in
-                            for r in 0..<(rows.count * blocks) {
-                                let src = r * nb * blocks, dst = (rows[r / blocks] * blocks + r % blocks) * n * blocks
-                                let omega = weights[r / blocks]
-                                for b in 0..<nb {
-                                    let to = dst + bp[b] * blocks, from = src + b * blocks, w = omega * cw[b]
-                                    for k in 0..<blocks { kpp[to + k] += w * kkp[from + k].doubleValue }
+                            Parallel.forEach(parts.count) { p in
+                                for r in (parts[p].lowerBound * blocks)..<(parts[p].upperBound * blocks) {
+                                    let src = r * nb * blocks, dst = (rows[r / blocks] * blocks + r % blocks) * n * blocks
+                                    let omega = weights[r / blocks]
+                                    for b in 0..<nb {
+                                        let to = dst + bp[b] * blocks, from = src + b * blocks, w = omega * cw[b]
+                                        for k in 0..<blocks { kpp[to + k] += w * kkp[from + k].doubleValue }
+                                    }
                                 }
                             }
                         }
@@ -189,26 +196,30 @@ struct ForwardPathIntegral {
                 columnWeight.withUnsafeBufferPointer { cw in
                     if mode == .trace {
                         ks[1].data.withUnsafeBufferPointer { kg in
-                            for r in 0..<rows.count {
-                                let omega = weights[r]
-                                for c in 0..<C {
-                                    let at = (r * C + c) * nb
-                                    for b in 0..<nb { out[at + b] = omega * cw[b] * kg[at + b].doubleValue }
+                            Parallel.forEach(parts.count) { p in
+                                for r in parts[p] {
+                                    let omega = weights[r]
+                                    for c in 0..<C {
+                                        let at = (r * C + c) * nb
+                                        for b in 0..<nb { out[at + b] = omega * cw[b] * kg[at + b].doubleValue }
+                                    }
                                 }
                             }
                         }
                     } else {
                         ks[0].data.withUnsafeBufferPointer { kk in
                             side.g.data.withUnsafeBufferPointer { g in
-                                for r in 0..<rows.count {
-                                    let omega = weights[r]
-                                    for c in 0..<C {
-                                        let at = (r * C + c) * nb
-                                        for b in 0..<nb {
-                                            let base = at * C + b * C
-                                            var v = 0.0
-                                            for k in 0..<C { v += kk[base + k].doubleValue * g[b * C + k] }
-                                            out[at + b] = omega * cw[b] * v
+                                Parallel.forEach(parts.count) { p in
+                                    for r in parts[p] {
+                                        let omega = weights[r]
+                                        for c in 0..<C {
+                                            let at = (r * C + c) * nb
+                                            for b in 0..<nb {
+                                                let base = at * C + b * C
+                                                var v = 0.0
+                                                for k in 0..<C { v += kk[base + k].doubleValue * g[b * C + k] }
+                                                out[at + b] = omega * cw[b] * v
+                                            }
                                         }
                                     }
                                 }
