@@ -57,9 +57,10 @@ public struct AnalysisProgress: Sendable {
 /// R's update and the kernels as one row (its `J̄` summed over its own nodes,
 /// `LayerNetwork.segmentIntegratedJacobians`); the JVP route still takes one JVP per node. An
 /// MLP's steps phase and its backward pass's query features count `gemmWidthFactor`
-/// flop-equivalents per GEMM flop (small GEMMs' lower rate, the feature rows' own work), and
-/// the measured activation and quadrature times are multiplied by
-/// `activationSlowdown` (Docs/path-kernel.md §7, Size-aware efficiency).
+/// flop-equivalents per GEMM flop (small GEMMs' lower rate, the feature rows' own work; half
+/// widths `gemmHalfWidth` and `queryFeatureHalfWidth`), and the measured activation and
+/// quadrature times are multiplied by `activationSlowdown` (Docs/path-kernel.md §7, Size-aware
+/// efficiency).
 struct AnalysisCostModel {
     /// An MLP's backward pass in two parts (session 14, Docs/path-kernel.md §7): its GEMM work
     /// (the products of R with the batch, R's update and the query features) at the GEMM rate,
@@ -140,8 +141,16 @@ struct AnalysisCostModel {
     /// equivalents per flop, k its mean hidden width (`gemmWidthFactor`). Fitted with
     /// `PathAnalyzer.efficiency.forward` and `activationSlowdown` on the four plain (S)GD presets
     /// (Docs/path-kernel.md §7): widths 64 (moons-mlp), 128 (sine-tanh), 256 (teacher-relu,
-    /// fmnist-mlp).
-    static let gemmHalfWidth = 200.0
+    /// fmnist-mlp). 200 from session 11 to 24; 120 since session 25, refitted on the five plain
+    /// (S)GD presets (beyond-kernels too, width 64) once `Parallel.forEach`'s workers stopped
+    /// sleeping between the steps phase's short regions (their waking had been part of the
+    /// price of small widths).
+    static let gemmHalfWidth = 120.0
+    /// The same for the query features of an MLP's backward pass (`gemmWidthFactor` with this
+    /// half width; fitted in session 23 on teacher-adam, whose feature GEMMs and rows took 2.7
+    /// times their bare flops at width 128; its regions are few and long, so session 25's
+    /// workers did not change it).
+    static let queryFeatureHalfWidth = 200.0
     /// How much slower the smooth activations and the analytic quadrature run inside the
     /// analysis than in the plan's microbenchmarks (`measuredActivationSeconds`,
     /// `measuredQuadratureSeconds`: 16,384 inputs, one pair, on every thread at once): strided
@@ -205,14 +214,15 @@ struct AnalysisCostModel {
         return min(4, max(0.25, probeSeconds / reference))
     }
 
-    /// Flop-equivalents per GEMM flop of `model`'s steps phase: `(k + gemmHalfWidth)/k` for an
-    /// MLP of mean hidden width k (its input width when it has no hidden layer), 1 for a layer
-    /// network (whose feature cost, `LayerNetwork.featureCostPerExample`, carries its own rate).
-    static func gemmWidthFactor(_ model: any Network) -> Double {
+    /// Flop-equivalents per GEMM flop of `model`'s steps phase: `(k + h)/k` for an MLP of mean
+    /// hidden width k (its input width when it has no hidden layer), h `gemmHalfWidth` (or
+    /// `queryFeatureHalfWidth` for the backward pass's query features), 1 for a layer network
+    /// (whose feature cost, `LayerNetwork.featureCostPerExample`, carries its own rate).
+    static func gemmWidthFactor(_ model: any Network, halfWidth: Double = gemmHalfWidth) -> Double {
         guard let mlp = model as? MLP else { return 1 }
         let hidden = mlp.layers.dropFirst().map(\.inputs)
         let k = Double(hidden.isEmpty ? mlp.inputDim : hidden.reduce(0, +) / hidden.count)
-        return (max(k, 1) + gemmHalfWidth) / max(k, 1)
+        return (max(k, 1) + halfWidth) / max(k, 1)
     }
 
     /// Exact quadrature's breakpoint search per query and step, for an MLP (math §1.1): the
@@ -293,8 +303,10 @@ struct AnalysisCostModel {
                     + compactProductFlopCost * 2 * C * Q * compactQuerySide * nb
                 // The queries' features at their width's rate, as in the steps phase (the same
                 // small GEMMs and per-row work; session 23: teacher-adam's feature GEMMs and rows
-                // took 2.7 times their flat price on the AMD EPYC, `gemmWidthFactor` 2.6 at width 128).
-                let queryFeatures = Q * (width * featureCostPerExample + smoothPerExample)
+                // took 2.7 times their flat price on the AMD EPYC, `gemmWidthFactor` 2.6 at width
+                // 128 with `queryFeatureHalfWidth`).
+                let queryWidth = Self.gemmWidthFactor(model, halfWidth: Self.queryFeatureHalfWidth)
+                let queryFeatures = Q * (queryWidth * featureCostPerExample + smoothPerExample)
                 let gemm = (qf * queryFeatures + products) * PathAnalyzer.efficiency.backward / Self.backwardGemmEfficiency
                 // The kernel sums: N's and the kernel block's per layer, then the scatter into K^p.
                 let layers = Double(mlp.layers.count), B = Double(blocks)

@@ -89,6 +89,7 @@ struct AnalysisPlanTests {
 
     /// An MLP's backward phase by hand (session 14): its GEMM work at `backwardGemmEfficiency`
     /// (the features of q shared nodes, at their width's rate `gemmWidthFactor` since session 23,
+    /// with `queryFeatureHalfWidth` since session 25,
     /// and `2·C·Q·P_R·(q + n_b)`), plus `querySideScalarCost`
     /// per R scalar, `C·Q·(P_R + rowScalars·rows)` of them. In a plan the memory-bound part's
     /// seconds do not depend on the GEMM rate: at twice the rate the backward phase takes more
@@ -102,8 +103,9 @@ struct AnalysisPlanTests {
             AnalysisCostModel(model: net, queries: Int(Q), train: 30, meanBatch: nb, nodes: Int(q), blocks: 1, kernelForm: true,
                               backward: true, querySide: PR, windowSides: 1, machines: nil, querySideScalarCost: scalarCost)
         }
-        let width = (6.0 + AnalysisCostModel.gemmHalfWidth) / 6   // hidden widths 7 and 5
-        #expect(AnalysisCostModel.gemmWidthFactor(net) == width)
+        let width = (6.0 + AnalysisCostModel.queryFeatureHalfWidth) / 6   // hidden widths 7 and 5
+        #expect(AnalysisCostModel.gemmWidthFactor(net, halfWidth: AnalysisCostModel.queryFeatureHalfWidth) == width)
+        #expect(AnalysisCostModel.queryFeatureHalfWidth != AnalysisCostModel.gemmHalfWidth)   // so that this test tells them apart
         let gemm = (q * Q * width * f + 2 * C * Q * PR * (q + nb)) * PathAnalyzer.efficiency.backward / AnalysisCostModel.backwardGemmEfficiency
         let memory = perScalar * C * Q * (PR + AnalysisCostModel.rowScalars * rows)
         #expect(abs(cost(perScalar).backwardPerStep - (gemm + memory)) <= tolerance * (gemm + memory))

@@ -352,8 +352,9 @@ struct ExactQuadratureCostTests {
         let valueCost = PathAnalyzer.measuredSymvSeconds() * PathAnalyzer.measuredGemmRate(.f64) * 1e9 * PathAnalyzer.efficiency.backward
         let B = Double(context.blocks), layers = Double(net.featureBlocks.count)
         let sums = valueCost * (AnalysisCostModel.kernelAddFactor * Q * C * layers * nb * (1 + B) + AnalysisCostModel.kernelScatterFactor * Q * B * B * nb)
-        // The queries' features at their width's rate (`gemmWidthFactor`, since session 23).
-        let width = AnalysisCostModel.gemmWidthFactor(net)
+        // The queries' features at their width's rate (`gemmWidthFactor`, since session 23, with
+        // `queryFeatureHalfWidth` since session 25).
+        let width = AnalysisCostModel.gemmWidthFactor(net, halfWidth: AnalysisCostModel.queryFeatureHalfWidth)
         #expect(width > 1)
         func backward(qf: Double, qd: Double) -> Double {
             (qf * Q * width * net.featureCostPerExample + productCost * 2 * C * Q * PR * (qd + nb))
