@@ -23,8 +23,6 @@ import Synchronization
 final class WorkerPool: @unchecked Sendable {
     /// The threads besides the caller.
     let workers: Int
-    /// How long a worker (and the caller, waiting for the last index) polls before it sleeps.
-    let spin: Duration
 
     /// Most indices a region can have (the state word holds them in 20 bits).
     static let maxCount = 1 << 20
@@ -49,11 +47,11 @@ final class WorkerPool: @unchecked Sendable {
         let semaphore = DispatchSemaphore(value: 0)
     }
     private let slots: [Slot]
+    // How long a worker (and the caller, waiting for the last index) polls before it sleeps.
     private let spinNanoseconds: UInt64
 
     init(workers: Int, spin: Duration) {
         self.workers = max(workers, 0)
-        self.spin = spin
         let (seconds, attoseconds) = spin.components
         spinNanoseconds = UInt64(max(seconds, 0)) * 1_000_000_000 + UInt64(max(attoseconds, 0) / 1_000_000_000)
         slots = (0..<max(workers, 0)).map { _ in Slot() }
@@ -71,33 +69,36 @@ final class WorkerPool: @unchecked Sendable {
 
     @inline(__always) private static func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
 
+    /// Returns once `ready()` holds: polls it for `spinNanoseconds`, then sleeps on `semaphore`
+    /// with `sleeping` raised, for whoever makes `ready()` true to take the flag and signal. If
+    /// `ready()` turned true while the flag went up, takes the flag back, or, when the other side
+    /// took it first, consumes its signal. (The workers' wait for a region and the caller's for
+    /// the last index.)
+    @inline(__always)
+    private func waitUntil(sleeping: borrowing Atomic<Bool>, on semaphore: DispatchSemaphore, _ ready: () -> Bool) {
+        let start = Self.now()
+        var polls = 0
+        while !ready() {
+            pk_cpu_relax()
+            polls &+= 1
+            if polls & 255 == 0 && Self.now() &- start > spinNanoseconds {
+                sleeping.store(true, ordering: .sequentiallyConsistent)
+                if !ready() || !sleeping.exchange(false, ordering: .sequentiallyConsistent) {
+                    semaphore.wait()
+                }
+            }
+        }
+    }
+
     /// A worker's life: wait for a region newer than the last one seen, take part in it, repeat.
     private func serve(slot: Slot) {
         var seen: UInt64 = 0
         while true {
-            var s = state.load(ordering: .acquiring)
-            if Self.generation(s) == seen {
-                let start = Self.now()
-                var polls = 0
-                while Self.generation(s) == seen {
-                    pk_cpu_relax()
-                    polls &+= 1
-                    if polls & 255 == 0 && Self.now() &- start > spinNanoseconds {
-                        // Sleep; the caller of `run` takes the flag and signals once it has
-                        // published a region. If a region appeared meanwhile, take the flag back,
-                        // or, when the caller took it first, consume its signal.
-                        slot.sleeping.store(true, ordering: .sequentiallyConsistent)
-                        if Self.generation(state.load(ordering: .sequentiallyConsistent)) == seen {
-                            slot.semaphore.wait()
-                        } else if !slot.sleeping.exchange(false, ordering: .sequentiallyConsistent) {
-                            slot.semaphore.wait()
-                        }
-                        polls = 0
-                    }
-                    s = state.load(ordering: .acquiring)
-                }
+            // The caller of `run` takes the flag and signals once it has published a region.
+            waitUntil(sleeping: slot.sleeping, on: slot.semaphore) {
+                Self.generation(state.load(ordering: .sequentiallyConsistent)) != seen
             }
-            seen = Self.generation(s)
+            seen = Self.generation(state.load(ordering: .acquiring))
             take(generation: seen)
         }
     }
@@ -141,22 +142,8 @@ final class WorkerPool: @unchecked Sendable {
             slot.semaphore.signal()
         }
         take(generation: g)
-        if done.load(ordering: .acquiring) < count {
-            let start = Self.now()
-            var polls = 0
-            while done.load(ordering: .acquiring) < count {
-                pk_cpu_relax()
-                polls &+= 1
-                if polls & 255 == 0 && Self.now() &- start > spinNanoseconds {
-                    callerSleeping.store(true, ordering: .sequentiallyConsistent)
-                    if done.load(ordering: .sequentiallyConsistent) < count {
-                        callerSemaphore.wait()
-                    } else if !callerSleeping.exchange(false, ordering: .sequentiallyConsistent) {
-                        callerSemaphore.wait()
-                    }
-                }
-            }
-        }
+        // The worker that finishes the last index takes the flag and signals.
+        waitUntil(sleeping: callerSleeping, on: callerSemaphore) { done.load(ordering: .sequentiallyConsistent) >= count }
         self.body = nil
         busy.store(false, ordering: .releasing)
         return true
