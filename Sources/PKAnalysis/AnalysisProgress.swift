@@ -233,14 +233,23 @@ struct AnalysisCostModel {
     /// Exact quadrature's breakpoint search per query and step, for an MLP (math §1.1): the
     /// first layer's two GEMMs on the queries (`2·in_0·out_0` flops each), then four per layer
     /// on the pieces (`(1 + f·k̄)` per query, `exactKinkedShare` f, `exactBreakpoints` k̄).
-    static func breakpointSearchPerQuery(_ mlp: MLP) -> Double {
+    static func breakpointSearchPerQuery(_ mlp: MLP, share: Double = exactKinkedShare) -> Double {
         let first = Double(mlp.layers[0].inputs * mlp.layers[0].outputs)
         let rest = mlp.layers.dropFirst().reduce(0.0) { $0 + Double($1.inputs * $1.outputs) }
-        return 2 * (2 * first + 4 * (1 + exactKinkedShare * exactBreakpoints) * rest)
+        return 2 * (2 * first + 4 * (1 + share * exactBreakpoints) * rest)
     }
 
+    /// Each step's work at the kinked share `exactKinkedShare` (the plan's estimate).
     let forwardPerStep: Double
     let backwardPerStep: Double
+    /// How a step's work in the steps phase moves with its kinked share f (exact quadrature; 0
+    /// otherwise): it is affine in f, `forwardPerStep + forwardPerKinkedShare·(f − exactKinkedShare)`,
+    /// so the progress counts each step at the share it measured (`KinkProfile`). The backward
+    /// pass keeps the plan's share: its constants (`kernelAddFactor`, `kernelScatterFactor`) were
+    /// fitted on fmnist-adamw's backward phase priced at that share, and counted at the share it
+    /// measures (0.10) that phase ran 1.8 times its price, which the bar carried over to the
+    /// machines (ETA at 10 % +42 %; Docs/benchmarks.md, `plan`, Session 26).
+    let forwardPerKinkedShare: Double
     let machines: Double
 
     /// `smoothPerExample`: one example's smooth activations (`Network.smoothActivationUnits`) in
@@ -270,65 +279,74 @@ struct AnalysisCostModel {
          threads: Int = 1) {
         let featureCostPerExample = featureCost ?? model.featureCostPerExample
         let P = Double(model.parameterCount), PR = querySide ?? Double(model.parameterCount), Q = Double(nQ), C = Double(model.outputDim)
-        // Node evaluations per query and step (R's updates, kernels, JVPs: qd) and their feature
-        // cost in shared nodes' units (qf): q, or exact quadrature's estimate (see above).
-        let share = Self.exactKinkedShare, own = (1 + Self.exactBreakpoints) * Double(q)
-        // The event sweep (a layer network it covers): one row per query and step, no shared
-        // nodes, its work `sweepFeatureFactor` shared nodes' features.
-        let swept = exact && (model as? LayerNetwork)?.eventSweepEligible == true
-        let qd = swept ? 1 : exact ? (1 - share) * Double(q) + share * own : Double(q)
-        // Rows per query and step of R's update and of the kernels: a layer network's kinked query one.
-        let rowsPerQuery = swept ? 1 : exact && model is LayerNetwork ? (1 - share) * Double(q) + share : qd
-        let qf = swept ? Self.sweepFeatureFactor : exact ? (backward ? Double(q) : (1 - share) * Double(q)) + 2 * share * own : Double(q)
         let widths = Double(model.featureScalarsPerExample)
         // One example's tangent features: GEMM flops (`Network.featureCostPerExample`: the
         // forward pass, a JVP and C backward passes for an MLP; a layer network's Jacobian passes
         // and rows) and its smooth activations.
         let perExample = featureCostPerExample + smoothPerExample
         let features = Q * perExample
-        // Per step, GEMMs: the step check and the linearized update (`10·n_b·P`), the training
-        // side's features (an MLP's without JVP), the dynamics' features, exact quadrature's
-        // breakpoint search; activations: the training side's, the replay's forward passes at
-        // w_s and w_{s+1} and the linearized network's JVP, the dynamics'.
-        let mlp = model as? MLP
-        let perStepGemm = 10 * nb * P + nb * (mlp?.featureCostWithoutTangents ?? featureCostPerExample)
-            + dynamicsPerStep * featureCostPerExample + (exact ? mlp.map { Q * Self.breakpointSearchPerQuery($0) } ?? 0 : 0)
-        let perStepSmooth = (3 * nb + dynamicsPerStep) * smoothPerExample
-        // The steps phase's GEMMs at their width's rate (1 for a layer network).
-        let width = Self.gemmWidthFactor(model)
-        if backward {
-            forwardPerStep = (model is LayerNetwork ? Self.layerStepsFactor : width) * perStepGemm + perStepSmooth
-            if let mlp {
-                // GEMM work at `backwardGemmEfficiency` (in the phase's units, whose efficiency is
-                // `PathAnalyzer.efficiency.backward`), the memory-bound passes over R at their own speed.
-                let rows = Double(mlp.layers.reduce(0) { $0 + $1.outputs })
-                // R's update over all of P_R, its products with the batch over the compact layer's
-                // `compactQuerySide` scalars at that kernel's own rate.
-                let products = productFlopCost * 2 * C * Q * (PR * rowsPerQuery + (PR - compactQuerySide) * nb)
-                    + compactProductFlopCost * 2 * C * Q * compactQuerySide * nb
-                // The queries' features at their width's rate, as in the steps phase (the same
-                // small GEMMs and per-row work; session 23: teacher-adam's feature GEMMs and rows
-                // took 2.7 times their flat price on the AMD EPYC, `gemmWidthFactor` 2.6 at width
-                // 128 with `queryFeatureHalfWidth`).
-                let queryWidth = Self.gemmWidthFactor(model, halfWidth: Self.queryFeatureHalfWidth)
-                let queryFeatures = Q * (queryWidth * featureCostPerExample + smoothPerExample)
-                let gemm = (qf * queryFeatures + products) * PathAnalyzer.efficiency.backward / Self.backwardGemmEfficiency
-                // The kernel sums: N's and the kernel block's per layer, then the scatter into K^p.
-                let layers = Double(mlp.layers.count), B = Double(blocks)
-                let added = Q * C * layers * nb * (1 + B), scattered = Q * B * B * nb
-                backwardPerStep = gemm + querySideScalarCost * C * Q * (PR + Self.rowScalars * rows)
-                    + kernelValueCost * (Self.kernelAddFactor * added + Self.kernelScatterFactor * scattered)
+        // One step's work at kinked share `share` (exact quadrature; the share is unused otherwise).
+        func perStep(_ share: Double) -> (forward: Double, backward: Double) {
+            let stepForward: Double, stepBackward: Double
+            // Node evaluations per query and step (R's updates, kernels, JVPs: qd) and their feature
+            // cost in shared nodes' units (qf): q, or exact quadrature's estimate (see above).
+            let own = (1 + Self.exactBreakpoints) * Double(q)
+            // The event sweep (a layer network it covers): one row per query and step, no shared
+            // nodes, its work `sweepFeatureFactor` shared nodes' features.
+            let swept = exact && (model as? LayerNetwork)?.eventSweepEligible == true
+            let qd = swept ? 1 : exact ? (1 - share) * Double(q) + share * own : Double(q)
+            // Rows per query and step of R's update and of the kernels: a layer network's kinked query one.
+            let rowsPerQuery = swept ? 1 : exact && model is LayerNetwork ? (1 - share) * Double(q) + share : qd
+            let qf = swept ? Self.sweepFeatureFactor : exact ? (backward ? Double(q) : (1 - share) * Double(q)) + 2 * share * own : Double(q)
+            // Per step, GEMMs: the step check and the linearized update (`10·n_b·P`), the training
+            // side's features (an MLP's without JVP), the dynamics' features, exact quadrature's
+            // breakpoint search; activations: the training side's, the replay's forward passes at
+            // w_s and w_{s+1} and the linearized network's JVP, the dynamics'.
+            let mlp = model as? MLP
+            let perStepGemm = 10 * nb * P + nb * (mlp?.featureCostWithoutTangents ?? featureCostPerExample)
+                + dynamicsPerStep * featureCostPerExample + (exact ? mlp.map { Q * Self.breakpointSearchPerQuery($0, share: share) } ?? 0 : 0)
+            let perStepSmooth = (3 * nb + dynamicsPerStep) * smoothPerExample
+            // The steps phase's GEMMs at their width's rate (1 for a layer network).
+            let width = Self.gemmWidthFactor(model)
+            if backward {
+                stepForward = (model is LayerNetwork ? Self.layerStepsFactor : width) * perStepGemm + perStepSmooth
+                if let mlp {
+                    // GEMM work at `backwardGemmEfficiency` (in the phase's units, whose efficiency is
+                    // `PathAnalyzer.efficiency.backward`), the memory-bound passes over R at their own speed.
+                    let rows = Double(mlp.layers.reduce(0) { $0 + $1.outputs })
+                    // R's update over all of P_R, its products with the batch over the compact layer's
+                    // `compactQuerySide` scalars at that kernel's own rate.
+                    let products = productFlopCost * 2 * C * Q * (PR * rowsPerQuery + (PR - compactQuerySide) * nb)
+                        + compactProductFlopCost * 2 * C * Q * compactQuerySide * nb
+                    // The queries' features at their width's rate, as in the steps phase (the same
+                    // small GEMMs and per-row work; session 23: teacher-adam's feature GEMMs and rows
+                    // took 2.7 times their flat price on the AMD EPYC, `gemmWidthFactor` 2.6 at width
+                    // 128 with `queryFeatureHalfWidth`).
+                    let queryWidth = Self.gemmWidthFactor(model, halfWidth: Self.queryFeatureHalfWidth)
+                    let queryFeatures = Q * (queryWidth * featureCostPerExample + smoothPerExample)
+                    let gemm = (qf * queryFeatures + products) * PathAnalyzer.efficiency.backward / Self.backwardGemmEfficiency
+                    // The kernel sums: N's and the kernel block's per layer, then the scatter into K^p.
+                    let layers = Double(mlp.layers.count), B = Double(blocks)
+                    let added = Q * C * layers * nb * (1 + B), scattered = Q * B * B * nb
+                    stepBackward = gemm + querySideScalarCost * C * Q * (PR + Self.rowScalars * rows)
+                        + kernelValueCost * (Self.kernelAddFactor * added + Self.kernelScatterFactor * scattered)
+                } else {
+                    stepBackward = qf * features + 2 * C * Q * PR * (rowsPerQuery + nb)
+                }
+            } else if kernelForm {
+                stepForward = width * (perStepGemm + qf * Q * featureCostPerExample + rowsPerQuery * 2 * Q * nb * windowSides * widths * Double(blocks))
+                    + perStepSmooth + qf * Q * smoothPerExample
+                stepBackward = 0
             } else {
-                backwardPerStep = qf * features + 2 * C * Q * PR * (rowsPerQuery + nb)
+                stepForward = width * (perStepGemm + qd * 4 * Q * P) + perStepSmooth
+                stepBackward = 0
             }
-        } else if kernelForm {
-            forwardPerStep = width * (perStepGemm + qf * Q * featureCostPerExample + rowsPerQuery * 2 * Q * nb * windowSides * widths * Double(blocks))
-                + perStepSmooth + qf * Q * smoothPerExample
-            backwardPerStep = 0
-        } else {
-            forwardPerStep = width * (perStepGemm + qd * 4 * Q * P) + perStepSmooth
-            backwardPerStep = 0
+            return (stepForward, stepBackward)
         }
+        let atPlan = perStep(Self.exactKinkedShare), none = perStep(0).forward, all = perStep(1).forward
+        forwardPerStep = atPlan.forward
+        backwardPerStep = atPlan.backward
+        forwardPerKinkedShare = exact ? all - none : 0
         if let m = fitRows.map(Double.init) {
             // The two ridge fits (path-krr, ntkT-krr) run side by side on one thread each: on
             // more than two threads the phase waits for them, not for its work over every thread.
@@ -345,17 +363,33 @@ struct AnalysisCostModel {
     }
 }
 
+/// The progress's units: each phase's work in estimated seconds of one thread
+/// (`AnalysisCostModel.seconds`), a step's at the plan's kinked share `exactKinkedShare`, and the
+/// steps phase's slope in the share (exact quadrature; 0 otherwise).
+struct ProgressUnits {
+    var forwardPerStep: Double, backwardPerStep: Double
+    var forwardPerKinkedShare: Double
+    var machines: Double
+
+    /// The steps phase's work over `steps` steps whose kinked shares sum to `shareSum`.
+    func forward(steps: Int, shareSum: Double) -> Double {
+        Double(steps) * forwardPerStep + forwardPerKinkedShare * (shareSum - Double(steps) * AnalysisCostModel.exactKinkedShare)
+    }
+}
+
 extension AnalysisCostModel {
     /// The phases' work in seconds of one thread, as the plan prices it (each phase at its rate
     /// and efficiency: the steps and the backward pass at the analysis precision's GEMM rate, the
     /// machines at float64's; `AnalysisPlan` divides by the threads too): the progress bar's
     /// units, so that the rate measured in one phase prices the other phases' work at its worth
     /// (flop-equivalents of different phases are not worth the same time).
-    func seconds(precision: AnalysisSettings.Precision) -> (forwardPerStep: Double, backwardPerStep: Double, machines: Double) {
+    func seconds(precision: AnalysisSettings.Precision) -> ProgressUnits {
         let rate = PathAnalyzer.measuredGemmRate(precision) * 1e9
         let f64 = PathAnalyzer.measuredGemmRate(.f64) * 1e9
         let e = PathAnalyzer.efficiency
-        return (forwardPerStep / (rate * e.forward), backwardPerStep / (rate * e.backward), machines > 0 ? machines / (f64 * e.machines) : 0)
+        return ProgressUnits(forwardPerStep: forwardPerStep / (rate * e.forward), backwardPerStep: backwardPerStep / (rate * e.backward),
+                             forwardPerKinkedShare: forwardPerKinkedShare / (rate * e.forward),
+                             machines: machines > 0 ? machines / (f64 * e.machines) : 0)
     }
 
     /// The cost of `context`'s analysis by `route` (its dynamics sampled on at most 100 points

@@ -67,12 +67,12 @@ public struct PathAnalyzer {
         let quadrature: SegmentQuadrature
         let acc: KernelAccumulators
         let cost: AnalysisCostModel
-        let totalWork: Double
         /// The progress's units: each phase's estimated seconds (`AnalysisCostModel.seconds`).
-        let units: (forwardPerStep: Double, backwardPerStep: Double, machines: Double)
-        /// The walk's work, as its last progress report counts it (`T·(forward + backward)`; the
-        /// total less the machines' work can round below it).
-        var workBeforeMachines: Double { Double(context.steps) * (units.forwardPerStep + units.backwardPerStep) }
+        let units: ProgressUnits
+        /// The walk's work, as its last progress report counts it (the steps at the kinked shares
+        /// they measured, `KinkProfile`), and with the machines'.
+        let workBeforeMachines: Double
+        var totalWork: Double { workBeforeMachines + units.machines }
 
         func assembly() -> AnalysisAssembly {
             AnalysisAssembly(context: context, route: route, form: form, notes: notes, path: replay, w0: w0, wT: wT, wLin: wLin,
@@ -99,7 +99,15 @@ public struct PathAnalyzer {
         // Progress in estimated cost (AnalysisProgress), so that the ETA holds across phases.
         let cost = AnalysisCostModel(context: context, route: route)
         let units = cost.seconds(precision: settings.precision)
-        let totalWork = Double(T) * (units.forwardPerStep + units.backwardPerStep) + units.machines
+        // Each step counted at the kinked share it measured, the steps to come at the profile's
+        // prediction (exact quadrature; the steps phase's price has no slope in the share otherwise).
+        var kinks = KinkProfile(records: run.stepRecords, steps: T, prior: AnalysisCostModel.exactKinkedShare)
+        let backwardWork = Double(T) * units.backwardPerStep
+        func work() -> (done: Double, total: Double) {
+            let done = units.forward(steps: kinks.done, shareSum: kinks.measuredSum)
+            let left = units.forward(steps: T - kinks.done, shareSum: kinks.predictedRemainingSum)
+            return (done, done + left + backwardWork + units.machines)
+        }
         var dynamics = DynamicsSampler(context: context, w0: w0, pathKM: route.summedForwards)
         let (exact, quadratureNotes) = Self.exactQuadrature(settings: settings, model: context.model, route: route)
         var quadrature = SegmentQuadrature(settings: settings, steps: T, model: context.model, exact: exact,
@@ -117,25 +125,31 @@ public struct PathAnalyzer {
                                     yb: run.trainY.rows(at: batch), nodes: nodes.shared, piecewise: nodes.piecewise)
             route.consume(step, into: &acc)
             linearized.train(step)
-            progress(AnalysisProgress(done: Double(step.step + seg.span) * units.forwardPerStep, total: totalWork, phase: .forward,
-                                      step: step.step + seg.span, steps: T))
+            // The node route's kinked share of this segment's queries (the event sweep's is not priced by it).
+            let kinked = nodes.piecewise.flatMap { $0.sweep == nil ? xNodes.rows - $0.smoothRows.count : nil } ?? 0
+            kinks.record(Double(kinked) / Double(max(xNodes.rows, 1)), span: seg.span)
+            let w = work()
+            progress(AnalysisProgress(done: w.done, total: w.total, phase: .forward, step: step.step + seg.span, steps: T))
         }
         let wT = path.current
         dynamics.sample(step: T, w: wT, acc)
+        // Every step measured: the steps phase's work is known.
+        let forwardWork = units.forward(steps: T, shareSum: kinks.measuredSum)
+        let workBeforeMachines = forwardWork + backwardWork, totalWork = workBeforeMachines + units.machines
         if cost.backwardPerStep > 0 {
             // The backward phase starts here: its first own report comes only after its first group
             // of steps (R's allocation and a share of its work), which would otherwise be timed as
             // the steps' phase (bench's phase times, the bar's phase name).
-            progress(AnalysisProgress(done: Double(T) * units.forwardPerStep, total: totalWork, phase: .backward, step: 0, steps: T))
+            progress(AnalysisProgress(done: forwardWork, total: totalWork, phase: .backward, step: 0, steps: T))
         }
         route.finish(end: wT, into: &acc) { done, total in
             let part = Double(done) / Double(max(total, 1))
-            progress(AnalysisProgress(done: Double(T) * (units.forwardPerStep + part * units.backwardPerStep), total: totalWork,
+            progress(AnalysisProgress(done: forwardWork + part * backwardWork, total: totalWork,
                                       phase: .backward, step: Int((part * Double(T)).rounded()), steps: T))
         }
         return PathWalk(context: context, route: route, form: optimizer.kernelForm, notes: run.notes + selection.notes + quadratureNotes,
                         replay: path.summary, w0: w0, wT: wT, wLin: linearized.weights, dynamics: dynamics, quadrature: quadrature,
-                        acc: acc, cost: cost, totalWork: totalWork, units: units)
+                        acc: acc, cost: cost, units: units, workBeforeMachines: workBeforeMachines)
     }
 
     /// Whether the analysis integrates exactly through each query's kinks (math §1.1), and the
