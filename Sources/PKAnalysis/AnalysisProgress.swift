@@ -255,7 +255,8 @@ struct AnalysisCostModel {
     /// `smoothPerExample`: one example's smooth activations (`Network.smoothActivationUnits`) in
     /// flop-equivalents of the steps' phase (their measured time at that phase's rate);
     /// `quadrature`: the machines' and diagnostics' analytic kernels on the quadrature route, in
-    /// the machines' flop-equivalents.
+    /// the machines' flop-equivalents; `analyticTraining`: ntkinf-km's function-space training
+    /// (`analyticTrainingElements`), in the same units, on one thread (its GEMMs are one call each).
     /// `querySideScalarCost`: flop-equivalents of the backward phase per R scalar of an MLP's
     /// memory-bound part (`querySideFactor × measuredQuerySideSeconds × rate × efficiency`).
     /// `symvElementCost`: the machines phase's flop-equivalents per element read by `dsymv` in an
@@ -273,7 +274,7 @@ struct AnalysisCostModel {
     /// (`kernelAddFactor`, `kernelScatterFactor`; `blocks` C in full mode, 1 in trace mode).
     init(model: any Network, queries nQ: Int, train n: Int, meanBatch nb: Double, nodes q: Int, exact: Bool = false, blocks: Int,
          kernelForm: Bool, backward: Bool, querySide: Double? = nil, windowSides: Double, machines fitRows: Int?, dynamicsPerStep: Double = 0,
-         smoothPerExample: Double = 0, quadrature: Double = 0, featureCost: Double? = nil, querySideScalarCost: Double = 0,
+         smoothPerExample: Double = 0, quadrature: Double = 0, analyticTraining: Double = 0, featureCost: Double? = nil, querySideScalarCost: Double = 0,
          productFlopCost: Double = 1, compactQuerySide: Double = 0, compactProductFlopCost: Double = 1, kernelValueCost: Double = 0,
          symvElementCost: Double = 0, eigenProbeCost: Double = 0,
          threads: Int = 1) {
@@ -357,6 +358,7 @@ struct AnalysisCostModel {
                 ? Self.eigenGemmFactor * PathAnalyzer.efficiency.machines * m * m * m + Self.eigenSymvFactor * m * m * m / 6 * symvElementCost
                 : m * m * m / 3
             machines = 2 * fit * max(1, Double(threads) / 2) + (Q + Double(n)) * perExample + 2 * Q * Double(n) * widths * Double(blocks) + quadrature
+                + analyticTraining * Double(threads)
         } else {
             machines = 0
         }
@@ -392,6 +394,25 @@ extension AnalysisCostModel {
                              machines: machines > 0 ? machines / (f64 * e.machines) : 0)
     }
 
+    /// ntkinf-km's function-space training (`NTKInfKM.train`) in kernel values passed over: per
+    /// step its GEMM reads `Θ(queries, B_t)`, `n_q·|B_t|` values, which are first gathered from Θ
+    /// (read and written: twice as many) unless the batch is every training point in order. Each
+    /// value priced at the measured `dsymv` time per element: beyond-kernels (1,000 full-batch
+    /// steps of 1,200 × 800 values) spent 0.8 s of its 1.0-s machines phase there, 0.83 ns a value
+    /// where `dsymv` took about 0.9 (Docs/benchmarks.md, `plan`, Session 26). 0 where the machine
+    /// is skipped (scope exact, not an MLP, not plain (S)GD, too many quadrature pairs).
+    static func analyticTrainingElements(context: AnalysisContext) -> Double {
+        let run = context.run, n = context.train
+        guard !context.exactOnly, context.model is MLP,
+              NTKInfKM.inapplicable(spec: context.model.spec, optimizer: run.optimizer, queries: context.queries, train: n) == nil
+        else { return 0 }
+        return run.stepRecords.prefix(run.steps).reduce(0.0) { sum, record in
+            let nb = record.batch.count
+            let whole = nb == n && record.batch.elementsEqual(0..<Int32(n))
+            return sum + Double(context.queries * nb) * (whole ? 1 : 2)
+        }
+    }
+
     /// The cost of `context`'s analysis by `route` (its dynamics sampled on at most 100 points
     /// every `max(1, ⌊T/40⌋)` steps; no machines nor dynamics in scope exact), for the query rows
     /// it computes (a shard's: `AnalysisContext.rows`).
@@ -425,6 +446,10 @@ extension AnalysisCostModel {
             quadrature = evaluations * slowdown * PathAnalyzer.measuredQuadratureSeconds(spec.activation)
                 * rate(.f64) * 1e9 * PathAnalyzer.efficiency.machines
         }
+        // ntkinf-km's training: memory-bound passes over Θ's batch columns, at the `dsymv` speed.
+        let trainingElements = Self.analyticTrainingElements(context: context)
+        let analyticTraining = trainingElements > 0
+            ? trainingElements * PathAnalyzer.measuredSymvSeconds() * rate(.f64) * 1e9 * PathAnalyzer.efficiency.machines : 0
         // A layer network's feature cost at this machine's rates (`layerFeatureCost`).
         let featureCost = (context.model as? LayerNetwork).map {
             Self.layerFeatureCost($0, gemmRate: rate(precision), precision: precision, probeSeconds: PathAnalyzer.measuredLayerProbeSeconds(precision))
@@ -460,7 +485,7 @@ extension AnalysisCostModel {
                   windowSides: route.windowSides,
                   machines: context.exactOnly ? nil : n * context.blocks,
                   dynamicsPerStep: context.exactOnly ? 0 : Double(min(n, 100)) / Double(max(1, T / 40)),
-                  smoothPerExample: smooth, quadrature: quadrature, featureCost: featureCost,
+                  smoothPerExample: smooth, quadrature: quadrature, analyticTraining: analyticTraining, featureCost: featureCost,
                   querySideScalarCost: querySideScalarCost, productFlopCost: productFlopCost,
                   compactQuerySide: compact.map { Double($0.outputs) * $0.support } ?? 0,
                   compactProductFlopCost: compactProductFlopCost, kernelValueCost: kernelValueCost,

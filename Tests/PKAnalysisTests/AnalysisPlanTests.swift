@@ -189,7 +189,8 @@ struct AnalysisPlanTests {
         let fast = try PathAnalyzer(settings: AnalysisSettings()).plan(reader: TraceReader.open(path), gemmRate: 20, threads: 2)
         let symv = try #require(slow.symvSeconds)
         #expect(symv.isFinite && symv > 0 && symv < 1e-6, "dsymv: \(symv) s per element")
-        let m = 20.0, fixed = AnalysisCostModel.eigenSymvFactor * m * m * m / 6 * symv
+        // And ntkinf-km's training on one thread: 4 steps gather and read 28 queries × 5 batch points twice.
+        let m = 20.0, fixed = AnalysisCostModel.eigenSymvFactor * m * m * m / 6 * symv + 4 * 2 * 28 * 5 * symv
         #expect(abs((slow.seconds - fast.seconds * 2) + fixed) <= 1e-9 * slow.seconds, "fixed part \(2 * fast.seconds - slow.seconds) s against \(fixed) s")
     }
 
@@ -210,7 +211,9 @@ struct AnalysisPlanTests {
         let probe = try #require(slow.eigenSeconds)
         #expect(probe.isFinite && probe > 0 && probe < 60, "probe: \(probe) s")
         let cube = pow(Double(from) / Double(PathAnalyzer.eigenProbeRows), 3)
-        let fixed = probe * cube
+        // ntkinf-km's training: 2 steps gather and read (train + 4) queries × 5 batch points twice.
+        func training(_ train: Int, _ plan: AnalysisPlan) throws -> Double { 2 * 2 * Double(train + 4) * 5 * (try #require(plan.symvSeconds)) }
+        let fixed = probe * cube + (try training(from, slow))
         #expect(abs((slow.seconds - fast.seconds * 2) + fixed) <= tolerance * slow.seconds,
                 "fixed part \(2 * fast.seconds - slow.seconds) s against \(fixed) s")
         let below = try plan(train: from - 1, rate: 10)
@@ -218,7 +221,7 @@ struct AnalysisPlanTests {
         // Below the threshold the fitted formula: the fixed part is its dsymv half.
         let belowFast = try plan(train: from - 1, rate: 20)
         let symv = try #require(below.symvSeconds), m = Double(from - 1)
-        let symvPart = AnalysisCostModel.eigenSymvFactor * m * m * m / 6 * symv
+        let symvPart = AnalysisCostModel.eigenSymvFactor * m * m * m / 6 * symv + (try training(from - 1, below))
         #expect(abs((below.seconds - belowFast.seconds * 2) + symvPart) <= tolerance * below.seconds)
     }
 
@@ -470,5 +473,27 @@ struct AnalysisPlanTests {
         #expect(PathAnalyzer.rounds(seconds: 0) { one += 1 } == 1 && one == 1)
         let some = PathAnalyzer.rounds(seconds: 0.1) { Thread.sleep(forTimeInterval: 0.02) }
         #expect(some >= 1 && some <= 4, "\(some) rounds of 20 ms in 0.1 s")
+    }
+
+    /// ntkinf-km's training in Θ's values passed over, counted by hand: full-batch GD in order
+    /// reads Θ itself (T·n_q·n); minibatches are gathered first (2·n_q·|B| per step); momentum,
+    /// scope exact and a layer network skip the machine (0).
+    @Test func analyticTrainingCountsThetasBatchColumns() throws {
+        func elements(_ optimizer: OptimizerSpec, batch: Int?, scope: AnalysisSettings.Scope = .full,
+                      model: String = #"{"layers":[2,5,1],"activation":"relu"}"#) throws -> Double {
+            let cfg = config(name: "ntkinf", data: #"{"kind":"moons","train":12,"test":6}"#, model: model,
+                             loss: .logistic, optimizer: optimizer, steps: 5, batchSize: batch)
+            let reader = try TraceReader.open(try recordTrace(cfg, name: "ntkinf.sqlite"))
+            defer { reader.close() }
+            var settings = AnalysisSettings()
+            settings.scope = scope
+            return AnalysisCostModel.analyticTrainingElements(context: try AnalysisContext(settings: settings, run: try TraceRun.load(reader)))
+        }
+        let gd = OptimizerSpec(kind: .gd, learningRate: 0.1)
+        #expect(try elements(gd, batch: nil) == 5 * 18 * 12)
+        #expect(try elements(OptimizerSpec(kind: .sgd, learningRate: 0.1), batch: 4) == 5 * 2 * 18 * 4)
+        #expect(try elements(OptimizerSpec(kind: .sgd, learningRate: 0.1, momentum: 0.9), batch: 4) == 0)
+        #expect(try elements(gd, batch: nil, scope: .exact) == 0)
+        #expect(try elements(gd, batch: nil, model: #"{"kind":"sequential","input":[2],"layers":[{"kind":"dense","out":4},{"kind":"relu"},{"kind":"dense","out":1}]}"#) == 0)
     }
 }

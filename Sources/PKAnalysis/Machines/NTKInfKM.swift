@@ -72,17 +72,37 @@ struct NTKInfKM: KernelMachineRule {
     /// The machine's outputs at every query after the run's recorded steps: `kernel` is
     /// `Θ(queries, X)` (nQ × n), `initial` the outputs at `w_0` (nQ × C), training point `i` is
     /// query row `heldOut + i`.
+    ///
+    /// Per step one GEMM of `Θ(queries, B_t)` with the batch's `g`: the kernel's batch columns are
+    /// gathered by rows on every thread into a buffer kept across steps, and not at all when the
+    /// batch is every training point in order (full-batch gradient descent: `Θ` itself). The
+    /// gather was a scalar loop through the matrix's subscript until session 26: 3.5 s of
+    /// beyond-kernels' 3.7-s machines phase (1,000 full-batch steps, 1,200 × 800 kernel values each).
     static func train(kernel: Matrix, initial: Matrix, heldOut: Int, run: TraceRun) -> Matrix {
         var f = initial
         let nQ = kernel.rows, n = kernel.cols
+        var kb = Matrix(rows: 0, cols: 0)
         for record in run.stepRecords.prefix(run.steps) {
             let batch = record.batch.map(Int.init)
             let (_, g) = run.loss.evaluate(outputs: f.rows(at: batch.map { heldOut + $0 }), targets: run.trainY.rows(at: batch))
-            var kb = Matrix(rows: nQ, cols: batch.count)
-            for q in 0..<nQ {
-                for (j, i) in batch.enumerated() { kb[q, j] = kernel.data[q * n + i] }
+            let whole = batch.count == n && batch.elementsEqual(0..<n)
+            if !whole {
+                let nb = batch.count
+                if kb.rows != nQ || kb.cols != nb { kb = Matrix(rows: nQ, cols: nb) }
+                kernel.data.withUnsafeBufferPointer { source in
+                    kb.data.withUnsafeMutableBufferPointer { target in
+                        guard let from = source.baseAddress, let to = target.baseAddress else { return }
+                        let parts = Parallel.ranges(nQ, minimum: max(1, 16_384 / max(nb, 1)))
+                        Parallel.forEach(parts.count) { part in
+                            for q in parts[part] {
+                                let row = from + q * n, out = to + q * nb
+                                for j in 0..<nb { out[j] = row[batch[j]] }
+                            }
+                        }
+                    }
+                }
             }
-            let step = Matrix.product(kb, g)
+            let step = Matrix.product(whole ? kernel : kb, g)
             let scale = record.learningRate / Double(batch.count)
             for k in f.data.indices { f.data[k] -= scale * step.data[k] }
         }
