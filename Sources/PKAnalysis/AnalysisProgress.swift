@@ -164,6 +164,11 @@ struct AnalysisCostModel {
     /// Since session 24 the tanh it multiplies is pathkernel's vectorized one (5.5 ns against
     /// glibc's 20–35 there): not refitted, the time it scales is measured.
     static let activationSlowdown = 1.5
+    /// The same for the analytic kernels' quadrature (`measuredQuadratureSeconds`): 1. Until
+    /// session 26 it took `activationSlowdown`, and sine-tanh's machines phase (`ntkinf-km`'s
+    /// quadrature most of it) ran at 0.59–0.82 of its price in six runs (0.97–1.03 s priced, about
+    /// 1/1.5): the quadrature is one tight loop per pair, not rows strided among GEMMs.
+    static let quadratureSlowdown = 1.0
     /// A layer network's steps phase on the backward route (the batch's Jacobian rows and the
     /// dynamics' 100 points per step, in calls of a few examples into fresh arrays) counts this
     /// many times its feature cost, which the backward pass's shared nodes (every query of a
@@ -443,7 +448,7 @@ extension AnalysisCostModel {
             let evaluations = NTKInfKM.inapplicable(spec: spec, optimizer: context.run.optimizer, queries: context.queries, train: n) == nil
                 ? kernel.quadratureEvaluations(context.xq, context.run.trainX)
                 : OverParameterization.analyticGram(context: context).map { kernel.quadratureEvaluations($0) } ?? 0
-            quadrature = evaluations * slowdown * PathAnalyzer.measuredQuadratureSeconds(spec.activation)
+            quadrature = evaluations * Self.quadratureSlowdown * PathAnalyzer.measuredQuadratureSeconds(spec.activation)
                 * rate(.f64) * 1e9 * PathAnalyzer.efficiency.machines
         }
         // ntkinf-km's training: memory-bound passes over Θ's batch columns, at the `dsymv` speed.
