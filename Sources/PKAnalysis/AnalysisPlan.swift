@@ -566,10 +566,15 @@ extension PathAnalyzer {
                     {"kind": "flatten"}, {"kind": "dense", "out": 10}]}
         """#
 
-    /// Seconds one core takes for the per-example Jacobians (`Layer.jacobians`, all 10 outputs) of
-    /// `layerProbeSpec`'s network on 4 examples in `precision` (one thread: 4 examples are one
-    /// block of `Layer.jacobians`), measured once per process: the median of 9 after a warm-up
-    /// (about 20 ms in all; 1.2–2.1 ms each on session 19's EPYC). A layer network's feature work is
+    /// Seconds one thread takes for the per-example Jacobians (`Layer.jacobians`, all 10 outputs)
+    /// of `layerProbeSpec`'s network on 4 examples in `precision` (4 examples are one block of
+    /// `Layer.jacobians`) while every thread of the analysis computes them at once, as the
+    /// analysis does, measured once per process: the median of 9 calls per thread after a warm-up
+    /// (`concurrentMedianSeconds`; about 20 ms in all). On one core alone until session 26: 1.2–2.1
+    /// ms on session 19's EPYC, 1.48–2.84 ms over ten plans of session 26's, whose estimates of
+    /// fmnist-cnn then ranged from 36 to 61 s (real about 60); on every thread at once 1.81–2.33
+    /// ms over ten plans (fmnist-cnn 42–52 s, fmnist-resnet 37–43 s for about 38–42 real), with
+    /// `AnalysisCostModel.layerProbeReference` unchanged (Docs/path-kernel.md §7, Session 26). A layer network's feature work is
     /// mostly not GEMM (im2col, col2im, the layers' per-example loops, writing the rows), so its
     /// speed does not follow the GEMM rate; the plan prices that part by this probe's time
     /// against `AnalysisCostModel.layerProbeReference` (Docs/path-kernel.md §7, Session 19).
@@ -582,15 +587,7 @@ extension PathAnalyzer {
                 var rng = PortableRandom(seed: 11)
                 let w = (0..<network.parameterCount).map { _ in S(rng.normal()) }
                 let x = DenseMatrix<S>(rows: 4, cols: 784, data: (0..<(4 * 784)).map { _ in S(rng.uniform()) })
-                var runs: [Double] = []
-                for run in 0..<10 {
-                    let t0 = DispatchTime.now().uptimeNanoseconds
-                    let j = network.root.jacobians(w, x)
-                    let seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
-                    withExtendedLifetime(j) {}
-                    if run > 0 { runs.append(seconds) }
-                }
-                return runs.sorted()[runs.count / 2]
+                return concurrentMedianSeconds(runs: 9) { _ in Double(network.root.jacobians(w, x).count) }
             }
             let s = precision == .f32 ? time(Float.self) : time(Double.self)
             table[precision] = s

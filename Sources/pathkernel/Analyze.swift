@@ -141,7 +141,7 @@ enum AnalysisRunner {
             out += "eigen    \(String(format: "%.2f", s)) s per eigendecomposition of \(PathAnalyzer.eigenProbeRows) rows (f64, one core while another runs one, measured now), scaled by (m/\(PathAnalyzer.eigenProbeRows))³ to the ridge machines' m rows\n"
         }
         if let s = p.layerProbeSeconds, let f = p.layerSpeedFactor {
-            out += "layers   \(String(format: "%.2f", s * 1e3)) ms for the layer probe's Jacobians (\(p.precision), one core, measured now): the layers' non-GEMM work at \(String(format: "%.2f", f))× the reference time\n"
+            out += "layers   \(String(format: "%.2f", s * 1e3)) ms for the layer probe's Jacobians (\(p.precision), one thread while \(p.threads) run it, measured now): the layers' non-GEMM work at \(String(format: "%.2f", f))× the reference time\n"
         }
         for (name, s) in p.activationSeconds.sorted(by: { $0.key < $1.key }) {
             out += "activ.   \(String(format: "%.1f", s * 1e9)) ns per \(name) evaluation with its derivative (\(p.precision), each of \(p.threads) threads at once, measured now)\n"
