@@ -166,7 +166,7 @@ struct AnalysisCostModel {
     static let activationSlowdown = 1.5
     /// The same for the analytic kernels' quadrature (`measuredQuadratureSeconds`): 1. Until
     /// session 26 it took `activationSlowdown`, and sine-tanh's machines phase (`ntkinf-km`'s
-    /// quadrature most of it) ran at 0.59–0.82 of its price in six runs (0.97–1.03 s priced, about
+    /// quadrature most of it) ran at 0.59–0.82 of its price in five runs (0.97–1.03 s priced, about
     /// 1/1.5): the quadrature is one tight loop per pair, not rows strided among GEMMs.
     static let quadratureSlowdown = 1.0
     /// A layer network's steps phase on the backward route (the batch's Jacobian rows and the

@@ -15,9 +15,10 @@ import PKTrace
 /// So the walk counts each step done at the share it measured, and prices the steps to come at
 /// `a + b·p_s`, fitted by least squares (a, b ≥ 0) on the steps done, where `p_s = η_s·√L_s` is
 /// a proxy recorded for every step before the run: the learning rate times the square root of
-/// the step's batch loss, the size of a plain gradient step on a squared loss. On the relu
-/// presets' traces the fit's ETA at 10 % of the work is within ±5 % of the time left (−3 … +2 %
-/// replayed on their measured shares; a constant share: +3 … +36 %). Where the proxy does not
+/// the step's batch loss, the size of a plain gradient step on a squared loss. On the (S)GD relu
+/// presets' traces the fit's ETA at 10 % of the work is within ±5 % of the time left (−3 … +5 %
+/// replayed on their measured shares; a constant share: +3 … +36 %; Docs/benchmarks.md, `plan`,
+/// Session 26). Where the proxy does not
 /// follow the share (Adam's steps are not `η·√L`), the fit falls back towards the mean share of
 /// the steps done, which is what a constant share gave. Without a usable proxy (a loss not
 /// finite or negative) the steps to come take the mean share of the later half of the steps done.
