@@ -246,6 +246,11 @@ struct AnalysisProgressTests {
         let cfg = config(name: "prog", data: #"{"kind":"spirals","train":20,"test":8,"classes":3}"#,
                          model: #"{"layers":[2,8,3],"activation":"tanh"}"#, loss: .crossEntropy,
                          optimizer: spec, steps: 6, batchSize: 5, checkpointEvery: 2)
+        // The work depends on the thread count (ntkinf-km's training runs on one thread: the units
+        // are one thread's seconds): held, so that a test switching it cannot run between the
+        // analysis and the plan below.
+        let hold = Parallel.holdThreadCount()
+        defer { hold.release() }
         var seen: [AnalysisProgress] = []
         _ = try PathAnalyzer(settings: AnalysisSettings()).analyze(reader: TraceReader.open(try recordTrace(cfg))) { seen.append($0) }
         #expect(!seen.isEmpty)
