@@ -46,14 +46,13 @@ public final class ProgressBar {
 
     /// The estimated seconds left at `done` of `total`: `total − done` at the current phase's own
     /// rate (from the phase's first report), once the phase has advanced and has run at least a
-    /// second or done as much work as everything before it (a long phase after a short one whose
-    /// price was off: moons-momentum's 0.03-s steps phase took 0.09 s, and the whole run's rate
-    /// put its ETA at 10 % of the work, 0.1 s into the backward pass, at +37 … +46 %); before
-    /// that, at the whole run's rate from its first report (from the start while nothing has
-    /// advanced since). `done` must be in units of cost (the analyzer's are), so that
-    /// one rate holds for every phase; a new phase's rate replaces the old one's as soon as it is
-    /// measured. Measured from the first report, a run's setup before it is not extrapolated: in a
-    /// one-second analysis it had been the ETA at 10 % of the work (+48 % for moons-momentum).
+    /// second or done as much work as everything before it; before that, at the whole run's rate
+    /// from its first report (from the start while nothing has advanced since). `done` must be in
+    /// units of cost (the analyzer's are), so that one rate holds for every phase. Rates start at
+    /// a first report so that the set-up before it is not taken for the pace of the work; the
+    /// phase's own rate takes over early after a short phase whose price was off (moons-momentum's
+    /// 0.03-s steps phase took 0.09 s, and the whole run's rate put its ETA at 10 % of the work,
+    /// 0.1 s into the backward pass, at +37 … +48 %; Docs/benchmarks.md, `plan`, Session 26).
     public func eta(done: Int, now: Date) -> Double {
         if let phaseStart {
             let inPhase = now.timeIntervalSince(phaseStart.time), phaseDone = done - phaseStart.done
