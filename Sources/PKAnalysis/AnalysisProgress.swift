@@ -291,29 +291,31 @@ struct AnalysisCostModel {
         // and rows) and its smooth activations.
         let perExample = featureCostPerExample + smoothPerExample
         let features = Q * perExample
+        // What a step's work does not owe to its kinked share.
+        let own = (1 + Self.exactBreakpoints) * Double(q)
+        // The event sweep (a layer network it covers): one row per query and step, no shared
+        // nodes, its work `sweepFeatureFactor` shared nodes' features.
+        let swept = exact && (model as? LayerNetwork)?.eventSweepEligible == true
+        // Per step, GEMMs: the step check and the linearized update (`10·n_b·P`), the training
+        // side's features (an MLP's without JVP), the dynamics' features, exact quadrature's
+        // breakpoint search (in `perStep`); activations: the training side's, the replay's forward
+        // passes at w_s and w_{s+1} and the linearized network's JVP, the dynamics'.
+        let mlp = model as? MLP
+        let gemmBesidesSearch = 10 * nb * P + nb * (mlp?.featureCostWithoutTangents ?? featureCostPerExample)
+            + dynamicsPerStep * featureCostPerExample
+        let perStepSmooth = (3 * nb + dynamicsPerStep) * smoothPerExample
+        // The steps phase's GEMMs at their width's rate (1 for a layer network).
+        let width = Self.gemmWidthFactor(model)
         // One step's work at kinked share `share` (exact quadrature; the share is unused otherwise).
         func perStep(_ share: Double) -> (forward: Double, backward: Double) {
             let stepForward: Double, stepBackward: Double
             // Node evaluations per query and step (R's updates, kernels, JVPs: qd) and their feature
             // cost in shared nodes' units (qf): q, or exact quadrature's estimate (see above).
-            let own = (1 + Self.exactBreakpoints) * Double(q)
-            // The event sweep (a layer network it covers): one row per query and step, no shared
-            // nodes, its work `sweepFeatureFactor` shared nodes' features.
-            let swept = exact && (model as? LayerNetwork)?.eventSweepEligible == true
             let qd = swept ? 1 : exact ? (1 - share) * Double(q) + share * own : Double(q)
             // Rows per query and step of R's update and of the kernels: a layer network's kinked query one.
             let rowsPerQuery = swept ? 1 : exact && model is LayerNetwork ? (1 - share) * Double(q) + share : qd
             let qf = swept ? Self.sweepFeatureFactor : exact ? (backward ? Double(q) : (1 - share) * Double(q)) + 2 * share * own : Double(q)
-            // Per step, GEMMs: the step check and the linearized update (`10·n_b·P`), the training
-            // side's features (an MLP's without JVP), the dynamics' features, exact quadrature's
-            // breakpoint search; activations: the training side's, the replay's forward passes at
-            // w_s and w_{s+1} and the linearized network's JVP, the dynamics'.
-            let mlp = model as? MLP
-            let perStepGemm = 10 * nb * P + nb * (mlp?.featureCostWithoutTangents ?? featureCostPerExample)
-                + dynamicsPerStep * featureCostPerExample + (exact ? mlp.map { Q * Self.breakpointSearchPerQuery($0, share: share) } ?? 0 : 0)
-            let perStepSmooth = (3 * nb + dynamicsPerStep) * smoothPerExample
-            // The steps phase's GEMMs at their width's rate (1 for a layer network).
-            let width = Self.gemmWidthFactor(model)
+            let perStepGemm = gemmBesidesSearch + (exact ? mlp.map { Q * Self.breakpointSearchPerQuery($0, share: share) } ?? 0 : 0)
             if backward {
                 stepForward = (model is LayerNetwork ? Self.layerStepsFactor : width) * perStepGemm + perStepSmooth
                 if let mlp {
